@@ -1,0 +1,77 @@
+# EventStream developer commands. `make run` starts a local node, `make test`
+# runs every test; both install what they need first.
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+TOOLS_BIN := $(CURDIR)/.tools/bin
+STAMP     := $(VENV)/.installed
+GRPCURL_VERSION := v1.9.3
+GHZ_VERSION     := v0.120.0
+
+.PHONY: install tools native test-native run test test-unit lint generate check-generated breaking bench clean
+NATIVE := server/native/libshardq
+
+install: $(STAMP)
+
+$(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt server/pyproject.toml sdk/python/pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps --config-settings editable_mode=compat -e sdk/python -e server
+	touch $(STAMP)
+
+# Go-built tools the tests and benchmarks drive, from the Go module proxy:
+# grpcurl, helm and kustomize.
+tools: $(TOOLS_BIN)/grpcurl
+	tools/install-k8s-tools.sh
+
+$(TOOLS_BIN)/grpcurl:
+	GOBIN=$(TOOLS_BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+$(TOOLS_BIN)/ghz:
+	GOBIN=$(TOOLS_BIN) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+# The C core (libshardq), copied into the server package for ctypes.
+native:
+	$(MAKE) -C $(NATIVE) install
+
+# C unit tests under ASan+UBSan, the MPMC stress test under TSan, bounded fuzzing.
+test-native: native
+	$(NATIVE)/scripts/install-fuzz-deps.sh || echo "clang not installable: fuzzing with the gcc random-input driver"
+	$(MAKE) -C $(NATIVE) test test-tsan fuzz
+
+run: install
+	$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
+
+test: install tools lint check-generated breaking test-native
+	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests
+
+test-unit: install native
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/buf lint
+
+# Regenerates every generated file from api/ (never edit those by hand).
+generate: install
+	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py
+	$(VENV)/bin/buf generate
+
+# Fails when the committed generated code differs from what `make generate` writes.
+check-generated: generate
+	@git diff --exit-code --stat -- sdk/python/src/eventstream/v1 || \
+	  (echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
+	@test -z "$$(git status --porcelain --untracked-files=all -- sdk/python/src/eventstream/v1)" || \
+	  (echo "generated files are not committed: run 'make generate' and commit them" >&2; exit 1)
+
+# Breaking-change check of the API against the previous commit (when there is one).
+breaking: install
+	@if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then \
+	  $(VENV)/bin/buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: no previous commit with an API to compare against"; fi
+
+bench: install tools $(TOOLS_BIN)/ghz
+	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

@@ -1,0 +1,123 @@
+"""``eventstream-server``: load the configuration and run one node.
+
+Exit codes: 0 after a clean shutdown, 1 when the drain timed out or start-up
+failed, 2 for configuration errors (each printed on its own line, naming the
+key and its source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_PATH, ConfigError, load_config
+from .config.model import Config
+
+# Flag -> config key, for the common overrides.
+FLAG_KEYS = {
+    "host": "server.host",
+    "grpc_port": "server.grpc_port",
+    "tcp_port": "server.tcp_port",
+    "udp_port": "server.udp_port",
+    "http_port": "metrics.port",
+    "data_dir": "storage.data_dir",
+    "node_id": "cluster.node_id",
+    "log_level": "log.level",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="eventstream-server",
+        description="Run an EventStream node. Settings come from the config file, then "
+                    "EVENTSTREAM_<SECTION>__<KEY> environment variables, then these flags.")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"YAML config file (default {DEFAULT_PATH} when it exists, "
+                             "else the embedded defaults)")
+    parser.add_argument("--host", help="address to listen on (server.host)")
+    parser.add_argument("--grpc-port", help="gRPC port (server.grpc_port)")
+    parser.add_argument("--tcp-port", help="raw TCP port (server.tcp_port)")
+    parser.add_argument("--udp-port", help="raw UDP port (server.udp_port)")
+    parser.add_argument("--http-port", help="HTTP port for /health, /metrics, /status "
+                                            "(metrics.port)")
+    parser.add_argument("--data-dir", help="data directory (storage.data_dir)")
+    parser.add_argument("--node-id", help="node id (cluster.node_id)")
+    parser.add_argument("--log-level", help="debug, info, warning or error (log.level)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config key; may be repeated")
+    parser.add_argument("--check-config", action="store_true",
+                        help="load and validate the configuration, print it, and exit")
+    parser.add_argument("--version", action="version", version=f"eventstream-server {__version__}")
+    return parser.parse_args(argv)
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides given on the command line."""
+    overrides: dict[str, Any] = {}
+    for setting in args.set:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise ConfigError([f"flag --set {setting!r}: expected SECTION.KEY=VALUE"])
+        overrides[key.strip()] = value
+    for attribute, key in FLAG_KEYS.items():
+        value = getattr(args, attribute)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, overrides=overrides_from(args))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"eventstream-server: config error: {problem}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(_describe(config))
+        return 0
+    return run(config)
+
+
+def run(config: Config) -> int:
+    """Run a node with ``config`` until it is told to stop."""
+    from .app import Node
+    from .observability.logging import configure_logging
+
+    configure_logging(config.log.level, config.log.format, config.cluster.node_id)
+    if config.server.event_loop == "uvloop":
+        import uvloop
+
+        runner = uvloop.run
+    else:
+        runner = asyncio.run
+
+    async def serve() -> int:
+        node = Node(config)
+        try:
+            return await node.run()
+        except OSError as error:
+            logging.getLogger("eventstream.server").error("start-up failed: %s", error)
+            await node.shutdown()
+            return 1
+
+    return runner(serve())
+
+
+def _describe(config: Config) -> str:
+    import dataclasses
+
+    import yaml
+
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

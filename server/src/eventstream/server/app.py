@@ -1,0 +1,206 @@
+"""Composition root: builds the node from its configuration and runs its lifecycle.
+
+The only module that wires concrete classes together. Start-up: HTTP first
+(health says NOT_SERVING), then the write path and the gRPC listener, then
+SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
+at once, an optional grace period for load balancers, every accepted event
+committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import __version__
+from .broker.broker import Broker
+from .broker.dedup import DedupWindow
+from .broker.lanes import Lanes, Submission
+from .broker.priority import Lane
+from .broker.write_path import Ack, WritePath
+from .config.model import Config
+from .health import HealthState
+from .http.server import HttpServer
+from .observability.metrics import Metrics
+from .rpc import cluster, publish, subscribe
+from .storage.memory_log import MemoryLog
+
+log = logging.getLogger(__name__)
+
+PUBLIC_SERVICES = [publish.SERVICE, subscribe.SERVICE, cluster.SERVICE]
+
+
+class Node:
+    """One EventStream node: listeners, broker, write path and log.
+
+    Args:
+        config: the loaded configuration.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.monotonic()
+        node_id = config.cluster.node_id
+        self.metrics = Metrics(node_id)
+        self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
+        self.log = MemoryLog(config.storage.partitions, config.storage.memory_max_bytes)
+        self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
+        self.write_path = WritePath(
+            self.lanes, self.log, self.dedup,
+            drain_batch_events=config.queues.drain_batch_events,
+            batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
+        self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
+        self.health = HealthState(PUBLIC_SERVICES)
+        self.cluster = cluster.ClusterServicer(config, self.write_path, self.metrics)
+        self.http = HttpServer(self.health, self.metrics, self.status,
+                               metrics_enabled=config.metrics.enabled,
+                               metrics_path=config.metrics.path)
+        self.grpc_server: grpc.aio.Server | None = None
+        self.grpc_port = 0
+        self._stopping = asyncio.Event()
+        self._observe()
+
+    def _observe(self) -> None:
+        lanes, event_log, metrics = self.lanes, self.log, self.metrics
+        by_lane = [(lane, {"queue": lane.label}) for lane in Lane]
+        metrics.observe("eventstream.queue.depth",
+                        lambda: [(lanes.depth[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.capacity",
+                        lambda: [(lanes.capacity[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.full",
+                        lambda: [(lanes.full_rejections[lane], attrs) for lane, attrs in by_lane])
+        partitions = [(p, {"partition": str(p)}) for p in range(event_log.partitions)]
+        metrics.observe("eventstream.log.retained",
+                        lambda: [(event_log.retained_bytes(p), a) for p, a in partitions])
+        metrics.observe("eventstream.log.end_offset",
+                        lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
+        metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
+        metrics.observe("eventstream.dedup.ids", lambda: [(len(self.dedup), {})])
+        metrics.observe("eventstream.uptime",
+                        lambda: [(time.monotonic() - self.started_at, {})])
+
+    def _on_commit(self, taken: list[Submission], acks: list[list[Ack]]) -> None:
+        metrics = self.metrics
+        now = time.time_ns()
+        for submission, submission_acks in zip(taken, acks):
+            attrs = {"transport": submission.transport}
+            duplicates = sum(1 for ack in submission_acks if ack.duplicate)
+            metrics.committed.add(len(submission_acks) - duplicates, attrs)
+            if duplicates:
+                metrics.duplicates.add(duplicates, attrs)
+            metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)
+        metrics.commits.add(1)
+
+    def status(self) -> dict[str, Any]:
+        """The /status document."""
+        cluster_status = self.cluster.status()
+        return {
+            "node": self.config.cluster.node_id,
+            "version": __version__,
+            "role": "leader",
+            "phase": self.health.phase,
+            "serving": self.health.serving,
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "cluster": {
+                "enabled": self.config.cluster.enabled,
+                "replication": "none (cluster of one)",
+                "term": cluster_status.term,
+                "commit_index": cluster_status.commit_index,
+                "leader": cluster_status.leader_id,
+                "members": [m.node_id for m in cluster_status.members],
+            },
+            "lanes": {
+                lane.label: {"depth": self.lanes.depth[lane], "capacity": self.lanes.capacity[lane],
+                             "full_rejections": self.lanes.full_rejections[lane]}
+                for lane in Lane
+            },
+            "log": {
+                "kind": "memory",
+                "partitions": self.log.partitions,
+                "retained_bytes": sum(self.log.retained_bytes(p)
+                                      for p in range(self.log.partitions)),
+                "end_offsets": [self.log.high_watermark(p) for p in range(self.log.partitions)],
+                "evicted": self.log.evicted,
+            },
+            "subscribers": self.broker.subscription_count,
+            "listeners": {"grpc": self.grpc_port, "http": self.http.port},
+        }
+
+    async def start(self) -> None:
+        """Bring the node up; it is SERVING when this returns."""
+        config = self.config
+        await self.health.set(False, "starting")
+        await self.http.start(config.server.host, config.metrics.port)
+        self.broker.start()
+        limit = config.limits.max_request_bytes
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ])
+        server.add_generic_rpc_handlers((
+            publish.PublishServicer(self.broker, config.limits, self.metrics).handlers(),
+            subscribe.SubscribeServicer(self.broker, config.limits, self.metrics).handlers(),
+            self.cluster.handlers(),
+        ))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        reflection.enable_server_reflection(
+            [*PUBLIC_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME], server)
+        self.grpc_port = server.add_insecure_port(f"{config.server.host}:{config.server.grpc_port}")
+        if not self.grpc_port:
+            raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
+        await server.start()
+        self.grpc_server = server
+        if config.server.warmup_seconds:
+            await self.health.set(False, "warming up")
+            await asyncio.sleep(config.server.warmup_seconds)
+        await self.health.set(True, "serving")
+        host = config.server.host
+        log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
+                 "(/health, %s, /status); log: in memory, %d partitions",
+                 __version__, config.cluster.node_id, host, self.grpc_port, host, self.http.port,
+                 config.metrics.path, self.log.partitions)
+        if config.cluster.enabled:
+            log.warning("cluster.enabled is set but replication is not available in this "
+                        "version: this node runs as a cluster of one")
+
+    async def shutdown(self) -> bool:
+        """Drain and stop; returns True when every accepted event was committed."""
+        server = self.config.server
+        deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
+        log.info("shutting down: NOT_SERVING, refusing new publishes")
+        self.broker.accepting = False
+        self.broker.draining = True
+        await self.health.set(False, "draining")
+        if server.drain_grace_seconds:
+            await asyncio.sleep(server.drain_grace_seconds)
+        clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
+        await self.broker.stop()
+        await self.http.stop()
+        self.metrics.shutdown()
+        log.info("stopped%s", "" if clean else " with uncommitted events")
+        return clean
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to shut down (signal handlers call this)."""
+        self._stopping.set()
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, shut down; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        await self.start()
+        await self._stopping.wait()
+        clean = await self.shutdown()
+        return 0 if clean else 1

@@ -1,0 +1,1 @@
+"""The broker: lanes, write path, subscriptions. Socket-free and protobuf-free."""

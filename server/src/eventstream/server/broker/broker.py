@@ -1,0 +1,122 @@
+"""The broker: what every transport calls to publish and subscribe.
+
+Pure of sockets and protobuf: the gRPC servicers (and the raw TCP/UDP
+adapters) validate their own wire formats, then hand the broker submissions
+of pre-encoded events and read subscriptions back as framed bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..errors import EventStreamError
+from ..storage.log import EventLog
+from .dedup import DedupWindow
+from .lanes import Lanes, Submission
+from .subscriptions import Subscription
+from .topics import TopicFilter
+from .write_path import WritePath
+
+log = logging.getLogger(__name__)
+
+
+class Broker:
+    """Accepts publishes while open, serves subscriptions, drains on shutdown.
+
+    Args:
+        write_path: the started-or-not write path.
+        max_subscription_batch: default most events per delivery.
+    """
+
+    def __init__(self, write_path: WritePath, max_subscription_batch: int) -> None:
+        self.write_path = write_path
+        self.log: EventLog = write_path.log
+        self.lanes: Lanes = write_path.lanes
+        self.dedup: DedupWindow = write_path.dedup
+        self.accepting = False
+        self.draining = False
+        self._max_subscription_batch = max_subscription_batch
+        self._subscriptions: set[Subscription] = set()
+
+    def start(self) -> None:
+        """Start committing and accepting publishes."""
+        self.write_path.start()
+        self.accepting = True
+
+    def check_accepting(self) -> None:
+        """Raise UNAVAILABLE unless publishes are accepted now."""
+        if not self.accepting:
+            reason = "SHUTTING_DOWN" if self.draining else "STARTING"
+            state = "shutting down" if self.draining else "starting"
+            raise EventStreamError(reason, f"the server is {state}; retry on another node or later")
+
+    def publish(self, submissions: list[Submission]) -> None:
+        """Queue submissions for commit; their futures resolve with acknowledgements.
+
+        Raises:
+            EventStreamError: UNAVAILABLE while not accepting, RESOURCE_EXHAUSTED
+                when a lane is full (nothing of the request is queued then).
+        """
+        self.check_accepting()
+        self.write_path.submit(submissions)
+
+    def subscribe(self, topic_filter: TopicFilter, min_priority: int, cursors: list[int],
+                  max_batch: int) -> Subscription:
+        """Open a subscription from the given cursors (one per partition)."""
+        self.check_accepting()
+        batch = min(max_batch or self._max_subscription_batch, self._max_subscription_batch)
+        subscription = Subscription(self.log, self.write_path.signal, topic_filter,
+                                    min_priority, cursors, batch)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Forget a subscription whose stream ended."""
+        self._subscriptions.discard(subscription)
+
+    @property
+    def subscription_count(self) -> int:
+        """Open subscriptions."""
+        return len(self._subscriptions)
+
+    def cursors_latest(self) -> list[int]:
+        """The high watermark of every partition."""
+        return [self.log.high_watermark(p) for p in range(self.log.partitions)]
+
+    def cursors_earliest(self) -> list[int]:
+        """The oldest retained offset of every partition."""
+        return [self.log.start_offset(p) for p in range(self.log.partitions)]
+
+    def cursors_at_time(self, time_ns: int) -> list[int]:
+        """The first offset at or after ``time_ns`` in every partition."""
+        return [self.log.offset_for_time(p, time_ns) for p in range(self.log.partitions)]
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuse new publishes, commit what was accepted, close subscriptions.
+
+        Returns:
+            True when everything accepted was committed within ``timeout``.
+        """
+        self.accepting = False
+        self.draining = True
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.lanes.wait_idle()
+            clean = True
+        except TimeoutError:
+            clean = False
+            log.error("drain timed out after %.1fs with %d events uncommitted", timeout,
+                      sum(self.lanes.depth.values()))
+        for subscription in list(self._subscriptions):
+            subscription.close()
+        self.write_path.signal.fire()
+        log.info("drained in %.3fs", time.monotonic() - started)
+        return clean
+
+    async def stop(self) -> None:
+        """Stop the write path and release the log."""
+        await self.write_path.stop()
+        self.log.close()

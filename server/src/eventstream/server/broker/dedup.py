@@ -1,0 +1,60 @@
+"""Remembers recent event ids so a repeated publish is stored once.
+
+Pure: time is passed in. Bounded by age and by count; the oldest ids are
+forgotten first. An id is remembered from the moment its event is given an
+offset, so a duplicate arriving while the first is still being committed is
+caught too; ids of a commit that failed are forgotten again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+
+class DedupWindow:
+    """Map of id -> (partition, offset) for ids seen inside the window.
+
+    Args:
+        window_ns: how long an id is remembered, in nanoseconds.
+        max_ids: most ids remembered.
+    """
+
+    def __init__(self, window_ns: int, max_ids: int) -> None:
+        self.window_ns = window_ns
+        self.max_ids = max_ids
+        self._seen: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def lookup(self, event_id: str, now_ns: int) -> tuple[int, int, int] | None:
+        """(partition, offset, time remembered) of the first event with this id, if
+        still inside the window."""
+        hit = self._seen.get(event_id)
+        if hit is None or now_ns - hit[2] > self.window_ns:
+            return None
+        return hit
+
+    def remember(self, event_id: str, partition: int, offset: int, now_ns: int) -> None:
+        """Remember an id given (partition, offset) at ``now_ns``."""
+        if self.max_ids == 0 or self.window_ns == 0:
+            return
+        self._seen[event_id] = (partition, offset, now_ns)
+        self._seen.move_to_end(event_id)
+        self._expire(now_ns)
+
+    def forget(self, event_ids: list[str]) -> None:
+        """Forget ids whose commit failed."""
+        for event_id in event_ids:
+            self._seen.pop(event_id, None)
+
+    def _expire(self, now_ns: int) -> None:
+        seen = self._seen
+        while len(seen) > self.max_ids:
+            seen.popitem(last=False)
+        horizon = now_ns - self.window_ns
+        while seen:
+            first = next(iter(seen.values()))
+            if first[2] >= horizon:
+                break
+            seen.popitem(last=False)

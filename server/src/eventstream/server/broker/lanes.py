@@ -1,0 +1,119 @@
+"""The realtime and batch lanes between acceptance and commit.
+
+Pure, synchronous bookkeeping plus one ``asyncio.Event`` to wake the drain.
+A lane holds *submissions* (the events of one request that share the lane),
+never a Python object per event, and counts its depth in events. Capacity is
+reserved when a request is accepted and released once its events are
+committed, so the depth bounds everything accepted but not yet acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .priority import Lane
+
+
+@dataclass(slots=True, eq=False)
+class Submission:
+    """Events of one request waiting in one lane.
+
+    ``events`` holds one tuple per event: (id, topic, key, priority byte,
+    encoded Event without server fields). ``future`` resolves to the list of
+    acknowledgements, in the same order, once they are committed.
+    """
+
+    lane: Lane
+    events: list[tuple[str, str, str, int, bytes]]
+    future: asyncio.Future[Any]
+    received_ns: int
+    transport: str = "grpc"
+
+
+class Lanes:
+    """Two bounded FIFO lanes; the drain takes realtime first without starving batch.
+
+    Args:
+        realtime_capacity: events the realtime lane holds.
+        batch_capacity: events the batch lane holds.
+    """
+
+    def __init__(self, realtime_capacity: int, batch_capacity: int) -> None:
+        self.capacity = {Lane.REALTIME: realtime_capacity, Lane.BATCH: batch_capacity}
+        self.depth = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self.full_rejections = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self._queues: dict[Lane, deque[Submission]] = {Lane.REALTIME: deque(), Lane.BATCH: deque()}
+        self._waiting = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def offer(self, submissions: list[Submission]) -> Lane | None:
+        """Enqueue all submissions, or none of them.
+
+        Returns:
+            None when accepted, else the first lane that lacks room.
+        """
+        wanted = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        for submission in submissions:
+            wanted[submission.lane] += len(submission.events)
+        for lane, count in wanted.items():
+            if count and self.depth[lane] + count > self.capacity[lane]:
+                self.full_rejections[lane] += 1
+                return lane
+        for submission in submissions:
+            count = len(submission.events)
+            self.depth[submission.lane] += count
+            self._waiting[submission.lane] += count
+            self._queues[submission.lane].append(submission)
+        if submissions:
+            self._idle.clear()
+            self._ready.set()
+        return None
+
+    def take(self, budget: int, batch_share: float) -> list[Submission]:
+        """Dequeue up to ``budget`` events' worth of submissions, realtime first.
+
+        While both lanes have events, the batch lane keeps ``batch_share`` of
+        the budget, so it progresses however busy the realtime lane is. A
+        submission is never split; at least one is taken when any waits.
+        """
+        realtime, batch = self._queues[Lane.REALTIME], self._queues[Lane.BATCH]
+        realtime_budget = budget - int(budget * batch_share) if batch else budget
+        taken: list[Submission] = []
+        used = self._take_from(realtime, Lane.REALTIME, realtime_budget, taken)
+        self._take_from(batch, Lane.BATCH, max(budget - used, 1), taken)
+        if not realtime and not batch:
+            self._ready.clear()
+        return taken
+
+    def _take_from(self, queue: deque[Submission], lane: Lane, budget: int,
+                   taken: list[Submission]) -> int:
+        used = 0
+        while queue and (used == 0 or used + len(queue[0].events) <= budget):
+            submission = queue.popleft()
+            used += len(submission.events)
+            taken.append(submission)
+        self._waiting[lane] -= used
+        return used
+
+    def release(self, lane: Lane, count: int) -> None:
+        """Give back capacity once ``count`` events of ``lane`` are committed."""
+        self.depth[lane] -= count
+        if not self.depth[Lane.REALTIME] and not self.depth[Lane.BATCH]:
+            self._idle.set()
+
+    async def wait_ready(self) -> None:
+        """Wait until some submission waits to be taken."""
+        await self._ready.wait()
+
+    async def wait_idle(self) -> None:
+        """Wait until every accepted event is committed."""
+        await self._idle.wait()
+
+    def waiting(self, lane: Lane) -> int:
+        """Events of ``lane`` not yet taken by the drain."""
+        return self._waiting[lane]

@@ -1,0 +1,96 @@
+"""Subscriptions: read the committed log from per-partition cursors.
+
+Pure except for waiting on the commit signal. A subscription holds no queue
+of its own: it reads from the log when its consumer can take more, so a slow
+consumer costs a cursor, not memory (gRPC flow control holds the writer back).
+"""
+
+from __future__ import annotations
+
+from ..errors import EventStreamError
+from ..storage.log import EventLog
+from .topics import TopicFilter
+from .write_path import CommitSignal
+
+
+class SubscriptionClosed(Exception):
+    """The subscription was closed by the server (shutdown)."""
+
+
+class Subscription:
+    """A cursor per partition over the committed log, filtered by topic and priority.
+
+    Args:
+        event_log: the log to read.
+        signal: fired after each commit.
+        topic_filter: which topics to deliver.
+        min_priority: lowest frame priority byte (0..4) to deliver.
+        cursors: first offset to deliver, per partition.
+        max_batch: most events per delivery.
+    """
+
+    def __init__(self, event_log: EventLog, signal: CommitSignal, topic_filter: TopicFilter,
+                 min_priority: int, cursors: list[int], max_batch: int) -> None:
+        self._log = event_log
+        self._signal = signal
+        self._filter = topic_filter
+        self._min_priority = min_priority
+        self.cursors = cursors
+        self._max_batch = max_batch
+        self._next_partition = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """Make the next (or a pending) :meth:`next_batch` raise SubscriptionClosed."""
+        self.closed = True
+
+    async def next_batch(self) -> tuple[bytes, int]:
+        """Wait for matching events; return (concatenated framed records, count).
+
+        Raises:
+            SubscriptionClosed: the server closed the subscription.
+            EventStreamError: OUT_OF_RANGE when a cursor fell behind retention.
+        """
+        while True:
+            if self.closed:
+                raise SubscriptionClosed()
+            generation = self._signal.generation
+            records = self._collect()
+            if records:
+                return b"".join(records), len(records)
+            await self._signal.wait(generation)
+
+    def _collect(self) -> list[bytes]:
+        log = self._log
+        out: list[bytes] = []
+        partitions = log.partitions
+        pass_all = self._filter.match_all and self._min_priority == 0
+        for step in range(partitions):
+            partition = (self._next_partition + step) % partitions
+            cursor = self.cursors[partition]
+            if cursor >= log.high_watermark(partition):
+                continue
+            room = self._max_batch - len(out)
+            try:
+                result = log.read(partition, cursor, room)
+            except LookupError:
+                raise EventStreamError(
+                    "OFFSET_OUT_OF_RANGE",
+                    f"partition {partition}: offset {cursor} is no longer retained (oldest is "
+                    f"{log.start_offset(partition)}); subscribe again from earliest or a time",
+                    field="start_offsets") from None
+            self.cursors[partition] = cursor + len(result.records)
+            if pass_all:
+                out.extend(result.records)
+            else:
+                matches = self._filter.matches
+                minimum = self._min_priority
+                records = result.records
+                for index, (topic, priority) in enumerate(zip(result.topics, result.priorities)):
+                    if priority >= minimum and matches(topic):
+                        out.append(records[index])
+            if len(out) >= self._max_batch:
+                # Start the next batch after this partition so all make progress.
+                self._next_partition = (partition + 1) % partitions
+                break
+        return out

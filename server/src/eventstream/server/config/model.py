@@ -1,0 +1,178 @@
+"""The server's configuration: frozen dataclasses with their defaults.
+
+Pure: no I/O. The keys of the seed's ConfigMap (``server``, ``queues``,
+``cluster``, ``metrics``) keep their names; the other sections are ours.
+Loading, validation and overrides live in :mod:`.load`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Listeners and lifecycle of the node."""
+
+    host: str = "0.0.0.0"
+    """Address every listener binds to. Default ``0.0.0.0``."""
+    grpc_port: int = 9200
+    """gRPC API port. Default 9200."""
+    tcp_port: int = 9000
+    """Raw TCP frame ingest port. Default 9000."""
+    udp_port: int = 9001
+    """Raw UDP frame ingest port. Default 9001."""
+    warmup_seconds: float = 0.0
+    """After start-up: seconds to keep answering NOT_SERVING with every listener
+    up, so a node joins load balancing only once it is settled. Default 0."""
+    drain_grace_seconds: float = 0.0
+    """After SIGTERM: seconds to keep answering NOT_SERVING (and refusing new
+    publishes) before closing, so load balancers stop routing here. Default 0."""
+    drain_timeout_seconds: float = 20.0
+    """After SIGTERM: upper bound on committing accepted events and ending
+    streams, after which the process exits anyway. Default 20 s."""
+    event_loop: str = "uvloop"
+    """``uvloop`` (faster) or ``asyncio``. Default ``uvloop``."""
+
+
+@dataclass(frozen=True)
+class QueuesConfig:
+    """The two lanes events wait in between acceptance and commit."""
+
+    realtime_capacity: int = 16384
+    """Events the realtime lane (HIGH, CRITICAL) holds. Default 16384."""
+    batch_capacity: int = 65536
+    """Events the batch lane (BATCH, LOW, MEDIUM) holds. Default 65536."""
+    drain_batch_events: int = 4096
+    """Most events taken from the lanes for one commit. Default 4096."""
+    batch_lane_share: float = 0.25
+    """Share of each drain round kept for the batch lane while the realtime
+    lane is busy, so batch events are never starved. Default 0.25."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster membership. Replication is not implemented yet: a node always
+    runs as a cluster of one and says so in its status."""
+
+    enabled: bool = False
+    """Join a replicated cluster. Default false."""
+    discovery: str = "static"
+    """``static``, ``dns`` or ``kubernetes``. Default ``static``."""
+    namespace: str = "default"
+    """Kubernetes namespace of the headless service. Default ``default``."""
+    service: str = "eventstream-headless"
+    """Headless service name used by ``dns``/``kubernetes`` discovery."""
+    port: int = 9100
+    """Cluster (peer) port. Default 9100."""
+    node_id: str = ""
+    """This node's id; empty means NODE_ID, then POD_NAME, then the host name."""
+    peers: tuple[str, ...] = ()
+    """``host:port`` of the other members for ``static`` discovery."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The HTTP listener: health, metrics and status."""
+
+    enabled: bool = True
+    """Serve Prometheus metrics. Health and status are always served."""
+    port: int = 8080
+    """HTTP port for /health, /metrics and /status. Default 8080."""
+    path: str = "/metrics"
+    """Path of the Prometheus endpoint. Default ``/metrics``."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The committed log."""
+
+    data_dir: str = "./data"
+    """Directory of the node's data. Default ``./data`` (the image uses
+    ``/var/lib/eventstream``)."""
+    partitions: int = 8
+    """Partitions of the log; events go by key hash, or topic hash when the
+    key is empty. Default 8."""
+    memory_max_bytes: int = 256 * 1024 * 1024
+    """The in-memory log keeps at most this many bytes of events; the oldest
+    are evicted first. Default 256 MiB."""
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what clients may send."""
+
+    max_message_bytes: int = 1024 * 1024
+    """Largest event payload. Default 1 MiB."""
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Largest gRPC request. Default 16 MiB."""
+    max_batch_events: int = 10000
+    """Most events in one batch or stream request. Default 10000."""
+    max_topic_bytes: int = 255
+    """Longest topic, in UTF-8 bytes. Default 255."""
+    max_id_bytes: int = 255
+    """Longest event id, in UTF-8 bytes. Default 255."""
+    max_key_bytes: int = 1024
+    """Longest ordering key, in UTF-8 bytes. Default 1024."""
+    max_headers: int = 64
+    """Most headers on one event. Default 64."""
+    max_patterns: int = 64
+    """Most topic patterns on one subscription. Default 64."""
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """De-duplication of client-chosen event ids."""
+
+    window_seconds: float = 120.0
+    """How long an id is remembered. Default 120 s."""
+    max_ids: int = 1_000_000
+    """Most ids remembered; the oldest are forgotten first. Default 1e6."""
+
+
+@dataclass(frozen=True)
+class SubscribeConfig:
+    """Delivery to subscribers."""
+
+    max_batch_events: int = 1000
+    """Most events per delivery when the subscriber asks for no limit."""
+
+
+@dataclass(frozen=True)
+class NumaConfig:
+    """NUMA placement of the queues (used by the native core)."""
+
+    enabled: bool = False
+    """Place queue memory and pin drain threads per NUMA node."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Structured logs on stderr."""
+
+    level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``. Default ``info``."""
+    format: str = "text"
+    """``text`` or ``json``. Default ``text``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; every section has working local defaults."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    queues: QueuesConfig = field(default_factory=QueuesConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
+    numa: NumaConfig = field(default_factory=NumaConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def sections() -> dict[str, type]:
+    """Map each top-level key to its section's dataclass."""
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]

@@ -1,0 +1,87 @@
+"""Domain errors: one table of stable codes, gRPC status codes and retryability.
+
+Pure: no I/O. Everything below the RPC layer raises these; the RPC layer turns
+them into a gRPC status (or a per-event error of a batch) in one place, and
+the metric of rejected events counts them by ``reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """One row of the error table."""
+
+    reason: str
+    """Stable, machine-readable code, e.g. ``TOPIC_EMPTY``."""
+    status: grpc.StatusCode
+    retryable: bool
+
+
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+# The table. Reasons are stable: clients and alerts match on them.
+KINDS: dict[str, ErrorKind] = {
+    kind.reason: kind
+    for kind in (
+        ErrorKind("TOPIC_EMPTY", _INVALID, False),
+        ErrorKind("TOPIC_WILDCARD", _INVALID, False),
+        ErrorKind("TOPIC_EMPTY_LEVEL", _INVALID, False),
+        ErrorKind("TOPIC_TOO_LONG", _INVALID, False),
+        ErrorKind("TOPIC_NOT_UTF8", _INVALID, False),
+        ErrorKind("PAYLOAD_TOO_LARGE", _INVALID, False),
+        ErrorKind("PRIORITY_UNKNOWN", _INVALID, False),
+        ErrorKind("ID_TOO_LONG", _INVALID, False),
+        ErrorKind("KEY_TOO_LONG", _INVALID, False),
+        ErrorKind("TOO_MANY_HEADERS", _INVALID, False),
+        ErrorKind("EVENT_MISSING", _INVALID, False),
+        ErrorKind("BATCH_TOO_LARGE", _INVALID, False),
+        ErrorKind("PATTERN_INVALID", _INVALID, False),
+        ErrorKind("PATTERNS_MISSING", _INVALID, False),
+        ErrorKind("START_POSITION_INVALID", _INVALID, False),
+        ErrorKind("OFFSET_OUT_OF_RANGE", grpc.StatusCode.OUT_OF_RANGE, False),
+        ErrorKind("LANE_FULL", grpc.StatusCode.RESOURCE_EXHAUSTED, True),
+        ErrorKind("SHUTTING_DOWN", grpc.StatusCode.UNAVAILABLE, True),
+        ErrorKind("STARTING", grpc.StatusCode.UNAVAILABLE, True),
+        ErrorKind("COMMIT_FAILED", grpc.StatusCode.UNAVAILABLE, True),
+        ErrorKind("INTERNAL", grpc.StatusCode.INTERNAL, False),
+    )
+}
+
+
+class EventStreamError(Exception):
+    """An error with a stable reason, the request field at fault and a message.
+
+    Args:
+        reason: a key of :data:`KINDS`.
+        message: human-readable explanation; it names the field.
+        field: the request field at fault, e.g. ``events[3].topic``.
+        retry_after: seconds a client should wait before retrying, if known.
+    """
+
+    def __init__(self, reason: str, message: str, *, field: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = KINDS[reason]
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+
+    @property
+    def reason(self) -> str:
+        """The stable reason code."""
+        return self.kind.reason
+
+    def at(self, prefix: str) -> EventStreamError:
+        """Return a copy whose field (and message) is prefixed, e.g. ``events[3].``."""
+        return EventStreamError(self.reason, f"{prefix}{self.message}",
+                                field=f"{prefix}{self.field}", retry_after=self.retry_after)
+
+
+def invalid(reason: str, field: str, problem: str) -> EventStreamError:
+    """Build a validation error whose message starts with the field name."""
+    return EventStreamError(reason, f"{field}: {problem}", field=field)

@@ -1,0 +1,102 @@
+"""Every metric the server exports, declared once.
+
+OpenTelemetry instruments read through the Prometheus exporter; the HTTP
+listener serves them at ``metrics.path``. Instruments are recorded per
+request or per batch, never per event. Gauges are read by callbacks from the
+components that own the numbers, registered with :meth:`Metrics.observe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Publish-to-commit latency spans 50 µs (memory) to seconds (a slow disk).
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                   0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Reading = Callable[[], Iterable[tuple[float, dict[str, str]]]]
+
+
+class Metrics:
+    """The server's instruments and the Prometheus text rendering of them.
+
+    Args:
+        node_id: recorded on the resource (``target_info``), not per series.
+    """
+
+    def __init__(self, node_id: str) -> None:
+        self._reader = PrometheusMetricReader()
+        latency_view = View(instrument_name="eventstream.publish.latency",
+                            aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS))
+        self._provider = MeterProvider(
+            resource=Resource.create({"service.name": "eventstream", "service.instance.id": node_id}),
+            metric_readers=[self._reader], views=[latency_view])
+        meter = self._provider.get_meter("eventstream.server")
+        self._readings: dict[str, Reading] = {}
+        self.received = meter.create_counter(
+            "eventstream.events.received", unit="1",
+            description="Events received from producers, by transport")
+        self.rejected = meter.create_counter(
+            "eventstream.events.rejected", unit="1",
+            description="Events refused, by transport and reason")
+        self.committed = meter.create_counter(
+            "eventstream.events.committed", unit="1",
+            description="Events committed to the log, by transport")
+        self.duplicates = meter.create_counter(
+            "eventstream.events.deduplicated", unit="1",
+            description="Events acknowledged as duplicates of an earlier id, by transport")
+        self.delivered = meter.create_counter(
+            "eventstream.events.delivered", unit="1",
+            description="Events sent to subscribers, by transport")
+        self.publish_latency = meter.create_histogram(
+            "eventstream.publish.latency", unit="s",
+            description="Time from receiving a publish to acknowledging it")
+        self.commits = meter.create_counter(
+            "eventstream.log.commits", unit="1", description="Commits of the write path")
+        self.subscribers = meter.create_up_down_counter(
+            "eventstream.subscribers", unit="1", description="Open subscriptions")
+        self.rpc_errors = meter.create_counter(
+            "eventstream.rpc.errors", unit="1",
+            description="RPCs that ended with an error status, by method and code")
+        for name, unit, description in (
+            ("eventstream.queue.depth", "1", "Events accepted but not yet committed, by lane"),
+            ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
+            ("eventstream.queue.full", "1", "Requests refused because a lane was full, by lane"),
+            ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
+            ("eventstream.log.end_offset", "1", "Next offset of each partition"),
+            ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
+            ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
+            ("eventstream.uptime", "s", "Seconds since the node started"),
+        ):
+            meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
+                                          description=description)
+
+    def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def read(_options: CallbackOptions) -> Iterable[Observation]:
+            reading = self._readings.get(name)
+            if reading is None:
+                return []
+            return [Observation(value, attributes) for value, attributes in reading()]
+        return read
+
+    def observe(self, name: str, reading: Reading) -> None:
+        """Have gauge ``name`` report what ``reading`` returns at each scrape."""
+        self._readings[name] = reading
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(REGISTRY)
+
+    def shutdown(self) -> None:
+        """Stop the provider and unregister from the Prometheus registry."""
+        self._provider.shutdown()

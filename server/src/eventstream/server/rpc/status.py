@@ -1,0 +1,91 @@
+"""Turning domain errors into gRPC statuses, in one place.
+
+Every servicer method is wrapped by :func:`handles_errors`: an
+:class:`EventStreamError` becomes its status code with a message naming the
+field and rich details (``google.rpc.BadRequest`` for the field,
+``google.rpc.ErrorInfo`` for the reason, ``google.rpc.RetryInfo`` when a retry
+may succeed); anything unexpected becomes INTERNAL with a correlation id that
+is logged with the traceback, which is never sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from ..errors import EventStreamError
+from ..observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "eventstream.v1"
+T = TypeVar("T")
+
+
+def status_details(error: EventStreamError) -> bytes:
+    """The serialized google.rpc.Status carried in ``grpc-status-details-bin``."""
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
+    if error.field:
+        info.metadata["field"] = error.field
+    details.append(info)
+    if error.field and error.kind.status == grpc.StatusCode.INVALID_ARGUMENT:
+        details.append(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=error.field,
+                                                        description=error.message)]))
+    if error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(error.retry_after * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=error.kind.status.value[0], message=error.message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status.SerializeToString()
+
+
+def trailing_metadata(error: EventStreamError) -> tuple[tuple[str, str | bytes], ...]:
+    """Trailers for an error: rich details, plus a plain retry hint when known."""
+    trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", status_details(error))]
+    if error.retry_after is not None:
+        trailers.append(("retry-after-ms", str(int(error.retry_after * 1000))))
+    return tuple(trailers)
+
+
+def handles_errors(method: str, metrics: Metrics
+                   ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Decorate a servicer coroutine ``(request, context)`` to map errors to statuses."""
+
+    def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(handler)
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> T:
+            try:
+                return await handler(request, context)
+            except EventStreamError as error:
+                metrics.rpc_errors.add(1, {"method": method, "code": error.kind.status.name})
+                await context.abort(error.kind.status, error.message, trailing_metadata(error))
+            except (grpc.aio.AbortError, grpc.aio.UsageError):
+                raise
+            except Exception:  # last resort: never send a traceback
+                correlation = uuid.uuid4().hex[:12]
+                log.exception("unexpected error in %s (correlation id %s)", method, correlation)
+                metrics.rpc_errors.add(1, {"method": method, "code": "INTERNAL"})
+                await context.abort(grpc.StatusCode.INTERNAL,
+                                    f"internal error (correlation id {correlation})")
+            raise AssertionError("unreachable: abort raises")
+
+        return wrapper
+
+    return decorate
+
+
+def code_number(error: EventStreamError) -> int:
+    """The numeric google.rpc.Code of an error (for per-event results)."""
+    return int(error.kind.status.value[0])
+

@@ -1,0 +1,1 @@
+"""The committed log: its interface and implementations."""

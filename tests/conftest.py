@@ -1,0 +1,38 @@
+"""Shared fixtures: real server processes, stopped after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory starting servers that are all stopped when the test ends."""
+    started: list[ServerProcess] = []
+    counter = 0
+
+    def start(config: dict[str, Any] | None = None, args: list[str] | None = None,
+              env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+        nonlocal counter
+        counter += 1
+        workdir = tmp_path / f"server-{counter}"
+        workdir.mkdir()
+        server = ServerProcess(workdir, config, args, env)
+        started.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """One server with the default test configuration."""
+    return start_server()

@@ -1,0 +1,101 @@
+"""Start-up, health, metrics, status, cluster status and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import grpc
+import pytest
+from eventstream.v1 import cluster_pb2, subscribe_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.client import Stubs, collect, publish_request, subscribe_request
+from tests.support.server import http_get
+
+SERVICES = ["", "eventstream.v1.PublishService", "eventstream.v1.SubscribeService",
+            "eventstream.v1.ClusterService"]
+
+
+def test_health_goes_from_503_to_200_during_start_up(start_server):
+    server = start_server({"server": {"warmup_seconds": 1}}, wait=False)
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not seen or seen[-1] != 200):
+        try:
+            code = http_get(f"{server.http}/health", timeout=1)[0]
+        except OSError:
+            continue  # not listening yet
+        if not seen or seen[-1] != code:
+            seen.append(code)
+    assert seen == [503, 200], server.log()
+    assert http_get(f"{server.http}/health/ready")[0] == 200
+    assert http_get(f"{server.http}/health/live")[0] == 200
+
+
+async def test_grpc_health_reports_every_service(server):
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in SERVICES:
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+            assert response.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_metrics_and_status(server):
+    stubs = Stubs(server.target)
+    await stubs.publish.Publish(publish_request("m/t"))
+    await stubs.close()
+    code, body = http_get(f"{server.http}/metrics")
+    text = body.decode()
+    assert code == 200
+    for line in ('eventstream_queue_depth{queue="realtime"}', 'eventstream_queue_depth{queue="batch"}',
+                 'eventstream_queue_capacity{queue="realtime"} 16384',
+                 'eventstream_queue_capacity{queue="batch"} 65536',
+                 "# TYPE eventstream_publish_latency_seconds histogram"):
+        assert line in text, line
+    code, body = http_get(f"{server.http}/status")
+    status = json.loads(body)
+    assert code == 200
+    assert status["node"] == "test-node" and status["role"] == "leader"
+    assert set(status["lanes"]) == {"realtime", "batch"}
+    assert status["uptime_seconds"] >= 0 and status["version"]
+
+
+async def test_cluster_status_is_a_cluster_of_one(server):
+    stubs = Stubs(server.target)
+    await stubs.publish.Publish(publish_request("c/t"))
+    status = await stubs.cluster.GetClusterStatus(cluster_pb2.GetClusterStatusRequest())
+    assert (status.node_id, status.role, status.leader_id) == ("test-node", cluster_pb2.ROLE_LEADER, "test-node")
+    assert status.commit_index >= 1 and [m.node_id for m in status.members] == ["test-node"]
+    await stubs.close()
+
+
+async def test_sigterm_drains_refuses_new_publishes_ends_streams_and_exits_0(start_server):
+    server = start_server({"server": {"drain_grace_seconds": 1.5, "drain_timeout_seconds": 10}})
+    stubs = Stubs(server.target)
+    subscription = stubs.subscribe.Subscribe(subscribe_request(
+        "#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+    acks = await asyncio.gather(*(stubs.publish.Publish(publish_request(f"d/{n}")) for n in range(50)))
+    assert len(await collect(subscription, 50)) == 50
+    server.signal(signal.SIGTERM)
+    codes = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and 503 not in codes:
+        try:
+            codes.append(http_get(f"{server.http}/health", timeout=1)[0])
+        except OSError:
+            break
+        await asyncio.sleep(0.01)
+    assert 503 in codes
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stubs.publish.Publish(publish_request("d/late"))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async for _ in subscription:
+            pass
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert await asyncio.to_thread(server.process.wait, 20) == 0
+    assert len(acks) == 50
+    await stubs.close()

@@ -1,0 +1,52 @@
+"""Small gRPC helpers for tests, over the generated stubs."""
+
+from __future__ import annotations
+
+import grpc
+from eventstream.v1 import (
+    cluster_pb2_grpc,
+    common_pb2,
+    publish_pb2,
+    publish_pb2_grpc,
+    subscribe_pb2,
+    subscribe_pb2_grpc,
+)
+
+
+class Stubs:
+    """Async stubs of the three public services on one channel."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.aio.insecure_channel(target)
+        self.publish = publish_pb2_grpc.PublishServiceStub(self.channel)
+        self.subscribe = subscribe_pb2_grpc.SubscribeServiceStub(self.channel)
+        self.cluster = cluster_pb2_grpc.ClusterServiceStub(self.channel)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()
+
+
+def event(topic: str, payload: bytes = b"x", **fields: object) -> common_pb2.Event:
+    """Build an Event."""
+    return common_pb2.Event(topic=topic, payload=payload, **fields)
+
+
+async def collect(call: grpc.aio.UnaryStreamCall, count: int) -> list[common_pb2.Event]:
+    """Read responses of a Subscribe call until ``count`` events arrived."""
+    events: list[common_pb2.Event] = []
+    async for response in call:
+        events.extend(response.events)
+        if len(events) >= count:
+            break
+    return events
+
+
+def subscribe_request(*patterns: str, **fields: object) -> subscribe_pb2.SubscribeRequest:
+    """Build a SubscribeRequest."""
+    return subscribe_pb2.SubscribeRequest(patterns=list(patterns), **fields)
+
+
+def publish_request(topic: str, payload: bytes = b"x", **fields: object) -> publish_pb2.PublishRequest:
+    """Build a PublishRequest for one event."""
+    return publish_pb2.PublishRequest(event=event(topic, payload, **fields))

@@ -1,0 +1,125 @@
+"""Start the real ``eventstream-server`` as a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SERVER_COMMAND = str(Path(sys.executable).parent / "eventstream-server")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; raises OSError when nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class ServerProcess:
+    """One server process with its own ports and data directory.
+
+    Args:
+        workdir: where the config file, data and logs go.
+        config: config sections merged over the test defaults.
+        args: extra command-line arguments.
+    """
+
+    def __init__(self, workdir: Path, config: dict[str, Any] | None = None,
+                 args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self.tcp_port = free_port()
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        sections: dict[str, Any] = {
+            "server": {"host": "127.0.0.1", "grpc_port": self.grpc_port,
+                       "tcp_port": self.tcp_port, "udp_port": self.udp_port},
+            "metrics": {"port": self.http_port},
+            "storage": {"data_dir": str(workdir / "data")},
+            "cluster": {"node_id": "test-node", "port": free_port()},
+        }
+        for section, values in (config or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.config_path = workdir / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(sections))
+        self.args = args or []
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = workdir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        """gRPC target."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http(self) -> str:
+        """Base URL of the HTTP listener."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        """Start the process; with ``wait``, return once /health answers 200."""
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [SERVER_COMMAND, "--config", str(self.config_path), *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Poll /health until 200; fail with the server's log if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if http_get(f"{self.http}/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError(f"server not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send a signal."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait for exit (SIGKILL after ``timeout``); return the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode

@@ -1,0 +1,47 @@
+"""Lanes: all-or-nothing offers, realtime first, batch never starved. Dedup window."""
+
+import asyncio
+
+from eventstream.server.broker.dedup import DedupWindow
+from eventstream.server.broker.lanes import Lanes, Submission
+from eventstream.server.broker.priority import Lane
+
+
+def submission(lane: Lane, count: int) -> Submission:
+    return Submission(lane, [("", "t", "", 0, b"")] * count, asyncio.Future(), 0)
+
+
+async def test_offer_is_all_or_nothing_across_lanes():
+    lanes = Lanes(10, 10)
+    assert lanes.offer([submission(Lane.REALTIME, 5), submission(Lane.BATCH, 11)]) == Lane.BATCH
+    assert lanes.depth == {Lane.REALTIME: 0, Lane.BATCH: 0}
+    assert lanes.offer([submission(Lane.REALTIME, 10)]) is None
+    assert lanes.offer([submission(Lane.REALTIME, 1)]) == Lane.REALTIME
+    assert lanes.full_rejections == {Lane.REALTIME: 1, Lane.BATCH: 1}
+
+
+async def test_realtime_first_but_batch_keeps_its_share():
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.BATCH, 1) for _ in range(100)])
+    lanes.offer([submission(Lane.REALTIME, 1) for _ in range(1000)])
+    taken = lanes.take(100, 0.25)
+    kinds = [s.lane for s in taken]
+    assert kinds.count(Lane.REALTIME) == 75 and kinds.count(Lane.BATCH) == 25
+    assert kinds[:75] == [Lane.REALTIME] * 75
+    # With no batch waiting, realtime gets the whole budget.
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.REALTIME, 1) for _ in range(200)])
+    assert len(lanes.take(100, 0.25)) == 100
+
+
+def test_dedup_window_expires_by_age_and_count():
+    window = DedupWindow(window_ns=100, max_ids=2)
+    window.remember("a", 1, 10, now_ns=0)
+    assert window.lookup("a", 50) == (1, 10, 0)
+    assert window.lookup("a", 101) is None
+    window.remember("b", 0, 1, 200)
+    window.remember("c", 0, 2, 200)
+    window.remember("d", 0, 3, 200)
+    assert window.lookup("b", 200) is None and window.lookup("d", 200) == (0, 3, 200)
+    window.forget(["d"])
+    assert window.lookup("d", 200) is None

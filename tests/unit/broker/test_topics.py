@@ -1,0 +1,49 @@
+"""Topic validation and pattern matching against a plain reference."""
+
+from hypothesis import given, strategies as st
+
+from eventstream.server.broker.topics import TopicFilter, pattern_problem, topic_problem
+
+
+def reference_match(pattern: str, topic: str) -> bool:
+    p, t = pattern.split("/"), topic.split("/")
+    for i, level in enumerate(p):
+        if level == "#":
+            return True
+        if i >= len(t) or (level != "*" and level != t[i]):
+            return False
+    return len(p) == len(t)
+
+
+def test_examples():
+    cases = {
+        "sensors/*": {"sensors/a": True, "sensors/b/c": False, "sensors": False},
+        "sensors/#": {"sensors/a": True, "sensors/b/c": True, "sensors": True, "sensorsx": False},
+        "#": {"a": True, "a/b/c": True},
+        "a/*/c": {"a/b/c": True, "a/b/d": False, "a/b/c/d": False},
+    }
+    for pattern, topics in cases.items():
+        topic_filter = TopicFilter([pattern])
+        for topic, expected in topics.items():
+            assert topic_filter.matches(topic) is expected, (pattern, topic)
+
+
+def test_publish_topics_are_checked():
+    assert topic_problem("", 255)[0] == "TOPIC_EMPTY"
+    assert topic_problem("a/*", 255)[0] == "TOPIC_WILDCARD"
+    assert topic_problem("a//b", 255)[0] == "TOPIC_EMPTY_LEVEL"
+    assert topic_problem("/a", 255)[0] == "TOPIC_EMPTY_LEVEL"
+    assert topic_problem("é" * 200, 255)[0] == "TOPIC_TOO_LONG"
+    assert topic_problem("ok/topic", 255) is None
+    assert pattern_problem("a/#/b") and pattern_problem("a*") and pattern_problem("")
+
+
+levels = st.sampled_from(["a", "b", "c.d", "ü"])
+topics = st.lists(levels, min_size=1, max_size=5).map("/".join)
+patterns = st.lists(st.sampled_from(["a", "b", "*", "ü"]), min_size=1, max_size=5).flatmap(
+    lambda parts: st.sampled_from(["/".join(parts), "/".join([*parts, "#"]), "#"]))
+
+
+@given(patterns, topics)
+def test_filter_agrees_with_reference(pattern, topic):
+    assert TopicFilter([pattern]).matches(topic) == reference_match(pattern, topic)

@@ -1,0 +1,38 @@
+"""The config loader: defaults, file, env, flags, and every problem reported."""
+
+import pytest
+
+from eventstream.server.config import ConfigError, load_config
+
+
+def test_defaults_run_locally():
+    config = load_config("/dev/null", env={})
+    assert (config.server.grpc_port, config.metrics.port, config.storage.data_dir) == (9200, 8080, "./data")
+    assert config.cluster.node_id  # falls back to the host name
+
+
+def test_precedence_file_env_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("queues:\n  batch_capacity: 10\n  realtime_capacity: 5\n")
+    config = load_config(str(path), env={"EVENTSTREAM_QUEUES__BATCH_CAPACITY": "20", "NODE_ID": "n1"},
+                         overrides={"queues.realtime_capacity": "7"})
+    assert (config.queues.batch_capacity, config.queues.realtime_capacity) == (20, 7)
+    assert config.cluster.node_id == "n1"
+
+
+def test_all_problems_are_reported_with_their_source(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  grpc_port: 0\n  nope: 1\nlog:\n  level: loud\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(str(path), env={"EVENTSTREAM_DEDUP__MAX_IDS": "x"})
+    problems = error.value.problems
+    assert len(problems) == 4
+    assert any("server.nope" in p and str(path) in p for p in problems)
+    assert any("server.grpc_port" in p and "between 1 and 65535" in p for p in problems)
+    assert any("log.level" in p and "one of" in p for p in problems)
+    assert any(p.startswith("env EVENTSTREAM_DEDUP__MAX_IDS") for p in problems)
+
+
+def test_port_clash_is_refused():
+    with pytest.raises(ConfigError, match="metrics.port: port 9200 is also server.grpc_port"):
+        load_config("/dev/null", env={}, overrides={"metrics.port": 9200})
