@@ -1,0 +1,544 @@
+/*
+ * shardq.h - the EventStream native core.
+ *
+ * One small C11 library, loaded from Python with ctypes:
+ *
+ *   - sharded, bounded multi-producer multi-consumer queues of
+ *     variable-length records, with batch push/pop and an eventfd to sleep on;
+ *   - a parser/validator for the raw TCP/UDP frame;
+ *   - a protobuf wire walker (repeated fields, eventstream.v1.Event spans);
+ *   - CRC32C, the partition hash, topic validation and pattern matching;
+ *   - NUMA topology discovery, shard memory placement and thread pinning.
+ *
+ * ABI rules (see docs/design.md):
+ *   - Only fixed-width integers, size_t and pointers cross the ABI; structs are
+ *     passed by pointer only, and the ones that may grow start with a `size`
+ *     field the caller sets to sizeof(struct) so old callers keep working.
+ *   - Functions return 0 on success or a negative errno value; the codes with
+ *     a queue meaning have SHARDQ_E* names below. Pure functions (CRC, hash,
+ *     version) return their value directly.
+ *   - Every value below is append-only: never renumber a code or a field.
+ *   - The library copies bytes in and out; it never keeps a pointer to caller
+ *     memory after a call returns.
+ *
+ * Integers in record and frame headers are big-endian, like the frame.
+ */
+#ifndef SHARDQ_H
+#define SHARDQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of a signature, struct or constant. */
+#define SHARDQ_ABI_VERSION 1u
+
+/* ---- Return codes (negative errno values). ----------------------------- */
+#define SHARDQ_OK 0
+#define SHARDQ_EFULL (-28)       /* -ENOSPC: the shard has no room; nothing or only a prefix pushed */
+#define SHARDQ_EEMPTY (-11)      /* -EAGAIN: nothing to pop */
+#define SHARDQ_E2BIG (-90)       /* -EMSGSIZE: a record is larger than max_record */
+#define SHARDQ_ENOBUFS (-105)    /* -ENOBUFS: caller's output buffer/array too small */
+#define SHARDQ_EINVAL (-22)      /* -EINVAL: bad argument */
+#define SHARDQ_EBADMSG (-74)     /* -EBADMSG: malformed input (record batch, protobuf) */
+#define SHARDQ_EILSEQ (-84)      /* -EILSEQ: a protobuf string field is not UTF-8 */
+#define SHARDQ_ENOMEM (-12)      /* -ENOMEM: allocation failed */
+#define SHARDQ_ECLOSED (-32)     /* -EPIPE: queue closed (push refused; wait: closed and empty) */
+#define SHARDQ_ENOTEMPTY (-39)   /* -ENOTEMPTY: sleep refused, records are waiting */
+#define SHARDQ_ETIMEDOUT (-110)  /* -ETIMEDOUT: wait timed out */
+#define SHARDQ_ENOENT (-2)       /* -ENOENT: NUMA node or sysfs file not found */
+
+/* Pass as `shard` to let the queue pick (round-robin). */
+#define SHARDQ_SHARD_ANY UINT32_MAX
+
+/* shardq_push_batch() flags. */
+#define SHARDQ_PUSH_ALL_OR_NOTHING 1u
+
+/* shardq_options.flags */
+#define SHARDQ_OPT_NUMA 1u       /* place shard i on node (i mod nodes) */
+
+/* shardq_features() bits */
+#define SHARDQ_FEATURE_CRC32C_HW 1u   /* CRC32C uses the SSE4.2 instruction */
+
+/**
+ * shardq_abi_version - the ABI version the library was built with.
+ *
+ * Returns: SHARDQ_ABI_VERSION. The Python loader refuses a library whose
+ * version differs from the one it was written for.
+ * Thread-safety: safe from any thread.
+ */
+uint32_t shardq_abi_version(void);
+
+/**
+ * shardq_features - run-time features detected by the library.
+ *
+ * Returns: a bit set of SHARDQ_FEATURE_*.
+ * Thread-safety: safe from any thread.
+ */
+uint32_t shardq_features(void);
+
+/* ======================================================================== */
+/* Queues                                                                   */
+/* ======================================================================== */
+
+/* Opaque queue: one per lane (realtime, batch). */
+typedef struct shardq shardq_t;
+
+/*
+ * Options for shardq_create(). Set `size` to sizeof(struct shardq_options).
+ *
+ * Capacities are for the whole queue and split evenly across the shards:
+ * each shard holds ceil(capacity_records / shards) records and
+ * ceil(capacity_bytes / shards) bytes rounded up to a power of two. A record
+ * costs 4 + its length bytes. shardq_stats() reports the rounded figures.
+ */
+struct shardq_options {
+    uint32_t size;              /* sizeof(struct shardq_options) */
+    uint32_t shards;            /* 1..1024 */
+    uint64_t capacity_records;  /* > 0 */
+    uint64_t capacity_bytes;    /* > 0; includes the 4-byte header per record */
+    uint32_t max_record;        /* largest record in bytes; 0 = fits an empty shard */
+    uint32_t flags;             /* SHARDQ_OPT_* */
+    const char *sysfs_root;     /* root holding devices/system/node; NULL = "/sys" */
+};
+
+/*
+ * Statistics of a queue or one shard, read with shardq_stats().
+ * Set `size` to sizeof(struct shardq_stats).
+ */
+struct shardq_stats {
+    uint64_t size;              /* in: sizeof(struct shardq_stats) */
+    uint64_t shards;            /* shards counted in this snapshot */
+    uint64_t depth;             /* records waiting */
+    uint64_t depth_bytes;       /* bytes in use, headers included */
+    uint64_t capacity_records;  /* records the shard(s) can hold */
+    uint64_t capacity_bytes;    /* bytes the shard(s) can hold */
+    uint64_t pushes;            /* records pushed, ever */
+    uint64_t pops;              /* records popped, ever */
+    uint64_t full_rejections;   /* records refused because the shard was full */
+    uint64_t too_large_rejections; /* push calls refused with SHARDQ_E2BIG */
+    uint64_t wakeups;           /* eventfd writes */
+    int64_t numa_node;          /* node of the shard's memory, -1 = not placed / mixed */
+    int64_t numa_errno;         /* 0, or the errno mbind returned (placement is best effort) */
+};
+
+/**
+ * shardq_create - make a queue.
+ * @opts: options (read only; not kept).
+ * @out:  receives the queue.
+ *
+ * Allocates each shard's ring with mmap; with SHARDQ_OPT_NUMA the ring is
+ * bound (MPOL_PREFERRED) to its node before it is first touched. A failed
+ * mbind does not fail creation: shardq_stats() reports it in numa_errno.
+ * Creates a non-blocking eventfd (see shardq_eventfd()).
+ *
+ * Returns: 0; SHARDQ_EINVAL for bad options (zero capacity, shards out of
+ * range, max_record larger than a shard, opts->size too small);
+ * SHARDQ_ENOMEM; another negative errno if eventfd() fails.
+ * Ownership: the caller owns *out and releases it with shardq_destroy().
+ * Thread-safety: safe from any thread.
+ */
+int shardq_create(const struct shardq_options *opts, shardq_t **out);
+
+/**
+ * shardq_destroy - release a queue, its memory and its eventfd.
+ * @q: the queue, or NULL (no-op).
+ *
+ * Records still queued are dropped.
+ * Thread-safety: the caller must ensure no other thread uses @q any more.
+ */
+void shardq_destroy(shardq_t *q);
+
+/**
+ * shardq_push_batch - push records from one contiguous buffer into one shard.
+ * @q:      the queue.
+ * @shard:  shard index, or SHARDQ_SHARD_ANY (round-robin over calls).
+ * @buf:    records, each a u32 big-endian length followed by that many bytes.
+ *          A run of frames from shardq_frame_parse() is such a buffer.
+ * @len:    bytes in @buf; must end exactly at a record boundary.
+ * @flags:  0, or SHARDQ_PUSH_ALL_OR_NOTHING.
+ * @pushed: receives the number of records pushed (may be NULL).
+ *
+ * The whole buffer is validated before anything is pushed. Then, by default,
+ * the longest prefix of records that fits in the shard (by records and by
+ * bytes) is pushed; with SHARDQ_PUSH_ALL_OR_NOTHING either every record is
+ * pushed or none. Records keep their order within the shard. Each push that
+ * finds a consumer asleep (see shardq_sleep_prepare()) wakes it.
+ *
+ * Returns: 0 when at least one record was pushed (check *pushed against the
+ * count you sent: the rest did not fit) or @len is 0;
+ * SHARDQ_EFULL when nothing was pushed for lack of room (full_rejections
+ * counts the records refused); SHARDQ_E2BIG when a record exceeds max_record
+ * (nothing pushed, *pushed = index of that record); SHARDQ_EBADMSG when @buf
+ * does not end at a record boundary (nothing pushed); SHARDQ_EINVAL for a bad
+ * shard or flag; SHARDQ_ECLOSED after shardq_close().
+ * Ownership: records are copied in; @buf is not kept.
+ * Thread-safety: safe from any number of threads (multi-producer).
+ */
+int shardq_push_batch(shardq_t *q, uint32_t shard, const void *buf, size_t len,
+                      uint32_t flags, size_t *pushed);
+
+/**
+ * shardq_pop_batch - pop whole records into a caller buffer.
+ * @q:           the queue.
+ * @shard:       shard index, or SHARDQ_SHARD_ANY: visit every shard once,
+ *               starting at a round-robin position, and take from each in turn.
+ * @max_records: most records to take (> 0).
+ * @buf:         output: records in the push format (u32 BE length + bytes).
+ * @buf_len:     size of @buf.
+ * @n_records:   receives the number of records written (may be NULL).
+ * @n_bytes:     receives the bytes written, or with SHARDQ_ENOBUFS the size
+ *               the first waiting record needs (may be NULL).
+ *
+ * Records of one shard come out in push order. Only whole records are
+ * copied; the call stops at @max_records or when the next record would not
+ * fit in what is left of @buf.
+ *
+ * Returns: 0 with at least one record; SHARDQ_EEMPTY when there was nothing
+ * to pop; SHARDQ_ENOBUFS when records wait but the first does not fit in
+ * @buf (nothing popped, *n_bytes = bytes it needs); SHARDQ_EINVAL.
+ * Ownership: bytes are copied out; the queue keeps nothing of @buf.
+ * Thread-safety: safe from any number of threads (multi-consumer).
+ */
+int shardq_pop_batch(shardq_t *q, uint32_t shard, size_t max_records, void *buf,
+                     size_t buf_len, size_t *n_records, size_t *n_bytes);
+
+/**
+ * shardq_stats - counters of the queue or of one shard, in one call.
+ * @q:     the queue.
+ * @shard: shard index, or SHARDQ_SHARD_ANY for the sum over all shards.
+ * @out:   receives the snapshot; set out->size first.
+ *
+ * Each shard is read under its lock, so one shard's figures are consistent;
+ * a sum over shards is not a single instant when other threads are busy.
+ *
+ * Returns: 0; SHARDQ_EINVAL for a bad shard or out->size too small.
+ * Thread-safety: safe from any thread.
+ */
+int shardq_stats(shardq_t *q, uint32_t shard, struct shardq_stats *out);
+
+/**
+ * shardq_eventfd - the queue's eventfd, for poll/epoll/loop.add_reader().
+ * @q:      the queue.
+ * @fd_out: receives the descriptor (non-blocking, close-on-exec).
+ *
+ * The fd becomes readable when a push (or shardq_close()) wakes sleepers.
+ * Read it (8 bytes, or shardq_wakeup_clear()) to make it unreadable again.
+ *
+ * Returns: 0, or SHARDQ_EINVAL.
+ * Ownership: the queue owns the fd and closes it in shardq_destroy();
+ * do not close it yourself.
+ * Thread-safety: safe from any thread.
+ */
+int shardq_eventfd(shardq_t *q, int32_t *fd_out);
+
+/**
+ * shardq_sleep_prepare - announce that a consumer is about to sleep.
+ * @q: the queue.
+ *
+ * Consumer protocol: pop until SHARDQ_EEMPTY, call this, and sleep on the
+ * eventfd only when it returns 0. The next push after a 0 return writes the
+ * eventfd, so a record pushed concurrently is never left unnoticed.
+ *
+ * Returns: 0 when the queue is empty and the caller may sleep;
+ * SHARDQ_ENOTEMPTY when records are waiting (pop instead);
+ * SHARDQ_ECLOSED when the queue is closed and empty.
+ * Thread-safety: safe from any number of consumers.
+ */
+int shardq_sleep_prepare(shardq_t *q);
+
+/**
+ * shardq_wakeup_clear - consume a pending eventfd wake-up, if any.
+ * @q: the queue.
+ *
+ * Returns: 0 (also when nothing was pending).
+ * Thread-safety: safe from any thread.
+ */
+int shardq_wakeup_clear(shardq_t *q);
+
+/**
+ * shardq_wait - block until records wait, the queue closes, or a timeout.
+ * @q:          the queue.
+ * @timeout_ms: most milliseconds to wait; negative waits without limit.
+ *
+ * For drain threads (ctypes releases the GIL during the call). Implements
+ * the shardq_sleep_prepare() protocol with poll(2) on the eventfd.
+ *
+ * Returns: 0 when records may be waiting (pop them; a wake-up can be
+ * spurious); SHARDQ_ETIMEDOUT; SHARDQ_ECLOSED when closed and empty;
+ * another negative errno if poll fails.
+ * Thread-safety: safe from any number of threads.
+ */
+int shardq_wait(shardq_t *q, int32_t timeout_ms);
+
+/**
+ * shardq_close - refuse further pushes and wake every sleeper.
+ * @q: the queue.
+ *
+ * Records already queued can still be popped. Idempotent.
+ *
+ * Returns: 0.
+ * Thread-safety: safe from any thread.
+ */
+int shardq_close(shardq_t *q);
+
+/* ======================================================================== */
+/* Frames                                                                   */
+/* ======================================================================== */
+
+/*
+ * Raw TCP/UDP frame, big-endian:
+ *   u32 length (of what follows) | u8 priority | u16 topic_len | topic | payload
+ *
+ * Reason codes of a frame descriptor. Append-only. Codes marked "fatal" end
+ * the walk: the stream's framing can no longer be trusted (TCP: close the
+ * connection; UDP: drop the rest of the datagram).
+ */
+#define SHARDQ_FRAME_OK 0
+#define SHARDQ_FRAME_TRUNCATED 1          /* fatal: buffer ends inside the frame (final mode) */
+#define SHARDQ_FRAME_TOO_LONG 2           /* fatal: length > max_frame */
+#define SHARDQ_FRAME_BAD_LENGTH 3         /* length < 3, or topic_len runs past the frame */
+#define SHARDQ_FRAME_BAD_PRIORITY 4       /* priority byte > 4 */
+#define SHARDQ_FRAME_TOPIC_EMPTY 5        /* topic_len == 0 */
+#define SHARDQ_FRAME_TOPIC_NOT_UTF8 6     /* topic is not well-formed UTF-8 */
+#define SHARDQ_FRAME_TOPIC_WILDCARD 7     /* topic contains '*' or '#' */
+#define SHARDQ_FRAME_TOPIC_EMPTY_LEVEL 8  /* leading/trailing '/' or "//" */
+
+/* shardq_frame_parse() flags */
+#define SHARDQ_FRAME_FINAL 1u   /* the buffer is complete (UDP datagram): a short tail is TRUNCATED */
+
+/*
+ * One frame found by shardq_frame_parse(). Offsets are from the start of
+ * the parsed buffer. For a TOO_LONG frame only offset, length (4 + declared
+ * length) and reason are set; for TRUNCATED, length is the bytes present.
+ * For BAD_LENGTH and BAD_PRIORITY the topic/payload fields are 0.
+ */
+struct shardq_frame {
+    uint32_t offset;       /* first byte of the length prefix */
+    uint32_t length;       /* 4 + declared length: the whole frame */
+    uint32_t reason;       /* SHARDQ_FRAME_* */
+    uint32_t priority;     /* priority byte (valid when reason is OK) */
+    uint32_t topic_off;
+    uint32_t topic_len;
+    uint32_t payload_off;
+    uint32_t payload_len;
+    uint32_t hash;         /* shardq_hash() of the topic (reason OK only) */
+    uint32_t reserved;     /* 0 */
+};
+
+/**
+ * shardq_frame_parse - walk a buffer of frames and describe each.
+ * @buf:       bytes received.
+ * @len:       bytes in @buf (at most UINT32_MAX).
+ * @max_frame: largest allowed declared length.
+ * @flags:     0 (stream: an incomplete tail is left for the next call) or
+ *             SHARDQ_FRAME_FINAL (datagram: an incomplete tail is TRUNCATED).
+ * @out:       descriptor array.
+ * @max_out:   entries in @out (> 0).
+ * @n_out:     receives the number of descriptors written.
+ * @consumed:  receives the bytes covered by the non-fatal descriptors: the
+ *             stream reader keeps buf[consumed:] for the next call.
+ *
+ * Frames with a non-fatal reason are described and skipped; a fatal one is
+ * described last and not counted in *consumed. The walk stops at the end of
+ * the buffer, at an incomplete tail, at a fatal frame, or when @out is full.
+ *
+ * Returns: 0; SHARDQ_EINVAL for bad arguments.
+ * Ownership: nothing is kept; descriptors point into the caller's @buf.
+ * Thread-safety: pure; safe from any thread.
+ */
+int shardq_frame_parse(const void *buf, size_t len, uint32_t max_frame, uint32_t flags,
+                       struct shardq_frame *out, size_t max_out, size_t *n_out,
+                       size_t *consumed);
+
+/**
+ * shardq_topic_check - validate a topic for publishing.
+ * @topic: bytes; @len: their count.
+ *
+ * Returns: SHARDQ_FRAME_OK or one of the SHARDQ_FRAME_TOPIC_* reasons, in
+ * this order: EMPTY, NOT_UTF8, WILDCARD, EMPTY_LEVEL.
+ * Thread-safety: pure.
+ */
+uint32_t shardq_topic_check(const void *topic, size_t len);
+
+/**
+ * shardq_topic_match - match a topic against a subscription pattern.
+ * @pattern/@plen: levels separated by '/'; '*' is exactly one non-empty
+ *                 level; '#', as the last level only, matches the rest,
+ *                 including nothing ("orders/#" matches "orders"; "#" matches
+ *                 every topic).
+ * @topic/@tlen:   the topic (not validated here).
+ *
+ * Returns: 1 on a match, 0 otherwise; SHARDQ_EINVAL when the pattern is
+ * invalid (empty, an empty level, '#' not alone as the last level, '*' not
+ * alone in its level).
+ * Thread-safety: pure.
+ */
+int shardq_topic_match(const void *pattern, size_t plen, const void *topic, size_t tlen);
+
+/**
+ * shardq_topic_match_batch - match many topics against one pattern.
+ * @pattern/@plen: as for shardq_topic_match().
+ * @base:          buffer holding the topics.
+ * @spans:         2 * @n u32 values: (offset, length) of each topic in @base.
+ * @n:             number of topics.
+ * @out:           @n bytes: 1 match, 0 no match.
+ *
+ * Returns: 0; SHARDQ_EINVAL for an invalid pattern.
+ * Thread-safety: pure. Spans are trusted to lie inside @base.
+ */
+int shardq_topic_match_batch(const void *pattern, size_t plen, const void *base,
+                             const uint32_t *spans, size_t n, uint8_t *out);
+
+/* ======================================================================== */
+/* Protobuf wire walking                                                    */
+/* ======================================================================== */
+
+/**
+ * shardq_pb_fields - find every occurrence of a length-delimited field.
+ * @msg/@len:  one encoded message (at most UINT32_MAX bytes).
+ * @field:     field number (1..2^29-1), e.g. 1 for PublishBatchRequest.events.
+ * @spans:     output: 2 u32 per occurrence: (offset, length) of the field's
+ *             bytes (after tag and length), offsets from @msg.
+ * @max_spans: pairs @spans can hold.
+ * @n_spans:   receives the occurrences found (all of them, even when more
+ *             than @max_spans).
+ *
+ * The whole message is checked to be well-formed wire data (tags, varints,
+ * lengths within bounds, no groups) without decoding nested messages.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS when more than @max_spans were found (the first
+ * @max_spans are written; *n_spans is the number needed); SHARDQ_EBADMSG
+ * for malformed data, or @field with a wire type other than 2; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_pb_fields(const void *msg, size_t len, uint32_t field, uint32_t *spans,
+                     size_t max_spans, size_t *n_spans);
+
+/*
+ * Spans of one eventstream.v1.Event. Offsets are from the buffer passed in.
+ * A field that is absent has offset 0 and length 0 (see `seen`).
+ */
+struct shardq_event_spans {
+    uint32_t id_off, id_len;           /* field 1 */
+    uint32_t topic_off, topic_len;     /* field 2 */
+    uint32_t key_off, key_len;         /* field 3 */
+    uint32_t payload_off, payload_len; /* field 4 */
+    uint32_t event_off, event_len;     /* the Event's own bytes */
+    uint32_t hash;                     /* shardq_hash(key, topic) */
+    uint32_t reserved;                 /* 0 */
+    int64_t priority;                  /* field 5 as protobuf reads an enum (int32); 0 if absent */
+    uint64_t seen;                     /* bit n set: field n occurred */
+};
+
+/**
+ * shardq_pb_events - walk a repeated Event field and describe each Event.
+ * @msg/@len:   the outer message, e.g. PublishBatchRequest (events = 1).
+ * @field:      the repeated Event field number.
+ * @out:        descriptor array; @max_out entries.
+ * @n_out:      receives the Events found; on SHARDQ_EBADMSG/SHARDQ_EILSEQ,
+ *              the index of the offending Event (or of the outer problem).
+ *
+ * Each Event is checked: known fields must have their declared wire type
+ * (1-4, 6-8 length-delimited; 5, 9, 10 varint), strings 1-3 must be UTF-8,
+ * fields 6-8 must hold well-formed wire data; unknown fields are skipped.
+ * For a singular field that occurs twice the last one wins, as in protobuf.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS when more Events than @max_out (the first
+ * @max_out are described, the rest only counted and not checked; *n_out is
+ * the count needed); SHARDQ_EBADMSG; SHARDQ_EILSEQ; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_pb_events(const void *msg, size_t len, uint32_t field,
+                     struct shardq_event_spans *out, size_t max_out, size_t *n_out);
+
+/**
+ * shardq_pb_event - describe one encoded Event (the whole of @msg).
+ * Same checks and codes as shardq_pb_events(); event_off is 0.
+ * Thread-safety: pure.
+ */
+int shardq_pb_event(const void *msg, size_t len, struct shardq_event_spans *out);
+
+/* ======================================================================== */
+/* CRC32C and hashing                                                       */
+/* ======================================================================== */
+
+/**
+ * shardq_crc32c - CRC32C (Castagnoli, reflected 0x82F63B78, as in iSCSI).
+ * @crc: 0 to start, or a previous result to continue over more bytes.
+ * @buf/@len: the bytes.
+ *
+ * Uses the SSE4.2 crc32 instruction when the CPU has it (see
+ * shardq_features()), a table otherwise; both give the same results.
+ * Returns: the CRC; crc32c("123456789") == 0xE3069283.
+ * Thread-safety: pure.
+ */
+uint32_t shardq_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * shardq_hash - the partition/shard hash of an event.
+ *
+ * CRC32C of the key bytes, or of the topic bytes when the key is empty.
+ * The server picks partition = shardq_hash(...) % partitions, so the
+ * function is fixed: changing it moves keys between partitions.
+ * Returns: the hash. Thread-safety: pure.
+ */
+uint32_t shardq_hash(const void *key, size_t key_len, const void *topic, size_t topic_len);
+
+/* ======================================================================== */
+/* NUMA                                                                     */
+/* ======================================================================== */
+
+/**
+ * shardq_numa_nodes - list the online NUMA nodes.
+ * @sysfs_root: root holding devices/system/node (tests pass a fixture
+ *              tree); NULL means "/sys".
+ * @nodes:      output node ids, ascending; @max entries.
+ * @n_nodes:    receives the number of nodes (all of them, even beyond @max).
+ *
+ * Reads devices/system/node/online; without it, lists nodeN directories;
+ * without those (kernel without NUMA), reports the single node 0.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS when more than @max nodes (the first @max are
+ * written); SHARDQ_EBADMSG for an unparsable list; SHARDQ_EINVAL.
+ * Thread-safety: safe from any thread (reads files only).
+ */
+int shardq_numa_nodes(const char *sysfs_root, int32_t *nodes, size_t max, size_t *n_nodes);
+
+/**
+ * shardq_numa_node_cpus - list the CPUs of one node.
+ * @sysfs_root: as above.
+ * @node:       node id.
+ * @cpus/@max:  output CPU ids, ascending.
+ * @n_cpus:     receives the number of CPUs (all of them).
+ *
+ * Reads devices/system/node/node<N>/cpulist; for node 0 on a kernel without
+ * NUMA, devices/system/cpu/online.
+ *
+ * Returns: 0; SHARDQ_ENOENT for an unknown node; SHARDQ_ENOBUFS;
+ * SHARDQ_EBADMSG; SHARDQ_EINVAL.
+ * Thread-safety: safe from any thread.
+ */
+int shardq_numa_node_cpus(const char *sysfs_root, int32_t node, int32_t *cpus, size_t max,
+                          size_t *n_cpus);
+
+/**
+ * shardq_numa_pin_thread - restrict the calling thread to a node's CPUs.
+ * @sysfs_root: as above.
+ * @node:       node id.
+ *
+ * Returns: 0; SHARDQ_ENOENT for an unknown node; SHARDQ_EINVAL when the
+ * node has no CPU this machine can run on; another negative errno from
+ * sched_setaffinity.
+ * Thread-safety: affects the calling thread only.
+ */
+int shardq_numa_pin_thread(const char *sysfs_root, int32_t node);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARDQ_H */

@@ -1,0 +1,277 @@
+"""Loading libshardq with ctypes: declared signatures, ABI check, backend choice.
+
+The only module that touches the shared library. It finds the library (the
+``EVENTSTREAM_NATIVE_LIB`` environment variable, else ``libshardq.so`` next to
+this file, copied there by ``make -C server/native/libshardq install``),
+checks its ABI version, and declares every function's argument and result
+types once. Failures raise :class:`NativeLibraryError` naming the path.
+
+The pure-Python fallback is chosen explicitly, never silently: by
+``native=False`` where a backend is picked, or ``EVENTSTREAM_NATIVE=0``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_void_p
+from pathlib import Path
+
+from .errors import NativeLibraryError
+
+ABI_VERSION = 1
+"""The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
+
+ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
+"""Environment variable holding an explicit path to libshardq."""
+
+ENV_NATIVE = "EVENTSTREAM_NATIVE"
+"""Environment variable choosing the backend: ``1`` (default) native, ``0`` pure Python."""
+
+DEFAULT_LIBRARY = Path(__file__).with_name("libshardq.so")
+
+SHARD_ANY = 0xFFFFFFFF
+PUSH_ALL_OR_NOTHING = 1
+OPT_NUMA = 1
+FRAME_FINAL = 1
+FEATURE_CRC32C_HW = 1
+
+
+class Options(ctypes.Structure):
+    """``struct shardq_options``."""
+
+    _fields_ = [
+        ("size", c_uint32),
+        ("shards", c_uint32),
+        ("capacity_records", ctypes.c_uint64),
+        ("capacity_bytes", ctypes.c_uint64),
+        ("max_record", c_uint32),
+        ("flags", c_uint32),
+        ("sysfs_root", c_char_p),
+    ]
+
+
+class Stats(ctypes.Structure):
+    """``struct shardq_stats``."""
+
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "size", "shards", "depth", "depth_bytes", "capacity_records", "capacity_bytes",
+            "pushes", "pops", "full_rejections", "too_large_rejections", "wakeups",
+        )
+    ] + [("numa_node", ctypes.c_int64), ("numa_errno", ctypes.c_int64)]
+
+
+class Frame(ctypes.Structure):
+    """``struct shardq_frame``: ten u32 fields."""
+
+    _fields_ = [
+        (name, c_uint32)
+        for name in (
+            "offset", "length", "reason", "priority", "topic_off", "topic_len",
+            "payload_off", "payload_len", "hash", "reserved",
+        )
+    ]
+
+
+class EventSpans(ctypes.Structure):
+    """``struct shardq_event_spans``."""
+
+    _fields_ = [
+        (name, c_uint32)
+        for name in (
+            "id_off", "id_len", "topic_off", "topic_len", "key_off", "key_len",
+            "payload_off", "payload_len", "event_off", "event_len", "hash", "reserved",
+        )
+    ] + [("priority", ctypes.c_int64), ("seen", ctypes.c_uint64)]
+
+
+_SIZE_P = POINTER(c_size_t)
+
+# name: (restype, argtypes). Pointers to caller memory are c_void_p so that
+# bytes objects and raw addresses both pass without conversion.
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "shardq_abi_version": (c_uint32, []),
+    "shardq_features": (c_uint32, []),
+    "shardq_create": (c_int, [POINTER(Options), POINTER(c_void_p)]),
+    "shardq_destroy": (None, [c_void_p]),
+    "shardq_push_batch": (c_int, [c_void_p, c_uint32, c_void_p, c_size_t, c_uint32, _SIZE_P]),
+    "shardq_pop_batch": (c_int, [c_void_p, c_uint32, c_size_t, c_void_p, c_size_t, _SIZE_P, _SIZE_P]),
+    "shardq_stats": (c_int, [c_void_p, c_uint32, POINTER(Stats)]),
+    "shardq_eventfd": (c_int, [c_void_p, POINTER(c_int32)]),
+    "shardq_sleep_prepare": (c_int, [c_void_p]),
+    "shardq_wakeup_clear": (c_int, [c_void_p]),
+    "shardq_wait": (c_int, [c_void_p, c_int32]),
+    "shardq_close": (c_int, [c_void_p]),
+    "shardq_frame_parse": (
+        c_int, [c_void_p, c_size_t, c_uint32, c_uint32, c_void_p, c_size_t, _SIZE_P, _SIZE_P]),
+    "shardq_topic_check": (c_uint32, [c_void_p, c_size_t]),
+    "shardq_topic_match": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "shardq_topic_match_batch": (
+        c_int, [c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, POINTER(c_uint8)]),
+    "shardq_pb_fields": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P]),
+    "shardq_pb_events": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P]),
+    "shardq_pb_event": (c_int, [c_void_p, c_size_t, POINTER(EventSpans)]),
+    "shardq_crc32c": (c_uint32, [c_uint32, c_void_p, c_size_t]),
+    "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
+    "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),
+    "shardq_numa_pin_thread": (c_int, [c_char_p, c_int32]),
+}
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+def unchecked(lib: ctypes.CDLL, name: str) -> ctypes._CFuncPtr:
+    """A second entry point to ``name`` without declared argument types.
+
+    Declared ``argtypes`` cost ctypes a conversion per argument on every call
+    (about 200 ns each here), more than the work of a 64-record batch. The hot
+    batch calls use this entry point instead and pass ready-made ctypes values:
+    a ``c_void_p`` handle, ``c_size_t`` lengths, ``bytes`` or ctypes arrays for
+    buffers, ``byref`` out-parameters, and Python ints only for 32-bit
+    parameters. Its result type is ``int`` (the C ``int``).
+    """
+    fn = type(getattr(lib, name))((name, lib))
+    fn.restype = c_int
+    return fn
+
+
+def library_path() -> Path:
+    """The path the library is loaded from: ``$EVENTSTREAM_NATIVE_LIB`` or the package copy."""
+    override = os.environ.get(ENV_LIBRARY)
+    return Path(override) if override else DEFAULT_LIBRARY
+
+
+def load(path: str | os.PathLike[str] | None = None) -> ctypes.CDLL:
+    """Load libshardq once per path, declare its functions and check its ABI version.
+
+    Args:
+        path: library to load; default :func:`library_path`.
+
+    Returns:
+        The loaded library (ctypes releases the GIL during its calls).
+
+    Raises:
+        NativeLibraryError: the file is missing, cannot be loaded, lacks a
+            function, or reports a different ABI version. The message names the
+            path and how to fix it.
+    """
+    where = Path(path) if path is not None else library_path()
+    key = str(where)
+    with _lock:
+        lib = _loaded.get(key)
+        if lib is None:
+            lib = _open(where)
+            _loaded[key] = lib
+    return lib
+
+
+def _open(where: Path) -> ctypes.CDLL:
+    hint = (
+        "build it with `make -C server/native/libshardq install`, point "
+        f"{ENV_LIBRARY} at a built copy, or set {ENV_NATIVE}=0 to use the pure-Python fallback"
+    )
+    if not where.is_file():
+        raise NativeLibraryError(f"native library not found at {where}: {hint}")
+    try:
+        lib = ctypes.CDLL(str(where))
+    except OSError as exc:
+        raise NativeLibraryError(f"cannot load native library {where}: {exc}; {hint}") from exc
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError as exc:
+            raise NativeLibraryError(
+                f"native library {where} lacks {name}: it is not libshardq ABI {ABI_VERSION}; {hint}"
+            ) from exc
+        fn.restype = restype
+        fn.argtypes = argtypes
+    found = lib.shardq_abi_version()
+    if found != ABI_VERSION:
+        raise NativeLibraryError(
+            f"native library {where} has ABI version {found}, this package needs "
+            f"{ABI_VERSION}: rebuild it ({hint})"
+        )
+    return lib
+
+
+def use_native(native: bool | None = None) -> bool:
+    """Decide the backend: the explicit argument, else ``$EVENTSTREAM_NATIVE``.
+
+    Args:
+        native: True or False to choose; None to read ``EVENTSTREAM_NATIVE``
+            (unset or ``1``: native, ``0``: pure Python).
+
+    Raises:
+        ValueError: ``EVENTSTREAM_NATIVE`` holds anything else.
+    """
+    if native is not None:
+        return native
+    value = os.environ.get(ENV_NATIVE, "1").strip()
+    if value in ("1", ""):
+        return True
+    if value == "0":
+        return False
+    raise ValueError(f"{ENV_NATIVE} must be 0 or 1, got {value!r}")
+
+
+class _PyBuffer(ctypes.Structure):
+    """CPython's ``Py_buffer`` (stable layout since 3.3)."""
+
+    _fields_ = [
+        ("buf", c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", c_int),
+        ("ndim", c_int),
+        ("format", c_char_p),
+        ("shape", c_void_p),
+        ("strides", c_void_p),
+        ("suboffsets", c_void_p),
+        ("internal", c_void_p),
+    ]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, POINTER(_PyBuffer), c_int]
+_get_buffer.restype = c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [POINTER(_PyBuffer)]
+_release_buffer.restype = None
+_PYBUF_SIMPLE = 0
+_PYBUF_WRITABLE = 1
+
+
+class Borrowed:
+    """The address and length of any contiguous buffer, held until :meth:`release`.
+
+    ``bytes`` pass as themselves (ctypes gives C their address, no copy);
+    every other buffer (bytearray, memoryview, array, mmap) is borrowed
+    through the buffer protocol, so it cannot be resized while C reads or
+    writes it.
+    """
+
+    __slots__ = ("ptr", "length", "_view")
+
+    def __init__(self, obj: object, writable: bool = False) -> None:
+        if type(obj) is bytes and not writable:
+            self.ptr: object = obj
+            self.length = len(obj)
+            self._view: _PyBuffer | None = None
+            return
+        view = _PyBuffer()
+        _get_buffer(obj, view, _PYBUF_WRITABLE if writable else _PYBUF_SIMPLE)
+        self._view = view
+        self.ptr = c_void_p(view.buf)  # an object: a bare int would pass as a 32-bit C int
+        self.length = view.len
+
+    def release(self) -> None:
+        """Give the buffer back (idempotent)."""
+        if self._view is not None:
+            _release_buffer(self._view)
+            self._view = None

@@ -1,0 +1,355 @@
+"""Wire helpers of the native core: frames, topics, CRC32C, protobuf walking.
+
+Results come back as flat tables of u32 (one row per frame or event) in a
+memoryview, never as one Python object per item; the ``row``/``event``
+accessors are for tests and slow paths. :class:`NativeWire` calls libshardq;
+:class:`._pure_wire.PureWire` is the pure-Python reference with identical
+results. Pick one with :func:`eventstream.server.queue.wire_backend`.
+
+Pure functions (no state); the native calls release the GIL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+import threading
+from ctypes import byref, c_size_t
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from . import _lib
+from .errors import ENOBUFS, InvalidPattern, raise_for
+
+Buffer = bytes | bytearray | memoryview
+
+FRAME_FIELDS = 10
+"""u32 values per frame row: offset, length, reason, priority, topic_off,
+topic_len, payload_off, payload_len, hash, reserved."""
+(F_OFFSET, F_LENGTH, F_REASON, F_PRIORITY, F_TOPIC_OFF, F_TOPIC_LEN,
+ F_PAYLOAD_OFF, F_PAYLOAD_LEN, F_HASH) = range(9)
+
+EVENT_FIELDS = 16
+"""u32 values per event row: id/topic/key/payload/event (offset, length)
+pairs, hash, reserved, then priority (int64) and seen (uint64) as two u32 each."""
+(E_ID_OFF, E_ID_LEN, E_TOPIC_OFF, E_TOPIC_LEN, E_KEY_OFF, E_KEY_LEN, E_PAYLOAD_OFF,
+ E_PAYLOAD_LEN, E_EVENT_OFF, E_EVENT_LEN, E_HASH) = range(11)
+
+
+class FrameReason(enum.IntEnum):
+    """Why a frame was rejected (``SHARDQ_FRAME_*``). Append-only: never renumber."""
+
+    OK = 0
+    TRUNCATED = 1
+    TOO_LONG = 2
+    BAD_LENGTH = 3
+    BAD_PRIORITY = 4
+    TOPIC_EMPTY = 5
+    TOPIC_NOT_UTF8 = 6
+    TOPIC_WILDCARD = 7
+    TOPIC_EMPTY_LEVEL = 8
+
+    @property
+    def fatal(self) -> bool:
+        """True when framing is lost: close the TCP connection / drop the datagram's rest."""
+        return self in (FrameReason.TRUNCATED, FrameReason.TOO_LONG)
+
+
+class Frame(NamedTuple):
+    """One frame row, as an object (slow path)."""
+
+    offset: int
+    length: int
+    reason: FrameReason
+    priority: int
+    topic_off: int
+    topic_len: int
+    payload_off: int
+    payload_len: int
+    hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameBatch:
+    """Frames found in a buffer.
+
+    Attributes:
+        count: rows in ``table``.
+        consumed: bytes covered by the non-fatal rows; a stream reader keeps
+            ``data[consumed:]`` for the next read.
+        table: ``count * FRAME_FIELDS`` u32 values (``F_*`` column indexes);
+            a column is ``table[F_REASON::FRAME_FIELDS]``.
+    """
+
+    count: int
+    consumed: int
+    table: memoryview
+
+    def row(self, i: int) -> Frame:
+        """Row ``i`` as a :class:`Frame`."""
+        r = self.table[i * FRAME_FIELDS:(i + 1) * FRAME_FIELDS].tolist()
+        return Frame(r[0], r[1], FrameReason(r[2]), *r[3:9])
+
+    @property
+    def fatal(self) -> FrameReason | None:
+        """The fatal reason that ended the walk, if any (always the last row)."""
+        if self.count:
+            reason = FrameReason(self.table[(self.count - 1) * FRAME_FIELDS + F_REASON])
+            if reason.fatal:
+                return reason
+        return None
+
+
+class EventSpans(NamedTuple):
+    """Where one Event's fields are, as an object (slow path).
+
+    Offsets index the buffer that was walked; an absent field has offset 0
+    and length 0.
+    """
+
+    id_off: int
+    id_len: int
+    topic_off: int
+    topic_len: int
+    key_off: int
+    key_len: int
+    payload_off: int
+    payload_len: int
+    event_off: int
+    event_len: int
+    hash: int
+    priority: int
+    seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events found in a repeated field.
+
+    Attributes:
+        count: rows in ``table``.
+        table: ``count * EVENT_FIELDS`` u32 values (``E_*`` column indexes).
+    """
+
+    count: int
+    table: memoryview
+
+    def event(self, i: int) -> EventSpans:
+        """Row ``i`` as :class:`EventSpans`."""
+        row = self.table[i * EVENT_FIELDS:(i + 1) * EVENT_FIELDS]
+        r = row.tolist()
+        wide = row.cast("B").cast("q")
+        return EventSpans(*r[:11], wide[6], int(row.cast("B").cast("Q")[7]))
+
+    def priority(self, i: int) -> int:
+        """Field 5 of event ``i`` as protobuf reads an enum (int32), 0 when absent."""
+        return self.table[i * EVENT_FIELDS:(i + 1) * EVENT_FIELDS].cast("B").cast("q")[6]
+
+
+def _text(value: str | Buffer) -> Buffer:
+    return value.encode() if isinstance(value, str) else value
+
+
+class NativeWire:
+    """The wire helpers backed by libshardq.
+
+    Args:
+        library: explicit libshardq path (default: see :func:`._lib.library_path`).
+    """
+
+    native = True
+
+    def __init__(self, library: str | os.PathLike[str] | None = None) -> None:
+        self._lib = _lib.load(library)
+        self._local = threading.local()
+
+    @property
+    def crc32c_hardware(self) -> bool:
+        """True when CRC32C uses the SSE4.2 instruction."""
+        return bool(self._lib.shardq_features() & _lib.FEATURE_CRC32C_HW)
+
+    def parse_frames(self, data: Buffer, *, max_frame: int, final: bool = False,
+                     max_frames: int | None = None) -> FrameBatch:
+        """Walk the frames in ``data``.
+
+        Args:
+            data: received bytes.
+            max_frame: largest allowed declared length (over it: TOO_LONG, fatal).
+            final: the buffer is a whole datagram: an incomplete tail is
+                TRUNCATED (fatal) instead of being left for the next read.
+            max_frames: most rows to return (default: as many as can fit).
+
+        Returns:
+            The frame table; see :class:`FrameBatch`.
+        """
+        src = _lib.Borrowed(data)
+        try:
+            limit = src.length // 7 + 1
+            if max_frames is not None:
+                limit = max(1, min(limit, max_frames))
+            dst = self._scratch(limit * FRAME_FIELDS * 4)
+            n, used = c_size_t(), c_size_t()
+            rc = self._lib.shardq_frame_parse(
+                src.ptr, src.length, max_frame, _lib.FRAME_FINAL if final else 0,
+                dst, limit, byref(n), byref(used))
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "parse_frames")
+        table = ctypes.string_at(dst, n.value * FRAME_FIELDS * 4)
+        return FrameBatch(n.value, used.value, memoryview(table).cast("I"))
+
+    def _scratch(self, size: int) -> ctypes.Array:
+        """This thread's reusable output buffer of at least ``size`` bytes.
+
+        Rows are written here and copied out (count * row size bytes), so a
+        call never zero-fills a buffer sized for the worst case.
+        """
+        buf = getattr(self._local, "buf", None)
+        if buf is None or ctypes.sizeof(buf) < size:
+            buf = self._local.buf = ctypes.create_string_buffer(max(size, 64 * 1024))
+        return buf
+
+    def topic_check(self, topic: str | Buffer) -> FrameReason:
+        """Validate a topic for publishing: OK or a TOPIC_* reason."""
+        src = _lib.Borrowed(_text(topic))
+        try:
+            return FrameReason(self._lib.shardq_topic_check(src.ptr, src.length))
+        finally:
+            src.release()
+
+    def topic_match(self, pattern: str | Buffer, topic: str | Buffer) -> bool:
+        """True when ``topic`` matches ``pattern`` (``*`` one level, ``#`` the rest).
+
+        Raises:
+            InvalidPattern: the pattern is not valid.
+        """
+        p, t = _lib.Borrowed(_text(pattern)), _lib.Borrowed(_text(topic))
+        try:
+            rc = self._lib.shardq_topic_match(p.ptr, p.length, t.ptr, t.length)
+        finally:
+            p.release()
+            t.release()
+        if rc < 0:
+            raise_for(rc, "topic_match", invalid=InvalidPattern)
+        return rc == 1
+
+    def topic_match_batch(self, pattern: str | Buffer, data: Buffer, spans: Buffer) -> bytes:
+        """Match many topics held in ``data`` against one pattern.
+
+        Args:
+            pattern: the subscription pattern.
+            data: buffer holding the topics.
+            spans: u32 (offset, length) pairs into ``data`` (e.g. built from a
+                frame table's topic columns); trusted to lie inside ``data``.
+
+        Returns:
+            One byte per topic: 1 match, 0 no match.
+
+        Raises:
+            InvalidPattern: the pattern is not valid.
+        """
+        pairs = memoryview(spans).cast("B").cast("I")
+        n = len(pairs) // 2
+        p = _lib.Borrowed(_text(pattern))
+        b = _lib.Borrowed(data)
+        s = _lib.Borrowed(pairs)
+        out = ctypes.create_string_buffer(max(n, 1))
+        try:
+            rc = self._lib.shardq_topic_match_batch(
+                p.ptr, p.length, b.ptr, s.ptr, n, ctypes.cast(out, ctypes.POINTER(ctypes.c_uint8)))
+        finally:
+            p.release()
+            b.release()
+            s.release()
+        if rc:
+            raise_for(rc, "topic_match_batch", invalid=InvalidPattern)
+        return out.raw[:n]
+
+    def crc32c(self, data: Buffer, crc: int = 0) -> int:
+        """CRC32C of ``data``, continuing from ``crc``."""
+        src = _lib.Borrowed(data)
+        try:
+            return self._lib.shardq_crc32c(crc, src.ptr, src.length)
+        finally:
+            src.release()
+
+    def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
+        """Partition hash: CRC32C of the key, or of the topic when the key is empty."""
+        k, t = _lib.Borrowed(_text(key)), _lib.Borrowed(_text(topic))
+        try:
+            return self._lib.shardq_hash(k.ptr, k.length, t.ptr, t.length)
+        finally:
+            k.release()
+            t.release()
+
+    def pb_fields(self, msg: Buffer, field: int) -> memoryview:
+        """(offset, length) u32 pairs of every occurrence of length-delimited ``field``.
+
+        Raises:
+            MalformedInput: malformed wire data, or ``field`` with another wire type.
+        """
+        src = _lib.Borrowed(msg)
+        try:
+            capacity = 16
+            while True:
+                out = bytearray(capacity * 8)
+                dst = _lib.Borrowed(out, writable=True)
+                n = c_size_t()
+                try:
+                    rc = self._lib.shardq_pb_fields(src.ptr, src.length, field, dst.ptr, capacity, byref(n))
+                finally:
+                    dst.release()
+                if rc != ENOBUFS:
+                    break
+                capacity = n.value
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "pb_fields")
+        return memoryview(out).cast("I")[:2 * n.value]
+
+    def pb_events(self, msg: Buffer, field: int = 1) -> EventBatch:
+        """Describe each Event of repeated field ``field`` (1 in PublishBatchRequest).
+
+        Raises:
+            MalformedInput: malformed wire data (``index`` names the event).
+            NotUtf8: an id/topic/key is not UTF-8 (``index`` names the event).
+        """
+        src = _lib.Borrowed(msg)
+        try:
+            capacity = src.length // 2 + 1  # an Event takes at least 2 bytes
+            dst = self._scratch(capacity * EVENT_FIELDS * 4)
+            n = c_size_t()
+            rc = self._lib.shardq_pb_events(src.ptr, src.length, field, dst, capacity, byref(n))
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "pb_events", index=n.value)
+        table = ctypes.string_at(dst, n.value * EVENT_FIELDS * 4)
+        return EventBatch(n.value, memoryview(table).cast("I"))
+
+    def pb_event(self, msg: Buffer) -> EventSpans:
+        """Describe one encoded Event.
+
+        Raises:
+            MalformedInput: malformed wire data.
+            NotUtf8: an id/topic/key is not UTF-8.
+        """
+        src = _lib.Borrowed(msg)
+        spans = _lib.EventSpans()
+        try:
+            rc = self._lib.shardq_pb_event(src.ptr, src.length, byref(spans))
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "pb_event", index=0)
+        table = memoryview(bytearray(spans)).cast("I")
+        return EventBatch(1, table).event(0)
+
+
+__all__ = [
+    "EVENT_FIELDS", "FRAME_FIELDS", "EventBatch", "EventSpans", "Frame",
+    "FrameBatch", "FrameReason", "NativeWire",
+]
