@@ -1,0 +1,207 @@
+{{/*
+eventstream.name
+  In:  the root context.
+  Out: the chart name, or .Values.nameOverride; at most 63 characters.
+*/}}
+{{- define "eventstream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+eventstream.fullname
+  In:  the root context.
+  Out: the prefix of every resource name: .Values.fullnameOverride, else the
+       release name when it already contains the chart name (release
+       "eventstream" gives "eventstream"), else "<release>-<name>". At most 52
+       characters, so "<fullname>-headless" and the pods' "<fullname>-<n>"
+       plus the StatefulSet's revision label stay within 63.
+*/}}
+{{- define "eventstream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.headlessName
+  In:  the root context.
+  Out: name of the headless Service that governs the StatefulSet
+       ("<fullname>-headless"); peers resolve "<pod>.<this>" to each other.
+*/}}
+{{- define "eventstream.headlessName" -}}
+{{- printf "%s-headless" (include "eventstream.fullname" .) }}
+{{- end }}
+
+{{/*
+eventstream.configMapName
+  In:  the root context.
+  Out: name of the ConfigMap holding config.yaml ("<fullname>-config").
+*/}}
+{{- define "eventstream.configMapName" -}}
+{{- printf "%s-config" (include "eventstream.fullname" .) }}
+{{- end }}
+
+{{/*
+eventstream.serviceAccountName
+  In:  the root context.
+  Out: the ServiceAccount the pods run as: .Values.serviceAccount.name, else
+       the full name when the chart creates one, else "default".
+*/}}
+{{- define "eventstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "eventstream.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.chart
+  In:  the root context.
+  Out: "<chart>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "eventstream.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+eventstream.selectorLabels
+  In:  the root context.
+  Out: the labels that select this release's pods. They are immutable in a
+       StatefulSet's selector: never add to them.
+*/}}
+{{- define "eventstream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "eventstream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+eventstream.labels
+  In:  the root context.
+  Out: the labels of every resource: the selector labels plus chart, version
+       and manager.
+*/}}
+{{- define "eventstream.labels" -}}
+helm.sh/chart: {{ include "eventstream.chart" . }}
+{{ include "eventstream.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "eventstream.imageTag" . | quote }}
+app.kubernetes.io/component: server
+app.kubernetes.io/part-of: eventstream
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+eventstream.imageTag
+  In:  the root context.
+  Out: .Values.image.tag, else the chart's appVersion.
+*/}}
+{{- define "eventstream.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+eventstream.image
+  In:  the root context.
+  Out: "<repository>:<tag>" of the server image.
+*/}}
+{{- define "eventstream.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "eventstream.imageTag" .) }}
+{{- end }}
+
+{{/*
+eventstream.dataDir
+  Out: the data directory inside the container; the image's VOLUME and the
+       server's storage.data_dir.
+*/}}
+{{- define "eventstream.dataDir" -}}
+/var/lib/eventstream
+{{- end }}
+
+{{/*
+eventstream.configDir
+  Out: where the ConfigMap is mounted; the image's entrypoint reads
+       <this>/config.yaml.
+*/}}
+{{- define "eventstream.configDir" -}}
+/etc/eventstream
+{{- end }}
+
+{{/*
+eventstream.staticPeers
+  In:  the root context.
+  Out: a YAML list of "host:port" of every pod, by ordinal, through the
+       headless Service (used by cluster.discovery: static).
+*/}}
+{{- define "eventstream.staticPeers" -}}
+{{- $fullname := include "eventstream.fullname" . }}
+{{- $headless := include "eventstream.headlessName" . }}
+{{- range $ordinal := until (int .Values.replicas) }}
+- {{ printf "%s-%d.%s.%s.svc.%s:%d" $fullname $ordinal $headless $.Release.Namespace $.Values.cluster.clusterDomain (int $.Values.ports.cluster) }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.config
+  In:  the root context.
+  Out: the server's config.yaml. The pass-through .Values.config comes first;
+       the keys the chart owns (listeners, data directory, cluster, metrics,
+       numa) are then set from the other values, so the pod spec, the probes
+       and the server cannot disagree.
+*/}}
+{{- define "eventstream.config" -}}
+{{- $config := deepCopy (.Values.config | default dict) }}
+{{- $server := dict "host" "0.0.0.0" "grpc_port" (int .Values.ports.grpc) "tcp_port" (int .Values.ports.tcp) "udp_port" (int .Values.ports.udp) }}
+{{- $cluster := dict "enabled" .Values.cluster.enabled "discovery" .Values.cluster.discovery "namespace" .Release.Namespace "service" (include "eventstream.headlessName" .) "port" (int .Values.ports.cluster) }}
+{{- if eq .Values.cluster.discovery "static" }}
+{{- $_ := set $cluster "peers" (include "eventstream.staticPeers" . | fromYamlArray) }}
+{{- end }}
+{{- $owned := dict
+      "server" $server
+      "cluster" $cluster
+      "metrics" (dict "enabled" .Values.metrics.enabled "port" (int .Values.ports.metrics) "path" .Values.metrics.path)
+      "storage" (dict "data_dir" (include "eventstream.dataDir" .))
+      "numa" (dict "enabled" .Values.numa.enabled) }}
+{{- $merged := mustMergeOverwrite $config $owned }}
+{{- toYaml $merged }}
+{{- end }}
+
+{{/*
+eventstream.drainSeconds
+  In:  the root context.
+  Out: drain_grace_seconds + drain_timeout_seconds of the rendered config (the
+       server's defaults, 0 and 20, when they are not set), rounded up.
+*/}}
+{{- define "eventstream.drainSeconds" -}}
+{{- $server := (.Values.config | default dict).server | default dict }}
+{{- $grace := $server.drain_grace_seconds | default 0 | float64 }}
+{{- $timeout := hasKey $server "drain_timeout_seconds" | ternary $server.drain_timeout_seconds 20 | float64 }}
+{{- addf $grace $timeout | ceil | int }}
+{{- end }}
+
+{{/*
+eventstream.podAntiAffinity
+  In:  the root context.
+  Out: the podAntiAffinity block for .Values.affinity.podAntiAffinity
+       ("hard": required, "soft": preferred), or nothing for "none".
+*/}}
+{{- define "eventstream.podAntiAffinity" -}}
+{{- $term := dict "labelSelector" (dict "matchLabels" (include "eventstream.selectorLabels" . | fromYaml)) "topologyKey" .Values.affinity.topologyKey }}
+{{- if eq .Values.affinity.podAntiAffinity "hard" }}
+podAntiAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- list $term | toYaml | nindent 4 }}
+{{- else if eq .Values.affinity.podAntiAffinity "soft" }}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        {{- toYaml $term | nindent 8 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,114 @@
+"""The kustomize base (generated from the chart) and the per-cluster overlays."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .rendering import (KUSTOMIZE_DIR, OVERLAYS, REPO, ci_values, find, helm_template,
+                        kinds, kustomize_build, run, tool, validation_errors)
+
+GENERATED_DIRS = ("base", "components/monitoring")
+
+
+def test_generated_base_has_no_drift(tmp_path: Path) -> None:
+    result = run(["bash", str(KUSTOMIZE_DIR / "generate.sh"), str(tmp_path)],
+                 env={**os.environ, "HELM": tool("helm")})
+    assert result.returncode == 0, result.stderr
+    for directory in GENERATED_DIRS:
+        committed, fresh = KUSTOMIZE_DIR / directory, tmp_path / directory
+        comparison = filecmp.dircmp(committed, fresh)
+        stale = [name for name in comparison.common_files
+                 if (committed / name).read_bytes() != (fresh / name).read_bytes()]
+        assert (comparison.left_only, comparison.right_only, stale) == ([], [], []), (
+            f"deploy/kustomize/{directory} differs from the chart: run deploy/kustomize/generate.sh")
+
+
+def test_generated_files_say_do_not_edit() -> None:
+    for directory in GENERATED_DIRS:
+        for path in (KUSTOMIZE_DIR / directory).glob("*.yaml"):
+            assert path.read_text().startswith("# DO NOT EDIT"), path.relative_to(REPO)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds_valid_manifests(overlay: str) -> None:
+    manifests = kustomize_build(overlay)
+    assert validation_errors(manifests) == []
+    assert "Pod" not in kinds(manifests), "the helm test pod belongs to the chart only"
+    assert {m["metadata"]["labels"]["app.kubernetes.io/managed-by"] for m in manifests} == {
+        "kustomize"}
+
+
+def test_dev_is_one_small_node() -> None:
+    manifests = kustomize_build("dev")
+    spec = find(manifests, "StatefulSet")["spec"]
+    assert spec["replicas"] == 1
+    pod = spec["template"]["spec"]
+    assert "affinity" not in pod
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["EVENTSTREAM_CLUSTER__ENABLED"] == "false"
+    assert "HorizontalPodAutoscaler" not in kinds(manifests)
+    assert "PodDisruptionBudget" not in kinds(manifests)
+
+
+def test_production_is_five_nodes_on_fast_ssd_with_hard_anti_affinity() -> None:
+    manifests = kustomize_build("production")
+    spec = find(manifests, "StatefulSet")["spec"]
+    assert spec["replicas"] == 5
+    pod = spec["template"]["spec"]
+    required = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required[0]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"], "Guaranteed QoS for CPU pinning"
+    hpa = find(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] == 5 and hpa["spec"]["scaleTargetRef"]["name"] == "eventstream"
+    assert {"ServiceMonitor", "PrometheusRule"} <= set(kinds(manifests))
+
+
+def _shape(manifests) -> dict:
+    """What an overlay and the chart with the same environment's values must agree on."""
+    statefulset = find(manifests, "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    claims = statefulset["spec"].get("volumeClaimTemplates", [])
+    shape = {
+        "replicas": statefulset["spec"]["replicas"],
+        "resources": pod["containers"][0]["resources"],
+        "affinity": pod.get("affinity"),
+        "topologySpread": pod.get("topologySpreadConstraints"),
+        "storage": [(c["spec"].get("storageClassName"), c["spec"]["resources"]["requests"]["storage"])
+                    for c in claims],
+        "kinds": sorted(k for k in kinds(manifests) if k != "Pod"),
+        "ports": pod["containers"][0]["ports"],
+        "probes": {p: pod["containers"][0][p] for p in ("readinessProbe", "livenessProbe", "startupProbe")},
+    }
+    if "HorizontalPodAutoscaler" in kinds(manifests):
+        hpa = find(manifests, "HorizontalPodAutoscaler")["spec"]
+        shape["hpa"] = (hpa["minReplicas"], hpa["maxReplicas"], hpa["metrics"])
+    return shape
+
+
+def _effective_config(manifests) -> dict:
+    """config.yaml with the container's EVENTSTREAM_<SECTION>__<KEY> overrides applied."""
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    container = find(manifests, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    for env in container["env"]:
+        name = env["name"]
+        if name.startswith("EVENTSTREAM_") and "value" in env:
+            section, _, key = name[len("EVENTSTREAM_"):].partition("__")
+            config.setdefault(section.lower(), {})[key.lower()] = yaml.safe_load(env["value"])
+    return config
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_matches_the_chart_with_the_same_settings(overlay: str) -> None:
+    chart = helm_template(values_files=(ci_values(f"{overlay}-values.yaml"),))
+    assert _shape(kustomize_build(overlay)) == _shape(chart)
+    assert _effective_config(kustomize_build(overlay)) == _effective_config(chart)

@@ -1,0 +1,136 @@
+"""The config.yaml the chart renders is one the real server accepts and runs
+with, and the chart's `helm test` script passes against that server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .rendering import CI_VALUES, REPO, ci_values, find, helm_template
+
+try:
+    from eventstream.server.config import load_config
+except ImportError as error:  # the server package is not installed in this environment
+    load_config = None
+    IMPORT_ERROR = str(error)
+else:
+    IMPORT_ERROR = ""
+
+needs_server = pytest.mark.skipif(load_config is None,
+                                  reason=f"eventstream.server is not importable: {IMPORT_ERROR}")
+SERVER_COMMAND = str(Path(sys.executable).parent / "eventstream-server")
+
+
+def rendered_config(values: str | None = None) -> dict[str, Any]:
+    files = (ci_values(values),) if values else ()
+    (configmap,) = [m for m in helm_template(values_files=files)
+                    if m["kind"] == "ConfigMap" and "config.yaml" in m.get("data", {})]
+    return yaml.safe_load(configmap["data"]["config.yaml"])
+
+
+def pod_env() -> dict[str, str]:
+    """The environment the StatefulSet gives pod 0 (fieldRefs resolved)."""
+    return {"POD_NAME": "eventstream-0", "NODE_ID": "eventstream-0",
+            "EVENTSTREAM_CLUSTER__NAMESPACE": "eventstream"}
+
+
+@needs_server
+@pytest.mark.parametrize("values", [None, *CI_VALUES])
+def test_configmap_loads_with_the_server_loader(tmp_path: Path, values: str | None) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(rendered_config(values)))
+    config = load_config(str(path), env=pod_env())
+    assert config.storage.data_dir == "/var/lib/eventstream"
+    assert config.cluster.node_id == "eventstream-0"
+    assert config.server.host == "0.0.0.0"
+    if values is None:
+        assert (config.server.grpc_port, config.server.tcp_port, config.server.udp_port,
+                config.cluster.port, config.metrics.port) == (9200, 9000, 9001, 9100, 8080)
+        assert config.cluster.discovery == "kubernetes"
+        assert config.cluster.service == "eventstream-headless"
+        assert (config.queues.realtime_capacity, config.queues.batch_capacity) == (16384, 65536)
+
+
+@needs_server
+def test_image_default_config_loads(tmp_path: Path) -> None:
+    config = load_config(str(REPO / "deploy" / "docker" / "config.yaml"), env={})
+    assert config.storage.data_dir == "/var/lib/eventstream"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"server not healthy after {timeout}s:\n{log.read_text()}")
+
+
+@needs_server
+def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path: Path) -> None:
+    config = rendered_config()
+    # Loopback and free ports instead of the pod's; a temporary data directory.
+    grpc_port, http_port = free_port(), free_port()
+    config["server"].update(host="127.0.0.1", grpc_port=grpc_port, tcp_port=free_port(),
+                            udp_port=free_port(socket.SOCK_DGRAM))
+    config["metrics"]["port"] = http_port
+    config["cluster"]["port"] = free_port()
+    config["storage"]["data_dir"] = str(tmp_path / "data")
+    config["server"]["drain_grace_seconds"] = 0
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([SERVER_COMMAND, "--config", str(path)], stdout=out,
+                                   stderr=subprocess.STDOUT, env={**os.environ, **pod_env()})
+    try:
+        wait_healthy(process, f"http://127.0.0.1:{http_port}/health", log)
+        # The helm test pod's own command, aimed at this server.
+        test_pod = find(helm_template(), "Pod")
+        command = test_pod["spec"]["containers"][0]["command"]
+        check = subprocess.run([sys.executable, "-c", command[2], f"127.0.0.1:{grpc_port}"],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr + log.read_text()
+        assert check.stdout.count("SERVING") == 3, check.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=config["server"]["drain_timeout_seconds"] + 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    assert code == 0, log.read_text()
+
+
+def test_helm_test_script_fails_when_nothing_serves() -> None:
+    command = find(helm_template(), "Pod")["spec"]["containers"][0]["command"]
+    port = free_port()
+    check = subprocess.run([sys.executable, "-c", command[2].replace("timeout=10", "timeout=1"),
+                            f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1
+    assert "DEADLINE_EXCEEDED" in check.stdout or "UNAVAILABLE" in check.stdout, check.stdout
