@@ -24,7 +24,7 @@ from .broker.broker import Broker
 from .broker.dedup import DedupWindow
 from .broker.lanes import Lanes, Submission
 from .broker.priority import Lane
-from .broker.write_path import Ack, WritePath
+from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
 from .http.server import HttpServer
@@ -86,13 +86,13 @@ class Node:
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
-    def _on_commit(self, taken: list[Submission], acks: list[list[Ack]]) -> None:
+    def _on_commit(self, taken: list[Submission], results: list[RoundResult]) -> None:
         metrics = self.metrics
         now = time.time_ns()
-        for submission, submission_acks in zip(taken, acks):
+        for submission, result in zip(taken, results):
             attrs = {"transport": submission.transport}
-            duplicates = sum(1 for ack in submission_acks if ack.duplicate)
-            metrics.committed.add(len(submission_acks) - duplicates, attrs)
+            duplicates = result.duplicates
+            metrics.committed.add(len(result.acks) - duplicates, attrs)
             if duplicates:
                 metrics.duplicates.add(duplicates, attrs)
             metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)

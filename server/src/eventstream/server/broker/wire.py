@@ -42,3 +42,21 @@ def timestamp_field(tag: bytes, time_ns: int) -> bytes:
     seconds, nanos = divmod(time_ns, 1_000_000_000)
     body = b"\x08" + varint(seconds) + (b"\x10" + varint(nanos) if nanos else b"")
     return length_delimited(tag, body)
+
+
+# Fields of eventstream.v1.PublishAck, encoded by the write path so that
+# acknowledgements travel as bytes (see publish.proto).
+ACK_ID_TAG = b"\x0a"           # 1 id
+ACK_PARTITION_TAG = b"\x10"    # 2 partition
+ACK_OFFSET_TAG = b"\x18"       # 3 offset
+ACK_DUPLICATE = b"\x20\x01"    # 4 duplicate = true
+ACK_DURABILITY_TAG = b"\x28"   # 5 durability
+ACK_INGEST_TIME_TAG = b"\x32"  # 6 ingest_time
+
+
+def encode_ack(event_id: bytes, partition: int, offset: int, duplicate: bool,
+               tail: bytes) -> bytes:
+    """Encode a PublishAck; ``tail`` holds the durability and ingest_time fields."""
+    return b"".join((ACK_ID_TAG, varint(len(event_id)), event_id, ACK_PARTITION_TAG,
+                     varint(partition), ACK_OFFSET_TAG, varint(offset),
+                     ACK_DUPLICATE if duplicate else b"", tail))

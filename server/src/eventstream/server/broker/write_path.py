@@ -31,15 +31,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
-    """Acknowledgement of one committed event."""
+class RoundResult:
+    """What one submission got from a commit round."""
 
-    id: str
-    partition: int
-    offset: int
-    duplicate: bool
-    ingest_time_ns: int
-    durability: int
+    acks: list[bytes]
+    """One encoded ``eventstream.v1.PublishAck`` per event, in order."""
+    duplicates: int
+    """How many of the events were duplicates of an earlier id."""
 
 
 class CommitSignal:
@@ -83,7 +81,7 @@ class WritePath:
 
     def __init__(self, lanes: Lanes, event_log: EventLog, dedup: DedupWindow, *,
                  drain_batch_events: int, batch_share: float,
-                 on_commit: Callable[[list[Submission], list[list[Ack]]], None] | None = None,
+                 on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.lanes = lanes
         self.log = event_log
@@ -155,29 +153,38 @@ class WritePath:
         self._apply(taken, acks)
 
     def _propose(self, taken: list[Submission], now: int
-                 ) -> tuple[list[list[Ack]], dict[int, tuple[list[bytes], list[str], bytearray]],
-                            list[str]]:
+                 ) -> tuple[list[RoundResult],
+                            dict[int, tuple[list[bytes], list[str], bytearray]], list[str]]:
         """De-duplicate, place and encode; nothing is visible or acknowledged yet."""
         partitions = self.log.partitions
         durability = self.log.durability
         time_field = wire.timestamp_field(wire.INGEST_TIME_TAG, now)
+        ack_tail = (wire.ACK_DURABILITY_TAG + wire.varint(durability)
+                    + wire.timestamp_field(wire.ACK_INGEST_TIME_TAG, now))
+        encode_ack = wire.encode_ack
         staged: dict[int, tuple[list[bytes], list[str], bytearray]] = {}
         next_offsets: dict[int, int] = {}
         new_ids: list[str] = []
-        all_acks: list[list[Ack]] = []
+        all_results: list[RoundResult] = []
         for submission in taken:
-            acks: list[Ack] = []
+            acks: list[bytes] = []
+            duplicates = 0
             for event_id, topic, key, priority, body in submission.events:
                 id_field = b""
                 if event_id:
+                    id_bytes = event_id.encode()
                     hit = self.dedup.lookup(event_id, now)
                     if hit is not None:
-                        acks.append(Ack(event_id, hit[0], hit[1], True, hit[2], durability))
+                        first_tail = (wire.ACK_DURABILITY_TAG + wire.varint(durability)
+                                      + wire.timestamp_field(wire.ACK_INGEST_TIME_TAG, hit[2]))
+                        acks.append(encode_ack(id_bytes, hit[0], hit[1], True, first_tail))
+                        duplicates += 1
                         continue
                 else:
                     self._id_counter += 1
                     event_id = f"{self._id_prefix}{self._id_counter:x}"
-                    id_field = wire.length_delimited(wire.ID_TAG, event_id.encode())
+                    id_bytes = event_id.encode()
+                    id_field = wire.length_delimited(wire.ID_TAG, id_bytes)
                 partition = partition_of(key, topic, partitions)
                 slot = staged.get(partition)
                 if slot is None:
@@ -192,21 +199,21 @@ class WritePath:
                 slot[2].append(priority)
                 self.dedup.remember(event_id, partition, offset, now)
                 new_ids.append(event_id)
-                acks.append(Ack(event_id, partition, offset, False, now, durability))
-            all_acks.append(acks)
-        return all_acks, staged, new_ids
+                acks.append(encode_ack(id_bytes, partition, offset, False, ack_tail))
+            all_results.append(RoundResult(acks, duplicates))
+        return all_results, staged, new_ids
 
-    def _apply(self, taken: list[Submission], acks: list[list[Ack]]) -> None:
+    def _apply(self, taken: list[Submission], results: list[RoundResult]) -> None:
         """Make the round visible and acknowledge it."""
         self.commit_count += 1
         self.signal.fire()
-        for submission, submission_acks in zip(taken, acks):
-            self.committed_events += len(submission_acks)
+        for submission, result in zip(taken, results):
+            self.committed_events += len(result.acks) - result.duplicates
             if not submission.future.done():
-                submission.future.set_result(submission_acks)
+                submission.future.set_result(result.acks)
             self.lanes.release(submission.lane, len(submission.events))
         if self._on_commit is not None:
-            self._on_commit(taken, acks)
+            self._on_commit(taken, results)
 
 
-__all__ = ["Ack", "CommitSignal", "Lane", "WritePath", "partition_of"]
+__all__ = ["CommitSignal", "Lane", "RoundResult", "WritePath", "partition_of"]

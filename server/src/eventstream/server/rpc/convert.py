@@ -11,7 +11,6 @@ from eventstream.v1 import common_pb2, publish_pb2
 
 from ..broker import priority
 from ..broker.topics import topic_problem
-from ..broker.write_path import Ack
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
 
@@ -70,14 +69,6 @@ class EventValidator:
             event.ClearField("offset")
             event.ClearField("ingest_time")
         return event_id, topic, key, priority.frame_byte(value), event.SerializeToString()
-
-
-def ack_message(ack: Ack) -> publish_pb2.PublishAck:
-    """The PublishAck for a committed event."""
-    message = publish_pb2.PublishAck(id=ack.id, partition=ack.partition, offset=ack.offset,
-                                     duplicate=ack.duplicate, durability=ack.durability)
-    message.ingest_time.FromNanoseconds(ack.ingest_time_ns)
-    return message
 
 
 def error_result(error: EventStreamError) -> publish_pb2.PublishResult:

@@ -4,6 +4,10 @@ Validates events (per event: an invalid one gets its own error, the rest go
 on), queues them in their lanes all or none, and answers once they are
 committed. PublishStream pipelines: it keeps reading while earlier requests
 commit, and answers in request order.
+
+Responses are written as bytes: the write path encodes each PublishAck, and
+the response messages around them are framed here, so no message object is
+built per event on the way out.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from ..broker.priority import Lane
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
-from .convert import EventValidator, ack_message, check_batch_size, error_result
+from ..broker.wire import varint
+from .convert import EventValidator, check_batch_size, error_result
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.PublishService"
@@ -32,30 +37,49 @@ STREAM_WINDOW = 64
 _TRANSPORT = {"transport": "grpc"}
 
 
-class _Pending:
-    """One request's events on their way: results so far and what is queued."""
+# Field tags of the response messages (publish.proto).
+_RESULT_ACK = b"\x0a"         # PublishResult.ack
+_RESPONSE_ACK = b"\x0a"       # PublishResponse.ack
+_BATCH_RESULTS = b"\x0a"      # PublishBatchResponse.results
+_STREAM_SEQUENCE = b"\x08"    # PublishStreamResponse.sequence
+_STREAM_RESULTS = b"\x12"     # PublishStreamResponse.results
 
-    __slots__ = ("results", "submissions", "indices")
+
+def _framed(tag: bytes, payload: bytes) -> bytes:
+    return tag + varint(len(payload)) + payload
+
+
+class _Pending:
+    """One request's events on their way: encoded results so far and what is queued."""
+
+    __slots__ = ("results", "submissions", "indices", "first_error")
 
     def __init__(self, size: int) -> None:
-        self.results: list[publish_pb2.PublishResult | None] = [None] * size
+        self.results: list[bytes | None] = [None] * size
         self.submissions: list[Submission] = []
         self.indices: list[list[int]] = []
+        self.first_error: EventStreamError | None = None
 
-    async def finish(self) -> list[publish_pb2.PublishResult]:
-        """Wait for the commit and fill in the acknowledgements."""
+    def refuse(self, index: int, error: EventStreamError) -> None:
+        """Record that event ``index`` was refused."""
+        self.results[index] = error_result(error).SerializeToString()
+        if self.first_error is None:
+            self.first_error = error
+
+    async def finish(self) -> list[bytes]:
+        """Wait for the commit; return one encoded PublishResult per event."""
+        results = self.results
         for submission, indices in zip(self.submissions, self.indices):
             acks = await submission.future
             for index, ack in zip(indices, acks):
-                self.results[index] = publish_pb2.PublishResult(ack=ack_message(ack))
-        return self.results  # type: ignore[return-value]
+                results[index] = _framed(_RESULT_ACK, ack)
+        return results  # type: ignore[return-value]
 
     def fail(self, error: EventStreamError) -> None:
         """Mark every queued event as refused with ``error``."""
-        result = error_result(error)
         for indices in self.indices:
             for index in indices:
-                self.results[index] = result
+                self.refuse(index, error)
         self.submissions, self.indices = [], []
 
 
@@ -81,14 +105,11 @@ class PublishServicer:
         """The method handlers for grpc.aio's server."""
         return grpc.method_handlers_generic_handler(SERVICE, {
             "Publish": grpc.unary_unary_rpc_method_handler(
-                self.publish, publish_pb2.PublishRequest.FromString,
-                publish_pb2.PublishResponse.SerializeToString),
+                self.publish, publish_pb2.PublishRequest.FromString, None),
             "PublishBatch": grpc.unary_unary_rpc_method_handler(
-                self.publish_batch, publish_pb2.PublishBatchRequest.FromString,
-                publish_pb2.PublishBatchResponse.SerializeToString),
+                self.publish_batch, publish_pb2.PublishBatchRequest.FromString, None),
             "PublishStream": grpc.stream_stream_rpc_method_handler(
-                self.publish_stream, publish_pb2.PublishStreamRequest.FromString,
-                publish_pb2.PublishStreamResponse.SerializeToString),
+                self.publish_stream, publish_pb2.PublishStreamRequest.FromString, None),
         })
 
     def _prepare(self, events: Sequence[common_pb2.Event], prefix: str) -> _Pending:
@@ -101,7 +122,7 @@ class PublishServicer:
             try:
                 accepted = accept(event, f"{prefix}[{index}]." if prefix else "")
             except EventStreamError as error:
-                pending.results[index] = error_result(error)
+                pending.refuse(index, error)
                 reasons[error.reason] += 1
                 continue
             lane = Lane.REALTIME if accepted[3] >= 3 else Lane.BATCH
@@ -130,27 +151,25 @@ class PublishServicer:
             raise
 
     async def _publish(self, request: publish_pb2.PublishRequest,
-                       context: grpc.aio.ServicerContext) -> publish_pb2.PublishResponse:
+                       context: grpc.aio.ServicerContext) -> bytes:
         self._broker.check_accepting()
         if not request.HasField("event"):
             self._metrics.rejected.add(1, {"transport": "grpc", "reason": "EVENT_MISSING"})
             raise EventStreamError("EVENT_MISSING", "event: is required", field="event")
         pending = self._prepare([request.event], "")
-        if pending.results[0] is not None:
-            error = pending.results[0].error
-            raise EventStreamError(error.reason, f"event.{error.message}", field=f"event.{error.field}")
+        if pending.first_error is not None:
+            raise pending.first_error.at("event.")
         self._queue(pending)
-        results = await pending.finish()
-        return publish_pb2.PublishResponse(ack=results[0].ack)
+        acks = await pending.submissions[0].future
+        return _framed(_RESPONSE_ACK, acks[0])
 
     async def _publish_batch(self, request: publish_pb2.PublishBatchRequest,
-                             context: grpc.aio.ServicerContext
-                             ) -> publish_pb2.PublishBatchResponse:
+                             context: grpc.aio.ServicerContext) -> bytes:
         self._broker.check_accepting()
         check_batch_size(len(request.events), self._limits)
         pending = self._prepare(request.events, "events")
         self._queue(pending)
-        return publish_pb2.PublishBatchResponse(results=await pending.finish())
+        return b"".join([_framed(_BATCH_RESULTS, result) for result in await pending.finish()])
 
     async def _publish_stream(self, requests: AsyncIterator[publish_pb2.PublishStreamRequest],
                               context: grpc.aio.ServicerContext) -> None:
@@ -161,8 +180,9 @@ class PublishServicer:
             while (item := await window.get()) is not None:
                 sequence, pending = item
                 results = await pending.finish()
-                await context.write(publish_pb2.PublishStreamResponse(
-                    sequence=sequence, results=results))
+                await context.write(b"".join([
+                    _STREAM_SEQUENCE, varint(sequence),
+                    *[_framed(_STREAM_RESULTS, result) for result in results]]))
 
         refusal: EventStreamError | None = None
         async with asyncio.TaskGroup() as group:
