@@ -55,13 +55,26 @@ async def test_live_subscription_sees_only_new_events_with_server_fields(server)
     stubs = Stubs(server.target)
     await stubs.publish.Publish(publish_request("live/old"))
     call = stubs.subscribe.Subscribe(subscribe_request("live/#"))
-    await asyncio.sleep(0.2)  # let the subscription start at the latest offset
-    ack = (await stubs.publish.Publish(publish_request(
-        "live/new", b"payload", key="k1", headers={"h": "v"}))).ack
-    (got,) = await collect(call, 1)
+    responses = call.__aiter__()
+    # The stream gives no signal when the subscription has started: publish until
+    # one new event arrives. The old one must never show up.
+    acks = {}
+    got = None
+    for attempt in range(50):
+        ack = (await stubs.publish.Publish(publish_request(
+            "live/new", b"payload", key="k1", headers={"h": "v"}))).ack
+        acks[ack.id] = ack
+        try:
+            response = await asyncio.wait_for(responses.__anext__(), 0.5)
+        except TimeoutError:
+            continue
+        got = response.events[0]
+        break
     call.cancel()
+    assert got is not None, "no live event delivered"
     assert (got.topic, got.payload, got.key, dict(got.headers)) == ("live/new", b"payload", "k1", {"h": "v"})
-    assert (got.id, got.partition, got.offset) == (ack.id, ack.partition, ack.offset)
+    ack = acks[got.id]
+    assert (got.partition, got.offset) == (ack.partition, ack.offset)
     assert got.ingest_time.ToNanoseconds() == ack.ingest_time.ToNanoseconds() > 0
     assert ack.durability == common_pb2.DURABILITY_MEMORY
     await stubs.close()
