@@ -42,6 +42,7 @@ def test_dedup_window_expires_by_age_and_count():
     window.remember("b", 0, 1, 200)
     window.remember("c", 0, 2, 200)
     window.remember("d", 0, 3, 200)
+    window.expire(200)
     assert window.lookup("b", 200) is None and window.lookup("d", 200) == (0, 3, 200)
     window.forget(["d"])
     assert window.lookup("d", 200) is None

@@ -22,6 +22,8 @@ class DedupWindow:
     def __init__(self, window_ns: int, max_ids: int) -> None:
         self.window_ns = window_ns
         self.max_ids = max_ids
+        # Oldest first. An OrderedDict, not a dict: removing a plain dict's first
+        # entry over and over makes finding the next first entry ever slower.
         self._seen: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -36,25 +38,29 @@ class DedupWindow:
         return hit
 
     def remember(self, event_id: str, partition: int, offset: int, now_ns: int) -> None:
-        """Remember an id given (partition, offset) at ``now_ns``."""
+        """Remember an id given (partition, offset) at ``now_ns``.
+
+        Old ids are forgotten by :meth:`expire`, once per batch of calls.
+        """
         if self.max_ids == 0 or self.window_ns == 0:
             return
-        self._seen[event_id] = (partition, offset, now_ns)
-        self._seen.move_to_end(event_id)
-        self._expire(now_ns)
+        seen = self._seen
+        seen[event_id] = (partition, offset, now_ns)
+        seen.move_to_end(event_id)  # an id seen before (expired) becomes the youngest
 
     def forget(self, event_ids: list[str]) -> None:
         """Forget ids whose commit failed."""
         for event_id in event_ids:
             self._seen.pop(event_id, None)
 
-    def _expire(self, now_ns: int) -> None:
+    def expire(self, now_ns: int) -> None:
+        """Forget ids older than the window, and the oldest beyond ``max_ids``."""
         seen = self._seen
         while len(seen) > self.max_ids:
             seen.popitem(last=False)
         horizon = now_ns - self.window_ns
         while seen:
-            first = next(iter(seen.values()))
-            if first[2] >= horizon:
+            oldest = next(iter(seen.values()))
+            if oldest[2] >= horizon:
                 break
             seen.popitem(last=False)

@@ -201,6 +201,7 @@ class WritePath:
                 new_ids.append(event_id)
                 acks.append(encode_ack(id_bytes, partition, offset, False, ack_tail))
             all_results.append(RoundResult(acks, duplicates))
+        self.dedup.expire(now)
         return all_results, staged, new_ids
 
     def _apply(self, taken: list[Submission], results: list[RoundResult]) -> None:
