@@ -1,10 +1,16 @@
-"""Lanes: all-or-nothing offers, realtime first, batch never starved. Dedup window."""
+"""Lanes: all-or-nothing offers, realtime first, batch never starved. Dedup window.
+The write path refuses cleanly when it is not running."""
 
 import asyncio
+
+import pytest
 
 from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.lanes import Lanes, Submission
 from eventstream.server.broker.priority import Lane
+from eventstream.server.broker.write_path import WritePath
+from eventstream.server.errors import EventStreamError
+from eventstream.server.storage.memory_log import MemoryLog
 
 
 def submission(lane: Lane, count: int) -> Submission:
@@ -46,3 +52,13 @@ def test_dedup_window_expires_by_age_and_count():
     assert window.lookup("b", 200) is None and window.lookup("d", 200) == (0, 3, 200)
     window.forget(["d"])
     assert window.lookup("d", 200) is None
+
+
+async def test_a_stopped_write_path_refuses_without_stranding_events():
+    lanes = Lanes(10, 10)
+    write_path = WritePath(lanes, MemoryLog(1, 1 << 20), DedupWindow(10**9, 100),
+                           drain_batch_events=10, batch_share=0.25)
+    with pytest.raises(EventStreamError) as error:
+        write_path.submit([submission(Lane.BATCH, 3)])
+    assert error.value.reason == "COMMIT_FAILED"
+    assert lanes.depth == {Lane.REALTIME: 0, Lane.BATCH: 0}

@@ -54,9 +54,15 @@ ACK_DURABILITY_TAG = b"\x28"   # 5 durability
 ACK_INGEST_TIME_TAG = b"\x32"  # 6 ingest_time
 
 
+def ack_tail(durability: int, ingest_time_ns: int) -> bytes:
+    """Encode the durability and ingest_time fields that end every PublishAck."""
+    return (ACK_DURABILITY_TAG + varint(durability)
+            + timestamp_field(ACK_INGEST_TIME_TAG, ingest_time_ns))
+
+
 def encode_ack(event_id: bytes, partition: int, offset: int, duplicate: bool,
                tail: bytes) -> bytes:
-    """Encode a PublishAck; ``tail`` holds the durability and ingest_time fields."""
+    """Encode a PublishAck; ``tail`` comes from :func:`ack_tail`."""
     return b"".join((ACK_ID_TAG, varint(len(event_id)), event_id, ACK_PARTITION_TAG,
                      varint(partition), ACK_OFFSET_TAG, varint(offset),
                      ACK_DUPLICATE if duplicate else b"", tail))

@@ -25,7 +25,6 @@ from ..storage.log import EventLog
 from . import wire
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
-from .priority import Lane
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,6 @@ class WritePath:
         self.dedup = dedup
         self.signal = CommitSignal()
         self.commit_count = 0
-        self.committed_events = 0
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._on_commit = on_commit
@@ -117,14 +115,16 @@ class WritePath:
         Raises:
             EventStreamError: LANE_FULL (RESOURCE_EXHAUSTED) when a lane lacks room.
         """
+        # Checked first: events offered to a stopped write path would sit in
+        # the lanes, counted as accepted, and never be committed.
+        if self._task is None or self._task.done():
+            raise EventStreamError("COMMIT_FAILED", "the write path is not running")
         full = self.lanes.offer(submissions)
         if full is not None:
             raise EventStreamError(
                 "LANE_FULL",
                 f"the {full.label} lane is full ({self.lanes.capacity[full]} events); retry later",
                 field="priority", retry_after=0.05)
-        if self._task is None or self._task.done():
-            raise EventStreamError("COMMIT_FAILED", "the write path is not running")
 
     async def _drain(self) -> None:
         while True:
@@ -159,8 +159,7 @@ class WritePath:
         partitions = self.log.partitions
         durability = self.log.durability
         time_field = wire.timestamp_field(wire.INGEST_TIME_TAG, now)
-        ack_tail = (wire.ACK_DURABILITY_TAG + wire.varint(durability)
-                    + wire.timestamp_field(wire.ACK_INGEST_TIME_TAG, now))
+        ack_tail = wire.ack_tail(durability, now)
         encode_ack = wire.encode_ack
         staged: dict[int, tuple[list[bytes], list[str], bytearray]] = {}
         next_offsets: dict[int, int] = {}
@@ -171,13 +170,13 @@ class WritePath:
             duplicates = 0
             for event_id, topic, key, priority, body in submission.events:
                 id_field = b""
-                if event_id:
+                remember = bool(event_id)
+                if remember:
                     id_bytes = event_id.encode()
                     hit = self.dedup.lookup(event_id, now)
                     if hit is not None:
-                        first_tail = (wire.ACK_DURABILITY_TAG + wire.varint(durability)
-                                      + wire.timestamp_field(wire.ACK_INGEST_TIME_TAG, hit[2]))
-                        acks.append(encode_ack(id_bytes, hit[0], hit[1], True, first_tail))
+                        acks.append(encode_ack(id_bytes, hit[0], hit[1], True,
+                                               wire.ack_tail(durability, hit[2])))
                         duplicates += 1
                         continue
                 else:
@@ -197,8 +196,11 @@ class WritePath:
                 slot[0].append(wire.DELIVERY_TAG + wire.varint(len(record)) + record)
                 slot[1].append(topic)
                 slot[2].append(priority)
-                self.dedup.remember(event_id, partition, offset, now)
-                new_ids.append(event_id)
+                # Only producer-chosen ids are remembered: the server's own are
+                # unique, and remembering them would cost a dict entry per event.
+                if remember:
+                    self.dedup.remember(event_id, partition, offset, now)
+                    new_ids.append(event_id)
                 acks.append(encode_ack(id_bytes, partition, offset, False, ack_tail))
             all_results.append(RoundResult(acks, duplicates))
         self.dedup.expire(now)
@@ -209,7 +211,6 @@ class WritePath:
         self.commit_count += 1
         self.signal.fire()
         for submission, result in zip(taken, results):
-            self.committed_events += len(result.acks) - result.duplicates
             if not submission.future.done():
                 submission.future.set_result(result.acks)
             self.lanes.release(submission.lane, len(submission.events))
@@ -217,4 +218,4 @@ class WritePath:
             self._on_commit(taken, results)
 
 
-__all__ = ["CommitSignal", "Lane", "RoundResult", "WritePath", "partition_of"]
+__all__ = ["CommitSignal", "RoundResult", "WritePath", "partition_of"]
