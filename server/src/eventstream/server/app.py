@@ -177,8 +177,7 @@ class Node:
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
         log.info("shutting down: NOT_SERVING, refusing new publishes")
-        self.broker.accepting = False
-        self.broker.draining = True
+        self.broker.stop_accepting()
         await self.health.set(False, "draining")
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)

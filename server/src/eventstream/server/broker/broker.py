@@ -35,22 +35,26 @@ class Broker:
         self.log: EventLog = write_path.log
         self.lanes: Lanes = write_path.lanes
         self.dedup: DedupWindow = write_path.dedup
-        self.accepting = False
-        self.draining = False
+        self._phase = "starting"  # then "open", then "draining"
         self._max_subscription_batch = max_subscription_batch
         self._subscriptions: set[Subscription] = set()
 
     def start(self) -> None:
         """Start committing and accepting publishes."""
         self.write_path.start()
-        self.accepting = True
+        self._phase = "open"
+
+    def stop_accepting(self) -> None:
+        """Refuse new publishes and subscriptions from now on (the drain begins)."""
+        self._phase = "draining"
 
     def check_accepting(self) -> None:
         """Raise UNAVAILABLE unless publishes are accepted now."""
-        if not self.accepting:
-            reason = "SHUTTING_DOWN" if self.draining else "STARTING"
-            state = "shutting down" if self.draining else "starting"
-            raise EventStreamError(reason, f"the server is {state}; retry on another node or later")
+        if self._phase == "starting":
+            raise EventStreamError("STARTING", "the server is starting; retry later")
+        if self._phase == "draining":
+            raise EventStreamError("SHUTTING_DOWN",
+                                   "the server is shutting down; retry on another node or later")
 
     def publish(self, submissions: list[Submission]) -> None:
         """Queue submissions for commit; their futures resolve with acknowledgements.
@@ -99,8 +103,7 @@ class Broker:
         Returns:
             True when everything accepted was committed within ``timeout``.
         """
-        self.accepting = False
-        self.draining = True
+        self.stop_accepting()
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):

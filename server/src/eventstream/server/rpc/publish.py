@@ -189,8 +189,6 @@ class PublishServicer:
             group.create_task(answer())
             try:
                 async for request in requests:
-                    if not self._broker.accepting:
-                        self._broker.check_accepting()
                     check_batch_size(len(request.events), self._limits)
                     pending = self._prepare(request.events, "events")
                     try:
