@@ -29,7 +29,7 @@ class EventValidator:
     def __init__(self, limits: LimitsConfig) -> None:
         self.limits = limits
 
-    def accept(self, event: common_pb2.Event, prefix: str) -> EventTuple:
+    def accept(self, event: common_pb2.Event) -> EventTuple:
         """Validate ``event`` and return (id, topic, key, priority byte, encoded event).
 
         The producer's copies of server-set fields are cleared and an
@@ -37,30 +37,31 @@ class EventValidator:
         server did.
 
         Raises:
-            EventStreamError: INVALID_ARGUMENT naming ``prefix`` + the field.
+            EventStreamError: INVALID_ARGUMENT naming the event's field; callers
+                add the path to the event with :meth:`EventStreamError.at`.
         """
         limits = self.limits
         topic = event.topic
         problem = topic_problem(topic, limits.max_topic_bytes)
         if problem is not None:
-            raise invalid(problem[0], f"{prefix}topic", problem[1])
+            raise invalid(problem[0], "topic", problem[1])
         if len(event.payload) > limits.max_message_bytes:
-            raise invalid("PAYLOAD_TOO_LARGE", f"{prefix}payload",
+            raise invalid("PAYLOAD_TOO_LARGE", "payload",
                           f"{len(event.payload)} bytes is over the limit of "
                           f"{limits.max_message_bytes} bytes")
         value = event.priority
         if value not in priority.PROTO_VALUES:
-            raise invalid("PRIORITY_UNKNOWN", f"{prefix}priority",
+            raise invalid("PRIORITY_UNKNOWN", "priority",
                           f"unknown priority {value}; use PRIORITY_BATCH..PRIORITY_CRITICAL")
         event_id = event.id
         if len(event_id) > limits.max_id_bytes // 4 and len(event_id.encode()) > limits.max_id_bytes:
-            raise invalid("ID_TOO_LONG", f"{prefix}id", f"longer than {limits.max_id_bytes} bytes")
+            raise invalid("ID_TOO_LONG", "id", f"longer than {limits.max_id_bytes} bytes")
         key = event.key
         if len(key) > limits.max_key_bytes // 4 and len(key.encode()) > limits.max_key_bytes:
-            raise invalid("KEY_TOO_LONG", f"{prefix}key",
+            raise invalid("KEY_TOO_LONG", "key",
                           f"longer than {limits.max_key_bytes} bytes")
         if len(event.headers) > limits.max_headers:
-            raise invalid("TOO_MANY_HEADERS", f"{prefix}headers",
+            raise invalid("TOO_MANY_HEADERS", "headers",
                           f"{len(event.headers)} headers is over the limit of {limits.max_headers}")
         if value == 0:
             event.priority = value = _MEDIUM

@@ -22,7 +22,7 @@ from eventstream.v1 import common_pb2, publish_pb2
 
 from ..broker.broker import Broker
 from ..broker.lanes import Submission
-from ..broker.priority import Lane
+from ..broker.priority import Lane, lane_of_frame_byte
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
@@ -120,12 +120,13 @@ class PublishServicer:
         accept = self._validator.accept
         for index, event in enumerate(events):
             try:
-                accepted = accept(event, f"{prefix}[{index}]." if prefix else "")
+                accepted = accept(event)
             except EventStreamError as error:
-                pending.refuse(index, error)
+                # The path to the event is built only for refused ones.
+                pending.refuse(index, error.at(f"{prefix}[{index}].") if prefix else error)
                 reasons[error.reason] += 1
                 continue
-            lane = Lane.REALTIME if accepted[3] >= 3 else Lane.BATCH
+            lane = lane_of_frame_byte(accepted[3])
             slot = lanes.get(lane)
             if slot is None:
                 slot = lanes[lane] = ([], [])
