@@ -76,6 +76,11 @@ class EventStreamError(Exception):
         """The stable reason code."""
         return self.kind.reason
 
+    @property
+    def code(self) -> int:
+        """The numeric gRPC status code (google.rpc.Code)."""
+        return int(self.kind.status.value[0])
+
     def at(self, prefix: str) -> EventStreamError:
         """Return a copy whose field (and message) is prefixed, e.g. ``events[3].``."""
         return EventStreamError(self.reason, f"{prefix}{self.message}",

@@ -75,7 +75,7 @@ class EventValidator:
 def error_result(error: EventStreamError) -> publish_pb2.PublishResult:
     """A PublishResult carrying an error."""
     return publish_pb2.PublishResult(error=common_pb2.EventError(
-        code=int(error.kind.status.value[0]), reason=error.reason, field=error.field,
+        code=error.code, reason=error.reason, field=error.field,
         message=error.message))
 
 

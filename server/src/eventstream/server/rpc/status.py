@@ -44,7 +44,7 @@ def status_details(error: EventStreamError) -> bytes:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(error.retry_after * 1e9))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
-    status = status_pb2.Status(code=error.kind.status.value[0], message=error.message)
+    status = status_pb2.Status(code=error.code, message=error.message)
     for detail in details:
         status.details.add().Pack(detail)
     return status.SerializeToString()
@@ -83,9 +83,4 @@ def handles_errors(method: str, metrics: Metrics
         return wrapper
 
     return decorate
-
-
-def code_number(error: EventStreamError) -> int:
-    """The numeric google.rpc.Code of an error (for per-event results)."""
-    return int(error.kind.status.value[0])
 
