@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import time
+import uuid
 from typing import Any
 
 import grpc
@@ -29,7 +30,9 @@ from .config.model import Config
 from .health import HealthState
 from .http.server import HttpServer
 from .observability.metrics import Metrics
+from .queue.staging import stager
 from .rpc import cluster, publish, subscribe
+from .rpc.convert import EventValidator
 from .storage.memory_log import MemoryLog
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,11 @@ class Node:
         self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         self.log = MemoryLog(config.storage.partitions, config.storage.memory_max_bytes)
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
+        # Ids the server assigns: unique per process start, then a counter.
+        id_prefix = (uuid.uuid4().hex[:16] + "-").encode()
+        self.stager = stager(EventValidator(config.limits).stager_limits(), id_prefix)
         self.write_path = WritePath(
-            self.lanes, self.log, self.dedup,
+            self.lanes, self.log, self.dedup, self.stager,
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
@@ -92,7 +98,7 @@ class Node:
         for submission, result in zip(taken, results):
             attrs = {"transport": submission.transport}
             duplicates = result.duplicates
-            metrics.committed.add(len(result.acks) - duplicates, attrs)
+            metrics.committed.add(result.count - duplicates, attrs)
             if duplicates:
                 metrics.duplicates.add(duplicates, attrs)
             metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)
@@ -108,6 +114,7 @@ class Node:
             "phase": self.health.phase,
             "serving": self.health.serving,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "native": self.stager.native,
             "cluster": {
                 "enabled": self.config.cluster.enabled,
                 "replication": "none (cluster of one)",
@@ -146,7 +153,7 @@ class Node:
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers((
-            publish.PublishServicer(self.broker, config.limits, self.metrics).handlers(),
+            publish.PublishServicer(self.broker, self.stager, config.limits, self.metrics).handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, self.metrics).handlers(),
             self.cluster.handlers(),
         ))
