@@ -124,6 +124,9 @@ class WritePath:
     async def _drain(self) -> None:
         while True:
             await self.lanes.wait_ready()
+            # One more turn of the event loop lets the requests already read
+            # join this round: a round per request would cost more than the turn.
+            await asyncio.sleep(0)
             taken = self.lanes.take(self._drain_batch_events, self._batch_share)
             if taken:
                 await self._commit_round(taken)
