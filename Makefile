@@ -21,8 +21,9 @@ $(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt s
 	touch $(STAMP)
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
-# grpcurl, helm and kustomize.
-tools: $(TOOLS_BIN)/grpcurl
+# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
+# and kustomize.
+tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 
 $(TOOLS_BIN)/grpcurl:

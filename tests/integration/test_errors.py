@@ -168,6 +168,6 @@ async def test_full_lane_gives_resource_exhausted_and_drops_nothing_accepted(sta
     got = await collect(call, len(accepted))
     call.cancel()
     assert sorted(e.id for e in got) == sorted(accepted)
-    assert metric(server, "eventstream_queue_full", queue="realtime") >= 1
-    assert metric(server, "eventstream_queue_full", queue="batch") >= 1
+    assert metric(server, "eventstream_queue_full_total", queue="realtime") >= 1
+    assert metric(server, "eventstream_queue_full_total", queue="batch") >= 1
     await stubs.close()

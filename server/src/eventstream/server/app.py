@@ -30,6 +30,7 @@ from .config.model import Config
 from .health import HealthState
 from .http.server import HttpServer
 from .observability.metrics import Metrics
+from .placement import place
 from .queue.staging import stager
 from .rpc import cluster, publish, subscribe
 from .rpc.convert import EventValidator
@@ -52,6 +53,7 @@ class Node:
         self.started_at = time.monotonic()
         node_id = config.cluster.node_id
         self.metrics = Metrics(node_id)
+        self.placement = place(config.numa.enabled)
         self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         self.log = MemoryLog(config.storage.partitions, config.storage.memory_max_bytes)
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
@@ -82,6 +84,10 @@ class Node:
                         lambda: [(lanes.capacity[lane], attrs) for lane, attrs in by_lane])
         metrics.observe("eventstream.queue.full",
                         lambda: [(lanes.full_rejections[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.pushes",
+                        lambda: [(lanes.pushed[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.pops",
+                        lambda: [(lanes.popped[lane], attrs) for lane, attrs in by_lane])
         partitions = [(p, {"partition": str(p)}) for p in range(event_log.partitions)]
         metrics.observe("eventstream.log.retained",
                         lambda: [(event_log.retained_bytes(p), a) for p, a in partitions])
@@ -89,6 +95,8 @@ class Node:
                         lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
         metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
         metrics.observe("eventstream.dedup.ids", lambda: [(len(self.dedup), {})])
+        metrics.observe("eventstream.numa.nodes",
+                        lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
@@ -115,6 +123,7 @@ class Node:
             "serving": self.health.serving,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "native": self.stager.native,
+            "numa": self.placement.status(),
             "cluster": {
                 "enabled": self.config.cluster.enabled,
                 "replication": "none (cluster of one)",

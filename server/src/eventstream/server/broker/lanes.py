@@ -50,6 +50,8 @@ class Lanes:
         self.capacity = {Lane.REALTIME: realtime_capacity, Lane.BATCH: batch_capacity}
         self.depth = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self.full_rejections = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self.pushed = {Lane.REALTIME: 0, Lane.BATCH: 0}   # events, ever
+        self.popped = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self._queues: dict[Lane, deque[Submission]] = {Lane.REALTIME: deque(), Lane.BATCH: deque()}
         self._waiting = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self._ready = asyncio.Event()
@@ -72,6 +74,7 @@ class Lanes:
         for submission in submissions:
             count = submission.count
             self.depth[submission.lane] += count
+            self.pushed[submission.lane] += count
             self._waiting[submission.lane] += count
             self._queues[submission.lane].append(submission)
         if submissions:
@@ -103,6 +106,7 @@ class Lanes:
             used += submission.count
             taken.append(submission)
         self._waiting[lane] -= used
+        self.popped[lane] += used
         return used
 
     def release(self, lane: Lane, count: int) -> None:

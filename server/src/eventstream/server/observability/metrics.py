@@ -97,15 +97,22 @@ class Metrics:
         for name, unit, description in (
             ("eventstream.queue.depth", "1", "Events accepted but not yet committed, by lane"),
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
-            ("eventstream.queue.full", "1", "Requests refused because a lane was full, by lane"),
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
+            ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
             ("eventstream.uptime", "s", "Seconds since the node started"),
         ):
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
                                           description=description)
+        for name, description in (
+            ("eventstream.queue.pushes", "Events queued, by lane"),
+            ("eventstream.queue.pops", "Events taken by the drain, by lane"),
+            ("eventstream.queue.full", "Requests refused because a lane was full, by lane"),
+        ):
+            meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
+                                            description=description)
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(_options: CallbackOptions) -> Iterable[Observation]:
