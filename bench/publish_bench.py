@@ -382,14 +382,21 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        (workdir / "server").mkdir()
-        real = ServerProcess(workdir / "server", config={"server": {"drain_timeout_seconds": 5.0}})
-        stack.callback(real.stop, 15.0)
-        real.start()
-        if pin:
-            assert real.process is not None
-            subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(real.process.pid)],
-                           check=True, capture_output=True, timeout=10)
+
+        def start_server(name: str, env: dict[str, str] | None = None) -> ServerProcess:
+            """Start our server in its own directory, pinned (all its threads) to the server core."""
+            (workdir / name).mkdir()
+            server = ServerProcess(workdir / name, env=env,
+                                   config={"server": {"drain_timeout_seconds": 5.0}})
+            stack.callback(server.stop, 15.0)
+            server.start()
+            if pin:
+                assert server.process is not None
+                subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(server.process.pid)],
+                               check=True, capture_output=True, timeout=10)
+            return server
+
+        real = start_server("server")
         noop_port = free_port()
         noop = subprocess.Popen(pinned(SERVER_CORE, [
             sys.executable, str(Path(__file__).resolve().parent / "noop_server.py"),
@@ -452,15 +459,7 @@ def run(args: argparse.Namespace) -> int:
         real.stop(15.0)
 
         # The same server on the pure-Python fallback of the native core.
-        (workdir / "pure").mkdir()
-        pure = ServerProcess(workdir / "pure", config={"server": {"drain_timeout_seconds": 5.0}},
-                             env={"EVENTSTREAM_NATIVE": "0"})
-        stack.callback(pure.stop, 15.0)
-        pure.start()
-        if pin:
-            assert pure.process is not None
-            subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(pure.process.pid)],
-                           check=True, capture_output=True, timeout=10)
+        pure = start_server("pure", env={"EVENTSTREAM_NATIVE": "0"})
         print(f"measuring PublishBatch x{BATCH} (py) on the pure-Python fallback ...",
               file=sys.stderr, flush=True)
         native_row = next(row for row in rows if row["mode"] == f"PublishBatch x{BATCH} (py)")
