@@ -188,3 +188,54 @@ def stager_backend(request):
             pytest.skip("EVENTSTREAM_NATIVE=0")
         return NativeStager(LIMITS, PREFIX)
     return PureStager(LIMITS, PREFIX)
+
+
+# -- raw TCP/UDP frames -------------------------------------------------------
+
+def _frame(priority: int, topic: bytes, payload: bytes, extra: int = 0) -> bytes:
+    body = struct.pack(">BH", priority, len(topic)) + topic + payload
+    return struct.pack(">I", len(body) + extra) + body
+
+
+frame_streams = st.lists(st.one_of(
+    st.builds(_frame, st.integers(0, 6), st.sampled_from([b"a/b", b"", b"a/#", b"a//b", b"\xff",
+                                                          b"t" * 13, b"s/1"]),
+              st.binary(max_size=20)),
+    st.builds(_frame, st.integers(0, 4), st.just(b"a"), st.just(b""), st.integers(-3, 3)),
+    st.binary(max_size=6),
+), max_size=10).map(b"".join)
+
+
+def run_frames(stager, data: bytes, final: bool):
+    accepted, consumed, fatal = stager.accept_frames(data, max_frame=40, final=final)
+    count = accepted.realtime + accepted.batch
+    offsets = array("Q", [0, 0, 0])
+    staged = stager.stage(accepted.bodies, accepted.rows[:count * ROW_BYTES], None, offsets,
+                          time_ns=1, durability=2, result_tag=0)
+    return accepted, consumed, fatal, staged.records, staged.results, offsets.tolist()
+
+
+@needs_native
+@PROPERTY
+@given(frame_streams, st.booleans())
+def test_frames_native_and_pure_agree(data: bytes, final: bool) -> None:
+    assert run_frames(NativeStager(LIMITS, PREFIX), data, final) == \
+        run_frames(PureStager(LIMITS, PREFIX), data, final)
+
+
+def test_frames_become_events(stager_backend) -> None:
+    data = (_frame(3, b"sensors/a", b"hot") + _frame(0, b"", b"x") + _frame(1, b"s/b", b"")
+            + _frame(2, b"s/c", b"p" * 17) + _frame(0, b"s/d", b"cut")[:-1])
+    accepted, consumed, fatal = stager_backend.accept_frames(data, max_frame=1024)
+    assert (accepted.realtime, accepted.batch, accepted.refused) == (1, 1, 2)
+    assert consumed == len(data) - len(_frame(0, b"s/d", b"cut")[:-1]) and fatal == 0
+    reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
+    assert reasons == [0, 0, 64 + 5, Refusal.PAYLOAD_TOO_LARGE]  # 5: FrameReason.TOPIC_EMPTY
+    offsets = array("Q", [0])
+    staged = stager_backend.stage(accepted.bodies, accepted.rows[:2 * ROW_BYTES], None, offsets,
+                                  time_ns=1, durability=2, result_tag=0x0a)
+    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    assert [(e.topic, e.payload, e.priority, e.offset) for e in delivered] == [
+        ("sensors/a", b"hot", common_pb2.PRIORITY_HIGH, 0), ("s/b", b"", common_pb2.PRIORITY_LOW, 1)]
+    _, _, fatal = stager_backend.accept_frames(data, max_frame=1024, final=True)
+    assert fatal == 1  # FrameReason.TRUNCATED

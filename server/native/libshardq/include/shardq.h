@@ -483,6 +483,9 @@ int shardq_pb_event(const void *msg, size_t len, struct shardq_event_spans *out)
 #define SHARDQ_EVENT_ID_TOO_LONG 11       /* bytes > max_id */
 #define SHARDQ_EVENT_KEY_TOO_LONG 12      /* bytes > max_key */
 #define SHARDQ_EVENT_TOO_MANY_HEADERS 13  /* header entries > max_headers */
+/* shardq_frames_accept(): a frame refused with SHARDQ_FRAME_<reason> gets
+ * SHARDQ_EVENT_FRAME_BASE + reason. */
+#define SHARDQ_EVENT_FRAME_BASE 64
 
 /* Limits checked by shardq_pb_accept(); set size = sizeof(struct). */
 struct shardq_accept_limits {
@@ -535,6 +538,30 @@ int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varin
                      const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
                      size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
                      size_t *bodies_len, uint32_t counts[3], uint64_t *varint_value);
+
+/**
+ * shardq_frames_accept - validate raw TCP/UDP frames and encode them as Events.
+ * @buf/@len:   received bytes (at most UINT32_MAX).
+ * @max_frame, @flags: as for shardq_frame_parse().
+ * @limits:     max_topic and max_payload apply (the rest cannot occur).
+ * @rows, @max_rows, @n_rows, @bodies, @bodies_cap, @bodies_len, @counts:
+ *              as for shardq_pb_accept(), one row per complete frame: an
+ *              accepted frame becomes an Event {topic, payload, priority =
+ *              frame byte + 1} in @bodies; a refused one keeps its place in
+ *              @buf and its reason (SHARDQ_EVENT_FRAME_BASE + frame reason, or
+ *              TOPIC_TOO_LONG / PAYLOAD_TOO_LARGE). @max_rows >= @len / 7 + 1,
+ *              @bodies_cap >= 2 * @len + 16.
+ * @consumed:   bytes covered by the rows: a stream reader keeps buf[consumed:].
+ * @fatal:      SHARDQ_FRAME_OK, or TRUNCATED / TOO_LONG when the walk stopped at
+ *              a frame that breaks the framing (not counted in @consumed).
+ *
+ * Returns: 0; SHARDQ_ENOBUFS; SHARDQ_ENOMEM; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32_t flags,
+                         const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
+                         size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
+                         size_t *bodies_len, uint32_t counts[3], size_t *consumed, uint32_t *fatal);
 
 #define SHARDQ_ID_PREFIX_MAX 32        /* longest prefix of server-assigned ids */
 #define SHARDQ_RECORD_MAX_OVERHEAD 64  /* bytes a record adds to its body, besides a generated id */

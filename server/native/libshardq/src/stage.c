@@ -243,6 +243,107 @@ int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varin
     return 0;
 }
 
+/* Encode a frame as an Event (topic, payload, priority) at out; fill the row. */
+static size_t frame_event(const unsigned char *p, const struct shardq_frame *f, unsigned char *out,
+                          struct shardq_accepted *row)
+{
+    size_t w = 0;
+    out[w++] = 0x12; /* Event.topic */
+    w += put_varint(out + w, f->topic_len);
+    row->topic_off = (uint32_t)w;
+    row->topic_len = f->topic_len;
+    memcpy(out + w, p + f->topic_off, f->topic_len);
+    w += f->topic_len;
+    if (f->payload_len) {
+        out[w++] = 0x22; /* Event.payload */
+        w += put_varint(out + w, f->payload_len);
+        memcpy(out + w, p + f->payload_off, f->payload_len);
+        w += f->payload_len;
+    }
+    out[w++] = 0x28; /* Event.priority = frame byte + 1 */
+    out[w++] = (unsigned char)(f->priority + 1);
+    return w;
+}
+
+int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32_t flags,
+                         const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
+                         size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
+                         size_t *bodies_len, uint32_t counts[3], size_t *consumed, uint32_t *fatal)
+{
+    if (n_rows)
+        *n_rows = 0;
+    if (bodies_len)
+        *bodies_len = 0;
+    if (consumed)
+        *consumed = 0;
+    if (fatal)
+        *fatal = SHARDQ_FRAME_OK;
+    if ((buf == NULL && len != 0) || limits == NULL ||
+        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
+        (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
+        bodies == NULL || consumed == NULL || fatal == NULL || len > UINT32_MAX)
+        return SHARDQ_EINVAL;
+    counts[0] = counts[1] = counts[2] = 0;
+    size_t cap = len / 7 + 1; /* a frame takes at least 7 bytes */
+    if (max_rows < cap || bodies_cap < 2 * len + 16)
+        return SHARDQ_ENOBUFS;
+    struct shardq_frame *frames = malloc(cap * sizeof *frames);
+    struct shardq_accepted *scratch = malloc(cap * sizeof *scratch);
+    if (frames == NULL || scratch == NULL) {
+        free(frames);
+        free(scratch);
+        return SHARDQ_ENOMEM;
+    }
+    size_t n = 0;
+    int rc = shardq_frame_parse(buf, len, max_frame, flags, frames, cap, &n, consumed);
+    if (rc) {
+        free(frames);
+        free(scratch);
+        return rc;
+    }
+    const unsigned char *p = buf;
+    unsigned char *out = bodies;
+    size_t rows_n = 0, w = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct shardq_frame *f = &frames[i];
+        if (f->reason == SHARDQ_FRAME_TRUNCATED || f->reason == SHARDQ_FRAME_TOO_LONG) {
+            *fatal = f->reason; /* described last, not consumed */
+            break;
+        }
+        struct shardq_accepted *row = &scratch[rows_n];
+        memset(row, 0, sizeof *row);
+        row->index = (uint32_t)rows_n++;
+        row->reason = f->reason == SHARDQ_FRAME_OK ? SHARDQ_EVENT_OK : SHARDQ_EVENT_FRAME_BASE + f->reason;
+        if (row->reason == SHARDQ_EVENT_OK && f->topic_len > limits->max_topic)
+            row->reason = SHARDQ_EVENT_TOPIC_TOO_LONG;
+        else if (row->reason == SHARDQ_EVENT_OK && f->payload_len > limits->max_payload)
+            row->reason = SHARDQ_EVENT_PAYLOAD_TOO_LARGE;
+        if (row->reason != SHARDQ_EVENT_OK) {
+            row->body_off = f->offset; /* refused: the frame as sent, in buf */
+            row->body_len = f->length;
+            counts[2]++;
+            continue;
+        }
+        row->priority = f->priority;
+        row->hash = f->hash;
+        row->body_off = (uint32_t)w;
+        row->body_len = (uint32_t)frame_event(p, f, out + w, row);
+        w += row->body_len;
+        counts[f->priority >= FRAME_HIGH ? 0 : 1]++;
+    }
+    size_t next[3] = {0, counts[0], (size_t)counts[0] + counts[1]};
+    for (size_t i = 0; i < rows_n; i++) {
+        const struct shardq_accepted *row = &scratch[i];
+        int group = row->reason != SHARDQ_EVENT_OK ? 2 : row->priority >= FRAME_HIGH ? 0 : 1;
+        rows[next[group]++] = *row;
+    }
+    free(frames);
+    free(scratch);
+    *n_rows = rows_n;
+    *bodies_len = w;
+    return 0;
+}
+
 /* google.protobuf.Timestamp of time_ns as field `tag`: returns bytes written. */
 static size_t put_timestamp(unsigned char *out, unsigned char tag, int64_t time_ns)
 {

@@ -100,5 +100,27 @@ int main(void)
     CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, bad, next, &out), SHARDQ_EINVAL);
     out.records_cap = 8;
     CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, NULL, next, &out), SHARDQ_ENOBUFS);
+
+    /* Frames: one good (CRITICAL), one with an empty topic, then a cut tail. */
+    static const unsigned char frames[] = {0, 0, 0, 6, 4, 0, 1, 't', 'h', 'i', /* topic t, "hi" */
+                                           0, 0, 0, 4, 0, 0, 0, 'x',           /* empty topic */
+                                           0, 0, 0, 9, 1};                     /* cut */
+    size_t consumed = 0;
+    uint32_t fatal = 99;
+    CHECK_EQ(shardq_frames_accept(frames, sizeof frames, 64, 0, &lim, rows, 8, &n, bodies, sizeof bodies,
+                                  &used, counts, &consumed, &fatal), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(counts[0], 1);
+    CHECK_EQ(counts[2], 1);
+    CHECK_EQ(consumed, 18);
+    CHECK_EQ(fatal, SHARDQ_FRAME_OK);
+    CHECK_EQ(rows[0].priority, 4);
+    CHECK_EQ(rows[1].reason, SHARDQ_EVENT_FRAME_BASE + SHARDQ_FRAME_TOPIC_EMPTY);
+    static const unsigned char event[] = {0x12, 1, 't', 0x22, 2, 'h', 'i', 0x28, 5};
+    CHECK_EQ(rows[0].body_len, sizeof event);
+    CHECK(memcmp(bodies + rows[0].body_off, event, sizeof event) == 0);
+    CHECK_EQ(shardq_frames_accept(frames, sizeof frames, 64, SHARDQ_FRAME_FINAL, &lim, rows, 8, &n, bodies,
+                                  sizeof bodies, &used, counts, &consumed, &fatal), 0);
+    CHECK_EQ(fatal, SHARDQ_FRAME_TRUNCATED);
     return CHECK_DONE();
 }

@@ -11,9 +11,18 @@ from __future__ import annotations
 import struct
 from array import array
 
-from ._pure_wire import _Bad, _fields, crc32c, topic_check
+from ._pure_wire import PureWire, _Bad, _fields, crc32c, topic_check
 from .errors import EBADMSG, EINVAL, raise_for
-from .staging import ID_PREFIX_MAX, ROW_BYTES, Accepted, Limits, Refusal, StagedRecords
+from .staging import (
+    FRAME_REFUSAL_BASE,
+    ID_PREFIX_MAX,
+    ROW_BYTES,
+    Accepted,
+    Buffer,
+    Limits,
+    Refusal,
+    StagedRecords,
+)
 from .wire import FrameReason
 
 _ROW = struct.Struct("=10I")
@@ -88,6 +97,40 @@ class PureStager:
                 index, 0, base, len(cleaned), *id_span, *topic_span, digest, frame_byte))
         return Accepted(bytes(bodies), b"".join(groups[0] + groups[1] + groups[2]),
                         len(groups[0]), len(groups[1]), len(groups[2]), varint)
+
+    def accept_frames(self, data: Buffer, *, max_frame: int, final: bool = False
+                      ) -> tuple[Accepted, int, int]:
+        """See :meth:`.staging.NativeStager.accept_frames`."""
+        data = bytes(data)
+        table = PureWire().parse_frames(data, max_frame=max_frame, final=final)
+        groups: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+        bodies = bytearray()
+        fatal = 0
+        for i in range(table.count):
+            frame = table.row(i)
+            if frame.reason in (FrameReason.TRUNCATED, FrameReason.TOO_LONG):
+                fatal = int(frame.reason)
+                break
+            reason = FRAME_REFUSAL_BASE + frame.reason if frame.reason else 0
+            if not reason and frame.topic_len > self._limits.max_topic:
+                reason = Refusal.TOPIC_TOO_LONG
+            elif not reason and frame.payload_len > self._limits.max_payload:
+                reason = Refusal.PAYLOAD_TOO_LARGE
+            if reason:
+                groups[2].append(_ROW.pack(i, reason, frame.offset, frame.length, 0, 0, 0, 0, 0, 0))
+                continue
+            topic = data[frame.topic_off:frame.topic_off + frame.topic_len]
+            payload = data[frame.payload_off:frame.payload_off + frame.payload_len]
+            head = b"\x12" + _varint(len(topic))
+            event = (head + topic + (_field(0x22, payload) if payload else b"")
+                     + bytes([0x28, frame.priority + 1]))
+            groups[0 if frame.priority >= 3 else 1].append(_ROW.pack(
+                i, 0, len(bodies), len(event), 0, 0, len(head), len(topic), crc32c(topic),
+                frame.priority))
+            bodies += event
+        accepted = Accepted(bytes(bodies), b"".join(groups[0] + groups[1] + groups[2]),
+                            len(groups[0]), len(groups[1]), len(groups[2]), 0)
+        return accepted, table.consumed, fatal
 
     def _check(self, event: bytes):  # noqa: ANN202 - a tuple of six parts
         """(reason, cleaned body, id span, topic span, hash, priority) of one Event."""

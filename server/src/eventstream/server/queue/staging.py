@@ -58,6 +58,11 @@ class Refusal(enum.IntEnum):
     TOO_MANY_HEADERS = 13
 
 
+FRAME_REFUSAL_BASE = 64
+"""A frame refused by :meth:`NativeStager.accept_frames` for ``FrameReason`` r
+has reason ``FRAME_REFUSAL_BASE + r``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What one Event may hold (bytes, except ``max_headers``)."""
@@ -135,6 +140,7 @@ class NativeStager:
         self._lib = _lib.load(library)
         self._accept = _lib.unchecked(self._lib, "shardq_pb_accept")
         self._stage = _lib.unchecked(self._lib, "shardq_stage")
+        self._accept_frames = _lib.unchecked(self._lib, "shardq_frames_accept")
         self._limits = _lib.AcceptLimits(ctypes.sizeof(_lib.AcceptLimits), limits.max_topic,
                                          limits.max_payload, limits.max_id, limits.max_key,
                                          limits.max_headers)
@@ -174,6 +180,42 @@ class NativeStager:
         return Accepted(ctypes.string_at(bodies, used.value),
                         ctypes.string_at(rows, n.value * ROW_BYTES),
                         counts[0], counts[1], counts[2], varint.value)
+
+    def accept_frames(self, data: Buffer, *, max_frame: int, final: bool = False
+                      ) -> tuple[Accepted, int, int]:
+        """Validate raw TCP/UDP frames and encode each as an Event, like :meth:`accept`.
+
+        Args:
+            data: received bytes.
+            max_frame: largest allowed declared frame length.
+            final: ``data`` is a whole datagram (an incomplete tail is TRUNCATED).
+
+        Returns:
+            The rows (refused frames keep their place in ``data``, with reason
+            ``FRAME_REFUSAL_BASE + FrameReason`` or TOPIC_TOO_LONG /
+            PAYLOAD_TOO_LARGE), the bytes consumed, and the fatal
+            :class:`.wire.FrameReason` that stopped the walk (0 when none).
+        """
+        src = _lib.Borrowed(data)
+        try:
+            length = src.length
+            rows_cap = length // 7 + 1
+            rows = self._buffer("rows", rows_cap * ROW_BYTES)
+            bodies = self._buffer("bodies", 2 * length + 16)
+            n, used, consumed, fatal = c_size_t(), c_size_t(), c_size_t(), c_uint32()
+            counts = (c_uint32 * 3)()
+            rc = self._accept_frames(src.ptr, c_size_t(length), max_frame, 1 if final else 0,
+                                     byref(self._limits), rows, c_size_t(rows_cap), byref(n), bodies,
+                                     c_size_t(ctypes.sizeof(bodies)), byref(used), counts,
+                                     byref(consumed), byref(fatal))
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "accept_frames")
+        accepted = Accepted(ctypes.string_at(bodies, used.value),
+                            ctypes.string_at(rows, n.value * ROW_BYTES),
+                            counts[0], counts[1], counts[2], 0)
+        return accepted, consumed.value, fatal.value
 
     def stage(self, bodies: bytes, rows: bytes, dups: bytes | None, next_offsets: array,
               *, time_ns: int, durability: int, result_tag: int) -> StagedRecords:
@@ -245,5 +287,5 @@ def stager(limits: Limits, id_prefix: bytes, native: bool | None = None
     return PureStager(limits, id_prefix)  # type: ignore[return-value]
 
 
-__all__ = ["ROW_FIELDS", "Accepted", "Limits", "NativeStager", "Refusal", "StagedRecords",
+__all__ = ["FRAME_REFUSAL_BASE", "ROW_FIELDS", "Accepted", "Limits", "NativeStager", "Refusal", "StagedRecords",
            "stager"]
