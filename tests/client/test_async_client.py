@@ -81,3 +81,18 @@ async def test_typed_errors_and_cluster_status(client):
     assert error.value.field == "patterns"
     status = await client.cluster_status()
     assert status.role == "LEADER" and status.commit_index >= 0
+
+
+async def test_an_error_inside_a_stream_block_cancels_the_stream_and_propagates(client):
+    with pytest.raises(RuntimeError, match="producer failed"):
+        async with client.publish_stream() as stream:
+            await stream.send(Event("cancel/t", b"x"))
+            raise RuntimeError("producer failed")
+
+
+async def test_close_ends_a_waiting_async_iteration(client):
+    subscription = client.subscribe("quiet/#")
+    reader = asyncio.create_task(take(subscription, 1))
+    await asyncio.sleep(0.2)  # let the iteration wait for a first event
+    subscription.close()
+    assert await reader == []

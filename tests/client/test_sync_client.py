@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 from eventstream.client import (
@@ -114,3 +115,11 @@ def test_a_start_offset_no_longer_retained_is_out_of_range(start_server):
         with pytest.raises(OutOfRangeError) as error:
             take(client.subscribe("#", start={0: 0}), 1)
     assert error.value.field == "start_offsets[0].offset"
+
+
+def test_close_from_another_thread_ends_a_blocked_iteration(client):
+    subscription = client.subscribe("quiet/#")
+    closer = threading.Timer(0.2, subscription.close)  # the iteration below blocks first
+    closer.start()
+    assert list(subscription) == []
+    closer.join()

@@ -22,7 +22,7 @@ import grpc
 
 from eventstream.v1 import publish_pb2
 
-from ._errors import EventStreamError, UnavailableError, error_from_rpc
+from ._errors import EventStreamError, UnavailableError, error_from_rpc, make_error
 from ._events import Event, event_to_proto
 from ._results import PublishAck, PublishResult, result_from_proto
 
@@ -223,6 +223,10 @@ class AsyncPublisher:
                 self._slots.release()
         except grpc.RpcError as rpc_error:
             error = error_from_rpc(rpc_error)
+        except asyncio.CancelledError:
+            if not self._call.cancelled():
+                raise  # this task was cancelled, not the call
+            error = make_error(grpc.StatusCode.CANCELLED, "the publish stream was cancelled")
         self._error = error
         for _ in range(self._pipeline.fail(error)):
             self._slots.release()
