@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 
@@ -74,6 +73,7 @@ class Subscription:
         self._buffer = _Buffer(first, retry)
         self._call: _Responses | None = None
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # wakes a backoff wait on close()
 
     @property
     def positions(self) -> dict[int, int]:
@@ -101,13 +101,14 @@ class Subscription:
                     self._call = None
                     if buffer.closed:
                         raise StopIteration from None
-                time.sleep(buffer.wait_after(rpc_error))
+                self._closing.wait(buffer.wait_after(rpc_error))
         return buffer.events.popleft()
 
     def close(self) -> None:
         """End the subscription; a blocked iteration stops."""
         with self._lock:
             self._buffer.closed = True
+            self._closing.set()
             if isinstance(self._call, grpc.Future):
                 self._call.cancel()
 
