@@ -117,10 +117,7 @@ def error_from_status(code: grpc.StatusCode, message: str,
 
 def error_from_rpc(error: grpc.RpcError) -> EventStreamError:
     """Decode a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
-    if isinstance(error, grpc.aio.AioRpcError):
-        return error_from_status(error.code(), error.details() or "",
-                                 tuple(error.trailing_metadata() or ()))
-    if isinstance(error, grpc.Call):
+    if isinstance(error, (grpc.aio.AioRpcError, grpc.Call)):
         return error_from_status(error.code(), error.details() or "",
                                  tuple(error.trailing_metadata() or ()))
     return make_error(grpc.StatusCode.UNKNOWN, str(error))
