@@ -107,6 +107,8 @@ class AsyncClient:
                   retry: RetryPolicy | None = None) -> AsyncSubscription:
         """Subscribe to events whose topics match any pattern (see :meth:`Client.subscribe`).
 
+        The call starts with the first iteration.
+
         Example:
             >>> async for event in client.subscribe("orders/#", start={0: 42, 1: 7}):
             ...     print(event.partition, event.offset)

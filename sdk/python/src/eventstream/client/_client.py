@@ -122,6 +122,9 @@ class Client:
                   retry: RetryPolicy | None = None) -> Subscription:
         """Subscribe to events whose topics match any pattern.
 
+        The call starts with the first iteration: with ``start="latest"``,
+        events published before that are not delivered.
+
         Args:
             patterns: ``*`` matches one level, ``#`` (last) the rest, e.g. ``"orders/#"``.
             min_priority: deliver only events of at least this priority.
