@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION     := v0.120.0
 
-.PHONY: install tools native test-native run test test-unit lint generate check-generated breaking bench clean
+.PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench clean
 NATIVE := server/native/libshardq
 
 install: $(STAMP)
@@ -44,7 +44,7 @@ test-native: native
 run: install
 	$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
 
-test: install tools lint check-generated breaking test-native
+test: install tools lint typecheck check-generated breaking test-native
 	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests
 
 test-unit: install native
@@ -52,6 +52,10 @@ test-unit: install native
 
 lint: install
 	$(VENV)/bin/buf lint
+
+# mypy --strict on the SDK's hand-written code (settings in sdk/python/pyproject.toml).
+typecheck: install
+	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
 
 # Regenerates every generated file from api/ (never edit those by hand).
 generate: install
