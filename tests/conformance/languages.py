@@ -64,7 +64,7 @@ def _build(language: Language) -> None:
 
 TSX = str(TS_SDK / "node_modules" / ".bin" / "tsx")
 TSC = str(TS_SDK / "node_modules" / ".bin" / "tsc")
-MAVEN = ("mvn", "-q", "-B", "-Dstyle.color=never")
+MAVEN = ("mvn", "-q", "-B")
 
 LANGUAGES = (
     Language(
