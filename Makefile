@@ -81,3 +81,4 @@ bench: install tools $(TOOLS_BIN)/ghz
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
+	rm -rf sdk/clients/typescript/node_modules sdk/clients/typescript/dist sdk/clients/java/target tests/conformance/build
