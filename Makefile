@@ -57,16 +57,22 @@ lint: install
 typecheck: install
 	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
 
-# Regenerates every generated file from api/ (never edit those by hand).
+# Regenerates every generated file from api/ (never edit those by hand):
+# Python stubs and the Go, TypeScript and Java clients under sdk/clients.
+GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/eventstream \
+             sdk/clients/typescript/src/gen sdk/clients/java/src/main/java/eventstream/v1
 generate: install
+	tools/install-codegen-tools.sh
 	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py
+	rm -rf $(filter-out sdk/python/%,$(GENERATED))
 	$(VENV)/bin/buf generate
+	$(VENV)/bin/buf generate --template buf.gen.java.yaml
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated: generate
-	@git diff --exit-code --stat -- sdk/python/src/eventstream/v1 || \
+	@git diff --exit-code --stat -- $(GENERATED) || \
 	  (echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
-	@test -z "$$(git status --porcelain --untracked-files=all -- sdk/python/src/eventstream/v1)" || \
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || \
 	  (echo "generated files are not committed: run 'make generate' and commit them" >&2; exit 1)
 
 # Breaking-change check of the API against the previous commit (when there is one).
@@ -80,3 +86,4 @@ bench: install tools $(TOOLS_BIN)/ghz
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
+	rm -rf sdk/clients/typescript/node_modules sdk/clients/typescript/dist sdk/clients/java/target tests/conformance/build
