@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -23,16 +24,17 @@ from grpc_reflection.v1alpha import reflection
 from . import __version__
 from .broker.broker import Broker
 from .broker.dedup import DedupWindow
+from .broker.groups import Group, GroupCoordinator
 from .broker.lanes import Lanes, Submission
 from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
 from .http.server import HttpServer
-from .observability.metrics import Metrics
+from .observability.metrics import Metrics, Reading
 from .placement import place
 from .queue.staging import stager
-from .rpc import cluster, publish, subscribe
+from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .storage.memory_log import MemoryLog
 
@@ -65,6 +67,11 @@ class Node:
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
+        self.groups = GroupCoordinator(
+            self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns)
+        self.consume = consume.ConsumeServicer(self.broker, self.groups, self.stager,
+                                               config.groups, config.limits, self.metrics)
+        self._expiry: asyncio.Task[None] | None = None
         self.health = HealthState(PUBLIC_SERVICES)
         self.cluster = cluster.ClusterServicer(config, self.write_path, self.metrics)
         self.http = HttpServer(self.health, self.metrics, self.status,
@@ -95,12 +102,32 @@ class Node:
                         lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
         metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
         metrics.observe("eventstream.dedup.ids", lambda: [(len(self.dedup), {})])
+        groups = self.groups.groups
+
+        def per_group(read: Callable[[Group], int]) -> Reading:
+            return lambda: [(read(group), {"group": name}) for name, group in list(groups.items())]
+
+        metrics.observe("eventstream.group.lag", per_group(
+            lambda group: group.lag([event_log.high_watermark(p)
+                                     for p in range(event_log.partitions)])))
+        metrics.observe("eventstream.group.members", per_group(lambda group: len(group.members)))
+        metrics.observe("eventstream.group.acks", per_group(lambda group: group.acked))
+        metrics.observe("eventstream.group.redeliveries", per_group(lambda group: group.redelivered))
+        metrics.observe("eventstream.group.dead_lettered",
+                        per_group(lambda group: group.dead_lettered))
         metrics.observe("eventstream.numa.nodes",
                         lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
+    async def _expire_acks(self) -> None:
+        """Deliver again, ten times a second, what passed its ack deadline."""
+        while True:
+            await asyncio.sleep(0.1)
+            self.groups.expire()
+
     def _on_commit(self, taken: list[Submission], results: list[RoundResult]) -> None:
+        self.groups.wake_all()
         metrics = self.metrics
         now = time.time_ns()
         for submission, result in zip(taken, results):
@@ -163,7 +190,8 @@ class Node:
         ])
         server.add_generic_rpc_handlers((
             publish.PublishServicer(self.broker, self.stager, config.limits, self.metrics).handlers(),
-            subscribe.SubscribeServicer(self.broker, config.limits, self.metrics).handlers(),
+            subscribe.SubscribeServicer(self.broker, config.limits, self.metrics,
+                                        self.consume).handlers(),
             self.cluster.handlers(),
         ))
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
@@ -175,6 +203,7 @@ class Node:
             raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
         await server.start()
         self.grpc_server = server
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_acks(), name="ack-deadlines")
         if config.server.warmup_seconds:
             await self.health.set(False, "warming up")
             await asyncio.sleep(config.server.warmup_seconds)
@@ -194,12 +223,15 @@ class Node:
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
         log.info("shutting down: NOT_SERVING, refusing new publishes")
         self.broker.stop_accepting()
+        self.groups.wake_all()  # group members see the drain and end their streams
         await self.health.set(False, "draining")
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
+        if self._expiry is not None:
+            self._expiry.cancel()
         await self.broker.stop()
         await self.http.stop()
         self.metrics.shutdown()

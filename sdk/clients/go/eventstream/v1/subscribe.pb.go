@@ -219,6 +219,371 @@ func (x *SubscribeResponse) GetEvents() []*Event {
 	return nil
 }
 
+type ConsumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*ConsumeRequest_Start
+	//	*ConsumeRequest_Ack
+	//	*ConsumeRequest_Nack
+	Request       isConsumeRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeRequest) Reset() {
+	*x = ConsumeRequest{}
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeRequest) ProtoMessage() {}
+
+func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
+func (*ConsumeRequest) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_subscribe_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConsumeRequest) GetRequest() isConsumeRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetStart() *ConsumeStart {
+	if x != nil {
+		if x, ok := x.Request.(*ConsumeRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetAck() *EventPositions {
+	if x != nil {
+		if x, ok := x.Request.(*ConsumeRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetNack() *EventPositions {
+	if x != nil {
+		if x, ok := x.Request.(*ConsumeRequest_Nack); ok {
+			return x.Nack
+		}
+	}
+	return nil
+}
+
+type isConsumeRequest_Request interface {
+	isConsumeRequest_Request()
+}
+
+type ConsumeRequest_Start struct {
+	Start *ConsumeStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ConsumeRequest_Ack struct {
+	// Events done with: never delivered to the group again.
+	Ack *EventPositions `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
+}
+
+type ConsumeRequest_Nack struct {
+	// Events to deliver again now (counts as a delivery attempt).
+	Nack *EventPositions `protobuf:"bytes,3,opt,name=nack,proto3,oneof"`
+}
+
+func (*ConsumeRequest_Start) isConsumeRequest_Request() {}
+
+func (*ConsumeRequest_Ack) isConsumeRequest_Request() {}
+
+func (*ConsumeRequest_Nack) isConsumeRequest_Request() {}
+
+type ConsumeStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name: letters, digits, "-", "_" and ".".
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Topic patterns, as in SubscribeRequest; every member of a group must give
+	// the same ones.
+	Patterns []string `protobuf:"bytes,2,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	// Deliver only events of at least this priority; others count as acked.
+	MinPriority Priority `protobuf:"varint,3,opt,name=min_priority,json=minPriority,proto3,enum=eventstream.v1.Priority" json:"min_priority,omitempty"`
+	// Where a group that has no committed offsets yet starts: LATEST (the
+	// default) or EARLIEST.
+	StartFrom StartFrom `protobuf:"varint,4,opt,name=start_from,json=startFrom,proto3,enum=eventstream.v1.StartFrom" json:"start_from,omitempty"`
+	// Most unacknowledged events this member holds; 0 means the server's default.
+	MaxInFlight uint32 `protobuf:"varint,5,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Seconds before an unacknowledged event is delivered again; 0 means the
+	// server's default.
+	AckDeadlineSeconds uint32 `protobuf:"varint,6,opt,name=ack_deadline_seconds,json=ackDeadlineSeconds,proto3" json:"ack_deadline_seconds,omitempty"`
+	// Deliveries before an event goes to the dead-letter topic
+	// "dead-letter/<group>"; 0 means the server's default.
+	MaxDeliveries uint32 `protobuf:"varint,7,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeStart) Reset() {
+	*x = ConsumeStart{}
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeStart) ProtoMessage() {}
+
+func (x *ConsumeStart) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeStart.ProtoReflect.Descriptor instead.
+func (*ConsumeStart) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_subscribe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConsumeStart) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConsumeStart) GetPatterns() []string {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
+func (x *ConsumeStart) GetMinPriority() Priority {
+	if x != nil {
+		return x.MinPriority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *ConsumeStart) GetStartFrom() StartFrom {
+	if x != nil {
+		return x.StartFrom
+	}
+	return StartFrom_START_FROM_UNSPECIFIED
+}
+
+func (x *ConsumeStart) GetMaxInFlight() uint32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *ConsumeStart) GetAckDeadlineSeconds() uint32 {
+	if x != nil {
+		return x.AckDeadlineSeconds
+	}
+	return 0
+}
+
+func (x *ConsumeStart) GetMaxDeliveries() uint32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+type EventPositions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*PartitionOffset     `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventPositions) Reset() {
+	*x = EventPositions{}
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventPositions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventPositions) ProtoMessage() {}
+
+func (x *EventPositions) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventPositions.ProtoReflect.Descriptor instead.
+func (*EventPositions) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_subscribe_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EventPositions) GetEvents() []*PartitionOffset {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type ConsumeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events for this member, in offset order per partition (redeliveries may
+	// come after later offsets).
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Sent when this member's share of the partitions changes.
+	Assignment    *ConsumeAssignment `protobuf:"bytes,2,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeResponse) Reset() {
+	*x = ConsumeResponse{}
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeResponse) ProtoMessage() {}
+
+func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
+func (*ConsumeResponse) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_subscribe_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConsumeResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ConsumeResponse) GetAssignment() *ConsumeAssignment {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type ConsumeAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-chosen id of this member.
+	MemberId string `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Increases with every rebalance of the group.
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The partitions this member now reads.
+	Partitions    []uint32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeAssignment) Reset() {
+	*x = ConsumeAssignment{}
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeAssignment) ProtoMessage() {}
+
+func (x *ConsumeAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_subscribe_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeAssignment.ProtoReflect.Descriptor instead.
+func (*ConsumeAssignment) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_subscribe_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ConsumeAssignment) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ConsumeAssignment) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ConsumeAssignment) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 var File_eventstream_v1_subscribe_proto protoreflect.FileDescriptor
 
 const file_eventstream_v1_subscribe_proto_rawDesc = "" +
@@ -234,15 +599,45 @@ const file_eventstream_v1_subscribe_proto_rawDesc = "" +
 	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12(\n" +
 	"\x10max_batch_events\x18\x06 \x01(\rR\x0emaxBatchEvents\"B\n" +
 	"\x11SubscribeResponse\x12-\n" +
-	"\x06events\x18\x01 \x03(\v2\x15.eventstream.v1.EventR\x06events*\x84\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.eventstream.v1.EventR\x06events\"\xbb\x01\n" +
+	"\x0eConsumeRequest\x124\n" +
+	"\x05start\x18\x01 \x01(\v2\x1c.eventstream.v1.ConsumeStartH\x00R\x05start\x122\n" +
+	"\x03ack\x18\x02 \x01(\v2\x1e.eventstream.v1.EventPositionsH\x00R\x03ack\x124\n" +
+	"\x04nack\x18\x03 \x01(\v2\x1e.eventstream.v1.EventPositionsH\x00R\x04nackB\t\n" +
+	"\arequest\"\xb4\x02\n" +
+	"\fConsumeStart\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1a\n" +
+	"\bpatterns\x18\x02 \x03(\tR\bpatterns\x12;\n" +
+	"\fmin_priority\x18\x03 \x01(\x0e2\x18.eventstream.v1.PriorityR\vminPriority\x128\n" +
+	"\n" +
+	"start_from\x18\x04 \x01(\x0e2\x19.eventstream.v1.StartFromR\tstartFrom\x12\"\n" +
+	"\rmax_in_flight\x18\x05 \x01(\rR\vmaxInFlight\x120\n" +
+	"\x14ack_deadline_seconds\x18\x06 \x01(\rR\x12ackDeadlineSeconds\x12%\n" +
+	"\x0emax_deliveries\x18\a \x01(\rR\rmaxDeliveries\"I\n" +
+	"\x0eEventPositions\x127\n" +
+	"\x06events\x18\x01 \x03(\v2\x1f.eventstream.v1.PartitionOffsetR\x06events\"\x83\x01\n" +
+	"\x0fConsumeResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.eventstream.v1.EventR\x06events\x12A\n" +
+	"\n" +
+	"assignment\x18\x02 \x01(\v2!.eventstream.v1.ConsumeAssignmentR\n" +
+	"assignment\"p\n" +
+	"\x11ConsumeAssignment\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\rR\n" +
+	"partitions*\x84\x01\n" +
 	"\tStartFrom\x12\x1a\n" +
 	"\x16START_FROM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11START_FROM_LATEST\x10\x01\x12\x17\n" +
 	"\x13START_FROM_EARLIEST\x10\x02\x12\x16\n" +
 	"\x12START_FROM_OFFSETS\x10\x03\x12\x13\n" +
-	"\x0fSTART_FROM_TIME\x10\x042f\n" +
+	"\x0fSTART_FROM_TIME\x10\x042\xb6\x01\n" +
 	"\x10SubscribeService\x12R\n" +
-	"\tSubscribe\x12 .eventstream.v1.SubscribeRequest\x1a!.eventstream.v1.SubscribeResponse0\x01b\x06proto3"
+	"\tSubscribe\x12 .eventstream.v1.SubscribeRequest\x1a!.eventstream.v1.SubscribeResponse0\x01\x12N\n" +
+	"\aConsume\x12\x1e.eventstream.v1.ConsumeRequest\x1a\x1f.eventstream.v1.ConsumeResponse(\x010\x01b\x06proto3"
 
 var (
 	file_eventstream_v1_subscribe_proto_rawDescOnce sync.Once
@@ -257,29 +652,44 @@ func file_eventstream_v1_subscribe_proto_rawDescGZIP() []byte {
 }
 
 var file_eventstream_v1_subscribe_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_eventstream_v1_subscribe_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_eventstream_v1_subscribe_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_eventstream_v1_subscribe_proto_goTypes = []any{
 	(StartFrom)(0),                // 0: eventstream.v1.StartFrom
 	(*SubscribeRequest)(nil),      // 1: eventstream.v1.SubscribeRequest
 	(*SubscribeResponse)(nil),     // 2: eventstream.v1.SubscribeResponse
-	(Priority)(0),                 // 3: eventstream.v1.Priority
-	(*PartitionOffset)(nil),       // 4: eventstream.v1.PartitionOffset
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*Event)(nil),                 // 6: eventstream.v1.Event
+	(*ConsumeRequest)(nil),        // 3: eventstream.v1.ConsumeRequest
+	(*ConsumeStart)(nil),          // 4: eventstream.v1.ConsumeStart
+	(*EventPositions)(nil),        // 5: eventstream.v1.EventPositions
+	(*ConsumeResponse)(nil),       // 6: eventstream.v1.ConsumeResponse
+	(*ConsumeAssignment)(nil),     // 7: eventstream.v1.ConsumeAssignment
+	(Priority)(0),                 // 8: eventstream.v1.Priority
+	(*PartitionOffset)(nil),       // 9: eventstream.v1.PartitionOffset
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Event)(nil),                 // 11: eventstream.v1.Event
 }
 var file_eventstream_v1_subscribe_proto_depIdxs = []int32{
-	3, // 0: eventstream.v1.SubscribeRequest.min_priority:type_name -> eventstream.v1.Priority
-	0, // 1: eventstream.v1.SubscribeRequest.start_from:type_name -> eventstream.v1.StartFrom
-	4, // 2: eventstream.v1.SubscribeRequest.start_offsets:type_name -> eventstream.v1.PartitionOffset
-	5, // 3: eventstream.v1.SubscribeRequest.start_time:type_name -> google.protobuf.Timestamp
-	6, // 4: eventstream.v1.SubscribeResponse.events:type_name -> eventstream.v1.Event
-	1, // 5: eventstream.v1.SubscribeService.Subscribe:input_type -> eventstream.v1.SubscribeRequest
-	2, // 6: eventstream.v1.SubscribeService.Subscribe:output_type -> eventstream.v1.SubscribeResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: eventstream.v1.SubscribeRequest.min_priority:type_name -> eventstream.v1.Priority
+	0,  // 1: eventstream.v1.SubscribeRequest.start_from:type_name -> eventstream.v1.StartFrom
+	9,  // 2: eventstream.v1.SubscribeRequest.start_offsets:type_name -> eventstream.v1.PartitionOffset
+	10, // 3: eventstream.v1.SubscribeRequest.start_time:type_name -> google.protobuf.Timestamp
+	11, // 4: eventstream.v1.SubscribeResponse.events:type_name -> eventstream.v1.Event
+	4,  // 5: eventstream.v1.ConsumeRequest.start:type_name -> eventstream.v1.ConsumeStart
+	5,  // 6: eventstream.v1.ConsumeRequest.ack:type_name -> eventstream.v1.EventPositions
+	5,  // 7: eventstream.v1.ConsumeRequest.nack:type_name -> eventstream.v1.EventPositions
+	8,  // 8: eventstream.v1.ConsumeStart.min_priority:type_name -> eventstream.v1.Priority
+	0,  // 9: eventstream.v1.ConsumeStart.start_from:type_name -> eventstream.v1.StartFrom
+	9,  // 10: eventstream.v1.EventPositions.events:type_name -> eventstream.v1.PartitionOffset
+	11, // 11: eventstream.v1.ConsumeResponse.events:type_name -> eventstream.v1.Event
+	7,  // 12: eventstream.v1.ConsumeResponse.assignment:type_name -> eventstream.v1.ConsumeAssignment
+	1,  // 13: eventstream.v1.SubscribeService.Subscribe:input_type -> eventstream.v1.SubscribeRequest
+	3,  // 14: eventstream.v1.SubscribeService.Consume:input_type -> eventstream.v1.ConsumeRequest
+	2,  // 15: eventstream.v1.SubscribeService.Subscribe:output_type -> eventstream.v1.SubscribeResponse
+	6,  // 16: eventstream.v1.SubscribeService.Consume:output_type -> eventstream.v1.ConsumeResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_eventstream_v1_subscribe_proto_init() }
@@ -288,13 +698,18 @@ func file_eventstream_v1_subscribe_proto_init() {
 		return
 	}
 	file_eventstream_v1_common_proto_init()
+	file_eventstream_v1_subscribe_proto_msgTypes[2].OneofWrappers = []any{
+		(*ConsumeRequest_Start)(nil),
+		(*ConsumeRequest_Ack)(nil),
+		(*ConsumeRequest_Nack)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventstream_v1_subscribe_proto_rawDesc), len(file_eventstream_v1_subscribe_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SubscribeService_Subscribe_FullMethodName = "/eventstream.v1.SubscribeService/Subscribe"
+	SubscribeService_Consume_FullMethodName   = "/eventstream.v1.SubscribeService/Consume"
 )
 
 // SubscribeServiceClient is the client API for SubscribeService service.
@@ -31,6 +32,13 @@ type SubscribeServiceClient interface {
 	// Streams the events whose topics match any of the patterns, in order per
 	// partition (so in order per key), in batches.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
+	// Joins a consumer group: the group's members share its partitions (each
+	// partition is read by one member at a time and rebalanced when a member
+	// joins or leaves), every event must be acknowledged, unacknowledged ones
+	// are delivered again after the ack deadline, and an event that reaches
+	// max_deliveries goes to the group's dead-letter topic. At-least-once.
+	// The first request is a ConsumeStart; then acks and nacks, in any number.
+	Consume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse], error)
 }
 
 type subscribeServiceClient struct {
@@ -60,6 +68,19 @@ func (c *subscribeServiceClient) Subscribe(ctx context.Context, in *SubscribeReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SubscribeService_SubscribeClient = grpc.ServerStreamingClient[SubscribeResponse]
 
+func (c *subscribeServiceClient) Consume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SubscribeService_ServiceDesc.Streams[1], SubscribeService_Consume_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ConsumeRequest, ConsumeResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SubscribeService_ConsumeClient = grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse]
+
 // SubscribeServiceServer is the server API for SubscribeService service.
 // All implementations must embed UnimplementedSubscribeServiceServer
 // for forward compatibility.
@@ -69,6 +90,13 @@ type SubscribeServiceServer interface {
 	// Streams the events whose topics match any of the patterns, in order per
 	// partition (so in order per key), in batches.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
+	// Joins a consumer group: the group's members share its partitions (each
+	// partition is read by one member at a time and rebalanced when a member
+	// joins or leaves), every event must be acknowledged, unacknowledged ones
+	// are delivered again after the ack deadline, and an event that reaches
+	// max_deliveries goes to the group's dead-letter topic. At-least-once.
+	// The first request is a ConsumeStart; then acks and nacks, in any number.
+	Consume(grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]) error
 	mustEmbedUnimplementedSubscribeServiceServer()
 }
 
@@ -81,6 +109,9 @@ type UnimplementedSubscribeServiceServer struct{}
 
 func (UnimplementedSubscribeServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedSubscribeServiceServer) Consume(grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]) error {
+	return status.Error(codes.Unimplemented, "method Consume not implemented")
 }
 func (UnimplementedSubscribeServiceServer) mustEmbedUnimplementedSubscribeServiceServer() {}
 func (UnimplementedSubscribeServiceServer) testEmbeddedByValue()                          {}
@@ -114,6 +145,13 @@ func _SubscribeService_Subscribe_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SubscribeService_SubscribeServer = grpc.ServerStreamingServer[SubscribeResponse]
 
+func _SubscribeService_Consume_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SubscribeServiceServer).Consume(&grpc.GenericServerStream[ConsumeRequest, ConsumeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SubscribeService_ConsumeServer = grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]
+
 // SubscribeService_ServiceDesc is the grpc.ServiceDesc for SubscribeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -126,6 +164,12 @@ var SubscribeService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Subscribe",
 			Handler:       _SubscribeService_Subscribe_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Consume",
+			Handler:       _SubscribeService_Consume_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "eventstream/v1/subscribe.proto",

@@ -16,19 +16,29 @@ from eventstream.v1 import common_pb2 as eventstream_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65ventstream/v1/subscribe.proto\x12\x0e\x65ventstream.v1\x1a\x1b\x65ventstream/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x02\n\x10SubscribeRequest\x12\x1a\n\x08patterns\x18\x01 \x03(\tR\x08patterns\x12;\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x18.eventstream.v1.PriorityR\x0bminPriority\x12\x38\n\nstart_from\x18\x03 \x01(\x0e\x32\x19.eventstream.v1.StartFromR\tstartFrom\x12\x44\n\rstart_offsets\x18\x04 \x03(\x0b\x32\x1f.eventstream.v1.PartitionOffsetR\x0cstartOffsets\x12\x39\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12(\n\x10max_batch_events\x18\x06 \x01(\rR\x0emaxBatchEvents\"B\n\x11SubscribeResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.eventstream.v1.EventR\x06\x65vents*\x84\x01\n\tStartFrom\x12\x1a\n\x16START_FROM_UNSPECIFIED\x10\x00\x12\x15\n\x11START_FROM_LATEST\x10\x01\x12\x17\n\x13START_FROM_EARLIEST\x10\x02\x12\x16\n\x12START_FROM_OFFSETS\x10\x03\x12\x13\n\x0fSTART_FROM_TIME\x10\x04\x32\x66\n\x10SubscribeService\x12R\n\tSubscribe\x12 .eventstream.v1.SubscribeRequest\x1a!.eventstream.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65ventstream/v1/subscribe.proto\x12\x0e\x65ventstream.v1\x1a\x1b\x65ventstream/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x02\n\x10SubscribeRequest\x12\x1a\n\x08patterns\x18\x01 \x03(\tR\x08patterns\x12;\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x18.eventstream.v1.PriorityR\x0bminPriority\x12\x38\n\nstart_from\x18\x03 \x01(\x0e\x32\x19.eventstream.v1.StartFromR\tstartFrom\x12\x44\n\rstart_offsets\x18\x04 \x03(\x0b\x32\x1f.eventstream.v1.PartitionOffsetR\x0cstartOffsets\x12\x39\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12(\n\x10max_batch_events\x18\x06 \x01(\rR\x0emaxBatchEvents\"B\n\x11SubscribeResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.eventstream.v1.EventR\x06\x65vents\"\xbb\x01\n\x0e\x43onsumeRequest\x12\x34\n\x05start\x18\x01 \x01(\x0b\x32\x1c.eventstream.v1.ConsumeStartH\x00R\x05start\x12\x32\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x1e.eventstream.v1.EventPositionsH\x00R\x03\x61\x63k\x12\x34\n\x04nack\x18\x03 \x01(\x0b\x32\x1e.eventstream.v1.EventPositionsH\x00R\x04nackB\t\n\x07request\"\xb4\x02\n\x0c\x43onsumeStart\x12\x14\n\x05group\x18\x01 \x01(\tR\x05group\x12\x1a\n\x08patterns\x18\x02 \x03(\tR\x08patterns\x12;\n\x0cmin_priority\x18\x03 \x01(\x0e\x32\x18.eventstream.v1.PriorityR\x0bminPriority\x12\x38\n\nstart_from\x18\x04 \x01(\x0e\x32\x19.eventstream.v1.StartFromR\tstartFrom\x12\"\n\rmax_in_flight\x18\x05 \x01(\rR\x0bmaxInFlight\x12\x30\n\x14\x61\x63k_deadline_seconds\x18\x06 \x01(\rR\x12\x61\x63kDeadlineSeconds\x12%\n\x0emax_deliveries\x18\x07 \x01(\rR\rmaxDeliveries\"I\n\x0e\x45ventPositions\x12\x37\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1f.eventstream.v1.PartitionOffsetR\x06\x65vents\"\x83\x01\n\x0f\x43onsumeResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.eventstream.v1.EventR\x06\x65vents\x12\x41\n\nassignment\x18\x02 \x01(\x0b\x32!.eventstream.v1.ConsumeAssignmentR\nassignment\"p\n\x11\x43onsumeAssignment\x12\x1b\n\tmember_id\x18\x01 \x01(\tR\x08memberId\x12\x1e\n\ngeneration\x18\x02 \x01(\x04R\ngeneration\x12\x1e\n\npartitions\x18\x03 \x03(\rR\npartitions*\x84\x01\n\tStartFrom\x12\x1a\n\x16START_FROM_UNSPECIFIED\x10\x00\x12\x15\n\x11START_FROM_LATEST\x10\x01\x12\x17\n\x13START_FROM_EARLIEST\x10\x02\x12\x16\n\x12START_FROM_OFFSETS\x10\x03\x12\x13\n\x0fSTART_FROM_TIME\x10\x04\x32\xb6\x01\n\x10SubscribeService\x12R\n\tSubscribe\x12 .eventstream.v1.SubscribeRequest\x1a!.eventstream.v1.SubscribeResponse0\x01\x12N\n\x07\x43onsume\x12\x1e.eventstream.v1.ConsumeRequest\x1a\x1f.eventstream.v1.ConsumeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eventstream.v1.subscribe_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_STARTFROM']._serialized_start=520
-  _globals['_STARTFROM']._serialized_end=652
+  _globals['_STARTFROM']._serialized_start=1344
+  _globals['_STARTFROM']._serialized_end=1476
   _globals['_SUBSCRIBEREQUEST']._serialized_start=113
   _globals['_SUBSCRIBEREQUEST']._serialized_end=449
   _globals['_SUBSCRIBERESPONSE']._serialized_start=451
   _globals['_SUBSCRIBERESPONSE']._serialized_end=517
-  _globals['_SUBSCRIBESERVICE']._serialized_start=654
-  _globals['_SUBSCRIBESERVICE']._serialized_end=756
+  _globals['_CONSUMEREQUEST']._serialized_start=520
+  _globals['_CONSUMEREQUEST']._serialized_end=707
+  _globals['_CONSUMESTART']._serialized_start=710
+  _globals['_CONSUMESTART']._serialized_end=1018
+  _globals['_EVENTPOSITIONS']._serialized_start=1020
+  _globals['_EVENTPOSITIONS']._serialized_end=1093
+  _globals['_CONSUMERESPONSE']._serialized_start=1096
+  _globals['_CONSUMERESPONSE']._serialized_end=1227
+  _globals['_CONSUMEASSIGNMENT']._serialized_start=1229
+  _globals['_CONSUMEASSIGNMENT']._serialized_end=1341
+  _globals['_SUBSCRIBESERVICE']._serialized_start=1479
+  _globals['_SUBSCRIBESERVICE']._serialized_end=1661
 # @@protoc_insertion_point(module_scope)

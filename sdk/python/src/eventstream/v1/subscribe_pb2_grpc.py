@@ -20,6 +20,11 @@ class SubscribeServiceStub(object):
                 request_serializer=eventstream_dot_v1_dot_subscribe__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=eventstream_dot_v1_dot_subscribe__pb2.SubscribeResponse.FromString,
                 )
+        self.Consume = channel.stream_stream(
+                '/eventstream.v1.SubscribeService/Consume',
+                request_serializer=eventstream_dot_v1_dot_subscribe__pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=eventstream_dot_v1_dot_subscribe__pb2.ConsumeResponse.FromString,
+                )
 
 
 class SubscribeServiceServicer(object):
@@ -34,6 +39,18 @@ class SubscribeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Consume(self, request_iterator, context):
+        """Joins a consumer group: the group's members share its partitions (each
+        partition is read by one member at a time and rebalanced when a member
+        joins or leaves), every event must be acknowledged, unacknowledged ones
+        are delivered again after the ack deadline, and an event that reaches
+        max_deliveries goes to the group's dead-letter topic. At-least-once.
+        The first request is a ConsumeStart; then acks and nacks, in any number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubscribeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -41,6 +58,11 @@ def add_SubscribeServiceServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=eventstream_dot_v1_dot_subscribe__pb2.SubscribeRequest.FromString,
                     response_serializer=eventstream_dot_v1_dot_subscribe__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Consume': grpc.stream_stream_rpc_method_handler(
+                    servicer.Consume,
+                    request_deserializer=eventstream_dot_v1_dot_subscribe__pb2.ConsumeRequest.FromString,
+                    response_serializer=eventstream_dot_v1_dot_subscribe__pb2.ConsumeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -67,5 +89,22 @@ class SubscribeService(object):
         return grpc.experimental.unary_stream(request, target, '/eventstream.v1.SubscribeService/Subscribe',
             eventstream_dot_v1_dot_subscribe__pb2.SubscribeRequest.SerializeToString,
             eventstream_dot_v1_dot_subscribe__pb2.SubscribeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Consume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/eventstream.v1.SubscribeService/Consume',
+            eventstream_dot_v1_dot_subscribe__pb2.ConsumeRequest.SerializeToString,
+            eventstream_dot_v1_dot_subscribe__pb2.ConsumeResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

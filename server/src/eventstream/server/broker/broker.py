@@ -39,6 +39,11 @@ class Broker:
         self._max_subscription_batch = max_subscription_batch
         self._subscriptions: set[Subscription] = set()
 
+    @property
+    def phase(self) -> str:
+        """``starting``, ``open`` or ``draining``."""
+        return self._phase
+
     def start(self) -> None:
         """Start committing and accepting publishes."""
         self.write_path.start()

@@ -10,10 +10,12 @@ committed, so the depth bounds everything accepted but not yet acknowledged.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..queue.staging import ROW_BYTES, Accepted
 from .priority import Lane
 
 
@@ -36,6 +38,22 @@ class Submission:
     received_ns: int
     result_tag: int = 0
     transport: str = "grpc"
+
+
+def submissions_of(accepted: Accepted, result_tag: int, transport: str = "grpc"
+                   ) -> list[Submission]:
+    """The submissions (one per lane that has events) of an accepted request."""
+    loop = asyncio.get_running_loop()
+    now = time.time_ns()
+    out: list[Submission] = []
+    first = 0
+    for lane, count in ((Lane.REALTIME, accepted.realtime), (Lane.BATCH, accepted.batch)):
+        if count:
+            rows = accepted.rows[first * ROW_BYTES:(first + count) * ROW_BYTES]
+            out.append(Submission(lane, accepted.bodies, rows, count, loop.create_future(), now,
+                                  result_tag, transport))
+            first += count
+    return out
 
 
 class Lanes:

@@ -80,6 +80,10 @@ RULES: dict[str, tuple[Check, str]] = {
     "dedup.window_seconds": _between(0, 7 * 24 * 3600),
     "dedup.max_ids": _between(0, 2**32),
     "subscribe.max_batch_events": _POSITIVE,
+    "groups.max_in_flight": _POSITIVE,
+    "groups.ack_deadline_seconds": _between(0.001, 24 * 3600),
+    "groups.max_deliveries": _POSITIVE,
+    "groups.max_batch_events": _POSITIVE,
     "log.level": _one_of("debug", "info", "warning", "error"),
     "log.format": _one_of("text", "json"),
 }

@@ -140,6 +140,20 @@ class SubscribeConfig:
 
 
 @dataclass(frozen=True)
+class GroupsConfig:
+    """Consumer groups (SubscribeService.Consume); a member may ask for less."""
+
+    max_in_flight: int = 1000
+    """Most unacknowledged events one member holds. Default 1000."""
+    ack_deadline_seconds: float = 30.0
+    """Seconds before an unacknowledged event is delivered again. Default 30."""
+    max_deliveries: int = 5
+    """Deliveries before an event goes to ``dead-letter/<group>``. Default 5."""
+    max_batch_events: int = 500
+    """Most events per ConsumeResponse. Default 500."""
+
+
+@dataclass(frozen=True)
 class NumaConfig:
     """NUMA placement of the queues (used by the native core)."""
 
@@ -169,6 +183,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
     numa: NumaConfig = field(default_factory=NumaConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -101,6 +101,8 @@ class Metrics:
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
+            ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
+            ("eventstream.group.members", "1", "Members of a consumer group"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
             ("eventstream.uptime", "s", "Seconds since the node started"),
         ):
@@ -110,6 +112,9 @@ class Metrics:
             ("eventstream.queue.pushes", "Events queued, by lane"),
             ("eventstream.queue.pops", "Events taken by the drain, by lane"),
             ("eventstream.queue.full", "Requests refused because a lane was full, by lane"),
+            ("eventstream.group.acks", "Events a consumer group acknowledged"),
+            ("eventstream.group.redeliveries", "Events delivered again to a consumer group"),
+            ("eventstream.group.dead_lettered", "Events moved to a group's dead-letter topic"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)

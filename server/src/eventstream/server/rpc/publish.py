@@ -15,21 +15,19 @@ lane is answered by the buffer the write path produced.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
 
 from ..broker.broker import Broker
-from ..broker.lanes import Submission
-from ..broker.priority import Lane
+from ..broker.lanes import Submission, submissions_of
 from ..broker.wire import varint
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
 from ..queue import MalformedInput
-from ..queue.staging import R_BODY_LEN, R_BODY_OFF, R_INDEX, R_REASON, ROW_BYTES, ROW_FIELDS, Accepted, NativeStager
+from ..queue.staging import R_BODY_LEN, R_BODY_OFF, R_INDEX, R_REASON, ROW_FIELDS, Accepted, NativeStager
 from .convert import EventValidator, check_batch_size, error_result
 from .status import handles_errors
 
@@ -164,15 +162,7 @@ class PublishServicer:
         self._metrics.received.add(accepted.count, _TRANSPORT)
         if accepted.refused:
             self._refuse(msg, pending, prefix)
-        loop = asyncio.get_running_loop()
-        now = time.time_ns()
-        first = 0
-        for lane, count in ((Lane.REALTIME, accepted.realtime), (Lane.BATCH, accepted.batch)):
-            if count:
-                rows = accepted.rows[first * ROW_BYTES:(first + count) * ROW_BYTES]
-                pending.submissions.append(Submission(
-                    lane, accepted.bodies, rows, count, loop.create_future(), now, tag))
-                first += count
+        pending.submissions = submissions_of(accepted, tag)
         return pending
 
     def _refuse(self, msg: bytes, pending: _Pending, prefix: str) -> None:

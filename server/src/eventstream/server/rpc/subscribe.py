@@ -17,6 +17,7 @@ from ..broker.topics import TopicFilter
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
+from .consume import ConsumeServicer
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.SubscribeService"
@@ -30,10 +31,13 @@ class SubscribeServicer:
         broker: where subscriptions read from.
         limits: request limits.
         metrics: the server's metrics.
+        consume: the consumer-group method (Consume).
     """
 
-    def __init__(self, broker: Broker, limits: LimitsConfig, metrics: Metrics) -> None:
+    def __init__(self, broker: Broker, limits: LimitsConfig, metrics: Metrics,
+                 consume: ConsumeServicer) -> None:
         self._broker = broker
+        self._consume = consume
         self._limits = limits
         self._metrics = metrics
         self.subscribe = handles_errors("Subscribe", metrics)(self._subscribe)
@@ -43,6 +47,7 @@ class SubscribeServicer:
         return grpc.method_handlers_generic_handler(SERVICE, {
             "Subscribe": grpc.unary_stream_rpc_method_handler(
                 self.subscribe, subscribe_pb2.SubscribeRequest.FromString, None),
+            "Consume": self._consume.method_handler(),
         })
 
     def _cursors(self, request: subscribe_pb2.SubscribeRequest) -> list[int]:

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventstream/v1/subscribe.proto.
  */
 export const file_eventstream_v1_subscribe: GenFile = /*@__PURE__*/
-  fileDesc("Ch5ldmVudHN0cmVhbS92MS9zdWJzY3JpYmUucHJvdG8SDmV2ZW50c3RyZWFtLnYxIoUCChBTdWJzY3JpYmVSZXF1ZXN0EhAKCHBhdHRlcm5zGAEgAygJEi4KDG1pbl9wcmlvcml0eRgCIAEoDjIYLmV2ZW50c3RyZWFtLnYxLlByaW9yaXR5Ei0KCnN0YXJ0X2Zyb20YAyABKA4yGS5ldmVudHN0cmVhbS52MS5TdGFydEZyb20SNgoNc3RhcnRfb2Zmc2V0cxgEIAMoCzIfLmV2ZW50c3RyZWFtLnYxLlBhcnRpdGlvbk9mZnNldBIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBtYXhfYmF0Y2hfZXZlbnRzGAYgASgNIjoKEVN1YnNjcmliZVJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLmV2ZW50c3RyZWFtLnYxLkV2ZW50KoQBCglTdGFydEZyb20SGgoWU1RBUlRfRlJPTV9VTlNQRUNJRklFRBAAEhUKEVNUQVJUX0ZST01fTEFURVNUEAESFwoTU1RBUlRfRlJPTV9FQVJMSUVTVBACEhYKElNUQVJUX0ZST01fT0ZGU0VUUxADEhMKD1NUQVJUX0ZST01fVElNRRAEMmYKEFN1YnNjcmliZVNlcnZpY2USUgoJU3Vic2NyaWJlEiAuZXZlbnRzdHJlYW0udjEuU3Vic2NyaWJlUmVxdWVzdBohLmV2ZW50c3RyZWFtLnYxLlN1YnNjcmliZVJlc3BvbnNlMAFiBnByb3RvMw", [file_eventstream_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Ch5ldmVudHN0cmVhbS92MS9zdWJzY3JpYmUucHJvdG8SDmV2ZW50c3RyZWFtLnYxIoUCChBTdWJzY3JpYmVSZXF1ZXN0EhAKCHBhdHRlcm5zGAEgAygJEi4KDG1pbl9wcmlvcml0eRgCIAEoDjIYLmV2ZW50c3RyZWFtLnYxLlByaW9yaXR5Ei0KCnN0YXJ0X2Zyb20YAyABKA4yGS5ldmVudHN0cmVhbS52MS5TdGFydEZyb20SNgoNc3RhcnRfb2Zmc2V0cxgEIAMoCzIfLmV2ZW50c3RyZWFtLnYxLlBhcnRpdGlvbk9mZnNldBIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBtYXhfYmF0Y2hfZXZlbnRzGAYgASgNIjoKEVN1YnNjcmliZVJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLmV2ZW50c3RyZWFtLnYxLkV2ZW50IqkBCg5Db25zdW1lUmVxdWVzdBItCgVzdGFydBgBIAEoCzIcLmV2ZW50c3RyZWFtLnYxLkNvbnN1bWVTdGFydEgAEi0KA2FjaxgCIAEoCzIeLmV2ZW50c3RyZWFtLnYxLkV2ZW50UG9zaXRpb25zSAASLgoEbmFjaxgDIAEoCzIeLmV2ZW50c3RyZWFtLnYxLkV2ZW50UG9zaXRpb25zSABCCQoHcmVxdWVzdCLbAQoMQ29uc3VtZVN0YXJ0Eg0KBWdyb3VwGAEgASgJEhAKCHBhdHRlcm5zGAIgAygJEi4KDG1pbl9wcmlvcml0eRgDIAEoDjIYLmV2ZW50c3RyZWFtLnYxLlByaW9yaXR5Ei0KCnN0YXJ0X2Zyb20YBCABKA4yGS5ldmVudHN0cmVhbS52MS5TdGFydEZyb20SFQoNbWF4X2luX2ZsaWdodBgFIAEoDRIcChRhY2tfZGVhZGxpbmVfc2Vjb25kcxgGIAEoDRIWCg5tYXhfZGVsaXZlcmllcxgHIAEoDSJBCg5FdmVudFBvc2l0aW9ucxIvCgZldmVudHMYASADKAsyHy5ldmVudHN0cmVhbS52MS5QYXJ0aXRpb25PZmZzZXQibwoPQ29uc3VtZVJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLmV2ZW50c3RyZWFtLnYxLkV2ZW50EjUKCmFzc2lnbm1lbnQYAiABKAsyIS5ldmVudHN0cmVhbS52MS5Db25zdW1lQXNzaWdubWVudCJOChFDb25zdW1lQXNzaWdubWVudBIRCgltZW1iZXJfaWQYASABKAkSEgoKZ2VuZXJhdGlvbhgCIAEoBBISCgpwYXJ0aXRpb25zGAMgAygNKoQBCglTdGFydEZyb20SGgoWU1RBUlRfRlJPTV9VTlNQRUNJRklFRBAAEhUKEVNUQVJUX0ZST01fTEFURVNUEAESFwoTU1RBUlRfRlJPTV9FQVJMSUVTVBACEhYKElNUQVJUX0ZST01fT0ZGU0VUUxADEhMKD1NUQVJUX0ZST01fVElNRRAEMrYBChBTdWJzY3JpYmVTZXJ2aWNlElIKCVN1YnNjcmliZRIgLmV2ZW50c3RyZWFtLnYxLlN1YnNjcmliZVJlcXVlc3QaIS5ldmVudHN0cmVhbS52MS5TdWJzY3JpYmVSZXNwb25zZTABEk4KB0NvbnN1bWUSHi5ldmVudHN0cmVhbS52MS5Db25zdW1lUmVxdWVzdBofLmV2ZW50c3RyZWFtLnYxLkNvbnN1bWVSZXNwb25zZSgBMAFiBnByb3RvMw", [file_eventstream_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message eventstream.v1.SubscribeRequest
@@ -90,6 +90,187 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
   messageDesc(file_eventstream_v1_subscribe, 1);
 
 /**
+ * @generated from message eventstream.v1.ConsumeRequest
+ */
+export type ConsumeRequest = Message<"eventstream.v1.ConsumeRequest"> & {
+  /**
+   * @generated from oneof eventstream.v1.ConsumeRequest.request
+   */
+  request: {
+    /**
+     * @generated from field: eventstream.v1.ConsumeStart start = 1;
+     */
+    value: ConsumeStart;
+    case: "start";
+  } | {
+    /**
+     * Events done with: never delivered to the group again.
+     *
+     * @generated from field: eventstream.v1.EventPositions ack = 2;
+     */
+    value: EventPositions;
+    case: "ack";
+  } | {
+    /**
+     * Events to deliver again now (counts as a delivery attempt).
+     *
+     * @generated from field: eventstream.v1.EventPositions nack = 3;
+     */
+    value: EventPositions;
+    case: "nack";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message eventstream.v1.ConsumeRequest.
+ * Use `create(ConsumeRequestSchema)` to create a new message.
+ */
+export const ConsumeRequestSchema: GenMessage<ConsumeRequest> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_subscribe, 2);
+
+/**
+ * @generated from message eventstream.v1.ConsumeStart
+ */
+export type ConsumeStart = Message<"eventstream.v1.ConsumeStart"> & {
+  /**
+   * The group's name: letters, digits, "-", "_" and ".".
+   *
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * Topic patterns, as in SubscribeRequest; every member of a group must give
+   * the same ones.
+   *
+   * @generated from field: repeated string patterns = 2;
+   */
+  patterns: string[];
+
+  /**
+   * Deliver only events of at least this priority; others count as acked.
+   *
+   * @generated from field: eventstream.v1.Priority min_priority = 3;
+   */
+  minPriority: Priority;
+
+  /**
+   * Where a group that has no committed offsets yet starts: LATEST (the
+   * default) or EARLIEST.
+   *
+   * @generated from field: eventstream.v1.StartFrom start_from = 4;
+   */
+  startFrom: StartFrom;
+
+  /**
+   * Most unacknowledged events this member holds; 0 means the server's default.
+   *
+   * @generated from field: uint32 max_in_flight = 5;
+   */
+  maxInFlight: number;
+
+  /**
+   * Seconds before an unacknowledged event is delivered again; 0 means the
+   * server's default.
+   *
+   * @generated from field: uint32 ack_deadline_seconds = 6;
+   */
+  ackDeadlineSeconds: number;
+
+  /**
+   * Deliveries before an event goes to the dead-letter topic
+   * "dead-letter/<group>"; 0 means the server's default.
+   *
+   * @generated from field: uint32 max_deliveries = 7;
+   */
+  maxDeliveries: number;
+};
+
+/**
+ * Describes the message eventstream.v1.ConsumeStart.
+ * Use `create(ConsumeStartSchema)` to create a new message.
+ */
+export const ConsumeStartSchema: GenMessage<ConsumeStart> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_subscribe, 3);
+
+/**
+ * @generated from message eventstream.v1.EventPositions
+ */
+export type EventPositions = Message<"eventstream.v1.EventPositions"> & {
+  /**
+   * @generated from field: repeated eventstream.v1.PartitionOffset events = 1;
+   */
+  events: PartitionOffset[];
+};
+
+/**
+ * Describes the message eventstream.v1.EventPositions.
+ * Use `create(EventPositionsSchema)` to create a new message.
+ */
+export const EventPositionsSchema: GenMessage<EventPositions> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_subscribe, 4);
+
+/**
+ * @generated from message eventstream.v1.ConsumeResponse
+ */
+export type ConsumeResponse = Message<"eventstream.v1.ConsumeResponse"> & {
+  /**
+   * Events for this member, in offset order per partition (redeliveries may
+   * come after later offsets).
+   *
+   * @generated from field: repeated eventstream.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * Sent when this member's share of the partitions changes.
+   *
+   * @generated from field: eventstream.v1.ConsumeAssignment assignment = 2;
+   */
+  assignment?: ConsumeAssignment | undefined;
+};
+
+/**
+ * Describes the message eventstream.v1.ConsumeResponse.
+ * Use `create(ConsumeResponseSchema)` to create a new message.
+ */
+export const ConsumeResponseSchema: GenMessage<ConsumeResponse> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_subscribe, 5);
+
+/**
+ * @generated from message eventstream.v1.ConsumeAssignment
+ */
+export type ConsumeAssignment = Message<"eventstream.v1.ConsumeAssignment"> & {
+  /**
+   * Server-chosen id of this member.
+   *
+   * @generated from field: string member_id = 1;
+   */
+  memberId: string;
+
+  /**
+   * Increases with every rebalance of the group.
+   *
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * The partitions this member now reads.
+   *
+   * @generated from field: repeated uint32 partitions = 3;
+   */
+  partitions: number[];
+};
+
+/**
+ * Describes the message eventstream.v1.ConsumeAssignment.
+ * Use `create(ConsumeAssignmentSchema)` to create a new message.
+ */
+export const ConsumeAssignmentSchema: GenMessage<ConsumeAssignment> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_subscribe, 6);
+
+/**
  * Where a subscription starts. Append-only.
  *
  * @generated from enum eventstream.v1.StartFrom
@@ -153,6 +334,21 @@ export const SubscribeService: GenService<{
     methodKind: "server_streaming";
     input: typeof SubscribeRequestSchema;
     output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * Joins a consumer group: the group's members share its partitions (each
+   * partition is read by one member at a time and rebalanced when a member
+   * joins or leaves), every event must be acknowledged, unacknowledged ones
+   * are delivered again after the ack deadline, and an event that reaches
+   * max_deliveries goes to the group's dead-letter topic. At-least-once.
+   * The first request is a ConsumeStart; then acks and nacks, in any number.
+   *
+   * @generated from rpc eventstream.v1.SubscribeService.Consume
+   */
+  consume: {
+    methodKind: "bidi_streaming";
+    input: typeof ConsumeRequestSchema;
+    output: typeof ConsumeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_eventstream_v1_subscribe, 0);

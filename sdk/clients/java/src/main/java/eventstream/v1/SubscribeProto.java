@@ -25,6 +25,31 @@ public final class SubscribeProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_eventstream_v1_SubscribeResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_ConsumeRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_ConsumeRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_ConsumeStart_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_ConsumeStart_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_EventPositions_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_EventPositions_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_ConsumeResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_ConsumeResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_ConsumeAssignment_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_ConsumeAssignment_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -46,17 +71,39 @@ public final class SubscribeProto {
       "me\030\005 \001(\0132\032.google.protobuf.TimestampR\tst" +
       "artTime\022(\n\020max_batch_events\030\006 \001(\rR\016maxBa" +
       "tchEvents\"B\n\021SubscribeResponse\022-\n\006events" +
-      "\030\001 \003(\0132\025.eventstream.v1.EventR\006events*\204\001" +
-      "\n\tStartFrom\022\032\n\026START_FROM_UNSPECIFIED\020\000\022" +
-      "\025\n\021START_FROM_LATEST\020\001\022\027\n\023START_FROM_EAR" +
-      "LIEST\020\002\022\026\n\022START_FROM_OFFSETS\020\003\022\023\n\017START" +
-      "_FROM_TIME\020\0042f\n\020SubscribeService\022R\n\tSubs" +
-      "cribe\022 .eventstream.v1.SubscribeRequest\032" +
-      "!.eventstream.v1.SubscribeResponse0\001By\n\016" +
-      "eventstream.v1B\016SubscribeProtoP\001\242\002\003EXX\252\002" +
-      "\016Eventstream.V1\312\002\016Eventstream\\V1\342\002\032Event" +
-      "stream\\V1\\GPBMetadata\352\002\017Eventstream::V1b" +
-      "\006proto3"
+      "\030\001 \003(\0132\025.eventstream.v1.EventR\006events\"\273\001" +
+      "\n\016ConsumeRequest\0224\n\005start\030\001 \001(\0132\034.events" +
+      "tream.v1.ConsumeStartH\000R\005start\0222\n\003ack\030\002 " +
+      "\001(\0132\036.eventstream.v1.EventPositionsH\000R\003a" +
+      "ck\0224\n\004nack\030\003 \001(\0132\036.eventstream.v1.EventP" +
+      "ositionsH\000R\004nackB\t\n\007request\"\264\002\n\014ConsumeS" +
+      "tart\022\024\n\005group\030\001 \001(\tR\005group\022\032\n\010patterns\030\002" +
+      " \003(\tR\010patterns\022;\n\014min_priority\030\003 \001(\0162\030.e" +
+      "ventstream.v1.PriorityR\013minPriority\0228\n\ns" +
+      "tart_from\030\004 \001(\0162\031.eventstream.v1.StartFr" +
+      "omR\tstartFrom\022\"\n\rmax_in_flight\030\005 \001(\rR\013ma" +
+      "xInFlight\0220\n\024ack_deadline_seconds\030\006 \001(\rR" +
+      "\022ackDeadlineSeconds\022%\n\016max_deliveries\030\007 " +
+      "\001(\rR\rmaxDeliveries\"I\n\016EventPositions\0227\n\006" +
+      "events\030\001 \003(\0132\037.eventstream.v1.PartitionO" +
+      "ffsetR\006events\"\203\001\n\017ConsumeResponse\022-\n\006eve" +
+      "nts\030\001 \003(\0132\025.eventstream.v1.EventR\006events" +
+      "\022A\n\nassignment\030\002 \001(\0132!.eventstream.v1.Co" +
+      "nsumeAssignmentR\nassignment\"p\n\021ConsumeAs" +
+      "signment\022\033\n\tmember_id\030\001 \001(\tR\010memberId\022\036\n" +
+      "\ngeneration\030\002 \001(\004R\ngeneration\022\036\n\npartiti" +
+      "ons\030\003 \003(\rR\npartitions*\204\001\n\tStartFrom\022\032\n\026S" +
+      "TART_FROM_UNSPECIFIED\020\000\022\025\n\021START_FROM_LA" +
+      "TEST\020\001\022\027\n\023START_FROM_EARLIEST\020\002\022\026\n\022START" +
+      "_FROM_OFFSETS\020\003\022\023\n\017START_FROM_TIME\020\0042\266\001\n" +
+      "\020SubscribeService\022R\n\tSubscribe\022 .eventst" +
+      "ream.v1.SubscribeRequest\032!.eventstream.v" +
+      "1.SubscribeResponse0\001\022N\n\007Consume\022\036.event" +
+      "stream.v1.ConsumeRequest\032\037.eventstream.v" +
+      "1.ConsumeResponse(\0010\001By\n\016eventstream.v1B" +
+      "\016SubscribeProtoP\001\242\002\003EXX\252\002\016Eventstream.V1" +
+      "\312\002\016Eventstream\\V1\342\002\032Eventstream\\V1\\GPBMe" +
+      "tadata\352\002\017Eventstream::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -76,6 +123,36 @@ public final class SubscribeProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_eventstream_v1_SubscribeResponse_descriptor,
         new java.lang.String[] { "Events", });
+    internal_static_eventstream_v1_ConsumeRequest_descriptor =
+      getDescriptor().getMessageTypes().get(2);
+    internal_static_eventstream_v1_ConsumeRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_ConsumeRequest_descriptor,
+        new java.lang.String[] { "Start", "Ack", "Nack", "Request", });
+    internal_static_eventstream_v1_ConsumeStart_descriptor =
+      getDescriptor().getMessageTypes().get(3);
+    internal_static_eventstream_v1_ConsumeStart_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_ConsumeStart_descriptor,
+        new java.lang.String[] { "Group", "Patterns", "MinPriority", "StartFrom", "MaxInFlight", "AckDeadlineSeconds", "MaxDeliveries", });
+    internal_static_eventstream_v1_EventPositions_descriptor =
+      getDescriptor().getMessageTypes().get(4);
+    internal_static_eventstream_v1_EventPositions_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_EventPositions_descriptor,
+        new java.lang.String[] { "Events", });
+    internal_static_eventstream_v1_ConsumeResponse_descriptor =
+      getDescriptor().getMessageTypes().get(5);
+    internal_static_eventstream_v1_ConsumeResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_ConsumeResponse_descriptor,
+        new java.lang.String[] { "Events", "Assignment", });
+    internal_static_eventstream_v1_ConsumeAssignment_descriptor =
+      getDescriptor().getMessageTypes().get(6);
+    internal_static_eventstream_v1_ConsumeAssignment_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_ConsumeAssignment_descriptor,
+        new java.lang.String[] { "MemberId", "Generation", "Partitions", });
     eventstream.v1.CommonProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }

@@ -46,6 +46,37 @@ public final class SubscribeServiceGrpc {
     return getSubscribeMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<eventstream.v1.ConsumeRequest,
+      eventstream.v1.ConsumeResponse> getConsumeMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Consume",
+      requestType = eventstream.v1.ConsumeRequest.class,
+      responseType = eventstream.v1.ConsumeResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING)
+  public static io.grpc.MethodDescriptor<eventstream.v1.ConsumeRequest,
+      eventstream.v1.ConsumeResponse> getConsumeMethod() {
+    io.grpc.MethodDescriptor<eventstream.v1.ConsumeRequest, eventstream.v1.ConsumeResponse> getConsumeMethod;
+    if ((getConsumeMethod = SubscribeServiceGrpc.getConsumeMethod) == null) {
+      synchronized (SubscribeServiceGrpc.class) {
+        if ((getConsumeMethod = SubscribeServiceGrpc.getConsumeMethod) == null) {
+          SubscribeServiceGrpc.getConsumeMethod = getConsumeMethod =
+              io.grpc.MethodDescriptor.<eventstream.v1.ConsumeRequest, eventstream.v1.ConsumeResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Consume"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.ConsumeRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.ConsumeResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new SubscribeServiceMethodDescriptorSupplier("Consume"))
+              .build();
+        }
+      }
+    }
+    return getConsumeMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -122,6 +153,21 @@ public final class SubscribeServiceGrpc {
         io.grpc.stub.StreamObserver<eventstream.v1.SubscribeResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getSubscribeMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Joins a consumer group: the group's members share its partitions (each
+     * partition is read by one member at a time and rebalanced when a member
+     * joins or leaves), every event must be acknowledged, unacknowledged ones
+     * are delivered again after the ack deadline, and an event that reaches
+     * max_deliveries goes to the group's dead-letter topic. At-least-once.
+     * The first request is a ConsumeStart; then acks and nacks, in any number.
+     * </pre>
+     */
+    default io.grpc.stub.StreamObserver<eventstream.v1.ConsumeRequest> consume(
+        io.grpc.stub.StreamObserver<eventstream.v1.ConsumeResponse> responseObserver) {
+      return io.grpc.stub.ServerCalls.asyncUnimplementedStreamingCall(getConsumeMethod(), responseObserver);
+    }
   }
 
   /**
@@ -168,6 +214,22 @@ public final class SubscribeServiceGrpc {
       io.grpc.stub.ClientCalls.asyncServerStreamingCall(
           getChannel().newCall(getSubscribeMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Joins a consumer group: the group's members share its partitions (each
+     * partition is read by one member at a time and rebalanced when a member
+     * joins or leaves), every event must be acknowledged, unacknowledged ones
+     * are delivered again after the ack deadline, and an event that reaches
+     * max_deliveries goes to the group's dead-letter topic. At-least-once.
+     * The first request is a ConsumeStart; then acks and nacks, in any number.
+     * </pre>
+     */
+    public io.grpc.stub.StreamObserver<eventstream.v1.ConsumeRequest> consume(
+        io.grpc.stub.StreamObserver<eventstream.v1.ConsumeResponse> responseObserver) {
+      return io.grpc.stub.ClientCalls.asyncBidiStreamingCall(
+          getChannel().newCall(getConsumeMethod(), getCallOptions()), responseObserver);
+    }
   }
 
   /**
@@ -200,6 +262,23 @@ public final class SubscribeServiceGrpc {
         subscribe(eventstream.v1.SubscribeRequest request) {
       return io.grpc.stub.ClientCalls.blockingV2ServerStreamingCall(
           getChannel(), getSubscribeMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Joins a consumer group: the group's members share its partitions (each
+     * partition is read by one member at a time and rebalanced when a member
+     * joins or leaves), every event must be acknowledged, unacknowledged ones
+     * are delivered again after the ack deadline, and an event that reaches
+     * max_deliveries goes to the group's dead-letter topic. At-least-once.
+     * The first request is a ConsumeStart; then acks and nacks, in any number.
+     * </pre>
+     */
+    @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
+    public io.grpc.stub.BlockingClientCall<eventstream.v1.ConsumeRequest, eventstream.v1.ConsumeResponse>
+        consume() {
+      return io.grpc.stub.ClientCalls.blockingBidiStreamingCall(
+          getChannel(), getConsumeMethod(), getCallOptions());
     }
   }
 
@@ -256,6 +335,7 @@ public final class SubscribeServiceGrpc {
   }
 
   private static final int METHODID_SUBSCRIBE = 0;
+  private static final int METHODID_CONSUME = 1;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -288,6 +368,9 @@ public final class SubscribeServiceGrpc {
     public io.grpc.stub.StreamObserver<Req> invoke(
         io.grpc.stub.StreamObserver<Resp> responseObserver) {
       switch (methodId) {
+        case METHODID_CONSUME:
+          return (io.grpc.stub.StreamObserver<Req>) serviceImpl.consume(
+              (io.grpc.stub.StreamObserver<eventstream.v1.ConsumeResponse>) responseObserver);
         default:
           throw new AssertionError();
       }
@@ -303,6 +386,13 @@ public final class SubscribeServiceGrpc {
               eventstream.v1.SubscribeRequest,
               eventstream.v1.SubscribeResponse>(
                 service, METHODID_SUBSCRIBE)))
+        .addMethod(
+          getConsumeMethod(),
+          io.grpc.stub.ServerCalls.asyncBidiStreamingCall(
+            new MethodHandlers<
+              eventstream.v1.ConsumeRequest,
+              eventstream.v1.ConsumeResponse>(
+                service, METHODID_CONSUME)))
         .build();
   }
 
@@ -352,6 +442,7 @@ public final class SubscribeServiceGrpc {
           serviceDescriptor = result = io.grpc.ServiceDescriptor.newBuilder(SERVICE_NAME)
               .setSchemaDescriptor(new SubscribeServiceFileDescriptorSupplier())
               .addMethod(getSubscribeMethod())
+              .addMethod(getConsumeMethod())
               .build();
         }
       }

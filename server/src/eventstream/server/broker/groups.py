@@ -1,0 +1,325 @@
+"""Consumer groups: shared partitions, acknowledgements, redelivery, dead letters.
+
+Pure bookkeeping over the committed log, driven by the Consume handler and a
+clock passed in. A group's partitions are spread over its members in join
+order (partition p goes to member p mod n) and spread again when a member
+joins or leaves. Per partition the group keeps:
+
+- ``cursor``: the next offset to read from the log;
+- ``frontier``: every offset below it is done (acknowledged, filtered out or
+  dead-lettered): the group's committed offset, where it resumes;
+- ``inflight``: delivered and not yet acknowledged, with owner and deadline;
+- ``retry``: offsets to deliver again (nacked, past their deadline, or held by
+  a member that left).
+
+Delivery is at-least-once: an event is delivered again until it is
+acknowledged, and after ``max_deliveries`` deliveries it is handed to the
+dead-letter callback instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import invalid
+from ..storage.log import EventLog
+from .topics import TopicFilter
+
+GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """What a member asks for when it joins (defaults already applied)."""
+
+    patterns: tuple[str, ...]
+    min_priority: int          # frame byte, 0 delivers all
+    start_latest: bool
+    max_in_flight: int
+    ack_deadline_ns: int
+    max_deliveries: int
+
+
+class _Partition:
+    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts")
+
+    def __init__(self, start: int) -> None:
+        self.cursor = start
+        self.frontier = start
+        self.done: set[int] = set()
+        self.inflight: dict[int, tuple[Member, int]] = {}
+        self.retry: deque[int] = deque()
+        self.attempts: dict[int, int] = {}
+
+    def finish(self, offset: int) -> None:
+        """Mark ``offset`` done and move the frontier over every done offset."""
+        self.attempts.pop(offset, None)
+        if offset < self.frontier:
+            return
+        self.done.add(offset)
+        while self.frontier in self.done:
+            self.done.discard(self.frontier)
+            self.frontier += 1
+
+
+@dataclass(eq=False)
+class Member:
+    """One Consume stream of a group."""
+
+    id: str
+    group: Group
+    max_in_flight: int
+    partitions: list[int] = field(default_factory=list)
+    inflight: int = 0
+    assignment_changed: bool = True
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _next: int = 0
+
+
+class Group:
+    """A consumer group's members and per-partition progress."""
+
+    def __init__(self, name: str, settings: GroupSettings, starts: list[int]) -> None:
+        self.name = name
+        self.settings = settings
+        self.filter = TopicFilter(settings.patterns)
+        self.members: list[Member] = []
+        self.generation = 0
+        self.parts = [_Partition(start) for start in starts]
+        self.acked = 0
+        self.redelivered = 0
+        self.dead_lettered = 0
+
+    def frontiers(self) -> list[int]:
+        """The committed offset of every partition."""
+        return [part.frontier for part in self.parts]
+
+    def lag(self, high_watermarks: list[int]) -> int:
+        """Events committed to the log that the group has not finished."""
+        return sum(max(0, hwm - part.frontier) for hwm, part in zip(high_watermarks, self.parts))
+
+
+DeadLetter = Callable[[Group, int, int, bytes], None]
+
+
+class GroupCoordinator:
+    """Every consumer group of the node.
+
+    Args:
+        event_log: the committed log the groups read.
+        dead_letter: called with (group, partition, offset, record) for an event
+            that reached max_deliveries; it must later call :meth:`settle`.
+        clock_ns: monotonic clock in nanoseconds (ack deadlines).
+        stored: committed offsets of a group remembered from before, or None.
+    """
+
+    def __init__(self, event_log: EventLog, dead_letter: DeadLetter,
+                 clock_ns: Callable[[], int],
+                 stored: Callable[[str], list[int] | None] = lambda name: None) -> None:
+        self._log = event_log
+        self._dead_letter = dead_letter
+        self._clock_ns = clock_ns
+        self._stored = stored
+        self.groups: dict[str, Group] = {}
+        self._ids = itertools.count(1)
+
+    # -- membership -----------------------------------------------------------
+
+    def join(self, name: str, settings: GroupSettings) -> Member:
+        """Add a member to group ``name`` (created on first use) and rebalance.
+
+        Raises:
+            EventStreamError: INVALID_ARGUMENT for a bad group name, or patterns
+                other than the group's.
+        """
+        if not GROUP_NAME.fullmatch(name):
+            raise invalid("GROUP_INVALID", "start.group",
+                          "1 to 128 letters, digits, '.', '_' or '-'")
+        group = self.groups.get(name)
+        if group is None:
+            log = self._log
+            starts = self._stored(name)
+            if starts is None or len(starts) != log.partitions:
+                starts = [log.high_watermark(p) if settings.start_latest else log.start_offset(p)
+                          for p in range(log.partitions)]
+            group = self.groups[name] = Group(name, settings, starts)
+        elif sorted(settings.patterns) != sorted(group.settings.patterns):
+            raise invalid("GROUP_PATTERNS_DIFFER", "start.patterns",
+                          f"group {name!r} consumes {list(group.settings.patterns)}; "
+                          "every member must give the same patterns")
+        member = Member(f"{name}-{next(self._ids)}", group, settings.max_in_flight)
+        group.members.append(member)
+        self._rebalance(group)
+        return member
+
+    def leave(self, member: Member) -> None:
+        """Remove a member: what it held is delivered again to the others."""
+        group = member.group
+        if member not in group.members:
+            return
+        group.members.remove(member)
+        for part in group.parts:
+            held = sorted(o for o, (owner, _) in part.inflight.items() if owner is member)
+            for offset in reversed(held):
+                del part.inflight[offset]
+                part.retry.appendleft(offset)
+        member.inflight = 0
+        self._rebalance(group)
+
+    def _rebalance(self, group: Group) -> None:
+        group.generation += 1
+        members = group.members
+        for member in members:
+            member.partitions = [p for p in range(len(group.parts))
+                                 if members[p % len(members)] is member]
+            member.assignment_changed = True
+            member.wake.set()
+
+    # -- delivery ---------------------------------------------------------------
+
+    def take(self, member: Member, max_batch: int) -> tuple[list[bytes], int]:
+        """Events for ``member`` now: (framed records, count), at most ``max_batch``.
+
+        Redeliveries of a partition come before its new events. Events the
+        filter skips count as done.
+        """
+        group = member.group
+        room = min(max_batch, member.max_in_flight - member.inflight)
+        out: list[bytes] = []
+        if room <= 0 or not member.partitions:
+            return out, 0
+        log = self._log
+        deadline = self._clock_ns() + group.settings.ack_deadline_ns
+        owned = member.partitions
+        for step in range(len(owned)):
+            if len(out) >= room:
+                break
+            partition = owned[(member._next + step) % len(owned)]
+            part = group.parts[partition]
+            start = log.start_offset(partition)
+            while part.retry and len(out) < room:
+                offset = part.retry.popleft()
+                if offset < start:        # gone by retention: nothing left to deliver
+                    part.finish(offset)
+                    continue
+                record = log.read(partition, offset, 1).records[0]
+                self._deliver(member, part, offset, deadline, out, record)
+                group.redelivered += 1
+            if part.cursor < start:
+                for offset in range(part.cursor, start):
+                    part.finish(offset)
+                part.cursor = start
+            if len(out) >= room or part.cursor >= log.high_watermark(partition):
+                continue
+            result = log.read(partition, part.cursor, room - len(out))
+            matches, minimum = group.filter.matches, group.settings.min_priority
+            for index, record in enumerate(result.records):
+                offset = result.first_offset + index
+                if result.priorities[index] >= minimum and matches(result.topics[index]):
+                    self._deliver(member, part, offset, deadline, out, record)
+                else:
+                    part.finish(offset)
+            part.cursor = result.first_offset + len(result.records)
+        member._next += 1
+        return out, len(out)
+
+    @staticmethod
+    def _deliver(member: Member, part: _Partition, offset: int, deadline: int,
+                 out: list[bytes], record: bytes) -> None:
+        part.inflight[offset] = (member, deadline)
+        part.attempts[offset] = part.attempts.get(offset, 0) + 1
+        member.inflight += 1
+        out.append(record)
+
+    # -- acknowledgements ---------------------------------------------------------
+
+    def ack(self, member: Member, positions: Iterable[tuple[int, int]]) -> int:
+        """Finish the events at ``positions``; return how many became done now."""
+        group = member.group
+        finished = 0
+        for partition, offset in positions:
+            part = self._part(group, partition)
+            if offset < part.frontier or offset in part.done or offset >= part.cursor:
+                continue   # already done, or never delivered
+            self._release(part, offset)
+            if offset in part.retry:
+                part.retry.remove(offset)
+            part.finish(offset)
+            finished += 1
+        group.acked += finished
+        self._wake(group)
+        return finished
+
+    def nack(self, member: Member, positions: Iterable[tuple[int, int]]) -> None:
+        """Deliver the events at ``positions`` again (or dead-letter them)."""
+        group = member.group
+        for partition, offset in positions:
+            part = self._part(group, partition)
+            if offset in part.inflight:
+                self._release(part, offset)
+                self._again(group, partition, part, offset)
+        self._wake(group)
+
+    def expire(self) -> None:
+        """Deliver again every event whose ack deadline passed."""
+        now = self._clock_ns()
+        for group in self.groups.values():
+            late = False
+            for partition, part in enumerate(group.parts):
+                for offset in [o for o, (_, due) in part.inflight.items() if due <= now]:
+                    self._release(part, offset)
+                    self._again(group, partition, part, offset)
+                    late = True
+            if late:
+                self._wake(group)
+
+    def settle(self, group: Group, partition: int, offset: int, stored: bool) -> None:
+        """The dead-letter callback's answer: ``stored`` finishes the event,
+        otherwise it is delivered again."""
+        part = group.parts[partition]
+        if stored:
+            part.finish(offset)
+            group.dead_lettered += 1
+        else:
+            part.retry.append(offset)
+        self._wake(group)
+
+    def _again(self, group: Group, partition: int, part: _Partition, offset: int) -> None:
+        if part.attempts.get(offset, 0) >= group.settings.max_deliveries:
+            record = self._log.read(partition, offset, 1).records
+            if record:
+                self._dead_letter(group, partition, offset, record[0])
+                return
+            part.finish(offset)    # gone by retention
+            return
+        part.retry.append(offset)
+
+    @staticmethod
+    def _release(part: _Partition, offset: int) -> None:
+        held = part.inflight.pop(offset, None)
+        if held is not None:
+            held[0].inflight -= 1
+
+    @staticmethod
+    def _part(group: Group, partition: int) -> _Partition:
+        if partition >= len(group.parts):
+            raise invalid("POSITION_INVALID", "partition",
+                          f"partition {partition} does not exist (there are {len(group.parts)})")
+        return group.parts[partition]
+
+    def _wake(self, group: Group) -> None:
+        for member in group.members:
+            member.wake.set()
+
+    def wake_all(self) -> None:
+        """New events were committed: let every member look."""
+        for group in self.groups.values():
+            self._wake(group)
+
+
+__all__ = ["GROUP_NAME", "Group", "GroupCoordinator", "GroupSettings", "Member"]

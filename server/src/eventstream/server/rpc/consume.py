@@ -1,0 +1,172 @@
+"""SubscribeService.Consume on grpc.aio: one member of a consumer group per stream.
+
+The handler joins the group with the first request (a ConsumeStart), then
+runs two loops until the stream ends: one applies the acks and nacks the
+client sends, the other writes what the coordinator hands this member. Events
+go out as bytes: a ConsumeResponse's ``events`` is field 1, like a
+SubscribeResponse's, so stored records are concatenated as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+from eventstream.v1 import common_pb2, subscribe_pb2
+
+from ..broker import priority
+from ..broker.broker import Broker
+from ..broker.groups import GroupCoordinator, GroupSettings, Member
+from ..broker.lanes import submissions_of
+from ..broker.wire import varint
+from ..config.model import GroupsConfig, LimitsConfig
+from ..errors import EventStreamError, invalid
+from ..observability.metrics import Metrics
+from ..queue.staging import NativeStager
+from .status import handles_errors
+
+_TRANSPORT = {"transport": "grpc"}
+_ASSIGNMENT = b"\x12"   # ConsumeResponse.assignment
+
+
+def dead_letter_topic(group: str) -> str:
+    """Where a group's events go after max_deliveries."""
+    return f"dead-letter/{group}"
+
+
+class ConsumeServicer:
+    """The Consume handler and the group's dead-letter publisher.
+
+    Args:
+        broker: where the dead-letter events are published.
+        coordinator: the node's consumer groups.
+        stager: accepts the dead-letter events like any publish.
+        config: group defaults.
+        limits: request limits.
+        metrics: the server's metrics.
+    """
+
+    def __init__(self, broker: Broker, coordinator: GroupCoordinator, stager: NativeStager,
+                 config: GroupsConfig, limits: LimitsConfig, metrics: Metrics) -> None:
+        self._broker = broker
+        self._coordinator = coordinator
+        self._stager = stager
+        self._config = config
+        self._limits = limits
+        self._metrics = metrics
+        self.consume = handles_errors("Consume", metrics)(self._consume)
+
+    def method_handler(self) -> grpc.RpcMethodHandler:
+        """The handler for SubscribeService's method table."""
+        return grpc.stream_stream_rpc_method_handler(
+            self.consume, subscribe_pb2.ConsumeRequest.FromString, None)
+
+    def _settings(self, start: subscribe_pb2.ConsumeStart) -> GroupSettings:
+        if len(start.patterns) > self._limits.max_patterns:
+            raise invalid("PATTERN_INVALID", "start.patterns",
+                          f"at most {self._limits.max_patterns} patterns")
+        if start.min_priority not in priority.PROTO_VALUES:
+            raise invalid("PRIORITY_UNKNOWN", "start.min_priority",
+                          f"unknown priority {start.min_priority}")
+        if start.start_from not in (subscribe_pb2.START_FROM_UNSPECIFIED,
+                                    subscribe_pb2.START_FROM_LATEST,
+                                    subscribe_pb2.START_FROM_EARLIEST):
+            raise invalid("START_POSITION_INVALID", "start.start_from",
+                          "a group starts from LATEST or EARLIEST")
+        config = self._config
+        return GroupSettings(
+            patterns=tuple(start.patterns),
+            min_priority=priority.frame_byte(start.min_priority) if start.min_priority else 0,
+            start_latest=start.start_from != subscribe_pb2.START_FROM_EARLIEST,
+            max_in_flight=min(start.max_in_flight or config.max_in_flight, config.max_in_flight),
+            ack_deadline_ns=int((start.ack_deadline_seconds or config.ack_deadline_seconds) * 1e9),
+            max_deliveries=start.max_deliveries or config.max_deliveries)
+
+    async def _consume(self, requests: AsyncIterator[subscribe_pb2.ConsumeRequest],
+                       context: grpc.aio.ServicerContext) -> None:
+        self._broker.check_accepting()
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("request") != "start":
+            raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
+        settings = self._settings(first.start)
+        member = self._coordinator.join(first.start.group, settings)
+        self._metrics.subscribers.add(1)
+        loop = asyncio.get_running_loop()
+        tasks = {loop.create_task(self._read(member, requests)),
+                 loop.create_task(self._write(member, context))}
+        try:
+            # Either side ending ends the member: the client closed its requests,
+            # the stream broke, or the server drains.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise a bad ack's INVALID_ARGUMENT, for instance
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._coordinator.leave(member)
+            self._metrics.subscribers.add(-1)
+        if self._broker.phase == "draining":
+            raise EventStreamError("SHUTTING_DOWN", "the server is shutting down; "
+                                   "consume again elsewhere or later")
+
+    async def _read(self, member: Member, requests: AsyncIterator[subscribe_pb2.ConsumeRequest]
+                    ) -> None:
+        coordinator = self._coordinator
+        async for request in requests:
+            kind = request.WhichOneof("request")
+            if kind == "ack":
+                coordinator.ack(member, [(p.partition, p.offset) for p in request.ack.events])
+            elif kind == "nack":
+                coordinator.nack(member, [(p.partition, p.offset) for p in request.nack.events])
+
+    async def _write(self, member: Member, context: grpc.aio.ServicerContext) -> None:
+        group = member.group
+        while self._broker.phase != "draining":
+            member.wake.clear()
+            if member.assignment_changed:
+                member.assignment_changed = False
+                assignment = subscribe_pb2.ConsumeAssignment(
+                    member_id=member.id, generation=group.generation,
+                    partitions=member.partitions).SerializeToString()
+                await context.write(_ASSIGNMENT + varint(len(assignment)) + assignment)
+            records, count = self._coordinator.take(member, self._config.max_batch_events)
+            if count:
+                await context.write(b"".join(records))
+                self._metrics.delivered.add(count, _TRANSPORT)
+                continue
+            await member.wake.wait()
+
+    def dead_letter(self, group, partition: int, offset: int, record: bytes) -> None:  # noqa: ANN001
+        """Publish an event that reached max_deliveries to the group's dead-letter topic."""
+        asyncio.get_running_loop().create_task(
+            self._dead_letter(group, partition, offset, record), name="dead-letter")
+
+    async def _dead_letter(self, group, partition: int, offset: int, record: bytes  # noqa: ANN001
+                           ) -> None:
+        # The record is framed as SubscribeResponse.events: tag byte, length, Event.
+        start = 1
+        while record[start] & 0x80:
+            start += 1
+        event = common_pb2.Event.FromString(record[start + 1:])
+        headers = {"dead-letter-topic": event.topic, "dead-letter-partition": str(partition),
+                   "dead-letter-offset": str(offset), "dead-letter-id": event.id,
+                   "dead-letter-deliveries": str(group.settings.max_deliveries)}
+        moved = common_pb2.Event(topic=dead_letter_topic(group.name), key=event.key,
+                                 payload=event.payload, priority=event.priority,
+                                 publish_time=event.publish_time)
+        moved.headers.update(event.headers)
+        moved.headers.update(headers)
+        body = moved.SerializeToString()
+        stored = False
+        try:
+            pending = submissions_of(self._stager.accept(b"\x0a" + varint(len(body)) + body, 1),
+                                     0, "dead-letter")
+            self._broker.publish(pending)
+            for submission in pending:
+                await submission.future
+            stored = bool(pending)
+        except EventStreamError as error:  # a full lane or a shutdown: delivered again later
+            self._metrics.rejected.add(1, {"transport": "dead-letter", "reason": error.reason})
+        self._coordinator.settle(group, partition, offset, stored)
