@@ -27,8 +27,13 @@ from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
+from .ingest.frames import FrameDecoder
+from .ingest.sink import BrokerSink
+from .ingest.tcp import TcpIngest
+from .ingest.udp import UdpIngest
 from .http.server import HttpServer
 from .observability.metrics import Metrics
+from .queue import wire_backend
 from .rpc import cluster, publish, subscribe
 from .storage.memory_log import MemoryLog
 
@@ -62,6 +67,10 @@ class Node:
         self.http = HttpServer(self.health, self.metrics, self.status,
                                metrics_enabled=config.metrics.enabled,
                                metrics_path=config.metrics.path)
+        decoder = FrameDecoder(wire_backend(), config.limits, config.ingest.max_frame_bytes)
+        self.tcp = TcpIngest(config.ingest, config.limits, decoder,
+                             BrokerSink(self.broker, "tcp"), self.metrics)
+        self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), self.metrics)
         self.grpc_server: grpc.aio.Server | None = None
         self.grpc_port = 0
         self._stopping = asyncio.Event()
@@ -83,6 +92,8 @@ class Node:
                         lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
         metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
         metrics.observe("eventstream.dedup.ids", lambda: [(len(self.dedup), {})])
+        metrics.observe("eventstream.ingest.udp.kernel_drops",
+                        lambda: [(self.udp.kernel_drops(), {"transport": "udp"})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
@@ -130,7 +141,8 @@ class Node:
                 "evicted": self.log.evicted,
             },
             "subscribers": self.broker.subscription_count,
-            "listeners": {"grpc": self.grpc_port, "http": self.http.port},
+            "listeners": {"grpc": self.grpc_port, "http": self.http.port,
+                          "tcp": self.tcp.port, "udp": self.udp.port},
         }
 
     async def start(self) -> None:
@@ -159,15 +171,19 @@ class Node:
             raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
         await server.start()
         self.grpc_server = server
+        await self.tcp.start(config.server.host, config.server.tcp_port)
+        await self.udp.start(config.server.host, config.server.udp_port)
         if config.server.warmup_seconds:
             await self.health.set(False, "warming up")
             await asyncio.sleep(config.server.warmup_seconds)
         await self.health.set(True, "serving")
         host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
-                 "(/health, %s, /status); log: in memory, %d partitions",
+                 "(/health, %s, /status), TCP frames %s:%d, UDP frames %s:%d "
+                 "(receive buffer %d bytes); log: in memory, %d partitions",
                  __version__, config.cluster.node_id, host, self.grpc_port, host, self.http.port,
-                 config.metrics.path, self.log.partitions)
+                 config.metrics.path, host, self.tcp.port, host, self.udp.port,
+                 self.udp.receive_buffer, self.log.partitions)
         if config.cluster.enabled:
             log.warning("cluster.enabled is set but replication is not available in this "
                         "version: this node runs as a cluster of one")
@@ -176,12 +192,16 @@ class Node:
         """Drain and stop; returns True when every accepted event was committed."""
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
-        log.info("shutting down: NOT_SERVING, refusing new publishes")
+        log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
+        self.tcp.stop_accepting()
+        self.udp.stop_accepting()
         self.broker.stop_accepting()
         await self.health.set(False, "draining")
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
+        # Committed now: acknowledged-mode connections get their last ACKs.
+        await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
         await self.broker.stop()
