@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION     := v0.120.0
 
-.PHONY: install tools native test-native run test test-unit lint generate check-generated breaking bench clean
+.PHONY: install tools native test-native run test test-unit lint generate check-generated breaking bench bench-ingest loadgen clean
 NATIVE := server/native/libshardq
 
 install: $(STAMP)
@@ -73,5 +73,14 @@ breaking: install
 bench: install tools $(TOOLS_BIN)/ghz
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
 
+# Raw TCP/UDP ingest: the native load generator against the server, Redis
+# Streams (Debian's redis-server, redis-benchmark) as the peer figure.
+loadgen:
+	$(MAKE) -C bench/loadgen
+
+bench-ingest: install native loadgen
+	$(PY) bench/ingest_bench.py
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
+	$(MAKE) -C bench/loadgen clean

@@ -35,9 +35,9 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def metric(server: ServerProcess, name: str, **labels: str) -> float:
+def metric(server: ServerProcess, name: str, scrape_timeout: float = 10.0, **labels: str) -> float:
     """Value of one series on the server's /metrics (0 when absent)."""
-    _, body = http_get(f"{server.http}/metrics")
+    _, body = http_get(f"{server.http}/metrics", timeout=scrape_timeout)
     for line in body.decode().splitlines():
         match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
         if not match or match.group(1) != name:

@@ -54,6 +54,9 @@ _PRIORITY_TAG = b"\x28"  # 5 priority
 # The encoded priority field of each frame byte (the enum is the byte + 1).
 _PRIORITY_FIELDS = [_PRIORITY_TAG + varint(priorities.proto_value(b)) for b in priorities.FRAME_VALUES]
 _TOPIC_CACHE_LIMIT = 4096
+# Payload tag and length of the common payload sizes, encoded once.
+_SMALL_LIMIT = 16384
+_SMALL_LENGTHS = [_PAYLOAD_TAG + varint(n) for n in range(_SMALL_LIMIT)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +115,17 @@ class FrameDecoder:
         """
         batch = self._wire.parse_frames(data, max_frame=self.max_frame, final=final)
         rows = batch.table.tolist()
+        columns = [rows[column::FRAME_FIELDS] for column in range(8)]
         out = DecodedFrames()
         realtime: list[EventTuple] = []
         batch_lane: list[EventTuple] = []
+        order = out.lane_order
         topics = self._topics
         max_topic, max_payload = self._max_topic, self._max_payload
+        small = _SMALL_LENGTHS
         good = 0
-        order = out.lane_order
-        for base in range(0, batch.count * FRAME_FIELDS, FRAME_FIELDS):
-            (offset, length, reason, prio, topic_off, topic_len, payload_off,
-             payload_len) = rows[base:base + 8]
+        for (offset, length, reason, prio, topic_off, topic_len, payload_off,
+             payload_len) in zip(*columns):
             if reason:
                 out.rejection = self._reject(FrameReason(reason), good, length)
                 break
@@ -140,7 +144,8 @@ class FrameDecoder:
                     topics.clear()
                 known = topics[raw_topic] = (raw_topic.decode(),
                                              _TOPIC_TAG + varint(topic_len) + raw_topic)
-            body = b"".join((known[1], _PAYLOAD_TAG, varint(payload_len),
+            body = b"".join((known[1], small[payload_len] if payload_len < _SMALL_LIMIT
+                             else _PAYLOAD_TAG + varint(payload_len),
                              data[payload_off:payload_off + payload_len], _PRIORITY_FIELDS[prio]))
             if prio >= 3:
                 realtime.append(("", known[0], "", prio, body))

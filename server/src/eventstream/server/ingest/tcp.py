@@ -159,6 +159,9 @@ class _Connection:
                 ending = closed
             except (ConnectionError, EventStreamError) as error:
                 ending = _as_closed(error)
+            except Exception:  # a bug: end this connection only, and say so
+                log.exception("tcp ingest: unexpected error on %s", self._peer)
+                ending = _Closed("INTERNAL", "unexpected server error; see the server log")
             reason = "EOF" if ending is None else ending.reason
             if ending is not None and ending.reason not in ("SHUTTING_DOWN", "CONNECTION_RESET"):
                 log.warning("tcp ingest: closing %s: %s: %s", self._peer, ending.reason,
@@ -168,6 +171,7 @@ class _Connection:
             await answering
             self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": reason})
         finally:
+            self._reading.cancel()
             answering.cancel()
             await _close(self._writer)
             if not self.done.done():
