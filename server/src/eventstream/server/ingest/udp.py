@@ -8,7 +8,8 @@ drops datagrams when the socket buffer overflows; those are counted too
 kernel, and read = accepted + dropped by reason.
 
 Datagrams that arrive together are handled in one callback, so metrics are
-recorded per group, not per datagram.
+recorded per group, and the group is queued as one submission per lane when
+the lanes have room for all of it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import socket
 from collections import Counter
 from pathlib import Path
 
+from ..broker.priority import Lane
 from ..config.model import IngestConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
-from .frames import FrameDecoder
+from .frames import DecodedFrames, EventTuple, FrameDecoder
 from .sink import BrokerSink
 
 log = logging.getLogger(__name__)
@@ -88,10 +90,11 @@ class UdpIngest(asyncio.DatagramProtocol):
 
     def _handle_waiting(self) -> None:
         datagrams, self._waiting = self._waiting, []
-        decode, offer = self._decoder.decode, self._sink.offer
+        decode = self._decoder.decode
         frames = 0
         dropped: Counter[str] = Counter()
         rejected: Counter[str] = Counter()
+        good: list[DecodedFrames] = []
         for data in datagrams:
             decoded = decode(data, final=True)
             frames += decoded.count
@@ -99,20 +102,43 @@ class UdpIngest(asyncio.DatagramProtocol):
                 frames += 1
                 dropped[decoded.rejection.reason] += 1
                 rejected[decoded.rejection.reason] += decoded.count + 1
-                continue
-            if not decoded.count:
-                continue
-            try:
-                offer(decoded.events)
-            except EventStreamError as error:
-                dropped[error.reason] += 1
-                rejected[error.reason] += decoded.count
+            elif decoded.count:
+                good.append(decoded)
+        if good:
+            self._queue(good, dropped, rejected)
         metrics = self._metrics
         metrics.datagrams.add(len(datagrams), _UDP)
         metrics.received.add(frames, _UDP)
         for reason, count in dropped.items():
             metrics.datagrams_dropped.add(count, {"transport": "udp", "reason": reason})
             metrics.rejected.add(rejected[reason], {"transport": "udp", "reason": reason})
+
+    def _queue(self, good: list[DecodedFrames], dropped: Counter[str],
+               rejected: Counter[str]) -> None:
+        """Queue the good datagrams of a group, each all or none, counting refusals."""
+        offer = self._sink.offer
+        if len(good) > 1:
+            # Usually the lanes have room for the whole group: one submission
+            # per lane instead of one per datagram.
+            merged: dict[Lane, list[EventTuple]] = {}
+            for decoded in good:
+                for lane, events in decoded.events.items():
+                    merged.setdefault(lane, []).extend(events)
+            try:
+                offer(merged)
+                return
+            except EventStreamError as error:
+                if error.reason != "LANE_FULL":
+                    for decoded in good:
+                        dropped[error.reason] += 1
+                        rejected[error.reason] += decoded.count
+                    return
+        for decoded in good:
+            try:
+                offer(decoded.events)
+            except EventStreamError as error:
+                dropped[error.reason] += 1
+                rejected[error.reason] += decoded.count
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on this socket (0 when it cannot tell)."""
