@@ -7,7 +7,7 @@ import socket
 import struct
 
 import pytest
-from eventstream.client.frames import FrameError, Priority, TcpFrameSender, encode_frame
+from eventstream.client.frames import FrameError, Priority, TcpFrameSender
 from eventstream.v1 import common_pb2, subscribe_pb2
 
 from tests.support.client import Stubs, collect, subscribe_request
@@ -196,6 +196,20 @@ def test_max_connections_refuses_the_extra_one(start_server):
                   reason="CONNECTION_LIMIT") == 1
 
 
+def test_oversized_acknowledged_batch_is_refused(start_server):
+    server = start_server({"limits": {"max_batch_events": 3}})
+    with TcpFrameSender("127.0.0.1", server.tcp_port, acked=True, batch_bytes=1 << 20,
+                        timeout=SOCKET_TIMEOUT) as sender:
+        for index in range(4):
+            sender.send("big/batch", b"%d" % index)
+        with pytest.raises(FrameError) as caught:
+            sender.flush()
+    assert (caught.value.reason, caught.value.position) == ("BATCH_TOO_LARGE", 0)
+    assert "limits.max_batch_events" in caught.value.message
+    assert metric(server, "eventstream_events_rejected_total", transport="tcp",
+                  reason="BATCH_TOO_LARGE") == 1
+
+
 def test_shutdown_answers_accepted_batches_then_says_so(server):
     with connect(server) as sock:
         batch = frame(b"drain/1") + frame(b"drain/2")
@@ -209,3 +223,14 @@ def test_shutdown_answers_accepted_batches_then_says_so(server):
         assert parse_error(message)[:2] == (1, "SHUTTING_DOWN")
         assert read_message(sock) is None
     assert server.process.wait(30) == 0
+
+
+def test_sender_reports_the_servers_error_when_it_keeps_sending(start_server):
+    server = start_server({"ingest": {"max_frame_bytes": 64}})
+    sender = TcpFrameSender("127.0.0.1", server.tcp_port, batch_bytes=1, timeout=SOCKET_TIMEOUT)
+    sender.send("too/long", b"x" * 100)  # refused: the server answers and closes
+    with pytest.raises(FrameError) as caught:
+        for _ in range(10_000):  # bounded: a send fails once the close arrives
+            sender.send("ok", b"y" * 1000)
+        sender.close()
+    assert caught.value.reason == "FRAME_TOO_LONG"

@@ -139,9 +139,14 @@ class TcpFrameSender:
         Raises:
             FrameError: the server refused a frame (it says so before closing).
         """
+        if self._sock.fileno() == -1:
+            return  # already closed after a FrameError
         try:
             self.flush()
-            self._sock.shutdown(socket.SHUT_WR)
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server closed first; an ERROR it sent may still be unread
             while True:
                 message = self._read_message()
                 if message is None:
@@ -161,13 +166,20 @@ class TcpFrameSender:
             self._sock.close()
 
     def _send_batch(self) -> None:
+        try:
+            self._send_pending()
+        except (FrameError, ConnectionError):
+            self._sock.close()  # the server has closed the connection
+            raise
+
+    def _send_pending(self) -> None:
         body = b"".join(self._pending)
         count = len(self._pending)
         self._pending, self._pending_bytes = [], 0
         if not self.acked:
-            self._sock.sendall(body)
+            self._send(body)
             return
-        self._sock.sendall(_U32.pack(len(body)) + body)
+        self._send(_U32.pack(len(body)) + body)
         message = self._read_message()
         if message is None:
             raise FrameError("CONNECTION_CLOSED", "the server closed the connection",
@@ -180,6 +192,16 @@ class TcpFrameSender:
         self._sequence += 1
         start = 1 + _ACK_HEAD.size
         self._positions.extend(_ENTRY.iter_unpack(message[start:start + acked * _ENTRY.size]))
+
+    def _send(self, data: bytes) -> None:
+        """Send ``data``; if the server closed the connection, raise the ERROR it sent."""
+        try:
+            self._sock.sendall(data)
+        except ConnectionError:
+            message = self._read_message()
+            if message is not None:
+                self._raise_if_error(message)
+            raise
 
     def _read_message(self) -> bytes | None:
         """The next server message (kind byte first), or None at end of stream."""
