@@ -154,7 +154,9 @@ class FrameDecoder:
                 batch_lane.append(("", known[0], "", prio, body))
                 order.append(1)
             good += 1
-            out.consumed = offset + length
+        if good:
+            last = (good - 1) * FRAME_FIELDS
+            out.consumed = rows[last] + rows[last + 1]  # offset + length of the last good frame
         if realtime:
             out.events[Lane.REALTIME] = realtime
         if batch_lane:
