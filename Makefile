@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION     := v0.120.0
 
-.PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench clean
+.PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench bench-ingest loadgen clean
 NATIVE := server/native/libshardq
 
 install: $(STAMP)
@@ -84,6 +84,15 @@ breaking: install
 bench: install tools $(TOOLS_BIN)/ghz
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
 
+# Raw TCP/UDP ingest: the native load generator against the server, Redis
+# Streams (Debian's redis-server, redis-benchmark) as the peer figure.
+loadgen:
+	$(MAKE) -C bench/loadgen
+
+bench-ingest: install native loadgen
+	$(PY) bench/ingest_bench.py
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
 	rm -rf sdk/clients/typescript/node_modules sdk/clients/typescript/dist sdk/clients/java/target tests/conformance/build
+	$(MAKE) -C bench/loadgen clean

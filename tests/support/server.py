@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,30 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def metric(server: ServerProcess, name: str, scrape_timeout: float = 10.0, **labels: str) -> float:
+    """Value of one series on the server's /metrics (0 when absent)."""
+    _, body = http_get(f"{server.http}/metrics", timeout=scrape_timeout)
+    for line in body.decode().splitlines():
+        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
+
+
+def wait_for_metric(server: ServerProcess, name: str, wanted: float, timeout: float = 30.0,
+                    **labels: str) -> float:
+    """Poll a series until it reaches ``wanted`` or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(server, name, **labels)
+        if value >= wanted or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 class ServerProcess:

@@ -36,3 +36,15 @@ def test_all_problems_are_reported_with_their_source(tmp_path):
 def test_port_clash_is_refused():
     with pytest.raises(ConfigError, match="metrics.port: port 9200 is also server.grpc_port"):
         load_config("/dev/null", env={}, overrides={"metrics.port": 9200})
+
+
+def test_ingest_keys_from_env_and_their_bounds():
+    config = load_config("/dev/null", env={"EVENTSTREAM_INGEST__MAX_CONNECTIONS": "3",
+                                           "EVENTSTREAM_INGEST__IDLE_TIMEOUT_SECONDS": "0"})
+    assert (config.ingest.max_connections, config.ingest.idle_timeout_seconds) == (3, 0.0)
+    with pytest.raises(ConfigError) as caught:
+        load_config("/dev/null", env={"EVENTSTREAM_INGEST__MAX_FRAME_BYTES": str(2**31),
+                                      "EVENTSTREAM_INGEST__UDP_RECEIVE_BUFFER_BYTES": "big"})
+    problems = "\n".join(caught.value.problems)
+    assert "env EVENTSTREAM_INGEST__MAX_FRAME_BYTES: ingest.max_frame_bytes: must be between" in problems
+    assert "ingest.udp_receive_buffer_bytes: expected an integer" in problems

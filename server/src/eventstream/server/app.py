@@ -30,6 +30,10 @@ from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
+from .ingest.frames import FrameDecoder
+from .ingest.sink import BrokerSink
+from .ingest.tcp import TcpIngest
+from .ingest.udp import UdpIngest
 from .http.server import HttpServer
 from .observability.metrics import Metrics, Reading
 from .placement import place
@@ -77,6 +81,10 @@ class Node:
         self.http = HttpServer(self.health, self.metrics, self.status,
                                metrics_enabled=config.metrics.enabled,
                                metrics_path=config.metrics.path)
+        decoder = FrameDecoder(self.stager, config.limits, config.ingest.max_frame_bytes)
+        self.tcp = TcpIngest(config.ingest, config.limits, decoder,
+                             BrokerSink(self.broker, "tcp"), self.metrics)
+        self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), self.metrics)
         self.grpc_server: grpc.aio.Server | None = None
         self.grpc_port = 0
         self._stopping = asyncio.Event()
@@ -117,6 +125,8 @@ class Node:
                         per_group(lambda group: group.dead_lettered))
         metrics.observe("eventstream.numa.nodes",
                         lambda: [(len(self.placement.nodes), {})])
+        metrics.observe("eventstream.ingest.udp.kernel_drops",
+                        lambda: [(self.udp.kernel_drops(), {"transport": "udp"})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
@@ -173,7 +183,8 @@ class Node:
                 "evicted": self.log.evicted,
             },
             "subscribers": self.broker.subscription_count,
-            "listeners": {"grpc": self.grpc_port, "http": self.http.port},
+            "listeners": {"grpc": self.grpc_port, "http": self.http.port,
+                          "tcp": self.tcp.port, "udp": self.udp.port},
         }
 
     async def start(self) -> None:
@@ -203,6 +214,8 @@ class Node:
             raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
         await server.start()
         self.grpc_server = server
+        await self.tcp.start(config.server.host, config.server.tcp_port)
+        await self.udp.start(config.server.host, config.server.udp_port)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_acks(), name="ack-deadlines")
         if config.server.warmup_seconds:
             await self.health.set(False, "warming up")
@@ -210,9 +223,11 @@ class Node:
         await self.health.set(True, "serving")
         host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
-                 "(/health, %s, /status); log: in memory, %d partitions",
+                 "(/health, %s, /status), TCP frames %s:%d, UDP frames %s:%d "
+                 "(receive buffer %d bytes); log: in memory, %d partitions",
                  __version__, config.cluster.node_id, host, self.grpc_port, host, self.http.port,
-                 config.metrics.path, self.log.partitions)
+                 config.metrics.path, host, self.tcp.port, host, self.udp.port,
+                 self.udp.receive_buffer, self.log.partitions)
         if config.cluster.enabled:
             log.warning("cluster.enabled is set but replication is not available in this "
                         "version: this node runs as a cluster of one")
@@ -221,13 +236,17 @@ class Node:
         """Drain and stop; returns True when every accepted event was committed."""
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
-        log.info("shutting down: NOT_SERVING, refusing new publishes")
+        log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
+        self.tcp.stop_accepting()
+        self.udp.stop_accepting()
         self.broker.stop_accepting()
         self.groups.wake_all()  # group members see the drain and end their streams
         await self.health.set(False, "draining")
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
+        # Committed now: acknowledged-mode connections get their last ACKs.
+        await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self._expiry is not None:

@@ -1,8 +1,8 @@
-"""Protobuf varints for framing responses by concatenation.
+"""Protobuf varints and length-delimited fields, for framing by concatenation.
 
 Pure. Records and acknowledgements are encoded by the stager
-(:mod:`..queue.staging`); the RPC layer only wraps them in their response
-messages, which needs a length varint before each.
+(:mod:`..queue.staging`); the RPC and ingest layers only wrap them in their
+response messages (a length varint before each) or cut them apart again.
 """
 
 from __future__ import annotations
@@ -20,3 +20,27 @@ def varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def field_spans(encoded: bytes) -> list[tuple[int, int, int]]:
+    """(start, value start, end) of each length-delimited field in ``encoded``.
+
+    ``encoded`` must be fields with one-byte tags, all length-delimited, as
+    the stager writes them (concatenated PublishResults, or each wrapped in a
+    response's results field).
+    """
+    spans, pos = [], 0
+    while pos < len(encoded):
+        start = pos
+        pos += 1  # the tag byte
+        length = shift = 0
+        while True:
+            byte = encoded[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        spans.append((start, pos, pos + length))
+        pos += length
+    return spans

@@ -122,6 +122,26 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """Raw TCP and UDP frame ingest on ``server.tcp_port`` / ``server.udp_port``."""
+
+    max_frame_bytes: int = 1024 * 1024 + 1024
+    """Largest declared frame length (priority, topic length, topic and
+    payload); a longer frame is refused with ``FRAME_TOO_LONG``. At most
+    2**30, so it can never equal the acknowledged-mode handshake. Default
+    1 MiB + 1 KiB."""
+    max_connections: int = 1024
+    """Most TCP ingest connections open at once; one more gets a
+    ``CONNECTION_LIMIT`` error message and is closed. Default 1024."""
+    idle_timeout_seconds: float = 300.0
+    """A TCP connection that sends nothing for this long gets an
+    ``IDLE_TIMEOUT`` error message and is closed; 0 never. Default 300 s."""
+    udp_receive_buffer_bytes: int = 8 * 1024 * 1024
+    """SO_RCVBUF asked for the UDP socket (forced past the kernel's rmem_max
+    when the process may). Default 8 MiB."""
+
+
+@dataclass(frozen=True)
 class DedupConfig:
     """De-duplication of client-chosen event ids."""
 
@@ -181,6 +201,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)

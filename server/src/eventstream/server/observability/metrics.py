@@ -94,6 +94,21 @@ class Metrics:
         self.rpc_errors = meter.create_counter(
             "eventstream.rpc.errors", unit="1",
             description="RPCs that ended with an error status, by method and code")
+        self.ingest_connections = meter.create_up_down_counter(
+            "eventstream.ingest.connections", unit="1",
+            description="Raw TCP ingest connections open, by transport")
+        self.ingest_closed = meter.create_counter(
+            "eventstream.ingest.connections.closed", unit="1",
+            description="Raw TCP ingest connections closed or refused, by transport and reason")
+        self.ingest_backpressure = meter.create_counter(
+            "eventstream.ingest.backpressure", unit="1",
+            description="Times a raw ingest connection stopped reading because a lane was full")
+        self.datagrams = meter.create_counter(
+            "eventstream.ingest.datagrams", unit="1",
+            description="UDP datagrams read by the server, by transport")
+        self.datagrams_dropped = meter.create_counter(
+            "eventstream.ingest.datagrams.dropped", unit="1",
+            description="UDP datagrams read but not accepted, by transport and reason")
         for name, unit, description in (
             ("eventstream.queue.depth", "1", "Events accepted but not yet committed, by lane"),
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
@@ -105,6 +120,8 @@ class Metrics:
             ("eventstream.group.members", "1", "Members of a consumer group"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
             ("eventstream.uptime", "s", "Seconds since the node started"),
+            ("eventstream.ingest.udp.kernel_drops", "1",
+             "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
         ):
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
                                           description=description)

@@ -22,7 +22,7 @@ import grpc
 
 from ..broker.broker import Broker
 from ..broker.lanes import Submission, submissions_of
-from ..broker.wire import varint
+from ..broker.wire import field_spans, varint
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
@@ -78,7 +78,8 @@ class _Pending:
         results = dict(self.refusals)
         for submission in self.submissions:
             encoded = await submission.future
-            results.update(zip(_indices(submission.rows), _split(encoded, self.tag)))
+            results.update(zip(_indices(submission.rows),
+                               [encoded[a:end] for a, _, end in field_spans(encoded)]))
         return b"".join([results[index] for index in sorted(results)])
 
     def fail(self, error: EventStreamError) -> None:
@@ -92,25 +93,6 @@ class _Pending:
 def _indices(rows: bytes) -> list[int]:
     """Request indexes of the events of ``rows``."""
     return memoryview(rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
-
-
-def _split(encoded: bytes, tag: int) -> list[bytes]:
-    """Cut concatenated PublishResults (wrapped in ``tag`` when not 0) apart."""
-    parts, pos = [], 0
-    while pos < len(encoded):
-        start = pos
-        pos += 1  # the tag byte: field 1 (PublishResult.ack) or ``tag``
-        length = shift = 0
-        while True:
-            byte = encoded[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        pos += length
-        parts.append(encoded[start:pos])
-    return parts
 
 
 class PublishServicer:

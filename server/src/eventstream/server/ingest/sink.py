@@ -1,0 +1,108 @@
+"""The raw ingest adapters' one contact with the broker.
+
+Turns decoded frames into :class:`..broker.lanes.Submission` s and queues
+them. Everything the TCP and UDP adapters know about how the broker takes
+events is here, so a change of the submission's shape touches this module
+only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ..broker.broker import Broker
+from ..broker.lanes import Submission
+from ..broker.priority import Lane
+from ..errors import EventStreamError
+from ..queue.staging import ROW_BYTES, Accepted
+
+# Wait at most this long for a commit before trying a full lane again.
+ROOM_POLL_SECONDS = 0.05
+
+
+class BrokerSink:
+    """Queues events of one transport in the broker's lanes.
+
+    Args:
+        broker: the broker.
+        transport: label of the submissions and metrics, ``tcp`` or ``udp``.
+    """
+
+    def __init__(self, broker: Broker, transport: str) -> None:
+        self._broker = broker
+        self.transport = transport
+        # A submission never holds more than half a lane, so one always fits
+        # once the lane has drained, however many frames one read brought.
+        self._chunk = {lane: max(1, capacity // 2)
+                       for lane, capacity in broker.lanes.capacity.items()}
+
+    def submissions(self, accepted: Accepted, chunked: bool = True) -> list[Submission]:
+        """The submissions of ``accepted``: per lane, in frame order, in chunks of
+        at most half the lane when ``chunked``. Each future resolves to the
+        encoded PublishResults of its rows."""
+        loop = asyncio.get_running_loop()
+        now = time.time_ns()
+        out: list[Submission] = []
+        first = 0
+        for lane, count in ((Lane.REALTIME, accepted.realtime), (Lane.BATCH, accepted.batch)):
+            chunk = self._chunk[lane] if chunked else max(count, 1)
+            for start in range(first, first + count, chunk):
+                size = min(chunk, first + count - start)
+                out.append(Submission(lane, accepted.bodies,
+                                      accepted.rows[start * ROW_BYTES:(start + size) * ROW_BYTES],
+                                      size, loop.create_future(), now, 0, self.transport))
+            first += count
+        return out
+
+    def offer(self, submissions: list[Submission]) -> None:
+        """Queue all of ``submissions`` at once or nothing (for datagrams).
+
+        Raises:
+            EventStreamError: LANE_FULL, SHUTTING_DOWN, ...: nothing was queued.
+        """
+        self._broker.publish(submissions)
+
+    async def put(self, accepted: Accepted,
+                  on_full: Callable[[], None] | None = None) -> list[Submission]:
+        """Queue ``accepted`` in order, waiting while a lane is full.
+
+        The caller reads nothing more from its socket meanwhile, so a full
+        lane pushes back on the producer instead of dropping its frames.
+
+        Args:
+            accepted: the good frames of a read or a batch.
+            on_full: called each time a full lane makes this wait (for metrics).
+
+        Returns:
+            The queued submissions, in order; their futures resolve once committed.
+
+        Raises:
+            EventStreamError: any refusal other than LANE_FULL (e.g. SHUTTING_DOWN).
+        """
+        queued = self.submissions(accepted)
+        for submission in queued:
+            while True:
+                try:
+                    self._broker.publish([submission])
+                    break
+                except EventStreamError as error:
+                    if error.reason != "LANE_FULL":
+                        raise
+                if on_full is not None:
+                    on_full()
+                await self._wait_for_room()
+        return queued
+
+    async def _wait_for_room(self) -> None:
+        """Return after the next commit (it frees lane room), or a short poll."""
+        signal = self._broker.write_path.signal
+        try:
+            async with asyncio.timeout(ROOM_POLL_SECONDS):
+                await signal.wait(signal.generation)
+        except TimeoutError:
+            pass
+
+
+__all__ = ["ROOM_POLL_SECONDS", "BrokerSink"]

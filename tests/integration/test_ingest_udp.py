@@ -1,0 +1,85 @@
+"""Raw UDP frame ingest against the real server: every datagram is accounted for."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from eventstream.client.frames import UdpFrameSender, encode_frame
+
+from tests.support.server import metric
+
+FRAMES_PER_DATAGRAM = 3
+
+
+def datagram_accounting(server) -> tuple[float, float, float, float]:
+    """(read by the server, dropped by reason, dropped by the kernel, events committed)."""
+    read = metric(server, "eventstream_ingest_datagrams_total", transport="udp")
+    dropped = sum(metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
+                         reason=reason)
+                  for reason in ("TOPIC_NOT_UTF8", "FRAME_TRUNCATED", "LANE_FULL"))
+    kernel = metric(server, "eventstream_ingest_udp_kernel_drops", transport="udp")
+    committed = metric(server, "eventstream_events_committed_total", transport="udp")
+    return read, dropped, kernel, committed
+
+
+def settled_accounting(server, sent: int, timeout: float = 30.0) -> tuple[float, ...]:
+    """The accounting once every datagram sent is read or counted by the kernel and
+    every accepted one committed (or ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        read, dropped, kernel, committed = counts = datagram_accounting(server)
+        done = read + kernel >= sent and committed >= (read - dropped) * FRAMES_PER_DATAGRAM
+        if done or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
+
+
+def send_datagrams(port: int, count: int, bad_every: int, burst: int, pause: float) -> int:
+    """Send ``count`` datagrams at a bounded rate; every ``bad_every``-th is invalid."""
+    sender = UdpFrameSender("127.0.0.1", port, max_datagram=FRAMES_PER_DATAGRAM * 40)
+    bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bad.connect(("127.0.0.1", port))
+    bad_sent = 0
+    try:
+        for index in range(count):
+            if bad_every and index % bad_every == bad_every - 1:
+                bad.send(encode_frame("ok/1", b"x") + encode_frame(b"bad/\xff", b"x"))
+                bad_sent += 1
+            else:
+                for frame in range(FRAMES_PER_DATAGRAM):
+                    sender.send("udp/in", b"%08d" % (index * FRAMES_PER_DATAGRAM + frame))
+                sender.flush()
+            if index % burst == burst - 1:
+                time.sleep(pause)
+    finally:
+        sender.close()
+        bad.close()
+    assert sender.datagrams_sent + bad_sent == count
+    return bad_sent
+
+
+def test_datagrams_read_plus_counted_drops_equal_sent(server):
+    sent = 10_000
+    # ~20,000 datagrams/s in bursts of 100: a modest rate for this server.
+    bad_sent = send_datagrams(server.udp_port, sent, bad_every=100, burst=100, pause=0.005)
+    read, dropped, kernel, committed = settled_accounting(server, sent)
+    assert read + kernel == sent
+    # Every datagram read was either accepted whole or dropped and counted.
+    assert committed == (read - dropped) * FRAMES_PER_DATAGRAM
+    if kernel == 0:
+        assert dropped == bad_sent
+        assert metric(server, "eventstream_events_rejected_total", transport="udp",
+                      reason="TOPIC_NOT_UTF8") == 2 * bad_sent
+
+
+def test_a_full_lane_drops_whole_datagrams_and_counts_them(start_server):
+    server = start_server({"queues": {"batch_capacity": 8, "realtime_capacity": 8}})
+    sent = 3000
+    send_datagrams(server.udp_port, sent, bad_every=0, burst=500, pause=0.001)
+    read, dropped, kernel, committed = settled_accounting(server, sent)
+    assert read + kernel == sent
+    assert committed == (read - dropped) * FRAMES_PER_DATAGRAM
+    assert dropped > 0
+    assert metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
+                  reason="LANE_FULL") == dropped
