@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 import grpc
 import pytest
@@ -11,20 +10,7 @@ from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
-from tests.support.server import http_get
-
-
-def metric(server, name: str, **labels: str) -> float:
-    """Value of one series on /metrics (0 when absent)."""
-    _, body = http_get(f"{server.http}/metrics")
-    for line in body.decode().splitlines():
-        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(3))
-    return 0.0
+from tests.support.server import metric
 
 
 def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:

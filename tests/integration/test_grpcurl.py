@@ -34,7 +34,7 @@ def test_grpcurl_lists_describes_and_publishes(server):
     ack = json.loads(grpcurl(server, "eventstream.v1.PublishService/Publish", data=json.dumps(
         {"event": {"topic": "sensors/a", "payload": "aGVsbG8=", "priority": "PRIORITY_HIGH",
                    "headers": {"unit": "C"}}})))["ack"]
-    assert ack["durability"] == "DURABILITY_MEMORY" and ack["id"]
+    assert ack["durability"] == "DURABILITY_FSYNCED" and ack["id"]
     # A subscription streams until the client stops it: -max-time ends it here.
     result = subprocess.run(
         [GRPCURL, "-plaintext", "-max-time", "2", "-d",

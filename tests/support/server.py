@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,19 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def metric(server, name: str, **labels: str) -> float:
+    """Value of one series on /metrics (0 when absent)."""
+    _, body = http_get(f"{server.http}/metrics")
+    for line in body.decode().splitlines():
+        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
 
 
 class ServerProcess:
@@ -78,7 +92,7 @@ class ServerProcess:
 
     def start(self, wait: bool = True) -> ServerProcess:
         """Start the process; with ``wait``, return once /health answers 200."""
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")  # a restart on the same data dir keeps the log
         self.process = subprocess.Popen(
             [SERVER_COMMAND, "--config", str(self.config_path), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
@@ -109,6 +123,23 @@ class ServerProcess:
         """Send a signal."""
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and wait for the process to be gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+    def run_to_exit(self, timeout: float = 30.0) -> tuple[int, str]:
+        """Start a server expected to refuse to start; return (exit code, its output)."""
+        self.start(wait=False)
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            self.stop()
+        return code, self.log()
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait for exit (SIGKILL after ``timeout``); return the exit code."""

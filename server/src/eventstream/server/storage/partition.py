@@ -1,0 +1,135 @@
+"""One partition of the durable log: its segments, staging, rolling, seeking, retention.
+
+Touched only by the event loop thread; bytes reach the files through the
+durable log's I/O thread. Appending encodes each record once into the staged
+buffer of the active segment (O(1) per record) and rolls to a new segment by
+size or age at a record boundary.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from pathlib import Path
+
+from .log import ReadResult
+from .segment import Crc, Segment, encode_record
+
+
+class Partition:
+    """The segments of one partition; the last is the active one.
+
+    Args:
+        directory: the partition's directory.
+        segments: its recovered segments, oldest first.
+        crc32c: the CRC32C function.
+        segment_bytes: roll once the active segment holds this many bytes.
+        segment_ns: roll once the active segment's first record is this old.
+        index_interval: bytes between sparse index entries.
+    """
+
+    def __init__(self, directory: Path, segments: list[Segment], *, crc32c: Crc,
+                 segment_bytes: int, segment_ns: int, index_interval: int) -> None:
+        self.directory = directory
+        self.segments = segments
+        self._bases = [s.base for s in segments]
+        self.bytes = sum(s.size for s in segments)
+        self.staged: list[tuple[Segment, bytearray]] = []
+        self._crc32c = crc32c
+        self._segment_bytes = segment_bytes
+        self._segment_ns = segment_ns
+        self._interval = index_interval
+
+    @property
+    def active(self) -> Segment:
+        """The segment being written (staged segments included)."""
+        return self.staged[-1][0] if self.staged else self.segments[-1]
+
+    @property
+    def last_time(self) -> int:
+        """Ingest time of the newest staged or committed record."""
+        return self.active.staged_last_time
+
+    def stage(self, records: list[bytes], topics: list[str], priorities: bytes,
+              time_ns: int) -> None:
+        """Encode records at the end of the partition; not written yet."""
+        if self.staged:
+            segment, buf = self.staged[-1]
+        else:
+            segment, buf = self.segments[-1], bytearray()
+            self.staged.append((segment, buf))
+        crc32c, interval = self._crc32c, self._interval
+        for record, topic, priority in zip(records, topics, priorities):
+            if not segment.empty and (
+                    segment.staged_size >= self._segment_bytes
+                    or time_ns - (segment.first_time or time_ns) >= self._segment_ns):
+                segment, buf = Segment(self.directory, segment.staged_next), bytearray()
+                self.staged.append((segment, buf))
+            offset = segment.staged_next
+            data = encode_record(crc32c, offset, time_ns, priority, topic.encode(), record)
+            segment.note(offset, segment.staged_size, time_ns, interval)
+            buf += data
+            segment.staged_size += len(data)
+            segment.staged_next = offset + 1
+
+    def publish(self) -> None:
+        """The staged bytes were written: make them committed."""
+        for segment, buf in self.staged:
+            segment.publish()
+            if segment is not self.segments[-1]:
+                self.segments[-1].sealed = True
+                self.segments.append(segment)
+                self._bases.append(segment.base)
+            self.bytes += len(buf)
+        self.staged.clear()
+
+    def discard(self) -> None:
+        """The staged bytes could not be written: forget them."""
+        for segment, _ in self.staged:
+            segment.discard()
+        self.staged.clear()
+
+    def start_offset(self) -> int:
+        """Oldest retained offset."""
+        return self.segments[0].base
+
+    def high_watermark(self) -> int:
+        """One past the newest committed offset."""
+        return self.segments[-1].next_offset
+
+    def read(self, offset: int, max_records: int) -> ReadResult:
+        """Committed records from ``offset`` (retained, below the high watermark).
+
+        Raises:
+            CorruptSegment: a record fails its CRC.
+        """
+        segment = self.segments[bisect_right(self._bases, offset) - 1]
+        decoded = segment.read(self._crc32c, segment.position_of(offset), limit=max_records,
+                               min_offset=offset)
+        return ReadResult(offset, decoded.records, decoded.topics, bytes(decoded.priorities))
+
+    def offset_for_time(self, time_ns: int) -> int:
+        """First committed offset whose ingest time is at or after ``time_ns``."""
+        for segment in self.segments:
+            if segment.next_offset > segment.base and segment.last_time >= time_ns:
+                decoded = segment.read(self._crc32c, segment.position_of_time(time_ns), limit=1,
+                                       min_time=time_ns, keep=False)
+                return decoded.offsets[0] if decoded.offsets else segment.next_offset
+        return self.high_watermark()
+
+    def expire(self, now_ns: int, retention_ns: int, retention_bytes: int) -> list[Segment]:
+        """Drop the oldest sealed segments past retention; return them (files still there)."""
+        removed: list[Segment] = []
+        while len(self.segments) > 1:
+            oldest = self.segments[0]
+            too_old = retention_ns > 0 and oldest.last_time < now_ns - retention_ns
+            too_big = retention_bytes > 0 and self.bytes > retention_bytes
+            if not (too_old or too_big):
+                break
+            self.segments.pop(0)
+            self._bases.pop(0)
+            self.bytes -= oldest.size
+            removed.append(oldest)
+        return removed
+
+
+__all__ = ["Partition"]
