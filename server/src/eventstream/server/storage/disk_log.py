@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config.model import StorageConfig
+from ..errors import EventStreamError
 from .log import ReadResult
 from .memory_log import MemoryLog
 from .partition import Partition
 from .recovery import open_data_dir, partition_dir, recover_partition, sync_dir
-from .segment import Crc, Segment
+from .segment import CorruptSegment, Crc, Segment
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,12 @@ class DiskLog:
             raise LookupError(offset)
         if offset >= self._cache.start_offset(partition):
             return self._cache.read(partition, offset, max_records)
-        return part.read(offset, max_records)
+        try:
+            return part.read(offset, max_records)
+        except CorruptSegment as exc:
+            log.error("%s", exc)
+            raise EventStreamError("SEGMENT_CORRUPT", f"partition {partition}: offset {offset} "
+                                   "cannot be read: the log is damaged there") from None
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         # Strictly after the cache's oldest time: records of the same instant
