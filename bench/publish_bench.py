@@ -383,7 +383,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         (workdir / "server").mkdir()
-        real = ServerProcess(workdir / "server", config={"server": {"drain_timeout_seconds": 5.0}})
+        # The in-memory log: this bench measures the publish path against the transport
+        # ceiling; storage_bench.py measures the durable log.
+        real = ServerProcess(workdir / "server", config={"server": {"drain_timeout_seconds": 5.0},
+                                                         "storage": {"engine": "memory"}})
         stack.callback(real.stop, 15.0)
         real.start()
         if pin:
