@@ -31,7 +31,7 @@ FIRST_SEGMENT = "partition-0000/00000000000000000000.log"
 
 def segment_positions(path: Path) -> list[int]:
     """Byte position of every record of a segment file."""
-    decoded, problem = decode(path.read_bytes(), 0, wire_backend().crc32c, keep=False)
+    decoded, problem = decode(path.read_bytes(), 0, wire_backend(), keep=False)
     assert problem is None
     return decoded.positions
 

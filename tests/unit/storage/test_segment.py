@@ -18,7 +18,7 @@ from eventstream.server.storage.segment import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-CRC = wire_backend().crc32c
+CRC = wire_backend()
 
 records_strategy = st.lists(
     st.tuples(st.text(min_size=1, max_size=20), st.integers(0, 4), st.binary(max_size=300)),
@@ -136,7 +136,7 @@ def test_sealed_segments_are_refused_even_at_their_end(tmp_path):
 def staged_partition(tmp_path: Path, **limits: int) -> Partition:
     options = {"segment_bytes": 1 << 20, "segment_ns": 1 << 60, "index_interval": 4096}
     options.update(limits)
-    return Partition(tmp_path, [Segment(tmp_path, 0)], crc32c=CRC, **options)
+    return Partition(tmp_path, [Segment(tmp_path, 0)], checksums=CRC, **options)
 
 
 def test_partition_rolls_by_size_and_by_age_at_record_boundaries(tmp_path):

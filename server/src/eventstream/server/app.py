@@ -83,7 +83,7 @@ class Node:
             metrics.retention_segments.add(segments, attrs)
             metrics.retention_bytes.add(size, attrs)
 
-        disk_log = DiskLog(storage, wire_backend().crc32c,
+        disk_log = DiskLog(storage, wire_backend(),
                            on_fsync=metrics.fsync_duration.record, on_delete=deleted)
         partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
         metrics.observe("eventstream.storage.bytes",

@@ -27,7 +27,7 @@ from .log import ReadResult
 from .memory_log import MemoryLog
 from .partition import Partition
 from .recovery import open_data_dir, partition_dir, recover_partition, sync_dir
-from .segment import CorruptSegment, Crc, Segment
+from .segment import Checksums, CorruptSegment, Segment
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class DiskLog:
 
     Args:
         config: the ``storage`` section.
-        crc32c: the CRC32C function (libshardq's).
+        checksums: the CRC32C functions (libshardq's wire backend).
         clock_ns: wall clock for segment age and retention.
         on_fsync: called with the seconds each fsync round took (any thread).
         on_delete: called with (partition, segments, bytes) deleted by retention.
@@ -54,7 +54,7 @@ class DiskLog:
     evicted = 0
     """Records lost to eviction: none, only retention deletes (whole segments)."""
 
-    def __init__(self, config: StorageConfig, crc32c: Crc, *,
+    def __init__(self, config: StorageConfig, checksums: Checksums, *,
                  clock_ns: Callable[[], int] = time.time_ns,
                  on_fsync: Callable[[float], None] | None = None,
                  on_delete: Callable[[int, int, int], None] | None = None) -> None:
@@ -70,9 +70,9 @@ class DiskLog:
         try:
             self._parts = [
                 Partition(partition_dir(self.root, p),
-                          recover_partition(partition_dir(self.root, p), crc32c,
+                          recover_partition(partition_dir(self.root, p), checksums,
                                             config.index_interval_bytes),
-                          crc32c=crc32c, segment_bytes=config.segment_bytes,
+                          checksums=checksums, segment_bytes=config.segment_bytes,
                           segment_ns=config.segment_ms * 1_000_000,
                           index_interval=config.index_interval_bytes)
                 for p in range(config.partitions)]

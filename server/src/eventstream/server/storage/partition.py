@@ -12,7 +12,7 @@ from bisect import bisect_right
 from pathlib import Path
 
 from .log import ReadResult
-from .segment import Crc, Segment, encode_record
+from .segment import MIN_LENGTH, Checksums, Segment, append_record
 
 
 class Partition:
@@ -21,20 +21,20 @@ class Partition:
     Args:
         directory: the partition's directory.
         segments: its recovered segments, oldest first.
-        crc32c: the CRC32C function.
+        checksums: the CRC32C functions.
         segment_bytes: roll once the active segment holds this many bytes.
         segment_ns: roll once the active segment's first record is this old.
         index_interval: bytes between sparse index entries.
     """
 
-    def __init__(self, directory: Path, segments: list[Segment], *, crc32c: Crc,
+    def __init__(self, directory: Path, segments: list[Segment], *, checksums: Checksums,
                  segment_bytes: int, segment_ns: int, index_interval: int) -> None:
         self.directory = directory
         self.segments = segments
         self._bases = [s.base for s in segments]
         self.bytes = sum(s.size for s in segments)
         self.staged: list[tuple[Segment, bytearray]] = []
-        self._crc32c = crc32c
+        self._checksums = checksums
         self._segment_bytes = segment_bytes
         self._segment_ns = segment_ns
         self._interval = index_interval
@@ -57,19 +57,24 @@ class Partition:
         else:
             segment, buf = self.segments[-1], bytearray()
             self.staged.append((segment, buf))
-        crc32c, interval = self._crc32c, self._interval
+        start, interval = len(buf), self._interval
         for record, topic, priority in zip(records, topics, priorities):
             if not segment.empty and (
                     segment.staged_size >= self._segment_bytes
                     or time_ns - (segment.first_time or time_ns) >= self._segment_ns):
-                segment, buf = Segment(self.directory, segment.staged_next), bytearray()
+                self._fill_checksums(buf, start)
+                segment, buf, start = Segment(self.directory, segment.staged_next), bytearray(), 0
                 self.staged.append((segment, buf))
             offset = segment.staged_next
-            data = encode_record(crc32c, offset, time_ns, priority, topic.encode(), record)
+            before = len(buf)
+            append_record(buf, offset, time_ns, priority, topic.encode(), record)
             segment.note(offset, segment.staged_size, time_ns, interval)
-            buf += data
-            segment.staged_size += len(data)
+            segment.staged_size += len(buf) - before
             segment.staged_next = offset + 1
+        self._fill_checksums(buf, start)
+
+    def _fill_checksums(self, buf: bytearray, start: int) -> None:
+        self._checksums.crc32c_records(memoryview(buf)[start:], min_len=MIN_LENGTH, fill=True)
 
     def publish(self) -> None:
         """The staged bytes were written: make them committed."""
@@ -103,7 +108,7 @@ class Partition:
             CorruptSegment: a record fails its CRC.
         """
         segment = self.segments[bisect_right(self._bases, offset) - 1]
-        decoded = segment.read(self._crc32c, segment.position_of(offset), limit=max_records,
+        decoded = segment.read(self._checksums, segment.position_of(offset), limit=max_records,
                                min_offset=offset)
         return ReadResult(offset, decoded.records, decoded.topics, bytes(decoded.priorities))
 
@@ -111,7 +116,7 @@ class Partition:
         """First committed offset whose ingest time is at or after ``time_ns``."""
         for segment in self.segments:
             if segment.next_offset > segment.base and segment.last_time >= time_ns:
-                decoded = segment.read(self._crc32c, segment.position_of_time(time_ns), limit=1,
+                decoded = segment.read(self._checksums, segment.position_of_time(time_ns), limit=1,
                                        min_time=time_ns, keep=False)
                 return decoded.offsets[0] if decoded.offsets else segment.next_offset
         return self.high_watermark()

@@ -23,7 +23,7 @@ import os
 import struct
 from pathlib import Path
 
-from .segment import FORMAT_VERSION, HEADER_SIZE, CorruptSegment, Crc, Segment, decode
+from .segment import FORMAT_VERSION, HEADER_SIZE, Checksums, CorruptSegment, Segment, decode
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def recover_partition(directory: Path, crc32c: Crc, index_interval: int) -> list[Segment]:
+def recover_partition(directory: Path, checksums: Checksums, index_interval: int) -> list[Segment]:
     """The segments of one partition, checked; the last one is the active segment.
 
     Raises:
@@ -128,8 +128,8 @@ def recover_partition(directory: Path, crc32c: Crc, index_interval: int) -> list
         segment = Segment(directory, int(path.stem))
         newest = number == len(paths) - 1
         size = path.stat().st_size
-        if newest or not segment.load_index(size, crc32c):
-            _scan(segment, crc32c, index_interval, newest)
+        if newest or not segment.load_index(size, checksums):
+            _scan(segment, checksums, index_interval, newest)
             if not newest:
                 write_index(segment)
                 log.info("rebuilt the indexes of %s", path)
@@ -150,10 +150,10 @@ def write_index(segment: Segment) -> None:
     _write_durably(segment.time_index_path, times)
 
 
-def _scan(segment: Segment, crc32c: Crc, interval: int, newest: bool) -> None:
+def _scan(segment: Segment, checksums: Checksums, interval: int, newest: bool) -> None:
     """Check every record of a segment and rebuild its in-memory index."""
     data = segment.path.read_bytes()
-    decoded, problem = decode(data, 0, crc32c, keep=False)
+    decoded, problem = decode(data, 0, checksums, keep=False)
     expected = range(segment.base, segment.base + len(decoded.offsets))
     if decoded.offsets != list(expected):
         bad = next(i for i, offset in enumerate(decoded.offsets) if offset != expected[i])
@@ -161,7 +161,7 @@ def _scan(segment: Segment, crc32c: Crc, interval: int, newest: bool) -> None:
                              f"holds offset {decoded.offsets[bad]} where {expected[bad]} belongs")
     end = decoded.end
     if problem is not None:
-        if not newest or valid_record_after(data, end, crc32c):
+        if not newest or valid_record_after(data, end, checksums):
             raise CorruptSegment(segment.path, end, problem)
         log.warning("truncating the torn tail of %s at byte %d (%d bytes of an unfinished "
                     "write, never acknowledged, dropped)", segment.path, end, len(data) - end)
@@ -176,7 +176,7 @@ def _scan(segment: Segment, crc32c: Crc, interval: int, newest: bool) -> None:
     segment.publish()
 
 
-def valid_record_after(data: bytes, start: int, crc32c: Crc) -> bool:
+def valid_record_after(data: bytes, start: int, checksums: Checksums) -> bool:
     """True when a whole record with a good CRC starts anywhere after ``start``.
 
     A torn write leaves at most garbage after the last good record; a good
@@ -189,7 +189,7 @@ def valid_record_after(data: bytes, start: int, crc32c: Crc) -> bool:
         end = position + 4 + length
         if length < HEADER_SIZE - 4 or end > size:
             continue
-        if crc32c(view[position + 8:end]) == _U32.unpack_from(data, position + 4)[0]:
+        if checksums.crc32c(view[position + 8:end]) == _U32.unpack_from(data, position + 4)[0]:
             return True
     return False
 

@@ -29,8 +29,8 @@ import os
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 FORMAT_VERSION = 1
 """Version of the data directory layout and record format."""
@@ -38,11 +38,26 @@ FORMAT_VERSION = 1
 PREFIX = struct.Struct("<II")        # length, crc32c
 FIXED = struct.Struct("<QqBH")       # offset, time_ns, priority, topic_len
 HEADER_SIZE = PREFIX.size + FIXED.size
+_LENGTH = struct.Struct("<I")
 INDEX_ENTRY = struct.Struct("<II")   # relative offset, position
 TIME_ENTRY = struct.Struct("<qI")    # time_ns, relative offset
 READ_CHUNK = 256 * 1024
 
-Crc = Callable[[bytes | bytearray | memoryview], int]
+MIN_LENGTH = HEADER_SIZE - 4
+"""Smallest valid length field: the CRC and fixed fields with an empty topic and record."""
+
+
+class Checksums(Protocol):
+    """The CRC32C functions of the wire backend (:func:`..queue.wire_backend`)."""
+
+    def crc32c(self, data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+        """CRC32C of ``data``."""
+        ...
+
+    def crc32c_records(self, buf: bytes | bytearray | memoryview, *, min_len: int,
+                       fill: bool = False) -> tuple[bool, int]:
+        """Check (or fill in) the CRC of every length-prefixed record of ``buf``."""
+        ...
 
 
 class CorruptSegment(Exception):
@@ -60,11 +75,23 @@ def segment_name(base: int) -> str:
     return f"{base:020d}"
 
 
-def encode_record(crc32c: Crc, offset: int, time_ns: int, priority: int, topic: bytes,
+def append_record(buf: bytearray, offset: int, time_ns: int, priority: int, topic: bytes,
+                  record: bytes) -> None:
+    """Append one record with a zero CRC field; fill the CRCs of a batch with
+    ``crc32c_records(..., fill=True)`` (one native call)."""
+    buf += PREFIX.pack(FIXED.size + len(topic) + len(record) + 4, 0)
+    buf += FIXED.pack(offset, time_ns, priority, len(topic))
+    buf += topic
+    buf += record
+
+
+def encode_record(checksums: Checksums, offset: int, time_ns: int, priority: int, topic: bytes,
                   record: bytes) -> bytes:
-    """One record in the segment format."""
-    body = b"".join((FIXED.pack(offset, time_ns, priority, len(topic)), topic, record))
-    return PREFIX.pack(len(body) + 4, crc32c(body)) + body
+    """One record in the segment format, CRC included."""
+    buf = bytearray()
+    append_record(buf, offset, time_ns, priority, topic, record)
+    checksums.crc32c_records(buf, min_len=MIN_LENGTH, fill=True)
+    return bytes(buf)
 
 
 class Decoded:
@@ -83,7 +110,7 @@ class Decoded:
         """Position just past the last decoded record."""
 
 
-def decode(buf: bytes, base_pos: int, crc32c: Crc, *, limit: int = 1 << 62,
+def decode(buf: bytes, base_pos: int, checksums: Checksums, *, limit: int = 1 << 62,
            min_offset: int = 0, min_time: int | None = None,
            keep: bool = True) -> tuple[Decoded, str | None]:
     """Decode whole records from ``buf`` (which starts at file position ``base_pos``).
@@ -98,25 +125,13 @@ def decode(buf: bytes, base_pos: int, crc32c: Crc, *, limit: int = 1 << 62,
         of ``buf``: the caller decides whether more bytes exist).
     """
     out = Decoded()
-    view = memoryview(buf)
-    pos, size = 0, len(buf)
-    unpack_prefix, unpack_fixed = PREFIX.unpack_from, FIXED.unpack_from
+    # One native call checks every CRC; the loop below only splits the fields.
+    crc_ok, good_end = checksums.crc32c_records(buf, min_len=MIN_LENGTH)
+    pos = 0
+    unpack_length, unpack_fixed = _LENGTH.unpack_from, FIXED.unpack_from
     problem = None
-    while pos < size and len(out.records) < limit:
-        if size - pos < HEADER_SIZE:
-            problem = "truncated"
-            break
-        length, crc = unpack_prefix(buf, pos)
-        end = pos + 4 + length
-        if length < HEADER_SIZE - 4:
-            problem = f"record length {length} is too small"
-            break
-        if end > size:
-            problem = "truncated"
-            break
-        if crc32c(view[pos + 8:end]) != crc:
-            problem = "CRC32C mismatch"
-            break
+    while pos < good_end and len(out.records) < limit:
+        end = pos + 4 + unpack_length(buf, pos)[0]
         offset, time_ns, priority, topic_len = unpack_fixed(buf, pos + 8)
         topic_end = pos + HEADER_SIZE + topic_len
         if topic_end > end:
@@ -131,6 +146,13 @@ def decode(buf: bytes, base_pos: int, crc32c: Crc, *, limit: int = 1 << 62,
                 out.topics.append(buf[pos + HEADER_SIZE:topic_end].decode())
                 out.records.append(buf[topic_end:end])
         pos = end
+    if problem is None and pos == good_end and pos < len(buf):
+        if crc_ok:
+            problem = "truncated"
+        else:
+            length = unpack_length(buf, pos)[0]
+            problem = (f"record length {length} is too small" if length < MIN_LENGTH
+                       else "CRC32C mismatch")
     out.end = base_pos + pos
     return out, problem
 
@@ -218,7 +240,7 @@ class Segment:
         times = b"".join(TIME_ENTRY.pack(t, r) for t, r in zip(self.times, self.rel_offsets))
         return index, times
 
-    def load_index(self, file_size: int, crc32c: Crc) -> bool:
+    def load_index(self, file_size: int, checksums: Checksums) -> bool:
         """Load the index files of a sealed segment; False when missing or not usable."""
         try:
             index = self.index_path.read_bytes()
@@ -239,7 +261,7 @@ class Segment:
         head = self._pread(min(READ_CHUNK, file_size - pos[-1]), pos[-1])
         length = PREFIX.unpack_from(head)[0] if len(head) >= 4 else 0
         tail = head if 4 + length <= len(head) else self._pread(4 + length, pos[-1])
-        decoded, problem = decode(tail, pos[-1], crc32c, keep=False)
+        decoded, problem = decode(tail, pos[-1], checksums, keep=False)
         if problem or decoded.end != file_size or decoded.offsets != [self.base + rel[-1]]:
             return False
         self.rel_offsets, self.positions, self.times = rel, pos, tms
@@ -260,7 +282,7 @@ class Segment:
         slot = bisect_left(self.times, time_ns) - 1
         return self.positions[slot] if slot >= 0 else 0
 
-    def read(self, crc32c: Crc, position: int, *, limit: int, min_offset: int = 0,
+    def read(self, checksums: Checksums, position: int, *, limit: int, min_offset: int = 0,
              min_time: int | None = None, keep: bool = True) -> Decoded:
         """Decode committed records from ``position`` on (at least one if any remain).
 
@@ -275,7 +297,7 @@ class Segment:
                 out.end = position
                 return out
             buf = self._pread(want, position)
-            decoded, problem = decode(buf, position, crc32c, limit=limit, min_offset=min_offset,
+            decoded, problem = decode(buf, position, checksums, limit=limit, min_offset=min_offset,
                                       min_time=min_time, keep=keep)
             # "truncated" only means the chunk ended mid-record, unless it
             # reached the end of the committed bytes.
@@ -302,5 +324,5 @@ class Segment:
             self._read_fd = None
 
 
-__all__ = ["FORMAT_VERSION", "HEADER_SIZE", "CorruptSegment", "Decoded", "Segment", "decode",
-           "encode_record", "segment_name"]
+__all__ = ["FORMAT_VERSION", "HEADER_SIZE", "MIN_LENGTH", "Checksums", "CorruptSegment", "Decoded", "Segment", "decode",
+           "append_record", "encode_record", "segment_name"]
