@@ -271,3 +271,20 @@ async def test_damage_in_a_sealed_segment_is_reported_to_readers_as_data_loss(st
     assert "offset 0 cannot be read" in failed.value.details()
     assert f"segment {segment} is corrupt at byte {position}" in server.log()
     await stubs.close()
+    server.stop()
+    # Restoring the de-duplication window reads the damaged record: the start is refused.
+    server.config_path.write_text(server.config_path.read_text().replace(
+        "window_seconds: 0", "window_seconds: 120"))
+    code, output = server.run_to_exit()
+    assert code == 2, output
+    assert f"segment {segment} is corrupt at byte {position}" in output
+
+
+async def test_a_data_dir_in_use_is_refused(start_server):
+    first = start_server({"storage": {"partitions": 1}})
+    second = start_server({"storage": {"partitions": 1, "data_dir": str(first.workdir / "data")}},
+                          wait=False)
+    assert second.process is not None
+    code = second.process.wait(30)
+    assert code == 2, second.log()
+    assert "is in use by another server process" in second.log()

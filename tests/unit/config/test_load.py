@@ -36,3 +36,19 @@ def test_all_problems_are_reported_with_their_source(tmp_path):
 def test_port_clash_is_refused():
     with pytest.raises(ConfigError, match="metrics.port: port 9200 is also server.grpc_port"):
         load_config("/dev/null", env={}, overrides={"metrics.port": 9200})
+
+
+def test_storage_keys_have_safe_defaults_and_checked_values():
+    storage = load_config("/dev/null", env={}).storage
+    assert (storage.engine, storage.fsync, storage.retention_bytes) == ("disk", "always", 0)
+    with pytest.raises(ConfigError) as error:
+        load_config("/dev/null", env={"EVENTSTREAM_STORAGE__FSYNC": "sometimes",
+                                      "EVENTSTREAM_STORAGE__ENGINE": "tape",
+                                      "EVENTSTREAM_STORAGE__SEGMENT_BYTES": "100"})
+    assert error.value.problems == [
+        "env EVENTSTREAM_STORAGE__ENGINE: storage.engine: must be one of disk, memory, got 'tape'",
+        "env EVENTSTREAM_STORAGE__FSYNC: storage.fsync: must be one of always, interval, never, "
+        "got 'sometimes'",
+        "env EVENTSTREAM_STORAGE__SEGMENT_BYTES: storage.segment_bytes: must be between 4096 and "
+        "1.07374e+09, got 100",
+    ]

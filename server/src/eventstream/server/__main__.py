@@ -91,6 +91,7 @@ def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
     from .observability.logging import configure_logging
+    from .errors import EventStreamError
     from .storage.recovery import DataDirRefused
     from .storage.segment import CorruptSegment
 
@@ -105,8 +106,9 @@ def run(config: Config) -> int:
     async def serve() -> int:
         try:
             node = Node(config)
-        except (DataDirRefused, CorruptSegment) as error:
-            # One line naming the file (and byte offset); README "Repairing a data dir".
+        except (DataDirRefused, CorruptSegment, EventStreamError) as error:
+            # One line naming the file (and byte offset); README "Repairing a refused data
+            # dir". EventStreamError: a damaged record read while restoring de-duplication.
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
             return 2
         try:

@@ -104,11 +104,11 @@ class DiskLog:
         self._pending.append((partition, records, topics, priorities, time_ns))
 
     async def commit(self) -> None:
-        writes: list[tuple[Segment, bytes]] = []
+        writes: list[tuple[Segment, bytearray]] = []
         seals: list[tuple[Segment, bytes, bytes]] = []
         for part in self._parts:
             for number, (segment, buf) in enumerate(part.staged):
-                writes.append((segment, bytes(buf)))
+                writes.append((segment, buf))  # not appended to until this commit returns
                 if number < len(part.staged) - 1:
                     seals.append((segment, *segment.index_bytes()))
         pending, self._pending = self._pending, []
@@ -215,7 +215,7 @@ class DiskLog:
 
     # -- the I/O thread ---------------------------------------------------------
 
-    def _write(self, writes: list[tuple[Segment, bytes]],
+    def _write(self, writes: list[tuple[Segment, bytearray]],
                seals: list[tuple[Segment, bytes, bytes]]) -> None:
         touched: list[Segment] = []
         try:
@@ -293,7 +293,7 @@ class DiskLog:
                         segment.write_fd = None
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
