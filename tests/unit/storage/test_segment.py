@@ -125,6 +125,21 @@ def test_recovery_truncates_a_torn_tail_but_refuses_damage_before_it(tmp_path):
     assert refused.value.position == 0 and str(path) in str(refused.value)
 
 
+@settings(max_examples=60, deadline=None)
+@given(records_strategy, st.data())
+def test_recovery_keeps_exactly_the_whole_records_before_a_torn_write(tmp_path_factory, items,
+                                                                       data):
+    directory = tmp_path_factory.mktemp("torn")
+    whole = encode_all(items)
+    cut = data.draw(st.integers(0, len(whole)))
+    garbage = data.draw(st.sampled_from([b"", bytes(64), b"\xff" * 9]) | st.binary(max_size=80))
+    (directory / f"{0:020d}.log").write_bytes(whole[:cut] + garbage)
+    (segment,) = recover_partition(directory, CRC, 256)
+    kept = len(decode(whole[:cut], 0, CRC)[0].offsets)
+    assert segment.next_offset == kept
+    assert (directory / f"{0:020d}.log").read_bytes() == encode_all(items[:kept])
+
+
 def test_sealed_segments_are_refused_even_at_their_end(tmp_path):
     data = write_segment(tmp_path, 0, 10)
     write_segment(tmp_path, 10, 2)
