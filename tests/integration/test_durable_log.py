@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tests.support.durable import (
     read_all,
     read_range,
 )
-from tests.support.server import metric
+from tests.support.server import http_get, metric
 
 FIRST_SEGMENT = "partition-0000/00000000000000000000.log"
 
@@ -185,6 +186,10 @@ async def test_retention_deletes_whole_old_segments_and_counts_them(start_server
     assert len(files) == metric(server, "eventstream_storage_segments", partition="0")
     first = int(files[0].split(".")[0])
     assert first > 0
+    status = json.loads(http_get(f"{server.http}/status")[1])["log"]
+    assert (status["kind"], status["fsync"], status["segments"], status["start_offsets"]) == (
+        "disk", "always", [len(files)], [first])
+    assert status["retention_deleted_segments"] == deleted
     # Subscribers from the earliest offset start at the first retained one.
     got = await read_all(server, stubs)
     assert got[0].offset == first

@@ -152,7 +152,9 @@ class Node:
                 "retained_bytes": sum(self.log.retained_bytes(p)
                                       for p in range(self.log.partitions)),
                 "end_offsets": [self.log.high_watermark(p) for p in range(self.log.partitions)],
+                "start_offsets": [self.log.start_offset(p) for p in range(self.log.partitions)],
                 "evicted": self.log.evicted,
+                **(self.log.status() if isinstance(self.log, DiskLog) else {}),
             },
             "subscribers": self.broker.subscription_count,
             "listeners": {"grpc": self.grpc_port, "http": self.http.port},

@@ -161,6 +161,13 @@ class DiskLog:
         """Segment files of ``partition``."""
         return len(self._parts[partition].segments)
 
+    def status(self) -> dict[str, object]:
+        """What /status shows of the durable log."""
+        return {"data_dir": str(self.root), "fsync": self.policy,
+                "segments": [len(part.segments) for part in self._parts],
+                "retention_deleted_segments": self.deleted_segments,
+                "retention_deleted_bytes": self.deleted_bytes}
+
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
