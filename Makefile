@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION     := v0.120.0
 
-.PHONY: install tools native test-native run test test-unit lint generate check-generated breaking bench clean
+.PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench clean
 NATIVE := server/native/libshardq
 
 install: $(STAMP)
@@ -21,8 +21,9 @@ $(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt s
 	touch $(STAMP)
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
-# grpcurl, helm and kustomize.
-tools: $(TOOLS_BIN)/grpcurl
+# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
+# and kustomize.
+tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 
 $(TOOLS_BIN)/grpcurl:
@@ -43,7 +44,7 @@ test-native: native
 run: install
 	$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
 
-test: install tools lint check-generated breaking test-native
+test: install tools lint typecheck check-generated breaking test-native
 	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests
 
 test-unit: install native
@@ -52,16 +53,26 @@ test-unit: install native
 lint: install
 	$(VENV)/bin/buf lint
 
-# Regenerates every generated file from api/ (never edit those by hand).
+# mypy --strict on the SDK's hand-written code (settings in sdk/python/pyproject.toml).
+typecheck: install
+	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
+
+# Regenerates every generated file from api/ (never edit those by hand):
+# Python stubs and the Go, TypeScript and Java clients under sdk/clients.
+GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/eventstream \
+             sdk/clients/typescript/src/gen sdk/clients/java/src/main/java/eventstream/v1
 generate: install
+	tools/install-codegen-tools.sh
 	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py
+	rm -rf $(filter-out sdk/python/%,$(GENERATED))
 	$(VENV)/bin/buf generate
+	$(VENV)/bin/buf generate --template buf.gen.java.yaml
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated: generate
-	@git diff --exit-code --stat -- sdk/python/src/eventstream/v1 || \
+	@git diff --exit-code --stat -- $(GENERATED) || \
 	  (echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
-	@test -z "$$(git status --porcelain --untracked-files=all -- sdk/python/src/eventstream/v1)" || \
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || \
 	  (echo "generated files are not committed: run 'make generate' and commit them" >&2; exit 1)
 
 # Breaking-change check of the API against the previous commit (when there is one).
@@ -75,3 +86,4 @@ bench: install tools $(TOOLS_BIN)/ghz
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
+	rm -rf sdk/clients/typescript/node_modules sdk/clients/typescript/dist sdk/clients/java/target tests/conformance/build

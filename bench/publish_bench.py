@@ -382,17 +382,24 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        (workdir / "server").mkdir()
-        # The in-memory log: this bench measures the publish path against the transport
-        # ceiling; storage_bench.py measures the durable log.
-        real = ServerProcess(workdir / "server", config={"server": {"drain_timeout_seconds": 5.0},
-                                                         "storage": {"engine": "memory"}})
-        stack.callback(real.stop, 15.0)
-        real.start()
-        if pin:
-            assert real.process is not None
-            subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(real.process.pid)],
-                           check=True, capture_output=True, timeout=10)
+
+        def start_server(name: str, env: dict[str, str] | None = None) -> ServerProcess:
+            """Start our server in its own directory, pinned (all its threads) to the server core."""
+            (workdir / name).mkdir()
+            # The in-memory log: this bench measures the publish path against the transport
+            # ceiling; storage_bench.py measures the durable log.
+            server = ServerProcess(workdir / name, env=env,
+                                   config={"server": {"drain_timeout_seconds": 5.0},
+                                           "storage": {"engine": "memory"}})
+            stack.callback(server.stop, 15.0)
+            server.start()
+            if pin:
+                assert server.process is not None
+                subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CORE), str(server.process.pid)],
+                               check=True, capture_output=True, timeout=10)
+            return server
+
+        real = start_server("server")
         noop_port = free_port()
         noop = subprocess.Popen(pinned(SERVER_CORE, [
             sys.executable, str(Path(__file__).resolve().parent / "noop_server.py"),
@@ -452,6 +459,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"measuring latency at {args.latency_rate} events/s for {args.latency_seconds:g} s ...",
               file=sys.stderr, flush=True)
         lat = asyncio.run(latency(real.target, args.latency_rate, args.latency_seconds))
+        real.stop(15.0)
+
+        # The same server on the pure-Python fallback of the native core.
+        pure = start_server("pure", env={"EVENTSTREAM_NATIVE": "0"})
+        print(f"measuring PublishBatch x{BATCH} (py) on the pure-Python fallback ...",
+              file=sys.stderr, flush=True)
+        native_row = next(row for row in rows if row["mode"] == f"PublishBatch x{BATCH} (py)")
+        pure_rate = run_stream(pure.target, args.duration, 1, args.batch_concurrency, pin,
+                               mode="batch")["events_per_s"]
+        info["native vs pure fallback"] = (
+            f"PublishBatch x{BATCH} (py) {native_row['ours']:,.0f} vs {pure_rate:,.0f} events/s, "
+            f"ratio {native_row['ours'] / pure_rate:.1f}")
 
     print(table(rows, lat, info, markdown=False))
     if args.markdown:

@@ -68,6 +68,35 @@ async def test_a_batch_refuses_bad_events_one_by_one_and_keeps_the_good(start_se
     await stubs.close()
 
 
+def _framed(number: int, payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+async def test_wire_level_problems_are_refused_per_event_or_per_request(server):
+    """Events that protobuf cannot decode (bad UTF-8, broken fields) are refused
+    one by one, naming the field; a request that is not protobuf at all is refused whole."""
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        batch = channel.unary_unary("/eventstream.v1.PublishService/PublishBatch")
+        good = _framed(2, b"good/a") + _framed(4, b"1")
+        raw = b"".join(_framed(1, e) for e in [
+            good, _framed(2, b"bad/\xff"), _framed(1, b"\xc3") + _framed(2, b"t"),
+            b"\x12\x09short", good])
+        response = publish_pb2.PublishBatchResponse.FromString(await batch(raw))
+        outcomes = [(r.WhichOneof("outcome"), r.error.reason, r.error.field) for r in response.results]
+        assert outcomes == [("ack", "", ""), ("error", "TOPIC_NOT_UTF8", "events[1].topic"),
+                            ("error", "ID_NOT_UTF8", "events[2].id"),
+                            ("error", "EVENT_MALFORMED", "events[3]"), ("ack", "", "")]
+        before = metric(server, "eventstream_events_rejected_total", transport="grpc",
+                        reason="REQUEST_MALFORMED")
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await batch(b"\x0a\x20cut short")
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid protobuf message" in error.value.details()
+        assert metric(server, "eventstream_events_rejected_total", transport="grpc",
+                      reason="REQUEST_MALFORMED") == before + 1
+
+
 async def test_bad_subscriptions_are_refused_naming_the_field(server):
     stubs = Stubs(server.target)
     for request, field in [
@@ -125,6 +154,6 @@ async def test_full_lane_gives_resource_exhausted_and_drops_nothing_accepted(sta
     got = await collect(call, len(accepted))
     call.cancel()
     assert sorted(e.id for e in got) == sorted(accepted)
-    assert metric(server, "eventstream_queue_full", queue="realtime") >= 1
-    assert metric(server, "eventstream_queue_full", queue="batch") >= 1
+    assert metric(server, "eventstream_queue_full_total", queue="realtime") >= 1
+    assert metric(server, "eventstream_queue_full_total", queue="batch") >= 1
     await stubs.close()

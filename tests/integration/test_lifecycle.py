@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import signal
 import time
 
@@ -55,12 +57,19 @@ async def test_metrics_and_status(server):
                  'eventstream_queue_capacity{queue="batch"} 65536',
                  "# TYPE eventstream_publish_latency_seconds histogram"):
         assert line in text, line
+    assert float(re.search(r"^eventstream_numa_nodes (\S+)$", text, re.M).group(1)) >= 1
+    pushed = re.search(r'^eventstream_queue_pushes_total\{queue="batch"\} (\S+)$', text, re.M)
+    assert pushed and float(pushed.group(1)) >= 1
+    assert 'eventstream_queue_full_total{queue="batch"} 0.0' in text
     code, body = http_get(f"{server.http}/status")
     status = json.loads(body)
     assert code == 200
     assert status["node"] == "test-node" and status["role"] == "leader"
     assert set(status["lanes"]) == {"realtime", "batch"}
     assert status["uptime_seconds"] >= 0 and status["version"]
+    assert status["native"] is (os.environ.get("EVENTSTREAM_NATIVE", "1") != "0")
+    assert status["numa"]["enabled"] is False and status["numa"]["pinned_node"] is None
+    assert len(status["numa"]["nodes"]) >= 1 and status["numa"]["nodes"][0]["cpus"]
 
 
 async def test_cluster_status_is_a_cluster_of_one(server):
@@ -99,3 +108,15 @@ async def test_sigterm_drains_refuses_new_publishes_ends_streams_and_exits_0(sta
     assert await asyncio.to_thread(server.process.wait, 20) == 0
     assert len(acks) == 50
     await stubs.close()
+
+
+async def test_numa_enabled_pins_the_event_loop_and_says_so(start_server):
+    """On a one-node machine: one node reported, the loop pinned to it, serving as usual."""
+    server = start_server({"numa": {"enabled": True}})
+    stubs = Stubs(server.target)
+    await stubs.publish.Publish(publish_request("numa/t"))
+    await stubs.close()
+    _, body = http_get(f"{server.http}/status")
+    numa = json.loads(body)["numa"]
+    assert numa["enabled"] is True
+    assert numa["pinned_node"] == numa["nodes"][0]["id"]

@@ -10,11 +10,12 @@ from eventstream.server.broker.lanes import Lanes, Submission
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.write_path import WritePath
 from eventstream.server.errors import EventStreamError
+from eventstream.server.queue.staging import Limits, stager
 from eventstream.server.storage.memory_log import MemoryLog
 
 
 def submission(lane: Lane, count: int) -> Submission:
-    return Submission(lane, [("", "t", "", 0, b"")] * count, asyncio.Future(), 0)
+    return Submission(lane, b"", b"", count, asyncio.Future(), 0)
 
 
 async def test_offer_is_all_or_nothing_across_lanes():
@@ -42,21 +43,22 @@ async def test_realtime_first_but_batch_keeps_its_share():
 
 def test_dedup_window_expires_by_age_and_count():
     window = DedupWindow(window_ns=100, max_ids=2)
-    window.remember("a", 1, 10, now_ns=0)
-    assert window.lookup("a", 50) == (1, 10, 0)
-    assert window.lookup("a", 101) is None
-    window.remember("b", 0, 1, 200)
-    window.remember("c", 0, 2, 200)
-    window.remember("d", 0, 3, 200)
+    window.remember(b"a", 1, 10, now_ns=0)
+    assert window.lookup(b"a", 50) == (1, 10, 0)
+    assert window.lookup(b"a", 101) is None
+    window.remember(b"b", 0, 1, 200)
+    window.remember(b"c", 0, 2, 200)
+    window.remember(b"d", 0, 3, 200)
     window.expire(200)
-    assert window.lookup("b", 200) is None and window.lookup("d", 200) == (0, 3, 200)
-    window.forget(["d"])
-    assert window.lookup("d", 200) is None
+    assert window.lookup(b"b", 200) is None and window.lookup(b"d", 200) == (0, 3, 200)
+    window.forget([b"d"])
+    assert window.lookup(b"d", 200) is None
 
 
 async def test_a_stopped_write_path_refuses_without_stranding_events():
     lanes = Lanes(10, 10)
     write_path = WritePath(lanes, MemoryLog(1, 1 << 20), DedupWindow(10**9, 100),
+                           stager(Limits(255, 1024, 255, 255, 8), b"t-"),
                            drain_batch_events=10, batch_share=0.25)
     with pytest.raises(EventStreamError) as error:
         write_path.submit([submission(Lane.BATCH, 3)])

@@ -44,9 +44,11 @@ def test_abi_mismatch_and_foreign_library(tmp_path: Path) -> None:
 def test_abi_version_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     lib = _lib.load()
     assert lib.shardq_abi_version() == _lib.ABI_VERSION
-    monkeypatch.setattr(_lib, "ABI_VERSION", _lib.ABI_VERSION + 1)
+    built = _lib.ABI_VERSION
+    monkeypatch.setattr(_lib, "ABI_VERSION", built + 1)
     monkeypatch.setattr(_lib, "_loaded", {})
-    with pytest.raises(NativeLibraryError, match=f"{library_path()} has ABI version 1, this package needs 2"):
+    with pytest.raises(NativeLibraryError,
+                       match=f"{library_path()} has ABI version {built}, this package needs {built + 1}"):
         _lib.load()
 
 

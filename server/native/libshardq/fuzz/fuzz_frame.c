@@ -63,6 +63,30 @@ static void check_parse(const uint8_t *data, size_t size, uint32_t max_frame, ui
     }
 }
 
+/* Frames become Events: rows stay inside their buffers, nothing past consumed. */
+static void frames_accept(const uint8_t *data, size_t size, uint32_t flags)
+{
+    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2};
+    size_t cap = size / 7 + 1, n = 0, used = 0, consumed = 0;
+    uint32_t counts[3], fatal = 0;
+    struct shardq_accepted *rows = malloc(cap * sizeof *rows);
+    unsigned char *bodies = malloc(2 * size + 16);
+    if (rows == NULL || bodies == NULL)
+        abort();
+    if (shardq_frames_accept(data, size, 128, flags, &lim, rows, cap, &n, bodies, 2 * size + 16, &used,
+                             counts, &consumed, &fatal) != 0 ||
+        consumed > size || (size_t)counts[0] + counts[1] + counts[2] != n)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        int accepted = i < (size_t)counts[0] + counts[1];
+        size_t limit = accepted ? used : consumed;
+        if ((size_t)rows[i].body_off + rows[i].body_len > limit || accepted != (rows[i].reason == 0))
+            abort();
+    }
+    free(rows);
+    free(bodies);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_parse(data, size, 1u << 20, 0);
@@ -81,5 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (shardq_topic_match(topic, tlen, topic, tlen) == 0 &&
         shardq_topic_check(topic, tlen) == SHARDQ_FRAME_OK)
         fail(); /* a valid topic is a pattern that matches itself */
+    frames_accept(data, size, 0);
+    frames_accept(data, size, SHARDQ_FRAME_FINAL);
     return 0;
 }

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 1u
+#define SHARDQ_ABI_VERSION 2u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -461,6 +461,176 @@ int shardq_pb_events(const void *msg, size_t len, uint32_t field,
  * Thread-safety: pure.
  */
 int shardq_pb_event(const void *msg, size_t len, struct shardq_event_spans *out);
+
+/* ======================================================================== */
+/* Publishing: accepting a request's Events and staging log records          */
+/* ======================================================================== */
+
+/* Why shardq_pb_accept() refused an Event. Append-only. The order of the
+ * checks is fixed (the server's pure-Python validator follows it): wire
+ * data and UTF-8 first, then topic, payload, priority, id, key, headers. */
+#define SHARDQ_EVENT_OK 0
+#define SHARDQ_EVENT_MALFORMED 1          /* not well-formed wire data, or a field of the wrong type */
+#define SHARDQ_EVENT_ID_NOT_UTF8 2
+#define SHARDQ_EVENT_TOPIC_NOT_UTF8 3
+#define SHARDQ_EVENT_KEY_NOT_UTF8 4
+#define SHARDQ_EVENT_TOPIC_EMPTY 5
+#define SHARDQ_EVENT_TOPIC_WILDCARD 6
+#define SHARDQ_EVENT_TOPIC_EMPTY_LEVEL 7
+#define SHARDQ_EVENT_TOPIC_TOO_LONG 8     /* bytes > max_topic */
+#define SHARDQ_EVENT_PAYLOAD_TOO_LARGE 9  /* bytes > max_payload */
+#define SHARDQ_EVENT_PRIORITY_UNKNOWN 10  /* priority outside 0..5 */
+#define SHARDQ_EVENT_ID_TOO_LONG 11       /* bytes > max_id */
+#define SHARDQ_EVENT_KEY_TOO_LONG 12      /* bytes > max_key */
+#define SHARDQ_EVENT_TOO_MANY_HEADERS 13  /* header entries > max_headers */
+/* shardq_frames_accept(): a frame refused with SHARDQ_FRAME_<reason> gets
+ * SHARDQ_EVENT_FRAME_BASE + reason. */
+#define SHARDQ_EVENT_FRAME_BASE 64
+
+/* Limits checked by shardq_pb_accept(); set size = sizeof(struct). */
+struct shardq_accept_limits {
+    uint32_t size;
+    uint32_t max_topic, max_payload, max_id, max_key, max_headers;
+};
+
+/*
+ * One Event of a request as shardq_pb_accept() found it. For an accepted
+ * Event, body_off/len locate its cleaned copy in the bodies buffer and the id and topic spans
+ * are relative to that body; for a refused one, body_off/len locate the Event as
+ * sent, in the request, and the other spans are 0.
+ */
+struct shardq_accepted {
+    uint32_t index;               /* position of the Event in the request */
+    uint32_t reason;              /* SHARDQ_EVENT_* */
+    uint32_t body_off, body_len;
+    uint32_t id_off, id_len;      /* id_len 0: the server assigns one */
+    uint32_t topic_off, topic_len;
+    uint32_t hash;                /* shardq_hash(key, topic): the partition hash */
+    uint32_t priority;            /* frame byte 0 (BATCH) .. 4 (CRITICAL) */
+};
+
+/**
+ * shardq_pb_accept - validate and copy the Events of a publish request.
+ * @msg/@len:     the encoded request (at most UINT32_MAX bytes).
+ * @field:        the Event field: 1 in PublishRequest and PublishBatchRequest,
+ *                2 in PublishStreamRequest.
+ * @varint_field: 0, or a varint field whose last value goes to @varint_value
+ *                (1: PublishStreamRequest.sequence).
+ * @limits:       what an Event may hold.
+ * @rows:         output, one per Event; @max_rows entries.
+ * @n_rows:       receives the number of Events (also on SHARDQ_ENOBUFS).
+ * @bodies:       output: accepted Events back to back, each without the
+ *                fields the server sets (ingest_time, partition, offset)
+ *                and with its priority as the last field (an unspecified
+ *                priority becomes MEDIUM). Needs @len + 2 * events bytes.
+ * @bodies_len:   receives the bytes written to @bodies.
+ * @counts:       receives [realtime accepted, batch accepted, refused]. The
+ *                rows come in that order: accepted HIGH/CRITICAL Events,
+ *                then the other accepted ones, then the refused ones, each
+ *                group in request order.
+ *
+ * Returns: 0; SHARDQ_EBADMSG when the request itself is malformed (nothing
+ * accepted); SHARDQ_ENOBUFS when @rows or @bodies is too small (*n_rows is
+ * the count needed); SHARDQ_ENOMEM; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varint_field,
+                     const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
+                     size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
+                     size_t *bodies_len, uint32_t counts[3], uint64_t *varint_value);
+
+/**
+ * shardq_frames_accept - validate raw TCP/UDP frames and encode them as Events.
+ * @buf/@len:   received bytes (at most UINT32_MAX).
+ * @max_frame, @flags: as for shardq_frame_parse().
+ * @limits:     max_topic and max_payload apply (the rest cannot occur).
+ * @rows, @max_rows, @n_rows, @bodies, @bodies_cap, @bodies_len, @counts:
+ *              as for shardq_pb_accept(), one row per complete frame: an
+ *              accepted frame becomes an Event {topic, payload, priority =
+ *              frame byte + 1} in @bodies; a refused one keeps its place in
+ *              @buf and its reason (SHARDQ_EVENT_FRAME_BASE + frame reason, or
+ *              TOPIC_TOO_LONG / PAYLOAD_TOO_LARGE). @max_rows >= @len / 7 + 1,
+ *              @bodies_cap >= 2 * @len + 16.
+ * @consumed:   bytes covered by the rows: a stream reader keeps buf[consumed:].
+ * @fatal:      SHARDQ_FRAME_OK, or TRUNCATED / TOO_LONG when the walk stopped at
+ *              a frame that breaks the framing (not counted in @consumed).
+ *
+ * Returns: 0; SHARDQ_ENOBUFS; SHARDQ_ENOMEM; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32_t flags,
+                         const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
+                         size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
+                         size_t *bodies_len, uint32_t counts[3], size_t *consumed, uint32_t *fatal);
+
+#define SHARDQ_ID_PREFIX_MAX 32        /* longest prefix of server-assigned ids */
+#define SHARDQ_RECORD_MAX_OVERHEAD 64  /* bytes a record adds to its body, besides a generated id */
+#define SHARDQ_ACK_MAX_OVERHEAD 96     /* bytes of an encoded result besides its id */
+
+/* Inputs of shardq_stage(); set size = sizeof(struct). */
+struct shardq_stage_args {
+    uint32_t size;
+    uint32_t partitions;      /* > 0 */
+    int64_t time_ns;          /* ingest time of the round (>= 0) */
+    uint32_t durability;      /* eventstream.v1.Durability written in each ack */
+    uint32_t result_tag;      /* 0, or the tag byte wrapping each PublishResult */
+    uint64_t id_counter;      /* in/out: the last number given to a server id */
+    uint32_t id_prefix_len;   /* <= SHARDQ_ID_PREFIX_MAX */
+    uint8_t id_prefix[SHARDQ_ID_PREFIX_MAX];
+};
+
+/* A row's de-duplication verdict. partition >= 0: a duplicate of that
+ * committed event (offset, time_ns); -1: new; -2 - j: a duplicate of row j
+ * (j before this row, itself new) of the same call. */
+struct shardq_dup {
+    int64_t partition, offset, time_ns;
+};
+
+/* Outputs of shardq_stage(): the caller provides every array; set size. */
+struct shardq_staged {
+    uint32_t size;
+    uint32_t reserved;
+    uint8_t *records;             /* records, framed as SubscribeResponse.events */
+    size_t records_cap, records_len;
+    uint32_t *record_ends;        /* one per record: end of it in @records */
+    uint32_t *record_topics;      /* two per record: topic offset in @records, length */
+    uint8_t *record_priorities;   /* one per record: frame byte */
+    uint32_t *part_counts;        /* one per partition: its records, in partition order */
+    size_t record_count;
+    uint64_t *row_positions;      /* two per row: partition, offset */
+    uint8_t *results;             /* one encoded PublishResult per row, in row order */
+    size_t results_cap, results_len;
+};
+
+/**
+ * shardq_stage - turn accepted rows into log records and acknowledgements.
+ * @a:            the round's parameters; a->id_counter is advanced.
+ * @bodies/@bodies_len, @rows/@n: as filled by shardq_pb_accept() (accepted
+ *                rows only).
+ * @dups:         NULL (all new) or one verdict per row.
+ * @next_offsets: one per partition, in/out: the next offset to assign.
+ * @out:          where records and results go. Records are grouped by
+ *                partition (partition 0's first, each in row order) so each
+ *                partition's run can be appended at once; results are in
+ *                row order, each PublishResult{ack} optionally wrapped in
+ *                a->result_tag (PublishBatchResponse.results = 0x0a,
+ *                PublishStreamResponse.results = 0x12; with 0 a result is
+ *                also a valid PublishResponse).
+ *
+ * A new row gets partition hash % partitions and that partition's next
+ * offset; a record is its body followed by the generated id (when the
+ * producer gave none: id_prefix + lowercase hex of the counter), the ingest
+ * time, the partition and the offset. Capacities: records_cap >= sum of
+ * (body_len + id + SHARDQ_RECORD_MAX_OVERHEAD), results_cap >= sum of (id +
+ * SHARDQ_ACK_MAX_OVERHEAD), where id is id_len or SHARDQ_ID_PREFIX_MAX + 16.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS (nothing written, nothing advanced);
+ * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments or rows).
+ * Thread-safety: pure apart from the in/out arguments.
+ */
+int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_len,
+                 const struct shardq_accepted *rows, size_t n, const struct shardq_dup *dups,
+                 uint64_t *next_offsets, struct shardq_staged *out);
 
 /* ======================================================================== */
 /* CRC32C and hashing                                                       */

@@ -24,6 +24,15 @@ static inline uint16_t _shardq_be16(const unsigned char *p)
 /* 1 when [s, s+len) is well-formed UTF-8 (as Python's strict decoder). */
 int _shardq_utf8_valid(const unsigned char *s, size_t len);
 
+/* Protobuf wire walking (pb.c). _shardq_pb_field reads the field at *pos:
+ * its number, wire type, for wire type 2 its payload (off, flen), and its
+ * varint value (the length for wire type 2). 0 or SHARDQ_EBADMSG. */
+int _shardq_pb_varint(const unsigned char *p, size_t len, size_t *pos, uint64_t *v);
+int _shardq_pb_field(const unsigned char *p, size_t len, size_t *pos, uint32_t *field, uint32_t *wt,
+                     size_t *off, size_t *flen, uint64_t *value);
+/* 0 when [p, p+len) is a well-formed sequence of fields, else SHARDQ_EBADMSG. */
+int _shardq_pb_wire_check(const unsigned char *p, size_t len);
+
 /* Both CRC32C implementations, exposed for the unit tests. */
 uint32_t _shardq_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t _shardq_crc32c_hw(uint32_t crc, const void *buf, size_t len);

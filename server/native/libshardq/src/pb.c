@@ -10,7 +10,7 @@
 #define EVENT_LEN_FIELDS ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 6) | (1u << 7) | (1u << 8))
 #define EVENT_VARINT_FIELDS ((1u << 5) | (1u << 9) | (1u << 10))
 
-static int read_varint(const unsigned char *p, size_t len, size_t *pos, uint64_t *v)
+int _shardq_pb_varint(const unsigned char *p, size_t len, size_t *pos, uint64_t *v)
 {
     uint64_t r = 0;
     for (unsigned i = 0; i < 10; i++) {
@@ -26,15 +26,11 @@ static int read_varint(const unsigned char *p, size_t len, size_t *pos, uint64_t
     return SHARDQ_EBADMSG; /* more than 10 bytes */
 }
 
-/*
- * Read one field at pos. On success field and wt are set, and for wire
- * type 2 off and flen give the payload; pos moves past the field.
- */
-static int next_field(const unsigned char *p, size_t len, size_t *pos, uint32_t *field, uint32_t *wt,
-                      size_t *off, size_t *flen)
+int _shardq_pb_field(const unsigned char *p, size_t len, size_t *pos, uint32_t *field, uint32_t *wt,
+                     size_t *off, size_t *flen, uint64_t *value)
 {
-    uint64_t tag, v;
-    int rc = read_varint(p, len, pos, &tag);
+    uint64_t tag;
+    int rc = _shardq_pb_varint(p, len, pos, &tag);
     if (rc)
         return rc;
     if (tag > UINT32_MAX || (tag >> 3) == 0)
@@ -43,9 +39,10 @@ static int next_field(const unsigned char *p, size_t len, size_t *pos, uint32_t 
     *wt = (uint32_t)(tag & 7);
     *off = *pos;
     *flen = 0;
+    *value = 0;
     switch (*wt) {
     case 0:
-        return read_varint(p, len, pos, &v);
+        return _shardq_pb_varint(p, len, pos, value);
     case 1:
         if (len - *pos < 8)
             return SHARDQ_EBADMSG;
@@ -57,22 +54,29 @@ static int next_field(const unsigned char *p, size_t len, size_t *pos, uint32_t 
         *pos += 4;
         return 0;
     case 2:
-        rc = read_varint(p, len, pos, &v);
+        rc = _shardq_pb_varint(p, len, pos, value);
         if (rc)
             return rc;
-        if (v > len - *pos)
+        if (*value > len - *pos)
             return SHARDQ_EBADMSG;
         *off = *pos;
-        *flen = (size_t)v;
-        *pos += (size_t)v;
+        *flen = (size_t)*value;
+        *pos += (size_t)*value;
         return 0;
     default:
         return SHARDQ_EBADMSG;
     }
 }
 
+static int next_field(const unsigned char *p, size_t len, size_t *pos, uint32_t *field, uint32_t *wt,
+                      size_t *off, size_t *flen)
+{
+    uint64_t value;
+    return _shardq_pb_field(p, len, pos, field, wt, off, flen, &value);
+}
+
 /* Check that [p, p+len) is a well-formed sequence of fields (one level). */
-static int wire_check(const unsigned char *p, size_t len)
+int _shardq_pb_wire_check(const unsigned char *p, size_t len)
 {
     size_t pos = 0, off, flen;
     uint32_t field, wt;
@@ -159,14 +163,14 @@ static int event_parse(const unsigned char *base, size_t off, size_t len, struct
         case 5: {
             uint64_t v = 0;
             size_t vp = foff;
-            read_varint(p, len, &vp, &v); /* already checked by next_field */
+            _shardq_pb_varint(p, len, &vp, &v); /* already checked by next_field */
             e->priority = (int64_t)(int32_t)(uint32_t)v;
             break;
         }
         case 6:
         case 7:
         case 8:
-            rc = wire_check(p + foff, flen);
+            rc = _shardq_pb_wire_check(p + foff, flen);
             if (rc)
                 return rc;
             break;

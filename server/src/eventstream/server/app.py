@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import time
+import uuid
 from typing import Any
 
 import grpc
@@ -29,8 +30,11 @@ from .config.model import Config
 from .health import HealthState
 from .http.server import HttpServer
 from .observability.metrics import Metrics
-from .rpc import cluster, publish, subscribe
+from .placement import place
 from .queue import wire_backend
+from .queue.staging import stager
+from .rpc import cluster, publish, subscribe
+from .rpc.convert import EventValidator
 from .rpc.dedup_restore import restore_dedup
 from .storage.disk_log import DiskLog
 from .storage.memory_log import MemoryLog
@@ -52,14 +56,18 @@ class Node:
         self.started_at = time.monotonic()
         node_id = config.cluster.node_id
         self.metrics = Metrics(node_id)
+        self.placement = place(config.numa.enabled)
         self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         self.log = self._open_log()
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         restored = restore_dedup(self.dedup, self.log, time.time_ns())
         if restored:
             log.info("de-duplication: %d event ids restored from the log", restored)
+        # Ids the server assigns: unique per process start, then a counter.
+        id_prefix = (uuid.uuid4().hex[:16] + "-").encode()
+        self.stager = stager(EventValidator(config.limits).stager_limits(), id_prefix)
         self.write_path = WritePath(
-            self.lanes, self.log, self.dedup,
+            self.lanes, self.log, self.dedup, self.stager,
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
@@ -101,6 +109,10 @@ class Node:
                         lambda: [(lanes.capacity[lane], attrs) for lane, attrs in by_lane])
         metrics.observe("eventstream.queue.full",
                         lambda: [(lanes.full_rejections[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.pushes",
+                        lambda: [(lanes.pushed[lane], attrs) for lane, attrs in by_lane])
+        metrics.observe("eventstream.queue.pops",
+                        lambda: [(lanes.popped[lane], attrs) for lane, attrs in by_lane])
         partitions = [(p, {"partition": str(p)}) for p in range(event_log.partitions)]
         metrics.observe("eventstream.log.retained",
                         lambda: [(event_log.retained_bytes(p), a) for p, a in partitions])
@@ -108,6 +120,8 @@ class Node:
                         lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
         metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
         metrics.observe("eventstream.dedup.ids", lambda: [(len(self.dedup), {})])
+        metrics.observe("eventstream.numa.nodes",
+                        lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
@@ -117,7 +131,7 @@ class Node:
         for submission, result in zip(taken, results):
             attrs = {"transport": submission.transport}
             duplicates = result.duplicates
-            metrics.committed.add(len(result.acks) - duplicates, attrs)
+            metrics.committed.add(result.count - duplicates, attrs)
             if duplicates:
                 metrics.duplicates.add(duplicates, attrs)
             metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)
@@ -133,6 +147,8 @@ class Node:
             "phase": self.health.phase,
             "serving": self.health.serving,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "native": self.stager.native,
+            "numa": self.placement.status(),
             "cluster": {
                 "enabled": self.config.cluster.enabled,
                 "replication": "none (cluster of one)",
@@ -175,7 +191,7 @@ class Node:
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers((
-            publish.PublishServicer(self.broker, config.limits, self.metrics).handlers(),
+            publish.PublishServicer(self.broker, self.stager, config.limits, self.metrics).handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, self.metrics).handlers(),
             self.cluster.handlers(),
         ))

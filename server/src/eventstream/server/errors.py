@@ -33,6 +33,10 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("TOPIC_EMPTY_LEVEL", _INVALID, False),
         ErrorKind("TOPIC_TOO_LONG", _INVALID, False),
         ErrorKind("TOPIC_NOT_UTF8", _INVALID, False),
+        ErrorKind("ID_NOT_UTF8", _INVALID, False),
+        ErrorKind("KEY_NOT_UTF8", _INVALID, False),
+        ErrorKind("EVENT_MALFORMED", _INVALID, False),
+        ErrorKind("REQUEST_MALFORMED", _INVALID, False),
         ErrorKind("PAYLOAD_TOO_LARGE", _INVALID, False),
         ErrorKind("PRIORITY_UNKNOWN", _INVALID, False),
         ErrorKind("ID_TOO_LONG", _INVALID, False),
@@ -83,9 +87,16 @@ class EventStreamError(Exception):
         return int(self.kind.status.value[0])
 
     def at(self, prefix: str) -> EventStreamError:
-        """Return a copy whose field (and message) is prefixed, e.g. ``events[3].``."""
-        return EventStreamError(self.reason, f"{prefix}{self.message}",
-                                field=f"{prefix}{self.field}", retry_after=self.retry_after)
+        """Return a copy whose field (and message) is prefixed, e.g. ``events[3].``.
+
+        An error about the whole event (no field) names the event itself.
+        """
+        if self.field:
+            return EventStreamError(self.reason, f"{prefix}{self.message}",
+                                    field=f"{prefix}{self.field}", retry_after=self.retry_after)
+        where = prefix.rstrip(".")
+        return EventStreamError(self.reason, f"{where}: {self.message}", field=where,
+                                retry_after=self.retry_after)
 
 
 def invalid(reason: str, field: str, problem: str) -> EventStreamError:

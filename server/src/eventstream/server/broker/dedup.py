@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 
 class DedupWindow:
-    """Map of id -> (partition, offset) for ids seen inside the window.
+    """Map of id (UTF-8 bytes) -> (partition, offset) for ids seen inside the window.
 
     Args:
         window_ns: how long an id is remembered, in nanoseconds.
@@ -24,12 +24,12 @@ class DedupWindow:
         self.max_ids = max_ids
         # Oldest first. An OrderedDict, not a dict: removing a plain dict's first
         # entry over and over makes finding the next first entry ever slower.
-        self._seen: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        self._seen: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def lookup(self, event_id: str, now_ns: int) -> tuple[int, int, int] | None:
+    def lookup(self, event_id: bytes, now_ns: int) -> tuple[int, int, int] | None:
         """(partition, offset, time remembered) of the first event with this id, if
         still inside the window."""
         hit = self._seen.get(event_id)
@@ -37,7 +37,7 @@ class DedupWindow:
             return None
         return hit
 
-    def remember(self, event_id: str, partition: int, offset: int, now_ns: int) -> None:
+    def remember(self, event_id: bytes, partition: int, offset: int, now_ns: int) -> None:
         """Remember an id given (partition, offset) at ``now_ns``.
 
         Old ids are forgotten by :meth:`expire`, once per batch of calls.
@@ -48,7 +48,7 @@ class DedupWindow:
         seen[event_id] = (partition, offset, now_ns)
         seen.move_to_end(event_id)  # an id seen before (expired) becomes the youngest
 
-    def forget(self, event_ids: list[str]) -> None:
+    def forget(self, event_ids: list[bytes]) -> None:
         """Forget ids whose commit failed."""
         for event_id in event_ids:
             self._seen.pop(event_id, None)

@@ -19,17 +19,22 @@ from .priority import Lane
 
 @dataclass(slots=True, eq=False)
 class Submission:
-    """Events of one request waiting in one lane.
+    """Accepted events of one request waiting in one lane, as buffers.
 
-    ``events`` holds one tuple per event: (id, topic, key, priority byte,
-    encoded Event without server fields). ``future`` resolves to the list of
-    acknowledgements, in the same order, once they are committed.
+    ``rows`` holds the lane's rows of :class:`..queue.staging.Accepted`
+    (``ROW_FIELDS`` u32 per event) locating each event in ``bodies``.
+    ``future`` resolves, once they are committed, to one encoded
+    PublishResult per row, in row order, each wrapped in ``result_tag``
+    when it is not 0 (see :meth:`..queue.staging.NativeStager.stage`).
     """
 
     lane: Lane
-    events: list[tuple[str, str, str, int, bytes]]
+    bodies: bytes
+    rows: bytes
+    count: int
     future: asyncio.Future[Any]
     received_ns: int
+    result_tag: int = 0
     transport: str = "grpc"
 
 
@@ -45,6 +50,8 @@ class Lanes:
         self.capacity = {Lane.REALTIME: realtime_capacity, Lane.BATCH: batch_capacity}
         self.depth = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self.full_rejections = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self.pushed = {Lane.REALTIME: 0, Lane.BATCH: 0}   # events, ever
+        self.popped = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self._queues: dict[Lane, deque[Submission]] = {Lane.REALTIME: deque(), Lane.BATCH: deque()}
         self._waiting = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self._ready = asyncio.Event()
@@ -59,14 +66,15 @@ class Lanes:
         """
         wanted = {Lane.REALTIME: 0, Lane.BATCH: 0}
         for submission in submissions:
-            wanted[submission.lane] += len(submission.events)
+            wanted[submission.lane] += submission.count
         for lane, count in wanted.items():
             if count and self.depth[lane] + count > self.capacity[lane]:
                 self.full_rejections[lane] += 1
                 return lane
         for submission in submissions:
-            count = len(submission.events)
+            count = submission.count
             self.depth[submission.lane] += count
+            self.pushed[submission.lane] += count
             self._waiting[submission.lane] += count
             self._queues[submission.lane].append(submission)
         if submissions:
@@ -93,11 +101,12 @@ class Lanes:
     def _take_from(self, queue: deque[Submission], lane: Lane, budget: int,
                    taken: list[Submission]) -> int:
         used = 0
-        while queue and (used == 0 or used + len(queue[0].events) <= budget):
+        while queue and (used == 0 or used + queue[0].count <= budget):
             submission = queue.popleft()
-            used += len(submission.events)
+            used += submission.count
             taken.append(submission)
         self._waiting[lane] -= used
+        self.popped[lane] += used
         return used
 
     def release(self, lane: Lane, count: int) -> None:

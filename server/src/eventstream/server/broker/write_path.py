@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-import zlib
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import EventStreamError
+from ..queue.staging import R_BODY_OFF, R_ID_LEN, R_ID_OFF, ROW_FIELDS, NativeStager, StagedRecords
 from ..storage.log import EventLog
-from . import wire
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
 
@@ -33,10 +32,12 @@ log = logging.getLogger(__name__)
 class RoundResult:
     """What one submission got from a commit round."""
 
-    acks: list[bytes]
-    """One encoded ``eventstream.v1.PublishAck`` per event, in order."""
+    results: bytes
+    """One encoded PublishResult per event, in row order (see Submission)."""
+    count: int
+    """Events of the submission."""
     duplicates: int
-    """How many of the events were duplicates of an earlier id."""
+    """How many of them were duplicates of an earlier id."""
 
 
 class CommitSignal:
@@ -58,13 +59,6 @@ class CommitSignal:
             await self._event.wait()
 
 
-def partition_of(key: str, topic: str, partitions: int) -> int:
-    """The partition of an event: by key, or by topic when the key is empty."""
-    if partitions == 1:
-        return 0
-    return zlib.crc32((key or topic).encode()) % partitions
-
-
 class WritePath:
     """Accepts submissions into the lanes and commits them in order.
 
@@ -72,13 +66,15 @@ class WritePath:
         lanes: the two lanes.
         event_log: the log to append to and commit.
         dedup: the de-duplication window.
+        stager: places and encodes accepted events (native or pure backend).
         drain_batch_events: most events per commit.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
         on_commit: called after each commit with the applied submissions.
         clock_ns: wall clock in nanoseconds (ingest times, dedup window).
     """
 
-    def __init__(self, lanes: Lanes, event_log: EventLog, dedup: DedupWindow, *,
+    def __init__(self, lanes: Lanes, event_log: EventLog, dedup: DedupWindow,
+                 stager: NativeStager, *,
                  drain_batch_events: int, batch_share: float,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
@@ -91,8 +87,7 @@ class WritePath:
         self._batch_share = batch_share
         self._on_commit = on_commit
         self._clock_ns = clock_ns
-        self._id_prefix = uuid.uuid4().hex[:16] + "-"
-        self._id_counter = 0
+        self._stager = stager
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -129,15 +124,18 @@ class WritePath:
     async def _drain(self) -> None:
         while True:
             await self.lanes.wait_ready()
+            # One more turn of the event loop lets the requests already read
+            # join this round: a round per request would cost more than the turn.
+            await asyncio.sleep(0)
             taken = self.lanes.take(self._drain_batch_events, self._batch_share)
             if taken:
                 await self._commit_round(taken)
 
     async def _commit_round(self, taken: list[Submission]) -> None:
         now = self._clock_ns()
-        new_ids: list[str] = []
+        new_ids: list[bytes] = []
         try:
-            acks, staged, new_ids = self._propose(taken, now)
+            acks, staged = self._propose(taken, now, new_ids)
             for partition, (records, topics, priorities) in staged.items():
                 self.log.append(partition, records, topics, bytes(priorities), now)
             await self.log.commit()
@@ -148,63 +146,76 @@ class WritePath:
             for submission in taken:
                 if not submission.future.done():
                     submission.future.set_exception(error)
-                self.lanes.release(submission.lane, len(submission.events))
+                self.lanes.release(submission.lane, submission.count)
             return
         self._apply(taken, acks)
 
-    def _propose(self, taken: list[Submission], now: int
-                 ) -> tuple[list[RoundResult],
-                            dict[int, tuple[list[bytes], list[str], bytearray]], list[str]]:
-        """De-duplicate, place and encode; nothing is visible or acknowledged yet."""
-        partitions = self.log.partitions
-        durability = self.log.durability
-        time_field = wire.timestamp_field(wire.INGEST_TIME_TAG, now)
-        ack_tail = wire.ack_tail(durability, now)
-        encode_ack = wire.encode_ack
-        staged: dict[int, tuple[list[bytes], list[str], bytearray]] = {}
-        next_offsets: dict[int, int] = {}
-        new_ids: list[str] = []
-        all_results: list[RoundResult] = []
+    def _propose(self, taken: list[Submission], now: int, new_ids: list[bytes]
+                 ) -> tuple[list[RoundResult], dict[int, _Staged]]:
+        """De-duplicate, place and encode; nothing is visible or acknowledged yet.
+
+        The stager does the per-event work in one call per submission: it
+        gives each new event its partition (by the hash of its key, or of its
+        topic) and offset, appends the server's fields to make the record,
+        and encodes every acknowledgement. Producer ids remembered for
+        de-duplication are added to ``new_ids`` (forgotten if the commit fails).
+        """
+        log = self.log
+        next_offsets = array("Q", [log.next_offset(p) for p in range(log.partitions)])
+        durability = log.durability
+        staged: dict[int, _Staged] = {}
+        results: list[RoundResult] = []
         for submission in taken:
-            acks: list[bytes] = []
-            duplicates = 0
-            for event_id, topic, key, priority, body in submission.events:
-                id_field = b""
-                remember = bool(event_id)
-                if remember:
-                    id_bytes = event_id.encode()
-                    hit = self.dedup.lookup(event_id, now)
-                    if hit is not None:
-                        acks.append(encode_ack(id_bytes, hit[0], hit[1], True,
-                                               wire.ack_tail(durability, hit[2])))
-                        duplicates += 1
-                        continue
-                else:
-                    self._id_counter += 1
-                    event_id = f"{self._id_prefix}{self._id_counter:x}"
-                    id_bytes = event_id.encode()
-                    id_field = wire.length_delimited(wire.ID_TAG, id_bytes)
-                partition = partition_of(key, topic, partitions)
-                slot = staged.get(partition)
-                if slot is None:
-                    slot = staged[partition] = ([], [], bytearray())
-                    next_offsets[partition] = self.log.next_offset(partition)
-                offset = next_offsets[partition]
-                next_offsets[partition] = offset + 1
-                record = b"".join((body, id_field, time_field, wire.PARTITION_TAG,
-                                   wire.varint(partition), wire.OFFSET_TAG, wire.varint(offset)))
-                slot[0].append(wire.DELIVERY_TAG + wire.varint(len(record)) + record)
-                slot[1].append(topic)
-                slot[2].append(priority)
-                # Only producer-chosen ids are remembered: the server's own are
-                # unique, and remembering them would cost a dict entry per event.
-                if remember:
-                    self.dedup.remember(event_id, partition, offset, now)
+            dups, fresh, duplicates = self._dedup(submission, now)
+            out = self._stager.stage(submission.bodies, submission.rows, dups, next_offsets,
+                                     time_ns=now, durability=durability,
+                                     result_tag=submission.result_tag)
+            if fresh:
+                positions = out.positions
+                remember = self.dedup.remember
+                for event_id, row in fresh:
+                    remember(event_id, positions[2 * row], positions[2 * row + 1], now)
                     new_ids.append(event_id)
-                acks.append(encode_ack(id_bytes, partition, offset, False, ack_tail))
-            all_results.append(RoundResult(acks, duplicates))
+            _collect(out, staged)
+            results.append(RoundResult(out.results, submission.count, duplicates))
         self.dedup.expire(now)
-        return all_results, staged, new_ids
+        return results, staged
+
+    def _dedup(self, submission: Submission, now: int
+               ) -> tuple[bytes | None, list[tuple[bytes, int]], int]:
+        """Verdicts for the rows of one submission (see ``struct shardq_dup``).
+
+        Returns:
+            The verdicts (None when every event is new), the (id, row) of
+            each new event that carries a producer id, and the duplicate count.
+        """
+        rows = memoryview(submission.rows).cast("I")
+        id_lengths = rows[R_ID_LEN::ROW_FIELDS]
+        if not any(id_lengths):
+            return None, [], 0  # only server-assigned ids: unique by construction
+        bodies = submission.bodies
+        lookup = self.dedup.lookup
+        verdicts = array("q", _NEW * submission.count)
+        first_row: dict[bytes, int] = {}
+        fresh: list[tuple[bytes, int]] = []
+        duplicates = 0
+        for row, id_length in enumerate(id_lengths):
+            if not id_length:
+                continue
+            base = row * ROW_FIELDS
+            start = rows[base + R_BODY_OFF] + rows[base + R_ID_OFF]
+            event_id = bodies[start:start + id_length]
+            hit = lookup(event_id, now)
+            if hit is not None:
+                verdicts[3 * row:3 * row + 3] = array("q", hit)
+                duplicates += 1
+            elif event_id in first_row:
+                verdicts[3 * row] = -2 - first_row[event_id]
+                duplicates += 1
+            else:
+                first_row[event_id] = row
+                fresh.append((event_id, row))
+        return (verdicts.tobytes() if duplicates else None), fresh, duplicates
 
     def _apply(self, taken: list[Submission], results: list[RoundResult]) -> None:
         """Make the round visible and acknowledge it."""
@@ -212,10 +223,36 @@ class WritePath:
         self.signal.fire()
         for submission, result in zip(taken, results):
             if not submission.future.done():
-                submission.future.set_result(result.acks)
-            self.lanes.release(submission.lane, len(submission.events))
+                submission.future.set_result(result.results)
+            self.lanes.release(submission.lane, submission.count)
         if self._on_commit is not None:
             self._on_commit(taken, results)
 
 
-__all__ = ["CommitSignal", "RoundResult", "WritePath", "partition_of"]
+# Records, topics and priority bytes of one partition staged in a round.
+_Staged = tuple[list[bytes], list[str], bytearray]
+_NEW = (-1, 0, 0)
+
+
+def _collect(out: StagedRecords, staged: dict[int, _Staged]) -> None:
+    """Split a submission's records into per-partition lists for the log."""
+    data, ends, spans, priorities = out.records, out.ends, out.topics, out.priorities
+    first = 0
+    for partition, count in enumerate(out.part_counts):
+        if not count:
+            continue
+        last = first + count
+        stops = ends[first:last].tolist()
+        starts = [ends[first - 1] if first else 0, *stops[:-1]]
+        topic_spans = spans[2 * first:2 * last].tolist()
+        slot = staged.get(partition)
+        if slot is None:
+            slot = staged[partition] = ([], [], bytearray())
+        slot[0].extend([data[a:b] for a, b in zip(starts, stops)])
+        slot[1].extend([data[at:at + size].decode()
+                        for at, size in zip(topic_spans[::2], topic_spans[1::2])])
+        slot[2].extend(priorities[first:last])
+        first = last
+
+
+__all__ = ["CommitSignal", "RoundResult", "WritePath"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -89,6 +89,39 @@ class EventSpans(ctypes.Structure):
     ] + [("priority", ctypes.c_int64), ("seen", ctypes.c_uint64)]
 
 
+class AcceptLimits(ctypes.Structure):
+    """``struct shardq_accept_limits``."""
+
+    _fields_ = [(name, c_uint32) for name in (
+        "size", "max_topic", "max_payload", "max_id", "max_key", "max_headers")]
+
+
+ID_PREFIX_MAX = 32
+
+
+class StageArgs(ctypes.Structure):
+    """``struct shardq_stage_args``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("partitions", c_uint32), ("time_ns", ctypes.c_int64),
+        ("durability", c_uint32), ("result_tag", c_uint32), ("id_counter", ctypes.c_uint64),
+        ("id_prefix_len", c_uint32), ("id_prefix", ctypes.c_uint8 * ID_PREFIX_MAX),
+    ]
+
+
+class Staged(ctypes.Structure):
+    """``struct shardq_staged``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("reserved", c_uint32),
+        ("records", c_void_p), ("records_cap", c_size_t), ("records_len", c_size_t),
+        ("record_ends", c_void_p), ("record_topics", c_void_p),
+        ("record_priorities", c_void_p), ("part_counts", c_void_p),
+        ("record_count", c_size_t), ("row_positions", c_void_p),
+        ("results", c_void_p), ("results_cap", c_size_t), ("results_len", c_size_t),
+    ]
+
+
 _SIZE_P = POINTER(c_size_t)
 
 # name: (restype, argtypes). Pointers to caller memory are c_void_p so that
@@ -115,6 +148,14 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_pb_fields": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P]),
     "shardq_pb_events": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P]),
     "shardq_pb_event": (c_int, [c_void_p, c_size_t, POINTER(EventSpans)]),
+    "shardq_pb_accept": (c_int, [c_void_p, c_size_t, c_uint32, c_uint32, POINTER(AcceptLimits),
+                                 c_void_p, c_size_t, _SIZE_P, c_void_p, c_size_t, _SIZE_P,
+                                 c_void_p, c_void_p]),
+    "shardq_frames_accept": (c_int, [c_void_p, c_size_t, c_uint32, c_uint32, POINTER(AcceptLimits),
+                                     c_void_p, c_size_t, _SIZE_P, c_void_p, c_size_t, _SIZE_P,
+                                     c_void_p, _SIZE_P, POINTER(c_uint32)]),
+    "shardq_stage": (c_int, [POINTER(StageArgs), c_void_p, c_size_t, c_void_p, c_size_t,
+                             c_void_p, c_void_p, POINTER(Staged)]),
     "shardq_crc32c": (c_uint32, [c_uint32, c_void_p, c_size_t]),
     "shardq_crc32c_records": (c_int, [c_void_p, c_size_t, c_size_t, c_uint32, _SIZE_P]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),

@@ -1,8 +1,10 @@
-"""Protobuf <-> broker conversion and validation of published events.
+"""Validation of published events: the messages of refusals.
 
-The only place that knows both ``eventstream.v1`` messages and the broker's
-submission tuples. Validation names the field at fault; the error reasons are
-those of :mod:`..errors`.
+The stager (:mod:`..queue.staging`) validates events in bulk and reports a
+reason code per refused event; this module turns a code into the error the
+client sees, naming the field at fault, by re-checking that one event with
+:class:`EventValidator` (the slow path runs for refused events only). The
+error reasons are those of :mod:`..errors`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,17 @@ from ..broker import priority
 from ..broker.topics import topic_problem
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
+from ..queue.staging import Limits, Refusal
 
 EventTuple = tuple[str, str, str, int, bytes]
+
+# Refusals found while walking the wire data, before any field can be read.
+_WIRE_REFUSALS = {
+    Refusal.MALFORMED: ("EVENT_MALFORMED", "", "not a valid eventstream.v1.Event"),
+    Refusal.ID_NOT_UTF8: ("ID_NOT_UTF8", "id", "id: is not valid UTF-8"),
+    Refusal.TOPIC_NOT_UTF8: ("TOPIC_NOT_UTF8", "topic", "topic: is not valid UTF-8"),
+    Refusal.KEY_NOT_UTF8: ("KEY_NOT_UTF8", "key", "key: is not valid UTF-8"),
+}
 
 _MEDIUM = common_pb2.PRIORITY_MEDIUM
 
@@ -28,6 +39,31 @@ class EventValidator:
 
     def __init__(self, limits: LimitsConfig) -> None:
         self.limits = limits
+
+    def stager_limits(self) -> Limits:
+        """The same limits for the stager."""
+        limits = self.limits
+        return Limits(max_topic=limits.max_topic_bytes, max_payload=limits.max_message_bytes,
+                      max_id=limits.max_id_bytes, max_key=limits.max_key_bytes,
+                      max_headers=limits.max_headers)
+
+    def refusal(self, reason: int, event: bytes) -> EventStreamError:
+        """The error for an event the stager refused with ``reason``.
+
+        Args:
+            reason: a :class:`~..queue.staging.Refusal` code.
+            event: the event as the producer encoded it.
+        """
+        wire = _WIRE_REFUSALS.get(Refusal(reason))
+        if wire is not None:
+            return EventStreamError(wire[0], wire[2], field=wire[1])
+        try:
+            self.accept(common_pb2.Event.FromString(event))
+        except EventStreamError as error:
+            return error
+        # The stager and this validator disagree: a bug, reported as such.
+        return EventStreamError("INTERNAL", f"event refused ({Refusal(reason).name}) "
+                                            "but valid on a second check")
 
     def accept(self, event: common_pb2.Event) -> EventTuple:
         """Validate ``event`` and return (id, topic, key, priority byte, encoded event).

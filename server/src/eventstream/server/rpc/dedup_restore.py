@@ -36,7 +36,7 @@ def restore_dedup(dedup: DedupWindow, event_log: EventLog, now_ns: int) -> int:
             batch = subscribe_pb2.SubscribeResponse.FromString(b"".join(result.records))
             for event in batch.events:
                 if not _SERVER_ID.fullmatch(event.id):
-                    dedup.remember(event.id, event.partition, event.offset,
+                    dedup.remember(event.id.encode(), event.partition, event.offset,
                                    event.ingest_time.ToNanoseconds())
                     restored += 1
             offset += len(result.records)

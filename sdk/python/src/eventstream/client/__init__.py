@@ -1,0 +1,61 @@
+"""EventStream's Python client: a blocking :class:`Client` and an asyncio :class:`AsyncClient`.
+
+Both publish (one event, a batch, or a pipelined stream), subscribe with
+iterators that resume after a disconnect, and read the cluster status. Inputs
+and outputs are the plain types below; the generated ``eventstream.v1``
+messages stay at the gRPC boundary.
+
+Example:
+    >>> from eventstream.client import Client, Event
+    >>> with Client("127.0.0.1:9200") as client:
+    ...     client.publish(Event("orders/created", b'{"id": 7}', key="customer-7"))
+    ...     for event in client.subscribe("orders/#", start="earliest"):
+    ...         print(event.offset, event.payload)
+"""
+
+from ._async_client import AsyncClient
+from ._channel import TLSConfig
+from ._client import Client
+from ._errors import (
+    DeadlineExceededError,
+    EventStreamError,
+    InternalError,
+    InvalidArgumentError,
+    OutOfRangeError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from ._events import Durability, Event, Priority, ReceivedEvent
+from ._publisher import AsyncPublisher, Publisher
+from ._results import ClusterStatus, Member, PublishAck, PublishResult
+from ._retry import NO_RETRY, RetryPolicy
+from ._subscription import AsyncSubscription, Subscription
+from ._subscription_state import StartPosition
+
+__all__ = [
+    "NO_RETRY",
+    "AsyncClient",
+    "AsyncPublisher",
+    "AsyncSubscription",
+    "Client",
+    "ClusterStatus",
+    "DeadlineExceededError",
+    "Durability",
+    "Event",
+    "EventStreamError",
+    "InternalError",
+    "InvalidArgumentError",
+    "Member",
+    "OutOfRangeError",
+    "Priority",
+    "Publisher",
+    "PublishAck",
+    "PublishResult",
+    "ReceivedEvent",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "StartPosition",
+    "Subscription",
+    "TLSConfig",
+    "UnavailableError",
+]

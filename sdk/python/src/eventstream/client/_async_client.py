@@ -1,0 +1,146 @@
+"""The asyncio client (grpc.aio)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from eventstream.v1 import cluster_pb2, publish_pb2
+
+from . import _methods
+from ._channel import ChannelOption, TLSConfig, async_channel
+from ._client import DEFAULT_TARGET, DEFAULT_TIMEOUT
+from ._errors import error_from_rpc
+from ._events import Event, Priority, event_to_proto
+from ._publisher import DEFAULT_WINDOW, AsyncPublisher
+from ._results import (
+    ClusterStatus,
+    PublishAck,
+    PublishResult,
+    ack_from_proto,
+    result_from_proto,
+    status_from_proto,
+)
+from ._retry import RetryBudget, RetryPolicy
+from ._subscription import AsyncSubscription
+from ._subscription_state import StartPosition, subscribe_request
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class AsyncClient:
+    """An asyncio EventStream client on one grpc.aio channel.
+
+    Same arguments and methods as :class:`Client`, as coroutines; create it
+    inside the event loop that uses it.
+
+    Args:
+        target: ``host:port`` of a node's gRPC port.
+        tls: TLS settings; None for a plaintext channel.
+        timeout: default seconds for unary calls, retries included.
+        retry: when to retry; see :class:`RetryPolicy`.
+        interceptors: ``grpc.aio`` client interceptors.
+        options: extra gRPC channel options.
+
+    Example:
+        >>> async with AsyncClient("127.0.0.1:9200") as client:
+        ...     ack = await client.publish(Event("sensors/room-1", b"21.5"))
+        ...     async for event in client.subscribe("sensors/#", start="earliest"):
+        ...         print(event.offset, event.payload)
+    """
+
+    def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+                 options: Sequence[ChannelOption] = ()) -> None:
+        self._channel = async_channel(target, tls, options, interceptors)
+        self._timeout = timeout
+        self._retry = retry
+        self._publish = self._channel.unary_unary(*_methods.PUBLISH)
+        self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
+        self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
+        self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
+        self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The underlying channel, for the generated stubs of ``eventstream.v1`` if needed."""
+        return self._channel
+
+    async def publish(self, event: Event, *, timeout: float | None = None) -> PublishAck:
+        """Publish one event and wait until it is committed (see :meth:`Client.publish`).
+
+        Example:
+            >>> ack = await client.publish(Event("orders/created", b"{}", key="c-7"))
+        """
+        request = publish_pb2.PublishRequest(event=event_to_proto(event))
+        return ack_from_proto((await self._call(self._publish, request, timeout)).ack)
+
+    async def publish_batch(self, events: Iterable[Event], *,
+                            timeout: float | None = None) -> list[PublishResult]:
+        """Publish events in one call; one result per event (see :meth:`Client.publish_batch`).
+
+        Example:
+            >>> results = await client.publish_batch([Event("a/1", b"x"), Event("a/2", b"y")])
+        """
+        request = publish_pb2.PublishBatchRequest(events=[event_to_proto(e) for e in events])
+        response = await self._call(self._publish_batch, request, timeout)
+        return [result_from_proto(result) for result in response.results]
+
+    def publish_stream(self, *, window: int = DEFAULT_WINDOW) -> AsyncPublisher:
+        """Open a pipelined publish stream (see :class:`AsyncPublisher`).
+
+        Example:
+            >>> async with client.publish_stream() as stream:
+            ...     pending = await stream.send(Event("logs/app", "started"))
+            ...     ack = await pending
+        """
+        return AsyncPublisher(self._publish_stream, window)
+
+    def subscribe(self, *patterns: str, min_priority: Priority | str | None = None,
+                  start: StartPosition = "latest", max_batch_events: int = 0,
+                  retry: RetryPolicy | None = None) -> AsyncSubscription:
+        """Subscribe to events whose topics match any pattern (see :meth:`Client.subscribe`).
+
+        The call starts with the first iteration.
+
+        Example:
+            >>> async for event in client.subscribe("orders/#", start={0: 42, 1: 7}):
+            ...     print(event.partition, event.offset)
+        """
+        request = subscribe_request(patterns, min_priority, start, max_batch_events)
+        return AsyncSubscription(self._subscribe, request, retry or self._retry)
+
+    async def cluster_status(self, *, timeout: float | None = None) -> ClusterStatus:
+        """The state of the cluster as the node answering sees it."""
+        request = cluster_pb2.GetClusterStatusRequest()
+        return status_from_proto(await self._call(self._cluster_status, request, timeout))
+
+    async def _call(self, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req,
+                    timeout: float | None) -> Resp:
+        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        while True:
+            try:
+                return await rpc(request, timeout=budget.remaining())
+            except grpc.RpcError as rpc_error:
+                error = error_from_rpc(rpc_error)
+                wait = budget.wait_after(error)
+                if wait is None:
+                    raise error from rpc_error
+            await asyncio.sleep(wait)
+
+    async def close(self) -> None:
+        """Close the channel (open subscriptions and streams end)."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.close()

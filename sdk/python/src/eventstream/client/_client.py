@@ -1,0 +1,172 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from eventstream.v1 import cluster_pb2, publish_pb2
+
+from . import _methods
+from ._channel import ChannelOption, TLSConfig, sync_channel
+from ._errors import error_from_rpc
+from ._events import Event, Priority, event_to_proto
+from ._publisher import DEFAULT_WINDOW, Publisher
+from ._results import (
+    ClusterStatus,
+    PublishAck,
+    PublishResult,
+    ack_from_proto,
+    result_from_proto,
+    status_from_proto,
+)
+from ._retry import RetryBudget, RetryPolicy
+from ._subscription import Subscription
+from ._subscription_state import StartPosition, subscribe_request
+
+DEFAULT_TARGET = "127.0.0.1:9200"
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a unary call may take, retries and waits included."""
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class Client:
+    """A blocking EventStream client on one gRPC channel; safe to share between threads.
+
+    Args:
+        target: ``host:port`` of a node's gRPC port.
+        tls: TLS settings; None for a plaintext channel.
+        timeout: default seconds for unary calls, retries included (each
+            method takes ``timeout=`` to override it).
+        retry: when to retry; see :class:`RetryPolicy`.
+        interceptors: gRPC client interceptors (``grpc.UnaryUnaryClientInterceptor`` ...).
+        options: extra gRPC channel options, e.g. ``[("grpc.keepalive_time_ms", 60000)]``.
+
+    Example:
+        >>> with Client("127.0.0.1:9200") as client:
+        ...     ack = client.publish(Event("sensors/room-1", b"21.5", priority="high"))
+        ...     print(ack.partition, ack.offset)
+    """
+
+    def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = ()) -> None:
+        self._channel = sync_channel(target, tls, options, interceptors)
+        self._timeout = timeout
+        self._retry = retry
+        self._publish = self._channel.unary_unary(*_methods.PUBLISH)
+        self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
+        self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
+        self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
+        self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The underlying channel, for the generated stubs of ``eventstream.v1`` if needed."""
+        return self._channel
+
+    def publish(self, event: Event, *, timeout: float | None = None) -> PublishAck:
+        """Publish one event and wait until it is committed.
+
+        Retried on UNAVAILABLE and RESOURCE_EXHAUSTED; safe, because the event
+        carries an id (filled in when empty) that the server de-duplicates.
+
+        Raises:
+            EventStreamError: the typed error, e.g. InvalidArgumentError naming the field.
+
+        Example:
+            >>> client.publish(Event("orders/created", b'{"id": 7}', key="customer-7")).offset
+            0
+        """
+        request = publish_pb2.PublishRequest(event=event_to_proto(event))
+        return ack_from_proto(self._call(self._publish, request, timeout).ack)
+
+    def publish_batch(self, events: Iterable[Event], *,
+                      timeout: float | None = None) -> list[PublishResult]:
+        """Publish events in one call; one result (ack or error) per event, in order.
+
+        A bad event gets its own error and the others go on. Retried as a whole
+        on UNAVAILABLE and RESOURCE_EXHAUSTED (ids keep that safe).
+
+        Raises:
+            EventStreamError: the call as a whole failed (e.g. too many events).
+
+        Example:
+            >>> results = client.publish_batch([Event("a/1", b"x"), Event("a/*", b"y")])
+            >>> [result.ok for result in results]
+            [True, False]
+        """
+        request = publish_pb2.PublishBatchRequest(events=[event_to_proto(e) for e in events])
+        response = self._call(self._publish_batch, request, timeout)
+        return [result_from_proto(result) for result in response.results]
+
+    def publish_stream(self, *, window: int = DEFAULT_WINDOW) -> Publisher:
+        """Open a pipelined publish stream (see :class:`Publisher`).
+
+        Example:
+            >>> with client.publish_stream() as stream:
+            ...     future = stream.send(Event("logs/app", "started"))
+            >>> future.result().offset
+            0
+        """
+        return Publisher(self._publish_stream, window)
+
+    def subscribe(self, *patterns: str, min_priority: Priority | str | None = None,
+                  start: StartPosition = "latest", max_batch_events: int = 0,
+                  retry: RetryPolicy | None = None) -> Subscription:
+        """Subscribe to events whose topics match any pattern.
+
+        The call starts with the first iteration: with ``start="latest"``,
+        events published before that are not delivered.
+
+        Args:
+            patterns: ``*`` matches one level, ``#`` (last) the rest, e.g. ``"orders/#"``.
+            min_priority: deliver only events of at least this priority.
+            start: ``"latest"``, ``"earliest"``, a datetime, or ``{partition: offset}``.
+            max_batch_events: most events per server batch (0: the server's default).
+            retry: reconnect policy (consecutive failed attempts); the client's by default.
+
+        Raises:
+            ValueError: ``start`` or ``min_priority`` is not understood.
+
+        Example:
+            >>> for event in client.subscribe("sensors/#", start="earliest"):
+            ...     print(event.topic, event.offset)
+        """
+        request = subscribe_request(patterns, min_priority, start, max_batch_events)
+        return Subscription(self._subscribe, request, retry or self._retry)
+
+    def cluster_status(self, *, timeout: float | None = None) -> ClusterStatus:
+        """The state of the cluster as the node answering sees it."""
+        request = cluster_pb2.GetClusterStatusRequest()
+        return status_from_proto(self._call(self._cluster_status, request, timeout))
+
+    def _call(self, rpc: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req,
+              timeout: float | None) -> Resp:
+        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        while True:
+            try:
+                return rpc(request, timeout=budget.remaining())
+            except grpc.RpcError as rpc_error:
+                error = error_from_rpc(rpc_error)
+                wait = budget.wait_after(error)
+                if wait is None:
+                    raise error from rpc_error
+            time.sleep(wait)
+
+    def close(self) -> None:
+        """Close the channel (open subscriptions and streams end)."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()

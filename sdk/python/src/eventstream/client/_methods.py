@@ -1,0 +1,42 @@
+"""The public RPCs of eventstream.v1: paths and message types, in one table.
+
+Both clients bind these to their channel (``channel.unary_unary(*PUBLISH)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, NamedTuple, TypeVar
+
+from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class Method(NamedTuple, Generic[Req, Resp]):
+    """One RPC: its path, request serializer and response deserializer."""
+
+    path: str
+    serialize: Callable[[Req], bytes]
+    deserialize: Callable[[bytes], Resp]
+
+
+PUBLISH: Method[publish_pb2.PublishRequest, publish_pb2.PublishResponse] = Method(
+    "/eventstream.v1.PublishService/Publish",
+    publish_pb2.PublishRequest.SerializeToString, publish_pb2.PublishResponse.FromString)
+PUBLISH_BATCH: Method[publish_pb2.PublishBatchRequest, publish_pb2.PublishBatchResponse] = Method(
+    "/eventstream.v1.PublishService/PublishBatch",
+    publish_pb2.PublishBatchRequest.SerializeToString, publish_pb2.PublishBatchResponse.FromString)
+PUBLISH_STREAM: Method[publish_pb2.PublishStreamRequest, publish_pb2.PublishStreamResponse] = (
+    Method("/eventstream.v1.PublishService/PublishStream",
+           publish_pb2.PublishStreamRequest.SerializeToString,
+           publish_pb2.PublishStreamResponse.FromString))
+SUBSCRIBE: Method[subscribe_pb2.SubscribeRequest, subscribe_pb2.SubscribeResponse] = Method(
+    "/eventstream.v1.SubscribeService/Subscribe",
+    subscribe_pb2.SubscribeRequest.SerializeToString, subscribe_pb2.SubscribeResponse.FromString)
+CLUSTER_STATUS: Method[cluster_pb2.GetClusterStatusRequest,
+                       cluster_pb2.GetClusterStatusResponse] = Method(
+    "/eventstream.v1.ClusterService/GetClusterStatus",
+    cluster_pb2.GetClusterStatusRequest.SerializeToString,
+    cluster_pb2.GetClusterStatusResponse.FromString)

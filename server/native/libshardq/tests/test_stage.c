@@ -1,0 +1,126 @@
+/* Accepting a publish request and staging its records: known vectors. */
+#include <string.h>
+
+#include "check.h"
+#include "pbenc.h"
+#include "shardq.h"
+
+/* One Event: topic, payload, optional id and priority, a stale offset. */
+static size_t put_event(unsigned char *b, size_t at, const char *id, const char *topic, int priority)
+{
+    unsigned char e[128];
+    size_t n = 0;
+    if (id)
+        n = put_bytes(e, n, 1, id, strlen(id));
+    n = put_bytes(e, n, 2, topic, strlen(topic));
+    n = put_bytes(e, n, 4, "pay", 3);
+    if (priority >= 0) {
+        e[n++] = 0x28;
+        e[n++] = (unsigned char)priority;
+    }
+    e[n++] = 0x50; /* offset 7: the server's to set, dropped */
+    e[n++] = 7;
+    return put_bytes(b, at, 1, e, n);
+}
+
+int main(void)
+{
+    unsigned char req[512];
+    size_t len = 0;
+    len = put_event(req, len, NULL, "a/b", 1);   /* BATCH */
+    len = put_event(req, len, "x", "a/c", 5);    /* CRITICAL */
+    len = put_event(req, len, NULL, "", 3);      /* refused: empty topic */
+    len = put_event(req, len, NULL, "a/d", 9);   /* refused: unknown priority */
+    len = put_event(req, len, "y", "a/e", -1);   /* unspecified: MEDIUM */
+
+    struct shardq_accept_limits lim = {sizeof lim, 255, 1024, 64, 64, 8};
+    struct shardq_accepted rows[8];
+    unsigned char bodies[1200];
+    size_t n = 0, used = 0;
+    uint32_t counts[3];
+    uint64_t seq = 0;
+    CHECK_EQ(shardq_pb_accept(req, len, 1, 0, &lim, rows, 8, &n, bodies, sizeof bodies, &used, counts,
+                              &seq), 0);
+    CHECK_EQ(n, 5);
+    CHECK_EQ(counts[0], 1);
+    CHECK_EQ(counts[1], 2);
+    CHECK_EQ(counts[2], 2);
+    /* Realtime first, then batch, then refused; request order inside each. */
+    CHECK_EQ(rows[0].index, 1);
+    CHECK_EQ(rows[0].priority, 4);
+    CHECK_EQ(rows[1].index, 0);
+    CHECK_EQ(rows[2].index, 4);
+    CHECK_EQ(rows[2].priority, 2);
+    CHECK_EQ(rows[3].reason, SHARDQ_EVENT_TOPIC_EMPTY);
+    CHECK_EQ(rows[4].reason, SHARDQ_EVENT_PRIORITY_UNKNOWN);
+    CHECK(memcmp(bodies + rows[0].body_off + rows[0].id_off, "x", 1) == 0);
+    CHECK(memcmp(bodies + rows[2].body_off + rows[2].topic_off, "a/e", 3) == 0);
+    /* The cleaned body ends with the effective priority and lost the offset. */
+    CHECK_EQ(bodies[rows[2].body_off + rows[2].body_len - 2], 0x28);
+    CHECK_EQ(bodies[rows[2].body_off + rows[2].body_len - 1], 3);
+    CHECK_EQ(rows[2].hash, shardq_hash("", 0, "a/e", 3));
+
+    /* Buffers too small: the count needed comes back. A cut request is malformed. */
+    struct shardq_accepted spare[8];
+    unsigned char spare_bodies[1200];
+    size_t spare_n = 0, spare_used = 0;
+    CHECK_EQ(shardq_pb_accept(req, len, 1, 0, &lim, spare, 2, &spare_n, spare_bodies,
+                              sizeof spare_bodies, &spare_used, counts, &seq), SHARDQ_ENOBUFS);
+    CHECK_EQ(spare_n, 5);
+    CHECK_EQ(shardq_pb_accept(req, 3, 1, 0, &lim, spare, 8, &spare_n, spare_bodies,
+                              sizeof spare_bodies, &spare_used, counts, &seq), SHARDQ_EBADMSG);
+
+    /* Stage the three accepted rows; row 2 (id "y") repeats row 0's id verdict-wise. */
+    struct shardq_stage_args a = {.size = sizeof a, .partitions = 2, .time_ns = 1000000001,
+                                  .durability = 3, .result_tag = 0x0a, .id_prefix_len = 2,
+                                  .id_prefix = "s-"};
+    struct shardq_dup dups[3] = {{-1, 0, 0}, {-1, 0, 0}, {-2, 0, 0}};
+    uint64_t next[2] = {10, 20};
+    unsigned char records[1024], results[1024], prio[3];
+    uint32_t ends[3], topics[6], part_counts[2];
+    uint64_t positions[6];
+    struct shardq_staged out = {.size = sizeof out, .records = records, .records_cap = sizeof records,
+                                .record_ends = ends, .record_topics = topics,
+                                .record_priorities = prio, .part_counts = part_counts,
+                                .row_positions = positions, .results = results,
+                                .results_cap = sizeof results};
+    CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, dups, next, &out), 0);
+    CHECK_EQ(out.record_count, 2);
+    CHECK_EQ(part_counts[0] + part_counts[1], 2);
+    CHECK_EQ(next[0] + next[1], 32);
+    CHECK_EQ(a.id_counter, 1);
+    CHECK_EQ(positions[4], positions[0]); /* the duplicate gets row 0's place */
+    CHECK_EQ(positions[5], positions[1]);
+    for (size_t k = 0; k < 2; k++)
+        CHECK(topics[2 * k] + topics[2 * k + 1] <= ends[k]);
+    CHECK_EQ(records[0], 0x0a);
+    CHECK_EQ(results[0], 0x0a);
+    /* A duplicate may only point back at a new row. */
+    struct shardq_dup bad[3] = {{-2, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
+    CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, bad, next, &out), SHARDQ_EINVAL);
+    out.records_cap = 8;
+    CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, NULL, next, &out), SHARDQ_ENOBUFS);
+
+    /* Frames: one good (CRITICAL), one with an empty topic, then a cut tail. */
+    static const unsigned char frames[] = {0, 0, 0, 6, 4, 0, 1, 't', 'h', 'i', /* topic t, "hi" */
+                                           0, 0, 0, 4, 0, 0, 0, 'x',           /* empty topic */
+                                           0, 0, 0, 9, 1};                     /* cut */
+    size_t consumed = 0;
+    uint32_t fatal = 99;
+    CHECK_EQ(shardq_frames_accept(frames, sizeof frames, 64, 0, &lim, rows, 8, &n, bodies, sizeof bodies,
+                                  &used, counts, &consumed, &fatal), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(counts[0], 1);
+    CHECK_EQ(counts[2], 1);
+    CHECK_EQ(consumed, 18);
+    CHECK_EQ(fatal, SHARDQ_FRAME_OK);
+    CHECK_EQ(rows[0].priority, 4);
+    CHECK_EQ(rows[1].reason, SHARDQ_EVENT_FRAME_BASE + SHARDQ_FRAME_TOPIC_EMPTY);
+    static const unsigned char event[] = {0x12, 1, 't', 0x22, 2, 'h', 'i', 0x28, 5};
+    CHECK_EQ(rows[0].body_len, sizeof event);
+    CHECK(memcmp(bodies + rows[0].body_off, event, sizeof event) == 0);
+    CHECK_EQ(shardq_frames_accept(frames, sizeof frames, 64, SHARDQ_FRAME_FINAL, &lim, rows, 8, &n, bodies,
+                                  sizeof bodies, &used, counts, &consumed, &fatal), 0);
+    CHECK_EQ(fatal, SHARDQ_FRAME_TRUNCATED);
+    return CHECK_DONE();
+}

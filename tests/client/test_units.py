@@ -1,0 +1,136 @@
+"""Pure parts of the SDK: conversions, retry decisions, error decoding, resume positions."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+import grpc
+import pytest
+from eventstream.client import (
+    Event,
+    EventStreamError,
+    InvalidArgumentError,
+    Priority,
+    ResourceExhaustedError,
+    RetryPolicy,
+    UnavailableError,
+)
+from eventstream.client._errors import error_from_status, make_error
+from eventstream.client._events import event_to_proto
+from eventstream.client._retry import RetryBudget
+from eventstream.client._subscription_state import ResumeState, subscribe_request
+from eventstream.v1 import common_pb2, subscribe_pb2
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("high", common_pb2.PRIORITY_HIGH), ("PRIORITY_LOW", common_pb2.PRIORITY_LOW),
+    (Priority.CRITICAL, common_pb2.PRIORITY_CRITICAL), ("Batch", common_pb2.PRIORITY_BATCH),
+])
+def test_priorities_accept_names_in_any_case(given, expected):
+    assert event_to_proto(Event("t", priority=given)).priority == expected
+
+
+def test_a_priority_that_is_not_a_name_is_refused():
+    with pytest.raises(ValueError):
+        event_to_proto(Event("t", priority="urgent"))
+
+
+def test_events_convert_with_a_random_id_when_none_is_given():
+    first = event_to_proto(Event("t/a", "héllo", key="k", headers={"h": "v"},
+                                 publish_time=datetime(2026, 1, 2, tzinfo=timezone.utc)))
+    second = event_to_proto(Event("t/a", b"x"))
+    assert first.payload == "héllo".encode()
+    assert (first.key, dict(first.headers)) == ("k", {"h": "v"})
+    assert first.publish_time.ToDatetime(tzinfo=timezone.utc).year == 2026
+    assert first.id and second.id and first.id != second.id
+    assert first.priority == common_pb2.PRIORITY_UNSPECIFIED
+    assert event_to_proto(Event("t", id="mine")).id == "mine"
+
+
+def test_only_unavailable_and_resource_exhausted_are_retried():
+    policy = RetryPolicy(max_attempts=3)
+    for code in grpc.StatusCode:
+        expected = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        assert (policy.delay(make_error(code, "m"), 1) is not None) == expected, code
+    assert policy.delay(make_error(grpc.StatusCode.UNAVAILABLE, "m"), 3) is None
+
+
+def test_backoff_is_jittered_under_a_growing_bound_and_honours_the_hint():
+    policy = RetryPolicy(max_attempts=10, initial_backoff=0.1, max_backoff=0.5)
+    rng = random.Random(7)
+    unavailable = make_error(grpc.StatusCode.UNAVAILABLE, "m")
+    waits = [policy.delay(unavailable, attempt, rng) for attempt in (1, 2, 3, 4, 9)]
+    bounds = [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert all(0 <= w <= b for w, b in zip(waits, bounds))
+    assert len(set(waits)) == len(waits)
+    hinted = make_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "m", retry_delay=3.0)
+    assert policy.delay(hinted, 1, rng) == 3.0
+
+
+def test_a_budget_gives_up_when_the_wait_would_pass_the_deadline():
+    now = [0.0]
+    budget = RetryBudget(RetryPolicy(max_attempts=9), 1.0, clock=lambda: now[0])
+    assert budget.remaining() == 1.0
+    now[0] = 0.5
+    assert budget.remaining() == 0.5
+    hinted = make_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "m", retry_delay=0.6)
+    assert budget.wait_after(hinted) is None
+
+
+def test_rich_details_are_decoded_into_the_typed_error():
+    status = status_pb2.Status(code=8, message="the realtime lane is full")
+    status.details.add().Pack(error_details_pb2.ErrorInfo(
+        reason="LANE_FULL", domain="eventstream.v1", metadata={"field": "priority"}))
+    status.details.add().Pack(error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(nanos=250_000_000)))
+    error = error_from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "the realtime lane is full",
+                              [("grpc-status-details-bin", status.SerializeToString()),
+                               ("retry-after-ms", "50")])
+    assert isinstance(error, ResourceExhaustedError) and error.retryable
+    assert (error.reason, error.field, error.retry_delay) == ("LANE_FULL", "priority", 0.25)
+    plain = error_from_status(grpc.StatusCode.UNAVAILABLE, "draining", [("retry-after-ms", "80")])
+    assert isinstance(plain, UnavailableError) and plain.retry_delay == 0.08
+    bad = error_from_status(grpc.StatusCode.INVALID_ARGUMENT, "x", [])
+    assert isinstance(bad, InvalidArgumentError) and not bad.retryable
+    other = error_from_status(grpc.StatusCode.NOT_FOUND, "x", [])
+    assert type(other) is EventStreamError
+
+
+def test_start_positions_build_their_requests():
+    at = datetime(2026, 3, 4, 5, 6, tzinfo=timezone.utc)
+    assert subscribe_request(("#",), None, "earliest", 0).start_from == \
+        subscribe_pb2.START_FROM_EARLIEST
+    timed = subscribe_request(("a/*",), "high", at, 10)
+    assert (timed.start_from, timed.min_priority, timed.max_batch_events) == (
+        subscribe_pb2.START_FROM_TIME, common_pb2.PRIORITY_HIGH, 10)
+    assert timed.start_time.ToDatetime(tzinfo=timezone.utc) == at
+    offsets = subscribe_request(("#",), None, {1: 5, 0: 2}, 0)
+    assert [(p.partition, p.offset) for p in offsets.start_offsets] == [(0, 2), (1, 5)]
+    with pytest.raises(ValueError):
+        subscribe_request(("#",), None, "newest", 0)  # type: ignore[arg-type]
+
+
+def _event(partition: int, offset: int) -> common_pb2.Event:
+    return common_pb2.Event(topic="t", partition=partition, offset=offset)
+
+
+def test_resume_asks_for_the_next_offsets_and_drops_what_was_delivered():
+    state = ResumeState(subscribe_request(("#",), None, {0: 3, 2: 9}, 0))
+    assert [state.admit(_event(0, n)) for n in (3, 4)] == [True, True]
+    assert state.admit(_event(1, 7))
+    resumed = state.request()
+    assert resumed.start_from == subscribe_pb2.START_FROM_OFFSETS
+    assert [(p.partition, p.offset) for p in resumed.start_offsets] == [(0, 5), (1, 8), (2, 9)]
+    assert not state.admit(_event(0, 4)) and state.admit(_event(0, 5))
+
+
+def test_resume_from_earliest_repeats_the_start_and_skips_delivered_events():
+    first = subscribe_request(("#",), None, "earliest", 0)
+    state = ResumeState(first)
+    assert state.admit(_event(0, 0)) and state.admit(_event(0, 1))
+    assert state.request() == first
+    assert [state.admit(_event(0, n)) for n in (0, 1, 2)] == [False, False, True]
+    assert state.positions == {0: 3}

@@ -1,0 +1,241 @@
+"""Accepting and staging publish requests: the C code agrees with the Python reference.
+
+Hypothesis generates publish requests (valid events, events breaking each
+limit, malformed and non-UTF-8 ones); both backends must accept, refuse and
+stage them identically, byte for byte. Real protobuf decoding pins the meaning.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstream.server.queue import MalformedInput
+from eventstream.server.queue._pure_staging import PureStager
+from eventstream.server.queue.staging import (
+    R_ID_LEN,
+    R_REASON,
+    ROW_BYTES,
+    ROW_FIELDS,
+    Limits,
+    NativeStager,
+    Refusal,
+)
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
+
+from .conftest import NATIVE_OFF
+
+PROPERTY = settings(max_examples=250, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+LIMITS = Limits(max_topic=12, max_payload=16, max_id=8, max_key=8, max_headers=2)
+PREFIX = b"0123456789abcdef-"
+needs_native = pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+text = st.text(alphabet="ab/*#é", max_size=14)
+events = st.one_of(
+    st.builds(
+        lambda id_, topic, key, payload, priority, headers, stale: b"".join([
+            _field(1, id_.encode()) if id_ else b"",
+            _field(2, topic.encode()),
+            _field(3, key.encode()) if key else b"",
+            _field(4, payload),
+            b"" if priority is None else b"\x28" + _varint(priority),
+            *[_field(6, _field(1, k.encode()) + _field(2, b"v")) for k in headers],
+            b"\x48\x05\x50\x09" if stale else b"",
+        ]),
+        st.one_of(st.just(""), st.sampled_from(["a", "b", "c"]), text),
+        st.one_of(st.sampled_from(["a", "a/b", "c/d/e"]), text),
+        st.one_of(st.just(""), text),
+        st.binary(max_size=20),
+        st.one_of(st.none(), st.integers(-2, 7)),
+        st.lists(st.sampled_from(["h1", "h2", "h3"]), max_size=3, unique=True),
+        st.booleans(),
+    ),
+    st.binary(max_size=12),                             # malformed, mostly
+    st.just(_field(2, b"\xff\xfe")),                    # topic not UTF-8
+    st.just(_field(1, b"\xc3") + _field(2, b"a")),      # id not UTF-8
+)
+requests = st.lists(events, max_size=12).map(lambda evs: b"".join(_field(1, e) for e in evs))
+
+
+def verdicts(accepted, count: int) -> bytes | None:
+    """Within-call duplicate verdicts: a repeated id points at its first row."""
+    rows = memoryview(accepted.rows).cast("I")
+    first: dict[bytes, int] = {}
+    out = array("q", [-1, 0, 0] * count)
+    repeated = False
+    for row in range(count):
+        length = rows[row * ROW_FIELDS + R_ID_LEN]
+        if not length:
+            continue
+        body, at = rows[row * ROW_FIELDS + 2], rows[row * ROW_FIELDS + 4]
+        event_id = accepted.bodies[body + at:body + at + length]
+        if event_id in first:
+            out[3 * row] = -2 - first[event_id]
+            repeated = True
+        else:
+            first[event_id] = row
+    return out.tobytes() if repeated else None
+
+
+def run(stager, request: bytes, partitions: int):
+    try:
+        accepted = stager.accept(request, 1)
+    except MalformedInput:
+        return "malformed"
+    count = accepted.realtime + accepted.batch
+    offsets = array("Q", range(100, 100 + partitions))
+    staged = stager.stage(accepted.bodies, accepted.rows[:count * ROW_BYTES],
+                          verdicts(accepted, count), offsets, time_ns=1_700_000_000_000_000_001,
+                          durability=3, result_tag=0x12)
+    return (accepted, staged.records, staged.ends.tolist(), staged.topics.tolist(),
+            staged.priorities, staged.part_counts, staged.positions.tolist(), staged.results,
+            offsets.tolist(), stager.id_counter)
+
+
+@needs_native
+@PROPERTY
+@given(requests, st.sampled_from([1, 3, 8]))
+def test_native_and_pure_agree(request: bytes, partitions: int) -> None:
+    assert run(NativeStager(LIMITS, PREFIX), request, partitions) == \
+        run(PureStager(LIMITS, PREFIX), request, partitions)
+
+
+@PROPERTY
+@given(requests)
+def test_accepted_events_decode_as_sent_minus_server_fields(request: bytes) -> None:
+    stager = PureStager(LIMITS, PREFIX)
+    try:
+        accepted = stager.accept(request, 1)
+    except MalformedInput:
+        return
+    sent = publish_pb2.PublishBatchRequest.FromString(request) if not accepted.refused else None
+    for row in range(accepted.realtime + accepted.batch):
+        fields = struct.unpack_from("=10I", accepted.rows, row * ROW_BYTES)
+        event = common_pb2.Event.FromString(accepted.bodies[fields[2]:fields[2] + fields[3]])
+        assert event.priority == fields[9] + 1
+        assert not event.offset and not event.partition
+        if sent is not None:
+            original = sent.events[fields[0]]
+            assert (event.id, event.topic, event.payload) == (original.id, original.topic,
+                                                              original.payload)
+
+
+def test_refusals_name_each_limit(stager_backend) -> None:
+    cases = {
+        Refusal.TOPIC_EMPTY: common_pb2.Event(topic="", payload=b"x"),
+        Refusal.TOPIC_WILDCARD: common_pb2.Event(topic="a/#"),
+        Refusal.TOPIC_EMPTY_LEVEL: common_pb2.Event(topic="a//b"),
+        Refusal.TOPIC_TOO_LONG: common_pb2.Event(topic="t" * 13),
+        Refusal.PAYLOAD_TOO_LARGE: common_pb2.Event(topic="t", payload=b"p" * 17),
+        Refusal.ID_TOO_LONG: common_pb2.Event(topic="t", id="i" * 9),
+        Refusal.KEY_TOO_LONG: common_pb2.Event(topic="t", key="k" * 9),
+        Refusal.TOO_MANY_HEADERS: common_pb2.Event(topic="t", headers={"a": "", "b": "", "c": ""}),
+    }
+    request = publish_pb2.PublishBatchRequest(events=list(cases.values())).SerializeToString()
+    request += _field(1, _field(2, b"t") + b"\x28\x07")          # unknown priority
+    accepted = stager_backend.accept(request, 1)
+    reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
+    assert reasons == [*cases, Refusal.PRIORITY_UNKNOWN]
+    assert accepted.refused == len(cases) + 1
+
+
+def test_staged_records_decode_with_server_fields(stager_backend) -> None:
+    events = [common_pb2.Event(topic="a/b", payload=b"one", key="k", priority=common_pb2.PRIORITY_HIGH),
+              common_pb2.Event(topic="a/c", payload=b"two", id="given")]
+    request = publish_pb2.PublishBatchRequest(events=events).SerializeToString()
+    accepted = stager_backend.accept(request, 1)
+    offsets = array("Q", [40, 50])
+    staged = stager_backend.stage(accepted.bodies, accepted.rows, None, offsets,
+                                  time_ns=5_000_000_007, durability=3, result_tag=0x0a)
+    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    for partition in (0, 1):  # each partition's offsets continue from its next offset
+        got = [e.offset for e in delivered if e.partition == partition]
+        assert got == list(range(40 + 10 * partition, 40 + 10 * partition + len(got)))
+    assert offsets.tolist() == [40 + staged.part_counts[0], 50 + staged.part_counts[1]]
+    assert all(e.ingest_time.ToNanoseconds() == 5_000_000_007 for e in delivered)
+    by_topic = {e.topic: e for e in delivered}
+    assert by_topic["a/c"].id == "given" and by_topic["a/b"].id == PREFIX.decode() + "1"
+    results = publish_pb2.PublishBatchResponse.FromString(staged.results).results
+    # Rows: the HIGH event first (realtime), then the MEDIUM one.
+    assert [r.ack.id for r in results] == [by_topic["a/b"].id, "given"]
+    assert all(r.ack.durability == common_pb2.DURABILITY_FSYNCED for r in results)
+
+
+@pytest.fixture(params=["native", "pure"])
+def stager_backend(request):
+    if request.param == "native":
+        if NATIVE_OFF:
+            pytest.skip("EVENTSTREAM_NATIVE=0")
+        return NativeStager(LIMITS, PREFIX)
+    return PureStager(LIMITS, PREFIX)
+
+
+# -- raw TCP/UDP frames -------------------------------------------------------
+
+def _frame(priority: int, topic: bytes, payload: bytes, extra: int = 0) -> bytes:
+    body = struct.pack(">BH", priority, len(topic)) + topic + payload
+    return struct.pack(">I", len(body) + extra) + body
+
+
+frame_streams = st.lists(st.one_of(
+    st.builds(_frame, st.integers(0, 6), st.sampled_from([b"a/b", b"", b"a/#", b"a//b", b"\xff",
+                                                          b"t" * 13, b"s/1"]),
+              st.binary(max_size=20)),
+    st.builds(_frame, st.integers(0, 4), st.just(b"a"), st.just(b""), st.integers(-3, 3)),
+    st.binary(max_size=6),
+), max_size=10).map(b"".join)
+
+
+def run_frames(stager, data: bytes, final: bool):
+    accepted, consumed, fatal = stager.accept_frames(data, max_frame=40, final=final)
+    count = accepted.realtime + accepted.batch
+    offsets = array("Q", [0, 0, 0])
+    staged = stager.stage(accepted.bodies, accepted.rows[:count * ROW_BYTES], None, offsets,
+                          time_ns=1, durability=2, result_tag=0)
+    return accepted, consumed, fatal, staged.records, staged.results, offsets.tolist()
+
+
+@needs_native
+@PROPERTY
+@given(frame_streams, st.booleans())
+def test_frames_native_and_pure_agree(data: bytes, final: bool) -> None:
+    assert run_frames(NativeStager(LIMITS, PREFIX), data, final) == \
+        run_frames(PureStager(LIMITS, PREFIX), data, final)
+
+
+def test_frames_become_events(stager_backend) -> None:
+    data = (_frame(3, b"sensors/a", b"hot") + _frame(0, b"", b"x") + _frame(1, b"s/b", b"")
+            + _frame(2, b"s/c", b"p" * 17) + _frame(0, b"s/d", b"cut")[:-1])
+    accepted, consumed, fatal = stager_backend.accept_frames(data, max_frame=1024)
+    assert (accepted.realtime, accepted.batch, accepted.refused) == (1, 1, 2)
+    assert consumed == len(data) - len(_frame(0, b"s/d", b"cut")[:-1]) and fatal == 0
+    reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
+    assert reasons == [0, 0, 64 + 5, Refusal.PAYLOAD_TOO_LARGE]  # 5: FrameReason.TOPIC_EMPTY
+    offsets = array("Q", [0])
+    staged = stager_backend.stage(accepted.bodies, accepted.rows[:2 * ROW_BYTES], None, offsets,
+                                  time_ns=1, durability=2, result_tag=0x0a)
+    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    assert [(e.topic, e.payload, e.priority, e.offset) for e in delivered] == [
+        ("sensors/a", b"hot", common_pb2.PRIORITY_HIGH, 0), ("s/b", b"", common_pb2.PRIORITY_LOW, 1)]
+    _, _, fatal = stager_backend.accept_frames(data, max_frame=1024, final=True)
+    assert fatal == 1  # FrameReason.TRUNCATED
