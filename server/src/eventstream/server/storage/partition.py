@@ -12,7 +12,7 @@ from bisect import bisect_right
 from pathlib import Path
 
 from .log import ReadResult
-from .segment import MIN_LENGTH, Checksums, Segment, append_record
+from .segment import HEAD, HEADER_SIZE, MIN_LENGTH, Checksums, Segment
 
 
 class Partition:
@@ -51,27 +51,50 @@ class Partition:
 
     def stage(self, records: list[bytes], topics: list[str], priorities: bytes,
               time_ns: int) -> None:
-        """Encode records at the end of the partition; not written yet."""
+        """Encode records at the end of the partition; not written yet.
+
+        The loop keeps the active segment's counters in locals (this is the
+        per-record cost of the durable log) and stores them back when the
+        segment rolls or the batch ends; the CRCs are filled by one native call
+        per segment touched.
+        """
         if self.staged:
             segment, buf = self.staged[-1]
         else:
             segment, buf = self.segments[-1], bytearray()
             self.staged.append((segment, buf))
-        start, interval = len(buf), self._interval
+        if not segment.empty and time_ns - (segment.first_time or time_ns) >= self._segment_ns:
+            segment, buf = self._roll(segment, buf, len(buf))
+        start, interval, limit, pack = len(buf), self._interval, self._segment_bytes, HEAD.pack
+        size, offset, position = segment.staged_size, segment.staged_next, segment.last_position
+        sample_at = segment.positions[-1] + interval if segment.positions else 0
         for record, topic, priority in zip(records, topics, priorities):
-            if not segment.empty and (
-                    segment.staged_size >= self._segment_bytes
-                    or time_ns - (segment.first_time or time_ns) >= self._segment_ns):
-                self._fill_checksums(buf, start)
-                segment, buf, start = Segment(self.directory, segment.staged_next), bytearray(), 0
-                self.staged.append((segment, buf))
-            offset = segment.staged_next
-            before = len(buf)
-            append_record(buf, offset, time_ns, priority, topic.encode(), record)
-            segment.note(offset, segment.staged_size, time_ns, interval)
-            segment.staged_size += len(buf) - before
-            segment.staged_next = offset + 1
+            if size >= limit and offset > segment.base:
+                _store(segment, size, offset, position, time_ns)
+                segment, buf = self._roll(segment, buf, start)
+                start, size, offset, sample_at = 0, 0, segment.base, 0
+            encoded = topic.encode()
+            length = HEADER_SIZE + len(encoded) + len(record)
+            buf += pack(length - 4, 0, offset, time_ns, priority, len(encoded))
+            buf += encoded
+            buf += record
+            if size >= sample_at:  # a sparse index entry every `interval` bytes
+                segment.rel_offsets.append(offset - segment.base)
+                segment.positions.append(size)
+                segment.times.append(time_ns)
+                sample_at = size + interval
+            position = size
+            size += length
+            offset += 1
+        _store(segment, size, offset, position, time_ns)
         self._fill_checksums(buf, start)
+
+    def _roll(self, segment: Segment, buf: bytearray, start: int) -> tuple[Segment, bytearray]:
+        """Finish ``segment``'s staged bytes and start a new segment after it."""
+        self._fill_checksums(buf, start)
+        rolled = Segment(self.directory, segment.staged_next), bytearray()
+        self.staged.append(rolled)
+        return rolled
 
     def _fill_checksums(self, buf: bytearray, start: int) -> None:
         self._checksums.crc32c_records(memoryview(buf)[start:], min_len=MIN_LENGTH, fill=True)
@@ -135,6 +158,15 @@ class Partition:
             self.bytes -= oldest.size
             removed.append(oldest)
         return removed
+
+
+def _store(segment: Segment, size: int, offset: int, position: int, time_ns: int) -> None:
+    """Write the staging loop's counters back into the segment."""
+    segment.staged_size, segment.staged_next = size, offset
+    if offset > segment.base:
+        segment.last_position, segment.staged_last_time = position, time_ns
+        if segment.first_time is None:
+            segment.first_time = time_ns
 
 
 __all__ = ["Partition"]

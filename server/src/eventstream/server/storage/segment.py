@@ -37,7 +37,8 @@ FORMAT_VERSION = 1
 
 PREFIX = struct.Struct("<II")        # length, crc32c
 FIXED = struct.Struct("<QqBH")       # offset, time_ns, priority, topic_len
-HEADER_SIZE = PREFIX.size + FIXED.size
+HEAD = struct.Struct("<IIQqBH")     # PREFIX and FIXED in one: a record's whole header
+HEADER_SIZE = HEAD.size
 _LENGTH = struct.Struct("<I")
 INDEX_ENTRY = struct.Struct("<II")   # relative offset, position
 TIME_ENTRY = struct.Struct("<qI")    # time_ns, relative offset
@@ -79,8 +80,8 @@ def append_record(buf: bytearray, offset: int, time_ns: int, priority: int, topi
                   record: bytes) -> None:
     """Append one record with a zero CRC field; fill the CRCs of a batch with
     ``crc32c_records(..., fill=True)`` (one native call)."""
-    buf += PREFIX.pack(FIXED.size + len(topic) + len(record) + 4, 0)
-    buf += FIXED.pack(offset, time_ns, priority, len(topic))
+    buf += HEAD.pack(HEADER_SIZE - 4 + len(topic) + len(record), 0, offset, time_ns, priority,
+                     len(topic))
     buf += topic
     buf += record
 
@@ -324,5 +325,5 @@ class Segment:
             self._read_fd = None
 
 
-__all__ = ["FORMAT_VERSION", "HEADER_SIZE", "MIN_LENGTH", "Checksums", "CorruptSegment", "Decoded", "Segment", "decode",
+__all__ = ["FORMAT_VERSION", "HEAD", "HEADER_SIZE", "MIN_LENGTH", "Checksums", "CorruptSegment", "Decoded", "Segment", "decode",
            "append_record", "encode_record", "segment_name"]
