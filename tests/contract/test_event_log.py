@@ -93,9 +93,8 @@ async def test_seeking_by_time_finds_the_first_record_at_or_after(open_log):
         0, 0, 4, 4, 12, 12, 20, 20, 24]
 
 
-async def test_disk_log_keeps_everything_across_reopening(open_log, request):
-    if request.node.callspec.params["open_log"] == "memory":
-        pytest.skip("the in-memory log forgets by design")
+@pytest.mark.parametrize("open_log", ["disk", "disk-uncached"], indirect=True)
+async def test_disk_log_keeps_everything_across_reopening(open_log):
     log = open_log()
     for batch in range(30):
         log.append(batch % 2, *records(batch * 10, 10), 1000 + batch)
