@@ -1,4 +1,4 @@
-"""Helpers for the durable-log tests: publish with ids, read a whole log back."""
+"""Shared pieces of the durable-log tests: publish with ids, read a whole log back."""
 
 from __future__ import annotations
 
