@@ -117,6 +117,9 @@ class DiskLog:
                 await asyncio.get_running_loop().run_in_executor(
                     self._io, self._write, writes, seals)
             except BaseException:
+                # Nothing of this round becomes visible. After a cancellation (only at
+                # stop, before close) the I/O thread may still finish writing it: those
+                # whole, never acknowledged records are found by the next start.
                 for part in self._parts:
                     part.discard()
                 raise
