@@ -30,7 +30,7 @@ def take(iterable, count):
 def test_publish_then_subscribe_from_earliest_round_trips_every_field(client):
     ack = client.publish(Event("sensors/room-1", "21.5", key="room-1", priority="high",
                                headers={"unit": "C"}, id="reading-1"))
-    assert (ack.id, ack.duplicate, ack.durability) == ("reading-1", False, Durability.MEMORY)
+    assert (ack.id, ack.duplicate, ack.durability) == ("reading-1", False, Durability.FSYNCED)
     with client.subscribe("sensors/*", start="earliest") as events:
         [event] = take(events, 1)
     assert (event.id, event.topic, event.key, event.text, event.headers) == (
@@ -109,7 +109,8 @@ def test_cluster_status_names_the_node(client):
 
 
 def test_a_start_offset_no_longer_retained_is_out_of_range(start_server):
-    server = start_server({"storage": {"memory_max_bytes": 4096, "partitions": 1}})
+    server = start_server({"storage": {"engine": "memory", "memory_max_bytes": 4096,
+                                       "partitions": 1}})
     with Client(server.target) as client:
         client.publish_batch([Event("evict/t", b"x" * 512) for _ in range(64)])
         with pytest.raises(OutOfRangeError) as error:

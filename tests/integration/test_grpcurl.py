@@ -141,7 +141,7 @@ class Checks:
 
     def publish(self, command: str) -> None:
         ack = json.loads(self.succeed(command))["ack"]
-        assert ack["durability"] == "DURABILITY_MEMORY" and ack["id"]
+        assert ack["durability"] == "DURABILITY_FSYNCED" and ack["id"]  # the default: disk, fsync always
         self.published.append(ack["id"])
 
     def publish_batch(self, command: str) -> None:

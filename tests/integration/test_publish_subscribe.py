@@ -76,7 +76,7 @@ async def test_live_subscription_sees_only_new_events_with_server_fields(server)
     ack = acks[got.id]
     assert (got.partition, got.offset) == (ack.partition, ack.offset)
     assert got.ingest_time.ToNanoseconds() == ack.ingest_time.ToNanoseconds() > 0
-    assert ack.durability == common_pb2.DURABILITY_MEMORY
+    assert ack.durability == common_pb2.DURABILITY_FSYNCED  # the default: disk, fsync always
     await stubs.close()
 
 

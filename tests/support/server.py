@@ -103,7 +103,7 @@ class ServerProcess:
 
     def start(self, wait: bool = True) -> ServerProcess:
         """Start the process; with ``wait``, return once /health answers 200."""
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")  # a restart on the same data dir keeps the log
         self.process = subprocess.Popen(
             [SERVER_COMMAND, "--config", str(self.config_path), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
@@ -134,6 +134,23 @@ class ServerProcess:
         """Send a signal."""
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and wait for the process to be gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+    def run_to_exit(self, timeout: float = 30.0) -> tuple[int, str]:
+        """Start a server expected to refuse to start; return (exit code, its output)."""
+        self.start(wait=False)
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            self.stop()
+        return code, self.log()
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait for exit (SIGKILL after ``timeout``); return the exit code."""

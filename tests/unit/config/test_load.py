@@ -48,3 +48,19 @@ def test_ingest_keys_from_env_and_their_bounds():
     problems = "\n".join(caught.value.problems)
     assert "env EVENTSTREAM_INGEST__MAX_FRAME_BYTES: ingest.max_frame_bytes: must be between" in problems
     assert "ingest.udp_receive_buffer_bytes: expected an integer" in problems
+
+
+def test_storage_keys_have_safe_defaults_and_checked_values():
+    storage = load_config("/dev/null", env={}).storage
+    assert (storage.engine, storage.fsync, storage.retention_bytes) == ("disk", "always", 0)
+    with pytest.raises(ConfigError) as error:
+        load_config("/dev/null", env={"EVENTSTREAM_STORAGE__FSYNC": "sometimes",
+                                      "EVENTSTREAM_STORAGE__ENGINE": "tape",
+                                      "EVENTSTREAM_STORAGE__SEGMENT_BYTES": "100"})
+    assert error.value.problems == [
+        "env EVENTSTREAM_STORAGE__ENGINE: storage.engine: must be one of disk, memory, got 'tape'",
+        "env EVENTSTREAM_STORAGE__FSYNC: storage.fsync: must be one of always, interval, never, "
+        "got 'sometimes'",
+        "env EVENTSTREAM_STORAGE__SEGMENT_BYTES: storage.segment_bytes: must be between 4096 and "
+        "1.07374e+09, got 100",
+    ]

@@ -203,6 +203,40 @@ def test_crc32c_and_hash_agree(native_wire: NativeWire, pure_wire: PureWire, dat
         pure_wire.crc32c(key if key else topic)
 
 
+def _records(bodies: list[bytes]) -> bytearray:
+    """Length-prefixed records with zero CRC fields (the durable log's layout)."""
+    return bytearray(b"".join(struct.pack("<II", len(b) + 4, 0) + b for b in bodies))
+
+
+@PROPERTY
+@given(bodies=st.lists(st.binary(max_size=60), max_size=12), cut=st.integers(0, 900),
+       flip=st.integers(0, 900))
+def test_crc32c_records_fill_check_and_stop_like_the_reference(
+        native_wire: NativeWire, pure_wire: PureWire, bodies: list[bytes], cut: int,
+        flip: int) -> None:
+    native, pure = _records(bodies), _records(bodies)
+    assert native_wire.crc32c_records(native, min_len=4, fill=True) == \
+        pure_wire.crc32c_records(pure, min_len=4, fill=True) == (True, len(native))
+    assert native == pure
+    position = 0
+    for body in bodies:  # each CRC field holds the CRC32C of its body
+        assert struct.unpack_from("<I", native, position + 4)[0] == pure_wire.crc32c(body)
+        position += 8 + len(body)
+    damaged = bytearray(native[:cut])
+    if damaged:
+        damaged[flip % len(damaged)] ^= 0x10
+    for data in (bytes(native[:cut]), bytes(damaged)):
+        assert native_wire.crc32c_records(data, min_len=4) == \
+            pure_wire.crc32c_records(data, min_len=4)
+        assert native_wire.crc32c_records(data, min_len=8) == \
+            pure_wire.crc32c_records(data, min_len=8)
+
+
+def test_crc32c_records_refuses_a_bad_min_len(wire: NativeWire | PureWire) -> None:
+    with pytest.raises(NativeError):
+        wire.crc32c_records(b"", min_len=3)
+
+
 # -- protobuf walking -----------------------------------------------------------
 
 def _event(i: int, key: str = "") -> common_pb2.Event:

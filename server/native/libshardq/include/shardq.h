@@ -648,6 +648,32 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
  */
 uint32_t shardq_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* Flag of shardq_crc32c_records: compute and store each CRC instead of checking it. */
+#define SHARDQ_CRC_FILL 1u
+
+/**
+ * shardq_crc32c_records - fill in or check the CRC32C of length-prefixed records.
+ * @buf/@len: records back to back, each `u32 length` (little-endian: the bytes
+ *            that follow it), `u32 crc` (little-endian) and `length - 4` bytes
+ *            the CRC covers (the durable log's segment record format).
+ * @min_len:  smallest valid length field (at least 4).
+ * @flags:    SHARDQ_CRC_FILL to write each record's CRC into its crc field;
+ *            0 to check each one.
+ * @end:      receives the position where the walk stopped: just past the last
+ *            whole record that passed, or the start of the offending record.
+ *
+ * One call per batch instead of one per record. The walk stops without error
+ * at a record that runs past @len (fewer than 8 bytes left, or a length
+ * beyond the end): the caller decides whether that is a torn tail or a read
+ * that needs more bytes.
+ * Returns: SHARDQ_OK; SHARDQ_EBADMSG when a length field is below @min_len or
+ * (checking) a CRC differs, *end = that record's position; SHARDQ_EINVAL for a
+ * NULL @buf with @len > 0, a NULL @end, @min_len < 4 or an unknown flag.
+ * Ownership: @buf is borrowed; written only with SHARDQ_CRC_FILL (crc fields).
+ * Thread-safety: pure (callers must not share a @buf being filled).
+ */
+int shardq_crc32c_records(void *buf, size_t len, size_t min_len, uint32_t flags, size_t *end);
+
 /**
  * shardq_hash - the partition/shard hash of an event.
  *

@@ -106,6 +106,40 @@ uint32_t shardq_crc32c(uint32_t crc, const void *buf, size_t len)
     return use_hw ? _shardq_crc32c_hw(crc, buf, len) : _shardq_crc32c_sw(crc, buf, len);
 }
 
+static uint32_t load_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int shardq_crc32c_records(void *buf, size_t len, size_t min_len, uint32_t flags, size_t *end)
+{
+    if ((buf == NULL && len) || end == NULL || min_len < 4 || (flags & ~SHARDQ_CRC_FILL))
+        return SHARDQ_EINVAL;
+    unsigned char *p = buf;
+    size_t pos = 0;
+    int rc = SHARDQ_OK;
+    while (len - pos >= 8) {
+        uint32_t length = load_le32(p + pos);
+        if (length < min_len) {
+            rc = SHARDQ_EBADMSG;
+            break;
+        }
+        if (length > len - pos - 4)
+            break; /* runs past the buffer: left to the caller */
+        uint32_t crc = shardq_crc32c(0, p + pos + 8, length - 4);
+        if (flags & SHARDQ_CRC_FILL) {
+            for (int i = 0; i < 4; i++)
+                p[pos + 4 + i] = (unsigned char)(crc >> (8 * i));
+        } else if (crc != load_le32(p + pos + 4)) {
+            rc = SHARDQ_EBADMSG;
+            break;
+        }
+        pos += 4 + (size_t)length;
+    }
+    *end = pos;
+    return rc;
+}
+
 uint32_t shardq_hash(const void *key, size_t key_len, const void *topic, size_t topic_len)
 {
     return key_len ? shardq_crc32c(0, key, key_len) : shardq_crc32c(0, topic, topic_len);

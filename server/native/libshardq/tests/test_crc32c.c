@@ -26,6 +26,54 @@ static void vectors(crc_fn f)
     CHECK_EQ(f(f(0, "1234", 4), "56789", 5), 0xE3069283u);
 }
 
+/* Append one record: u32 length, u32 crc (zero, to be filled), body. */
+static size_t put_record(unsigned char *out, const char *body, uint32_t body_len)
+{
+    uint32_t length = body_len + 4;
+    for (int i = 0; i < 4; i++)
+        out[i] = (unsigned char)(length >> (8 * i));
+    memset(out + 4, 0, 4);
+    memcpy(out + 8, body, body_len);
+    return 8 + body_len;
+}
+
+static void records(void)
+{
+    unsigned char buf[256];
+    size_t end = 99, n = 0;
+    n += put_record(buf + n, "123456789", 9);
+    size_t second = n;
+    n += put_record(buf + n, "hello, segment", 14);
+    size_t third = n;
+    n += put_record(buf + n, "", 0);
+    CHECK_EQ(shardq_crc32c_records(buf, n, 4, SHARDQ_CRC_FILL, &end), SHARDQ_OK);
+    CHECK_EQ(end, n);
+    /* The filled CRC is the CRC32C of the body, little-endian. */
+    CHECK_EQ(buf[4] | buf[5] << 8 | buf[6] << 16 | (uint32_t)buf[7] << 24, 0xE3069283u);
+    CHECK_EQ(shardq_crc32c_records(buf, n, 4, 0, &end), SHARDQ_OK);
+    CHECK_EQ(end, n);
+    /* A cut record stops the walk without error at its start. */
+    for (size_t cut = third + 1; cut < n; cut++) {
+        CHECK_EQ(shardq_crc32c_records(buf, cut, 4, 0, &end), SHARDQ_OK);
+        CHECK_EQ(end, third);
+    }
+    CHECK_EQ(shardq_crc32c_records(buf, second + 3, 4, 0, &end), SHARDQ_OK);
+    CHECK_EQ(end, second);
+    /* A flipped bit is reported at its record. */
+    buf[second + 10] ^= 0x20;
+    CHECK_EQ(shardq_crc32c_records(buf, n, 4, 0, &end), SHARDQ_EBADMSG);
+    CHECK_EQ(end, second);
+    buf[second + 10] ^= 0x20;
+    /* A length below the minimum is malformed. */
+    CHECK_EQ(shardq_crc32c_records(buf, n, 14, 0, &end), SHARDQ_EBADMSG);
+    CHECK_EQ(end, 0u);
+    CHECK_EQ(shardq_crc32c_records(NULL, 0, 4, 0, &end), SHARDQ_OK);
+    CHECK_EQ(end, 0u);
+    CHECK_EQ(shardq_crc32c_records(buf, n, 3, 0, &end), SHARDQ_EINVAL);
+    CHECK_EQ(shardq_crc32c_records(buf, n, 4, 2, &end), SHARDQ_EINVAL);
+    CHECK_EQ(shardq_crc32c_records(buf, n, 4, 0, NULL), SHARDQ_EINVAL);
+}
+
 int main(void)
 {
     vectors(_shardq_crc32c_sw);
@@ -44,6 +92,7 @@ int main(void)
     } else {
         fprintf(stderr, "note: no SSE4.2 here; hardware path not exercised\n");
     }
+    records();
     /* Hash: key when present, topic otherwise. */
     CHECK_EQ(shardq_hash("k", 1, "t/x", 3), shardq_crc32c(0, "k", 1));
     CHECK_EQ(shardq_hash("", 0, "t/x", 3), shardq_crc32c(0, "t/x", 3));

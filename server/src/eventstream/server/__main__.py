@@ -2,7 +2,8 @@
 
 Exit codes: 0 after a clean shutdown, 1 when the drain timed out or start-up
 failed, 2 for configuration errors (each printed on its own line, naming the
-key and its source).
+key and its source) and for a data directory that cannot be used (another
+format version or partition count, or a corrupt record before the tail).
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
     from .observability.logging import configure_logging
+    from .errors import EventStreamError
+    from .storage.recovery import DataDirRefused
+    from .storage.segment import CorruptSegment
 
     configure_logging(config.log.level, config.log.format, config.cluster.node_id)
     if config.server.event_loop == "uvloop":
@@ -100,7 +104,13 @@ def run(config: Config) -> int:
         runner = asyncio.run
 
     async def serve() -> int:
-        node = Node(config)
+        try:
+            node = Node(config)
+        except (DataDirRefused, CorruptSegment, EventStreamError) as error:
+            # One line naming the file (and byte offset); README "Repairing a refused data
+            # dir". EventStreamError: a damaged record read while restoring de-duplication.
+            print(f"eventstream-server: storage error: {error}", file=sys.stderr)
+            return 2
         try:
             return await node.run()
         except OSError as error:

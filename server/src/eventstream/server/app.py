@@ -37,9 +37,12 @@ from .ingest.udp import UdpIngest
 from .http.server import HttpServer
 from .observability.metrics import Metrics, Reading
 from .placement import place
+from .queue import wire_backend
 from .queue.staging import stager
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
+from .rpc.dedup_restore import restore_dedup
+from .storage.disk_log import DiskLog
 from .storage.memory_log import MemoryLog
 
 log = logging.getLogger(__name__)
@@ -61,8 +64,11 @@ class Node:
         self.metrics = Metrics(node_id)
         self.placement = place(config.numa.enabled)
         self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
-        self.log = MemoryLog(config.storage.partitions, config.storage.memory_max_bytes)
+        self.log = self._open_log()
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
+        restored = restore_dedup(self.dedup, self.log, time.time_ns())
+        if restored:
+            log.info("de-duplication: %d event ids restored from the log", restored)
         # Ids the server assigns: unique per process start, then a counter.
         id_prefix = (uuid.uuid4().hex[:16] + "-").encode()
         self.stager = stager(EventValidator(config.limits).stager_limits(), id_prefix)
@@ -89,6 +95,25 @@ class Node:
         self.grpc_port = 0
         self._stopping = asyncio.Event()
         self._observe()
+
+    def _open_log(self) -> MemoryLog | DiskLog:
+        storage, metrics = self.config.storage, self.metrics
+        if storage.engine == "memory":
+            return MemoryLog(storage.partitions, storage.memory_max_bytes)
+
+        def deleted(partition: int, segments: int, size: int) -> None:
+            attrs = {"partition": str(partition)}
+            metrics.retention_segments.add(segments, attrs)
+            metrics.retention_bytes.add(size, attrs)
+
+        disk_log = DiskLog(storage, wire_backend(),
+                           on_fsync=metrics.fsync_duration.record, on_delete=deleted)
+        partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
+        metrics.observe("eventstream.storage.bytes",
+                        lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
+        metrics.observe("eventstream.storage.segments",
+                        lambda: [(disk_log.segment_count(p), a) for p, a in partitions])
+        return disk_log
 
     def _observe(self) -> None:
         lanes, event_log, metrics = self.lanes, self.log, self.metrics
@@ -175,12 +200,14 @@ class Node:
                 for lane in Lane
             },
             "log": {
-                "kind": "memory",
+                "kind": self.config.storage.engine,
                 "partitions": self.log.partitions,
                 "retained_bytes": sum(self.log.retained_bytes(p)
                                       for p in range(self.log.partitions)),
                 "end_offsets": [self.log.high_watermark(p) for p in range(self.log.partitions)],
+                "start_offsets": [self.log.start_offset(p) for p in range(self.log.partitions)],
                 "evicted": self.log.evicted,
+                **(self.log.status() if isinstance(self.log, DiskLog) else {}),
             },
             "subscribers": self.broker.subscription_count,
             "listeners": {"grpc": self.grpc_port, "http": self.http.port,
@@ -192,6 +219,8 @@ class Node:
         config = self.config
         await self.health.set(False, "starting")
         await self.http.start(config.server.host, config.metrics.port)
+        if isinstance(self.log, DiskLog):
+            self.log.start()
         self.broker.start()
         limit = config.limits.max_request_bytes
         server = grpc.aio.server(options=[
@@ -224,10 +253,10 @@ class Node:
         host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
                  "(/health, %s, /status), TCP frames %s:%d, UDP frames %s:%d "
-                 "(receive buffer %d bytes); log: in memory, %d partitions",
+                 "(receive buffer %d bytes); log: %s, %d partitions",
                  __version__, config.cluster.node_id, host, self.grpc_port, host, self.http.port,
                  config.metrics.path, host, self.tcp.port, host, self.udp.port,
-                 self.udp.receive_buffer, self.log.partitions)
+                 self.udp.receive_buffer, _describe_log(config), self.log.partitions)
         if config.cluster.enabled:
             log.warning("cluster.enabled is set but replication is not available in this "
                         "version: this node runs as a cluster of one")
@@ -270,3 +299,10 @@ class Node:
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1
+
+
+def _describe_log(config: Config) -> str:
+    storage = config.storage
+    if storage.engine == "memory":
+        return "in memory"
+    return f"on disk at {storage.data_dir} (fsync {storage.fsync})"

@@ -97,6 +97,33 @@ class StorageConfig:
     memory_max_bytes: int = 256 * 1024 * 1024
     """The in-memory log keeps at most this many bytes of events; the oldest
     are evicted first. Default 256 MiB."""
+    engine: str = "disk"
+    """``disk`` (segment files under ``data_dir``) or ``memory`` (lost at exit,
+    for tests and benchmarks). Default ``disk``."""
+    fsync: str = "always"
+    """When committed events are forced to disk: ``always`` (before every
+    acknowledgement, with group commit), ``interval`` (every
+    ``fsync_interval_ms``) or ``never`` (left to the operating system).
+    Default ``always``."""
+    fsync_interval_ms: int = 1000
+    """Period of the fsync under ``fsync: interval``. Default 1000 ms."""
+    segment_bytes: int = 64 * 1024 * 1024
+    """A partition starts a new segment file once the active one holds this
+    many bytes. Default 64 MiB."""
+    segment_ms: int = 24 * 3600 * 1000
+    """... or once the active segment's first event is this old. Default 1 day."""
+    index_interval_bytes: int = 4096
+    """Bytes of records between entries of the sparse offset and time indexes.
+    Default 4096."""
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    """Whole segments whose newest event is older than this are deleted; 0 keeps
+    them forever. Default 7 days."""
+    retention_bytes: int = 0
+    """Oldest segments of a partition are deleted while it holds more than this
+    many bytes; 0 means no limit. The active segment is never deleted. Default 0."""
+    tail_cache_bytes: int = 64 * 1024 * 1024
+    """Bytes of the newest events kept in memory (over all partitions) so live
+    subscribers read no files. Default 64 MiB."""
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,12 @@ class Metrics:
 
     def __init__(self, node_id: str) -> None:
         self._reader = PrometheusMetricReader()
-        latency_view = View(instrument_name="eventstream.publish.latency",
-                            aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS))
+        views = [View(instrument_name=name,
+                      aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS))
+                 for name in ("eventstream.publish.latency", "eventstream.storage.fsync.duration")]
         self._provider = MeterProvider(
             resource=Resource.create({"service.name": "eventstream", "service.instance.id": node_id}),
-            metric_readers=[self._reader], views=[latency_view],
+            metric_readers=[self._reader], views=views,
             exemplar_filter=AlwaysOffExemplarFilter())  # no traces to link; each record cost a check
         meter = self._provider.get_meter("eventstream.server")
         self._readings: dict[str, Reading] = {}
@@ -87,6 +88,15 @@ class Metrics:
         self.publish_latency = meter.create_histogram(
             "eventstream.publish.latency", unit="s",
             description="Time from receiving a publish to acknowledging it")
+        self.fsync_duration = meter.create_histogram(
+            "eventstream.storage.fsync.duration", unit="s",
+            description="Time of one fsync round of the durable log (every file of a commit)")
+        self.retention_segments = meter.create_counter(
+            "eventstream.storage.retention.deleted_segments", unit="1",
+            description="Segments deleted by retention, by partition")
+        self.retention_bytes = meter.create_counter(
+            "eventstream.storage.retention.deleted", unit="By",
+            description="Bytes of segments deleted by retention, by partition")
         self.commits = FastCounter(
             meter, "eventstream.log.commits", unit="1", description="Commits of the write path")
         self.subscribers = meter.create_up_down_counter(
@@ -115,6 +125,8 @@ class Metrics:
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
+            ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
+            ("eventstream.storage.segments", "1", "Segment files, by partition"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),

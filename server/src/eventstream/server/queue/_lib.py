@@ -36,6 +36,7 @@ PUSH_ALL_OR_NOTHING = 1
 OPT_NUMA = 1
 FRAME_FINAL = 1
 FEATURE_CRC32C_HW = 1
+CRC_FILL = 1
 
 
 class Options(ctypes.Structure):
@@ -156,6 +157,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_stage": (c_int, [POINTER(StageArgs), c_void_p, c_size_t, c_void_p, c_size_t,
                              c_void_p, c_void_p, POINTER(Staged)]),
     "shardq_crc32c": (c_uint32, [c_uint32, c_void_p, c_size_t]),
+    "shardq_crc32c_records": (c_int, [c_void_p, c_size_t, c_size_t, c_uint32, _SIZE_P]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

@@ -256,6 +256,26 @@ class PureWire:
         """See :meth:`.wire.NativeWire.crc32c`."""
         return crc32c(data, crc)
 
+    def crc32c_records(self, buf: Buffer, *, min_len: int, fill: bool = False) -> tuple[bool, int]:
+        """See :meth:`.wire.NativeWire.crc32c_records`."""
+        if min_len < 4:
+            raise_for(EINVAL, "crc32c_records")
+        view = memoryview(buf).cast("B")
+        pos, size = 0, len(view)
+        while size - pos >= 8:
+            length = int.from_bytes(view[pos:pos + 4], "little")
+            if length < min_len:
+                return False, pos
+            if length > size - pos - 4:
+                break
+            crc = crc32c(view[pos + 8:pos + 4 + length])
+            if fill:
+                view[pos + 4:pos + 8] = crc.to_bytes(4, "little")
+            elif crc != int.from_bytes(view[pos + 4:pos + 8], "little"):
+                return False, pos
+            pos += 4 + length
+        return True, pos
+
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """See :meth:`.wire.NativeWire.hash`."""
         k = _bytes(key)

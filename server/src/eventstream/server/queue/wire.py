@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import _lib
-from .errors import ENOBUFS, InvalidPattern, raise_for
+from .errors import EBADMSG, ENOBUFS, InvalidPattern, raise_for
 
 Buffer = bytes | bytearray | memoryview
 
@@ -274,6 +274,36 @@ class NativeWire:
             return self._lib.shardq_crc32c(crc, src.ptr, src.length)
         finally:
             src.release()
+
+    def crc32c_records(self, buf: Buffer, *, min_len: int, fill: bool = False) -> tuple[bool, int]:
+        """Check (or, with ``fill``, compute and store) the CRC of every length-prefixed record.
+
+        Records are ``u32 length, u32 crc, length - 4 covered bytes``, little-endian
+        (the durable log's segment format); one call covers a whole buffer.
+
+        Args:
+            buf: the records; writable (a bytearray) with ``fill``.
+            min_len: smallest valid length field (at least 4).
+            fill: write each record's CRC instead of checking it.
+
+        Returns:
+            (True, end) when every whole record passed, ``end`` just past the last
+            one (a record running past the buffer is left for the caller); or
+            (False, position) of a record whose CRC differs or whose length is
+            below ``min_len``.
+        """
+        src = _lib.Borrowed(buf, writable=fill)
+        end = c_size_t()
+        try:
+            rc = self._lib.shardq_crc32c_records(src.ptr, src.length, min_len,
+                                                 _lib.CRC_FILL if fill else 0, byref(end))
+        finally:
+            src.release()
+        if rc == EBADMSG:
+            return False, end.value
+        if rc:
+            raise_for(rc, "crc32c_records")
+        return True, end.value
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""

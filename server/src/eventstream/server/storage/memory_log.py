@@ -42,18 +42,24 @@ class _Partition:
 class MemoryLog:
     """An :class:`~.log.EventLog` held in memory.
 
+    The durable log also uses one as its cache of the live tail.
+
     Args:
         partitions: number of partitions.
         max_bytes: most record bytes kept over all partitions.
+        start_offsets: offset of the first record of each partition (default 0).
     """
 
     durability = DURABILITY_MEMORY
 
-    def __init__(self, partitions: int, max_bytes: int) -> None:
+    def __init__(self, partitions: int, max_bytes: int,
+                 start_offsets: list[int] | None = None) -> None:
         self.partitions = partitions
         self.max_bytes = max_bytes
         self.evicted = 0
         self._parts = [_Partition() for _ in range(partitions)]
+        for part, base in zip(self._parts, start_offsets or []):
+            part.base = base
         self._bytes = 0
         self._last_time = [0] * partitions
 
@@ -77,6 +83,10 @@ class MemoryLog:
         self._bytes += size
 
     async def commit(self) -> None:
+        self.publish()
+
+    def publish(self) -> None:
+        """Make the staged records visible now (what :meth:`commit` does)."""
         for part in self._parts:
             part.committed = len(part.records)
         while self._bytes > self.max_bytes and self._evict():
@@ -120,6 +130,11 @@ class MemoryLog:
         part = self._parts[partition]
         index = bisect_left(part.times, time_ns, part.head, part.committed)
         return part.base + index
+
+    def oldest_time(self, partition: int) -> int | None:
+        """Ingest time of the oldest retained committed record, if any."""
+        part = self._parts[partition]
+        return part.times[part.head] if part.head < part.committed else None
 
     def retained_bytes(self, partition: int) -> int:
         return self._parts[partition].bytes

@@ -1,0 +1,47 @@
+"""Rebuild the de-duplication window from the log at start-up.
+
+Decodes stored records with the ``eventstream.v1`` types (so it lives with
+the other protobuf code): this runs once, before serving, over the events of
+the last ``dedup.window_seconds``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from eventstream.v1 import subscribe_pb2
+
+from ..broker.dedup import DedupWindow
+from ..storage.log import EventLog
+
+# Ids the write path makes itself (16 hex digits, "-", a hex counter) are unique
+# and never remembered while serving; skipping them keeps the window for producers' ids.
+_SERVER_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]+")
+READ_BATCH = 1000
+
+
+def restore_dedup(dedup: DedupWindow, event_log: EventLog, now_ns: int) -> int:
+    """Remember the producer-chosen ids of the events inside the window; return how many."""
+    if dedup.window_ns == 0 or dedup.max_ids == 0:
+        return 0
+    restored = 0
+    for partition in range(event_log.partitions):
+        offset = event_log.offset_for_time(partition, now_ns - dedup.window_ns)
+        end = event_log.high_watermark(partition)
+        while offset < end:
+            result = event_log.read(partition, offset, READ_BATCH)
+            if not result.records:
+                break
+            # A record is field 1 of a SubscribeResponse: the concatenation is one.
+            batch = subscribe_pb2.SubscribeResponse.FromString(b"".join(result.records))
+            for event in batch.events:
+                if not _SERVER_ID.fullmatch(event.id):
+                    dedup.remember(event.id.encode(), event.partition, event.offset,
+                                   event.ingest_time.ToNanoseconds())
+                    restored += 1
+            offset += len(result.records)
+    dedup.expire(now_ns)
+    return restored
+
+
+__all__ = ["restore_dedup"]

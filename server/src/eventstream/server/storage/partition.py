@@ -1,0 +1,172 @@
+"""One partition of the durable log: its segments, staging, rolling, seeking, retention.
+
+Touched only by the event loop thread; bytes reach the files through the
+durable log's I/O thread. Appending encodes each record once into the staged
+buffer of the active segment (O(1) per record) and rolls to a new segment by
+size or age at a record boundary.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from pathlib import Path
+
+from .log import ReadResult
+from .segment import HEAD, HEADER_SIZE, MIN_LENGTH, Checksums, Segment
+
+
+class Partition:
+    """The segments of one partition; the last is the active one.
+
+    Args:
+        directory: the partition's directory.
+        segments: its recovered segments, oldest first.
+        checksums: the CRC32C functions.
+        segment_bytes: roll once the active segment holds this many bytes.
+        segment_ns: roll once the active segment's first record is this old.
+        index_interval: bytes between sparse index entries.
+    """
+
+    def __init__(self, directory: Path, segments: list[Segment], *, checksums: Checksums,
+                 segment_bytes: int, segment_ns: int, index_interval: int) -> None:
+        self.directory = directory
+        self.segments = segments
+        self._bases = [s.base for s in segments]
+        self.bytes = sum(s.size for s in segments)
+        self.staged: list[tuple[Segment, bytearray]] = []
+        self._checksums = checksums
+        self._segment_bytes = segment_bytes
+        self._segment_ns = segment_ns
+        self._interval = index_interval
+
+    @property
+    def active(self) -> Segment:
+        """The segment being written (staged segments included)."""
+        return self.staged[-1][0] if self.staged else self.segments[-1]
+
+    @property
+    def last_time(self) -> int:
+        """Ingest time of the newest staged or committed record."""
+        return self.active.staged_last_time
+
+    def stage(self, records: list[bytes], topics: list[str], priorities: bytes,
+              time_ns: int) -> None:
+        """Encode records at the end of the partition; not written yet.
+
+        The loop keeps the active segment's counters in locals (this is the
+        per-record cost of the durable log) and stores them back when the
+        segment rolls or the batch ends; the CRCs are filled by one native call
+        per segment touched.
+        """
+        if self.staged:
+            segment, buf = self.staged[-1]
+        else:
+            segment, buf = self.segments[-1], bytearray()
+            self.staged.append((segment, buf))
+        if not segment.empty and time_ns - (segment.first_time or time_ns) >= self._segment_ns:
+            segment, buf = self._roll(segment, buf, len(buf))
+        start, interval, limit, pack = len(buf), self._interval, self._segment_bytes, HEAD.pack
+        size, offset, position = segment.staged_size, segment.staged_next, segment.last_position
+        sample_at = segment.positions[-1] + interval if segment.positions else 0
+        for record, topic, priority in zip(records, topics, priorities):
+            if size >= limit and offset > segment.base:
+                _store(segment, size, offset, position, time_ns)
+                segment, buf = self._roll(segment, buf, start)
+                start, size, offset, sample_at = 0, 0, segment.base, 0
+            encoded = topic.encode()
+            length = HEADER_SIZE + len(encoded) + len(record)
+            buf += pack(length - 4, 0, offset, time_ns, priority, len(encoded))
+            buf += encoded
+            buf += record
+            if size >= sample_at:  # a sparse index entry every `interval` bytes
+                segment.rel_offsets.append(offset - segment.base)
+                segment.positions.append(size)
+                segment.times.append(time_ns)
+                sample_at = size + interval
+            position = size
+            size += length
+            offset += 1
+        _store(segment, size, offset, position, time_ns)
+        self._fill_checksums(buf, start)
+
+    def _roll(self, segment: Segment, buf: bytearray, start: int) -> tuple[Segment, bytearray]:
+        """Finish ``segment``'s staged bytes and start a new segment after it."""
+        self._fill_checksums(buf, start)
+        rolled = Segment(self.directory, segment.staged_next), bytearray()
+        self.staged.append(rolled)
+        return rolled
+
+    def _fill_checksums(self, buf: bytearray, start: int) -> None:
+        self._checksums.crc32c_records(memoryview(buf)[start:], min_len=MIN_LENGTH, fill=True)
+
+    def publish(self) -> None:
+        """The staged bytes were written: make them committed."""
+        for segment, buf in self.staged:
+            segment.publish()
+            if segment is not self.segments[-1]:
+                self.segments[-1].sealed = True
+                self.segments.append(segment)
+                self._bases.append(segment.base)
+            self.bytes += len(buf)
+        self.staged.clear()
+
+    def discard(self) -> None:
+        """The staged bytes could not be written: forget them."""
+        for segment, _ in self.staged:
+            segment.discard()
+        self.staged.clear()
+
+    def start_offset(self) -> int:
+        """Oldest retained offset."""
+        return self.segments[0].base
+
+    def high_watermark(self) -> int:
+        """One past the newest committed offset."""
+        return self.segments[-1].next_offset
+
+    def read(self, offset: int, max_records: int) -> ReadResult:
+        """Committed records from ``offset`` (retained, below the high watermark).
+
+        Raises:
+            CorruptSegment: a record fails its CRC.
+        """
+        segment = self.segments[bisect_right(self._bases, offset) - 1]
+        decoded = segment.read(self._checksums, segment.position_of(offset), limit=max_records,
+                               min_offset=offset)
+        return ReadResult(offset, decoded.records, decoded.topics, bytes(decoded.priorities))
+
+    def offset_for_time(self, time_ns: int) -> int:
+        """First committed offset whose ingest time is at or after ``time_ns``."""
+        for segment in self.segments:
+            if segment.next_offset > segment.base and segment.last_time >= time_ns:
+                decoded = segment.read(self._checksums, segment.position_of_time(time_ns), limit=1,
+                                       min_time=time_ns, keep=False)
+                return decoded.offsets[0] if decoded.offsets else segment.next_offset
+        return self.high_watermark()
+
+    def expire(self, now_ns: int, retention_ns: int, retention_bytes: int) -> list[Segment]:
+        """Drop the oldest sealed segments past retention; return them (files still there)."""
+        removed: list[Segment] = []
+        while len(self.segments) > 1:
+            oldest = self.segments[0]
+            too_old = retention_ns > 0 and oldest.last_time < now_ns - retention_ns
+            too_big = retention_bytes > 0 and self.bytes > retention_bytes
+            if not (too_old or too_big):
+                break
+            self.segments.pop(0)
+            self._bases.pop(0)
+            self.bytes -= oldest.size
+            removed.append(oldest)
+        return removed
+
+
+def _store(segment: Segment, size: int, offset: int, position: int, time_ns: int) -> None:
+    """Write the staging loop's counters back into the segment."""
+    segment.staged_size, segment.staged_next = size, offset
+    if offset > segment.base:
+        segment.last_position, segment.staged_last_time = position, time_ns
+        if segment.first_time is None:
+            segment.first_time = time_ns
+
+
+__all__ = ["Partition"]

@@ -1,0 +1,179 @@
+"""Pure parts of the durable log: record format, indexes, recovery scans, rolling, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eventstream.server.queue import wire_backend
+from eventstream.server.storage.partition import Partition
+from eventstream.server.storage.recovery import recover_partition, valid_record_after
+from eventstream.server.storage.segment import (
+    HEADER_SIZE,
+    CorruptSegment,
+    Segment,
+    decode,
+    encode_record,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CRC = wire_backend()
+
+records_strategy = st.lists(
+    st.tuples(st.text(min_size=1, max_size=20), st.integers(0, 4), st.binary(max_size=300)),
+    min_size=1, max_size=40)
+
+
+def encode_all(items, base: int = 0, time_ns: int = 1000) -> bytes:
+    return b"".join(encode_record(CRC, base + i, time_ns + i, prio, topic.encode(), record)
+                    for i, (topic, prio, record) in enumerate(items))
+
+
+@given(records_strategy, st.integers(0, 2**40))
+def test_records_decode_to_what_was_encoded(items, base):
+    decoded, problem = decode(encode_all(items, base), 0, CRC)
+    assert problem is None
+    assert decoded.offsets == list(range(base, base + len(items)))
+    assert [(t, p, r) for t, p, r in zip(decoded.topics, decoded.priorities, decoded.records)
+            ] == items
+
+
+@given(records_strategy, st.data())
+def test_skips_below_min_offset_and_stops_at_limit(items, data):
+    start = data.draw(st.integers(0, len(items)))
+    limit = data.draw(st.integers(1, 50))
+    decoded, problem = decode(encode_all(items), 0, CRC, min_offset=start, limit=limit)
+    assert problem is None
+    assert decoded.offsets == list(range(start, min(len(items), start + limit)))
+
+
+@given(records_strategy, st.data())
+def test_a_cut_record_is_reported_truncated_at_its_start(items, data):
+    whole = encode_all(items)
+    last_start = len(encode_all(items[:-1]))
+    cut = data.draw(st.integers(last_start + 1, len(whole) - 1))
+    decoded, problem = decode(whole[:cut], 0, CRC)
+    assert (problem, decoded.end, len(decoded.offsets)) == ("truncated", last_start,
+                                                           len(items) - 1)
+    # Nothing valid follows a torn write...
+    assert not valid_record_after(whole[:cut], last_start, CRC)
+
+
+def test_a_damaged_record_followed_by_good_ones_is_not_a_torn_tail():
+    items = [("t", 1, b"payload-%d" % i) for i in range(5)]
+    data = bytearray(encode_all(items))
+    second = len(encode_all(items[:1]))
+    data[second + HEADER_SIZE + 2] ^= 0xFF
+    decoded, problem = decode(bytes(data), 0, CRC)
+    assert (problem, decoded.end) == ("CRC32C mismatch", second)
+    assert valid_record_after(bytes(data), second, CRC)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(1, 500), min_size=1, max_size=200), st.integers(64, 2048),
+       st.data())
+def test_sparse_index_finds_a_position_at_or_before_any_offset_and_time(sizes, interval, data):
+    segment = Segment(Path("/nonexistent"), 100)
+    position, starts = 0, []
+    for i, size in enumerate(sizes):
+        segment.note(100 + i, position, 10 * i, interval)
+        starts.append(position)
+        position += size
+    target = data.draw(st.integers(0, len(sizes) - 1))
+    found = segment.position_of(100 + target)
+    assert found in starts and found <= starts[target]
+    assert starts[target] - found < interval + max(sizes)
+    found_time = segment.position_of_time(10 * target)
+    assert found_time in starts and found_time <= starts[target]
+
+
+def write_segment(directory: Path, base: int, count: int, size: int = 100) -> bytes:
+    data = encode_all([("topic/a", 2, bytes([i % 256]) * size) for i in range(count)], base)
+    (directory / f"{base:020d}.log").write_bytes(data)
+    return data
+
+
+def test_recovery_rebuilds_missing_indexes_and_checks_segment_order(tmp_path):
+    write_segment(tmp_path, 0, 10)
+    write_segment(tmp_path, 10, 10)
+    write_segment(tmp_path, 20, 3)
+    segments = recover_partition(tmp_path, CRC, 256)
+    assert [(s.base, s.next_offset, s.sealed) for s in segments] == [
+        (0, 10, True), (10, 20, True), (20, 23, False)]
+    assert (tmp_path / f"{0:020d}.index").exists() and (tmp_path / f"{10:020d}.timeindex").exists()
+    # The rebuilt index files are used next time, and agree with a scan.
+    again = recover_partition(tmp_path, CRC, 256)
+    assert [list(s.positions) for s in again] == [list(s.positions) for s in segments]
+    (tmp_path / f"{10:020d}.log").unlink()
+    (tmp_path / f"{10:020d}.index").unlink()
+    with pytest.raises(CorruptSegment, match="starts at offset 20"):
+        recover_partition(tmp_path, CRC, 256)
+
+
+def test_recovery_truncates_a_torn_tail_but_refuses_damage_before_it(tmp_path):
+    data = write_segment(tmp_path, 0, 10)
+    path = tmp_path / f"{0:020d}.log"
+    path.write_bytes(data + data[:60])
+    (segment,) = recover_partition(tmp_path, CRC, 256)
+    assert (segment.next_offset, path.read_bytes()) == (10, data)
+    damaged = bytearray(data)
+    damaged[HEADER_SIZE + 5] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptSegment) as refused:
+        recover_partition(tmp_path, CRC, 256)
+    assert refused.value.position == 0 and str(path) in str(refused.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records_strategy, st.data())
+def test_recovery_keeps_exactly_the_whole_records_before_a_torn_write(tmp_path_factory, items,
+                                                                       data):
+    directory = tmp_path_factory.mktemp("torn")
+    whole = encode_all(items)
+    cut = data.draw(st.integers(0, len(whole)))
+    garbage = data.draw(st.sampled_from([b"", bytes(64), b"\xff" * 9]) | st.binary(max_size=80))
+    (directory / f"{0:020d}.log").write_bytes(whole[:cut] + garbage)
+    (segment,) = recover_partition(directory, CRC, 256)
+    kept = len(decode(whole[:cut], 0, CRC)[0].offsets)
+    assert segment.next_offset == kept
+    assert (directory / f"{0:020d}.log").read_bytes() == encode_all(items[:kept])
+
+
+def test_sealed_segments_are_refused_even_at_their_end(tmp_path):
+    data = write_segment(tmp_path, 0, 10)
+    write_segment(tmp_path, 10, 2)
+    (tmp_path / f"{0:020d}.log").write_bytes(data[:-5])
+    with pytest.raises(CorruptSegment, match="truncated"):
+        recover_partition(tmp_path, CRC, 256)
+
+
+def staged_partition(tmp_path: Path, **limits: int) -> Partition:
+    options = {"segment_bytes": 1 << 20, "segment_ns": 1 << 60, "index_interval": 4096}
+    options.update(limits)
+    return Partition(tmp_path, [Segment(tmp_path, 0)], checksums=CRC, **options)
+
+
+def test_partition_rolls_by_size_and_by_age_at_record_boundaries(tmp_path):
+    part = staged_partition(tmp_path, segment_bytes=1000)
+    part.stage([b"x" * 200] * 12, ["t"] * 12, bytes(12), 5)
+    bases = [segment.base for segment, _ in part.staged]
+    assert bases == [0, 5, 10]   # each segment rolls once it reached 1000 bytes
+    part.publish()
+    assert (part.high_watermark(), len(part.segments)) == (12, 3)
+    (tmp_path / "age").mkdir()
+    part = staged_partition(tmp_path / "age", segment_ns=100)
+    part.stage([b"x"] * 2, ["t"] * 2, bytes(2), 1000)
+    part.stage([b"x"], ["t"], bytes(1), 1099)
+    part.stage([b"x"], ["t"], bytes(1), 1100)
+    assert [segment.base for segment, _ in part.staged] == [0, 3]
+
+
+def test_retention_never_deletes_the_active_segment(tmp_path):
+    part = staged_partition(tmp_path, segment_bytes=1000)
+    part.stage([b"x" * 200] * 12, ["t"] * 12, bytes(12), 5)
+    part.publish()
+    removed = part.expire(now_ns=10**12, retention_ns=1, retention_bytes=0)
+    assert [s.base for s in removed] == [0, 5]
+    assert (part.start_offset(), [s.base for s in part.segments]) == (10, [10])
+    assert part.bytes == part.segments[0].size
