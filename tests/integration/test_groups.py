@@ -198,3 +198,32 @@ async def test_members_must_agree_on_patterns_and_start_with_a_start(server):
     assert "partition 99 does not exist" in error.value.details()
     first.kill()
     await stubs.close()
+
+
+async def test_committed_offsets_survive_a_restart(start_server):
+    """With the durable log, a group resumes after a restart where it had finished."""
+    server = start_server({"storage": {"partitions": 2}})
+    stubs = Stubs(server.target)
+    await publish(stubs, "audit/e", 200)
+    first = GroupMember(stubs, "auditors", patterns=["audit/#"],
+                        start_from=subscribe_pb2.START_FROM_EARLIEST, max_in_flight=20)
+    while len(first.acked) < 120:
+        first.ack(await first.events(1))
+    await wait_for_metric(server, "eventstream_group_acks_total", len(first.acked), group="auditors")
+    first.kill()
+    await stubs.close()
+    server.stop()          # a clean stop saves the offsets (after a crash, a few more come again)
+    assert (server.workdir / "data" / "groups" / "auditors.json").is_file()
+    server.start()
+    stubs = Stubs(server.target)
+    second = GroupMember(stubs, "auditors", patterns=["audit/#"],
+                         start_from=subscribe_pb2.START_FROM_EARLIEST)
+    rest: list[tuple[int, int]] = []
+    while len(rest) < 200 - len(first.acked):
+        batch = await second.events(1)
+        rest += [(e.partition, e.offset) for e in batch]
+        second.ack(batch)
+    assert not set(rest) & set(first.acked), "an event acknowledged before the restart came again"
+    assert len(set(rest) | set(first.acked)) == 200
+    second.kill()
+    await stubs.close()

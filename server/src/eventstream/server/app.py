@@ -10,6 +10,7 @@ committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import signal
 import time
@@ -43,6 +44,7 @@ from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dedup_restore import restore_dedup
 from .storage.disk_log import DiskLog
+from .storage.group_offsets import GroupOffsets
 from .storage.memory_log import MemoryLog
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,13 @@ class Node:
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
+        # Committed group offsets live beside the log: in memory with the
+        # in-memory log, in <data_dir>/groups with the durable one.
+        self.group_offsets = (GroupOffsets(config.storage.data_dir)
+                              if config.storage.engine == "disk" else None)
         self.groups = GroupCoordinator(
-            self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns)
+            self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns,
+            self.group_offsets.load if self.group_offsets else lambda name: None)
         self.consume = consume.ConsumeServicer(self.broker, self.groups, self.stager,
                                                config.groups, config.limits, self.metrics)
         self._expiry: asyncio.Task[None] | None = None
@@ -156,10 +163,26 @@ class Node:
                         lambda: [(time.monotonic() - self.started_at, {})])
 
     async def _expire_acks(self) -> None:
-        """Deliver again, ten times a second, what passed its ack deadline."""
-        while True:
+        """Deliver again, ten times a second, what passed its ack deadline; save
+        moved group offsets twice a second."""
+        for tick in itertools.count(1):
             await asyncio.sleep(0.1)
             self.groups.expire()
+            if tick % 5 == 0 and self.group_offsets is not None:
+                moved = self.groups.unsaved()
+                if moved:
+                    await asyncio.to_thread(self._save_group_offsets, moved)
+
+    def _save_group_offsets(self, moved: list[tuple[Group, list[int]]]) -> None:
+        """Save the offsets of groups that moved (fsync: off the event loop when it runs)."""
+        assert self.group_offsets is not None
+        for group, frontiers in moved:
+            try:
+                self.group_offsets.save(group.name, frontiers)
+            except OSError:
+                log.exception("cannot save the offsets of group %s; retrying", group.name)
+                continue
+            self.groups.saved(group, frontiers)
 
     def _on_commit(self, taken: list[Submission], results: list[RoundResult]) -> None:
         self.groups.wake_all()
@@ -280,6 +303,8 @@ class Node:
             await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self._expiry is not None:
             self._expiry.cancel()
+        if self.group_offsets is not None:
+            self._save_group_offsets(self.groups.unsaved())
         await self.broker.stop()
         await self.http.stop()
         self.metrics.shutdown()

@@ -94,6 +94,8 @@ class Group:
         self.acked = 0
         self.redelivered = 0
         self.dead_lettered = 0
+        self.saved = self.frontiers()
+        """The committed offsets as last saved (see :meth:`GroupCoordinator.unsaved`)."""
 
     def frontiers(self) -> list[int]:
         """The committed offset of every partition."""
@@ -315,6 +317,19 @@ class GroupCoordinator:
     def _wake(self, group: Group) -> None:
         for member in group.members:
             member.wake.set()
+
+    def unsaved(self) -> list[tuple[Group, list[int]]]:
+        """Groups whose committed offsets moved since they were last saved, with them.
+
+        The caller saves them, then records it with :meth:`saved`.
+        """
+        return [(group, frontiers) for group in self.groups.values()
+                if (frontiers := group.frontiers()) != group.saved]
+
+    @staticmethod
+    def saved(group: Group, frontiers: list[int]) -> None:
+        """Record that ``frontiers`` of ``group`` are saved."""
+        group.saved = frontiers
 
     def wake_all(self) -> None:
         """New events were committed: let every member look."""
