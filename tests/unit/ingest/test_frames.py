@@ -6,7 +6,7 @@ import struct
 
 import pytest
 from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
-from eventstream.v1 import common_pb2, publish_pb2
+from eventstream.v1 import common_pb2
 from hypothesis import given, strategies as st
 
 from eventstream.server.broker.topics import topic_problem
@@ -95,15 +95,8 @@ def test_frame_topic_rules_agree_with_the_broker(topic):
         problem[0] if problem else None)
 
 
-def test_ack_position_reads_the_write_paths_acks():
-    for partition, offset, duplicate in ((0, 0, False), (7, 2**40 + 3, True), (300, 127, False)):
-        ack = publish_pb2.PublishAck(id="some-id", partition=partition, offset=offset,
-                                     duplicate=duplicate, durability=1).SerializeToString()
-        assert messages.ack_position(ack) == (partition, offset)
-
-
 def test_server_messages_are_what_the_sdk_reads():
-    ack = messages.encode_ack(5, [(1, 10), (2, 2**33)])
+    ack = messages.encode_ack(5, [1, 10, 2, 2**33])
     assert ack[4] == messages.KIND_ACK
     assert struct.unpack_from(">QII", ack, 5) == (5, 2, 1) and len(ack) == 4 + 1 + 12 + 24
     error = messages.encode_error(3, "TOPIC_EMPTY", "batch 3 frame 0: topic must not be empty")

@@ -38,6 +38,8 @@ class Submission:
     received_ns: int
     result_tag: int = 0
     transport: str = "grpc"
+    positions: memoryview | None = None
+    """Set when committed: (partition, offset) of each row as u64 pairs, in row order."""
 
 
 def submissions_of(accepted: Accepted, result_tag: int, transport: str = "grpc"

@@ -177,6 +177,7 @@ class WritePath:
                     remember(event_id, positions[2 * row], positions[2 * row + 1], now)
                     new_ids.append(event_id)
             _collect(out, staged)
+            submission.positions = out.positions
             results.append(RoundResult(out.results, submission.count, duplicates))
         self.dedup.expire(now)
         return results, staged

@@ -31,7 +31,6 @@ KIND_ERROR = 2
 
 _BATCH_HEADER = struct.Struct(">I")
 _ACK_HEAD = struct.Struct(">IBQI")
-_ENTRY = struct.Struct(">IQ")
 _ERROR_HEAD = struct.Struct(">IBQB")
 
 
@@ -40,10 +39,12 @@ def batch_length(header: bytes) -> int:
     return _BATCH_HEADER.unpack(header)[0]
 
 
-def encode_ack(sequence: int, positions: list[tuple[int, int]]) -> bytes:
-    """An ACK message for batch ``sequence``: one (partition, offset) per frame."""
-    body = b"".join([_ENTRY.pack(p, o) for p, o in positions])
-    return _ACK_HEAD.pack(1 + 8 + 4 + len(body), KIND_ACK, sequence, len(positions)) + body
+def encode_ack(sequence: int, positions: list[int]) -> bytes:
+    """An ACK message for batch ``sequence``: ``positions`` holds partition,
+    offset, partition, offset, ... one pair per frame, in frame order."""
+    count = len(positions) // 2
+    body = struct.pack(f">{'IQ' * count}", *positions)
+    return _ACK_HEAD.pack(1 + 8 + 4 + len(body), KIND_ACK, sequence, count) + body
 
 
 def encode_error(position: int, reason: str, message: str) -> bytes:
@@ -54,38 +55,5 @@ def encode_error(position: int, reason: str, message: str) -> bytes:
                              len(reason_bytes)) + reason_bytes + text)
 
 
-def ack_position(ack: bytes) -> tuple[int, int]:
-    """(partition, offset) of an encoded ``eventstream.v1.PublishAck``.
-
-    Walks the protobuf wire format for fields 2 (partition) and 3 (offset),
-    skipping the others (they are varints or length-delimited).
-    """
-    partition = offset = 0
-    pos, end = 0, len(ack)
-    while pos < end:
-        key, pos = _varint(ack, pos)
-        if key & 7 == 2:
-            size, pos = _varint(ack, pos)
-            pos += size
-            continue
-        value, pos = _varint(ack, pos)
-        if key == 0x10:
-            partition = value
-        elif key == 0x18:
-            offset = value
-    return partition, offset
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-__all__ = ["HANDSHAKE_ACKED", "KIND_ACK", "KIND_ERROR", "ack_position", "batch_length",
+__all__ = ["HANDSHAKE_ACKED", "KIND_ACK", "KIND_ERROR", "batch_length",
            "encode_ack", "encode_error"]

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Awaitable
 
 from ..broker.lanes import Submission
-from ..broker.wire import field_spans
 from ..config.model import IngestConfig, LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
@@ -302,15 +301,20 @@ class _Connection:
             await _send(writer, messages.encode_ack(sequence, positions))
 
 
-async def _positions(queued: list[Submission]) -> list[tuple[int, int]]:
-    """(partition, offset) of each frame of a batch, in frame order."""
+async def _positions(queued: list[Submission]) -> list[int]:
+    """Partition and offset of each frame of a batch, flat, in frame order."""
+    if len(queued) == 1:   # one lane: rows are already in frame order
+        await queued[0].future
+        assert queued[0].positions is not None
+        return queued[0].positions.tolist()
     by_frame: dict[int, tuple[int, int]] = {}
     for submission in queued:
+        await submission.future
+        assert submission.positions is not None
+        flat = submission.positions.tolist()
         frames = memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
-        results = await submission.future   # PublishResult{ack} per row
-        acks = [results[value:end] for _, value, end in field_spans(results)]
-        by_frame.update(zip(frames, map(messages.ack_position, acks)))
-    return [by_frame[frame] for frame in sorted(by_frame)]
+        by_frame.update(zip(frames, zip(flat[::2], flat[1::2])))
+    return [value for frame in sorted(by_frame) for value in by_frame[frame]]
 
 
 def _as_closed(error: ConnectionError | EventStreamError) -> _Closed:
