@@ -207,6 +207,30 @@ def test_a_member_whose_connection_is_cut_joins_again(start_server, start_proxy)
     assert seen == published
 
 
+async def test_an_async_member_joins_again_after_a_cut_and_keeps_acking(start_server,
+                                                                          start_proxy):
+    server = start_server(CONFIG)
+    proxy = start_proxy(server.target)
+    async with AsyncClient(server.target) as direct, AsyncClient(proxy.target) as client:
+        results = await direct.publish_batch([Event("acut/t", str(n), key=f"k{n % 9}")
+                                              for n in range(90)])
+        published = {(r.unwrap().partition, r.unwrap().offset) for r in results}
+        seen: set[tuple[int, int]] = set()
+        members = set()
+        async with client.consume("acutters", "acut/#", start="earliest",
+                                  max_in_flight=10) as consumer:
+            async for event in consumer:
+                seen.add(position(event))
+                consumer.ack(event)
+                members.add(consumer.assignment.member_id)
+                if len(seen) == 30 and proxy.connections == 1:
+                    await asyncio.to_thread(proxy.cut)
+                if seen == published:
+                    break
+    assert proxy.connections >= 2 and len(members) >= 2, "the consumer never joined again"
+    assert seen == published
+
+
 def test_a_member_with_other_patterns_is_refused_naming_the_field(server):
     with Client(server.target) as client:
         with client.consume("same", "a/#") as first:

@@ -180,3 +180,15 @@ def test_the_join_request_carries_the_settings_and_refuses_bad_ones():
         consume_start("g", ("a/#",), None, "offsets", None, None, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="patterns"):
         consume_start("g", (), None, "latest", None, None, None)
+
+
+def test_a_send_on_a_broken_connection_counts_as_unavailable_not_a_server_error():
+    from eventstream.client._consumer import lost_connection
+
+    local = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core")
+    assert isinstance(lost_connection(local), UnavailableError)
+    assert lost_connection(local).retryable
+    server = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core", reason="INTERNAL")
+    assert lost_connection(server) is server
+    other = make_error(grpc.StatusCode.INTERNAL, "boom (correlation id 7)")
+    assert lost_connection(other) is other

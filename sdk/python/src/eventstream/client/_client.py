@@ -171,6 +171,10 @@ class Client:
             ack_deadline_seconds: seconds before an unanswered event is
                 delivered again (None: the server's default).
             max_deliveries: deliveries before dead-lettering (None: the server's default).
+
+        ``min_priority``, ``ack_deadline_seconds`` and ``max_deliveries`` are
+        the group's: the member that creates the group sets them and the
+        server ignores other members' values.
             retry: rejoin policy (consecutive failed attempts); the client's by default.
 
         Raises:

@@ -37,7 +37,7 @@ from ._consume import (
     drain,
     settle_requests,
 )
-from ._errors import EventStreamError, error_from_rpc
+from ._errors import EventStreamError, UnavailableError, error_from_rpc
 from ._events import ReceivedEvent
 from ._retry import RetryBudget, RetryPolicy
 
@@ -68,6 +68,21 @@ async def _async_requests(start: _Request, pending: asyncio.Queue[Settle | None]
             yield request
 
 
+# grpc.aio reports a request that cannot be sent because the connection broke
+# as INTERNAL with this message, set on the client side (no server details),
+# racing the UNAVAILABLE the read side would report (grpc/grpc#36066).
+_SEND_FAILED = "Internal error from Core"
+
+
+def lost_connection(error: EventStreamError) -> EventStreamError:
+    """``error``, or UNAVAILABLE when it is grpc.aio's report of a send on a broken connection."""
+    if (error.code is grpc.StatusCode.INTERNAL and error.message == _SEND_FAILED
+            and not error.reason):
+        return UnavailableError(grpc.StatusCode.UNAVAILABLE,
+                                f"the connection broke while sending ({error.message})")
+    return error
+
+
 class _Rejoin:
     """Consecutive failed joins under the retry policy."""
 
@@ -80,7 +95,7 @@ class _Rejoin:
 
     def wait_after(self, rpc_error: grpc.RpcError) -> tuple[float | None, EventStreamError]:
         """(seconds to wait before joining again or None to give up, the typed error)."""
-        error = error_from_rpc(rpc_error)
+        error = lost_connection(error_from_rpc(rpc_error))
         self._budget.remaining()  # counts the failed attempt
         return self._budget.wait_after(error), error
 
