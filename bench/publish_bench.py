@@ -9,11 +9,12 @@ One run measures, on 127.0.0.1:
     "#", a publisher at a fixed rate stamping publish_time).
 
 Each server is pinned to core 0 and the load client to core 1 when taskset
-and two cores are available. Unary and batch load comes from ghz (found on
-PATH or in .tools/bin) with the API's .proto files; batch load also, and
-stream load only, from a Python grpc.aio client in its own process that
-sends pre-encoded requests and samples every 20th response (so it stays
-cheap). The same client drives both servers. Every loop is bounded in count and time; every process started is
+and two cores are available. Unary, batch and stream load comes from ghz
+(found on PATH or in .tools/bin) with the API's .proto files (the stream
+scenario: --stream-call-count requests per PublishStream call, several calls
+at once); batch and stream load also from a Python grpc.aio client in its own
+process that sends pre-encoded requests and samples every 20th response (so it
+stays cheap). The same client drives both servers. Every loop is bounded in count and time; every process started is
 stopped, also on failure.
 
     python bench/publish_bench.py [--duration 5] [--markdown FILE]
@@ -137,17 +138,31 @@ def machine() -> dict[str, str]:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-# --------------------------------------------------------------------------- ghz (unary, batch)
+# --------------------------------------------------------------------------- ghz (unary, batch, stream)
 
 def run_ghz(ghz: str, target: str, call: str, data: bytes, concurrency: int, duration: float,
-            per_request: int, pin: bool, workdir: Path) -> dict:
+            per_request: int, pin: bool, workdir: Path, stream_messages: int = 0) -> dict:
+    """One ghz run; events/s = calls answered OK x ``per_request`` / duration.
+
+    With ``stream_messages`` the call is a stream: each of ``concurrency`` workers
+    opens one, sends ``data`` that many times as fast as flow control lets it
+    (reading the answers concurrently), half-closes, counts one call once every
+    answer arrived, and opens the next; ``per_request`` is then the events of a
+    whole stream.
+    """
     data_file = workdir / f"{call.rsplit('.', 1)[-1]}.bin"
-    data_file.write_bytes(data)
+    # Count-prefixed (ghz's form for one or more messages), so ghz never takes a
+    # single message's first bytes for a count.
+    data_file.write_bytes(_varint(len(data)) + data)
+    # A stream in flight when the time is up holds many events: wait for it and
+    # count it (ghz's total time then includes the wait), instead of dropping it.
+    streaming = (["--stream-call-count", str(stream_messages), "--duration-stop", "wait"]
+                 if stream_messages else ["--duration-stop", "ignore"])
     command = pinned(CLIENT_CORE, [
         ghz, "--insecure", "--proto", str(PROTO), "-i", str(ROOT / "api"),
-        "--call", call, "-B", str(data_file),
+        "--call", call, "-B", str(data_file), *streaming,
         "-c", str(concurrency), "--connections", "1", "-z", f"{duration}s",
-        "--duration-stop", "ignore", "-t", "10s", "--cpus", "1" if pin else "2",
+        "-t", "10s", "--cpus", "1" if pin else "2",
         "-O", "json", target], pin)
     completed = subprocess.run(command, capture_output=True, timeout=duration + 60)
     if completed.returncode != 0 and not completed.stdout:
@@ -379,6 +394,10 @@ def run(args: argparse.Namespace) -> int:
     unary_data = publish_pb2.PublishRequest(event=event()).SerializeToString()
     batch_data = publish_pb2.PublishBatchRequest(
         events=[event() for _ in range(BATCH)]).SerializeToString()
+    # ghz sends this same request over and over on each stream (the server only
+    # echoes the sequence, it does not check it).
+    stream_data = publish_pb2.PublishStreamRequest(
+        sequence=1, events=[event() for _ in range(BATCH)]).SerializeToString()
 
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
@@ -410,24 +429,30 @@ def run(args: argparse.Namespace) -> int:
         targets = {"ours": real.target, "noop": f"127.0.0.1:{noop_port}"}
         pids = {"ours": real.process.pid, "noop": noop.pid}  # type: ignore[union-attr]
 
-        # Sanity: a batch against the real server is fully acknowledged.
+        # Sanity: a batch and a stream request of the bench are fully acknowledged
+        # by the real server (ghz counts answered calls, it does not read the results).
         async def check() -> None:
             from eventstream.v1 import publish_pb2_grpc
             async with grpc.aio.insecure_channel(real.target) as channel:
-                response = await publish_pb2_grpc.PublishServiceStub(channel).PublishBatch(
+                stub = publish_pb2_grpc.PublishServiceStub(channel)
+                response = await stub.PublishBatch(
                     publish_pb2.PublishBatchRequest.FromString(batch_data), timeout=10)
-                bad = [r for r in response.results if not r.HasField("ack")]
-                if bad:
-                    raise RuntimeError(f"the real server refused bench events: {bad[0]}")
+                stream = stub.PublishStream(
+                    iter([publish_pb2.PublishStreamRequest.FromString(stream_data)]), timeout=10)
+                results = [*response.results, *[r async for answer in stream for r in answer.results]]
+                bad = [r for r in results if not r.HasField("ack")]
+                if bad or len(results) != 2 * BATCH:
+                    raise RuntimeError(f"the real server refused bench events: {bad[:1]}")
         asyncio.run(check())
 
         for name, target in targets.items():  # warm-up, not reported
             run_ghz(ghz, target, "eventstream.v1.PublishService.Publish", unary_data,
                     16, 1.0, 1, pin, workdir)
 
-        # PublishBatch runs twice: with ghz, and with the raw-bytes Python client, because
-        # ghz decodes every 100-result response into dynamic messages and can saturate
-        # its core before the no-op server does (see the client CPU column).
+        # PublishBatch and PublishStream run twice: with ghz, and with the raw-bytes
+        # Python client, because ghz decodes every 100-result response into dynamic
+        # messages and can saturate its core before the no-op server does (see the
+        # client CPU column).
         modes = [
             ("unary Publish (ghz)", lambda t: run_ghz(
                 ghz, t, "eventstream.v1.PublishService.Publish", unary_data,
@@ -437,6 +462,10 @@ def run(args: argparse.Namespace) -> int:
                 args.batch_concurrency, args.duration, BATCH, pin, workdir)),
             (f"PublishBatch x{BATCH} (py)", lambda t: run_stream(
                 t, args.duration, 1, args.batch_concurrency, pin, mode="batch")),
+            (f"PublishStream x{BATCH} (ghz)", lambda t: run_ghz(
+                ghz, t, "eventstream.v1.PublishService.PublishStream", stream_data,
+                args.streams, args.duration, BATCH * args.stream_messages, pin, workdir,
+                stream_messages=args.stream_messages)),
             (f"PublishStream x{BATCH} (py)", lambda t: run_stream(
                 t, args.duration, args.streams, args.window, pin)),
         ]
@@ -486,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-concurrency", type=int, default=16)
     parser.add_argument("--streams", type=int, default=4, help="PublishStream calls in parallel")
     parser.add_argument("--window", type=int, default=16, help="requests in flight per stream")
+    parser.add_argument("--stream-messages", type=int, default=50,
+                        help="requests per PublishStream call driven by ghz")
     parser.add_argument("--latency-rate", type=int, default=500)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--stream-client", metavar="TARGET", help=argparse.SUPPRESS)

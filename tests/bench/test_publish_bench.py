@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ["unary Publish (ghz)", "PublishBatch x100 (ghz)", "PublishBatch x100 (py)",
-         "PublishStream x100 (py)"]
+         "PublishStream x100 (ghz)", "PublishStream x100 (py)"]
 
 
 def test_publish_bench_prints_every_mode_with_a_ratio(tmp_path):

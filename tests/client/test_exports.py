@@ -5,8 +5,10 @@ from __future__ import annotations
 import eventstream.client as client
 
 EXPORTS = {
-    "NO_RETRY", "AsyncClient", "AsyncPublisher", "AsyncSubscription", "Client", "ClusterStatus",
-    "DeadlineExceededError", "Durability", "Event", "EventStreamError", "InternalError",
+    "NO_RETRY", "Assignment", "AsyncClient", "AsyncConsumer", "AsyncPublisher",
+    "AsyncSubscription", "Client", "ClusterStatus", "ConsumedEvent", "Consumer",
+    "DeadlineExceededError", "Durability", "Event", "EventStreamError", "GroupStart",
+    "InternalError",
     "InvalidArgumentError", "Member", "OutOfRangeError", "Priority", "Publisher", "PublishAck",
     "PublishResult", "ReceivedEvent", "ResourceExhaustedError", "RetryPolicy", "StartPosition",
     "Subscription", "TLSConfig", "UnavailableError",

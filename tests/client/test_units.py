@@ -134,3 +134,61 @@ def test_resume_from_earliest_repeats_the_start_and_skips_delivered_events():
     assert state.request() == first
     assert [state.admit(_event(0, n)) for n in (0, 1, 2)] == [False, False, True]
     assert state.positions == {0: 3}
+
+
+def test_queued_answers_become_one_request_per_run_of_acks_or_nacks():
+    from eventstream.client._consume import MAX_POSITIONS, settle_requests
+
+    settles = [(True, 0, 1), (True, 1, 5), (False, 0, 2), (True, 0, 3)]
+    requests = settle_requests(settles)
+    assert [r.WhichOneof("request") for r in requests] == ["ack", "nack", "ack"]
+    assert [(p.partition, p.offset) for p in requests[0].ack.events] == [(0, 1), (1, 5)]
+    assert [(p.partition, p.offset) for p in requests[1].nack.events] == [(0, 2)]
+    many = settle_requests([(True, 0, n) for n in range(MAX_POSITIONS + 1)])
+    assert [len(r.ack.events) for r in many] == [MAX_POSITIONS, 1]
+    assert settle_requests([]) == []
+
+
+def test_draining_the_answer_queue_stops_at_the_end_marker_or_when_empty():
+    import queue
+
+    from eventstream.client._consume import drain
+
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    for item in [(True, 0, 2), None, (True, 0, 3)]:
+        pending.put(item)
+    assert drain((True, 0, 1), pending.get_nowait, queue.Empty) == (
+        [(True, 0, 1), (True, 0, 2)], True)
+    assert drain(pending.get(), pending.get_nowait, queue.Empty) == ([(True, 0, 3)], False)
+    assert drain(None, pending.get_nowait, queue.Empty) == ([], True)
+
+
+def test_the_join_request_carries_the_settings_and_refuses_bad_ones():
+    from eventstream.client._consume import consume_start
+
+    start = consume_start("g", ("a/#",), "high", "earliest", 10, 5, 3).start
+    assert (start.group, list(start.patterns), start.min_priority) == (
+        "g", ["a/#"], common_pb2.PRIORITY_HIGH)
+    assert start.start_from == subscribe_pb2.START_FROM_EARLIEST
+    assert (start.max_in_flight, start.ack_deadline_seconds, start.max_deliveries) == (10, 5, 3)
+    defaults = consume_start("g", ("a/#",), None, "latest", None, None, None).start
+    assert defaults.start_from == subscribe_pb2.START_FROM_LATEST
+    assert (defaults.max_in_flight, defaults.max_deliveries, defaults.min_priority) == (0, 0, 0)
+    with pytest.raises(ValueError, match="max_deliveries"):
+        consume_start("g", ("a/#",), None, "latest", None, None, 0)
+    with pytest.raises(ValueError, match="start"):
+        consume_start("g", ("a/#",), None, "offsets", None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="patterns"):
+        consume_start("g", (), None, "latest", None, None, None)
+
+
+def test_a_send_on_a_broken_connection_counts_as_unavailable_not_a_server_error():
+    from eventstream.client._consumer import lost_connection
+
+    local = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core")
+    assert isinstance(lost_connection(local), UnavailableError)
+    assert lost_connection(local).retryable
+    server = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core", reason="INTERNAL")
+    assert lost_connection(server) is server
+    other = make_error(grpc.StatusCode.INTERNAL, "boom (correlation id 7)")
+    assert lost_connection(other) is other

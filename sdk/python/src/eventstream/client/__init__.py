@@ -1,7 +1,8 @@
 """EventStream's Python client: a blocking :class:`Client` and an asyncio :class:`AsyncClient`.
 
 Both publish (one event, a batch, or a pipelined stream), subscribe with
-iterators that resume after a disconnect, and read the cluster status. Inputs
+iterators that resume after a disconnect, consume as members of a consumer
+group (ack/nack, at-least-once), and read the cluster status. Inputs
 and outputs are the plain types below; the generated ``eventstream.v1``
 messages stay at the gRPC boundary.
 
@@ -16,6 +17,8 @@ Example:
 from ._async_client import AsyncClient
 from ._channel import TLSConfig
 from ._client import Client
+from ._consume import Assignment, ConsumedEvent, GroupStart
+from ._consumer import AsyncConsumer, Consumer
 from ._errors import (
     DeadlineExceededError,
     EventStreamError,
@@ -34,15 +37,20 @@ from ._subscription_state import StartPosition
 
 __all__ = [
     "NO_RETRY",
+    "Assignment",
     "AsyncClient",
+    "AsyncConsumer",
     "AsyncPublisher",
     "AsyncSubscription",
     "Client",
     "ClusterStatus",
+    "ConsumedEvent",
+    "Consumer",
     "DeadlineExceededError",
     "Durability",
     "Event",
     "EventStreamError",
+    "GroupStart",
     "InternalError",
     "InvalidArgumentError",
     "Member",

@@ -14,6 +14,8 @@ from eventstream.v1 import cluster_pb2, publish_pb2
 from . import _methods
 from ._channel import ChannelOption, TLSConfig, async_channel
 from ._client import DEFAULT_TARGET, DEFAULT_TIMEOUT
+from ._consume import GroupStart, consume_start
+from ._consumer import AsyncConsumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
 from ._publisher import DEFAULT_WINDOW, AsyncPublisher
@@ -65,6 +67,7 @@ class AsyncClient:
         self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
         self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
         self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
+        self._consume = self._channel.stream_stream(*_methods.CONSUME)
         self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
 
     @property
@@ -115,6 +118,22 @@ class AsyncClient:
         """
         request = subscribe_request(patterns, min_priority, start, max_batch_events)
         return AsyncSubscription(self._subscribe, request, retry or self._retry)
+
+    def consume(self, group: str, *patterns: str, min_priority: Priority | str | None = None,
+                start: GroupStart = "latest", max_in_flight: int | None = None,
+                ack_deadline_seconds: int | None = None, max_deliveries: int | None = None,
+                retry: RetryPolicy | None = None) -> AsyncConsumer:
+        """Join consumer group ``group`` as one more member (see :meth:`Client.consume`).
+
+        Example:
+            >>> async with client.consume("billing", "orders/#") as consumer:
+            ...     async for event in consumer:
+            ...         await handle(event)      # idempotent, keyed by event.id
+            ...         event.ack()
+        """
+        request = consume_start(group, patterns, min_priority, start, max_in_flight,
+                                ack_deadline_seconds, max_deliveries)
+        return AsyncConsumer(self._consume, request, retry or self._retry, self._timeout)
 
     async def cluster_status(self, *, timeout: float | None = None) -> ClusterStatus:
         """The state of the cluster as the node answering sees it."""

@@ -13,6 +13,8 @@ from eventstream.v1 import cluster_pb2, publish_pb2
 
 from . import _methods
 from ._channel import ChannelOption, TLSConfig, sync_channel
+from ._consume import GroupStart, consume_start
+from ._consumer import Consumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
 from ._publisher import DEFAULT_WINDOW, Publisher
@@ -64,6 +66,7 @@ class Client:
         self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
         self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
         self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
+        self._consume = self._channel.stream_stream(*_methods.CONSUME)
         self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
 
     @property
@@ -141,6 +144,51 @@ class Client:
         """
         request = subscribe_request(patterns, min_priority, start, max_batch_events)
         return Subscription(self._subscribe, request, retry or self._retry)
+
+    def consume(self, group: str, *patterns: str, min_priority: Priority | str | None = None,
+                start: GroupStart = "latest", max_in_flight: int | None = None,
+                ack_deadline_seconds: int | None = None, max_deliveries: int | None = None,
+                retry: RetryPolicy | None = None) -> Consumer:
+        """Join consumer group ``group`` as one more member (see :class:`Consumer`).
+
+        The group's members share its partitions; every event delivered must
+        be acked (done) or nacked (deliver again). Unanswered events come back
+        after the ack deadline; after ``max_deliveries`` deliveries an event
+        goes to the topic ``dead-letter/<group>``. Delivery is at-least-once:
+        make the handling idempotent, keyed by ``event.id``. On UNAVAILABLE
+        the consumer joins again with jittered backoff; answers not yet sent
+        then are lost and those events are delivered again.
+
+        Args:
+            group: the group's name (letters, digits, ``-``, ``_``, ``.``).
+            patterns: topic patterns, the same for every member of the group.
+            min_priority: deliver only events of at least this priority
+                (the others count as acked).
+            start: where a new group starts, ``"latest"`` or ``"earliest"``;
+                an existing group goes on from its committed offsets.
+            max_in_flight: most unacknowledged events this member holds
+                (None: the server's default, which is also the upper bound).
+            ack_deadline_seconds: seconds before an unanswered event is
+                delivered again (None: the server's default).
+            max_deliveries: deliveries before dead-lettering (None: the server's default).
+
+        ``min_priority``, ``ack_deadline_seconds`` and ``max_deliveries`` are
+        the group's: the member that creates the group sets them and the
+        server ignores other members' values.
+            retry: rejoin policy (consecutive failed attempts); the client's by default.
+
+        Raises:
+            ValueError: an argument is out of range or not understood.
+
+        Example:
+            >>> with client.consume("billing", "orders/#", start="earliest") as consumer:
+            ...     for event in consumer:
+            ...         print(consumer.assignment, event.partition, event.offset)
+            ...         event.ack()
+        """
+        request = consume_start(group, patterns, min_priority, start, max_in_flight,
+                                ack_deadline_seconds, max_deliveries)
+        return Consumer(self._consume, request, retry or self._retry, self._timeout)
 
     def cluster_status(self, *, timeout: float | None = None) -> ClusterStatus:
         """The state of the cluster as the node answering sees it."""

@@ -35,6 +35,9 @@ PUBLISH_STREAM: Method[publish_pb2.PublishStreamRequest, publish_pb2.PublishStre
 SUBSCRIBE: Method[subscribe_pb2.SubscribeRequest, subscribe_pb2.SubscribeResponse] = Method(
     "/eventstream.v1.SubscribeService/Subscribe",
     subscribe_pb2.SubscribeRequest.SerializeToString, subscribe_pb2.SubscribeResponse.FromString)
+CONSUME: Method[subscribe_pb2.ConsumeRequest, subscribe_pb2.ConsumeResponse] = Method(
+    "/eventstream.v1.SubscribeService/Consume",
+    subscribe_pb2.ConsumeRequest.SerializeToString, subscribe_pb2.ConsumeResponse.FromString)
 CLUSTER_STATUS: Method[cluster_pb2.GetClusterStatusRequest,
                        cluster_pb2.GetClusterStatusResponse] = Method(
     "/eventstream.v1.ClusterService/GetClusterStatus",

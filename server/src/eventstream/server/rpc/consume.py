@@ -56,6 +56,9 @@ class ConsumeServicer:
         self._limits = limits
         self._metrics = metrics
         self.consume = handles_errors("Consume", metrics)(self._consume)
+        # The loop keeps only weak references to tasks: hold the dead-letter
+        # publishes until they finish.
+        self._dead_letters: set[asyncio.Task[None]] = set()
 
     def method_handler(self) -> grpc.RpcMethodHandler:
         """The handler for SubscribeService's method table."""
@@ -140,8 +143,10 @@ class ConsumeServicer:
 
     def dead_letter(self, group, partition: int, offset: int, record: bytes) -> None:  # noqa: ANN001
         """Publish an event that reached max_deliveries to the group's dead-letter topic."""
-        asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._dead_letter(group, partition, offset, record), name="dead-letter")
+        self._dead_letters.add(task)
+        task.add_done_callback(self._dead_letters.discard)
 
     async def _dead_letter(self, group, partition: int, offset: int, record: bytes  # noqa: ANN001
                            ) -> None:
