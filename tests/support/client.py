@@ -14,10 +14,15 @@ from eventstream.v1 import (
 
 
 class Stubs:
-    """Async stubs of the three public services on one channel."""
+    """Async stubs of the three public services on one channel.
 
-    def __init__(self, target: str) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
+    Args:
+        target: the server's gRPC address.
+        options: gRPC channel arguments (name, value).
+    """
+
+    def __init__(self, target: str, options: list[tuple[str, int]] | None = None) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=options)
         self.publish = publish_pb2_grpc.PublishServiceStub(self.channel)
         self.subscribe = subscribe_pb2_grpc.SubscribeServiceStub(self.channel)
         self.cluster = cluster_pb2_grpc.ClusterServiceStub(self.channel)
