@@ -235,6 +235,20 @@ _Staged = tuple[list[bytes], list[str], bytearray]
 _NEW = (-1, 0, 0)
 
 
+_TOPICS: dict[bytes, str] = {}   # encoded topic -> the one str kept for it
+_TOPICS_LIMIT = 65536
+
+
+def _topic(raw: bytes) -> str:
+    """The str of an encoded topic, shared by every record of that topic."""
+    topic = _TOPICS.get(raw)
+    if topic is None:
+        if len(_TOPICS) >= _TOPICS_LIMIT:
+            _TOPICS.clear()
+        topic = _TOPICS[raw] = raw.decode()
+    return topic
+
+
 def _collect(out: StagedRecords, staged: dict[int, _Staged]) -> None:
     """Split a submission's records into per-partition lists for the log."""
     data, ends, spans, priorities = out.records, out.ends, out.topics, out.priorities
@@ -250,8 +264,9 @@ def _collect(out: StagedRecords, staged: dict[int, _Staged]) -> None:
         if slot is None:
             slot = staged[partition] = ([], [], bytearray())
         slot[0].extend([data[a:b] for a, b in zip(starts, stops)])
-        slot[1].extend([data[at:at + size].decode()
-                        for at, size in zip(topic_spans[::2], topic_spans[1::2])])
+        # Topics repeat: one str per topic, not one per record, in the log's lists.
+        slot[1].extend([_TOPICS.get(raw) or _topic(raw) for raw in
+                        [data[at:at + size] for at, size in zip(topic_spans[::2], topic_spans[1::2])]])
         slot[2].extend(priorities[first:last])
         first = last
 

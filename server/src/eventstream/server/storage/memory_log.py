@@ -13,6 +13,7 @@ from bisect import bisect_left
 from .log import ReadResult
 
 DURABILITY_MEMORY = 1  # eventstream.v1.Durability.DURABILITY_MEMORY
+_EMPTY = [b""]
 
 
 class _Partition:
@@ -101,6 +102,9 @@ class MemoryLog:
             return False
         size = sum(map(len, part.records[part.head:stop]))
         self.evicted += stop - part.head
+        # Let the evicted records go now, not at the next compaction: the
+        # slots stay (offsets index the list) but hold nothing.
+        part.records[part.head:stop] = _EMPTY * (stop - part.head)
         part.head = stop
         part.bytes -= size
         self._bytes -= size
