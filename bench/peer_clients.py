@@ -12,8 +12,10 @@ bounded in count and time.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib
+import shutil
 import statistics
 import struct
 import subprocess
@@ -206,6 +208,7 @@ def pubsub_modules():
     if "google.pubsub.v1.pubsub_pb2" in sys.modules:
         return (sys.modules["google.pubsub.v1.pubsub_pb2"], sys.modules["google.pubsub.v1.pubsub_pb2_grpc"])
     out = Path(tempfile.mkdtemp(prefix="es-pubsub-proto-"))
+    atexit.register(shutil.rmtree, out, True)
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PUBSUB_PROTO_ROOT}",
                     f"--python_out={out}", f"--grpc_python_out={out}", str(PUBSUB_PROTO)],
                    check=True, capture_output=True, timeout=60)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -181,10 +182,10 @@ def start_pubsub(stack: contextlib.ExitStack, workdir: Path, pin: bool) -> Runni
     java = _java_descendant(process.pid)
     if java is None:
         raise Unavailable("the Pub/Sub emulator listens, but no java process was found under gcloud")
-    jar = next((data_path.name for data_path in
-                (Path(shutil.which("gcloud") or "").resolve().parent.parent / "platform" / "pubsub-emulator"
-                 / "lib").glob("cloud-pubsub-emulator-*.jar")), "cloud-pubsub-emulator")
-    return Running("pubsub", java, f"127.0.0.1:{port}", jar.removesuffix("-all.jar"))
+    # The emulator's version is in its jar's name, on the java command line.
+    command = Path(f"/proc/{java}/cmdline").read_bytes().decode(errors="replace")
+    found = re.search(r"(cloud-pubsub-emulator-[\w.]+?)(?:-all)?\.jar", command)
+    return Running("pubsub", java, f"127.0.0.1:{port}", found.group(1) if found else "unknown version")
 
 
 STARTERS = {"redis": start_redis, "nats": start_nats, "pubsub": start_pubsub}

@@ -106,14 +106,14 @@ def our_client(target: str, mode: str, size: int, duration: float, streams: int,
 def ghz_proto(proto: Path, include: Path):
     """Point publish_bench.run_ghz at another service's .proto for the duration."""
     saved = pb.PROTO, pb.ROOT
-    # run_ghz passes `-i ROOT/api`: a root whose api/ is the include dir.
-    shim = Path(tempfile.mkdtemp(prefix="es-ghz-root-"))
-    (shim / "api").symlink_to(include)
-    pb.PROTO, pb.ROOT = proto, shim
-    try:
-        yield
-    finally:
-        pb.PROTO, pb.ROOT = saved
+    with tempfile.TemporaryDirectory(prefix="es-ghz-root-") as shim:
+        # run_ghz passes `-i ROOT/api`: a root whose api/ is the include dir.
+        (Path(shim) / "api").symlink_to(include)
+        pb.PROTO, pb.ROOT = proto, Path(shim)
+        try:
+            yield
+        finally:
+            pb.PROTO, pb.ROOT = saved
 
 
 def ours_throughput(address: str, ghz: str, args: argparse.Namespace, pin: bool,
