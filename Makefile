@@ -84,6 +84,15 @@ breaking: install
 bench: install tools $(TOOLS_BIN)/ghz
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
 
+# EventStream side by side with NATS JetStream, Redis Streams and the Pub/Sub
+# emulator (bench/peers_bench.py); writes bench/results/peers.{md,png,json}.
+# Pass options with ARGS, e.g. ARGS="--peers redis --quick".
+.PHONY: bench-peers
+bench-peers: install native $(TOOLS_BIN)/ghz
+	$(PY) -m pip install -q -r requirements/bench.txt
+	tools/install-peers.sh
+	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/peers_bench.py $(ARGS)
+
 # Raw TCP/UDP ingest: the native load generator against the server, Redis
 # Streams (Debian's redis-server, redis-benchmark) as the peer figure.
 loadgen:
