@@ -11,7 +11,8 @@ GHZ_VERSION     := v0.120.0
 .PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench bench-ingest loadgen clean
 NATIVE := server/native/libshardq
 
-install: $(STAMP)
+# The server loads the native core at start, so installing builds it too.
+install: $(STAMP) native
 
 $(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt server/pyproject.toml sdk/python/pyproject.toml
 	python3 -m venv $(VENV)
