@@ -260,8 +260,60 @@ class PubsubEndpoint(Endpoint):
         await self.channel.close()
 
 
+# --------------------------------------------------------------------------- Kafka
+
+class KafkaEndpoint(Endpoint):
+    """Kafka through aiokafka: a one-partition topic, acks=all publishes (many are sent
+    before the first acknowledgement is awaited), one group-less consumer per subscriber
+    starting at the end of the log."""
+
+    topic = "e2e"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def connect(self) -> None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.address, acks="all", linger_ms=0,
+                                         request_timeout_ms=10_000)
+        await self.producer.start()
+
+    async def publish(self, payloads: list[bytes]) -> None:
+        if len(payloads) == 1:
+            await self.producer.send_and_wait(self.topic, payloads[0])
+            return
+        acks = [await self.producer.send(self.topic, payload) for payload in payloads]
+        await asyncio.gather(*acks)
+
+    async def subscribe(self, index: int, deliver: Deliver) -> None:
+        from aiokafka import AIOKafkaConsumer
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.address, group_id=None,
+                                    auto_offset_reset="latest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+                for records in batches.values():
+                    deliver([record.value for record in records])
+        finally:
+            await consumer.stop()
+
+    async def close(self) -> None:
+        await self.producer.stop()
+
+
 ENDPOINTS: dict[str, type[Endpoint]] = {
-    "ours": OursEndpoint, "nats": NatsEndpoint, "redis": RedisEndpoint, "pubsub": PubsubEndpoint}
+    "ours": OursEndpoint, "nats": NatsEndpoint, "redis": RedisEndpoint, "pubsub": PubsubEndpoint,
+    "kafka": KafkaEndpoint}
 
 
 # --------------------------------------------------------------------------- workloads

@@ -2,13 +2,15 @@
 
 Our server (single node, disk log, ``storage.fsync: interval``), NATS with
 JetStream (file storage), Redis (append-only file, ``appendfsync everysec``)
-and the Google Pub/Sub emulator. Every start registers its stop on the
+the Google Pub/Sub emulator and Kafka (KRaft, one broker that is also its
+controller, a flush to disk every second). Every start registers its stop on the
 caller's ``contextlib.ExitStack``, so a failure anywhere stops everything
 already started. Each server is pinned to the server core when pinning is on.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -16,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,10 @@ import publish_bench as pb
 
 ROOT = pb.ROOT
 TOOLS_BIN = ROOT / ".tools" / "bin"
+KAFKA_JARS = ROOT / ".tools" / "kafka"  # tools/install-peers.sh kafka (bench/kafka/pom.xml)
+# kafka-server-start.sh's default heap and collector.
+KAFKA_JVM = ["-Xmx1G", "-Xms1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-XX:InitiatingHeapOccupancyPercent=35", "-Djava.awt.headless=true"]
 
 
 class Unavailable(RuntimeError):
@@ -188,4 +195,55 @@ def start_pubsub(stack: contextlib.ExitStack, workdir: Path, pin: bool) -> Runni
     return Running("pubsub", java, f"127.0.0.1:{port}", found.group(1) if found else "unknown version")
 
 
-STARTERS = {"redis": start_redis, "nats": start_nats, "pubsub": start_pubsub}
+def kafka_classpath() -> str:
+    """The classpath of the broker and its tools, or Unavailable when they are not installed."""
+    if shutil.which("java") is None:
+        raise Unavailable("java not installed (Kafka is a Java program)")
+    if not list(KAFKA_JARS.glob("kafka_2.13-*.jar")) or not list(KAFKA_JARS.glob("kafka-tools-*.jar")):
+        raise Unavailable("the Kafka jars are not installed (tools/install-peers.sh kafka)")
+    return str(KAFKA_JARS / "*")
+
+
+def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
+    """One node that is broker and KRaft controller, everything replicated once, and a
+    flush of the log to disk every second (like Redis's everysec and our fsync interval)."""
+    return "\n".join([
+        "process.roles=broker,controller", "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER", "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={data}", "num.partitions=1",
+        "offsets.topic.replication.factor=1", "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1", "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1", "group.initial.rebalance.delay.ms=0",
+        "log.flush.interval.ms=1000", "log.flush.scheduler.interval.ms=1000", ""])
+
+
+def start_kafka(stack: contextlib.ExitStack, workdir: Path, pin: bool) -> Running:
+    """Kafka in KRaft mode from the Maven Central jars: format the storage, start kafka.Kafka."""
+    classpath = kafka_classpath()
+    data = workdir / "kafka"
+    data.mkdir()
+    port, controller_port = pb.free_port(), pb.free_port()
+    properties = workdir / "server.properties"
+    properties.write_text(_kafka_properties(data, port, controller_port))
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    formatted = subprocess.run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
+                                "-t", cluster_id, "-c", str(properties)], capture_output=True, timeout=120)
+    if formatted.returncode != 0:
+        raise Unavailable(f"kafka-storage format failed: {formatted.stderr.decode(errors='replace')[-600:]}")
+    log = workdir / "kafka.log"
+    process = _popen(stack, ["java", *KAFKA_JVM, "-cp", classpath, "kafka.Kafka", str(properties)], log, pin)
+    try:
+        pb.wait_port(port, process, timeout=90.0)  # the JVM takes a few seconds to start
+    except RuntimeError as error:
+        raise Unavailable(f"Kafka did not start: {error}: "
+                          f"{log.read_text(errors='replace')[-600:]}") from error
+    version = re.search(r"kafka_2\.13-([\w.]+)\.jar", " ".join(p.name for p in KAFKA_JARS.iterdir()))
+    return Running("kafka", process.pid, f"127.0.0.1:{port}",
+                   f"Kafka {version.group(1)} (KRaft)" if version else "Kafka (KRaft)")
+
+
+STARTERS = {"redis": start_redis, "nats": start_nats, "pubsub": start_pubsub, "kafka": start_kafka}

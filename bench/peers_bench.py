@@ -1,4 +1,4 @@
-"""EventStream side by side with NATS JetStream, Redis Streams and the Pub/Sub emulator.
+"""EventStream side by side with NATS JetStream, Redis Streams, the Pub/Sub emulator and Kafka.
 
 One run (`make bench-peers`) starts our server (one node, disk log, fsync
 interval) and each peer on 127.0.0.1, one after another, each pinned to core 0
@@ -9,7 +9,8 @@ with its load client on core 1 (as bench/publish_bench.py does), and measures:
     (many requests in flight on one connection), each system driven by its own
     load tool: ours by publish_bench.py's clients (ghz, and its raw-bytes
     PublishBatch/PublishStream client), NATS by `nats bench`, Redis by
-    redis-benchmark, the Pub/Sub emulator by ghz through the same run_ghz;
+    redis-benchmark, the Pub/Sub emulator by ghz through the same run_ghz,
+    Kafka by its ProducerPerformance tool;
   * publish-to-delivery latency p50/p99/p999 at a fixed moderate rate and
     fan-out to 10 subscribers, the same Python harness on every system
     (bench/peer_clients.py);
@@ -19,7 +20,7 @@ It prints a table with the ratio ours/peer per workload and writes a markdown
 report and a PNG plot to bench/results/ (or --out). A peer that cannot run
 here is reported as unavailable with the reason, and the run goes on.
 
-    python bench/peers_bench.py [--peers nats,redis,pubsub] [--duration 4] [--out DIR] [--quick]
+    python bench/peers_bench.py [--peers nats,redis,pubsub,kafka] [--duration 4] [--out DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ BATCH_CONCURRENCY = 16   # batch requests in flight
 STREAMS, WINDOW = 4, 16  # our pipelined client: 4 streams x 16 requests of 100 events
 NATS_ASYNC_WINDOW = 500  # `nats bench js pub async --batch`: publishes in flight per client
 REDIS_PIPELINE, REDIS_PIPELINED_CLIENTS = 64, 4
+KAFKA_PIPELINED_BATCH_BYTES = 256 * 1024
 FANOUT_SUBSCRIBERS = 10
-PEERS = ("nats", "redis", "pubsub")
+PEERS = ("nats", "redis", "pubsub", "kafka")
 NAMES = {"ours": "EventStream", "nats": "NATS JetStream", "redis": "Redis Streams",
-         "pubsub": "Pub/Sub emulator"}
+         "pubsub": "Pub/Sub emulator", "kafka": "Kafka"}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 THROUGHPUT = [f"publish {kind}, {size}" for kind in ("single", f"batched x{BATCH}", "pipelined")
@@ -234,6 +236,50 @@ def redis_throughput(address: str, args: argparse.Namespace, pin: bool) -> dict[
     return results
 
 
+def kafka_modes(size: int) -> dict[str, list[str]]:
+    """ProducerPerformance producer settings per row, every one acks=all. Idempotence is off
+    where more than its 5 requests may be in flight (to match the other systems' windows)."""
+    unordered = ["enable.idempotence=false"]
+    return {
+        # batch.size=0: one record per batch, so one record per produce request.
+        "single": ["linger.ms=0", "batch.size=0", *unordered,
+                   f"max.in.flight.requests.per.connection={SINGLE_CONCURRENCY}"],
+        # Room for 100 records (batch header + a record's own header of about 10 bytes each).
+        f"batched x{BATCH}": ["linger.ms=5", f"batch.size={61 + BATCH * (size + 12)}", *unordered,
+                              f"max.in.flight.requests.per.connection={BATCH_CONCURRENCY}"],
+        # The producer as tuned for throughput: large batches, its default 5 requests in flight.
+        "pipelined": ["linger.ms=10", f"batch.size={KAFKA_PIPELINED_BATCH_BYTES}"],
+    }
+
+
+def kafka_throughput(address: str, args: argparse.Namespace, pin: bool) -> dict[str, float]:
+    """Kafka's own load tool, ProducerPerformance (kafka-producer-perf-test), one producer,
+    a one-partition topic per row (created on first use; the calibration run takes that)."""
+    classpath = peer_servers.kafka_classpath()
+    results: dict[str, float] = {}
+
+    def bench(topic: str, settings: list[str], size: int) -> Callable[[int], float]:
+        def run_count(count: int) -> float:
+            output = tool_run(["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                               "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
+                               "--topic", topic, "--num-records", str(count), "--record-size", str(size),
+                               "--throughput", "-1", "--producer-props", f"bootstrap.servers={address}",
+                               "acks=all", *settings], pin, 120)
+            rates = re.findall(r"records sent, ([\d.]+) records/sec", output)
+            if not rates:
+                raise RuntimeError(f"ProducerPerformance printed no rate: {output[-400:]}")
+            return float(rates[-1])  # the summary comes last
+        return run_count
+
+    for label, size in SIZES.items():
+        for kind, settings in kafka_modes(size).items():
+            topic = f"{kind.split()[0]}-{size}"
+            first = SINGLE_CONCURRENCY * 100 if kind == "single" else 50_000
+            results[f"publish {kind}, {label}"] = calibrated(
+                bench(topic, settings, size), first, args.duration, args.quick)
+    return results
+
+
 # --------------------------------------------------------------------------- one system
 
 def end_to_end(name: str, address: str, args: argparse.Namespace) -> dict[str, float]:
@@ -276,6 +322,8 @@ def measure_system(name: str, args: argparse.Namespace, ghz: str, pin: bool, wor
             figures = pubsub_throughput(running.address, ghz, args, pin, workdir)
         elif name == "nats":
             figures = nats_throughput(running.address, args, pin)
+        elif name == "kafka":
+            figures = kafka_throughput(running.address, args, pin)
         else:
             figures = redis_throughput(running.address, args, pin)
         figures.update(end_to_end(name, running.address, args))
@@ -361,7 +409,7 @@ def report(results: dict[str, dict], info: dict[str, str], args: argparse.Namesp
                          f"{entry['server_cpu']:.0%} of one core")
         else:
             lines.append(f"- {NAMES[name]}: not measured: {entry['unavailable']}")
-    lines.append("- Kafka / Redpanda: not measured (see bench/README.md)")
+    lines.append("- Redpanda: not measured (see bench/README.md)")
     lines += ["", f"Per throughput run {args.duration:g} s; latency {args.latency_rate} events/s for "
               f"{args.latency_seconds:g} s; fan-out {args.fanout_events:,} events x "
               f"{FANOUT_SUBSCRIBERS} subscribers.", "",
@@ -421,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="EventStream vs NATS JetStream, Redis, Pub/Sub emulator")
+    parser = argparse.ArgumentParser(description="EventStream vs NATS JetStream, Redis, Pub/Sub emulator, Kafka")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per throughput run")
     parser.add_argument("--latency-rate", type=int, default=1000, help="events/s of the latency run")

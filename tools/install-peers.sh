@@ -2,21 +2,24 @@
 # Install the peers bench/peers_bench.py compares EventStream with:
 #   nats-server and nats (natscli, for `nats bench`)  Go module proxy, into <repo>/.tools/bin
 #   redis-server and redis-benchmark                 Debian (apt-get), when missing
+#   the Kafka broker and its tools (jars)            Maven Central (bench/kafka/pom.xml), into
+#                                                    <repo>/.tools/kafka; skipped without java/mvn
 # The Pub/Sub emulator comes with the google-cloud-cli packages where the
 # machine has them (`gcloud beta emulators pubsub start`); nothing here
 # installs it, and the benchmark reports it as unavailable when it is missing.
 #
 # Idempotent: tools already present are left alone.
-# Usage: tools/install-peers.sh [nats] [redis]   (no argument: both)
+# Usage: tools/install-peers.sh [nats] [redis] [kafka]   (no argument: all three)
 set -euo pipefail
 
 NATS_SERVER_VERSION="v2.15.2"
 NATSCLI_VERSION="v0.5.0"
+KAFKA_VERSION="4.1.0"  # also in bench/kafka/pom.xml
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin_dir="${repo_root}/.tools/bin"
 wanted=("$@")
-[[ ${#wanted[@]} -gt 0 ]] || wanted=(nats redis)
+[[ ${#wanted[@]} -gt 0 ]] || wanted=(nats redis kafka)
 mkdir -p "${bin_dir}"
 
 for peer in "${wanted[@]}"; do
@@ -38,6 +41,20 @@ for peer in "${wanted[@]}"; do
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
       fi
       ;;
-    *) echo "install-peers: unknown peer '${peer}' (nats, redis)" >&2; exit 2 ;;
+    kafka)
+      kafka_dir="${repo_root}/.tools/kafka"
+      if [[ ! -f "${kafka_dir}/kafka_2.13-${KAFKA_VERSION}.jar" || ! -f "${kafka_dir}/kafka-tools-${KAFKA_VERSION}.jar" ]]; then
+        if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+          # The benchmark then reports Kafka as unavailable and runs the others.
+          echo "install-peers: skipping Kafka (needs java and mvn)" >&2
+          continue
+        fi
+        echo "install-peers: Kafka ${KAFKA_VERSION} jars (mvn, Maven Central)"
+        rm -rf "${kafka_dir}"
+        mvn -B -q -f "${repo_root}/bench/kafka/pom.xml" dependency:copy-dependencies \
+          -DincludeScope=runtime -DoutputDirectory="${kafka_dir}"
+      fi
+      ;;
+    *) echo "install-peers: unknown peer '${peer}' (nats, redis, kafka)" >&2; exit 2 ;;
   esac
 done
