@@ -85,8 +85,8 @@ breaking: install
 bench: install tools $(TOOLS_BIN)/ghz
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
 
-# EventStream side by side with NATS JetStream, Redis Streams and the Pub/Sub
-# emulator (bench/peers_bench.py); writes bench/results/peers.{md,png,json}.
+# EventStream side by side with NATS JetStream, Redis Streams, Kafka and the
+# Pub/Sub emulator (bench/peers_bench.py); writes bench/results/peers.{md,png,json}.
 # Pass options with ARGS, e.g. ARGS="--peers redis --quick".
 .PHONY: bench-peers
 bench-peers: install native $(TOOLS_BIN)/ghz

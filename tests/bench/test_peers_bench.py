@@ -2,8 +2,8 @@
 
 Speed is not asserted (timed assertions are flaky on a shared machine): this
 keeps `make bench-peers` working. Redis is the peer because it is cheap to
-install (Debian's redis-server); NATS and the Pub/Sub emulator run in the full
-command only. The test installs what it needs itself: the pinned bench
+install (Debian's redis-server); NATS, Kafka and the Pub/Sub emulator run in
+the full command only. The test installs what it needs itself: the pinned bench
 requirements into this virtualenv and redis-server if it is missing.
 """
 
