@@ -68,7 +68,8 @@ class GroupMember:
             nack=subscribe_pb2.EventPositions(events=positions)))
 
     def kill(self) -> None:
-        """End the stream abruptly, as a crashed client does."""
+        """End the stream abruptly, as a crashed client does (also after it failed)."""
+        self._requests.put_nowait(None)   # ends the request generator too
         self.call.cancel()
 
 
@@ -185,17 +186,20 @@ async def test_members_must_agree_on_patterns_and_start_with_a_start(server):
         await other.events(1)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "start.patterns" in error.value.details()
+    other.kill()
     call = stubs.subscribe.Consume(iter([subscribe_pb2.ConsumeRequest(
         ack=subscribe_pb2.EventPositions())]))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await call.read()
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    call.cancel()
     bad = GroupMember(stubs, "same", patterns=["a/#"])
     bad.ack([common_pb2.Event(partition=99, offset=0)])
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await bad.events(10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "partition 99 does not exist" in error.value.details()
+    bad.kill()
     first.kill()
     await stubs.close()
 

@@ -30,6 +30,12 @@ _TRANSPORT = {"transport": "grpc"}
 _ASSIGNMENT = b"\x12"   # ConsumeResponse.assignment
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a finished loop's outcome as seen (it ended with its member)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def dead_letter_topic(group: str) -> str:
     """Where a group's events go after max_deliveries."""
     return f"dead-letter/{group}"
@@ -105,9 +111,11 @@ class ConsumeServicer:
             for task in done:
                 task.result()  # re-raise a bad ack's INVALID_ARGUMENT, for instance
         finally:
+            # Cancelled, not awaited: a writer blocked in context.write ends
+            # when the RPC ends, which needs this handler to return first.
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                task.add_done_callback(_retrieve)
             self._coordinator.leave(member)
             self._metrics.subscribers.add(-1)
         if self._broker.phase == "draining":
