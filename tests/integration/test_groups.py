@@ -13,7 +13,7 @@ import grpc
 import pytest
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 
-from tests.integration.test_errors import metric
+from tests.support.server import metric
 from tests.support.client import Stubs, collect, event, subscribe_request
 
 pytestmark = pytest.mark.timeout(120)
@@ -90,6 +90,8 @@ async def publish(stubs: Stubs, topic: str, count: int) -> None:
 
 
 async def wait_for_metric(server, name: str, value: float, **labels: str) -> None:
+    """Like tests.support.server.wait_for_metric, but yields to the event loop
+    while it polls: the members' acks are sent by this loop."""
     for _ in range(600):
         if metric(server, name, **labels) >= value:
             return
