@@ -189,8 +189,6 @@ async def test_an_unacknowledged_event_comes_back_after_the_deadline(start_serve
     await stubs.close()
 
 
-@pytest.mark.skip(reason="hangs in the full make test run (twice), never alone or with tests/client; "
-                         "under investigation, see the session note")
 async def test_members_must_agree_on_patterns_and_start_with_a_start(server):
     stubs = Stubs(server.target)
     async with asyncio.timeout(60):
