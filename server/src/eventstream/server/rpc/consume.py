@@ -101,21 +101,17 @@ class ConsumeServicer:
         settings = self._settings(first.start)
         member = self._coordinator.join(first.start.group, settings)
         self._metrics.subscribers.add(1)
-        loop = asyncio.get_running_loop()
-        tasks = {loop.create_task(self._read(member, requests)),
-                 loop.create_task(self._write(member, context))}
+        # Requests are read by a task of their own; every write happens here,
+        # in the handler, so when it ends (a bad ack's INVALID_ARGUMENT, the
+        # client's half-close, the drain) no write is in flight: grpc cannot
+        # send the status while a message is still being sent.
+        reader = asyncio.get_running_loop().create_task(self._read(member, requests))
+        reader.add_done_callback(lambda _: member.wake.set())
         try:
-            # Either side ending ends the member: the client closed its requests,
-            # the stream broke, or the server drains.
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raise a bad ack's INVALID_ARGUMENT, for instance
+            await self._write(member, context, reader)
         finally:
-            # Cancelled, not awaited: a writer blocked in context.write ends
-            # when the RPC ends, which needs this handler to return first.
-            for task in tasks:
-                task.cancel()
-                task.add_done_callback(_retrieve)
+            reader.cancel()
+            reader.add_done_callback(_retrieve)
             self._coordinator.leave(member)
             self._metrics.subscribers.add(-1)
         if self._broker.phase == "draining":
@@ -132,9 +128,14 @@ class ConsumeServicer:
             elif kind == "nack":
                 coordinator.nack(member, [(p.partition, p.offset) for p in request.nack.events])
 
-    async def _write(self, member: Member, context: grpc.aio.ServicerContext) -> None:
+    async def _write(self, member: Member, context: grpc.aio.ServicerContext,
+                     reader: asyncio.Task[None]) -> None:
+        """Send assignments and events until the reader ends or the server drains."""
         group = member.group
         while self._broker.phase != "draining":
+            if reader.done():
+                reader.result()   # a bad ack's INVALID_ARGUMENT, for instance
+                return            # the client closed its requests
             member.wake.clear()
             if member.assignment_changed:
                 member.assignment_changed = False
