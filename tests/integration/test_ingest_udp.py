@@ -17,7 +17,8 @@ def datagram_accounting(server) -> tuple[float, float, float, float]:
     read = metric(server, "eventstream_ingest_datagrams_total", transport="udp")
     dropped = sum(metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
                          reason=reason)
-                  for reason in ("TOPIC_NOT_UTF8", "FRAME_TRUNCATED", "LANE_FULL"))
+                  for reason in ("TOPIC_NOT_UTF8", "FRAME_TRUNCATED", "LANE_FULL",
+                                 "RECEIVE_QUEUE_FULL"))
     kernel = metric(server, "eventstream_ingest_udp_kernel_drops", transport="udp")
     committed = metric(server, "eventstream_events_committed_total", transport="udp")
     return read, dropped, kernel, committed
@@ -73,13 +74,40 @@ def test_datagrams_read_plus_counted_drops_equal_sent(server):
                       reason="TOPIC_NOT_UTF8") == 2 * bad_sent
 
 
-def test_a_full_lane_drops_whole_datagrams_and_counts_them(start_server):
+def test_a_full_lane_holds_datagrams_in_the_receive_queue(start_server):
+    """Small lanes fill at once; datagrams wait in the receive queue instead of being dropped."""
     server = start_server({"queues": {"batch_capacity": 8, "realtime_capacity": 8}})
     sent = 3000
     send_datagrams(server.udp_port, sent, bad_every=0, burst=500, pause=0.001)
     read, dropped, kernel, committed = settled_accounting(server, sent)
     assert read + kernel == sent
     assert committed == (read - dropped) * FRAMES_PER_DATAGRAM
-    assert dropped > 0
-    assert metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
-                  reason="LANE_FULL") == dropped
+    assert dropped == 0
+    assert metric(server, "eventstream_queue_full_total", queue="batch") > 0  # the lane did fill
+
+
+def test_datagrams_that_can_never_fit_or_find_the_receive_queue_full_are_counted(start_server):
+    server = start_server({"queues": {"batch_capacity": 3, "realtime_capacity": 3},
+                           "ingest": {"udp_queue_bytes": 1024 * 1024}})
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(("127.0.0.1", server.udp_port))
+    try:
+        sock.send(encode_frame("udp/in", b"x") * 4)   # 4 events: more than the lane holds
+        # ~1 KiB datagrams, as fast as they go: the 1 MiB receive queue holds
+        # about a thousand, and the 3-event lanes take one per commit.
+        big = encode_frame("udp/in", b"y" * 300) * FRAMES_PER_DATAGRAM
+        sent = 5000
+        for _ in range(sent):
+            sock.send(big)
+    finally:
+        sock.close()
+    read, dropped, kernel, committed = settled_accounting(server, sent + 1)
+    assert read + kernel == sent + 1
+    assert committed == (read - dropped) * FRAMES_PER_DATAGRAM
+    never_fits = metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
+                        reason="LANE_FULL")
+    queue_full = metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
+                        reason="RECEIVE_QUEUE_FULL")
+    assert never_fits == 1
+    assert queue_full > 0
+    assert never_fits + queue_full == dropped

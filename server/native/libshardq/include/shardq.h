@@ -733,6 +733,73 @@ int shardq_numa_node_cpus(const char *sysfs_root, int32_t node, int32_t *cpus, s
  */
 int shardq_numa_pin_thread(const char *sysfs_root, int32_t node);
 
+/* ======================================================================== */
+/* UDP receiver                                                             */
+/* ======================================================================== */
+
+/* Opaque: a thread that reads datagrams from a socket into a queue. */
+typedef struct shardq_udp shardq_udp_t;
+
+/* Options for shardq_udp_start(). Set `size` to sizeof(struct). */
+struct shardq_udp_options {
+    uint32_t size;
+    int32_t fd;             /* a bound datagram socket; the caller keeps owning it */
+    uint32_t shard;         /* the queue shard the datagrams go to (not SHARDQ_SHARD_ANY) */
+    uint32_t batch;         /* datagrams per recvmmsg(2), 1..1024; 0 = 64 */
+    uint32_t max_datagram;  /* bytes read per datagram, <= 65535; 0 = 65535 */
+    int32_t numa_node;      /* pin the thread to this node's CPUs; -1 = do not pin */
+};
+
+/* Counters of a receiver. Set `size` to sizeof(struct). */
+struct shardq_udp_stats {
+    uint64_t size;
+    uint64_t datagrams;   /* datagrams read from the socket */
+    uint64_t bytes;       /* their bytes */
+    uint64_t queue_full;  /* datagrams dropped because the shard had no room */
+    uint64_t truncated;   /* datagrams dropped because they were over max_datagram */
+    uint64_t errors;      /* failed receive calls, other than "nothing to read" */
+    int64_t last_errno;   /* errno of the last failed call, 0 if none */
+};
+
+/**
+ * shardq_udp_start - start a thread that receives datagrams into a queue.
+ * @opts: options (read only; not kept).
+ * @q:    the queue; it must outlive the receiver.
+ * @out:  receives the receiver.
+ *
+ * The thread waits in poll(2) on the socket, reads up to `batch` datagrams
+ * per recvmmsg(2) and pushes each as one record (u32 big-endian length,
+ * then the datagram) into `shard`, in arrival order, waking the queue's
+ * consumer. Datagrams that do not fit are dropped and counted (queue_full).
+ * The thread ends on shardq_udp_stop(), when the queue is closed, or when
+ * the socket becomes unusable (EBADF and the like; see last_errno).
+ *
+ * Returns: 0; SHARDQ_EINVAL for bad options or shard; SHARDQ_ENOMEM;
+ * another negative errno when the thread or its eventfd cannot be made.
+ * Ownership: the caller owns *out and ends it with shardq_udp_stop(), before
+ * closing the socket or destroying the queue.
+ * Thread-safety: safe from any thread.
+ */
+int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_udp_t **out);
+
+/**
+ * shardq_udp_stats - read a receiver's counters.
+ * Returns: 0; SHARDQ_EINVAL for a NULL argument or out->size too small.
+ * Thread-safety: safe from any thread while the receiver runs.
+ */
+int shardq_udp_stats(shardq_udp_t *u, struct shardq_udp_stats *out);
+
+/**
+ * shardq_udp_stop - stop the thread, wait for it and free the receiver.
+ * @u:     the receiver, or NULL (no-op).
+ * @final: NULL, or receives the counters as the thread left them (set
+ *         final->size first).
+ *
+ * Datagrams already pushed stay in the queue; the socket is left open.
+ * Thread-safety: call once, from one thread.
+ */
+void shardq_udp_stop(shardq_udp_t *u, struct shardq_udp_stats *final);
+
 #ifdef __cplusplus
 }
 #endif

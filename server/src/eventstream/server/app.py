@@ -291,6 +291,8 @@ class Node:
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
         self.tcp.stop_accepting()
         self.udp.stop_accepting()
+        # Datagrams already read are queued before publishing closes.
+        await self.udp.finish(max(min(deadline - time.monotonic(), 5.0), 0.1))
         self.broker.stop_accepting()
         self.groups.wake_all()  # group members see the drain and end their streams
         await self.health.set(False, "draining")

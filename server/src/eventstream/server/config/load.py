@@ -90,6 +90,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "ingest.max_connections": _between(1, 1_000_000),
     "ingest.idle_timeout_seconds": _between(0, 7 * 24 * 3600),
     "ingest.udp_receive_buffer_bytes": _between(4096, 2**31 - 1),
+    "ingest.udp_queue_bytes": _between(1024 * 1024, 2**40),
     "dedup.window_seconds": _between(0, 7 * 24 * 3600),
     "dedup.max_ids": _between(0, 2**32),
     "subscribe.max_batch_events": _POSITIVE,

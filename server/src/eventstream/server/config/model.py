@@ -166,6 +166,11 @@ class IngestConfig:
     udp_receive_buffer_bytes: int = 8 * 1024 * 1024
     """SO_RCVBUF asked for the UDP socket (forced past the kernel's rmem_max
     when the process may). Default 8 MiB."""
+    udp_queue_bytes: int = 64 * 1024 * 1024
+    """Bytes of datagrams the receive queue holds between the thread that
+    reads the UDP socket and the event loop (4 bytes of header each); a
+    datagram that finds it full is dropped as ``RECEIVE_QUEUE_FULL``.
+    Default 64 MiB."""
 
 
 @dataclass(frozen=True)

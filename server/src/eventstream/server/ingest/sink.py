@@ -64,6 +64,34 @@ class BrokerSink:
         """
         self._broker.publish(submissions)
 
+    async def offer_when_room(self, submissions: list[Submission]) -> None:
+        """Queue all of ``submissions`` at once, waiting while a lane lacks room.
+
+        For datagrams: the ones not yet taken wait in the receive queue
+        meanwhile instead of being dropped.
+
+        Raises:
+            EventStreamError: LANE_FULL when they need more than a lane's
+                whole capacity, or any other refusal (e.g. SHUTTING_DOWN);
+                nothing was queued.
+        """
+        while True:
+            try:
+                self._broker.publish(submissions)
+                return
+            except EventStreamError as error:
+                if error.reason != "LANE_FULL" or not self._could_fit(submissions):
+                    raise
+            await self._wait_for_room()
+
+    def _could_fit(self, submissions: list[Submission]) -> bool:
+        """True when the lanes, once empty, could hold ``submissions``."""
+        wanted = {lane: 0 for lane in Lane}
+        for submission in submissions:
+            wanted[submission.lane] += submission.count
+        capacity = self._broker.lanes.capacity
+        return all(count <= capacity[lane] for lane, count in wanted.items())
+
     async def put(self, accepted: Accepted,
                   on_full: Callable[[], None] | None = None) -> list[Submission]:
         """Queue ``accepted`` in order, waiting while a lane is full.

@@ -122,6 +122,21 @@ class Staged(ctypes.Structure):
     ]
 
 
+class UdpOptions(ctypes.Structure):
+    """``struct shardq_udp_options``."""
+
+    _fields_ = [("size", c_uint32), ("fd", c_int32), ("shard", c_uint32), ("batch", c_uint32),
+                ("max_datagram", c_uint32), ("numa_node", c_int32)]
+
+
+class UdpStats(ctypes.Structure):
+    """``struct shardq_udp_stats``."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "size", "datagrams", "bytes", "queue_full", "truncated", "errors")] + [
+        ("last_errno", ctypes.c_int64)]
+
+
 _SIZE_P = POINTER(c_size_t)
 
 # name: (restype, argtypes). Pointers to caller memory are c_void_p so that
@@ -162,6 +177,9 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_pin_thread": (c_int, [c_char_p, c_int32]),
+    "shardq_udp_start": (c_int, [POINTER(UdpOptions), c_void_p, POINTER(c_void_p)]),
+    "shardq_udp_stats": (c_int, [c_void_p, POINTER(UdpStats)]),
+    "shardq_udp_stop": (None, [c_void_p, POINTER(UdpStats)]),
 }
 
 _lock = threading.Lock()
