@@ -18,6 +18,8 @@ from eventstream.server.queue import MalformedInput
 from eventstream.server.queue._pure_staging import PureStager
 from eventstream.server.queue.staging import (
     R_ID_LEN,
+    R_ID_OFF,
+    R_INDEX,
     R_REASON,
     ROW_BYTES,
     ROW_FIELDS,
@@ -239,3 +241,40 @@ def test_frames_become_events(stager_backend) -> None:
         ("sensors/a", b"hot", common_pb2.PRIORITY_HIGH, 0), ("s/b", b"", common_pb2.PRIORITY_LOW, 1)]
     _, _, fatal = stager_backend.accept_frames(data, max_frame=1024, final=True)
     assert fatal == 1  # FrameReason.TRUNCATED
+
+
+# -- batches of datagrams (the UDP receive queue) ------------------------------
+
+datagram_batches = st.lists(frame_streams, max_size=6).map(
+    lambda datagrams: b"".join(struct.pack(">I", len(d)) + d for d in datagrams))
+
+
+@needs_native
+@PROPERTY
+@given(datagram_batches)
+def test_datagrams_native_and_pure_agree(batch: bytes) -> None:
+    assert NativeStager(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40) == \
+        PureStager(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40)
+
+
+def test_datagrams_are_accepted_whole_or_not_at_all(stager_backend) -> None:
+    good = _frame(3, b"s/a", b"1") + _frame(0, b"s/b", b"2")
+    bad = _frame(0, b"s/c", b"3") + _frame(0, b"s/\xff", b"4") + _frame(0, b"s/d", b"5")
+    cut = _frame(0, b"s/e", b"6")[:-1]
+    datagrams = [good, bad, cut, b"", _frame(1, b"s/f", b"7")]
+    batch = b"".join(struct.pack(">I", len(d)) + d for d in datagrams)
+    accepted = stager_backend.accept_datagrams(batch, max_frame=1024)
+    assert (accepted.realtime, accepted.batch, accepted.refused) == (1, 2, 2)
+    rows = memoryview(accepted.rows).cast("I")
+    indexes = rows[R_INDEX::ROW_FIELDS].tolist()
+    reasons = rows[R_REASON::ROW_FIELDS].tolist()
+    assert indexes == [0, 0, 4, 1, 2]
+    assert reasons == [0, 0, 0, 64 + 6, 64 + 1]  # TOPIC_NOT_UTF8, TRUNCATED
+    assert rows[3 * ROW_FIELDS + R_ID_OFF] == 1  # s/c went with its datagram
+    offsets = array("Q", [0])
+    staged = stager_backend.stage(accepted.bodies, accepted.rows[:3 * ROW_BYTES], None, offsets,
+                                  time_ns=1, durability=2, result_tag=0)
+    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    assert [(e.topic, e.payload) for e in delivered] == [("s/a", b"1"), ("s/b", b"2"), ("s/f", b"7")]
+    with pytest.raises(MalformedInput):
+        stager_backend.accept_datagrams(batch[:-1], max_frame=1024)

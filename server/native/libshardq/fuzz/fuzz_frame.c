@@ -87,6 +87,34 @@ static void frames_accept(const uint8_t *data, size_t size, uint32_t flags)
     free(bodies);
 }
 
+/* Datagram batches: rows inside their buffers, and a refused datagram is one row. */
+static void datagrams_accept(const uint8_t *data, size_t size)
+{
+    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2};
+    size_t cap = size / 4 + 1, n = 0, used = 0;
+    uint32_t counts[3];
+    struct shardq_accepted *rows = malloc(cap * sizeof *rows);
+    unsigned char *bodies = malloc(2 * size + 16);
+    if (rows == NULL || bodies == NULL)
+        abort();
+    int rc = shardq_datagrams_accept(data, size, 128, &lim, rows, cap, &n, bodies, 2 * size + 16,
+                                     &used, counts);
+    if (rc != 0 && rc != SHARDQ_EBADMSG)
+        abort();
+    if (rc == 0) {
+        if ((size_t)counts[0] + counts[1] + counts[2] != n)
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            int accepted = i < (size_t)counts[0] + counts[1];
+            size_t limit = accepted ? used : size;
+            if ((size_t)rows[i].body_off + rows[i].body_len > limit || accepted != (rows[i].reason == 0))
+                abort();
+        }
+    }
+    free(rows);
+    free(bodies);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_parse(data, size, 1u << 20, 0);
@@ -107,5 +135,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail(); /* a valid topic is a pattern that matches itself */
     frames_accept(data, size, 0);
     frames_accept(data, size, SHARDQ_FRAME_FINAL);
+    datagrams_accept(data, size);
     return 0;
 }

@@ -563,6 +563,33 @@ int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32
                          size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
                          size_t *bodies_len, uint32_t counts[3], size_t *consumed, uint32_t *fatal);
 
+/**
+ * shardq_datagrams_accept - validate a batch of datagrams of raw frames, each
+ * accepted whole or not at all, and encode the good frames as Events.
+ * @buf/@len:   a record batch (u32 big-endian length + datagram, as a queue
+ *              pops them and the UDP receiver pushes them), at most UINT32_MAX.
+ * @max_frame:  largest allowed declared frame length.
+ * @limits:     as for shardq_frames_accept().
+ * @rows, @max_rows, @n_rows, @bodies, @bodies_cap, @bodies_len, @counts:
+ *              as for shardq_frames_accept(), with one row per frame of a good
+ *              datagram (index = the datagram's position in the batch) and one
+ *              refused row per bad datagram: index = its position, reason = its
+ *              first bad frame's (SHARDQ_EVENT_FRAME_BASE + frame reason, or
+ *              TOPIC_TOO_LONG / PAYLOAD_TOO_LARGE), body_off/body_len = that
+ *              frame in @buf (cut at the datagram's end), id_off = the good
+ *              frames before it (dropped with it).
+ *              @max_rows >= @len / 4 + 1, @bodies_cap >= 2 * @len + 16.
+ *
+ * Returns: 0; SHARDQ_EBADMSG when @buf is not a record batch (nothing
+ * accepted); SHARDQ_ENOBUFS; SHARDQ_ENOMEM; SHARDQ_EINVAL.
+ * Thread-safety: pure.
+ */
+int shardq_datagrams_accept(const void *buf, size_t len, uint32_t max_frame,
+                            const struct shardq_accept_limits *limits,
+                            struct shardq_accepted *rows, size_t max_rows, size_t *n_rows,
+                            void *bodies, size_t bodies_cap, size_t *bodies_len,
+                            uint32_t counts[3]);
+
 #define SHARDQ_ID_PREFIX_MAX 32        /* longest prefix of server-assigned ids */
 #define SHARDQ_RECORD_MAX_OVERHEAD 64  /* bytes a record adds to its body, besides a generated id */
 #define SHARDQ_ACK_MAX_OVERHEAD 96     /* bytes of an encoded result besides its id */

@@ -162,6 +162,19 @@ static size_t copy_cleaned(const unsigned char *e, size_t len, int64_t priority,
     return w;
 }
 
+/* Stable split of accepted rows: realtime rows, then batch rows, then the
+ * refused ones (counts[0..2] of them), each group in its input order. */
+static void split_by_lane(const struct shardq_accepted *scratch, size_t n, const uint32_t counts[3],
+                          struct shardq_accepted *rows)
+{
+    size_t next[3] = {0, counts[0], (size_t)counts[0] + counts[1]};
+    for (size_t i = 0; i < n; i++) {
+        const struct shardq_accepted *row = &scratch[i];
+        int group = row->reason != SHARDQ_EVENT_OK ? 2 : row->priority >= FRAME_HIGH ? 0 : 1;
+        rows[next[group]++] = *row;
+    }
+}
+
 int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varint_field,
                      const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
                      size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
@@ -231,13 +244,7 @@ int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varin
         w += row->body_len;
         counts[row->priority >= FRAME_HIGH ? 0 : 1]++;
     }
-    /* Stable split: realtime rows, then batch rows, then refused ones. */
-    size_t next[3] = {0, counts[0], (size_t)counts[0] + counts[1]};
-    for (size_t i = 0; i < n; i++) {
-        const struct shardq_accepted *row = &scratch[i];
-        int group = row->reason != SHARDQ_EVENT_OK ? 2 : row->priority >= FRAME_HIGH ? 0 : 1;
-        rows[next[group]++] = *row;
-    }
+    split_by_lane(scratch, n, counts, rows);
     free(scratch);
     *bodies_len = w;
     return 0;
@@ -331,17 +338,110 @@ int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32
         w += row->body_len;
         counts[f->priority >= FRAME_HIGH ? 0 : 1]++;
     }
-    size_t next[3] = {0, counts[0], (size_t)counts[0] + counts[1]};
-    for (size_t i = 0; i < rows_n; i++) {
-        const struct shardq_accepted *row = &scratch[i];
-        int group = row->reason != SHARDQ_EVENT_OK ? 2 : row->priority >= FRAME_HIGH ? 0 : 1;
-        rows[next[group]++] = *row;
-    }
+    split_by_lane(scratch, rows_n, counts, rows);
     free(frames);
     free(scratch);
     *n_rows = rows_n;
     *bodies_len = w;
     return 0;
+}
+
+/* Reason of a parsed frame under the accept limits (SHARDQ_EVENT_*). */
+static uint32_t frame_reason(const struct shardq_frame *f, const struct shardq_accept_limits *limits)
+{
+    if (f->reason != SHARDQ_FRAME_OK)
+        return SHARDQ_EVENT_FRAME_BASE + f->reason;
+    if (f->topic_len > limits->max_topic)
+        return SHARDQ_EVENT_TOPIC_TOO_LONG;
+    if (f->payload_len > limits->max_payload)
+        return SHARDQ_EVENT_PAYLOAD_TOO_LARGE;
+    return SHARDQ_EVENT_OK;
+}
+
+int shardq_datagrams_accept(const void *buf, size_t len, uint32_t max_frame,
+                            const struct shardq_accept_limits *limits,
+                            struct shardq_accepted *rows, size_t max_rows, size_t *n_rows,
+                            void *bodies, size_t bodies_cap, size_t *bodies_len,
+                            uint32_t counts[3])
+{
+    if (n_rows)
+        *n_rows = 0;
+    if (bodies_len)
+        *bodies_len = 0;
+    if ((buf == NULL && len != 0) || limits == NULL ||
+        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
+        (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
+        bodies == NULL || len > UINT32_MAX)
+        return SHARDQ_EINVAL;
+    counts[0] = counts[1] = counts[2] = 0;
+    size_t cap = len / 4 + 1; /* a datagram's record takes 4 bytes, a frame 7 */
+    if (max_rows < cap || bodies_cap < 2 * len + 16)
+        return SHARDQ_ENOBUFS;
+    struct shardq_frame *frames = malloc(cap * sizeof *frames);
+    struct shardq_accepted *scratch = malloc(cap * sizeof *scratch);
+    if (frames == NULL || scratch == NULL) {
+        free(frames);
+        free(scratch);
+        return SHARDQ_ENOMEM;
+    }
+    const unsigned char *p = buf;
+    unsigned char *out = bodies;
+    size_t rows_n = 0, w = 0, at = 0;
+    int rc = 0;
+    for (uint32_t datagram = 0; at < len; datagram++) {
+        if (len - at < 4 || _shardq_be32(p + at) > len - at - 4) {
+            rc = SHARDQ_EBADMSG; /* not a record batch */
+            break;
+        }
+        size_t dlen = _shardq_be32(p + at), start = at + 4;
+        at = start + dlen;
+        size_t n = 0, consumed = 0;
+        rc = shardq_frame_parse(p + start, dlen, max_frame, SHARDQ_FRAME_FINAL, frames, cap, &n,
+                                &consumed);
+        if (rc)
+            break;
+        size_t bad = n;
+        uint32_t reason = SHARDQ_EVENT_OK;
+        for (size_t i = 0; i < n && bad == n; i++) {
+            reason = frame_reason(&frames[i], limits);
+            if (reason != SHARDQ_EVENT_OK)
+                bad = i;
+        }
+        if (bad < n) { /* the datagram goes whole or not at all */
+            struct shardq_accepted *row = &scratch[rows_n++];
+            memset(row, 0, sizeof *row);
+            row->index = datagram;
+            row->reason = reason;
+            row->body_off = (uint32_t)(start + frames[bad].offset);
+            row->body_len = (uint32_t)(frames[bad].length < dlen - frames[bad].offset
+                                       ? frames[bad].length : dlen - frames[bad].offset);
+            row->id_off = (uint32_t)bad; /* good frames before it, dropped with it */
+            counts[2]++;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const struct shardq_frame *f = &frames[i];
+            struct shardq_accepted *row = &scratch[rows_n++];
+            memset(row, 0, sizeof *row);
+            row->index = datagram;
+            row->priority = f->priority;
+            row->hash = f->hash;
+            row->body_off = (uint32_t)w;
+            row->body_len = (uint32_t)frame_event(p + start, f, out + w, row);
+            w += row->body_len;
+            counts[f->priority >= FRAME_HIGH ? 0 : 1]++;
+        }
+    }
+    if (rc == 0) {
+        split_by_lane(scratch, rows_n, counts, rows);
+        *n_rows = rows_n;
+        *bodies_len = w;
+    } else {
+        counts[0] = counts[1] = counts[2] = 0;
+    }
+    free(frames);
+    free(scratch);
+    return rc;
 }
 
 /* google.protobuf.Timestamp of time_ns as field `tag`: returns bytes written. */

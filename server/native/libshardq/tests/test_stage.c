@@ -122,5 +122,41 @@ int main(void)
     CHECK_EQ(shardq_frames_accept(frames, sizeof frames, 64, SHARDQ_FRAME_FINAL, &lim, rows, 8, &n, bodies,
                                   sizeof bodies, &used, counts, &consumed, &fatal), 0);
     CHECK_EQ(fatal, SHARDQ_FRAME_TRUNCATED);
+
+    /* Datagrams, each whole or not at all: [good CRITICAL + good BATCH],
+     * [good, empty topic], [cut frame], [] and [good BATCH]. */
+    static const unsigned char dgrams[] = {
+        0, 0, 0, 20, 0, 0, 0, 6, 4, 0, 1, 't', 'h', 'i', 0, 0, 0, 6, 0, 0, 1, 'u', 'h', 'o',
+        0, 0, 0, 18, 0, 0, 0, 6, 4, 0, 1, 't', 'h', 'i', 0, 0, 0, 4, 0, 0, 0, 'x',
+        0, 0, 0, 5, 0, 0, 0, 9, 1,
+        0, 0, 0, 0,
+        0, 0, 0, 10, 0, 0, 0, 6, 1, 0, 1, 'v', 'o', 'k'};
+    struct shardq_accepted drows[32];
+    CHECK_EQ(shardq_datagrams_accept(dgrams, sizeof dgrams, 64, &lim, drows, 32, &n, bodies,
+                                     sizeof bodies, &used, counts), 0);
+    CHECK_EQ(n, 5);
+    CHECK_EQ(counts[0], 1);   /* realtime: t */
+    CHECK_EQ(counts[1], 2);   /* batch: u, v */
+    CHECK_EQ(counts[2], 2);   /* the 2nd and 3rd datagrams */
+    CHECK_EQ(drows[0].index, 0);
+    CHECK_EQ(drows[0].body_len, sizeof event);
+    CHECK(memcmp(bodies + drows[0].body_off, event, sizeof event) == 0);
+    CHECK_EQ(drows[1].index, 0);
+    CHECK_EQ(drows[2].index, 4);
+    CHECK_EQ(drows[2].priority, 1);
+    CHECK_EQ(drows[3].index, 1);
+    CHECK_EQ(drows[3].reason, SHARDQ_EVENT_FRAME_BASE + SHARDQ_FRAME_TOPIC_EMPTY);
+    CHECK_EQ(drows[3].body_off, 38);   /* the bad frame, in the batch */
+    CHECK_EQ(drows[3].id_off, 1);      /* one good frame went with it */
+    CHECK_EQ(drows[4].index, 2);
+    CHECK_EQ(drows[4].reason, SHARDQ_EVENT_FRAME_BASE + SHARDQ_FRAME_TRUNCATED);
+    CHECK_EQ(drows[4].id_off, 0);
+    /* Not a record batch; too little room. */
+    CHECK_EQ(shardq_datagrams_accept(dgrams, 3, 64, &lim, drows, 32, &n, bodies, sizeof bodies,
+                                     &used, counts), SHARDQ_EBADMSG);
+    CHECK_EQ(shardq_datagrams_accept(dgrams, sizeof dgrams - 1, 64, &lim, drows, 32, &n, bodies,
+                                     sizeof bodies, &used, counts), SHARDQ_EBADMSG);
+    CHECK_EQ(shardq_datagrams_accept(dgrams, sizeof dgrams, 64, &lim, drows, 4, &n, bodies,
+                                     sizeof bodies, &used, counts), SHARDQ_ENOBUFS);
     return CHECK_DONE();
 }

@@ -22,6 +22,7 @@ from ..queue.staging import (
     FRAME_REFUSAL_BASE,
     R_BODY_LEN,
     R_BODY_OFF,
+    R_ID_OFF,
     R_INDEX,
     R_REASON,
     ROW_BYTES,
@@ -82,6 +83,21 @@ class DecodedFrames:
     """The first bad frame; frames after it are not kept."""
 
 
+@dataclass(slots=True)
+class DecodedDatagrams:
+    """A batch of datagrams after :meth:`FrameDecoder.decode_datagrams`."""
+
+    accepted: Accepted
+    """The frames of the good datagrams (rows of refused ones at the end)."""
+    frames: int
+    """Frames read: every frame of a good datagram, and of a bad one those up
+    to and including its first bad frame."""
+    dropped: dict[str, int]
+    """Bad datagrams by the stable reason of their first bad frame."""
+    rejected: dict[str, int]
+    """Frames dropped with them, by the same reason."""
+
+
 class FrameDecoder:
     """Decodes buffers of frames with one native call per buffer.
 
@@ -140,9 +156,34 @@ class FrameDecoder:
         kept = Accepted(accepted.bodies, realtime_rows + batch_rows, keep_realtime, keep_batch, 0, 0)
         return DecodedFrames(kept, keep_realtime + keep_batch, offset, rejection)
 
+    def decode_datagrams(self, batch: memoryview) -> DecodedDatagrams:
+        """Decode a batch of datagrams (``u32 BE length + datagram`` records) in one
+        native call; each datagram is accepted whole or dropped whole."""
+        accepted = self._stager.accept_datagrams(batch, max_frame=self.max_frame)
+        good = accepted.realtime + accepted.batch
+        dropped: dict[str, int] = {}
+        rejected: dict[str, int] = {}
+        frames = good
+        if accepted.refused:
+            rows = memoryview(accepted.rows).cast("I")
+            for at in range(good * ROW_FIELDS, len(rows), ROW_FIELDS):
+                reason = _reason_name(rows[at + R_REASON])
+                lost = rows[at + R_ID_OFF] + 1
+                dropped[reason] = dropped.get(reason, 0) + 1
+                rejected[reason] = rejected.get(reason, 0) + lost
+                frames += lost
+        return DecodedDatagrams(accepted, frames, dropped, rejected)
+
     def _reject(self, reason: FrameReason, index: int, length: int) -> Rejection:
         problem = _PROBLEMS[reason].format(length=max(length - 4, 0), limit=self.max_frame)
         return Rejection(REASONS[reason], problem, index)
+
+
+def _reason_name(code: int) -> str:
+    """The stable reason of a frame refusal code of the stager."""
+    if code >= FRAME_REFUSAL_BASE:
+        return REASONS[FrameReason(code - FRAME_REFUSAL_BASE)]
+    return Refusal(code).name
 
 
 def _declared(data: bytes, offset: int) -> int:
@@ -151,4 +192,4 @@ def _declared(data: bytes, offset: int) -> int:
     return int.from_bytes(head, "big") if len(head) == 4 else 0
 
 
-__all__ = ["REASONS", "DecodedFrames", "FrameDecoder", "Rejection"]
+__all__ = ["REASONS", "DecodedDatagrams", "DecodedFrames", "FrameDecoder", "Rejection"]

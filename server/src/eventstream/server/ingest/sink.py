@@ -64,33 +64,28 @@ class BrokerSink:
         """
         self._broker.publish(submissions)
 
-    async def offer_when_room(self, submissions: list[Submission]) -> None:
+    async def offer_when_room(self, submissions: list[Submission],
+                              on_full: Callable[[], None] | None = None) -> None:
         """Queue all of ``submissions`` at once, waiting while a lane lacks room.
 
-        For datagrams: the ones not yet taken wait in the receive queue
-        meanwhile instead of being dropped.
+        Args:
+            submissions: from :meth:`submissions` (chunked, so they fit a lane).
+            on_full: called each time a full lane makes this wait (for metrics).
 
         Raises:
-            EventStreamError: LANE_FULL when they need more than a lane's
-                whole capacity, or any other refusal (e.g. SHUTTING_DOWN);
-                nothing was queued.
+            EventStreamError: any refusal other than LANE_FULL (e.g.
+                SHUTTING_DOWN); nothing was queued.
         """
         while True:
             try:
                 self._broker.publish(submissions)
                 return
             except EventStreamError as error:
-                if error.reason != "LANE_FULL" or not self._could_fit(submissions):
+                if error.reason != "LANE_FULL":
                     raise
+            if on_full is not None:
+                on_full()
             await self._wait_for_room()
-
-    def _could_fit(self, submissions: list[Submission]) -> bool:
-        """True when the lanes, once empty, could hold ``submissions``."""
-        wanted = {lane: 0 for lane in Lane}
-        for submission in submissions:
-            wanted[submission.lane] += submission.count
-        capacity = self._broker.lanes.capacity
-        return all(count <= capacity[lane] for lane, count in wanted.items())
 
     async def put(self, accepted: Accepted,
                   on_full: Callable[[], None] | None = None) -> list[Submission]:
@@ -111,16 +106,7 @@ class BrokerSink:
         """
         queued = self.submissions(accepted)
         for submission in queued:
-            while True:
-                try:
-                    self._broker.publish([submission])
-                    break
-                except EventStreamError as error:
-                    if error.reason != "LANE_FULL":
-                        raise
-                if on_full is not None:
-                    on_full()
-                await self._wait_for_room()
+            await self.offer_when_room([submission], on_full)
         return queued
 
     async def _wait_for_room(self) -> None:

@@ -1,8 +1,7 @@
 """Raw UDP frame ingest on ``server.udp_port``.
 
 Each datagram holds one or more whole frames and is accepted all or none: a
-datagram with a bad frame, or one that finds its lane full, is dropped and
-counted by reason. UDP is lossy: nothing is acknowledged, and the kernel
+datagram with a bad frame is dropped and counted by reason. UDP is lossy: nothing is acknowledged, and the kernel
 drops datagrams when the socket buffer overflows; those are counted too
 (read from ``/proc/net/udp``), so datagrams sent = read + dropped by the
 kernel, and read = accepted + dropped by reason.
@@ -11,10 +10,10 @@ A receiver thread (:mod:`..queue.udp_receiver`) empties the socket as fast
 as datagrams come, into a record queue in native memory
 (``ingest.udp_queue_bytes``); a datagram that finds that queue full is
 dropped as ``RECEIVE_QUEUE_FULL``. The event loop pops the queue in batches
-when its eventfd wakes it, and queues each batch's good datagrams as one
-submission per lane when the lanes have room for all of them. While a lane is
-full it stops popping, so datagrams wait in the receive queue rather than
-being dropped.
+when its eventfd wakes it, validates a whole batch in one native call (each
+datagram accepted whole or dropped whole) and queues its good frames in lane
+order. While a lane is full it stops popping, so datagrams wait in the
+receive queue rather than being dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import asyncio
 import logging
 import os
 import socket
-from collections import Counter
 from pathlib import Path
 
 from ..config.model import IngestConfig
@@ -31,7 +29,9 @@ from ..errors import EventStreamError
 from ..observability.metrics import Metrics
 from ..queue import QueueClosed, QueueEmpty, alloc_buffer, open_queue
 from ..queue.udp_receiver import MAX_DATAGRAM, ReceiverStats, start_receiver
-from .frames import DecodedFrames, FrameDecoder
+from ..broker.lanes import Submission
+from ..queue.staging import R_INDEX, ROW_FIELDS, Accepted
+from .frames import FrameDecoder
 from .sink import BrokerSink
 
 log = logging.getLogger(__name__)
@@ -118,30 +118,16 @@ class UdpIngest:
         """Take datagrams from the receive queue in batches until it is closed and empty."""
         queue = self._queue
         while True:
-            datagrams = self._pop()
-            if datagrams is None:
+            try:
+                count, size = queue.pop_into(self._buffer, 4096)
+            except QueueEmpty:
                 self._count_receiver_drops()
                 try:
                     await queue.wait_async()
                 except QueueClosed:
                     return
                 continue
-            await self._handle(datagrams)
-
-    def _pop(self) -> list[memoryview] | None:
-        """The next batch of datagrams (views of the pop buffer), or None when none wait."""
-        try:
-            _, size = self._queue.pop_into(self._buffer, 4096)
-        except QueueEmpty:
-            return None
-        view = self._view
-        datagrams = []
-        at = 0
-        while at < size:
-            length = int.from_bytes(view[at:at + 4], "big")
-            datagrams.append(view[at + 4:at + 4 + length])
-            at += 4 + length
-        return datagrams
+            await self._handle(self._view[:size], count)
 
     def _count_receiver_drops(self) -> None:
         """Count what the receiver dropped since the last call (read, then dropped)."""
@@ -157,58 +143,40 @@ class UdpIngest:
             log.warning("udp ingest: %d receive errors, the last errno %d",
                         now.errors - before.errors, now.last_errno)
 
-    async def _handle(self, datagrams: list[memoryview]) -> None:
-        decode = self._decoder.decode
-        frames = 0
-        dropped: Counter[str] = Counter()
-        rejected: Counter[str] = Counter()
-        good: list[DecodedFrames] = []
-        for data in datagrams:
-            decoded = decode(data, final=True)
-            frames += decoded.count
-            if decoded.rejection is not None:
-                frames += 1
-                dropped[decoded.rejection.reason] += 1
-                rejected[decoded.rejection.reason] += decoded.count + 1
-            elif decoded.count:
-                good.append(decoded)
+    async def _handle(self, batch: memoryview, datagrams: int) -> None:
+        """Decode a popped batch in one call, count it, and queue its good frames."""
+        decoded = self._decoder.decode_datagrams(batch)
         metrics = self._metrics
-        metrics.datagrams.add(len(datagrams), _UDP)
-        metrics.received.add(frames, _UDP)
-        if good:
-            await self._queue_good(good, dropped, rejected)
-        for reason, count in dropped.items():
+        metrics.datagrams.add(datagrams, _UDP)
+        metrics.received.add(decoded.frames, _UDP)
+        for reason, count in decoded.dropped.items():
             metrics.datagrams_dropped.add(count, {"transport": "udp", "reason": reason})
-            metrics.rejected.add(rejected[reason], {"transport": "udp", "reason": reason})
+            metrics.rejected.add(decoded.rejected[reason], {"transport": "udp", "reason": reason})
+        accepted = decoded.accepted
+        if accepted.realtime + accepted.batch:
+            await self._queue_good(accepted)
 
-    async def _queue_good(self, good: list[DecodedFrames], dropped: Counter[str],
-                          rejected: Counter[str]) -> None:
-        """Queue the good datagrams of a batch, each all or none, counting refusals.
-
-        While a lane is full this waits (the receive queue holds what comes
-        meanwhile); a datagram is dropped only when it can never fit a lane or
-        the server is shutting down.
-        """
-        sink = self._sink
-        per_datagram = [sink.submissions(decoded.accepted, chunked=False)
-                        for decoded in good if decoded.accepted is not None]
-        if len(per_datagram) > 1:
-            # Usually the lanes have room for the whole group: one call for all.
+    async def _queue_good(self, accepted: Accepted) -> None:
+        """Queue the good datagrams' events in order, waiting while a lane is full
+        (the receive queue holds what comes meanwhile)."""
+        submissions = self._sink.submissions(accepted)
+        for number, submission in enumerate(submissions):
             try:
-                sink.offer([s for submissions in per_datagram for s in submissions])
+                await self._sink.offer_when_room([submission], self._on_full)
+            except EventStreamError as error:   # e.g. SHUTTING_DOWN: count what is lost
+                self._count_lost(submissions[number:], error.reason)
                 return
-            except EventStreamError as error:
-                if error.reason != "LANE_FULL":
-                    for decoded in good:
-                        dropped[error.reason] += 1
-                        rejected[error.reason] += decoded.count
-                    return
-        for decoded, submissions in zip(good, per_datagram):
-            try:
-                await sink.offer_when_room(submissions)
-            except EventStreamError as error:
-                dropped[error.reason] += 1
-                rejected[error.reason] += decoded.count
+
+    def _on_full(self) -> None:
+        self._metrics.ingest_backpressure.add(1, _UDP)
+
+    def _count_lost(self, lost: list[Submission], reason: str) -> None:
+        datagrams = {index for submission in lost
+                     for index in memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS]}
+        labels = {"transport": "udp", "reason": reason}
+        self._metrics.datagrams_dropped.add(len(datagrams), labels)
+        self._metrics.rejected.add(sum(submission.count for submission in lost), labels)
+        log.warning("udp ingest: %d datagrams read but not queued: %s", len(datagrams), reason)
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on this socket (0 when it cannot tell)."""

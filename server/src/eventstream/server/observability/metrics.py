@@ -112,7 +112,8 @@ class Metrics:
             description="Raw TCP ingest connections closed or refused, by transport and reason")
         self.ingest_backpressure = meter.create_counter(
             "eventstream.ingest.backpressure", unit="1",
-            description="Times a raw ingest connection stopped reading because a lane was full")
+            description="Times raw ingest (a TCP connection, or the UDP receive queue) "
+                        "stopped reading because a lane was full")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
             description="UDP datagrams read by the server, by transport")

@@ -132,6 +132,42 @@ class PureStager:
                             len(groups[0]), len(groups[1]), len(groups[2]), 0)
         return accepted, table.consumed, fatal
 
+    def accept_datagrams(self, batch: Buffer, *, max_frame: int) -> Accepted:
+        """See :meth:`.staging.NativeStager.accept_datagrams`."""
+        batch = bytes(batch)
+        groups: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+        bodies = bytearray()
+        at = index = 0
+        while at < len(batch):
+            if len(batch) - at < 4 or int.from_bytes(batch[at:at + 4], "big") > len(batch) - at - 4:
+                raise_for(EBADMSG, "accept_datagrams")
+            start = at + 4
+            at = start + int.from_bytes(batch[start - 4:start], "big")
+            data = batch[start:at]
+            accepted, consumed, fatal = self.accept_frames(data, max_frame=max_frame, final=True)
+            rows = [_ROW.unpack_from(accepted.rows, i * ROW_BYTES)
+                    for i in range(len(accepted.rows) // ROW_BYTES)]
+            good = accepted.realtime + accepted.batch
+            if accepted.refused:
+                bad = rows[good]
+                before = sum(1 for row in rows[:good] if row[0] < bad[0])
+                groups[2].append(_ROW.pack(index, bad[1], start + bad[2], bad[3], before,
+                                           0, 0, 0, 0, 0))
+            elif fatal:
+                declared = int.from_bytes(data[consumed:consumed + 4], "big") + 4
+                size = min(declared, len(data) - consumed) if len(data) - consumed >= 4 \
+                    else len(data) - consumed
+                groups[2].append(_ROW.pack(index, FRAME_REFUSAL_BASE + fatal, start + consumed,
+                                           size, good, 0, 0, 0, 0, 0))
+            else:
+                for row_number, row in enumerate(rows):
+                    lane = 0 if row_number < accepted.realtime else 1
+                    groups[lane].append(_ROW.pack(index, row[1], row[2] + len(bodies), *row[3:]))
+                bodies += accepted.bodies
+            index += 1
+        return Accepted(bytes(bodies), b"".join(groups[0] + groups[1] + groups[2]),
+                        len(groups[0]), len(groups[1]), len(groups[2]), 0)
+
     def _check(self, event: bytes):  # noqa: ANN202 - a tuple of six parts
         """(reason, cleaned body, id span, topic span, hash, priority) of one Event."""
         kept: list[bytes] = []

@@ -141,6 +141,7 @@ class NativeStager:
         self._accept = _lib.unchecked(self._lib, "shardq_pb_accept")
         self._stage = _lib.unchecked(self._lib, "shardq_stage")
         self._accept_frames = _lib.unchecked(self._lib, "shardq_frames_accept")
+        self._accept_datagrams = _lib.unchecked(self._lib, "shardq_datagrams_accept")
         self._limits = _lib.AcceptLimits(ctypes.sizeof(_lib.AcceptLimits), limits.max_topic,
                                          limits.max_payload, limits.max_id, limits.max_key,
                                          limits.max_headers)
@@ -216,6 +217,43 @@ class NativeStager:
                             ctypes.string_at(rows, n.value * ROW_BYTES),
                             counts[0], counts[1], counts[2], 0)
         return accepted, consumed.value, fatal.value
+
+    def accept_datagrams(self, batch: Buffer, *, max_frame: int) -> Accepted:
+        """Validate a batch of datagrams of raw frames, each whole or not at all.
+
+        Args:
+            batch: records (``u32 BE length + datagram`` each), as the UDP
+                receive queue pops them.
+            max_frame: largest allowed declared frame length.
+
+        Returns:
+            One row per frame of each good datagram (``R_INDEX`` is the
+            datagram's position), realtime rows first, then batch rows; then
+            one refused row per bad datagram: its position, its first bad
+            frame's reason (as :meth:`accept_frames` gives it) and, in
+            ``R_ID_OFF``, the good frames before that one.
+
+        Raises:
+            MalformedInput: ``batch`` is not a run of records.
+        """
+        src = _lib.Borrowed(batch)
+        try:
+            length = src.length
+            rows_cap = length // 4 + 1
+            rows = self._buffer("rows", rows_cap * ROW_BYTES)
+            bodies = self._buffer("bodies", 2 * length + 16)
+            n, used = c_size_t(), c_size_t()
+            counts = (c_uint32 * 3)()
+            rc = self._accept_datagrams(src.ptr, c_size_t(length), max_frame, byref(self._limits),
+                                        rows, c_size_t(rows_cap), byref(n), bodies,
+                                        c_size_t(ctypes.sizeof(bodies)), byref(used), counts)
+        finally:
+            src.release()
+        if rc:
+            raise_for(rc, "accept_datagrams")
+        return Accepted(ctypes.string_at(bodies, used.value),
+                        ctypes.string_at(rows, n.value * ROW_BYTES),
+                        counts[0], counts[1], counts[2], 0)
 
     def stage(self, bodies: bytes, rows: bytes, dups: bytes | None, next_offsets: array,
               *, time_ns: int, durability: int, result_tag: int) -> StagedRecords:
