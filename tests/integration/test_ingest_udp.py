@@ -109,3 +109,5 @@ def test_datagrams_that_find_the_receive_queue_full_are_counted(start_server):
     assert queue_full > 0
     assert queue_full == dropped
     assert metric(server, "eventstream_ingest_backpressure_total", transport="udp") > 0
+    assert metric(server, "eventstream_ingest_udp_queue_capacity_bytes", transport="udp") == 1 << 20
+    assert metric(server, "eventstream_ingest_udp_queue_depth", transport="udp") == 0  # all taken

@@ -97,7 +97,8 @@ class Node:
         decoder = FrameDecoder(self.stager, config.limits, config.ingest.max_frame_bytes)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
                              BrokerSink(self.broker, "tcp"), self.metrics)
-        self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), self.metrics)
+        self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), self.metrics,
+                             numa=config.numa.enabled)
         self.grpc_server: grpc.aio.Server | None = None
         self.grpc_port = 0
         self._stopping = asyncio.Event()
@@ -159,6 +160,10 @@ class Node:
                         lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.ingest.udp.kernel_drops",
                         lambda: [(self.udp.kernel_drops(), {"transport": "udp"})])
+        for name, field in (("depth", "depth"), ("used", "depth_bytes"),
+                            ("capacity", "capacity_bytes")):
+            metrics.observe(f"eventstream.ingest.udp.queue.{name}",
+                            lambda field=field: self.udp.queue_reading(field))
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 

@@ -52,15 +52,18 @@ class UdpIngest:
         sink: where events go.
         metrics: the server's metrics.
         native: the receiver's backend (None follows ``EVENTSTREAM_NATIVE``).
+        numa: place the receive queue's memory on a NUMA node (its one
+            shard on node 0; best effort), as ``numa.enabled`` asks.
     """
 
     def __init__(self, config: IngestConfig, decoder: FrameDecoder, sink: BrokerSink,
-                 metrics: Metrics, native: bool | None = None) -> None:
+                 metrics: Metrics, native: bool | None = None, numa: bool = False) -> None:
         self._config = config
         self._decoder = decoder
         self._sink = sink
         self._metrics = metrics
         self._native = native
+        self._numa = numa
         self._sock: socket.socket | None = None
         self._queue = None
         self._receiver = None
@@ -84,7 +87,7 @@ class UdpIngest:
         self.port = sock.getsockname()[1]
         size = self._config.udp_queue_bytes
         queue = open_queue(capacity_records=max(size // 16, 1), capacity_bytes=size,
-                           max_record=MAX_DATAGRAM, native=self._native)
+                           max_record=MAX_DATAGRAM, numa=self._numa, native=self._native)
         self._buffer = alloc_buffer(_POP_BYTES) if queue.native else bytearray(_POP_BYTES)
         self._view = memoryview(self._buffer).cast("B")
         self._sock, self._queue = sock, queue
@@ -177,6 +180,12 @@ class UdpIngest:
         self._metrics.datagrams_dropped.add(len(datagrams), labels)
         self._metrics.rejected.add(sum(submission.count for submission in lost), labels)
         log.warning("udp ingest: %d datagrams read but not queued: %s", len(datagrams), reason)
+
+    def queue_reading(self, field: str) -> list[tuple[int, dict[str, str]]]:
+        """``field`` of the receive queue's :class:`..queue.QueueStats`, as a metric reading."""
+        if self._consumer is None:
+            return []
+        return [(getattr(self._queue.stats(), field), _UDP)]
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on this socket (0 when it cannot tell)."""

@@ -135,6 +135,11 @@ class Metrics:
             ("eventstream.uptime", "s", "Seconds since the node started"),
             ("eventstream.ingest.udp.kernel_drops", "1",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
+            ("eventstream.ingest.udp.queue.depth", "1",
+             "UDP datagrams read and waiting in the receive queue"),
+            ("eventstream.ingest.udp.queue.used", "By",
+             "Bytes in use in the UDP receive queue (4 bytes of header per datagram)"),
+            ("eventstream.ingest.udp.queue.capacity", "By", "Bytes the UDP receive queue holds"),
         ):
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
                                           description=description)
