@@ -305,16 +305,37 @@ def kafka_throughput(address: str, args: argparse.Namespace, pin: bool) -> dict[
 
 # --------------------------------------------------------------------------- one system
 
-def end_to_end(name: str, address: str, args: argparse.Namespace) -> dict[str, float]:
+FSYNC = "eventstream_storage_fsync_duration_seconds"
+
+
+def fsync_rounds(server: object) -> tuple[float, float, float]:
+    """Our server's fsync rounds so far: (count, seconds in all, count over 5 ms)."""
+    from tests.support.server import metric
+    count = metric(server, f"{FSYNC}_count")
+    return count, metric(server, f"{FSYNC}_sum"), count - metric(server, f"{FSYNC}_bucket", le="0.005")
+
+
+def end_to_end(name: str, running: peer_servers.Running, args: argparse.Namespace
+               ) -> tuple[dict[str, float], dict[str, float]]:
     """Latency and fan-out (those of them in --workloads) through bench/peer_clients.py,
-    on this process's event loop."""
+    on this process's event loop. Also returns what the server did during the latency run:
+    its CPU share and, for ours, its fsync rounds (the "Systems" notes of the report)."""
+    notes: dict[str, float] = {}
+
     async def measure() -> dict[str, float]:
         figures: dict[str, float] = {}
-        endpoint = peer_clients.ENDPOINTS[name](address)
+        endpoint = peer_clients.ENDPOINTS[name](running.address)
         await endpoint.connect()
         try:
             if "latency" in args.workloads:
+                cpu, started = pb.cpu_seconds(running.pid), time.monotonic()
+                fsyncs = fsync_rounds(running.metrics) if running.metrics else None
                 lat = await peer_clients.latency(endpoint, args.latency_rate, args.latency_seconds)
+                notes["latency_server_cpu"] = (pb.cpu_seconds(running.pid) - cpu) / (time.monotonic() - started)
+                if fsyncs:
+                    after = fsync_rounds(running.metrics)
+                    notes.update(zip(("latency_fsync_rounds", "latency_fsync_seconds", "latency_fsync_over_5ms"),
+                                     (b - a for a, b in zip(fsyncs, after))))
                 if lat["lost"]:
                     print(f"  {name}: latency lost {lat['lost']} of {lat['samples'] + lat['lost']}",
                           file=sys.stderr)
@@ -329,7 +350,7 @@ def end_to_end(name: str, address: str, args: argparse.Namespace) -> dict[str, f
         finally:
             await endpoint.close()
         return figures
-    return run_async(measure())
+    return run_async(measure()), notes
 
 
 def run_async(coroutine):
@@ -359,11 +380,13 @@ def measure_system(name: str, args: argparse.Namespace, ghz: str, pin: bool, wor
             figures = kafka_throughput(running.address, args, pin)
         else:
             figures = redis_throughput(running.address, args, pin)
+        notes: dict[str, float] = {}
         if {"latency", "fanout"} & set(args.workloads):
-            figures.update(end_to_end(name, running.address, args))
+            more, notes = end_to_end(name, running, args)
+            figures.update(more)
         figures[RSS] = peer_servers.rss_bytes(running.pid) / 2**20
         server_cpu = (pb.cpu_seconds(running.pid) - before[0]) / (time.monotonic() - before[1])
-        return {"figures": figures, "version": running.version, "server_cpu": server_cpu,
+        return {"figures": figures, "version": running.version, "server_cpu": server_cpu, "notes": notes,
                 "pid": running.pid}
 
 
@@ -428,6 +451,18 @@ def plot(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def latency_notes(notes: dict[str, float]) -> str:
+    """What the server did during the latency run, for the Systems list."""
+    if "latency_server_cpu" not in notes:
+        return ""
+    text = f", during the latency run {notes['latency_server_cpu']:.0%}"
+    if "latency_fsync_rounds" in notes:
+        text += (f" and {notes['latency_fsync_rounds']:.0f} fsync rounds of "
+                 f"{notes['latency_fsync_seconds'] * 1000:.1f} ms in all, "
+                 f"{notes['latency_fsync_over_5ms']:.0f} of them over 5 ms")
+    return text
+
+
 def report(results: dict[str, dict], info: dict[str, str], args: argparse.Namespace) -> str:
     lines = ["# EventStream side by side with its peers", "",
              "Produced by `make bench-peers` (`bench/peers_bench.py`); see bench/README.md for what",
@@ -440,7 +475,7 @@ def report(results: dict[str, dict], info: dict[str, str], args: argparse.Namesp
         entry = results[name]
         if "figures" in entry:
             lines.append(f"- {NAMES[name]}: {entry['version']}; server CPU over its whole run "
-                         f"{entry['server_cpu']:.0%} of one core")
+                         f"{entry['server_cpu']:.0%} of one core{latency_notes(entry['notes'])}")
         else:
             lines.append(f"- {NAMES[name]}: not measured: {entry['unavailable']}")
     lines.append("- Redpanda: not measured (see bench/README.md)")

@@ -71,6 +71,10 @@ def test_workloads_option_runs_only_the_chosen_workloads(bench_dependencies, tmp
         assert set(figures[system]["figures"]) == {
             "latency p50 (ms)", "latency p99 (ms)", "latency p999 (ms)", "server RSS at the end (MiB)"}
     assert re.search(r"^publish single, 100 B\s+n/a\s+n/a\s+n/a$", out, re.M)
+    report = (tmp_path / "peers.md").read_text()  # what each server did during the latency run
+    assert re.search(r"^- EventStream: .*, during the latency run \d+% and \d+ fsync rounds of [\d.]+ ms "
+                     r"in all, \d+ of them over 5 ms$", report, re.M)
+    assert re.search(r"^- Redis Streams: .*, during the latency run \d+%$", report, re.M)
 
 
 def test_unknown_workload_is_refused_naming_the_option():
