@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import publish_bench as pb
 
@@ -45,6 +46,8 @@ class Running:
     pid: int
     address: str
     version: str
+    metrics: Any = None
+    """Ours only: its ServerProcess, for reading /metrics (tests.support.server.metric)."""
 
 
 def find_tool(name: str) -> str | None:
@@ -123,7 +126,7 @@ def start_ours(stack: contextlib.ExitStack, workdir: Path, pin: bool) -> Running
     _pin(server.process.pid, pin)
     import importlib.metadata
     return Running("ours", server.process.pid, server.target,
-                   f"eventstream-server {importlib.metadata.version('eventstream-server')}")
+                   f"eventstream-server {importlib.metadata.version('eventstream-server')}", server)
 
 
 def _start_native(stack: contextlib.ExitStack, workdir: Path, pin: bool, name: str, server: str,

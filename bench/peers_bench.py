@@ -9,8 +9,10 @@ with its load client on core 1 (as bench/publish_bench.py does), and measures:
     (many requests in flight on one connection), each system driven by its own
     load tool: ours by publish_bench.py's clients (ghz, and its raw-bytes
     PublishBatch/PublishStream client), NATS by `nats bench`, Redis by
-    redis-benchmark, the Pub/Sub emulator by ghz through the same run_ghz,
-    Kafka by its ProducerPerformance tool;
+    redis-benchmark, the Pub/Sub emulator like ours (ghz through the same
+    run_ghz for single publishes, the same raw-bytes unary client for
+    batches), Kafka by its ProducerPerformance tool; batches of 100 also
+    from ghz for both ours and the emulator;
   * publish-to-delivery latency p50/p99/p999 at a fixed moderate rate and
     fan-out to 10 subscribers, the same Python harness on every system
     (bench/peer_clients.py);
@@ -20,7 +22,8 @@ It prints a table with the ratio ours/peer per workload and writes a markdown
 report and a PNG plot to bench/results/ (or --out). A peer that cannot run
 here is reported as unavailable with the reason, and the run goes on.
 
-    python bench/peers_bench.py [--peers nats,redis,pubsub,kafka] [--duration 4] [--out DIR] [--quick]
+    python bench/peers_bench.py [--peers nats,redis,pubsub,kafka] [--workloads throughput,latency,fanout]
+                                [--duration 4] [--out DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ REDIS_PIPELINE, REDIS_PIPELINED_CLIENTS = 64, 4
 KAFKA_PIPELINED_BATCH_BYTES = 256 * 1024
 FANOUT_SUBSCRIBERS = 10
 PEERS = ("nats", "redis", "pubsub", "kafka")
+KINDS = ("throughput", "latency", "fanout")  # --workloads; the RSS row is always measured
 NAMES = {"ours": "EventStream", "nats": "NATS JetStream", "redis": "Redis Streams",
          "pubsub": "Pub/Sub emulator", "kafka": "Kafka"}
 RESULTS = Path(__file__).resolve().parent / "results"
+PUBSUB_TOPIC = f"{peer_clients.PUBSUB_PROJECT}/topics/throughput"
 
 THROUGHPUT = [f"publish {kind}, {size}" for kind in ("single", f"batched x{BATCH}", "pipelined")
               for size in SIZES]
@@ -91,17 +96,32 @@ def tool_run(command: list[str], pin: bool, timeout: float) -> str:
     return output
 
 
-def our_client(target: str, mode: str, size: int, duration: float, streams: int, window: int,
+def raw_client(target: str, mode: str, size: int, duration: float, streams: int, window: int,
                pin: bool) -> float:
-    """publish_bench.py's raw-bytes client (``stream_client``) with ``size``-byte payloads,
-    in its own process on the client core (see ``--our-client``)."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--our-client", target,
+    """publish_bench.py's raw-bytes client with ``size``-byte payloads, in its own process on
+    the client core (see ``--raw-client``): ``stream_client`` against ours (mode "stream" or
+    "batch"), the same ``unary_client`` loop against the emulator (mode "pubsub-batch")."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--raw-client", target,
                "--client-mode", mode, "--size", str(size), "--duration", str(duration),
                "--streams", str(streams), "--window", str(window)]
     result = json.loads(tool_run(command, pin, duration + 60).strip().splitlines()[-1])
     if result["sampled_errors"]:
-        raise RuntimeError(f"our server refused {result['sampled_errors']} sampled events")
+        raise RuntimeError(f"the server refused {result['sampled_errors']} sampled events")
     return result["events_per_s"]
+
+
+async def pubsub_batch_client(target: str, size: int, duration: float, workers: int) -> dict:
+    """The emulator's Publish of BATCH messages, pre-encoded, through the loop that drives our
+    PublishBatch (publish_bench.unary_client); every 20th answer's message ids are counted."""
+    pb2, _ = peer_clients.pubsub_modules()
+    request = pb2.PublishRequest(topic=PUBSUB_TOPIC, messages=[
+        pb2.PubsubMessage(data=b"x" * size)] * BATCH).SerializeToString()
+
+    def sample(raw: bytes) -> tuple[int, int]:
+        ids = len(pb2.PublishResponse.FromString(raw).message_ids)
+        return ids, BATCH - ids
+    return await pb.unary_client(target, "/google.pubsub.v1.Publisher/Publish", request, workers,
+                                 duration, sample)
 
 
 @contextlib.contextmanager
@@ -131,9 +151,9 @@ def ours_throughput(address: str, ghz: str, args: argparse.Namespace, pin: bool,
         results[f"publish single, {label}"] = pb.run_ghz(
             ghz, address, "eventstream.v1.PublishService.Publish", unary, SINGLE_CONCURRENCY,
             args.duration, 1, pin, workdir)["events_per_s"]
-        results[f"publish batched x{BATCH}, {label}"] = our_client(
+        results[f"publish batched x{BATCH}, {label}"] = raw_client(
             address, "batch", size, args.duration, 1, BATCH_CONCURRENCY, pin)
-        results[f"publish pipelined, {label}"] = our_client(
+        results[f"publish pipelined, {label}"] = raw_client(
             address, "stream", size, args.duration, STREAMS, WINDOW, pin)
     batch = pb.publish_pb2.PublishBatchRequest(events=[
         common_pb2.Event(topic=pb.TOPIC, payload=b"x" * 100)] * BATCH).SerializeToString()
@@ -144,29 +164,32 @@ def ours_throughput(address: str, ghz: str, args: argparse.Namespace, pin: bool,
 
 def pubsub_throughput(address: str, ghz: str, args: argparse.Namespace, pin: bool,
                       workdir: Path) -> dict[str, float]:
-    """ghz through run_ghz, like ours; the emulator's API has no streaming publish."""
+    """Like ours: single publishes from ghz through run_ghz, batches from the raw-bytes client
+    (and once from ghz, the GHZ_BATCH row); the emulator's API has no streaming publish."""
     pb2, grpc_module = peer_clients.pubsub_modules()
-    topic = f"{peer_clients.PUBSUB_PROJECT}/topics/throughput"
 
     async def create() -> None:
         async with pb.grpc.aio.insecure_channel(address) as channel:
-            await grpc_module.PublisherStub(channel).CreateTopic(pb2.Topic(name=topic), timeout=10)
+            await grpc_module.PublisherStub(channel).CreateTopic(pb2.Topic(name=PUBSUB_TOPIC), timeout=10)
     asyncio.run(create())
     results: dict[str, float] = {}
     call = "google.pubsub.v1.Publisher.Publish"
-    with ghz_proto(peer_clients.PUBSUB_PROTO, peer_clients.PUBSUB_PROTO_ROOT):
-        for label, size in SIZES.items():
-            for name, count, concurrency in (("single", 1, SINGLE_CONCURRENCY),
-                                             (f"batched x{BATCH}", BATCH, BATCH_CONCURRENCY)):
-                request = pb2.PublishRequest(topic=topic, messages=[
-                    pb2.PubsubMessage(data=b"x" * size)] * count).SerializeToString()
-                if not results:  # warm-up of the JVM, not reported
-                    pb.run_ghz(ghz, address, call, request, concurrency, 1.0, count, pin, workdir)
-                run = pb.run_ghz(ghz, address, call, request, concurrency, args.duration, count, pin, workdir)
-                if run["errors"]:
-                    raise RuntimeError(f"the emulator answered errors: {run['errors']}")
-                results[f"publish {name}, {label}"] = run["events_per_s"]
-        results[GHZ_BATCH] = results[f"publish batched x{BATCH}, 100 B"]
+
+    def ghz_run(size: int, count: int, concurrency: int, duration: float) -> float:
+        request = pb2.PublishRequest(topic=PUBSUB_TOPIC, messages=[
+            pb2.PubsubMessage(data=b"x" * size)] * count).SerializeToString()
+        with ghz_proto(peer_clients.PUBSUB_PROTO, peer_clients.PUBSUB_PROTO_ROOT):
+            run = pb.run_ghz(ghz, address, call, request, concurrency, duration, count, pin, workdir)
+        if run["errors"]:
+            raise RuntimeError(f"the emulator answered errors: {run['errors']}")
+        return run["events_per_s"]
+
+    ghz_run(100, 1, SINGLE_CONCURRENCY, 1.0)  # warm-up of the JVM, not reported
+    for label, size in SIZES.items():
+        results[f"publish single, {label}"] = ghz_run(size, 1, SINGLE_CONCURRENCY, args.duration)
+        results[f"publish batched x{BATCH}, {label}"] = raw_client(
+            address, "pubsub-batch", size, args.duration, 1, BATCH_CONCURRENCY, pin)
+    results[GHZ_BATCH] = ghz_run(100, BATCH, BATCH_CONCURRENCY, args.duration)
     return results
 
 
@@ -282,23 +305,52 @@ def kafka_throughput(address: str, args: argparse.Namespace, pin: bool) -> dict[
 
 # --------------------------------------------------------------------------- one system
 
-def end_to_end(name: str, address: str, args: argparse.Namespace) -> dict[str, float]:
-    """Latency and fan-out through bench/peer_clients.py, on this process's event loop."""
-    async def measure() -> tuple[dict, dict]:
-        endpoint = peer_clients.ENDPOINTS[name](address)
+FSYNC = "eventstream_storage_fsync_duration_seconds"
+
+
+def fsync_rounds(server: object) -> tuple[float, float, float]:
+    """Our server's fsync rounds so far: (count, seconds in all, count over 5 ms)."""
+    from tests.support.server import metric
+    count = metric(server, f"{FSYNC}_count")
+    return count, metric(server, f"{FSYNC}_sum"), count - metric(server, f"{FSYNC}_bucket", le="0.005")
+
+
+def end_to_end(name: str, running: peer_servers.Running, args: argparse.Namespace
+               ) -> tuple[dict[str, float], dict[str, float]]:
+    """Latency and fan-out (those of them in --workloads) through bench/peer_clients.py,
+    on this process's event loop. Also returns what the server did during the latency run:
+    its CPU share and, for ours, its fsync rounds (the "Systems" notes of the report)."""
+    notes: dict[str, float] = {}
+
+    async def measure() -> dict[str, float]:
+        figures: dict[str, float] = {}
+        endpoint = peer_clients.ENDPOINTS[name](running.address)
         await endpoint.connect()
         try:
-            lat = await peer_clients.latency(endpoint, args.latency_rate, args.latency_seconds)
-            fan = await peer_clients.fanout(endpoint, FANOUT_SUBSCRIBERS, args.fanout_events)
+            if "latency" in args.workloads:
+                cpu, started = pb.cpu_seconds(running.pid), time.monotonic()
+                fsyncs = fsync_rounds(running.metrics) if running.metrics else None
+                lat = await peer_clients.latency(endpoint, args.latency_rate, args.latency_seconds)
+                notes["latency_server_cpu"] = (pb.cpu_seconds(running.pid) - cpu) / (time.monotonic() - started)
+                if fsyncs:
+                    after = fsync_rounds(running.metrics)
+                    notes.update(zip(("latency_fsync_rounds", "latency_fsync_seconds", "latency_fsync_over_5ms"),
+                                     (b - a for a, b in zip(fsyncs, after))))
+                if lat["lost"]:
+                    print(f"  {name}: latency lost {lat['lost']} of {lat['samples'] + lat['lost']}",
+                          file=sys.stderr)
+                figures.update({LATENCY[0]: lat["p50_ms"], LATENCY[1]: lat["p99_ms"],
+                                LATENCY[2]: lat["p999_ms"]})
+            if "fanout" in args.workloads:
+                fan = await peer_clients.fanout(endpoint, FANOUT_SUBSCRIBERS, args.fanout_events)
+                if fan["delivered"] < fan["wanted"]:
+                    print(f"  {name}: fan-out delivered {fan['delivered']} of {fan['wanted']}",
+                          file=sys.stderr)
+                figures[FANOUT] = fan["deliveries_per_s"]
         finally:
             await endpoint.close()
-        return lat, fan
-    lat, fan = run_async(measure())
-    if lat["lost"] or fan["delivered"] < fan["wanted"]:
-        print(f"  {name}: latency lost {lat['lost']} of {lat['samples'] + lat['lost']}, fan-out delivered "
-              f"{fan['delivered']} of {fan['wanted']}", file=sys.stderr)
-    return {LATENCY[0]: lat["p50_ms"], LATENCY[1]: lat["p99_ms"], LATENCY[2]: lat["p999_ms"],
-            FANOUT: fan["deliveries_per_s"]}
+        return figures
+    return run_async(measure()), notes
 
 
 def run_async(coroutine):
@@ -316,7 +368,9 @@ def measure_system(name: str, args: argparse.Namespace, ghz: str, pin: bool, wor
         running = starter(stack, workdir, pin)
         print(f"{NAMES[name]} ({running.version}) on {running.address}", file=sys.stderr, flush=True)
         before = pb.cpu_seconds(running.pid), time.monotonic()
-        if name == "ours":
+        if "throughput" not in args.workloads:
+            figures = {}
+        elif name == "ours":
             figures = ours_throughput(running.address, ghz, args, pin, workdir)
         elif name == "pubsub":
             figures = pubsub_throughput(running.address, ghz, args, pin, workdir)
@@ -326,10 +380,13 @@ def measure_system(name: str, args: argparse.Namespace, ghz: str, pin: bool, wor
             figures = kafka_throughput(running.address, args, pin)
         else:
             figures = redis_throughput(running.address, args, pin)
-        figures.update(end_to_end(name, running.address, args))
+        notes: dict[str, float] = {}
+        if {"latency", "fanout"} & set(args.workloads):
+            more, notes = end_to_end(name, running, args)
+            figures.update(more)
         figures[RSS] = peer_servers.rss_bytes(running.pid) / 2**20
         server_cpu = (pb.cpu_seconds(running.pid) - before[0]) / (time.monotonic() - before[1])
-        return {"figures": figures, "version": running.version, "server_cpu": server_cpu,
+        return {"figures": figures, "version": running.version, "server_cpu": server_cpu, "notes": notes,
                 "pid": running.pid}
 
 
@@ -394,6 +451,18 @@ def plot(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def latency_notes(notes: dict[str, float]) -> str:
+    """What the server did during the latency run, for the Systems list."""
+    if "latency_server_cpu" not in notes:
+        return ""
+    text = f", during the latency run {notes['latency_server_cpu']:.0%}"
+    if "latency_fsync_rounds" in notes:
+        text += (f" and {notes['latency_fsync_rounds']:.0f} fsync rounds of "
+                 f"{notes['latency_fsync_seconds'] * 1000:.1f} ms in all, "
+                 f"{notes['latency_fsync_over_5ms']:.0f} of them over 5 ms")
+    return text
+
+
 def report(results: dict[str, dict], info: dict[str, str], args: argparse.Namespace) -> str:
     lines = ["# EventStream side by side with its peers", "",
              "Produced by `make bench-peers` (`bench/peers_bench.py`); see bench/README.md for what",
@@ -406,7 +475,7 @@ def report(results: dict[str, dict], info: dict[str, str], args: argparse.Namesp
         entry = results[name]
         if "figures" in entry:
             lines.append(f"- {NAMES[name]}: {entry['version']}; server CPU over its whole run "
-                         f"{entry['server_cpu']:.0%} of one core")
+                         f"{entry['server_cpu']:.0%} of one core{latency_notes(entry['notes'])}")
         else:
             lines.append(f"- {NAMES[name]}: not measured: {entry['unavailable']}")
     lines.append("- Redpanda: not measured (see bench/README.md)")
@@ -471,6 +540,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="EventStream vs NATS JetStream, Redis, Pub/Sub emulator, Kafka")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
+    parser.add_argument("--workloads", default=",".join(KINDS),
+                        help="comma-separated subset of " + ",".join(KINDS) + " (RSS is always measured)")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per throughput run")
     parser.add_argument("--latency-rate", type=int, default=1000, help="events/s of the latency run")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
@@ -478,22 +549,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS), help="directory for peers.md, peers.png, peers.json")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 s per throughput run, short latency and fan-out runs")
-    parser.add_argument("--our-client", metavar="TARGET", help=argparse.SUPPRESS)
-    parser.add_argument("--client-mode", choices=("stream", "batch"), default="stream", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-client", metavar="TARGET", help=argparse.SUPPRESS)
+    parser.add_argument("--client-mode", choices=("stream", "batch", "pubsub-batch"), default="stream",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=100, help=argparse.SUPPRESS)
     parser.add_argument("--streams", type=int, default=STREAMS, help=argparse.SUPPRESS)
     parser.add_argument("--window", type=int, default=WINDOW, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.our_client:
-        pb.PAYLOAD = b"x" * args.size  # publish_bench.event() reads it when building requests
-        result = run_async(pb.stream_client(args.our_client, args.duration, args.streams, args.window,
-                                            args.client_mode))
+    if args.raw_client:
+        if args.client_mode == "pubsub-batch":
+            result = run_async(pubsub_batch_client(args.raw_client, args.size, args.duration,
+                                                   args.streams * args.window))
+        else:
+            pb.PAYLOAD = b"x" * args.size  # publish_bench.event() reads it when building requests
+            result = run_async(pb.stream_client(args.raw_client, args.duration, args.streams, args.window,
+                                                args.client_mode))
         print(json.dumps(result))
         return 0
     args.peers = [p for p in args.peers.split(",") if p]
     unknown = set(args.peers) - set(PEERS)
     if unknown:
         parser.error(f"--peers: unknown {', '.join(sorted(unknown))} (choose from {', '.join(PEERS)})")
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(args.workloads) - set(KINDS)
+    if unknown or not args.workloads:
+        parser.error(f"--workloads: unknown or none {', '.join(sorted(unknown))} "
+                     f"(choose from {', '.join(KINDS)})")
     if args.quick:
         args.duration, args.latency_rate, args.latency_seconds = 1.0, 200, 1.0
         args.fanout_events = min(args.fanout_events, 1000)

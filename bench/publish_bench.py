@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +192,11 @@ def _varint(value: int) -> bytes:
 async def stream_client(target: str, duration: float, streams: int, window: int,
                         mode: str = "stream") -> dict:
     """Pipelined PublishStream load; requests are pre-encoded bytes, responses
-    are counted raw and every 20th is parsed to check its acknowledgements."""
+    are counted raw and every 20th is parsed to check its acknowledgements.
+    With ``mode`` "batch": unary PublishBatch, ``streams`` x ``window`` requests in flight."""
+    if mode == "batch":
+        request = publish_pb2.PublishBatchRequest(events=[event() for _ in range(BATCH)]).SerializeToString()
+        return await unary_client(target, BATCH_METHOD, request, streams * window, duration, batch_acks)
     events_part = publish_pb2.PublishStreamRequest(
         events=[event() for _ in range(BATCH)]).SerializeToString()
     channel = grpc.aio.insecure_channel(target, options=[
@@ -236,31 +241,51 @@ async def stream_client(target: str, duration: float, streams: int, window: int,
             read_task.cancel()
             call.cancel()
 
-    if mode == "batch":
-        batch_method = channel.unary_unary(BATCH_METHOD)
-        batch_bytes = publish_pb2.PublishBatchRequest(
-            events=[event() for _ in range(BATCH)]).SerializeToString()
-
-        async def one_worker() -> None:
-            count = 0
-            while count < 10_000_000 and time.monotonic() < deadline:
-                raw = await batch_method(batch_bytes, timeout=10)
-                count += 1
-                if time.monotonic() <= deadline:
-                    totals["responses"] += 1
-                if count % 20 == 1:
-                    response = publish_pb2.PublishBatchResponse.FromString(raw)
-                    totals["sampled"] += 1
-                    for result in response.results:
-                        totals["sampled_acks" if result.HasField("ack") else "sampled_errors"] += 1
-
-        await asyncio.gather(*(one_worker() for _ in range(streams * window)))
-    else:
-        await asyncio.gather(*(one_stream() for _ in range(streams)))
+    await asyncio.gather(*(one_stream() for _ in range(streams)))
     await channel.close()
     events = totals["responses"] * BATCH
     acked_share = (totals["sampled_acks"] / (totals["sampled"] * BATCH)) if totals["sampled"] else 0.0
     return {"events_per_s": events * acked_share / duration, **totals}
+
+
+def batch_acks(raw: bytes) -> tuple[int, int]:
+    """(acknowledged, refused) events of one encoded PublishBatchResponse."""
+    results = publish_pb2.PublishBatchResponse.FromString(raw).results
+    acks = sum(1 for result in results if result.HasField("ack"))
+    return acks, len(results) - acks
+
+
+async def unary_client(target: str, method: str, request: bytes, workers: int, duration: float,
+                       sample: Callable[[bytes], tuple[int, int]], per_request: int = BATCH) -> dict:
+    """Unary load of one pre-encoded ``request`` of ``per_request`` events on ``method`` (bytes in,
+    bytes out): ``workers`` loops each send it and await the answer until ``duration`` is over.
+    Every 20th answer goes to ``sample`` for its (acknowledged, refused) events, the rest are
+    only counted, so the client stays cheap whatever the service; events/s counts the
+    acknowledged share."""
+    channel = grpc.aio.insecure_channel(target, options=[
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024)])
+    call = channel.unary_unary(method)
+    totals = {"responses": 0, "sampled": 0, "sampled_acks": 0, "sampled_errors": 0}
+    await asyncio.wait_for(channel.channel_ready(), 10)
+    deadline = time.monotonic() + duration
+
+    async def one_worker() -> None:
+        count = 0
+        while count < 10_000_000 and time.monotonic() < deadline:  # count bound next to the time bound
+            raw = await call(request, timeout=10)
+            count += 1
+            if time.monotonic() <= deadline:
+                totals["responses"] += 1
+            if count % 20 == 1:
+                acks, refused = sample(raw)
+                totals["sampled"] += 1
+                totals["sampled_acks"] += acks
+                totals["sampled_errors"] += refused
+
+    await asyncio.gather(*(one_worker() for _ in range(workers)))
+    await channel.close()
+    acked_share = (totals["sampled_acks"] / (totals["sampled"] * per_request)) if totals["sampled"] else 0.0
+    return {"events_per_s": totals["responses"] * per_request * acked_share / duration, **totals}
 
 
 def run_stream(target: str, duration: float, streams: int, window: int, pin: bool,

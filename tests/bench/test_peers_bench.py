@@ -56,3 +56,30 @@ def test_quick_run_against_redis_prints_every_ratio_and_writes_report_and_plot(
     assert set(results) == {"ours", "redis"}
     for system in results.values():  # every server the run started is gone
         assert not Path(f"/proc/{system['pid']}").exists()
+
+
+@pytest.mark.timeout(300)
+def test_workloads_option_runs_only_the_chosen_workloads(bench_dependencies, tmp_path):
+    env = {**os.environ, "PATH": f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "peers_bench.py"), "--quick", "--peers", "redis",
+         "--workloads", "latency", "--out", str(tmp_path)], capture_output=True, timeout=240, env=env, cwd=ROOT)
+    out = completed.stdout.decode()
+    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    figures = json.loads((tmp_path / "peers.json").read_text())["results"]
+    for system in ("ours", "redis"):
+        assert set(figures[system]["figures"]) == {
+            "latency p50 (ms)", "latency p99 (ms)", "latency p999 (ms)", "server RSS at the end (MiB)"}
+    assert re.search(r"^publish single, 100 B\s+n/a\s+n/a\s+n/a$", out, re.M)
+    report = (tmp_path / "peers.md").read_text()  # what each server did during the latency run
+    assert re.search(r"^- EventStream: .*, during the latency run \d+% and \d+ fsync rounds of [\d.]+ ms "
+                     r"in all, \d+ of them over 5 ms$", report, re.M)
+    assert re.search(r"^- Redis Streams: .*, during the latency run \d+%$", report, re.M)
+
+
+def test_unknown_workload_is_refused_naming_the_option():
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "peers_bench.py"), "--workloads", "latency,bogus"],
+        capture_output=True, timeout=120, cwd=ROOT)
+    assert completed.returncode == 2
+    assert "--workloads: unknown or none bogus" in completed.stderr.decode()
