@@ -4,8 +4,9 @@ One run, on 127.0.0.1, with 100-byte payloads:
   * TCP fire-and-forget and TCP acknowledged ingest from the native load
     generator (bench/loadgen, built here with make): events/s and MB/s from
     the first frame sent to the last event committed (read from /metrics);
-  * UDP at a modest rate, at 20,000 datagrams/s and as a blast: datagrams/s sent and the loss
-    (read by the server, dropped by reason, dropped by the kernel);
+  * UDP at a modest rate, at 20,000 and 50,000 datagrams/s and as a blast:
+    datagrams/s sent and the loss (read by the server, dropped by reason,
+    dropped by the kernel);
   * Debian's redis-server (no persistence) on a free port with
     redis-benchmark XADD, pipelined (-P 64), as the peer figure;
   * for each, the server's CPU share and events per server CPU-second, the
@@ -228,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
             udp = [
                 udp_run(server, pin, "UDP modest rate", 20_000, 5_000, 10),
                 udp_run(server, pin, "UDP 20,000/s", 40_000, 20_000, 10),
+                udp_run(server, pin, "UDP 50,000/s for 1 s", 50_000, 50_000, 10),
                 udp_run(server, pin, "UDP blast", 100_000, 0, 10),
             ]
             if args.profile:
