@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config.model import StorageConfig
 from ..errors import EventStreamError
-from .log import ReadResult
+from .log import ReadResult, RecordBatch
 from .memory_log import MemoryLog
 from .partition import Partition
 from .recovery import open_data_dir, partition_dir, recover_partition, sync_dir
@@ -82,7 +82,7 @@ class DiskLog:
         sync_dir(self.root)
         self._cache = MemoryLog(config.partitions, config.tail_cache_bytes,
                                 [part.high_watermark() for part in self._parts])
-        self._pending: list[tuple[int, list[bytes], list[str], bytes, int]] = []
+        self._pending: list[tuple[int, RecordBatch, int]] = []
         self._io = ThreadPoolExecutor(1, thread_name_prefix="eventstream-log-io")
         self._dirty: set[Segment] = set()      # written, not yet synced (I/O thread only)
         self._dirty_dirs: set[Path] = set()    # got new files, not yet synced (I/O thread only)
@@ -95,13 +95,12 @@ class DiskLog:
     def next_offset(self, partition: int) -> int:
         return self._parts[partition].active.staged_next
 
-    def append(self, partition: int, records: list[bytes], topics: list[str],
-               priorities: bytes, time_ns: int) -> None:
+    def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by time can bisect.
         time_ns = max(time_ns, part.last_time)
-        part.stage(records, topics, priorities, time_ns)
-        self._pending.append((partition, records, topics, priorities, time_ns))
+        part.stage(batch, time_ns)
+        self._pending.append((partition, batch, time_ns))
 
     async def commit(self) -> None:
         writes: list[tuple[Segment, bytearray]] = []
@@ -125,8 +124,8 @@ class DiskLog:
                 raise
         for part in self._parts:
             part.publish()
-        for partition, records, topics, priorities, time_ns in pending:
-            self._cache.append(partition, records, topics, priorities, time_ns)
+        for partition, batch, time_ns in pending:
+            self._cache.append(partition, batch, time_ns)
         self._cache.publish()
         self._retain()
 
