@@ -178,3 +178,18 @@ def test_retention_never_deletes_the_active_segment(tmp_path):
     assert [s.base for s in removed] == [0, 5]
     assert (part.start_offset(), [s.base for s in part.segments]) == (10, [10])
     assert part.bytes == part.segments[0].size
+
+
+def test_index_files_of_a_sealed_segment_load_back(tmp_path):
+    part = staged_partition(tmp_path, segment_bytes=1000, index_interval=300)
+    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
+    segment, buf = part.staged[0]
+    segment.path.write_bytes(buf)
+    index, times = segment.index_bytes()  # what sealing writes
+    segment.index_path.write_bytes(index)
+    segment.time_index_path.write_bytes(times)
+    loaded = Segment(tmp_path, 0)
+    assert loaded.load_index(len(buf), CRC)
+    assert len(segment.positions) > 2
+    assert [list(s.rel_offsets) + list(s.positions) + list(s.times) for s in (loaded, segment)] \
+        == [list(segment.rel_offsets) + list(segment.positions) + list(segment.times)] * 2

@@ -44,11 +44,6 @@ class RecordBatch:
         """Records in the batch."""
         return len(self.ends)
 
-    @property
-    def size(self) -> int:
-        """Bytes of the records."""
-        return self.ends[-1] - self.start if len(self.ends) else 0
-
     @classmethod
     def of(cls, records: list[bytes], topics: list[str], priorities: bytes) -> RecordBatch:
         """A batch of separate records (tests and slow paths)."""
@@ -61,11 +56,6 @@ class RecordBatch:
             spans.extend((len(names), len(encoded)))
             names += encoded
         return cls(b"".join(records), 0, ends, spans, bytes(priorities), bytes(names))
-
-    def records(self) -> list[bytes]:
-        """Each record as bytes (slow path)."""
-        data, ends = self.data, self.ends
-        return [data[a:b] for a, b in zip([self.start, *ends[:-1]], ends)]
 
 
 @dataclass(frozen=True, slots=True)

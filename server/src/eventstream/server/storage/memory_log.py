@@ -137,7 +137,7 @@ class MemoryLog:
         part.chunks.append(chunk)
         part.bases.append(part.next)
         part.times.append(time_ns)
-        part.next += len(batch.ends)
+        part.next += batch.count
         part.bytes += chunk.size
         self._bytes += chunk.size
 

@@ -64,7 +64,7 @@ class Partition:
         if not segment.empty and time_ns - (segment.first_time or time_ns) >= self._segment_ns:
             segment, buf = self._roll(segment)
         encode = self._checksums.segment_encode
-        first, count = 0, len(batch.ends)
+        first, count = 0, batch.count
         while True:
             progress = encode(
                 buf, batch.data, batch.start, batch.ends, batch.topic_data, batch.topics,

@@ -248,9 +248,13 @@ class Segment:
             self.rel_offsets.append(last_rel)
             self.positions.append(self.last_position)
             self.times.append(self.staged_last_time)
-        index = b"".join(INDEX_ENTRY.pack(r, p) for r, p in zip(self.rel_offsets, self.positions))
-        times = b"".join(TIME_ENTRY.pack(t, r) for t, r in zip(self.times, self.rel_offsets))
-        return index, times
+        # Interleave the columns and pack each file in one call (no Python per entry).
+        count = len(self.rel_offsets)
+        flat: list[int] = [0] * (2 * count)
+        flat[0::2], flat[1::2] = self.rel_offsets, self.positions
+        index = struct.pack(f"<{2 * count}I", *flat)
+        flat[0::2], flat[1::2] = self.times, self.rel_offsets
+        return index, struct.pack("<" + "qI" * count, *flat)
 
     def load_index(self, file_size: int, checksums: Checksums) -> bool:
         """Load the index files of a sealed segment; False when missing or not usable."""
