@@ -17,6 +17,7 @@ record: the hot path builds none.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,14 +59,28 @@ class RecordBatch:
         return cls(b"".join(records), 0, ends, spans, bytes(priorities), bytes(names))
 
 
-@dataclass(frozen=True, slots=True)
 class ReadResult:
-    """Records of one partition from ``first_offset`` on (parallel sequences)."""
+    """Records of one partition from ``first_offset`` on (parallel sequences).
 
-    first_offset: int
-    records: list[bytes]
-    topics: list[str]
-    priorities: bytes
+    ``topics`` may be given as a function that makes the list: it is called
+    once, on first use (a subscriber taking every topic never needs them).
+    """
+
+    __slots__ = ("first_offset", "records", "priorities", "_topics")
+
+    def __init__(self, first_offset: int, records: list[bytes],
+                 topics: list[str] | Callable[[], list[str]], priorities: bytes) -> None:
+        self.first_offset = first_offset
+        self.records = records
+        self.priorities = priorities
+        self._topics = topics
+
+    @property
+    def topics(self) -> list[str]:
+        """The topic of each record."""
+        if callable(self._topics):
+            self._topics = self._topics()
+        return self._topics
 
 
 class EventLog(Protocol):

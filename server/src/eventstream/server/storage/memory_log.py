@@ -6,7 +6,7 @@ the partition that holds the most. Its acknowledgements say DURABILITY_MEMORY.
 
 Each appended :class:`~.log.RecordBatch` is kept whole, as one chunk: its
 buffer and boundary arrays, never an object per record. Reads slice the
-records out. A batch that is part of a larger buffer (one partition's share
+records out, and their topics only when the reader asks for them. A batch that is part of a larger buffer (one partition's share
 of a submission) is copied, so an evicted chunk frees all it held.
 """
 
@@ -57,18 +57,20 @@ class _Chunk:
         self.priorities = batch.priorities
         self.size = end - start
 
-    def slice(self, first: int, stop: int) -> tuple[list[bytes], list[str]]:
-        """Records ``first`` to ``stop - 1`` of the chunk and their topics."""
+    def records_of(self, first: int, stop: int) -> list[bytes]:
+        """Records ``first`` to ``stop - 1`` of the chunk."""
         data, shift, ends = self.data, self.shift, self.ends
         stops = ends[first:stop].tolist()
         starts = [(ends[first - 1] if first else self.start), *stops[:-1]]
-        records = [data[a - shift:b - shift] for a, b in zip(starts, stops)]
-        names, tshift = self.topic_data, self.topic_shift
+        return [data[a - shift:b - shift] for a, b in zip(starts, stops)]
+
+    def topics_of(self, first: int, stop: int) -> list[str]:
+        """Topics of records ``first`` to ``stop - 1`` of the chunk."""
+        names, shift = self.topic_data, self.topic_shift
         spans = self.topics[2 * first:2 * stop].tolist()
         get = _TOPICS.get
-        topics = [get(raw) or _topic(raw) for raw in
-                  [names[a - tshift:a - tshift + n] for a, n in zip(spans[::2], spans[1::2])]]
-        return records, topics
+        return [get(raw) or _topic(raw) for raw in
+                [names[a - shift:a - shift + n] for a, n in zip(spans[::2], spans[1::2])]]
 
 
 def _copy(values: memoryview | array) -> array:
@@ -179,7 +181,7 @@ class MemoryLog:
         if offset < self.start_offset(partition):
             raise LookupError(offset)
         records: list[bytes] = []
-        topics: list[str] = []
+        ranges: list[tuple[_Chunk, int, int]] = []
         priorities = bytearray()
         index = max(bisect_right(part.bases, offset, part.head, part.committed) - 1, part.head)
         at = offset
@@ -190,13 +192,15 @@ class MemoryLog:
             first = max(at - base, 0)
             stop = min(len(chunk.ends), first + max_records - len(records))
             if first < stop:
-                more, names = chunk.slice(first, stop)
-                records += more
-                topics += names
+                records += chunk.records_of(first, stop)
+                ranges.append((chunk, first, stop))
                 priorities += chunk.priorities[first:stop]
             at = base + stop
             index += 1
-        return ReadResult(offset, records, topics, bytes(priorities))
+        return ReadResult(offset, records,
+                          lambda: [topic for chunk, first, stop in ranges
+                                   for topic in chunk.topics_of(first, stop)],
+                          bytes(priorities))
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         part = self._parts[partition]
