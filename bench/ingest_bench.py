@@ -175,7 +175,8 @@ def profile(server: ServerProcess, pin: bool, events: int, output: str) -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)  # py-spy attaches
-        tcp_run(server, pin, "profiled", events, ["--connections", "4"])
+        # Several times the bench's events, so the load lasts most of the recording.
+        tcp_run(server, pin, "profiled", 5 * events, ["--connections", "4"])
         _, errors = recorder.communicate(timeout=60)
         if recorder.returncode:
             print(f"py-spy failed: {errors.strip()}", file=sys.stderr)

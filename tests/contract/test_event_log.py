@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from eventstream.server.config.model import StorageConfig
 from eventstream.server.queue import wire_backend
 from eventstream.server.storage.disk_log import DiskLog
-from eventstream.server.storage.log import EventLog
+from eventstream.server.storage.log import EventLog, RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
 
 PARTITIONS = 2
@@ -49,7 +50,7 @@ def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
 async def test_staged_records_are_invisible_until_committed(open_log):
     log = open_log()
     assert (log.next_offset(1), log.high_watermark(1), log.start_offset(1)) == (0, 0, 0)
-    log.append(1, *records(0, 5), 100)
+    log.append(1, RecordBatch.of(*records(0, 5)), 100)
     assert (log.next_offset(1), log.high_watermark(1)) == (5, 0)
     assert log.read(1, 0, 10).records == []
     await log.commit()
@@ -59,7 +60,7 @@ async def test_staged_records_are_invisible_until_committed(open_log):
 async def test_reads_return_what_was_appended_in_order(open_log):
     log = open_log()
     for batch in range(40):
-        log.append(batch % 2, *records(batch * 10, 10), 1000 + batch)
+        log.append(batch % 2, RecordBatch.of(*records(batch * 10, 10)), 1000 + batch)
         await log.commit()
     result = log.read(0, 37, 1000)
     expected = [r for b in range(0, 40, 2) for r in records(b * 10, 10)[0]]
@@ -86,7 +87,7 @@ def read_everything(log: EventLog, partition: int, step: int) -> list[tuple[byte
 async def test_seeking_by_time_finds_the_first_record_at_or_after(open_log):
     log = open_log()
     for batch, time_ns in enumerate([100, 200, 200, 300, 250, 400]):  # 250: the clock stepped back
-        log.append(0, *records(batch * 4, 4), time_ns)
+        log.append(0, RecordBatch.of(*records(batch * 4, 4)), time_ns)
         await log.commit()
     # Times never go backwards: the batch given 250 is stored at 300.
     assert [log.offset_for_time(0, t) for t in (0, 100, 101, 200, 201, 300, 301, 400, 401)] == [
@@ -97,7 +98,7 @@ async def test_seeking_by_time_finds_the_first_record_at_or_after(open_log):
 async def test_disk_log_keeps_everything_across_reopening(open_log):
     log = open_log()
     for batch in range(30):
-        log.append(batch % 2, *records(batch * 10, 10), 1000 + batch)
+        log.append(batch % 2, RecordBatch.of(*records(batch * 10, 10)), 1000 + batch)
         await log.commit()
     before = [(read_everything(log, p, 1000), log.offset_for_time(p, 1010))
               for p in range(PARTITIONS)]
@@ -106,6 +107,28 @@ async def test_disk_log_keeps_everything_across_reopening(open_log):
     assert [(read_everything(log, p, 1000), log.offset_for_time(p, 1010))
             for p in range(PARTITIONS)] == before
     assert log.next_offset(0) == 150
-    log.append(0, *records(0, 1), 5000)
+    log.append(0, RecordBatch.of(*records(0, 1)), 5000)
     await log.commit()
     assert log.read(0, 150, 10).records == records(0, 1)[0]
+
+
+async def test_batches_may_share_one_buffer_with_topics_inside_the_records(open_log):
+    """As the stager lays out a submission: one buffer, each partition's records
+    in a run, each topic a span inside its record."""
+    data, ends, spans = bytearray(b"??"), array("I"), array("I")
+    for i in range(7):
+        topic = b"shared/%d" % (i % 2)
+        spans.extend((len(data) + 2, len(topic)))
+        data += b"\x0a" + bytes([len(topic)]) + topic + b"#%d" % i
+        ends.append(len(data))
+    data = bytes(data)
+    log = open_log()
+    log.append(0, RecordBatch(data, 2, memoryview(ends)[:4], memoryview(spans)[:8],
+                              b"\x01\x02\x03\x04", data), 10)
+    log.append(1, RecordBatch(data, ends[3], memoryview(ends)[4:], memoryview(spans)[8:],
+                              b"\x00\x00\x00", data), 10)
+    await log.commit()
+    records = [data[a:b] for a, b in zip([2, *ends[:-1]], ends)]
+    assert read_everything(log, 0, 3) == [(records[i], f"shared/{i % 2}", i + 1) for i in range(4)]
+    assert read_everything(log, 1, 2) == [(records[i], f"shared/{i % 2}", 0) for i in range(4, 7)]
+    assert log.retained_bytes(1) >= ends[6] - ends[3]

@@ -246,6 +246,13 @@ async def test_interval_and_never_policies_say_written(start_server):
         stubs = Stubs(server.target)
         (ack,) = await publish_batch(stubs, [f"p-{policy}"])
         assert ack.durability == common_pb2.DURABILITY_WRITTEN
+        fsyncs = "eventstream_storage_fsync_duration_seconds_count"
+        if policy == "interval":  # what was written gets its periodic fsync
+            async with asyncio.timeout(30):
+                while not metric(server, fsyncs):
+                    await asyncio.sleep(0.05)
+        else:
+            assert metric(server, fsyncs) == 0
         await stubs.close()
         stubs = await restart(server)
         assert [e.id for e in by_partition(await read_all(server, stubs))[ack.partition]] == [

@@ -34,10 +34,9 @@ MIB = 1 << 20
 TAIL_CACHE = 4 * MIB           # storage.tail_cache_bytes: the newest events the server keeps
 # What the server's resident memory may grow over the baseline while the
 # consumer is stalled. Measured on a 2-core VM: ~6 MiB that does not depend on
-# the cache (publish buffers, allocator) plus ~3.6 MiB per MiB of tail cache
-# (records held as Python objects, and evicted ones until the cache compacts),
-# ~21 MiB in all. Keeping the 1,000,000 events would take over 100 MB for
-# their payloads alone, several times that as Python objects.
+# the cache (publish buffers, allocator) plus about the tail cache itself
+# (records kept as the buffers they were published in), ~10 MiB in all.
+# Keeping the 1,000,000 events would take over 100 MB for their payloads alone.
 GROWTH_BOUND = 32 * MIB
 # The server may write a stalled stream a few batches past what was read (what
 # fits the HTTP/2 windows), never the backlog.

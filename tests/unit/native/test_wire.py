@@ -8,6 +8,7 @@ exceptions. Known vectors and real protobuf encodings pin the meaning.
 from __future__ import annotations
 
 import struct
+from array import array
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,7 @@ from eventstream.server.queue import (
     PureWire,
 )
 from eventstream.server.queue.wire import F_REASON
+from eventstream.server.storage.segment import decode
 from eventstream.v1 import common_pb2, publish_pb2
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None,
@@ -308,3 +310,60 @@ def test_protobuf_walker_agrees_with_reference(native_wire: NativeWire, pure_wir
     assert outcome(native_wire.pb_events) == outcome(pure_wire.pb_events)
     assert outcome(lambda b: native_wire.pb_fields(b, 1)) == outcome(lambda b: pure_wire.pb_fields(b, 1))
     assert outcome(native_wire.pb_event) == outcome(pure_wire.pb_event)
+
+
+# -- segment records -----------------------------------------------------------
+
+@PROPERTY
+@given(items=st.lists(st.tuples(st.text(max_size=6).map(str.encode), st.binary(max_size=40),
+                                st.integers(0, 4)),
+                      min_size=1, max_size=30),
+       lead=st.binary(max_size=5), first=st.integers(0, 40), position=st.integers(0, 600),
+       roll_at=st.integers(0, 1200), interval=st.integers(0, 300), sample_at=st.integers(0, 700))
+def test_segment_encoder_agrees_with_reference(native_wire: NativeWire, pure_wire: PureWire,
+                                               items, lead, first, position, roll_at, interval,
+                                               sample_at) -> None:
+    """Records whose topics lie inside them (as staged), after some leading bytes."""
+    data, ends, topics = bytearray(lead), array("I"), array("I")
+    for topic, body, _ in items:
+        topics.extend((len(data) + 1, len(topic)))
+        data += b"#" + topic + body
+        ends.append(len(data))
+    data = bytes(data)
+    priorities = bytes(p for _, _, p in items)
+    base = 1000
+    first = first % len(items)
+
+    def run(wire: NativeWire | PureWire) -> tuple[bytes, tuple]:
+        out = bytearray(b"old")
+        progress = wire.segment_encode(
+            out, data, len(lead), ends, data, topics, priorities, first, time_ns=-7, base=base,
+            next_offset=base + 3, position=position, last_position=0, sample_at=sample_at,
+            roll_at=roll_at, interval=interval)
+        return bytes(out), (*progress[:4], progress.index.tolist())
+
+    native, pure = run(native_wire), run(pure_wire)
+    assert native == pure
+    out, (done, next_offset, end, last, index) = native
+    assert next_offset - base - 3 == done - first and end - position == len(out) - 3
+    decoded, problem = decode(out[3:], position, pure_wire)
+    assert problem is None
+    assert decoded.offsets == list(range(base + 3, next_offset))
+    assert decoded.records == [data[ends[i - 1] if i else len(lead):ends[i]]
+                               for i in range(first, done)]
+    assert decoded.topics == [items[i][0].decode() for i in range(first, done)]
+    assert bytes(decoded.priorities) == priorities[first:done]
+    assert done == len(items) or end >= roll_at
+    expected, at = [], sample_at  # a record starting `interval` bytes past the last entry
+    for offset, at_position in zip(decoded.offsets, decoded.positions):
+        if at_position >= at:
+            expected += [offset - base, at_position]
+            at = at_position + interval
+    assert index == expected
+
+
+def test_segment_encoder_refuses_spans_out_of_bounds(wire: NativeWire | PureWire) -> None:
+    with pytest.raises(NativeError):
+        wire.segment_encode(bytearray(), b"abc", 0, array("I", [3]), b"t", array("I", [0, 2]),
+                            b"\x00", 0, time_ns=0, base=0, next_offset=0, position=0,
+                            last_position=0, sample_at=0, roll_at=100, interval=10)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from eventstream.server.queue import wire_backend
+from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.partition import Partition
 from eventstream.server.storage.recovery import recover_partition, valid_record_after
 from eventstream.server.storage.segment import (
@@ -156,24 +157,39 @@ def staged_partition(tmp_path: Path, **limits: int) -> Partition:
 
 def test_partition_rolls_by_size_and_by_age_at_record_boundaries(tmp_path):
     part = staged_partition(tmp_path, segment_bytes=1000)
-    part.stage([b"x" * 200] * 12, ["t"] * 12, bytes(12), 5)
+    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
     bases = [segment.base for segment, _ in part.staged]
     assert bases == [0, 5, 10]   # each segment rolls once it reached 1000 bytes
     part.publish()
     assert (part.high_watermark(), len(part.segments)) == (12, 3)
     (tmp_path / "age").mkdir()
     part = staged_partition(tmp_path / "age", segment_ns=100)
-    part.stage([b"x"] * 2, ["t"] * 2, bytes(2), 1000)
-    part.stage([b"x"], ["t"], bytes(1), 1099)
-    part.stage([b"x"], ["t"], bytes(1), 1100)
+    part.stage(RecordBatch.of([b"x"] * 2, ["t"] * 2, bytes(2)), 1000)
+    part.stage(RecordBatch.of([b"x"], ["t"], bytes(1)), 1099)
+    part.stage(RecordBatch.of([b"x"], ["t"], bytes(1)), 1100)
     assert [segment.base for segment, _ in part.staged] == [0, 3]
 
 
 def test_retention_never_deletes_the_active_segment(tmp_path):
     part = staged_partition(tmp_path, segment_bytes=1000)
-    part.stage([b"x" * 200] * 12, ["t"] * 12, bytes(12), 5)
+    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
     part.publish()
     removed = part.expire(now_ns=10**12, retention_ns=1, retention_bytes=0)
     assert [s.base for s in removed] == [0, 5]
     assert (part.start_offset(), [s.base for s in part.segments]) == (10, [10])
     assert part.bytes == part.segments[0].size
+
+
+def test_index_files_of_a_sealed_segment_load_back(tmp_path):
+    part = staged_partition(tmp_path, segment_bytes=1000, index_interval=300)
+    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
+    segment, buf = part.staged[0]
+    segment.path.write_bytes(buf)
+    index, times = segment.index_bytes()  # what sealing writes
+    segment.index_path.write_bytes(index)
+    segment.time_index_path.write_bytes(times)
+    loaded = Segment(tmp_path, 0)
+    assert loaded.load_index(len(buf), CRC)
+    assert len(segment.positions) > 2
+    assert [list(s.rel_offsets) + list(s.positions) + list(s.times) for s in (loaded, segment)] \
+        == [list(segment.rel_offsets) + list(segment.positions) + list(segment.times)] * 2

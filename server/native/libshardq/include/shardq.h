@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 2u
+#define SHARDQ_ABI_VERSION 3u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -658,6 +658,68 @@ struct shardq_staged {
 int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_len,
                  const struct shardq_accepted *rows, size_t n, const struct shardq_dup *dups,
                  uint64_t *next_offsets, struct shardq_staged *out);
+
+/* ======================================================================== */
+/* Segment records                                                          */
+/* ======================================================================== */
+
+/* Size of a segment record's header: u32 length, u32 crc32c, u64 offset,
+ * i64 time_ns, u8 priority, u16 topic_len (little-endian), then the topic
+ * and the log record (the durable log's format, FORMAT_VERSION 1). */
+#define SHARDQ_SEGMENT_HEADER 27
+
+/* In/out state of shardq_segment_encode(); set size = sizeof(struct). */
+struct shardq_segment_args {
+    uint32_t size;
+    uint32_t index_interval;        /* bytes between sparse index entries */
+    /* The log records, as shardq_stage() produced them (in). */
+    const uint8_t *records;
+    size_t records_len;
+    size_t records_start;           /* where record 0 begins in @records */
+    const uint32_t *record_ends;     /* one per record: end of it in @records */
+    const uint8_t *topic_data;      /* what @record_topics index (may be @records) */
+    size_t topic_data_len;
+    const uint32_t *record_topics;   /* two per record: topic offset, length */
+    const uint8_t *record_priorities; /* one per record */
+    size_t record_count;
+    size_t next_record;             /* in/out: the first record still to encode */
+    int64_t time_ns;                /* ingest time of every record */
+    /* The active segment (in/out). */
+    uint64_t base;                  /* in: offset of its first record */
+    uint64_t next_offset;           /* the offset the next record gets */
+    uint64_t position;              /* its size in bytes, staged records included */
+    uint64_t last_position;         /* position of its newest record */
+    uint64_t sample_at;             /* position from which the next record is indexed */
+    uint64_t roll_at;               /* stop before a record once position >= roll_at
+                                       (unless the segment is empty) */
+    /* Output. */
+    uint8_t *out;                   /* segment records are appended at out + out_len */
+    size_t out_cap, out_len;        /* out_len in/out */
+    uint32_t *index;                /* two per entry: offset - base, position */
+    size_t index_cap, index_len;    /* in entries; index_len in/out */
+};
+
+/**
+ * shardq_segment_encode - encode log records as segment records, CRC included.
+ * @a: the records, the active segment's counters and the output buffers.
+ *
+ * Encodes records from a->next_record on: each gets a->next_offset (then
+ * incremented) and a->time_ns, its CRC32C, and an index entry when it starts
+ * at or past a->sample_at (then a->sample_at = its position +
+ * a->index_interval). Stops when every record is encoded, before a record
+ * once a->position >= a->roll_at and the segment holds a record (the caller
+ * starts the next segment and calls again), or before a record that does
+ * not fit @out or @index (the caller makes room and calls again). Every
+ * counter describes exactly what was written.
+ *
+ * Returns: 0 (all encoded, or stopped to roll); SHARDQ_ENOBUFS (stopped for
+ * room in @out or @index); SHARDQ_EINVAL (bad arguments, a record end before
+ * its start or past @records_len, a topic span outside @topic_data or longer
+ * than 65535 bytes, a position past 4 GiB).
+ * Ownership: every buffer is borrowed. Thread-safety: pure apart from @a and
+ * the output buffers.
+ */
+int shardq_segment_encode(struct shardq_segment_args *a);
 
 /* ======================================================================== */
 /* CRC32C and hashing                                                       */

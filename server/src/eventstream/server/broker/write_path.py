@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import EventStreamError
 from ..queue.staging import R_BODY_OFF, R_ID_LEN, R_ID_OFF, ROW_FIELDS, NativeStager, StagedRecords
-from ..storage.log import EventLog
+from ..storage.log import EventLog, RecordBatch
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
 
@@ -136,8 +136,8 @@ class WritePath:
         new_ids: list[bytes] = []
         try:
             acks, staged = self._propose(taken, now, new_ids)
-            for partition, (records, topics, priorities) in staged.items():
-                self.log.append(partition, records, topics, bytes(priorities), now)
+            for partition, batch in staged:
+                self.log.append(partition, batch, now)
             await self.log.commit()
         except Exception as exc:  # nothing of this round is acknowledged; the drain goes on
             log.exception("commit failed; %d submissions refused", len(taken))
@@ -151,7 +151,7 @@ class WritePath:
         self._apply(taken, acks)
 
     def _propose(self, taken: list[Submission], now: int, new_ids: list[bytes]
-                 ) -> tuple[list[RoundResult], dict[int, _Staged]]:
+                 ) -> tuple[list[RoundResult], list[tuple[int, RecordBatch]]]:
         """De-duplicate, place and encode; nothing is visible or acknowledged yet.
 
         The stager does the per-event work in one call per submission: it
@@ -163,7 +163,7 @@ class WritePath:
         log = self.log
         next_offsets = array("Q", [log.next_offset(p) for p in range(log.partitions)])
         durability = log.durability
-        staged: dict[int, _Staged] = {}
+        staged: list[tuple[int, RecordBatch]] = []
         results: list[RoundResult] = []
         for submission in taken:
             dups, fresh, duplicates = self._dedup(submission, now)
@@ -230,44 +230,20 @@ class WritePath:
             self._on_commit(taken, results)
 
 
-# Records, topics and priority bytes of one partition staged in a round.
-_Staged = tuple[list[bytes], list[str], bytearray]
 _NEW = (-1, 0, 0)
 
 
-_TOPICS: dict[bytes, str] = {}   # encoded topic -> the one str kept for it
-_TOPICS_LIMIT = 65536
-
-
-def _topic(raw: bytes) -> str:
-    """The str of an encoded topic, shared by every record of that topic."""
-    topic = _TOPICS.get(raw)
-    if topic is None:
-        if len(_TOPICS) >= _TOPICS_LIMIT:
-            _TOPICS.clear()
-        topic = _TOPICS[raw] = raw.decode()
-    return topic
-
-
-def _collect(out: StagedRecords, staged: dict[int, _Staged]) -> None:
-    """Split a submission's records into per-partition lists for the log."""
+def _collect(out: StagedRecords, staged: list[tuple[int, RecordBatch]]) -> None:
+    """Add a submission's records to ``staged``: one batch per partition, sharing its buffer."""
     data, ends, spans, priorities = out.records, out.ends, out.topics, out.priorities
     first = 0
     for partition, count in enumerate(out.part_counts):
         if not count:
             continue
         last = first + count
-        stops = ends[first:last].tolist()
-        starts = [ends[first - 1] if first else 0, *stops[:-1]]
-        topic_spans = spans[2 * first:2 * last].tolist()
-        slot = staged.get(partition)
-        if slot is None:
-            slot = staged[partition] = ([], [], bytearray())
-        slot[0].extend([data[a:b] for a, b in zip(starts, stops)])
-        # Topics repeat: one str per topic, not one per record, in the log's lists.
-        slot[1].extend([_TOPICS.get(raw) or _topic(raw) for raw in
-                        [data[at:at + size] for at, size in zip(topic_spans[::2], topic_spans[1::2])]])
-        slot[2].extend(priorities[first:last])
+        staged.append((partition, RecordBatch(
+            data, ends[first - 1] if first else 0, ends[first:last], spans[2 * first:2 * last],
+            priorities[first:last], data)))
         first = last
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -137,6 +137,27 @@ class UdpStats(ctypes.Structure):
         ("last_errno", ctypes.c_int64)]
 
 
+class SegmentArgs(ctypes.Structure):
+    """``struct shardq_segment_args``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("index_interval", c_uint32),
+        ("records", c_void_p), ("records_len", c_size_t), ("records_start", c_size_t),
+        ("record_ends", c_void_p), ("topic_data", c_void_p), ("topic_data_len", c_size_t),
+        ("record_topics", c_void_p), ("record_priorities", c_void_p),
+        ("record_count", c_size_t), ("next_record", c_size_t), ("time_ns", ctypes.c_int64),
+        ("base", ctypes.c_uint64), ("next_offset", ctypes.c_uint64),
+        ("position", ctypes.c_uint64), ("last_position", ctypes.c_uint64),
+        ("sample_at", ctypes.c_uint64), ("roll_at", ctypes.c_uint64),
+        ("out", c_void_p), ("out_cap", c_size_t), ("out_len", c_size_t),
+        ("index", c_void_p), ("index_cap", c_size_t), ("index_len", c_size_t),
+    ]
+
+
+SEGMENT_HEADER = 27
+"""``SHARDQ_SEGMENT_HEADER``: bytes of a segment record's header."""
+
+
 _SIZE_P = POINTER(c_size_t)
 
 # name: (restype, argtypes). Pointers to caller memory are c_void_p so that
@@ -173,6 +194,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
                              c_void_p, c_void_p, POINTER(Staged)]),
     "shardq_crc32c": (c_uint32, [c_uint32, c_void_p, c_size_t]),
     "shardq_crc32c_records": (c_int, [c_void_p, c_size_t, c_size_t, c_uint32, _SIZE_P]),
+    "shardq_segment_encode": (c_int, [POINTER(SegmentArgs)]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

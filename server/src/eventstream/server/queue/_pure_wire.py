@@ -20,6 +20,7 @@ from .wire import (
     EventSpans,
     FrameBatch,
     FrameReason,
+    SegmentProgress,
 )
 
 _CRC_TABLE: list[int] = []
@@ -30,6 +31,7 @@ for _i in range(256):
     _CRC_TABLE.append(_c)
 
 _EVENT_ROW = struct.Struct("=12IqQ")
+_SEGMENT_HEAD = struct.Struct("<IIQqBH")  # length, crc32c, offset, time_ns, priority, topic_len
 _LEN_FIELDS = {1, 2, 3, 4, 6, 7, 8}
 _VARINT_FIELDS = {5, 9, 10}
 
@@ -275,6 +277,38 @@ class PureWire:
                 return False, pos
             pos += 4 + length
         return True, pos
+
+    def segment_encode(self, out: bytearray, records: bytes, start: int, ends: Buffer,
+                       topic_data: bytes, topics: Buffer, priorities: bytes, first: int, *,
+                       time_ns: int, base: int, next_offset: int, position: int,
+                       last_position: int, sample_at: int, roll_at: int, interval: int
+                       ) -> SegmentProgress:
+        """See :meth:`.wire.NativeWire.segment_encode`."""
+        ends = list(memoryview(ends).cast("B").cast("I"))
+        spans = list(memoryview(topics).cast("B").cast("I"))
+        index = array("I")
+        i = first
+        while i < len(ends):
+            if position >= roll_at and next_offset > base:
+                break
+            begin = ends[i - 1] if i else start
+            topic = topic_data[spans[2 * i]:spans[2 * i] + spans[2 * i + 1]]
+            if not begin <= ends[i] <= len(records) or len(topic) != spans[2 * i + 1] \
+                    or len(topic) > 0xFFFF:
+                raise_for(EINVAL, "segment_encode")
+            body = topic + records[begin:ends[i]]
+            covered = _SEGMENT_HEAD.pack(0, 0, next_offset, time_ns, priorities[i],
+                                         len(topic))[8:] + body
+            out += _SEGMENT_HEAD.pack(4 + len(covered), crc32c(covered), 0, 0, 0, 0)[:8]
+            out += covered
+            if position >= sample_at:
+                index.extend((next_offset - base, position))
+                sample_at = position + interval
+            last_position = position
+            position += 8 + len(covered)
+            next_offset += 1
+            i += 1
+        return SegmentProgress(i, next_offset, position, last_position, index)
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """See :meth:`.wire.NativeWire.hash`."""

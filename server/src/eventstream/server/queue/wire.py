@@ -15,6 +15,7 @@ import ctypes
 import enum
 import os
 import threading
+from array import array
 from ctypes import byref, c_size_t
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -99,6 +100,20 @@ class FrameBatch:
             if reason.fatal:
                 return reason
         return None
+
+
+class SegmentProgress(NamedTuple):
+    """How far :meth:`NativeWire.segment_encode` got (the segment's new counters)."""
+
+    next_record: int
+    """The first record not encoded (the count when all were)."""
+    next_offset: int
+    position: int
+    """The segment's size in bytes after the encoded records."""
+    last_position: int
+    """Position of the newest record."""
+    index: array
+    """Sparse index entries of the encoded records: (offset - base, position) pairs, u32."""
 
 
 class EventSpans(NamedTuple):
@@ -305,6 +320,65 @@ class NativeWire:
             raise_for(rc, "crc32c_records")
         return True, end.value
 
+    def segment_encode(self, out: bytearray, records: bytes, start: int, ends: Buffer,
+                       topic_data: bytes, topics: Buffer, priorities: bytes, first: int, *,
+                       time_ns: int, base: int, next_offset: int, position: int,
+                       last_position: int, sample_at: int, roll_at: int, interval: int
+                       ) -> SegmentProgress:
+        """Append log records to ``out`` as segment records (the durable log's format).
+
+        Record ``i`` is ``records[ends[i - 1]:ends[i]]`` (record 0 starts at
+        ``start``), its topic ``topic_data[topics[2i]:topics[2i] + topics[2i + 1]]``;
+        ``ends`` and ``topics`` hold u32. Records from ``first`` on get
+        consecutive offsets from ``next_offset``, the time ``time_ns`` and
+        their CRC32C; the first one starting at or past ``sample_at``, and
+        then one every ``interval`` bytes, gets an index entry. Stops early, before a record, once the segment (of
+        base offset ``base``, ``position`` bytes) holds a record and reached
+        ``roll_at`` bytes: the caller rolls to a new segment and calls again.
+
+        Raises:
+            InvalidArgument: a record or topic span is out of bounds.
+        """
+        count = len(ends)
+        held = [_lib.Borrowed(memoryview(records)), _lib.Borrowed(ends),
+                _lib.Borrowed(memoryview(topic_data)), _lib.Borrowed(topics)]
+        try:
+            a = _lib.SegmentArgs()
+            a.size = ctypes.sizeof(a)
+            a.index_interval = interval
+            a.records, a.records_len, a.records_start = held[0].ptr.value, len(records), start
+            a.record_ends = held[1].ptr.value
+            a.topic_data, a.topic_data_len = held[2].ptr.value, len(topic_data)
+            a.record_topics = held[3].ptr.value
+            a.record_priorities = ctypes.cast(ctypes.c_char_p(priorities), ctypes.c_void_p).value
+            a.record_count, a.next_record, a.time_ns = count, first, time_ns
+            a.base, a.next_offset, a.position = base, next_offset, position
+            a.last_position, a.sample_at, a.roll_at = last_position, sample_at, roll_at
+            index = array("I")
+            extra = 0
+            while True:
+                begun = ends[a.next_record - 1] if a.next_record else start
+                # Enough when topics lie inside their records (as staged); else grown below.
+                cap = 2 * (ends[count - 1] - begun) + (count - a.next_record) * \
+                    (_lib.SEGMENT_HEADER + 16) + 64 + extra
+                scratch = self._scratch(cap)
+                entries = array("I", bytes(8 * (cap // max(interval, 1) + 2)))
+                a.out, a.out_cap, a.out_len = ctypes.addressof(scratch), ctypes.sizeof(scratch), 0
+                a.index, a.index_cap, a.index_len = entries.buffer_info()[0], len(entries) // 2, 0
+                rc = self._lib.shardq_segment_encode(byref(a))
+                out += memoryview(scratch)[:a.out_len]
+                index += entries[:2 * a.index_len]
+                if rc != ENOBUFS:
+                    break
+                if not a.out_len:
+                    extra = 2 * extra + 65536  # one record with a topic larger than the guess
+        finally:
+            for borrowed in held:
+                borrowed.release()
+        if rc:
+            raise_for(rc, "segment_encode")
+        return SegmentProgress(a.next_record, a.next_offset, a.position, a.last_position, index)
+
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""
         k, t = _lib.Borrowed(_text(key)), _lib.Borrowed(_text(topic))
@@ -381,5 +455,5 @@ class NativeWire:
 
 __all__ = [
     "EVENT_FIELDS", "FRAME_FIELDS", "EventBatch", "EventSpans", "Frame",
-    "FrameBatch", "FrameReason", "NativeWire",
+    "FrameBatch", "FrameReason", "NativeWire", "SegmentProgress",
 ]

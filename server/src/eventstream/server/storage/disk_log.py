@@ -1,11 +1,16 @@
 """The durable committed log: segment files under ``storage.data_dir``.
 
 Threads: the event loop thread stages, publishes, reads and applies
-retention; one dedicated I/O thread does every write, fsync and deletion, in
-submission order. :meth:`DiskLog.commit` writes each partition's staged bytes
-with one ``write`` and, under ``fsync: always``, one ``fdatasync`` per touched
-file before returning: that is the group commit (the write path commits once
-per round, and new publishes gather in the lanes meanwhile).
+retention; one dedicated I/O thread does every fsync, file close and
+deletion, in submission order. :meth:`DiskLog.commit` writes each partition's
+staged bytes with one ``write`` and, under ``fsync: always``, one
+``fdatasync`` per touched file before returning: that is the group commit
+(the write path commits once per round, and new publishes gather in the lanes
+meanwhile). Under ``fsync: interval`` and ``never`` a round that seals no
+segment is written on the event loop thread itself: a ``write`` into the
+page cache costs less than handing it to the I/O thread and back. Which
+files await an fsync is known only to the event loop thread; the periodic
+fsync takes that set along to the I/O thread.
 
 Reads of the live tail come from a bounded in-memory cache (a
 :class:`~.memory_log.MemoryLog`); older offsets are read from the segments.
@@ -23,7 +28,7 @@ from pathlib import Path
 
 from ..config.model import StorageConfig
 from ..errors import EventStreamError
-from .log import ReadResult
+from .log import ReadResult, RecordBatch
 from .memory_log import MemoryLog
 from .partition import Partition
 from .recovery import open_data_dir, partition_dir, recover_partition, sync_dir
@@ -82,10 +87,10 @@ class DiskLog:
         sync_dir(self.root)
         self._cache = MemoryLog(config.partitions, config.tail_cache_bytes,
                                 [part.high_watermark() for part in self._parts])
-        self._pending: list[tuple[int, list[bytes], list[str], bytes, int]] = []
+        self._pending: list[tuple[int, RecordBatch, int]] = []
         self._io = ThreadPoolExecutor(1, thread_name_prefix="eventstream-log-io")
-        self._dirty: set[Segment] = set()      # written, not yet synced (I/O thread only)
-        self._dirty_dirs: set[Path] = set()    # got new files, not yet synced (I/O thread only)
+        self._dirty: set[Segment] = set()      # written, not yet synced (loop thread only)
+        self._dirty_dirs: set[Path] = set()    # got new files, not yet synced (loop thread only)
         self._task: asyncio.Task[None] | None = None
         self.deleted_segments = 0
         self.deleted_bytes = 0
@@ -95,13 +100,12 @@ class DiskLog:
     def next_offset(self, partition: int) -> int:
         return self._parts[partition].active.staged_next
 
-    def append(self, partition: int, records: list[bytes], topics: list[str],
-               priorities: bytes, time_ns: int) -> None:
+    def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by time can bisect.
         time_ns = max(time_ns, part.last_time)
-        part.stage(records, topics, priorities, time_ns)
-        self._pending.append((partition, records, topics, priorities, time_ns))
+        part.stage(batch, time_ns)
+        self._pending.append((partition, batch, time_ns))
 
     async def commit(self) -> None:
         writes: list[tuple[Segment, bytearray]] = []
@@ -113,9 +117,13 @@ class DiskLog:
                     seals.append((segment, *segment.index_bytes()))
         pending, self._pending = self._pending, []
         if writes:
+            sync = self.policy == "always"
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._io, self._write, writes, seals)
+                if sync or seals:
+                    touched, new_dirs = await asyncio.get_running_loop().run_in_executor(
+                        self._io, self._write, writes, seals, sync)
+                else:
+                    touched, new_dirs = self._write(writes, seals, sync)
             except BaseException:
                 # Nothing of this round becomes visible. After a cancellation (only at
                 # stop, before close) the I/O thread may still finish writing it: those
@@ -123,10 +131,14 @@ class DiskLog:
                 for part in self._parts:
                     part.discard()
                 raise
+            if not sync:
+                self._dirty.update(touched)
+                self._dirty_dirs.update(new_dirs)
+                self._dirty.difference_update(segment for segment, _, _ in seals)
         for part in self._parts:
             part.publish()
-        for partition, records, topics, priorities, time_ns in pending:
-            self._cache.append(partition, records, topics, priorities, time_ns)
+        for partition, batch, time_ns in pending:
+            self._cache.append(partition, batch, time_ns)
         self._cache.publish()
         self._retain()
 
@@ -175,7 +187,8 @@ class DiskLog:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._io.submit(self._close_files).result()
+        dirty, dirs = self._take_dirty()
+        self._io.submit(self._close_files, dirty, dirs).result()
         self._io.shutdown(wait=True)
         for part in self._parts:
             for segment in part.segments:
@@ -196,14 +209,23 @@ class DiskLog:
         last_retention = time.monotonic()
         while True:
             await asyncio.sleep(tick)
-            if interval:
+            if interval and (self._dirty or self._dirty_dirs):
+                dirty, dirs = self._take_dirty()
                 try:
-                    await loop.run_in_executor(self._io, self._sync_dirty)
+                    await loop.run_in_executor(self._io, self._sync, dirty, dirs)
                 except OSError:
                     log.exception("periodic fsync failed")
+                    self._dirty |= dirty  # tried again at the next tick
+                    self._dirty_dirs |= dirs
             if time.monotonic() - last_retention >= RETENTION_CHECK_SECONDS:
                 last_retention = time.monotonic()
                 self._retain()
+
+    def _take_dirty(self) -> tuple[set[Segment], set[Path]]:
+        """The files written since the last fsync; forgotten here."""
+        taken = self._dirty, self._dirty_dirs
+        self._dirty, self._dirty_dirs = set(), set()
+        return taken
 
     def _retain(self) -> None:
         config = self._config
@@ -215,6 +237,7 @@ class DiskLog:
             size = sum(segment.size for segment in removed)
             for segment in removed:
                 segment.close_reader()
+                self._dirty.discard(segment)
             self.deleted_segments += len(removed)
             self.deleted_bytes += size
             if self._on_delete is not None:
@@ -223,23 +246,26 @@ class DiskLog:
                      len(removed), size, number)
             self._io.submit(self._delete, removed)
 
-    # -- the I/O thread ---------------------------------------------------------
+    # -- the I/O thread (and the loop thread for rounds written inline) --------
 
     def _write(self, writes: list[tuple[Segment, bytearray]],
-               seals: list[tuple[Segment, bytes, bytes]]) -> None:
+               seals: list[tuple[Segment, bytes, bytes]], sync: bool
+               ) -> tuple[list[Segment], set[Path]]:
+        """Write a round; with ``sync``, fsync it. Returns the files written and
+        the directories that got a new file (both synced when ``sync``)."""
         touched: list[Segment] = []
+        new_dirs: set[Path] = set()
         try:
             for segment, data in writes:
                 if segment.write_fd is None:
                     if not segment.path.exists():
-                        self._dirty_dirs.add(segment.path.parent)
+                        new_dirs.add(segment.path.parent)
                     segment.write_fd = os.open(segment.path,
                                                os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 touched.append(segment)
                 _write_all(segment.write_fd, data)
-            self._dirty.update(touched)
-            if self.policy == "always":
-                self._sync_dirty()
+            if sync:
+                self._sync(set(touched), new_dirs)
         except OSError:
             # Leave no partial record behind: the next commit appends after it.
             for segment in touched:
@@ -249,27 +275,27 @@ class DiskLog:
                     log.exception("cannot truncate %s after a failed write", segment.path)
             raise
         for segment, index, times in seals:
-            self._seal(segment, index, times)
+            self._seal(segment, index, times, synced=sync)
+        return touched, new_dirs
 
-    def _sync_dirty(self) -> None:
-        if not self._dirty and not self._dirty_dirs:
+    def _sync(self, segments: set[Segment], directories: set[Path]) -> None:
+        """fdatasync written files (those still open) and sync directories with new files."""
+        if not segments and not directories:
             return
         started = time.perf_counter()
-        for segment in self._dirty:
-            os.fdatasync(segment.write_fd)  # type: ignore[arg-type]
-        for directory in self._dirty_dirs:
+        for segment in segments:
+            if segment.write_fd is not None:  # else sealed (synced) or deleted meanwhile
+                os.fdatasync(segment.write_fd)
+        for directory in directories:
             sync_dir(directory)
-        self._dirty.clear()
-        self._dirty_dirs.clear()
         if self._on_fsync is not None:
             self._on_fsync(time.perf_counter() - started)
 
-    def _seal(self, segment: Segment, index: bytes, times: bytes) -> None:
-        """A rolled segment: sync it, write its indexes, close it."""
+    def _seal(self, segment: Segment, index: bytes, times: bytes, *, synced: bool) -> None:
+        """A rolled segment: sync it (unless ``synced``), write its indexes, close it."""
         sync = self.policy != "never"
-        if sync and segment in self._dirty:
-            os.fdatasync(segment.write_fd)  # type: ignore[arg-type]
-        self._dirty.discard(segment)
+        if sync and not synced and segment.write_fd is not None:
+            os.fdatasync(segment.write_fd)
         for path, data in ((segment.index_path, index), (segment.time_index_path, times)):
             with open(path, "wb") as out:
                 out.write(data)
@@ -285,16 +311,15 @@ class DiskLog:
             if segment.write_fd is not None:
                 os.close(segment.write_fd)
                 segment.write_fd = None
-            self._dirty.discard(segment)
             for path in (segment.path, segment.index_path, segment.time_index_path):
                 path.unlink(missing_ok=True)
         if self.policy != "never":
             sync_dir(segments[0].path.parent)
 
-    def _close_files(self) -> None:
+    def _close_files(self, dirty: set[Segment], dirs: set[Path]) -> None:
         """Clean shutdown: sync whatever is written (any policy), close every file."""
         try:
-            self._sync_dirty()
+            self._sync(dirty, dirs)
         finally:
             for part in self._parts:
                 for segment in part.segments:

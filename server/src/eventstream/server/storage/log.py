@@ -8,22 +8,79 @@ A record is an encoded ``eventstream.v1.Event`` already framed as field 1 of
 a delivery message (tag byte, length varint, bytes), so a delivery batch is
 the concatenation of records. Beside each record the log keeps its topic,
 priority byte and ingest time for filtering and seeking without decoding.
+
+Records are appended a batch at a time as one buffer with their boundaries
+(:class:`RecordBatch`, what the stager produces), never as an object per
+record: the hot path builds none.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
-class ReadResult:
-    """Records of one partition from ``first_offset`` on (parallel sequences)."""
+class RecordBatch:
+    """Records of one partition back to back in one buffer, with their boundaries.
 
-    first_offset: int
-    records: list[bytes]
-    topics: list[str]
+    Record ``i`` is ``data[ends[i - 1]:ends[i]]`` (record 0 starts at
+    ``start``); its topic is the UTF-8 ``topic_data[at:at + length]`` where
+    ``(at, length) = topics[2 * i:2 * i + 2]``, usually a span inside the
+    record itself (then ``topic_data is data``); ``priorities[i]`` is its
+    frame priority byte. ``ends`` and ``topics`` hold u32 values.
+    """
+
+    data: bytes
+    start: int
+    ends: memoryview | array
+    topics: memoryview | array
     priorities: bytes
+    topic_data: bytes
+
+    @property
+    def count(self) -> int:
+        """Records in the batch."""
+        return len(self.ends)
+
+    @classmethod
+    def of(cls, records: list[bytes], topics: list[str], priorities: bytes) -> RecordBatch:
+        """A batch of separate records (tests and slow paths)."""
+        ends, spans, names = array("I"), array("I"), bytearray()
+        position = 0
+        for record, topic in zip(records, topics, strict=True):
+            position += len(record)
+            ends.append(position)
+            encoded = topic.encode()
+            spans.extend((len(names), len(encoded)))
+            names += encoded
+        return cls(b"".join(records), 0, ends, spans, bytes(priorities), bytes(names))
+
+
+class ReadResult:
+    """Records of one partition from ``first_offset`` on (parallel sequences).
+
+    ``topics`` may be given as a function that makes the list: it is called
+    once, on first use (a subscriber taking every topic never needs them).
+    """
+
+    __slots__ = ("first_offset", "records", "priorities", "_topics")
+
+    def __init__(self, first_offset: int, records: list[bytes],
+                 topics: list[str] | Callable[[], list[str]], priorities: bytes) -> None:
+        self.first_offset = first_offset
+        self.records = records
+        self.priorities = priorities
+        self._topics = topics
+
+    @property
+    def topics(self) -> list[str]:
+        """The topic of each record."""
+        if callable(self._topics):
+            self._topics = self._topics()
+        return self._topics
 
 
 class EventLog(Protocol):
@@ -31,7 +88,8 @@ class EventLog(Protocol):
 
     Ordering: ``append`` calls are staged in order and become visible to
     readers only when ``commit`` returns. Ownership: the log keeps references
-    to the bytes and strings it is given; callers must not mutate them.
+    to the batch's buffers (or copies of the part it needs); callers must not
+    mutate them.
     """
 
     partitions: int
@@ -43,9 +101,8 @@ class EventLog(Protocol):
         """Offset the next record appended to ``partition`` gets."""
         ...
 
-    def append(self, partition: int, records: list[bytes], topics: list[str],
-               priorities: bytes, time_ns: int) -> None:
-        """Stage records at the end of ``partition``; not visible until committed."""
+    def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
+        """Stage a non-empty batch at the end of ``partition``; not visible until committed."""
         ...
 
     async def commit(self) -> None:

@@ -1,41 +1,105 @@
 """The in-memory committed log: bounded, and lost when the process exits.
 
 Pure apart from the clock passed in by callers. It keeps at most
-``max_bytes`` of records over all partitions, evicting the oldest records of
+``max_bytes`` of records over all partitions, evicting the oldest batches of
 the partition that holds the most. Its acknowledgements say DURABILITY_MEMORY.
+
+Each appended :class:`~.log.RecordBatch` is kept whole, as one chunk: its
+buffer and boundary arrays, never an object per record. Reads slice the
+records out, and their topics only when the reader asks for them. A batch that is part of a larger buffer (one partition's share
+of a submission) is copied, so an evicted chunk frees all it held.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
-from .log import ReadResult
+from .log import ReadResult, RecordBatch
 
 DURABILITY_MEMORY = 1  # eventstream.v1.Durability.DURABILITY_MEMORY
-_EMPTY = [b""]
+
+_TOPICS: dict[bytes, str] = {}   # encoded topic -> the one str kept for it
+_TOPICS_LIMIT = 65536
+
+
+def _topic(raw: bytes) -> str:
+    """The str of an encoded topic, shared by every record of that topic."""
+    topic = _TOPICS.get(raw)
+    if topic is None:
+        if len(_TOPICS) >= _TOPICS_LIMIT:
+            _TOPICS.clear()
+        topic = _TOPICS[raw] = raw.decode()
+    return topic
+
+
+class _Chunk:
+    """One appended batch: records ``data[ends[i - 1] - shift:ends[i] - shift]``."""
+
+    __slots__ = ("data", "start", "shift", "ends", "topic_data", "topic_shift", "topics",
+                 "priorities", "size")
+
+    def __init__(self, batch: RecordBatch) -> None:
+        data, start, end = batch.data, batch.start, batch.ends[-1]
+        ends, topics = batch.ends, batch.topics
+        shift = topic_shift = 0
+        if start or end != len(data):
+            # Part of a larger buffer: keep a copy of just this part, so the
+            # cache holds no more than it counts.
+            shift = start
+            data = data[start:end]
+            ends, topics = _copy(ends), _copy(topics)
+        topic_data = batch.topic_data
+        if topic_data is batch.data:
+            topic_data, topic_shift = data, shift
+        self.data, self.start, self.shift, self.ends = data, start, shift, ends
+        self.topic_data, self.topic_shift, self.topics = topic_data, topic_shift, topics
+        self.priorities = batch.priorities
+        self.size = end - start
+
+    def records_of(self, first: int, stop: int) -> list[bytes]:
+        """Records ``first`` to ``stop - 1`` of the chunk."""
+        data, shift, ends = self.data, self.shift, self.ends
+        stops = ends[first:stop].tolist()
+        starts = [(ends[first - 1] if first else self.start), *stops[:-1]]
+        return [data[a - shift:b - shift] for a, b in zip(starts, stops)]
+
+    def topics_of(self, first: int, stop: int) -> list[str]:
+        """Topics of records ``first`` to ``stop - 1`` of the chunk."""
+        names, shift = self.topic_data, self.topic_shift
+        spans = self.topics[2 * first:2 * stop].tolist()
+        get = _TOPICS.get
+        return [get(raw) or _topic(raw) for raw in
+                [names[a - shift:a - shift + n] for a, n in zip(spans[::2], spans[1::2])]]
+
+
+def _copy(values: memoryview | array) -> array:
+    copied = array("I")
+    copied.frombytes(memoryview(values).cast("B"))
+    return copied
 
 
 class _Partition:
-    __slots__ = ("base", "head", "records", "topics", "priorities", "times",
-                 "committed", "bytes")
+    __slots__ = ("chunks", "bases", "times", "head", "committed", "next", "bytes")
 
-    def __init__(self) -> None:
-        self.base = 0          # offset of records[0]
-        self.head = 0          # index of the oldest retained record
-        self.records: list[bytes] = []
-        self.topics: list[str] = []
-        self.priorities = bytearray()
-        self.times = array("q")
-        self.committed = 0     # index one past the newest committed record
+    def __init__(self, base: int) -> None:
+        self.chunks: list[_Chunk | None] = []
+        self.bases = array("q")    # offset of each chunk's first record
+        self.times = array("q")    # ingest time of each chunk's records
+        self.head = 0              # index of the oldest retained chunk
+        self.committed = 0         # index one past the newest committed chunk
+        self.next = base           # offset the next appended record gets
         self.bytes = 0
 
+    def end_of(self, index: int) -> int:
+        """Offset one past chunk ``index`` (the next chunk's base, or ``next``)."""
+        return self.bases[index + 1] if index + 1 < len(self.bases) else self.next
+
     def compact(self) -> None:
-        """Drop evicted entries once they are half of the lists."""
-        if self.head and self.head * 2 >= len(self.records):
+        """Drop evicted chunks once they are half of the lists."""
+        if self.head and self.head * 2 >= len(self.chunks):
             cut = self.head
-            del self.records[:cut], self.topics[:cut], self.priorities[:cut], self.times[:cut]
-            self.base += cut
+            del self.chunks[:cut], self.bases[:cut], self.times[:cut]
             self.committed -= cut
             self.head = 0
 
@@ -58,30 +122,26 @@ class MemoryLog:
         self.partitions = partitions
         self.max_bytes = max_bytes
         self.evicted = 0
-        self._parts = [_Partition() for _ in range(partitions)]
-        for part, base in zip(self._parts, start_offsets or []):
-            part.base = base
+        bases = list(start_offsets or []) + [0] * (partitions - len(start_offsets or []))
+        self._parts = [_Partition(base) for base in bases]
         self._bytes = 0
-        self._last_time = [0] * partitions
 
     def next_offset(self, partition: int) -> int:
-        part = self._parts[partition]
-        return part.base + len(part.records)
+        return self._parts[partition].next
 
-    def append(self, partition: int, records: list[bytes], topics: list[str],
-               priorities: bytes, time_ns: int) -> None:
+    def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by
         # time can bisect even if the wall clock steps back.
-        time_ns = max(time_ns, self._last_time[partition])
-        self._last_time[partition] = time_ns
-        size = sum(map(len, records))
-        part.records.extend(records)
-        part.topics.extend(topics)
-        part.priorities.extend(priorities)
-        part.times.extend([time_ns] * len(records))
-        part.bytes += size
-        self._bytes += size
+        if part.times:
+            time_ns = max(time_ns, part.times[-1])
+        chunk = _Chunk(batch)
+        part.chunks.append(chunk)
+        part.bases.append(part.next)
+        part.times.append(time_ns)
+        part.next += batch.count
+        part.bytes += chunk.size
+        self._bytes += chunk.size
 
     async def commit(self) -> None:
         self.publish()
@@ -89,51 +149,63 @@ class MemoryLog:
     def publish(self) -> None:
         """Make the staged records visible now (what :meth:`commit` does)."""
         for part in self._parts:
-            part.committed = len(part.records)
+            part.committed = len(part.chunks)
         while self._bytes > self.max_bytes and self._evict():
             pass
 
     def _evict(self) -> bool:
+        """Drop the oldest committed chunk of the partition holding the most."""
         part = max(self._parts, key=lambda p: p.bytes)
-        # Evict about 1/16 of the partition at a time to keep this O(1) amortised.
-        count = max(1, (part.committed - part.head) // 16)
-        stop = min(part.head + count, part.committed)
-        if stop == part.head:
+        if part.head >= part.committed:
             return False
-        size = sum(map(len, part.records[part.head:stop]))
-        self.evicted += stop - part.head
-        # Let the evicted records go now, not at the next compaction: the
-        # slots stay (offsets index the list) but hold nothing.
-        part.records[part.head:stop] = _EMPTY * (stop - part.head)
-        part.head = stop
-        part.bytes -= size
-        self._bytes -= size
+        chunk = part.chunks[part.head]
+        assert chunk is not None
+        self.evicted += part.end_of(part.head) - part.bases[part.head]
+        part.chunks[part.head] = None  # the slot stays (indexes follow) but holds nothing
+        part.head += 1
+        part.bytes -= chunk.size
+        self._bytes -= chunk.size
         part.compact()
         return True
 
     def start_offset(self, partition: int) -> int:
         part = self._parts[partition]
-        return part.base + part.head
+        return part.bases[part.head] if part.head < len(part.chunks) else part.next
 
     def high_watermark(self, partition: int) -> int:
         part = self._parts[partition]
-        return part.base + part.committed
+        return part.bases[part.committed] if part.committed < len(part.chunks) else part.next
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         part = self._parts[partition]
-        start = offset - part.base
-        if start < part.head:
+        if offset < self.start_offset(partition):
             raise LookupError(offset)
-        stop = min(part.committed, start + max_records)
-        if start >= stop:
-            return ReadResult(offset, [], [], b"")
-        return ReadResult(offset, part.records[start:stop], part.topics[start:stop],
-                          bytes(part.priorities[start:stop]))
+        records: list[bytes] = []
+        ranges: list[tuple[_Chunk, int, int]] = []
+        priorities = bytearray()
+        index = max(bisect_right(part.bases, offset, part.head, part.committed) - 1, part.head)
+        at = offset
+        while index < part.committed and len(records) < max_records:
+            chunk = part.chunks[index]
+            assert chunk is not None
+            base = part.bases[index]
+            first = max(at - base, 0)
+            stop = min(len(chunk.ends), first + max_records - len(records))
+            if first < stop:
+                records += chunk.records_of(first, stop)
+                ranges.append((chunk, first, stop))
+                priorities += chunk.priorities[first:stop]
+            at = base + stop
+            index += 1
+        return ReadResult(offset, records,
+                          lambda: [topic for chunk, first, stop in ranges
+                                   for topic in chunk.topics_of(first, stop)],
+                          bytes(priorities))
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         part = self._parts[partition]
         index = bisect_left(part.times, time_ns, part.head, part.committed)
-        return part.base + index
+        return part.bases[index] if index < part.committed else self.high_watermark(partition)
 
     def oldest_time(self, partition: int) -> int | None:
         """Ingest time of the oldest retained committed record, if any."""
@@ -144,4 +216,4 @@ class MemoryLog:
         return self._parts[partition].bytes
 
     def close(self) -> None:
-        self._parts = [_Partition() for _ in range(self.partitions)]
+        self._parts = [_Partition(part.next) for part in self._parts]

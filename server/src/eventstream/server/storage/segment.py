@@ -30,7 +30,10 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..queue.wire import SegmentProgress
 
 FORMAT_VERSION = 1
 """Version of the data directory layout and record format."""
@@ -49,7 +52,7 @@ MIN_LENGTH = HEADER_SIZE - 4
 
 
 class Checksums(Protocol):
-    """The CRC32C functions of the wire backend (:func:`..queue.wire_backend`)."""
+    """The CRC32C and record encoding of the wire backend (:func:`..queue.wire_backend`)."""
 
     def crc32c(self, data: bytes | bytearray | memoryview, crc: int = 0) -> int:
         """CRC32C of ``data``."""
@@ -58,6 +61,14 @@ class Checksums(Protocol):
     def crc32c_records(self, buf: bytes | bytearray | memoryview, *, min_len: int,
                        fill: bool = False) -> tuple[bool, int]:
         """Check (or fill in) the CRC of every length-prefixed record of ``buf``."""
+        ...
+
+    def segment_encode(self, out: bytearray, records: bytes, start: int,
+                       ends: memoryview | array, topic_data: bytes, topics: memoryview | array,
+                       priorities: bytes, first: int, *, time_ns: int, base: int,
+                       next_offset: int, position: int, last_position: int, sample_at: int,
+                       roll_at: int, interval: int) -> SegmentProgress:
+        """Append log records to ``out`` in this format, CRCs and index entries included."""
         ...
 
 
@@ -237,9 +248,13 @@ class Segment:
             self.rel_offsets.append(last_rel)
             self.positions.append(self.last_position)
             self.times.append(self.staged_last_time)
-        index = b"".join(INDEX_ENTRY.pack(r, p) for r, p in zip(self.rel_offsets, self.positions))
-        times = b"".join(TIME_ENTRY.pack(t, r) for t, r in zip(self.times, self.rel_offsets))
-        return index, times
+        # Interleave the columns and pack each file in one call (no Python per entry).
+        count = len(self.rel_offsets)
+        flat: list[int] = [0] * (2 * count)
+        flat[0::2], flat[1::2] = self.rel_offsets, self.positions
+        index = struct.pack(f"<{2 * count}I", *flat)
+        flat[0::2], flat[1::2] = self.times, self.rel_offsets
+        return index, struct.pack("<" + "qI" * count, *flat)
 
     def load_index(self, file_size: int, checksums: Checksums) -> bool:
         """Load the index files of a sealed segment; False when missing or not usable."""
