@@ -227,11 +227,12 @@ def run(args: argparse.Namespace) -> int:
                         "window 8", args.events // 2,
                         ["--connections", "4", "--acked", "--batch", "1000", "--window", "8"]),
             ]
+            scale = 10 if args.quick else 1
             udp = [
-                udp_run(server, pin, "UDP modest rate", 20_000, 5_000, 10),
-                udp_run(server, pin, "UDP 20,000/s", 40_000, 20_000, 10),
-                udp_run(server, pin, "UDP 50,000/s for 1 s", 50_000, 50_000, 10),
-                udp_run(server, pin, "UDP blast", 100_000, 0, 10),
+                udp_run(server, pin, "UDP modest rate", 20_000 // scale, 5_000, 10),
+                udp_run(server, pin, "UDP 20,000/s", 40_000 // scale, 20_000, 10),
+                udp_run(server, pin, "UDP 50,000/s for 1 s", 50_000 // scale, 50_000, 10),
+                udp_run(server, pin, "UDP blast", 100_000 // scale, 0, 10),
             ]
             if args.profile:
                 profile(server, pin, args.events, args.profile)
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="TCP events per run")
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tenth of the UDP datagrams (a smoke run; figures not of record)")
     parser.add_argument("--profile", help="record a py-spy profile of a TCP run "
                         "(FILE.svg: flame graph; else collapsed stacks)")
     return run(parser.parse_args(argv))

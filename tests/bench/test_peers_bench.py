@@ -25,14 +25,6 @@ WORKLOADS = ["publish single, 100 B", "publish single, 1 KiB", "publish batched 
              "fan-out to 10 subscribers (deliveries/s)", "server RSS at the end (MiB)"]
 
 
-@pytest.fixture(scope="module")
-def bench_dependencies() -> None:
-    """requirements/bench.txt in this virtualenv, redis-server on the machine."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
-                    str(ROOT / "requirements" / "bench.txt")], check=True, timeout=600)
-    subprocess.run([str(ROOT / "tools" / "install-peers.sh"), "redis"], check=True, timeout=600)
-
-
 @pytest.mark.timeout(300)
 def test_quick_run_against_redis_prints_every_ratio_and_writes_report_and_plot(
         bench_dependencies, tmp_path):
