@@ -31,6 +31,7 @@ from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
+from .heap_trim import PERIOD_SECONDS, HeapTrimmer
 from .ingest.frames import FrameDecoder
 from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
@@ -89,6 +90,7 @@ class Node:
         self.consume = consume.ConsumeServicer(self.broker, self.groups, self.stager,
                                                config.groups, config.limits, self.metrics)
         self._expiry: asyncio.Task[None] | None = None
+        self._trimming: asyncio.Task[None] | None = None
         self.health = HealthState(PUBLIC_SERVICES)
         self.cluster = cluster.ClusterServicer(config, self.write_path, self.metrics)
         self.http = HttpServer(self.health, self.metrics, self.status,
@@ -177,6 +179,13 @@ class Node:
                 moved = self.groups.unsaved()
                 if moved:
                     await asyncio.to_thread(self._save_group_offsets, moved)
+
+    async def _trim_heap(self, trimmer: HeapTrimmer) -> None:
+        """Every few seconds, give freed C heap back to the system if there is enough."""
+        while True:
+            await asyncio.sleep(PERIOD_SECONDS)
+            if trimmer.due():
+                self.metrics.memory_trimmed.add(await asyncio.to_thread(trimmer.trim))
 
     def _save_group_offsets(self, moved: list[tuple[Group, list[int]]]) -> None:
         """Save the offsets of groups that moved (fsync: off the event loop when it runs)."""
@@ -274,6 +283,10 @@ class Node:
         await self.tcp.start(config.server.host, config.server.tcp_port)
         await self.udp.start(config.server.host, config.server.udp_port)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_acks(), name="ack-deadlines")
+        trimmer = HeapTrimmer()
+        if trimmer.available:
+            self._trimming = asyncio.get_running_loop().create_task(
+                self._trim_heap(trimmer), name="heap-trim")
         if config.server.warmup_seconds:
             await self.health.set(False, "warming up")
             await asyncio.sleep(config.server.warmup_seconds)
@@ -308,8 +321,9 @@ class Node:
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for task in (self._expiry, self._trimming):
+            if task is not None:
+                task.cancel()
         if self.group_offsets is not None:
             self._save_group_offsets(self.groups.unsaved())
         await self.broker.stop()

@@ -97,6 +97,9 @@ class Metrics:
         self.retention_bytes = meter.create_counter(
             "eventstream.storage.retention.deleted", unit="By",
             description="Bytes of segments deleted by retention, by partition")
+        self.memory_trimmed = FastCounter(
+            meter, "eventstream.memory.trimmed", unit="By",
+            description="Resident bytes of freed C heap given back to the system (malloc_trim)")
         self.commits = FastCounter(
             meter, "eventstream.log.commits", unit="1", description="Commits of the write path")
         self.subscribers = meter.create_up_down_counter(

@@ -1,0 +1,75 @@
+"""Give the C heap that large bursts freed back to the operating system.
+
+glibc's ``free`` returns memory to the kernel only from the top of a heap, so
+what a burst left free in the middle (evicted 1 KiB tail-cache records, the
+buffers of large batched requests) stays resident: 80 MiB at the end of the
+peers benchmark. ``malloc_trim(0)`` releases every free page. It holds the
+allocator's locks (measured: 0.4 ms with nothing to release, 6 ms releasing
+76 MiB), so the server runs it on a worker thread every few seconds, and only
+while ``threshold`` bytes or more of the heap are free. Free bytes alone
+cannot tell resident from already released pages, hence the fixed period.
+Without glibc (``mallinfo2`` and ``malloc_trim`` missing) nothing is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+THRESHOLD_BYTES = 16 * 1024 * 1024
+PERIOD_SECONDS = 5.0
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+class HeapTrimmer:
+    """Decides when to trim, trims, and reports the resident bytes it gave back.
+
+    Args:
+        threshold: free heap (bytes) below which a trim is not worth its pause.
+    """
+
+    def __init__(self, threshold: int = THRESHOLD_BYTES) -> None:
+        self.threshold = threshold
+        self._libc = _glibc()
+
+    @property
+    def available(self) -> bool:
+        """True on glibc, where trimming means something."""
+        return self._libc is not None
+
+    def free_bytes(self) -> int:
+        """Bytes free inside the allocator's heaps (``mallinfo2().fordblks``); 0 without glibc."""
+        return self._libc.mallinfo2().fordblks if self._libc is not None else 0
+
+    def due(self) -> bool:
+        """Whether at least ``threshold`` bytes of the heap are free."""
+        return self.available and self.free_bytes() >= self.threshold
+
+    def trim(self) -> int:
+        """``malloc_trim(0)`` (blocking: call it on a worker thread); resident bytes released."""
+        assert self._libc is not None
+        before = _resident_bytes()
+        self._libc.malloc_trim(0)
+        return max(0, before - _resident_bytes())
+
+
+def _glibc() -> ctypes.CDLL | None:
+    libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
+    if not (hasattr(libc, "mallinfo2") and hasattr(libc, "malloc_trim")):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    libc.mallinfo2.argtypes = []
+    libc.malloc_trim.restype = ctypes.c_int
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE
