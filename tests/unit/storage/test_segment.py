@@ -134,11 +134,23 @@ def test_recovery_keeps_exactly_the_whole_records_before_a_torn_write(tmp_path_f
     whole = encode_all(items)
     cut = data.draw(st.integers(0, len(whole)))
     garbage = data.draw(st.sampled_from([b"", bytes(64), b"\xff" * 9]) | st.binary(max_size=80))
-    (directory / f"{0:020d}.log").write_bytes(whole[:cut] + garbage)
+    written = whole[:cut] + garbage
+    (directory / f"{0:020d}.log").write_bytes(written)
     (segment,) = recover_partition(directory, CRC, 256)
-    kept = len(decode(whole[:cut], 0, CRC)[0].offsets)
+    # The whole records written; garbage that happens to restore the cut
+    # record's missing bytes exactly makes that one whole again.
+    kept = max(k for k in range(len(items) + 1) if written.startswith(encode_all(items[:k])))
+    assert kept >= len(decode(whole[:cut], 0, CRC)[0].offsets)
     assert segment.next_offset == kept
     assert (directory / f"{0:020d}.log").read_bytes() == encode_all(items[:kept])
+
+
+def test_garbage_that_restores_a_cut_record_makes_it_whole_again(tmp_path):
+    """Found by the property above: the cut byte and the garbage were both NUL."""
+    whole = encode_all([("t", 0, b"ab\x00")])
+    (tmp_path / f"{0:020d}.log").write_bytes(whole[:-1] + b"\x00")
+    (segment,) = recover_partition(tmp_path, CRC, 256)
+    assert segment.next_offset == 1
 
 
 def test_sealed_segments_are_refused_even_at_their_end(tmp_path):
