@@ -58,6 +58,8 @@ async def test_metrics_and_status(server):
                  "# TYPE eventstream_publish_latency_seconds histogram"):
         assert line in text, line
     assert float(re.search(r"^eventstream_numa_nodes (\S+)$", text, re.M).group(1)) >= 1
+    # Start-up objects are frozen: the collector's full passes skip them.
+    assert float(re.search(r"^eventstream_gc_frozen (\S+)$", text, re.M).group(1)) > 10_000
     pushed = re.search(r'^eventstream_queue_pushes_total\{queue="batch"\} (\S+)$', text, re.M)
     assert pushed and float(pushed.group(1)) >= 1
     assert 'eventstream_queue_full_total{queue="batch"} 0.0' in text

@@ -135,6 +135,8 @@ class Metrics:
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
+            ("eventstream.gc.frozen", "1",
+             "Objects made at start-up that the garbage collector no longer scans"),
             ("eventstream.uptime", "s", "Seconds since the node started"),
             ("eventstream.ingest.udp.kernel_drops", "1",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
