@@ -94,3 +94,35 @@ def test_config_passthrough_keys_are_server_keys() -> None:
         assert not set(spec["properties"]) & owned.get(section, set()), section
     assert "cluster" not in SCHEMA["properties"]["config"]["properties"]
     assert "metrics" not in SCHEMA["properties"]["config"]["properties"]
+
+
+# Sections the chart sets from its own values (ports, cluster, metrics, numa).
+CHART_OWNED = {"server.host", "server.grpc_port", "server.tcp_port", "server.udp_port",
+               "storage.data_dir"}
+CHART_SECTIONS = {"cluster", "metrics", "numa"}
+
+
+def test_every_server_key_the_chart_does_not_own_can_be_set_with_the_servers_bounds() -> None:
+    """A key added to the server is settable through `config`, and the schema
+    refuses exactly what the server's loader refuses (probed at the bounds)."""
+    model = pytest.importorskip("eventstream.server.config.model",
+                                reason="eventstream.server is not importable")
+    from eventstream.server.config.load import RULES
+    config = SCHEMA["properties"]["config"]["properties"]
+    for section, cls in model.sections().items():
+        if section in CHART_SECTIONS:
+            continue
+        for field in dataclasses.fields(cls):
+            key = f"{section}.{field.name}"
+            if key in CHART_OWNED:
+                continue
+            spec = config.get(section, {}).get("properties", {}).get(field.name)
+            assert spec is not None, f"{key} cannot be set through the chart's config"
+            check = RULES.get(key, (lambda value: True, ""))[0]
+            if "enum" in spec:
+                assert all(check(choice) for choice in spec["enum"]), key
+                assert not check("not-a-choice"), key
+            if "minimum" in spec:
+                step = 1 if spec["type"] == "integer" else 1e-9
+                assert check(spec["minimum"]) and not check(spec["minimum"] - step), key
+                assert check(spec["maximum"]) and not check(spec["maximum"] + step), key
