@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from eventstream.server.storage.recovery import recover_partition, valid_record_
 from eventstream.server.storage.segment import (
     HEADER_SIZE,
     CorruptSegment,
+    TIME_ENTRY,
     Segment,
     decode,
     encode_record,
@@ -205,3 +207,30 @@ def test_index_files_of_a_sealed_segment_load_back(tmp_path):
     assert len(segment.positions) > 2
     assert [list(s.rel_offsets) + list(s.positions) + list(s.times) for s in (loaded, segment)] \
         == [list(segment.rel_offsets) + list(segment.positions) + list(segment.times)] * 2
+
+
+def test_packing_index_files_keeps_no_memory_behind():
+    # Every sealed segment has its own entry count; nothing per count may outlive the call.
+    def pack(count: int) -> None:
+        segment = Segment(Path("/nonexistent"), 0)
+        segment.rel_offsets.extend(range(count))
+        segment.positions.extend(range(0, 8 * count, 8))
+        segment.times.extend(range(1000, 1000 + count))
+        segment.staged_next = count
+        index, times = segment.index_bytes()
+        assert times == b"".join(TIME_ENTRY.pack(1000 + i, i) for i in range(count))
+        assert len(index) == 8 * count
+
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        pack(1999)  # whatever a first call sets up once
+        before = tracemalloc.get_traced_memory()[0]
+        for count in range(2000, 2010):
+            pack(count)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if started:
+            tracemalloc.stop()
+    assert kept < 64 * 1024, f"{kept} bytes kept after packing 10 index files"

@@ -254,7 +254,9 @@ class Segment:
         flat[0::2], flat[1::2] = self.rel_offsets, self.positions
         index = struct.pack(f"<{2 * count}I", *flat)
         flat[0::2], flat[1::2] = self.times, self.rel_offsets
-        return index, struct.pack("<" + "qI" * count, *flat)
+        # A Struct of its own, not struct.pack: the module caches each format it compiles
+        # (up to 100), and a format this long and new at every seal held ~1 MiB each.
+        return index, struct.Struct("<" + "qI" * count).pack(*flat)
 
     def load_index(self, file_size: int, checksums: Checksums) -> bool:
         """Load the index files of a sealed segment; False when missing or not usable."""
