@@ -1,9 +1,9 @@
 """Give the C heap that large bursts freed back to the operating system.
 
 glibc's ``free`` returns memory to the kernel only from the top of a heap, so
-what a burst left free in the middle (evicted 1 KiB tail-cache records, the
-buffers of large batched requests) stays resident: 80 MiB at the end of the
-peers benchmark. ``malloc_trim(0)`` releases every free page. It holds the
+what a burst left free in the middle (the buffers of many large requests
+handled at once; before the tail cache kept whole batches, also its evicted
+1 KiB records) stays resident: 80 MiB at the end of the peers benchmark then. ``malloc_trim(0)`` releases every free page. It holds the
 allocator's locks (measured: 0.4 ms with nothing to release, 6 ms releasing
 76 MiB), so the server runs it on a worker thread every few seconds, and only
 while ``threshold`` bytes or more of the heap are free. Free bytes alone
