@@ -272,6 +272,33 @@ static size_t frame_event(const unsigned char *p, const struct shardq_frame *f, 
     return w;
 }
 
+/* The checks and scratch buffers shared by the two frame accept calls: rows
+ * and bodies must hold cap rows and 2 * len + 16 bytes; on 0 the caller frees
+ * *frames and *scratch. */
+static int frames_prepare(const void *buf, size_t len, const struct shardq_accept_limits *limits,
+                          const struct shardq_accepted *rows, size_t max_rows, size_t *n_rows,
+                          const void *bodies, size_t bodies_cap, size_t *bodies_len,
+                          uint32_t counts[3], size_t cap, struct shardq_frame **frames,
+                          struct shardq_accepted **scratch)
+{
+    if ((buf == NULL && len != 0) || limits == NULL ||
+        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
+        (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
+        bodies == NULL || len > UINT32_MAX)
+        return SHARDQ_EINVAL;
+    counts[0] = counts[1] = counts[2] = 0;
+    if (max_rows < cap || bodies_cap < 2 * len + 16)
+        return SHARDQ_ENOBUFS;
+    *frames = malloc(cap * sizeof **frames);
+    *scratch = malloc(cap * sizeof **scratch);
+    if (*frames == NULL || *scratch == NULL) {
+        free(*frames);
+        free(*scratch);
+        return SHARDQ_ENOMEM;
+    }
+    return 0;
+}
+
 int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32_t flags,
                          const struct shardq_accept_limits *limits, struct shardq_accepted *rows,
                          size_t max_rows, size_t *n_rows, void *bodies, size_t bodies_cap,
@@ -285,22 +312,15 @@ int shardq_frames_accept(const void *buf, size_t len, uint32_t max_frame, uint32
         *consumed = 0;
     if (fatal)
         *fatal = SHARDQ_FRAME_OK;
-    if ((buf == NULL && len != 0) || limits == NULL ||
-        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
-        (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
-        bodies == NULL || consumed == NULL || fatal == NULL || len > UINT32_MAX)
+    if (consumed == NULL || fatal == NULL)
         return SHARDQ_EINVAL;
-    counts[0] = counts[1] = counts[2] = 0;
     size_t cap = len / 7 + 1; /* a frame takes at least 7 bytes */
-    if (max_rows < cap || bodies_cap < 2 * len + 16)
-        return SHARDQ_ENOBUFS;
-    struct shardq_frame *frames = malloc(cap * sizeof *frames);
-    struct shardq_accepted *scratch = malloc(cap * sizeof *scratch);
-    if (frames == NULL || scratch == NULL) {
-        free(frames);
-        free(scratch);
-        return SHARDQ_ENOMEM;
-    }
+    struct shardq_frame *frames;
+    struct shardq_accepted *scratch;
+    int ready = frames_prepare(buf, len, limits, rows, max_rows, n_rows, bodies, bodies_cap,
+                               bodies_len, counts, cap, &frames, &scratch);
+    if (ready)
+        return ready;
     size_t n = 0;
     int rc = shardq_frame_parse(buf, len, max_frame, flags, frames, cap, &n, consumed);
     if (rc) {
@@ -368,22 +388,13 @@ int shardq_datagrams_accept(const void *buf, size_t len, uint32_t max_frame,
         *n_rows = 0;
     if (bodies_len)
         *bodies_len = 0;
-    if ((buf == NULL && len != 0) || limits == NULL ||
-        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
-        (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
-        bodies == NULL || len > UINT32_MAX)
-        return SHARDQ_EINVAL;
-    counts[0] = counts[1] = counts[2] = 0;
     size_t cap = len / 4 + 1; /* a datagram's record takes 4 bytes, a frame 7 */
-    if (max_rows < cap || bodies_cap < 2 * len + 16)
-        return SHARDQ_ENOBUFS;
-    struct shardq_frame *frames = malloc(cap * sizeof *frames);
-    struct shardq_accepted *scratch = malloc(cap * sizeof *scratch);
-    if (frames == NULL || scratch == NULL) {
-        free(frames);
-        free(scratch);
-        return SHARDQ_ENOMEM;
-    }
+    struct shardq_frame *frames;
+    struct shardq_accepted *scratch;
+    int ready = frames_prepare(buf, len, limits, rows, max_rows, n_rows, bodies, bodies_cap,
+                               bodies_len, counts, cap, &frames, &scratch);
+    if (ready)
+        return ready;
     const unsigned char *p = buf;
     unsigned char *out = bodies;
     size_t rows_n = 0, w = 0, at = 0;
