@@ -27,6 +27,11 @@ $(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt s
 tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 
+# `make grpcurl` / `make ghz`: one tool alone, without the rest of `make tools`.
+.PHONY: grpcurl ghz
+grpcurl: $(TOOLS_BIN)/grpcurl
+ghz: $(TOOLS_BIN)/ghz
+
 $(TOOLS_BIN)/grpcurl:
 	GOBIN=$(TOOLS_BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 

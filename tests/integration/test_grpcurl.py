@@ -1,7 +1,7 @@
-"""The grpcurl recipes of the README run as written, with the real grpcurl,
+"""The grpcurl recipes of docs/api.md run as written, with the real grpcurl,
 through server reflection.
 
-The recipes are read from the README's grpcurl block, so the documentation and
+The recipes are read from that page's grpcurl block, so the documentation and
 the test cannot drift apart: every recipe there must have a check here, and
 the checks for list, describe, publish from JSON and subscribe must find their
 recipe there.
@@ -22,14 +22,14 @@ from typing import Any
 
 from tests.support.server import ServerProcess
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 README_TARGET = "127.0.0.1:9200"
 SUBSCRIBE_WAIT_SECONDS = 30
 
 
 def readme_recipes() -> list[str]:
-    """The commands of the README's grpcurl block, comments left out."""
-    section = README.read_text().split("\n### grpcurl\n", 1)[1]
+    """The commands of docs/api.md's grpcurl block, comments left out."""
+    section = API_DOC.read_text().split("\n## grpcurl\n", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     recipes: list[str] = []
     for line in block.splitlines():

@@ -107,7 +107,7 @@ def run(config: Config) -> int:
         try:
             node = Node(config)
         except (DataDirRefused, CorruptSegment, EventStreamError) as error:
-            # One line naming the file (and byte offset); README "Repairing a refused data
+            # One line naming the file (and byte offset); docs/storage.md "Repairing a refused data
             # dir". EventStreamError: a damaged record read while restoring de-duplication.
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
             return 2

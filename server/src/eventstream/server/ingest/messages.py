@@ -1,7 +1,7 @@
 """Byte layouts of the TCP ingest protocol beyond the frame itself.
 
-Pure. All integers are big-endian. The README's "Raw TCP and UDP ingest"
-section documents the same layouts for client authors.
+Pure. All integers are big-endian. docs/ingest.md documents the same
+layouts for client authors.
 
 Client to server:
 
