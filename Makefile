@@ -42,15 +42,21 @@ $(TOOLS_BIN)/ghz:
 native:
 	$(MAKE) -C $(NATIVE) install
 
-# C unit tests under ASan+UBSan, the MPMC stress test under TSan, bounded fuzzing.
+# C unit tests under ASan+UBSan, the MPMC stress test under TSan, bounded
+# libFuzzer runs (the install script fails loudly when clang's runtimes are missing).
 test-native: native
-	$(NATIVE)/scripts/install-fuzz-deps.sh || echo "clang not installable: fuzzing with the gcc random-input driver"
+	$(NATIVE)/scripts/install-fuzz-deps.sh
 	$(MAKE) -C $(NATIVE) test test-tsan fuzz
+
+# Every system package the tests use (Debian's), checked by the files they need.
+.PHONY: system-packages
+system-packages:
+	tools/install-system-packages.sh
 
 run: install
 	$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
 
-test: install tools lint typecheck check-generated breaking test-native
+test: system-packages install tools lint typecheck check-generated breaking test-native
 	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests
 
 test-unit: install native

@@ -24,9 +24,10 @@ bin_dir="${tools_dir}/bin"
 versions_dir="${tools_dir}/versions"
 mkdir -p "${bin_dir}" "${versions_dir}"
 
-# installed NAME VERSION: true when NAME was installed at VERSION by this script.
+# installed NAME VERSION: true when NAME was installed at VERSION by this script
+# and its executable is still in .tools/bin.
 installed() {
-  [[ -f "${versions_dir}/$1" && "$(cat "${versions_dir}/$1")" == "$2" ]]
+  [[ -x "${bin_dir}/$1" && -f "${versions_dir}/$1" && "$(cat "${versions_dir}/$1")" == "$2" ]]
 }
 
 record() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the peers bench/peers_bench.py compares EventStream with:
 #   nats-server and nats (natscli, for `nats bench`)  Go module proxy, into <repo>/.tools/bin
-#   redis-server and redis-benchmark                 Debian (apt-get), when missing
+#   redis-server and redis-benchmark                 Debian (apt-get, through
+#                                                    tools/install-system-packages.sh bench)
 #   the Kafka broker and its tools (jars)            Maven Central (bench/kafka/pom.xml), into
 #                                                    <repo>/.tools/kafka; skipped without java/mvn
 # The Pub/Sub emulator comes with the google-cloud-cli packages where the
@@ -35,11 +36,7 @@ for peer in "${wanted[@]}"; do
       fi
       ;;
     redis)
-      if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-        echo "install-peers: redis-server and redis-tools (apt-get)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-      fi
+      "${repo_root}/tools/install-system-packages.sh" bench
       ;;
     kafka)
       kafka_dir="${repo_root}/.tools/kafka"

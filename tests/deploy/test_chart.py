@@ -1,5 +1,5 @@
-"""The Helm chart: lint, schema-valid renders, and the properties the
-deployment spec and a quorum-based StatefulSet need."""
+"""The Helm chart: lint, schema-valid renders, the properties the deployment
+spec needs, and one pod until replication exists."""
 
 from __future__ import annotations
 
@@ -44,9 +44,61 @@ def test_renders_valid_manifests(values: str) -> None:
 def test_defaults_render_every_seed_resource() -> None:
     manifests = helm_template()
     assert sorted(kinds(manifests)) == sorted([
-        "ConfigMap", "StatefulSet", "Service", "Service", "HorizontalPodAutoscaler",
-        "PodDisruptionBudget", "ServiceAccount", "Role", "RoleBinding", "ServiceMonitor", "Pod"])
+        "ConfigMap", "StatefulSet", "Service", "Service", "ServiceAccount", "Role", "RoleBinding",
+        "ServiceMonitor", "Pod"])
     assert {m["metadata"]["namespace"] for m in manifests} == {NAMESPACE}
+
+
+def test_defaults_run_one_node_without_autoscaler_or_disruption_budget() -> None:
+    manifests = helm_template()
+    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 1
+    assert "HorizontalPodAutoscaler" not in kinds(manifests)
+    assert "PodDisruptionBudget" not in kinds(manifests)
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert config["cluster"]["enabled"] is False, "replication is not available: no cluster to join"
+
+
+INDEPENDENT_NODES = ("independentNodes=true",)
+
+
+@pytest.mark.parametrize("settings, asked", [
+    (("replicas=3",), "replicas: 3 would run 3 independent single nodes"),
+    (("replicas=2",), "replicas: 2 would run 2 independent single nodes"),
+    (("autoscaling.enabled=true",), "autoscaling up to 3 pods would run 3 independent single nodes"),
+    (("autoscaling.enabled=true", "autoscaling.maxReplicas=9", "replicas=1"), "autoscaling up to 9 pods"),
+])
+def test_more_than_one_pod_is_refused_without_independent_nodes(settings: tuple[str, ...],
+                                                                 asked: str) -> None:
+    error = helm_template_error(sets=settings)
+    assert asked in error
+    assert "replication is not available in this version" in error
+    assert "its own unrelated log" in error and "client Service would spread clients" in error
+    assert "independentNodes: true" in error
+
+
+def test_independent_nodes_render_when_opted_in() -> None:
+    manifests = helm_template(sets=("replicas=3", *INDEPENDENT_NODES))
+    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 3
+    scaled = helm_template(sets=("autoscaling.enabled=true", *INDEPENDENT_NODES))
+    hpa = find(scaled, "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
+    assert helm_template(sets=("autoscaling.enabled=true", "autoscaling.maxReplicas=1"))
+
+
+def test_chart_text_claims_no_quorum_leader_or_replicated_log() -> None:
+    """Chart.yaml, values, schema, templates (NOTES, PDB and alert comments) and dashboard."""
+    files = [CHART / "Chart.yaml", CHART / "values.yaml", CHART / "values.schema.json",
+             *sorted((CHART / "templates").rglob("*")), *sorted((CHART / "dashboards").glob("*"))]
+    claims = {str(path.relative_to(CHART)): found for path in files if path.is_file()
+              for found in [re.findall(r"quorum|majority|leader|replicate[sd]? (?:one|the) log",
+                                       path.read_text(), re.I)] if found}
+    assert claims == {}
+    description = yaml.safe_load((CHART / "Chart.yaml").read_text())["description"]
+    assert "one node" in description and "Replication is not available yet" in description
+
+
+def test_schema_knows_independent_nodes_as_a_boolean() -> None:
+    assert "independentNodes" in helm_template_error(sets=("replicas=3", "independentNodes=yes-please"))
 
 
 def test_without_the_operator_api_no_crd_is_rendered() -> None:
@@ -60,7 +112,7 @@ def test_names_and_ports_match_the_seed() -> None:
     find(manifests, "ConfigMap", "eventstream-config")
     statefulset = find(manifests, "StatefulSet", "eventstream")
     assert statefulset["spec"]["serviceName"] == "eventstream-headless"
-    assert statefulset["spec"]["replicas"] == 3
+    assert statefulset["spec"]["replicas"] == 1
     ports = {p["name"]: (p["containerPort"], p["protocol"]) for p in container(manifests)["ports"]}
     assert ports == SEED_CONTAINER_PORTS
     client = find(manifests, "Service", "eventstream")
@@ -78,7 +130,7 @@ def test_headless_service_publishes_not_ready_addresses() -> None:
     assert headless["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
 
 
-def test_statefulset_lets_a_quorum_form_and_drains_fully() -> None:
+def test_statefulset_starts_pods_in_parallel_and_drains_fully() -> None:
     manifests = helm_template()
     spec = find(manifests, "StatefulSet")["spec"]
     assert spec["podManagementPolicy"] == "Parallel"
@@ -134,7 +186,9 @@ def test_no_persistence_uses_an_empty_dir() -> None:
 
 
 def test_hpa_targets_the_statefulset_with_both_metrics() -> None:
-    hpa = find(helm_template(), "HorizontalPodAutoscaler")
+    hpa = find(helm_template(sets=("autoscaling.enabled=true", "autoscaling.minReplicas=3",
+                                   "autoscaling.maxReplicas=9", "replicas=3", *INDEPENDENT_NODES)),
+               "HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
                                              "name": "eventstream"}
@@ -147,13 +201,18 @@ def test_hpa_targets_the_statefulset_with_both_metrics() -> None:
         "target": {"type": "AverageValue", "averageValue": "50000"}}
 
 
-def test_pdb_keeps_a_quorum() -> None:
-    manifests = helm_template()
+def test_pdb_keeps_independent_nodes_serving_through_drains() -> None:
+    manifests = helm_template(sets=("podDisruptionBudget.enabled=true", "replicas=3", *INDEPENDENT_NODES))
     pdb = find(manifests, "PodDisruptionBudget")
-    replicas = find(manifests, "StatefulSet")["spec"]["replicas"]
-    assert replicas - pdb["spec"]["maxUnavailable"] >= replicas // 2 + 1
+    assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == find(
         manifests, "StatefulSet")["spec"]["selector"]["matchLabels"]
+
+
+def test_pdb_for_one_pod_is_refused() -> None:
+    error = helm_template_error(sets=("podDisruptionBudget.enabled=true",))
+    assert "podDisruptionBudget.enabled with one pod" in error
+    assert "blocks every node drain or protects nothing" in error
 
 
 @pytest.mark.parametrize("mode, key", [
@@ -173,7 +232,7 @@ def test_no_anti_affinity() -> None:
 def test_production_requires_anti_affinity() -> None:
     manifests = helm_template(values_files=(ci_values("production-values.yaml"),))
     spec = find(manifests, "StatefulSet")["spec"]
-    assert spec["replicas"] == 5
+    assert spec["replicas"] == 1
     required = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"]
     assert required[0]["topologyKey"] == "kubernetes.io/hostname"
@@ -224,9 +283,9 @@ def test_prometheus_rule_alerts() -> None:
     assert re.search(r"eventstream_queue_depth\{.*\} / eventstream_queue_capacity",
                      rules["EventStreamLaneNearCapacity"])
     assert "up{" in rules["EventStreamNodeDown"]
-    assert "eventstream_cluster_is_leader" in rules["EventStreamNoLeader"]
-    assert "eventstream_cluster_replication_lag" in rules["EventStreamReplicationLag"]
     assert "eventstream_events_rejected_total" in rules["EventStreamEventsDropped"]
+    assert set(rules) == {"EventStreamPublishLatencyHigh", "EventStreamLaneNearCapacity",
+                          "EventStreamNodeDown", "EventStreamEventsDropped"}
     for name, expr in rules.items():
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), name
         assert 'namespace="eventstream"' in expr, name
@@ -240,7 +299,7 @@ def test_dashboard_ships_in_a_configmap() -> None:
     assert model == json.loads((CHART / "dashboards" / "eventstream.json").read_text())
     exprs = " ".join(t["expr"] for p in model["panels"] for t in p.get("targets", []))
     for metric in ("eventstream_events_received_total", "eventstream_publish_latency_seconds_bucket",
-                   "eventstream_queue_depth", "eventstream_cluster_is_leader", "up{"):
+                   "eventstream_queue_depth", "up{"):
         assert metric in exprs, metric
     ids = [p["id"] for p in model["panels"]]
     assert len(ids) == len(set(ids))
@@ -251,9 +310,10 @@ def test_helm_test_hook_checks_grpc_health_of_every_pod() -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     command = pod["spec"]["containers"][0]["command"]
     assert command[:2] == ["python", "-c"] and "grpc_health.v1" in command[2]
-    assert command[3:] == ["eventstream:9200", "eventstream-0.eventstream-headless:9200",
-                           "eventstream-1.eventstream-headless:9200",
-                           "eventstream-2.eventstream-headless:9200"]
+    assert command[3:] == ["eventstream:9200", "eventstream-0.eventstream-headless:9200"]
+    pod = find(helm_template(sets=("replicas=3", *INDEPENDENT_NODES)), "Pod")
+    assert pod["spec"]["containers"][0]["command"][3:] == [
+        "eventstream:9200", *(f"eventstream-{n}.eventstream-headless:9200" for n in range(3))]
 
 
 def render_notes(tmp_path, *args: str) -> str:
@@ -281,7 +341,22 @@ def test_notes_tell_how_to_connect_and_check_health(tmp_path) -> None:
     assert "helm test eventstream -n eventstream" in notes
     assert "eventstream.example.com:80" in notes
     assert "no ServiceMonitor was created" in notes
-    assert "a quorum of 2 must be up" in notes
+    assert "It runs as ONE node: the pod eventstream-0" in notes
+    assert "Replication is not available in this version" in notes
+    assert not re.search(r"quorum|majority|replicat(e|es|ing) the log", notes)
+    assert "INDEPENDENT" not in notes
+
+
+@pytest.mark.parametrize("settings", [
+    ("--set", "replicas=3", "--set", "independentNodes=true"),
+    ("--set", "autoscaling.enabled=true", "--set", "independentNodes=true"),
+])
+def test_notes_warn_that_independent_nodes_do_not_share_a_log(tmp_path, settings) -> None:
+    notes = " ".join(render_notes(tmp_path, *settings).split())
+    assert "run as INDEPENDENT single nodes" in notes
+    assert "every pod keeps its own unrelated log" in notes
+    assert "a subscriber sees only the events published to the pod it reached" in notes
+    assert "eventstream-<n>.eventstream-headless.eventstream.svc:9200" in notes
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -306,8 +381,10 @@ def test_schema_rejects_bad_values(setting: str, message: str) -> None:
 
 @pytest.mark.parametrize("settings, message", [
     (("terminationGracePeriodSeconds=20",), "terminationGracePeriodSeconds"),
-    (("autoscaling.minReplicas=5", "autoscaling.maxReplicas=4", "replicas=3"), "minReplicas"),
-    (("autoscaling.minReplicas=2",), "minReplicas"),
+    (("autoscaling.enabled=true", "autoscaling.minReplicas=5", "autoscaling.maxReplicas=4",
+      "replicas=3", *INDEPENDENT_NODES), "minReplicas"),
+    (("autoscaling.enabled=true", "autoscaling.minReplicas=2", "replicas=3", *INDEPENDENT_NODES),
+     "minReplicas"),
 ])
 def test_inconsistent_values_are_refused(settings: tuple[str, ...], message: str) -> None:
     assert message in helm_template_error(sets=settings)

@@ -56,10 +56,26 @@ def test_dev_is_one_small_node() -> None:
     assert "PodDisruptionBudget" not in kinds(manifests)
 
 
-def test_production_is_five_nodes_on_fast_ssd_with_hard_anti_affinity() -> None:
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_runs_one_node_without_autoscaler_or_disruption_budget(overlay: str) -> None:
+    """Kustomize cannot refuse like the chart does: more pods would be independent
+    nodes with unrelated logs behind one Service."""
+    manifests = kustomize_build(overlay)
+    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 1
+    assert "HorizontalPodAutoscaler" not in kinds(manifests)
+    assert "PodDisruptionBudget" not in kinds(manifests)
+
+
+def test_base_says_why_it_runs_one_pod() -> None:
+    statefulset = (KUSTOMIZE_DIR / "base" / "statefulset.yaml").read_text()
+    assert "replication is not available yet" in statefulset
+    assert "independent nodes with unrelated logs behind one Service" in statefulset
+
+
+def test_production_is_one_node_on_fast_ssd_with_hard_anti_affinity() -> None:
     manifests = kustomize_build("production")
     spec = find(manifests, "StatefulSet")["spec"]
-    assert spec["replicas"] == 5
+    assert spec["replicas"] == 1
     pod = spec["template"]["spec"]
     required = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert required[0]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
@@ -68,8 +84,6 @@ def test_production_is_five_nodes_on_fast_ssd_with_hard_anti_affinity() -> None:
     assert claim["spec"]["storageClassName"] == "fast-ssd"
     resources = pod["containers"][0]["resources"]
     assert resources["requests"] == resources["limits"], "Guaranteed QoS for CPU pinning"
-    hpa = find(manifests, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["minReplicas"] == 5 and hpa["spec"]["scaleTargetRef"]["name"] == "eventstream"
     assert {"ServiceMonitor", "PrometheusRule"} <= set(kinds(manifests))
 
 

@@ -126,3 +126,35 @@ def test_every_server_key_the_chart_does_not_own_can_be_set_with_the_servers_bou
                 step = 1 if spec["type"] == "integer" else 1e-9
                 assert check(spec["minimum"]) and not check(spec["minimum"] - step), key
                 assert check(spec["maximum"]) and not check(spec["maximum"] + step), key
+
+
+README_ROW = re.compile(r"^\| `([\w.]+)` \| (.+?) \| .+ \|$", re.M)
+
+
+def readme_default(value: Any) -> str:
+    """A value as deploy/README.md's values table writes its default."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (dict, list)) and value:
+        return "see values.yaml"
+    if isinstance(value, str) and value:
+        return f"`{value}`"
+    return f"`{json.dumps(value)}`"
+
+
+def test_readme_values_table_lists_every_value_with_its_default() -> None:
+    """The table once said `replicas` 3 and described a quorum after the chart changed."""
+    rows = dict(README_ROW.findall((CHART.parents[1] / "README.md").read_text()))
+    wrong = {}
+    for path in leaf_paths(VALUES):
+        key = next((".".join(path[:n]) for n in range(len(path), 0, -1) if ".".join(path[:n]) in rows),
+                   None)
+        if key is None:
+            wrong[".".join(path)] = "missing"
+            continue
+        node = VALUES
+        for part in key.split("."):
+            node = node[part]
+        if rows[key] != readme_default(node):
+            wrong[key] = f"README says {rows[key]}, values.yaml {readme_default(node)}"
+    assert wrong == {}

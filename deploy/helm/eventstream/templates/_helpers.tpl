@@ -134,6 +134,38 @@ eventstream.configDir
 {{- end }}
 
 {{/*
+eventstream.maxPods
+  In:  the root context.
+  Out: the most pods the release can run: replicas, or the autoscaler's
+       maxReplicas when that is larger.
+*/}}
+{{- define "eventstream.maxPods" -}}
+{{- $pods := int .Values.replicas }}
+{{- if .Values.autoscaling.enabled }}
+{{- $pods = max $pods (int .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- $pods }}
+{{- end }}
+
+{{/*
+eventstream.checkIndependentNodes
+  In:  the root context.
+  Out: nothing; fails the render when the release can run more than one pod
+       without independentNodes: true. Replication is not available yet, so
+       such pods are unrelated single nodes behind one Service.
+*/}}
+{{- define "eventstream.checkIndependentNodes" -}}
+{{- $pods := include "eventstream.maxPods" . | int }}
+{{- if and (gt $pods 1) (not .Values.independentNodes) }}
+{{- $asked := printf "replicas: %d" (int .Values.replicas) }}
+{{- if gt $pods (int .Values.replicas) }}
+{{- $asked = printf "autoscaling up to %d pods" $pods }}
+{{- end }}
+{{- fail (printf "%s would run %d independent single nodes, not a replicated cluster: replication is not available in this version. Every pod would keep its own unrelated log, and the client Service would spread clients over the pods, so a subscriber sees only the events of the pod it reached and a resumed subscription may continue in another pod's log. Use replicas: 1 without autoscaling, or opt in to independent nodes with independentNodes: true." $asked $pods) }}
+{{- end }}
+{{- end }}
+
+{{/*
 eventstream.staticPeers
   In:  the root context.
   Out: a YAML list of "host:port" of every pod, by ordinal, through the

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Install clang (libFuzzer) for `make fuzz` on Debian/Ubuntu CI images.
-# Without clang, `make fuzz` falls back to a bounded random-input driver.
+# Install what libshardq's `make test test-tsan fuzz` build with: gcc with its
+# ASan/UBSan/TSan runtimes, and clang 14 with libFuzzer and the ASan/UBSan
+# runtimes it links (Debian's libclang-rt-14-dev; `clang` alone does not bring
+# them). Packages are installed and their files checked by the repository's
+# tools/install-system-packages.sh (its `native` group); this fails, naming
+# the package and the file, when something cannot be installed.
 set -eu
-if command -v clang >/dev/null 2>&1; then
-    echo "clang already installed: $(clang --version | head -n 1)"
-    exit 0
-fi
-apt-get update
-apt-get install -y --no-install-recommends clang
+here="$(cd "$(dirname "$0")" && pwd)"
+exec "${here}/../../../../tools/install-system-packages.sh" "$@" native

@@ -32,7 +32,7 @@ from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
 from .health import HealthState
-from .heap_trim import PERIOD_SECONDS, HeapTrimmer
+from .heap_trim import HOLE_ENV, PERIOD_SECONDS, HeapTrimmer
 from .ingest.frames import FrameDecoder
 from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
@@ -184,6 +184,8 @@ class Node:
 
     async def _trim_heap(self, trimmer: HeapTrimmer) -> None:
         """Every few seconds, give freed C heap back to the system if there is enough."""
+        if hole := trimmer.leave_hole_if_asked():
+            log.warning("%s=%d: left that much free heap to trim (a test-only setting)", HOLE_ENV, hole)
         while True:
             await asyncio.sleep(PERIOD_SECONDS)
             if trimmer.due():

@@ -9,6 +9,11 @@ allocator's locks (measured: 0.4 ms with nothing to release, 6 ms releasing
 while ``threshold`` bytes or more of the heap are free. Free bytes alone
 cannot tell resident from already released pages, hence the fixed period.
 Without glibc (``mallinfo2`` and ``malloc_trim`` missing) nothing is done.
+
+How much a real burst leaves free depends on how its requests interleave, so
+tests do not rely on one: with the test-only ``EVENTSTREAM_TEST_HEAP_HOLE_BYTES``
+set, the trim task first leaves that many bytes free below a live chunk of
+its own heap, and a test watches the real loop give them back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import os
 
 THRESHOLD_BYTES = 16 * 1024 * 1024
 PERIOD_SECONDS = 5.0
+HOLE_ENV = "EVENTSTREAM_TEST_HEAP_HOLE_BYTES"
+"""Test-only: bytes of C heap to leave free, resident, below a live chunk (see the module docstring)."""
+_HOLE_CHUNK = 64 * 1024  # below glibc's mmap threshold: taken from the heap itself
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -58,6 +66,23 @@ class HeapTrimmer:
         self._libc.malloc_trim(0)
         return max(0, before - _resident_bytes())
 
+    def leave_hole_if_asked(self) -> int:
+        """With ``HOLE_ENV`` set, make that many bytes of this thread's heap
+        resident and free below a chunk kept for good, as a burst of large
+        requests does; for tests only. Returns the bytes asked for (0: none)."""
+        size = int(os.environ.get(HOLE_ENV) or 0)
+        if size <= 0 or self._libc is None:
+            return 0
+        malloc, free = self._libc.malloc, self._libc.free
+        chunks = [malloc(_HOLE_CHUNK) for _ in range(max(1, size // _HOLE_CHUNK) + 1)]
+        if not all(chunks):
+            raise MemoryError(f"{HOLE_ENV}: cannot allocate {size} bytes")
+        for chunk in chunks:
+            ctypes.memset(chunk, 1, _HOLE_CHUNK)  # resident, like a request's buffer
+        for chunk in chunks[:-1]:
+            free(chunk)
+        return size
+
 
 def _glibc() -> ctypes.CDLL | None:
     libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on
@@ -67,6 +92,10 @@ def _glibc() -> ctypes.CDLL | None:
     libc.mallinfo2.argtypes = []
     libc.malloc_trim.restype = ctypes.c_int
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.restype = None
+    libc.free.argtypes = [ctypes.c_void_p]
     return libc
 
 

@@ -1,0 +1,62 @@
+"""Every metric the chart's alerts and dashboard query is one the real server
+exports, so no alert or panel waits on a series that never comes (the chart
+once alerted on a leader and a replication lag no version exported)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+
+import grpc
+from eventstream.v1 import publish_pb2, subscribe_pb2
+
+from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
+from tests.support.server import ServerProcess, http_get
+
+from .rendering import CHART, find, helm_template
+
+METRIC = re.compile(r"\b(eventstream_\w+)")
+
+
+def queried_metrics() -> dict[str, str]:
+    """Metric name -> where the chart queries it (alert name or dashboard panel)."""
+    manifests = helm_template(sets=("metrics.prometheusRule.enabled=true",))
+    rule = find(manifests, "PrometheusRule")
+    where = {name: rule_["alert"] for group in rule["spec"]["groups"] for rule_ in group["rules"]
+             for name in METRIC.findall(rule_["expr"])}
+    dashboard = json.loads((CHART / "dashboards" / "eventstream.json").read_text())
+    where.update({name: f"panel {panel['title']!r}" for panel in dashboard["panels"]
+                  for target in panel.get("targets", []) for name in METRIC.findall(target["expr"])})
+    return where
+
+
+async def exercise(server: ServerProcess) -> None:
+    """Publish, reject and deliver an event, so every counter has counted once."""
+    stubs = Stubs(server.target)
+    try:
+        await stubs.publish.Publish(publish_request("monitoring/a", b"x"))
+        try:
+            await stubs.publish.Publish(publish_pb2.PublishRequest(event=event("", b"x")))
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        call = stubs.subscribe.Subscribe(subscribe_request(
+            "monitoring/#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+        async with asyncio.timeout(30):
+            assert len(await collect(call, 1)) == 1
+        call.cancel()
+    finally:
+        await stubs.close()
+
+
+async def test_alerts_and_dashboard_query_only_exported_metrics(
+        start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    await exercise(server)
+    _, body = http_get(f"{server.http}/metrics")
+    exported = set(re.findall(r"^(eventstream_\w+?)(?:\{| )", body.decode(), re.M))
+    queried = queried_metrics()
+    assert len(queried) >= 6
+    missing = {name: where for name, where in queried.items() if name not in exported}
+    assert missing == {}
