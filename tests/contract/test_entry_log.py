@@ -30,15 +30,16 @@ PARTITIONS = 3
 async def open_log(request, tmp_path) -> AsyncIterator[Callable[[], EntryLog]]:
     """Opens the log under test; a second call reopens the same data (disk only)."""
     opened: list[EntryLog] = []
-    # "disk-uncached": no tail cache, so every read comes from the segment files.
-    config = disk_config(tmp_path / "data", PARTITIONS,
-                         tail_cache_bytes=0 if request.param == "disk-uncached" else 1 << 20)
+    # "disk-uncached": no tail cache, so every read comes from the segment files, and
+    # sealed segments' indexes are read from their files each time they are needed.
+    uncached = request.param == "disk-uncached"
+    config = disk_config(tmp_path / "data", PARTITIONS, tail_cache_bytes=0 if uncached else 1 << 20)
 
     def open_() -> EntryLog:
         for log in opened:
             log.close()
         log: EntryLog = (MemoryEntryLog(PARTITIONS, 1 << 30) if request.param == "memory"
-                         else open_disk(config))
+                         else open_disk(config, index_cache_bytes=1 if uncached else 1 << 20))
         opened.append(log)
         return log
 

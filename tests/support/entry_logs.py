@@ -125,9 +125,10 @@ def disk_config(root: Path, partitions: int, **changes: object) -> StorageConfig
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
-def open_disk(config: StorageConfig, ops: FileOps | None = None) -> DiskEntryLog:
+def open_disk(config: StorageConfig, ops: FileOps | None = None,
+              index_cache_bytes: int = 1 << 20) -> DiskEntryLog:
     """Open a disk entry log."""
-    return DiskEntryLog(config, CHECKSUMS, ops=ops)
+    return DiskEntryLog(config, CHECKSUMS, ops=ops, index_cache_bytes=index_cache_bytes)
 
 
 def forget_clean_shutdown(root: Path | str) -> None:
