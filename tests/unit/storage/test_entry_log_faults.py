@@ -1,9 +1,10 @@
 """Storage faults under the disk entry log, over many seeds.
 
-Each seed opens a log whose file operations fail once (or from then on, as a
-full disk does) at a chosen write, fsync, directory sync, truncation, rename,
+Each case opens a log whose file operations fail once (or from then on, as a
+full disk does) at one write, fsync, directory sync, truncation, rename,
 whole-file write (index, hard state, metadata), open or unlink, with ENOSPC
-or EIO, and drives it like the write path and a Raft follower do: pipelined
+or EIO: a grid covers every call of each kind a run usually makes, with each
+errno; more cases are random. Each drives the log like the write path and a Raft follower do: pipelined
 appends across partitions and segment rolls, applies, hard states, truncated
 suffixes, retention. Then it checks, after reopening with plain file
 operations:
@@ -14,7 +15,7 @@ operations:
 - after any fault the log refused every later write (an fsync is never retried);
 - the reopened log is consistent: every partition reads back whole and in order.
 
-``ENTRY_LOG_FAULT_SEEDS`` sets the number of seeds (default 120).
+``ENTRY_LOG_FAULT_SEEDS`` sets the number of cases (default: the grid, 212).
 """
 
 from __future__ import annotations
@@ -33,20 +34,29 @@ from eventstream.server.storage.hard_state import HardState
 
 from tests.support.entry_logs import Rounds, disk_config, expected_records, open_disk
 
-SEEDS = int(os.environ.get("ENTRY_LOG_FAULT_SEEDS", "120"))
+PARTITIONS = 4
+CALLS = {"write": 24, "fsync": 18, "fsync_dir": 11, "truncate": 3, "rename": 14,
+         "write_file": 14, "open": 10, "unlink": 12}
+"""Calls of each file operation a run usually makes (the median over seeds): every
+one of them is failed, with each errno, by one case of the grid."""
+GRID = [(op, nth, error) for op, calls in CALLS.items() for nth in range(1, calls + 1)
+        for error in (errno.ENOSPC, errno.EIO)]
+SEEDS = int(os.environ.get("ENTRY_LOG_FAULT_SEEDS", str(len(GRID))))
+"""Cases to run: the grid, then random ones (``ENTRY_LOG_FAULT_SEEDS`` sets how many)."""
 RAN: list[int] = []
 INJECTED: list[int] = []
 """Seeds run and seeds whose fault fired while the log was open (for the last test)."""
-PARTITIONS = 4
-OPS = ["write", "write", "fsync", "fsync", "fsync_dir", "truncate", "rename", "write_file",
-       "open", "unlink"]
 
 
 def plan_for(seed: int) -> tuple[Fault, str]:
+    """The fault and fsync policy of a case: the grid's, then random ones."""
     rng = random.Random(seed)
-    op = rng.choice(OPS)
-    fault = Fault(op, nth=rng.randint(1, 12 if op in ("write", "fsync") else 4),
-                  error=rng.choice([errno.ENOSPC, errno.EIO]), times=rng.choice([1, 1, 0]))
+    if seed < len(GRID):
+        op, nth, error = GRID[seed]
+    else:
+        op = rng.choice(list(CALLS))
+        nth, error = rng.randint(1, CALLS[op] + 2), rng.choice([errno.ENOSPC, errno.EIO])
+    fault = Fault(op, nth=nth, error=error, times=rng.choice([1, 1, 0]))
     if op in ("write", "write_file") and rng.random() < 0.5:
         fault.partial = rng.randint(1, 200)
     policy = rng.choice(["always", "always", "interval", "never"])
