@@ -25,14 +25,17 @@ import contextlib
 import errno
 import os
 import random
+from pathlib import Path
 
 import pytest
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import LogHalted
+from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.fileops import Fault, FaultyFileOps
 from eventstream.server.storage.hard_state import HardState
 
-from tests.support.entry_logs import Rounds, disk_config, expected_records, open_disk
+from tests.support.entry_logs import CHECKSUMS, Rounds, disk_config, expected_records, \
+    open_disk
 
 PARTITIONS = 4
 CALLS = {"write": 24, "fsync": 18, "fsync_dir": 11, "truncate": 3, "rename": 14,
@@ -129,24 +132,28 @@ async def steps(log, rng, durable, builder, in_flight, record) -> None:  # type:
 
 @pytest.mark.parametrize("seed", range(SEEDS))
 async def test_no_durable_entry_is_lost_and_the_log_halts(seed, tmp_path):
+    RAN.append(seed)
+    if await run_case(seed, tmp_path):
+        INJECTED.append(seed)
+
+
+async def run_case(seed: int, root: Path, bugs: frozenset[str] = frozenset()) -> bool:
+    """Run one case and check it (AssertionError when a check fails); True when the fault fired."""
     fault, policy = plan_for(seed)
-    config = disk_config(tmp_path / "data", PARTITIONS, segment_bytes=3000, fsync=policy,
+    config = disk_config(root / "data", PARTITIONS, segment_bytes=3000, fsync=policy,
                          fsync_interval_ms=5)
     ops = FaultyFileOps([fault])
     durable: dict[int, bytes] = {}
     rng = random.Random(seed)
-    RAN.append(seed)
     try:
-        log = open_disk(config, ops)
+        log = DiskEntryLog(config, CHECKSUMS, ops=ops, test_bugs=bugs)
     except OSError:
         assert ops.injected  # a fault at start-up: the log never opened
-        INJECTED.append(seed)
     else:
         log.start()
         with contextlib.suppress(LogHalted):
             await drive(log, rng, durable)
         if ops.injected:
-            INJECTED.append(seed)
             assert log.halted is not None, f"a {fault.op} fault was injected but the log goes on"
             with pytest.raises(LogHalted):
                 log.append(Rounds.following(log).events(1, {0: 1}, 1 << 40))
@@ -178,6 +185,20 @@ async def test_no_durable_entry_is_lost_and_the_log_halts(seed, tmp_path):
         assert await log.append(Rounds.following(log).events(1, {1: 2}, 1 << 40)) == last + 1
     finally:
         log.close()
+    return bool(ops.injected)
+
+
+@pytest.mark.parametrize("bug, op", [("ignore_fsync_errors", "fsync"),
+                                     ("ack_before_write", "write")])
+async def test_the_checks_catch_a_bug_switched_back_on(bug, op, tmp_path):
+    """Each known bug, switched back on, fails the checks above in some case of the grid."""
+    caught = 0
+    for seed in [n for n, case in enumerate(GRID) if case[0] == op][:12]:
+        try:
+            await run_case(seed, tmp_path / str(seed), frozenset({bug}))
+        except AssertionError:
+            caught += 1
+    assert caught, f"{bug}: no case failed"
 
 
 def test_most_seeds_injected_their_fault():

@@ -89,6 +89,8 @@ class DiskEntryLog:
         on_fsync: called with the seconds each fsync round took (I/O thread).
         on_durable: called with the new durable index each time it moves.
         index_cache_bytes: most bytes of sealed segments' indexes kept in memory.
+        test_bugs: test-only: known bugs of the I/O thread to switch back on, so a
+            test proves its checks can fail (see :data:`.entry_writer.TEST_BUGS`).
 
     Raises:
         DataDirRefused: the data directory cannot be used (format, partitions, lock).
@@ -100,7 +102,8 @@ class DiskEntryLog:
                  ops: FileOps | None = None,
                  on_fsync: Callable[[float], None] | None = None,
                  on_durable: Callable[[int], None] | None = None,
-                 index_cache_bytes: int = INDEX_CACHE_BYTES) -> None:
+                 index_cache_bytes: int = INDEX_CACHE_BYTES,
+                 test_bugs: frozenset[str] = frozenset()) -> None:
         if not 0 < config.segment_bytes <= MAX_SEGMENT_BYTES // 2:
             raise ValueError(f"storage.segment_bytes must be between 1 and "
                              f"{MAX_SEGMENT_BYTES // 2}")
@@ -150,6 +153,7 @@ class DiskEntryLog:
         self._task: asyncio.Task[None] | None = None
         self._writer: Writer | None = None
         self._on_fsync = on_fsync
+        self._test_bugs = test_bugs
 
     def _settle(self, newest: EntrySegment, had_clean_marker: bool) -> None:
         """Make what recovery found durable before anything builds on it.
@@ -181,7 +185,7 @@ class DiskEntryLog:
         if self._writer is None:
             loop = asyncio.get_running_loop()
             self._writer = Writer(self._ops, self.policy, self._report, loop.call_soon_threadsafe,
-                                  self._on_fsync)
+                                  self._on_fsync, self._test_bugs)
         return self._writer
 
     # -- the replicated log ---------------------------------------------------
@@ -506,6 +510,9 @@ class DiskEntryLog:
                 ) -> None:
         """A group of jobs came back from the I/O thread (event loop thread)."""
         for job in completed:
+            if job.reported:
+                continue
+            job.reported = True
             self._durable = job.last_after
             if job.synced:
                 self._synced = job.last_after
@@ -516,7 +523,8 @@ class DiskEntryLog:
                                      f"error: {error}")
             self._halted.__cause__ = error
         for job in failed:
-            if job.done is not None:
+            if job.done is not None and not job.reported:
+                job.reported = True
                 job.done(self._halted)
         durable = self.durable_index()
         waiting, self._waiters = self._waiters, []

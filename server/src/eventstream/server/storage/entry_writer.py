@@ -32,6 +32,11 @@ from .fileops import FileOps
 
 log = logging.getLogger(__name__)
 
+TEST_BUGS = frozenset({"ignore_fsync_errors", "ack_before_write"})
+"""Known bugs a test can switch back on (``bugs=``), to prove its checks can fail:
+``ignore_fsync_errors`` logs a failed fsync and goes on (the bug PostgreSQL had
+until 2018); ``ack_before_write`` completes a group's jobs before running them."""
+
 
 @dataclass(slots=True, eq=False)
 class Job:
@@ -56,6 +61,8 @@ class Job:
     new_dir: Path | None = None
     synced: bool = False
     """Set by the thread: the job's effects were fdatasynced before it completed."""
+    reported: bool = False
+    """Set on the event loop thread once ``done`` was called."""
 
 
 class Writer:
@@ -67,12 +74,17 @@ class Writer:
         report: called (through ``call_soon`` on the event loop thread) with
             the completed jobs, the failed ones and the error, once per group.
         on_fsync: called with the seconds each fsync round took (I/O thread).
+        bugs: test-only: known bugs to re-introduce (see :data:`TEST_BUGS`).
     """
 
     def __init__(self, ops: FileOps, policy: str,
                  report: Callable[[list[Job], list[Job], BaseException | None], None],
                  call_soon: Callable[..., Any],
-                 on_fsync: Callable[[float], None] | None = None) -> None:
+                 on_fsync: Callable[[float], None] | None = None,
+                 bugs: frozenset[str] = frozenset()) -> None:
+        if not bugs <= TEST_BUGS:
+            raise ValueError(f"unknown test bugs {sorted(bugs - TEST_BUGS)}")
+        self.bugs = bugs
         self.ops = ops
         self.policy = policy
         self.fsyncs = 0
@@ -122,6 +134,8 @@ class Writer:
         """Run a group; return (completed, failed, error)."""
         if self.halted is not None:
             return [], jobs, self.halted
+        if "ack_before_write" in self.bugs:
+            self._call_soon(self._report, jobs, [], None)
         always = self.policy == "always"
         settled = 0  # jobs[:settled] are complete by the policy, whatever fails later
         number = 0
@@ -163,7 +177,12 @@ class Writer:
         started = time.perf_counter()
         for segment in list(self._dirty):
             if segment.write_fd is not None and segment.synced < segment.written:
-                self.ops.fsync(segment.write_fd, segment.path)
+                try:
+                    self.ops.fsync(segment.write_fd, segment.path)
+                except OSError:
+                    if "ignore_fsync_errors" not in self.bugs:
+                        raise
+                    log.exception("fsync failed; going on (a test-only bug)")
                 self.fsyncs += 1
             segment.synced = segment.written
             self._dirty.discard(segment)
@@ -178,4 +197,4 @@ class Writer:
         self._dirty.discard(segment)
 
 
-__all__ = ["Job", "Writer"]
+__all__ = ["TEST_BUGS", "Job", "Writer"]
