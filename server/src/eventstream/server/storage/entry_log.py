@@ -769,7 +769,7 @@ class DiskEntryLog:
                 log.exception("cannot record the clean shutdown")
         for segment in self._segments:
             if segment.write_fd is not None:
-                os.close(segment.write_fd)
+                self._ops.close(segment.write_fd)
                 segment.write_fd = None
             segment.close_reader()
         os.close(self._lock_fd)
