@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 3u
+#define SHARDQ_ABI_VERSION 4u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -720,6 +720,74 @@ struct shardq_segment_args {
  * the output buffers.
  */
 int shardq_segment_encode(struct shardq_segment_args *a);
+
+/* Size of an entry's header in the entry log: u32 length, u32 crc32c,
+ * u64 index, u64 term, u8 kind (little-endian); the payload follows. */
+#define SHARDQ_ENTRY_HEADER 25
+/* Kind of an entry holding a commit round's records (append-only values). */
+#define SHARDQ_ENTRY_EVENTS 1u
+/* Size of the head of one partition's group in an EVENTS payload:
+ * u32 partition, u32 record count, u32 bytes of the records that follow. */
+#define SHARDQ_ENTRY_GROUP_HEADER 12
+/* int64 values per block row of shardq_entry_encode(): partition, first
+ * offset, record count, position of the first record (from the entry's
+ * start), bytes of the records, time. */
+#define SHARDQ_ENTRY_BLOCK_FIELDS 6
+
+/* One submission's staged records: a run per partition, partition 0's
+ * first, as shardq_stage() produced them. */
+struct shardq_entry_source {
+    const uint8_t *records;          /* the records back to back */
+    size_t records_len;
+    const uint32_t *record_ends;     /* one per record: its end in @records
+                                        (record 0 starts at 0) */
+    const uint32_t *record_topics;   /* two per record: topic offset in
+                                        @records, topic length */
+    const uint8_t *record_priorities; /* one per record */
+    const uint32_t *part_counts;     /* one per partition: its records */
+    size_t record_count;
+};
+
+/* In/out state of shardq_entry_encode(); set size = sizeof(struct). */
+struct shardq_entry_args {
+    uint32_t size;
+    uint32_t partitions;             /* entries of @next_offsets and of each part_counts */
+    uint64_t index;                  /* the entry's index and term */
+    uint64_t term;
+    int64_t time_ns;                 /* ingest time of every record */
+    const struct shardq_entry_source *sources;
+    size_t source_count;
+    uint64_t *next_offsets;          /* in/out: each partition's next offset */
+    uint8_t *out;                    /* the entry is written at out[0] */
+    size_t out_cap;
+    size_t out_len;                  /* out: the entry's size (or the size
+                                        needed, with SHARDQ_ENOBUFS) */
+    int64_t *blocks;                 /* out: SHARDQ_ENTRY_BLOCK_FIELDS per block */
+    size_t blocks_cap;               /* rows @blocks holds (partitions is enough) */
+    size_t block_count;              /* out: rows written */
+};
+
+/**
+ * shardq_entry_encode - encode a commit round as one EVENTS entry of the entry log.
+ * @a: the round's submissions, the partitions' next offsets and the output.
+ *
+ * Writes the entry header (length, CRC32C, index, term, SHARDQ_ENTRY_EVENTS)
+ * and, for each partition with records in any source (in increasing
+ * order), a group head and its records in the segment record format
+ * (see shardq_segment_encode(); the sources' records of that partition in
+ * source order, offsets from next_offsets[p] on, time a->time_ns), then
+ * advances next_offsets and describes each partition's block in @blocks.
+ * One call per round, whatever the number of submissions and partitions.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS when @out or @blocks is too small (nothing
+ * written or advanced; a->out_len says how many bytes the entry needs);
+ * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments, part_counts not adding up to record_count,
+ * a record end before its start or past records_len, a topic span outside
+ * the records or longer than 65535 bytes, an entry over 4 GiB).
+ * Ownership: every buffer is borrowed. Thread-safety: pure apart from @a,
+ * @next_offsets and the output buffers.
+ */
+int shardq_entry_encode(struct shardq_entry_args *a);
 
 /* ======================================================================== */
 /* CRC32C and hashing                                                       */

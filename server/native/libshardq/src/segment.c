@@ -1,15 +1,35 @@
 /*
- * segment.c - encoding log records in the durable log's segment format.
+ * segment.c - encoding log records in the durable log's segment format,
+ * and a commit round as one EVENTS entry of the entry log.
  *
- * One call per staged batch: the per-record header, copy and CRC that the
- * Python staging loop would otherwise do record by record.
+ * One call per staged batch (or per round): the per-record header, copy and
+ * CRC that the Python staging loop would otherwise do record by record.
  */
+#include <stdlib.h>
+
 #include "internal.h"
 
 static void put_le(unsigned char *p, uint64_t v, int bytes)
 {
     for (int i = 0; i < bytes; i++)
         p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Writes one segment record at @p (room and spans checked by the caller). */
+static void put_record(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                       uint8_t priority, const uint8_t *topic, size_t topic_len,
+                       const uint8_t *body, size_t body_len)
+{
+    put_le(p, length - 4, 4);
+    put_le(p + 8, offset, 8);
+    put_le(p + 16, (uint64_t)time_ns, 8);
+    p[24] = priority;
+    put_le(p + 25, topic_len, 2);
+    if (topic_len)
+        memcpy(p + SHARDQ_SEGMENT_HEADER, topic, topic_len);
+    if (body_len)
+        memcpy(p + SHARDQ_SEGMENT_HEADER + topic_len, body, body_len);
+    put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
 }
 
 int shardq_segment_encode(struct shardq_segment_args *a)
@@ -47,17 +67,8 @@ int shardq_segment_encode(struct shardq_segment_args *a)
             rc = SHARDQ_ENOBUFS;
             break;
         }
-        unsigned char *p = a->out + out_len;
-        put_le(p, length - 4, 4);
-        put_le(p + 8, offset, 8);
-        put_le(p + 16, (uint64_t)a->time_ns, 8);
-        p[24] = a->record_priorities[i];
-        put_le(p + 25, topic_len, 2);
-        if (topic_len)
-            memcpy(p + SHARDQ_SEGMENT_HEADER, a->topic_data + topic_off, topic_len);
-        if (end > start)
-            memcpy(p + SHARDQ_SEGMENT_HEADER + topic_len, a->records + start, end - start);
-        put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
+        put_record(a->out + out_len, length, offset, a->time_ns, a->record_priorities[i],
+                   a->topic_data + topic_off, topic_len, a->records + start, end - start);
         if (sample) {
             a->index[2 * index_len] = (uint32_t)(offset - a->base);
             a->index[2 * index_len + 1] = (uint32_t)position;
@@ -77,4 +88,108 @@ int shardq_segment_encode(struct shardq_segment_args *a)
     a->out_len = out_len;
     a->index_len = index_len;
     return rc;
+}
+
+/* Bytes of the segment records of one source's records, or 0 when one is bad. */
+static uint64_t source_bytes(const struct shardq_entry_source *src, uint32_t partitions)
+{
+    uint64_t counted = 0, total = 0;
+    for (uint32_t p = 0; p < partitions; p++)
+        counted += src->part_counts[p];
+    if (counted != src->record_count)
+        return 0;
+    for (size_t i = 0; i < src->record_count; i++) {
+        size_t start = i ? src->record_ends[i - 1] : 0, end = src->record_ends[i];
+        size_t topic_off = src->record_topics[2 * i], topic_len = src->record_topics[2 * i + 1];
+        if (end < start || end > src->records_len || topic_len > 0xFFFF ||
+            topic_off > src->records_len || topic_len > src->records_len - topic_off)
+            return 0;
+        total += SHARDQ_SEGMENT_HEADER + topic_len + (end - start);
+    }
+    return total ? total : 1; /* 1: valid and empty (never a real size) */
+}
+
+int shardq_entry_encode(struct shardq_entry_args *a)
+{
+    if (a == NULL || a->size < sizeof *a || a->partitions == 0 || a->next_offsets == NULL ||
+        (a->source_count && a->sources == NULL) || (a->out == NULL && a->out_cap) ||
+        (a->blocks == NULL && a->blocks_cap))
+        return SHARDQ_EINVAL;
+    uint64_t size = SHARDQ_ENTRY_HEADER;
+    for (size_t s = 0; s < a->source_count; s++) {
+        const struct shardq_entry_source *src = &a->sources[s];
+        if (src->record_count && (src->records == NULL || src->record_ends == NULL ||
+                                  src->record_topics == NULL || src->record_priorities == NULL))
+            return SHARDQ_EINVAL;
+        if (src->part_counts == NULL)
+            return SHARDQ_EINVAL;
+        uint64_t bytes = source_bytes(src, a->partitions);
+        if (bytes == 0)
+            return SHARDQ_EINVAL;
+        if (src->record_count)
+            size += bytes;
+    }
+    size_t groups = 0;
+    for (uint32_t p = 0; p < a->partitions; p++) {
+        for (size_t s = 0; s < a->source_count; s++) {
+            if (a->sources[s].part_counts[p]) {
+                groups++;
+                break;
+            }
+        }
+    }
+    size += groups * SHARDQ_ENTRY_GROUP_HEADER;
+    if (size - 4 > UINT32_MAX)
+        return SHARDQ_EINVAL;
+    a->out_len = (size_t)size;
+    a->block_count = 0;
+    if (a->out_cap < size || a->blocks_cap < groups)
+        return SHARDQ_ENOBUFS;
+    size_t *cursor = calloc(a->source_count ? a->source_count : 1, sizeof *cursor);
+    if (cursor == NULL)
+        return SHARDQ_ENOMEM;
+    unsigned char *out = a->out;
+    size_t at = SHARDQ_ENTRY_HEADER;
+    for (uint32_t p = 0; p < a->partitions; p++) {
+        size_t head = at, count = 0;
+        uint64_t first = a->next_offsets[p];
+        at += SHARDQ_ENTRY_GROUP_HEADER;
+        for (size_t s = 0; s < a->source_count; s++) {
+            const struct shardq_entry_source *src = &a->sources[s];
+            size_t stop = cursor[s] + src->part_counts[p];
+            for (size_t i = cursor[s]; i < stop; i++) {
+                size_t start = i ? src->record_ends[i - 1] : 0, end = src->record_ends[i];
+                size_t topic_len = src->record_topics[2 * i + 1];
+                size_t length = SHARDQ_SEGMENT_HEADER + topic_len + (end - start);
+                put_record(out + at, length, first + count, a->time_ns,
+                           src->record_priorities[i], src->records + src->record_topics[2 * i],
+                           topic_len, src->records + start, end - start);
+                at += length;
+                count++;
+            }
+            cursor[s] = stop;
+        }
+        if (!count) {
+            at = head;
+            continue;
+        }
+        put_le(out + head, p, 4);
+        put_le(out + head + 4, count, 4);
+        put_le(out + head + 8, at - head - SHARDQ_ENTRY_GROUP_HEADER, 4);
+        int64_t *row = a->blocks + SHARDQ_ENTRY_BLOCK_FIELDS * a->block_count++;
+        row[0] = p;
+        row[1] = (int64_t)first;
+        row[2] = (int64_t)count;
+        row[3] = (int64_t)(head + SHARDQ_ENTRY_GROUP_HEADER);
+        row[4] = (int64_t)(at - head - SHARDQ_ENTRY_GROUP_HEADER);
+        row[5] = a->time_ns;
+        a->next_offsets[p] = first + count;
+    }
+    free(cursor);
+    put_le(out, at - 4, 4);
+    put_le(out + 8, a->index, 8);
+    put_le(out + 16, a->term, 8);
+    out[24] = SHARDQ_ENTRY_EVENTS;
+    put_le(out + 4, shardq_crc32c(0, out + 8, at - 8), 4);
+    return SHARDQ_OK;
 }

@@ -12,8 +12,109 @@ static uint64_t le(const unsigned char *p, int bytes)
     return v;
 }
 
+/* Two submissions over three partitions become one EVENTS entry of the entry log. */
+static void entry_encode(void)
+{
+    /* Source 0: partition 0 "x/aaa" (topic x/a inside it), partition 2 "y/b" "y/cc".
+     * Source 1: partition 2 "y/dddd". Partition 1: nothing. */
+    const unsigned char rec0[] = "x/aaay/by/cc";
+    uint32_t ends0[3] = {5, 8, 12};
+    uint32_t topics0[6] = {0, 3, 5, 3, 8, 3};
+    uint8_t prio0[3] = {1, 2, 3};
+    uint32_t counts0[3] = {1, 0, 2};
+    const unsigned char rec1[] = "y/dddd";
+    uint32_t ends1[1] = {6};
+    uint32_t topics1[2] = {0, 3};
+    uint8_t prio1[1] = {4};
+    uint32_t counts1[3] = {0, 0, 1};
+    struct shardq_entry_source sources[2] = {
+        {rec0, 12, ends0, topics0, prio0, counts0, 3},
+        {rec1, 6, ends1, topics1, prio1, counts1, 1},
+    };
+    uint64_t next[3] = {10, 20, 30};
+    unsigned char out[512];
+    int64_t blocks[3 * SHARDQ_ENTRY_BLOCK_FIELDS];
+    struct shardq_entry_args a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.partitions = 3;
+    a.index = 7;
+    a.term = 2;
+    a.time_ns = 99;
+    a.sources = sources;
+    a.source_count = 2;
+    a.next_offsets = next;
+    a.out = out;
+    a.out_cap = 10;
+    a.blocks = blocks;
+    a.blocks_cap = 3;
+
+    /* Too small: nothing written or advanced, the size needed said. */
+    /* A segment record: its header, its topic, then the whole record (topic inside). */
+    size_t records = (27 + 3 + 5) + (27 + 3 + 3) + (27 + 3 + 4) + (27 + 3 + 6);
+    size_t size = SHARDQ_ENTRY_HEADER + 2 * SHARDQ_ENTRY_GROUP_HEADER + records;
+    CHECK_EQ(shardq_entry_encode(&a), SHARDQ_ENOBUFS);
+    CHECK_EQ(a.out_len, size);
+    CHECK_EQ(next[0], 10);
+    a.out_cap = sizeof out;
+    CHECK_EQ(shardq_entry_encode(&a), 0);
+    CHECK_EQ(a.out_len, size);
+    CHECK_EQ(le(out, 4), size - 4);
+    CHECK_EQ(le(out + 4, 4), shardq_crc32c(0, out + 8, size - 8));
+    CHECK_EQ(le(out + 8, 8), 7);
+    CHECK_EQ(le(out + 16, 8), 2);
+    CHECK_EQ(out[24], SHARDQ_ENTRY_EVENTS);
+    /* Partition 0's group, then partition 2's: source 0's two records, then source 1's. */
+    const unsigned char *g = out + SHARDQ_ENTRY_HEADER;
+    CHECK_EQ(le(g, 4), 0);
+    CHECK_EQ(le(g + 4, 4), 1);
+    CHECK_EQ(le(g + 8, 4), 27 + 3 + 5);
+    CHECK_EQ(le(g + 12 + 8, 8), 10);
+    CHECK(memcmp(g + 12 + 27, "x/ax/aaa", 8) == 0);
+    g += 12 + 27 + 3 + 5;
+    CHECK_EQ(le(g, 4), 2);
+    CHECK_EQ(le(g + 4, 4), 3);
+    CHECK_EQ(le(g + 8, 4), 3 * 27 + 9 + 3 + 4 + 6);
+    const unsigned char *r = g + 12 + 2 * 27 + 6 + 3 + 4;
+    CHECK_EQ(le(r + 8, 8), 32);
+    CHECK_EQ((int64_t)le(r + 16, 8), 99);
+    CHECK_EQ(r[24], 4);
+    CHECK(memcmp(r + 27, "y/dy/dddd", 9) == 0);
+    size_t end = 0;
+    CHECK_EQ(shardq_crc32c_records(out + (g + 12 - out), le(g + 8, 4), 23, 0, &end), 0);
+    CHECK_EQ(end, le(g + 8, 4));
+    CHECK_EQ(next[0], 11);
+    CHECK_EQ(next[1], 20);
+    CHECK_EQ(next[2], 33);
+    CHECK_EQ(a.block_count, 2);
+    CHECK_EQ(blocks[0], 0);
+    CHECK_EQ(blocks[1], 10);
+    CHECK_EQ(blocks[2], 1);
+    CHECK_EQ(blocks[3], SHARDQ_ENTRY_HEADER + 12);
+    CHECK_EQ(blocks[6], 2);
+    CHECK_EQ(blocks[7], 30);
+    CHECK_EQ(blocks[8], 3);
+    CHECK_EQ(blocks[9], (int64_t)(g + 12 - out));
+    CHECK_EQ(blocks[10], 3 * 27 + 9 + 3 + 4 + 6);
+    CHECK_EQ(blocks[11], 99);
+
+    /* Counts that do not add up, spans outside the records, no room for the blocks. */
+    counts1[1] = 1;
+    CHECK_EQ(shardq_entry_encode(&a), SHARDQ_EINVAL);
+    counts1[1] = 0;
+    topics1[1] = 7;
+    CHECK_EQ(shardq_entry_encode(&a), SHARDQ_EINVAL);
+    topics1[1] = 3;
+    a.blocks_cap = 1;
+    CHECK_EQ(shardq_entry_encode(&a), SHARDQ_ENOBUFS);
+    CHECK_EQ(next[2], 33);
+    a.partitions = 0;
+    CHECK_EQ(shardq_entry_encode(&a), SHARDQ_EINVAL);
+}
+
 int main(void)
 {
+    entry_encode();
     /* Three records "aaaa" "bb" "cccccc" at 2..14 of the buffer; topics in a second buffer. */
     const unsigned char records[] = "..aaaabbcccccc";
     const unsigned char names[] = "t/1t/22";

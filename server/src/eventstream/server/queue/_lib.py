@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -158,6 +158,32 @@ SEGMENT_HEADER = 27
 """``SHARDQ_SEGMENT_HEADER``: bytes of a segment record's header."""
 
 
+class EntrySource(ctypes.Structure):
+    """``struct shardq_entry_source``."""
+
+    _fields_ = [
+        ("records", c_void_p), ("records_len", c_size_t), ("record_ends", c_void_p),
+        ("record_topics", c_void_p), ("record_priorities", c_void_p),
+        ("part_counts", c_void_p), ("record_count", c_size_t),
+    ]
+
+
+class EntryArgs(ctypes.Structure):
+    """``struct shardq_entry_args``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("partitions", c_uint32), ("index", ctypes.c_uint64),
+        ("term", ctypes.c_uint64), ("time_ns", ctypes.c_int64), ("sources", c_void_p),
+        ("source_count", c_size_t), ("next_offsets", c_void_p), ("out", c_void_p),
+        ("out_cap", c_size_t), ("out_len", c_size_t), ("blocks", c_void_p),
+        ("blocks_cap", c_size_t), ("block_count", c_size_t),
+    ]
+
+
+ENTRY_BLOCK_FIELDS = 6
+"""``SHARDQ_ENTRY_BLOCK_FIELDS``: int64 values per block row of ``shardq_entry_encode``."""
+
+
 _SIZE_P = POINTER(c_size_t)
 
 # name: (restype, argtypes). Pointers to caller memory are c_void_p so that
@@ -195,6 +221,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_crc32c": (c_uint32, [c_uint32, c_void_p, c_size_t]),
     "shardq_crc32c_records": (c_int, [c_void_p, c_size_t, c_size_t, c_uint32, _SIZE_P]),
     "shardq_segment_encode": (c_int, [POINTER(SegmentArgs)]),
+    "shardq_entry_encode": (c_int, [POINTER(EntryArgs)]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Sequence
 
 from .errors import EBADMSG, EILSEQ, EINVAL, InvalidPattern, raise_for
 from .wire import (
     EVENT_FIELDS,
     FRAME_FIELDS,
     Buffer,
+    EntrySourceLike,
     EventBatch,
     EventSpans,
     FrameBatch,
@@ -32,6 +34,9 @@ for _i in range(256):
 
 _EVENT_ROW = struct.Struct("=12IqQ")
 _SEGMENT_HEAD = struct.Struct("<IIQqBH")  # length, crc32c, offset, time_ns, priority, topic_len
+_ENTRY_HEAD = struct.Struct("<IIQQB")     # length, crc32c, index, term, kind
+_GROUP_HEAD = struct.Struct("<III")       # partition, count, bytes
+ENTRY_EVENTS = 1
 _LEN_FIELDS = {1, 2, 3, 4, 6, 7, 8}
 _VARINT_FIELDS = {5, 9, 10}
 
@@ -309,6 +314,57 @@ class PureWire:
             next_offset += 1
             i += 1
         return SegmentProgress(i, next_offset, position, last_position, index)
+
+    def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
+                     partitions: int, index: int, term: int, time_ns: int,
+                     next_offsets: array) -> array:
+        """See :meth:`.wire.NativeWire.entry_encode`."""
+        if partitions < 1:
+            raise_for(EINVAL, "entry_encode")
+        views = []
+        for source in sources:
+            ends = list(memoryview(source.ends).cast("B").cast("I"))
+            spans = list(memoryview(source.topics).cast("B").cast("I"))
+            counts = list(source.part_counts)
+            if len(counts) < partitions or sum(counts[:partitions]) != len(ends):
+                raise_for(EINVAL, "entry_encode")
+            views.append((source, ends, spans, counts))
+        entry = bytearray(_ENTRY_HEAD.size)
+        rows = array("q")
+        cursors = [0] * len(views)
+        for partition in range(partitions):
+            head = len(entry)
+            entry += bytes(_GROUP_HEAD.size)
+            first = offset = next_offsets[partition]
+            for number, (source, ends, spans, counts) in enumerate(views):
+                records = source.records
+                for i in range(cursors[number], cursors[number] + counts[partition]):
+                    begin = ends[i - 1] if i else 0
+                    at, length = spans[2 * i], spans[2 * i + 1]
+                    if not begin <= ends[i] <= len(records) or at + length > len(records) \
+                            or length > 0xFFFF:
+                        raise_for(EINVAL, "entry_encode")
+                    covered = _SEGMENT_HEAD.pack(0, 0, offset, time_ns, source.priorities[i],
+                                                 length)[8:] + records[at:at + length] + \
+                        records[begin:ends[i]]
+                    entry += _SEGMENT_HEAD.pack(4 + len(covered), crc32c(covered), 0, 0, 0,
+                                                0)[:8] + covered
+                    offset += 1
+                cursors[number] += counts[partition]
+            if offset == first:
+                del entry[head:]
+                continue
+            size = len(entry) - head - _GROUP_HEAD.size
+            _GROUP_HEAD.pack_into(entry, head, partition, offset - first, size)
+            rows.extend((partition, first, offset - first, len(out) + head + _GROUP_HEAD.size,
+                         size, time_ns))
+            next_offsets[partition] = offset
+        if len(entry) - 4 > 0xFFFFFFFF:
+            raise_for(EINVAL, "entry_encode")
+        _ENTRY_HEAD.pack_into(entry, 0, len(entry) - 4, 0, index, term, ENTRY_EVENTS)
+        struct.pack_into("<I", entry, 4, crc32c(memoryview(entry)[8:]))
+        out += entry
+        return rows
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """See :meth:`.wire.NativeWire.hash`."""

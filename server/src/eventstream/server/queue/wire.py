@@ -16,9 +16,10 @@ import enum
 import os
 import threading
 from array import array
+from collections.abc import Sequence
 from ctypes import byref, c_size_t
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from . import _lib
 from .errors import EBADMSG, ENOBUFS, InvalidPattern, raise_for
@@ -164,6 +165,30 @@ class EventBatch:
 
 def _text(value: str | Buffer) -> Buffer:
     return value.encode() if isinstance(value, str) else value
+
+
+def _address(data: bytes) -> int | None:
+    """Address of a bytes object's contents (no copy; valid while it lives)."""
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
+
+
+def _pointer(value: Buffer | array, held: list[_lib.Borrowed]) -> int | None:
+    """Address of any buffer's contents; a borrowed one is added to ``held`` (to release)."""
+    if type(value) is bytes:
+        return _address(value)
+    borrowed = _lib.Borrowed(value)
+    held.append(borrowed)
+    return borrowed.ptr.value  # type: ignore[attr-defined,no-any-return]
+
+
+class EntrySourceLike(Protocol):
+    """One submission's staged records (:class:`.staging.StagedRecords` has these)."""
+
+    records: bytes
+    ends: Buffer | array
+    topics: Buffer | array
+    priorities: bytes
+    part_counts: Sequence[int]
 
 
 class NativeWire:
@@ -378,6 +403,72 @@ class NativeWire:
         if rc:
             raise_for(rc, "segment_encode")
         return SegmentProgress(a.next_record, a.next_offset, a.position, a.last_position, index)
+
+    def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
+                     partitions: int, index: int, term: int, time_ns: int,
+                     next_offsets: array) -> array:
+        """Append a commit round to ``out`` as one EVENTS entry of the entry log (one call).
+
+        Args:
+            out: the entry is appended to it.
+            sources: the round's submissions as the stager made them: each has
+                ``records`` (bytes), ``ends`` and ``topics`` (u32), ``priorities``
+                and ``part_counts`` (records per partition, partition 0's first).
+            partitions: the number of partitions.
+            index, term: the entry's.
+            time_ns: ingest time of every record.
+            next_offsets: u64 per partition (an ``array("Q")``), advanced.
+
+        Returns:
+            Block rows, ``ENTRY_BLOCK_FIELDS`` int64 per partition with records:
+            partition, first offset, count, position of the first record in
+            ``out``, bytes of the records, time.
+
+        Raises:
+            InvalidArgument: counts that do not add up, spans out of bounds,
+                an entry over 4 GiB.
+        """
+        count = len(sources)
+        table = (_lib.EntrySource * max(count, 1))()
+        held: list[_lib.Borrowed] = []
+        keep: list[object] = []
+        try:
+            for number, source in enumerate(sources):
+                row = table[number]
+                row.record_ends = _pointer(source.ends, held)
+                row.record_topics = _pointer(source.topics, held)
+                counts = array("I", source.part_counts)
+                keep.append(counts)
+                row.records = _address(source.records)
+                row.records_len = len(source.records)
+                row.record_priorities = _address(source.priorities)
+                row.part_counts = counts.buffer_info()[0]
+                row.record_count = len(memoryview(source.ends).cast("B")) // 4
+            blocks = array("q", bytes(8 * _lib.ENTRY_BLOCK_FIELDS * partitions))
+            a = _lib.EntryArgs()
+            a.size = ctypes.sizeof(a)
+            a.partitions, a.index, a.term, a.time_ns = partitions, index, term, time_ns
+            a.sources, a.source_count = ctypes.addressof(table), count
+            a.next_offsets = next_offsets.buffer_info()[0]
+            a.blocks, a.blocks_cap = blocks.buffer_info()[0], partitions
+            scratch = self._scratch(64 * 1024)
+            a.out, a.out_cap = ctypes.addressof(scratch), ctypes.sizeof(scratch)
+            rc = self._lib.shardq_entry_encode(byref(a))
+            if rc == ENOBUFS:  # the scratch buffer grows to what the entry needs, once
+                scratch = self._scratch(a.out_len)
+                a.out, a.out_cap = ctypes.addressof(scratch), ctypes.sizeof(scratch)
+                rc = self._lib.shardq_entry_encode(byref(a))
+        finally:
+            for borrowed in held:
+                borrowed.release()
+        if rc:
+            raise_for(rc, "entry_encode")
+        start = len(out)
+        out += memoryview(scratch)[:a.out_len]
+        rows = blocks[:_lib.ENTRY_BLOCK_FIELDS * a.block_count]
+        rows[3::_lib.ENTRY_BLOCK_FIELDS] = array(
+            "q", (position + start for position in rows[3::_lib.ENTRY_BLOCK_FIELDS]))
+        return rows
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""

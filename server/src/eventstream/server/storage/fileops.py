@@ -109,7 +109,7 @@ class FileOps:
                 os.fdatasync(fd)
         finally:
             os.close(fd)
-        os.replace(temporary, target)
+        self.rename(temporary, target)  # the one rename a fault plan's op=rename can fail
         if sync:
             FileOps.fsync_dir(self, target.parent)
 

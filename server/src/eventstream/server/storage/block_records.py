@@ -1,0 +1,122 @@
+"""Reading the records of partition blocks: what subscribers get.
+
+Pure: no I/O. A block is a run of records in the segment record format
+(:mod:`.segment`) with consecutive offsets; these functions take the framed
+events, priorities and topics of a range of them, the topics only when a
+reader asks for them (a subscriber taking every topic never needs them).
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Callable
+
+from .log import ReadResult
+from .segment import HEAD, HEADER_SIZE, MIN_LENGTH, Checksums
+
+_HEAD = HEAD.unpack_from
+_LENGTH = struct.Struct("<I").unpack_from
+
+
+class BlockDamaged(Exception):
+    """A block's records fail their checks; ``position`` is relative to the buffer given."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+
+
+class Collected:
+    """Records gathered from one or more blocks, in offset order."""
+
+    __slots__ = ("first_offset", "records", "priorities", "_spans")
+
+    def __init__(self, first_offset: int) -> None:
+        self.first_offset = first_offset
+        self.records: list[bytes] = []
+        self.priorities = bytearray()
+        self._spans: list[tuple[bytes | memoryview, array[int]]] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def take(self, buf: bytes, start: int, end: int, offset: int, *, min_offset: int,
+             limit: int, checksums: Checksums | None = None) -> None:
+        """Take up to ``limit`` records from ``min_offset`` on, of one block.
+
+        Args:
+            buf: holds the block at ``buf[start:end]``.
+            start: where the block starts in ``buf``.
+            end: where it ends.
+            offset: the offset of its first record.
+            min_offset: the first offset to take.
+            limit: most records to take.
+            checksums: check each record's CRC32C first (reads from files); None
+                trusts the bytes (blocks held in memory, checked when appended).
+
+        Raises:
+            BlockDamaged: a record fails its CRC or its length runs past the block.
+        """
+        if checksums is not None:
+            with memoryview(buf) as view:
+                ok, good = checksums.crc32c_records(view[start:end], min_len=MIN_LENGTH)
+            if not ok or good != end - start:
+                raise BlockDamaged(start + good, "CRC32C mismatch" if not ok else "truncated")
+        position = start
+        while offset < min_offset and position < end:  # skip by length only
+            position += 4 + _LENGTH(buf, position)[0]
+            offset += 1
+        records, priorities = self.records, self.priorities
+        spans = array("I")
+        stop = len(records) + limit
+        while position < end and len(records) < stop:
+            length, _, _, _, priority, topic_len = _HEAD(buf, position)
+            topic_at = position + HEADER_SIZE
+            position += 4 + length
+            if topic_at + topic_len > position:
+                raise BlockDamaged(topic_at, f"topic length {topic_len} runs past the record")
+            records.append(buf[topic_at + topic_len:position])
+            priorities.append(priority)
+            spans.append(topic_at)
+            spans.append(topic_len)
+        if position > end:
+            raise BlockDamaged(end, "a record runs past its block")
+        if spans:
+            self._spans.append((buf, spans))
+
+    def topics_function(self) -> Callable[[], list[str]]:
+        """A function making the topic of every record taken (called at most once)."""
+        spans = self._spans
+
+        def topics() -> list[str]:
+            out: list[str] = []
+            for buf, pairs in spans:
+                out += [bytes(buf[at:at + n]).decode() for at, n in
+                        zip(pairs[::2], pairs[1::2])]
+            return out
+        return topics
+
+    def result(self) -> ReadResult:
+        """What was taken, as a :class:`~.log.ReadResult`."""
+        return ReadResult(self.first_offset, self.records, self.topics_function(),
+                          bytes(self.priorities))
+
+
+def first_at_or_after(buf: bytes, start: int, end: int, offset: int, time_ns: int) -> int | None:
+    """Offset of the first record at or after ``time_ns`` in a block; None when none is.
+
+    The block is ``buf[start:end]``, its first record at ``offset``.
+    """
+    position = start
+    while position < end:
+        length, _, _, record_time, _, _ = _HEAD(buf, position)
+        if record_time >= time_ns:
+            return offset
+        position += 4 + length
+        offset += 1
+    return None
+
+
+__all__ = ["BlockDamaged", "Collected", "first_at_or_after"]

@@ -1,0 +1,265 @@
+"""The in-memory entry log: the same interface as the disk one, lost when the process exits.
+
+Pure apart from the event loop's futures. For tests and ``storage.engine:
+memory``. Every append is "durable" at once (its future is already
+resolved; acknowledgements say DURABILITY_MEMORY). Each appended batch is one
+retention unit; once the log holds more than ``max_bytes``, the oldest applied
+units are dropped as :meth:`MemoryEntryLog.drop_before` would. Partition
+reads take records straight from the entries' buffers (no copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_right
+from collections import deque
+
+from .block_cache import BlockCache
+from .entries import (
+    B_COUNT,
+    B_ENTRY,
+    B_FIRST_OFFSET,
+    B_PARTITION,
+    B_POSITION,
+    B_SIZE,
+    B_TIME,
+    BLOCK_FIELDS,
+    EntryBatch,
+    check_follows,
+    concat,
+)
+from .entry_api import DURABILITY_MEMORY, Compacted, SegmentInfo, Unavailable
+from .entry_index import NO_TIME, TermRuns
+from .hard_state import HardState
+from .log import ReadResult
+
+_UNBOUNDED = 1 << 62
+
+
+class MemoryEntryLog:
+    """An :class:`~.entry_api.EntryLog` held in memory.
+
+    Args:
+        partitions: number of partitions.
+        max_bytes: most bytes of entries kept (the oldest applied go first).
+    """
+
+    durability = DURABILITY_MEMORY
+
+    def __init__(self, partitions: int, max_bytes: int) -> None:
+        self.partitions = partitions
+        self.max_bytes = max_bytes
+        self.evicted = 0
+        """Entries dropped to stay within ``max_bytes``."""
+        self._chunks: list[EntryBatch] = []
+        self._firsts: list[int] = []
+        self._first = 1
+        self._terms = TermRuns(0, 0)
+        self._bytes = 0
+        self._next = [0] * partitions
+        self._start = [0] * partitions
+        self._last_times = [NO_TIME] * partitions
+        self._visible = [0] * partitions
+        self._applied = 0
+        self._hard = HardState()
+        self._blocks = BlockCache(partitions, _UNBOUNDED)
+        # (entry index, partition, first offset, count, time, buffer, start, size)
+        self._unapplied: deque[tuple[int, int, int, int, int, bytes, int, int]] = deque()
+
+    # -- the replicated log ---------------------------------------------------
+
+    def first_index(self) -> int:
+        return self._first
+
+    def last_index(self) -> int:
+        return self._chunks[-1].last_index if self._chunks else self._first - 1
+
+    def term(self, index: int) -> int:
+        if index < self._first - 1:
+            raise Compacted(index)
+        if index > self.last_index():
+            raise Unavailable(index)
+        return self._terms.term(index)
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> EntryBatch:
+        if lo < self._first:
+            raise Compacted(lo)
+        if hi - 1 > self.last_index():
+            raise Unavailable(hi - 1)
+        parts: list[EntryBatch] = []
+        budget = max_bytes
+        at = lo
+        while at < hi and (budget > 0 or not parts):
+            part = self._chunks[bisect_right(self._firsts, at) - 1].take(at, hi, budget)
+            parts.append(part)
+            budget -= len(part.data)
+            at = part.last_index + 1
+        return concat(parts) if parts else EntryBatch.empty(lo)
+
+    def append(self, batch: EntryBatch) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if batch.count:
+            check_follows(batch, self.last_index(), self._terms.last_term, self._next,
+                          self._last_times)
+            data = batch.data if isinstance(batch.data, bytes) else bytes(batch.data)
+            batch = EntryBatch(data, batch.first_index, batch.ends, batch.terms, batch.kinds,
+                               batch.blocks)
+            self._chunks.append(batch)
+            self._firsts.append(batch.first_index)
+            self._bytes += len(batch.data)
+            for index, term in zip(range(batch.first_index, batch.last_index + 1), batch.terms):
+                self._terms.note(index, term)
+            rows = batch.blocks
+            for row in range(0, len(rows), BLOCK_FIELDS):
+                partition, first, count = (rows[row + B_PARTITION], rows[row + B_FIRST_OFFSET],
+                                           rows[row + B_COUNT])
+                self._next[partition] = first + count
+                self._last_times[partition] = rows[row + B_TIME]
+                self._unapplied.append((batch.first_index + rows[row + B_ENTRY], partition, first,
+                                        count, rows[row + B_TIME], data,
+                                        rows[row + B_POSITION], rows[row + B_SIZE]))
+        future.set_result(self.last_index())
+        return future
+
+    def truncate_after(self, index: int) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if index < self.last_index():
+            if index < self._applied:
+                raise ValueError(f"cannot drop entries after {index}: entries up to "
+                                 f"{self._applied} are applied")
+            if index < self._first - 1:
+                raise Compacted(index)
+            while self._chunks and self._chunks[-1].first_index > index:
+                self._bytes -= len(self._chunks.pop().data)
+                self._firsts.pop()
+            if self._chunks and self._chunks[-1].last_index > index:
+                chunk = self._chunks[-1]
+                kept = chunk.slice(0, index - chunk.first_index + 1)
+                self._bytes -= len(chunk.data) - len(kept.data)
+                self._chunks[-1] = kept
+            self._terms.cut_after(index)
+            while self._unapplied and self._unapplied[-1][0] > index:
+                self._unapplied.pop()
+            self._rewind_partitions()
+        future.set_result(index)
+        return future
+
+    def _rewind_partitions(self) -> None:
+        next_offsets = list(self._start)
+        times = [NO_TIME] * self.partitions
+        for chunk in self._chunks:
+            rows = chunk.blocks
+            for row in range(0, len(rows), BLOCK_FIELDS):
+                partition = rows[row + B_PARTITION]
+                next_offsets[partition] = rows[row + B_FIRST_OFFSET] + rows[row + B_COUNT]
+                times[partition] = rows[row + B_TIME]
+        self._next, self._last_times = next_offsets, times
+
+    def durable_index(self) -> int:
+        return self.last_index()
+
+    async def wait_durable(self, index: int) -> None:
+        return None
+
+    def hard_state(self) -> HardState:
+        return self._hard
+
+    def set_hard_state(self, state: HardState) -> asyncio.Future[None]:
+        self._hard = state
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    # -- applying -------------------------------------------------------------
+
+    def applied_index(self) -> int:
+        return self._applied
+
+    def apply(self, index: int) -> None:
+        if index <= self._applied:
+            return
+        if index > self.last_index():
+            raise ValueError(f"cannot apply up to {index}: entries are durable up to "
+                             f"{self.last_index()}")
+        while self._unapplied and self._unapplied[0][0] <= index:
+            _, partition, first, count, time_ns, data, start, size = self._unapplied.popleft()
+            self._blocks.add(partition, first, count, time_ns, data, start, start + size)
+            self._visible[partition] = first + count
+        self._applied = index
+        while self._bytes > self.max_bytes and len(self._chunks) > 1 and \
+                self._chunks[0].last_index <= index:
+            before = self._first
+            self.drop_before(self._chunks[0].last_index + 1)
+            self.evicted += self._first - before
+
+    # -- one partition, for subscribers ---------------------------------------
+
+    def next_offset(self, partition: int) -> int:
+        return self._next[partition]
+
+    def start_offset(self, partition: int) -> int:
+        return self._start[partition]
+
+    def high_watermark(self, partition: int) -> int:
+        return self._visible[partition]
+
+    def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        if offset < self._start[partition]:
+            raise LookupError(offset)
+        visible = self._visible[partition]
+        if offset >= visible or max_records <= 0:
+            return ReadResult(offset, [], [], b"")
+        return self._blocks.read(partition, offset, min(max_records, visible - offset))
+
+    def offset_for_time(self, partition: int, time_ns: int) -> int:
+        visible = self._visible[partition]
+        found = self._blocks.offset_for_time(partition, time_ns)
+        if found is None:
+            start = self._blocks.start(partition)
+            found = start if start is not None else visible
+        return min(found, visible)
+
+    def retained_bytes(self, partition: int) -> int:
+        return self._blocks.retained_bytes(partition)
+
+    # -- retention ------------------------------------------------------------
+
+    def segments(self) -> list[SegmentInfo]:
+        infos = []
+        for chunk in self._chunks:
+            times = chunk.blocks[B_TIME::BLOCK_FIELDS]
+            infos.append(SegmentInfo(chunk.first_index, chunk.last_index, len(chunk.data),
+                                     min(times) if times else None,
+                                     max(times) if times else None))
+        return infos
+
+    def drop_before(self, index: int) -> int:
+        drop = 0
+        for chunk in self._chunks[:-1]:
+            if chunk.last_index >= index or chunk.last_index > self._applied:
+                break
+            drop += 1
+        if not drop:
+            return self._first
+        for chunk in self._chunks[:drop]:
+            self._bytes -= len(chunk.data)
+        del self._chunks[:drop], self._firsts[:drop]
+        self._first = self._chunks[0].first_index
+        self._terms.drop_before(self._first - 1)
+        starts = list(self._next)
+        for chunk in reversed(self._chunks):  # each partition's first remaining block
+            rows = chunk.blocks
+            for row in range(len(rows) - BLOCK_FIELDS, -1, -BLOCK_FIELDS):
+                starts[rows[row + B_PARTITION]] = rows[row + B_FIRST_OFFSET]
+        for partition, start in enumerate(starts):
+            self._start[partition] = start
+            self._blocks.trim(partition, start)
+        return self._first
+
+    def close(self) -> None:
+        self._chunks.clear()
+        self._firsts.clear()
+        self._unapplied.clear()
+
+
+__all__ = ["MemoryEntryLog"]
