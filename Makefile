@@ -62,6 +62,15 @@ test: system-packages install tools lint typecheck check-generated breaking test
 test-unit: install native
 	$(PY) -m pytest tests/unit
 
+# The storage fault-injection layer over many more seeds than `make test` runs
+# (each seed: one fault, a restart, every acknowledged event checked).
+# FAULT_SEEDS=N sets how many.
+FAULT_SEEDS ?= 300
+.PHONY: test-faults
+test-faults: install native
+	EVENTSTREAM_FAULT_SEEDS=$(FAULT_SEEDS) $(PY) -m pytest tests/integration/test_storage_faults.py \
+	  tests/integration/test_full_disk.py tests/integration/test_damaged_tail.py
+
 lint: install
 	$(VENV)/bin/buf lint
 

@@ -68,7 +68,9 @@ async def test_events_survive_a_restart_and_numbering_continues(start_server):
 
 
 async def test_torn_tail_is_truncated_and_publishing_continues(start_server):
-    server = start_server({"storage": {"partitions": 1}})
+    # Under fsync: interval any bad tail may be writes the OS had not flushed: each is cut.
+    # (Under always only a torn last record is: see test_damaged_tail.py.)
+    server = start_server({"storage": {"partitions": 1, "fsync": "interval"}})
     stubs = Stubs(server.target)
     acks = await publish_batch(stubs, [f"t{i}" for i in range(10)])
     await stubs.close()
@@ -78,10 +80,11 @@ async def test_torn_tail_is_truncated_and_publishing_continues(start_server):
     positions = segment_positions(segment)
     half_record = data[positions[3]:(positions[3] + positions[4]) // 2]
     rng = random.Random(7)
-    for torn in (half_record, bytes(rng.randrange(256) for _ in range(300)), bytes(100)):
+    tails = (half_record, bytes(rng.randrange(256) for _ in range(300)), bytes(100))
+    for number, torn in enumerate(tails, 1):
         segment.write_bytes(data + torn)
         server.start()
-        assert "truncating the torn tail" in server.log()
+        assert server.log().count(f"tail of {segment} at byte {len(data)} ") == number
         stubs = Stubs(server.target)
         stored = await read_all(server, stubs)
         assert [e.id for e in stored] == [a.id for a in acks]

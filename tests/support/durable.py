@@ -11,10 +11,13 @@ from tests.support.client import Stubs, event, subscribe_request
 from tests.support.server import ServerProcess, http_get
 
 
-def payload_of(event_id: str) -> bytes:
+def payload_of(event_id: str, size: int = 0) -> bytes:
     """The payload every test event carries: derived from its id, so a stored
-    event can be checked whole."""
-    return (event_id * 8).encode()
+    event can be checked whole; repeated up to ``size`` bytes when that is longer."""
+    payload = (event_id * 8).encode()
+    if size > len(payload):
+        payload = (payload * (size // len(payload) + 1))[:size]
+    return payload
 
 
 async def publish_batch(stubs: Stubs, ids: list[str], topic: str = "durable/t",

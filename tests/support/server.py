@@ -126,6 +126,27 @@ class ServerProcess:
             time.sleep(0.02)
         raise AssertionError(f"server not healthy after {timeout}s:\n{self.log()}")
 
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        """Wait for a process expected to exit by itself (e.g. refusing to start); its code."""
+        assert self.process is not None
+        code = self.process.wait(timeout)
+        self._log.close()
+        return code
+
+    def start_or_exit(self, timeout: float = 30.0) -> int | None:
+        """Start; return None once /health answers 200, or the exit code if the process exits."""
+        self.start(wait=False)
+        assert self.process is not None
+        try:
+            self.wait_healthy(timeout)
+        except AssertionError:
+            code = self.process.poll()
+            if code is None:
+                raise
+            self._log.close()
+            return code
+        return None
+
     def log(self) -> str:
         """Everything the server printed so far."""
         return self.log_path.read_text(errors="replace")

@@ -53,3 +53,46 @@ def test_sticky_fault_with_partial_write_and_path_filter(tmp_path):
 def test_bad_plans_are_refused_naming_the_part(plan, names):
     with pytest.raises(ValueError, match=names):
         parse_plan(plan)
+
+
+def test_the_rename_and_directory_sync_of_write_file_can_fail_as_planned(tmp_path):
+    target = tmp_path / "x.index"
+    FileOps().write_file(target, b"old", sync=True)
+    ops = FaultyFileOps(parse_plan("op=rename,path=.index;op=fsync_dir,nth=2"))
+    with pytest.raises(OSError):
+        ops.write_file(target, b"new", sync=True)
+    assert target.read_bytes() == b"old"          # the failed rename left the old file whole
+    ops.write_file(target, b"new", sync=True)     # the 1st dir sync passes,
+    with pytest.raises(OSError):
+        ops.write_file(target, b"newer", sync=True)   # the 2nd fails after the rename
+    assert target.read_bytes() == b"newer"
+    assert ops.injected == 2
+
+
+def test_errors_name_the_file_even_when_the_call_had_only_a_descriptor(tmp_path):
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError) as failed:
+            FileOps().write(fd, b"x", path)
+    finally:
+        os.close(fd)
+    assert failed.value.errno == errno.EBADF and failed.value.filename == str(path)
+
+
+def test_mkdir_makes_parents_and_can_fail_as_planned(tmp_path):
+    FileOps().mkdir(tmp_path / "a" / "b")
+    FileOps().mkdir(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir()
+    with pytest.raises(OSError) as failed:
+        FaultyFileOps(parse_plan("op=mkdir,errno=ENOSPC")).mkdir(tmp_path / "c")
+    assert failed.value.errno == errno.ENOSPC and not (tmp_path / "c").exists()
+
+
+def test_a_lost_write_reports_success_and_writes_nothing(tmp_path):
+    ops = FaultyFileOps(parse_plan("op=write,nth=2,lose=1"))
+    fd = ops.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    for chunk in (b"a", b"b", b"c"):
+        ops.write(fd, chunk, tmp_path / "f")
+    ops.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"ac" and ops.injected == 1

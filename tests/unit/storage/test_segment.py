@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 from eventstream.server.queue import wire_backend
+from eventstream.server.storage.fileops import FileOps
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.partition import Partition
-from eventstream.server.storage.recovery import recover_partition, valid_record_after
+from eventstream.server.storage.recovery import (
+    recover_partition as recover,
+    torn_record,
+    valid_record_after,
+)
 from eventstream.server.storage.segment import (
     HEADER_SIZE,
     CorruptSegment,
@@ -22,6 +27,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 CRC = wire_backend()
+
+
+def recover_partition(directory: Path, checksums, interval: int, *,
+                      forgive_unflushed: bool = False) -> list[Segment]:
+    """Recovery as a server with ``fsync: always`` (the default) runs it."""
+    return recover(directory, checksums, interval, file_ops=FileOps(),
+                   forgive_unflushed=forgive_unflushed)
 
 records_strategy = st.lists(
     st.tuples(st.text(min_size=1, max_size=20), st.integers(0, 4), st.binary(max_size=300)),
@@ -116,8 +128,9 @@ def test_recovery_rebuilds_missing_indexes_and_checks_segment_order(tmp_path):
 
 def test_recovery_truncates_a_torn_tail_but_refuses_damage_before_it(tmp_path):
     data = write_segment(tmp_path, 0, 10)
+    next_record = encode_all([("topic/a", 2, b"n" * 100)], 10)
     path = tmp_path / f"{0:020d}.log"
-    path.write_bytes(data + data[:60])
+    path.write_bytes(data + next_record[:60])
     (segment,) = recover_partition(tmp_path, CRC, 256)
     assert (segment.next_offset, path.read_bytes()) == (10, data)
     damaged = bytearray(data)
@@ -135,10 +148,24 @@ def test_recovery_keeps_exactly_the_whole_records_before_a_torn_write(tmp_path_f
     directory = tmp_path_factory.mktemp("torn")
     whole = encode_all(items)
     cut = data.draw(st.integers(0, len(whole)))
+    (directory / f"{0:020d}.log").write_bytes(whole[:cut])
+    (segment,) = recover_partition(directory, CRC, 256)
+    kept = len(decode(whole[:cut], 0, CRC)[0].offsets)
+    assert segment.next_offset == kept
+    assert (directory / f"{0:020d}.log").read_bytes() == encode_all(items[:kept])
+
+
+@settings(max_examples=60, deadline=None)
+@given(records_strategy, st.data())
+def test_under_interval_or_never_any_bad_tail_goes_and_the_whole_records_stay(
+        tmp_path_factory, items, data):
+    directory = tmp_path_factory.mktemp("unflushed")
+    whole = encode_all(items)
+    cut = data.draw(st.integers(0, len(whole)))
     garbage = data.draw(st.sampled_from([b"", bytes(64), b"\xff" * 9]) | st.binary(max_size=80))
     written = whole[:cut] + garbage
     (directory / f"{0:020d}.log").write_bytes(written)
-    (segment,) = recover_partition(directory, CRC, 256)
+    (segment,) = recover_partition(directory, CRC, 256, forgive_unflushed=True)
     # The whole records written; garbage that happens to restore the cut
     # record's missing bytes exactly makes that one whole again.
     kept = max(k for k in range(len(items) + 1) if written.startswith(encode_all(items[:k])))
@@ -151,16 +178,45 @@ def test_garbage_that_restores_a_cut_record_makes_it_whole_again(tmp_path):
     """Found by the property above: the cut byte and the garbage were both NUL."""
     whole = encode_all([("t", 0, b"ab\x00")])
     (tmp_path / f"{0:020d}.log").write_bytes(whole[:-1] + b"\x00")
-    (segment,) = recover_partition(tmp_path, CRC, 256)
+    (segment,) = recover_partition(tmp_path, CRC, 256, forgive_unflushed=True)
     assert segment.next_offset == 1
 
 
-def test_sealed_segments_are_refused_even_at_their_end(tmp_path):
+@pytest.mark.parametrize("tail", [bytes(64), bytes(5), b"\xff" * 40, "old record", "bad crc"])
+def test_under_fsync_always_only_a_torn_record_is_forgiven(tmp_path, tail):
     data = write_segment(tmp_path, 0, 10)
-    write_segment(tmp_path, 10, 2)
-    (tmp_path / f"{0:020d}.log").write_bytes(data[:-5])
-    with pytest.raises(CorruptSegment, match="truncated"):
+    path = tmp_path / f"{0:020d}.log"
+    if tail == "old record":     # the beginning of a record, but not the one that belongs there
+        tail = data[:60]
+    elif tail == "bad crc":      # the whole next record, damaged
+        damaged = bytearray(encode_all([("topic/a", 2, b"n" * 100)], 10))
+        damaged[-1] ^= 1
+        tail = bytes(damaged)
+    path.write_bytes(data + tail)
+    with pytest.raises(CorruptSegment) as refused:
         recover_partition(tmp_path, CRC, 256)
+    assert refused.value.position == len(data) and "where offset 10 belongs" in str(refused.value)
+    assert path.read_bytes() == data + tail
+    (segment,) = recover_partition(tmp_path, CRC, 256, forgive_unflushed=True)
+    assert segment.next_offset == 10 and path.read_bytes() == data
+
+
+@given(records_strategy, st.data())
+def test_every_cut_of_the_last_record_is_a_torn_record(items, data):
+    whole = encode_all(items)
+    last = len(encode_all(items[:-1]))
+    cut = data.draw(st.integers(last, len(whole) - 1))
+    assert torn_record(whole[:cut], last, len(items) - 1)
+    # The offset field tells it from the beginning of any other record.
+    assert not torn_record(whole[:cut], last, len(items)) or cut - last < 16
+
+
+def test_an_empty_newest_segment_is_removed_whatever_its_name(tmp_path):
+    write_segment(tmp_path, 0, 10)
+    (tmp_path / f"{13:020d}.log").write_bytes(b"")   # a failed roll, named after lost offsets
+    (segment,) = recover_partition(tmp_path, CRC, 256)
+    assert (segment.base, segment.next_offset, segment.sealed) == (0, 10, False)
+    assert not (tmp_path / f"{13:020d}.log").exists()
 
 
 def staged_partition(tmp_path: Path, **limits: int) -> Partition:

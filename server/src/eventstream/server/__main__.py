@@ -1,9 +1,11 @@
 """``eventstream-server``: load the configuration and run one node.
 
-Exit codes: 0 after a clean shutdown, 1 when the drain timed out or start-up
-failed, 2 for configuration errors (each printed on its own line, naming the
-key and its source) and for a data directory that cannot be used (another
-format version or partition count, or a corrupt record before the tail).
+Exit codes: 0 after a clean shutdown, 1 when the drain timed out, start-up
+failed or a storage error had halted writes, 2 for configuration errors (each
+printed on its own line, naming the key and its source) and for a data
+directory that cannot be used (another format version or partition count, a
+corrupt record, or a file operation of the start that failed, such as on a
+full disk: one line naming the file, the error and the free space).
 """
 
 from __future__ import annotations

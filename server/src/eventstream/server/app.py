@@ -5,6 +5,9 @@ The only module that wires concrete classes together. Start-up: HTTP first
 SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
 at once, an optional grace period for load balancers, every accepted event
 committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+A storage error halts the write path: health turns NOT_SERVING for good
+(phase ``storage failed``), readers keep reading, and the process exits 1
+when it is stopped.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dedup_restore import restore_dedup
 from .storage.disk_log import DiskLog
+from .storage.failure import StorageFailed
+from .storage.fileops import file_ops
 from .storage.group_offsets import GroupOffsets
 from .storage.memory_log import MemoryLog
 
@@ -68,6 +73,11 @@ class Node:
         self.metrics = Metrics(node_id)
         self.placement = place(config.numa.enabled)
         self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
+        # Every file operation of the durable log, made once here (faulty only in tests).
+        self.file_ops = file_ops()
+        self.storage_error = ""
+        """The errno name of the storage error that halted writes ("" while none did)."""
+        self._halting: asyncio.Task[None] | None = None
         self.log = self._open_log()
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         restored = restore_dedup(self.dedup, self.log, time.time_ns())
@@ -79,11 +89,12 @@ class Node:
         self.write_path = WritePath(
             self.lanes, self.log, self.dedup, self.stager,
             drain_batch_events=config.queues.drain_batch_events,
-            batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
+            batch_share=config.queues.batch_lane_share, on_commit=self._on_commit,
+            on_halt=self._on_halt)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
         # Committed group offsets live beside the log: in memory with the
         # in-memory log, in <data_dir>/groups with the durable one.
-        self.group_offsets = (GroupOffsets(config.storage.data_dir)
+        self.group_offsets = (GroupOffsets(config.storage.data_dir, self.file_ops)
                               if config.storage.engine == "disk" else None)
         self.groups = GroupCoordinator(
             self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns,
@@ -117,8 +128,9 @@ class Node:
             metrics.retention_segments.add(segments, attrs)
             metrics.retention_bytes.add(size, attrs)
 
-        disk_log = DiskLog(storage, wire_backend(),
-                           on_fsync=metrics.fsync_duration.record, on_delete=deleted)
+        disk_log = DiskLog(storage, wire_backend(), file_ops=self.file_ops,
+                           on_fsync=metrics.fsync_duration.record, on_delete=deleted,
+                           on_failure=self._on_storage_failure)
         partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
         metrics.observe("eventstream.storage.bytes",
                         lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
@@ -168,6 +180,8 @@ class Node:
                             ("capacity", "capacity_bytes")):
             metrics.observe(f"eventstream.ingest.udp.queue.{name}",
                             lambda field=field: self.udp.queue_reading(field))
+        metrics.observe("eventstream.storage.failed", lambda: [
+            (1, {"error": self.storage_error}) if self.storage_error else (0, {})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
@@ -197,10 +211,20 @@ class Node:
         for group, frontiers in moved:
             try:
                 self.group_offsets.save(group.name, frontiers)
-            except OSError:
-                log.exception("cannot save the offsets of group %s; retrying", group.name)
+            except OSError as error:
+                log.error("cannot save the offsets of group %s (%s); retrying", group.name, error)
                 continue
             self.groups.saved(group, frontiers)
+
+    def _on_storage_failure(self, failure: StorageFailed) -> None:
+        """The durable log failed outside a commit (a periodic fsync): halt writes."""
+        self.write_path.halt(failure.reason, failure.error)
+
+    def _on_halt(self, reason: str, error: str) -> None:
+        """Writes halted: NOT_SERVING until the process restarts; /status and a metric say why."""
+        self.storage_error = error
+        self._halting = asyncio.get_running_loop().create_task(
+            self.health.set(False, "storage failed"), name="storage-failed")
 
     def _on_commit(self, taken: list[Submission], results: list[RoundResult]) -> None:
         self.groups.wake_all()
@@ -224,6 +248,8 @@ class Node:
             "role": "leader",
             "phase": self.health.phase,
             "serving": self.health.serving,
+            "writes": {"halted": self.write_path.halted is not None,
+                       "reason": self.write_path.halted},
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "native": self.stager.native,
             "numa": self.placement.status(),
@@ -299,6 +325,8 @@ class Node:
         # which cut a full collection under load from 23-57 ms to 1-15 ms.
         gc.collect()
         gc.freeze()
+        if self.write_path.halted is not None:
+            return  # a storage error during the warm-up: it stays NOT_SERVING
         await self.health.set(True, "serving")
         host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
@@ -312,7 +340,8 @@ class Node:
                         "version: this node runs as a cluster of one")
 
     async def shutdown(self) -> bool:
-        """Drain and stop; returns True when every accepted event was committed."""
+        """Drain and stop; returns True when every accepted event was committed
+        (never after a storage error halted the write path)."""
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
@@ -338,6 +367,9 @@ class Node:
         await self.broker.stop()
         await self.http.stop()
         self.metrics.shutdown()
+        if self.write_path.halted is not None:
+            log.error("stopped after a storage failure: %s", self.write_path.halted)
+            return False
         log.info("stopped%s", "" if clean else " with uncommitted events")
         return clean
 

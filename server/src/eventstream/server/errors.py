@@ -61,6 +61,7 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("SHUTTING_DOWN", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("STARTING", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("COMMIT_FAILED", grpc.StatusCode.UNAVAILABLE, True),
+        ErrorKind("STORAGE_FAILED", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("SEGMENT_CORRUPT", grpc.StatusCode.DATA_LOSS, False),
         ErrorKind("INTERNAL", grpc.StatusCode.INTERNAL, False),
     )

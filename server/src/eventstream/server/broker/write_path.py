@@ -8,6 +8,12 @@ quorum), then *applies* them (they become visible to subscribers and their
 publishers get acknowledgements). Nothing is acknowledged before it is
 committed. A node without replication is a cluster of one: commit is the
 log's commit.
+
+A storage error halts the write path, never a rollback: once appending or
+committing a round fails, that round's publishers learn that its outcome is
+unknown, everything queued or submitted later is refused (UNAVAILABLE,
+``STORAGE_FAILED``), readers keep reading what was committed, and only a
+restart, whose recovery decides what reached the disk, accepts writes again.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 
 from ..errors import EventStreamError
 from ..queue.staging import R_BODY_OFF, R_ID_LEN, R_ID_OFF, ROW_FIELDS, NativeStager, StagedRecords
+from ..storage.failure import StorageFailed
 from ..storage.log import EventLog, RecordBatch
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
@@ -70,6 +77,7 @@ class WritePath:
         drain_batch_events: most events per commit.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
         on_commit: called after each commit with the applied submissions.
+        on_halt: called once, with (reason, error name), when a storage error halts it.
         clock_ns: wall clock in nanoseconds (ingest times, dedup window).
     """
 
@@ -77,6 +85,7 @@ class WritePath:
                  stager: NativeStager, *,
                  drain_batch_events: int, batch_share: float,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
+                 on_halt: Callable[[str, str], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.lanes = lanes
         self.log = event_log
@@ -86,7 +95,10 @@ class WritePath:
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._on_commit = on_commit
+        self._on_halt = on_halt
         self._clock_ns = clock_ns
+        self.halted: str | None = None
+        """Why the write path stopped accepting writes (None while it accepts them)."""
         self._stager = stager
         self._task: asyncio.Task[None] | None = None
 
@@ -104,12 +116,30 @@ class WritePath:
                 pass
             self._task = None
 
+    def halt(self, reason: str, error: str) -> None:
+        """Stop accepting writes until the process restarts (after a storage error).
+
+        Args:
+            reason: one line saying what failed.
+            error: a short name of the error (an errno name such as ``ENOSPC``).
+        """
+        if self.halted is not None:
+            return
+        self.halted = reason
+        log.error("storage failed: %s; this node accepts no more writes until it restarts "
+                  "(the restart's recovery decides what of the failed round is stored)", reason)
+        if self._on_halt is not None:
+            self._on_halt(reason, error)
+
     def submit(self, submissions: list[Submission]) -> None:
         """Queue submissions for commit, all or none.
 
         Raises:
-            EventStreamError: LANE_FULL (RESOURCE_EXHAUSTED) when a lane lacks room.
+            EventStreamError: LANE_FULL (RESOURCE_EXHAUSTED) when a lane lacks room,
+                STORAGE_FAILED (UNAVAILABLE) once the write path halted.
         """
+        if self.halted is not None:
+            raise self._refusal()
         # Checked first: events offered to a stopped write path would sit in
         # the lanes, counted as accepted, and never be committed.
         if self._task is None or self._task.done():
@@ -128,7 +158,11 @@ class WritePath:
             # join this round: a round per request would cost more than the turn.
             await asyncio.sleep(0)
             taken = self.lanes.take(self._drain_batch_events, self._batch_share)
-            if taken:
+            if not taken:
+                continue
+            if self.halted is not None:
+                self._refuse(taken, self._refusal())  # queued before the halt: never written
+            else:
                 await self._commit_round(taken)
 
     async def _commit_round(self, taken: list[Submission]) -> None:
@@ -136,19 +170,43 @@ class WritePath:
         new_ids: list[bytes] = []
         try:
             acks, staged = self._propose(taken, now, new_ids)
+        except Exception as exc:  # nothing was written: this round is refused, the drain goes on
+            log.exception("commit failed; %d submissions refused", len(taken))
+            self.dedup.forget(new_ids)
+            self._refuse(taken, EventStreamError("COMMIT_FAILED", f"commit failed: {exc}"))
+            return
+        try:
             for partition, batch in staged:
                 self.log.append(partition, batch, now)
             await self.log.commit()
-        except Exception as exc:  # nothing of this round is acknowledged; the drain goes on
-            log.exception("commit failed; %d submissions refused", len(taken))
-            self.dedup.forget(new_ids)
-            error = EventStreamError("COMMIT_FAILED", f"commit failed: {exc}")
-            for submission in taken:
-                if not submission.future.done():
-                    submission.future.set_exception(error)
-                self.lanes.release(submission.lane, submission.count)
+        except Exception as exc:  # some of the round may be on disk: halt, never roll back
+            if isinstance(exc, StorageFailed):
+                reason, error = exc.reason, exc.error
+            else:
+                log.exception("commit failed")
+                reason, error = f"{type(exc).__name__}: {exc}", type(exc).__name__
+            self.halt(reason, error)
+            self._refuse(taken, EventStreamError(
+                "STORAGE_FAILED",
+                f"storage failed: {reason}. The outcome of this publish is unknown: its events "
+                "may or may not be stored. This node accepts no more writes until it "
+                "restarts; publish them again with the same ids after the restart (those "
+                "stored are then acknowledged as duplicates)"))
             return
         self._apply(taken, acks)
+
+    def _refusal(self) -> EventStreamError:
+        """What a publish gets once the write path halted."""
+        return EventStreamError(
+            "STORAGE_FAILED", f"storage failed: {self.halted}. This node accepts no writes "
+            "until it restarts; nothing of this request was stored")
+
+    def _refuse(self, taken: list[Submission], error: EventStreamError) -> None:
+        """Fail the futures of ``taken`` with ``error`` and give back their lane room."""
+        for submission in taken:
+            if not submission.future.done():
+                submission.future.set_exception(error)
+            self.lanes.release(submission.lane, submission.count)
 
     def _propose(self, taken: list[Submission], now: int, new_ids: list[bytes]
                  ) -> tuple[list[RoundResult], list[tuple[int, RecordBatch]]]:

@@ -131,6 +131,8 @@ class Metrics:
             ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
             ("eventstream.storage.segments", "1", "Segment files, by partition"),
+            ("eventstream.storage.failed", "1",
+             "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),

@@ -12,6 +12,16 @@ page cache costs less than handing it to the I/O thread and back. Which
 files await an fsync is known only to the event loop thread; the periodic
 fsync takes that set along to the I/O thread.
 
+Every change to a file goes through one :class:`~.fileops.FileOps`. A
+storage error in a commit round, or a failed periodic fsync, puts the log in
+a failed state (:attr:`DiskLog.failure`): nothing of the round becomes
+visible, nothing is rolled back on disk, every later commit fails at once,
+and no file is fsynced again by this process, not even at shutdown (after a
+failed fsync the kernel may have dropped the pages it could not write, and a
+second fsync would report success). The write path then stops accepting writes; the next
+start's recovery decides what of the failed round is durable (a torn tail is
+cut there, see :mod:`.recovery`).
+
 Reads of the live tail come from a bounded in-memory cache (a
 :class:`~.memory_log.MemoryLog`); older offsets are read from the segments.
 """
@@ -28,10 +38,12 @@ from pathlib import Path
 
 from ..config.model import StorageConfig
 from ..errors import EventStreamError
+from .failure import StorageFailed, describe
+from .fileops import FileOps
 from .log import ReadResult, RecordBatch
 from .memory_log import MemoryLog
 from .partition import Partition
-from .recovery import open_data_dir, partition_dir, recover_partition, sync_dir
+from .recovery import open_data_dir, partition_dir, recover_partition, start_refused
 from .segment import Checksums, CorruptSegment, Segment
 
 log = logging.getLogger(__name__)
@@ -47,12 +59,17 @@ class DiskLog:
     Args:
         config: the ``storage`` section.
         checksums: the CRC32C functions (libshardq's wire backend).
+        file_ops: every write, fsync, rename, truncation and deletion goes through it.
         clock_ns: wall clock for segment age and retention.
         on_fsync: called with the seconds each fsync round took (any thread).
         on_delete: called with (partition, segments, bytes) deleted by retention.
+        on_failure: called (on the event loop) when a storage error outside a
+            commit, a failed periodic fsync, put the log in its failed state.
 
     Raises:
-        DataDirRefused: the data directory cannot be used (see :mod:`.recovery`).
+        DataDirRefused: the data directory cannot be used (see :mod:`.recovery`),
+            or a file operation of the start failed (the message names the
+            file, the error and, for a full disk, the free space).
         CorruptSegment: a record before the tail fails its checks.
     """
 
@@ -60,31 +77,47 @@ class DiskLog:
     """Records lost to eviction: none, only retention deletes (whole segments)."""
 
     def __init__(self, config: StorageConfig, checksums: Checksums, *,
+                 file_ops: FileOps | None = None,
                  clock_ns: Callable[[], int] = time.time_ns,
                  on_fsync: Callable[[float], None] | None = None,
-                 on_delete: Callable[[int, int, int], None] | None = None) -> None:
+                 on_delete: Callable[[int, int, int], None] | None = None,
+                 on_failure: Callable[[StorageFailed], None] | None = None) -> None:
         self.partitions = config.partitions
         self.policy = config.fsync
         self.durability = DURABILITY_FSYNCED if config.fsync == "always" else DURABILITY_WRITTEN
         self.root = Path(config.data_dir)
+        self.failure: StorageFailed | None = None
+        """Set by the first storage error; from then on every commit fails."""
+        # The first error, set at once by the thread that met it: the I/O thread may hold
+        # more work queued before the event loop learns of it, and none of it may run.
+        self._io_error: OSError | None = None
+        self._ops = file_ops or FileOps()
         self._config = config
         self._clock_ns = clock_ns
         self._on_fsync = on_fsync
         self._on_delete = on_delete
-        self._lock_fd = open_data_dir(self.root, config.partitions)
+        self._on_failure = on_failure
+        try:
+            self._lock_fd = open_data_dir(self.root, config.partitions, self._ops)
+        except OSError as error:
+            raise start_refused(error, self.root) from None
         try:
             self._parts = [
                 Partition(partition_dir(self.root, p),
                           recover_partition(partition_dir(self.root, p), checksums,
-                                            config.index_interval_bytes),
+                                            config.index_interval_bytes, file_ops=self._ops,
+                                            forgive_unflushed=config.fsync != "always"),
                           checksums=checksums, segment_bytes=config.segment_bytes,
                           segment_ns=config.segment_ms * 1_000_000,
                           index_interval=config.index_interval_bytes)
                 for p in range(config.partitions)]
+            self._ops.fsync_dir(self.root)
+        except OSError as error:
+            os.close(self._lock_fd)
+            raise start_refused(error, self.root) from None
         except BaseException:
             os.close(self._lock_fd)
             raise
-        sync_dir(self.root)
         self._cache = MemoryLog(config.partitions, config.tail_cache_bytes,
                                 [part.high_watermark() for part in self._parts])
         self._pending: list[tuple[int, RecordBatch, int]] = []
@@ -108,6 +141,14 @@ class DiskLog:
         self._pending.append((partition, batch, time_ns))
 
     async def commit(self) -> None:
+        """See :meth:`.log.EventLog.commit`.
+
+        Raises:
+            StorageFailed: this round (or an earlier storage error) failed; the
+                log stays failed and every later commit raises it too.
+        """
+        if self.failure is not None:
+            raise self.failure
         writes: list[tuple[Segment, bytearray]] = []
         seals: list[tuple[Segment, bytes, bytes]] = []
         for part in self._parts:
@@ -124,12 +165,16 @@ class DiskLog:
                         self._io, self._write, writes, seals, sync)
                 else:
                     touched, new_dirs = self._write(writes, seals, sync)
-            except BaseException:
-                # Nothing of this round becomes visible. After a cancellation (only at
-                # stop, before close) the I/O thread may still finish writing it: those
-                # whole, never acknowledged records are found by the next start.
+            except BaseException as error:
+                # Nothing of this round becomes visible, and nothing on disk is undone:
+                # whatever of it reached the files, the next start's recovery decides
+                # (whole records are kept, a torn one is cut). After a cancellation (only
+                # at stop, before close) the I/O thread may still finish writing it.
                 for part in self._parts:
                     part.discard()
+                if isinstance(error, OSError):
+                    self.failure = self.failure or StorageFailed(error, self.root)
+                    raise self.failure from error
                 raise
             if not sync:
                 self._dirty.update(touched)
@@ -188,6 +233,8 @@ class DiskLog:
             self._task.cancel()
             self._task = None
         dirty, dirs = self._take_dirty()
+        if self.failure is not None:
+            dirty, dirs = set(), set()  # no fsync after a storage error (see the module doc)
         self._io.submit(self._close_files, dirty, dirs).result()
         self._io.shutdown(wait=True)
         for part in self._parts:
@@ -209,14 +256,15 @@ class DiskLog:
         last_retention = time.monotonic()
         while True:
             await asyncio.sleep(tick)
-            if interval and (self._dirty or self._dirty_dirs):
+            if interval and self.failure is None and (self._dirty or self._dirty_dirs):
                 dirty, dirs = self._take_dirty()
                 try:
                     await loop.run_in_executor(self._io, self._sync, dirty, dirs)
-                except OSError:
-                    log.exception("periodic fsync failed")
-                    self._dirty |= dirty  # tried again at the next tick
-                    self._dirty_dirs |= dirs
+                except OSError as error:  # never retried (see the module docstring)
+                    self.failure = self.failure or StorageFailed(error, self.root)
+                    log.error("periodic fsync failed: %s", describe(error, self.root))
+                    if self._on_failure is not None:
+                        self._on_failure(self.failure)
             if time.monotonic() - last_retention >= RETENTION_CHECK_SECONDS:
                 last_retention = time.monotonic()
                 self._retain()
@@ -253,68 +301,76 @@ class DiskLog:
                ) -> tuple[list[Segment], set[Path]]:
         """Write a round; with ``sync``, fsync it. Returns the files written and
         the directories that got a new file (both synced when ``sync``)."""
+        if self._io_error is not None:
+            raise self._io_error  # an earlier write or fsync failed while this round waited
         touched: list[Segment] = []
         new_dirs: set[Path] = set()
+        ops = self._ops
+        # On any error the round stops here and the log fails: a partial record left
+        # behind is never appended after (the next start cuts it away).
         try:
             for segment, data in writes:
                 if segment.write_fd is None:
                     if not segment.path.exists():
                         new_dirs.add(segment.path.parent)
-                    segment.write_fd = os.open(segment.path,
-                                               os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    segment.write_fd = ops.open(segment.path,
+                                                os.O_WRONLY | os.O_CREAT | os.O_APPEND)
                 touched.append(segment)
-                _write_all(segment.write_fd, data)
+                if data:
+                    ops.write(segment.write_fd, data, segment.path)
             if sync:
                 self._sync(set(touched), new_dirs)
-        except OSError:
-            # Leave no partial record behind: the next commit appends after it.
-            for segment in touched:
-                try:
-                    os.ftruncate(segment.write_fd, segment.size)  # type: ignore[arg-type]
-                except OSError:
-                    log.exception("cannot truncate %s after a failed write", segment.path)
+            for segment, index, times in seals:
+                self._seal(segment, index, times, synced=sync)
+        except OSError as error:
+            self._io_error = self._io_error or error
             raise
-        for segment, index, times in seals:
-            self._seal(segment, index, times, synced=sync)
         return touched, new_dirs
 
     def _sync(self, segments: set[Segment], directories: set[Path]) -> None:
         """fdatasync written files (those still open) and sync directories with new files."""
         if not segments and not directories:
             return
+        if self._io_error is not None:
+            raise self._io_error  # never an fsync after a failed write or fsync
         started = time.perf_counter()
-        for segment in segments:
-            if segment.write_fd is not None:  # else sealed (synced) or deleted meanwhile
-                os.fdatasync(segment.write_fd)
-        for directory in directories:
-            sync_dir(directory)
+        try:
+            for segment in segments:
+                if segment.write_fd is not None:  # else sealed (synced) or deleted meanwhile
+                    self._ops.fsync(segment.write_fd, segment.path)
+            for directory in directories:
+                self._ops.fsync_dir(directory)
+        except OSError as error:
+            self._io_error = error
+            raise
         if self._on_fsync is not None:
             self._on_fsync(time.perf_counter() - started)
 
     def _seal(self, segment: Segment, index: bytes, times: bytes, *, synced: bool) -> None:
         """A rolled segment: sync it (unless ``synced``), write its indexes, close it."""
         sync = self.policy != "never"
-        if sync and not synced and segment.write_fd is not None:
-            os.fdatasync(segment.write_fd)
+        if sync and not synced:
+            self._sync({segment}, set())
         for path, data in ((segment.index_path, index), (segment.time_index_path, times)):
-            with open(path, "wb") as out:
-                out.write(data)
-                out.flush()
-                if sync:
-                    os.fdatasync(out.fileno())
+            self._ops.write_file(path, data, sync=sync)
         if segment.write_fd is not None:
-            os.close(segment.write_fd)
+            self._ops.close(segment.write_fd)
             segment.write_fd = None
 
     def _delete(self, segments: list[Segment]) -> None:
-        for segment in segments:
-            if segment.write_fd is not None:
-                os.close(segment.write_fd)
-                segment.write_fd = None
-            for path in (segment.path, segment.index_path, segment.time_index_path):
-                path.unlink(missing_ok=True)
-        if self.policy != "never":
-            sync_dir(segments[0].path.parent)
+        """Remove segments retention dropped. A failure is logged, not fatal: the files
+        are found again at the next start and deleted then."""
+        try:
+            for segment in segments:
+                if segment.write_fd is not None:
+                    self._ops.close(segment.write_fd)
+                    segment.write_fd = None
+                for path in (segment.path, segment.index_path, segment.time_index_path):
+                    self._ops.unlink(path)
+            if self.policy != "never":
+                self._ops.fsync_dir(segments[0].path.parent)
+        except OSError as error:
+            log.error("retention: cannot delete segments: %s", describe(error, self.root))
 
     def _close_files(self, dirty: set[Segment], dirs: set[Path]) -> None:
         """Clean shutdown: sync whatever is written (any policy), close every file."""
@@ -324,15 +380,8 @@ class DiskLog:
             for part in self._parts:
                 for segment in part.segments:
                     if segment.write_fd is not None:
-                        os.close(segment.write_fd)
+                        self._ops.close(segment.write_fd)
                         segment.write_fd = None
-
-
-def _write_all(fd: int, data: bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 __all__ = ["DURABILITY_FSYNCED", "DURABILITY_WRITTEN", "DiskLog"]

@@ -14,8 +14,9 @@ Fault plan syntax: faults separated by ``;``, each a comma-separated list of
 ``key=value``:
 
 - ``op`` (required): ``open``, ``write``, ``fsync``, ``fsync_dir``,
-  ``truncate``, ``rename``, ``unlink``, ``write_file`` (a whole small file:
-  index, metadata, hard state) or ``any``.
+  ``truncate``, ``rename``, ``unlink``, ``mkdir``, ``write_file`` (a whole
+  small file: index, metadata, hard state; its final rename and directory
+  sync count as ``rename`` and ``fsync_dir`` calls too) or ``any``.
 - ``nth``: the 1-based call of that op (counted over calls whose path matches
   ``path``) that fails first; default 1.
 - ``errno``: a name from :mod:`errno`, default ``EIO``.
@@ -24,6 +25,9 @@ Fault plan syntax: faults separated by ``;``, each a comma-separated list of
   as a full disk does); default 1.
 - ``partial``: for ``write``/``write_file``, write this many bytes of the
   data before failing (a short write that reached the file).
+- ``lose``: ``1`` makes the call report success without doing anything (a
+  disk that loses writes). No server can notice; the tests use it to prove
+  that their checks catch lost acknowledged events.
 
 Example: ``op=fsync,nth=3,errno=EIO;op=write,nth=10,errno=ENOSPC,times=0``.
 """
@@ -41,13 +45,16 @@ log = logging.getLogger(__name__)
 FAULTS_ENV = "EVENTSTREAM_TEST_FAULTS"
 """Environment variable holding a test-only fault plan (see the module docstring)."""
 
-OPS = ("open", "write", "fsync", "fsync_dir", "truncate", "rename", "unlink", "write_file")
+OPS = ("open", "write", "fsync", "fsync_dir", "truncate", "rename", "unlink", "mkdir",
+       "write_file")
 
 
 class FileOps:
     """Plain file operations. Each raises :class:`OSError` as ``os`` does.
 
-    Descriptors are plain ints; paths are :class:`~pathlib.Path` or str.
+    Descriptors are plain ints; paths are :class:`~pathlib.Path` or str. An
+    error of a call given a descriptor names the ``path`` passed with it, so
+    every failure says which file it was about.
     """
 
     def open(self, path: Path | str, flags: int, mode: int = 0o644) -> int:
@@ -60,13 +67,19 @@ class FileOps:
         ``path`` only names the file for fault matching and messages.
         """
         view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as error:
+            raise _named(error, path) from None
 
     def fsync(self, fd: int, path: Path | str = "") -> None:
         """``os.fdatasync``: the data and the size, not every metadata field."""
-        os.fdatasync(fd)
+        try:
+            os.fdatasync(fd)
+        except OSError as error:
+            raise _named(error, path) from None
 
     def fsync_dir(self, directory: Path | str) -> None:
         """Sync a directory, so the names of files created or removed in it are durable."""
@@ -78,7 +91,10 @@ class FileOps:
 
     def truncate(self, fd: int, size: int, path: Path | str = "") -> None:
         """``os.ftruncate``."""
-        os.ftruncate(fd, size)
+        try:
+            os.ftruncate(fd, size)
+        except OSError as error:
+            raise _named(error, path) from None
 
     def rename(self, source: Path | str, target: Path | str) -> None:
         """``os.replace``: atomic within a file system."""
@@ -90,6 +106,10 @@ class FileOps:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+    def mkdir(self, path: Path | str) -> None:
+        """Create a directory and its parents; an existing one is not an error."""
+        Path(path).mkdir(parents=True, exist_ok=True)
 
     def close(self, fd: int) -> None:
         """``os.close`` (never faulted: a failed close leaves nothing to undo)."""
@@ -104,14 +124,22 @@ class FileOps:
         temporary = target.with_name(target.name + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            FileOps.write(self, fd, data)
+            FileOps.write(self, fd, data, temporary)
             if sync:
-                os.fdatasync(fd)
+                FileOps.fsync(self, fd, temporary)
         finally:
             os.close(fd)
-        self.rename(temporary, target)  # the one rename a fault plan's op=rename can fail
+        # The last two steps through the overridable calls: a fault plan can fail them too.
+        self.rename(temporary, target)
         if sync:
-            FileOps.fsync_dir(self, target.parent)
+            self.fsync_dir(target.parent)
+
+
+def _named(error: OSError, path: Path | str) -> OSError:
+    """``error`` naming ``path`` (calls on a descriptor raise it without a file name)."""
+    if error.filename is not None or not path:
+        return error
+    return OSError(error.errno, error.strerror, str(path))
 
 
 @dataclass
@@ -124,6 +152,7 @@ class Fault:
     path: str = ""
     times: int = 1
     partial: int = -1
+    lose: int = 0
     seen: int = 0
     """Matching calls counted so far."""
 
@@ -151,7 +180,7 @@ def parse_plan(plan: str) -> list[Fault]:
         if not hasattr(errno_names, name):
             raise ValueError(f"{FAULTS_ENV}: unknown errno {name!r} in {part!r}")
         fault = Fault(op, error=getattr(errno_names, name), path=fields.pop("path", ""))
-        for key in ("nth", "times", "partial"):
+        for key in ("nth", "times", "partial", "lose"):
             if key in fields:
                 setattr(fault, key, int(fields.pop(key)))
         if fields:
@@ -180,6 +209,14 @@ class FaultyFileOps(FileOps):
                     errno_names.errorcode.get(fault.error, fault.error))
         return OSError(fault.error, os.strerror(fault.error), str(path))
 
+    def _lost(self, fault: Fault | None, op: str, path: Path | str) -> bool:
+        """True (and logged) when ``fault`` is one that silently drops the call."""
+        if fault is None or not fault.lose:
+            return False
+        self.injected += 1
+        log.warning("injected fault: %s of %s is lost (reported done, not done)", op, path or "?")
+        return True
+
     def open(self, path: Path | str, flags: int, mode: int = 0o644) -> int:
         fault = self._check("open", path)
         if fault:
@@ -188,6 +225,8 @@ class FaultyFileOps(FileOps):
 
     def write(self, fd: int, data: bytes | bytearray | memoryview, path: Path | str = "") -> None:
         fault = self._check("write", path)
+        if self._lost(fault, "write", path):
+            return
         if fault:
             if fault.partial > 0:
                 super().write(fd, memoryview(data)[:fault.partial], path)
@@ -196,6 +235,8 @@ class FaultyFileOps(FileOps):
 
     def fsync(self, fd: int, path: Path | str = "") -> None:
         fault = self._check("fsync", path)
+        if self._lost(fault, "fsync", path):
+            return
         if fault:
             raise self._fail(fault, "fsync", path)
         super().fsync(fd, path)
@@ -224,8 +265,16 @@ class FaultyFileOps(FileOps):
             raise self._fail(fault, "unlink", path)
         super().unlink(path)
 
+    def mkdir(self, path: Path | str) -> None:
+        fault = self._check("mkdir", path)
+        if fault:
+            raise self._fail(fault, "mkdir", path)
+        super().mkdir(path)
+
     def write_file(self, path: Path | str, data: bytes, *, sync: bool) -> None:
         fault = self._check("write_file", path)
+        if self._lost(fault, "write_file", path):
+            return
         if fault:
             if fault.partial > 0:
                 with open(Path(path).with_name(Path(path).name + ".tmp"), "wb") as out:

@@ -1,11 +1,13 @@
 """Committed offsets of consumer groups, durable beside the log.
 
 One small JSON file per group under ``<data_dir>/groups/``, replaced
-atomically (written to a temporary file, fsynced, renamed, directory fsynced),
-so a crash leaves either the old offsets or the new ones. Offsets are saved a
-little after they move, not at every acknowledgement: after a crash a group
-resumes from the last save and sees the events acknowledged since then again
-(at-least-once).
+atomically through :meth:`.fileops.FileOps.write_file` (a temporary file,
+fsynced, renamed, directory fsynced), so a crash leaves either the old offsets
+or the new ones. Offsets are saved a little after they move, not at every
+acknowledgement: after a crash a group resumes from the last save and sees the
+events acknowledged since then again (at-least-once). A failed save leaves
+the previous file whole and is tried again later with a new temporary file
+(never by fsyncing the failed one again).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from .recovery import sync_dir
+from .fileops import FileOps
+from .recovery import start_refused
 
 FORMAT = 1
 
@@ -24,11 +27,19 @@ class GroupOffsets:
 
     Args:
         data_dir: the log's ``storage.data_dir``.
+        file_ops: makes every change.
+
+    Raises:
+        DataDirRefused: the directory cannot be created.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], file_ops: FileOps) -> None:
         self.directory = Path(data_dir) / "groups"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._ops = file_ops
+        try:
+            file_ops.mkdir(self.directory)
+        except OSError as error:
+            raise start_refused(error, Path(data_dir)) from None
 
     def _path(self, group: str) -> Path:
         return self.directory / f"{group}.json"
@@ -49,12 +60,10 @@ class GroupOffsets:
         return list(document["offsets"])
 
     def save(self, group: str, offsets: list[int]) -> None:
-        """Replace the offsets of ``group``, durably."""
-        path = self._path(group)
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "w") as out:
-            json.dump({"format": FORMAT, "group": group, "offsets": offsets}, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-        sync_dir(self.directory)
+        """Replace the offsets of ``group``, durably.
+
+        Raises:
+            OSError: the file could not be replaced; the previous one is whole.
+        """
+        document = {"format": FORMAT, "group": group, "offsets": offsets}
+        self._ops.write_file(self._path(group), json.dumps(document).encode(), sync=True)

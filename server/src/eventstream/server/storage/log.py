@@ -109,7 +109,10 @@ class EventLog(Protocol):
         """Make every staged record durable by the log's policy, then visible.
 
         Raises:
-            OSError: the records could not be made durable; they stay invisible.
+            StorageFailed: the records could not be made durable; they stay
+                invisible, whatever of them reached the disk stays there for
+                the next start's recovery to judge, and the log takes no more
+                commits (see :mod:`.failure`).
         """
         ...
 
