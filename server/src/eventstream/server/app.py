@@ -96,7 +96,9 @@ class Node:
         self.cluster = cluster.ClusterServicer(config, self.write_path, self.metrics)
         self.http = HttpServer(self.health, self.metrics, self.status,
                                metrics_enabled=config.metrics.enabled,
-                               metrics_path=config.metrics.path)
+                               metrics_path=config.metrics.path,
+                               max_connections=config.metrics.max_connections,
+                               header_timeout=config.metrics.header_timeout_seconds)
         decoder = FrameDecoder(self.stager, config.limits, config.ingest.max_frame_bytes)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
                              BrokerSink(self.broker, "tcp"), self.metrics)

@@ -16,7 +16,9 @@ class ServerConfig:
     """Listeners and lifecycle of the node."""
 
     host: str = "0.0.0.0"
-    """Address every listener binds to. Default ``0.0.0.0``."""
+    """Address every listener binds to: a host name or an address (``0.0.0.0``
+    for every IPv4 interface, ``::`` for every interface); never empty.
+    Default ``0.0.0.0``."""
     grpc_port: int = 9200
     """gRPC API port. Default 9200."""
     tcp_port: int = 9000
@@ -81,7 +83,16 @@ class MetricsConfig:
     port: int = 8080
     """HTTP port for /health, /metrics and /status. Default 8080."""
     path: str = "/metrics"
-    """Path of the Prometheus endpoint. Default ``/metrics``."""
+    """Path of the Prometheus endpoint; never ``/health*`` or ``/status*``,
+    which it would hide. Default ``/metrics``."""
+    max_connections: int = 128
+    """HTTP connections open at once; one more is answered 503 and closed.
+    Default 128."""
+    header_timeout_seconds: float = 5.0
+    """Seconds a connection has to send a whole request head (from connecting,
+    or from the first byte of its next request); it is answered 408 and
+    closed after that. Also how long an idle kept-alive connection stays
+    open. Default 5 s."""
 
 
 @dataclass(frozen=True)

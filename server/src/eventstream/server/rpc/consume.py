@@ -24,10 +24,13 @@ from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
 from ..queue.staging import NativeStager
+from .convert import StringFields, parse_request
 from .status import handles_errors
 
 _TRANSPORT = {"transport": "grpc"}
 _ASSIGNMENT = b"\x12"   # ConsumeResponse.assignment
+_STRINGS: StringFields = {1: ("start", {1: ("group", "GROUP_INVALID"),
+                                        2: ("patterns[]", "PATTERN_INVALID")})}
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -67,9 +70,8 @@ class ConsumeServicer:
         self._dead_letters: set[asyncio.Task[None]] = set()
 
     def method_handler(self) -> grpc.RpcMethodHandler:
-        """The handler for SubscribeService's method table."""
-        return grpc.stream_stream_rpc_method_handler(
-            self.consume, subscribe_pb2.ConsumeRequest.FromString, None)
+        """The handler for SubscribeService's method table (requests and responses as bytes)."""
+        return grpc.stream_stream_rpc_method_handler(self.consume, None, None)
 
     def _settings(self, start: subscribe_pb2.ConsumeStart) -> GroupSettings:
         if len(start.patterns) > self._limits.max_patterns:
@@ -92,10 +94,12 @@ class ConsumeServicer:
             ack_deadline_ns=int((start.ack_deadline_seconds or config.ack_deadline_seconds) * 1e9),
             max_deliveries=start.max_deliveries or config.max_deliveries)
 
-    async def _consume(self, requests: AsyncIterator[subscribe_pb2.ConsumeRequest],
+    async def _consume(self, requests: AsyncIterator[bytes],
                        context: grpc.aio.ServicerContext) -> None:
         self._broker.check_accepting()
-        first = await anext(aiter(requests), None)
+        data = await anext(aiter(requests), None)
+        first = None if data is None else parse_request(subscribe_pb2.ConsumeRequest, data,
+                                                        _STRINGS)
         if first is None or first.WhichOneof("request") != "start":
             raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
         settings = self._settings(first.start)
@@ -118,10 +122,10 @@ class ConsumeServicer:
             raise EventStreamError("SHUTTING_DOWN", "the server is shutting down; "
                                    "consume again elsewhere or later")
 
-    async def _read(self, member: Member, requests: AsyncIterator[subscribe_pb2.ConsumeRequest]
-                    ) -> None:
+    async def _read(self, member: Member, requests: AsyncIterator[bytes]) -> None:
         coordinator = self._coordinator
-        async for request in requests:
+        async for data in requests:
+            request = parse_request(subscribe_pb2.ConsumeRequest, data, _STRINGS)
             kind = request.WhichOneof("request")
             if kind == "ack":
                 coordinator.ack(member, [(p.partition, p.offset) for p in request.ack.events])

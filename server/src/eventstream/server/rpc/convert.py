@@ -9,7 +9,14 @@ error reasons are those of :mod:`..errors`.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
+from typing import TypeVar, Union
+
 from eventstream.v1 import common_pb2, publish_pb2
+from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..broker import priority
 from ..broker.topics import topic_problem
@@ -122,3 +129,54 @@ def check_batch_size(count: int, limits: LimitsConfig, field: str = "events") ->
             "BATCH_TOO_LARGE",
             f"{field}: {count} events is over the limit of {limits.max_batch_events} per request",
             field=field)
+
+
+M = TypeVar("M", bound=Message)
+StringFields = Mapping[int, tuple[str, Union[str, "StringFields"]]]
+"""String fields of a message to name when they are not UTF-8: field number ->
+(name, reason), or for a message field (name, its own string fields). A name
+ending in ``[]`` is a repeated field (its index is filled in)."""
+
+
+def parse_request(message: type[M], data: bytes, strings: StringFields | None = None) -> M:
+    """Decode a request that arrived as bytes.
+
+    Raises:
+        EventStreamError: INVALID_ARGUMENT: the reason of ``strings`` naming the
+            first string field that is not UTF-8, else REQUEST_MALFORMED.
+    """
+    try:
+        return message.FromString(data)
+    except DecodeError:
+        pass
+    bad = _first_bad_string(data, strings or {}, "")
+    if bad is not None:
+        raise invalid(bad[1], bad[0], "is not valid UTF-8")
+    raise EventStreamError("REQUEST_MALFORMED", "request: not a valid protobuf message")
+
+
+def _first_bad_string(data: bytes, strings: StringFields, prefix: str) -> tuple[str, str] | None:
+    """(field path, reason) of the first string field of ``strings`` not UTF-8, if any."""
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(data))
+    except DecodeError:
+        return None   # not wire data at all
+    seen: Counter[int] = Counter()
+    for item in fields:
+        spec = strings.get(item.field_number)
+        if spec is None or item.wire_type != 2:
+            continue
+        index = seen[item.field_number]
+        seen[item.field_number] += 1
+        name, inner = spec
+        path = prefix + (f"{name[:-2]}[{index}]" if name.endswith("[]") else name)
+        if not isinstance(inner, str):
+            found = _first_bad_string(item.data, inner, path + ".")
+            if found is not None:
+                return found
+            continue
+        try:
+            item.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return path, inner
+    return None
