@@ -19,6 +19,7 @@ from ..broker import priority
 from ..broker.broker import Broker
 from ..broker.groups import GroupCoordinator, GroupSettings, Member
 from ..broker.lanes import submissions_of
+from ..broker.topics import TopicFilter
 from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
@@ -77,6 +78,8 @@ class ConsumeServicer:
         if len(start.patterns) > self._limits.max_patterns:
             raise invalid("PATTERN_INVALID", "start.patterns",
                           f"at most {self._limits.max_patterns} patterns")
+        # Checked here to name the field; the group keeps its own filter.
+        TopicFilter(start.patterns, "start.patterns", self._limits.max_topic_bytes)
         if start.min_priority not in priority.PROTO_VALUES:
             raise invalid("PRIORITY_UNKNOWN", "start.min_priority",
                           f"unknown priority {start.min_priority}")

@@ -94,7 +94,7 @@ class SubscribeServicer:
         if len(request.patterns) > self._limits.max_patterns:
             raise invalid("PATTERN_INVALID", "patterns",
                           f"at most {self._limits.max_patterns} patterns per subscription")
-        topic_filter = TopicFilter(request.patterns)
+        topic_filter = TopicFilter(request.patterns, max_bytes=self._limits.max_topic_bytes)
         minimum = request.min_priority
         if minimum not in priority.PROTO_VALUES:
             raise invalid("PRIORITY_UNKNOWN", "min_priority", f"unknown priority {minimum}")
