@@ -230,6 +230,14 @@ class GroupCoordinator:
         member._next += 1
         return out, len(out)
 
+    def behind(self, member: Member) -> bool:
+        """True when ``member`` could take more now: it has room for events and
+        one of its partitions holds committed records it has not read yet."""
+        if member.inflight >= member.max_in_flight:
+            return False
+        parts, log = member.group.parts, self._log
+        return any(parts[p].cursor < log.high_watermark(p) for p in member.partitions)
+
     @staticmethod
     def _deliver(member: Member, part: _Partition, offset: int, deadline: int,
                  out: list[bytes], record: bytes) -> None:

@@ -3,9 +3,14 @@
 Pure except for waiting on the commit signal. A subscription holds no queue
 of its own: it reads from the log when its consumer can take more, so a slow
 consumer costs a cursor, not memory (gRPC flow control holds the writer back).
+A filtered subscription scans on while its cursors are below the high
+watermark, a bounded chunk per event-loop turn, so matching events behind
+many others arrive without waiting for new commits.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from ..errors import EventStreamError
 from ..storage.log import EventLog
@@ -55,14 +60,26 @@ class Subscription:
             if self.closed:
                 raise SubscriptionClosed()
             generation = self._signal.generation
-            records = self._collect()
+            records, scanned = self._collect()
             if records:
                 return b"".join(records), len(records)
+            if scanned and self._behind():
+                # A chunk held nothing for us: let others run, then scan on.
+                await asyncio.sleep(0)
+                continue
             await self._signal.wait(generation)
 
-    def _collect(self) -> list[bytes]:
+    def _behind(self) -> bool:
+        """True when a partition has committed records past this subscription's cursor."""
+        log = self._log
+        return any(cursor < log.high_watermark(p) for p, cursor in enumerate(self.cursors))
+
+    def _collect(self) -> tuple[list[bytes], int]:
+        """(matching records, records scanned): at most max_batch records read
+        per partition, so one call's work is bounded."""
         log = self._log
         out: list[bytes] = []
+        scanned = 0
         partitions = log.partitions
         pass_all = self._filter.match_all and self._min_priority == 0
         for step in range(partitions):
@@ -80,6 +97,7 @@ class Subscription:
                     f"{log.start_offset(partition)}); subscribe again from earliest or a time",
                     field="start_offsets") from None
             self.cursors[partition] = cursor + len(result.records)
+            scanned += len(result.records)
             if pass_all:
                 out.extend(result.records)
             else:
@@ -93,4 +111,4 @@ class Subscription:
                 # Start the next batch after this partition so all make progress.
                 self._next_partition = (partition + 1) % partitions
                 break
-        return out
+        return out, scanned

@@ -155,6 +155,10 @@ class ConsumeServicer:
                 await context.write(b"".join(records))
                 self._metrics.delivered.add(count, _TRANSPORT)
                 continue
+            if self._coordinator.behind(member):
+                # The filter skipped a whole chunk: let others run, then scan on.
+                await asyncio.sleep(0)
+                continue
             await member.wake.wait()
 
     def dead_letter(self, group, partition: int, offset: int, record: bytes) -> None:  # noqa: ANN001
