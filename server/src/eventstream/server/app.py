@@ -80,7 +80,8 @@ class Node:
             self.lanes, self.log, self.dedup, self.stager,
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit)
-        self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
+        self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
+                             config.subscribe.max_batch_bytes)
         # Committed group offsets live beside the log: in memory with the
         # in-memory log, in <data_dir>/groups with the durable one.
         self.group_offsets = (GroupOffsets(config.storage.data_dir)
@@ -263,10 +264,9 @@ class Node:
         if isinstance(self.log, DiskLog):
             self.log.start()
         self.broker.start()
-        limit = config.limits.max_request_bytes
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.max_send_message_length", send_limit(config)),
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers((
@@ -354,6 +354,21 @@ class Node:
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1
+
+
+# What a stored record adds to an event as published (the server's fields, a
+# generated id, the framing) is far below this.
+_RECORD_SLACK = 64 * 1024
+
+
+def send_limit(config: Config) -> int:
+    """The gRPC send limit: above every delivery the node can build, so that
+    any one event it accepted can always be delivered."""
+    limits = config.limits
+    largest = max(limits.event_bytes(), limits.max_message_bytes + limits.max_topic_bytes,
+                  config.subscribe.max_batch_bytes, config.groups.max_batch_bytes,
+                  limits.max_request_bytes)
+    return min(largest + _RECORD_SLACK, 2**31 - 1)
 
 
 def _describe_log(config: Config) -> str:

@@ -150,7 +150,8 @@ class ConsumeServicer:
                     member_id=member.id, generation=group.generation,
                     partitions=member.partitions).SerializeToString()
                 await context.write(_ASSIGNMENT + varint(len(assignment)) + assignment)
-            records, count = self._coordinator.take(member, self._config.max_batch_events)
+            records, count = self._coordinator.take(member, self._config.max_batch_events,
+                                                    self._config.max_batch_bytes)
             if count:
                 await context.write(b"".join(records))
                 self._metrics.delivered.add(count, _TRANSPORT)

@@ -32,6 +32,12 @@ _WIRE_REFUSALS = {
     Refusal.ID_NOT_UTF8: ("ID_NOT_UTF8", "id", "id: is not valid UTF-8"),
     Refusal.TOPIC_NOT_UTF8: ("TOPIC_NOT_UTF8", "topic", "topic: is not valid UTF-8"),
     Refusal.KEY_NOT_UTF8: ("KEY_NOT_UTF8", "key", "key: is not valid UTF-8"),
+    Refusal.HEADER_NOT_UTF8: ("HEADER_NOT_UTF8", "headers",
+                              "headers: a key or a value is not valid UTF-8"),
+    Refusal.PUBLISH_TIME_OUT_OF_RANGE: (
+        "PUBLISH_TIME_OUT_OF_RANGE", "publish_time",
+        "publish_time: outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z "
+        "(seconds -62135596800 .. 253402300799, nanos 0 .. 999999999)"),
 }
 
 _MEDIUM = common_pb2.PRIORITY_MEDIUM
@@ -52,7 +58,7 @@ class EventValidator:
         limits = self.limits
         return Limits(max_topic=limits.max_topic_bytes, max_payload=limits.max_message_bytes,
                       max_id=limits.max_id_bytes, max_key=limits.max_key_bytes,
-                      max_headers=limits.max_headers)
+                      max_headers=limits.max_headers, max_event=limits.event_bytes())
 
     def refusal(self, reason: int, event: bytes) -> EventStreamError:
         """The error for an event the stager refused with ``reason``.
@@ -64,6 +70,11 @@ class EventValidator:
         wire = _WIRE_REFUSALS.get(Refusal(reason))
         if wire is not None:
             return EventStreamError(wire[0], wire[2], field=wire[1])
+        if reason == Refusal.TOO_LARGE:   # the event as a whole: no one field to name
+            return EventStreamError(
+                "EVENT_TOO_LARGE", f"{len(event)} bytes is over the limit of "
+                f"{self.limits.event_bytes()} bytes for a whole event (payload, headers, id, "
+                "key and topic together)")
         try:
             self.accept(common_pb2.Event.FromString(event))
         except EventStreamError as error:
