@@ -44,6 +44,7 @@ from .queue import wire_backend
 from .queue.staging import stager
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
+from .rpc.dead_letter import DeadLetters
 from .rpc.dedup_restore import restore_dedup
 from .storage.disk_log import DiskLog
 from .storage.group_offsets import GroupOffsets
@@ -87,10 +88,12 @@ class Node:
         self.group_offsets = (GroupOffsets(config.storage.data_dir)
                               if config.storage.engine == "disk" else None)
         self.groups = GroupCoordinator(
-            self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns,
+            self.log, lambda *args: self.dead_letters.move(*args), time.monotonic_ns,
             self.group_offsets.load if self.group_offsets else lambda name: None)
-        self.consume = consume.ConsumeServicer(self.broker, self.groups, self.stager,
-                                               config.groups, config.limits, self.metrics)
+        self.dead_letters = DeadLetters(self.broker, self.groups, self.stager,
+                                        EventValidator(config.limits), self.metrics)
+        self.consume = consume.ConsumeServicer(self.broker, self.groups, config.groups,
+                                               config.limits, self.metrics)
         self._expiry: asyncio.Task[None] | None = None
         self._trimming: asyncio.Task[None] | None = None
         self.health = HealthState(PUBLIC_SERVICES)

@@ -65,6 +65,8 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("STARTING", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("COMMIT_FAILED", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("SEGMENT_CORRUPT", grpc.StatusCode.DATA_LOSS, False),
+        # A stored event clients cannot decode (accepted before validation covered it).
+        ErrorKind("EVENT_UNDECODABLE", grpc.StatusCode.DATA_LOSS, False),
         ErrorKind("INTERNAL", grpc.StatusCode.INTERNAL, False),
     )
 }

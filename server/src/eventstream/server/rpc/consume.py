@@ -13,18 +13,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
-from eventstream.v1 import common_pb2, subscribe_pb2
+from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
 from ..broker.broker import Broker
 from ..broker.groups import GroupCoordinator, GroupSettings, Member
-from ..broker.lanes import submissions_of
 from ..broker.topics import TopicFilter
 from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
-from ..queue.staging import NativeStager
 from .convert import StringFields, parse_request
 from .status import handles_errors
 
@@ -40,35 +38,25 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def dead_letter_topic(group: str) -> str:
-    """Where a group's events go after max_deliveries."""
-    return f"dead-letter/{group}"
-
-
 class ConsumeServicer:
-    """The Consume handler and the group's dead-letter publisher.
+    """The Consume handler.
 
     Args:
-        broker: where the dead-letter events are published.
+        broker: the node's broker (its phase ends streams on a drain).
         coordinator: the node's consumer groups.
-        stager: accepts the dead-letter events like any publish.
         config: group defaults.
         limits: request limits.
         metrics: the server's metrics.
     """
 
-    def __init__(self, broker: Broker, coordinator: GroupCoordinator, stager: NativeStager,
-                 config: GroupsConfig, limits: LimitsConfig, metrics: Metrics) -> None:
+    def __init__(self, broker: Broker, coordinator: GroupCoordinator, config: GroupsConfig,
+                 limits: LimitsConfig, metrics: Metrics) -> None:
         self._broker = broker
         self._coordinator = coordinator
-        self._stager = stager
         self._config = config
         self._limits = limits
         self._metrics = metrics
         self.consume = handles_errors("Consume", metrics)(self._consume)
-        # The loop keeps only weak references to tasks: hold the dead-letter
-        # publishes until they finish.
-        self._dead_letters: set[asyncio.Task[None]] = set()
 
     def method_handler(self) -> grpc.RpcMethodHandler:
         """The handler for SubscribeService's method table (requests and responses as bytes)."""
@@ -161,38 +149,3 @@ class ConsumeServicer:
                 await asyncio.sleep(0)
                 continue
             await member.wake.wait()
-
-    def dead_letter(self, group, partition: int, offset: int, record: bytes) -> None:  # noqa: ANN001
-        """Publish an event that reached max_deliveries to the group's dead-letter topic."""
-        task = asyncio.get_running_loop().create_task(
-            self._dead_letter(group, partition, offset, record), name="dead-letter")
-        self._dead_letters.add(task)
-        task.add_done_callback(self._dead_letters.discard)
-
-    async def _dead_letter(self, group, partition: int, offset: int, record: bytes  # noqa: ANN001
-                           ) -> None:
-        # The record is framed as SubscribeResponse.events: tag byte, length, Event.
-        start = 1
-        while record[start] & 0x80:
-            start += 1
-        event = common_pb2.Event.FromString(record[start + 1:])
-        headers = {"dead-letter-topic": event.topic, "dead-letter-partition": str(partition),
-                   "dead-letter-offset": str(offset), "dead-letter-id": event.id,
-                   "dead-letter-deliveries": str(group.settings.max_deliveries)}
-        moved = common_pb2.Event(topic=dead_letter_topic(group.name), key=event.key,
-                                 payload=event.payload, priority=event.priority,
-                                 publish_time=event.publish_time)
-        moved.headers.update(event.headers)
-        moved.headers.update(headers)
-        body = moved.SerializeToString()
-        stored = False
-        try:
-            pending = submissions_of(self._stager.accept(b"\x0a" + varint(len(body)) + body, 1),
-                                     0, "dead-letter")
-            self._broker.publish(pending)
-            for submission in pending:
-                await submission.future
-            stored = bool(pending)
-        except EventStreamError as error:  # a full lane or a shutdown: delivered again later
-            self._metrics.rejected.add(1, {"transport": "dead-letter", "reason": error.reason})
-        self._coordinator.settle(group, partition, offset, stored)
