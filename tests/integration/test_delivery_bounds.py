@@ -6,11 +6,10 @@ import grpc
 import pytest
 from eventstream.v1 import publish_pb2, subscribe_pb2
 
-from tests.support.client import Stubs, event, subscribe_request
+from tests.support.client import Stubs, error_info, event, subscribe_request
 from tests.support.server import metric
 
 from .test_groups import GroupMember
-from .test_request_checks import reason_of
 
 pytestmark = pytest.mark.timeout(180)
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -71,7 +70,7 @@ async def test_the_largest_event_is_delivered_and_headers_count_toward_it(one_pa
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stubs.publish.Publish(publish_pb2.PublishRequest(event=heavy))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert reason_of(error.value) == ("EVENT_TOO_LARGE", "event")
+    assert error_info(error.value) == ("EVENT_TOO_LARGE", "event")
     assert error.value.details().startswith(f"event: {heavy.ByteSize()} bytes is over the limit "
                                             f"of {MIB + 65536} bytes")
     batch = await stubs.publish.PublishBatch(publish_pb2.PublishBatchRequest(

@@ -9,9 +9,8 @@ import pytest
 from eventstream.v1 import publish_pb2, subscribe_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.client import Stubs, collect, event, subscribe_request
+from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 
-from .test_request_checks import reason_of
 
 pytestmark = pytest.mark.timeout(180)
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -26,16 +25,17 @@ async def test_patterns_longer_than_a_topic_are_refused_naming_the_field(server)
         await collect(stubs.subscribe.Subscribe(subscribe_request(*long_ones, start_from=EARLIEST)), 1)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.value.details() == "patterns[0]: longer than 255 bytes (the longest topic)"
-    # 64 patterns of 60 KB (3.84 MB): refused as quickly, and so is a group's.
-    huge = ["q/" + "*/" * 30_000] * 64
+    # 64 valid patterns of 60 KB (3.84 MB): refused as quickly, and so is a group's.
+    huge = ["q/" + "*/" * 30_000 + "#"] * 64
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await collect(stubs.subscribe.Subscribe(subscribe_request(*huge, start_from=EARLIEST)), 1)
-    assert reason_of(error.value) == ("PATTERN_INVALID", "patterns[0]")
+    assert error_info(error.value) == ("PATTERN_INVALID", "patterns[0]")
+    assert "longer than 255 bytes" in error.value.details()
     start = subscribe_pb2.ConsumeRequest(start=subscribe_pb2.ConsumeStart(group="g", patterns=huge))
     with pytest.raises(grpc.aio.AioRpcError) as error:
         async for _ in stubs.subscribe.Consume(iter([start])):
             pass
-    assert reason_of(error.value) == ("PATTERN_INVALID", "start.patterns[0]")
+    assert error_info(error.value) == ("PATTERN_INVALID", "start.patterns[0]")
     # At the bound the patterns are taken (a 255-byte pattern of 128 levels).
     at_bound = ["*/" * 127 + "#", "p/" + "a" * 253, "p/*"]
     got = await collect(stubs.subscribe.Subscribe(subscribe_request(*at_bound, start_from=EARLIEST)), 1)

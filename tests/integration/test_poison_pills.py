@@ -25,11 +25,10 @@ from eventstream.server.config.model import StorageConfig
 from eventstream.server.queue import wire_backend
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.log import RecordBatch
-from tests.support.client import Stubs, collect, event, subscribe_request
+from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 from tests.support.server import ServerProcess, metric
 
 from .test_groups import GroupMember, wait_for_metric
-from .test_request_checks import reason_of
 
 pytestmark = pytest.mark.timeout(120)
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -91,7 +90,7 @@ async def test_undecodable_fields_are_refused_per_event_and_the_rest_is_readable
         ("PUBLISH_TIME_OUT_OF_RANGE", "events[4].publish_time"),
         ("PUBLISH_TIME_OUT_OF_RANGE", "events[5].publish_time"), ("", ""), ("", "")]
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert reason_of(error.value) == ("PUBLISH_TIME_OUT_OF_RANGE", "event.publish_time")
+    assert error_info(error.value) == ("PUBLISH_TIME_OUT_OF_RANGE", "event.publish_time")
     assert "9999-12-31T23:59:59.999999999Z" in error.value.details()
     assert metric(server, "eventstream_events_rejected_total", transport="grpc",
                   reason="HEADER_NOT_UTF8") == 2

@@ -9,24 +9,11 @@ import subprocess
 import grpc
 import pytest
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
-from google.rpc import error_details_pb2
 
-from tests.support.client import Stubs, collect, event, subscribe_request
+from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 from tests.support.server import SERVER_COMMAND, http_get, metric
 
-from .test_errors import rich_status
-
 pytestmark = pytest.mark.timeout(120)
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> tuple[str, str]:
-    """(ErrorInfo reason, its field) of an error status."""
-    for detail in rich_status(error).details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason, info.metadata["field"]
-    raise AssertionError("no ErrorInfo detail")
 
 
 async def test_start_offsets_past_the_end_are_out_of_range_naming_the_partition(start_server):
@@ -50,7 +37,7 @@ async def test_start_offsets_past_the_end_are_out_of_range_naming_the_partition(
     assert error.value.details().startswith("start_offsets[0].offset: 50 is past the end of "
                                             f"partition {partition}")
     assert "is 5)" in error.value.details()
-    assert reason_of(error.value) == ("OFFSET_OUT_OF_RANGE", "start_offsets[0].offset")
+    assert error_info(error.value) == ("OFFSET_OUT_OF_RANGE", "start_offsets[0].offset")
     await stubs.close()
 
 
@@ -84,7 +71,7 @@ async def test_requests_that_are_not_protobuf_are_invalid_argument(server):
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await call()
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
-            assert reason_of(error.value) == (reason, field), name
+            assert error_info(error.value) == (reason, field), name
             if not field:
                 assert "not a valid protobuf message" in error.value.details(), name
         # Good requests still work.
