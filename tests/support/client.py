@@ -11,6 +11,7 @@ from eventstream.v1 import (
     subscribe_pb2,
     subscribe_pb2_grpc,
 )
+from google.rpc import error_details_pb2, status_pb2
 
 
 class Stubs:
@@ -55,3 +56,16 @@ def subscribe_request(*patterns: str, **fields: object) -> subscribe_pb2.Subscri
 def publish_request(topic: str, payload: bytes = b"x", **fields: object) -> publish_pb2.PublishRequest:
     """Build a PublishRequest for one event."""
     return publish_pb2.PublishRequest(event=event(topic, payload, **fields))
+
+
+def error_info(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """(reason, field) of the google.rpc.ErrorInfo an error status carries."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return info.reason, info.metadata["field"]
+    raise AssertionError(f"no ErrorInfo in the status: {error}")

@@ -1,8 +1,11 @@
-"""Topic validation and pattern matching against a plain reference."""
+"""Topic validation and pattern matching against a plain reference and libshardq's matcher."""
 
+import pytest
 from hypothesis import given, strategies as st
 
 from eventstream.server.broker.topics import TopicFilter, pattern_problem, topic_problem
+from eventstream.server.errors import EventStreamError
+from eventstream.server.queue import wire_backend
 
 
 def reference_match(pattern: str, topic: str) -> bool:
@@ -38,6 +41,25 @@ def test_publish_topics_are_checked():
     assert pattern_problem("a/#/b") and pattern_problem("a*") and pattern_problem("")
 
 
+def test_patterns_are_bounded_by_the_longest_topic():
+    assert pattern_problem("a" * 255, 255) is None
+    assert "longer than 255 bytes" in pattern_problem("a" * 256, 255)
+    assert "longer than 255 bytes" in pattern_problem("é" * 128, 255)   # 256 bytes
+    assert pattern_problem("a" * 256) is None   # no bound given
+    with pytest.raises(EventStreamError) as error:
+        TopicFilter(["ok/#", "x/" * 200 + "#"], "start.patterns", 255)
+    assert (error.value.reason, error.value.field) == ("PATTERN_INVALID", "start.patterns[1]")
+
+
+def test_many_long_patterns_match_like_one_at_a_time():
+    patterns = ["*/" * 127 + "#", "a/" * 127 + "b", "deep/#", "x/*/z"]
+    together = TopicFilter(patterns, max_bytes=255)
+    for topic in ["a/" * 127 + "b", "a/" * 128 + "b", "deep", "x/y/z", "q", "q/" * 127 + "q"]:
+        alone = any(TopicFilter([p]).matches(topic) for p in patterns)
+        assert together.matches(topic) == alone == any(reference_match(p, topic)
+                                                       for p in patterns), topic
+
+
 levels = st.sampled_from(["a", "b", "c.d", "ü"])
 topics = st.lists(levels, min_size=1, max_size=5).map("/".join)
 patterns = st.lists(st.sampled_from(["a", "b", "*", "ü"]), min_size=1, max_size=5).flatmap(
@@ -47,3 +69,9 @@ patterns = st.lists(st.sampled_from(["a", "b", "*", "ü"]), min_size=1, max_size
 @given(patterns, topics)
 def test_filter_agrees_with_reference(pattern, topic):
     assert TopicFilter([pattern]).matches(topic) == reference_match(pattern, topic)
+
+
+@given(st.lists(patterns, min_size=1, max_size=4), topics)
+def test_filter_agrees_with_the_native_matcher(group, topic):
+    wire = wire_backend()
+    assert TopicFilter(group).matches(topic) == any(wire.topic_match(p, topic) for p in group)

@@ -33,7 +33,7 @@ from .conftest import NATIVE_OFF
 
 PROPERTY = settings(max_examples=250, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
-LIMITS = Limits(max_topic=12, max_payload=16, max_id=8, max_key=8, max_headers=2)
+LIMITS = Limits(max_topic=12, max_payload=16, max_id=8, max_key=8, max_headers=2, max_event=60)
 PREFIX = b"0123456789abcdef-"
 needs_native = pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")
 
@@ -52,25 +52,48 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+def _uint(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
 text = st.text(alphabet="ab/*#é", max_size=14)
+# Header keys and values: UTF-8 or not; entries with odd fields, or a key twice.
+header_text = st.sampled_from([b"h1", b"h2", b"", b"\xc3\xa9", b"\xff", b"\xc3"])
+headers = st.lists(st.one_of(
+    st.builds(lambda k, v: _field(1, k) + _field(2, v), header_text, header_text),
+    st.sampled_from([_field(1, b"k"), _field(2, b"v") + _field(1, b"k"), _uint(1, 3),
+                     _field(1, b"k") + _uint(3, 9), _field(1, b"k") + b"\x12\x05ab"]),
+), max_size=3)
+# Timestamps around the protobuf range, nanos as int32 (negative ones sign-extended).
+seconds = st.sampled_from([0, 1_700_000_000, -62_135_596_800, -62_135_596_801, 253_402_300_799,
+                           253_402_300_800, 1 << 62, -1, (1 << 64) - 1])
+nanos = st.sampled_from([0, 999_999_999, 1_000_000_000, -1, 1 << 31, (1 << 32) + 5])
+timestamp = st.builds(
+    lambda s, n, wrong: (b"\x09" + bytes(8) if wrong else b"")
+    + (b"" if s is None else _uint(1, s)) + (b"" if n is None else _uint(2, n)),
+    st.one_of(st.none(), seconds), st.one_of(st.none(), nanos), st.booleans())
 events = st.one_of(
     st.builds(
-        lambda id_, topic, key, payload, priority, headers, stale: b"".join([
+        lambda id_, topic, key, payload, priority, headers, stale, times: b"".join([
             _field(1, id_.encode()) if id_ else b"",
             _field(2, topic.encode()),
             _field(3, key.encode()) if key else b"",
             _field(4, payload),
             b"" if priority is None else b"\x28" + _varint(priority),
-            *[_field(6, _field(1, k.encode()) + _field(2, b"v")) for k in headers],
+            *[_field(6, h) for h in headers],
             b"\x48\x05\x50\x09" if stale else b"",
+            *[_field(number, t) for number, t in times],
         ]),
         st.one_of(st.just(""), st.sampled_from(["a", "b", "c"]), text),
         st.one_of(st.sampled_from(["a", "a/b", "c/d/e"]), text),
         st.one_of(st.just(""), text),
         st.binary(max_size=20),
         st.one_of(st.none(), st.integers(-2, 7)),
-        st.lists(st.sampled_from(["h1", "h2", "h3"]), max_size=3, unique=True),
+        st.one_of(st.lists(st.sampled_from([_field(1, b"h1") + _field(2, b"v"),
+                                            _field(1, b"h2") + _field(2, b"v")]), max_size=3),
+                  headers),
         st.booleans(),
+        st.lists(st.tuples(st.sampled_from([7, 7, 8]), timestamp), max_size=2),
     ),
     st.binary(max_size=12),                             # malformed, mostly
     st.just(_field(2, b"\xff\xfe")),                    # topic not UTF-8
@@ -134,6 +157,9 @@ def test_accepted_events_decode_as_sent_minus_server_fields(request: bytes) -> N
     for row in range(accepted.realtime + accepted.batch):
         fields = struct.unpack_from("=10I", accepted.rows, row * ROW_BYTES)
         event = common_pb2.Event.FromString(accepted.bodies[fields[2]:fields[2] + fields[3]])
+        # Whatever is accepted decodes, publish_time included, as a client decodes it.
+        if event.HasField("publish_time"):
+            event.publish_time.ToDatetime()
         assert event.priority == fields[9] + 1
         assert not event.offset and not event.partition
         if sent is not None:
@@ -152,13 +178,17 @@ def test_refusals_name_each_limit(stager_backend) -> None:
         Refusal.ID_TOO_LONG: common_pb2.Event(topic="t", id="i" * 9),
         Refusal.KEY_TOO_LONG: common_pb2.Event(topic="t", key="k" * 9),
         Refusal.TOO_MANY_HEADERS: common_pb2.Event(topic="t", headers={"a": "", "b": "", "c": ""}),
+        Refusal.TOO_LARGE: common_pb2.Event(topic="t", payload=b"p" * 16, headers={"a": "h" * 40}),
+        Refusal.PUBLISH_TIME_OUT_OF_RANGE: common_pb2.Event(topic="t"),
     }
+    cases[Refusal.PUBLISH_TIME_OUT_OF_RANGE].publish_time.seconds = 1 << 62
     request = publish_pb2.PublishBatchRequest(events=list(cases.values())).SerializeToString()
     request += _field(1, _field(2, b"t") + b"\x28\x07")          # unknown priority
+    request += _field(1, _field(2, b"t") + _field(6, _field(1, b"k") + _field(2, b"\xff")))
     accepted = stager_backend.accept(request, 1)
     reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
-    assert reasons == [*cases, Refusal.PRIORITY_UNKNOWN]
-    assert accepted.refused == len(cases) + 1
+    assert reasons == [*cases, Refusal.PRIORITY_UNKNOWN, Refusal.HEADER_NOT_UTF8]
+    assert accepted.refused == len(cases) + 2
 
 
 def test_staged_records_decode_with_server_fields(stager_backend) -> None:

@@ -66,7 +66,7 @@ static void check_parse(const uint8_t *data, size_t size, uint32_t max_frame, ui
 /* Frames become Events: rows stay inside their buffers, nothing past consumed. */
 static void frames_accept(const uint8_t *data, size_t size, uint32_t flags)
 {
-    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2};
+    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2, 0};
     size_t cap = size / 7 + 1, n = 0, used = 0, consumed = 0;
     uint32_t counts[3], fatal = 0;
     struct shardq_accepted *rows = malloc(cap * sizeof *rows);
@@ -90,7 +90,7 @@ static void frames_accept(const uint8_t *data, size_t size, uint32_t flags)
 /* Datagram batches: rows inside their buffers, and a refused datagram is one row. */
 static void datagrams_accept(const uint8_t *data, size_t size)
 {
-    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2};
+    struct shardq_accept_limits lim = {sizeof lim, 16, 64, 8, 8, 2, 0};
     size_t cap = size / 4 + 1, n = 0, used = 0;
     uint32_t counts[3];
     struct shardq_accepted *rows = malloc(cap * sizeof *rows);

@@ -11,7 +11,7 @@ static void fail(void)
 /* Whatever the request, accepted rows stay inside the buffers and stage. */
 static void accept_and_stage(const uint8_t *data, size_t size)
 {
-    struct shardq_accept_limits lim = {sizeof lim, 64, 256, 32, 32, 4};
+    struct shardq_accept_limits lim = {sizeof lim, 64, 256, 32, 32, 4, 512};
     size_t cap = size / 2 + 1, n = 0, used = 0;
     uint32_t counts[3];
     uint64_t seq;

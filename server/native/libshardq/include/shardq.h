@@ -468,7 +468,9 @@ int shardq_pb_event(const void *msg, size_t len, struct shardq_event_spans *out)
 
 /* Why shardq_pb_accept() refused an Event. Append-only. The order of the
  * checks is fixed (the server's pure-Python validator follows it): wire
- * data and UTF-8 first, then topic, payload, priority, id, key, headers. */
+ * data and UTF-8 first (headers included, in field order), then the
+ * publish_time range, topic, payload, priority, id, key, header count and
+ * the Event's size. */
 #define SHARDQ_EVENT_OK 0
 #define SHARDQ_EVENT_MALFORMED 1          /* not well-formed wire data, or a field of the wrong type */
 #define SHARDQ_EVENT_ID_NOT_UTF8 2
@@ -483,14 +485,21 @@ int shardq_pb_event(const void *msg, size_t len, struct shardq_event_spans *out)
 #define SHARDQ_EVENT_ID_TOO_LONG 11       /* bytes > max_id */
 #define SHARDQ_EVENT_KEY_TOO_LONG 12      /* bytes > max_key */
 #define SHARDQ_EVENT_TOO_MANY_HEADERS 13  /* header entries > max_headers */
+#define SHARDQ_EVENT_TOO_LARGE 14         /* the Event's bytes as sent > max_event */
+#define SHARDQ_EVENT_HEADER_NOT_UTF8 15   /* a header key or value is not UTF-8 */
+#define SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE 16 /* publish_time outside a protobuf Timestamp's
+                                                     range (0001-01-01..9999-12-31, nanos
+                                                     0..999999999) */
 /* shardq_frames_accept(): a frame refused with SHARDQ_FRAME_<reason> gets
  * SHARDQ_EVENT_FRAME_BASE + reason. */
 #define SHARDQ_EVENT_FRAME_BASE 64
 
-/* Limits checked by shardq_pb_accept(); set size = sizeof(struct). */
+/* Limits checked by shardq_pb_accept(); set size = sizeof(struct). A caller
+ * whose struct ends before max_event gets no Event size limit. */
 struct shardq_accept_limits {
     uint32_t size;
     uint32_t max_topic, max_payload, max_id, max_key, max_headers;
+    uint32_t max_event;           /* largest Event in bytes as sent, all fields; 0 = no limit */
 };
 
 /*
@@ -528,6 +537,14 @@ struct shardq_accepted {
  *                rows come in that order: accepted HIGH/CRITICAL Events,
  *                then the other accepted ones, then the refused ones, each
  *                group in request order.
+ *
+ * An Event is refused (SHARDQ_EVENT_*) unless every field a client decodes
+ * would decode: known fields of their declared wire type, id/topic/key and
+ * every header key and value UTF-8, header entries and both timestamps
+ * well-formed with varint seconds/nanos, publish_time (its occurrences merged,
+ * the last value of each field winning, as protobuf decodes it) inside the
+ * Timestamp range; then the limits. Unknown fields are kept as they came; a
+ * header key sent twice is kept twice (decoders keep the last value).
  *
  * Returns: 0; SHARDQ_EBADMSG when the request itself is malformed (nothing
  * accepted); SHARDQ_ENOBUFS when @rows or @bodies is too small (*n_rows is

@@ -32,6 +32,14 @@ int _shardq_pb_field(const unsigned char *p, size_t len, size_t *pos, uint32_t *
                      size_t *off, size_t *flen, uint64_t *value);
 /* 0 when [p, p+len) is a well-formed sequence of fields, else SHARDQ_EBADMSG. */
 int _shardq_pb_wire_check(const unsigned char *p, size_t len);
+/* Check one map<string, string> entry: 0, SHARDQ_EBADMSG (bad wire data, or
+ * key/value not length-delimited) or SHARDQ_EILSEQ (key or value not UTF-8),
+ * whichever comes first in field order. Other fields are skipped. */
+int _shardq_pb_string_entry(const unsigned char *p, size_t len);
+/* Read a google.protobuf.Timestamp into *seconds and *nanos, each kept when
+ * absent (so occurrences merge as protobuf merges them); nanos is read as
+ * an int32. 0 or SHARDQ_EBADMSG (bad wire data, a field not a varint). */
+int _shardq_pb_timestamp(const unsigned char *p, size_t len, int64_t *seconds, int64_t *nanos);
 
 /* Both CRC32C implementations, exposed for the unit tests. */
 uint32_t _shardq_crc32c_sw(uint32_t crc, const void *buf, size_t len);

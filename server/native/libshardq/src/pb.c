@@ -88,6 +88,45 @@ int _shardq_pb_wire_check(const unsigned char *p, size_t len)
     return 0;
 }
 
+int _shardq_pb_string_entry(const unsigned char *p, size_t len)
+{
+    size_t pos = 0, off, flen;
+    uint32_t field, wt;
+    while (pos < len) {
+        int rc = next_field(p, len, &pos, &field, &wt, &off, &flen);
+        if (rc)
+            return rc;
+        if (field != 1 && field != 2)
+            continue;
+        if (wt != 2)
+            return SHARDQ_EBADMSG;
+        if (!_shardq_utf8_valid(p + off, flen))
+            return SHARDQ_EILSEQ;
+    }
+    return 0;
+}
+
+int _shardq_pb_timestamp(const unsigned char *p, size_t len, int64_t *seconds, int64_t *nanos)
+{
+    size_t pos = 0, off, flen;
+    uint32_t field, wt;
+    uint64_t v;
+    while (pos < len) {
+        int rc = _shardq_pb_field(p, len, &pos, &field, &wt, &off, &flen, &v);
+        if (rc)
+            return rc;
+        if (field != 1 && field != 2)
+            continue;
+        if (wt != 0)
+            return SHARDQ_EBADMSG;
+        if (field == 1)
+            *seconds = (int64_t)v;
+        else
+            *nanos = (int64_t)(int32_t)(uint32_t)v;
+    }
+    return 0;
+}
+
 int shardq_pb_fields(const void *msg, size_t len, uint32_t field, uint32_t *spans, size_t max_spans,
                      size_t *n_spans)
 {

@@ -8,6 +8,7 @@
  * encoded PublishAcks, so Python handles a batch as a few buffers instead
  * of an object per event.
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -18,11 +19,17 @@
 #define F_KEY 3
 #define F_PRIORITY 5
 #define F_HEADERS 6
+#define F_PUBLISH_TIME 7
 #define F_INGEST_TIME 8
 #define F_PARTITION 9
 #define F_OFFSET 10
 
 #define PRIORITY_MEDIUM 3 /* eventstream.v1.Priority; frame byte = value - 1 */
+/* A google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+ * Clients' decoders refuse (or their date types cannot hold) anything outside it. */
+#define TIMESTAMP_MIN_SECONDS (-62135596800LL)
+#define TIMESTAMP_MAX_SECONDS 253402300799LL
+#define TIMESTAMP_MAX_NANOS 999999999LL
 #define FRAME_HIGH 3      /* frame bytes >= this ride the realtime lane */
 
 static size_t put_varint(unsigned char *out, uint64_t v)
@@ -46,14 +53,26 @@ static size_t varint_size(uint64_t v)
     return n;
 }
 
+/* The size limit of @lim: 0 (none) when the caller's struct predates the field. */
+static uint32_t max_event_of(const struct shardq_accept_limits *lim)
+{
+    size_t end = offsetof(struct shardq_accept_limits, max_event) + sizeof lim->max_event;
+    return lim->size >= end ? lim->max_event : 0;
+}
+
+/* Smallest accepted size of struct shardq_accept_limits: the fields before max_event. */
+#define ACCEPT_LIMITS_MIN_SIZE offsetof(struct shardq_accept_limits, max_event)
+
 /* The refusal reason for an Event at e[0, len), or OK; fills the spans. */
 static uint32_t check_event(const unsigned char *e, size_t len, const struct shardq_accept_limits *lim,
-                            struct shardq_accepted *row, int64_t *priority)
+                            uint32_t max_event, struct shardq_accepted *row, int64_t *priority)
 {
     size_t pos = 0, off, flen, id_off = 0, id_len = 0, topic_off = 0, topic_len = 0;
     size_t key_off = 0, key_len = 0, payload_len = 0, headers = 0;
+    int64_t seconds = 0, nanos = 0;
     uint32_t field, wt;
     uint64_t v;
+    int rc;
     *priority = 0;
     while (pos < len) {
         if (_shardq_pb_field(e, len, &pos, &field, &wt, &off, &flen, &v))
@@ -93,18 +112,29 @@ static uint32_t check_event(const unsigned char *e, size_t len, const struct sha
                 *priority = (int64_t)(int32_t)(uint32_t)v;
             break;
         case F_HEADERS:
-        case 7:
-        case F_INGEST_TIME:
+            if (wt != 2)
+                return SHARDQ_EVENT_MALFORMED;
+            rc = _shardq_pb_string_entry(e + off, flen);
+            if (rc)
+                return rc == SHARDQ_EILSEQ ? SHARDQ_EVENT_HEADER_NOT_UTF8 : SHARDQ_EVENT_MALFORMED;
+            headers++;
+            break;
+        case F_PUBLISH_TIME:
+            if (wt != 2 || _shardq_pb_timestamp(e + off, flen, &seconds, &nanos))
+                return SHARDQ_EVENT_MALFORMED;
+            break;
+        case F_INGEST_TIME: /* the server's to set: dropped, only checked to be wire data */
             if (wt != 2 || _shardq_pb_wire_check(e + off, flen))
                 return SHARDQ_EVENT_MALFORMED;
-            if (field == F_HEADERS)
-                headers++;
             break;
         default:
             break;
         }
     }
     /* Same order as the server's Python validator. */
+    if (seconds < TIMESTAMP_MIN_SECONDS || seconds > TIMESTAMP_MAX_SECONDS || nanos < 0 ||
+        nanos > TIMESTAMP_MAX_NANOS)
+        return SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE;
     uint32_t topic = shardq_topic_check(e + topic_off, topic_len);
     if (topic == SHARDQ_FRAME_TOPIC_EMPTY)
         return SHARDQ_EVENT_TOPIC_EMPTY;
@@ -124,6 +154,8 @@ static uint32_t check_event(const unsigned char *e, size_t len, const struct sha
         return SHARDQ_EVENT_KEY_TOO_LONG;
     if (headers > lim->max_headers)
         return SHARDQ_EVENT_TOO_MANY_HEADERS;
+    if (max_event && len > max_event)
+        return SHARDQ_EVENT_TOO_LARGE;
     row->id_off = (uint32_t)id_off;
     row->id_len = (uint32_t)id_len;
     row->topic_off = (uint32_t)topic_off;
@@ -185,13 +217,14 @@ int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varin
     if (bodies_len)
         *bodies_len = 0;
     if ((msg == NULL && len != 0) || limits == NULL ||
-        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
+        limits->size < ACCEPT_LIMITS_MIN_SIZE || n_rows == NULL ||
         (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
         (bodies == NULL && bodies_cap != 0) || field == 0 || field > 0x1FFFFFFFu ||
         len > UINT32_MAX || (varint_field != 0 && varint_value == NULL))
         return SHARDQ_EINVAL;
     const unsigned char *p = msg;
     unsigned char *out = bodies;
+    uint32_t max_event = max_event_of(limits);
     size_t pos = 0, n = 0, w = 0, off, flen;
     uint32_t f, wt;
     uint64_t v;
@@ -231,7 +264,7 @@ int shardq_pb_accept(const void *msg, size_t len, uint32_t field, uint32_t varin
         int64_t priority;
         memset(row, 0, sizeof *row);
         row->index = (uint32_t)index++;
-        row->reason = check_event(p + off, flen, limits, row, &priority);
+        row->reason = check_event(p + off, flen, limits, max_event, row, &priority);
         if (row->reason != SHARDQ_EVENT_OK) {
             row->body_off = (uint32_t)off; /* refused: the Event as sent, in msg */
             row->body_len = (uint32_t)flen;
@@ -282,7 +315,7 @@ static int frames_prepare(const void *buf, size_t len, const struct shardq_accep
                           struct shardq_accepted **scratch)
 {
     if ((buf == NULL && len != 0) || limits == NULL ||
-        limits->size < sizeof(struct shardq_accept_limits) || n_rows == NULL ||
+        limits->size < ACCEPT_LIMITS_MIN_SIZE || n_rows == NULL ||
         (rows == NULL && max_rows != 0) || bodies_len == NULL || counts == NULL ||
         bodies == NULL || len > UINT32_MAX)
         return SHARDQ_EINVAL;

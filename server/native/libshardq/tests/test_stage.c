@@ -1,4 +1,5 @@
 /* Accepting a publish request and staging its records: known vectors. */
+#include <stddef.h>
 #include <string.h>
 
 #include "check.h"
@@ -23,8 +24,132 @@ static size_t put_event(unsigned char *b, size_t at, const char *id, const char 
     return put_bytes(b, at, 1, e, n);
 }
 
+/* A header entry (key, value) as Event field 6. */
+static size_t put_header(unsigned char *e, size_t at, const char *key, size_t key_len,
+                         const char *value, size_t value_len)
+{
+    unsigned char entry[160];
+    size_t n = put_bytes(entry, 0, 1, key, key_len);
+    n = put_bytes(entry, n, 2, value, value_len);
+    return put_bytes(e, at, 6, entry, n);
+}
+
+/* A Timestamp as Event field @field: seconds and nanos (an int32), each only when asked for. */
+static size_t put_time(unsigned char *e, size_t at, uint32_t field, int64_t seconds, int64_t nanos,
+                       int with_seconds, int with_nanos)
+{
+    unsigned char ts[32];
+    size_t n = 0;
+    if (with_seconds)
+        n = put_uint(ts, n, 1, (uint64_t)seconds);
+    if (with_nanos)
+        n = put_uint(ts, n, 2, (uint64_t)(int64_t)(int32_t)nanos); /* int32: sign-extended */
+    return put_bytes(e, at, field, ts, n);
+}
+
+/* The reason shardq_pb_accept() gives the one Event e[0, n). */
+static uint32_t verdict(const struct shardq_accept_limits *lim, const unsigned char *e, size_t n)
+{
+    unsigned char req[4096], bodies[8300];
+    struct shardq_accepted rows[1];
+    size_t len = put_bytes(req, 0, 1, e, n), count = 0, used = 0;
+    uint32_t counts[3];
+    uint64_t seq;
+    if (shardq_pb_accept(req, len, 1, 0, lim, rows, 1, &count, bodies, sizeof bodies, &used, counts,
+                         &seq) != 0 || count != 1)
+        return 999;
+    return rows[0].reason;
+}
+
+/* Everything a client decodes is checked: headers, publish_time, the size. */
+static void decodable_fields(void)
+{
+    struct shardq_accept_limits lim = {sizeof lim, 255, 1024, 64, 64, 8, 200};
+    unsigned char e[512];
+    size_t n, base = put_bytes(e, 0, 2, "a/b", 3);
+
+    n = put_header(e, base, "k", 1, "v", 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    n = put_header(e, base, "k", 1, "\xff", 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_HEADER_NOT_UTF8);
+    n = put_header(e, base, "\xc3", 1, "v", 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_HEADER_NOT_UTF8);
+    /* A bad header after a malformed field: the first problem in field order. */
+    n = put_uint(e, base, 1, 5);                           /* id as a varint */
+    n = put_header(e, n, "k", 1, "\xff", 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_MALFORMED);
+    static const unsigned char varint_key[] = {0x08, 0x01}; /* entry key as a varint */
+    n = put_bytes(e, base, 6, varint_key, sizeof varint_key);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_MALFORMED);
+    static const unsigned char extra[] = {0x0a, 0x01, 'k', 0x18, 0x05}; /* unknown field 3 */
+    n = put_bytes(e, base, 6, extra, sizeof extra);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    /* A key twice is two entries, each counted. */
+    n = base;
+    for (int i = 0; i < 9; i++)
+        n = put_header(e, n, "same", 4, "v", 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_TOO_MANY_HEADERS);
+
+    /* publish_time: the Timestamp range, bounds included. */
+    const int64_t min_s = -62135596800LL, max_s = 253402300799LL;
+    n = put_time(e, base, 7, min_s, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    n = put_time(e, base, 7, max_s, 999999999, 1, 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    n = put_time(e, base, 7, min_s - 1, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    n = put_time(e, base, 7, max_s + 1, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    n = put_time(e, base, 7, (int64_t)1 << 62, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    n = put_time(e, base, 7, 0, -1, 0, 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    n = put_time(e, base, 7, 0, 1000000000, 0, 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    /* nanos is an int32: 2^32 + 5 reads as 5. */
+    unsigned char ts[16];
+    size_t t = put_uint(ts, 0, 2, ((uint64_t)1 << 32) + 5);
+    n = put_bytes(e, base, 7, ts, t);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    /* Occurrences merge: a later one without seconds keeps the earlier seconds. */
+    n = put_time(e, base, 7, max_s + 1, 0, 1, 0);
+    n = put_time(e, n, 7, 0, 7, 0, 1);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+    n = put_time(e, base, 7, max_s + 1, 0, 1, 0);
+    n = put_time(e, n, 7, 12, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    /* Seconds as fixed64: malformed. The server's ingest_time is not range-checked (dropped). */
+    static const unsigned char fixed_seconds[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8};
+    n = put_bytes(e, base, 7, fixed_seconds, sizeof fixed_seconds);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_MALFORMED);
+    n = put_time(e, base, 8, (int64_t)1 << 62, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    /* The range is checked before the topic. */
+    unsigned char no_topic[32];
+    n = put_time(no_topic, 0, 7, max_s + 1, 0, 1, 0);
+    CHECK_EQ(verdict(&lim, no_topic, n), SHARDQ_EVENT_PUBLISH_TIME_OUT_OF_RANGE);
+
+    /* Size: the Event as sent, headers included; after every other check. */
+    char big[150];
+    memset(big, 'h', sizeof big);
+    n = put_header(e, base, "k", 1, big, 60);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    n = put_header(e, n, "l", 1, big, 60);
+    n = put_header(e, n, "m", 1, big, 60);
+    CHECK(n > 200);
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_TOO_LARGE);
+    lim.max_event = 0;   /* no limit */
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    lim.max_event = 200;
+    lim.size = offsetof(struct shardq_accept_limits, max_event);   /* a caller without the field */
+    CHECK_EQ(verdict(&lim, e, n), SHARDQ_EVENT_OK);
+    lim.size -= 1;
+    CHECK_EQ(verdict(&lim, e, n), 999);
+}
+
 int main(void)
 {
+    decodable_fields();
     unsigned char req[512];
     size_t len = 0;
     len = put_event(req, len, NULL, "a/b", 1);   /* BATCH */
@@ -33,7 +158,7 @@ int main(void)
     len = put_event(req, len, NULL, "a/d", 9);   /* refused: unknown priority */
     len = put_event(req, len, "y", "a/e", -1);   /* unspecified: MEDIUM */
 
-    struct shardq_accept_limits lim = {sizeof lim, 255, 1024, 64, 64, 8};
+    struct shardq_accept_limits lim = {sizeof lim, 255, 1024, 64, 64, 8, 0};
     struct shardq_accepted rows[8];
     unsigned char bodies[1200];
     size_t n = 0, used = 0;

@@ -47,6 +47,7 @@ from .queue import wire_backend
 from .queue.staging import stager
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
+from .rpc.dead_letter import DeadLetters
 from .rpc.dedup_restore import restore_dedup
 from .storage.disk_log import DiskLog
 from .storage.failure import StorageFailed
@@ -91,23 +92,28 @@ class Node:
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit,
             on_halt=self._on_halt)
-        self.broker = Broker(self.write_path, config.subscribe.max_batch_events)
+        self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
+                             config.subscribe.max_batch_bytes)
         # Committed group offsets live beside the log: in memory with the
         # in-memory log, in <data_dir>/groups with the durable one.
         self.group_offsets = (GroupOffsets(config.storage.data_dir, self.file_ops)
                               if config.storage.engine == "disk" else None)
         self.groups = GroupCoordinator(
-            self.log, lambda *args: self.consume.dead_letter(*args), time.monotonic_ns,
+            self.log, lambda *args: self.dead_letters.move(*args), time.monotonic_ns,
             self.group_offsets.load if self.group_offsets else lambda name: None)
-        self.consume = consume.ConsumeServicer(self.broker, self.groups, self.stager,
-                                               config.groups, config.limits, self.metrics)
+        self.dead_letters = DeadLetters(self.broker, self.groups, self.stager,
+                                        EventValidator(config.limits), self.metrics)
+        self.consume = consume.ConsumeServicer(self.broker, self.groups, config.groups,
+                                               config.limits, self.metrics)
         self._expiry: asyncio.Task[None] | None = None
         self._trimming: asyncio.Task[None] | None = None
         self.health = HealthState(PUBLIC_SERVICES)
         self.cluster = cluster.ClusterServicer(config, self.write_path, self.metrics)
         self.http = HttpServer(self.health, self.metrics, self.status,
                                metrics_enabled=config.metrics.enabled,
-                               metrics_path=config.metrics.path)
+                               metrics_path=config.metrics.path,
+                               max_connections=config.metrics.max_connections,
+                               header_timeout=config.metrics.header_timeout_seconds)
         decoder = FrameDecoder(self.stager, config.limits, config.ingest.max_frame_bytes)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
                              BrokerSink(self.broker, "tcp"), self.metrics)
@@ -289,10 +295,9 @@ class Node:
         if isinstance(self.log, DiskLog):
             self.log.start()
         self.broker.start()
-        limit = config.limits.max_request_bytes
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.max_send_message_length", send_limit(config)),
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers((
@@ -386,6 +391,21 @@ class Node:
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1
+
+
+# What a stored record adds to an event as published (the server's fields, a
+# generated id, the framing) is far below this.
+_RECORD_SLACK = 64 * 1024
+
+
+def send_limit(config: Config) -> int:
+    """The gRPC send limit: above every delivery the node can build, so that
+    any one event it accepted can always be delivered."""
+    limits = config.limits
+    largest = max(limits.event_bytes(), limits.max_message_bytes + limits.max_topic_bytes,
+                  config.subscribe.max_batch_bytes, config.groups.max_batch_bytes,
+                  limits.max_request_bytes)
+    return min(largest + _RECORD_SLACK, 2**31 - 1)
 
 
 def _describe_log(config: Config) -> str:

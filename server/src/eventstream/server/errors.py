@@ -42,6 +42,9 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("ID_TOO_LONG", _INVALID, False),
         ErrorKind("KEY_TOO_LONG", _INVALID, False),
         ErrorKind("TOO_MANY_HEADERS", _INVALID, False),
+        ErrorKind("EVENT_TOO_LARGE", _INVALID, False),
+        ErrorKind("HEADER_NOT_UTF8", _INVALID, False),
+        ErrorKind("PUBLISH_TIME_OUT_OF_RANGE", _INVALID, False),
         ErrorKind("EVENT_MISSING", _INVALID, False),
         ErrorKind("FRAME_TRUNCATED", _INVALID, False),
         ErrorKind("FRAME_TOO_LONG", _INVALID, False),
@@ -63,6 +66,8 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("COMMIT_FAILED", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("STORAGE_FAILED", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("SEGMENT_CORRUPT", grpc.StatusCode.DATA_LOSS, False),
+        # A stored event clients cannot decode (accepted before validation covered it).
+        ErrorKind("EVENT_UNDECODABLE", grpc.StatusCode.DATA_LOSS, False),
         ErrorKind("INTERNAL", grpc.StatusCode.INTERNAL, False),
     )
 }

@@ -28,15 +28,18 @@ class Broker:
     Args:
         write_path: the started-or-not write path.
         max_subscription_batch: default most events per delivery.
+        max_subscription_bytes: most bytes per delivery (one larger event goes alone).
     """
 
-    def __init__(self, write_path: WritePath, max_subscription_batch: int) -> None:
+    def __init__(self, write_path: WritePath, max_subscription_batch: int,
+                 max_subscription_bytes: int) -> None:
         self.write_path = write_path
         self.log: EventLog = write_path.log
         self.lanes: Lanes = write_path.lanes
         self.dedup: DedupWindow = write_path.dedup
         self._phase = "starting"  # then "open", then "draining"
         self._max_subscription_batch = max_subscription_batch
+        self._max_subscription_bytes = max_subscription_bytes
         self._subscriptions: set[Subscription] = set()
 
     @property
@@ -77,7 +80,7 @@ class Broker:
         self.check_accepting()
         batch = min(max_batch or self._max_subscription_batch, self._max_subscription_batch)
         subscription = Subscription(self.log, self.write_path.signal, topic_filter,
-                                    min_priority, cursors, batch)
+                                    min_priority, cursors, batch, self._max_subscription_bytes)
         self._subscriptions.add(subscription)
         return subscription
 

@@ -184,8 +184,9 @@ class GroupCoordinator:
 
     # -- delivery ---------------------------------------------------------------
 
-    def take(self, member: Member, max_batch: int) -> tuple[list[bytes], int]:
-        """Events for ``member`` now: (framed records, count), at most ``max_batch``.
+    def take(self, member: Member, max_batch: int, max_bytes: int) -> tuple[list[bytes], int]:
+        """Events for ``member`` now: (framed records, count), at most ``max_batch``
+        events and ``max_bytes`` bytes (a larger event goes alone).
 
         Redeliveries of a partition come before its new events. Events the
         filter skips count as done.
@@ -198,37 +199,57 @@ class GroupCoordinator:
         log = self._log
         deadline = self._clock_ns() + group.settings.ack_deadline_ns
         owned = member.partitions
+        size, full = 0, False
         for step in range(len(owned)):
-            if len(out) >= room:
+            if len(out) >= room or full:
                 break
             partition = owned[(member._next + step) % len(owned)]
             part = group.parts[partition]
             start = log.start_offset(partition)
             while part.retry and len(out) < room:
-                offset = part.retry.popleft()
+                offset = part.retry[0]
                 if offset < start:        # gone by retention: nothing left to deliver
+                    part.retry.popleft()
                     part.finish(offset)
                     continue
                 record = log.read(partition, offset, 1).records[0]
+                if out and size + len(record) > max_bytes:
+                    full = True
+                    break
+                part.retry.popleft()
                 self._deliver(member, part, offset, deadline, out, record)
+                size += len(record)
                 group.redelivered += 1
             if part.cursor < start:
                 for offset in range(part.cursor, start):
                     part.finish(offset)
                 part.cursor = start
-            if len(out) >= room or part.cursor >= log.high_watermark(partition):
+            if full or len(out) >= room or part.cursor >= log.high_watermark(partition):
                 continue
             result = log.read(partition, part.cursor, room - len(out))
             matches, minimum = group.filter.matches, group.settings.min_priority
+            read = len(result.records)
             for index, record in enumerate(result.records):
                 offset = result.first_offset + index
                 if result.priorities[index] >= minimum and matches(result.topics[index]):
+                    if out and size + len(record) > max_bytes:
+                        read, full = index, True   # it starts the next delivery
+                        break
                     self._deliver(member, part, offset, deadline, out, record)
+                    size += len(record)
                 else:
                     part.finish(offset)
-            part.cursor = result.first_offset + len(result.records)
+            part.cursor = result.first_offset + read
         member._next += 1
         return out, len(out)
+
+    def behind(self, member: Member) -> bool:
+        """True when ``member`` could take more now: it has room for events and
+        one of its partitions holds committed records it has not read yet."""
+        if member.inflight >= member.max_in_flight:
+            return False
+        parts, log = member.group.parts, self._log
+        return any(parts[p].cursor < log.high_watermark(p) for p in member.partitions)
 
     @staticmethod
     def _deliver(member: Member, part: _Partition, offset: int, deadline: int,

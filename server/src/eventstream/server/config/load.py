@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import typing
 from collections.abc import Callable, Mapping
@@ -51,6 +52,8 @@ def _one_of(*choices: str) -> tuple[Check, str]:
 _PORT = _between(1, 65535)
 _POSITIVE = _between(1, 2**40)
 RULES: dict[str, tuple[Check, str]] = {
+    "server.host": ((lambda v: bool(v.strip())),
+                    "a host name or address (0.0.0.0 for every IPv4 interface, :: for every interface)"),
     "server.grpc_port": _PORT,
     "server.tcp_port": _PORT,
     "server.udp_port": _PORT,
@@ -65,8 +68,12 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.discovery": _one_of("static", "dns", "kubernetes"),
     "cluster.port": _PORT,
     "metrics.port": _PORT,
-    "metrics.path": ((lambda v: v.startswith("/") and v not in ("/health", "/status")),
-                     "a path starting with / other than /health and /status"),
+    "metrics.path": ((lambda v: re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None
+                      and not v.startswith(("/health", "/status"))),
+                     "a path of letters, digits and ._~/- starting with /, "
+                     "not under /health or /status"),
+    "metrics.max_connections": _between(1, 65536),
+    "metrics.header_timeout_seconds": _between(0.1, 3600),
     "storage.partitions": _between(1, 4096),
     "storage.memory_max_bytes": _between(1024, 2**50),
     "storage.engine": _one_of("disk", "memory"),
@@ -79,6 +86,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "storage.retention_bytes": _between(0, 2**50),
     "storage.tail_cache_bytes": _between(0, 2**40),
     "limits.max_message_bytes": _between(1, 2**30),
+    "limits.max_event_bytes": _between(0, 2**31 - 1),
     "limits.max_request_bytes": _between(1024, 2**31 - 1),
     "limits.max_batch_events": _between(1, 2**20),
     "limits.max_topic_bytes": _between(1, 65535),
@@ -94,10 +102,12 @@ RULES: dict[str, tuple[Check, str]] = {
     "dedup.window_seconds": _between(0, 7 * 24 * 3600),
     "dedup.max_ids": _between(0, 2**32),
     "subscribe.max_batch_events": _POSITIVE,
+    "subscribe.max_batch_bytes": _between(1024, 2**30),
     "groups.max_in_flight": _POSITIVE,
     "groups.ack_deadline_seconds": _between(0.001, 24 * 3600),
     "groups.max_deliveries": _POSITIVE,
     "groups.max_batch_events": _POSITIVE,
+    "groups.max_batch_bytes": _between(1024, 2**30),
     "log.level": _one_of("debug", "info", "warning", "error"),
     "log.format": _one_of("text", "json"),
 }

@@ -16,7 +16,9 @@ class ServerConfig:
     """Listeners and lifecycle of the node."""
 
     host: str = "0.0.0.0"
-    """Address every listener binds to. Default ``0.0.0.0``."""
+    """Address every listener binds to: a host name or an address (``0.0.0.0``
+    for every IPv4 interface, ``::`` for every interface); never empty.
+    Default ``0.0.0.0``."""
     grpc_port: int = 9200
     """gRPC API port. Default 9200."""
     tcp_port: int = 9000
@@ -81,7 +83,16 @@ class MetricsConfig:
     port: int = 8080
     """HTTP port for /health, /metrics and /status. Default 8080."""
     path: str = "/metrics"
-    """Path of the Prometheus endpoint. Default ``/metrics``."""
+    """Path of the Prometheus endpoint; never ``/health*`` or ``/status*``,
+    which it would hide. Default ``/metrics``."""
+    max_connections: int = 128
+    """HTTP connections open at once; one more is answered 503 and closed.
+    Default 128."""
+    header_timeout_seconds: float = 5.0
+    """Seconds a connection has to send a whole request head (from connecting,
+    or from the first byte of its next request); it is answered 408 and
+    closed after that. Also how long an idle kept-alive connection stays
+    open. Default 5 s."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,10 @@ class LimitsConfig:
 
     max_message_bytes: int = 1024 * 1024
     """Largest event payload. Default 1 MiB."""
+    max_event_bytes: int = 0
+    """Largest event published over gRPC, as encoded, every field counted
+    (payload, headers, id, key, topic, publish_time); 0 means
+    ``max_message_bytes`` + 64 KiB. Default 0."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest gRPC request. Default 16 MiB."""
     max_batch_events: int = 10000
@@ -146,6 +161,14 @@ class LimitsConfig:
     """Most headers on one event. Default 64."""
     max_patterns: int = 64
     """Most topic patterns on one subscription. Default 64."""
+
+    def event_bytes(self) -> int:
+        """The effective ``max_event_bytes``."""
+        return self.max_event_bytes or self.max_message_bytes + EVENT_HEADROOM
+
+
+EVENT_HEADROOM = 64 * 1024
+"""Bytes an event may hold beside a full payload when ``max_event_bytes`` is 0."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +212,10 @@ class SubscribeConfig:
 
     max_batch_events: int = 1000
     """Most events per delivery when the subscriber asks for no limit."""
+    max_batch_bytes: int = 1024 * 1024
+    """Most bytes of events per delivery; a single larger event still goes
+    out, alone. Keep it under the clients' receive limit (4 MiB by default
+    in gRPC). Default 1 MiB."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,9 @@ class GroupsConfig:
     """Deliveries before an event goes to ``dead-letter/<group>``. Default 5."""
     max_batch_events: int = 500
     """Most events per ConsumeResponse. Default 500."""
+    max_batch_bytes: int = 1024 * 1024
+    """Most bytes of events per ConsumeResponse; a single larger event still
+    goes out, alone. Default 1 MiB."""
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,27 @@
 """The HTTP listener (port ``metrics.port``): health, metrics and status.
 
 Thin aiohttp handlers over :class:`~..health.HealthState`, the metrics'
-Prometheus rendering and a status snapshot function.
+Prometheus rendering and a status snapshot function. Every connection passes
+through :class:`_Guard`, which bounds how many are open at once and how long
+a client may take to send a request head: aiohttp waits for a head forever,
+so a few slow clients could otherwise hold the port the probes use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from ..health import HealthState
 from ..observability.metrics import CONTENT_TYPE, Metrics
+
+_HEAD_END = b"\r\n\r\n"
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_TOO_SLOW = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 class HttpServer:
@@ -23,13 +31,20 @@ class HttpServer:
         health: the serving state.
         metrics: rendered at ``metrics_path`` when ``metrics_enabled``.
         status: returns the /status document.
+        max_connections: connections open at once; one more gets 503.
+        header_timeout: seconds to send a request head (then 408), and the
+            longest idle time of a kept-alive connection.
     """
 
     def __init__(self, health: HealthState, metrics: Metrics, status: Callable[[], dict[str, Any]],
-                 *, metrics_enabled: bool, metrics_path: str) -> None:
+                 *, metrics_enabled: bool, metrics_path: str, max_connections: int = 128,
+                 header_timeout: float = 5.0) -> None:
         self._health = health
         self._metrics = metrics
         self._status = status
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.open_connections = 0
         app = web.Application()
         app.router.add_get("/health", self._ready)
         app.router.add_get("/health/ready", self._ready)
@@ -37,20 +52,29 @@ class HttpServer:
         app.router.add_get("/status", self._status_handler)
         if metrics_enabled:
             app.router.add_get(metrics_path, self._metrics_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=header_timeout)
+        self._listener: asyncio.Server | None = None
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0 picks a free one, kept in ``self.port``)."""
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound socket only here
-        self.port = server.sockets[0].getsockname()[1] if server is not None else port
+        handlers = self._runner.server
+        assert handlers is not None
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: _Guard(self, handlers()), host, port, reuse_address=True)
+        self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening, then end the open connections."""
+        if self._listener is not None:
+            self._listener.close()
         await self._runner.cleanup()
+
+    def closed(self, reason: str) -> None:
+        """Count a connection the guard refused or cut short."""
+        self._metrics.http_closed.add(1, {"reason": reason})
 
     async def _ready(self, _request: web.Request) -> web.Response:
         serving = self._health.serving
@@ -67,3 +91,87 @@ class HttpServer:
     async def _metrics_handler(self, _request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(),
                             headers={"Content-Type": CONTENT_TYPE})
+
+
+class _Guard(asyncio.Protocol):
+    """One connection: counted against the limit, its request heads timed.
+
+    Passes every event on to aiohttp's protocol for the connection. A head's
+    deadline starts at the connection or at the first byte after the previous
+    head, and does not move while the head trickles in.
+    """
+
+    def __init__(self, server: HttpServer, inner: asyncio.Protocol) -> None:
+        self._server = server
+        self._inner: asyncio.Protocol | None = inner
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""   # the last bytes seen, for a head end split across reads
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)   # uvloop's is not a subclass
+        server = self._server
+        if server.open_connections >= server.max_connections:
+            self._inner = None
+            transport.write(_BUSY)
+            transport.close()
+            server.closed("CONNECTION_LIMIT")
+            return
+        server.open_connections += 1
+        self._transport = transport
+        self._arm()
+        assert self._inner is not None
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is None:
+            return
+        seen = self._tail + data
+        end = seen.rfind(_HEAD_END)
+        if end == -1:
+            if self._timer is None:
+                self._arm()            # a new head began
+        elif end + len(_HEAD_END) < len(seen):
+            self._arm()                # a head ended and the next one began
+        else:
+            self._disarm()             # a head ended: aiohttp answers it
+        self._tail = seen[-(len(_HEAD_END) - 1):]
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is None:
+            return
+        self._disarm()
+        self._server.open_connections -= 1
+        inner, self._inner = self._inner, None
+        inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(
+            self._server.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(_TOO_SLOW)
+        transport.close()
+        self._server.closed("HEADER_TIMEOUT")

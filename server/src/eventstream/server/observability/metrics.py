@@ -117,6 +117,10 @@ class Metrics:
             "eventstream.ingest.backpressure", unit="1",
             description="Times raw ingest (a TCP connection, or the UDP receive queue) "
                         "stopped reading because a lane was full")
+        self.http_closed = meter.create_counter(
+            "eventstream.http.connections.closed", unit="1",
+            description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
+                        "(HEADER_TIMEOUT), by reason")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
             description="UDP datagrams read by the server, by transport")

@@ -93,7 +93,7 @@ class AcceptLimits(ctypes.Structure):
     """``struct shardq_accept_limits``."""
 
     _fields_ = [(name, c_uint32) for name in (
-        "size", "max_topic", "max_payload", "max_id", "max_key", "max_headers")]
+        "size", "max_topic", "max_payload", "max_id", "max_key", "max_headers", "max_event")]
 
 
 ID_PREFIX_MAX = 32

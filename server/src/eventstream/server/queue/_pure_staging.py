@@ -34,6 +34,32 @@ _TOPIC_REFUSALS = {
     FrameReason.TOPIC_EMPTY_LEVEL: Refusal.TOPIC_EMPTY_LEVEL,
 }
 _NOT_UTF8 = {1: Refusal.ID_NOT_UTF8, 2: Refusal.TOPIC_NOT_UTF8, 3: Refusal.KEY_NOT_UTF8}
+# A google.protobuf.Timestamp's range: 0001-01-01 .. 9999-12-31T23:59:59.999999999Z.
+_SECONDS = range(-62_135_596_800, 253_402_300_799 + 1)
+_NANOS = range(1_000_000_000)
+
+
+def _signed(value: int, bits: int) -> int:
+    """A varint's value read as a signed integer of ``bits`` bits (its low bits)."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _header_problem(event: bytes, lo: int, hi: int) -> Refusal | None:
+    """Why the map entry at event[lo:hi] cannot be decoded, or None (field order).
+
+    Raises:
+        _Bad: malformed wire data.
+    """
+    for number, wire_type, start, end, _ in _fields(event[:hi], lo, hi):
+        if number in (1, 2):
+            if wire_type != 2:
+                return Refusal.MALFORMED
+            try:
+                event[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                return Refusal.HEADER_NOT_UTF8
+    return None
 
 
 def _varint(value: int) -> bytes:
@@ -174,6 +200,7 @@ class PureStager:
         strings = {1: (0, 0), 2: (0, 0), 3: (0, 0)}
         cleaned_at = {1: 0, 2: 0}
         payload_len, headers, priority, size, start = 0, 0, 0, 0, 0
+        time = [0, 0]   # publish_time: seconds, nanos (occurrences merge)
         try:
             # A field starts where the one before it ended.
             for number, wire_type, lo, hi, value in _fields(event):
@@ -192,18 +219,29 @@ class PureStager:
                 elif number == 4:
                     payload_len = hi - lo
                 elif number == 5:
-                    low = value & 0xFFFFFFFF
-                    priority = low - (1 << 32) if low & 0x80000000 else low
-                elif number in (6, 7, 8):
+                    priority = _signed(value, 32)
+                elif number == 6:
+                    problem = _header_problem(event, lo, hi)
+                    if problem is not None:
+                        return (problem,) + (None,) * 5
+                    headers += 1
+                elif number == 7:
+                    for inner, inner_type, _, _, inner_value in _fields(event[:hi], lo, hi):
+                        if inner in (1, 2):
+                            if inner_type != 0:
+                                return (Refusal.MALFORMED,) + (None,) * 5
+                            time[inner - 1] = _signed(inner_value, 64 if inner == 1 else 32)
+                elif number == 8:
                     for _ in _fields(event[:hi], lo, hi):
                         pass
-                    headers += number == 6
                 if number not in (5, 8, 9, 10):
                     kept.append(event[start:hi])
                     size += hi - start
                 start = hi
         except _Bad:
             return (Refusal.MALFORMED,) + (None,) * 5
+        if time[0] not in _SECONDS or time[1] not in _NANOS:
+            return (Refusal.PUBLISH_TIME_OUT_OF_RANGE,) + (None,) * 5
         limits = self._limits
         topic = event[strings[2][0]:sum(strings[2])]
         problem = topic_check(topic)
@@ -216,6 +254,7 @@ class PureStager:
             (strings[1][1] > limits.max_id, Refusal.ID_TOO_LONG),
             (strings[3][1] > limits.max_key, Refusal.KEY_TOO_LONG),
             (headers > limits.max_headers, Refusal.TOO_MANY_HEADERS),
+            (0 < limits.max_event < len(event), Refusal.TOO_LARGE),
         )
         for failed, reason in checks:
             if failed:

@@ -56,6 +56,9 @@ class Refusal(enum.IntEnum):
     ID_TOO_LONG = 11
     KEY_TOO_LONG = 12
     TOO_MANY_HEADERS = 13
+    TOO_LARGE = 14
+    HEADER_NOT_UTF8 = 15
+    PUBLISH_TIME_OUT_OF_RANGE = 16
 
 
 FRAME_REFUSAL_BASE = 64
@@ -72,6 +75,8 @@ class Limits:
     max_id: int
     max_key: int
     max_headers: int
+    max_event: int = 0
+    """The whole Event as sent, every field counted; 0: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +149,7 @@ class NativeStager:
         self._accept_datagrams = _lib.unchecked(self._lib, "shardq_datagrams_accept")
         self._limits = _lib.AcceptLimits(ctypes.sizeof(_lib.AcceptLimits), limits.max_topic,
                                          limits.max_payload, limits.max_id, limits.max_key,
-                                         limits.max_headers)
+                                         limits.max_headers, limits.max_event)
         self._args = _lib.StageArgs()
         self._args.size = ctypes.sizeof(_lib.StageArgs)
         self._args.id_prefix_len = len(id_prefix)

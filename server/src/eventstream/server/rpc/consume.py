@@ -13,21 +13,23 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
-from eventstream.v1 import common_pb2, subscribe_pb2
+from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
 from ..broker.broker import Broker
 from ..broker.groups import GroupCoordinator, GroupSettings, Member
-from ..broker.lanes import submissions_of
+from ..broker.topics import TopicFilter
 from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
-from ..queue.staging import NativeStager
+from .convert import StringFields, parse_request
 from .status import handles_errors
 
 _TRANSPORT = {"transport": "grpc"}
 _ASSIGNMENT = b"\x12"   # ConsumeResponse.assignment
+_STRINGS: StringFields = {1: ("start", {1: ("group", "GROUP_INVALID"),
+                                        2: ("patterns[]", "PATTERN_INVALID")})}
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -36,45 +38,36 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def dead_letter_topic(group: str) -> str:
-    """Where a group's events go after max_deliveries."""
-    return f"dead-letter/{group}"
-
-
 class ConsumeServicer:
-    """The Consume handler and the group's dead-letter publisher.
+    """The Consume handler.
 
     Args:
-        broker: where the dead-letter events are published.
+        broker: the node's broker (its phase ends streams on a drain).
         coordinator: the node's consumer groups.
-        stager: accepts the dead-letter events like any publish.
         config: group defaults.
         limits: request limits.
         metrics: the server's metrics.
     """
 
-    def __init__(self, broker: Broker, coordinator: GroupCoordinator, stager: NativeStager,
-                 config: GroupsConfig, limits: LimitsConfig, metrics: Metrics) -> None:
+    def __init__(self, broker: Broker, coordinator: GroupCoordinator, config: GroupsConfig,
+                 limits: LimitsConfig, metrics: Metrics) -> None:
         self._broker = broker
         self._coordinator = coordinator
-        self._stager = stager
         self._config = config
         self._limits = limits
         self._metrics = metrics
         self.consume = handles_errors("Consume", metrics)(self._consume)
-        # The loop keeps only weak references to tasks: hold the dead-letter
-        # publishes until they finish.
-        self._dead_letters: set[asyncio.Task[None]] = set()
 
     def method_handler(self) -> grpc.RpcMethodHandler:
-        """The handler for SubscribeService's method table."""
-        return grpc.stream_stream_rpc_method_handler(
-            self.consume, subscribe_pb2.ConsumeRequest.FromString, None)
+        """The handler for SubscribeService's method table (requests and responses as bytes)."""
+        return grpc.stream_stream_rpc_method_handler(self.consume, None, None)
 
     def _settings(self, start: subscribe_pb2.ConsumeStart) -> GroupSettings:
         if len(start.patterns) > self._limits.max_patterns:
             raise invalid("PATTERN_INVALID", "start.patterns",
                           f"at most {self._limits.max_patterns} patterns")
+        # Checked here to name the field; the group keeps its own filter.
+        TopicFilter(start.patterns, "start.patterns", self._limits.max_topic_bytes)
         if start.min_priority not in priority.PROTO_VALUES:
             raise invalid("PRIORITY_UNKNOWN", "start.min_priority",
                           f"unknown priority {start.min_priority}")
@@ -92,10 +85,12 @@ class ConsumeServicer:
             ack_deadline_ns=int((start.ack_deadline_seconds or config.ack_deadline_seconds) * 1e9),
             max_deliveries=start.max_deliveries or config.max_deliveries)
 
-    async def _consume(self, requests: AsyncIterator[subscribe_pb2.ConsumeRequest],
+    async def _consume(self, requests: AsyncIterator[bytes],
                        context: grpc.aio.ServicerContext) -> None:
         self._broker.check_accepting()
-        first = await anext(aiter(requests), None)
+        data = await anext(aiter(requests), None)
+        first = None if data is None else parse_request(subscribe_pb2.ConsumeRequest, data,
+                                                        _STRINGS)
         if first is None or first.WhichOneof("request") != "start":
             raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
         settings = self._settings(first.start)
@@ -118,10 +113,10 @@ class ConsumeServicer:
             raise EventStreamError("SHUTTING_DOWN", "the server is shutting down; "
                                    "consume again elsewhere or later")
 
-    async def _read(self, member: Member, requests: AsyncIterator[subscribe_pb2.ConsumeRequest]
-                    ) -> None:
+    async def _read(self, member: Member, requests: AsyncIterator[bytes]) -> None:
         coordinator = self._coordinator
-        async for request in requests:
+        async for data in requests:
+            request = parse_request(subscribe_pb2.ConsumeRequest, data, _STRINGS)
             kind = request.WhichOneof("request")
             if kind == "ack":
                 coordinator.ack(member, [(p.partition, p.offset) for p in request.ack.events])
@@ -143,44 +138,14 @@ class ConsumeServicer:
                     member_id=member.id, generation=group.generation,
                     partitions=member.partitions).SerializeToString()
                 await context.write(_ASSIGNMENT + varint(len(assignment)) + assignment)
-            records, count = self._coordinator.take(member, self._config.max_batch_events)
+            records, count = self._coordinator.take(member, self._config.max_batch_events,
+                                                    self._config.max_batch_bytes)
             if count:
                 await context.write(b"".join(records))
                 self._metrics.delivered.add(count, _TRANSPORT)
                 continue
+            if self._coordinator.behind(member):
+                # The filter skipped a whole chunk: let others run, then scan on.
+                await asyncio.sleep(0)
+                continue
             await member.wake.wait()
-
-    def dead_letter(self, group, partition: int, offset: int, record: bytes) -> None:  # noqa: ANN001
-        """Publish an event that reached max_deliveries to the group's dead-letter topic."""
-        task = asyncio.get_running_loop().create_task(
-            self._dead_letter(group, partition, offset, record), name="dead-letter")
-        self._dead_letters.add(task)
-        task.add_done_callback(self._dead_letters.discard)
-
-    async def _dead_letter(self, group, partition: int, offset: int, record: bytes  # noqa: ANN001
-                           ) -> None:
-        # The record is framed as SubscribeResponse.events: tag byte, length, Event.
-        start = 1
-        while record[start] & 0x80:
-            start += 1
-        event = common_pb2.Event.FromString(record[start + 1:])
-        headers = {"dead-letter-topic": event.topic, "dead-letter-partition": str(partition),
-                   "dead-letter-offset": str(offset), "dead-letter-id": event.id,
-                   "dead-letter-deliveries": str(group.settings.max_deliveries)}
-        moved = common_pb2.Event(topic=dead_letter_topic(group.name), key=event.key,
-                                 payload=event.payload, priority=event.priority,
-                                 publish_time=event.publish_time)
-        moved.headers.update(event.headers)
-        moved.headers.update(headers)
-        body = moved.SerializeToString()
-        stored = False
-        try:
-            pending = submissions_of(self._stager.accept(b"\x0a" + varint(len(body)) + body, 1),
-                                     0, "dead-letter")
-            self._broker.publish(pending)
-            for submission in pending:
-                await submission.future
-            stored = bool(pending)
-        except EventStreamError as error:  # a full lane or a shutdown: delivered again later
-            self._metrics.rejected.add(1, {"transport": "dead-letter", "reason": error.reason})
-        self._coordinator.settle(group, partition, offset, stored)

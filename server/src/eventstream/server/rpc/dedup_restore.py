@@ -7,9 +7,11 @@ the last ``dedup.window_seconds``.
 
 from __future__ import annotations
 
+import logging
 import re
 
-from eventstream.v1 import subscribe_pb2
+from eventstream.v1 import common_pb2, subscribe_pb2
+from google.protobuf.message import DecodeError
 
 from ..broker.dedup import DedupWindow
 from ..storage.log import EventLog
@@ -18,6 +20,7 @@ from ..storage.log import EventLog
 # and never remembered while serving; skipping them keeps the window for producers' ids.
 _SERVER_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]+")
 READ_BATCH = 1000
+log = logging.getLogger(__name__)
 
 
 def restore_dedup(dedup: DedupWindow, event_log: EventLog, now_ns: int) -> int:
@@ -32,9 +35,7 @@ def restore_dedup(dedup: DedupWindow, event_log: EventLog, now_ns: int) -> int:
             result = event_log.read(partition, offset, READ_BATCH)
             if not result.records:
                 break
-            # A record is field 1 of a SubscribeResponse: the concatenation is one.
-            batch = subscribe_pb2.SubscribeResponse.FromString(b"".join(result.records))
-            for event in batch.events:
+            for event in _decode(result.records, partition, offset):
                 if not _SERVER_ID.fullmatch(event.id):
                     dedup.remember(event.id.encode(), event.partition, event.offset,
                                    event.ingest_time.ToNanoseconds())
@@ -42,6 +43,23 @@ def restore_dedup(dedup: DedupWindow, event_log: EventLog, now_ns: int) -> int:
             offset += len(result.records)
     dedup.expire(now_ns)
     return restored
+
+
+def _decode(records: list[bytes], partition: int, offset: int) -> list[common_pb2.Event]:
+    """The events of ``records``, leaving out (and logging) any that does not decode."""
+    try:
+        # A record is field 1 of a SubscribeResponse: the concatenation is one.
+        return list(subscribe_pb2.SubscribeResponse.FromString(b"".join(records)).events)
+    except DecodeError:
+        pass
+    events = []
+    for index, record in enumerate(records):
+        try:
+            events.extend(subscribe_pb2.SubscribeResponse.FromString(record).events)
+        except DecodeError as error:
+            log.warning("de-duplication: the event at partition %d offset %d does not decode "
+                        "(%s); its id is not remembered", partition, offset + index, error)
+    return events
 
 
 __all__ = ["restore_dedup"]

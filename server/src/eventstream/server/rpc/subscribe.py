@@ -18,10 +18,12 @@ from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
 from .consume import ConsumeServicer
+from .convert import StringFields, parse_request
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.SubscribeService"
 _TRANSPORT = {"transport": "grpc"}
+_STRINGS: StringFields = {1: ("patterns[]", "PATTERN_INVALID")}
 
 
 class SubscribeServicer:
@@ -43,10 +45,9 @@ class SubscribeServicer:
         self.subscribe = handles_errors("Subscribe", metrics)(self._subscribe)
 
     def handlers(self) -> grpc.GenericRpcHandler:
-        """The method handlers for grpc.aio's server (responses pass through as bytes)."""
+        """The method handlers for grpc.aio's server (requests and responses as bytes)."""
         return grpc.method_handlers_generic_handler(SERVICE, {
-            "Subscribe": grpc.unary_stream_rpc_method_handler(
-                self.subscribe, subscribe_pb2.SubscribeRequest.FromString, None),
+            "Subscribe": grpc.unary_stream_rpc_method_handler(self.subscribe, None, None),
             "Consume": self._consume.method_handler(),
         })
 
@@ -71,6 +72,12 @@ class SubscribeServicer:
                     raise invalid("START_POSITION_INVALID", f"{field}.partition",
                                   f"partition {position.partition} does not exist "
                                   f"(there are {len(cursors)})")
+                if position.offset > cursors[position.partition]:
+                    raise EventStreamError(
+                        "OFFSET_OUT_OF_RANGE",
+                        f"{field}.offset: {position.offset} is past the end of partition "
+                        f"{position.partition} (its end offset, the next to be written, is "
+                        f"{cursors[position.partition]})", field=f"{field}.offset")
                 if position.offset < earliest[position.partition]:
                     raise EventStreamError(
                         "OFFSET_OUT_OF_RANGE",
@@ -81,13 +88,13 @@ class SubscribeServicer:
             return cursors
         raise invalid("START_POSITION_INVALID", "start_from", f"unknown start position {start}")
 
-    async def _subscribe(self, request: subscribe_pb2.SubscribeRequest,
-                         context: grpc.aio.ServicerContext) -> None:
+    async def _subscribe(self, data: bytes, context: grpc.aio.ServicerContext) -> None:
         self._broker.check_accepting()
+        request = parse_request(subscribe_pb2.SubscribeRequest, data, _STRINGS)
         if len(request.patterns) > self._limits.max_patterns:
             raise invalid("PATTERN_INVALID", "patterns",
                           f"at most {self._limits.max_patterns} patterns per subscription")
-        topic_filter = TopicFilter(request.patterns)
+        topic_filter = TopicFilter(request.patterns, max_bytes=self._limits.max_topic_bytes)
         minimum = request.min_priority
         if minimum not in priority.PROTO_VALUES:
             raise invalid("PRIORITY_UNKNOWN", "min_priority", f"unknown priority {minimum}")
