@@ -168,6 +168,8 @@ class Node:
                             ("capacity", "capacity_bytes")):
             metrics.observe(f"eventstream.ingest.udp.queue.{name}",
                             lambda field=field: self.udp.queue_reading(field))
+        metrics.observe("eventstream.ingest.buffered",
+                        lambda: [(self.tcp.budget.used, {"transport": "tcp"})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 

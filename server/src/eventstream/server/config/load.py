@@ -89,6 +89,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "ingest.max_frame_bytes": _between(8, 2**30),
     "ingest.max_connections": _between(1, 1_000_000),
     "ingest.idle_timeout_seconds": _between(0, 7 * 24 * 3600),
+    "ingest.frame_timeout_seconds": _between(0.01, 3600),
+    "ingest.max_buffered_bytes": _between(1024 * 1024, 2**40),
     "ingest.udp_receive_buffer_bytes": _between(4096, 2**31 - 1),
     "ingest.udp_queue_bytes": _between(1024 * 1024, 2**40),
     "dedup.window_seconds": _between(0, 7 * 24 * 3600),

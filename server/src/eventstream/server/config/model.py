@@ -163,6 +163,19 @@ class IngestConfig:
     idle_timeout_seconds: float = 300.0
     """A TCP connection that sends nothing for this long gets an
     ``IDLE_TIMEOUT`` error message and is closed; 0 never. Default 300 s."""
+    frame_timeout_seconds: float = 30.0
+    """Most seconds from the first byte of a TCP frame, of the acknowledged
+    handshake or of an acknowledged batch to its last byte (time the server
+    spends waiting for a lane or for ``max_buffered_bytes`` not counted);
+    after it the connection gets a ``FRAME_TIMEOUT`` error message and is
+    closed. Also the most an answer waits for the client to read it, after
+    which the connection is dropped (``SEND_TIMEOUT``). Default 30 s."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Bytes all TCP connections together hold beyond their 64 KiB receive
+    buffers: validated events on their way to a lane, frames larger than
+    the receive buffer, acknowledged batches until they are whole. When
+    they are used up, connections stop reading until there is room.
+    Default 64 MiB."""
     udp_receive_buffer_bytes: int = 8 * 1024 * 1024
     """SO_RCVBUF asked for the UDP socket (forced past the kernel's rmem_max
     when the process may). Default 8 MiB."""

@@ -116,7 +116,8 @@ class Metrics:
         self.ingest_backpressure = meter.create_counter(
             "eventstream.ingest.backpressure", unit="1",
             description="Times raw ingest (a TCP connection, or the UDP receive queue) "
-                        "stopped reading because a lane was full")
+                        "stopped reading because a lane was full, or a TCP connection "
+                        "because ingest.max_buffered_bytes were in use")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
             description="UDP datagrams read by the server, by transport")
@@ -145,6 +146,9 @@ class Metrics:
             ("eventstream.ingest.udp.queue.used", "By",
              "Bytes in use in the UDP receive queue (4 bytes of header per datagram)"),
             ("eventstream.ingest.udp.queue.capacity", "By", "Bytes the UDP receive queue holds"),
+            ("eventstream.ingest.buffered", "By",
+             "Bytes TCP ingest connections hold beyond their receive buffers "
+             "(ingest.max_buffered_bytes)"),
         ):
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
                                           description=description)
