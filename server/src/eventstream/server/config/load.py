@@ -100,6 +100,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "groups.ack_deadline_seconds": _between(0.001, 24 * 3600),
     "groups.max_deliveries": _POSITIVE,
     "groups.max_batch_events": _POSITIVE,
+    "groups.max_groups": _between(1, 1_000_000),
+    "groups.idle_expiry_seconds": _between(0.1, 90 * 86400),
     "log.level": _one_of("debug", "info", "warning", "error"),
     "log.format": _one_of("text", "json"),
 }

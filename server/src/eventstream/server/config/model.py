@@ -216,6 +216,14 @@ class GroupsConfig:
     """Deliveries before an event goes to ``dead-letter/<group>``. Default 5."""
     max_batch_events: int = 500
     """Most events per ConsumeResponse. Default 500."""
+    max_groups: int = 1000
+    """Most consumer groups at once, with members or not (groups whose
+    offsets are stored count too); a member of one more new group is refused
+    with RESOURCE_EXHAUSTED (``GROUPS_LIMIT``). Default 1000."""
+    idle_expiry_seconds: float = 7 * 86400.0
+    """A group without members for this long is forgotten, with its committed
+    offsets (like Kafka's ``offsets.retention.minutes``): a member that comes
+    back later starts it again from its ``start_from``. Default 7 days."""
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,8 @@ class Metrics:
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),
+            ("eventstream.groups", "1",
+             "Consumer groups the node knows (groups.max_groups), with members or not"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
             ("eventstream.gc.frozen", "1",
              "Objects made at start-up that the garbage collector no longer scans"),
@@ -159,6 +161,8 @@ class Metrics:
             ("eventstream.group.acks", "Events a consumer group acknowledged"),
             ("eventstream.group.redeliveries", "Events delivered again to a consumer group"),
             ("eventstream.group.dead_lettered", "Events moved to a group's dead-letter topic"),
+            ("eventstream.group.acks_ignored",
+             "Acks and nacks of a consumer group naming events the member did not hold"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
