@@ -51,10 +51,7 @@ class TcpChannel(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
         self._end += nbytes
-        if self._end == len(self._buffer or b"") and not self._paused:
-            self._paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
+        self._flow()
         self._wake()
 
     def eof_received(self) -> bool:  # noqa: D102
@@ -120,7 +117,7 @@ class TcpChannel(asyncio.BufferedProtocol):
         while self.pending < count and not self._eof:
             if self._start + count > self.capacity:
                 self._compact()
-            self._resume()
+            self._flow()
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 if deadline is None:
@@ -139,7 +136,7 @@ class TcpChannel(asyncio.BufferedProtocol):
         self._start += count
         if self._start == self._end:
             self._start = self._end = 0
-            self._resume()
+            self._flow()
 
     def resize(self, capacity: int) -> None:
         """Give the receive buffer ``capacity`` bytes, keeping the pending ones.
@@ -156,7 +153,7 @@ class TcpChannel(asyncio.BufferedProtocol):
         buffer[:pending] = self.view()
         self._buffer, self.capacity = buffer, capacity
         self._start, self._end = 0, pending
-        self._resume()
+        self._flow()
 
     def _compact(self) -> None:
         assert self._buffer is not None
@@ -164,10 +161,18 @@ class TcpChannel(asyncio.BufferedProtocol):
         self._buffer[:pending] = self._buffer[self._start:self._end]
         self._start, self._end = 0, pending
 
-    def _resume(self) -> None:
-        if self._paused and self._end < self.capacity and self._transport is not None:
+    def _flow(self) -> None:
+        """Read the socket exactly while the buffer has room (the transport
+        must never be handed an empty buffer)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._end >= self.capacity and not self._paused:
+            self._paused = True
+            transport.pause_reading()
+        elif self._end < self.capacity and self._paused:
             self._paused = False
-            self._transport.resume_reading()
+            transport.resume_reading()
 
     # -------------------------------------------------------------- writer side
 
@@ -192,6 +197,12 @@ class TcpChannel(asyncio.BufferedProtocol):
         if self._writable is not None and not self._writable.done():
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._writable)
+
+    def write_eof(self) -> None:
+        """Send FIN after what was written; the connection can still be read."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
 
     async def close(self, timeout: float) -> None:
         """Close once what was written is sent; drop the connection if that

@@ -55,6 +55,10 @@ HELD_FRAME_BYTES = ROW_BYTES + 8
 protobuf encoding at most 5 bytes longer than the frame)."""
 SMALLEST_FRAME = 8
 """Bytes of the smallest frame that can be accepted (a one-byte topic)."""
+LINGER_SECONDS = 2.0
+"""After an ERROR: most time spent reading (and dropping) what the client
+still sends before closing, so the close does not reset the connection and
+destroy the ERROR before the client reads it."""
 _TCP = {"transport": "tcp"}
 T = TypeVar("T")
 
@@ -172,6 +176,7 @@ class _Connection:
         self._sequence = 0     # batches read (acknowledged position)
         self._acked = False
         self._dropped: str | None = None       # why the connection was dropped unanswered
+        self._erred = False                    # an ERROR was sent
         self._reading: asyncio.Task[None] | None = None
         self.done: asyncio.Future[None] = self._loop.create_future()
 
@@ -218,6 +223,8 @@ class _Connection:
             answering.cancel()
             self._budget.give(self._grown)
             self._grown = 0
+            if self._erred and self._dropped is None:
+                await self._linger()
             await self._channel.close(self._frame_timeout)
             if not self.done.done():
                 self.done.set_result(None)
@@ -489,6 +496,20 @@ class _Connection:
         if rejection is not None:
             metrics.rejected.add(1, {"transport": "tcp", "reason": rejection.reason})
 
+    async def _linger(self) -> None:
+        """Half-close after the ERROR, then read and drop what the client still
+        sends until it closes too, for at most :data:`LINGER_SECONDS`."""
+        channel = self._channel
+        channel.write_eof()
+        channel.consume(channel.pending)
+        channel.resize(RECEIVE_BYTES)
+        deadline = self._loop.time() + min(LINGER_SECONDS, self._frame_timeout)
+        try:
+            while data := await channel.fill(1, deadline):
+                channel.consume(len(data))
+        except (TimeoutError, ConnectionError):
+            pass
+
     # ---------------------------------------------------------------- answering
 
     async def _answer(self, window: asyncio.Queue) -> None:
@@ -500,6 +521,7 @@ class _Connection:
                     return
                 if isinstance(item, _Closed):
                     position = self._sequence if self._acked else self._accepted
+                    self._erred = True
                     await self._send(messages.encode_error(position, item.reason, item.message))
                     return
                 sequence, pieces = item
@@ -507,6 +529,7 @@ class _Connection:
                     positions = [position for queued in pieces
                                  for position in await _positions(queued)]
                 except EventStreamError as error:
+                    self._erred = True
                     await self._send(messages.encode_error(sequence, error.reason, error.message))
                     self.stop_reading()
                     return
