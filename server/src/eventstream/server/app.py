@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from . import __version__
 from .broker.broker import Broker
 from .broker.dedup import DedupWindow
-from .broker.groups import Group, GroupCoordinator
+from .broker.groups import GROUP_NAME, Group, GroupCoordinator, StoredGroup
 from .broker.lanes import Lanes, Submission
 from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
@@ -100,7 +100,8 @@ class Node:
                               if config.storage.engine == "disk" else None)
         self.groups = GroupCoordinator(
             self.log, lambda *args: self.dead_letters.move(*args), time.monotonic_ns,
-            self.group_offsets.load if self.group_offsets else lambda name: None)
+            self._stored_groups(), max_groups=config.groups.max_groups,
+            idle_expiry_ns=int(config.groups.idle_expiry_seconds * 1e9))
         self.dead_letters = DeadLetters(self.broker, self.groups, self.stager,
                                         EventValidator(config.limits), self.metrics)
         self.consume = consume.ConsumeServicer(self.broker, self.groups, config.groups,
@@ -123,6 +124,20 @@ class Node:
         self.grpc_port = 0
         self._stopping = asyncio.Event()
         self._observe()
+
+    def _stored_groups(self) -> dict[str, StoredGroup]:
+        """The groups whose committed offsets are on disk, idle since their last save.
+
+        Raises:
+            DataDirRefused: a damaged offsets file.
+        """
+        if self.group_offsets is None:
+            return {}
+        saved = self.group_offsets.load_all(
+            self.log.partitions, lambda name: GROUP_NAME.fullmatch(name) is not None)
+        ago = time.time_ns() - time.monotonic_ns()   # wall clock minus monotonic clock
+        return {name: StoredGroup(entry.offsets, min(entry.saved_ns - ago, time.monotonic_ns()))
+                for name, entry in saved.items()}
 
     def _open_log(self) -> MemoryLog | DiskLog:
         storage, metrics = self.config.storage, self.metrics
@@ -177,6 +192,8 @@ class Node:
         metrics.observe("eventstream.group.redeliveries", per_group(lambda group: group.redelivered))
         metrics.observe("eventstream.group.dead_lettered",
                         per_group(lambda group: group.dead_lettered))
+        metrics.observe("eventstream.group.acks_ignored", per_group(lambda group: group.ignored))
+        metrics.observe("eventstream.groups", lambda: [(self.groups.count, {})])
         metrics.observe("eventstream.numa.nodes",
                         lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.gc.frozen", lambda: [(gc.get_freeze_count(), {})])
@@ -188,19 +205,27 @@ class Node:
                             lambda field=field: self.udp.queue_reading(field))
         metrics.observe("eventstream.storage.failed", lambda: [
             (1, {"error": self.storage_error}) if self.storage_error else (0, {})])
+        metrics.observe("eventstream.ingest.buffered",
+                        lambda: [(self.tcp.budget.used, {"transport": "tcp"})])
         metrics.observe("eventstream.uptime",
                         lambda: [(time.monotonic() - self.started_at, {})])
 
     async def _expire_acks(self) -> None:
-        """Deliver again, ten times a second, what passed its ack deadline; save
-        moved group offsets twice a second."""
+        """Deliver again, ten times a second, what passed its ack deadline; twice
+        a second, forget groups idle too long and save moved group offsets."""
         for tick in itertools.count(1):
             await asyncio.sleep(0.1)
             self.groups.expire()
-            if tick % 5 == 0 and self.group_offsets is not None:
-                moved = self.groups.unsaved()
-                if moved:
-                    await asyncio.to_thread(self._save_group_offsets, moved)
+            if tick % 5 == 0:
+                expired = self.groups.expire_idle()
+                if expired:
+                    log.info("consumer groups without members for %g s forgotten "
+                             "(groups.idle_expiry_seconds): %s",
+                             self.config.groups.idle_expiry_seconds, ", ".join(expired))
+                if self.group_offsets is not None:
+                    moved = self.groups.unsaved()
+                    if moved or expired:
+                        await asyncio.to_thread(self._save_group_offsets, moved, expired)
 
     async def _trim_heap(self, trimmer: HeapTrimmer) -> None:
         """Every few seconds, give freed C heap back to the system if there is enough."""
@@ -211,9 +236,16 @@ class Node:
             if trimmer.due():
                 self.metrics.memory_trimmed.add(await asyncio.to_thread(trimmer.trim))
 
-    def _save_group_offsets(self, moved: list[tuple[Group, list[int]]]) -> None:
-        """Save the offsets of groups that moved (fsync: off the event loop when it runs)."""
+    def _save_group_offsets(self, moved: list[tuple[Group, list[int]]],
+                            expired: Sequence[str] = ()) -> None:
+        """Save the offsets of groups that moved and delete those of expired
+        groups (fsync: off the event loop when it runs)."""
         assert self.group_offsets is not None
+        for name in expired:
+            try:
+                self.group_offsets.delete(name)
+            except OSError:
+                log.exception("cannot delete the offsets of expired group %s", name)
         for group, frontiers in moved:
             try:
                 self.group_offsets.save(group.name, frontiers)

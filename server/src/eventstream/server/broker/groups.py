@@ -14,7 +14,15 @@ joins or leaves. Per partition the group keeps:
 
 Delivery is at-least-once: an event is delivered again until it is
 acknowledged, and after ``max_deliveries`` deliveries it is handed to the
-dead-letter callback instead.
+dead-letter callback instead. A member's ack or nack applies only to events
+it holds, or held until their ack deadline passed and nobody got since; the
+others (held by another member, nacked, done, never delivered to it) are
+ignored and counted.
+
+The number of groups is bounded (``max_groups``), and a group without
+members for ``idle_expiry_ns`` is forgotten (:meth:`GroupCoordinator.expire_idle`).
+Groups whose committed offsets were stored before a restart are known from
+the start and expire the same way unless a member comes back.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import invalid
+from ..errors import EventStreamError, invalid
 from ..storage.log import EventLog
 from .topics import TopicFilter
 
@@ -46,7 +54,7 @@ class GroupSettings:
 
 
 class _Partition:
-    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts")
+    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts", "late")
 
     def __init__(self, start: int) -> None:
         self.cursor = start
@@ -55,10 +63,15 @@ class _Partition:
         self.inflight: dict[int, tuple[Member, int]] = {}
         self.retry: deque[int] = deque()
         self.attempts: dict[int, int] = {}
+        self.late: dict[int, Member] = {}
+        """Offsets in ``retry`` because their ack deadline passed, with the
+        member that held them: its late ack still counts until they are
+        delivered again."""
 
     def finish(self, offset: int) -> None:
         """Mark ``offset`` done and move the frontier over every done offset."""
         self.attempts.pop(offset, None)
+        self.late.pop(offset, None)
         if offset < self.frontier:
             return
         self.done.add(offset)
@@ -94,6 +107,10 @@ class Group:
         self.acked = 0
         self.redelivered = 0
         self.dead_lettered = 0
+        self.ignored = 0
+        """Acks and nacks naming events the member did not hold."""
+        self.idle_since: int | None = None
+        """Clock time the last member left; None while the group has members."""
         self.saved = self.frontiers()
         """The committed offsets as last saved (see :meth:`GroupCoordinator.unsaved`)."""
 
@@ -109,6 +126,15 @@ class Group:
 DeadLetter = Callable[[Group, int, int, bytes], None]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    """A group known from its stored committed offsets, with no member since the start."""
+
+    offsets: list[int]
+    idle_since: int
+    """Clock time (as ``clock_ns``) its offsets were last saved."""
+
+
 class GroupCoordinator:
     """Every consumer group of the node.
 
@@ -116,19 +142,28 @@ class GroupCoordinator:
         event_log: the committed log the groups read.
         dead_letter: called with (group, partition, offset, record) for an event
             that reached max_deliveries; it must later call :meth:`settle`.
-        clock_ns: monotonic clock in nanoseconds (ack deadlines).
-        stored: committed offsets of a group remembered from before, or None.
+        clock_ns: monotonic clock in nanoseconds (ack deadlines, idle expiry).
+        stored: groups whose committed offsets were saved before, by name.
+        max_groups: most groups at once (with members or not, stored ones too).
+        idle_expiry_ns: a group without members this long is forgotten.
     """
 
     def __init__(self, event_log: EventLog, dead_letter: DeadLetter,
-                 clock_ns: Callable[[], int],
-                 stored: Callable[[str], list[int] | None] = lambda name: None) -> None:
+                 clock_ns: Callable[[], int], stored: dict[str, StoredGroup] | None = None,
+                 *, max_groups: int = 1000, idle_expiry_ns: int = 7 * 86400 * 10**9) -> None:
         self._log = event_log
         self._dead_letter = dead_letter
         self._clock_ns = clock_ns
-        self._stored = stored
+        self._stored = dict(stored or {})
+        self._max_groups = max_groups
+        self._idle_expiry_ns = idle_expiry_ns
         self.groups: dict[str, Group] = {}
         self._ids = itertools.count(1)
+
+    @property
+    def count(self) -> int:
+        """Groups known: in memory, and stored ones no member has joined since the start."""
+        return len(self.groups) + len(self._stored)
 
     # -- membership -----------------------------------------------------------
 
@@ -137,25 +172,34 @@ class GroupCoordinator:
 
         Raises:
             EventStreamError: INVALID_ARGUMENT for a bad group name, or patterns
-                other than the group's.
+                other than the group's; RESOURCE_EXHAUSTED for a new group
+                when ``max_groups`` exist.
         """
         if not GROUP_NAME.fullmatch(name):
             raise invalid("GROUP_INVALID", "start.group",
                           "1 to 128 letters, digits, '.', '_' or '-'")
         group = self.groups.get(name)
         if group is None:
+            stored = self._stored.get(name)
+            if stored is None and self.count >= self._max_groups:
+                raise EventStreamError(
+                    "GROUPS_LIMIT", f"start.group: {name!r} would be a new group, and the "
+                    f"server has {self.count} groups, the limit of groups.max_groups; "
+                    "groups without members are forgotten after groups.idle_expiry_seconds",
+                    field="start.group")
             log = self._log
-            starts = self._stored(name)
-            if starts is None or len(starts) != log.partitions:
-                starts = [log.high_watermark(p) if settings.start_latest else log.start_offset(p)
-                          for p in range(log.partitions)]
+            starts = stored.offsets if stored is not None else [
+                log.high_watermark(p) if settings.start_latest else log.start_offset(p)
+                for p in range(log.partitions)]
             group = self.groups[name] = Group(name, settings, starts)
+            self._stored.pop(name, None)
         elif sorted(settings.patterns) != sorted(group.settings.patterns):
             raise invalid("GROUP_PATTERNS_DIFFER", "start.patterns",
                           f"group {name!r} consumes {list(group.settings.patterns)}; "
                           "every member must give the same patterns")
         member = Member(f"{name}-{next(self._ids)}", group, settings.max_in_flight)
         group.members.append(member)
+        group.idle_since = None
         self._rebalance(group)
         return member
 
@@ -171,7 +215,25 @@ class GroupCoordinator:
                 del part.inflight[offset]
                 part.retry.appendleft(offset)
         member.inflight = 0
+        if not group.members:
+            group.idle_since = self._clock_ns()
         self._rebalance(group)
+
+    def expire_idle(self) -> list[str]:
+        """Forget every group that has had no member for ``idle_expiry_ns``.
+
+        Returns:
+            Their names (the caller drops their stored offsets).
+        """
+        due = self._clock_ns() - self._idle_expiry_ns
+        expired = [name for name, group in self.groups.items()
+                   if group.idle_since is not None and group.idle_since <= due]
+        for name in expired:
+            del self.groups[name]
+        stale = [name for name, stored in self._stored.items() if stored.idle_since <= due]
+        for name in stale:
+            del self._stored[name]
+        return expired + stale
 
     def _rebalance(self, group: Group) -> None:
         group.generation += 1
@@ -256,22 +318,32 @@ class GroupCoordinator:
                  out: list[bytes], record: bytes) -> None:
         part.inflight[offset] = (member, deadline)
         part.attempts[offset] = part.attempts.get(offset, 0) + 1
+        part.late.pop(offset, None)
         member.inflight += 1
         out.append(record)
 
     # -- acknowledgements ---------------------------------------------------------
 
     def ack(self, member: Member, positions: Iterable[tuple[int, int]]) -> int:
-        """Finish the events at ``positions``; return how many became done now."""
+        """Finish the events at ``positions`` that ``member`` holds, or held
+        until their ack deadline passed and nobody got them since. The others
+        (held by another member, nacked, already done, never delivered to it)
+        are ignored and counted in ``Group.ignored``.
+
+        Returns:
+            How many events became done.
+        """
         group = member.group
         finished = 0
         for partition, offset in positions:
             part = self._part(group, partition)
-            if offset < part.frontier or offset in part.done or offset >= part.cursor:
-                continue   # already done, or never delivered
-            self._release(part, offset)
-            if offset in part.retry:
+            if self._release(part, offset, member):
+                pass
+            elif part.late.get(offset) is member:
                 part.retry.remove(offset)
+            else:
+                group.ignored += 1
+                continue
             part.finish(offset)
             finished += 1
         group.acked += finished
@@ -279,26 +351,32 @@ class GroupCoordinator:
         return finished
 
     def nack(self, member: Member, positions: Iterable[tuple[int, int]]) -> None:
-        """Deliver the events at ``positions`` again (or dead-letter them)."""
+        """Deliver the events at ``positions`` that ``member`` holds again (or
+        dead-letter them). Those it held until their deadline are on their
+        way again already; the others are ignored and counted, as by :meth:`ack`."""
         group = member.group
         for partition, offset in positions:
             part = self._part(group, partition)
-            if offset in part.inflight:
-                self._release(part, offset)
+            if self._release(part, offset, member):
                 self._again(group, partition, part, offset)
+            elif part.late.get(offset) is not member:
+                group.ignored += 1
         self._wake(group)
 
     def expire(self) -> None:
         """Deliver again every event whose ack deadline passed."""
         now = self._clock_ns()
         for group in self.groups.values():
-            late = False
+            passed = False
             for partition, part in enumerate(group.parts):
-                for offset in [o for o, (_, due) in part.inflight.items() if due <= now]:
+                for offset, (member, due) in list(part.inflight.items()):
+                    if due > now:
+                        continue
                     self._release(part, offset)
-                    self._again(group, partition, part, offset)
-                    late = True
-            if late:
+                    if self._again(group, partition, part, offset):
+                        part.late[offset] = member
+                    passed = True
+            if passed:
                 self._wake(group)
 
     def settle(self, group: Group, partition: int, offset: int, stored: bool) -> None:
@@ -312,21 +390,29 @@ class GroupCoordinator:
             part.retry.append(offset)
         self._wake(group)
 
-    def _again(self, group: Group, partition: int, part: _Partition, offset: int) -> None:
+    def _again(self, group: Group, partition: int, part: _Partition, offset: int) -> bool:
+        """Queue ``offset`` to be delivered again, or dead-letter it after
+        max_deliveries; return whether it was queued."""
         if part.attempts.get(offset, 0) >= group.settings.max_deliveries:
             record = self._log.read(partition, offset, 1).records
             if record:
                 self._dead_letter(group, partition, offset, record[0])
-                return
+                return False
             part.finish(offset)    # gone by retention
-            return
+            return False
         part.retry.append(offset)
+        return True
 
     @staticmethod
-    def _release(part: _Partition, offset: int) -> None:
-        held = part.inflight.pop(offset, None)
-        if held is not None:
-            held[0].inflight -= 1
+    def _release(part: _Partition, offset: int, owner: Member | None = None) -> bool:
+        """Take ``offset`` out of flight if it is (and, given ``owner``, held by
+        that member); return whether it was."""
+        held = part.inflight.get(offset)
+        if held is None or (owner is not None and held[0] is not owner):
+            return False
+        del part.inflight[offset]
+        held[0].inflight -= 1
+        return True
 
     @staticmethod
     def _part(group: Group, partition: int) -> _Partition:
@@ -358,4 +444,4 @@ class GroupCoordinator:
             self._wake(group)
 
 
-__all__ = ["GROUP_NAME", "Group", "GroupCoordinator", "GroupSettings", "Member"]
+__all__ = ["GROUP_NAME", "Group", "GroupCoordinator", "GroupSettings", "Member", "StoredGroup"]

@@ -97,6 +97,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "ingest.max_frame_bytes": _between(8, 2**30),
     "ingest.max_connections": _between(1, 1_000_000),
     "ingest.idle_timeout_seconds": _between(0, 7 * 24 * 3600),
+    "ingest.frame_timeout_seconds": _between(0.01, 3600),
+    "ingest.max_buffered_bytes": _between(1024 * 1024, 2**40),
     "ingest.udp_receive_buffer_bytes": _between(4096, 2**31 - 1),
     "ingest.udp_queue_bytes": _between(1024 * 1024, 2**40),
     "dedup.window_seconds": _between(0, 7 * 24 * 3600),
@@ -108,6 +110,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "groups.max_deliveries": _POSITIVE,
     "groups.max_batch_events": _POSITIVE,
     "groups.max_batch_bytes": _between(1024, 2**30),
+    "groups.max_groups": _between(1, 1_000_000),
+    "groups.idle_expiry_seconds": _between(0.1, 90 * 86400),
     "log.level": _one_of("debug", "info", "warning", "error"),
     "log.format": _one_of("text", "json"),
 }

@@ -186,6 +186,19 @@ class IngestConfig:
     idle_timeout_seconds: float = 300.0
     """A TCP connection that sends nothing for this long gets an
     ``IDLE_TIMEOUT`` error message and is closed; 0 never. Default 300 s."""
+    frame_timeout_seconds: float = 30.0
+    """Most seconds from the first byte of a TCP frame, of the acknowledged
+    handshake or of an acknowledged batch to its last byte (time the server
+    spends waiting for a lane or for ``max_buffered_bytes`` not counted);
+    after it the connection gets a ``FRAME_TIMEOUT`` error message and is
+    closed. Also the most an answer waits for the client to read it, after
+    which the connection is dropped (``SEND_TIMEOUT``). Default 30 s."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Bytes all TCP connections together hold beyond their 64 KiB receive
+    buffers: validated events on their way to a lane, frames larger than
+    the receive buffer, acknowledged batches until they are whole. When
+    they are used up, connections stop reading until there is room.
+    Default 64 MiB."""
     udp_receive_buffer_bytes: int = 8 * 1024 * 1024
     """SO_RCVBUF asked for the UDP socket (forced past the kernel's rmem_max
     when the process may). Default 8 MiB."""
@@ -233,6 +246,14 @@ class GroupsConfig:
     max_batch_bytes: int = 1024 * 1024
     """Most bytes of events per ConsumeResponse; a single larger event still
     goes out, alone. Default 1 MiB."""
+    max_groups: int = 1000
+    """Most consumer groups at once, with members or not (groups whose
+    offsets are stored count too); a member of one more new group is refused
+    with RESOURCE_EXHAUSTED (``GROUPS_LIMIT``). Default 1000."""
+    idle_expiry_seconds: float = 7 * 86400.0
+    """A group without members for this long is forgotten, with its committed
+    offsets (like Kafka's ``offsets.retention.minutes``): a member that comes
+    back later starts it again from its ``start_from``. Default 7 days."""
 
 
 @dataclass(frozen=True)

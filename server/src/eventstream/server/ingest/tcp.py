@@ -7,10 +7,23 @@ connection with an ERROR message. A connection that starts with
 length-delimited batches and the server answers each, in order, with an ACK
 (partition and offset per frame) once the batch is committed, or an ERROR.
 
-One native parse per read buffer. While a lane is full the connection stops
-reading (the stream reader's buffer fills, the transport pauses, TCP flow
-control reaches the producer), so nothing is dropped. A bad frame closes its
-own connection only, after an ERROR message and a log line naming the peer.
+Memory and time are bounded per connection and in total. The socket is read
+into the connection's own receive buffer (:data:`RECEIVE_BYTES`,
+:mod:`.channel`), which is validated as it arrives, one native call per
+read; a frame larger than that buffer gets a buffer of its own size for as
+long as it takes to arrive. What a connection holds beyond its receive
+buffer (the validated events of a read until they are in a lane, a large
+frame, an acknowledged batch until it is whole) is taken from a byte budget
+shared by every connection (``ingest.max_buffered_bytes``, :mod:`.budget`);
+when it is used up, connections stop reading until it has room, so nothing
+fails. A frame, the handshake, and (acknowledged) a batch must arrive within
+``ingest.frame_timeout_seconds`` of its first byte, the time the server
+spends waiting for a lane or the budget not counted; an answer the client
+does not read within that time drops the connection.
+
+While a lane is full the connection stops reading too (TCP flow control
+reaches the producer), so nothing is dropped. A bad frame closes its own
+connection only, after an ERROR message and a log line naming the peer.
 """
 
 from __future__ import annotations
@@ -18,23 +31,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from ..broker.lanes import Submission
 from ..config.model import IngestConfig, LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
+from ..queue.staging import R_INDEX, ROW_BYTES, ROW_FIELDS, Accepted
 from . import messages
-from ..queue.staging import R_INDEX, ROW_FIELDS
+from .budget import ByteBudget
+from .channel import TcpChannel
 from .frames import DecodedFrames, FrameDecoder, Rejection
 from .sink import BrokerSink
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 256 * 1024
-"""Bytes asked for per read; the stream reader pauses the socket past twice this."""
+RECEIVE_BYTES = 64 * 1024
+"""Receive buffer of a connection: the socket is read into it, and it is validated in place."""
 ACK_WINDOW = 64
 """Acknowledged batches of one connection committing at once; more waits."""
+HELD_FRAME_BYTES = ROW_BYTES + 8
+"""What a validated frame may hold beyond its own bytes (its row, and a
+protobuf encoding at most 5 bytes longer than the frame)."""
+SMALLEST_FRAME = 8
+"""Bytes of the smallest frame that can be accepted (a one-byte topic)."""
+LINGER_SECONDS = 2.0
+"""After an ERROR: most time spent reading (and dropping) what the client
+still sends before closing, so the close does not reset the connection and
+destroy the ERROR before the client reads it."""
 _TCP = {"transport": "tcp"}
+T = TypeVar("T")
 
 
 class _Closed(Exception):
@@ -65,14 +91,18 @@ class TcpIngest:
         self._decoder = decoder
         self._sink = sink
         self._metrics = metrics
+        self.budget = ByteBudget(config.max_buffered_bytes)
+        """Bytes all connections hold beyond their receive buffers."""
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port``."""
-        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE,
-                                                  backlog=min(self._config.max_connections, 4096))
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: TcpChannel(RECEIVE_BYTES, self._accept), host, port,
+            backlog=min(self._config.max_connections, 4096))
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop_accepting(self) -> None:
@@ -92,21 +122,32 @@ class TcpIngest:
             await asyncio.wait([c.done for c in self._connections], timeout=timeout)
         for connection in list(self._connections):
             connection.abort()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer_name(writer)
+    def _accept(self, channel: TcpChannel) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(channel))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, channel: TcpChannel) -> None:
+        peer = channel.peer
         if len(self._connections) >= self._config.max_connections:
             log.warning("tcp ingest: refused %s: %d connections open (ingest.max_connections)",
                         peer, len(self._connections))
             self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": "CONNECTION_LIMIT"})
-            writer.write(messages.encode_error(0, "CONNECTION_LIMIT", (
-                f"the server has {len(self._connections)} ingest connections open, "
-                f"the limit of ingest.max_connections; retry later")))
-            await _close(writer)
+            timeout = self._config.frame_timeout_seconds
+            try:
+                await channel.send(messages.encode_error(0, "CONNECTION_LIMIT", (
+                    f"the server has {len(self._connections)} ingest connections open, "
+                    f"the limit of ingest.max_connections; retry later")), timeout)
+            except TimeoutError:
+                pass
+            await channel.close(timeout)
             return
-        connection = _Connection(self, reader, writer, peer)
+        connection = _Connection(self, channel, peer)
         self._connections.add(connection)
         self._metrics.ingest_connections.add(1, _TCP)
         try:
@@ -119,19 +160,25 @@ class TcpIngest:
 class _Connection:
     """One client connection: reads frames, queues them, answers in order."""
 
-    def __init__(self, ingest: TcpIngest, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, peer: str) -> None:
+    def __init__(self, ingest: TcpIngest, channel: TcpChannel, peer: str) -> None:
         self._ingest = ingest
-        self._reader = reader
-        self._writer = writer
+        self._channel = channel
         self._peer = peer
         self._metrics = ingest._metrics
-        self._idle = ingest._config.idle_timeout_seconds or None
+        self._budget = ingest.budget
+        self._loop = asyncio.get_running_loop()
+        config = ingest._config
+        self._idle = config.idle_timeout_seconds or None
+        self._frame_timeout = config.frame_timeout_seconds
+        self._deadline: float | None = None   # of the frame or batch being received
+        self._grown = 0        # budget bytes held for a receive buffer grown for a large frame
         self._accepted = 0     # frames queued (fire-and-forget position)
         self._sequence = 0     # batches read (acknowledged position)
         self._acked = False
+        self._dropped: str | None = None       # why the connection was dropped unanswered
+        self._erred = False                    # an ERROR was sent
         self._reading: asyncio.Task[None] | None = None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = self._loop.create_future()
 
     def stop_reading(self) -> None:
         """Read no more; what was queued is still answered (server shutdown)."""
@@ -140,14 +187,14 @@ class _Connection:
 
     def abort(self) -> None:
         """Drop the connection at once."""
-        self._writer.transport.abort()
+        self._channel.abort()
 
     async def run(self) -> None:
         """Serve the connection until it ends."""
-        window: asyncio.Queue[tuple[int, list[Submission]] | _Closed
+        window: asyncio.Queue[tuple[int, list[list[Submission]]] | _Closed
                               | None] = asyncio.Queue(ACK_WINDOW)
-        answering = asyncio.get_running_loop().create_task(self._answer(window))
-        self._reading = asyncio.get_running_loop().create_task(self._read(window))
+        answering = self._loop.create_task(self._answer(window))
+        self._reading = self._loop.create_task(self._read(window))
         ending: _Closed | None = None
         try:
             try:
@@ -163,110 +210,281 @@ class _Connection:
             except Exception:  # a bug: end this connection only, and say so
                 log.exception("tcp ingest: unexpected error on %s", self._peer)
                 ending = _Closed("INTERNAL", "unexpected server error; see the server log")
-            reason = "EOF" if ending is None else ending.reason
             if ending is not None and ending.reason not in ("SHUTTING_DOWN", "CONNECTION_RESET"):
                 log.warning("tcp ingest: closing %s: %s: %s", self._peer, ending.reason,
                             ending.message)
             if not answering.done():
                 await window.put(ending)
             await answering
+            reason = self._dropped or ("EOF" if ending is None else ending.reason)
             self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": reason})
         finally:
             self._reading.cancel()
             answering.cancel()
-            await _close(self._writer)
+            self._budget.give(self._grown)
+            self._grown = 0
+            if self._erred and self._dropped is None:
+                await self._linger()
+            await self._channel.close(self._frame_timeout)
             if not self.done.done():
                 self.done.set_result(None)
 
-    # ------------------------------------------------------------------ reading
+    # ---------------------------------------------------------------- timing
 
-    async def _within_idle(self, read: Awaitable[bytes]) -> bytes:
-        """Await ``read``, closing the connection with IDLE_TIMEOUT if it takes too long."""
+    def _begin(self) -> None:
+        """A frame (or batch) started arriving: it must be whole by the frame timeout."""
+        if self._deadline is None:
+            self._deadline = self._loop.time() + self._frame_timeout
+
+    def _finish(self) -> None:
+        self._deadline = None
+
+    async def _server_side(self, waiting: Awaitable[T]) -> T:
+        """Await something the server waits for (lane room, budget): that time
+        does not count against the frame timeout."""
+        started = self._loop.time()
         try:
-            async with asyncio.timeout(self._idle):
-                return await read
+            return await waiting
+        finally:
+            if self._deadline is not None:
+                self._deadline += self._loop.time() - started
+
+    async def _fill(self, count: int) -> memoryview:
+        """At least ``count`` received bytes (fewer only at the end of the
+        stream), within the idle and frame timeouts."""
+        channel = self._channel
+        if channel.pending >= count:
+            return channel.view()
+        deadline = self._deadline
+        idle = self._idle is not None and (
+            deadline is None or self._loop.time() + self._idle < deadline)
+        if idle:
+            deadline = self._loop.time() + self._idle
+        try:
+            return await channel.fill(count, deadline)
         except TimeoutError:
-            raise _Closed("IDLE_TIMEOUT", f"nothing received for {self._idle:g} s "
-                          "(ingest.idle_timeout_seconds)") from None
-
-    async def _read_some(self) -> bytes:
-        """Read up to READ_SIZE bytes; b"" at end of stream."""
-        return await self._within_idle(self._reader.read(READ_SIZE))
-
-    async def _read_exactly(self, count: int, at_boundary: bool) -> bytes | None:
-        """Read ``count`` bytes; None on a clean end of stream at a boundary."""
-        try:
-            return await self._within_idle(self._reader.readexactly(count))
-        except asyncio.IncompleteReadError as short:
-            if at_boundary and not short.partial:
-                return None
+            if idle:
+                raise _Closed("IDLE_TIMEOUT", f"nothing received for {self._idle:g} s "
+                              "(ingest.idle_timeout_seconds)") from None
             self._metrics.received.add(1, _TCP)
-            self._metrics.rejected.add(1, {"transport": "tcp", "reason": "FRAME_TRUNCATED"})
-            raise _Closed("FRAME_TRUNCATED", "the connection ended inside a "
-                          + ("batch" if self._acked else "frame")) from None
+            self._metrics.rejected.add(1, {"transport": "tcp", "reason": "FRAME_TIMEOUT"})
+            unit = "batch" if self._acked else "frame"
+            raise _Closed("FRAME_TIMEOUT", f"the {unit} was not complete "
+                          f"{self._frame_timeout:g} s after its first byte "
+                          "(ingest.frame_timeout_seconds)") from None
+
+    # --------------------------------------------------------------- reading
 
     async def _read(self, window: asyncio.Queue) -> None:
-        first = await self._read_exactly(4, at_boundary=True)
-        if first is None:
+        if not await self._fill(1):
             return
-        if first == messages.HANDSHAKE_ACKED:
+        self._begin()
+        first = await self._fill(4)
+        if first[:4] == messages.HANDSHAKE_ACKED:
+            self._channel.consume(4)
+            self._finish()
             self._acked = True
             await self._read_batches(window)
         else:
-            await self._read_stream(first)
+            await self._read_stream()
 
-    async def _read_stream(self, pending: bytes) -> None:
+    async def _read_stream(self) -> None:
         """Fire-and-forget: frames until the end of the stream."""
+        channel = self._channel
         decoder = self._ingest._decoder
+        need = 1
         while True:
-            chunk = await self._read_some()
-            data = pending + chunk if pending else chunk
+            data = await self._fill(need)
             if not data:
                 return
-            decoded = decoder.decode(data, final=not chunk)
-            self._count(decoded)
-            if decoded.count:
-                await self._queue(decoded)
-                self._accepted += decoded.count
+            final = channel.at_eof
+            decoded = decoder.decode(data, final=final)
+            held = 0
+            if decoded.accepted is not None and not self._grown:
+                # A grown buffer's reservation covers its frame's events.
+                held = _held_bytes(decoded.accepted)
+                if not self._budget.try_take(held):
+                    del decoded   # hold nothing while waiting; the bytes are still there
+                    self._on_full()
+                    await self._server_side(self._budget.take(held))
+                    decoded = decoder.decode(data, final=final)
+            try:
+                self._count(decoded)
+                channel.consume(decoded.consumed)
+                if decoded.count:
+                    await self._queue(decoded)
+                    self._accepted += decoded.count
+            finally:
+                if held:
+                    self._budget.give(held)
             if decoded.rejection is not None:
                 raise _Closed(decoded.rejection.reason,
                               f"frame {self._accepted}: {decoded.rejection.message}")
-            if not chunk:
+            if final:
                 return
-            pending = data[decoded.consumed:]
+            need = await self._next_need()
 
     async def _read_batches(self, window: asyncio.Queue) -> None:
         """Acknowledged: length-delimited batches until the end of the stream."""
         limits = self._ingest._limits
-        decoder = self._ingest._decoder
         while True:
-            header = await self._read_exactly(4, at_boundary=True)
-            if header is None:
+            self._shrink()
+            if not await self._fill(1):
                 return
-            size = messages.batch_length(header)
+            self._begin()
+            header = await self._fill(4)
+            if len(header) < 4:
+                raise self._truncated()
+            size = messages.batch_length(header[:4])
+            self._channel.consume(4)
             if size > limits.max_request_bytes:
                 raise _Closed("BATCH_TOO_LARGE", f"batch {self._sequence}: {size} bytes is over "
                               f"the limit of {limits.max_request_bytes} (limits.max_request_bytes)")
-            body = await self._read_exactly(size, at_boundary=False) if size else b""
-            decoded = decoder.decode(body or b"", final=True)
-            if decoded.rejection is None and decoded.count > limits.max_batch_events:
-                decoded.rejection = Rejection(
-                    "BATCH_TOO_LARGE", f"{decoded.count} frames is over the limit of "
-                    f"{limits.max_batch_events} (limits.max_batch_events)", 0)
-            self._count(decoded)
-            if decoded.rejection is not None:
-                # Nothing of a bad batch is queued: its ERROR is its answer.
-                rejection = decoded.rejection
-                where = "" if rejection.reason == "BATCH_TOO_LARGE" else f" frame {rejection.index}"
-                raise _Closed(rejection.reason,
-                              f"batch {self._sequence}{where}: {rejection.message}")
-            queued = await self._queue(decoded) if decoded.count else []
+            reserved = self._batch_reservation(size)
+            await self._server_side(self._taken(reserved))
+            try:
+                pieces = await self._read_batch(size)
+                self._finish()
+                queued = [await self._queue_accepted(piece) for piece in pieces]
+            finally:
+                self._budget.give(reserved - self._keep_grown())
             await window.put((self._sequence, queued))
             self._sequence += 1
 
+    async def _read_batch(self, size: int) -> list[Accepted]:
+        """The body of one batch, validated as it arrives, a receive buffer at a time.
+
+        A batch larger than the receive buffer gets a buffer of its size (at
+        most a largest frame), so that a small batch is validated in one
+        piece and a frame always fits; the batch's reservation covers it.
+
+        Returns:
+            The batch's frames as validated pieces, in order.
+
+        Raises:
+            _Closed: a bad frame, too many frames, or a batch that did not
+                arrive whole; the rest of the batch is read and dropped first,
+                so the client can read the ERROR before the connection closes.
+        """
+        channel = self._channel
+        decoder = self._ingest._decoder
+        limit = self._ingest._limits.max_batch_events
+        wanted = min(size, decoder.max_frame + 4)
+        if wanted > channel.capacity:
+            channel.resize(wanted)
+        pieces: list[Accepted] = []
+        frames = 0
+        remaining = size
+        while remaining:
+            need = min(remaining, channel.capacity)
+            data = await self._fill(need)
+            if len(data) < need:
+                raise self._truncated()
+            data = data[:remaining]
+            decoded = decoder.decode(data, final=len(data) == remaining)
+            self._count(decoded)
+            channel.consume(decoded.consumed)
+            remaining -= decoded.consumed
+            rejection = decoded.rejection
+            if rejection is None and frames + decoded.count > limit:
+                self._metrics.received.add(1, _TCP)
+                self._metrics.rejected.add(1, {"transport": "tcp", "reason": "BATCH_TOO_LARGE"})
+                rejection = Rejection("BATCH_TOO_LARGE", f"more than {limit} frames "
+                                      "(limits.max_batch_events)", 0)
+            if rejection is not None:
+                await self._discard(remaining)
+                where = ("" if rejection.reason == "BATCH_TOO_LARGE"
+                         else f" frame {frames + rejection.index}")
+                raise _Closed(rejection.reason,
+                              f"batch {self._sequence}{where}: {rejection.message}")
+            frames += decoded.count
+            if decoded.accepted is not None:
+                pieces.append(decoded.accepted)
+        return pieces
+
+    async def _next_need(self) -> int:
+        """Fire-and-forget: how many bytes to wait for next, a whole frame at
+        the head of the received bytes.
+
+        A frame larger than the receive buffer gets a buffer of its size; its
+        bytes, and its events once validated, are taken from the budget first.
+        """
+        channel = self._channel
+        self._shrink()
+        head = channel.view()
+        if not head:
+            self._finish()
+            return 1
+        self._begin()
+        if len(head) < 4:
+            return 4
+        declared = int.from_bytes(head[:4], "big")
+        if declared > self._ingest._decoder.max_frame:
+            return 4   # the decoder refuses it from its length alone
+        need = declared + 4
+        if need > channel.capacity:
+            await self._server_side(self._taken(2 * need + HELD_FRAME_BYTES))
+            self._grown = 2 * need + HELD_FRAME_BYTES
+            channel.resize(need)
+        return need
+
+    def _shrink(self) -> None:
+        """Give a grown receive buffer back once its frame or batch is consumed."""
+        channel = self._channel
+        if channel.capacity > RECEIVE_BYTES and channel.pending <= RECEIVE_BYTES:
+            channel.resize(RECEIVE_BYTES)
+            self._budget.give(self._grown)
+            self._grown = 0
+
+    def _keep_grown(self) -> int:
+        """After a batch: the bytes of its reservation that stay taken for a
+        receive buffer still grown (it already holds the next batch's bytes)."""
+        self._shrink()
+        capacity = self._channel.capacity
+        keep = max(0, capacity - self._grown) if capacity > RECEIVE_BYTES else 0
+        self._grown += keep
+        return keep
+
+    async def _taken(self, count: int) -> None:
+        """Take ``count`` bytes of the budget, counting a wait as backpressure."""
+        if not self._budget.try_take(count):
+            self._on_full()
+            await self._budget.take(count)
+
+    def _batch_reservation(self, size: int) -> int:
+        """Budget bytes a batch of ``size`` bytes may hold while it is read: its
+        validated frames, and a receive buffer grown for a large frame."""
+        frames = min(size // SMALLEST_FRAME + 1, self._ingest._limits.max_batch_events + 1)
+        grown = min(size, self._ingest._decoder.max_frame + 4) if size > RECEIVE_BYTES else 0
+        return size + frames * HELD_FRAME_BYTES + grown
+
+    async def _discard(self, count: int) -> None:
+        """Read and drop ``count`` bytes (the rest of a refused batch) within
+        the frame timeout; give up quietly if they do not come."""
+        channel = self._channel
+        try:
+            while count:
+                data = await self._fill(1)
+                if not data:
+                    return
+                taken = min(len(data), count)
+                channel.consume(taken)
+                count -= taken
+        except (_Closed, ConnectionError):
+            return
+
+    def _truncated(self) -> _Closed:
+        self._metrics.received.add(1, _TCP)
+        self._metrics.rejected.add(1, {"transport": "tcp", "reason": "FRAME_TRUNCATED"})
+        return _Closed("FRAME_TRUNCATED", "the connection ended inside a "
+                       + ("batch" if self._acked else "frame"))
+
     async def _queue(self, decoded: DecodedFrames) -> list[Submission]:
         assert decoded.accepted is not None
-        return await self._ingest._sink.put(decoded.accepted, self._on_full)
+        return await self._queue_accepted(decoded.accepted)
+
+    async def _queue_accepted(self, accepted: Accepted) -> list[Submission]:
+        return await self._server_side(self._ingest._sink.put(accepted, self._on_full))
 
     def _on_full(self) -> None:
         self._metrics.ingest_backpressure.add(1, _TCP)
@@ -278,27 +496,59 @@ class _Connection:
         if rejection is not None:
             metrics.rejected.add(1, {"transport": "tcp", "reason": rejection.reason})
 
+    async def _linger(self) -> None:
+        """Half-close after the ERROR, then read and drop what the client still
+        sends until it closes too, for at most :data:`LINGER_SECONDS`."""
+        channel = self._channel
+        channel.write_eof()
+        channel.consume(channel.pending)
+        channel.resize(RECEIVE_BYTES)
+        deadline = self._loop.time() + min(LINGER_SECONDS, self._frame_timeout)
+        try:
+            while data := await channel.fill(1, deadline):
+                channel.consume(len(data))
+        except (TimeoutError, ConnectionError):
+            pass
+
     # ---------------------------------------------------------------- answering
 
     async def _answer(self, window: asyncio.Queue) -> None:
         """Write ACKs in batch order; end with the ERROR that closed the connection."""
-        writer = self._writer
-        while True:
-            item = await window.get()
-            if item is None:
-                return
-            if isinstance(item, _Closed):
-                position = self._sequence if self._acked else self._accepted
-                await _send(writer, messages.encode_error(position, item.reason, item.message))
-                return
-            sequence, queued = item
-            try:
-                positions = await _positions(queued)
-            except EventStreamError as error:
-                await _send(writer, messages.encode_error(sequence, error.reason, error.message))
-                self.stop_reading()
-                return
-            await _send(writer, messages.encode_ack(sequence, positions))
+        try:
+            while True:
+                item = await window.get()
+                if item is None:
+                    return
+                if isinstance(item, _Closed):
+                    position = self._sequence if self._acked else self._accepted
+                    self._erred = True
+                    await self._send(messages.encode_error(position, item.reason, item.message))
+                    return
+                sequence, pieces = item
+                try:
+                    positions = [position for queued in pieces
+                                 for position in await _positions(queued)]
+                except EventStreamError as error:
+                    self._erred = True
+                    await self._send(messages.encode_error(sequence, error.reason, error.message))
+                    self.stop_reading()
+                    return
+                await self._send(messages.encode_ack(sequence, positions))
+        except TimeoutError:
+            # The client reads nothing: no ERROR can reach it either.
+            log.warning("tcp ingest: dropping %s: it read no answer for %g s "
+                        "(ingest.frame_timeout_seconds)", self._peer, self._frame_timeout)
+            self._dropped = "SEND_TIMEOUT"
+            self.stop_reading()
+            self._channel.abort()
+
+    async def _send(self, data: bytes) -> None:
+        await self._channel.send(data, self._frame_timeout)
+
+
+def _held_bytes(accepted: Accepted) -> int:
+    """Bytes the validated events of a read hold."""
+    return len(accepted.bodies) + len(accepted.rows)
 
 
 async def _positions(queued: list[Submission]) -> list[int]:
@@ -323,28 +573,4 @@ def _as_closed(error: ConnectionError | EventStreamError) -> _Closed:
     return _Closed("CONNECTION_RESET", str(error) or type(error).__name__)
 
 
-async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
-    if writer.is_closing():
-        return
-    writer.write(data)
-    try:
-        await writer.drain()
-    except ConnectionError:
-        pass
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    if not writer.is_closing():
-        writer.close()
-    try:
-        await writer.wait_closed()
-    except (ConnectionError, OSError):
-        pass
-
-
-def _peer_name(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-__all__ = ["ACK_WINDOW", "READ_SIZE", "TcpIngest"]
+__all__ = ["ACK_WINDOW", "RECEIVE_BYTES", "TcpIngest"]

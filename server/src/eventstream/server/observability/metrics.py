@@ -116,7 +116,8 @@ class Metrics:
         self.ingest_backpressure = meter.create_counter(
             "eventstream.ingest.backpressure", unit="1",
             description="Times raw ingest (a TCP connection, or the UDP receive queue) "
-                        "stopped reading because a lane was full")
+                        "stopped reading because a lane was full, or a TCP connection "
+                        "because ingest.max_buffered_bytes were in use")
         self.http_closed = meter.create_counter(
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
@@ -140,6 +141,8 @@ class Metrics:
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),
+            ("eventstream.groups", "1",
+             "Consumer groups the node knows (groups.max_groups), with members or not"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
             ("eventstream.gc.frozen", "1",
              "Objects made at start-up that the garbage collector no longer scans"),
@@ -151,6 +154,9 @@ class Metrics:
             ("eventstream.ingest.udp.queue.used", "By",
              "Bytes in use in the UDP receive queue (4 bytes of header per datagram)"),
             ("eventstream.ingest.udp.queue.capacity", "By", "Bytes the UDP receive queue holds"),
+            ("eventstream.ingest.buffered", "By",
+             "Bytes TCP ingest connections hold beyond their receive buffers "
+             "(ingest.max_buffered_bytes)"),
         ):
             meter.create_observable_gauge(name, callbacks=[self._callback(name)], unit=unit,
                                           description=description)
@@ -161,6 +167,8 @@ class Metrics:
             ("eventstream.group.acks", "Events a consumer group acknowledged"),
             ("eventstream.group.redeliveries", "Events delivered again to a consumer group"),
             ("eventstream.group.dead_lettered", "Events moved to a group's dead-letter topic"),
+            ("eventstream.group.acks_ignored",
+             "Acks and nacks of a consumer group naming events the member did not hold"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
