@@ -27,7 +27,7 @@ from . import __version__
 from .broker.broker import Broker
 from .broker.dedup import DedupWindow
 from .broker.groups import Group, GroupCoordinator
-from .broker.lanes import Lanes, Submission
+from .broker.lanes import Submission, lanes
 from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
@@ -67,7 +67,7 @@ class Node:
         node_id = config.cluster.node_id
         self.metrics = Metrics(node_id)
         self.placement = place(config.numa.enabled)
-        self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
+        self.lanes = lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         self.log = self._open_log()
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         restored = restore_dedup(self.dedup, self.log, time.time_ns())
