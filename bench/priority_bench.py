@@ -495,12 +495,14 @@ def measure_ours(args: argparse.Namespace, pin: bool, workdir: Path, source: Pat
         variants = {"gRPC": lambda: OursRealtime(server.target),
                     "TCP": lambda: OursRealtime(server.target, server.tcp_port)}
         rows: dict[str, dict] = {}
+        flood_pids: list[int] = []
         for name, endpoint in variants.items():
             print(f"  realtime over {name}, idle ...", file=sys.stderr, flush=True)
             rows[name] = {"idle": latency_run(endpoint(), pid, args, counters)}
         flood_seconds = len(variants) * (args.seconds + 5) + 15
         with contextlib.ExitStack() as floods:
             flood = ours_batch_flood(floods, server, flood_seconds, pin, workdir)
+            flood_pids += [process.pid for process in flood.processes]
             wait_saturated(counters, capacity, flood, 10.0)
             for name, endpoint in variants.items():
                 print(f"  realtime over {name}, flooded ...", file=sys.stderr, flush=True)
@@ -515,6 +517,7 @@ def measure_ours(args: argparse.Namespace, pin: bool, workdir: Path, source: Pat
             batch = ours_batch_flood(floods, server, args.seconds + 15, pin, workdir)
             realtime = ours_batch_flood(floods, server, args.seconds + 15, pin, workdir, priority=HIGH,
                                         connections=2, grpc=False, topic=f"{FLOOD_TOPIC}-rt")
+            flood_pids += [process.pid for process in batch.processes + realtime.processes]
             wait_saturated(counters, capacity, batch, 10.0)
             before, started = counters.read(), time.monotonic()
             samples = []
@@ -529,7 +532,7 @@ def measure_ours(args: argparse.Namespace, pin: bool, workdir: Path, source: Pat
         wait_drained(counters)
         version = f"eventstream-server {importlib.metadata.version('eventstream-server')}"
         return {"version": version, "rows": rows, "fairness": fairness, "flood_producers": producers,
-                "pid": pid, "config": config}
+                "pid": pid, "flood_pids": flood_pids, "config": config}
 
 
 def measure_peer(name: str, args: argparse.Namespace, pin: bool, workdir: Path) -> dict:
@@ -551,7 +554,8 @@ def measure_peer(name: str, args: argparse.Namespace, pin: bool, workdir: Path) 
             row["flooded"] = latency_run(endpoint(running.address), running.pid, args,
                                          flood_count=lambda: count(running.address))
             flood.stop()
-        return {"version": running.version, "rows": {"its Python client": row}, "pid": running.pid}
+        return {"version": running.version, "rows": {"its Python client": row}, "pid": running.pid,
+                "flood_pids": [process.pid for process in flood.processes]}
 
 
 # --------------------------------------------------------------------------- report
