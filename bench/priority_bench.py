@@ -76,6 +76,7 @@ FLOOD_COUNT = 50_000_000       # count bound of every flood producer, beside its
 NATS_FLOOD_CLIENTS, REDIS_FLOOD_CLIENTS, REDIS_PIPELINE = 4, 8, 64
 SATURATED_SHARE = 0.5          # the flood counts as established once the batch lane is this full
 FLOOD_NICE = "19"
+SAMPLE_SECONDS = 0.5         # our lane counters are read this often during a run (a /metrics scrape)
 
 
 # --------------------------------------------------------------------------- realtime endpoints
@@ -344,7 +345,7 @@ def run_async(coroutine):
 
 async def _sampled(endpoint: peer_clients.Endpoint, rate: int, seconds: float,
                    counters: OursCounters | None) -> tuple[dict, list[dict]]:
-    """The latency run, and our lane counters sampled four times a second meanwhile."""
+    """The latency run, and our lane counters sampled every SAMPLE_SECONDS meanwhile."""
     samples: list[dict] = []
     stop = asyncio.Event()
 
@@ -352,7 +353,7 @@ async def _sampled(endpoint: peer_clients.Endpoint, rate: int, seconds: float,
         while not stop.is_set():
             samples.append(await asyncio.to_thread(counters.read))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
+                await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
     sampler = asyncio.create_task(sample()) if counters else None
     try:
         await endpoint.connect()
@@ -483,6 +484,8 @@ def measure_ours(args: argparse.Namespace, pin: bool, workdir: Path, source: Pat
     server = ServerProcess(workdir, config=config, env={"PYTHONPATH": str(source)} if source else None)
     with contextlib.ExitStack() as stack:
         stack.callback(server.stop, 30.0)
+        stack.push(lambda failure, *_: failure and print(   # on a failure, what the server said
+            f"server log (its end):\n{server.log()[-3000:]}", file=sys.stderr))
         server.start()
         pid = server.process.pid
         if pin:
@@ -523,7 +526,7 @@ def measure_ours(args: argparse.Namespace, pin: bool, workdir: Path, source: Pat
             samples = []
             while time.monotonic() - started < args.seconds:
                 samples.append(counters.read())
-                time.sleep(0.25)
+                time.sleep(SAMPLE_SECONDS)
             after = counters.read()
             fairness = lane_figures(before, after, samples, time.monotonic() - started)
             fairness["batch_lane_share"] = share
@@ -761,6 +764,10 @@ def run(args: argparse.Namespace) -> int:
                 result = {"unavailable": f"the run failed: {error!r}"}
             runs.append({"system": system, "name": name, **result,
                          "version_label": f"at {ref}" if ref else "working tree"})
+            # The next system must not wait behind this one's writeback: its data goes now
+            # (deleted files drop their dirty pages) and the rest is flushed.
+            shutil.rmtree(workdir, ignore_errors=True)
+            os.sync()
     info["load average (1/5/15 min) before / after"] = f"{load_before} / {load_average()}"
     info["run time"] = f"{time.monotonic() - started:.0f} s"
     text = report(runs, info, args)
