@@ -26,10 +26,14 @@ traffic floods the node. One run (``make bench-priority``) measures that on
 The flood's producers run at ``nice 19`` on the client core, so the realtime
 publisher and subscriber (this process) get that core first. Every load is
 bounded in count and time; every process started is stopped, also on failure.
-Results go to bench/results/priority.{md,png,json} (``--out``).
+Results go to bench/results/priority.{md,png,json} (``--out``). With
+``--baseline REF`` the server of another git revision is measured too, in the
+same run (an A/B; ``--repeat`` alternates them), and each of our realtime
+events' latency is split at its commit round's start (its ``ingest_time``).
 
     python bench/priority_bench.py [--peers nats,redis|none] [--seconds 5] [--rate 1000]
-                                   [--out DIR|-] [--profile FILE] [--quick]
+                                   [--baseline REF [--repeat N]] [--ours-config JSON]
+                                   [--out DIR|-] [--profile PREFIX] [--quick]
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -246,11 +250,12 @@ async def grpc_flood_client(target: str, seconds: float) -> dict:
                     await call(request, timeout=10)
                     totals["acked_requests"] += 1
                 except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        totals["refused_requests"] += 1
+                    else:
                         totals["errors"] += 1
                         if totals["errors"] > 100:
                             raise
-                    totals["refused_requests"] += 1
                     await asyncio.sleep(0.05)
         await asyncio.gather(*(worker() for _ in range(GRPC_FLOOD_WORKERS)))
     return {**totals, "acked_events": totals["acked_requests"] * GRPC_FLOOD_BATCH}
