@@ -102,17 +102,33 @@ breaking: install
 	  $(VENV)/bin/buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "buf breaking: no previous commit with an API to compare against"; fi
 
-bench: install tools $(TOOLS_BIN)/ghz
+# Publish throughput and latency, then our rows of the priority benchmark
+# (printed only; `make bench-priority` adds the peers and writes the results).
+bench: install tools $(TOOLS_BIN)/ghz loadgen
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/publish_bench.py
+	$(PY) bench/priority_bench.py --peers none --out -
 
 # EventStream side by side with NATS JetStream, Redis Streams, Kafka and the
 # Pub/Sub emulator (bench/peers_bench.py); writes bench/results/peers.{md,png,json}.
 # Pass options with ARGS, e.g. ARGS="--peers redis --quick".
+# Then the priority benchmark with its peer rows (options in PRIORITY_ARGS).
 .PHONY: bench-peers
-bench-peers: install native $(TOOLS_BIN)/ghz
+bench-peers: install native $(TOOLS_BIN)/ghz loadgen
 	$(PY) -m pip install -q -r requirements/bench.txt
 	tools/install-peers.sh
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/peers_bench.py $(ARGS)
+	$(PY) bench/priority_bench.py $(PRIORITY_ARGS)
+
+# Realtime latency while the batch lane floods, idle and flooded, ours over gRPC
+# and TCP, NATS JetStream and Redis Streams under the same kind of flood
+# (bench/priority_bench.py, about 2 minutes); writes bench/results/priority.{md,png,json}.
+# Pass options with ARGS, e.g. ARGS="--baseline HEAD~1 --repeat 3" for an A/B of
+# the server against an earlier revision in the same run, or ARGS="--peers none --quick".
+.PHONY: bench-priority
+bench-priority: install native loadgen
+	$(PY) -m pip install -q -r requirements/bench.txt
+	tools/install-peers.sh nats redis
+	$(PY) bench/priority_bench.py $(ARGS)
 
 # Raw TCP/UDP ingest: the native load generator against the server, Redis
 # Streams (Debian's redis-server, redis-benchmark) as the peer figure.

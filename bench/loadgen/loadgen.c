@@ -7,14 +7,17 @@
  *
  *   loadgen tcp [--acked --batch N --window N] --port P [--host H] [--connections N]
  *               [--count N] [--seconds S] [--payload B] [--rate FRAMES_PER_S] [--topic T]
+ *               [--priority 0..4]
  *   loadgen udp --port P [--host H] [--count DATAGRAMS] [--frames-per-datagram N]
  *               [--seconds S] [--payload B] [--rate DATAGRAMS_PER_S] [--topic T]
+ *               [--priority 0..4]
  *
  * TCP fire-and-forget: each connection writes its share of frames, then
  * shuts down its sending side and waits for the server to close, so the
  * time includes the server reading everything. TCP acknowledged: the ESA1
  * handshake, then batches of --batch frames with up to --window batches
  * unanswered; every ACK is checked. UDP: sendmmsg() bursts of datagrams.
+ * Every frame has the priority byte of --priority (default 2, MEDIUM).
  * Exit status 0 on success, 1 on an error (an ERROR message included).
  */
 #define _GNU_SOURCE
@@ -35,7 +38,7 @@
 
 struct options {
     const char *mode, *host, *topic;
-    int port, connections, acked, batch, window, frames_per_datagram, payload;
+    int port, connections, acked, batch, window, frames_per_datagram, payload, priority;
     long long count;
     double seconds, rate;
 };
@@ -66,13 +69,14 @@ static void pace(double start, long long done, double rate)
     }
 }
 
-static size_t put_frame(unsigned char *out, const char *topic, int payload, long long seq)
+static size_t put_frame(unsigned char *out, const char *topic, int priority, int payload,
+                        long long seq)
 {
     size_t tlen = strlen(topic);
     uint32_t length = htonl((uint32_t)(3 + tlen + payload));
     uint16_t topic_len = htons((uint16_t)tlen);
     memcpy(out, &length, 4);
-    out[4] = 2; /* MEDIUM */
+    out[4] = (unsigned char)priority;
     memcpy(out + 5, &topic_len, 2);
     memcpy(out + 7, topic, tlen);
     memset(out + 7 + tlen, 'x', payload);
@@ -182,7 +186,7 @@ static void *tcp_worker(void *arg)
         long long n = w->share - w->sent < per_chunk ? w->share - w->sent : per_chunk;
         size_t off = opt->acked ? 4 : 0;
         for (long long i = 0; i < n; i++)
-            off += put_frame(chunk + off, opt->topic, opt->payload, w->sent + i);
+            off += put_frame(chunk + off, opt->topic, opt->priority, opt->payload, w->sent + i);
         if (opt->acked) {
             uint32_t blen = htonl((uint32_t)(off - 4));
             memcpy(chunk, &blen, 4);
@@ -244,7 +248,7 @@ static void *udp_worker(void *arg)
     for (int i = 0; i < BURST; i++) {
         size_t off = 0;
         for (int f = 0; f < opt->frames_per_datagram; f++)
-            off += put_frame(bufs + i * dgram + off, opt->topic, opt->payload, f);
+            off += put_frame(bufs + i * dgram + off, opt->topic, opt->priority, opt->payload, f);
         iov[i].iov_base = bufs + i * dgram;
         iov[i].iov_len = dgram;
         msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -277,7 +281,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen tcp|udp --port P [--host H] [--count N] [--seconds S] "
                     "[--payload B] [--rate R] [--topic T] [--connections N] [--acked] "
-                    "[--batch N] [--window N] [--frames-per-datagram N]\n");
+                    "[--batch N] [--window N] [--frames-per-datagram N] [--priority 0..4]\n");
     exit(2);
 }
 
@@ -285,13 +289,14 @@ int main(int argc, char **argv)
 {
     struct options opt = { .host = "127.0.0.1", .topic = "bench/ingest", .connections = 1,
                            .batch = 1000, .window = 8, .frames_per_datagram = 10,
-                           .payload = 100, .count = 1000000, .seconds = 30 };
+                           .payload = 100, .count = 1000000, .seconds = 30,
+                           .priority = 2 };
     static const struct option longs[] = {
         { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' }, { "count", 1, 0, 'n' },
         { "seconds", 1, 0, 's' }, { "payload", 1, 0, 'b' }, { "rate", 1, 0, 'r' },
         { "topic", 1, 0, 't' }, { "connections", 1, 0, 'c' }, { "acked", 0, 0, 'a' },
         { "batch", 1, 0, 'B' }, { "window", 1, 0, 'w' }, { "frames-per-datagram", 1, 0, 'f' },
-        { 0, 0, 0, 0 } };
+        { "priority", 1, 0, 'P' }, { 0, 0, 0, 0 } };
     if (argc < 2)
         usage();
     opt.mode = argv[1];
@@ -311,13 +316,15 @@ int main(int argc, char **argv)
         case 'B': opt.batch = atoi(optarg); break;
         case 'w': opt.window = atoi(optarg); break;
         case 'f': opt.frames_per_datagram = atoi(optarg); break;
+        case 'P': opt.priority = atoi(optarg); break;
         default: usage();
         }
     }
     int udp = strcmp(opt.mode, "udp") == 0;
     if ((!udp && strcmp(opt.mode, "tcp") != 0) || opt.port <= 0 || opt.connections < 1 ||
         opt.batch < 1 || opt.window < 1 || opt.frames_per_datagram < 1 || opt.payload < 0 ||
-        opt.count < 1 || opt.seconds <= 0 || strlen(opt.topic) > 255)
+        opt.count < 1 || opt.seconds <= 0 || strlen(opt.topic) > 255 || opt.priority < 0 ||
+        opt.priority > 4)
         usage();
     if (udp)
         opt.connections = 1;

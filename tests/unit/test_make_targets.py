@@ -21,3 +21,12 @@ def test_target_builds_the_native_core(target):
     dry_run = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True,
                              timeout=60, check=True).stdout
     assert "-C server/native/libshardq install" in dry_run
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.parametrize("target", ["bench", "bench-peers", "bench-priority"])
+def test_bench_targets_run_the_priority_benchmark(target):
+    dry_run = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    assert "bench/priority_bench.py" in dry_run
+    assert "-C bench/loadgen" in dry_run   # it floods with the native load generator

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from eventstream.server.broker.dedup import DedupWindow
-from eventstream.server.broker.lanes import Lanes, Submission
+from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, lanes
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.write_path import WritePath
 from eventstream.server.errors import EventStreamError
@@ -14,8 +14,8 @@ from eventstream.server.queue.staging import Limits, stager
 from eventstream.server.storage.memory_log import MemoryLog
 
 
-def submission(lane: Lane, count: int) -> Submission:
-    return Submission(lane, b"", b"", count, asyncio.Future(), 0)
+def submission(lane: Lane, count: int, received_ns: int = 0) -> Submission:
+    return Submission(lane, b"", b"", count, asyncio.Future(), received_ns)
 
 
 async def test_offer_is_all_or_nothing_across_lanes():
@@ -39,6 +39,21 @@ async def test_realtime_first_but_batch_keeps_its_share():
     lanes = Lanes(10_000, 10_000)
     lanes.offer([submission(Lane.REALTIME, 1) for _ in range(200)])
     assert len(lanes.take(100, 0.25)) == 100
+
+
+async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
+    monkeypatch.delenv(LANES_ENV, raising=False)
+    assert type(lanes(10, 10)) is Lanes
+    monkeypatch.setenv(LANES_ENV, "fifo")
+    fifo = lanes(100, 100)
+    assert isinstance(fifo, FifoLanes)
+    fifo.offer([submission(Lane.BATCH, 10, received_ns=1), submission(Lane.BATCH, 10, received_ns=2)])
+    fifo.offer([submission(Lane.REALTIME, 1, received_ns=3)])
+    assert [s.lane for s in fifo.take(15, 0.25)] == [Lane.BATCH, Lane.BATCH]
+    assert [s.lane for s in fifo.take(15, 0.25)] == [Lane.REALTIME]
+    monkeypatch.setenv(LANES_ENV, "lifo")
+    with pytest.raises(ValueError, match="EVENTSTREAM_TEST_LANES='lifo'"):
+        lanes(10, 10)
 
 
 def test_dedup_window_expires_by_age_and_count():

@@ -30,7 +30,7 @@ from . import __version__
 from .broker.broker import Broker
 from .broker.dedup import DedupWindow
 from .broker.groups import GROUP_NAME, Group, GroupCoordinator, StoredGroup
-from .broker.lanes import Lanes, Submission
+from .broker.lanes import Submission, lanes
 from .broker.priority import Lane
 from .broker.write_path import RoundResult, WritePath
 from .config.model import Config
@@ -73,7 +73,7 @@ class Node:
         node_id = config.cluster.node_id
         self.metrics = Metrics(node_id)
         self.placement = place(config.numa.enabled)
-        self.lanes = Lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
+        self.lanes = lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         # Every file operation of the durable log, made once here (faulty only in tests).
         self.file_ops = file_ops()
         self.storage_error = ""

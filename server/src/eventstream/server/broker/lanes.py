@@ -5,11 +5,18 @@ A lane holds *submissions* (the events of one request that share the lane),
 never a Python object per event, and counts its depth in events. Capacity is
 reserved when a request is accepted and released once its events are
 committed, so the depth bounds everything accepted but not yet acknowledged.
+
+The environment variable ``EVENTSTREAM_TEST_LANES=fifo`` (test-only: nothing
+in production sets it, and the server warns when it is set) makes :func:`lanes`
+return :class:`FifoLanes`, which ignore priorities: the priority tests start a
+real server with it to prove that their checks fail on such a drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +24,11 @@ from typing import Any
 
 from ..queue.staging import ROW_BYTES, Accepted
 from .priority import Lane
+
+log = logging.getLogger(__name__)
+
+LANES_ENV = "EVENTSTREAM_TEST_LANES"
+"""Test-only: ``fifo`` selects :class:`FifoLanes` (see the module docstring)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -146,3 +158,35 @@ class Lanes:
     def waiting(self, lane: Lane) -> int:
         """Events of ``lane`` not yet taken by the drain."""
         return self._waiting[lane]
+
+
+class FifoLanes(Lanes):
+    """Test-only, a bug on purpose: takes submissions in arrival order, whatever their lane."""
+
+    def take(self, budget: int, batch_share: float) -> list[Submission]:
+        """Dequeue up to ``budget`` events' worth of the oldest submissions of either lane."""
+        realtime, batch = self._queues[Lane.REALTIME], self._queues[Lane.BATCH]
+        taken: list[Submission] = []
+        used = 0
+        while (realtime or batch) and (used == 0 or used < budget):
+            oldest = (realtime if realtime and (not batch or realtime[0].received_ns
+                                                <= batch[0].received_ns) else batch)
+            used += self._take_from(oldest, oldest[0].lane, 1, taken)
+        if not realtime and not batch:
+            self._ready.clear()
+        return taken
+
+
+def lanes(realtime_capacity: int, batch_capacity: int) -> Lanes:
+    """The lanes of a node: :class:`Lanes`, or :class:`FifoLanes` under the test-only variable.
+
+    Raises:
+        ValueError: the variable holds anything but ``fifo``.
+    """
+    setting = os.environ.get(LANES_ENV, "")
+    if not setting:
+        return Lanes(realtime_capacity, batch_capacity)
+    if setting != "fifo":
+        raise ValueError(f"{LANES_ENV}={setting!r}: the only test setting is 'fifo'")
+    log.warning("%s=fifo is set: the drain ignores priorities (a test-only setting)", LANES_ENV)
+    return FifoLanes(realtime_capacity, batch_capacity)

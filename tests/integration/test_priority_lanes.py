@@ -1,0 +1,184 @@
+"""Realtime events overtake a queued batch flood; order holds within a key and a lane.
+
+A real server with one partition (so offsets are the commit order) takes a flood
+of BATCH frames over TCP and meanwhile LOW events of one key over gRPC. Once
+the batch lane is deep, HIGH events go over gRPC one at a time. The log, read
+back through Subscribe, shows:
+
+* the first realtime event was committed before batch events that the server
+  had accepted before it was sent (a first-in-first-out drain commits every
+  one of them first, which the test-only FIFO drain shows);
+* in each commit round (the events sharing an ingest time) realtime events
+  come before batch events, and a round with realtime events carries batch
+  events too while more wait (``queues.batch_lane_share``: never starved);
+* events of one key in one lane, and frames of one connection, keep their order.
+
+No time is measured or asserted: the checks count events of one run. The
+test-only FIFO drain (``EVENTSTREAM_TEST_LANES=fifo``) proves the first check can
+fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import struct
+from dataclasses import dataclass
+
+from eventstream.client.frames import Priority, encode_frame
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
+
+from tests.support.client import Stubs, collect, event, subscribe_request
+from tests.support.server import ServerProcess, http_get, metric
+
+# One partition; a batch lane that holds the whole flood, so the LOW events of the key
+# producer are never refused as LANE_FULL; the durable log with fsync always (the default).
+CONFIG = {"storage": {"partitions": 1}, "queues": {"batch_capacity": 262_144}}
+FLOOD_FRAMES = 150_000
+KEY_BATCHES, KEY_BATCH_EVENTS = 10, 50    # LOW events of one key, one request after another
+REALTIME_EVENTS = 10
+DEEP = 20_000                             # batch events queued before the realtime ones go
+SEQ = struct.Struct(">Q")
+
+
+@dataclass
+class Run:
+    """What a scenario published and the log it left."""
+
+    accepted_before_realtime: int
+    """Batch events the server had accepted (pushed into the lane) before the first HIGH one."""
+    depth_before_realtime: int
+    """Batch events waiting in the lane at that moment."""
+    log: list[common_pb2.Event]
+    """Every event, in offset order."""
+
+
+def flood(port: int, count: int) -> None:
+    """BATCH frames numbered 0.. on one connection, fire-and-forget, until the server read all."""
+    frame = encode_frame("flood", SEQ.pack(0), Priority.BATCH)
+    head = frame[:-SEQ.size]
+    data = b"".join(head + SEQ.pack(seq) for seq in range(count))
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1) == b"", "the server answered the flood with an ERROR"
+
+
+def batch_lane(server: ServerProcess) -> tuple[int, int]:
+    """(events pushed into the batch lane ever, events in it now), from one scrape."""
+    _, body = http_get(f"{server.http}/metrics", timeout=10)
+    found = dict(re.findall(r'^(eventstream_queue_(?:pushes_total|depth))\{[^}]*queue="batch"[^}]*\} (\S+)$',
+                            body.decode(), re.M))
+    return int(float(found["eventstream_queue_pushes_total"])), int(float(found["eventstream_queue_depth"]))
+
+
+async def wait_until_deep(server: ServerProcess, deadline: float) -> tuple[int, int]:
+    """(batch events pushed, batch lane depth) once the lane holds DEEP events."""
+    loop = asyncio.get_running_loop()
+    while True:
+        pushed, depth = await asyncio.to_thread(batch_lane, server)
+        if depth >= DEEP:
+            return pushed, depth
+        assert loop.time() < deadline, f"the batch lane never held {DEEP} events (last {depth})"
+        await asyncio.sleep(0.01)
+
+
+async def scenario(server: ServerProcess) -> Run:
+    """Flood, key producer, realtime events; then the whole log."""
+    stubs = Stubs(server.target)
+    loop = asyncio.get_running_loop()
+    try:
+        async def keyed() -> None:
+            for batch in range(KEY_BATCHES):
+                await stubs.publish.PublishBatch(publish_pb2.PublishBatchRequest(events=[
+                    event("keyed", SEQ.pack(batch * KEY_BATCH_EVENTS + index), key="k",
+                          priority=common_pb2.PRIORITY_LOW)
+                    for index in range(KEY_BATCH_EVENTS)]), timeout=60)
+
+        flooding = asyncio.create_task(asyncio.to_thread(flood, server.tcp_port, FLOOD_FRAMES))
+        producing = asyncio.create_task(keyed())
+        pushed, depth = await wait_until_deep(server, loop.time() + 60)
+        for index in range(REALTIME_EVENTS):
+            await stubs.publish.Publish(publish_pb2.PublishRequest(event=event(
+                "realtime", SEQ.pack(index), key="r", priority=common_pb2.PRIORITY_HIGH)), timeout=60)
+        await asyncio.wait_for(asyncio.gather(flooding, producing), 120)
+        total = FLOOD_FRAMES + KEY_BATCHES * KEY_BATCH_EVENTS + REALTIME_EVENTS
+        call = stubs.subscribe.Subscribe(subscribe_request(
+            "#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+        async with asyncio.timeout(120):
+            events = await collect(call, total)
+        call.cancel()
+    finally:
+        await stubs.close()
+    assert len(events) == total
+    assert [e.offset for e in events] == list(range(total))
+    return Run(pushed, depth, events)
+
+
+def is_realtime(e: common_pb2.Event) -> bool:
+    return e.priority >= common_pb2.PRIORITY_HIGH
+
+
+def problems(run: Run) -> list[str]:
+    """Every broken promise of the lanes found in the log; empty when all hold."""
+    found: list[str] = []
+    log = run.log
+    # 1. Overtaking: batch events are committed in the order the lane took them in, so the
+    # first `accepted_before_realtime` batch events of the log are those accepted before the
+    # first realtime event was sent.
+    first = next(i for i, e in enumerate(log) if is_realtime(e))
+    batch_before = sum(1 for e in log[:first] if not is_realtime(e))
+    overtaken = max(run.accepted_before_realtime - batch_before, 0)
+    print(f"the first realtime event overtook {overtaken} of the {run.accepted_before_realtime} "
+          f"batch events accepted before it was sent ({run.depth_before_realtime} then waiting)")
+    if not overtaken:
+        found.append(f"the first realtime event overtook no batch event: {batch_before} batch events "
+                     f"were committed before it, {run.accepted_before_realtime} had been accepted "
+                     f"before it was sent ({run.depth_before_realtime} of them waiting)")
+    # 2. Rounds: the events of one commit share an ingest time. Realtime events come first in
+    # theirs; and a round with realtime events takes batch events too when some of those
+    # accepted before the first realtime event (so waiting since) are committed after it.
+    batch_offsets = [e.offset for e in log if not is_realtime(e)]
+    last_accepted = batch_offsets[min(run.accepted_before_realtime, len(batch_offsets)) - 1]
+    rounds: list[list[common_pb2.Event]] = []
+    for e in log:
+        if rounds and rounds[-1][0].ingest_time == e.ingest_time:
+            rounds[-1].append(e)
+        else:
+            rounds.append([e])
+    for events in rounds:
+        lanes = [is_realtime(e) for e in events]
+        if True not in lanes:
+            continue
+        where = f"the round of offsets {events[0].offset}..{events[-1].offset}"
+        if lanes != sorted(lanes, reverse=True):
+            found.append(f"{where} has batch events before realtime ones")
+        if False not in lanes and events[-1].offset < last_accepted:
+            found.append(f"{where} took no batch event while older ones waited")
+    # 3. Order within a key and lane, and within a connection and lane.
+    for name, select in (("key k, batch lane", lambda e: e.key == "k"),
+                         ("key r, realtime lane", lambda e: e.key == "r"),
+                         ("the flood's connection, batch lane", lambda e: e.topic == "flood")):
+        sequence = [SEQ.unpack(e.payload)[0] for e in log if select(e)]
+        if sequence != sorted(sequence) or len(set(sequence)) != len(sequence):
+            found.append(f"{name}: out of order")
+    return found
+
+
+async def test_realtime_events_overtake_a_queued_flood_and_order_holds(start_server):
+    server = start_server(CONFIG)
+    run = await scenario(server)
+    assert problems(run) == []
+    assert run.depth_before_realtime >= DEEP
+    # Every frame went through the batch lane, every HIGH event through the realtime one.
+    assert metric(server, "eventstream_queue_pops_total", queue="realtime") == REALTIME_EVENTS
+
+
+async def test_the_checks_fail_on_a_drain_that_ignores_priorities(start_server):
+    server = start_server(CONFIG, env={"EVENTSTREAM_TEST_LANES": "fifo"})
+    run = await scenario(server)
+    found = problems(run)
+    assert any("overtook no batch event" in problem for problem in found), found
+    assert not any("out of order" in problem for problem in found), found   # FIFO keeps order
+    assert "EVENTSTREAM_TEST_LANES=fifo is set" in server.log()
