@@ -38,6 +38,7 @@ from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
 from .ingest.udp import UdpIngest
 from .http.server import HttpServer
+from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
 from .observability.metrics import Metrics, Reading
 from .placement import place
 from .queue import wire_backend
@@ -256,8 +257,10 @@ class Node:
     async def start(self) -> None:
         """Bring the node up; it is SERVING when this returns."""
         config = self.config
+        host = config.server.host
         await self.health.set(False, "starting")
-        await self.http.start(config.server.host, config.metrics.port)
+        with listening(HTTP, host, config.metrics.port):
+            await self.http.start(host, config.metrics.port)
         if isinstance(self.log, DiskLog):
             self.log.start()
         self.broker.start()
@@ -277,13 +280,16 @@ class Node:
         reflection.enable_server_reflection(
             [*PUBLIC_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME], server)
-        self.grpc_port = server.add_insecure_port(f"{config.server.host}:{config.server.grpc_port}")
-        if not self.grpc_port:
-            raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
+        with listening(GRPC, host, config.server.grpc_port):
+            self.grpc_port = server.add_insecure_port(f"{host}:{config.server.grpc_port}")
+            if not self.grpc_port:
+                raise RuntimeError("no port bound")
         await server.start()
         self.grpc_server = server
-        await self.tcp.start(config.server.host, config.server.tcp_port)
-        await self.udp.start(config.server.host, config.server.udp_port)
+        with listening(TCP, host, config.server.tcp_port):
+            await self.tcp.start(host, config.server.tcp_port)
+        with listening(UDP, host, config.server.udp_port):
+            await self.udp.start(host, config.server.udp_port)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_acks(), name="ack-deadlines")
         trimmer = HeapTrimmer()
         if trimmer.available:
@@ -298,7 +304,6 @@ class Node:
         gc.collect()
         gc.freeze()
         await self.health.set(True, "serving")
-        host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
                  "(/health, %s, /status), TCP frames %s:%d, UDP frames %s:%d "
                  "(receive buffer %d bytes); log: %s, %d partitions",
@@ -326,8 +331,15 @@ class Node:
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
         # Committed now: acknowledged-mode connections get their last ACKs.
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        await self._release(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        log.info("stopped%s", "" if clean else " with uncommitted events")
+        return clean
+
+    async def _release(self, grace: float) -> None:
+        """Stop the gRPC server (``grace`` seconds for calls in flight), the
+        background tasks, the write path and the log, and the HTTP listener."""
         if self.grpc_server is not None:
-            await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
+            await self.grpc_server.stop(grace=grace)
         for task in (self._expiry, self._trimming):
             if task is not None:
                 task.cancel()
@@ -336,8 +348,16 @@ class Node:
         await self.broker.stop()
         await self.http.stop()
         self.metrics.shutdown()
-        log.info("stopped%s", "" if clean else " with uncommitted events")
-        return clean
+
+    async def _abandon_start(self) -> None:
+        """Undo a start that failed on a listener, quietly: the node never
+        served (no drain; events accepted in the moment, if any, were not
+        acknowledged and their publishers retry)."""
+        self.tcp.stop_accepting()
+        self.udp.stop_accepting()
+        await self.udp.finish(0.1)
+        await self.tcp.close(0.1)
+        await self._release(0.1)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to shut down (signal handlers call this)."""
@@ -348,7 +368,11 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        await self.start()
+        try:
+            await self.start()
+        except ListenError:
+            await self._abandon_start()
+            raise
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1
