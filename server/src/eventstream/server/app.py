@@ -53,6 +53,8 @@ from .storage.memory_log import MemoryLog
 log = logging.getLogger(__name__)
 
 PUBLIC_SERVICES = [publish.SERVICE, subscribe.SERVICE, cluster.SERVICE]
+LAG_COUNT_BUDGET = 4096
+"""Events examined per group per tenth of a second for the lag (40 k/s)."""
 
 
 class Node:
@@ -121,6 +123,7 @@ class Node:
         disk_log = DiskLog(storage, wire_backend(),
                            on_fsync=metrics.fsync_duration.record, on_delete=deleted)
         partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
+        metrics.start_partitions_at_zero(disk_log.partitions)
         metrics.observe("eventstream.storage.bytes",
                         lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
         metrics.observe("eventstream.storage.segments",
@@ -164,7 +167,7 @@ class Node:
                         lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.gc.frozen", lambda: [(gc.get_freeze_count(), {})])
         metrics.observe("eventstream.ingest.udp.kernel_drops",
-                        lambda: [(self.udp.kernel_drops(), {"transport": "udp"})])
+                        lambda: [(self.udp.kernel_drops(), {})])
         for name, field in (("depth", "depth"), ("used", "depth_bytes"),
                             ("capacity", "capacity_bytes")):
             metrics.observe(f"eventstream.ingest.udp.queue.{name}",
@@ -173,11 +176,13 @@ class Node:
                         lambda: [(time.monotonic() - self.started_at, {})])
 
     async def _expire_acks(self) -> None:
-        """Deliver again, ten times a second, what passed its ack deadline; save
-        moved group offsets twice a second."""
+        """Deliver again, ten times a second, what passed its ack deadline and
+        examine new events for the groups' lag; save moved group offsets twice
+        a second."""
         for tick in itertools.count(1):
             await asyncio.sleep(0.1)
             self.groups.expire()
+            self.groups.count_ahead(LAG_COUNT_BUDGET)
             if tick % 5 == 0 and self.group_offsets is not None:
                 moved = self.groups.unsaved()
                 if moved:
