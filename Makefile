@@ -4,22 +4,36 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 TOOLS_BIN := $(CURDIR)/.tools/bin
-STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# -qq: errors only (no progress, no setuptools banners from the editable builds).
+PIP       := $(PY) -m pip install -qq --disable-pip-version-check
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION     := v0.120.0
 
-.PHONY: install tools native test-native run test test-unit lint typecheck generate check-generated breaking bench bench-ingest loadgen clean
+.PHONY: install install-run tools native test-native run test test-unit lint typecheck generate check-generated breaking bench bench-ingest loadgen clean
 NATIVE := server/native/libshardq
 
-# The server loads the native core at start, so installing builds it too.
-install: $(STAMP) native
+# What `make run` needs: the server's dependencies (requirements/server.txt),
+# the server and SDK packages (editable) and the native core, which the server
+# loads at start.
+install-run: $(RUN_STAMP) native
 
-$(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt server/pyproject.toml sdk/python/pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements/dev.txt
-	$(PY) -m pip install -q --no-deps --config-settings editable_mode=compat -e sdk/python -e server
-	touch $(STAMP)
+# Everything the tests, code generation and benchmarks need besides.
+install: install-run $(DEV_STAMP)
+
+$(RUN_STAMP): requirements/server.txt server/pyproject.toml sdk/python/pyproject.toml
+	@echo "Installing the server into $(VENV) (requirements/server.txt)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) --upgrade pip
+	@$(PIP) -r requirements/server.txt
+	@$(PIP) --no-deps --config-settings editable_mode=compat -e sdk/python -e server
+	@touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) requirements/dev.txt requirements/deploy.txt
+	@echo "Installing the development tools into $(VENV) (requirements/dev.txt)"
+	@$(PIP) -r requirements/dev.txt
+	@touch $@
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
 # grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
@@ -40,7 +54,7 @@ $(TOOLS_BIN)/ghz:
 
 # The C core (libshardq), copied into the server package for ctypes.
 native:
-	$(MAKE) -C $(NATIVE) install
+	@$(MAKE) -s --no-print-directory -C $(NATIVE) install
 
 # C unit tests under ASan+UBSan, the MPMC stress test under TSan, bounded
 # libFuzzer runs (the install script fails loudly when clang's runtimes are missing).
@@ -53,8 +67,8 @@ test-native: native
 system-packages:
 	tools/install-system-packages.sh
 
-run: install
-	$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
+run: install-run
+	@$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
 
 test: system-packages install tools lint typecheck check-generated breaking test-native
 	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests

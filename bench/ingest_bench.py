@@ -92,8 +92,8 @@ def tcp_run(server: ServerProcess, pin: bool, label: str, events: int, extra: li
 
 def udp_accounting(server: ServerProcess) -> tuple[float, float, float]:
     """(datagrams read, dropped by reason, dropped by the kernel)."""
-    read = metric(server, "eventstream_ingest_datagrams_total", transport="udp")
-    kernel = metric(server, "eventstream_ingest_udp_kernel_drops", transport="udp")
+    read = metric(server, "eventstream_ingest_datagrams_total")
+    kernel = metric(server, "eventstream_ingest_udp_kernel_drops_total")
     dropped = 0.0
     for line in http_get(f"{server.http}/metrics", timeout=10.0)[1].decode().splitlines():
         if line.startswith("eventstream_ingest_datagrams_dropped_total{"):

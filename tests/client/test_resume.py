@@ -7,8 +7,11 @@ client and server aborts every connection in the middle of a subscription.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
-from eventstream.client import AsyncClient, Client, Event
+import grpc
+from eventstream.client import AsyncClient, Client, Event, RetryPolicy
 
 CONFIG = {"storage": {"partitions": 4}}
 
@@ -75,3 +78,57 @@ async def test_an_async_subscription_from_offsets_resumes_after_two_cuts(start_s
                     break
     assert proxy.connections >= 3, "the subscription did not reconnect after each cut"
     assert_each_once_in_partition_order(events, acks)
+
+
+class AcceptedStreams(grpc.UnaryStreamClientInterceptor):
+    """Counts server-streaming calls whose headers arrived while they were still open."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        call = continuation(client_call_details, request)
+        call.initial_metadata()  # returns at the headers or at the end of the call
+        if call.is_active():
+            self.count += 1
+        return call
+
+
+def test_an_idle_subscription_starts_a_new_run_of_retries_after_each_accepted_reconnect(
+        start_server, start_proxy):
+    # Two attempts per run of failures: had the second cut counted in the run
+    # of the first (no event came in between, so nothing told the client its
+    # subscription was in place but the headers), it would end the iteration.
+    server = start_server(CONFIG)
+    proxy = start_proxy(server.target)
+    accepted = AcceptedStreams()
+    received, errors = [], []
+    with Client(server.target) as direct, Client(
+            proxy.target, retry=RetryPolicy(max_attempts=2, deadline=None),
+            interceptors=[accepted]) as client:
+        subscription = client.subscribe("idle/#")
+
+        def read():
+            try:
+                received.extend(event.payload for event in subscription)
+            except Exception as error:
+                errors.append(error)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for cut in range(1, 4):
+            deadline = time.monotonic() + 30
+            while accepted.count < cut and not errors and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert accepted.count == cut, errors
+            proxy.cut()
+        deadline = time.monotonic() + 30
+        while accepted.count < 4 and not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        direct.publish(Event("idle/t", b"after three cuts"))
+        while not received and not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        subscription.close()
+        reader.join(30)
+    assert errors == []
+    assert received == [b"after three cuts"]

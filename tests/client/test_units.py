@@ -16,7 +16,7 @@ from eventstream.client import (
     RetryPolicy,
     UnavailableError,
 )
-from eventstream.client._errors import error_from_status, make_error
+from eventstream.client._errors import error_from_status, lost_connection, make_error
 from eventstream.client._events import event_to_proto
 from eventstream.client._retry import RetryBudget
 from eventstream.client._subscription_state import ResumeState, subscribe_request
@@ -78,6 +78,45 @@ def test_a_budget_gives_up_when_the_wait_would_pass_the_deadline():
     assert budget.remaining() == 0.5
     hinted = make_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "m", retry_delay=0.6)
     assert budget.wait_after(hinted) is None
+
+
+def test_the_default_budget_is_a_time_that_counts_from_the_first_failure_of_a_run():
+    now = [100.0]
+    budget = RetryBudget(RetryPolicy(), None, clock=lambda: now[0])
+    unavailable = make_error(grpc.StatusCode.UNAVAILABLE, "m")
+    now[0] = 500.0  # a stream that ran a long time before failing
+    for attempt in range(1, 60):  # many more attempts than a count-based budget allowed
+        budget.remaining()
+        wait = budget.wait_after(unavailable)
+        assert wait is not None and 0 <= wait <= 1.0, attempt
+        now[0] += 0.5
+    assert now[0] - 500.0 < 30.0
+    now[0] = 531.0  # 31 s after the run's first failure
+    budget.remaining()
+    assert budget.wait_after(unavailable) is None
+    budget.reset()  # the stream was accepted again: a new run
+    budget.remaining()
+    assert budget.wait_after(unavailable) is not None
+
+
+def test_max_attempts_still_limits_a_run_and_a_call_never_passes_its_timeout():
+    now = [0.0]
+    unavailable = make_error(grpc.StatusCode.UNAVAILABLE, "m")
+    counted = RetryBudget(RetryPolicy(max_attempts=2, deadline=None), None, clock=lambda: now[0])
+    counted.remaining()
+    assert counted.wait_after(unavailable) is not None
+    counted.remaining()
+    assert counted.wait_after(unavailable) is None
+    call = RetryBudget(RetryPolicy(), 2.0, clock=lambda: now[0])
+    call.remaining()
+    hinted = make_error(grpc.StatusCode.UNAVAILABLE, "m", retry_delay=0.5)
+    assert call.wait_after(hinted) == 0.5
+    now[0] = 1.6
+    assert call.wait_after(hinted) is None  # 1.6 + 0.5 passes the call's 2 s
+    with pytest.raises(ValueError, match="deadline"):
+        RetryPolicy(deadline=-1.0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
 
 
 def test_rich_details_are_decoded_into_the_typed_error():
@@ -182,12 +221,14 @@ def test_the_join_request_carries_the_settings_and_refuses_bad_ones():
         consume_start("g", (), None, "latest", None, None, None)
 
 
-def test_a_send_on_a_broken_connection_counts_as_unavailable_not_a_server_error():
-    from eventstream.client._consumer import lost_connection
-
+def test_calls_the_server_never_handled_count_as_unavailable_not_as_server_errors():
     local = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core")
     assert isinstance(lost_connection(local), UnavailableError)
     assert lost_connection(local).retryable
+    cancelled_by_shutdown = make_error(grpc.StatusCode.CANCELLED, "CANCELLED")
+    assert isinstance(lost_connection(cancelled_by_shutdown), UnavailableError)
+    closed = make_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!")
+    assert lost_connection(closed) is closed
     server = make_error(grpc.StatusCode.INTERNAL, "Internal error from Core", reason="INTERNAL")
     assert lost_connection(server) is server
     other = make_error(grpc.StatusCode.INTERNAL, "boom (correlation id 7)")

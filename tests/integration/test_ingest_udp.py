@@ -14,12 +14,11 @@ FRAMES_PER_DATAGRAM = 3
 
 def datagram_accounting(server) -> tuple[float, float, float, float]:
     """(read by the server, dropped by reason, dropped by the kernel, events committed)."""
-    read = metric(server, "eventstream_ingest_datagrams_total", transport="udp")
-    dropped = sum(metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
-                         reason=reason)
+    read = metric(server, "eventstream_ingest_datagrams_total")
+    dropped = sum(metric(server, "eventstream_ingest_datagrams_dropped_total", reason=reason)
                   for reason in ("TOPIC_NOT_UTF8", "FRAME_TRUNCATED", "LANE_FULL",
                                  "RECEIVE_QUEUE_FULL"))
-    kernel = metric(server, "eventstream_ingest_udp_kernel_drops", transport="udp")
+    kernel = metric(server, "eventstream_ingest_udp_kernel_drops_total")
     committed = metric(server, "eventstream_events_committed_total", transport="udp")
     return read, dropped, kernel, committed
 
@@ -104,10 +103,10 @@ def test_datagrams_that_find_the_receive_queue_full_are_counted(start_server):
     read, dropped, kernel, committed = settled_accounting(server, sent + 1)
     assert read + kernel == sent + 1
     assert committed == 4 + (read - 1 - dropped) * FRAMES_PER_DATAGRAM
-    queue_full = metric(server, "eventstream_ingest_datagrams_dropped_total", transport="udp",
+    queue_full = metric(server, "eventstream_ingest_datagrams_dropped_total",
                         reason="RECEIVE_QUEUE_FULL")
     assert queue_full > 0
     assert queue_full == dropped
     assert metric(server, "eventstream_ingest_backpressure_total", transport="udp") > 0
-    assert metric(server, "eventstream_ingest_udp_queue_capacity_bytes", transport="udp") == 1 << 20
-    assert metric(server, "eventstream_ingest_udp_queue_depth", transport="udp") == 0  # all taken
+    assert metric(server, "eventstream_ingest_udp_queue_capacity_bytes") == 1 << 20
+    assert metric(server, "eventstream_ingest_udp_queue_depth") == 0  # all taken

@@ -62,5 +62,5 @@ def test_storage_keys_have_safe_defaults_and_checked_values():
         "env EVENTSTREAM_STORAGE__FSYNC: storage.fsync: must be one of always, interval, never, "
         "got 'sometimes'",
         "env EVENTSTREAM_STORAGE__SEGMENT_BYTES: storage.segment_bytes: must be between 4096 and "
-        "1.07374e+09, got 100",
+        "1073741824, got 100",
     ]

@@ -2,10 +2,12 @@
 
 Exit codes: 0 after a clean shutdown, 1 when the drain timed out, start-up
 failed or a storage error had halted writes, 2 for configuration errors (each
-printed on its own line, naming the key and its source) and for a data
-directory that cannot be used (another format version or partition count, a
-corrupt record, or a file operation of the start that failed, such as on a
-full disk: one line naming the file, the error and the free space).
+printed on its own line, naming the key and its source), for a listener that
+cannot listen (a port in use: one line per listener, naming the flag and key
+that move it) and for a data directory that cannot be used (another format
+version or partition count, a corrupt record, or a file operation of the start
+that failed, such as on a full disk: one line naming the file, the error and
+the free space).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from . import __version__
 from .config import DEFAULT_PATH, ConfigError, load_config
 from .config.model import Config
+from .listeners import ListenError, check_listeners
 
 # Flag -> config key, for the common overrides.
 FLAG_KEYS = {
@@ -97,6 +100,10 @@ def run(config: Config) -> int:
     from .storage.recovery import DataDirRefused
     from .storage.segment import CorruptSegment
 
+    try:
+        check_listeners(config)  # before the data directory is opened
+    except ListenError as error:
+        return _cannot_listen(error)
     configure_logging(config.log.level, config.log.format, config.cluster.node_id)
     if config.server.event_loop == "uvloop":
         import uvloop
@@ -115,12 +122,20 @@ def run(config: Config) -> int:
             return 2
         try:
             return await node.run()
+        except ListenError as error:  # a port taken after the check
+            return _cannot_listen(error)
         except OSError as error:
             logging.getLogger("eventstream.server").error("start-up failed: %s", error)
             await node.shutdown()
             return 1
 
     return runner(serve())
+
+
+def _cannot_listen(error: ListenError) -> int:
+    for problem in error.problems:
+        print(f"eventstream-server: cannot listen: {problem}", file=sys.stderr)
+    return 2
 
 
 def _describe(config: Config) -> str:

@@ -41,6 +41,7 @@ from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
 from .ingest.udp import UdpIngest
 from .http.server import HttpServer
+from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
 from .observability.metrics import Metrics, Reading
 from .placement import place
 from .queue import wire_backend
@@ -58,6 +59,8 @@ from .storage.memory_log import MemoryLog
 log = logging.getLogger(__name__)
 
 PUBLIC_SERVICES = [publish.SERVICE, subscribe.SERVICE, cluster.SERVICE]
+LAG_COUNT_BUDGET = 4096
+"""Events examined per group per tenth of a second for the lag (40 k/s)."""
 
 
 class Node:
@@ -153,6 +156,7 @@ class Node:
                            on_fsync=metrics.fsync_duration.record, on_delete=deleted,
                            on_failure=self._on_storage_failure)
         partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
+        metrics.start_partitions_at_zero(disk_log.partitions)
         metrics.observe("eventstream.storage.bytes",
                         lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
         metrics.observe("eventstream.storage.segments",
@@ -198,7 +202,7 @@ class Node:
                         lambda: [(len(self.placement.nodes), {})])
         metrics.observe("eventstream.gc.frozen", lambda: [(gc.get_freeze_count(), {})])
         metrics.observe("eventstream.ingest.udp.kernel_drops",
-                        lambda: [(self.udp.kernel_drops(), {"transport": "udp"})])
+                        lambda: [(self.udp.kernel_drops(), {})])
         for name, field in (("depth", "depth"), ("used", "depth_bytes"),
                             ("capacity", "capacity_bytes")):
             metrics.observe(f"eventstream.ingest.udp.queue.{name}",
@@ -211,11 +215,13 @@ class Node:
                         lambda: [(time.monotonic() - self.started_at, {})])
 
     async def _expire_acks(self) -> None:
-        """Deliver again, ten times a second, what passed its ack deadline; twice
-        a second, forget groups idle too long and save moved group offsets."""
+        """Deliver again, ten times a second, what passed its ack deadline and
+        examine new events for the groups' lag; twice a second, forget groups
+        idle too long and save moved group offsets."""
         for tick in itertools.count(1):
             await asyncio.sleep(0.1)
             self.groups.expire()
+            self.groups.count_ahead(LAG_COUNT_BUDGET)
             if tick % 5 == 0:
                 expired = self.groups.expire_idle()
                 if expired:
@@ -322,8 +328,10 @@ class Node:
     async def start(self) -> None:
         """Bring the node up; it is SERVING when this returns."""
         config = self.config
+        host = config.server.host
         await self.health.set(False, "starting")
-        await self.http.start(config.server.host, config.metrics.port)
+        with listening(HTTP, host, config.metrics.port):
+            await self.http.start(host, config.metrics.port)
         if isinstance(self.log, DiskLog):
             self.log.start()
         self.broker.start()
@@ -342,13 +350,16 @@ class Node:
         reflection.enable_server_reflection(
             [*PUBLIC_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME], server)
-        self.grpc_port = server.add_insecure_port(f"{config.server.host}:{config.server.grpc_port}")
-        if not self.grpc_port:
-            raise OSError(f"cannot listen on {config.server.host}:{config.server.grpc_port} (gRPC)")
+        with listening(GRPC, host, config.server.grpc_port):
+            self.grpc_port = server.add_insecure_port(f"{host}:{config.server.grpc_port}")
+            if not self.grpc_port:
+                raise RuntimeError("no port bound")
         await server.start()
         self.grpc_server = server
-        await self.tcp.start(config.server.host, config.server.tcp_port)
-        await self.udp.start(config.server.host, config.server.udp_port)
+        with listening(TCP, host, config.server.tcp_port):
+            await self.tcp.start(host, config.server.tcp_port)
+        with listening(UDP, host, config.server.udp_port):
+            await self.udp.start(host, config.server.udp_port)
         self._expiry = asyncio.get_running_loop().create_task(self._expire_acks(), name="ack-deadlines")
         trimmer = HeapTrimmer()
         if trimmer.available:
@@ -365,7 +376,6 @@ class Node:
         if self.write_path.halted is not None:
             return  # a storage error during the warm-up: it stays NOT_SERVING
         await self.health.set(True, "serving")
-        host = config.server.host
         log.info("EventStream %s node %s serving: gRPC %s:%d, HTTP http://%s:%d "
                  "(/health, %s, /status), TCP frames %s:%d, UDP frames %s:%d "
                  "(receive buffer %d bytes); log: %s, %d partitions",
@@ -394,8 +404,18 @@ class Node:
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
         # Committed now: acknowledged-mode connections get their last ACKs.
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        await self._release(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        if self.write_path.halted is not None:
+            log.error("stopped after a storage failure: %s", self.write_path.halted)
+            return False
+        log.info("stopped%s", "" if clean else " with uncommitted events")
+        return clean
+
+    async def _release(self, grace: float) -> None:
+        """Stop the gRPC server (``grace`` seconds for calls in flight), the
+        background tasks, the write path and the log, and the HTTP listener."""
         if self.grpc_server is not None:
-            await self.grpc_server.stop(grace=max(min(deadline - time.monotonic(), 5.0), 0.1))
+            await self.grpc_server.stop(grace=grace)
         for task in (self._expiry, self._trimming):
             if task is not None:
                 task.cancel()
@@ -404,11 +424,16 @@ class Node:
         await self.broker.stop()
         await self.http.stop()
         self.metrics.shutdown()
-        if self.write_path.halted is not None:
-            log.error("stopped after a storage failure: %s", self.write_path.halted)
-            return False
-        log.info("stopped%s", "" if clean else " with uncommitted events")
-        return clean
+
+    async def _abandon_start(self) -> None:
+        """Undo a start that failed on a listener, quietly: the node never
+        served (no drain; events accepted in the moment, if any, were not
+        acknowledged and their publishers retry)."""
+        self.tcp.stop_accepting()
+        self.udp.stop_accepting()
+        await self.udp.finish(0.1)
+        await self.tcp.close(0.1)
+        await self._release(0.1)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to shut down (signal handlers call this)."""
@@ -419,7 +444,11 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        await self.start()
+        try:
+            await self.start()
+        except ListenError:
+            await self._abandon_start()
+            raise
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1

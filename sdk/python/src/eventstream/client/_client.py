@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -12,7 +11,7 @@ import grpc
 from eventstream.v1 import cluster_pb2, publish_pb2
 
 from . import _methods
-from ._channel import ChannelOption, TLSConfig, sync_channel
+from ._channel import ChannelOption, Pause, TLSConfig, sync_channel
 from ._consume import GroupStart, consume_start
 from ._consumer import Consumer
 from ._errors import error_from_rpc
@@ -59,7 +58,9 @@ class Client:
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
                  interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = ()) -> None:
-        self._channel = sync_channel(target, tls, options, interceptors)
+        channel = sync_channel(target, tls, options)
+        self._pause = Pause(channel)
+        self._channel = grpc.intercept_channel(channel, *interceptors) if interceptors else channel
         self._timeout = timeout
         self._retry = retry
         self._publish = self._channel.unary_unary(*_methods.PUBLISH)
@@ -133,7 +134,7 @@ class Client:
             min_priority: deliver only events of at least this priority.
             start: ``"latest"``, ``"earliest"``, a datetime, or ``{partition: offset}``.
             max_batch_events: most events per server batch (0: the server's default).
-            retry: reconnect policy (consecutive failed attempts); the client's by default.
+            retry: reconnect policy (a run of failed reconnects); the client's by default.
 
         Raises:
             ValueError: ``start`` or ``min_priority`` is not understood.
@@ -143,7 +144,7 @@ class Client:
             ...     print(event.topic, event.offset)
         """
         request = subscribe_request(patterns, min_priority, start, max_batch_events)
-        return Subscription(self._subscribe, request, retry or self._retry)
+        return Subscription(self._subscribe, request, retry or self._retry, self._pause)
 
     def consume(self, group: str, *patterns: str, min_priority: Priority | str | None = None,
                 start: GroupStart = "latest", max_in_flight: int | None = None,
@@ -171,11 +172,11 @@ class Client:
             ack_deadline_seconds: seconds before an unanswered event is
                 delivered again (None: the server's default).
             max_deliveries: deliveries before dead-lettering (None: the server's default).
+            retry: rejoin policy (a run of failed joins); the client's by default.
 
         ``min_priority``, ``ack_deadline_seconds`` and ``max_deliveries`` are
         the group's: the member that creates the group sets them and the
         server ignores other members' values.
-            retry: rejoin policy (consecutive failed attempts); the client's by default.
 
         Raises:
             ValueError: an argument is out of range or not understood.
@@ -188,7 +189,8 @@ class Client:
         """
         request = consume_start(group, patterns, min_priority, start, max_in_flight,
                                 ack_deadline_seconds, max_deliveries)
-        return Consumer(self._consume, request, retry or self._retry, self._timeout)
+        return Consumer(self._consume, request, retry or self._retry, self._timeout,
+                        self._pause)
 
     def cluster_status(self, *, timeout: float | None = None) -> ClusterStatus:
         """The state of the cluster as the node answering sees it."""
@@ -206,7 +208,7 @@ class Client:
                 wait = budget.wait_after(error)
                 if wait is None:
                     raise error from rpc_error
-            time.sleep(wait)
+            self._pause(wait)
 
     def close(self) -> None:
         """Close the channel (open subscriptions and streams end)."""

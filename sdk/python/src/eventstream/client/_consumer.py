@@ -37,7 +37,8 @@ from ._consume import (
     drain,
     settle_requests,
 )
-from ._errors import EventStreamError, UnavailableError, error_from_rpc
+from ._channel import Pause
+from ._errors import EventStreamError, error_from_rpc
 from ._events import ReceivedEvent
 from ._retry import RetryBudget, RetryPolicy
 
@@ -68,21 +69,6 @@ async def _async_requests(start: _Request, pending: asyncio.Queue[Settle | None]
             yield request
 
 
-# grpc.aio reports a request that cannot be sent because the connection broke
-# as INTERNAL with this message, set on the client side (no server details),
-# racing the UNAVAILABLE the read side would report (grpc/grpc#36066).
-_SEND_FAILED = "Internal error from Core"
-
-
-def lost_connection(error: EventStreamError) -> EventStreamError:
-    """``error``, or UNAVAILABLE when it is grpc.aio's report of a send on a broken connection."""
-    if (error.code is grpc.StatusCode.INTERNAL and error.message == _SEND_FAILED
-            and not error.reason):
-        return UnavailableError(grpc.StatusCode.UNAVAILABLE,
-                                f"the connection broke while sending ({error.message})")
-    return error
-
-
 class _Rejoin:
     """Consecutive failed joins under the retry policy."""
 
@@ -95,7 +81,7 @@ class _Rejoin:
 
     def wait_after(self, rpc_error: grpc.RpcError) -> tuple[float | None, EventStreamError]:
         """(seconds to wait before joining again or None to give up, the typed error)."""
-        error = lost_connection(error_from_rpc(rpc_error))
+        error = error_from_rpc(rpc_error)
         self._budget.remaining()  # counts the failed attempt
         return self._budget.wait_after(error), error
 
@@ -161,9 +147,11 @@ class Consumer(_Member):
     """
 
     def __init__(self, rpc: grpc.StreamStreamMultiCallable[_Request, _Response], start: _Request,
-                 retry: RetryPolicy, close_timeout: float, buffer: int = DEFAULT_BUFFER) -> None:
+                 retry: RetryPolicy, close_timeout: float, pause: Pause,
+                 buffer: int = DEFAULT_BUFFER) -> None:
         super().__init__(start, retry, close_timeout, buffer)
         self._rpc = rpc
+        self._pause = pause
         self._changed = threading.Condition()
         self._call: Iterator[_Response] | None = None
         self._closing = threading.Event()  # wakes a backoff wait on close()
@@ -222,7 +210,7 @@ class Consumer(_Member):
             with self._changed:
                 self._error = error
             return False
-        self._closing.wait(wait)
+        self._pause(wait, self._closing)
         return True
 
     def _receive(self, response: _Response) -> None:

@@ -118,9 +118,30 @@ def error_from_status(code: grpc.StatusCode, message: str,
 def error_from_rpc(error: grpc.RpcError) -> EventStreamError:
     """Decode a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
     if isinstance(error, (grpc.aio.AioRpcError, grpc.Call)):
-        return error_from_status(error.code(), error.details() or "",
-                                 tuple(error.trailing_metadata() or ()))
+        return lost_connection(error_from_status(error.code(), error.details() or "",
+                                                 tuple(error.trailing_metadata() or ())))
     return make_error(grpc.StatusCode.UNKNOWN, str(error))
+
+
+# Two ways gRPC reports, under other codes and with no server details, a call
+# the server never handled; both are UNAVAILABLE in effect (retry elsewhere or
+# later): grpc.aio reports a request that cannot be sent because the
+# connection broke as INTERNAL (grpc/grpc#36066), and a server that shuts down
+# cancels the calls it received but had not yet handed to a handler
+# (grpc/grpc#41785).
+_NOT_HANDLED = {
+    (grpc.StatusCode.INTERNAL, "Internal error from Core"): "the connection broke while sending",
+    (grpc.StatusCode.CANCELLED, "CANCELLED"): "the server shut down before handling the call",
+}
+
+
+def lost_connection(error: EventStreamError) -> EventStreamError:
+    """``error``, or UNAVAILABLE when it is gRPC's report of a call the server never handled."""
+    why = _NOT_HANDLED.get((error.code, error.message))
+    if why is None or error.reason:
+        return error
+    return UnavailableError(grpc.StatusCode.UNAVAILABLE,
+                            f"{why} ({error.code.name}: {error.message})")
 
 
 def error_from_event_error(error: common_pb2.EventError) -> EventStreamError:

@@ -6,7 +6,8 @@ draining) it subscribes again, after a jittered backoff, from the next
 offset of every partition it has delivered from (see :class:`ResumeState`),
 so nothing is lost or repeated. Other statuses, and a run of failed
 reconnects longer than the retry policy allows, end the iteration with the
-typed error.
+typed error. The server sends the stream's headers once the subscription is
+in place; that ends a run of failures, even when no event comes for a while.
 """
 
 from __future__ import annotations
@@ -14,19 +15,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import Protocol
 
 import grpc
 
 from eventstream.v1 import subscribe_pb2
 
+from ._channel import Pause
 from ._errors import error_from_rpc
 from ._events import ReceivedEvent, event_from_proto
 from ._retry import RetryBudget, RetryPolicy
 from ._subscription_state import ResumeState
 
-_Responses = Iterator[subscribe_pb2.SubscribeResponse]
+
+class _Call(Protocol):
+    """What a blocking Subscribe call offers (grpc's call iterator)."""
+
+    def __next__(self) -> subscribe_pb2.SubscribeResponse: ...
+    def initial_metadata(self) -> object: ...
+    def is_active(self) -> bool: ...
+    def cancel(self) -> bool: ...
 
 
 class _Buffer:
@@ -37,6 +47,10 @@ class _Buffer:
         self.events: collections.deque[ReceivedEvent] = collections.deque()
         self.budget = RetryBudget(retry, None)
         self.closed = False
+
+    def accepted(self) -> None:
+        """The server accepted the stream: a run of failed attempts is over."""
+        self.budget.reset()
 
     def add(self, response: subscribe_pb2.SubscribeResponse) -> None:
         self.budget.reset()
@@ -67,11 +81,12 @@ class Subscription:
         ...         print(event.partition, event.offset, event.text)
     """
 
-    def __init__(self, rpc: Callable[[subscribe_pb2.SubscribeRequest], _Responses],
-                 first: subscribe_pb2.SubscribeRequest, retry: RetryPolicy) -> None:
+    def __init__(self, rpc: Callable[[subscribe_pb2.SubscribeRequest], _Call],
+                 first: subscribe_pb2.SubscribeRequest, retry: RetryPolicy, pause: Pause) -> None:
         self._rpc = rpc
+        self._pause = pause
         self._buffer = _Buffer(first, retry)
-        self._call: _Responses | None = None
+        self._call: _Call | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()  # wakes a backoff wait on close()
 
@@ -89,10 +104,15 @@ class Subscription:
             with self._lock:
                 if buffer.closed:
                     raise StopIteration
-                if self._call is None:
-                    self._call = self._rpc(buffer.state.request())
                 call = self._call
+                fresh = call is None
+                if call is None:
+                    call = self._call = self._rpc(buffer.state.request())
             try:
+                if fresh:
+                    call.initial_metadata()  # returns at the headers, or when the call ends
+                    if call.is_active():
+                        buffer.accepted()
                 buffer.add(next(call))
             except StopIteration:
                 self.close()  # the server ended the stream without an error
@@ -101,7 +121,7 @@ class Subscription:
                     self._call = None
                     if buffer.closed:
                         raise StopIteration from None
-                self._closing.wait(buffer.wait_after(rpc_error))
+                self._pause(buffer.wait_after(rpc_error), self._closing)
         return buffer.events.popleft()
 
     def close(self) -> None:
@@ -109,7 +129,7 @@ class Subscription:
         with self._lock:
             self._buffer.closed = True
             self._closing.set()
-            if isinstance(self._call, grpc.Future):
+            if self._call is not None:
                 self._call.cancel()
 
     def __enter__(self) -> Subscription:
@@ -118,6 +138,21 @@ class Subscription:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+async def _accepted(call: grpc.aio.UnaryStreamCall[subscribe_pb2.SubscribeRequest,
+                                                    subscribe_pb2.SubscribeResponse]) -> bool:
+    """Wait for the stream's headers or its end; True when the headers came first."""
+    # grpc.aio's initial_metadata() never returns when the call fails before
+    # the headers (e.g. connection refused), so it races the call's status.
+    headers = asyncio.ensure_future(call.initial_metadata())
+    ended = asyncio.ensure_future(call.code())
+    try:
+        await asyncio.wait((headers, ended), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        headers.cancel()
+        ended.cancel()
+    return not call.done()
 
 
 class AsyncSubscription:
@@ -155,7 +190,11 @@ class AsyncSubscription:
                 raise StopAsyncIteration
             if self._call is None:
                 self._call = self._rpc(buffer.state.request())
+                if await _accepted(self._call):
+                    buffer.accepted()
             try:
+                if self._call is None:  # closed while waiting for the headers
+                    continue
                 response = await self._call.read()
             except grpc.RpcError as rpc_error:
                 self._call = None

@@ -10,7 +10,10 @@ joins or leaves. Per partition the group keeps:
   dead-lettered): the group's committed offset, where it resumes;
 - ``inflight``: delivered and not yet acknowledged, with owner and deadline;
 - ``retry``: offsets to deliver again (nacked, past their deadline, or held by
-  a member that left).
+  a member that left);
+- ``counted``/``ahead``: for the lag, how far past the cursor the events were
+  examined (:meth:`GroupCoordinator.count_ahead`) and how many of those match
+  the group's patterns and minimum priority.
 
 Delivery is at-least-once: an event is delivered again until it is
 acknowledged, and after ``max_deliveries`` deliveries it is handed to the
@@ -54,7 +57,8 @@ class GroupSettings:
 
 
 class _Partition:
-    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts", "late")
+    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts", "late",
+                 "counted", "ahead")
 
     def __init__(self, start: int) -> None:
         self.cursor = start
@@ -67,6 +71,31 @@ class _Partition:
         """Offsets in ``retry`` because their ack deadline passed, with the
         member that held them: its late ack still counts until they are
         delivered again."""
+        self.counted = start
+        self.ahead = 0
+
+    def skip_gone(self, start: int) -> None:
+        """Finish the offsets below ``start``, deleted by retention before the group read them."""
+        if self.cursor >= start:
+            return
+        for offset in range(self.cursor, start):
+            self.finish(offset)
+        self.cursor = start
+        self.counted, self.ahead = start, 0  # which counted ones were deleted is not known
+
+    def read_up_to(self, cursor: int, counted_matches: int) -> None:
+        """The group read up to ``cursor``; ``counted_matches`` of the matching
+        events it read had been counted ahead."""
+        self.cursor = cursor
+        self.ahead -= counted_matches
+        if self.counted < cursor:
+            self.counted, self.ahead = cursor, 0
+
+    def lag(self, high_watermark: int) -> int:
+        """Matching events not finished: read and pending, counted ahead, and
+        committed but not examined yet (counted as matching)."""
+        pending = self.cursor - self.frontier - len(self.done)
+        return pending + self.ahead + max(0, high_watermark - max(self.counted, self.cursor))
 
     def finish(self, offset: int) -> None:
         """Mark ``offset`` done and move the frontier over every done offset."""
@@ -119,8 +148,14 @@ class Group:
         return [part.frontier for part in self.parts]
 
     def lag(self, high_watermarks: list[int]) -> int:
-        """Events committed to the log that the group has not finished."""
-        return sum(max(0, hwm - part.frontier) for hwm, part in zip(high_watermarks, self.parts))
+        """Committed events for this group that it has not finished.
+
+        Only events its patterns and minimum priority match count, as far as
+        :meth:`GroupCoordinator.count_ahead` has examined them; committed
+        events not examined yet count as matching (an upper bound while it
+        catches up).
+        """
+        return sum(part.lag(hwm) for hwm, part in zip(high_watermarks, self.parts))
 
 
 DeadLetter = Callable[[Group, int, int, bytes], None]
@@ -282,15 +317,13 @@ class GroupCoordinator:
                 self._deliver(member, part, offset, deadline, out, record)
                 size += len(record)
                 group.redelivered += 1
-            if part.cursor < start:
-                for offset in range(part.cursor, start):
-                    part.finish(offset)
-                part.cursor = start
+            part.skip_gone(start)
             if full or len(out) >= room or part.cursor >= log.high_watermark(partition):
                 continue
             result = log.read(partition, part.cursor, room - len(out))
             matches, minimum = group.filter.matches, group.settings.min_priority
             read = len(result.records)
+            counted, counted_matches = part.counted, 0
             for index, record in enumerate(result.records):
                 offset = result.first_offset + index
                 if result.priorities[index] >= minimum and matches(result.topics[index]):
@@ -299,9 +332,10 @@ class GroupCoordinator:
                         break
                     self._deliver(member, part, offset, deadline, out, record)
                     size += len(record)
+                    counted_matches += offset < counted
                 else:
                     part.finish(offset)
-            part.cursor = result.first_offset + read
+            part.read_up_to(result.first_offset + read, counted_matches)
         member._next += 1
         return out, len(out)
 
@@ -321,6 +355,37 @@ class GroupCoordinator:
         part.late.pop(offset, None)
         member.inflight += 1
         out.append(record)
+
+    def count_ahead(self, budget: int) -> None:
+        """Examine up to ``budget`` committed events per group past where it has
+        read, counting those its patterns match, for :meth:`Group.lag`.
+
+        Each event is examined once per group (off the publish path, in
+        bounded steps), so the lag of a group whose members are away, or far
+        behind, counts only what they will be given.
+        """
+        log = self._log
+        for group in list(self.groups.values()):
+            left = budget
+            matches, minimum = group.filter.matches, group.settings.min_priority
+            every = group.filter.match_all and minimum == 0
+            for partition, part in enumerate(group.parts):
+                part.skip_gone(log.start_offset(partition))
+                todo = min(left, log.high_watermark(partition) - part.counted)
+                if todo <= 0:
+                    continue
+                if every:  # no need to read them
+                    part.ahead += todo
+                    part.counted += todo
+                    left -= todo
+                    continue
+                result = log.read(partition, part.counted, todo)
+                part.ahead += sum(1 for topic, priority in zip(result.topics, result.priorities)
+                                  if priority >= minimum and matches(topic))
+                part.counted += len(result.records)
+                left -= len(result.records)
+                if left <= 0:
+                    break
 
     # -- acknowledgements ---------------------------------------------------------
 

@@ -4,6 +4,11 @@ Later sources win: defaults < file < environment < flags. Every problem is
 collected, each naming its key and source, before :class:`ConfigError` is
 raised, so one start-up attempt reports them all.
 
+A problem in the file names the line and column of its key
+(``config.yaml:3:3: ...``), as do YAML syntax errors; an unknown key close to
+a known one gets a "did you mean"; a section or key written twice is refused
+(YAML would keep the last one silently).
+
 Environment: ``EVENTSTREAM_<SECTION>__<KEY>`` sets ``<section>.<key>`` (for
 example ``EVENTSTREAM_QUEUES__BATCH_CAPACITY=1000``); values are read as YAML
 scalars. ``NODE_ID``, then ``POD_NAME``, fill ``cluster.node_id`` when it is
@@ -13,6 +18,7 @@ empty, as in the Kubernetes StatefulSet.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import socket
@@ -41,8 +47,13 @@ class ConfigError(Exception):
 Check = Callable[[Any], bool]
 
 
+def _number(value: float) -> str:
+    """A bound as people write it: ``1073741824``, not ``1.07374e+09``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _between(low: float, high: float) -> tuple[Check, str]:
-    return (lambda v: low <= v <= high), f"between {low:g} and {high:g}"
+    return (lambda v: low <= v <= high), f"between {_number(low)} and {_number(high)}"
 
 
 def _one_of(*choices: str) -> tuple[Check, str]:
@@ -141,20 +152,18 @@ def load_config(
     sources: dict[str, str] = {}
 
     def put(dotted: str, value: Any, source: str) -> None:
-        section, _, key = dotted.partition(".")
-        known = _known_keys()
-        if section not in known:
-            problems.append(f"{source}: unknown key '{dotted}' (sections: {', '.join(known)})")
-        elif key not in known[section]:
-            problems.append(f"{source}: unknown key '{dotted}'")
+        unknown = _unknown(dotted)
+        if unknown:
+            problems.append(f"{source}: {unknown}")
         else:
+            section, _, key = dotted.partition(".")
             values[section][key] = value
             sources[dotted] = source
 
     file_path = path if path is not None else (DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None)
     if file_path is not None:
-        for dotted, value in _read_file(file_path, problems):
-            put(dotted, value, file_path)
+        for dotted, value, source in _read_file(file_path, problems):
+            put(dotted, value, source)
     for name, raw in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX):].partition("__")
@@ -176,31 +185,100 @@ def _known_keys() -> dict[str, dict[str, Any]]:
     return hints
 
 
-def _read_file(path: str, problems: list[str]) -> list[tuple[str, Any]]:
+def _unknown(dotted: str) -> str:
+    """Why ``section.key`` is not a key ("" when it is one), with a "did you mean"."""
+    section, _, key = dotted.partition(".")
+    known = _known_keys()
+    if section not in known:
+        return _unknown_section(section)
+    if key not in known[section]:
+        close = difflib.get_close_matches(key, known[section], n=1)
+        elsewhere = [f"{name}.{key}" for name, keys in known.items() if key in keys]
+        hint = (f" (did you mean '{section}.{close[0]}'?)" if close
+                else f" (did you mean '{elsewhere[0]}'?)" if elsewhere else "")
+        return f"unknown key '{dotted}'{hint}"
+    return ""
+
+
+def _unknown_section(section: str) -> str:
+    known = sections()
+    close = difflib.get_close_matches(section, known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"sections: {', '.join(known)}"
+    return f"unknown section '{section}' ({hint})"
+
+
+def _at(path: str, node: yaml.Node) -> str:
+    """``path:line:column`` of a node (1-based, as editors count)."""
+    mark = node.start_mark
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _read_file(path: str, problems: list[str]) -> list[tuple[str, Any, str]]:
+    """(``section.key``, value, where it is written) for every key of the file."""
     try:
-        document = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as exc:
         problems.append(f"{path}: cannot read the config file: {exc.strerror}")
         return []
+    # Composed, not loaded: the nodes keep their positions, and a key written
+    # twice is still there to be refused.
+    loader = yaml.SafeLoader(text)
+    try:
+        document = loader.get_single_node()
+        return [] if document is None else _read_sections(path, loader, document, problems)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        context = f" ({exc.context})" if exc.context else ""
+        problems.append(f"{where}: not valid YAML: {exc.problem}{context}")
     except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {str(exc).splitlines()[0]}")
-        return []
-    if document is None:
-        return []
-    if not isinstance(document, dict):
-        problems.append(f"{path}: the top level must be a mapping of sections")
+        problems.append(f"{path}: not valid YAML: {exc}")
+    finally:
+        loader.dispose()
+    return []
+
+
+def _entries(path: str, loader: yaml.SafeLoader, mapping: yaml.MappingNode, prefix: str,
+             problems: list[str]) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """(name, key node, value node) of a mapping; a name written twice is refused."""
+    entries: list[tuple[str, yaml.Node, yaml.Node]] = []
+    first: dict[str, yaml.Node] = {}
+    what = "key" if prefix else "section"
+    for key_node, value_node in mapping.value:
+        name = str(loader.construct_object(key_node, deep=True))
+        if name in first:
+            line = first[name].start_mark.line + 1
+            problems.append(f"{_at(path, key_node)}: {what} '{prefix}{name}' is written twice "
+                            f"(first at line {line}); keep one")
+            continue
+        first[name] = key_node
+        entries.append((name, key_node, value_node))
+    return entries
+
+
+def _read_sections(path: str, loader: yaml.SafeLoader, document: yaml.Node,
+                   problems: list[str]) -> list[tuple[str, Any, str]]:
+    if not isinstance(document, yaml.MappingNode):
+        problems.append(f"{_at(path, document)}: the top level must be a mapping of sections")
         return []
     pairs = []
-    for section, body in document.items():
-        if body is None:
+    for section, section_node, body in _entries(path, loader, document, "", problems):
+        if isinstance(body, yaml.MappingNode) and section not in sections():
+            problems.append(f"{_at(path, section_node)}: {_unknown_section(section)}")
             continue
-        if not isinstance(body, dict):
-            if str(section) in sections():
-                problems.append(f"{path}: key '{section}' must be a mapping of keys")
-            else:
-                pairs.append((str(section), body))
+        if isinstance(body, yaml.MappingNode):
+            for key, key_node, value in _entries(path, loader, body, f"{section}.", problems):
+                pairs.append((f"{section}.{key}", loader.construct_object(value, deep=True),
+                              _at(path, key_node)))
             continue
-        pairs.extend((f"{section}.{key}", value) for key, value in body.items())
+        value = loader.construct_object(body, deep=True)
+        if value is None:
+            continue  # an empty section
+        if section in sections():
+            problems.append(f"{_at(path, section_node)}: section '{section}' must be a mapping "
+                            "of keys")
+        else:
+            pairs.append((section, value, _at(path, section_node)))
     return pairs
 
 

@@ -140,8 +140,8 @@ class UdpIngest:
         for reason, count in (("RECEIVE_QUEUE_FULL", now.queue_full - before.queue_full),
                               ("DATAGRAM_TOO_LONG", now.truncated - before.truncated)):
             if count:
-                metrics.datagrams.add(count, _UDP)
-                metrics.datagrams_dropped.add(count, {"transport": "udp", "reason": reason})
+                metrics.datagrams.add(count)
+                metrics.datagrams_dropped.add(count, {"reason": reason})
         if now.errors != before.errors:
             log.warning("udp ingest: %d receive errors, the last errno %d",
                         now.errors - before.errors, now.last_errno)
@@ -150,10 +150,10 @@ class UdpIngest:
         """Decode a popped batch in one call, count it, and queue its good frames."""
         decoded = self._decoder.decode_datagrams(batch)
         metrics = self._metrics
-        metrics.datagrams.add(datagrams, _UDP)
+        metrics.datagrams.add(datagrams)
         metrics.received.add(decoded.frames, _UDP)
         for reason, count in decoded.dropped.items():
-            metrics.datagrams_dropped.add(count, {"transport": "udp", "reason": reason})
+            metrics.datagrams_dropped.add(count, {"reason": reason})
             metrics.rejected.add(decoded.rejected[reason], {"transport": "udp", "reason": reason})
         accepted = decoded.accepted
         if accepted.realtime + accepted.batch:
@@ -176,16 +176,16 @@ class UdpIngest:
     def _count_lost(self, lost: list[Submission], reason: str) -> None:
         datagrams = {index for submission in lost
                      for index in memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS]}
-        labels = {"transport": "udp", "reason": reason}
-        self._metrics.datagrams_dropped.add(len(datagrams), labels)
-        self._metrics.rejected.add(sum(submission.count for submission in lost), labels)
+        self._metrics.datagrams_dropped.add(len(datagrams), {"reason": reason})
+        self._metrics.rejected.add(sum(submission.count for submission in lost),
+                                   {"transport": "udp", "reason": reason})
         log.warning("udp ingest: %d datagrams read but not queued: %s", len(datagrams), reason)
 
     def queue_reading(self, field: str) -> list[tuple[int, dict[str, str]]]:
         """``field`` of the receive queue's :class:`..queue.QueueStats`, as a metric reading."""
         if self._consumer is None:
             return []
-        return [(getattr(self._queue.stats(), field), _UDP)]
+        return [(getattr(self._queue.stats(), field), {})]
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on this socket (0 when it cannot tell)."""

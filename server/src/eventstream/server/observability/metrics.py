@@ -5,8 +5,17 @@ listener serves them at ``metrics.path``. Instruments are recorded per
 request or per batch, never per event. The event counters on the publish
 path are :class:`FastCounter`s: plain integers that OpenTelemetry reads at
 collection, because an SDK counter's ``add`` costs microseconds per request.
-Gauges are read by callbacks from the components that own the numbers,
-registered with :meth:`Metrics.observe`.
+Gauges and the observable counters are read by callbacks from the components
+that own the numbers, registered with :meth:`Metrics.observe`.
+
+Naming: whatever only grows (a running total) is a counter, exported with
+``_total``; gauges are levels that go up and down, or positions
+(``eventstream_log_end_offset``). Counters whose label values are known in
+advance (a transport, a lane) are exported from the start, at zero, so a rate
+or an alert has a series before the first event; series labelled with a
+reason or an error code appear at their first occurrence, and histograms at
+their first observation. A metric of one transport alone (``_udp_`` in its
+name, datagrams) carries no ``transport`` label.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 Reading = Callable[[], Iterable[tuple[float, dict[str, str]]]]
+
+TRANSPORTS = ("grpc", "tcp", "udp")
 
 
 class FastCounter:
@@ -124,16 +135,15 @@ class Metrics:
                         "(HEADER_TIMEOUT), by reason")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
-            description="UDP datagrams read by the server, by transport")
+            description="UDP datagrams read by the server")
         self.datagrams_dropped = meter.create_counter(
             "eventstream.ingest.datagrams.dropped", unit="1",
-            description="UDP datagrams read but not accepted, by transport and reason")
+            description="UDP datagrams read but not accepted, by reason")
         for name, unit, description in (
             ("eventstream.queue.depth", "1", "Events accepted but not yet committed, by lane"),
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
-            ("eventstream.log.evicted", "1", "Records evicted from the in-memory log"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
             ("eventstream.storage.segments", "1", "Segment files, by partition"),
             ("eventstream.storage.failed", "1",
@@ -147,8 +157,6 @@ class Metrics:
             ("eventstream.gc.frozen", "1",
              "Objects made at start-up that the garbage collector no longer scans"),
             ("eventstream.uptime", "s", "Seconds since the node started"),
-            ("eventstream.ingest.udp.kernel_drops", "1",
-             "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
             ("eventstream.ingest.udp.queue.depth", "1",
              "UDP datagrams read and waiting in the receive queue"),
             ("eventstream.ingest.udp.queue.used", "By",
@@ -169,9 +177,34 @@ class Metrics:
             ("eventstream.group.dead_lettered", "Events moved to a group's dead-letter topic"),
             ("eventstream.group.acks_ignored",
              "Acks and nacks of a consumer group naming events the member did not hold"),
+            ("eventstream.log.evicted", "Records evicted from the in-memory log"),
+            ("eventstream.ingest.udp.kernel_drops",
+             "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
+
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Export the counters whose label values are known in advance at zero."""
+        for transport in TRANSPORTS:
+            attributes = {"transport": transport}
+            for counter in (self.received, self.committed, self.duplicates):
+                counter.add(0, attributes)
+        self.delivered.add(0, {"transport": "grpc"})
+        for transport in ("tcp", "udp"):
+            self.ingest_backpressure.add(0, {"transport": transport})
+        self.ingest_connections.add(0, {"transport": "tcp"})
+        for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
+            instrument.add(0)
+
+    def start_partitions_at_zero(self, partitions: int) -> None:
+        """Export the per-partition counters of the durable log at zero."""
+        for partition in range(partitions):
+            attributes = {"partition": str(partition)}
+            self.retention_segments.add(0, attributes)
+            self.retention_bytes.add(0, attributes)
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(_options: CallbackOptions) -> Iterable[Observation]:
@@ -182,7 +215,8 @@ class Metrics:
         return read
 
     def observe(self, name: str, reading: Reading) -> None:
-        """Have gauge ``name`` report what ``reading`` returns at each scrape."""
+        """Have gauge or observable counter ``name`` report what ``reading``
+        returns at each scrape."""
         self._readings[name] = reading
 
     def render(self) -> bytes:

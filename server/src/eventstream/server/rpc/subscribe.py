@@ -102,6 +102,9 @@ class SubscribeServicer:
         min_byte = priority.frame_byte(minimum) if minimum else 0
         subscription = self._broker.subscribe(topic_filter, min_byte, self._cursors(request),
                                               request.max_batch_events)
+        # Headers now tell the client its subscription is in place (events
+        # committed from here on reach it), even if none comes for a while.
+        await context.send_initial_metadata(())
         self._metrics.subscribers.add(1)
         try:
             while True:
