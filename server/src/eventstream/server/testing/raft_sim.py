@@ -6,7 +6,9 @@ duplicates and reorders messages, is partitioned and healed, while nodes
 crash (also in the middle of handling a Ready, losing what the Ready
 contract says was not yet persisted) and restart, membership changes,
 leadership transfers, snapshots and reads come and go under a steady stream
-of proposals. A final phase heals everything and demands progress.
+of proposals. A final phase heals the network (no more drops, duplicates or
+delays), restarts every node and demands progress; then it crashes a
+minority of the voters and demands progress from the majority left.
 
 Checked after every step (delivery, tick, Ready):
 
@@ -15,9 +17,9 @@ Checked after every step (delivery, tick, Ready):
 - leader completeness: a new leader holds every entry committed in earlier terms;
 - state-machine safety: no two nodes apply different entries (or snapshots) at an index;
 - linearizable reads: a read index covers every write acknowledged before the read;
-- at the end, every acknowledged entry is applied by every member, and a
-  majority that can talk elects a leader and commits within a bounded
-  number of ticks.
+- progress, at the end: a majority that can talk elects a leader and
+  commits within a bounded number of ticks, and every acknowledged entry
+  is applied by every member that is up.
 
 Replay one seed with a readable trace::
 
@@ -36,6 +38,7 @@ import multiprocessing
 import random
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -198,6 +201,12 @@ class Simulation:
         self.spares = [f"n{k}" for k in range(self.settings.voters + 1,
                                               self.settings.voters + 1 + self.settings.spares)]
         membership = Membership(frozenset(ids))
+        # What a server does with a Ready, in order (the bug switch sends and
+        # applies before persisting).
+        if InjectedBug.APPLY_BEFORE_PERSIST in bugs:
+            self.stages = (self._install_stage, self._send_stage, self._apply_stage, self._persist_stage)
+        else:
+            self.stages = (self._install_stage, self._persist_stage, self._send_stage, self._apply_stage)
         self.nodes: dict[str, SimNode] = {}
         self._up_nodes: list[SimNode] | None = None
         for node_id in ids:
@@ -398,7 +407,7 @@ class Simulation:
             return
         copies = 2 if not self.calm and rng.random() < s.duplicate else 1
         for _ in range(copies):
-            due = self.now + (rng.randrange(1, s.max_delay + 1) if rng.random() < s.delay else 0)
+            due = self.now + (rng.randrange(1, s.max_delay + 1) if not self.calm and rng.random() < s.delay else 0)
             self.net_seq += 1
             heapq.heappush(self.net, (due, self.net_seq, message))
 
@@ -447,11 +456,7 @@ class Simulation:
                     crash_before = self.rng.randrange(1, 4)  # after the install, between the other stages
                 elif self._pivotal(raft, ready) and self.rng.random() < self.settings.pivot_crash:
                     crash_before = 2  # persisted, nothing sent
-            if InjectedBug.APPLY_BEFORE_PERSIST in self.bugs:
-                stages = (self._install_stage, self._send_stage, self._apply_stage, self._persist_stage)
-            else:
-                stages = (self._install_stage, self._persist_stage, self._send_stage, self._apply_stage)
-            for number, stage in enumerate(stages):
+            for number, stage in enumerate(self.stages):
                 if number == crash_before:
                     self._log(f"{node.node_id} crashes while handling a Ready")
                     self._crash(node)
@@ -526,7 +531,7 @@ class Simulation:
             if known != entry:
                 raise Violation(f"state-machine safety: {node.node_id} applies {entry}, another node "
                                 f"applied {known}")
-            node.digest = hash((node.digest, entry.term, entry.kind, entry.data))
+            node.digest = zlib.crc32(entry.data, zlib.crc32(b"%d:%d:%d" % (entry.term, entry.kind, node.digest)))
             node.applied_index = entry.index
             if check.digests.setdefault(entry.index, node.digest) != node.digest:
                 raise Violation(f"state-machine safety: {node.node_id} state differs at {entry.index}")
@@ -558,11 +563,29 @@ class Simulation:
     # The end: heal everything and demand progress.
 
     def _final_phase(self) -> None:
+        """Heal everything and demand progress; then crash a minority of voters and demand it again."""
         self.calm = True
         self.groups = {}
         for node_id in sorted(self.down_since):
             self._restart(node_id)
         self._log("final phase: healed, everyone up, no more faults")
+        self._await_progress(b"final-%d" % self.seed)
+        leader = self._leader()
+        assert leader is not None and leader.raft is not None
+        voters = sorted(leader.raft.membership.voters)
+        down = self.rng.sample(voters, self.rng.randrange(0, (len(voters) - 1) // 2 + 1))
+        for node_id in down:
+            self._crash(self.nodes[node_id])
+        self._log(f"final phase: {down or 'nobody'} down, a majority of {voters} up")
+        self._await_progress(b"final-%d-majority" % self.seed)
+
+    def _await_progress(self, marker: bytes) -> None:
+        """Within a bound, a leader commits ``marker`` and every member up applies everything acknowledged.
+
+        Raises:
+            Violation: the bound passed first.
+        """
+        self.marker, self.marker_at = marker, None
         bound = 30 * self.settings.election_ticks
         proposed_in: set[tuple[str, int]] = set()
         start = self.now
@@ -573,30 +596,26 @@ class Simulation:
                 # Once per leader and term (a proposal can be lost to a leader
                 # change), retried while refused (during a leadership transfer).
                 key = (leader.node_id, leader.raft.term)  # type: ignore[union-attr]
-                if key not in proposed_in and self._propose(leader, [self.marker]) is not None:
+                if key not in proposed_in and self._propose(leader, [marker]) is not None:
                     proposed_in.add(key)
             self._deliver_due()
             self._tick_all()
             if self.marker_at is not None and not self._members_behind():
                 return
         if self.marker_at is None:
-            raise Violation(f"progress: no leader committed a proposal within {bound} ticks after healing")
-        raise Violation(f"progress: {bound} ticks after healing, members have not applied every "
-                        f"acknowledged entry: {self._members_behind()}")
-
-    def _members(self) -> list[SimNode]:
-        leader = self._leader()
-        membership = leader.raft.membership if leader is not None else Membership()  # type: ignore[union-attr]
-        return [node for node_id, node in self.nodes.items() if node_id in membership]
+            raise Violation(f"progress: no leader committed a proposal within {bound} ticks")
+        raise Violation(f"progress: {bound} ticks on, members have not applied every acknowledged "
+                        f"entry: {self._members_behind()}")
 
     def _members_behind(self) -> list[str]:
-        """Members that have not applied the marker and every acknowledged entry (all, with no leader)."""
-        goal = max(self.marker_at or 0, self.max_acked)
-        members = self._members()
-        if not members:
+        """Members up that have not applied the marker and every acknowledged entry (all, with no leader)."""
+        leader = self._leader()
+        if leader is None:
             return ["no leader"]
-        return [f"{node.node_id} applied {node.applied_index} < {goal}"
-                for node in members if node.applied_index < goal]
+        goal = max(self.marker_at or 0, self.max_acked)
+        membership = leader.raft.membership  # type: ignore[union-attr]
+        return [f"{node.node_id} applied {node.applied_index} < {goal}" for node in self._up()
+                if node.node_id in membership and node.applied_index < goal]
 
 
 def _encode_app(index: int, digest: int) -> bytes:
