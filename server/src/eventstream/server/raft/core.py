@@ -100,6 +100,9 @@ class RaftNode:
         log = RaftLog(storage, config.max_committed_bytes)
         hard = storage.initial_state()
         snapshot = storage.snapshot()
+        if snapshot.index < storage.first_index() - 1:
+            raise RaftInvariantError(f"storage compacted up to {storage.first_index() - 1} but its "
+                                     f"snapshot covers only {snapshot.index}")
         self._log = log
         self._term = hard.term
         self._vote = None if InjectedBug.FORGET_VOTE_ON_RESTART in self._bugs else hard.vote
@@ -684,9 +687,7 @@ class RaftNode:
         self._election_elapsed = 0
         self._leader = m.sender
         log = self._log
-        index = log.committed
-        if self._restore(m.snapshot):
-            index = log.last_index()
+        index = log.last_index() if self._restore(m.snapshot) else log.committed
         self._send(AppendResponse(self._group, self._id, m.sender, self._term, index))
 
     def _restore(self, snapshot: Snapshot) -> bool:

@@ -138,6 +138,8 @@ class RaftLog:
         if first <= self.committed:
             raise RaftInvariantError(f"entry {first} would overwrite committed entries (commit {self.committed})")
         offset = self._offset
+        if first > offset + len(self._unstable):
+            raise RaftInvariantError(f"entry {first} would leave a gap after {self.last_index()}")
         if first == offset + len(self._unstable):
             self._unstable.extend(entries)
         elif first <= offset:

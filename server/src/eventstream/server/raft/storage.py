@@ -84,8 +84,13 @@ class LogStorage(Protocol):
     def snapshot(self) -> Snapshot:
         """The latest snapshot; its index is at least ``first_index() - 1``.
 
+        Called when the node starts (it must answer then) and when a
+        follower needs entries that are compacted.
+
         Raises:
-            UnavailableError: no snapshot can be given right now.
+            UnavailableError: no snapshot can be given right now (a storage
+                that makes them on demand); the core sets
+                ``Ready.snapshot_request`` and asks again later.
         """
         ...
 

@@ -21,11 +21,11 @@ Checked after every step (delivery, tick, Ready):
   commits within a bounded number of ticks, and every acknowledged entry
   is applied by every member that is up.
 
-Replay one seed with a readable trace::
+Replay one seed with a readable trace (``make sim SEED=42``)::
 
     python -m eventstream.server.testing.raft_sim --seed 42 --trace
 
-Run many in parallel::
+Run many in parallel (``make sim SEEDS=100000 JOBS=2``)::
 
     python -m eventstream.server.testing.raft_sim --seeds 100000 --jobs 2
 """
@@ -61,8 +61,8 @@ from eventstream.server.raft import (
 )
 from eventstream.server.testing.raft_format import message_text, ready_lines
 
-REPLAY = "python -m eventstream.server.testing.raft_sim --seed {seed} --trace{bug}"
-"""The command that replays one seed (printed for every failing seed)."""
+REPLAY = "make sim SEED={seed}{bug}"
+"""The command that replays one seed with a trace (printed for every failing seed)."""
 
 
 class Violation(Exception):
@@ -643,7 +643,7 @@ class Failure:
 
     def replay_command(self) -> str:
         """The one-line command that replays this seed with a trace."""
-        bug = "".join(f" --bug {name}" for name in self.bugs)
+        bug = f" BUG={','.join(self.bugs)}" if self.bugs else ""
         return REPLAY.format(seed=self.seed, bug=bug)
 
 
@@ -699,10 +699,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1000, help="how many seeds to run (default 1000)")
     parser.add_argument("--start", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count(), help="processes")
-    parser.add_argument("--bug", action="append", default=[], choices=[bug.value for bug in InjectedBug],
-                        help="switch on a deliberate bug (test only)")
+    parser.add_argument("--bug", default="", help="switch on deliberate bugs, comma separated (test only): "
+                        + ", ".join(bug.value for bug in InjectedBug))
     args = parser.parse_args(argv)
-    bugs = frozenset(InjectedBug(name) for name in args.bug)
+    try:
+        bugs = frozenset(InjectedBug(name) for name in args.bug.split(",") if name)
+    except ValueError as error:
+        parser.error(str(error))
     if args.seed is not None:
         simulation = Simulation(args.seed, bugs, print if args.trace else None)
         print(f"seed {args.seed}: {simulation.settings}")
