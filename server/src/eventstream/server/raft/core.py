@@ -237,16 +237,15 @@ class RaftNode:
             raise ValueError(f"message for {m.recipient} in group {m.group_id} stepped into "
                              f"{self._id} in group {self._group}")
         if m.term > self._term:
-            kind = type(m)
-            if kind is VoteRequest:
+            if isinstance(m, VoteRequest):
                 if not m.transfer and self._in_lease():
                     # A leader was heard from recently: do not let a campaign disrupt it.
                     return
                 if not m.pre_vote:
                     self._become_follower(m.term, None)
-            elif kind is VoteResponse and m.pre_vote and m.granted:
+            elif isinstance(m, VoteResponse) and m.pre_vote and m.granted:
                 pass  # granted pre-votes carry the term we would campaign in
-            elif kind in _FROM_LEADER:
+            elif type(m) in _FROM_LEADER:
                 self._become_follower(m.term, m.sender)
             else:
                 self._become_follower(m.term, None)
@@ -650,13 +649,12 @@ class RaftNode:
 
     def _answer_stale(self, m: Message) -> None:
         """Answer a message from an older term when that helps its sender catch up."""
-        kind = type(m)
-        if kind in (AppendEntries, Heartbeat) and (self._config.check_quorum or self._config.pre_vote):
+        if isinstance(m, (AppendEntries, Heartbeat)) and (self._config.check_quorum or self._config.pre_vote):
             # Its sender thinks it leads an old term. We may have raised our
             # term while partitioned, and with check-quorum or pre-vote no vote
             # request would teach it the new term: this answer does.
             self._send(AppendResponse(self._group, self._id, m.sender, self._term, 0))
-        elif kind is VoteRequest and m.pre_vote:  # type: ignore[attr-defined]
+        elif isinstance(m, VoteRequest) and m.pre_vote:
             self._send(VoteResponse(self._group, self._id, m.sender, self._term, False, True))
 
     # ------------------------------------------------------------------

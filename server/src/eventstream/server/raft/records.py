@@ -92,7 +92,7 @@ def limit_size(entries: list[Entry], max_bytes: int) -> list[Entry]:
     """
     if max_bytes <= 0 or len(entries) <= 1:
         return entries
-    sizes = list(accumulate(map(operator.add, map(len, map(_DATA, entries)), repeat(ENTRY_OVERHEAD))))
-    if sizes[-1] <= max_bytes:
+    if entries_size(entries) <= max_bytes:  # the common case, without building a list
         return entries
+    sizes = list(accumulate(map(operator.add, map(len, map(_DATA, entries)), repeat(ENTRY_OVERHEAD))))
     return entries[:max(1, bisect_right(sizes, max_bytes))]
