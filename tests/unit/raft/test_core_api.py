@@ -71,6 +71,14 @@ def test_a_single_voter_leads_at_once_commits_alone_and_reads_at_once():
         raft.transfer_leadership()
 
 
+def test_every_message_is_tagged_with_the_group_and_both_node_ids():
+    members = Membership(frozenset({"eventstream-0", "eventstream-1"}))
+    raft = RaftNode(Config("eventstream-0", group_id=7), MemoryStorage(members), lambda n: 0)
+    raft.campaign()
+    [request] = raft.ready().messages
+    assert (request.group_id, request.sender, request.recipient) == (7, "eventstream-0", "eventstream-1")
+
+
 def test_misuse_is_refused():
     raft = RaftNode(Config("n1"), MemoryStorage(ALONE), lambda n: 0)
     with pytest.raises(ValueError, match="group"):

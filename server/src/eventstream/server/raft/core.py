@@ -667,7 +667,7 @@ class RaftNode:
         if m.index < log.committed:
             self._send(AppendResponse(self._group, self._id, m.sender, self._term, log.committed))
             return
-        last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)  # type: ignore[arg-type]
+        last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
             self._send(AppendResponse(self._group, self._id, m.sender, self._term, last_new))
             return

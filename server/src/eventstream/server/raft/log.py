@@ -9,6 +9,8 @@ snapshot received from the leader is held the same way until persisted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eventstream.server.raft.errors import RaftInvariantError
 from eventstream.server.raft.records import Entry, Snapshot, limit_size
 from eventstream.server.raft.storage import CompactedError, LogStorage, UnavailableError
@@ -130,7 +132,7 @@ class RaftLog:
 
     # Writing (in memory; the caller persists through the Ready).
 
-    def append(self, entries: list[Entry]) -> None:
+    def append(self, entries: Sequence[Entry]) -> None:
         """Append entries that continue the log or replace a suffix (never committed entries)."""
         if not entries:
             return
@@ -150,7 +152,7 @@ class RaftLog:
             del self._unstable[first - offset:]
             self._unstable.extend(entries)
 
-    def maybe_append(self, index: int, term: int, commit: int, entries: list[Entry]) -> int | None:
+    def maybe_append(self, index: int, term: int, commit: int, entries: Sequence[Entry]) -> int | None:
         """A follower's append: ``entries`` follow entry ``index`` of ``term``.
 
         Returns the index of the last entry the message covers, or None when
@@ -166,7 +168,7 @@ class RaftLog:
         self.commit_to(min(commit, last_new))
         return last_new
 
-    def _first_conflict(self, entries: list[Entry]) -> int:
+    def _first_conflict(self, entries: Sequence[Entry]) -> int:
         """The index of the first of ``entries`` the log lacks or holds with another term; 0 if none."""
         if not entries:
             return 0

@@ -114,7 +114,7 @@ class Settings:
         settings = cls(
             voters=rng.choice((3, 3, 5)),
             spares=rng.choice((0, 1, 2)),
-            ticks=rng.randrange(80, 160),
+            ticks=rng.randrange(70, 140),
             election_ticks=10,
             heartbeat_ticks=rng.choice((1, 2, 3)),
             pre_vote=rng.random() < 0.75,
@@ -142,9 +142,10 @@ class Settings:
             return replace(settings, drop=rng.choice((0.0, 0.02)), partition=0.0, crash=0.0,
                            leader_crash=0.0, ready_crash=0.0, pivot_crash=0.0, read=0.2)
         if kind == "churn":
-            return replace(settings, leader_crash=rng.choice((0.03, 0.1)), pivot_crash=0.5,
+            # Five voters and one entry per append, as in the figure.
+            return replace(settings, voters=5, leader_crash=rng.choice((0.03, 0.05)), pivot_crash=0.8,
                            partition=0.05, drop=0.1, crash=0.02, restart=0.3, propose=0.8,
-                           max_msg_bytes=rng.choice((1, 1 << 20)))
+                           max_msg_bytes=1)
         return settings
 
 
@@ -241,7 +242,8 @@ class Simulation:
 
     def _config(self, node_id: str) -> Config:
         s = self.settings
-        return Config(node_id, election_ticks=s.election_ticks, heartbeat_ticks=s.heartbeat_ticks,
+        return Config(node_id, group_id=self.seed % 3, election_ticks=s.election_ticks,
+                      heartbeat_ticks=s.heartbeat_ticks,
                       pre_vote=s.pre_vote, check_quorum=s.check_quorum, read_only=s.read_only,
                       max_msg_bytes=s.max_msg_bytes, max_inflight_msgs=s.max_inflight,
                       injected_bugs=self.bugs)
@@ -401,18 +403,20 @@ class Simulation:
 
     def _send(self, message: Message) -> None:
         s, rng = self.settings, self.rng
-        if not self.calm and rng.random() < s.drop:
+        calm = self.calm
+        if not calm and s.drop and rng.random() < s.drop:
             if self.trace is not None:
                 self._log(f"lost {message_text(message)}")
             return
-        copies = 2 if not self.calm and rng.random() < s.duplicate else 1
+        copies = 2 if not calm and s.duplicate and rng.random() < s.duplicate else 1
         for _ in range(copies):
-            due = self.now + (rng.randrange(1, s.max_delay + 1) if not self.calm and rng.random() < s.delay else 0)
+            delayed = not calm and s.delay and rng.random() < s.delay
+            due = self.now + (rng.randrange(1, s.max_delay + 1) if delayed else 0)
             self.net_seq += 1
             heapq.heappush(self.net, (due, self.net_seq, message))
 
     def _deliver_due(self) -> None:
-        for _ in range(50):  # rounds of zero-delay messages within one tick
+        for _ in range(20):  # rounds of zero-delay messages within one tick (the rest wait a tick)
             if not self.net or self.net[0][0] > self.now:
                 return
             batch = []
@@ -452,7 +456,7 @@ class Simulation:
                 self._log(f"{node.node_id} Ready\n" + "\n".join(ready_lines(ready)))
             crash_before = -1
             if not self.calm:
-                if self.rng.random() < self.settings.ready_crash:
+                if self.settings.ready_crash and self.rng.random() < self.settings.ready_crash:
                     crash_before = self.rng.randrange(1, 4)  # after the install, between the other stages
                 elif self._pivotal(raft, ready) and self.rng.random() < self.settings.pivot_crash:
                     crash_before = 2  # persisted, nothing sent
@@ -586,6 +590,7 @@ class Simulation:
             Violation: the bound passed first.
         """
         self.marker, self.marker_at = marker, None
+        client_acked = self.max_acked  # proposals stopped: only markers are acknowledged from now on
         bound = 30 * self.settings.election_ticks
         proposed_in: set[tuple[str, int]] = set()
         start = self.now
@@ -600,6 +605,10 @@ class Simulation:
                     proposed_in.add(key)
             self._deliver_due()
             self._tick_all()
+            if self.marker_at is not None and self.marker_at <= client_acked:
+                # The marker follows every committed entry in a leader's log.
+                raise Violation(f"acknowledged entry lost: the log holds {marker!r} at {self.marker_at}, "
+                                f"where entries up to {client_acked} were acknowledged")
             if self.marker_at is not None and not self._members_behind():
                 return
         if self.marker_at is None:
@@ -671,9 +680,10 @@ def _run_chunk(args: tuple[list[int], frozenset[InjectedBug], bool]) -> tuple[in
 
 
 def run_seeds(seeds: Iterable[int], jobs: int = 1, bugs: frozenset[InjectedBug] = frozenset(),
-              stop_at_first: bool = False, chunk: int = 100) -> list[Failure]:
+              stop_at_first: bool = False) -> list[Failure]:
     """Run seeds, in ``jobs`` processes when above 1; every failure (or the first ones)."""
     seed_list = list(seeds)
+    chunk = 10 if stop_at_first else 100
     chunks = [(seed_list[k:k + chunk], bugs, stop_at_first) for k in range(0, len(seed_list), chunk)]
     failures: list[Failure] = []
     if jobs <= 1:
