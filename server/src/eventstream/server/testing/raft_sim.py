@@ -210,15 +210,16 @@ class Simulation:
             self.stages = (self._install_stage, self._persist_stage, self._send_stage, self._apply_stage)
         self.nodes: dict[str, SimNode] = {}
         self._up_nodes: list[SimNode] | None = None
-        for node_id in ids:
-            self._start(SimNode(node_id, MemoryStorage(membership)))
+        self.down_since: dict[str, int] = {}
         self.pending: dict[tuple[str, int], bytes] = {}
+        """(node, index) -> data of a proposal that node accepted, until it applies that index."""
         self.proposals = 0
         self.reads = 0
         self.max_acked = 0
         self.marker = b"final-%d" % seed
         self.marker_at: int | None = None
-        self.down_since: dict[str, int] = {}
+        for node_id in ids:
+            self._start(SimNode(node_id, MemoryStorage(membership)))
 
     # ------------------------------------------------------------------
     # Running.
