@@ -70,8 +70,23 @@ system-packages:
 run: install-run
 	@$(VENV)/bin/eventstream-server --host 127.0.0.1 $(ARGS)
 
-test: system-packages install tools lint typecheck check-generated breaking test-native
+test: system-packages install tools lint typecheck check-generated breaking test-native coverage-raft
 	PATH=$(TOOLS_BIN):$$PATH $(PY) -m pytest tests
+
+# Line coverage of the Raft core by its unit tests, scripts and an in-process
+# slice of the simulation (the full seed budget runs in `make test`); fails below 95%.
+.PHONY: coverage-raft sim
+coverage-raft: install
+	RAFT_SIM_SEEDS=300 RAFT_SIM_JOBS=1 $(PY) -m coverage run --data-file=.coverage.raft \
+	  --source=eventstream.server.raft -m pytest tests/unit/raft -q -p no:cacheprovider -k "not injected_bug"
+	$(PY) -m coverage report --data-file=.coverage.raft --fail-under=95
+
+# The Raft simulation: `make sim SEEDS=1000000 JOBS=2` runs many seeds in
+# parallel; `make sim SEED=42 [BUG=forget-vote]` replays one with a trace.
+SEEDS ?= 100000
+JOBS  ?= 2
+sim: install
+	$(PY) -m eventstream.server.testing.raft_sim $(if $(SEED),--seed $(SEED) --trace,--seeds $(SEEDS) --jobs $(JOBS)) $(if $(BUG),--bug $(BUG))
 
 test-unit: install native
 	$(PY) -m pytest tests/unit

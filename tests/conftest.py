@@ -11,6 +11,12 @@ import pytest
 from tests.support.server import ServerProcess
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--rewrite``: golden files (the Raft scripts) take the actual output; review the diff."""
+    parser.addoption("--rewrite", action="store_true", default=False,
+                     help="rewrite golden test files with the actual output")
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Factory starting servers that are all stopped when the test ends."""
