@@ -22,8 +22,8 @@ $(STAMP): requirements/server.txt requirements/dev.txt requirements/deploy.txt s
 	touch $(STAMP)
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
-# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
-# and kustomize.
+# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm,
+# kustomize and a Kubernetes control plane (tools/k8s).
 tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 
