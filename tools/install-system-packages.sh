@@ -25,7 +25,7 @@
 # point it at a fake tree to prove the check fails.
 set -euo pipefail
 
-MIN_GO="1.24"       # sdk/clients/go/go.mod
+MIN_GO="1.26"       # tools/k8s/etcd/go.mod (etcd 3.5.36); the Go client needs 1.24
 MIN_NODE="20"       # sdk/clients/typescript/package.json engines
 MIN_PYTHON="3.11"   # server/pyproject.toml requires-python
 
@@ -126,7 +126,7 @@ toolchain() {
 check_toolchains() {
   local go_version node_version python_version
   go_version="$(go env GOVERSION 2>/dev/null | sed 's/^go//' || true)"
-  toolchain go "${go_version}" "${MIN_GO}" "Go from go.dev, on PATH: grpcurl, ghz, helm, kustomize, the Go client"
+  toolchain go "${go_version}" "${MIN_GO}" "Go from go.dev, on PATH: grpcurl, ghz, helm, kustomize, the Kubernetes control plane, the Go client"
   node_version="$(node --version 2>/dev/null | sed 's/^v//' || true)"
   toolchain node "${node_version}" "${MIN_NODE}" "Node.js with npm: the TypeScript client and protoc-gen-es"
   command -v npm >/dev/null 2>&1 || fail "npm is needed beside node (the TypeScript client, protoc-gen-es)"

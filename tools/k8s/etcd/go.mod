@@ -1,7 +1,8 @@
 // Wrapper module that builds etcd (the Kubernetes API server's store) from the
 // Go module proxy: `go install go.etcd.io/etcd/server/v3@version` fails because
-// etcd's own go.mod has replace directives. Kept apart from ../kube, whose
-// newer gRPC and OpenTelemetry would be forced on etcd 3.5 in one module.
+// etcd's own go.mod has replace directives. Kept apart from ../kube: in one
+// module, etcd 3.5.36's much newer gRPC and OpenTelemetry would be forced on
+// Kubernetes 1.32. Its go.mod asks for Go 1.26.
 module eventstream.test/tools/k8s/etcd
 
 go 1.26.0
