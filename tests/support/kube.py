@@ -101,6 +101,7 @@ class ControlPlane:
         self.server = f"https://127.0.0.1:{self.apiserver_port}"
         self.kubeconfig = workdir / "admin.kubeconfig"
         self.ca_file = workdir / "pki" / "apiserver.crt"  # written by the apiserver itself
+        self.startup_seconds = 0.0
 
     # -- life cycle -------------------------------------------------------
 
