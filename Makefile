@@ -36,8 +36,8 @@ $(DEV_STAMP): $(RUN_STAMP) requirements/dev.txt requirements/deploy.txt
 	@touch $@
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
-# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
-# and kustomize.
+# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm,
+# kustomize and a Kubernetes control plane (tools/k8s).
 tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 

@@ -1,6 +1,6 @@
-"""The container image definition: hadolint, a structural lint (no container
-engine runs in the tests), what makes it buildable without a registry or
-BuildKit-only syntax, and its consistency with the chart: ports, paths, user id."""
+"""The container image definition: hadolint, a structural lint, what makes it
+buildable without a registry or BuildKit-only syntax, and its consistency with
+the chart: ports, paths, user id. test_image_run.py builds and runs it."""
 
 from __future__ import annotations
 
