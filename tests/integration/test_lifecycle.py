@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import time
@@ -12,6 +11,8 @@ import time
 import grpc
 import pytest
 from eventstream.v1 import cluster_pb2, subscribe_pb2
+
+from eventstream.server.native import ABI_VERSION
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.client import Stubs, collect, publish_request, subscribe_request
@@ -69,7 +70,8 @@ async def test_metrics_and_status(server):
     assert status["node"] == "test-node" and status["role"] == "leader"
     assert set(status["lanes"]) == {"realtime", "batch"}
     assert status["uptime_seconds"] >= 0 and status["version"]
-    assert status["native"] is (os.environ.get("EVENTSTREAM_NATIVE", "1") != "0")
+    assert status["native"]["abi_version"] == ABI_VERSION
+    assert isinstance(status["native"]["crc32c_hardware"], bool)
     assert status["numa"]["enabled"] is False and status["numa"]["pinned_node"] is None
     assert len(status["numa"]["nodes"]) >= 1 and status["numa"]["nodes"][0]["cpus"]
 

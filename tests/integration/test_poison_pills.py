@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.log import RecordBatch
 from tests.support.client import Stubs, collect, error_info, event, subscribe_request
@@ -118,7 +118,7 @@ async def test_undecodable_fields_are_refused_per_event_and_the_rest_is_readable
 async def _store(data_dir: Path, events: list[bytes]) -> None:
     """Write events straight into a data dir, as an earlier version may have
     stored them (each with its partition and offset, like the server's records)."""
-    disk = DiskLog(StorageConfig(data_dir=str(data_dir), partitions=1), wire_backend())
+    disk = DiskLog(StorageConfig(data_dir=str(data_dir), partitions=1), NativeWire())
     records = []
     for offset, body in enumerate(events):
         stored = body + b"\x48\x00\x50" + _varint(offset)

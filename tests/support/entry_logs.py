@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.entries import EntryBatch, EntryEncoder, EntryKind
 from eventstream.server.storage.entry_data_dir import CLEAN_FILE
 from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.fileops import FileOps
 
-CHECKSUMS = wire_backend()
+CHECKSUMS = NativeWire()
 
 
 def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
@@ -35,7 +35,7 @@ def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
 
 @dataclass(frozen=True)
 class Source:
-    """One submission's records, a run per partition (what the stager makes)."""
+    """One submission's records, a run per partition (what the event encoder places)."""
 
     records: bytes
     ends: array

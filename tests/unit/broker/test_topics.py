@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from eventstream.server.broker.topics import TopicFilter, pattern_problem, topic_problem
 from eventstream.server.errors import EventStreamError
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 
 
 def reference_match(pattern: str, topic: str) -> bool:
@@ -73,5 +73,5 @@ def test_filter_agrees_with_reference(pattern, topic):
 
 @given(st.lists(patterns, min_size=1, max_size=4), topics)
 def test_filter_agrees_with_the_native_matcher(group, topic):
-    wire = wire_backend()
+    wire = NativeWire()
     assert TopicFilter(group).matches(topic) == any(wire.topic_match(p, topic) for p in group)

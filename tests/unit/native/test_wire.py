@@ -14,20 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstream.server.queue import (
-    EVENT_FIELDS,
-    FRAME_FIELDS,
+from eventstream.server.native import (
     FrameReason,
     InvalidPattern,
     MalformedInput,
     NativeError,
     NativeWire,
     NotUtf8,
-    PureWire,
 )
-from eventstream.server.queue.wire import F_REASON
+from eventstream.server.native.wire import EVENT_FIELDS, F_REASON, FRAME_FIELDS
 from eventstream.server.storage.segment import decode
 from eventstream.v1 import common_pb2, publish_pb2
+from tests.support.oracles.wire import PureWire
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -323,7 +321,7 @@ def test_protobuf_walker_agrees_with_reference(native_wire: NativeWire, pure_wir
 def test_segment_encoder_agrees_with_reference(native_wire: NativeWire, pure_wire: PureWire,
                                                items, lead, first, position, roll_at, interval,
                                                sample_at) -> None:
-    """Records whose topics lie inside them (as staged), after some leading bytes."""
+    """Records whose topics lie inside them (as placed), after some leading bytes."""
     data, ends, topics = bytearray(lead), array("I"), array("I")
     for topic, body, _ in items:
         topics.extend((len(data) + 1, len(topic)))

@@ -7,7 +7,8 @@ import struct
 from array import array
 
 import pytest
-from eventstream.server.queue import InvalidArgument, PureWire
+from eventstream.server.native import InvalidArgument
+from tests.support.oracles.wire import PureWire
 from eventstream.server.storage.block_cache import BlockCache
 from eventstream.server.storage.block_records import Collected
 from eventstream.server.storage.entries import (

@@ -44,8 +44,7 @@ from .http.server import HttpServer
 from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
 from .observability.metrics import Metrics, Reading
 from .placement import place
-from .queue import wire_backend
-from .queue.staging import stager
+from .native import ABI_VERSION, EventEncoder, NativeWire
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dead_letter import DeadLetters
@@ -89,9 +88,9 @@ class Node:
             log.info("de-duplication: %d event ids restored from the log", restored)
         # Ids the server assigns: unique per process start, then a counter.
         id_prefix = (uuid.uuid4().hex[:16] + "-").encode()
-        self.stager = stager(EventValidator(config.limits).stager_limits(), id_prefix)
+        self.encoder = EventEncoder(EventValidator(config.limits).encoder_limits(), id_prefix)
         self.write_path = WritePath(
-            self.lanes, self.log, self.dedup, self.stager,
+            self.lanes, self.log, self.dedup, self.encoder,
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share, on_commit=self._on_commit,
             on_halt=self._on_halt)
@@ -105,7 +104,7 @@ class Node:
             self.log, lambda *args: self.dead_letters.move(*args), time.monotonic_ns,
             self._stored_groups(), max_groups=config.groups.max_groups,
             idle_expiry_ns=int(config.groups.idle_expiry_seconds * 1e9))
-        self.dead_letters = DeadLetters(self.broker, self.groups, self.stager,
+        self.dead_letters = DeadLetters(self.broker, self.groups, self.encoder,
                                         EventValidator(config.limits), self.metrics)
         self.consume = consume.ConsumeServicer(self.broker, self.groups, config.groups,
                                                config.limits, self.metrics)
@@ -118,7 +117,7 @@ class Node:
                                metrics_path=config.metrics.path,
                                max_connections=config.metrics.max_connections,
                                header_timeout=config.metrics.header_timeout_seconds)
-        decoder = FrameDecoder(self.stager, config.limits, config.ingest.max_frame_bytes)
+        decoder = FrameDecoder(self.encoder, config.limits, config.ingest.max_frame_bytes)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
                              BrokerSink(self.broker, "tcp"), self.metrics)
         self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), self.metrics,
@@ -152,7 +151,7 @@ class Node:
             metrics.retention_segments.add(segments, attrs)
             metrics.retention_bytes.add(size, attrs)
 
-        disk_log = DiskLog(storage, wire_backend(), file_ops=self.file_ops,
+        disk_log = DiskLog(storage, NativeWire(), file_ops=self.file_ops,
                            on_fsync=metrics.fsync_duration.record, on_delete=deleted,
                            on_failure=self._on_storage_failure)
         partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
@@ -295,7 +294,7 @@ class Node:
             "writes": {"halted": self.write_path.halted is not None,
                        "reason": self.write_path.halted},
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
-            "native": self.stager.native,
+            "native": {"abi_version": ABI_VERSION, "crc32c_hardware": NativeWire().crc32c_hardware},
             "numa": self.placement.status(),
             "cluster": {
                 "enabled": self.config.cluster.enabled,
@@ -341,7 +340,7 @@ class Node:
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers((
-            publish.PublishServicer(self.broker, self.stager, config.limits, self.metrics).handlers(),
+            publish.PublishServicer(self.broker, self.encoder, config.limits, self.metrics).handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, self.metrics,
                                         self.consume).handlers(),
             self.cluster.handlers(),

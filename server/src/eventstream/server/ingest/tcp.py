@@ -37,7 +37,7 @@ from ..broker.lanes import Submission
 from ..config.model import IngestConfig, LimitsConfig
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
-from ..queue.staging import R_INDEX, ROW_BYTES, ROW_FIELDS, Accepted
+from ..native import ACCEPTED_EVENT_BYTES, Accepted
 from . import messages
 from .budget import ByteBudget
 from .channel import TcpChannel
@@ -50,7 +50,7 @@ RECEIVE_BYTES = 64 * 1024
 """Receive buffer of a connection: the socket is read into it, and it is validated in place."""
 ACK_WINDOW = 64
 """Acknowledged batches of one connection committing at once; more waits."""
-HELD_FRAME_BYTES = ROW_BYTES + 8
+HELD_FRAME_BYTES = ACCEPTED_EVENT_BYTES + 8
 """What a validated frame may hold beyond its own bytes (its row, and a
 protobuf encoding at most 5 bytes longer than the frame)."""
 SMALLEST_FRAME = 8
@@ -302,7 +302,7 @@ class _Connection:
             held = 0
             if decoded.accepted is not None and not self._grown:
                 # A grown buffer's reservation covers its frame's events.
-                held = _held_bytes(decoded.accepted)
+                held = decoded.accepted.held_bytes
                 if not self._budget.try_take(held):
                     del decoded   # hold nothing while waiting; the bytes are still there
                     self._on_full()
@@ -546,23 +546,18 @@ class _Connection:
         await self._channel.send(data, self._frame_timeout)
 
 
-def _held_bytes(accepted: Accepted) -> int:
-    """Bytes the validated events of a read hold."""
-    return len(accepted.bodies) + len(accepted.rows)
-
-
 async def _positions(queued: list[Submission]) -> list[int]:
     """Partition and offset of each frame of a batch, flat, in frame order."""
     if len(queued) == 1:   # one lane: rows are already in frame order
         await queued[0].future
-        assert queued[0].positions is not None
-        return queued[0].positions.tolist()
+        assert queued[0].placed is not None
+        return queued[0].placed.flat_positions()
     by_frame: dict[int, tuple[int, int]] = {}
     for submission in queued:
         await submission.future
-        assert submission.positions is not None
-        flat = submission.positions.tolist()
-        frames = memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
+        assert submission.placed is not None
+        flat = submission.placed.flat_positions()
+        frames = submission.events.indexes()
         by_frame.update(zip(frames, zip(flat[::2], flat[1::2])))
     return [value for frame in sorted(by_frame) for value in by_frame[frame]]
 

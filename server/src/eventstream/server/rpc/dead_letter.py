@@ -29,7 +29,7 @@ from ..broker.lanes import submissions_of
 from ..broker.wire import varint
 from ..errors import EventStreamError
 from ..observability.metrics import Metrics
-from ..queue.staging import R_BODY_LEN, R_BODY_OFF, R_REASON, NativeStager
+from ..native import EventEncoder
 from .convert import EventValidator
 
 if TYPE_CHECKING:
@@ -52,16 +52,16 @@ class DeadLetters:
     Args:
         broker: where the copies are published.
         coordinator: told when each event is settled.
-        stager: accepts the copies like any publish.
-        validator: names the reason when the stager refuses a copy.
+        encoder: accepts the copies like any publish.
+        validator: names the reason when the encoder refuses a copy.
         metrics: the server's metrics.
     """
 
-    def __init__(self, broker: Broker, coordinator: GroupCoordinator, stager: NativeStager,
+    def __init__(self, broker: Broker, coordinator: GroupCoordinator, encoder: EventEncoder,
                  validator: EventValidator, metrics: Metrics) -> None:
         self._broker = broker
         self._coordinator = coordinator
-        self._stager = stager
+        self._encoder = encoder
         self._validator = validator
         self._metrics = metrics
         # The loop keeps only weak references to tasks: hold them until they finish.
@@ -121,11 +121,11 @@ class DeadLetters:
         for candidate in candidates:
             body = candidate.SerializeToString()
             request = _EVENT + varint(len(body)) + body
-            accepted = self._stager.accept(request, 1)
-            if accepted.refused:
-                rows = memoryview(accepted.rows).cast("I")
-                start, length = rows[R_BODY_OFF], rows[R_BODY_LEN]
-                error = self._validator.refusal(rows[R_REASON], request[start:start + length])
+            accepted = self._encoder.accept(request, 1)
+            refused = accepted.first_refusal()
+            if refused is not None:
+                start = refused.start
+                error = self._validator.refusal(refused.code, request[start:start + refused.length])
                 log.warning("group %s: the dead-letter copy of partition %d offset %d was "
                             "refused: %s", group.name, partition, offset, error.message)
                 self._count(error.reason)

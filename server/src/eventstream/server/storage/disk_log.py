@@ -1,9 +1,9 @@
 """The durable committed log: segment files under ``storage.data_dir``.
 
-Threads: the event loop thread stages, publishes, reads and applies
+Threads: the event loop thread appends, publishes, reads and applies
 retention; one dedicated I/O thread does every fsync, file close and
 deletion, in submission order. :meth:`DiskLog.commit` writes each partition's
-staged bytes with one ``write`` and, under ``fsync: always``, one
+pending bytes with one ``write`` and, under ``fsync: always``, one
 ``fdatasync`` per touched file before returning: that is the group commit
 (the write path commits once per round, and new publishes gather in the lanes
 meanwhile). Under ``fsync: interval`` and ``never`` a round that seals no
@@ -131,13 +131,13 @@ class DiskLog:
     # -- the EventLog interface ---------------------------------------------
 
     def next_offset(self, partition: int) -> int:
-        return self._parts[partition].active.staged_next
+        return self._parts[partition].active.pending_next
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by time can bisect.
         time_ns = max(time_ns, part.last_time)
-        part.stage(batch, time_ns)
+        part.append(batch, time_ns)
         self._pending.append((partition, batch, time_ns))
 
     async def commit(self) -> None:
@@ -152,9 +152,9 @@ class DiskLog:
         writes: list[tuple[Segment, bytearray]] = []
         seals: list[tuple[Segment, bytes, bytes]] = []
         for part in self._parts:
-            for number, (segment, buf) in enumerate(part.staged):
+            for number, (segment, buf) in enumerate(part.pending):
                 writes.append((segment, buf))  # not appended to until this commit returns
-                if number < len(part.staged) - 1:
+                if number < len(part.pending) - 1:
                     seals.append((segment, *segment.index_bytes()))
         pending, self._pending = self._pending, []
         if writes:

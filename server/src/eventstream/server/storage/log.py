@@ -10,7 +10,7 @@ the concatenation of records. Beside each record the log keeps its topic,
 priority byte and ingest time for filtering and seeking without decoding.
 
 Records are appended a batch at a time as one buffer with their boundaries
-(:class:`RecordBatch`, what the stager produces), never as an object per
+(:class:`RecordBatch`, what the event encoder places), never as an object per
 record: the hot path builds none.
 """
 
@@ -86,7 +86,7 @@ class ReadResult:
 class EventLog(Protocol):
     """What the write path and subscribers need from a log.
 
-    Ordering: ``append`` calls are staged in order and become visible to
+    Ordering: ``append`` calls are kept in order and become visible to
     readers only when ``commit`` returns. Ownership: the log keeps references
     to the batch's buffers (or copies of the part it needs); callers must not
     mutate them.
@@ -102,11 +102,11 @@ class EventLog(Protocol):
         ...
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
-        """Stage a non-empty batch at the end of ``partition``; not visible until committed."""
+        """Append a non-empty batch at the end of ``partition``; not visible until committed."""
         ...
 
     async def commit(self) -> None:
-        """Make every staged record durable by the log's policy, then visible.
+        """Make every appended record durable by the log's policy, then visible.
 
         Raises:
             StorageFailed: the records could not be made durable; they stay

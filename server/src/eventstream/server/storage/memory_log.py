@@ -55,7 +55,7 @@ def _chunk(batch: RecordBatch) -> _Chunk:
     if topic_data is batch.data:
         topic_data, topic_shift = data, shift
     # Bytes of its own (the u32 arrays as raw bytes), not views into the
-    # stager's buffers: memoryviews and arrays are objects the collector tracks.
+    # encoder's buffers: memoryviews and arrays are objects the collector tracks.
     return (data, start, shift, _raw(batch.ends), bytes(topic_data), topic_shift,
             _raw(batch.topics), bytes(batch.priorities), end - start)
 
@@ -150,7 +150,7 @@ class MemoryLog:
         self.publish()
 
     def publish(self) -> None:
-        """Make the staged records visible now (what :meth:`commit` does)."""
+        """Make the appended records visible now (what :meth:`commit` does)."""
         for part in self._parts:
             part.committed = len(part.chunks)
         while self._bytes > self.max_bytes and self._evict():

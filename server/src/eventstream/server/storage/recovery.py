@@ -204,8 +204,8 @@ def _scan(segment: Segment, checksums: Checksums, interval: int, *, newest: bool
             file_ops.close(fd)
     for offset, position, time_ns in zip(decoded.offsets, decoded.positions, decoded.times):
         segment.note(offset, position, time_ns, interval)
-    segment.staged_size = end
-    segment.staged_next = segment.base + len(decoded.offsets)
+    segment.pending_size = end
+    segment.pending_next = segment.base + len(decoded.offsets)
     segment.publish()
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..queue.wire import SegmentProgress
+    from ..native import SegmentProgress
 
 FORMAT_VERSION = 1
 """Version of the data directory layout and record format."""
@@ -52,7 +52,7 @@ MIN_LENGTH = HEADER_SIZE - 4
 
 
 class Checksums(Protocol):
-    """The CRC32C and record encoding of the wire backend (:func:`..queue.wire_backend`)."""
+    """The CRC32C and record encoding of the wire backend (:class:`..native.NativeWire`)."""
 
     def crc32c(self, data: bytes | bytearray | memoryview, crc: int = 0) -> int:
         """CRC32C of ``data``."""
@@ -173,7 +173,7 @@ class Segment:
     """A segment file and its in-memory sparse index.
 
     ``size``/``next_offset``/``last_time`` describe committed records (what
-    readers may see); the ``staged_*`` fields include records appended but not
+    readers may see); the ``pending_*`` fields include records appended but not
     yet committed. Only the event loop thread changes these fields.
 
     Args:
@@ -188,10 +188,10 @@ class Segment:
         self.next_offset = base
         self.first_time: int | None = None
         self.last_time = 0
-        self.staged_size = 0
-        self.staged_next = base
-        self.staged_last_time = 0
-        self.last_position = 0       # of the newest staged record
+        self.pending_size = 0
+        self.pending_next = base
+        self.pending_last_time = 0
+        self.last_position = 0       # of the newest pending record
         self.rel_offsets = array("I")
         self.positions = array("I")
         self.times = array("q")
@@ -211,11 +211,11 @@ class Segment:
 
     @property
     def empty(self) -> bool:
-        """True when nothing was staged or committed in the segment."""
-        return self.staged_next == self.base
+        """True when nothing was appended or committed in the segment."""
+        return self.pending_next == self.base
 
     def note(self, offset: int, position: int, time_ns: int, interval: int) -> None:
-        """Account for a staged record; sample it into the index every ``interval`` bytes."""
+        """Account for a pending record; sample it into the index every ``interval`` bytes."""
         if self.first_time is None:
             self.first_time = time_ns
         if not self.positions or position - self.positions[-1] >= interval:
@@ -223,19 +223,19 @@ class Segment:
             self.positions.append(position)
             self.times.append(time_ns)
         self.last_position = position
-        self.staged_last_time = time_ns
+        self.pending_last_time = time_ns
 
     def publish(self) -> None:
-        """Make the staged records committed."""
-        self.size = self.staged_size
-        self.next_offset = self.staged_next
-        self.last_time = self.staged_last_time
+        """Make the pending records committed."""
+        self.size = self.pending_size
+        self.next_offset = self.pending_next
+        self.last_time = self.pending_last_time
 
     def discard(self) -> None:
-        """Forget the staged records (their write failed)."""
-        self.staged_size = self.size
-        self.staged_next = self.next_offset
-        self.staged_last_time = self.last_time
+        """Forget the pending records (their write failed)."""
+        self.pending_size = self.size
+        self.pending_next = self.next_offset
+        self.pending_last_time = self.last_time
         keep = bisect_left(self.rel_offsets, self.next_offset - self.base)
         del self.rel_offsets[keep:], self.positions[keep:], self.times[keep:]
         if self.next_offset == self.base:
@@ -243,11 +243,11 @@ class Segment:
 
     def index_bytes(self) -> tuple[bytes, bytes]:
         """Contents of the index files, the last record included."""
-        last_rel = self.staged_next - 1 - self.base
+        last_rel = self.pending_next - 1 - self.base
         if self.rel_offsets and self.rel_offsets[-1] != last_rel:
             self.rel_offsets.append(last_rel)
             self.positions.append(self.last_position)
-            self.times.append(self.staged_last_time)
+            self.times.append(self.pending_last_time)
         # Interleave the columns and pack each file in one call (no Python per entry).
         count = len(self.rel_offsets)
         flat: list[int] = [0] * (2 * count)
@@ -283,10 +283,10 @@ class Segment:
         if problem or decoded.end != file_size or decoded.offsets != [self.base + rel[-1]]:
             return False
         self.rel_offsets, self.positions, self.times = rel, pos, tms
-        self.size = self.staged_size = file_size
-        self.next_offset = self.staged_next = self.base + rel[-1] + 1
+        self.size = self.pending_size = file_size
+        self.next_offset = self.pending_next = self.base + rel[-1] + 1
         self.first_time, self.last_time = tms[0], tms[-1]
-        self.staged_last_time = self.last_time
+        self.pending_last_time = self.last_time
         self.last_position = pos[-1]
         return True
 

@@ -2,9 +2,7 @@
 
 Results come back as flat tables of u32 (one row per frame or event) in a
 memoryview, never as one Python object per item; the ``row``/``event``
-accessors are for tests and slow paths. :class:`NativeWire` calls libshardq;
-:class:`._pure_wire.PureWire` is the pure-Python reference with identical
-results. Pick one with :func:`eventstream.server.queue.wire_backend`.
+accessors are for tests and slow paths. :class:`NativeWire` calls libshardq.
 
 Pure functions (no state); the native calls release the GIL.
 """
@@ -182,7 +180,7 @@ def _pointer(value: Buffer | array, held: list[_lib.Borrowed]) -> int | None:
 
 
 class EntrySourceLike(Protocol):
-    """One submission's staged records (:class:`.staging.StagedRecords` has these)."""
+    """One submission's placed records (:class:`.events.PlacedRecords` has these)."""
 
     records: bytes
     ends: Buffer | array
@@ -197,8 +195,6 @@ class NativeWire:
     Args:
         library: explicit libshardq path (default: see :func:`._lib.library_path`).
     """
-
-    native = True
 
     def __init__(self, library: str | os.PathLike[str] | None = None) -> None:
         self._lib = _lib.load(library)
@@ -383,7 +379,7 @@ class NativeWire:
             extra = 0
             while True:
                 begun = ends[a.next_record - 1] if a.next_record else start
-                # Enough when topics lie inside their records (as staged); else grown below.
+                # Enough when topics lie inside their records (as placed); else grown below.
                 cap = 2 * (ends[count - 1] - begun) + (count - a.next_record) * \
                     (_lib.SEGMENT_HEADER + 16) + 64 + extra
                 scratch = self._scratch(cap)
@@ -411,7 +407,7 @@ class NativeWire:
 
         Args:
             out: the entry is appended to it.
-            sources: the round's submissions as the stager made them: each has
+            sources: the round's submissions as :meth:`.events.EventEncoder.place` made them: each has
                 ``records`` (bytes), ``ends`` and ``topics`` (u32), ``priorities``
                 and ``part_counts`` (records per partition, partition 0's first).
             partitions: the number of partitions.

@@ -1,13 +1,11 @@
-"""Loading libshardq with ctypes: declared signatures, ABI check, backend choice.
+"""Loading libshardq with ctypes: declared signatures and the ABI check.
 
 The only module that touches the shared library. It finds the library (the
 ``EVENTSTREAM_NATIVE_LIB`` environment variable, else ``libshardq.so`` next to
 this file, copied there by ``make -C server/native/libshardq install``),
 checks its ABI version, and declares every function's argument and result
-types once. Failures raise :class:`NativeLibraryError` naming the path.
-
-The pure-Python fallback is chosen explicitly, never silently: by
-``native=False`` where a backend is picked, or ``EVENTSTREAM_NATIVE=0``.
+types once. Failures raise :class:`NativeLibraryError` naming the path: the
+server has no other backend (``make install`` builds the library).
 """
 
 from __future__ import annotations
@@ -25,9 +23,6 @@ ABI_VERSION = 4
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
 """Environment variable holding an explicit path to libshardq."""
-
-ENV_NATIVE = "EVENTSTREAM_NATIVE"
-"""Environment variable choosing the backend: ``1`` (default) native, ``0`` pure Python."""
 
 DEFAULT_LIBRARY = Path(__file__).with_name("libshardq.so")
 
@@ -282,8 +277,8 @@ def load(path: str | os.PathLike[str] | None = None) -> ctypes.CDLL:
 
 def _open(where: Path) -> ctypes.CDLL:
     hint = (
-        "build it with `make -C server/native/libshardq install`, point "
-        f"{ENV_LIBRARY} at a built copy, or set {ENV_NATIVE}=0 to use the pure-Python fallback"
+        "build it with `make install` (or `make -C server/native/libshardq install`), "
+        f"or point {ENV_LIBRARY} at a built copy"
     )
     if not where.is_file():
         raise NativeLibraryError(f"native library not found at {where}: {hint}")
@@ -307,26 +302,6 @@ def _open(where: Path) -> ctypes.CDLL:
             f"{ABI_VERSION}: rebuild it ({hint})"
         )
     return lib
-
-
-def use_native(native: bool | None = None) -> bool:
-    """Decide the backend: the explicit argument, else ``$EVENTSTREAM_NATIVE``.
-
-    Args:
-        native: True or False to choose; None to read ``EVENTSTREAM_NATIVE``
-            (unset or ``1``: native, ``0``: pure Python).
-
-    Raises:
-        ValueError: ``EVENTSTREAM_NATIVE`` holds anything else.
-    """
-    if native is not None:
-        return native
-    value = os.environ.get(ENV_NATIVE, "1").strip()
-    if value in ("1", ""):
-        return True
-    if value == "0":
-        return False
-    raise ValueError(f"{ENV_NATIVE} must be 0 or 1, got {value!r}")
 
 
 class _PyBuffer(ctypes.Structure):

@@ -50,7 +50,7 @@ class ShardQueue:
         capacity_bytes: bytes the whole queue holds, 4 bytes of header per record
             included (per shard: rounded up to a power of two).
         shards: number of shards (1..1024); producers pick one per push, e.g.
-            by :func:`~eventstream.server.queue.wire.NativeWire.hash` modulo shards.
+            by :func:`~eventstream.server.native.NativeWire.hash` modulo shards.
         max_record: largest record in bytes; 0 means whatever fits an empty shard.
         numa: place shard ``i`` on NUMA node ``i mod nodes`` (best effort; see
             :attr:`QueueStats.numa_errno`).
@@ -61,9 +61,6 @@ class ShardQueue:
         NativeLibraryError: libshardq is missing or mismatched.
         InvalidArgument: the options are out of range.
     """
-
-    native = True
-    """This is the libshardq backend."""
 
     def __init__(
         self,
