@@ -10,6 +10,14 @@ from eventstream.server.errors import EventStreamError
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
 
+
+class _NoDeadLetters:
+    """Takes events that reached max_deliveries and never settles them."""
+
+    def move(self, *args: object) -> None:
+        """Forget the event."""
+
+
 SECOND = 10**9
 SETTINGS = GroupSettings(patterns=("#",), min_priority=0, start_latest=False, max_in_flight=100,
                          ack_deadline_ns=10 * SECOND, max_deliveries=5)
@@ -40,7 +48,7 @@ async def one_partition_log(count: int) -> MemoryLog:
 
 
 def coordinator(log: MemoryLog, clock: Clock, **options) -> GroupCoordinator:
-    return GroupCoordinator(log, lambda *args: None, clock, **options)
+    return GroupCoordinator(log, _NoDeadLetters(), clock, **options)
 
 
 async def test_acks_and_nacks_count_only_for_the_member_that_holds_the_events():

@@ -18,8 +18,12 @@ its own heap, and a test watches the real loop give them back.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import logging
 import os
+from .tasks import cancel_and_wait
+from collections.abc import Callable
 
 THRESHOLD_BYTES = 16 * 1024 * 1024
 PERIOD_SECONDS = 5.0
@@ -27,6 +31,8 @@ HOLE_ENV = "EVENTSTREAM_TEST_HEAP_HOLE_BYTES"
 """Test-only: bytes of C heap to leave free, resident, below a live chunk (see the module docstring)."""
 _HOLE_CHUNK = 64 * 1024  # below glibc's mmap threshold: taken from the heap itself
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+log = logging.getLogger(__name__)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -82,6 +88,39 @@ class HeapTrimmer:
         for chunk in chunks[:-1]:
             free(chunk)
         return size
+
+
+class HeapTrimTask:
+    """Every :data:`PERIOD_SECONDS`, trims the heap on a worker thread when it is due.
+
+    Args:
+        on_trimmed: called with the resident bytes each trim gave back.
+        trimmer: the trimmer (default: one with :data:`THRESHOLD_BYTES`).
+    """
+
+    def __init__(self, on_trimmed: Callable[[int], None], trimmer: HeapTrimmer | None = None) -> None:
+        self._on_trimmed = on_trimmed
+        self._trimmer = trimmer or HeapTrimmer()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task (nothing without glibc)."""
+        if self._trimmer.available:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="heap-trim")
+
+    async def stop(self) -> None:
+        """End the task."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        trimmer = self._trimmer
+        if hole := trimmer.leave_hole_if_asked():
+            log.warning("%s=%d: left that much free heap to trim (a test-only setting)", HOLE_ENV, hole)
+        while True:
+            await asyncio.sleep(PERIOD_SECONDS)
+            if trimmer.due():
+                self._on_trimmed(await asyncio.to_thread(trimmer.trim))
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -36,6 +36,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import EventStreamError, invalid
 from ..storage.log import EventLog
@@ -158,7 +159,13 @@ class Group:
         return sum(part.lag(hwm) for hwm, part in zip(high_watermarks, self.parts))
 
 
-DeadLetter = Callable[[Group, int, int, bytes], None]
+class DeadLetterSink(Protocol):
+    """Where events that reached max_deliveries go (:class:`.dead_letter.DeadLetters`)."""
+
+    def move(self, group: Group, partition: int, offset: int, record: bytes,
+             settle: Callable[[Group, int, int, bool], None]) -> None:
+        """Start moving the event; ``settle`` is called once when the move ends."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,19 +182,19 @@ class GroupCoordinator:
 
     Args:
         event_log: the committed log the groups read.
-        dead_letter: called with (group, partition, offset, record) for an event
-            that reached max_deliveries; it must later call :meth:`settle`.
+        dead_letters: takes each event that reached max_deliveries and settles
+            it later through :meth:`settle`.
         clock_ns: monotonic clock in nanoseconds (ack deadlines, idle expiry).
         stored: groups whose committed offsets were saved before, by name.
         max_groups: most groups at once (with members or not, stored ones too).
         idle_expiry_ns: a group without members this long is forgotten.
     """
 
-    def __init__(self, event_log: EventLog, dead_letter: DeadLetter,
+    def __init__(self, event_log: EventLog, dead_letters: DeadLetterSink,
                  clock_ns: Callable[[], int], stored: dict[str, StoredGroup] | None = None,
                  *, max_groups: int = 1000, idle_expiry_ns: int = 7 * 86400 * 10**9) -> None:
         self._log = event_log
-        self._dead_letter = dead_letter
+        self._dead_letters = dead_letters
         self._clock_ns = clock_ns
         self._stored = dict(stored or {})
         self._max_groups = max_groups
@@ -445,7 +452,7 @@ class GroupCoordinator:
                 self._wake(group)
 
     def settle(self, group: Group, partition: int, offset: int, stored: bool) -> None:
-        """The dead-letter callback's answer: ``stored`` finishes the event,
+        """How a dead-letter move ended: ``stored`` finishes the event,
         otherwise it is delivered again."""
         part = group.parts[partition]
         if stored:
@@ -461,7 +468,7 @@ class GroupCoordinator:
         if part.attempts.get(offset, 0) >= group.settings.max_deliveries:
             record = self._log.read(partition, offset, 1).records
             if record:
-                self._dead_letter(group, partition, offset, record[0])
+                self._dead_letters.move(group, partition, offset, record[0], self.settle)
                 return False
             part.finish(offset)    # gone by retention
             return False

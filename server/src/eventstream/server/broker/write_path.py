@@ -31,6 +31,7 @@ from ..storage.failure import StorageFailed
 from ..storage.log import EventLog, RecordBatch
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,15 @@ class WritePath:
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._on_commit = on_commit
+        self.on_applied: Callable[[], None] | None = None
+        """Called after each applied round, before ``on_commit`` (the consumer groups
+        wake their members); set once the groups exist."""
         self._on_halt = on_halt
         self._clock_ns = clock_ns
         self.halted: str | None = None
         """Why the write path stopped accepting writes (None while it accepts them)."""
+        self.halted_error = ""
+        """The short name (an errno name) of the error that halted it ("" while none did)."""
         self._encoder = encoder
         self._task: asyncio.Task[None] | None = None
 
@@ -108,13 +114,8 @@ class WritePath:
 
     async def stop(self) -> None:
         """Stop the drain task (after :meth:`Lanes.wait_idle` for a clean stop)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def halt(self, reason: str, error: str) -> None:
         """Stop accepting writes until the process restarts (after a storage error).
@@ -126,10 +127,15 @@ class WritePath:
         if self.halted is not None:
             return
         self.halted = reason
+        self.halted_error = error
         log.error("storage failed: %s; this node accepts no more writes until it restarts "
                   "(the restart's recovery decides what of the failed round is stored)", reason)
         if self._on_halt is not None:
             self._on_halt(reason, error)
+
+    def storage_failed(self, failure: StorageFailed) -> None:
+        """The log failed outside a commit (a periodic fsync): halt."""
+        self.halt(failure.reason, failure.error)
 
     def submit(self, submissions: list[Submission]) -> None:
         """Queue submissions for commit, all or none.
@@ -275,6 +281,8 @@ class WritePath:
             if not submission.future.done():
                 submission.future.set_result(result.results)
             self.lanes.release(submission.lane, submission.count)
+        if self.on_applied is not None:
+            self.on_applied()
         if self._on_commit is not None:
             self._on_commit(taken, results)
 

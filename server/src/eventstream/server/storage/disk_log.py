@@ -96,7 +96,7 @@ class DiskLog:
         self._clock_ns = clock_ns
         self._on_fsync = on_fsync
         self._on_delete = on_delete
-        self._on_failure = on_failure
+        self.on_failure = on_failure
         try:
             self._lock_fd = open_data_dir(self.root, config.partitions, self._ops)
         except OSError as error:
@@ -263,8 +263,8 @@ class DiskLog:
                 except OSError as error:  # never retried (see the module docstring)
                     self.failure = self.failure or StorageFailed(error, self.root)
                     log.error("periodic fsync failed: %s", describe(error, self.root))
-                    if self._on_failure is not None:
-                        self._on_failure(self.failure)
+                    if self.on_failure is not None:
+                        self.on_failure(self.failure)
             if time.monotonic() - last_retention >= RETENTION_CHECK_SECONDS:
                 last_retention = time.monotonic()
                 self._retain()
