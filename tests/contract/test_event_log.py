@@ -7,6 +7,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+
 from eventstream.server.config.model import StorageConfig
 from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog

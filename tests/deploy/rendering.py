@@ -79,7 +79,7 @@ def helm_template(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] =
 
 
 def helm_template_error(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
-    """stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
+    """Stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
     result = run(helm_template_args(values_files=values_files, sets=sets))
     assert result.returncode != 0, f"helm template accepted {sets or values_files}"
     return result.stderr
@@ -117,9 +117,11 @@ def kinds(manifests: tuple[Manifest, ...]) -> list[str]:
 
 
 def validation_errors(manifests: tuple[Manifest, ...]) -> list[str]:
-    """Problems found validating every manifest, strictly, against Kubernetes
-    ``KUBE_VERSION`` (built-in kinds) or our CRD schemas (CRD kinds). An
-    unknown kind is an error, never a silent pass."""
+    """Problems found validating every manifest, strictly.
+
+    Against Kubernetes ``KUBE_VERSION`` (built-in kinds) or our CRD schemas
+    (CRD kinds). An unknown kind is an error, never a silent pass.
+    """
     import jsonschema
     import kubernetes_validate
 

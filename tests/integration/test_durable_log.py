@@ -9,11 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from eventstream.server.native import NativeWire
 from eventstream.server.storage.segment import decode
 from eventstream.v1 import common_pb2, subscribe_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from tests.support.client import Stubs, publish_request, subscribe_request
 from tests.support.durable import (
     assert_contiguous,

@@ -10,11 +10,10 @@ import time
 
 import grpc
 import pytest
-from eventstream.v1 import cluster_pb2, subscribe_pb2
-
-from eventstream.server.native import ABI_VERSION
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventstream.server.native import ABI_VERSION
+from eventstream.v1 import cluster_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, publish_request, subscribe_request
 from tests.support.server import http_get
 
@@ -80,7 +79,8 @@ async def test_cluster_status_is_a_cluster_of_one(server):
     stubs = Stubs(server.target)
     await stubs.publish.Publish(publish_request("c/t"))
     status = await stubs.cluster.GetClusterStatus(cluster_pb2.GetClusterStatusRequest())
-    assert (status.node_id, status.role, status.leader_id) == ("test-node", cluster_pb2.ROLE_LEADER, "test-node")
+    assert (status.node_id, status.role, status.leader_id) == \
+        ("test-node", cluster_pb2.ROLE_LEADER, "test-node")
     assert status.commit_index >= 1 and [m.node_id for m in status.members] == ["test-node"]
     await stubs.close()
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from eventstream.client import AsyncClient
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from eventstream.client import AsyncClient
 from eventstream.server.config.model import StorageConfig
 from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.log import RecordBatch
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 from tests.support.server import ServerProcess, metric
 
@@ -129,7 +129,7 @@ async def _store(data_dir: Path, events: list[bytes]) -> None:
     disk.close()
 
 
-def _fields(message: bytes) -> list:  # noqa: ANN401 - UnknownField items
+def _fields(message: bytes) -> list:
     """The fields of an encoded message, read as wire data only (no UTF-8 checks)."""
     return list(UnknownFieldSet(empty_pb2.Empty.FromString(message)))
 
@@ -143,7 +143,7 @@ class RawMember:
         consume = channel.stream_stream("/eventstream.v1.SubscribeService/Consume")
         self.call = consume(self._outgoing())
 
-    async def _outgoing(self):  # noqa: ANN202
+    async def _outgoing(self):
         while (request := await self._requests.get()) is not None:
             yield request
 

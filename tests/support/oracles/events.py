@@ -16,11 +16,11 @@ from eventstream.server.native.events import (
     ID_PREFIX_MAX,
     ROW_BYTES,
     Accepted,
+    AcceptedEvents,
     Buffer,
     Limits,
-    Refusal,
-    AcceptedEvents,
     PlacedRecords,
+    Refusal,
 )
 from eventstream.server.native.wire import FrameReason
 
@@ -193,7 +193,7 @@ class PureEncoder:
         return Accepted(bytes(bodies), b"".join(groups[0] + groups[1] + groups[2]),
                         len(groups[0]), len(groups[1]), len(groups[2]), 0)
 
-    def _check(self, event: bytes):  # noqa: ANN202 - a tuple of six parts
+    def _check(self, event: bytes):
         """(reason, cleaned body, id span, topic span, hash, priority) of one Event."""
         kept: list[bytes] = []
         strings = {1: (0, 0), 2: (0, 0), 3: (0, 0)}

@@ -37,8 +37,17 @@ _HEADER = struct.Struct(">I")
 
 
 class _Shard:
-    __slots__ = ("lock", "records", "used", "cap_records", "cap_bytes",
-                 "pushes", "pops", "full_rejections", "too_large_rejections")
+    __slots__ = (
+        "cap_bytes",
+        "cap_records",
+        "full_rejections",
+        "lock",
+        "pops",
+        "pushes",
+        "records",
+        "too_large_rejections",
+        "used",
+    )
 
     def __init__(self, cap_records: int, cap_bytes: int) -> None:
         self.lock = threading.Lock()

@@ -120,7 +120,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     raise _Bad(EBADMSG)
 
 
-def _fields(data: bytes, start: int = 0, end: int | None = None):  # noqa: ANN202
+def _fields(data: bytes, start: int = 0, end: int | None = None):
     """Yield (field, wire_type, value_start, value_end, varint) for each field."""
     end = len(data) if end is None else end
     view = data[:end]

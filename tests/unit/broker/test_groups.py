@@ -5,6 +5,7 @@ from __future__ import annotations
 from array import array
 
 import pytest
+
 from eventstream.server.broker.groups import GroupCoordinator, GroupSettings, StoredGroup
 from eventstream.server.errors import EventStreamError
 from eventstream.server.storage.log import RecordBatch

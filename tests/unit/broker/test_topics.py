@@ -1,7 +1,8 @@
 """Topic validation and pattern matching against a plain reference and libshardq's matcher."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventstream.server.broker.topics import TopicFilter, pattern_problem, topic_problem
 from eventstream.server.errors import EventStreamError

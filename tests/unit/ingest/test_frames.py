@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 
 import pytest
-from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
-from eventstream.v1 import common_pb2
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
 from eventstream.server.broker.topics import topic_problem
 from eventstream.server.config.model import LimitsConfig
 from eventstream.server.ingest import messages
@@ -16,6 +16,7 @@ from eventstream.server.ingest.frames import FrameDecoder
 from eventstream.server.native import EventEncoder
 from eventstream.server.native.events import R_INDEX, ROW_BYTES, ROW_FIELDS
 from eventstream.server.rpc.convert import EventValidator
+from eventstream.v1 import common_pb2
 from tests.support.oracles.events import PureEncoder
 
 LIMITS = LimitsConfig(max_topic_bytes=16, max_message_bytes=64)

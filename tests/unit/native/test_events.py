@@ -22,8 +22,8 @@ from eventstream.server.native.events import (
     R_REASON,
     ROW_BYTES,
     ROW_FIELDS,
-    Limits,
     EventEncoder,
+    Limits,
     Refusal,
 )
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
@@ -234,7 +234,6 @@ frame_streams = st.lists(st.one_of(
 
 def run_frames(encoder, data: bytes, final: bool):
     accepted, consumed, fatal = encoder.accept_frames(data, max_frame=40, final=final)
-    count = accepted.realtime + accepted.batch
     offsets = array("Q", [0, 0, 0])
     placed = encoder.place(accepted.good_events(), None, offsets,
                           time_ns=1, durability=2, result_tag=0)

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 import eventstream.server.native as package
-from eventstream.server.native import NativeLibraryError, ShardQueue, library_path
-from eventstream.server.native import _lib
+from eventstream.server.native import NativeLibraryError, ShardQueue, _lib, library_path
 
 
 def test_missing_library_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nowhere" / "libshardq.so"
     monkeypatch.setenv("EVENTSTREAM_NATIVE_LIB", str(missing))
     assert library_path() == missing
-    with pytest.raises(NativeLibraryError, match="not found at .*nowhere/libshardq.so.*make install"):
+    with pytest.raises(NativeLibraryError, match=r"not found at .*nowhere/libshardq\.so.*make install"):
         ShardQueue(capacity_records=1, capacity_bytes=64)
 
 
@@ -56,7 +55,7 @@ def test_exports_are_pinned() -> None:
         "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits",
         "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
         "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",
-        "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "ShardQueue",
+        "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress", "ShardQueue",
         "UdpReceiver", "alloc_buffer", "discover", "encode_records", "iter_records",
         "library_path", "pin_thread", "start_receiver",
     ])

@@ -10,16 +10,14 @@ from types import ModuleType
 
 import pytest
 
-from eventstream.server.native import numa as native_numa
 from eventstream.server.native import (
     MalformedInput,
     NumaNode,
     NumaNodeNotFound,
     ShardQueue,
     discover,
-    pin_thread,
 )
-
+from eventstream.server.native import numa as native_numa
 from tests.support.oracles import numa as pure_numa
 from tests.support.oracles.ring import PureShardQueue
 

@@ -296,7 +296,7 @@ def test_protobuf_walker_agrees_with_reference(native_wire: NativeWire, pure_wir
             mutated[pos % len(mutated)] = value
     raw = bytes(mutated)
 
-    def outcome(call) -> object:  # noqa: ANN001
+    def outcome(call) -> object:
         try:
             result = call(raw)
         except NativeError as exc:
@@ -338,11 +338,11 @@ def test_segment_encoder_agrees_with_reference(native_wire: NativeWire, pure_wir
             out, data, len(lead), ends, data, topics, priorities, first, time_ns=-7, base=base,
             next_offset=base + 3, position=position, last_position=0, sample_at=sample_at,
             roll_at=roll_at, interval=interval)
-        return bytes(out), (*progress[:4], progress.index.tolist())
+        return bytes(out), (*progress[:4], progress.index_entries.tolist())
 
     native, pure = run(native_wire), run(pure_wire)
     assert native == pure
-    out, (done, next_offset, end, last, index) = native
+    out, (done, next_offset, end, _, index) = native
     assert next_offset - base - 3 == done - first and end - position == len(out) - 3
     decoded, problem = decode(out[3:], position, pure_wire)
     assert problem is None

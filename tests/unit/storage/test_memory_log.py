@@ -6,6 +6,7 @@ import sys
 from array import array
 
 import pytest
+
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
 

@@ -6,25 +6,28 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from eventstream.server.native import NativeWire
 from eventstream.server.storage.fileops import FileOps
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.partition import Partition
 from eventstream.server.storage.recovery import (
     recover_partition as recover,
+)
+from eventstream.server.storage.recovery import (
     torn_record,
     valid_record_after,
 )
 from eventstream.server.storage.segment import (
     HEADER_SIZE,
-    CorruptSegment,
     TIME_ENTRY,
+    CorruptSegment,
     Segment,
     decode,
     encode_record,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CRC = NativeWire()
 

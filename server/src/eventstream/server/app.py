@@ -28,7 +28,6 @@ from .broker.groups import GroupCoordinator
 from .broker.lanes import lanes
 from .broker.write_path import WritePath
 from .config.model import Config
-from .health import HealthState
 from .heap_trim import HeapTrimTask
 from .http.server import HttpServer
 from .http.status import Native, NodeStatus
@@ -54,6 +53,7 @@ from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.dedup_restore import restore_dedup
+from .rpc.health import HealthState
 from .rpc.server import PUBLIC_SERVICES, GrpcServer
 from .storage.disk_log import DiskLog
 from .storage.fileops import file_ops
@@ -199,8 +199,11 @@ class Node:
                         "version: this node runs as a cluster of one")
 
     async def shutdown(self) -> bool:
-        """Drain and stop; returns True when every accepted event was committed
-        (never after a storage error halted the write path)."""
+        """Drain and stop.
+
+        Returns True when every accepted event was committed (never after a storage error halted the write
+        path).
+        """
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
@@ -224,8 +227,11 @@ class Node:
         return clean
 
     async def _release(self, grace: float) -> None:
-        """Stop the gRPC server (``grace`` seconds for calls in flight), the
-        background tasks, the write path and the log, and the HTTP listener."""
+        """Stop the listeners, the background tasks, the write path and the log.
+
+        The gRPC server gets ``grace`` seconds for calls in flight; the HTTP
+        listener stops last.
+        """
         await self.grpc.stop(grace)
         await self.heap_trim.stop()
         await self.group_upkeep.stop()
@@ -234,9 +240,10 @@ class Node:
         self.metrics.shutdown()
 
     async def _abandon_start(self) -> None:
-        """Undo a start that failed on a listener, quietly: the node never
-        served (no drain; events accepted in the moment, if any, were not
-        acknowledged and their publishers retry)."""
+        """Undo a start that failed on a listener, quietly: the node never served (no drain.
+
+        Events accepted in the moment, if any, were not acknowledged and their publishers retry).
+        """
         self.tcp.stop_accepting()
         self.udp.stop_accepting()
         await self.udp.finish(0.1)

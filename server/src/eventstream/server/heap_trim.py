@@ -3,7 +3,8 @@
 glibc's ``free`` returns memory to the kernel only from the top of a heap, so
 what a burst left free in the middle (the buffers of many large requests
 handled at once; before the tail cache kept whole batches, also its evicted
-1 KiB records) stays resident: 80 MiB at the end of the peers benchmark then. ``malloc_trim(0)`` releases every free page. It holds the
+1 KiB records) stays resident: 80 MiB at the end of the peers benchmark then.
+``malloc_trim(0)`` releases every free page. It holds the
 allocator's locks (measured: 0.4 ms with nothing to release, 6 ms releasing
 76 MiB), so the server runs it on a worker thread every few seconds, and only
 while ``threshold`` bytes or more of the heap are free. Free bytes alone
@@ -22,8 +23,9 @@ import asyncio
 import ctypes
 import logging
 import os
-from .tasks import cancel_and_wait
 from collections.abc import Callable
+
+from .tasks import cancel_and_wait
 
 THRESHOLD_BYTES = 16 * 1024 * 1024
 PERIOD_SECONDS = 5.0
@@ -73,9 +75,11 @@ class HeapTrimmer:
         return max(0, before - _resident_bytes())
 
     def leave_hole_if_asked(self) -> int:
-        """With ``HOLE_ENV`` set, make that many bytes of this thread's heap
-        resident and free below a chunk kept for good, as a burst of large
-        requests does; for tests only. Returns the bytes asked for (0: none)."""
+        """With ``HOLE_ENV`` set, leave that many bytes of heap free (tests only).
+
+        The bytes are made resident and freed below a chunk kept for good, as
+        a burst of large requests does. Returns the bytes asked for (0: none).
+        """
         size = int(os.environ.get(HOLE_ENV) or 0)
         if size <= 0 or self._libc is None:
             return 0

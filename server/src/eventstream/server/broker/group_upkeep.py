@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 
 from ..storage.group_offsets import GroupOffsets
-from .groups import GROUP_NAME, Group, GroupCoordinator, StoredGroup
 from ..tasks import cancel_and_wait
+from .groups import GROUP_NAME, Group, GroupCoordinator, StoredGroup
 
 log = logging.getLogger(__name__)
 

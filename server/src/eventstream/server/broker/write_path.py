@@ -29,9 +29,9 @@ from ..errors import EventStreamError
 from ..native import Duplicates, EventEncoder, PlacedRecords
 from ..storage.failure import StorageFailed
 from ..storage.log import EventLog, RecordBatch
+from ..tasks import cancel_and_wait
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
-from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from ..broker.lanes import Lanes
     from ..broker.write_path import WritePath
     from ..config.model import Config
-    from ..health import HealthState
     from ..placement import Placement
+    from ..rpc.health import HealthState
     from ..storage.log import EventLog
 
 

@@ -99,7 +99,7 @@ class FrameDecoder:
         self._max_payload = limits.max_message_bytes
         self.max_frame = max_frame
 
-    def decode(self, data: bytes, *, final: bool) -> DecodedFrames:
+    def decode(self, data: bytes | memoryview, *, final: bool) -> DecodedFrames:
         """Decode the frames in ``data``.
 
         Args:
@@ -120,7 +120,7 @@ class FrameDecoder:
         # A bad frame: keep only the frames before it (the connection closes).
         first = accepted.first_refusal()
         assert first is not None  # accepted.refused
-        index, code, offset, length = first.index, first.code, first.start, first.length
+        index, code, offset, length = first.position, first.code, first.start, first.length
         frame_reason = first.frame_reason
         if frame_reason is not None:
             rejection = self._reject(frame_reason, index, length)
@@ -137,8 +137,10 @@ class FrameDecoder:
         return DecodedFrames(kept, kept.good, offset, rejection)
 
     def decode_datagrams(self, batch: memoryview) -> DecodedDatagrams:
-        """Decode a batch of datagrams (``u32 BE length + datagram`` records) in one
-        native call; each datagram is accepted whole or dropped whole."""
+        """Decode a batch of datagrams (``u32 BE length + datagram`` records) in one native call.
+
+        Each datagram is accepted whole or dropped whole.
+        """
         accepted = self._encoder.accept_datagrams(batch, max_frame=self.max_frame)
         dropped: dict[str, int] = {}
         rejected: dict[str, int] = {}
@@ -162,7 +164,7 @@ def _reason_name(refused: Refused) -> str:
     return REASONS[frame_reason] if frame_reason is not None else Refusal(refused.code).name
 
 
-def _declared(data: bytes, offset: int) -> int:
+def _declared(data: bytes | memoryview, offset: int) -> int:
     """The declared length of the frame at ``offset`` (0 when fewer than 4 bytes remain)."""
     head = data[offset:offset + 4]
     return int.from_bytes(head, "big") if len(head) == 4 else 0

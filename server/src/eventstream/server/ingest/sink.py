@@ -37,9 +37,10 @@ class BrokerSink:
                        for lane, capacity in broker.lanes.capacity.items()}
 
     def submissions(self, accepted: Accepted) -> list[Submission]:
-        """The submissions of ``accepted``: per lane, in frame order, in chunks of
-        at most half the lane. Each future resolves to the encoded
-        PublishResults of its events."""
+        """The submissions of ``accepted``: per lane, in frame order, in chunks of at most half the lane.
+
+        Each future resolves to the encoded PublishResults of its events.
+        """
         return submissions_of(accepted, 0, self.transport, self._chunk)
 
     def offer(self, submissions: list[Submission]) -> None:

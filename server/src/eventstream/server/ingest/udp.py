@@ -1,7 +1,8 @@
 """Raw UDP frame ingest on ``server.udp_port``.
 
 Each datagram holds one or more whole frames and is accepted all or none: a
-datagram with a bad frame is dropped and counted by reason. UDP is lossy: nothing is acknowledged, and the kernel
+datagram with a bad frame is dropped and counted by reason. UDP is lossy:
+nothing is acknowledged, and the kernel
 drops datagrams when the socket buffer overflows; those are counted too
 (read from ``/proc/net/udp``), so datagrams sent = read + dropped by the
 kernel, and read = accepted + dropped by reason.
@@ -24,10 +25,9 @@ import os
 import socket
 from pathlib import Path
 
+from ..broker.lanes import Submission
 from ..config.model import IngestConfig
 from ..errors import EventStreamError
-from ..observability.metrics import Metrics
-from ..broker.lanes import Submission
 from ..native import (
     MAX_DATAGRAM,
     Accepted,
@@ -35,9 +35,11 @@ from ..native import (
     QueueEmpty,
     ReceiverStats,
     ShardQueue,
+    UdpReceiver,
     alloc_buffer,
     start_receiver,
 )
+from ..observability.metrics import Metrics
 from .frames import FrameDecoder
 from .sink import BrokerSink
 
@@ -70,8 +72,8 @@ class UdpIngest:
         self._metrics = metrics
         self._numa = numa
         self._sock: socket.socket | None = None
-        self._queue = None
-        self._receiver = None
+        self._queue: ShardQueue | None = None
+        self._receiver: UdpReceiver | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._counted = ReceiverStats(0, 0, 0, 0, 0, 0)
         self._inode = 0
@@ -101,13 +103,16 @@ class UdpIngest:
 
     def stop_accepting(self) -> None:
         """Stop reading the socket; datagrams already read are still handled (see :meth:`finish`)."""
-        if self._receiver is not None:
+        if self._receiver is not None and self._queue is not None:
             self._receiver.stop()
             self._queue.close()
 
     async def finish(self, timeout: float) -> None:
-        """After :meth:`stop_accepting`: wait up to ``timeout`` seconds until every
-        datagram read is queued or counted, then release the socket and queue."""
+        """After :meth:`stop_accepting`.
+
+        Wait up to ``timeout`` seconds until every datagram read is queued or counted, then release the socket
+        and queue.
+        """
         if self._consumer is None:
             return
         consumer, self._consumer = self._consumer, None
@@ -119,12 +124,14 @@ class UdpIngest:
                         "are dropped")
             await asyncio.gather(consumer, return_exceptions=True)
         self._count_receiver_drops()
+        assert self._sock is not None and self._queue is not None  # started
         self._sock.close()
         self._queue.destroy()
 
     async def _consume(self) -> None:
         """Take datagrams from the receive queue in batches until it is closed and empty."""
         queue = self._queue
+        assert queue is not None  # started
         while True:
             try:
                 count, size = queue.pop_into(self._buffer, 4096)
@@ -139,6 +146,7 @@ class UdpIngest:
 
     def _count_receiver_drops(self) -> None:
         """Count what the receiver dropped since the last call (read, then dropped)."""
+        assert self._receiver is not None  # started
         now = self._receiver.stats()
         before, self._counted = self._counted, now
         metrics = self._metrics
@@ -165,8 +173,10 @@ class UdpIngest:
             await self._queue_good(accepted)
 
     async def _queue_good(self, accepted: Accepted) -> None:
-        """Queue the good datagrams' events in order, waiting while a lane is full
-        (the receive queue holds what comes meanwhile)."""
+        """Queue the good datagrams' events in order, waiting while a lane is full.
+
+        The receive queue holds what comes meanwhile.
+        """
         submissions = self._sink.submissions(accepted)
         for number, submission in enumerate(submissions):
             try:
@@ -187,7 +197,7 @@ class UdpIngest:
 
     def queue_reading(self, field: str) -> list[tuple[int, dict[str, str]]]:
         """``field`` of the receive queue's :class:`..native.QueueStats`, as a metric reading."""
-        if self._consumer is None:
+        if self._consumer is None or self._queue is None:
             return []
         return [(getattr(self._queue.stats(), field), {})]
 

@@ -86,6 +86,7 @@ __all__ = [
     "RecordTooLarge",
     "Refusal",
     "Refused",
+    "SegmentProgress",
     "ShardQueue",
     "UdpReceiver",
     "alloc_buffer",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from ctypes import POINTER, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_void_p
 from pathlib import Path
 
@@ -230,7 +231,7 @@ _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
-def unchecked(lib: ctypes.CDLL, name: str) -> ctypes._CFuncPtr:
+def unchecked(lib: ctypes.CDLL, name: str) -> Callable[..., int]:
     """A second entry point to ``name`` without declared argument types.
 
     Declared ``argtypes`` cost ctypes a conversion per argument on every call
@@ -242,7 +243,8 @@ def unchecked(lib: ctypes.CDLL, name: str) -> ctypes._CFuncPtr:
     """
     fn = type(getattr(lib, name))((name, lib))
     fn.restype = c_int
-    return fn
+    call: Callable[..., int] = fn
+    return call
 
 
 def library_path() -> Path:
@@ -341,7 +343,7 @@ class Borrowed:
     writes it.
     """
 
-    __slots__ = ("ptr", "length", "_view")
+    __slots__ = ("_view", "length", "ptr")
 
     def __init__(self, obj: object, writable: bool = False) -> None:
         if type(obj) is bytes and not writable:
@@ -354,6 +356,14 @@ class Borrowed:
         self._view = view
         self.ptr = c_void_p(view.buf)  # an object: a bare int would pass as a 32-bit C int
         self.length = view.len
+
+    @property
+    def address(self) -> int | None:
+        """The buffer's address as an int (for a struct field; None for an empty one)."""
+        if isinstance(self.ptr, c_void_p):
+            return self.ptr.value
+        assert isinstance(self.ptr, bytes)
+        return ctypes.cast(c_char_p(self.ptr), c_void_p).value
 
     def release(self) -> None:
         """Give the buffer back (idempotent)."""

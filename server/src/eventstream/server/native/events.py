@@ -87,8 +87,8 @@ class Limits:
 class Refused(NamedTuple):
     """One refused event (or frame, or datagram) of an :class:`Accepted` (slow path)."""
 
-    index: int
-    """Its position: in the request, the buffer of frames, or the batch of datagrams."""
+    position: int
+    """Its index: in the request, the buffer of frames, or the batch of datagrams."""
     code: int
     """A :class:`Refusal`, or ``FRAME_REFUSAL_BASE + FrameReason`` for a frame."""
     start: int
@@ -519,7 +519,7 @@ class EventEncoder:
             memoryview(topics)[:2 * count], bytes(priorities)[:count], part_counts.tolist(),
             memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len))
 
-    def _buffer(self, name: str, size: int) -> ctypes.Array:
+    def _buffer(self, name: str, size: int) -> ctypes.Array[ctypes.c_char]:
         """This thread's reusable output buffer ``name`` of at least ``size`` bytes."""
         buf = getattr(self._local, name, None)
         if buf is None or ctypes.sizeof(buf) < size:
@@ -528,5 +528,5 @@ class EventEncoder:
         return buf
 
 
-__all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "Duplicates", "EventEncoder",
-           "Limits", "PlacedRecords", "Refusal", "Refused"]
+__all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "Duplicates",
+           "EventEncoder", "Limits", "PlacedRecords", "Refusal", "Refused"]

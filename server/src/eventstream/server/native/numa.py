@@ -9,12 +9,12 @@ holding every online CPU. Memory placement happens in the queue
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from ctypes import byref, c_int32, c_size_t
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import _lib
-from .errors import EBADMSG, EINVAL, ENOBUFS, ENOENT, raise_for
+from .errors import ENOBUFS, raise_for
 
 SysfsRoot = str | os.PathLike[str] | None
 
@@ -33,7 +33,7 @@ def _root(sysfs_root: SysfsRoot) -> bytes | None:
     return os.fsencode(sysfs_root) if sysfs_root is not None else None
 
 
-def _native_list(call, *args: object) -> list[int]:  # noqa: ANN001
+def _native_list(call: Callable[..., int], *args: object) -> list[int]:
     capacity = 64
     while True:
         out = (c_int32 * capacity)()

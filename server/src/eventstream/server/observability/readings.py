@@ -17,11 +17,9 @@ from .metrics import Metrics, Reading
 
 if TYPE_CHECKING:
     from ..broker.dedup import DedupWindow
-    from ..broker.lanes import Submission
-    from ..broker.write_path import RoundResult
     from ..broker.groups import Group, GroupCoordinator
-    from ..broker.lanes import Lanes
-    from ..broker.write_path import WritePath
+    from ..broker.lanes import Lanes, Submission
+    from ..broker.write_path import RoundResult, WritePath
     from ..ingest.tcp import TcpIngest
     from ..ingest.udp import UdpIngest
     from ..placement import Placement
@@ -121,10 +119,13 @@ def observe_groups(metrics: Metrics, groups: GroupCoordinator, event_log: EventL
 def observe_ingest(metrics: Metrics, tcp: TcpIngest, udp: UdpIngest) -> None:
     """Raw ingest: the UDP receive queue and kernel drops, TCP's buffered bytes."""
     metrics.observe("eventstream.ingest.udp.kernel_drops", lambda: [(udp.kernel_drops(), {})])
+
+    def queue_reading(field: str) -> Reading:
+        return lambda: udp.queue_reading(field)
+
     for name, field in (("depth", "depth"), ("used", "depth_bytes"),
                         ("capacity", "capacity_bytes")):
-        metrics.observe(f"eventstream.ingest.udp.queue.{name}",
-                        lambda field=field: udp.queue_reading(field))
+        metrics.observe(f"eventstream.ingest.udp.queue.{name}", queue_reading(field))
     metrics.observe("eventstream.ingest.buffered",
                     lambda: [(tcp.budget.used, {"transport": "tcp"})])
 
@@ -148,5 +149,5 @@ def observe_node(metrics: Metrics, *, dedup: DedupWindow, placement: Placement,
     metrics.observe("eventstream.uptime", lambda: [(time.monotonic() - started_at, {})])
 
 
-__all__ = ["CommitRecorder", "observe_disk_log", "observe_groups", "observe_ingest", "observe_lanes", "observe_log",
-           "observe_node", "retention_deleted"]
+__all__ = ["CommitRecorder", "observe_disk_log", "observe_groups", "observe_ingest", "observe_lanes",
+           "observe_log", "observe_node", "retention_deleted"]

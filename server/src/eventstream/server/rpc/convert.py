@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TypeVar, Union
 
-from eventstream.v1 import common_pb2, publish_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+
+from eventstream.v1 import common_pb2, publish_pb2
 
 from ..broker import priority
 from ..broker.topics import topic_problem

@@ -8,8 +8,9 @@ the reason when the encoder refuses one.
 
 from __future__ import annotations
 
-from eventstream.v1 import common_pb2
 from google.protobuf.message import DecodeError
+
+from eventstream.v1 import common_pb2
 
 from ..broker.wire import varint
 from ..errors import EventStreamError

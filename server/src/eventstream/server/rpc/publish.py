@@ -25,8 +25,8 @@ from ..broker.lanes import Submission, submissions_of
 from ..broker.wire import field_spans, varint
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
-from ..observability.metrics import Metrics
 from ..native import Accepted, EventEncoder, MalformedInput
+from ..observability.metrics import Metrics
 from .convert import EventValidator, check_batch_size, error_result
 from .status import handles_errors
 
@@ -53,7 +53,7 @@ class _Pending:
         tag: the tag byte wrapping each PublishResult in the response (0: none).
     """
 
-    __slots__ = ("accepted", "tag", "refusals", "submissions", "first_error")
+    __slots__ = ("accepted", "first_error", "refusals", "submissions", "tag")
 
     def __init__(self, accepted: Accepted, tag: int) -> None:
         self.accepted = accepted
@@ -145,7 +145,7 @@ class PublishServicer:
         """Record the error of every refused event (the slow path)."""
         reasons: Counter[str] = Counter()
         for refused in pending.accepted.refusals():
-            index, start = refused.index, refused.start
+            index, start = refused.position, refused.start
             error = self._validator.refusal(refused.code, msg[start:start + refused.length])
             # The path to the event is built only for refused ones.
             pending.refuse(index, error.at(f"{prefix}[{index}].") if prefix else error)
@@ -162,7 +162,7 @@ class PublishServicer:
             self._metrics.rejected.add(refused, {"transport": "grpc", "reason": error.reason})
             raise
 
-    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
         pending = self._prepare(request, _EVENT, 0, "")
         if pending.accepted.count != 1:
@@ -173,14 +173,14 @@ class PublishServicer:
         self._queue(pending)
         return await pending.submissions[0].future  # a PublishResult{ack} is a PublishResponse{ack}
 
-    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
         pending = self._prepare(request, _EVENT, _BATCH_RESULTS, "events")
         self._queue(pending)
         return await pending.finish()
 
     async def _publish_stream(self, requests: AsyncIterator[bytes],
-                              context: grpc.aio.ServicerContext) -> None:
+                              context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         self._broker.check_accepting()
         window: asyncio.Queue[_Pending | None] = asyncio.Queue(STREAM_WINDOW)
 

@@ -12,8 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..config.model import Config
-from ..health import HealthState
 from . import cluster, publish, subscribe
+from .health import HealthState
 
 PUBLIC_SERVICES = [publish.SERVICE, subscribe.SERVICE, cluster.SERVICE]
 """The services a client calls (health and reflection besides)."""
@@ -24,8 +24,10 @@ _RECORD_SLACK = 64 * 1024
 
 
 def send_limit(config: Config) -> int:
-    """The gRPC send limit: above every delivery the node can build, so that
-    any one event it accepted can always be delivered."""
+    """The gRPC send limit.
+
+    Above every delivery the node can build, so that any one event it accepted can always be delivered.
+    """
     limits = config.limits
     largest = max(limits.event_bytes(), limits.max_message_bytes + limits.max_topic_bytes,
                   config.subscribe.max_batch_bytes, config.groups.max_batch_bytes,

@@ -131,9 +131,11 @@ class DiskLog:
     # -- the EventLog interface ---------------------------------------------
 
     def next_offset(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.next_offset`."""
         return self._parts[partition].active.pending_next
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
+        """See :meth:`.log.EventLog.append`."""
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by time can bisect.
         time_ns = max(time_ns, part.last_time)
@@ -188,12 +190,15 @@ class DiskLog:
         self._retain()
 
     def start_offset(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.start_offset`."""
         return self._parts[partition].start_offset()
 
     def high_watermark(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.high_watermark`."""
         return self._parts[partition].high_watermark()
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        """See :meth:`.log.EventLog.read`."""
         part = self._parts[partition]
         if offset < part.start_offset():
             raise LookupError(offset)
@@ -209,12 +214,14 @@ class DiskLog:
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         # Strictly after the cache's oldest time: records of the same instant
         # may also sit on disk just before the cache.
+        """See :meth:`.log.EventLog.offset_for_time`."""
         oldest = self._cache.oldest_time(partition)
         if oldest is not None and time_ns > oldest:
             return self._cache.offset_for_time(partition, time_ns)
         return self._parts[partition].offset_for_time(time_ns)
 
     def retained_bytes(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.retained_bytes`."""
         return self._parts[partition].bytes
 
     def segment_count(self, partition: int) -> int:
@@ -229,6 +236,7 @@ class DiskLog:
                 "retention_deleted_bytes": self.deleted_bytes}
 
     def close(self) -> None:
+        """See :meth:`.log.EventLog.close`."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -299,8 +307,10 @@ class DiskLog:
     def _write(self, writes: list[tuple[Segment, bytearray]],
                seals: list[tuple[Segment, bytes, bytes]], sync: bool
                ) -> tuple[list[Segment], set[Path]]:
-        """Write a round; with ``sync``, fsync it. Returns the files written and
-        the directories that got a new file (both synced when ``sync``)."""
+        """Write a round; with ``sync``, fsync it.
+
+        Returns the files written and the directories that got a new file (both synced when ``sync``).
+        """
         if self._io_error is not None:
             raise self._io_error  # an earlier write or fsync failed while this round waited
         touched: list[Segment] = []
@@ -328,7 +338,7 @@ class DiskLog:
         return touched, new_dirs
 
     def _sync(self, segments: set[Segment], directories: set[Path]) -> None:
-        """fdatasync written files (those still open) and sync directories with new files."""
+        """Fdatasync written files (those still open) and sync directories with new files."""
         if not segments and not directories:
             return
         if self._io_error is not None:
@@ -358,8 +368,10 @@ class DiskLog:
             segment.write_fd = None
 
     def _delete(self, segments: list[Segment]) -> None:
-        """Remove segments retention dropped. A failure is logged, not fatal: the files
-        are found again at the next start and deleted then."""
+        """Remove segments retention dropped. A failure is logged, not fatal.
+
+        The files are found again at the next start and deleted then.
+        """
         try:
             for segment in segments:
                 if segment.write_fd is not None:

@@ -35,8 +35,8 @@ class RecordBatch:
 
     data: bytes
     start: int
-    ends: memoryview | array
-    topics: memoryview | array
+    ends: memoryview | array[int]
+    topics: memoryview | array[int]
     priorities: bytes
     topic_data: bytes
 
@@ -66,7 +66,7 @@ class ReadResult:
     once, on first use (a subscriber taking every topic never needs them).
     """
 
-    __slots__ = ("first_offset", "records", "priorities", "_topics")
+    __slots__ = ("_topics", "first_offset", "priorities", "records")
 
     def __init__(self, first_offset: int, records: list[bytes],
                  topics: list[str] | Callable[[], list[str]], priorities: bytes) -> None:
@@ -96,6 +96,8 @@ class EventLog(Protocol):
     """Number of partitions, fixed for the life of the log."""
     durability: int
     """The ``eventstream.v1.Durability`` value a commit provides."""
+    evicted: int
+    """Records dropped to stay within the log's bounds, ever (0 when it never drops)."""
 
     def next_offset(self, partition: int) -> int:
         """Offset the next record appended to ``partition`` gets."""

@@ -73,7 +73,7 @@ class Partition:
                 last_position=segment.last_position,
                 sample_at=segment.positions[-1] + self._interval if segment.positions else 0,
                 roll_at=self._segment_bytes, interval=self._interval)
-            entries = progress.index
+            entries = progress.index_entries
             if entries:
                 segment.rel_offsets.extend(entries[::2])
                 segment.positions.extend(entries[1::2])

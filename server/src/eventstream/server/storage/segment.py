@@ -25,6 +25,7 @@ first and the last record always included.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from array import array
@@ -64,7 +65,7 @@ class Checksums(Protocol):
         ...
 
     def segment_encode(self, out: bytearray, records: bytes, start: int,
-                       ends: memoryview | array, topic_data: bytes, topics: memoryview | array,
+                       ends: memoryview | array[int], topic_data: bytes, topics: memoryview | array[int],
                        priorities: bytes, first: int, *, time_ns: int, base: int,
                        next_offset: int, position: int, last_position: int, sample_at: int,
                        roll_at: int, interval: int) -> SegmentProgress:
@@ -89,8 +90,10 @@ def segment_name(base: int) -> str:
 
 def append_record(buf: bytearray, offset: int, time_ns: int, priority: int, topic: bytes,
                   record: bytes) -> None:
-    """Append one record with a zero CRC field; fill the CRCs of a batch with
-    ``crc32c_records(..., fill=True)`` (one native call)."""
+    """Append one record with a zero CRC field.
+
+    Fill the CRCs of a batch with ``crc32c_records(..., fill=True)`` (one native call).
+    """
     buf += HEAD.pack(HEADER_SIZE - 4 + len(topic) + len(record), 0, offset, time_ns, priority,
                      len(topic))
     buf += topic
@@ -109,7 +112,7 @@ def encode_record(checksums: Checksums, offset: int, time_ns: int, priority: int
 class Decoded:
     """Records decoded from a byte range of a segment (parallel lists)."""
 
-    __slots__ = ("offsets", "times", "priorities", "topics", "records", "positions", "end")
+    __slots__ = ("end", "offsets", "positions", "priorities", "records", "times", "topics")
 
     def __init__(self) -> None:
         self.offsets: list[int] = []
@@ -273,7 +276,7 @@ class Segment:
         tms = array("q", (t for t, _ in TIME_ENTRY.iter_unpack(times)))
         if list(rel) != [r for _, r in TIME_ENTRY.iter_unpack(times)] or rel[0] != 0 or pos[0]:
             return False
-        if any(b <= a for a, b in zip(pos, pos[1:])) or pos[-1] >= file_size:
+        if any(b <= a for a, b in itertools.pairwise(pos)) or pos[-1] >= file_size:
             return False
         # The last entry must be the last record, ending exactly at the end of the file.
         head = self._pread(min(READ_CHUNK, file_size - pos[-1]), pos[-1])
@@ -342,5 +345,17 @@ class Segment:
             self._read_fd = None
 
 
-__all__ = ["FORMAT_VERSION", "HEAD", "HEADER_SIZE", "MIN_LENGTH", "Checksums", "CorruptSegment", "Decoded", "Segment", "decode",
-           "append_record", "encode_record", "segment_name"]
+__all__ = [
+    "FORMAT_VERSION",
+    "HEAD",
+    "HEADER_SIZE",
+    "MIN_LENGTH",
+    "Checksums",
+    "CorruptSegment",
+    "Decoded",
+    "Segment",
+    "append_record",
+    "decode",
+    "encode_record",
+    "segment_name",
+]
