@@ -103,8 +103,8 @@ typecheck: install
 
 # Regenerates every generated file from api/ (never edit those by hand):
 # Python stubs and the Go, TypeScript and Java clients under sdk/clients.
-GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/eventstream \
-             sdk/clients/typescript/src/gen sdk/clients/java/src/main/java/eventstream/v1
+GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/gen \
+             sdk/clients/typescript/src/gen sdk/clients/java/src/gen
 generate: install
 	tools/install-codegen-tools.sh
 	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py
