@@ -55,8 +55,8 @@ def test_exports_are_pinned() -> None:
         "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits",
         "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
         "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",
-        "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress", "ShardQueue",
-        "UdpReceiver", "alloc_buffer", "discover", "encode_records", "iter_records",
+        "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress",
+        "ShardQueue", "UdpReceiver", "alloc_buffer", "discover", "encode_records", "iter_records",
         "library_path", "pin_thread", "start_receiver",
     ])
     for name in package.__all__:
