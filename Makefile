@@ -100,17 +100,25 @@ test-faults: install native
 	EVENTSTREAM_FAULT_SEEDS=$(FAULT_SEEDS) $(PY) -m pytest tests/integration/test_storage_faults.py \
 	  tests/integration/test_full_disk.py tests/integration/test_damaged_tail.py
 
-lint: install
+# Rules that check themselves: buf lint (the API), ruff (style, imports and
+# Google docstrings; ruff.toml), import-linter (the server's layering;
+# server/pyproject.toml) and mypy --strict.
+lint: install typecheck
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check server/src sdk/python/src tests
+	cd server && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache \
+	  --contract transports --contract native-public --contract generated --contract raft-stdlib
 
-# mypy --strict on the SDK's hand-written code (settings in sdk/python/pyproject.toml).
+# mypy --strict on the server and on the SDK's hand-written code (settings in
+# server/pyproject.toml and sdk/python/pyproject.toml).
 typecheck: install
+	cd server && $(CURDIR)/$(VENV)/bin/mypy
 	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
 
 # Regenerates every generated file from api/ (never edit those by hand):
 # Python stubs and the Go, TypeScript and Java clients under sdk/clients.
-GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/eventstream \
-             sdk/clients/typescript/src/gen sdk/clients/java/src/main/java/eventstream/v1
+GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/gen \
+             sdk/clients/typescript/src/gen sdk/clients/java/src/gen
 generate: install
 	tools/install-codegen-tools.sh
 	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py

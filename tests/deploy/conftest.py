@@ -6,6 +6,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
 import pytest
 
 from tests.support.kube import ControlPlane, ControlPlaneError, missing_binaries, wait_until

@@ -81,7 +81,7 @@ def helm_template(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] =
 
 
 def helm_template_error(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
-    """stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
+    """Stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
     result = run(helm_template_args(values_files=values_files, sets=sets))
     assert result.returncode != 0, f"helm template accepted {sets or values_files}"
     return result.stderr
@@ -102,9 +102,11 @@ def kustomize_build(overlay: str) -> tuple[Manifest, ...]:
 
 def overlay_variant(directory: Path, overlay: str, *, namespace: str | None = None,
                     monitoring: bool = False) -> Path:
-    """A kustomization written into ``directory`` that builds ``overlay`` as a
-    user would vary it: moved to another namespace, or with the monitoring
-    component added (the opt-in its comment describes)."""
+    """A kustomization in ``directory`` building ``overlay`` as a user would vary it.
+
+    Moved to another namespace, or with the monitoring component added (the
+    opt-in its comment describes).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     # kustomize accepts only relative paths to other kustomizations.
     kustomization: dict[str, Any] = {
@@ -138,9 +140,11 @@ def kinds(manifests: tuple[Manifest, ...]) -> list[str]:
 
 
 def validation_errors(manifests: tuple[Manifest, ...]) -> list[str]:
-    """Problems found validating every manifest, strictly, against Kubernetes
-    ``KUBE_VERSION`` (built-in kinds) or our CRD schemas (CRD kinds). An
-    unknown kind is an error, never a silent pass."""
+    """Problems found validating every manifest, strictly.
+
+    Against Kubernetes ``KUBE_VERSION`` (built-in kinds) or our CRD schemas
+    (CRD kinds). An unknown kind is an error, never a silent pass.
+    """
     import jsonschema
     import kubernetes_validate
 

@@ -10,9 +10,20 @@ import shutil
 import pytest
 import yaml
 
-from .rendering import (CHART, CI_VALUES, NAMESPACE, ci_values, find, helm_template,
-                        helm_template_args, helm_template_error, kinds, run, tool,
-                        validation_errors)
+from .rendering import (
+    CHART,
+    CI_VALUES,
+    NAMESPACE,
+    ci_values,
+    find,
+    helm_template,
+    helm_template_args,
+    helm_template_error,
+    kinds,
+    run,
+    tool,
+    validation_errors,
+)
 
 # The deployment spec's names and ports.
 SEED_CONTAINER_PORTS = {"tcp": (9000, "TCP"), "udp": (9001, "UDP"), "grpc": (9200, "TCP"),

@@ -82,5 +82,6 @@ def test_a_release_moves_from_the_chart_to_its_overlay(
     plane.kubectl("apply", "--server-side", "--field-manager=helm", "-f", "-", input=chart)
     overlay = build(overlay_variant(tmp_path, "dev", namespace=namespace))
     plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=overlay)
-    labels = plane.get("statefulset", "eventstream", "-n", namespace)["spec"]["template"]["metadata"]["labels"]
+    statefulset = plane.get("statefulset", "eventstream", "-n", namespace)
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "kustomize"

@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .rendering import (KUSTOMIZE_DIR, OVERLAYS, REPO, ci_values, find, helm_template,
-                        kinds, kustomize_build, overlay_variant, run, tool, validation_errors)
+from .rendering import (
+    KUSTOMIZE_DIR,
+    OVERLAYS,
+    REPO,
+    ci_values,
+    find,
+    helm_template,
+    kinds,
+    kustomize_build,
+    overlay_variant,
+    run,
+    tool,
+    validation_errors,
+)
 
 GENERATED_DIRS = ("base", "components/monitoring")
 

@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable
 
 import grpc
-from eventstream.v1 import publish_pb2, subscribe_pb2
 
+from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
 from tests.support.server import ServerProcess, http_get, wait_for_metric
 

@@ -108,6 +108,7 @@ class DockerDaemon:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the daemon's log."""
         path = self.run_dir / "dockerd.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
@@ -127,6 +128,7 @@ class DockerDaemon:
         return out
 
     def has_image(self, name: str) -> bool:
+        """Whether the daemon holds an image called ``name``."""
         return self.docker("image", "inspect", name, check=False).returncode == 0
 
 

@@ -55,8 +55,10 @@ class QueuesConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Cluster membership. Replication is not implemented yet: a node always
-    runs as a cluster of one and says so in its status."""
+    """Cluster membership. Replication is not implemented yet.
+
+    A node always runs as a cluster of one and says so in its status.
+    """
 
     enabled: bool = False
     """Join a replicated cluster. Default false."""
