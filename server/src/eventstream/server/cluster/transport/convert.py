@@ -1,0 +1,227 @@
+"""Raft messages to and from the peer protocol (``eventstream.peer.v1``).
+
+Pure: no I/O. The sender and recipient of a message are not on the wire:
+they are the stream's, taken from its checked metadata, so a peer cannot
+speak for another node. Decoding checks what the core relies on (a known
+message type, known entry kinds, a well-formed membership) and raises
+:class:`InvalidBatch` naming the field; sizes are bounded by the gRPC
+server's receive limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from eventstream.peer.v1 import raft_pb2 as pb
+from eventstream.server.raft import (
+    AppendEntries,
+    AppendResponse,
+    Entry,
+    EntryKind,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Membership,
+    MembershipError,
+    Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    Snapshot,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+
+ENTRY_OVERHEAD = 32
+"""Bytes counted per entry besides its data when batches are sized (its framing)."""
+MESSAGE_OVERHEAD = 64
+"""Bytes counted per message besides its entries and contexts."""
+_KINDS = {kind.value: kind for kind in EntryKind}
+
+
+class InvalidBatch(ValueError):
+    """A request from a peer does not hold valid Raft messages; the message names the field."""
+
+
+# ----------------------------------------------------------------------
+# Encoding.
+
+def _entries(entries: Sequence[Entry]) -> list[pb.Entry]:
+    return [pb.Entry(index=e.index, term=e.term, kind=e.kind, data=e.data) for e in entries]
+
+
+def _encode_one(m: Message) -> pb.RaftMessage:
+    if type(m) is AppendEntries:
+        return pb.RaftMessage(term=m.term, append_entries=pb.AppendEntries(
+            index=m.index, log_term=m.log_term, entries=_entries(m.entries), commit=m.commit))
+    if type(m) is AppendResponse:
+        return pb.RaftMessage(term=m.term, append_response=pb.AppendResponse(
+            index=m.index, reject=m.reject, reject_hint=m.reject_hint, log_term=m.log_term))
+    if type(m) is Heartbeat:
+        return pb.RaftMessage(term=m.term, heartbeat=pb.Heartbeat(
+            commit=m.commit, context=m.context, sent_at=m.sent_at))
+    if type(m) is HeartbeatResponse:
+        return pb.RaftMessage(term=m.term, heartbeat_response=pb.HeartbeatResponse(
+            context=m.context, sent_at=m.sent_at))
+    if type(m) is VoteRequest:
+        return pb.RaftMessage(term=m.term, vote_request=pb.VoteRequest(
+            last_index=m.last_index, last_term=m.last_term, pre_vote=m.pre_vote, transfer=m.transfer))
+    if type(m) is VoteResponse:
+        return pb.RaftMessage(term=m.term, vote_response=pb.VoteResponse(
+            granted=m.granted, pre_vote=m.pre_vote))
+    if type(m) is TimeoutNow:
+        return pb.RaftMessage(term=m.term, timeout_now=pb.TimeoutNow())
+    if type(m) is ReadIndexRequest:
+        return pb.RaftMessage(term=m.term, read_index_request=pb.ReadIndexRequest(context=m.context))
+    if type(m) is ReadIndexResponse:
+        return pb.RaftMessage(term=m.term, read_index_response=pb.ReadIndexResponse(
+            index=m.index, context=m.context))
+    raise TypeError(f"{type(m).__name__} is not sent in an Exchange stream")
+
+
+def encode_batch(group_id: int, messages: Iterable[Message]) -> pb.ExchangeRequest:
+    """One request of an Exchange stream: ``messages`` (all of ``group_id``, none a snapshot)."""
+    return pb.ExchangeRequest(group_id=group_id, messages=[_encode_one(m) for m in messages])
+
+
+def message_size(m: Message) -> int:
+    """Bytes ``m`` is counted for when batches are sized (close to its encoded size)."""
+    if type(m) is AppendEntries:
+        entries = m.entries
+        return MESSAGE_OVERHEAD + sum(len(e.data) for e in entries) + ENTRY_OVERHEAD * len(entries)
+    if type(m) is InstallSnapshot:
+        return MESSAGE_OVERHEAD + len(m.snapshot.data)
+    return MESSAGE_OVERHEAD + len(getattr(m, "context", b""))
+
+
+def snapshot_requests(m: InstallSnapshot, chunk_bytes: int) -> Iterable[pb.InstallSnapshotRequest]:
+    """The requests of an InstallSnapshot stream: the header, then the data in chunks."""
+    snapshot = m.snapshot
+    data = snapshot.data
+    yield pb.InstallSnapshotRequest(group_id=m.group_id, header=pb.SnapshotHeader(
+        term=m.term, index=snapshot.index, snapshot_term=snapshot.term,
+        voters=sorted(snapshot.membership.voters), learners=sorted(snapshot.membership.learners),
+        data_bytes=len(data)))
+    view = memoryview(data)
+    for start in range(0, len(data), chunk_bytes):
+        yield pb.InstallSnapshotRequest(group_id=m.group_id, chunk=bytes(view[start:start + chunk_bytes]))
+
+
+# ----------------------------------------------------------------------
+# Decoding.
+
+def _decode_entries(entries: Iterable[pb.Entry], where: str) -> list[Entry]:
+    kinds = _KINDS
+    out = []
+    for number, e in enumerate(entries):
+        kind = kinds.get(e.kind)
+        if kind is None:
+            raise InvalidBatch(f"{where}.entries[{number}].kind: unknown entry kind {e.kind}")
+        out.append(Entry(e.index, e.term, kind, e.data))
+    return out
+
+
+def _append(group: int, sender: str, recipient: str, term: int, b: Any, where: str) -> Message:
+    return AppendEntries(group, sender, recipient, term, b.index, b.log_term,
+                         _decode_entries(b.entries, where), b.commit)
+
+
+_DECODERS: dict[str, Callable[[int, str, str, int, Any, str], Message]] = {
+    "append_entries": _append,
+    "append_response": lambda g, s, r, t, b, _: AppendResponse(g, s, r, t, b.index, b.reject,
+                                                               b.reject_hint, b.log_term),
+    "heartbeat": lambda g, s, r, t, b, _: Heartbeat(g, s, r, t, b.commit, b.context, b.sent_at),
+    "heartbeat_response": lambda g, s, r, t, b, _: HeartbeatResponse(g, s, r, t, b.context, b.sent_at),
+    "vote_request": lambda g, s, r, t, b, _: VoteRequest(g, s, r, t, b.last_index, b.last_term,
+                                                         b.pre_vote, b.transfer),
+    "vote_response": lambda g, s, r, t, b, _: VoteResponse(g, s, r, t, b.granted, b.pre_vote),
+    "timeout_now": lambda g, s, r, t, b, _: TimeoutNow(g, s, r, t),
+    "read_index_request": lambda g, s, r, t, b, _: ReadIndexRequest(g, s, r, t, b.context),
+    "read_index_response": lambda g, s, r, t, b, _: ReadIndexResponse(g, s, r, t, b.index, b.context),
+}
+
+
+def decode_batch(request: pb.ExchangeRequest, sender: str, recipient: str) -> list[Message]:
+    """The Raft messages of one Exchange request, from ``sender`` to ``recipient``.
+
+    Raises:
+        InvalidBatch: a message without a body, or an entry of an unknown kind.
+    """
+    group = request.group_id
+    out = []
+    for number, raw in enumerate(request.messages):
+        body_name = raw.WhichOneof("body")
+        if body_name is None:
+            raise InvalidBatch(f"messages[{number}]: no message body")
+        decoder = _DECODERS[body_name]
+        out.append(decoder(group, sender, recipient, raw.term, getattr(raw, body_name),
+                           f"messages[{number}].{body_name}"))
+    return out
+
+
+class SnapshotAssembler:
+    """Rebuilds an ``InstallSnapshot`` message from the requests of one stream.
+
+    Args:
+        sender: the stream's node.
+        recipient: this node.
+        max_bytes: most data bytes a snapshot may declare.
+    """
+
+    def __init__(self, sender: str, recipient: str, max_bytes: int) -> None:
+        self._sender = sender
+        self._recipient = recipient
+        self._max_bytes = max_bytes
+        self._group: int | None = None
+        self._header: pb.SnapshotHeader | None = None
+        self._data = bytearray()
+
+    def add(self, request: pb.InstallSnapshotRequest) -> None:
+        """Take the next request.
+
+        Raises:
+            InvalidBatch: the header is missing, repeated or too large, the
+                group changes, or the chunks exceed what the header declared.
+        """
+        part = request.WhichOneof("part")
+        if self._header is None:
+            if part != "header":
+                raise InvalidBatch("header: the first request of a snapshot must carry its header")
+            header = request.header
+            if header.data_bytes > self._max_bytes:
+                raise InvalidBatch(f"header.data_bytes: {header.data_bytes} bytes is over the limit of "
+                                   f"{self._max_bytes}")
+            self._group = request.group_id
+            self._header = header
+            return
+        if request.group_id != self._group:
+            raise InvalidBatch(f"group_id: {request.group_id} in a snapshot of group {self._group}")
+        if part != "chunk":
+            raise InvalidBatch("chunk: only chunks may follow the header")
+        if len(self._data) + len(request.chunk) > self._header.data_bytes:
+            raise InvalidBatch(f"chunk: more than the {self._header.data_bytes} bytes the header declared")
+        self._data += request.chunk
+
+    @property
+    def group_id(self) -> int | None:
+        """The snapshot's group (None before the header)."""
+        return self._group
+
+    def message(self) -> InstallSnapshot:
+        """The whole snapshot as a Raft message.
+
+        Raises:
+            InvalidBatch: no header, fewer bytes than declared, or a bad membership.
+        """
+        header = self._header
+        if header is None or self._group is None:
+            raise InvalidBatch("header: the stream ended before a snapshot header")
+        if len(self._data) != header.data_bytes:
+            raise InvalidBatch(f"chunk: {len(self._data)} of the {header.data_bytes} bytes declared arrived")
+        try:
+            membership = Membership(frozenset(header.voters), frozenset(header.learners))
+        except MembershipError as error:
+            raise InvalidBatch(f"header.voters: {error}") from None
+        snapshot = Snapshot(header.index, header.snapshot_term, membership, bytes(self._data))
+        return InstallSnapshot(self._group, self._sender, self._recipient, header.term, snapshot)
