@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from eventstream.server.cluster.errors import DriverStopped, ProposalDropped
 from eventstream.server.cluster.memory_log import MemoryRaftLog
@@ -64,14 +65,17 @@ class LocalCluster:
         election_ticks: the core's election timeout, in ticks.
         seed: seeds every node's election jitter.
         sync_seconds: time each ``must_sync`` persist takes (a simulated fsync).
+        make_applier: makes each node's application (default: a :class:`RecordingApplier`).
     """
 
     def __init__(self, transports: Mapping[str, Transport], *, tick_seconds: float = 0.02,
-                 election_ticks: int = 10, seed: int = 0, sync_seconds: float = 0.0) -> None:
+                 election_ticks: int = 10, seed: int = 0, sync_seconds: float = 0.0,
+                 make_applier: Callable[[], Any] = RecordingApplier) -> None:
         membership = Membership(frozenset(transports))
         self.node_ids = sorted(transports)
         self.logs = {node_id: MemoryRaftLog(membership, sync_seconds) for node_id in self.node_ids}
-        self.appliers = {node_id: RecordingApplier() for node_id in self.node_ids}
+        self.appliers: dict[str, Any] = {node_id: make_applier() for node_id in self.node_ids}
+        """Each node's application (``RecordingApplier`` unless ``make_applier`` says otherwise)."""
         self.drivers = {
             node_id: RaftDriver(Config(node_id, election_ticks=election_ticks), self.logs[node_id],
                                 transports[node_id], self.appliers[node_id], tick_seconds=tick_seconds,

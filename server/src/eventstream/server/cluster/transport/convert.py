@@ -10,7 +10,7 @@ server's receive limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from eventstream.peer.v1 import raft_pb2 as pb
@@ -47,14 +47,8 @@ class InvalidBatch(ValueError):
 # ----------------------------------------------------------------------
 # Encoding.
 
-def _entries(entries: Sequence[Entry]) -> list[pb.Entry]:
-    return [pb.Entry(index=e.index, term=e.term, kind=e.kind, data=e.data) for e in entries]
-
-
 def _encode_one(m: Message) -> pb.RaftMessage:
-    if type(m) is AppendEntries:
-        return pb.RaftMessage(term=m.term, append_entries=pb.AppendEntries(
-            index=m.index, log_term=m.log_term, entries=_entries(m.entries), commit=m.commit))
+    """Any message but an append (framed by :func:`encode_batch` itself) as its protobuf."""
     if type(m) is AppendResponse:
         return pb.RaftMessage(term=m.term, append_response=pb.AppendResponse(
             index=m.index, reject=m.reject, reject_hint=m.reject_hint, log_term=m.log_term))
@@ -80,9 +74,65 @@ def _encode_one(m: Message) -> pb.RaftMessage:
     raise TypeError(f"{type(m).__name__} is not sent in an Exchange stream")
 
 
-def encode_batch(group_id: int, messages: Iterable[Message]) -> pb.ExchangeRequest:
-    """One request of an Exchange stream: ``messages`` (all of ``group_id``, none a snapshot)."""
-    return pb.ExchangeRequest(group_id=group_id, messages=[_encode_one(m) for m in messages])
+def encode_batch(group_id: int, messages: Iterable[Message]) -> bytes:
+    """One request of an Exchange stream, encoded: ``messages`` (all of ``group_id``, none a snapshot).
+
+    The bytes are an ``ExchangeRequest``. Appends are framed here rather
+    than built as protobuf objects: each entry's payload is copied once, into
+    the request, instead of into a message object and again by its
+    serialization (the payloads are most of the bytes a leader sends).
+    """
+    parts: list[bytes] = [b"\x08" + _varint(group_id)] if group_id else []
+    append = parts.append
+    for m in messages:
+        if type(m) is AppendEntries:
+            body = _append_body(m)
+            size = sum(map(len, body))
+            message = [b"\x08" + _varint(m.term), b"\x12" + _varint(size)] if m.term else [
+                b"\x12" + _varint(size)]
+            size += sum(map(len, message))
+            append(b"\x12" + _varint(size))
+            parts.extend(message)
+            parts.extend(body)
+        else:
+            raw = _encode_one(m).SerializeToString()
+            append(b"\x12" + _varint(len(raw)))
+            append(raw)
+    return b"".join(parts)
+
+
+def _append_body(m: AppendEntries) -> list[bytes]:
+    """The fields of an ``AppendEntries`` message, as a list of byte strings to join."""
+    head = b"".join((b"\x08" + _varint(m.index) if m.index else b"",
+                     b"\x10" + _varint(m.log_term) if m.log_term else b""))
+    body = [head] if head else []
+    for entry in m.entries:
+        data = entry.data
+        fields = b"".join((b"\x08" + _varint(entry.index) if entry.index else b"",
+                           b"\x10" + _varint(entry.term) if entry.term else b"",
+                           b"\x18" + _varint(entry.kind) if entry.kind else b"",
+                           b"\x22" + _varint(len(data)) if data else b""))
+        body.append(b"\x1a" + _varint(len(fields) + len(data)) + fields)
+        if data:
+            body.append(data)
+    if m.commit:
+        body.append(b"\x20" + _varint(m.commit))
+    return body
+
+
+def _varint(value: int) -> bytes:
+    """``value`` (0 to 2**64 - 1) as a protobuf varint."""
+    if value < 0x80:
+        return _SMALL[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL = [bytes((value,)) for value in range(0x80)]
 
 
 def message_size(m: Message) -> int:

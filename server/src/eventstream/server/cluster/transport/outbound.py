@@ -24,11 +24,12 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from eventstream.peer.v1 import raft_pb2_grpc
+from eventstream.peer.v1 import raft_pb2, raft_pb2_grpc
 from eventstream.server.raft import InstallSnapshot, Message
 
 from ..ports import Inbox
 from .convert import encode_batch, message_size, snapshot_requests
+from .identity import SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ BACKOFF_MAX = 1.0
 """Longest wait between attempts: a restarted peer is reached within about a second."""
 SNAPSHOT_TIMEOUT = 300.0
 """Most seconds one snapshot transfer may take."""
+EXCHANGE = f"/{SERVICE}/Exchange"
 
 
 class LinkStats:
@@ -79,6 +81,9 @@ class PeerLink:
         self.peer_id = peer_id
         self._channel = channel
         self._stub = raft_pb2_grpc.PeerServiceStub(channel)  # type: ignore[no-untyped-call]
+        # Exchange requests are encoded by convert.encode_batch: sent as they are.
+        self._exchange = channel.stream_unary(EXCHANGE, request_serializer=None,
+                                              response_deserializer=raft_pb2.ExchangeResponse.FromString)
         self._metadata = tuple(metadata)
         self._inbox = inbox
         self._queue: collections.deque[Message] = collections.deque()
@@ -157,7 +162,7 @@ class PeerLink:
             self._down = False
 
     async def _stream(self) -> None:
-        call = self._stub.Exchange(metadata=self._metadata)
+        call = self._exchange(metadata=self._metadata)
         self.stats.streams += 1
         queue, pending, stats = self._queue, self._pending, self.stats
         try:
