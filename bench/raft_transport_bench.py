@@ -14,8 +14,8 @@ applied on all three nodes. The logs are compacted as the run goes, so
 memory stays flat. Every loop is bounded by its entry count and a time
 limit.
 
-    python bench/raft_transport_bench.py [--entries 2000] [--sizes 1000,10000,100000]
-        [--window 32] [--loop uvloop|asyncio] [--markdown FILE]
+    python bench/raft_transport_bench.py [--entries 5000] [--sizes 1000,10000,100000]
+        [--window 32] [--repeat 3] [--loop uvloop|asyncio] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -175,21 +175,25 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
     for size in args.sizes:
         entries = max(1, min(args.entries, args.bytes // size))
         for transport in ("hub", "grpc"):
-            row = await measure(transport, size, entries, args.window)
-            print(f"{transport:4} {size:>7} B x {entries:>6}: {row.per_second:9,.0f} entries/s "
-                  f"{row.megabytes_per_second:7,.0f} MB/s", flush=True)
-            rows.append(row)
+            runs = []
+            for _ in range(args.repeat):
+                row = await measure(transport, size, entries, args.window)
+                print(f"{transport:4} {size:>7} B x {entries:>6}: {row.per_second:9,.0f} entries/s "
+                      f"{row.megabytes_per_second:7,.0f} MB/s", flush=True)
+                runs.append(row)
+            rows.append(sorted(runs, key=lambda row: row.per_second)[len(runs) // 2])
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--entries", type=int, default=2000, help="entries per measurement, at most")
-    parser.add_argument("--bytes", type=int, default=400_000_000,
+    parser.add_argument("--entries", type=int, default=5000, help="entries per measurement, at most")
+    parser.add_argument("--bytes", type=int, default=500_000_000,
                         help="payload bytes per measurement, at most (fewer entries when large)")
     parser.add_argument("--sizes", type=lambda text: [int(part) for part in text.split(",")],
                         default=[1000, 10_000, 100_000], help="entry sizes in bytes, comma-separated")
     parser.add_argument("--window", type=int, default=32, help="entries in flight at the leader")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each row; the median is shown")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     print()
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{args.loop}, window {args.window}")
+          f"{args.loop}, window {args.window}, median of {args.repeat}")
     print(text)
     if args.markdown is not None:
         args.markdown.write_text(text + "\n")

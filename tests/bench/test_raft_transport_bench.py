@@ -18,7 +18,7 @@ def test_raft_transport_bench_prints_every_row(tmp_path):
     markdown = tmp_path / "results.md"
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "raft_transport_bench.py"), "--entries", "60",
-         "--sizes", "1000,100000", "--window", "8", "--markdown", str(markdown)],
+         "--sizes", "1000,100000", "--window", "8", "--repeat", "1", "--markdown", str(markdown)],
         capture_output=True, timeout=300, cwd=ROOT)
     out = completed.stdout.decode()
     print(out)  # the short run's figures, for the log
