@@ -9,6 +9,7 @@ network. Every wait is on a condition with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 from collections.abc import AsyncIterator
 
@@ -244,15 +245,25 @@ class BlockingLog(MemoryRaftLog):
         await super().persist(ready)
 
 
-async def test_delivery_waits_while_the_inbox_is_full(hub: FakeHub):
+@contextlib.asynccontextmanager
+async def stuck_in_persist(hub: FakeHub, inbox_batches: int) -> AsyncIterator[tuple[RaftDriver, BlockingLog]]:
+    """A single voter whose first Ready waits in persist until ``release`` is set."""
     raft_log = BlockingLog(Membership(frozenset({"n1"})))
     driver = RaftDriver(Config("n1"), raft_log, hub.transport("n1"), RecordingApplier(),
-                        tick_seconds=0.01, inbox_batches=2)
+                        tick_seconds=0.01, inbox_batches=inbox_batches)
     await driver.start()
     try:
         driver.campaign()  # a single voter wins at once; its Ready blocks in persist
         async with asyncio.timeout(30):
             await raft_log.persisting.wait()
+        yield driver, raft_log
+    finally:
+        raft_log.release.set()
+        await driver.stop()
+
+
+async def test_delivery_waits_while_the_inbox_is_full(hub: FakeHub):
+    async with stuck_in_persist(hub, inbox_batches=2) as (driver, raft_log):
         message = Heartbeat(0, "n2", "n1", 0, 0)
         assert driver.try_deliver([message]) and driver.try_deliver([message])
         assert not driver.try_deliver([message])
@@ -262,9 +273,6 @@ async def test_delivery_waits_while_the_inbox_is_full(hub: FakeHub):
         raft_log.release.set()
         async with asyncio.timeout(30):
             await third
-    finally:
-        raft_log.release.set()
-        await driver.stop()
 
 
 async def test_a_single_voter_commits_alone_and_stop_fails_later_calls(hub: FakeHub):
@@ -282,3 +290,17 @@ async def test_a_single_voter_commits_alone_and_stop_fails_later_calls(hub: Fake
         driver.propose_many([(EVENTS, b"c")])
     with pytest.raises(DriverStopped):
         await driver.wait_until(lambda: False)
+
+
+async def test_a_transport_waiting_on_a_full_inbox_is_let_go_when_the_node_halts(hub: FakeHub):
+    async with stuck_in_persist(hub, inbox_batches=1) as (driver, raft_log):
+        message = Heartbeat(0, "n2", "n1", 0, 0)
+        assert driver.try_deliver([message])
+        blocked = asyncio.ensure_future(driver.deliver([message]))
+        await asyncio.sleep(0)
+        assert not blocked.done()
+        raft_log.fail_with = OSError(errno.EIO, "injected")
+        raft_log.release.set()  # the persist fails: the driver halts
+        async with asyncio.timeout(30):
+            await blocked
+        assert driver.halted is not None and driver.dropped_messages >= 1

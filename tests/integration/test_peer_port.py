@@ -20,7 +20,7 @@ from eventstream.peer.v1 import raft_pb2_grpc
 from eventstream.server.cluster import MemoryRaftLog, RaftDriver
 from eventstream.server.cluster.transport import GrpcTransport, identity_metadata
 from eventstream.server.observability.metrics import Metrics
-from eventstream.server.raft import Config, Membership
+from eventstream.server.raft import Config, Heartbeat, InstallSnapshot, Membership, Snapshot
 from eventstream.server.testing.raft_cluster import RecordingApplier
 from eventstream.v1 import publish_pb2, publish_pb2_grpc
 
@@ -180,4 +180,49 @@ async def test_the_port_is_refused_when_taken():
         transport = GrpcTransport("n1", CLUSTER, {})
         with pytest.raises(RuntimeError, match="cluster port"):
             await transport.start("127.0.0.1", taken.getsockname()[1])
+        await transport.stop()
+
+
+class RecordingInbox:
+    """The driver's Inbox port, keeping what the transport reports."""
+
+    def __init__(self) -> None:
+        self.unreachable: list[str] = []
+        self.snapshots: list[tuple[str, bool]] = []
+
+    async def deliver(self, messages) -> None:
+        pass
+
+    def try_deliver(self, messages) -> bool:
+        return True
+
+    def report_unreachable(self, node_id: str) -> None:
+        self.unreachable.append(node_id)
+
+    def report_snapshot(self, node_id: str, ok: bool) -> None:
+        self.snapshots.append((node_id, ok))
+
+
+async def test_a_full_peer_queue_drops_counts_and_reports():
+    # Nothing listens at port 1: the link fails once it writes, and reports that too.
+    transport = GrpcTransport("n1", CLUSTER, {"n2": "127.0.0.1:1"}, send_queue_messages=16)
+    await transport.start("127.0.0.1", 0)
+    inbox = RecordingInbox()
+    transport.bind(inbox)
+    try:
+        transport.send([Heartbeat(0, "n1", "n2", 1, 0)] * 100 + [Heartbeat(0, "n1", "n9", 1, 0)])
+        stats = transport.link_stats()["n2"]
+        assert stats.dropped == {"queue_full": 84}  # send never blocks: what does not fit goes
+        assert transport.dropped_unknown == 1
+        assert set(inbox.unreachable) == {"n2", "n9"}
+        async with asyncio.timeout(30):
+            while stats.dropped["link_down"] < 16:  # the queued ones, once the stream fails
+                await asyncio.sleep(0.01)
+        snapshot = InstallSnapshot(0, "n1", "n2", 1, Snapshot(3, 1, Membership(frozenset({"n1", "n2"})), b"s"))
+        transport.send([snapshot])
+        async with asyncio.timeout(30):
+            while not inbox.snapshots:
+                await asyncio.sleep(0.01)
+        assert inbox.snapshots == [("n2", False)]
+    finally:
         await transport.stop()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from eventstream.peer.v1 import raft_pb2 as pb
 from eventstream.server.cluster.transport.convert import (
     InvalidBatch,
@@ -33,6 +32,8 @@ from eventstream.server.raft import (
     VoteRequest,
     VoteResponse,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 G, S, R = 3, "n1", "n2"
 BIG = (1 << 64) - 1
@@ -124,3 +125,17 @@ def test_a_snapshot_stream_that_changes_group_is_refused():
     assembler.add(requests[1])
     with pytest.raises(InvalidBatch, match="group_id"):
         assembler.add(requests[2])
+
+
+@pytest.mark.parametrize("entries, field", [
+    ([(8, 2)], "entries[0].index: 8, expected 7"),
+    ([(7, 2), (9, 2)], "entries[1].index: 9, expected 8"),
+    ([(7, 0)], "entries[0].term: 0, expected 1 to 3"),      # below the term of the entry before
+    ([(7, 2), (8, 1)], "entries[1].term: 1, expected 2 to 3"),  # terms never go down in a log
+    ([(7, 4)], "entries[0].term: 4, expected 1 to 3"),      # past the sender's term
+])
+def test_appends_whose_entries_do_not_follow_on_are_refused(entries, field):
+    message = AppendEntries(G, S, R, 3, 6, 1, [Entry(i, t, EntryKind.EVENTS, b"x") for i, t in entries], 0)
+    request = pb.ExchangeRequest.FromString(encode_batch(G, [message]))
+    with pytest.raises(InvalidBatch, match=re.escape(f"messages[0].append_entries.{field}")):
+        decode_batch(request, S, R)

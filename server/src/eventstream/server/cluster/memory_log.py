@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from eventstream.server.raft import MemoryStorage, Membership, Ready, Snapshot
+from eventstream.server.raft import Membership, MemoryStorage, Ready, Snapshot
 
 
 class MemoryRaftLog:

@@ -144,6 +144,7 @@ class RaftDriver:
             self._wake.set()
             await asyncio.shield(task)
         self._fail_waiters(DriverStopped("the Raft driver stopped"))
+        self._drop_inbox()
 
     # ------------------------------------------------------------------
     # The write path's API.
@@ -487,6 +488,13 @@ class RaftDriver:
             self._timer.cancel()
             self._timer = None
         self._fail_waiters(DriverHalted(error))
+        self._drop_inbox()
+
+    def _drop_inbox(self) -> None:
+        """Empty the inbox, so that a transport waiting in ``deliver`` is let go (its messages dropped)."""
+        inbox = self._inbox
+        while not inbox.empty():
+            self.dropped_messages += len(inbox.get_nowait())
 
     def _fail_waiters(self, error: DriverStopped) -> None:
         waiting, self._appliers = self._appliers, []

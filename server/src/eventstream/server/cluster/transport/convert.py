@@ -3,7 +3,8 @@
 Pure: no I/O. The sender and recipient of a message are not on the wire:
 they are the stream's, taken from its checked metadata, so a peer cannot
 speak for another node. Decoding checks what the core relies on (a known
-message type, known entry kinds, a well-formed membership) and raises
+message type, known entry kinds, entries that follow on with terms that never
+go down, a well-formed membership) and raises
 :class:`InvalidBatch` naming the field; sizes are bounded by the gRPC
 server's receive limit.
 """
@@ -161,20 +162,33 @@ def snapshot_requests(m: InstallSnapshot, chunk_bytes: int) -> Iterable[pb.Insta
 # ----------------------------------------------------------------------
 # Decoding.
 
-def _decode_entries(entries: Iterable[pb.Entry], where: str) -> list[Entry]:
+def _decode_entries(entries: Iterable[pb.Entry], after: int, after_term: int, term: int,
+                    where: str) -> list[Entry]:
+    """The entries of an append following entry ``after`` (of ``after_term``), sent in ``term``.
+
+    Raises:
+        InvalidBatch: an unknown kind, an index that does not follow on, or a
+            term that goes down or past the sender's (the log would not hold).
+    """
     kinds = _KINDS
     out = []
-    for number, e in enumerate(entries):
+    previous = after_term
+    for number, e in enumerate(entries, 1):
         kind = kinds.get(e.kind)
         if kind is None:
-            raise InvalidBatch(f"{where}.entries[{number}].kind: unknown entry kind {e.kind}")
+            raise InvalidBatch(f"{where}.entries[{number - 1}].kind: unknown entry kind {e.kind}")
+        if e.index != after + number:
+            raise InvalidBatch(f"{where}.entries[{number - 1}].index: {e.index}, expected {after + number}")
+        if not previous <= e.term <= term:
+            raise InvalidBatch(f"{where}.entries[{number - 1}].term: {e.term}, expected {previous} to {term}")
+        previous = e.term
         out.append(Entry(e.index, e.term, kind, e.data))
     return out
 
 
 def _append(group: int, sender: str, recipient: str, term: int, b: Any, where: str) -> Message:
     return AppendEntries(group, sender, recipient, term, b.index, b.log_term,
-                         _decode_entries(b.entries, where), b.commit)
+                         _decode_entries(b.entries, b.index, b.log_term, term, where), b.commit)
 
 
 _DECODERS: dict[str, Callable[[int, str, str, int, Any, str], Message]] = {

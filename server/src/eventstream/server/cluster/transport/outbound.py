@@ -21,6 +21,7 @@ import collections
 import logging
 import random
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -40,6 +41,8 @@ BACKOFF_MAX = 1.0
 SNAPSHOT_TIMEOUT = 300.0
 """Most seconds one snapshot transfer may take."""
 EXCHANGE = f"/{SERVICE}/Exchange"
+if TYPE_CHECKING:
+    _Exchange = grpc.aio.StreamUnaryMultiCallable[bytes, raft_pb2.ExchangeResponse]
 
 
 class LinkStats:
@@ -82,8 +85,8 @@ class PeerLink:
         self._channel = channel
         self._stub = raft_pb2_grpc.PeerServiceStub(channel)  # type: ignore[no-untyped-call]
         # Exchange requests are encoded by convert.encode_batch: sent as they are.
-        self._exchange = channel.stream_unary(EXCHANGE, request_serializer=None,
-                                              response_deserializer=raft_pb2.ExchangeResponse.FromString)
+        self._exchange: _Exchange = channel.stream_unary(
+            EXCHANGE, request_serializer=None, response_deserializer=raft_pb2.ExchangeResponse.FromString)
         self._metadata = tuple(metadata)
         self._inbox = inbox
         self._queue: collections.deque[Message] = collections.deque()
@@ -94,6 +97,7 @@ class PeerLink:
         self._pending = asyncio.Event()
         self._down = False
         self._wrote = False
+        self._writing = 0
         self._task: asyncio.Task[None] | None = None
         self._snapshot: asyncio.Task[None] | None = None
         self.stats = LinkStats()
@@ -150,7 +154,8 @@ class PeerLink:
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as error:
                 self.stats.failures += 1
                 log.debug("link to %s failed: %s", self.peer_id, _describe(error))
-            queued = len(self._queue)
+            queued = len(self._queue) + self._writing
+            self._writing = 0
             self._queue.clear()
             self._pending.clear()
             self._down = True
@@ -172,6 +177,7 @@ class PeerLink:
                     await call  # raises the status the peer ended the stream with
                     raise asyncio.InvalidStateError("the peer ended the stream")
                 batch = self._take(queue)
+                self._writing = len(batch)  # lost with the stream if a write fails
                 if not queue:
                     pending.clear()
                 group = batch[0].group_id
@@ -184,6 +190,7 @@ class PeerLink:
                 await call.write(encode_batch(group, batch[start:]))
                 stats.sent_requests += 1
                 stats.sent_messages += len(batch)
+                self._writing = 0
                 self._wrote = True
         finally:
             call.cancel()
