@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from eventstream.server.cluster.settings import parse_peers, raft_config, tick_seconds
+from eventstream.server.cluster.settings import parse_peers, raft_config, tick_seconds, transport_options
+from eventstream.server.cluster.transport import GrpcTransport
 from eventstream.server.config.load import ConfigError, load_config
 
 
@@ -41,3 +42,11 @@ def test_bad_peers_are_all_named():
     lines = str(refused.value).splitlines()
     assert len(lines) == 4
     assert "'nohost'" in lines[0] and "'a=b:0'" in lines[1] and "'x=h:2'" in lines[2]
+
+
+def test_the_transport_takes_the_peer_link_keys():
+    config = load_config(env={}, overrides={"cluster.send_queue_messages": "64",
+                                             "cluster.max_batch_bytes": "65536"})
+    options = transport_options(config.cluster)
+    assert options == {"send_queue_messages": 64, "max_batch_bytes": 65536, "max_message_bytes": 256 << 20}
+    GrpcTransport("n1", "c", {}, **options)  # every key is one of its arguments

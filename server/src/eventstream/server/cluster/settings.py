@@ -27,6 +27,12 @@ def tick_seconds(cluster: ClusterConfig) -> float:
     return cluster.tick_ms / 1000.0
 
 
+def transport_options(cluster: ClusterConfig) -> dict[str, int]:
+    """Keyword arguments of ``GrpcTransport`` from the ``cluster`` section."""
+    return {"send_queue_messages": cluster.send_queue_messages, "max_batch_bytes": cluster.max_batch_bytes,
+            "max_message_bytes": cluster.max_message_bytes}
+
+
 def parse_peers(entries: Iterable[str]) -> dict[str, str]:
     """Node id -> ``host:port`` from ``cluster.peers``.
 
