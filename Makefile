@@ -36,8 +36,8 @@ $(DEV_STAMP): $(RUN_STAMP) requirements/dev.txt requirements/deploy.txt
 	@touch $@
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
-# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm
-# and kustomize.
+# grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm,
+# kustomize and a Kubernetes control plane (tools/k8s).
 tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
 	tools/install-k8s-tools.sh
 
@@ -100,19 +100,28 @@ test-faults: install native
 	EVENTSTREAM_FAULT_SEEDS=$(FAULT_SEEDS) $(PY) -m pytest tests/integration/test_storage_faults.py \
 	  tests/integration/test_full_disk.py tests/integration/test_damaged_tail.py
 
-lint: install
+# Rules that check themselves: buf lint (the API), ruff (style, imports and
+# Google docstrings; ruff.toml), import-linter (the server's layering;
+# server/pyproject.toml) and mypy --strict.
+lint: install typecheck
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check server/src sdk/python/src tests
+	cd server && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache \
+	  --contract transports --contract native-public --contract generated --contract raft-stdlib \
+	  --contract peer-protocol --contract cluster-shell
 
-# mypy --strict on the SDK's hand-written code (settings in sdk/python/pyproject.toml).
+# mypy --strict on the server and on the SDK's hand-written code (settings in
+# server/pyproject.toml and sdk/python/pyproject.toml).
 typecheck: install
+	cd server && $(CURDIR)/$(VENV)/bin/mypy
 	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
 
 # Regenerates every generated file from api/ (never edit those by hand):
 # Python stubs and the Go, TypeScript and Java clients under sdk/clients, and
 # the peer protocol's Python stubs in the server package (buf.gen.peer.yaml).
 PY_GENERATED := sdk/python/src/eventstream/v1 server/src/eventstream/peer/v1
-GENERATED := $(PY_GENERATED) sdk/clients/go/eventstream \
-             sdk/clients/typescript/src/gen sdk/clients/java/src/main/java/eventstream/v1
+GENERATED := $(PY_GENERATED) sdk/clients/go/gen \
+             sdk/clients/typescript/src/gen sdk/clients/java/src/gen
 generate: install
 	tools/install-codegen-tools.sh
 	rm -f $(foreach dir,$(PY_GENERATED),$(dir)/*_pb2.py $(dir)/*_pb2.pyi $(dir)/*_pb2_grpc.py)

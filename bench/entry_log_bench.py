@@ -3,7 +3,7 @@
 Storage alone (no server, no network): each *round* is what the write path
 commits at once, ``--submissions`` submissions of ``--events`` events of
 about 130 bytes, spread over 8 partitions by a hash, each submission's
-records in one buffer with a run per partition (as the stager lays them out),
+records in one buffer with a run per partition (as the event encoder places them),
 so a round is ``submissions x partitions`` record batches.
 
 - ``DiskLog`` (today): ``append`` per (partition, batch) of each submission
@@ -38,19 +38,19 @@ from array import array
 from pathlib import Path
 
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.entries import EntryEncoder
 from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.log import RecordBatch
 
 PARTITIONS = 8
-CHECKSUMS = wire_backend()
+CHECKSUMS = NativeWire()
 
 
 @dataclasses.dataclass(frozen=True)
 class Submission:
-    """One submission's records as the stager lays them out: a run per partition."""
+    """One submission's records as the event encoder places them: a run per partition."""
 
     records: bytes
     ends: array
@@ -60,15 +60,15 @@ class Submission:
 
     def batches(self) -> list[tuple[int, RecordBatch]]:
         """The same records as today's write path hands them to DiskLog: a batch per partition."""
-        staged, first = [], 0
+        placed, first = [], 0
         for partition, count in enumerate(self.part_counts):
             if count:
                 last = first + count
-                staged.append((partition, RecordBatch(
+                placed.append((partition, RecordBatch(
                     self.records, self.ends[first - 1] if first else 0, self.ends[first:last],
                     self.topics[2 * first:2 * last], self.priorities[first:last], self.records)))
                 first = last
-        return staged
+        return placed
 
 
 def make_round(number: int, submissions: int, events: int) -> list[Submission]:

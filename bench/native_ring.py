@@ -6,7 +6,7 @@ Run from the repository root after `make -C server/native/libshardq install benc
 
 For 100-byte records at batch sizes 1, 64 and 1024 it measures, in one run:
 the C benchmark binary (native), ShardQueue through ctypes (push a bytes batch,
-pop_into a reused bytearray), the pure-Python fallback, collections.deque and
+pop_into a reused bytearray), the plain-Python reference queue of the tests, collections.deque and
 queue.Queue. It prints ns/record and records/s, and the ctypes overhead per
 record at batch 64 (ctypes minus native; target under 50 ns). Every loop is
 bounded by a record count and by time.
@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "server" / "src"), str(ROOT / "sdk" / "python" / "src")]
+sys.path[:0] = [str(ROOT / "server" / "src"), str(ROOT / "sdk" / "python" / "src"), str(ROOT)]
 
-from eventstream.server.queue import PureShardQueue, ShardQueue, alloc_buffer, encode_records  # noqa: E402
+from eventstream.server.native import ShardQueue, alloc_buffer, encode_records  # noqa: E402
+from tests.support.oracles.ring import PureShardQueue  # noqa: E402
 
 RECORD = 100
 BATCHES = (1, 64, 1024)

@@ -515,17 +515,6 @@ def run(args: argparse.Namespace) -> int:
         lat = asyncio.run(latency(real.target, args.latency_rate, args.latency_seconds))
         real.stop(15.0)
 
-        # The same server on the pure-Python fallback of the native core.
-        pure = start_server("pure", env={"EVENTSTREAM_NATIVE": "0"})
-        print(f"measuring PublishBatch x{BATCH} (py) on the pure-Python fallback ...",
-              file=sys.stderr, flush=True)
-        native_row = next(row for row in rows if row["mode"] == f"PublishBatch x{BATCH} (py)")
-        pure_rate = run_stream(pure.target, args.duration, 1, args.batch_concurrency, pin,
-                               mode="batch")["events_per_s"]
-        info["native vs pure fallback"] = (
-            f"PublishBatch x{BATCH} (py) {native_row['ours']:,.0f} vs {pure_rate:,.0f} events/s, "
-            f"ratio {native_row['ours'] / pure_rate:.1f}")
-
     print(table(rows, lat, info, markdown=False))
     if args.markdown:
         Path(args.markdown).write_text(table(rows, lat, info, markdown=True) + "\n")

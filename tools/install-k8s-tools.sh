@@ -2,6 +2,9 @@
 # Install the Kubernetes tools the deploy tests drive into <repo>/.tools/bin:
 #   helm       (Go module proxy, `go install`)
 #   kustomize  (Go module proxy, `go install`)
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+#              (a throw-away control plane: tools/k8s/build.sh builds them
+#              from its pinned wrapper modules)
 # kubernetes-validate is a Python package pinned in requirements/deploy.txt and
 # goes into the virtualenv with the other requirements, not here.
 #
@@ -60,5 +63,11 @@ install helm "${HELM_VERSION}" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
 # kustomize reads its version from the module build info, so no ldflags.
 install kustomize "${KUSTOMIZE_VERSION}" sigs.k8s.io/kustomize/kustomize/v5
+
+if [[ "${force}" -eq 1 ]]; then
+  "${repo_root}/tools/k8s/build.sh" --force
+else
+  "${repo_root}/tools/k8s/build.sh"
+fi
 
 echo "install-k8s-tools: tools are in ${bin_dir}"

@@ -17,13 +17,15 @@
 # Usage: tools/install-system-packages.sh [--check] [GROUP...]
 #   GROUP   native (libshardq's unit, TSan and fuzz builds), tests (the
 #           pytest suites, code generation, the client SDK builds), bench
-#           (Redis and taskset for the benchmark smoke tests); default all
+#           (Redis and taskset for the benchmark smoke tests), image (a
+#           container engine and debootstrap: the deploy tests build and run
+#           the server image); default all
 #   --check only check, install nothing; exit 1 naming what is missing
 # SYSTEM_ROOT (default empty) is prepended to every checked path; the tests
 # point it at a fake tree to prove the check fails.
 set -euo pipefail
 
-MIN_GO="1.24"       # sdk/clients/go/go.mod
+MIN_GO="1.26"       # tools/k8s/etcd/go.mod (etcd 3.5.36); the Go client needs 1.24
 MIN_NODE="20"       # sdk/clients/typescript/package.json engines
 MIN_PYTHON="3.11"   # server/pyproject.toml requires-python
 
@@ -60,12 +62,19 @@ tests  ca-certificates        /etc/ssl/certs/ca-certificates.crt
 tests  openssl                /usr/bin/openssl
 tests  openjdk-17-jdk-headless /usr/lib/jvm/java-17-openjdk-*/bin/javac
 tests  maven                  /usr/share/maven/bin/mvn
+image  docker.io              /usr/sbin/dockerd
+image  docker.io              /usr/bin/docker
+image  containerd             /usr/bin/containerd
+image  runc                   /usr/sbin/runc
+image  debootstrap            /usr/sbin/debootstrap
+image  debian-archive-keyring /usr/share/keyrings/debian-archive-keyring.gpg
+image  util-linux             /usr/bin/nsenter
 bench  redis-server           /usr/bin/redis-server
 bench  redis-tools            /usr/bin/redis-benchmark
 bench  redis-tools            /usr/bin/redis-cli
 bench  util-linux             /usr/bin/taskset
 "
-GROUPS_KNOWN="native tests bench"
+GROUPS_KNOWN="native tests image bench"
 
 say() { echo "install-system-packages: $*"; }
 fail() { echo "install-system-packages: $*" >&2; exit 1; }
@@ -75,7 +84,7 @@ groups=()
 for arg in "$@"; do
   case "${arg}" in
     --check) check_only=1 ;;
-    native | tests | bench) groups+=("${arg}") ;;
+    native | tests | image | bench) groups+=("${arg}") ;;
     *) fail "unknown argument '${arg}' (groups: ${GROUPS_KNOWN}; option: --check)" ;;
   esac
 done
@@ -117,7 +126,7 @@ toolchain() {
 check_toolchains() {
   local go_version node_version python_version
   go_version="$(go env GOVERSION 2>/dev/null | sed 's/^go//' || true)"
-  toolchain go "${go_version}" "${MIN_GO}" "Go from go.dev, on PATH: grpcurl, ghz, helm, kustomize, the Go client"
+  toolchain go "${go_version}" "${MIN_GO}" "Go from go.dev, on PATH: grpcurl, ghz, helm, kustomize, the Kubernetes control plane, the Go client"
   node_version="$(node --version 2>/dev/null | sed 's/^v//' || true)"
   toolchain node "${node_version}" "${MIN_NODE}" "Node.js with npm: the TypeScript client and protoc-gen-es"
   command -v npm >/dev/null 2>&1 || fail "npm is needed beside node (the TypeScript client, protoc-gen-es)"

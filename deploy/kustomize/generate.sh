@@ -72,11 +72,18 @@ done
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 # The chart marks its output as managed by Helm; here kustomize manages it.
+# The label goes on every object and the pod template, but not on the
+# StatefulSet's volumeClaimTemplates (includeTemplates would put it there):
+# the API server refuses any change to a claim template, so a label added or
+# changed there could never be applied to an installed StatefulSet.
 labels:
   - pairs:
       app.kubernetes.io/managed-by: kustomize
     includeSelectors: false
-    includeTemplates: true
+    fields:
+      - kind: StatefulSet
+        path: spec/template/metadata/labels
+        create: true
 resources:
 KUSTOMIZATION
   for file in "${base_files[@]}"; do

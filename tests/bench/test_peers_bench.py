@@ -55,7 +55,8 @@ def test_workloads_option_runs_only_the_chosen_workloads(bench_dependencies, tmp
     env = {**os.environ, "PATH": f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "peers_bench.py"), "--quick", "--peers", "redis",
-         "--workloads", "latency", "--out", str(tmp_path)], capture_output=True, timeout=240, env=env, cwd=ROOT)
+         "--workloads", "latency", "--out", str(tmp_path)],
+        capture_output=True, timeout=240, env=env, cwd=ROOT)
     out = completed.stdout.decode()
     assert completed.returncode == 0, completed.stderr.decode()[-3000:]
     figures = json.loads((tmp_path / "peers.json").read_text())["results"]

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+
 from eventstream.client import (
     AsyncClient,
     Client,
@@ -21,7 +22,6 @@ from eventstream.client import (
     InvalidArgumentError,
     ReceivedEvent,
 )
-
 from tests.support.server import metric, wait_for_metric
 
 pytestmark = pytest.mark.timeout(120)
@@ -232,12 +232,10 @@ async def test_an_async_member_joins_again_after_a_cut_and_keeps_acking(start_se
 
 
 def test_a_member_with_other_patterns_is_refused_naming_the_field(server):
-    with Client(server.target) as client:
-        with client.consume("same", "a/#") as first:
-            until(lambda: first.assignment is not None, "first member assigned")
-            with client.consume("same", "b/#") as other:
-                with pytest.raises(InvalidArgumentError) as error:
-                    next(other)
+    with Client(server.target) as client, client.consume("same", "a/#") as first:
+        until(lambda: first.assignment is not None, "first member assigned")
+        with client.consume("same", "b/#") as other, pytest.raises(InvalidArgumentError) as error:
+            next(other)
     assert error.value.field == "start.patterns"
 
 

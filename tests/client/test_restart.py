@@ -21,6 +21,7 @@ import time
 
 import grpc
 import pytest
+
 from eventstream.client import AsyncClient, Client, Event
 
 pytestmark = pytest.mark.timeout(120)
@@ -131,7 +132,7 @@ def test_a_blocking_client_rides_out_a_restart_with_default_settings(start_serve
         try:
             restart_while_publishing(server, attempts, published, errors, done.is_set)
             done.wait(60)
-            wait(lambda: len(subscribed) >= len(published) and acked >= set(published) or errors,
+            wait(lambda: (len(subscribed) >= len(published) and acked >= set(published)) or errors,
                  "every published event read and acked")
         finally:
             subscription.close()
@@ -183,7 +184,7 @@ async def test_an_async_client_rides_out_a_restart_with_default_settings(start_s
                                     errors, publisher.done)
             await asyncio.wait_for(publisher, 60)
             async with asyncio.timeout(60):
-                while not (len(subscribed) >= len(published) and acked >= set(published)
+                while not ((len(subscribed) >= len(published) and acked >= set(published))
                            or errors):
                     await asyncio.sleep(0.01)
         finally:

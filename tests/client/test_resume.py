@@ -11,6 +11,7 @@ import threading
 import time
 
 import grpc
+
 from eventstream.client import AsyncClient, Client, Event, RetryPolicy
 
 CONFIG = {"storage": {"partitions": 4}}
@@ -66,7 +67,7 @@ async def test_an_async_subscription_from_offsets_resumes_after_two_cuts(start_s
                 [Event("resume/t", str(n), key=f"k{n % 7}") for n in range(first, first + 40)])]
 
         acks = await publish(0)
-        start = {partition: 0 for partition in range(4)}
+        start = dict.fromkeys(range(4), 0)
         events = []
         async with client.subscribe("resume/#", start=start, max_batch_events=3) as subscription:
             async for event in subscription:

@@ -8,6 +8,7 @@ import collections
 
 import grpc
 import pytest
+
 from eventstream.client import (
     AsyncClient,
     Client,
@@ -16,7 +17,6 @@ from eventstream.client import (
     RetryPolicy,
     UnavailableError,
 )
-
 from tests.support.server import free_port
 
 

@@ -6,6 +6,7 @@ import itertools
 import threading
 
 import pytest
+
 from eventstream.client import (
     Client,
     Durability,

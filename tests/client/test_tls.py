@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from eventstream.client import NO_RETRY, AsyncClient, Client, Event, TLSConfig, UnavailableError
 
 
@@ -76,9 +77,8 @@ def test_a_failed_handshake_is_unavailable(tls_proxy, certs, ca, client_cert):
     tls = TLSConfig.from_files(ca=certs / f"{ca}.pem",
                                cert=certs / "client.pem" if client_cert else None,
                                key=certs / "client.key" if client_cert else None)
-    with Client(tls_proxy.target, tls=tls, retry=NO_RETRY) as client:
-        with pytest.raises(UnavailableError):
-            client.publish(Event("tls/t", b"x"))
+    with Client(tls_proxy.target, tls=tls, retry=NO_RETRY) as client, pytest.raises(UnavailableError):
+        client.publish(Event("tls/t", b"x"))
 
 
 def test_a_client_certificate_needs_its_key():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
 from eventstream.client import (
     Event,
     EventStreamError,
@@ -21,8 +24,6 @@ from eventstream.client._events import event_to_proto
 from eventstream.client._retry import RetryBudget
 from eventstream.client._subscription_state import ResumeState, subscribe_request
 from eventstream.v1 import common_pb2, subscribe_pb2
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 
 @pytest.mark.parametrize("given,expected", [
@@ -40,11 +41,11 @@ def test_a_priority_that_is_not_a_name_is_refused():
 
 def test_events_convert_with_a_random_id_when_none_is_given():
     first = event_to_proto(Event("t/a", "héllo", key="k", headers={"h": "v"},
-                                 publish_time=datetime(2026, 1, 2, tzinfo=timezone.utc)))
+                                 publish_time=datetime(2026, 1, 2, tzinfo=UTC)))
     second = event_to_proto(Event("t/a", b"x"))
     assert first.payload == "héllo".encode()
     assert (first.key, dict(first.headers)) == ("k", {"h": "v"})
-    assert first.publish_time.ToDatetime(tzinfo=timezone.utc).year == 2026
+    assert first.publish_time.ToDatetime(tzinfo=UTC).year == 2026
     assert first.id and second.id and first.id != second.id
     assert first.priority == common_pb2.PRIORITY_UNSPECIFIED
     assert event_to_proto(Event("t", id="mine")).id == "mine"
@@ -139,13 +140,13 @@ def test_rich_details_are_decoded_into_the_typed_error():
 
 
 def test_start_positions_build_their_requests():
-    at = datetime(2026, 3, 4, 5, 6, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
     assert subscribe_request(("#",), None, "earliest", 0).start_from == \
         subscribe_pb2.START_FROM_EARLIEST
     timed = subscribe_request(("a/*",), "high", at, 10)
     assert (timed.start_from, timed.min_priority, timed.max_batch_events) == (
         subscribe_pb2.START_FROM_TIME, common_pb2.PRIORITY_HIGH, 10)
-    assert timed.start_time.ToDatetime(tzinfo=timezone.utc) == at
+    assert timed.start_time.ToDatetime(tzinfo=UTC) == at
     offsets = subscribe_request(("#",), None, {1: 5, 0: 2}, 0)
     assert [(p.partition, p.offset) for p in offsets.start_offsets] == [(0, 2), (1, 5)]
     with pytest.raises(ValueError):

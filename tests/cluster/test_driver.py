@@ -14,6 +14,7 @@ import errno
 from collections.abc import AsyncIterator
 
 import pytest
+
 from eventstream.server.cluster import DriverHalted, DriverStopped, MemoryRaftLog, ProposalDropped, RaftDriver
 from eventstream.server.raft import (
     Config,
@@ -68,7 +69,8 @@ async def test_committed_entries_are_applied_in_order_with_identical_bytes_on_ev
     last = 0
     for start in range(0, len(payloads), 6):  # batches of six through one call
         indexes = leader.propose_many([(EVENTS, data) for data in payloads[start:start + 6]])
-        assert len(indexes) == 6 and indexes.start == last + 1 or last == 0
+        assert len(indexes) == 6
+        assert indexes.start == last + 1 or last == 0  # the first batch follows the leader's no-op
         last = indexes[-1]
     await leader.wait_applied(last, leader.term)
     await cluster.wait_applied_everywhere(last)
@@ -175,7 +177,6 @@ async def test_a_failing_applier_halts_the_node(hub: FakeHub, cluster: LocalClus
 
 
 async def test_read_index_on_leader_and_follower_covers_every_acknowledged_write(cluster: LocalCluster):
-    leader = await cluster.wait_for_leader()
     written = await cluster.propose(b"w")
     for driver in cluster.drivers.values():
         async with asyncio.timeout(30):

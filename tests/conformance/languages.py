@@ -56,7 +56,8 @@ def _build(language: Language) -> None:
             result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
                                     timeout=BUILD_TIMEOUT_SECONDS)
         except FileNotFoundError:
-            pytest.fail(f"{language.name}: `{command[0]}` is not installed (needed by the {language.name} client)")
+            pytest.fail(f"{language.name}: `{command[0]}` is not installed "
+                        f"(needed by the {language.name} client)")
         if result.returncode != 0:
             pytest.fail(f"{language.name}: `{' '.join(command)}` failed in {cwd}:\n"
                         f"{result.stdout[-4000:]}{result.stderr[-4000:]}")

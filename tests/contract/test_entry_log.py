@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import Compacted, EntryLog, Unavailable
 from eventstream.server.storage.entry_log import DiskEntryLog
@@ -19,9 +20,14 @@ from eventstream.server.storage.hard_state import HardState, HardStateRefused
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 from eventstream.server.storage.recovery import DataDirRefused
 from eventstream.server.storage.segment import CorruptSegment
-
-from tests.support.entry_logs import Rounds, disk_config, expected_records, \
-    forget_clean_shutdown, open_disk, segment_files
+from tests.support.entry_logs import (
+    Rounds,
+    disk_config,
+    expected_records,
+    forget_clean_shutdown,
+    open_disk,
+    segment_files,
+)
 
 PARTITIONS = 3
 
@@ -198,7 +204,7 @@ async def test_pipelined_appends_complete_in_order(open_log):
     marks: list[int] = []
     futures = []
     for number in range(40):
-        future = log.append(builder.events(1, {p: 2 for p in range(PARTITIONS)}, 100 + number))
+        future = log.append(builder.events(1, dict.fromkeys(range(PARTITIONS), 2), 100 + number))
         future.add_done_callback(lambda f: (completed.append(f.result()),
                                             marks.append(log.durable_index())))
         futures.append(future)

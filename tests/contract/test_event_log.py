@@ -7,8 +7,9 @@ from array import array
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.log import EventLog, RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
@@ -32,7 +33,7 @@ async def open_log(request, tmp_path) -> AsyncIterator[Callable[[], EventLog]]:
         if request.param == "memory":
             log = MemoryLog(PARTITIONS, 1 << 20)
         else:
-            log = DiskLog(dataclasses.replace(config), wire_backend())
+            log = DiskLog(dataclasses.replace(config), NativeWire())
         opened.append(log)
         return log
 
@@ -47,7 +48,7 @@ def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
             bytes(i % 5 for i in range(start, start + count)))
 
 
-async def test_staged_records_are_invisible_until_committed(open_log):
+async def test_appended_records_are_invisible_until_committed(open_log):
     log = open_log()
     assert (log.next_offset(1), log.high_watermark(1), log.start_offset(1)) == (0, 0, 0)
     log.append(1, RecordBatch.of(*records(0, 5)), 100)
@@ -113,7 +114,7 @@ async def test_disk_log_keeps_everything_across_reopening(open_log):
 
 
 async def test_batches_may_share_one_buffer_with_topics_inside_the_records(open_log):
-    """As the stager lays out a submission: one buffer, each partition's records
+    """As the event encoder places a submission: one buffer, each partition's records
     in a run, each topic a span inside its record."""
     data, ends, spans = bytearray(b"??"), array("I"), array("I")
     for i in range(7):

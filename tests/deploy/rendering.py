@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,11 @@ def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def helm_template_args(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] = (),
-                       monitoring: bool = True, release: str = RELEASE) -> list[str]:
+                       monitoring: bool = True, release: str = RELEASE,
+                       kube_version: str = KUBE_VERSION) -> list[str]:
     """The ``helm template`` command line for the chart."""
     args = [tool("helm"), "template", release, str(CHART), "--namespace", NAMESPACE,
-            "--kube-version", KUBE_VERSION]
+            "--kube-version", kube_version]
     if monitoring:
         for api in MONITORING_APIS:
             args += ["--api-versions", api]
@@ -79,7 +81,7 @@ def helm_template(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] =
 
 
 def helm_template_error(*, values_files: tuple[str, ...] = (), sets: tuple[str, ...] = ()) -> str:
-    """stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
+    """Stderr of a ``helm template`` that must fail; fails the test if it succeeds."""
     result = run(helm_template_args(values_files=values_files, sets=sets))
     assert result.returncode != 0, f"helm template accepted {sets or values_files}"
     return result.stderr
@@ -96,6 +98,27 @@ def kustomize_build(overlay: str) -> tuple[Manifest, ...]:
     result = run([tool("kustomize"), "build", str(KUSTOMIZE_DIR / "overlays" / overlay)])
     assert result.returncode == 0, f"kustomize build {overlay} failed:\n{result.stderr}"
     return load_all(result.stdout)
+
+
+def overlay_variant(directory: Path, overlay: str, *, namespace: str | None = None,
+                    monitoring: bool = False) -> Path:
+    """A kustomization in ``directory`` building ``overlay`` as a user would vary it.
+
+    Moved to another namespace, or with the monitoring component added (the
+    opt-in its comment describes).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    # kustomize accepts only relative paths to other kustomizations.
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(KUSTOMIZE_DIR / "overlays" / overlay, directory)]}
+    if namespace:
+        kustomization["namespace"] = namespace
+    if monitoring:
+        kustomization["components"] = [
+            os.path.relpath(KUSTOMIZE_DIR / "components" / "monitoring", directory)]
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return directory
 
 
 def load_all(text: str) -> tuple[Manifest, ...]:
@@ -117,9 +140,11 @@ def kinds(manifests: tuple[Manifest, ...]) -> list[str]:
 
 
 def validation_errors(manifests: tuple[Manifest, ...]) -> list[str]:
-    """Problems found validating every manifest, strictly, against Kubernetes
-    ``KUBE_VERSION`` (built-in kinds) or our CRD schemas (CRD kinds). An
-    unknown kind is an error, never a silent pass."""
+    """Problems found validating every manifest, strictly.
+
+    Against Kubernetes ``KUBE_VERSION`` (built-in kinds) or our CRD schemas
+    (CRD kinds). An unknown kind is an error, never a silent pass.
+    """
     import jsonschema
     import kubernetes_validate
 

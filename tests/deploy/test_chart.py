@@ -10,8 +10,20 @@ import shutil
 import pytest
 import yaml
 
-from .rendering import (CHART, CI_VALUES, NAMESPACE, ci_values, find, helm_template,
-                        helm_template_error, kinds, run, tool, validation_errors)
+from .rendering import (
+    CHART,
+    CI_VALUES,
+    NAMESPACE,
+    ci_values,
+    find,
+    helm_template,
+    helm_template_args,
+    helm_template_error,
+    kinds,
+    run,
+    tool,
+    validation_errors,
+)
 
 # The deployment spec's names and ports.
 SEED_CONTAINER_PORTS = {"tcp": (9000, "TCP"), "udp": (9001, "UDP"), "grpc": (9200, "TCP"),
@@ -170,8 +182,8 @@ def test_security_context_is_non_root_and_read_only() -> None:
 def test_pvc_template_asks_for_class_and_size() -> None:
     (claim,) = find(helm_template(), "StatefulSet")["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data"
-    assert claim["spec"]["storageClassName"] == "fast-ssd"
-    assert claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert "storageClassName" not in claim["spec"], "empty: the cluster's default class"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
     (claim,) = find(helm_template(sets=("persistence.storageClass=gold", "persistence.size=7Ti")),
                     "StatefulSet")["spec"]["volumeClaimTemplates"]
     assert (claim["spec"]["storageClassName"], claim["spec"]["resources"]["requests"]["storage"]) == (
@@ -374,6 +386,19 @@ def test_notes_warn_that_independent_nodes_do_not_share_a_log(tmp_path, settings
     ("config.nosuchsection.key=1", "nosuchsection"),
     ("unknownTopLevel=1", "unknownTopLevel"),
     ("metrics.serviceMonitor.interval=often", "interval"),
+    # Names and labels the API server would refuse (RFC 1123, label syntax).
+    ("fullnameOverride=Event_Stream", "/fullnameOverride"),
+    ("nameOverride=-es", "/nameOverride"),
+    ("serviceAccount.name=Bad_Name", "/serviceAccount/name"),
+    ("persistence.storageClass=Fast_SSD", "/persistence/storageClass"),
+    ("priorityClassName=High Priority", "/priorityClassName"),
+    ("ingress.className=Nginx_Class", "/ingress/className"),
+    ("imagePullSecrets[0].name=Reg.Cred", "/imagePullSecrets/0/name"),
+    ("podLabels.team=a_b-", "/podLabels/team"),
+    ("podLabels.-team=a", "invalid propertyName '-team'"),
+    ("metrics.serviceMonitor.labels.release=a b", "/metrics/serviceMonitor/labels/release"),
+    # A size the upgrade check can compare with the installed claim template.
+    ("persistence.size=1.5Gi", "/persistence/size"),
 ])
 def test_schema_rejects_bad_values(setting: str, message: str) -> None:
     assert message in helm_template_error(sets=(setting,))
@@ -388,3 +413,69 @@ def test_schema_rejects_bad_values(setting: str, message: str) -> None:
 ])
 def test_inconsistent_values_are_refused(settings: tuple[str, ...], message: str) -> None:
     assert message in helm_template_error(sets=settings)
+
+
+@pytest.mark.parametrize("settings, message", [
+    # The API server refuses duplicate container and Service ports.
+    (("ports.grpc=8080",), "ports.grpc and ports.metrics are both 8080"),
+    (("ports.cluster=9000",), "ports.tcp and ports.cluster are both 9000"),
+    # It refuses a selector that does not match the pod template's labels.
+    (("podLabels.app\\.kubernetes\\.io/instance=other",),
+     "podLabels.app.kubernetes.io/instance is set by the chart itself"),
+    (("podLabels.app\\.kubernetes\\.io/name=other",),
+     "podLabels.app.kubernetes.io/name is set by the chart itself"),
+])
+def test_values_the_api_server_would_reject_are_refused(settings: tuple[str, ...],
+                                                         message: str) -> None:
+    assert message in helm_template_error(sets=settings)
+
+
+def test_udp_may_share_a_number_with_a_tcp_port() -> None:
+    manifests = helm_template(sets=("ports.udp=9000",))
+    assert validation_errors(manifests) == []
+    ports = {(p["containerPort"], p["protocol"]) for p in container(manifests)["ports"]}
+    assert {(9000, "TCP"), (9000, "UDP")} <= ports
+
+
+def test_chart_declares_the_kubernetes_versions_it_supports() -> None:
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"] == ">=1.29.0-0"
+    result = run(helm_template_args(kube_version="1.28.9"))
+    assert result.returncode != 0
+    assert "chart requires kubeVersion: >=1.29.0-0" in result.stderr
+
+
+def test_defaults_fit_a_small_cluster() -> None:
+    """Two nodes of 2 CPUs and a few GiB (kind, minikube): modest requests, the
+    cluster's default StorageClass, and an anti-affinity that prefers spreading
+    but never leaves a pod unschedulable. Production asks for hard spreading."""
+    manifests = helm_template()
+    pod = find(manifests, "StatefulSet")["spec"]["template"]["spec"]
+    requests = container(manifests)["resources"]["requests"]
+    assert (requests["cpu"], requests["memory"]) == ("500m", "1Gi")
+    assert list(pod["affinity"]["podAntiAffinity"]) == ["preferredDuringSchedulingIgnoredDuringExecution"]
+    (claim,) = find(manifests, "StatefulSet")["spec"]["volumeClaimTemplates"]
+    assert "storageClassName" not in claim["spec"]
+
+
+def test_statefulset_leaves_replicas_to_the_autoscaler() -> None:
+    """An upgrade that sets spec.replicas scales an HPA-scaled StatefulSet back
+    (measured: 6 -> 3 on a config-only upgrade)."""
+    scaled = find(helm_template(sets=("autoscaling.enabled=true", *INDEPENDENT_NODES)), "StatefulSet")
+    assert "replicas" not in scaled["spec"]
+    assert find(helm_template(), "StatefulSet")["spec"]["replicas"] == 1
+
+
+def test_helm_test_pod_is_not_a_member() -> None:
+    """The test pod once carried the selector labels: the disruption budget counted
+    it and it took an anti-affinity slot from a member."""
+    manifests = helm_template(sets=("replicas=2", "podDisruptionBudget.enabled=true",
+                                    "affinity.podAntiAffinity=hard", *INDEPENDENT_NODES))
+    labels = find(manifests, "Pod")["metadata"]["labels"]
+    statefulset = find(manifests, "StatefulSet")
+    selectors = [statefulset["spec"]["selector"]["matchLabels"],
+                 find(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                 *(s["spec"]["selector"] for s in manifests if s["kind"] == "Service"),
+                 *(t["labelSelector"]["matchLabels"] for t in statefulset["spec"]["template"]["spec"][
+                     "affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"])]
+    assert [s for s in selectors if all(labels.get(k) == v for k, v in s.items())] == []
+    assert labels["app.kubernetes.io/instance"] == "eventstream"

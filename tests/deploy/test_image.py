@@ -1,6 +1,6 @@
-"""The container image definition: hadolint, a structural lint (no container
-engine runs in the tests), what makes it buildable without a registry or
-BuildKit-only syntax, and its consistency with the chart: ports, paths, user id."""
+"""The container image definition: hadolint, a structural lint, what makes it
+buildable without a registry or BuildKit-only syntax, and its consistency with
+the chart: ports, paths, user id. test_image_run.py builds and runs it."""
 
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def test_native_core_is_built_with_its_own_makefile() -> None:
     assert directories == ["server/native/libshardq"]
     makefile = (REPO / directories[0] / "Makefile").read_text()
     assert re.search(r"^install:", makefile, re.M) and re.search(r"^clean:", makefile, re.M)
-    assert "INSTALL_DIR = ../../src/eventstream/server/queue" in makefile
-    assert "test -f server/src/eventstream/server/queue/libshardq.so" in build_runs
+    assert "INSTALL_DIR = ../../src/eventstream/server/native" in makefile
+    assert "test -f server/src/eventstream/server/native/libshardq.so" in build_runs
 
 
 def test_dockerfile_lints() -> None:

@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .rendering import (KUSTOMIZE_DIR, OVERLAYS, REPO, ci_values, find, helm_template,
-                        kinds, kustomize_build, run, tool, validation_errors)
+from .rendering import (
+    KUSTOMIZE_DIR,
+    OVERLAYS,
+    REPO,
+    ci_values,
+    find,
+    helm_template,
+    kinds,
+    kustomize_build,
+    overlay_variant,
+    run,
+    tool,
+    validation_errors,
+)
 
 GENERATED_DIRS = ("base", "components/monitoring")
 
@@ -72,6 +84,41 @@ def test_base_says_why_it_runs_one_pod() -> None:
     assert "independent nodes with unrelated logs behind one Service" in statefulset
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_brings_its_namespace(overlay: str) -> None:
+    """`kubectl apply -k` into a cluster without the namespace once failed."""
+    manifests = kustomize_build(overlay)
+    namespace = find(manifests, "Namespace")["metadata"]["name"]
+    assert {m["metadata"].get("namespace") for m in manifests if m["kind"] != "Namespace"} == {
+        namespace}
+    assert kinds(manifests)[0] == "Namespace", "kustomize orders it first"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_claim_template_carries_only_the_selector_labels(overlay: str) -> None:
+    """The API server refuses any change to volumeClaimTemplates: a common label
+    written there could never be changed, nor the release moved between the
+    chart and an overlay."""
+    spec = find(kustomize_build(overlay), "StatefulSet")["spec"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["labels"] == spec["selector"]["matchLabels"]
+    assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_monitoring_is_opt_in(overlay: str) -> None:
+    """Without the prometheus-operator's CRDs the API server refuses the whole
+    apply, so no overlay includes the monitoring component by default."""
+    assert not {"ServiceMonitor", "PrometheusRule"} & set(kinds(kustomize_build(overlay)))
+
+
+def test_monitoring_component_adds_to_an_overlay(tmp_path: Path) -> None:
+    manifests = kustomize_build(str(overlay_variant(tmp_path, "production", monitoring=True)))
+    assert validation_errors(manifests) == []
+    assert {"ServiceMonitor", "PrometheusRule"} <= set(kinds(manifests))
+    assert find(manifests, "ConfigMap", "eventstream-dashboard")
+
+
 def test_production_is_one_node_on_fast_ssd_with_hard_anti_affinity() -> None:
     manifests = kustomize_build("production")
     spec = find(manifests, "StatefulSet")["spec"]
@@ -84,7 +131,6 @@ def test_production_is_one_node_on_fast_ssd_with_hard_anti_affinity() -> None:
     assert claim["spec"]["storageClassName"] == "fast-ssd"
     resources = pod["containers"][0]["resources"]
     assert resources["requests"] == resources["limits"], "Guaranteed QoS for CPU pinning"
-    assert {"ServiceMonitor", "PrometheusRule"} <= set(kinds(manifests))
 
 
 def _shape(manifests) -> dict:
@@ -99,7 +145,7 @@ def _shape(manifests) -> dict:
         "topologySpread": pod.get("topologySpreadConstraints"),
         "storage": [(c["spec"].get("storageClassName"), c["spec"]["resources"]["requests"]["storage"])
                     for c in claims],
-        "kinds": sorted(k for k in kinds(manifests) if k != "Pod"),
+        "kinds": sorted(k for k in kinds(manifests) if k not in ("Pod", "Namespace")),
         "ports": pod["containers"][0]["ports"],
         "probes": {p: pod["containers"][0][p] for p in ("readinessProbe", "livenessProbe", "startupProbe")},
     }

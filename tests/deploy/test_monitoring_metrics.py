@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable
 
 import grpc
-from eventstream.v1 import publish_pb2, subscribe_pb2
 
+from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
-from tests.support.server import ServerProcess, http_get
+from tests.support.server import ServerProcess, http_get, wait_for_metric
 
 from .rendering import CHART, find, helm_template
 
@@ -54,6 +54,9 @@ async def test_alerts_and_dashboard_query_only_exported_metrics(
         start_server: Callable[..., ServerProcess]) -> None:
     server = start_server()
     await exercise(server)
+    # The server counts a delivery once its write completes, which can be
+    # after the subscriber already holds the event: wait for the count.
+    assert wait_for_metric(server, "eventstream_events_delivered_total", 1) >= 1
     _, body = http_get(f"{server.http}/metrics")
     exported = set(re.findall(r"^(eventstream_\w+?)(?:\{| )", body.decode(), re.M))
     queried = queried_metrics()

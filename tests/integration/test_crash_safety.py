@@ -27,7 +27,8 @@ async def test_acknowledged_events_survive_repeated_sigkill(start_server):
         target = len(acked) + rng.randrange(50, 1500)
         reached = asyncio.Event()
 
-        async def publisher(number: int) -> None:
+        async def publisher(number: int, stubs: Stubs, round_number: int, target: int,
+                            reached: asyncio.Event) -> None:
             key = f"key-{number}"
             sequence = 0
             while True:
@@ -43,7 +44,8 @@ async def test_acknowledged_events_survive_repeated_sigkill(start_server):
                 if len(acked) >= target:
                     reached.set()
 
-        tasks = [asyncio.create_task(publisher(n)) for n in range(PUBLISHERS)]
+        tasks = [asyncio.create_task(publisher(n, stubs, round_number, target, reached))
+                 for n in range(PUBLISHERS)]
         async with asyncio.timeout(60):
             await reached.wait()
         server.kill()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from eventstream.v1 import publish_pb2, subscribe_pb2
 
+from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, error_info, event, subscribe_request
 from tests.support.server import metric
 
@@ -16,7 +16,7 @@ EARLIEST = subscribe_pb2.START_FROM_EARLIEST
 MIB = 1024 * 1024
 
 
-async def publish_one_by_one(stubs: Stubs, events) -> None:  # noqa: ANN001
+async def publish_one_by_one(stubs: Stubs, events) -> None:
     for one in events:
         await stubs.publish.Publish(publish_pb2.PublishRequest(event=one))
 

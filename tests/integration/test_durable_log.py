@@ -9,11 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from eventstream.server.queue import wire_backend
-from eventstream.server.storage.segment import decode
-from eventstream.v1 import common_pb2, subscribe_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from eventstream.server.native import NativeWire
+from eventstream.server.storage.segment import decode
+from eventstream.v1 import common_pb2, subscribe_pb2
 from tests.support.client import Stubs, publish_request, subscribe_request
 from tests.support.durable import (
     assert_contiguous,
@@ -32,7 +32,7 @@ FIRST_SEGMENT = "partition-0000/00000000000000000000.log"
 
 def segment_positions(path: Path) -> list[int]:
     """Byte position of every record of a segment file."""
-    decoded, problem = decode(path.read_bytes(), 0, wire_backend(), keep=False)
+    decoded, problem = decode(path.read_bytes(), 0, NativeWire(), keep=False)
     assert problem is None
     return decoded.positions
 

@@ -6,10 +6,10 @@ import asyncio
 
 import grpc
 import pytest
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
+from tests.support.client import Stubs, collect, event, subscribe_request
 from tests.support.server import metric
 
 
@@ -61,7 +61,8 @@ async def test_a_batch_refuses_bad_events_one_by_one_and_keeps_the_good(start_se
     assert response.results[1].error.field == "events[1].topic"
     assert response.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert response.results[2].error.reason == "PAYLOAD_TOO_LARGE"
-    call = stubs.subscribe.Subscribe(subscribe_request("good/#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+    call = stubs.subscribe.Subscribe(
+        subscribe_request("good/#", start_from=subscribe_pb2.START_FROM_EARLIEST))
     got = await collect(call, 2)
     call.cancel()
     assert sorted(e.payload for e in got) == [b"1", b"3"]
@@ -150,7 +151,8 @@ async def test_full_lane_gives_resource_exhausted_and_drops_nothing_accepted(sta
     # The oversized ones always fail; others may too when the lanes are busy.
     assert all(not results[n] for n in range(60) if n % 3 == 0 or n == 1)
     assert accepted, "nothing was accepted"
-    call = stubs.subscribe.Subscribe(subscribe_request("full/#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+    call = stubs.subscribe.Subscribe(
+        subscribe_request("full/#", start_from=subscribe_pb2.START_FROM_EARLIEST))
     got = await collect(call, len(accepted))
     call.cancel()
     assert sorted(e.id for e in got) == sorted(accepted)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from eventstream.v1 import publish_pb2, subscribe_pb2
 
+from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, subscribe_request
 
 from .test_groups import GroupMember

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.integration.test_groups import GroupMember, wait_for_metric
 from tests.support.client import Stubs, subscribe_request
 from tests.support.server import ServerProcess, metric

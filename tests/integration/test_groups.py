@@ -11,10 +11,10 @@ import asyncio
 
 import grpc
 import pytest
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 
-from tests.support.server import metric
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, subscribe_request
+from tests.support.server import metric
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,8 +14,8 @@ import time
 
 import grpc
 import pytest
-from eventstream.v1 import subscribe_pb2
 
+from eventstream.v1 import subscribe_pb2
 from tests.support.client import Stubs
 from tests.support.server import http_get, metric
 

@@ -160,7 +160,8 @@ class Checks:
                   for event in message["events"]]
         by_id = {event["id"]: event for event in events}
         first = by_id[self.published[0]]
-        assert (first["topic"], first["payload"], first["headers"]) == ("sensors/a", "aGVsbG8=", {"unit": "C"})
+        assert (first["topic"], first["payload"], first["headers"]) == \
+            ("sensors/a", "aGVsbG8=", {"unit": "C"})
         assert [by_id[event_id]["payload"] for event_id in self.published[1:]] == ["MQ==", "Mg=="]
 
     def error(self, command: str) -> None:

@@ -7,9 +7,9 @@ import socket
 import struct
 
 import pytest
+
 from eventstream.client.frames import FrameError, Priority, TcpFrameSender
 from eventstream.v1 import common_pb2, subscribe_pb2
-
 from tests.support.client import Stubs, collect, subscribe_request
 from tests.support.server import metric, wait_for_metric
 

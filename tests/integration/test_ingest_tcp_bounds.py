@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
 
+from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
 from tests.support.server import ServerProcess, metric, wait_for_metric
 
 from .test_ingest_tcp import SOCKET_TIMEOUT, connect, parse_error, read_message
@@ -294,7 +294,7 @@ def test_bad_frame_deep_in_a_large_batch_refuses_all_of_it(start_server):
     for index in range(300):
         sender.send("deep/ok", b"%d" % index + b"d" * 10_000)   # ~3 MiB before the bad frame
     sender.send_encoded(encode_frame("deep/#", b"wildcard"))
-    for index in range(10):
+    for _ in range(10):
         sender.send("deep/after", b"a")
     with pytest.raises(FrameError) as caught:
         sender.flush()

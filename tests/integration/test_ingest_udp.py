@@ -6,7 +6,6 @@ import socket
 import time
 
 from eventstream.client.frames import UdpFrameSender, encode_frame
-
 from tests.support.server import metric
 
 FRAMES_PER_DATAGRAM = 3

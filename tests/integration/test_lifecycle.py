@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import time
 
 import grpc
 import pytest
-from eventstream.v1 import cluster_pb2, subscribe_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventstream.server.native import ABI_VERSION
+from eventstream.v1 import cluster_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, publish_request, subscribe_request
 from tests.support.server import http_get
 
@@ -69,7 +69,8 @@ async def test_metrics_and_status(server):
     assert status["node"] == "test-node" and status["role"] == "leader"
     assert set(status["lanes"]) == {"realtime", "batch"}
     assert status["uptime_seconds"] >= 0 and status["version"]
-    assert status["native"] is (os.environ.get("EVENTSTREAM_NATIVE", "1") != "0")
+    assert status["native"]["abi_version"] == ABI_VERSION
+    assert isinstance(status["native"]["crc32c_hardware"], bool)
     assert status["numa"]["enabled"] is False and status["numa"]["pinned_node"] is None
     assert len(status["numa"]["nodes"]) >= 1 and status["numa"]["nodes"][0]["cpus"]
 
@@ -78,7 +79,8 @@ async def test_cluster_status_is_a_cluster_of_one(server):
     stubs = Stubs(server.target)
     await stubs.publish.Publish(publish_request("c/t"))
     status = await stubs.cluster.GetClusterStatus(cluster_pb2.GetClusterStatusRequest())
-    assert (status.node_id, status.role, status.leader_id) == ("test-node", cluster_pb2.ROLE_LEADER, "test-node")
+    assert (status.node_id, status.role, status.leader_id) == \
+        ("test-node", cluster_pb2.ROLE_LEADER, "test-node")
     assert status.commit_index >= 1 and [m.node_id for m in status.members] == ["test-node"]
     await stubs.close()
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from eventstream.server.heap_trim import HOLE_ENV, THRESHOLD_BYTES, HeapTrimmer
 
+from eventstream.server.heap_trim import HOLE_ENV, THRESHOLD_BYTES, HeapTrimmer
 from tests.support.server import ServerProcess, wait_for_metric
 
 MIB = 1024 * 1024

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from eventstream.client import Client, Event, InvalidArgumentError
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventstream.client import Client, Event, InvalidArgumentError
 from tests.support.server import http_get, metric
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +121,7 @@ def some_of_everything(server) -> None:
         while http.recv(4096):
             pass
     deadline = time.monotonic() + 30
-    while not FIRST_OCCURRENCE <= exported_names(families(server)):
+    while not exported_names(families(server)) >= FIRST_OCCURRENCE:
         assert time.monotonic() < deadline, FIRST_OCCURRENCE - exported_names(families(server))
         time.sleep(0.05)
 
@@ -163,7 +163,7 @@ def test_running_totals_are_counters_and_udp_metrics_have_no_transport_label(ser
 
 def test_the_group_lag_counts_only_the_events_its_patterns_match(server):
     with Client(server.target) as client:
-        with client.consume("billing", "orders/#", start="latest") as consumer:
+        with client.consume("billing", "orders/#", start="latest"):
             deadline = time.monotonic() + 30
             while metric(server, "eventstream_group_members", group="billing") < 1:
                 assert time.monotonic() < deadline

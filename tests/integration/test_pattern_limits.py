@@ -6,11 +6,10 @@ import asyncio
 
 import grpc
 import pytest
-from eventstream.v1 import publish_pb2, subscribe_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, event, subscribe_request
-
 
 pytestmark = pytest.mark.timeout(180)
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+
 from eventstream.peer.v1 import raft_pb2 as pb
 from eventstream.peer.v1 import raft_pb2_grpc
 from eventstream.server.cluster import MemoryRaftLog, RaftDriver
@@ -23,7 +24,6 @@ from eventstream.server.observability.metrics import Metrics
 from eventstream.server.raft import Config, Heartbeat, InstallSnapshot, Membership, Snapshot
 from eventstream.server.testing.raft_cluster import RecordingApplier
 from eventstream.v1 import publish_pb2, publish_pb2_grpc
-
 from tests.support.client import event
 
 CLUSTER = "cluster-a"
@@ -148,7 +148,8 @@ async def test_snapshot_streams_are_checked(port: PeerPort):
         ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(data_bytes=2 << 20))], "header.data_bytes"),
         ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12345")], "chunk"),
         ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12")], "chunk"),
-        ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(voters=["a"], learners=["a"]))], "header.voters"),
+        ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(voters=["a"], learners=["a"]))],
+         "header.voters"),
     ]
     for requests, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -169,7 +170,8 @@ async def test_refusals_are_exported_as_a_metric(port: PeerPort):
         text = metrics.render().decode()
     finally:
         metrics.shutdown()
-    found = dict(re.findall(r'^eventstream_cluster_peer_refused_total\{reason="(\w+)"\} ([0-9.]+)$', text, re.M))
+    series = r'^eventstream_cluster_peer_refused_total\{reason="(\w+)"\} ([0-9.]+)$'
+    found = dict(re.findall(series, text, re.M))
     assert found == {"other_cluster": "2.0", "no_identity": "1.0"}
 
 
@@ -218,7 +220,8 @@ async def test_a_full_peer_queue_drops_counts_and_reports():
         async with asyncio.timeout(30):
             while stats.dropped["link_down"] < 16:  # the queued ones, once the stream fails
                 await asyncio.sleep(0.01)
-        snapshot = InstallSnapshot(0, "n1", "n2", 1, Snapshot(3, 1, Membership(frozenset({"n1", "n2"})), b"s"))
+        membership = Membership(frozenset({"n1", "n2"}))
+        snapshot = InstallSnapshot(0, "n1", "n2", 1, Snapshot(3, 1, membership, b"s"))
         transport.send([snapshot])
         async with asyncio.timeout(30):
             while not inbox.snapshots:

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from eventstream.client import AsyncClient
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from eventstream.client import AsyncClient
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.disk_log import DiskLog
 from eventstream.server.storage.log import RecordBatch
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 from tests.support.server import ServerProcess, metric
 
@@ -118,7 +118,7 @@ async def test_undecodable_fields_are_refused_per_event_and_the_rest_is_readable
 async def _store(data_dir: Path, events: list[bytes]) -> None:
     """Write events straight into a data dir, as an earlier version may have
     stored them (each with its partition and offset, like the server's records)."""
-    disk = DiskLog(StorageConfig(data_dir=str(data_dir), partitions=1), wire_backend())
+    disk = DiskLog(StorageConfig(data_dir=str(data_dir), partitions=1), NativeWire())
     records = []
     for offset, body in enumerate(events):
         stored = body + b"\x48\x00\x50" + _varint(offset)
@@ -129,7 +129,7 @@ async def _store(data_dir: Path, events: list[bytes]) -> None:
     disk.close()
 
 
-def _fields(message: bytes) -> list:  # noqa: ANN401 - UnknownField items
+def _fields(message: bytes) -> list:
     """The fields of an encoded message, read as wire data only (no UTF-8 checks)."""
     return list(UnknownFieldSet(empty_pb2.Empty.FromString(message)))
 
@@ -143,7 +143,7 @@ class RawMember:
         consume = channel.stream_stream("/eventstream.v1.SubscribeService/Consume")
         self.call = consume(self._outgoing())
 
-    async def _outgoing(self):  # noqa: ANN202
+    async def _outgoing(self):
         while (request := await self._requests.get()) is not None:
             yield request
 

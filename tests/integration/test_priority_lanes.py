@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from eventstream.client.frames import Priority, encode_frame
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
-
 from tests.support.client import Stubs, collect, event, subscribe_request
 from tests.support.server import ServerProcess, http_get, metric
 

@@ -7,8 +7,8 @@ import collections
 
 import grpc
 import pytest
-from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
 
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -60,7 +60,7 @@ async def test_live_subscription_sees_only_new_events_with_server_fields(server)
     # one new event arrives. The old one must never show up.
     acks = {}
     got = None
-    for attempt in range(50):
+    for _ in range(50):
         ack = (await stubs.publish.Publish(publish_request(
             "live/new", b"payload", key="k1", headers={"h": "v"}))).ack
         acks[ack.id] = ack

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
+
 from eventstream.v1 import (
     cluster_pb2_grpc,
     common_pb2,
@@ -11,7 +13,6 @@ from eventstream.v1 import (
     subscribe_pb2,
     subscribe_pb2_grpc,
 )
-from google.rpc import error_details_pb2, status_pb2
 
 
 class Stubs:

@@ -22,8 +22,10 @@ def newest_data_file(data_dir: Path) -> Path:
 
 
 def zero_fill(path: Path, start: int = 0) -> int:
-    """Replace the bytes of ``path`` from ``start`` to its end with zeros (same size);
-    return how many were replaced."""
+    """Replace the bytes of ``path`` from ``start`` to its end with zeros (same size).
+
+    Return how many were replaced.
+    """
     data = path.read_bytes()
     path.write_bytes(data[:start] + bytes(len(data) - start))
     return len(data) - start

@@ -6,14 +6,15 @@ import asyncio
 import json
 
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
-
 from tests.support.client import Stubs, event, subscribe_request
 from tests.support.server import ServerProcess, http_get
 
 
 def payload_of(event_id: str, size: int = 0) -> bytes:
-    """The payload every test event carries: derived from its id, so a stored
-    event can be checked whole; repeated up to ``size`` bytes when that is longer."""
+    """The payload every test event carries: derived from its id, so a stored event can be checked whole.
+
+    Repeated up to ``size`` bytes when that is longer.
+    """
     payload = (event_id * 8).encode()
     if size > len(payload):
         payload = (payload * (size // len(payload) + 1))[:size]
@@ -34,8 +35,11 @@ async def publish_batch(stubs: Stubs, ids: list[str], topic: str = "durable/t",
 
 async def publish_rounds(stubs: Stubs, prefix: str, rounds: int, size: int,
                          keys: int = 0) -> list[publish_pb2.PublishAck]:
-    """``rounds`` batches of ``size`` events (ids ``<prefix><round>-<i>``), keyed
-    round-robin over ``keys`` keys (none when 0); return every acknowledgement."""
+    """Publish ``rounds`` batches of ``size`` events; return every acknowledgement.
+
+    Ids are ``<prefix><round>-<i>``, keyed round-robin over ``keys`` keys
+    (none when 0).
+    """
     acks = []
     for number in range(rounds):
         acks += await publish_batch(stubs, [f"{prefix}{number}-{i}" for i in range(size)],

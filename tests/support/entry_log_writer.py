@@ -27,6 +27,7 @@ def round_of(builder: Rounds, number: int):  # type: ignore[no-untyped-def]
 
 
 async def main(root: Path, partitions: int) -> None:
+    """Append rounds to the disk entry log under ``root`` until killed."""
     log = open_disk(disk_config(root, partitions, segment_bytes=64 * 1024))
     builder = Rounds(partitions)
     pending: list[asyncio.Future[int]] = []

@@ -14,18 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventstream.server.config.model import StorageConfig
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.entries import EntryBatch, EntryEncoder, EntryKind
 from eventstream.server.storage.entry_data_dir import CLEAN_FILE
 from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.fileops import FileOps
 
-CHECKSUMS = wire_backend()
+CHECKSUMS = NativeWire()
 
 
 def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
-    """Records ``start`` to ``start + count - 1``: framed events (a tag byte, a
-    length, a body that starts with the topic), their topics and priorities."""
+    """Records ``start`` to ``start + count - 1``.
+
+    Framed events (a tag byte, a length, a body that starts with the topic), their topics and priorities.
+    """
     topics = [f"topic/{i % 3}" for i in range(start, start + count)]
     bodies = [topic.encode() + b"#r%06d" % i for i, topic in zip(range(start, start + count),
                                                                    topics)]
@@ -35,7 +37,7 @@ def records(start: int, count: int) -> tuple[list[bytes], list[str], bytes]:
 
 @dataclass(frozen=True)
 class Source:
-    """One submission's records, a run per partition (what the stager makes)."""
+    """One submission's records, a run per partition (what the event encoder places)."""
 
     records: bytes
     ends: array
@@ -45,8 +47,11 @@ class Source:
 
 
 def source_of(partitions: int, runs: dict[int, tuple[int, int]]) -> Source:
-    """A submission holding records ``first`` to ``first + count - 1`` of each
-    partition in ``runs`` (partition -> (first, count))."""
+    """A submission holding, for each partition in ``runs``, a run of records.
+
+    ``runs`` maps a partition to (first, count): records ``first`` to
+    ``first + count - 1``.
+    """
     data, ends, spans, priorities = bytearray(), array("I"), array("I"), bytearray()
     counts = [0] * partitions
     for partition in sorted(runs):
@@ -90,8 +95,10 @@ class Rounds:
 
     def add_events(self, term: int, spread: dict[int, int], time_ns: int,
                    submissions: int = 2) -> None:
-        """Add one EVENTS entry to the batch being built (see :meth:`finish`); each
-        partition's records are split over ``submissions`` submissions."""
+        """Add one EVENTS entry to the batch being built (see :meth:`finish`).
+
+        Each partition's records are split over ``submissions`` submissions.
+        """
         sources = []
         for number in range(submissions):
             runs = {}

@@ -20,6 +20,7 @@ Only public interfaces are used (SDK publishes, a Subscribe from earliest,
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +32,6 @@ from eventstream.client import (
     PublishAck,
     ReceivedEvent,
 )
-
 from tests.support.durable import end_offsets, payload_of
 from tests.support.server import ServerProcess
 
@@ -158,7 +158,7 @@ def check_stored(ledger: Ledger, stored: Iterable[ReceivedEvent]) -> Verdict:
         problems.append(f"payload changed: {changed[:5]}")
     for partition, seen in sorted(offsets.items()):
         if seen != list(range(seen[0], seen[0] + len(seen))):
-            gaps = [(a, b) for a, b in zip(seen, seen[1:]) if b != a + 1]
+            gaps = [(a, b) for a, b in itertools.pairwise(seen) if b != a + 1]
             problems.append(f"partition {partition}: offsets not consecutive at {gaps[:5]}")
     missing = sorted(i for i in ledger.acked if i not in positions)
     if missing:

@@ -37,7 +37,7 @@ class TcpProxy:
 
     @property
     def target(self) -> str:
-        """gRPC target of the proxy."""
+        """GRPC target of the proxy."""
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> TcpProxy:

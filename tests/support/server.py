@@ -93,7 +93,7 @@ class ServerProcess:
 
     @property
     def target(self) -> str:
-        """gRPC target."""
+        """GRPC target."""
         return f"127.0.0.1:{self.grpc_port}"
 
     @property

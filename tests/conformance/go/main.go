@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	eventstreamv1 "eventstream/sdk/clients/go/eventstream/v1"
+	eventstreamv1 "eventstream/sdk/clients/go/gen/eventstream/v1"
 )
 
 const subscribeDeadline = 60 * time.Second

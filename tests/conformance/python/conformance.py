@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 import grpc
-from eventstream.v1 import common_pb2, publish_pb2, publish_pb2_grpc, subscribe_pb2, subscribe_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
+
+from eventstream.v1 import common_pb2, publish_pb2, publish_pb2_grpc, subscribe_pb2, subscribe_pb2_grpc
 
 SUBSCRIBE_DEADLINE_SECONDS = 60
 
@@ -45,6 +46,7 @@ def describe_error(error: grpc.RpcError) -> dict[str, Any]:
 
 
 def main(target: str, prefix: str, scenario_path: str) -> None:
+    """Run the scenario at ``scenario_path`` against the server at ``target``."""
     with open(scenario_path, encoding="utf-8") as file:
         scenario = json.load(file)
     with grpc.insecure_channel(target) as channel:

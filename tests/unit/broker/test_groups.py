@@ -5,10 +5,19 @@ from __future__ import annotations
 from array import array
 
 import pytest
+
 from eventstream.server.broker.groups import GroupCoordinator, GroupSettings, StoredGroup
 from eventstream.server.errors import EventStreamError
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
+
+
+class _NoDeadLetters:
+    """Takes events that reached max_deliveries and never settles them."""
+
+    def move(self, *args: object) -> None:
+        """Forget the event."""
+
 
 SECOND = 10**9
 SETTINGS = GroupSettings(patterns=("#",), min_priority=0, start_latest=False, max_in_flight=100,
@@ -40,7 +49,7 @@ async def one_partition_log(count: int) -> MemoryLog:
 
 
 def coordinator(log: MemoryLog, clock: Clock, **options) -> GroupCoordinator:
-    return GroupCoordinator(log, lambda *args: None, clock, **options)
+    return GroupCoordinator(log, _NoDeadLetters(), clock, **options)
 
 
 async def test_acks_and_nacks_count_only_for_the_member_that_holds_the_events():

@@ -10,12 +10,12 @@ from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submiss
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.write_path import WritePath
 from eventstream.server.errors import EventStreamError
-from eventstream.server.queue.staging import Limits, stager
+from eventstream.server.native import AcceptedEvents, EventEncoder, Limits
 from eventstream.server.storage.memory_log import MemoryLog
 
 
 def submission(lane: Lane, count: int, received_ns: int = 0) -> Submission:
-    return Submission(lane, b"", b"", count, asyncio.Future(), received_ns)
+    return Submission(lane, AcceptedEvents(b"", b""), count, asyncio.Future(), received_ns)
 
 
 async def test_offer_is_all_or_nothing_across_lanes():
@@ -73,7 +73,7 @@ def test_dedup_window_expires_by_age_and_count():
 async def test_a_stopped_write_path_refuses_without_stranding_events():
     lanes = Lanes(10, 10)
     write_path = WritePath(lanes, MemoryLog(1, 1 << 20), DedupWindow(10**9, 100),
-                           stager(Limits(255, 1024, 255, 255, 8), b"t-"),
+                           EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"),
                            drain_batch_events=10, batch_share=0.25)
     with pytest.raises(EventStreamError) as error:
         write_path.submit([submission(Lane.BATCH, 3)])

@@ -1,9 +1,8 @@
 """The priority mapping between the protobuf enum, the frame byte and the lanes."""
 
-from eventstream.v1 import common_pb2
-
 from eventstream.server.broker import priority
 from eventstream.server.broker.priority import Lane
+from eventstream.v1 import common_pb2
 
 
 def test_mapping_is_the_documented_one():

@@ -1,11 +1,12 @@
 """Topic validation and pattern matching against a plain reference and libshardq's matcher."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventstream.server.broker.topics import TopicFilter, pattern_problem, topic_problem
 from eventstream.server.errors import EventStreamError
-from eventstream.server.queue import wire_backend
+from eventstream.server.native import NativeWire
 
 
 def reference_match(pattern: str, topic: str) -> bool:
@@ -73,5 +74,5 @@ def test_filter_agrees_with_reference(pattern, topic):
 
 @given(st.lists(patterns, min_size=1, max_size=4), topics)
 def test_filter_agrees_with_the_native_matcher(group, topic):
-    wire = wire_backend()
+    wire = NativeWire()
     assert TopicFilter(group).matches(topic) == any(wire.topic_match(p, topic) for p in group)

@@ -6,6 +6,7 @@ import socket
 import struct
 
 import pytest
+
 from eventstream.client.frames import Priority, TcpFrameSender, UdpFrameSender, encode_frame
 
 

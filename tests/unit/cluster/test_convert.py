@@ -7,6 +7,9 @@ import os
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eventstream.peer.v1 import raft_pb2 as pb
 from eventstream.server.cluster.transport.convert import (
     InvalidBatch,
@@ -32,8 +35,6 @@ from eventstream.server.raft import (
     VoteRequest,
     VoteResponse,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 G, S, R = 3, "n1", "n2"
 BIG = (1 << 64) - 1
@@ -94,7 +95,8 @@ def test_sender_and_recipient_come_from_the_stream_not_the_bytes():
 
 def test_a_batch_is_never_larger_than_its_messages_are_counted():
     for message in every_message():
-        encoded = len(pb.ExchangeRequest.FromString(encode_batch(G, [message])).messages[0].SerializeToString())
+        decoded = pb.ExchangeRequest.FromString(encode_batch(G, [message]))
+        encoded = len(decoded.messages[0].SerializeToString())
         assert encoded <= message_size(message), message
 
 

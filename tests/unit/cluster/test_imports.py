@@ -38,8 +38,8 @@ def test_the_guard_sees_both_import_forms(tmp_path: Path):
         assert imports_peer_protocol(module)
 
 
-GENERATED_SDKS = ("sdk/python/src/eventstream", "sdk/clients/go/eventstream", "sdk/clients/typescript/src/gen",
-                  "sdk/clients/java/src/main/java/eventstream")
+GENERATED_SDKS = ("sdk/python/src/eventstream", "sdk/clients/go/gen", "sdk/clients/typescript/src/gen",
+                  "sdk/clients/java/src/gen")
 
 
 def test_no_sdk_holds_peer_protocol_code():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from eventstream.server.cluster.settings import parse_peers, raft_config, tick_seconds, transport_options
 from eventstream.server.cluster.transport import GrpcTransport
 from eventstream.server.config.load import ConfigError, load_config

@@ -34,7 +34,7 @@ def test_all_problems_are_reported_with_their_source(tmp_path):
 
 
 def test_port_clash_is_refused():
-    with pytest.raises(ConfigError, match="metrics.port: port 9200 is also server.grpc_port"):
+    with pytest.raises(ConfigError, match=r"metrics\.port: port 9200 is also server\.grpc_port"):
         load_config("/dev/null", env={}, overrides={"metrics.port": 9200})
 
 

@@ -1,31 +1,31 @@
-"""Frame decoding and the TCP protocol's messages, with both wire backends."""
+"""Frame decoding and the TCP protocol's messages, with the native encoder and its reference."""
 
 from __future__ import annotations
 
 import struct
 
 import pytest
-from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
-from eventstream.v1 import common_pb2
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
 from eventstream.server.broker.topics import topic_problem
 from eventstream.server.config.model import LimitsConfig
 from eventstream.server.ingest import messages
 from eventstream.server.ingest.frames import FrameDecoder
-from eventstream.server.queue import use_native
-from eventstream.server.queue.staging import R_INDEX, ROW_BYTES, ROW_FIELDS, stager
+from eventstream.server.native import EventEncoder
+from eventstream.server.native.events import R_INDEX, ROW_BYTES, ROW_FIELDS
 from eventstream.server.rpc.convert import EventValidator
+from eventstream.v1 import common_pb2
+from tests.support.oracles.events import PureEncoder
 
 LIMITS = LimitsConfig(max_topic_bytes=16, max_message_bytes=64)
-BACKENDS = [pytest.param(False, id="pure"),
-            pytest.param(True, id="native",
-                         marks=pytest.mark.skipif(not use_native(None), reason="no libshardq"))]
+BACKENDS = [pytest.param(False, id="pure"), pytest.param(True, id="native")]
 
 
 def make_decoder(native: bool, limits: LimitsConfig = LIMITS) -> FrameDecoder:
-    return FrameDecoder(stager(EventValidator(limits).stager_limits(), b"t-", native=native),
-                        limits, max_frame=256)
+    encoder = (EventEncoder if native else PureEncoder)(EventValidator(limits).encoder_limits(), b"t-")
+    return FrameDecoder(encoder, limits, max_frame=256)
 
 
 @pytest.fixture(params=BACKENDS)

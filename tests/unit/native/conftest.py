@@ -1,9 +1,8 @@
-"""Fixtures for the native core tests: both backends, side by side.
+"""Fixtures for the native core tests: libshardq beside its plain-Python reference.
 
-The native backend needs libshardq built and installed into the package
-(``make -C server/native/libshardq install``). Without it the native tests
-fail with the loader's message, unless ``EVENTSTREAM_NATIVE=0`` says the
-pure-Python fallback is the one under test; then they are skipped, visibly.
+The native side needs libshardq built and installed into the package
+(``make install``); without it the tests fail with the loader's message.
+The references live in :mod:`tests.support.oracles`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ import tempfile
 
 import pytest
 
-from eventstream.server.queue import NativeWire, PureShardQueue, PureWire, ShardQueue
+from eventstream.server.native import NativeWire, ShardQueue
+from tests.support.oracles.ring import PureShardQueue
+from tests.support.oracles.wire import PureWire
 
 # Hypothesis keeps a cache under ./.hypothesis by default; with this repo's
 # pytest.ini (norecursedirs replaced, warnings as errors) that directory then
@@ -21,36 +22,22 @@ from eventstream.server.queue import NativeWire, PureShardQueue, PureWire, Shard
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(tempfile.gettempdir(), "eventstream-hypothesis"))
 
-NATIVE_OFF = os.environ.get("EVENTSTREAM_NATIVE", "1").strip() == "0"
-
-
-def _native_or_skip() -> None:
-    if NATIVE_OFF:
-        pytest.skip("EVENTSTREAM_NATIVE=0: native backend not under test")
-
 
 @pytest.fixture(params=["native", "pure"])
 def queue_cls(request: pytest.FixtureRequest) -> type:
-    """Each queue backend in turn."""
-    if request.param == "native":
-        _native_or_skip()
-        return ShardQueue
-    return PureShardQueue
+    """The native queue, then its reference (both must pass the same tests)."""
+    return ShardQueue if request.param == "native" else PureShardQueue
 
 
 @pytest.fixture(params=["native", "pure"])
 def wire(request: pytest.FixtureRequest) -> NativeWire | PureWire:
-    """Each wire backend in turn."""
-    if request.param == "native":
-        _native_or_skip()
-        return NativeWire()
-    return PureWire()
+    """The native wire helpers, then their reference."""
+    return NativeWire() if request.param == "native" else PureWire()
 
 
 @pytest.fixture(scope="session")
 def native_wire() -> NativeWire:
     """The native wire helpers (for comparisons with the reference)."""
-    _native_or_skip()
     return NativeWire()
 
 

@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import eventstream.server.queue as package
-from eventstream.server.queue import NativeLibraryError, ShardQueue, library_path
-from eventstream.server.queue import _lib
-
-from .conftest import NATIVE_OFF
+import eventstream.server.native as package
+from eventstream.server.native import NativeLibraryError, ShardQueue, _lib, library_path
 
 
 def test_missing_library_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nowhere" / "libshardq.so"
     monkeypatch.setenv("EVENTSTREAM_NATIVE_LIB", str(missing))
     assert library_path() == missing
-    with pytest.raises(NativeLibraryError, match="not found at .*nowhere/libshardq.so.*EVENTSTREAM_NATIVE=0"):
+    with pytest.raises(NativeLibraryError, match=r"not found at .*nowhere/libshardq\.so.*make install"):
         ShardQueue(capacity_records=1, capacity_bytes=64)
 
 
@@ -40,7 +37,6 @@ def test_abi_mismatch_and_foreign_library(tmp_path: Path) -> None:
         _lib.load(foreign)
 
 
-@pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")
 def test_abi_version_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     lib = _lib.load()
     assert lib.shardq_abi_version() == _lib.ABI_VERSION
@@ -54,19 +50,21 @@ def test_abi_version_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_exports_are_pinned() -> None:
     assert sorted(package.__all__) == sorted([
-        "ABI_VERSION", "EVENT_FIELDS", "FRAME_FIELDS", "BufferTooSmall", "EventBatch", "EventSpans",
-        "Frame", "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "MalformedInput",
-        "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode", "NumaNodeNotFound",
-        "PureShardQueue", "PureWire", "QueueClosed", "QueueEmpty", "QueueFull", "QueueStats",
-        "RecordTooLarge", "ShardQueue", "alloc_buffer", "discover", "encode_records", "iter_records",
-        "library_path", "open_queue", "pin_thread", "use_native", "wire_backend",
+        "ABI_VERSION", "ACCEPTED_EVENT_BYTES", "MAX_DATAGRAM", "Accepted", "AcceptedEvents",
+        "BufferTooSmall", "Duplicates", "EventBatch", "EventEncoder", "EventSpans", "Frame",
+        "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits",
+        "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
+        "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",
+        "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress",
+        "ShardQueue", "UdpReceiver", "alloc_buffer", "discover", "encode_records", "iter_records",
+        "library_path", "pin_thread", "start_receiver",
     ])
     for name in package.__all__:
         assert hasattr(package, name), name
 
 
 def test_error_codes_are_distinct() -> None:
-    from eventstream.server.queue import errors
+    from eventstream.server.native import errors
 
     codes = [errors.EFULL, errors.EEMPTY, errors.E2BIG, errors.ENOBUFS, errors.EINVAL, errors.EBADMSG,
              errors.EILSEQ, errors.ENOMEM, errors.ECLOSED, errors.ENOTEMPTY, errors.ETIMEDOUT,

@@ -6,24 +6,24 @@ import errno
 import os
 import threading
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from eventstream.server.queue import (
+from eventstream.server.native import (
     MalformedInput,
     NumaNode,
     NumaNodeNotFound,
-    PureShardQueue,
     ShardQueue,
     discover,
-    pin_thread,
 )
-
-from .conftest import NATIVE_OFF
+from eventstream.server.native import numa as native_numa
+from tests.support.oracles import numa as pure_numa
+from tests.support.oracles.ring import PureShardQueue
 
 BACKENDS = [
-    pytest.param(True, id="native", marks=pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")),
-    pytest.param(False, id="pure"),
+    pytest.param(native_numa, id="native"),
+    pytest.param(pure_numa, id="pure"),
 ]
 
 
@@ -45,45 +45,45 @@ def two_nodes(tmp_path: Path) -> Path:
     })
 
 
-@pytest.mark.parametrize("native", BACKENDS)
-def test_two_node_tree(two_nodes: Path, native: bool) -> None:
-    assert discover(two_nodes, native=native) == [NumaNode(0, (0, 1)), NumaNode(1, (2, 3, 6))]
+@pytest.mark.parametrize("numa", BACKENDS)
+def test_two_node_tree(two_nodes: Path, numa: ModuleType) -> None:
+    assert numa.discover(two_nodes) == [NumaNode(0, (0, 1)), NumaNode(1, (2, 3, 6))]
 
 
-@pytest.mark.parametrize("native", BACKENDS)
-def test_node_directories_without_online_file(tmp_path: Path, native: bool) -> None:
+@pytest.mark.parametrize("numa", BACKENDS)
+def test_node_directories_without_online_file(tmp_path: Path, numa: ModuleType) -> None:
     for name in ("node2", "node0", "power"):
         (tmp_path / "devices/system/node" / name).mkdir(parents=True)
     (tmp_path / "devices/system/node/node0/cpulist").write_text("0\n")
     (tmp_path / "devices/system/node/node2/cpulist").write_text("\n")  # memory-only node
-    assert discover(tmp_path, native=native) == [NumaNode(0, (0,)), NumaNode(2, ())]
+    assert numa.discover(tmp_path) == [NumaNode(0, (0,)), NumaNode(2, ())]
 
 
-@pytest.mark.parametrize("native", BACKENDS)
-def test_kernel_without_numa_is_one_node(tmp_path: Path, native: bool) -> None:
+@pytest.mark.parametrize("numa", BACKENDS)
+def test_kernel_without_numa_is_one_node(tmp_path: Path, numa: ModuleType) -> None:
     write_tree(tmp_path, {"devices/system/cpu/online": "0-3\n"})
-    assert discover(tmp_path, native=native) == [NumaNode(0, (0, 1, 2, 3))]
+    assert numa.discover(tmp_path) == [NumaNode(0, (0, 1, 2, 3))]
 
 
-@pytest.mark.parametrize("native", BACKENDS)
-def test_bad_trees(tmp_path: Path, native: bool) -> None:
+@pytest.mark.parametrize("numa", BACKENDS)
+def test_bad_trees(tmp_path: Path, numa: ModuleType) -> None:
     write_tree(tmp_path / "bad", {"devices/system/node/online": "0-x\n"})
     with pytest.raises(MalformedInput):
-        discover(tmp_path / "bad", native=native)
+        numa.discover(tmp_path / "bad")
     write_tree(tmp_path / "missing", {"devices/system/node/online": "0-1\n",
                                       "devices/system/node/node0/cpulist": "0\n"})
     with pytest.raises(NumaNodeNotFound):
-        discover(tmp_path / "missing", native=native)
+        numa.discover(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("native", BACKENDS)
-def test_this_machine_has_a_node_and_pinning_works(native: bool) -> None:
-    nodes = discover(native=native)
+@pytest.mark.parametrize("numa", BACKENDS)
+def test_this_machine_has_a_node_and_pinning_works(numa: ModuleType) -> None:
+    nodes = numa.discover()
     assert nodes and nodes[0].cpus
     result: list[object] = []
 
     def pin() -> None:  # in a thread: pinning affects the calling thread only
-        pin_thread(nodes[0].id, native=native)
+        numa.pin_thread(nodes[0].id)
         result.append(set(os.sched_getaffinity(0)))
 
     thread = threading.Thread(target=pin)
@@ -91,10 +91,9 @@ def test_this_machine_has_a_node_and_pinning_works(native: bool) -> None:
     thread.join(timeout=10)
     assert len(result) == 1 and result[0] and result[0] <= set(nodes[0].cpus)
     with pytest.raises(NumaNodeNotFound):
-        pin_thread(4096, native=native)
+        numa.pin_thread(4096)
 
 
-@pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")
 def test_shards_are_placed_round_robin_over_nodes(two_nodes: Path) -> None:
     q = ShardQueue(capacity_records=8, capacity_bytes=1 << 14, shards=2, numa=True, sysfs_root=two_nodes)
     first, second = q.stats(shard=0), q.stats(shard=1)

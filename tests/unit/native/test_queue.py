@@ -1,8 +1,8 @@
-"""Queue behaviour through the Python wrapper, for both backends.
+"""Queue behaviour through the Python wrapper, native and reference alike.
 
 Codes become the right exceptions, batches round-trip, counters add up, the
-eventfd wakes an asyncio loop, and the native queue and the pure fallback give
-the same results for the same operations.
+eventfd wakes an asyncio loop, and the native queue and its plain-Python
+reference give the same results for the same operations.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstream.server.queue import (
+from eventstream.server.native import (
     BufferTooSmall,
     InvalidArgument,
     MalformedInput,
-    PureShardQueue,
     QueueClosed,
     QueueEmpty,
     QueueFull,
@@ -28,10 +27,8 @@ from eventstream.server.queue import (
     alloc_buffer,
     encode_records,
     iter_records,
-    open_queue,
 )
-
-from .conftest import NATIVE_OFF
+from tests.support.oracles.ring import PureShardQueue
 
 
 def records_of(batch: bytes) -> list[bytes]:
@@ -234,19 +231,6 @@ def test_many_threads_lose_nothing(queue_cls: type) -> None:
     q.destroy()
 
 
-def test_backend_is_chosen_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVENTSTREAM_NATIVE", "0")
-    q = open_queue(capacity_records=1, capacity_bytes=64)
-    assert isinstance(q, PureShardQueue)
-    q.destroy()
-    monkeypatch.setenv("EVENTSTREAM_NATIVE", "maybe")
-    with pytest.raises(ValueError, match="EVENTSTREAM_NATIVE"):
-        open_queue(capacity_records=1, capacity_bytes=64)
-    q = open_queue(capacity_records=1, capacity_bytes=64, native=False)
-    assert isinstance(q, PureShardQueue)
-    q.destroy()
-
-
 # -- native and pure agree on any sequence of operations ----------------------
 
 _record = st.binary(max_size=40)
@@ -275,7 +259,6 @@ def _apply(q: ShardQueue | PureShardQueue, op: tuple) -> object:
         return ("small", exc.needed)
 
 
-@pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0: native backend not under test")
 @settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_ops, shards=st.integers(1, 3), capacity=st.integers(1, 12), shard_bytes=st.integers(34, 200))

@@ -1,4 +1,4 @@
-"""The UDP receiver thread, for both backends, over real loopback sockets.
+"""The UDP receiver thread over real loopback sockets.
 
 Datagrams reach the queue whole and in order, one record each; what finds the
 queue full is counted, not lost silently; stop is clean and idempotent.
@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from eventstream.server.queue import InvalidArgument, iter_records
-from eventstream.server.queue.udp_receiver import (
-    NativeUdpReceiver,
-    PureUdpReceiver,
+from eventstream.server.native import (
+    InvalidArgument,
     ReceiverStats,
+    ShardQueue,
+    UdpReceiver,
+    iter_records,
     start_receiver,
 )
 
@@ -40,11 +41,11 @@ def read_by(receiver, count: int) -> ReceiverStats:
     return stats
 
 
-def test_datagrams_arrive_whole_and_in_order(queue_cls, sockets):
+def test_datagrams_arrive_whole_and_in_order(sockets):
     rx, tx = sockets
-    queue = queue_cls(capacity_records=10_000, capacity_bytes=8 * 1024 * 1024, shards=2)
+    queue = ShardQueue(capacity_records=10_000, capacity_bytes=8 * 1024 * 1024, shards=2)
     receiver = start_receiver(rx, queue, shard=1)
-    assert isinstance(receiver, NativeUdpReceiver if queue.native else PureUdpReceiver)
+    assert isinstance(receiver, UdpReceiver)
     sent = [b"datagram %d" % i * (i % 5) for i in range(2000)]
     for datagram in sent:
         tx.send(datagram)
@@ -62,9 +63,9 @@ def test_datagrams_arrive_whole_and_in_order(queue_cls, sockets):
     queue.destroy()
 
 
-def test_datagrams_that_find_the_queue_full_are_counted(queue_cls, sockets):
+def test_datagrams_that_find_the_queue_full_are_counted(sockets):
     rx, tx = sockets
-    queue = queue_cls(capacity_records=10, capacity_bytes=1 << 16)
+    queue = ShardQueue(capacity_records=10, capacity_bytes=1 << 16)
     receiver = start_receiver(rx, queue)
     for index in range(25):
         tx.send(b"%02d" % index + b"x" * 48)
@@ -77,9 +78,9 @@ def test_datagrams_that_find_the_queue_full_are_counted(queue_cls, sockets):
     queue.destroy()
 
 
-def test_bad_shard_is_refused(queue_cls, sockets):
+def test_bad_shard_is_refused(sockets):
     rx, _ = sockets
-    queue = queue_cls(capacity_records=10, capacity_bytes=1 << 16, shards=2)
+    queue = ShardQueue(capacity_records=10, capacity_bytes=1 << 16, shards=2)
     with pytest.raises(InvalidArgument):
         start_receiver(rx, queue, shard=2)
     queue.destroy()

@@ -14,20 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstream.server.queue import (
-    EVENT_FIELDS,
-    FRAME_FIELDS,
+from eventstream.server.native import (
     FrameReason,
     InvalidPattern,
     MalformedInput,
     NativeError,
     NativeWire,
     NotUtf8,
-    PureWire,
 )
-from eventstream.server.queue.wire import F_REASON
+from eventstream.server.native.wire import EVENT_FIELDS, F_REASON, FRAME_FIELDS
 from eventstream.server.storage.segment import decode
 from eventstream.v1 import common_pb2, publish_pb2
+from tests.support.oracles.wire import PureWire
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -298,7 +296,7 @@ def test_protobuf_walker_agrees_with_reference(native_wire: NativeWire, pure_wir
             mutated[pos % len(mutated)] = value
     raw = bytes(mutated)
 
-    def outcome(call) -> object:  # noqa: ANN001
+    def outcome(call) -> object:
         try:
             result = call(raw)
         except NativeError as exc:
@@ -323,7 +321,7 @@ def test_protobuf_walker_agrees_with_reference(native_wire: NativeWire, pure_wir
 def test_segment_encoder_agrees_with_reference(native_wire: NativeWire, pure_wire: PureWire,
                                                items, lead, first, position, roll_at, interval,
                                                sample_at) -> None:
-    """Records whose topics lie inside them (as staged), after some leading bytes."""
+    """Records whose topics lie inside them (as placed), after some leading bytes."""
     data, ends, topics = bytearray(lead), array("I"), array("I")
     for topic, body, _ in items:
         topics.extend((len(data) + 1, len(topic)))
@@ -340,11 +338,11 @@ def test_segment_encoder_agrees_with_reference(native_wire: NativeWire, pure_wir
             out, data, len(lead), ends, data, topics, priorities, first, time_ns=-7, base=base,
             next_offset=base + 3, position=position, last_position=0, sample_at=sample_at,
             roll_at=roll_at, interval=interval)
-        return bytes(out), (*progress[:4], progress.index.tolist())
+        return bytes(out), (*progress[:4], progress.index_entries.tolist())
 
     native, pure = run(native_wire), run(pure_wire)
     assert native == pure
-    out, (done, next_offset, end, last, index) = native
+    out, (done, next_offset, end, _, index) = native
     assert next_offset - base - 3 == done - first and end - position == len(out) - 3
     decoded, problem = decode(out[3:], position, pure_wire)
     assert problem is None

@@ -14,11 +14,11 @@ from eventstream.server.raft import (
     HardState,
     Heartbeat,
     InstallSnapshot,
-    MemoryStorage,
     Membership,
     MembershipChange,
     MembershipError,
     MembershipOp,
+    MemoryStorage,
     NotLeaderError,
     RaftInvariantError,
     RaftNode,
@@ -117,8 +117,8 @@ def test_config_errors_are_all_reported(settings: dict, error: str):
 def test_a_node_does_not_campaign_before_applying_committed_membership_entries():
     storage = MemoryStorage(THREE)
     change = MembershipChange(MembershipOp.REMOVE_NODE, "n1")
-    storage.append([Entry(1, 1, EntryKind.NOOP, b""),
-                    Entry(2, 1, EntryKind.MEMBERSHIP, encode_membership_entry(change, apply_change(THREE, change)))])
+    membership = encode_membership_entry(change, apply_change(THREE, change))
+    storage.append([Entry(1, 1, EntryKind.NOOP, b""), Entry(2, 1, EntryKind.MEMBERSHIP, membership)])
     storage.set_hard_state(HardState(1, None, 2))
     raft = RaftNode(Config("n1", pre_vote=False), storage, lambda n: 0)
     raft.campaign()
@@ -179,7 +179,7 @@ def test_a_snapshot_older_than_the_compacted_log_is_a_broken_storage():
     storage.create_snapshot(2, THREE, b"")
     storage.compact(2)
     raft = RaftNode(Config("n1", pre_vote=False), storage, lambda n: 0)
-    storage._snapshot = Snapshot(1, 1, THREE, b"")  # noqa: SLF001 - breaking the contract on purpose
+    storage._snapshot = Snapshot(1, 1, THREE, b"")
     with pytest.raises(RaftInvariantError, match="snapshot covers only"):
         RaftNode(Config("n1"), storage, lambda n: 0)
     raft.campaign()

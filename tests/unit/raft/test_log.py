@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventstream.server.raft import CompactedError, Entry, EntryKind, MemoryStorage, Snapshot, UnavailableError
+from eventstream.server.raft import (
+    CompactedError,
+    Entry,
+    EntryKind,
+    MemoryStorage,
+    Snapshot,
+    UnavailableError,
+)
 from eventstream.server.raft.errors import RaftInvariantError
 from eventstream.server.raft.log import RaftLog
 
@@ -34,7 +41,8 @@ def test_terms_and_entries_span_storage_and_unstable():
     assert log.term_or_zero(5) == 0
 
 
-@given(st.lists(st.integers(1, 3), min_size=1, max_size=12).map(sorted), st.integers(0, 14), st.integers(0, 4))
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=12).map(sorted), st.integers(0, 14),
+       st.integers(0, 4))
 def test_find_conflict_by_term_matches_a_linear_scan(terms: list[int], index: int, term: int):
     log = log_of(terms)
     expected = min(index, len(terms))

@@ -65,7 +65,8 @@ START = Membership(frozenset({"a", "b"}), frozenset({"c"}))
     (MembershipOp.REMOVE_NODE, "c", "ab", ""),
 ])
 def test_single_server_changes(op: MembershipOp, node: str, voters: str, learners: str):
-    assert apply_change(START, MembershipChange(op, node)) == Membership(frozenset(voters), frozenset(learners))
+    expected = Membership(frozenset(voters), frozenset(learners))
+    assert apply_change(START, MembershipChange(op, node)) == expected
 
 
 @pytest.mark.parametrize(("op", "node", "error"), [

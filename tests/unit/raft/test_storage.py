@@ -9,8 +9,8 @@ from eventstream.server.raft import (
     Entry,
     EntryKind,
     HardState,
-    MemoryStorage,
     Membership,
+    MemoryStorage,
     Snapshot,
     UnavailableError,
 )

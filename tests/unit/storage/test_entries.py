@@ -7,20 +7,38 @@ import struct
 from array import array
 
 import pytest
-from eventstream.server.queue import InvalidArgument, PureWire
-from eventstream.server.storage.block_cache import BlockCache
-from eventstream.server.storage.block_records import Collected
-from eventstream.server.storage.entries import (
-    B_COUNT, B_FIRST_OFFSET, B_PARTITION, B_POSITION, B_SIZE, BLOCK_FIELDS, CorruptEntry,
-    EntryBatch, EntryEncoder, EntryKind, concat, walk)
-from eventstream.server.storage.entry_index import (
-    BlockRun, TermRuns, decode_index_head, encode_index, index_file_size, positions_from,
-    run_from)
-from eventstream.server.storage.hard_state import HardState, HardStateRefused, decode, encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventstream.server.native import InvalidArgument
+from eventstream.server.storage.block_cache import BlockCache
+from eventstream.server.storage.block_records import Collected
+from eventstream.server.storage.entries import (
+    B_COUNT,
+    B_FIRST_OFFSET,
+    B_PARTITION,
+    B_POSITION,
+    B_SIZE,
+    BLOCK_FIELDS,
+    CorruptEntry,
+    EntryBatch,
+    EntryEncoder,
+    EntryKind,
+    concat,
+    walk,
+)
+from eventstream.server.storage.entry_index import (
+    BlockRun,
+    TermRuns,
+    decode_index_head,
+    encode_index,
+    index_file_size,
+    positions_from,
+    run_from,
+)
+from eventstream.server.storage.hard_state import HardState, HardStateRefused, decode, encode
 from tests.support.entry_logs import CHECKSUMS, Source, records, source_of
+from tests.support.oracles.wire import PureWire
 
 # An entry: an opaque one (kind, payload) or an EVENTS one (submissions, each
 # {partition: records}).

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from eventstream.server.storage.fileops import FileOps
-
 from tests.support.entry_log_writer import round_of
 from tests.support.entry_logs import Rounds, disk_config, open_disk
 
@@ -40,7 +39,7 @@ class CountingFileOps(FileOps):
 
 
 def every_partition(records: int) -> dict[int, int]:
-    return {partition: records for partition in range(PARTITIONS)}
+    return dict.fromkeys(range(PARTITIONS), records)
 
 
 async def test_one_fdatasync_per_append_whatever_the_partitions(tmp_path):

@@ -28,14 +28,13 @@ import random
 from pathlib import Path
 
 import pytest
+
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import LogHalted
 from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.fileops import Fault, FaultyFileOps
 from eventstream.server.storage.hard_state import HardState
-
-from tests.support.entry_logs import CHECKSUMS, Rounds, disk_config, expected_records, \
-    open_disk
+from tests.support.entry_logs import CHECKSUMS, Rounds, disk_config, expected_records, open_disk
 
 PARTITIONS = 4
 CALLS = {"write": 24, "fsync": 18, "fsync_dir": 11, "truncate": 3, "rename": 14,

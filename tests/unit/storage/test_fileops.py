@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from eventstream.server.storage.fileops import FileOps, FaultyFileOps, parse_plan
+from eventstream.server.storage.fileops import FaultyFileOps, FileOps, parse_plan
 
 
 def test_plain_write_file_replaces_whole(tmp_path):

@@ -6,13 +6,14 @@ import sys
 from array import array
 
 import pytest
+
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.memory_log import MemoryLog
 
 
 def shared_buffer(counts: list[int], size: int = 100) -> tuple[bytes, list[RecordBatch]]:
     """One buffer holding ``counts[p]`` records of ``size`` bytes for each partition
-    (as the stager lays out a submission), topics inside the records."""
+    (as the event encoder places a submission), topics inside the records."""
     data, batches, ends, spans = b"", [], array("I"), array("I")
     for partition, count in enumerate(counts):
         for i in range(count):
@@ -73,8 +74,8 @@ def test_cached_batches_are_nothing_the_garbage_collector_scans():
     import gc
 
     log = MemoryLog(1, 1 << 20)
-    staged = array("I", [3, 6])
-    log.append(0, RecordBatch(b"abcdef", 0, memoryview(staged), memoryview(array("I", [0, 1, 3, 1])),
+    placed = array("I", [3, 6])
+    log.append(0, RecordBatch(b"abcdef", 0, memoryview(placed), memoryview(array("I", [0, 1, 3, 1])),
                               b"\x01\x02", b"abcdef"), 1)
     log.append(0, RecordBatch.of([b"xy", b"z"], ["t", "u"], b"\x00\x00"), 2)
     log.publish()

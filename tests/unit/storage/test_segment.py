@@ -6,27 +6,30 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from eventstream.server.queue import wire_backend
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventstream.server.native import NativeWire
 from eventstream.server.storage.fileops import FileOps
 from eventstream.server.storage.log import RecordBatch
 from eventstream.server.storage.partition import Partition
 from eventstream.server.storage.recovery import (
     recover_partition as recover,
+)
+from eventstream.server.storage.recovery import (
     torn_record,
     valid_record_after,
 )
 from eventstream.server.storage.segment import (
     HEADER_SIZE,
-    CorruptSegment,
     TIME_ENTRY,
+    CorruptSegment,
     Segment,
     decode,
     encode_record,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-CRC = wire_backend()
+CRC = NativeWire()
 
 
 def recover_partition(directory: Path, checksums, interval: int, *,
@@ -219,30 +222,30 @@ def test_an_empty_newest_segment_is_removed_whatever_its_name(tmp_path):
     assert not (tmp_path / f"{13:020d}.log").exists()
 
 
-def staged_partition(tmp_path: Path, **limits: int) -> Partition:
+def pending_partition(tmp_path: Path, **limits: int) -> Partition:
     options = {"segment_bytes": 1 << 20, "segment_ns": 1 << 60, "index_interval": 4096}
     options.update(limits)
     return Partition(tmp_path, [Segment(tmp_path, 0)], checksums=CRC, **options)
 
 
 def test_partition_rolls_by_size_and_by_age_at_record_boundaries(tmp_path):
-    part = staged_partition(tmp_path, segment_bytes=1000)
-    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
-    bases = [segment.base for segment, _ in part.staged]
+    part = pending_partition(tmp_path, segment_bytes=1000)
+    part.append(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
+    bases = [segment.base for segment, _ in part.pending]
     assert bases == [0, 5, 10]   # each segment rolls once it reached 1000 bytes
     part.publish()
     assert (part.high_watermark(), len(part.segments)) == (12, 3)
     (tmp_path / "age").mkdir()
-    part = staged_partition(tmp_path / "age", segment_ns=100)
-    part.stage(RecordBatch.of([b"x"] * 2, ["t"] * 2, bytes(2)), 1000)
-    part.stage(RecordBatch.of([b"x"], ["t"], bytes(1)), 1099)
-    part.stage(RecordBatch.of([b"x"], ["t"], bytes(1)), 1100)
-    assert [segment.base for segment, _ in part.staged] == [0, 3]
+    part = pending_partition(tmp_path / "age", segment_ns=100)
+    part.append(RecordBatch.of([b"x"] * 2, ["t"] * 2, bytes(2)), 1000)
+    part.append(RecordBatch.of([b"x"], ["t"], bytes(1)), 1099)
+    part.append(RecordBatch.of([b"x"], ["t"], bytes(1)), 1100)
+    assert [segment.base for segment, _ in part.pending] == [0, 3]
 
 
 def test_retention_never_deletes_the_active_segment(tmp_path):
-    part = staged_partition(tmp_path, segment_bytes=1000)
-    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
+    part = pending_partition(tmp_path, segment_bytes=1000)
+    part.append(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
     part.publish()
     removed = part.expire(now_ns=10**12, retention_ns=1, retention_bytes=0)
     assert [s.base for s in removed] == [0, 5]
@@ -251,9 +254,9 @@ def test_retention_never_deletes_the_active_segment(tmp_path):
 
 
 def test_index_files_of_a_sealed_segment_load_back(tmp_path):
-    part = staged_partition(tmp_path, segment_bytes=1000, index_interval=300)
-    part.stage(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
-    segment, buf = part.staged[0]
+    part = pending_partition(tmp_path, segment_bytes=1000, index_interval=300)
+    part.append(RecordBatch.of([b"x" * 200] * 12, ["t"] * 12, bytes(12)), 5)
+    segment, buf = part.pending[0]
     segment.path.write_bytes(buf)
     index, times = segment.index_bytes()  # what sealing writes
     segment.index_path.write_bytes(index)
@@ -272,7 +275,7 @@ def test_packing_index_files_keeps_no_memory_behind():
         segment.rel_offsets.extend(range(count))
         segment.positions.extend(range(0, 8 * count, 8))
         segment.times.extend(range(1000, 1000 + count))
-        segment.staged_next = count
+        segment.pending_next = count
         index, times = segment.index_bytes()
         assert times == b"".join(TIME_ENTRY.pack(1000 + i, i) for i in range(count))
         assert len(index) == 8 * count

@@ -6,8 +6,8 @@ import re
 from datetime import datetime
 
 import pytest
-from eventstream.client import Durability, Priority, PublishAck, ReceivedEvent
 
+from eventstream.client import Durability, Priority, PublishAck, ReceivedEvent
 from tests.support.durable import payload_of
 from tests.support.ledger import Ledger, check_stored
 

@@ -237,3 +237,89 @@ podAntiAffinity:
         {{- toYaml $term | nindent 8 }}
 {{- end }}
 {{- end }}
+
+{{/*
+eventstream.quantityBytes
+  In:  a Kubernetes quantity string of the form the schema allows for sizes
+       (an integer and an optional suffix: 10Gi, 500G, 1024Mi).
+  Out: its value in bytes, as a float64 string, so "1Gi" and "1024Mi" (the
+       API server stores quantities in canonical form) compare equal.
+*/}}
+{{- define "eventstream.quantityBytes" -}}
+{{- $units := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18
+      "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0
+      "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- $number := regexFind "^[0-9]+" . }}
+{{- $suffix := trimPrefix $number . }}
+{{- mulf (float64 $number) (get $units $suffix) }}
+{{- end }}
+
+{{/*
+eventstream.checkClaimTemplate
+  In:  the root context.
+  Out: nothing; on `helm upgrade`, fails the render when the claim template
+       would differ from the live StatefulSet's. The API server forbids any
+       change to volumeClaimTemplates and says so only in terms of fields; this
+       names the value and the way out. `helm template` sees no live object.
+*/}}
+{{- define "eventstream.checkClaimTemplate" -}}
+{{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "eventstream.fullname" .) }}
+{{- if $live }}
+{{- $liveClaim := dict }}
+{{- range ($live.spec.volumeClaimTemplates | default list) }}
+{{- if eq .metadata.name "data" }}{{ $liveClaim = . }}{{ end }}
+{{- end }}
+{{- $how := "A StatefulSet's volumeClaimTemplates cannot be changed: keep the installed value, or grow each claim with kubectl (when its StorageClass allows expansion) and recreate the StatefulSet with kubectl delete statefulset --cascade=orphan before upgrading (deploy/README.md, Resizing the claims)." }}
+{{- if ne .Values.persistence.enabled (not (empty $liveClaim)) }}
+{{- fail (printf "persistence.enabled cannot change from %t to %t on an installed release. %s" (not (empty $liveClaim)) .Values.persistence.enabled $how) }}
+{{- end }}
+{{- if $liveClaim }}
+{{- $liveSize := $liveClaim.spec.resources.requests.storage | toString }}
+{{- if ne (include "eventstream.quantityBytes" $liveSize) (include "eventstream.quantityBytes" (toString .Values.persistence.size)) }}
+{{- fail (printf "persistence.size cannot change from %s to %s on an installed release. %s" $liveSize .Values.persistence.size $how) }}
+{{- end }}
+{{- $liveClass := $liveClaim.spec.storageClassName | default "" }}
+{{- if ne $liveClass .Values.persistence.storageClass }}
+{{- fail (printf "persistence.storageClass cannot change from %q to %q on an installed release. %s" $liveClass .Values.persistence.storageClass $how) }}
+{{- end }}
+{{- if ne (toJson $liveClaim.spec.accessModes) (toJson .Values.persistence.accessModes) }}
+{{- fail (printf "persistence.accessModes cannot change from %s to %s on an installed release. %s" (toJson $liveClaim.spec.accessModes) (toJson .Values.persistence.accessModes) $how) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.checkPorts
+  In:  the root context.
+  Out: nothing; fails the render when two TCP ports of .Values.ports are the
+       same: the API server refuses duplicate container and Service ports, and
+       the server could not bind both. The UDP port may equal a TCP one.
+*/}}
+{{- define "eventstream.checkPorts" -}}
+{{- $seen := dict }}
+{{- range $name := list "tcp" "grpc" "cluster" "metrics" }}
+{{- $port := get $.Values.ports $name | int | toString }}
+{{- if hasKey $seen $port }}
+{{- fail (printf "ports.%s and ports.%s are both %s: every TCP port (tcp, grpc, cluster, metrics) must differ" (get $seen $port) $name $port) }}
+{{- end }}
+{{- $_ := set $seen $port $name }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.checkPodLabels
+  In:  the root context.
+  Out: nothing; fails the render when .Values.podLabels sets a label the
+       chart sets on the pods itself. Overriding a selector label would detach
+       the pods from the StatefulSet (the API server refuses a selector that
+       does not match the template); the others would silently lie.
+*/}}
+{{- define "eventstream.checkPodLabels" -}}
+{{- $own := include "eventstream.labels" . | fromYaml }}
+{{- range $key, $_ := .Values.podLabels }}
+{{- if hasKey $own $key }}
+{{- fail (printf "podLabels.%s is set by the chart itself (its pods' own labels: %s); pick another key" $key (keys $own | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import __version__
@@ -95,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
-    from .observability.logging import configure_logging
     from .errors import EventStreamError
+    from .observability.logging import configure_logging
     from .storage.recovery import DataDirRefused
     from .storage.segment import CorruptSegment
 
@@ -105,6 +106,7 @@ def run(config: Config) -> int:
     except ListenError as error:
         return _cannot_listen(error)
     configure_logging(config.log.level, config.log.format, config.cluster.node_id)
+    runner: Callable[[Coroutine[Any, Any, int]], int]
     if config.server.event_loop == "uvloop":
         import uvloop
 

@@ -3,7 +3,8 @@
 glibc's ``free`` returns memory to the kernel only from the top of a heap, so
 what a burst left free in the middle (the buffers of many large requests
 handled at once; before the tail cache kept whole batches, also its evicted
-1 KiB records) stays resident: 80 MiB at the end of the peers benchmark then. ``malloc_trim(0)`` releases every free page. It holds the
+1 KiB records) stays resident: 80 MiB at the end of the peers benchmark then.
+``malloc_trim(0)`` releases every free page. It holds the
 allocator's locks (measured: 0.4 ms with nothing to release, 6 ms releasing
 76 MiB), so the server runs it on a worker thread every few seconds, and only
 while ``threshold`` bytes or more of the heap are free. Free bytes alone
@@ -18,8 +19,13 @@ its own heap, and a test watches the real loop give them back.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import logging
 import os
+from collections.abc import Callable
+
+from .tasks import cancel_and_wait
 
 THRESHOLD_BYTES = 16 * 1024 * 1024
 PERIOD_SECONDS = 5.0
@@ -27,6 +33,8 @@ HOLE_ENV = "EVENTSTREAM_TEST_HEAP_HOLE_BYTES"
 """Test-only: bytes of C heap to leave free, resident, below a live chunk (see the module docstring)."""
 _HOLE_CHUNK = 64 * 1024  # below glibc's mmap threshold: taken from the heap itself
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+log = logging.getLogger(__name__)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -67,9 +75,11 @@ class HeapTrimmer:
         return max(0, before - _resident_bytes())
 
     def leave_hole_if_asked(self) -> int:
-        """With ``HOLE_ENV`` set, make that many bytes of this thread's heap
-        resident and free below a chunk kept for good, as a burst of large
-        requests does; for tests only. Returns the bytes asked for (0: none)."""
+        """With ``HOLE_ENV`` set, leave that many bytes of heap free (tests only).
+
+        The bytes are made resident and freed below a chunk kept for good, as
+        a burst of large requests does. Returns the bytes asked for (0: none).
+        """
         size = int(os.environ.get(HOLE_ENV) or 0)
         if size <= 0 or self._libc is None:
             return 0
@@ -82,6 +92,39 @@ class HeapTrimmer:
         for chunk in chunks[:-1]:
             free(chunk)
         return size
+
+
+class HeapTrimTask:
+    """Every :data:`PERIOD_SECONDS`, trims the heap on a worker thread when it is due.
+
+    Args:
+        on_trimmed: called with the resident bytes each trim gave back.
+        trimmer: the trimmer (default: one with :data:`THRESHOLD_BYTES`).
+    """
+
+    def __init__(self, on_trimmed: Callable[[int], None], trimmer: HeapTrimmer | None = None) -> None:
+        self._on_trimmed = on_trimmed
+        self._trimmer = trimmer or HeapTrimmer()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task (nothing without glibc)."""
+        if self._trimmer.available:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="heap-trim")
+
+    async def stop(self) -> None:
+        """End the task."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        trimmer = self._trimmer
+        if hole := trimmer.leave_hole_if_asked():
+            log.warning("%s=%d: left that much free heap to trim (a test-only setting)", HOLE_ENV, hole)
+        while True:
+            await asyncio.sleep(PERIOD_SECONDS)
+            if trimmer.due():
+                self._on_trimmed(await asyncio.to_thread(trimmer.trim))
 
 
 def _glibc() -> ctypes.CDLL | None:

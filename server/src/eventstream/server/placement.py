@@ -1,6 +1,6 @@
 """Where the node runs: the NUMA nodes found, and pinning when numa.enabled.
 
-The drain, the stager and the listeners all run on the event loop thread, so
+The drain, the event encoder and the listeners all run on the event loop thread, so
 placing the node means pinning that thread (and the threads it starts later,
 which inherit its CPU set) to one node's CPUs. Discovery reads /sys through
 the native core; a machine without NUMA information reports one node.
@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .queue import NativeError, NumaNode, discover, pin_thread
+from .native import NativeError, NumaNode, discover, pin_thread
 
 log = logging.getLogger(__name__)
 

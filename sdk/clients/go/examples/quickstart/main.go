@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	eventstreamv1 "eventstream/sdk/clients/go/eventstream/v1"
+	eventstreamv1 "eventstream/sdk/clients/go/gen/eventstream/v1"
 )
 
 func main() {

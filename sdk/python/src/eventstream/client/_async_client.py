@@ -57,7 +57,7 @@ class AsyncClient:
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
                  interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
                  options: Sequence[ChannelOption] = ()) -> None:
         self._channel = async_channel(target, tls, options, interceptors)

@@ -56,7 +56,7 @@ class Client:
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
                  interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = ()) -> None:
         channel = sync_channel(target, tls, options)
         self._pause = Pause(channel)

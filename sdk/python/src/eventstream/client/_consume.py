@@ -32,8 +32,9 @@ class _Settler(Protocol):
 
 @dataclass(frozen=True)
 class ConsumedEvent(ReceivedEvent):
-    """An event delivered to a consumer-group member: a :class:`ReceivedEvent`
-    that is answered with :meth:`ack` or :meth:`nack`.
+    """An event delivered to a consumer-group member.
+
+    A :class:`ReceivedEvent` that is answered with :meth:`ack` or :meth:`nack`.
 
     Answers are queued and sent in batches by the consumer that received the
     event (from any thread for a :class:`Consumer`; from the event loop's
@@ -123,8 +124,10 @@ def consume_start(group: str, patterns: tuple[str, ...], min_priority: Priority 
 
 
 def settle_requests(settles: Iterable[Settle]) -> list[subscribe_pb2.ConsumeRequest]:
-    """Batch queued answers into requests: each run of acks (or of nacks) in
-    order becomes one request of at most :data:`MAX_POSITIONS` positions."""
+    """Batch queued answers into requests.
+
+    Each run of acks (or of nacks) in order becomes one request of at most :data:`MAX_POSITIONS` positions.
+    """
     requests: list[subscribe_pb2.ConsumeRequest] = []
     run: list[common_pb2.PartitionOffset] = []
     run_is_ack = True

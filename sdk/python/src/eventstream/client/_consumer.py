@@ -28,6 +28,7 @@ import grpc
 
 from eventstream.v1 import subscribe_pb2
 
+from ._channel import Pause
 from ._consume import (
     Assignment,
     ConsumedEvent,
@@ -37,7 +38,6 @@ from ._consume import (
     drain,
     settle_requests,
 )
-from ._channel import Pause
 from ._errors import EventStreamError, error_from_rpc
 from ._events import ReceivedEvent
 from ._retry import RetryBudget, RetryPolicy
@@ -87,8 +87,10 @@ class _Rejoin:
 
 
 class _Member:
-    """What both consumers share: settings, the latest assignment, the queue of
-    answers and the buffer of events not yet iterated."""
+    """What both consumers share.
+
+    Settings, the latest assignment, the queue of answers and the buffer of events not yet iterated.
+    """
 
     def __init__(self, start: _Request, retry: RetryPolicy, close_timeout: float,
                  buffer: int) -> None:

@@ -10,7 +10,7 @@ import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
@@ -185,7 +185,7 @@ def event_from_proto(message: common_pb2.Event) -> ReceivedEvent:
 def timestamp_from_datetime(moment: datetime) -> timestamp_pb2.Timestamp:
     """A Timestamp; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp
@@ -193,4 +193,4 @@ def timestamp_from_datetime(moment: datetime) -> timestamp_pb2.Timestamp:
 
 def datetime_from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
     """An aware UTC datetime."""
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    return stamp.ToDatetime(tzinfo=UTC)

@@ -30,8 +30,11 @@ class DedupWindow:
         return len(self._seen)
 
     def lookup(self, event_id: bytes, now_ns: int) -> tuple[int, int, int] | None:
-        """(partition, offset, time remembered) of the first event with this id, if
-        still inside the window."""
+        """Where the first event with this id went, if still inside the window.
+
+        Returns:
+            (partition, offset, time remembered), or None.
+        """
         hit = self._seen.get(event_id)
         if hit is None or now_ns - hit[2] > self.window_ns:
             return None

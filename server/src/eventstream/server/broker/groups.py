@@ -36,6 +36,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import EventStreamError, invalid
 from ..storage.log import EventLog
@@ -57,8 +58,17 @@ class GroupSettings:
 
 
 class _Partition:
-    __slots__ = ("cursor", "frontier", "done", "inflight", "retry", "attempts", "late",
-                 "counted", "ahead")
+    __slots__ = (
+        "ahead",
+        "attempts",
+        "counted",
+        "cursor",
+        "done",
+        "frontier",
+        "inflight",
+        "late",
+        "retry",
+    )
 
     def __init__(self, start: int) -> None:
         self.cursor = start
@@ -84,16 +94,20 @@ class _Partition:
         self.counted, self.ahead = start, 0  # which counted ones were deleted is not known
 
     def read_up_to(self, cursor: int, counted_matches: int) -> None:
-        """The group read up to ``cursor``; ``counted_matches`` of the matching
-        events it read had been counted ahead."""
+        """The group read up to ``cursor``.
+
+        ``counted_matches`` of the matching events it read had been counted ahead.
+        """
         self.cursor = cursor
         self.ahead -= counted_matches
         if self.counted < cursor:
             self.counted, self.ahead = cursor, 0
 
     def lag(self, high_watermark: int) -> int:
-        """Matching events not finished: read and pending, counted ahead, and
-        committed but not examined yet (counted as matching)."""
+        """Matching events not finished.
+
+        Read and pending, counted ahead, and committed but not examined yet (counted as matching).
+        """
         pending = self.cursor - self.frontier - len(self.done)
         return pending + self.ahead + max(0, high_watermark - max(self.counted, self.cursor))
 
@@ -158,7 +172,13 @@ class Group:
         return sum(part.lag(hwm) for hwm, part in zip(high_watermarks, self.parts))
 
 
-DeadLetter = Callable[[Group, int, int, bytes], None]
+class DeadLetterSink(Protocol):
+    """Where events that reached max_deliveries go (:class:`.dead_letter.DeadLetters`)."""
+
+    def move(self, group: Group, partition: int, offset: int, record: bytes,
+             settle: Callable[[Group, int, int, bool], None]) -> None:
+        """Start moving the event; ``settle`` is called once when the move ends."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,19 +195,19 @@ class GroupCoordinator:
 
     Args:
         event_log: the committed log the groups read.
-        dead_letter: called with (group, partition, offset, record) for an event
-            that reached max_deliveries; it must later call :meth:`settle`.
+        dead_letters: takes each event that reached max_deliveries and settles
+            it later through :meth:`settle`.
         clock_ns: monotonic clock in nanoseconds (ack deadlines, idle expiry).
         stored: groups whose committed offsets were saved before, by name.
         max_groups: most groups at once (with members or not, stored ones too).
         idle_expiry_ns: a group without members this long is forgotten.
     """
 
-    def __init__(self, event_log: EventLog, dead_letter: DeadLetter,
+    def __init__(self, event_log: EventLog, dead_letters: DeadLetterSink,
                  clock_ns: Callable[[], int], stored: dict[str, StoredGroup] | None = None,
                  *, max_groups: int = 1000, idle_expiry_ns: int = 7 * 86400 * 10**9) -> None:
         self._log = event_log
-        self._dead_letter = dead_letter
+        self._dead_letters = dead_letters
         self._clock_ns = clock_ns
         self._stored = dict(stored or {})
         self._max_groups = max_groups
@@ -282,8 +302,10 @@ class GroupCoordinator:
     # -- delivery ---------------------------------------------------------------
 
     def take(self, member: Member, max_batch: int, max_bytes: int) -> tuple[list[bytes], int]:
-        """Events for ``member`` now: (framed records, count), at most ``max_batch``
-        events and ``max_bytes`` bytes (a larger event goes alone).
+        """Events for ``member`` now.
+
+        (framed records, count), at most ``max_batch`` events and ``max_bytes`` bytes (a larger event goes
+        alone).
 
         Redeliveries of a partition come before its new events. Events the
         filter skips count as done.
@@ -340,8 +362,10 @@ class GroupCoordinator:
         return out, len(out)
 
     def behind(self, member: Member) -> bool:
-        """True when ``member`` could take more now: it has room for events and
-        one of its partitions holds committed records it has not read yet."""
+        """True when ``member`` could take more now.
+
+        It has room for events and one of its partitions holds committed records it has not read yet.
+        """
         if member.inflight >= member.max_in_flight:
             return False
         parts, log = member.group.parts, self._log
@@ -357,8 +381,9 @@ class GroupCoordinator:
         out.append(record)
 
     def count_ahead(self, budget: int) -> None:
-        """Examine up to ``budget`` committed events per group past where it has
-        read, counting those its patterns match, for :meth:`Group.lag`.
+        """Examine up to ``budget`` committed events per group past where it has read.
+
+        Those its patterns match are counted, for :meth:`Group.lag`.
 
         Each event is examined once per group (off the publish path, in
         bounded steps), so the lag of a group whose members are away, or far
@@ -390,10 +415,11 @@ class GroupCoordinator:
     # -- acknowledgements ---------------------------------------------------------
 
     def ack(self, member: Member, positions: Iterable[tuple[int, int]]) -> int:
-        """Finish the events at ``positions`` that ``member`` holds, or held
-        until their ack deadline passed and nobody got them since. The others
-        (held by another member, nacked, already done, never delivered to it)
-        are ignored and counted in ``Group.ignored``.
+        """Finish the events at ``positions`` that ``member`` holds.
+
+        Also those it held until their ack deadline passed when nobody got
+        them since. The others (held by another member, nacked, already done,
+        never delivered to it) are ignored and counted in ``Group.ignored``.
 
         Returns:
             How many events became done.
@@ -416,9 +442,11 @@ class GroupCoordinator:
         return finished
 
     def nack(self, member: Member, positions: Iterable[tuple[int, int]]) -> None:
-        """Deliver the events at ``positions`` that ``member`` holds again (or
-        dead-letter them). Those it held until their deadline are on their
-        way again already; the others are ignored and counted, as by :meth:`ack`."""
+        """Deliver the events at ``positions`` that ``member`` holds again (or dead-letter them).
+
+        Those it held until their deadline are on their way again already; the others are ignored and counted,
+        as by :meth:`ack`.
+        """
         group = member.group
         for partition, offset in positions:
             part = self._part(group, partition)
@@ -445,8 +473,7 @@ class GroupCoordinator:
                 self._wake(group)
 
     def settle(self, group: Group, partition: int, offset: int, stored: bool) -> None:
-        """The dead-letter callback's answer: ``stored`` finishes the event,
-        otherwise it is delivered again."""
+        """How a dead-letter move ended: ``stored`` finishes the event, otherwise it is delivered again."""
         part = group.parts[partition]
         if stored:
             part.finish(offset)
@@ -456,12 +483,14 @@ class GroupCoordinator:
         self._wake(group)
 
     def _again(self, group: Group, partition: int, part: _Partition, offset: int) -> bool:
-        """Queue ``offset`` to be delivered again, or dead-letter it after
-        max_deliveries; return whether it was queued."""
+        """Queue ``offset`` to be delivered again, or dead-letter it after max_deliveries.
+
+        Return whether it was queued.
+        """
         if part.attempts.get(offset, 0) >= group.settings.max_deliveries:
             record = self._log.read(partition, offset, 1).records
             if record:
-                self._dead_letter(group, partition, offset, record[0])
+                self._dead_letters.move(group, partition, offset, record[0], self.settle)
                 return False
             part.finish(offset)    # gone by retention
             return False
@@ -470,8 +499,10 @@ class GroupCoordinator:
 
     @staticmethod
     def _release(part: _Partition, offset: int, owner: Member | None = None) -> bool:
-        """Take ``offset`` out of flight if it is (and, given ``owner``, held by
-        that member); return whether it was."""
+        """Take ``offset`` out of flight if it is (and, given ``owner``, held by that member).
+
+        Return whether it was.
+        """
         held = part.inflight.get(offset)
         if held is None or (owner is not None and held[0] is not owner):
             return False

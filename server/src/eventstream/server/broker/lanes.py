@@ -19,10 +19,10 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ..queue.staging import ROW_BYTES, Accepted
+from ..native import Accepted, AcceptedEvents, PlacedRecords
 from .priority import Lane
 
 log = logging.getLogger(__name__)
@@ -35,38 +35,46 @@ LANES_ENV = "EVENTSTREAM_TEST_LANES"
 class Submission:
     """Accepted events of one request waiting in one lane, as buffers.
 
-    ``rows`` holds the lane's rows of :class:`..queue.staging.Accepted`
-    (``ROW_FIELDS`` u32 per event) locating each event in ``bodies``.
     ``future`` resolves, once they are committed, to one encoded
-    PublishResult per row, in row order, each wrapped in ``result_tag``
-    when it is not 0 (see :meth:`..queue.staging.NativeStager.stage`).
+    PublishResult per event, in order, each wrapped in ``result_tag`` when
+    it is not 0 (see :meth:`..native.EventEncoder.place`).
     """
 
     lane: Lane
-    bodies: bytes
-    rows: bytes
+    events: AcceptedEvents
     count: int
-    future: asyncio.Future[Any]
+    future: asyncio.Future[bytes]
     received_ns: int
     result_tag: int = 0
     transport: str = "grpc"
-    positions: memoryview | None = None
-    """Set when committed: (partition, offset) of each row as u64 pairs, in row order."""
+    placed: PlacedRecords | None = None
+    """Set when placed: the partition and offset of each event, its records."""
 
 
-def submissions_of(accepted: Accepted, result_tag: int, transport: str = "grpc"
-                   ) -> list[Submission]:
-    """The submissions (one per lane that has events) of an accepted request."""
+def submissions_of(accepted: Accepted, result_tag: int = 0, transport: str = "grpc",
+                   chunks: Mapping[Lane, int] | None = None) -> list[Submission]:
+    """The submissions of an accepted request (or read of frames), realtime first.
+
+    The one builder of submissions, for every transport.
+
+    Args:
+        accepted: what the encoder accepted.
+        result_tag: the tag byte wrapping each PublishResult (0: none).
+        transport: label of the submissions and their metrics.
+        chunks: most events per submission, by lane (None: one per lane).
+    """
     loop = asyncio.get_running_loop()
     now = time.time_ns()
     out: list[Submission] = []
-    first = 0
-    for lane, count in ((Lane.REALTIME, accepted.realtime), (Lane.BATCH, accepted.batch)):
-        if count:
-            rows = accepted.rows[first * ROW_BYTES:(first + count) * ROW_BYTES]
-            out.append(Submission(lane, accepted.bodies, rows, count, loop.create_future(), now,
+    for lane, events in ((Lane.REALTIME, accepted.realtime_events()),
+                         (Lane.BATCH, accepted.batch_events())):
+        count = len(events)
+        if not count:
+            continue
+        parts = [events] if chunks is None or count <= chunks[lane] else events.chunks(chunks[lane])
+        for part in parts:
+            out.append(Submission(lane, part, len(part), loop.create_future(), now,
                                   result_tag, transport))
-            first += count
     return out
 
 

@@ -77,9 +77,11 @@ class Subscription:
         return any(cursor < log.high_watermark(p) for p, cursor in enumerate(self.cursors))
 
     def _collect(self) -> tuple[list[bytes], int]:
-        """(matching records, records scanned): at most max_batch records read
-        per partition, so one call's work is bounded, and at most max_bytes
-        of records taken (at least one)."""
+        """(matching records, records scanned).
+
+        At most max_batch records read per partition, so one call's work is bounded, and at most max_bytes of
+        records taken (at least one).
+        """
         log = self._log
         out: list[bytes] = []
         scanned = size = 0
@@ -129,8 +131,10 @@ class Subscription:
 
 
 def _fitting(records: list[bytes], budget: int, first: bool) -> tuple[int, int]:
-    """(count, bytes) of the leading records that fit in ``budget`` bytes; with
-    ``first`` (nothing taken yet) at least one, however large."""
+    """(count, bytes) of the leading records that fit in ``budget`` bytes.
+
+    With ``first`` (nothing taken yet) at least one, however large.
+    """
     size = 0
     for count, record in enumerate(records):
         if size + len(record) > budget and (count or not first):

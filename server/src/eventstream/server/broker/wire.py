@@ -1,7 +1,7 @@
 """Protobuf varints and length-delimited fields, for framing by concatenation.
 
-Pure. Records and acknowledgements are encoded by the stager
-(:mod:`..queue.staging`); the RPC and ingest layers only wrap them in their
+Pure. Records and acknowledgements are encoded by the event encoder
+(:mod:`..native.events`); the RPC and ingest layers only wrap them in their
 response messages (a length varint before each) or cut them apart again.
 """
 
@@ -26,7 +26,7 @@ def field_spans(encoded: bytes) -> list[tuple[int, int, int]]:
     """(start, value start, end) of each length-delimited field in ``encoded``.
 
     ``encoded`` must be fields with one-byte tags, all length-delimited, as
-    the stager writes them (concatenated PublishResults, or each wrapped in a
+    the encoder writes them (concatenated PublishResults, or each wrapped in a
     response's results field).
     """
     spans, pos = [], 0

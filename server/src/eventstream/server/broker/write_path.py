@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import EventStreamError
-from ..queue.staging import R_BODY_OFF, R_ID_LEN, R_ID_OFF, ROW_FIELDS, NativeStager, StagedRecords
+from ..native import Duplicates, EventEncoder, PlacedRecords
 from ..storage.failure import StorageFailed
 from ..storage.log import EventLog, RecordBatch
+from ..tasks import cancel_and_wait
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
 
@@ -73,7 +74,7 @@ class WritePath:
         lanes: the two lanes.
         event_log: the log to append to and commit.
         dedup: the de-duplication window.
-        stager: places and encodes accepted events (native or pure backend).
+        encoder: places accepted events and encodes their records and acknowledgements.
         drain_batch_events: most events per commit.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
         on_commit: called after each commit with the applied submissions.
@@ -82,7 +83,7 @@ class WritePath:
     """
 
     def __init__(self, lanes: Lanes, event_log: EventLog, dedup: DedupWindow,
-                 stager: NativeStager, *,
+                 encoder: EventEncoder, *,
                  drain_batch_events: int, batch_share: float,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  on_halt: Callable[[str, str], None] | None = None,
@@ -95,11 +96,16 @@ class WritePath:
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._on_commit = on_commit
+        self.on_applied: Callable[[], None] | None = None
+        """Called after each applied round, before ``on_commit`` (the consumer groups
+        wake their members); set once the groups exist."""
         self._on_halt = on_halt
         self._clock_ns = clock_ns
         self.halted: str | None = None
         """Why the write path stopped accepting writes (None while it accepts them)."""
-        self._stager = stager
+        self.halted_error = ""
+        """The short name (an errno name) of the error that halted it ("" while none did)."""
+        self._encoder = encoder
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -108,13 +114,8 @@ class WritePath:
 
     async def stop(self) -> None:
         """Stop the drain task (after :meth:`Lanes.wait_idle` for a clean stop)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def halt(self, reason: str, error: str) -> None:
         """Stop accepting writes until the process restarts (after a storage error).
@@ -126,10 +127,15 @@ class WritePath:
         if self.halted is not None:
             return
         self.halted = reason
+        self.halted_error = error
         log.error("storage failed: %s; this node accepts no more writes until it restarts "
                   "(the restart's recovery decides what of the failed round is stored)", reason)
         if self._on_halt is not None:
             self._on_halt(reason, error)
+
+    def storage_failed(self, failure: StorageFailed) -> None:
+        """The log failed outside a commit (a periodic fsync): halt."""
+        self.halt(failure.reason, failure.error)
 
     def submit(self, submissions: list[Submission]) -> None:
         """Queue submissions for commit, all or none.
@@ -169,14 +175,14 @@ class WritePath:
         now = self._clock_ns()
         new_ids: list[bytes] = []
         try:
-            acks, staged = self._propose(taken, now, new_ids)
+            acks, placed = self._propose(taken, now, new_ids)
         except Exception as exc:  # nothing was written: this round is refused, the drain goes on
             log.exception("commit failed; %d submissions refused", len(taken))
             self.dedup.forget(new_ids)
             self._refuse(taken, EventStreamError("COMMIT_FAILED", f"commit failed: {exc}"))
             return
         try:
-            for partition, batch in staged:
+            for partition, batch in placed:
                 self.log.append(partition, batch, now)
             await self.log.commit()
         except Exception as exc:  # some of the round may be on disk: halt, never roll back
@@ -212,7 +218,7 @@ class WritePath:
                  ) -> tuple[list[RoundResult], list[tuple[int, RecordBatch]]]:
         """De-duplicate, place and encode; nothing is visible or acknowledged yet.
 
-        The stager does the per-event work in one call per submission: it
+        The encoder does the per-event work in one call per submission: it
         gives each new event its partition (by the hash of its key, or of its
         topic) and offset, appends the server's fields to make the record,
         and encodes every acknowledgement. Producer ids remembered for
@@ -221,60 +227,51 @@ class WritePath:
         log = self.log
         next_offsets = array("Q", [log.next_offset(p) for p in range(log.partitions)])
         durability = log.durability
-        staged: list[tuple[int, RecordBatch]] = []
+        placed: list[tuple[int, RecordBatch]] = []
         results: list[RoundResult] = []
         for submission in taken:
-            dups, fresh, duplicates = self._dedup(submission, now)
-            out = self._stager.stage(submission.bodies, submission.rows, dups, next_offsets,
-                                     time_ns=now, durability=durability,
-                                     result_tag=submission.result_tag)
+            dups, fresh = self._dedup(submission, now)
+            out = self._encoder.place(submission.events, dups.encoded(), next_offsets,
+                                      time_ns=now, durability=durability,
+                                      result_tag=submission.result_tag)
             if fresh:
-                positions = out.positions
                 remember = self.dedup.remember
                 for event_id, row in fresh:
-                    remember(event_id, positions[2 * row], positions[2 * row + 1], now)
+                    remember(event_id, *out.position(row), now)
                     new_ids.append(event_id)
-            _collect(out, staged)
-            submission.positions = out.positions
-            results.append(RoundResult(out.results, submission.count, duplicates))
+            _collect(out, placed)
+            submission.placed = out
+            results.append(RoundResult(out.results, submission.count, dups.count))
         self.dedup.expire(now)
-        return results, staged
+        return results, placed
 
     def _dedup(self, submission: Submission, now: int
-               ) -> tuple[bytes | None, list[tuple[bytes, int]], int]:
-        """Verdicts for the rows of one submission (see ``struct shardq_dup``).
+               ) -> tuple[Duplicates, list[tuple[bytes, int]]]:
+        """Which events of one submission repeat an id seen before.
 
         Returns:
-            The verdicts (None when every event is new), the (id, row) of
-            each new event that carries a producer id, and the duplicate count.
+            The duplicates, and the (id, event number) of each new event
+            that carries a producer id.
         """
-        rows = memoryview(submission.rows).cast("I")
-        id_lengths = rows[R_ID_LEN::ROW_FIELDS]
-        if not any(id_lengths):
-            return None, [], 0  # only server-assigned ids: unique by construction
-        bodies = submission.bodies
+        dups = Duplicates(submission.count)
+        ids = submission.events.producer_ids()
+        if ids is None:
+            return dups, []  # only server-assigned ids: unique by construction
         lookup = self.dedup.lookup
-        verdicts = array("q", _NEW * submission.count)
         first_row: dict[bytes, int] = {}
         fresh: list[tuple[bytes, int]] = []
-        duplicates = 0
-        for row, id_length in enumerate(id_lengths):
-            if not id_length:
+        for row, event_id in enumerate(ids):
+            if not event_id:
                 continue
-            base = row * ROW_FIELDS
-            start = rows[base + R_BODY_OFF] + rows[base + R_ID_OFF]
-            event_id = bodies[start:start + id_length]
             hit = lookup(event_id, now)
             if hit is not None:
-                verdicts[3 * row:3 * row + 3] = array("q", hit)
-                duplicates += 1
+                dups.of_stored(row, *hit)
             elif event_id in first_row:
-                verdicts[3 * row] = -2 - first_row[event_id]
-                duplicates += 1
+                dups.of_event(row, first_row[event_id])
             else:
                 first_row[event_id] = row
                 fresh.append((event_id, row))
-        return (verdicts.tobytes() if duplicates else None), fresh, duplicates
+        return dups, fresh
 
     def _apply(self, taken: list[Submission], results: list[RoundResult]) -> None:
         """Make the round visible and acknowledge it."""
@@ -284,25 +281,17 @@ class WritePath:
             if not submission.future.done():
                 submission.future.set_result(result.results)
             self.lanes.release(submission.lane, submission.count)
+        if self.on_applied is not None:
+            self.on_applied()
         if self._on_commit is not None:
             self._on_commit(taken, results)
 
 
-_NEW = (-1, 0, 0)
-
-
-def _collect(out: StagedRecords, staged: list[tuple[int, RecordBatch]]) -> None:
-    """Add a submission's records to ``staged``: one batch per partition, sharing its buffer."""
-    data, ends, spans, priorities = out.records, out.ends, out.topics, out.priorities
-    first = 0
-    for partition, count in enumerate(out.part_counts):
-        if not count:
-            continue
-        last = first + count
-        staged.append((partition, RecordBatch(
-            data, ends[first - 1] if first else 0, ends[first:last], spans[2 * first:2 * last],
-            priorities[first:last], data)))
-        first = last
+def _collect(out: PlacedRecords, placed: list[tuple[int, RecordBatch]]) -> None:
+    """Add a submission's records to ``placed``: one batch per partition, sharing its buffer."""
+    data = out.records
+    for partition, start, ends, spans, priorities in out.runs():
+        placed.append((partition, RecordBatch(data, start, ends, spans, priorities, data)))
 
 
 __all__ = ["CommitSignal", "RoundResult", "WritePath"]

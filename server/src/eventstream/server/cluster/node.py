@@ -213,7 +213,7 @@ class RaftDriver:
         self._wake.set()
 
     async def read_index(self) -> int:
-        """A linearizable read point: returns an index every write acknowledged before the call is at or below.
+        """A linearizable read point: an index at or above every write acknowledged before the call.
 
         Returns once that index is applied on this node, so a read of the
         applied state now is linearizable. Reads are lost when leadership
@@ -361,7 +361,7 @@ class RaftDriver:
                     await self._wake.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # noqa: BLE001 - any failure halts the node, loudly
+        except Exception as error:
             self._halt(error)
 
     def _take_inputs(self) -> None:

@@ -242,7 +242,7 @@ def _read_file(path: str, problems: list[str]) -> list[tuple[str, Any, str]]:
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
     finally:
-        loader.dispose()
+        loader.dispose()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
     return []
 
 
@@ -253,7 +253,7 @@ def _entries(path: str, loader: yaml.SafeLoader, mapping: yaml.MappingNode, pref
     first: dict[str, yaml.Node] = {}
     what = "key" if prefix else "section"
     for key_node, value_node in mapping.value:
-        name = str(loader.construct_object(key_node, deep=True))
+        name = str(loader.construct_object(key_node, deep=True))  # type: ignore[no-untyped-call]
         if name in first:
             line = first[name].start_mark.line + 1
             problems.append(f"{_at(path, key_node)}: {what} '{prefix}{name}' is written twice "
@@ -276,10 +276,10 @@ def _read_sections(path: str, loader: yaml.SafeLoader, document: yaml.Node,
             continue
         if isinstance(body, yaml.MappingNode):
             for key, key_node, value in _entries(path, loader, body, f"{section}.", problems):
-                pairs.append((f"{section}.{key}", loader.construct_object(value, deep=True),
+                pairs.append((f"{section}.{key}", loader.construct_object(value, deep=True),  # type: ignore[no-untyped-call]
                               _at(path, key_node)))
             continue
-        value = loader.construct_object(body, deep=True)
+        value = loader.construct_object(body, deep=True)  # type: ignore[no-untyped-call]
         if value is None:
             continue  # an empty section
         if section in sections():

@@ -55,9 +55,11 @@ class QueuesConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Cluster membership and the Raft timing and peer link settings.
+    """Cluster membership, Raft timing and the peer links.
+
     Replication is not wired into the server yet: a node always runs as a
-    cluster of one and says so in its status."""
+    cluster of one and says so in its status.
+    """
 
     enabled: bool = False
     """Join a replicated cluster. Default false."""

@@ -16,8 +16,8 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..health import HealthState
 from ..observability.metrics import CONTENT_TYPE, Metrics
+from ..rpc.health import HealthState
 
 _HEAD_END = b"\r\n\r\n"
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"

@@ -93,8 +93,7 @@ class TcpChannel(asyncio.BufferedProtocol):
         return self._end - self._start
 
     def view(self) -> memoryview:
-        """The bytes received and not consumed (valid until the next :meth:`fill`
-        or :meth:`resize`)."""
+        """The bytes received and not consumed (valid until the next :meth:`fill` or :meth:`resize`)."""
         return memoryview(self._buffer or b"")[self._start:self._end]
 
     async def fill(self, count: int, deadline: float | None) -> memoryview:
@@ -162,8 +161,10 @@ class TcpChannel(asyncio.BufferedProtocol):
         self._start, self._end = 0, pending
 
     def _flow(self) -> None:
-        """Read the socket exactly while the buffer has room (the transport
-        must never be handed an empty buffer)."""
+        """Read the socket exactly while the buffer has room.
+
+        The transport must never be handed an empty buffer.
+        """
         transport = self._transport
         if transport is None:
             return
@@ -184,8 +185,9 @@ class TcpChannel(asyncio.BufferedProtocol):
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     async def send(self, data: bytes, timeout: float) -> None:
-        """Write ``data``; wait while the socket's send buffer is full. A
-        connection that is gone swallows it.
+        """Write ``data``; wait while the socket's send buffer is full.
+
+        A connection that is gone swallows it.
 
         Raises:
             TimeoutError: the client read nothing for ``timeout`` seconds.
@@ -205,8 +207,7 @@ class TcpChannel(asyncio.BufferedProtocol):
             transport.write_eof()
 
     async def close(self, timeout: float) -> None:
-        """Close once what was written is sent; drop the connection if that
-        takes over ``timeout`` seconds."""
+        """Close once what was written is sent; drop the connection if that takes over ``timeout`` seconds."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         try:

@@ -1,7 +1,7 @@
 """Decoding of raw TCP/UDP frames into accepted events, a buffer per call.
 
 Pure: no I/O. One call into the native core per buffer
-(:meth:`..queue.staging.NativeStager.accept_frames`) checks lengths, the
+(:meth:`..native.EventEncoder.accept_frames`) checks lengths, the
 priority byte, the topic rules of :mod:`..broker.topics` and the topic and
 payload limits, and encodes every good frame as an ``eventstream.v1.Event`` in
 one buffer, rows split by lane, ready for the write path. This module keeps
@@ -13,24 +13,10 @@ BATCH .. 4 CRITICAL) · ``u16 topic_len`` · topic · payload.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
 
 from ..config.model import LimitsConfig
-from ..queue import FrameReason
-from ..queue.staging import (
-    FRAME_REFUSAL_BASE,
-    R_BODY_LEN,
-    R_BODY_OFF,
-    R_ID_OFF,
-    R_INDEX,
-    R_REASON,
-    ROW_BYTES,
-    ROW_FIELDS,
-    Accepted,
-    NativeStager,
-    Refusal,
-)
+from ..native import Accepted, EventEncoder, FrameReason, Refusal, Refused
 
 # The stable reason (errors.py, metric label, error message) of each parser code.
 REASONS: dict[FrameReason, str] = {
@@ -102,18 +88,18 @@ class FrameDecoder:
     """Decodes buffers of frames with one native call per buffer.
 
     Args:
-        stager: the stager (:func:`..queue.staging.stager`), whose limits apply.
+        encoder: the event encoder, whose limits apply.
         limits: topic and payload limits (for messages).
         max_frame: largest declared frame length.
     """
 
-    def __init__(self, stager: NativeStager, limits: LimitsConfig, max_frame: int) -> None:
-        self._stager = stager
+    def __init__(self, encoder: EventEncoder, limits: LimitsConfig, max_frame: int) -> None:
+        self._encoder = encoder
         self._max_topic = limits.max_topic_bytes
         self._max_payload = limits.max_message_bytes
         self.max_frame = max_frame
 
-    def decode(self, data: bytes, *, final: bool) -> DecodedFrames:
+    def decode(self, data: bytes | memoryview, *, final: bool) -> DecodedFrames:
         """Decode the frames in ``data``.
 
         Args:
@@ -122,9 +108,9 @@ class FrameDecoder:
                 stream that ended): an incomplete tail is ``FRAME_TRUNCATED``;
                 otherwise it is left out of ``consumed`` for the next read.
         """
-        accepted, consumed, fatal = self._stager.accept_frames(
+        accepted, consumed, fatal = self._encoder.accept_frames(
             data, max_frame=self.max_frame, final=final)
-        good = accepted.realtime + accepted.batch
+        good = accepted.good
         if not accepted.refused:
             rejection = None
             if fatal:
@@ -132,46 +118,39 @@ class FrameDecoder:
                 rejection = self._reject(FrameReason(fatal), good, length + 4)
             return DecodedFrames(accepted if good else None, good, consumed, rejection)
         # A bad frame: keep only the frames before it (the connection closes).
-        rows = memoryview(accepted.rows).cast("I")
-        first = good * ROW_FIELDS
-        index, reason = rows[first + R_INDEX], rows[first + R_REASON]
-        offset, length = rows[first + R_BODY_OFF], rows[first + R_BODY_LEN]
-        if reason >= FRAME_REFUSAL_BASE:
-            rejection = self._reject(FrameReason(reason - FRAME_REFUSAL_BASE), index, length)
-        elif reason == Refusal.TOPIC_TOO_LONG:
+        first = accepted.first_refusal()
+        assert first is not None  # accepted.refused
+        index, code, offset, length = first.position, first.code, first.start, first.length
+        frame_reason = first.frame_reason
+        if frame_reason is not None:
+            rejection = self._reject(frame_reason, index, length)
+        elif code == Refusal.TOPIC_TOO_LONG:
             rejection = Rejection("TOPIC_TOO_LONG", f"topic is longer than {self._max_topic} bytes",
                                   index)
         else:
             size = length - 7 - int.from_bytes(data[offset + 5:offset + 7], "big")
             rejection = Rejection("PAYLOAD_TOO_LARGE", f"payload of {size} bytes is over the "
                                   f"limit of {self._max_payload} bytes", index)
-        keep_realtime = bisect_left(rows[R_INDEX:accepted.realtime * ROW_FIELDS:ROW_FIELDS], index)
-        batch_indexes = rows[accepted.realtime * ROW_FIELDS + R_INDEX:first:ROW_FIELDS]
-        keep_batch = bisect_left(batch_indexes, index)
-        if not keep_realtime + keep_batch:
+        kept = accepted.before(index)
+        if not kept.good:
             return DecodedFrames(None, 0, offset, rejection)
-        realtime_rows = accepted.rows[:keep_realtime * ROW_BYTES]
-        batch_rows = accepted.rows[accepted.realtime * ROW_BYTES:
-                                   (accepted.realtime + keep_batch) * ROW_BYTES]
-        kept = Accepted(accepted.bodies, realtime_rows + batch_rows, keep_realtime, keep_batch, 0, 0)
-        return DecodedFrames(kept, keep_realtime + keep_batch, offset, rejection)
+        return DecodedFrames(kept, kept.good, offset, rejection)
 
     def decode_datagrams(self, batch: memoryview) -> DecodedDatagrams:
-        """Decode a batch of datagrams (``u32 BE length + datagram`` records) in one
-        native call; each datagram is accepted whole or dropped whole."""
-        accepted = self._stager.accept_datagrams(batch, max_frame=self.max_frame)
-        good = accepted.realtime + accepted.batch
+        """Decode a batch of datagrams (``u32 BE length + datagram`` records) in one native call.
+
+        Each datagram is accepted whole or dropped whole.
+        """
+        accepted = self._encoder.accept_datagrams(batch, max_frame=self.max_frame)
         dropped: dict[str, int] = {}
         rejected: dict[str, int] = {}
-        frames = good
-        if accepted.refused:
-            rows = memoryview(accepted.rows).cast("I")
-            for at in range(good * ROW_FIELDS, len(rows), ROW_FIELDS):
-                reason = _reason_name(rows[at + R_REASON])
-                lost = rows[at + R_ID_OFF] + 1
-                dropped[reason] = dropped.get(reason, 0) + 1
-                rejected[reason] = rejected.get(reason, 0) + lost
-                frames += lost
+        frames = accepted.good
+        for refused in accepted.refusals():
+            reason = _reason_name(refused)
+            lost = refused.good_before + 1
+            dropped[reason] = dropped.get(reason, 0) + 1
+            rejected[reason] = rejected.get(reason, 0) + lost
+            frames += lost
         return DecodedDatagrams(accepted, frames, dropped, rejected)
 
     def _reject(self, reason: FrameReason, index: int, length: int) -> Rejection:
@@ -179,14 +158,13 @@ class FrameDecoder:
         return Rejection(REASONS[reason], problem, index)
 
 
-def _reason_name(code: int) -> str:
-    """The stable reason of a frame refusal code of the stager."""
-    if code >= FRAME_REFUSAL_BASE:
-        return REASONS[FrameReason(code - FRAME_REFUSAL_BASE)]
-    return Refusal(code).name
+def _reason_name(refused: Refused) -> str:
+    """The stable reason of a refused frame."""
+    frame_reason = refused.frame_reason
+    return REASONS[frame_reason] if frame_reason is not None else Refusal(refused.code).name
 
 
-def _declared(data: bytes, offset: int) -> int:
+def _declared(data: bytes | memoryview, offset: int) -> int:
     """The declared length of the frame at ``offset`` (0 when fewer than 4 bytes remain)."""
     head = data[offset:offset + 4]
     return int.from_bytes(head, "big") if len(head) == 4 else 0

@@ -34,14 +34,17 @@ _ACK_HEAD = struct.Struct(">IBQI")
 _ERROR_HEAD = struct.Struct(">IBQB")
 
 
-def batch_length(header: bytes) -> int:
+def batch_length(header: bytes | memoryview) -> int:
     """The length of an acknowledged-mode batch from its 4-byte header."""
-    return _BATCH_HEADER.unpack(header)[0]
+    length: int = _BATCH_HEADER.unpack(header)[0]
+    return length
 
 
 def encode_ack(sequence: int, positions: list[int]) -> bytes:
-    """An ACK message for batch ``sequence``: ``positions`` holds partition,
-    offset, partition, offset, ... one pair per frame, in frame order."""
+    """An ACK message for batch ``sequence``.
+
+    ``positions`` holds partition, offset, partition, offset, ... one pair per frame, in frame order.
+    """
     count = len(positions) // 2
     body = struct.pack(f">{'IQ' * count}", *positions)
     return _ACK_HEAD.pack(1 + 8 + 4 + len(body), KIND_ACK, sequence, count) + body

@@ -9,14 +9,12 @@ only.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from ..broker.broker import Broker
-from ..broker.lanes import Submission
-from ..broker.priority import Lane
+from ..broker.lanes import Submission, submissions_of
 from ..errors import EventStreamError
-from ..queue.staging import ROW_BYTES, Accepted
+from ..native import Accepted
 
 # Wait at most this long for a commit before trying a full lane again.
 ROOM_POLL_SECONDS = 0.05
@@ -38,23 +36,12 @@ class BrokerSink:
         self._chunk = {lane: max(1, capacity // 2)
                        for lane, capacity in broker.lanes.capacity.items()}
 
-    def submissions(self, accepted: Accepted, chunked: bool = True) -> list[Submission]:
-        """The submissions of ``accepted``: per lane, in frame order, in chunks of
-        at most half the lane when ``chunked``. Each future resolves to the
-        encoded PublishResults of its rows."""
-        loop = asyncio.get_running_loop()
-        now = time.time_ns()
-        out: list[Submission] = []
-        first = 0
-        for lane, count in ((Lane.REALTIME, accepted.realtime), (Lane.BATCH, accepted.batch)):
-            chunk = self._chunk[lane] if chunked else max(count, 1)
-            for start in range(first, first + count, chunk):
-                size = min(chunk, first + count - start)
-                out.append(Submission(lane, accepted.bodies,
-                                      accepted.rows[start * ROW_BYTES:(start + size) * ROW_BYTES],
-                                      size, loop.create_future(), now, 0, self.transport))
-            first += count
-        return out
+    def submissions(self, accepted: Accepted) -> list[Submission]:
+        """The submissions of ``accepted``: per lane, in frame order, in chunks of at most half the lane.
+
+        Each future resolves to the encoded PublishResults of its events.
+        """
+        return submissions_of(accepted, 0, self.transport, self._chunk)
 
     def offer(self, submissions: list[Submission]) -> None:
         """Queue all of ``submissions`` at once or nothing (for datagrams).

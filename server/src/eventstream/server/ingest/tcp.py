@@ -36,8 +36,8 @@ from typing import TypeVar
 from ..broker.lanes import Submission
 from ..config.model import IngestConfig, LimitsConfig
 from ..errors import EventStreamError
+from ..native import ACCEPTED_EVENT_BYTES, Accepted
 from ..observability.metrics import Metrics
-from ..queue.staging import R_INDEX, ROW_BYTES, ROW_FIELDS, Accepted
 from . import messages
 from .budget import ByteBudget
 from .channel import TcpChannel
@@ -50,7 +50,7 @@ RECEIVE_BYTES = 64 * 1024
 """Receive buffer of a connection: the socket is read into it, and it is validated in place."""
 ACK_WINDOW = 64
 """Acknowledged batches of one connection committing at once; more waits."""
-HELD_FRAME_BYTES = ROW_BYTES + 8
+HELD_FRAME_BYTES = ACCEPTED_EVENT_BYTES + 8
 """What a validated frame may hold beyond its own bytes (its row, and a
 protobuf encoding at most 5 bytes longer than the frame)."""
 SMALLEST_FRAME = 8
@@ -191,8 +191,7 @@ class _Connection:
 
     async def run(self) -> None:
         """Serve the connection until it ends."""
-        window: asyncio.Queue[tuple[int, list[list[Submission]]] | _Closed
-                              | None] = asyncio.Queue(ACK_WINDOW)
+        window: asyncio.Queue[_WindowItem] = asyncio.Queue(ACK_WINDOW)
         answering = self._loop.create_task(self._answer(window))
         self._reading = self._loop.create_task(self._read(window))
         ending: _Closed | None = None
@@ -240,8 +239,10 @@ class _Connection:
         self._deadline = None
 
     async def _server_side(self, waiting: Awaitable[T]) -> T:
-        """Await something the server waits for (lane room, budget): that time
-        does not count against the frame timeout."""
+        """Await something the server waits for (lane room, budget).
+
+        That time does not count against the frame timeout.
+        """
         started = self._loop.time()
         try:
             return await waiting
@@ -250,16 +251,19 @@ class _Connection:
                 self._deadline += self._loop.time() - started
 
     async def _fill(self, count: int) -> memoryview:
-        """At least ``count`` received bytes (fewer only at the end of the
-        stream), within the idle and frame timeouts."""
+        """At least ``count`` received bytes, within the idle and frame timeouts.
+
+        Fewer only at the end of the stream.
+        """
         channel = self._channel
         if channel.pending >= count:
             return channel.view()
         deadline = self._deadline
-        idle = self._idle is not None and (
-            deadline is None or self._loop.time() + self._idle < deadline)
-        if idle:
-            deadline = self._loop.time() + self._idle
+        idle_seconds = self._idle
+        idle = idle_seconds is not None and (
+            deadline is None or self._loop.time() + idle_seconds < deadline)
+        if idle and idle_seconds is not None:
+            deadline = self._loop.time() + idle_seconds
         try:
             return await channel.fill(count, deadline)
         except TimeoutError:
@@ -275,7 +279,7 @@ class _Connection:
 
     # --------------------------------------------------------------- reading
 
-    async def _read(self, window: asyncio.Queue) -> None:
+    async def _read(self, window: asyncio.Queue[_WindowItem]) -> None:
         if not await self._fill(1):
             return
         self._begin()
@@ -302,7 +306,7 @@ class _Connection:
             held = 0
             if decoded.accepted is not None and not self._grown:
                 # A grown buffer's reservation covers its frame's events.
-                held = _held_bytes(decoded.accepted)
+                held = decoded.accepted.held_bytes
                 if not self._budget.try_take(held):
                     del decoded   # hold nothing while waiting; the bytes are still there
                     self._on_full()
@@ -324,7 +328,7 @@ class _Connection:
                 return
             need = await self._next_need()
 
-    async def _read_batches(self, window: asyncio.Queue) -> None:
+    async def _read_batches(self, window: asyncio.Queue[_WindowItem]) -> None:
         """Acknowledged: length-delimited batches until the end of the stream."""
         limits = self._ingest._limits
         while True:
@@ -403,8 +407,9 @@ class _Connection:
         return pieces
 
     async def _next_need(self) -> int:
-        """Fire-and-forget: how many bytes to wait for next, a whole frame at
-        the head of the received bytes.
+        """Fire-and-forget.
+
+        How many bytes to wait for next, a whole frame at the head of the received bytes.
 
         A frame larger than the receive buffer gets a buffer of its size; its
         bytes, and its events once validated, are taken from the budget first.
@@ -437,8 +442,11 @@ class _Connection:
             self._grown = 0
 
     def _keep_grown(self) -> int:
-        """After a batch: the bytes of its reservation that stay taken for a
-        receive buffer still grown (it already holds the next batch's bytes)."""
+        """After a batch.
+
+        The bytes of its reservation that stay taken for a receive buffer still grown (it already holds the
+        next batch's bytes).
+        """
         self._shrink()
         capacity = self._channel.capacity
         keep = max(0, capacity - self._grown) if capacity > RECEIVE_BYTES else 0
@@ -452,15 +460,19 @@ class _Connection:
             await self._budget.take(count)
 
     def _batch_reservation(self, size: int) -> int:
-        """Budget bytes a batch of ``size`` bytes may hold while it is read: its
-        validated frames, and a receive buffer grown for a large frame."""
+        """Budget bytes a batch of ``size`` bytes may hold while it is read.
+
+        Its validated frames, and a receive buffer grown for a large frame.
+        """
         frames = min(size // SMALLEST_FRAME + 1, self._ingest._limits.max_batch_events + 1)
         grown = min(size, self._ingest._decoder.max_frame + 4) if size > RECEIVE_BYTES else 0
         return size + frames * HELD_FRAME_BYTES + grown
 
     async def _discard(self, count: int) -> None:
-        """Read and drop ``count`` bytes (the rest of a refused batch) within
-        the frame timeout; give up quietly if they do not come."""
+        """Read and drop ``count`` bytes (the rest of a refused batch) within the frame timeout.
+
+        Give up quietly if they do not come.
+        """
         channel = self._channel
         try:
             while count:
@@ -497,8 +509,10 @@ class _Connection:
             metrics.rejected.add(1, {"transport": "tcp", "reason": rejection.reason})
 
     async def _linger(self) -> None:
-        """Half-close after the ERROR, then read and drop what the client still
-        sends until it closes too, for at most :data:`LINGER_SECONDS`."""
+        """Half-close after the ERROR, then drop what the client still sends.
+
+        Until it closes too, for at most :data:`LINGER_SECONDS`.
+        """
         channel = self._channel
         channel.write_eof()
         channel.consume(channel.pending)
@@ -512,7 +526,7 @@ class _Connection:
 
     # ---------------------------------------------------------------- answering
 
-    async def _answer(self, window: asyncio.Queue) -> None:
+    async def _answer(self, window: asyncio.Queue[_WindowItem]) -> None:
         """Write ACKs in batch order; end with the ERROR that closed the connection."""
         try:
             while True:
@@ -546,25 +560,25 @@ class _Connection:
         await self._channel.send(data, self._frame_timeout)
 
 
-def _held_bytes(accepted: Accepted) -> int:
-    """Bytes the validated events of a read hold."""
-    return len(accepted.bodies) + len(accepted.rows)
-
-
 async def _positions(queued: list[Submission]) -> list[int]:
     """Partition and offset of each frame of a batch, flat, in frame order."""
     if len(queued) == 1:   # one lane: rows are already in frame order
         await queued[0].future
-        assert queued[0].positions is not None
-        return queued[0].positions.tolist()
+        assert queued[0].placed is not None
+        return queued[0].placed.flat_positions()
     by_frame: dict[int, tuple[int, int]] = {}
     for submission in queued:
         await submission.future
-        assert submission.positions is not None
-        flat = submission.positions.tolist()
-        frames = memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
+        assert submission.placed is not None
+        flat = submission.placed.flat_positions()
+        frames = submission.events.indexes()
         by_frame.update(zip(frames, zip(flat[::2], flat[1::2])))
     return [value for frame in sorted(by_frame) for value in by_frame[frame]]
+
+
+_WindowItem = tuple[int, list[list[Submission]]] | _Closed | None
+"""What the reader hands the answerer: a batch's sequence and submissions, the
+error that closed the connection, or None at the end."""
 
 
 def _as_closed(error: ConnectionError | EventStreamError) -> _Closed:

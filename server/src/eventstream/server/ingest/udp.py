@@ -1,12 +1,13 @@
 """Raw UDP frame ingest on ``server.udp_port``.
 
 Each datagram holds one or more whole frames and is accepted all or none: a
-datagram with a bad frame is dropped and counted by reason. UDP is lossy: nothing is acknowledged, and the kernel
+datagram with a bad frame is dropped and counted by reason. UDP is lossy:
+nothing is acknowledged, and the kernel
 drops datagrams when the socket buffer overflows; those are counted too
 (read from ``/proc/net/udp``), so datagrams sent = read + dropped by the
 kernel, and read = accepted + dropped by reason.
 
-A receiver thread (:mod:`..queue.udp_receiver`) empties the socket as fast
+A receiver thread (:mod:`..native.udp_receiver`) empties the socket as fast
 as datagrams come, into a record queue in native memory
 (``ingest.udp_queue_bytes``); a datagram that finds that queue full is
 dropped as ``RECEIVE_QUEUE_FULL``. The event loop pops the queue in batches
@@ -24,13 +25,21 @@ import os
 import socket
 from pathlib import Path
 
+from ..broker.lanes import Submission
 from ..config.model import IngestConfig
 from ..errors import EventStreamError
+from ..native import (
+    MAX_DATAGRAM,
+    Accepted,
+    QueueClosed,
+    QueueEmpty,
+    ReceiverStats,
+    ShardQueue,
+    UdpReceiver,
+    alloc_buffer,
+    start_receiver,
+)
 from ..observability.metrics import Metrics
-from ..queue import QueueClosed, QueueEmpty, alloc_buffer, open_queue
-from ..queue.udp_receiver import MAX_DATAGRAM, ReceiverStats, start_receiver
-from ..broker.lanes import Submission
-from ..queue.staging import R_INDEX, ROW_FIELDS, Accepted
 from .frames import FrameDecoder
 from .sink import BrokerSink
 
@@ -51,22 +60,20 @@ class UdpIngest:
         decoder: the frame decoder.
         sink: where events go.
         metrics: the server's metrics.
-        native: the receiver's backend (None follows ``EVENTSTREAM_NATIVE``).
         numa: place the receive queue's memory on a NUMA node (its one
             shard on node 0; best effort), as ``numa.enabled`` asks.
     """
 
     def __init__(self, config: IngestConfig, decoder: FrameDecoder, sink: BrokerSink,
-                 metrics: Metrics, native: bool | None = None, numa: bool = False) -> None:
+                 metrics: Metrics, numa: bool = False) -> None:
         self._config = config
         self._decoder = decoder
         self._sink = sink
         self._metrics = metrics
-        self._native = native
         self._numa = numa
         self._sock: socket.socket | None = None
-        self._queue = None
-        self._receiver = None
+        self._queue: ShardQueue | None = None
+        self._receiver: UdpReceiver | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._counted = ReceiverStats(0, 0, 0, 0, 0, 0)
         self._inode = 0
@@ -86,9 +93,9 @@ class UdpIngest:
         self._inode = os.fstat(sock.fileno()).st_ino
         self.port = sock.getsockname()[1]
         size = self._config.udp_queue_bytes
-        queue = open_queue(capacity_records=max(size // 16, 1), capacity_bytes=size,
-                           max_record=MAX_DATAGRAM, numa=self._numa, native=self._native)
-        self._buffer = alloc_buffer(_POP_BYTES) if queue.native else bytearray(_POP_BYTES)
+        queue = ShardQueue(capacity_records=max(size // 16, 1), capacity_bytes=size,
+                           max_record=MAX_DATAGRAM, numa=self._numa)
+        self._buffer = alloc_buffer(_POP_BYTES)
         self._view = memoryview(self._buffer).cast("B")
         self._sock, self._queue = sock, queue
         self._receiver = start_receiver(sock, queue)
@@ -96,13 +103,16 @@ class UdpIngest:
 
     def stop_accepting(self) -> None:
         """Stop reading the socket; datagrams already read are still handled (see :meth:`finish`)."""
-        if self._receiver is not None:
+        if self._receiver is not None and self._queue is not None:
             self._receiver.stop()
             self._queue.close()
 
     async def finish(self, timeout: float) -> None:
-        """After :meth:`stop_accepting`: wait up to ``timeout`` seconds until every
-        datagram read is queued or counted, then release the socket and queue."""
+        """After :meth:`stop_accepting`.
+
+        Wait up to ``timeout`` seconds until every datagram read is queued or counted, then release the socket
+        and queue.
+        """
         if self._consumer is None:
             return
         consumer, self._consumer = self._consumer, None
@@ -114,12 +124,14 @@ class UdpIngest:
                         "are dropped")
             await asyncio.gather(consumer, return_exceptions=True)
         self._count_receiver_drops()
+        assert self._sock is not None and self._queue is not None  # started
         self._sock.close()
         self._queue.destroy()
 
     async def _consume(self) -> None:
         """Take datagrams from the receive queue in batches until it is closed and empty."""
         queue = self._queue
+        assert queue is not None  # started
         while True:
             try:
                 count, size = queue.pop_into(self._buffer, 4096)
@@ -134,6 +146,7 @@ class UdpIngest:
 
     def _count_receiver_drops(self) -> None:
         """Count what the receiver dropped since the last call (read, then dropped)."""
+        assert self._receiver is not None  # started
         now = self._receiver.stats()
         before, self._counted = self._counted, now
         metrics = self._metrics
@@ -156,12 +169,14 @@ class UdpIngest:
             metrics.datagrams_dropped.add(count, {"reason": reason})
             metrics.rejected.add(decoded.rejected[reason], {"transport": "udp", "reason": reason})
         accepted = decoded.accepted
-        if accepted.realtime + accepted.batch:
+        if accepted.good:
             await self._queue_good(accepted)
 
     async def _queue_good(self, accepted: Accepted) -> None:
-        """Queue the good datagrams' events in order, waiting while a lane is full
-        (the receive queue holds what comes meanwhile)."""
+        """Queue the good datagrams' events in order, waiting while a lane is full.
+
+        The receive queue holds what comes meanwhile.
+        """
         submissions = self._sink.submissions(accepted)
         for number, submission in enumerate(submissions):
             try:
@@ -174,16 +189,15 @@ class UdpIngest:
         self._metrics.ingest_backpressure.add(1, _UDP)
 
     def _count_lost(self, lost: list[Submission], reason: str) -> None:
-        datagrams = {index for submission in lost
-                     for index in memoryview(submission.rows).cast("I")[R_INDEX::ROW_FIELDS]}
+        datagrams = {index for submission in lost for index in submission.events.indexes()}
         self._metrics.datagrams_dropped.add(len(datagrams), {"reason": reason})
         self._metrics.rejected.add(sum(submission.count for submission in lost),
                                    {"transport": "udp", "reason": reason})
         log.warning("udp ingest: %d datagrams read but not queued: %s", len(datagrams), reason)
 
     def queue_reading(self, field: str) -> list[tuple[int, dict[str, str]]]:
-        """``field`` of the receive queue's :class:`..queue.QueueStats`, as a metric reading."""
-        if self._consumer is None:
+        """``field`` of the receive queue's :class:`..native.QueueStats`, as a metric reading."""
+        if self._consumer is None or self._queue is None:
             return []
         return [(getattr(self._queue.stats(), field), {})]
 

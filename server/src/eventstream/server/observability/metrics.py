@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -218,8 +217,7 @@ class Metrics:
         return read
 
     def observe(self, name: str, reading: Reading) -> None:
-        """Have gauge or observable counter ``name`` report what ``reading``
-        returns at each scrape."""
+        """Have gauge or observable counter ``name`` report what ``reading`` returns at each scrape."""
         self._readings[name] = reading
 
     def render(self) -> bytes:

@@ -19,8 +19,15 @@ from eventstream.server.raft.storage import CompactedError, LogStorage, Unavaila
 class RaftLog:
     """The log as the core sees it: storage, then unstable entries; commit and applied indexes."""
 
-    __slots__ = ("storage", "max_committed_bytes", "_unstable", "_offset", "_snapshot",
-                 "committed", "applied")
+    __slots__ = (
+        "_offset",
+        "_snapshot",
+        "_unstable",
+        "applied",
+        "committed",
+        "max_committed_bytes",
+        "storage",
+    )
 
     def __init__(self, storage: LogStorage, max_committed_bytes: int) -> None:
         self.storage = storage
@@ -138,7 +145,8 @@ class RaftLog:
             return
         first = entries[0].index
         if first <= self.committed:
-            raise RaftInvariantError(f"entry {first} would overwrite committed entries (commit {self.committed})")
+            raise RaftInvariantError(
+                f"entry {first} would overwrite committed entries (commit {self.committed})")
         offset = self._offset
         if first > offset + len(self._unstable):
             raise RaftInvariantError(f"entry {first} would leave a gap after {self.last_index()}")

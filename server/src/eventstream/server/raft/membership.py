@@ -172,7 +172,7 @@ def _put_id(out: bytearray, node_id: str) -> None:
 class _Reader:
     """Bounds-checked reads from a membership entry."""
 
-    __slots__ = ("_data", "_at")
+    __slots__ = ("_at", "_data")
 
     def __init__(self, data: bytes) -> None:
         self._data = data

@@ -46,7 +46,7 @@ class ProgressState(IntEnum):
 class Inflights:
     """The appends sent to a follower and not yet acknowledged, bounded in count and bytes."""
 
-    __slots__ = ("capacity", "max_bytes", "_sent", "bytes")
+    __slots__ = ("_sent", "bytes", "capacity", "max_bytes")
 
     def __init__(self, capacity: int, max_bytes: int = 0) -> None:
         self.capacity = capacity
@@ -86,8 +86,17 @@ class Inflights:
 class Progress:
     """The leader's view of one member: how far its log matches and what to send next."""
 
-    __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "snapshot_tick",
-                 "recent_active", "lease_ack", "inflights")
+    __slots__ = (
+        "inflights",
+        "lease_ack",
+        "match",
+        "next",
+        "pending_snapshot",
+        "probe_sent",
+        "recent_active",
+        "snapshot_tick",
+        "state",
+    )
 
     def __init__(self, next_index: int, inflights: Inflights) -> None:
         self.match = 0

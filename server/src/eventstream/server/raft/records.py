@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import accumulate, repeat
-from typing import Sequence
 
 from eventstream.server.raft.membership import Membership
 

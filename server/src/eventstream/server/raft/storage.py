@@ -179,7 +179,8 @@ class MemoryStorage:
             ValueError: the snapshot is older than the one stored.
         """
         if snapshot.index < self._snapshot.index:
-            raise ValueError(f"snapshot at {snapshot.index} is older than the stored one at {self._snapshot.index}")
+            raise ValueError(f"snapshot at {snapshot.index} is older than the stored one "
+                             f"at {self._snapshot.index}")
         self._snapshot = snapshot
         self._base_index, self._base_term = snapshot.index, snapshot.term
         self._entries = []
@@ -194,7 +195,8 @@ class MemoryStorage:
             ValueError: ``index`` is not stored or is older than the stored snapshot.
         """
         if index < self._snapshot.index or index > self.last_index():
-            raise ValueError(f"cannot snapshot at {index}: log holds {self._base_index + 1}..{self.last_index()}")
+            raise ValueError(f"cannot snapshot at {index}: log holds "
+                             f"{self._base_index + 1}..{self.last_index()}")
         self._snapshot = Snapshot(index, self.term(index), membership, data)
         return self._snapshot
 

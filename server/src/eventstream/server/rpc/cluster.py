@@ -7,6 +7,7 @@ write path's commit count as its commit index.
 from __future__ import annotations
 
 import grpc
+
 from eventstream.v1 import cluster_pb2
 
 from ..broker.write_path import WritePath
@@ -51,7 +52,7 @@ class ClusterServicer:
             node_id=node_id, role=cluster_pb2.ROLE_LEADER, term=1, commit_index=commit_index,
             leader_id=node_id, members=[me])
 
-    async def _status(self, data: bytes,
-                      context: grpc.aio.ServicerContext) -> cluster_pb2.GetClusterStatusResponse:
+    async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+                      ) -> cluster_pb2.GetClusterStatusResponse:
         parse_request(cluster_pb2.GetClusterStatusRequest, data)  # no fields yet: only checked
         return self.status()

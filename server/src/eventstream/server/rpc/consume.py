@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+
 from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
@@ -58,7 +59,7 @@ class ConsumeServicer:
         self._metrics = metrics
         self.consume = handles_errors("Consume", metrics)(self._consume)
 
-    def method_handler(self) -> grpc.RpcMethodHandler:
+    def method_handler(self) -> grpc.RpcMethodHandler[bytes, bytes]:
         """The handler for SubscribeService's method table (requests and responses as bytes)."""
         return grpc.stream_stream_rpc_method_handler(self.consume, None, None)
 
@@ -86,7 +87,7 @@ class ConsumeServicer:
             max_deliveries=start.max_deliveries or config.max_deliveries)
 
     async def _consume(self, requests: AsyncIterator[bytes],
-                       context: grpc.aio.ServicerContext) -> None:
+                       context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         self._broker.check_accepting()
         data = await anext(aiter(requests), None)
         first = None if data is None else parse_request(subscribe_pb2.ConsumeRequest, data,
@@ -123,7 +124,7 @@ class ConsumeServicer:
             elif kind == "nack":
                 coordinator.nack(member, [(p.partition, p.offset) for p in request.nack.events])
 
-    async def _write(self, member: Member, context: grpc.aio.ServicerContext,
+    async def _write(self, member: Member, context: grpc.aio.ServicerContext[bytes, bytes],
                      reader: asyncio.Task[None]) -> None:
         """Send assignments and events until the reader ends or the server drains."""
         group = member.group

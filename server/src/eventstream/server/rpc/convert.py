@@ -1,6 +1,6 @@
 """Validation of published events: the messages of refusals.
 
-The stager (:mod:`..queue.staging`) validates events in bulk and reports a
+The event encoder (:mod:`..native.events`) validates events in bulk and reports a
 reason code per refused event; this module turns a code into the error the
 client sees, naming the field at fault, by re-checking that one event with
 :class:`EventValidator` (the slow path runs for refused events only). The
@@ -13,16 +13,17 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TypeVar, Union
 
-from eventstream.v1 import common_pb2, publish_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+
+from eventstream.v1 import common_pb2, publish_pb2
 
 from ..broker import priority
 from ..broker.topics import topic_problem
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
-from ..queue.staging import Limits, Refusal
+from ..native import Limits, Refusal
 
 EventTuple = tuple[str, str, str, int, bytes]
 
@@ -53,18 +54,18 @@ class EventValidator:
     def __init__(self, limits: LimitsConfig) -> None:
         self.limits = limits
 
-    def stager_limits(self) -> Limits:
-        """The same limits for the stager."""
+    def encoder_limits(self) -> Limits:
+        """The same limits for the event encoder."""
         limits = self.limits
         return Limits(max_topic=limits.max_topic_bytes, max_payload=limits.max_message_bytes,
                       max_id=limits.max_id_bytes, max_key=limits.max_key_bytes,
                       max_headers=limits.max_headers, max_event=limits.event_bytes())
 
     def refusal(self, reason: int, event: bytes) -> EventStreamError:
-        """The error for an event the stager refused with ``reason``.
+        """The error for an event the encoder refused with ``reason``.
 
         Args:
-            reason: a :class:`~..queue.staging.Refusal` code.
+            reason: a :class:`~..native.Refusal` code.
             event: the event as the producer encoded it.
         """
         wire = _WIRE_REFUSALS.get(Refusal(reason))
@@ -79,7 +80,7 @@ class EventValidator:
             self.accept(common_pb2.Event.FromString(event))
         except EventStreamError as error:
             return error
-        # The stager and this validator disagree: a bug, reported as such.
+        # The encoder and this validator disagree: a bug, reported as such.
         return EventStreamError("INTERNAL", f"event refused ({Refusal(reason).name}) "
                                             "but valid on a second check")
 

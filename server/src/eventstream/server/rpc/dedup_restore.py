@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 
-from eventstream.v1 import common_pb2, subscribe_pb2
 from google.protobuf.message import DecodeError
+
+from eventstream.v1 import common_pb2, subscribe_pb2
 
 from ..broker.dedup import DedupWindow
 from ..storage.log import EventLog
@@ -52,7 +53,7 @@ def _decode(records: list[bytes], partition: int, offset: int) -> list[common_pb
         return list(subscribe_pb2.SubscribeResponse.FromString(b"".join(records)).events)
     except DecodeError:
         pass
-    events = []
+    events: list[common_pb2.Event] = []
     for index, record in enumerate(records):
         try:
             events.extend(subscribe_pb2.SubscribeResponse.FromString(record).events)

@@ -1,8 +1,8 @@
 """eventstream.v1.PublishService on grpc.aio.
 
-Requests arrive as bytes. The stager walks each one once (validating every
-event and copying the accepted ones into one buffer, see
-:mod:`..queue.staging`); an invalid event gets its own error, the rest go
+Requests arrive as bytes. The event encoder accepts each one in one walk
+(validating every event and copying the accepted ones into one buffer, see
+:mod:`..native.events`); an invalid event gets its own error, the rest go
 on. The accepted events are queued in their lanes all or none, and the
 answer is written once they are committed. PublishStream pipelines: it keeps
 reading while earlier requests commit, and answers in request order.
@@ -25,9 +25,8 @@ from ..broker.lanes import Submission, submissions_of
 from ..broker.wire import field_spans, varint
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError
+from ..native import Accepted, EventEncoder, MalformedInput
 from ..observability.metrics import Metrics
-from ..queue import MalformedInput
-from ..queue.staging import R_BODY_LEN, R_BODY_OFF, R_INDEX, R_REASON, ROW_FIELDS, Accepted, NativeStager
 from .convert import EventValidator, check_batch_size, error_result
 from .status import handles_errors
 
@@ -50,11 +49,11 @@ class _Pending:
     """One request's events on their way: refusals so far and what is queued.
 
     Args:
-        accepted: the request as the stager saw it.
+        accepted: the request as the encoder accepted it.
         tag: the tag byte wrapping each PublishResult in the response (0: none).
     """
 
-    __slots__ = ("accepted", "tag", "refusals", "submissions", "first_error")
+    __slots__ = ("accepted", "first_error", "refusals", "submissions", "tag")
 
     def __init__(self, accepted: Accepted, tag: int) -> None:
         self.accepted = accepted
@@ -78,21 +77,16 @@ class _Pending:
         results = dict(self.refusals)
         for submission in self.submissions:
             encoded = await submission.future
-            results.update(zip(_indices(submission.rows),
+            results.update(zip(submission.events.indexes(),
                                [encoded[a:end] for a, _, end in field_spans(encoded)]))
         return b"".join([results[index] for index in sorted(results)])
 
     def fail(self, error: EventStreamError) -> None:
         """Mark every queued event as refused with ``error``."""
         for submission in self.submissions:
-            for index in _indices(submission.rows):
+            for index in submission.events.indexes():
                 self.refuse(index, error)
         self.submissions = []
-
-
-def _indices(rows: bytes) -> list[int]:
-    """Request indexes of the events of ``rows``."""
-    return memoryview(rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
 
 
 class PublishServicer:
@@ -100,17 +94,17 @@ class PublishServicer:
 
     Args:
         broker: where events go.
-        stager: validates and copies the events of a request.
+        encoder: accepts (validates and copies) the events of a request.
         limits: request limits.
         metrics: the server's metrics.
     """
 
-    def __init__(self, broker: Broker, stager: NativeStager, limits: LimitsConfig,
+    def __init__(self, broker: Broker, encoder: EventEncoder, limits: LimitsConfig,
                  metrics: Metrics) -> None:
         self._broker = broker
         self._limits = limits
         self._validator = EventValidator(limits)
-        self._stager = stager
+        self._encoder = encoder
         self._metrics = metrics
         self.publish = handles_errors("Publish", metrics)(self._publish)
         self.publish_batch = handles_errors("PublishBatch", metrics)(self._publish_batch)
@@ -133,7 +127,7 @@ class PublishServicer:
             EventStreamError: REQUEST_MALFORMED, or BATCH_TOO_LARGE.
         """
         try:
-            accepted = self._stager.accept(msg, field, varint_field)
+            accepted = self._encoder.accept(msg, field, varint_field)
         except MalformedInput:
             self._metrics.rejected.add(1, {"transport": "grpc", "reason": "REQUEST_MALFORMED"})
             raise EventStreamError("REQUEST_MALFORMED",
@@ -149,14 +143,10 @@ class PublishServicer:
 
     def _refuse(self, msg: bytes, pending: _Pending, prefix: str) -> None:
         """Record the error of every refused event (the slow path)."""
-        accepted = pending.accepted
-        rows = memoryview(accepted.rows).cast("I")
         reasons: Counter[str] = Counter()
-        for row in range(accepted.realtime + accepted.batch, accepted.count):
-            base = row * ROW_FIELDS
-            index, start = rows[base + R_INDEX], rows[base + R_BODY_OFF]
-            error = self._validator.refusal(rows[base + R_REASON],
-                                            msg[start:start + rows[base + R_BODY_LEN]])
+        for refused in pending.accepted.refusals():
+            index, start = refused.position, refused.start
+            error = self._validator.refusal(refused.code, msg[start:start + refused.length])
             # The path to the event is built only for refused ones.
             pending.refuse(index, error.at(f"{prefix}[{index}].") if prefix else error)
             reasons[error.reason] += 1
@@ -172,7 +162,7 @@ class PublishServicer:
             self._metrics.rejected.add(refused, {"transport": "grpc", "reason": error.reason})
             raise
 
-    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
         pending = self._prepare(request, _EVENT, 0, "")
         if pending.accepted.count != 1:
@@ -183,14 +173,14 @@ class PublishServicer:
         self._queue(pending)
         return await pending.submissions[0].future  # a PublishResult{ack} is a PublishResponse{ack}
 
-    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
         pending = self._prepare(request, _EVENT, _BATCH_RESULTS, "events")
         self._queue(pending)
         return await pending.finish()
 
     async def _publish_stream(self, requests: AsyncIterator[bytes],
-                              context: grpc.aio.ServicerContext) -> None:
+                              context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         self._broker.check_accepting()
         window: asyncio.Queue[_Pending | None] = asyncio.Queue(STREAM_WINDOW)
 

@@ -47,7 +47,8 @@ def status_details(error: EventStreamError) -> bytes:
     status = status_pb2.Status(code=error.code, message=error.message)
     for detail in details:
         status.details.add().Pack(detail)
-    return status.SerializeToString()
+    encoded: bytes = status.SerializeToString()
+    return encoded
 
 
 def trailing_metadata(error: EventStreamError) -> tuple[tuple[str, str | bytes], ...]:
@@ -64,7 +65,7 @@ def handles_errors(method: str, metrics: Metrics
 
     def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         @functools.wraps(handler)
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> T:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[bytes, bytes]) -> T:
             try:
                 return await handler(request, context)
             except EventStreamError as error:

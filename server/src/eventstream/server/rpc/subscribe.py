@@ -8,6 +8,7 @@ decoded or re-encoded on the way out.
 from __future__ import annotations
 
 import grpc
+
 from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
@@ -88,7 +89,7 @@ class SubscribeServicer:
             return cursors
         raise invalid("START_POSITION_INVALID", "start_from", f"unknown start position {start}")
 
-    async def _subscribe(self, data: bytes, context: grpc.aio.ServicerContext) -> None:
+    async def _subscribe(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         self._broker.check_accepting()
         request = parse_request(subscribe_pb2.SubscribeRequest, data, _STRINGS)
         if len(request.patterns) > self._limits.max_patterns:

@@ -22,7 +22,7 @@ from .log import ReadResult
 
 
 class _Partition:
-    __slots__ = ("blocks", "bases", "times", "head", "next", "bytes")
+    __slots__ = ("bases", "blocks", "bytes", "head", "next", "times")
 
     def __init__(self) -> None:
         self.blocks: list[tuple[bytes, int, int] | None] = []

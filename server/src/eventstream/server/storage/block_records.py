@@ -31,7 +31,7 @@ class BlockDamaged(Exception):
 class Collected:
     """Records gathered from one or more blocks, in offset order."""
 
-    __slots__ = ("first_offset", "records", "priorities", "_spans")
+    __slots__ = ("_spans", "first_offset", "priorities", "records")
 
     def __init__(self, first_offset: int) -> None:
         self.first_offset = first_offset

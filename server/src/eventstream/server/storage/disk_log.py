@@ -1,9 +1,9 @@
 """The durable committed log: segment files under ``storage.data_dir``.
 
-Threads: the event loop thread stages, publishes, reads and applies
+Threads: the event loop thread appends, publishes, reads and applies
 retention; one dedicated I/O thread does every fsync, file close and
 deletion, in submission order. :meth:`DiskLog.commit` writes each partition's
-staged bytes with one ``write`` and, under ``fsync: always``, one
+pending bytes with one ``write`` and, under ``fsync: always``, one
 ``fdatasync`` per touched file before returning: that is the group commit
 (the write path commits once per round, and new publishes gather in the lanes
 meanwhile). Under ``fsync: interval`` and ``never`` a round that seals no
@@ -96,7 +96,7 @@ class DiskLog:
         self._clock_ns = clock_ns
         self._on_fsync = on_fsync
         self._on_delete = on_delete
-        self._on_failure = on_failure
+        self.on_failure = on_failure
         try:
             self._lock_fd = open_data_dir(self.root, config.partitions, self._ops)
         except OSError as error:
@@ -131,13 +131,15 @@ class DiskLog:
     # -- the EventLog interface ---------------------------------------------
 
     def next_offset(self, partition: int) -> int:
-        return self._parts[partition].active.staged_next
+        """See :meth:`.log.EventLog.next_offset`."""
+        return self._parts[partition].active.pending_next
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
+        """See :meth:`.log.EventLog.append`."""
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by time can bisect.
         time_ns = max(time_ns, part.last_time)
-        part.stage(batch, time_ns)
+        part.append(batch, time_ns)
         self._pending.append((partition, batch, time_ns))
 
     async def commit(self) -> None:
@@ -152,9 +154,9 @@ class DiskLog:
         writes: list[tuple[Segment, bytearray]] = []
         seals: list[tuple[Segment, bytes, bytes]] = []
         for part in self._parts:
-            for number, (segment, buf) in enumerate(part.staged):
+            for number, (segment, buf) in enumerate(part.pending):
                 writes.append((segment, buf))  # not appended to until this commit returns
-                if number < len(part.staged) - 1:
+                if number < len(part.pending) - 1:
                     seals.append((segment, *segment.index_bytes()))
         pending, self._pending = self._pending, []
         if writes:
@@ -188,12 +190,15 @@ class DiskLog:
         self._retain()
 
     def start_offset(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.start_offset`."""
         return self._parts[partition].start_offset()
 
     def high_watermark(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.high_watermark`."""
         return self._parts[partition].high_watermark()
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        """See :meth:`.log.EventLog.read`."""
         part = self._parts[partition]
         if offset < part.start_offset():
             raise LookupError(offset)
@@ -209,12 +214,14 @@ class DiskLog:
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         # Strictly after the cache's oldest time: records of the same instant
         # may also sit on disk just before the cache.
+        """See :meth:`.log.EventLog.offset_for_time`."""
         oldest = self._cache.oldest_time(partition)
         if oldest is not None and time_ns > oldest:
             return self._cache.offset_for_time(partition, time_ns)
         return self._parts[partition].offset_for_time(time_ns)
 
     def retained_bytes(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.retained_bytes`."""
         return self._parts[partition].bytes
 
     def segment_count(self, partition: int) -> int:
@@ -229,6 +236,7 @@ class DiskLog:
                 "retention_deleted_bytes": self.deleted_bytes}
 
     def close(self) -> None:
+        """See :meth:`.log.EventLog.close`."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -263,8 +271,8 @@ class DiskLog:
                 except OSError as error:  # never retried (see the module docstring)
                     self.failure = self.failure or StorageFailed(error, self.root)
                     log.error("periodic fsync failed: %s", describe(error, self.root))
-                    if self._on_failure is not None:
-                        self._on_failure(self.failure)
+                    if self.on_failure is not None:
+                        self.on_failure(self.failure)
             if time.monotonic() - last_retention >= RETENTION_CHECK_SECONDS:
                 last_retention = time.monotonic()
                 self._retain()
@@ -299,8 +307,10 @@ class DiskLog:
     def _write(self, writes: list[tuple[Segment, bytearray]],
                seals: list[tuple[Segment, bytes, bytes]], sync: bool
                ) -> tuple[list[Segment], set[Path]]:
-        """Write a round; with ``sync``, fsync it. Returns the files written and
-        the directories that got a new file (both synced when ``sync``)."""
+        """Write a round; with ``sync``, fsync it.
+
+        Returns the files written and the directories that got a new file (both synced when ``sync``).
+        """
         if self._io_error is not None:
             raise self._io_error  # an earlier write or fsync failed while this round waited
         touched: list[Segment] = []
@@ -328,7 +338,7 @@ class DiskLog:
         return touched, new_dirs
 
     def _sync(self, segments: set[Segment], directories: set[Path]) -> None:
-        """fdatasync written files (those still open) and sync directories with new files."""
+        """Fdatasync written files (those still open) and sync directories with new files."""
         if not segments and not directories:
             return
         if self._io_error is not None:
@@ -358,8 +368,10 @@ class DiskLog:
             segment.write_fd = None
 
     def _delete(self, segments: list[Segment]) -> None:
-        """Remove segments retention dropped. A failure is logged, not fatal: the files
-        are found again at the next start and deleted then."""
+        """Remove segments retention dropped. A failure is logged, not fatal.
+
+        The files are found again at the next start and deleted then.
+        """
         try:
             for segment in segments:
                 if segment.write_fd is not None:

@@ -207,7 +207,7 @@ def _first_block_row(blocks: array[int], entry: int) -> int:
 
 
 class EntrySource(Protocol):
-    """One submission's records as the stager made them: a run per partition.
+    """One submission's records as the event encoder placed them: a run per partition.
 
     Record ``i`` is ``records[ends[i - 1]:ends[i]]`` (record 0 starts at 0),
     its topic ``records[topics[2i]:topics[2i] + topics[2i + 1]]`` and its
@@ -274,7 +274,7 @@ class EntryEncoder:
 
         Args:
             term: the entry's term.
-            sources: the round's submissions as the stager made them, in the
+            sources: the round's submissions as the event encoder placed them, in the
                 order their records are to be stored.
             next_offsets: the next offset of each partition (an ``array("Q")``
                 of one per partition), advanced past the records added.

@@ -130,7 +130,7 @@ class BlockRun:
     segment, or its next offset when the segment holds none of it).
     """
 
-    __slots__ = ("base", "next", "offsets", "positions", "sizes", "times", "bytes")
+    __slots__ = ("base", "bytes", "next", "offsets", "positions", "sizes", "times")
 
     def __init__(self, base: int) -> None:
         self.base = base
@@ -207,9 +207,19 @@ NO_TIME = -(1 << 63)
 class IndexHead:
     """What a sealed segment keeps in memory: its index file's head."""
 
-    __slots__ = ("first_index", "last_index", "prev_term", "size", "last_position",
-                 "partitions", "term_starts", "terms", "positions_offset", "positions_crc",
-                 "summary")
+    __slots__ = (
+        "first_index",
+        "last_index",
+        "last_position",
+        "partitions",
+        "positions_crc",
+        "positions_offset",
+        "prev_term",
+        "size",
+        "summary",
+        "term_starts",
+        "terms",
+    )
 
     def __init__(self, first_index: int, last_index: int, prev_term: int, size: int,
                  last_position: int, term_starts: array[int], terms: array[int], positions_crc: int,

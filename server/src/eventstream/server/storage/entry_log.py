@@ -191,12 +191,15 @@ class DiskEntryLog:
     # -- the replicated log ---------------------------------------------------
 
     def first_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.first_index`."""
         return self._segments[0].first_index
 
     def last_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.last_index`."""
         return self._segments[-1].last_index
 
     def term(self, index: int) -> int:
+        """See :meth:`.entry_api.EntryLog.term`."""
         if index < self.first_index() - 1:
             raise Compacted(index)
         if index > self.last_index():
@@ -204,6 +207,7 @@ class DiskEntryLog:
         return self._terms.term(index)
 
     def entries(self, lo: int, hi: int, max_bytes: int) -> EntryBatch:
+        """See :meth:`.entry_api.EntryLog.entries`."""
         if lo < self.first_index():
             raise Compacted(lo)
         if hi - 1 > self.last_index():
@@ -296,6 +300,7 @@ class DiskEntryLog:
         return fresh
 
     def append(self, batch: EntryBatch) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.append`."""
         self._check_writable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
@@ -405,6 +410,7 @@ class DiskEntryLog:
         segment.written += len(data)
 
     def truncate_after(self, index: int) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.truncate_after`."""
         self._check_writable()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if index >= self.last_index():
@@ -476,9 +482,11 @@ class DiskEntryLog:
             self._cache.cut(partition, self._next[partition])
 
     def durable_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.durable_index`."""
         return min(self._durable, self.last_index())
 
     async def wait_durable(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.wait_durable`."""
         if self.durable_index() >= index:
             return
         if self._halted is not None:
@@ -488,9 +496,11 @@ class DiskEntryLog:
         await future
 
     def hard_state(self) -> HardState:
+        """See :meth:`.entry_api.EntryLog.hard_state`."""
         return self._hard
 
     def set_hard_state(self, state: HardState) -> asyncio.Future[None]:
+        """See :meth:`.entry_api.EntryLog.set_hard_state`."""
         self._check_writable()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._hard = state
@@ -554,9 +564,11 @@ class DiskEntryLog:
     # -- applying -------------------------------------------------------------
 
     def applied_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.applied_index`."""
         return self._applied
 
     def apply(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.apply`."""
         if index <= self._applied:
             return
         if index > self.durable_index():
@@ -585,15 +597,19 @@ class DiskEntryLog:
     # -- one partition, for subscribers ---------------------------------------
 
     def next_offset(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.next_offset`."""
         return self._next[partition]
 
     def start_offset(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.start_offset`."""
         return self._segments[0].base(partition)
 
     def high_watermark(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.high_watermark`."""
         return self._visible[partition]
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        """See :meth:`.entry_api.EntryLog.read`."""
         if offset < self.start_offset(partition):
             raise LookupError(offset)
         visible = self._visible[partition]
@@ -668,6 +684,7 @@ class DiskEntryLog:
         return out.result()
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
+        """See :meth:`.entry_api.EntryLog.offset_for_time`."""
         visible = self._visible[partition]
         found = self._cache.offset_for_time(partition, time_ns)
         if found is None:
@@ -698,15 +715,18 @@ class DiskEntryLog:
         return found if found is not None else run.end_offset(slot)
 
     def retained_bytes(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.retained_bytes`."""
         return sum(segment.bytes_of(partition) for segment in self._segments)
 
     # -- retention ------------------------------------------------------------
 
     def segments(self) -> list[SegmentInfo]:
+        """See :meth:`.entry_api.EntryLog.segments`."""
         return [SegmentInfo(segment.first_index, segment.last_index, segment.size,
                             *segment.time_span()) for segment in self._segments]
 
     def drop_before(self, index: int) -> int:
+        """See :meth:`.entry_api.EntryLog.drop_before`."""
         self._check_writable()
         drop = 0
         for segment in self._segments[:-1]:
@@ -748,6 +768,7 @@ class DiskEntryLog:
                 self._io().submit(Job(None, self.last_index(), sync_after=True))
 
     def close(self) -> None:
+        """See :meth:`.entry_api.EntryLog.close`."""
         if self._closed:
             return
         self._closed = True
@@ -775,4 +796,4 @@ class DiskEntryLog:
         os.close(self._lock_fd)
 
 
-__all__ = ["DiskEntryLog", "READ_BUDGET", "READ_SPAN"]
+__all__ = ["READ_BUDGET", "READ_SPAN", "DiskEntryLog"]

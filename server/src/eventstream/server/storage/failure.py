@@ -45,8 +45,10 @@ def describe(error: OSError, data_dir: Path) -> str:
 
 
 def free_bytes(directory: Path) -> int:
-    """Bytes an unprivileged writer can still use on the file system of ``directory``
-    (of its nearest existing parent when it does not exist yet)."""
+    """Bytes an unprivileged writer can still use on the file system of ``directory``.
+
+    That of its nearest existing parent when it does not exist yet.
+    """
     path = Path(directory).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent

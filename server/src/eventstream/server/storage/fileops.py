@@ -218,12 +218,14 @@ class FaultyFileOps(FileOps):
         return True
 
     def open(self, path: Path | str, flags: int, mode: int = 0o644) -> int:
+        """See :meth:`FileOps.open`."""
         fault = self._check("open", path)
         if fault:
             raise self._fail(fault, "open", path)
         return super().open(path, flags, mode)
 
     def write(self, fd: int, data: bytes | bytearray | memoryview, path: Path | str = "") -> None:
+        """See :meth:`FileOps.write`."""
         fault = self._check("write", path)
         if self._lost(fault, "write", path):
             return
@@ -234,6 +236,7 @@ class FaultyFileOps(FileOps):
         super().write(fd, data, path)
 
     def fsync(self, fd: int, path: Path | str = "") -> None:
+        """See :meth:`FileOps.fsync`."""
         fault = self._check("fsync", path)
         if self._lost(fault, "fsync", path):
             return
@@ -242,36 +245,42 @@ class FaultyFileOps(FileOps):
         super().fsync(fd, path)
 
     def fsync_dir(self, directory: Path | str) -> None:
+        """See :meth:`FileOps.fsync_dir`."""
         fault = self._check("fsync_dir", directory)
         if fault:
             raise self._fail(fault, "fsync_dir", directory)
         super().fsync_dir(directory)
 
     def truncate(self, fd: int, size: int, path: Path | str = "") -> None:
+        """See :meth:`FileOps.truncate`."""
         fault = self._check("truncate", path)
         if fault:
             raise self._fail(fault, "truncate", path)
         super().truncate(fd, size, path)
 
     def rename(self, source: Path | str, target: Path | str) -> None:
+        """See :meth:`FileOps.rename`."""
         fault = self._check("rename", target)
         if fault:
             raise self._fail(fault, "rename", target)
         super().rename(source, target)
 
     def unlink(self, path: Path | str) -> None:
+        """See :meth:`FileOps.unlink`."""
         fault = self._check("unlink", path)
         if fault:
             raise self._fail(fault, "unlink", path)
         super().unlink(path)
 
     def mkdir(self, path: Path | str) -> None:
+        """See :meth:`FileOps.mkdir`."""
         fault = self._check("mkdir", path)
         if fault:
             raise self._fail(fault, "mkdir", path)
         super().mkdir(path)
 
     def write_file(self, path: Path | str, data: bytes, *, sync: bool) -> None:
+        """See :meth:`FileOps.write_file`."""
         fault = self._check("write_file", path)
         if self._lost(fault, "write_file", path):
             return

@@ -10,7 +10,7 @@ the concatenation of records. Beside each record the log keeps its topic,
 priority byte and ingest time for filtering and seeking without decoding.
 
 Records are appended a batch at a time as one buffer with their boundaries
-(:class:`RecordBatch`, what the stager produces), never as an object per
+(:class:`RecordBatch`, what the event encoder places), never as an object per
 record: the hot path builds none.
 """
 
@@ -35,8 +35,8 @@ class RecordBatch:
 
     data: bytes
     start: int
-    ends: memoryview | array
-    topics: memoryview | array
+    ends: memoryview | array[int]
+    topics: memoryview | array[int]
     priorities: bytes
     topic_data: bytes
 
@@ -66,7 +66,7 @@ class ReadResult:
     once, on first use (a subscriber taking every topic never needs them).
     """
 
-    __slots__ = ("first_offset", "records", "priorities", "_topics")
+    __slots__ = ("_topics", "first_offset", "priorities", "records")
 
     def __init__(self, first_offset: int, records: list[bytes],
                  topics: list[str] | Callable[[], list[str]], priorities: bytes) -> None:
@@ -86,7 +86,7 @@ class ReadResult:
 class EventLog(Protocol):
     """What the write path and subscribers need from a log.
 
-    Ordering: ``append`` calls are staged in order and become visible to
+    Ordering: ``append`` calls are kept in order and become visible to
     readers only when ``commit`` returns. Ownership: the log keeps references
     to the batch's buffers (or copies of the part it needs); callers must not
     mutate them.
@@ -96,17 +96,19 @@ class EventLog(Protocol):
     """Number of partitions, fixed for the life of the log."""
     durability: int
     """The ``eventstream.v1.Durability`` value a commit provides."""
+    evicted: int
+    """Records dropped to stay within the log's bounds, ever (0 when it never drops)."""
 
     def next_offset(self, partition: int) -> int:
         """Offset the next record appended to ``partition`` gets."""
         ...
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
-        """Stage a non-empty batch at the end of ``partition``; not visible until committed."""
+        """Append a non-empty batch at the end of ``partition``; not visible until committed."""
         ...
 
     async def commit(self) -> None:
-        """Make every staged record durable by the log's policy, then visible.
+        """Make every appended record durable by the log's policy, then visible.
 
         Raises:
             StorageFailed: the records could not be made durable; they stay

@@ -69,12 +69,15 @@ class MemoryEntryLog:
     # -- the replicated log ---------------------------------------------------
 
     def first_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.first_index`."""
         return self._first
 
     def last_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.last_index`."""
         return self._chunks[-1].last_index if self._chunks else self._first - 1
 
     def term(self, index: int) -> int:
+        """See :meth:`.entry_api.EntryLog.term`."""
         if index < self._first - 1:
             raise Compacted(index)
         if index > self.last_index():
@@ -82,6 +85,7 @@ class MemoryEntryLog:
         return self._terms.term(index)
 
     def entries(self, lo: int, hi: int, max_bytes: int) -> EntryBatch:
+        """See :meth:`.entry_api.EntryLog.entries`."""
         if lo < self._first:
             raise Compacted(lo)
         if hi - 1 > self.last_index():
@@ -97,6 +101,7 @@ class MemoryEntryLog:
         return concat(parts) if parts else EntryBatch.empty(lo)
 
     def append(self, batch: EntryBatch) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.append`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if batch.count:
             check_follows(batch, self.last_index(), self._terms.last_term, self._next,
@@ -122,6 +127,7 @@ class MemoryEntryLog:
         return future
 
     def truncate_after(self, index: int) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.truncate_after`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if index < self.last_index():
             if index < self._applied:
@@ -156,15 +162,19 @@ class MemoryEntryLog:
         self._next, self._last_times = next_offsets, times
 
     def durable_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.durable_index`."""
         return self.last_index()
 
     async def wait_durable(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.wait_durable`."""
         return None
 
     def hard_state(self) -> HardState:
+        """See :meth:`.entry_api.EntryLog.hard_state`."""
         return self._hard
 
     def set_hard_state(self, state: HardState) -> asyncio.Future[None]:
+        """See :meth:`.entry_api.EntryLog.set_hard_state`."""
         self._hard = state
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
@@ -173,9 +183,11 @@ class MemoryEntryLog:
     # -- applying -------------------------------------------------------------
 
     def applied_index(self) -> int:
+        """See :meth:`.entry_api.EntryLog.applied_index`."""
         return self._applied
 
     def apply(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.apply`."""
         if index <= self._applied:
             return
         if index > self.last_index():
@@ -195,15 +207,19 @@ class MemoryEntryLog:
     # -- one partition, for subscribers ---------------------------------------
 
     def next_offset(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.next_offset`."""
         return self._next[partition]
 
     def start_offset(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.start_offset`."""
         return self._start[partition]
 
     def high_watermark(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.high_watermark`."""
         return self._visible[partition]
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        """See :meth:`.entry_api.EntryLog.read`."""
         if offset < self._start[partition]:
             raise LookupError(offset)
         visible = self._visible[partition]
@@ -212,6 +228,7 @@ class MemoryEntryLog:
         return self._blocks.read(partition, offset, min(max_records, visible - offset))
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
+        """See :meth:`.entry_api.EntryLog.offset_for_time`."""
         visible = self._visible[partition]
         found = self._blocks.offset_for_time(partition, time_ns)
         if found is None:
@@ -220,11 +237,13 @@ class MemoryEntryLog:
         return min(found, visible)
 
     def retained_bytes(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.retained_bytes`."""
         return self._blocks.retained_bytes(partition)
 
     # -- retention ------------------------------------------------------------
 
     def segments(self) -> list[SegmentInfo]:
+        """See :meth:`.entry_api.EntryLog.segments`."""
         infos = []
         for chunk in self._chunks:
             times = chunk.blocks[B_TIME::BLOCK_FIELDS]
@@ -234,6 +253,7 @@ class MemoryEntryLog:
         return infos
 
     def drop_before(self, index: int) -> int:
+        """See :meth:`.entry_api.EntryLog.drop_before`."""
         drop = 0
         for chunk in self._chunks[:-1]:
             if chunk.last_index >= index or chunk.last_index > self._applied:
@@ -257,6 +277,7 @@ class MemoryEntryLog:
         return self._first
 
     def close(self) -> None:
+        """See :meth:`.entry_api.EntryLog.close`."""
         self._chunks.clear()
         self._firsts.clear()
         self._unapplied.clear()

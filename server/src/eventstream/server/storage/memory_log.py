@@ -6,7 +6,8 @@ the partition that holds the most. Its acknowledgements say DURABILITY_MEMORY.
 
 Each appended :class:`~.log.RecordBatch` is kept whole, as one chunk: its
 buffer and boundary arrays, never an object per record. Reads slice the
-records out, and their topics only when the reader asks for them. A batch that is part of a larger buffer (one partition's share
+records out, and their topics only when the reader asks for them. A batch
+that is part of a larger buffer (one partition's share
 of a submission) is copied, so an evicted chunk frees all it held.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from typing import Any
 
 from .log import ReadResult, RecordBatch
 
@@ -38,7 +40,7 @@ def _topic(raw: bytes) -> str:
 # holds tens of thousands of chunks that every full collection would scan
 # otherwise (an object per chunk cost 20-40 ms pauses). Record i is
 # data[ends[i - 1] - shift:ends[i] - shift], record 0 starting at start.
-_Chunk = tuple
+_Chunk = tuple[Any, ...]
 (_DATA, _START, _SHIFT, _ENDS, _TOPIC_DATA, _TOPIC_SHIFT, _TOPIC_SPANS, _PRIORITIES,
  _SIZE) = range(9)
 
@@ -55,7 +57,7 @@ def _chunk(batch: RecordBatch) -> _Chunk:
     if topic_data is batch.data:
         topic_data, topic_shift = data, shift
     # Bytes of its own (the u32 arrays as raw bytes), not views into the
-    # stager's buffers: memoryviews and arrays are objects the collector tracks.
+    # encoder's buffers: memoryviews and arrays are objects the collector tracks.
     return (data, start, shift, _raw(batch.ends), bytes(topic_data), topic_shift,
             _raw(batch.topics), bytes(batch.priorities), end - start)
 
@@ -77,13 +79,13 @@ def _topics_of(chunk: _Chunk, first: int, stop: int) -> list[str]:
             [names[a - shift:a - shift + n] for a, n in zip(spans[::2], spans[1::2])]]
 
 
-def _raw(values: memoryview | array) -> bytes:
+def _raw(values: memoryview | array[int]) -> bytes:
     """The bytes of a u32 array or view."""
     return bytes(memoryview(values).cast("B"))
 
 
 class _Partition:
-    __slots__ = ("chunks", "bases", "times", "head", "committed", "next", "bytes")
+    __slots__ = ("bases", "bytes", "chunks", "committed", "head", "next", "times")
 
     def __init__(self, base: int) -> None:
         self.chunks: list[_Chunk | None] = []
@@ -130,9 +132,11 @@ class MemoryLog:
         self._bytes = 0
 
     def next_offset(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.next_offset`."""
         return self._parts[partition].next
 
     def append(self, partition: int, batch: RecordBatch, time_ns: int) -> None:
+        """See :meth:`.log.EventLog.append`."""
         part = self._parts[partition]
         # Ingest times never go backwards within a partition, so seeking by
         # time can bisect even if the wall clock steps back.
@@ -147,10 +151,11 @@ class MemoryLog:
         self._bytes += chunk[_SIZE]
 
     async def commit(self) -> None:
+        """See :meth:`.log.EventLog.commit`."""
         self.publish()
 
     def publish(self) -> None:
-        """Make the staged records visible now (what :meth:`commit` does)."""
+        """Make the appended records visible now (what :meth:`commit` does)."""
         for part in self._parts:
             part.committed = len(part.chunks)
         while self._bytes > self.max_bytes and self._evict():
@@ -172,14 +177,17 @@ class MemoryLog:
         return True
 
     def start_offset(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.start_offset`."""
         part = self._parts[partition]
         return part.bases[part.head] if part.head < len(part.chunks) else part.next
 
     def high_watermark(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.high_watermark`."""
         part = self._parts[partition]
         return part.bases[part.committed] if part.committed < len(part.chunks) else part.next
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
+        """See :meth:`.log.EventLog.read`."""
         part = self._parts[partition]
         if offset < self.start_offset(partition):
             raise LookupError(offset)
@@ -206,6 +214,7 @@ class MemoryLog:
                           bytes(priorities))
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
+        """See :meth:`.log.EventLog.offset_for_time`."""
         part = self._parts[partition]
         index = bisect_left(part.times, time_ns, part.head, part.committed)
         return part.bases[index] if index < part.committed else self.high_watermark(partition)
@@ -216,7 +225,9 @@ class MemoryLog:
         return part.times[part.head] if part.head < part.committed else None
 
     def retained_bytes(self, partition: int) -> int:
+        """See :meth:`.log.EventLog.retained_bytes`."""
         return self._parts[partition].bytes
 
     def close(self) -> None:
+        """See :meth:`.log.EventLog.close`."""
         self._parts = [_Partition(part.next) for part in self._parts]

@@ -1,7 +1,7 @@
 """One partition of the durable log: its segments, staging, rolling, seeking, retention.
 
 Touched only by the event loop thread; bytes reach the files through the
-durable log's I/O thread. Appending encodes a batch into the staged buffer of
+durable log's I/O thread. Appending encodes a batch into the pending buffer of
 the active segment with one native call (no Python work per record) and rolls
 to a new segment by size or age at a record boundary.
 """
@@ -33,7 +33,7 @@ class Partition:
         self.segments = segments
         self._bases = [s.base for s in segments]
         self.bytes = sum(s.size for s in segments)
-        self.staged: list[tuple[Segment, bytearray]] = []
+        self.pending: list[tuple[Segment, bytearray]] = []
         self._checksums = checksums
         self._segment_bytes = segment_bytes
         self._segment_ns = segment_ns
@@ -41,26 +41,26 @@ class Partition:
 
     @property
     def active(self) -> Segment:
-        """The segment being written (staged segments included)."""
-        return self.staged[-1][0] if self.staged else self.segments[-1]
+        """The segment being written (pending segments included)."""
+        return self.pending[-1][0] if self.pending else self.segments[-1]
 
     @property
     def last_time(self) -> int:
-        """Ingest time of the newest staged or committed record."""
-        return self.active.staged_last_time
+        """Ingest time of the newest pending or committed record."""
+        return self.active.pending_last_time
 
-    def stage(self, batch: RecordBatch, time_ns: int) -> None:
+    def append(self, batch: RecordBatch, time_ns: int) -> None:
         """Encode a batch at the end of the partition; not written yet.
 
         One native call per segment touched encodes the records (header,
         topic, record, CRC) and picks the sparse index entries; the segment
         rolls by size or age at a record boundary.
         """
-        if self.staged:
-            segment, buf = self.staged[-1]
+        if self.pending:
+            segment, buf = self.pending[-1]
         else:
             segment, buf = self.segments[-1], bytearray()
-            self.staged.append((segment, buf))
+            self.pending.append((segment, buf))
         if not segment.empty and time_ns - (segment.first_time or time_ns) >= self._segment_ns:
             segment, buf = self._roll(segment)
         encode = self._checksums.segment_encode
@@ -69,11 +69,11 @@ class Partition:
             progress = encode(
                 buf, batch.data, batch.start, batch.ends, batch.topic_data, batch.topics,
                 batch.priorities, first, time_ns=time_ns, base=segment.base,
-                next_offset=segment.staged_next, position=segment.staged_size,
+                next_offset=segment.pending_next, position=segment.pending_size,
                 last_position=segment.last_position,
                 sample_at=segment.positions[-1] + self._interval if segment.positions else 0,
                 roll_at=self._segment_bytes, interval=self._interval)
-            entries = progress.index
+            entries = progress.index_entries
             if entries:
                 segment.rel_offsets.extend(entries[::2])
                 segment.positions.extend(entries[1::2])
@@ -87,26 +87,26 @@ class Partition:
 
     def _roll(self, segment: Segment) -> tuple[Segment, bytearray]:
         """Start a new segment after ``segment``."""
-        rolled = Segment(self.directory, segment.staged_next), bytearray()
-        self.staged.append(rolled)
+        rolled = Segment(self.directory, segment.pending_next), bytearray()
+        self.pending.append(rolled)
         return rolled
 
     def publish(self) -> None:
-        """The staged bytes were written: make them committed."""
-        for segment, buf in self.staged:
+        """The pending bytes were written: make them committed."""
+        for segment, buf in self.pending:
             segment.publish()
             if segment is not self.segments[-1]:
                 self.segments[-1].sealed = True
                 self.segments.append(segment)
                 self._bases.append(segment.base)
             self.bytes += len(buf)
-        self.staged.clear()
+        self.pending.clear()
 
     def discard(self) -> None:
-        """The staged bytes could not be written: forget them."""
-        for segment, _ in self.staged:
+        """The pending bytes could not be written: forget them."""
+        for segment, _ in self.pending:
             segment.discard()
-        self.staged.clear()
+        self.pending.clear()
 
     def start_offset(self) -> int:
         """Oldest retained offset."""
@@ -154,9 +154,9 @@ class Partition:
 
 def _store(segment: Segment, size: int, offset: int, position: int, time_ns: int) -> None:
     """Write the staging loop's counters back into the segment."""
-    segment.staged_size, segment.staged_next = size, offset
+    segment.pending_size, segment.pending_next = size, offset
     if offset > segment.base:
-        segment.last_position, segment.staged_last_time = position, time_ns
+        segment.last_position, segment.pending_last_time = position, time_ns
         if segment.first_time is None:
             segment.first_time = time_ns
 

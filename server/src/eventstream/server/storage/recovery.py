@@ -59,8 +59,10 @@ class DataDirRefused(Exception):
 
 
 def start_refused(error: OSError, root: Path) -> DataDirRefused:
-    """A file operation of the start failed: one line naming the file, the error and,
-    for a full disk, the free space."""
+    """A file operation of the start failed.
+
+    One line naming the file, the error and, for a full disk, the free space.
+    """
     return DataDirRefused(f"storage.data_dir {root}: cannot start: {describe(error, root)}")
 
 
@@ -204,8 +206,8 @@ def _scan(segment: Segment, checksums: Checksums, interval: int, *, newest: bool
             file_ops.close(fd)
     for offset, position, time_ns in zip(decoded.offsets, decoded.positions, decoded.times):
         segment.note(offset, position, time_ns, interval)
-    segment.staged_size = end
-    segment.staged_next = segment.base + len(decoded.offsets)
+    segment.pending_size = end
+    segment.pending_next = segment.base + len(decoded.offsets)
     segment.publish()
 
 
@@ -234,8 +236,9 @@ def _check_tail(segment: Segment, data: bytes, end: int, problem: str, *, next_o
 
 
 def torn_record(data: bytes, start: int, next_offset: int) -> bool:
-    """True when the bytes from ``start`` to the end are the beginning of record
-    ``next_offset`` cut short: what a crash or a full disk leaves of a write.
+    """True when the bytes from ``start`` on are record ``next_offset`` cut short.
+
+    That is what a crash or a full disk leaves of a write.
 
     Its length field (when present) is valid and runs past the end of the
     file, and its offset and topic length (when present) agree: zeros and

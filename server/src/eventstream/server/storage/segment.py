@@ -25,6 +25,7 @@ first and the last record always included.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from array import array
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..queue.wire import SegmentProgress
+    from ..native import SegmentProgress
 
 FORMAT_VERSION = 1
 """Version of the data directory layout and record format."""
@@ -52,7 +53,7 @@ MIN_LENGTH = HEADER_SIZE - 4
 
 
 class Checksums(Protocol):
-    """The CRC32C and record encoding of the wire backend (:func:`..queue.wire_backend`)."""
+    """The CRC32C and record encoding of the wire backend (:class:`..native.NativeWire`)."""
 
     def crc32c(self, data: bytes | bytearray | memoryview, crc: int = 0) -> int:
         """CRC32C of ``data``."""
@@ -64,7 +65,7 @@ class Checksums(Protocol):
         ...
 
     def segment_encode(self, out: bytearray, records: bytes, start: int,
-                       ends: memoryview | array, topic_data: bytes, topics: memoryview | array,
+                       ends: memoryview | array[int], topic_data: bytes, topics: memoryview | array[int],
                        priorities: bytes, first: int, *, time_ns: int, base: int,
                        next_offset: int, position: int, last_position: int, sample_at: int,
                        roll_at: int, interval: int) -> SegmentProgress:
@@ -89,8 +90,10 @@ def segment_name(base: int) -> str:
 
 def append_record(buf: bytearray, offset: int, time_ns: int, priority: int, topic: bytes,
                   record: bytes) -> None:
-    """Append one record with a zero CRC field; fill the CRCs of a batch with
-    ``crc32c_records(..., fill=True)`` (one native call)."""
+    """Append one record with a zero CRC field.
+
+    Fill the CRCs of a batch with ``crc32c_records(..., fill=True)`` (one native call).
+    """
     buf += HEAD.pack(HEADER_SIZE - 4 + len(topic) + len(record), 0, offset, time_ns, priority,
                      len(topic))
     buf += topic
@@ -109,7 +112,7 @@ def encode_record(checksums: Checksums, offset: int, time_ns: int, priority: int
 class Decoded:
     """Records decoded from a byte range of a segment (parallel lists)."""
 
-    __slots__ = ("offsets", "times", "priorities", "topics", "records", "positions", "end")
+    __slots__ = ("end", "offsets", "positions", "priorities", "records", "times", "topics")
 
     def __init__(self) -> None:
         self.offsets: list[int] = []
@@ -173,7 +176,7 @@ class Segment:
     """A segment file and its in-memory sparse index.
 
     ``size``/``next_offset``/``last_time`` describe committed records (what
-    readers may see); the ``staged_*`` fields include records appended but not
+    readers may see); the ``pending_*`` fields include records appended but not
     yet committed. Only the event loop thread changes these fields.
 
     Args:
@@ -188,10 +191,10 @@ class Segment:
         self.next_offset = base
         self.first_time: int | None = None
         self.last_time = 0
-        self.staged_size = 0
-        self.staged_next = base
-        self.staged_last_time = 0
-        self.last_position = 0       # of the newest staged record
+        self.pending_size = 0
+        self.pending_next = base
+        self.pending_last_time = 0
+        self.last_position = 0       # of the newest pending record
         self.rel_offsets = array("I")
         self.positions = array("I")
         self.times = array("q")
@@ -211,11 +214,11 @@ class Segment:
 
     @property
     def empty(self) -> bool:
-        """True when nothing was staged or committed in the segment."""
-        return self.staged_next == self.base
+        """True when nothing was appended or committed in the segment."""
+        return self.pending_next == self.base
 
     def note(self, offset: int, position: int, time_ns: int, interval: int) -> None:
-        """Account for a staged record; sample it into the index every ``interval`` bytes."""
+        """Account for a pending record; sample it into the index every ``interval`` bytes."""
         if self.first_time is None:
             self.first_time = time_ns
         if not self.positions or position - self.positions[-1] >= interval:
@@ -223,19 +226,19 @@ class Segment:
             self.positions.append(position)
             self.times.append(time_ns)
         self.last_position = position
-        self.staged_last_time = time_ns
+        self.pending_last_time = time_ns
 
     def publish(self) -> None:
-        """Make the staged records committed."""
-        self.size = self.staged_size
-        self.next_offset = self.staged_next
-        self.last_time = self.staged_last_time
+        """Make the pending records committed."""
+        self.size = self.pending_size
+        self.next_offset = self.pending_next
+        self.last_time = self.pending_last_time
 
     def discard(self) -> None:
-        """Forget the staged records (their write failed)."""
-        self.staged_size = self.size
-        self.staged_next = self.next_offset
-        self.staged_last_time = self.last_time
+        """Forget the pending records (their write failed)."""
+        self.pending_size = self.size
+        self.pending_next = self.next_offset
+        self.pending_last_time = self.last_time
         keep = bisect_left(self.rel_offsets, self.next_offset - self.base)
         del self.rel_offsets[keep:], self.positions[keep:], self.times[keep:]
         if self.next_offset == self.base:
@@ -243,11 +246,11 @@ class Segment:
 
     def index_bytes(self) -> tuple[bytes, bytes]:
         """Contents of the index files, the last record included."""
-        last_rel = self.staged_next - 1 - self.base
+        last_rel = self.pending_next - 1 - self.base
         if self.rel_offsets and self.rel_offsets[-1] != last_rel:
             self.rel_offsets.append(last_rel)
             self.positions.append(self.last_position)
-            self.times.append(self.staged_last_time)
+            self.times.append(self.pending_last_time)
         # Interleave the columns and pack each file in one call (no Python per entry).
         count = len(self.rel_offsets)
         flat: list[int] = [0] * (2 * count)
@@ -273,7 +276,7 @@ class Segment:
         tms = array("q", (t for t, _ in TIME_ENTRY.iter_unpack(times)))
         if list(rel) != [r for _, r in TIME_ENTRY.iter_unpack(times)] or rel[0] != 0 or pos[0]:
             return False
-        if any(b <= a for a, b in zip(pos, pos[1:])) or pos[-1] >= file_size:
+        if any(b <= a for a, b in itertools.pairwise(pos)) or pos[-1] >= file_size:
             return False
         # The last entry must be the last record, ending exactly at the end of the file.
         head = self._pread(min(READ_CHUNK, file_size - pos[-1]), pos[-1])
@@ -283,10 +286,10 @@ class Segment:
         if problem or decoded.end != file_size or decoded.offsets != [self.base + rel[-1]]:
             return False
         self.rel_offsets, self.positions, self.times = rel, pos, tms
-        self.size = self.staged_size = file_size
-        self.next_offset = self.staged_next = self.base + rel[-1] + 1
+        self.size = self.pending_size = file_size
+        self.next_offset = self.pending_next = self.base + rel[-1] + 1
         self.first_time, self.last_time = tms[0], tms[-1]
-        self.staged_last_time = self.last_time
+        self.pending_last_time = self.last_time
         self.last_position = pos[-1]
         return True
 
@@ -342,5 +345,17 @@ class Segment:
             self._read_fd = None
 
 
-__all__ = ["FORMAT_VERSION", "HEAD", "HEADER_SIZE", "MIN_LENGTH", "Checksums", "CorruptSegment", "Decoded", "Segment", "decode",
-           "append_record", "encode_record", "segment_name"]
+__all__ = [
+    "FORMAT_VERSION",
+    "HEAD",
+    "HEADER_SIZE",
+    "MIN_LENGTH",
+    "Checksums",
+    "CorruptSegment",
+    "Decoded",
+    "Segment",
+    "append_record",
+    "decode",
+    "encode_record",
+    "segment_name",
+]

@@ -61,11 +61,11 @@ from eventstream.server.raft import (
     Entry,
     EntryKind,
     InjectedBug,
-    MemoryStorage,
     Membership,
     MembershipChange,
     MembershipError,
     MembershipOp,
+    MemoryStorage,
     Message,
     NotLeaderError,
     RaftNode,
@@ -189,7 +189,8 @@ class ScriptEnv:
         membership = Membership()
         if bootstrap:
             learners = frozenset(_split(options.get("learners", "")))
-            voters = frozenset(_split(options["voters"])) if "voters" in options else frozenset(ids) - learners
+            voters = (frozenset(_split(options["voters"])) if "voters" in options
+                      else frozenset(ids) - learners)
             membership = Membership(voters, learners)
         bugs = frozenset(InjectedBug(name) for name in _split(options.get("bugs", "")))
         for node_id in ids:

@@ -47,16 +47,16 @@ from eventstream.server.raft import (
     Entry,
     EntryKind,
     InjectedBug,
-    MemoryStorage,
     Membership,
     MembershipChange,
     MembershipError,
     MembershipOp,
+    MemoryStorage,
     Message,
     NotLeaderError,
     RaftNode,
-    Ready,
     ReadOnlyMode,
+    Ready,
     Role,
 )
 from eventstream.server.testing.raft_format import message_text, ready_lines
@@ -230,7 +230,8 @@ class Simulation:
         Raises:
             Violation: a property does not hold.
         """
-        for self.now in range(1, self.settings.ticks + 1):
+        for now in range(1, self.settings.ticks + 1):
+            self.now = now
             self._faults()
             self._client()
             self._deliver_due()
@@ -340,10 +341,13 @@ class Simulation:
         if self.spares:
             options.append(MembershipChange(MembershipOp.ADD_LEARNER, self.spares[0]))
             options.append(MembershipChange(MembershipOp.ADD_VOTER, self.spares[0]))
-        options += [MembershipChange(MembershipOp.PROMOTE_LEARNER, node) for node in sorted(membership.learners)]
+        options += [MembershipChange(MembershipOp.PROMOTE_LEARNER, node)
+                    for node in sorted(membership.learners)]
         if len(membership.voters) > 2:
-            options += [MembershipChange(MembershipOp.REMOVE_NODE, node) for node in sorted(membership.voters)]
-        options += [MembershipChange(MembershipOp.REMOVE_NODE, node) for node in sorted(membership.learners)]
+            options += [MembershipChange(MembershipOp.REMOVE_NODE, node)
+                        for node in sorted(membership.voters)]
+        options += [MembershipChange(MembershipOp.REMOVE_NODE, node)
+                    for node in sorted(membership.learners)]
         if not options:
             return
         change = self.rng.choice(options)
@@ -374,7 +378,8 @@ class Simulation:
             except NotLeaderError:
                 return
             self.check.read_floors[context] = self.max_acked
-            self._log(f"{node.node_id} read {context.decode()} (acked up to {self.check.read_floors[context]})")
+            self._log(f"{node.node_id} read {context.decode()} "
+                      f"(acked up to {self.check.read_floors[context]})")
             self._handle_ready(node)
 
     def _propose(self, node: SimNode, batch: list[bytes]) -> int | None:
@@ -536,7 +541,8 @@ class Simulation:
             if known != entry:
                 raise Violation(f"state-machine safety: {node.node_id} applies {entry}, another node "
                                 f"applied {known}")
-            node.digest = zlib.crc32(entry.data, zlib.crc32(b"%d:%d:%d" % (entry.term, entry.kind, node.digest)))
+            header = b"%d:%d:%d" % (entry.term, entry.kind, node.digest)
+            node.digest = zlib.crc32(entry.data, zlib.crc32(header))
             node.applied_index = entry.index
             if check.digests.setdefault(entry.index, node.digest) != node.digest:
                 raise Violation(f"state-machine safety: {node.node_id} state differs at {entry.index}")
@@ -663,7 +669,7 @@ def run_seed(seed: int, bugs: frozenset[InjectedBug] = frozenset()) -> Failure |
         Simulation(seed, bugs).run()
     except Violation as violation:
         return Failure(seed, str(violation), tuple(sorted(bug.value for bug in bugs)))
-    except Exception as error:  # noqa: BLE001 - a crash of the core is a failure to report, with its seed
+    except Exception as error:
         return Failure(seed, f"{type(error).__name__}: {error}", tuple(sorted(bug.value for bug in bugs)))
     return None
 
@@ -725,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         except Violation as violation:
             print(f"VIOLATION at tick {simulation.now}: {violation}")
             return 1
-        print(f"seed {args.seed}: ok after {simulation.now} ticks, {len(simulation.check.acked)} entries acked")
+        print(f"seed {args.seed}: ok after {simulation.now} ticks, "
+              f"{len(simulation.check.acked)} entries acked")
         return 0
     started = time.monotonic()
     failures = run_seeds(range(args.start, args.start + args.seeds), args.jobs, bugs)

@@ -26,6 +26,7 @@ from .convert import InvalidBatch, SnapshotAssembler, decode_batch
 from .identity import SERVICE, Refusal, check_call
 
 _Context = grpc.aio.ServicerContext[Any, Any]
+_Handler = grpc.RpcMethodHandler[Any, Any]
 _EXCHANGE = f"/{SERVICE}/Exchange"
 _SNAPSHOT = f"/{SERVICE}/InstallSnapshot"
 
@@ -59,7 +60,7 @@ class PeerHandler(grpc.GenericRpcHandler):
         """Allow calls from ``peers`` only, from now on."""
         self._peers = frozenset(peers)
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> _Handler | None:
         """The handler of a call: a refusal, or the method's handler for a checked peer."""
         method = handler_call_details.method
         sender, refusal = check_call(method, handler_call_details.invocation_metadata,
@@ -101,7 +102,7 @@ class PeerHandler(grpc.GenericRpcHandler):
                 try:
                     messages = decode_batch(request, sender, self._node_id)
                 except InvalidBatch as error:
-                    await self._abort(context, Refusal("invalid", grpc.StatusCode.INVALID_ARGUMENT, str(error)))
+                    await self._abort(context, _invalid(error))
                 self.received_requests += 1
                 self.received_messages += len(messages)
                 await inbox.deliver(messages)
@@ -122,10 +123,14 @@ class PeerHandler(grpc.GenericRpcHandler):
                     assembler.add(request)
                 message = assembler.message()
             except InvalidBatch as error:
-                await self._abort(context, Refusal("invalid", grpc.StatusCode.INVALID_ARGUMENT, str(error)))
+                await self._abort(context, _invalid(error))
             await inbox.deliver([message])
             return pb.InstallSnapshotResponse()
         return install
+
+
+def _invalid(error: InvalidBatch) -> Refusal:
+    return Refusal("invalid", grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
 
 def _refuse(refusal: Refusal) -> Callable[..., Any]:

@@ -48,8 +48,15 @@ if TYPE_CHECKING:
 class LinkStats:
     """What one link did, for tests, benchmarks and metrics."""
 
-    __slots__ = ("sent_messages", "sent_requests", "dropped", "streams", "failures",
-                 "snapshots_sent", "snapshots_failed")
+    __slots__ = (
+        "dropped",
+        "failures",
+        "sent_messages",
+        "sent_requests",
+        "snapshots_failed",
+        "snapshots_sent",
+        "streams",
+    )
 
     def __init__(self) -> None:
         self.sent_messages = 0

@@ -1,8 +1,8 @@
-"""Accepting and staging publish requests: the C code agrees with the Python reference.
+"""Accepting and placing publish requests: the C code agrees with the Python reference.
 
 Hypothesis generates publish requests (valid events, events breaking each
 limit, malformed and non-UTF-8 ones); both backends must accept, refuse and
-stage them identically, byte for byte. Real protobuf decoding pins the meaning.
+place them identically, byte for byte. Real protobuf decoding pins the meaning.
 """
 
 from __future__ import annotations
@@ -14,28 +14,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstream.server.queue import MalformedInput
-from eventstream.server.queue._pure_staging import PureStager
-from eventstream.server.queue.staging import (
+from eventstream.server.native import MalformedInput
+from eventstream.server.native.events import (
     R_ID_LEN,
     R_ID_OFF,
     R_INDEX,
     R_REASON,
     ROW_BYTES,
     ROW_FIELDS,
+    EventEncoder,
     Limits,
-    NativeStager,
     Refusal,
 )
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
-
-from .conftest import NATIVE_OFF
+from tests.support.oracles.events import PureEncoder
 
 PROPERTY = settings(max_examples=250, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 LIMITS = Limits(max_topic=12, max_payload=16, max_id=8, max_key=8, max_headers=2, max_event=60)
 PREFIX = b"0123456789abcdef-"
-needs_native = pytest.mark.skipif(NATIVE_OFF, reason="EVENTSTREAM_NATIVE=0")
 
 
 def _varint(value: int) -> bytes:
@@ -122,35 +119,34 @@ def verdicts(accepted, count: int) -> bytes | None:
     return out.tobytes() if repeated else None
 
 
-def run(stager, request: bytes, partitions: int):
+def run(encoder, request: bytes, partitions: int):
     try:
-        accepted = stager.accept(request, 1)
+        accepted = encoder.accept(request, 1)
     except MalformedInput:
         return "malformed"
     count = accepted.realtime + accepted.batch
     offsets = array("Q", range(100, 100 + partitions))
-    staged = stager.stage(accepted.bodies, accepted.rows[:count * ROW_BYTES],
+    placed = encoder.place(accepted.good_events(),
                           verdicts(accepted, count), offsets, time_ns=1_700_000_000_000_000_001,
                           durability=3, result_tag=0x12)
-    return (accepted, staged.records, staged.ends.tolist(), staged.topics.tolist(),
-            staged.priorities, staged.part_counts, staged.positions.tolist(), staged.results,
-            offsets.tolist(), stager.id_counter)
+    return (accepted, placed.records, placed.ends.tolist(), placed.topics.tolist(),
+            placed.priorities, placed.part_counts, placed.positions.tolist(), placed.results,
+            offsets.tolist(), encoder.id_counter)
 
 
-@needs_native
 @PROPERTY
 @given(requests, st.sampled_from([1, 3, 8]))
 def test_native_and_pure_agree(request: bytes, partitions: int) -> None:
-    assert run(NativeStager(LIMITS, PREFIX), request, partitions) == \
-        run(PureStager(LIMITS, PREFIX), request, partitions)
+    assert run(EventEncoder(LIMITS, PREFIX), request, partitions) == \
+        run(PureEncoder(LIMITS, PREFIX), request, partitions)
 
 
 @PROPERTY
 @given(requests)
 def test_accepted_events_decode_as_sent_minus_server_fields(request: bytes) -> None:
-    stager = PureStager(LIMITS, PREFIX)
+    encoder = PureEncoder(LIMITS, PREFIX)
     try:
-        accepted = stager.accept(request, 1)
+        accepted = encoder.accept(request, 1)
     except MalformedInput:
         return
     sent = publish_pb2.PublishBatchRequest.FromString(request) if not accepted.refused else None
@@ -168,7 +164,7 @@ def test_accepted_events_decode_as_sent_minus_server_fields(request: bytes) -> N
                                                               original.payload)
 
 
-def test_refusals_name_each_limit(stager_backend) -> None:
+def test_refusals_name_each_limit(encoder_backend) -> None:
     cases = {
         Refusal.TOPIC_EMPTY: common_pb2.Event(topic="", payload=b"x"),
         Refusal.TOPIC_WILDCARD: common_pb2.Event(topic="a/#"),
@@ -185,41 +181,39 @@ def test_refusals_name_each_limit(stager_backend) -> None:
     request = publish_pb2.PublishBatchRequest(events=list(cases.values())).SerializeToString()
     request += _field(1, _field(2, b"t") + b"\x28\x07")          # unknown priority
     request += _field(1, _field(2, b"t") + _field(6, _field(1, b"k") + _field(2, b"\xff")))
-    accepted = stager_backend.accept(request, 1)
+    accepted = encoder_backend.accept(request, 1)
     reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
     assert reasons == [*cases, Refusal.PRIORITY_UNKNOWN, Refusal.HEADER_NOT_UTF8]
     assert accepted.refused == len(cases) + 2
 
 
-def test_staged_records_decode_with_server_fields(stager_backend) -> None:
+def test_placed_records_decode_with_server_fields(encoder_backend) -> None:
     events = [common_pb2.Event(topic="a/b", payload=b"one", key="k", priority=common_pb2.PRIORITY_HIGH),
               common_pb2.Event(topic="a/c", payload=b"two", id="given")]
     request = publish_pb2.PublishBatchRequest(events=events).SerializeToString()
-    accepted = stager_backend.accept(request, 1)
+    accepted = encoder_backend.accept(request, 1)
     offsets = array("Q", [40, 50])
-    staged = stager_backend.stage(accepted.bodies, accepted.rows, None, offsets,
+    placed = encoder_backend.place(accepted.good_events(), None, offsets,
                                   time_ns=5_000_000_007, durability=3, result_tag=0x0a)
-    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    delivered = subscribe_pb2.SubscribeResponse.FromString(placed.records).events
     for partition in (0, 1):  # each partition's offsets continue from its next offset
         got = [e.offset for e in delivered if e.partition == partition]
         assert got == list(range(40 + 10 * partition, 40 + 10 * partition + len(got)))
-    assert offsets.tolist() == [40 + staged.part_counts[0], 50 + staged.part_counts[1]]
+    assert offsets.tolist() == [40 + placed.part_counts[0], 50 + placed.part_counts[1]]
     assert all(e.ingest_time.ToNanoseconds() == 5_000_000_007 for e in delivered)
     by_topic = {e.topic: e for e in delivered}
     assert by_topic["a/c"].id == "given" and by_topic["a/b"].id == PREFIX.decode() + "1"
-    results = publish_pb2.PublishBatchResponse.FromString(staged.results).results
+    results = publish_pb2.PublishBatchResponse.FromString(placed.results).results
     # Rows: the HIGH event first (realtime), then the MEDIUM one.
     assert [r.ack.id for r in results] == [by_topic["a/b"].id, "given"]
     assert all(r.ack.durability == common_pb2.DURABILITY_FSYNCED for r in results)
 
 
 @pytest.fixture(params=["native", "pure"])
-def stager_backend(request):
+def encoder_backend(request):
     if request.param == "native":
-        if NATIVE_OFF:
-            pytest.skip("EVENTSTREAM_NATIVE=0")
-        return NativeStager(LIMITS, PREFIX)
-    return PureStager(LIMITS, PREFIX)
+        return EventEncoder(LIMITS, PREFIX)
+    return PureEncoder(LIMITS, PREFIX)
 
 
 # -- raw TCP/UDP frames -------------------------------------------------------
@@ -238,38 +232,36 @@ frame_streams = st.lists(st.one_of(
 ), max_size=10).map(b"".join)
 
 
-def run_frames(stager, data: bytes, final: bool):
-    accepted, consumed, fatal = stager.accept_frames(data, max_frame=40, final=final)
-    count = accepted.realtime + accepted.batch
+def run_frames(encoder, data: bytes, final: bool):
+    accepted, consumed, fatal = encoder.accept_frames(data, max_frame=40, final=final)
     offsets = array("Q", [0, 0, 0])
-    staged = stager.stage(accepted.bodies, accepted.rows[:count * ROW_BYTES], None, offsets,
+    placed = encoder.place(accepted.good_events(), None, offsets,
                           time_ns=1, durability=2, result_tag=0)
-    return accepted, consumed, fatal, staged.records, staged.results, offsets.tolist()
+    return accepted, consumed, fatal, placed.records, placed.results, offsets.tolist()
 
 
-@needs_native
 @PROPERTY
 @given(frame_streams, st.booleans())
 def test_frames_native_and_pure_agree(data: bytes, final: bool) -> None:
-    assert run_frames(NativeStager(LIMITS, PREFIX), data, final) == \
-        run_frames(PureStager(LIMITS, PREFIX), data, final)
+    assert run_frames(EventEncoder(LIMITS, PREFIX), data, final) == \
+        run_frames(PureEncoder(LIMITS, PREFIX), data, final)
 
 
-def test_frames_become_events(stager_backend) -> None:
+def test_frames_become_events(encoder_backend) -> None:
     data = (_frame(3, b"sensors/a", b"hot") + _frame(0, b"", b"x") + _frame(1, b"s/b", b"")
             + _frame(2, b"s/c", b"p" * 17) + _frame(0, b"s/d", b"cut")[:-1])
-    accepted, consumed, fatal = stager_backend.accept_frames(data, max_frame=1024)
+    accepted, consumed, fatal = encoder_backend.accept_frames(data, max_frame=1024)
     assert (accepted.realtime, accepted.batch, accepted.refused) == (1, 1, 2)
     assert consumed == len(data) - len(_frame(0, b"s/d", b"cut")[:-1]) and fatal == 0
     reasons = memoryview(accepted.rows).cast("I")[R_REASON::ROW_FIELDS].tolist()
     assert reasons == [0, 0, 64 + 5, Refusal.PAYLOAD_TOO_LARGE]  # 5: FrameReason.TOPIC_EMPTY
     offsets = array("Q", [0])
-    staged = stager_backend.stage(accepted.bodies, accepted.rows[:2 * ROW_BYTES], None, offsets,
+    placed = encoder_backend.place(accepted.good_events(), None, offsets,
                                   time_ns=1, durability=2, result_tag=0x0a)
-    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    delivered = subscribe_pb2.SubscribeResponse.FromString(placed.records).events
     assert [(e.topic, e.payload, e.priority, e.offset) for e in delivered] == [
         ("sensors/a", b"hot", common_pb2.PRIORITY_HIGH, 0), ("s/b", b"", common_pb2.PRIORITY_LOW, 1)]
-    _, _, fatal = stager_backend.accept_frames(data, max_frame=1024, final=True)
+    _, _, fatal = encoder_backend.accept_frames(data, max_frame=1024, final=True)
     assert fatal == 1  # FrameReason.TRUNCATED
 
 
@@ -279,21 +271,20 @@ datagram_batches = st.lists(frame_streams, max_size=6).map(
     lambda datagrams: b"".join(struct.pack(">I", len(d)) + d for d in datagrams))
 
 
-@needs_native
 @PROPERTY
 @given(datagram_batches)
 def test_datagrams_native_and_pure_agree(batch: bytes) -> None:
-    assert NativeStager(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40) == \
-        PureStager(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40)
+    assert EventEncoder(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40) == \
+        PureEncoder(LIMITS, PREFIX).accept_datagrams(batch, max_frame=40)
 
 
-def test_datagrams_are_accepted_whole_or_not_at_all(stager_backend) -> None:
+def test_datagrams_are_accepted_whole_or_not_at_all(encoder_backend) -> None:
     good = _frame(3, b"s/a", b"1") + _frame(0, b"s/b", b"2")
     bad = _frame(0, b"s/c", b"3") + _frame(0, b"s/\xff", b"4") + _frame(0, b"s/d", b"5")
     cut = _frame(0, b"s/e", b"6")[:-1]
     datagrams = [good, bad, cut, b"", _frame(1, b"s/f", b"7")]
     batch = b"".join(struct.pack(">I", len(d)) + d for d in datagrams)
-    accepted = stager_backend.accept_datagrams(batch, max_frame=1024)
+    accepted = encoder_backend.accept_datagrams(batch, max_frame=1024)
     assert (accepted.realtime, accepted.batch, accepted.refused) == (1, 2, 2)
     rows = memoryview(accepted.rows).cast("I")
     indexes = rows[R_INDEX::ROW_FIELDS].tolist()
@@ -302,9 +293,9 @@ def test_datagrams_are_accepted_whole_or_not_at_all(stager_backend) -> None:
     assert reasons == [0, 0, 0, 64 + 6, 64 + 1]  # TOPIC_NOT_UTF8, TRUNCATED
     assert rows[3 * ROW_FIELDS + R_ID_OFF] == 1  # s/c went with its datagram
     offsets = array("Q", [0])
-    staged = stager_backend.stage(accepted.bodies, accepted.rows[:3 * ROW_BYTES], None, offsets,
+    placed = encoder_backend.place(accepted.good_events(), None, offsets,
                                   time_ns=1, durability=2, result_tag=0)
-    delivered = subscribe_pb2.SubscribeResponse.FromString(staged.records).events
+    delivered = subscribe_pb2.SubscribeResponse.FromString(placed.records).events
     assert [(e.topic, e.payload) for e in delivered] == [("s/a", b"1"), ("s/b", b"2"), ("s/f", b"7")]
     with pytest.raises(MalformedInput):
-        stager_backend.accept_datagrams(batch[:-1], max_frame=1024)
+        encoder_backend.accept_datagrams(batch[:-1], max_frame=1024)

@@ -1,7 +1,7 @@
 """Exceptions of the native core, and the one place return codes become them.
 
-Pure: no I/O. Both backends (libshardq through ctypes, and the pure-Python
-fallback) raise exactly these, so callers never see a raw errno. The codes are
+Pure: no I/O. Every wrapper of libshardq raises exactly these, so callers
+never see a raw errno. The codes are
 libshardq's negative errno values (``SHARDQ_E*`` in ``shardq.h``).
 """
 
@@ -30,7 +30,7 @@ class NativeLibraryError(RuntimeError):
 
 
 class NativeError(Exception):
-    """A negative code returned by the native core (or the same condition in the fallback).
+    """A negative code returned by the native core .
 
     Attributes:
         code: the negative errno value.

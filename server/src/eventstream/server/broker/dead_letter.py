@@ -14,31 +14,32 @@ dead-letter headers; if even that is refused, or anything unexpected
 happens, the event is skipped (it stays in the log until retention). Every
 such case is logged with the group, partition and offset, and counted in
 ``eventstream_events_rejected_total{transport="dead-letter",reason}``.
+
+The copies are encoded by a :class:`Copies` collaborator (the protobuf side
+lives in ``rpc/``); this module sees only bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
-from eventstream.v1 import common_pb2
-from google.protobuf.message import DecodeError
-
-from ..broker.lanes import submissions_of
-from ..broker.wire import varint
 from ..errors import EventStreamError
+from ..native import EventEncoder
 from ..observability.metrics import Metrics
-from ..queue.staging import R_BODY_LEN, R_BODY_OFF, R_REASON, NativeStager
-from .convert import EventValidator
+from .lanes import submissions_of
 
 if TYPE_CHECKING:
-    from ..broker.broker import Broker
-    from ..broker.groups import Group, GroupCoordinator
+    from .broker import Broker
+    from .groups import Group
 
 log = logging.getLogger(__name__)
 _TRANSPORT = "dead-letter"
-_EVENT = b"\x0a"   # PublishRequest.event
+
+Settle = Callable[["Group", int, int, bool], None]
+"""How a move ends: (group, partition, offset, stored); see ``GroupCoordinator.settle``."""
 
 
 def dead_letter_topic(group: str) -> str:
@@ -46,39 +47,66 @@ def dead_letter_topic(group: str) -> str:
     return f"dead-letter/{group}"
 
 
+class Copies(Protocol):
+    """Builds the dead-letter copies of a stored event (the protobuf side of a move)."""
+
+    def requests(self, topic: str, record: bytes, headers: dict[str, str]
+                 ) -> tuple[list[bytes], str | None]:
+        """Encoded PublishRequests to try in order: the copy, then the raw form.
+
+        Args:
+            topic: the dead-letter topic.
+            record: the stored record, framed as ``SubscribeResponse.events``.
+            headers: the dead-letter headers every form carries.
+
+        Returns:
+            The requests, and the decode error when the stored event does not
+            decode (then only the raw form is offered).
+        """
+        ...
+
+    def refusal(self, code: int, event: bytes) -> EventStreamError:
+        """The error for a copy the encoder refused with ``code``."""
+        ...
+
+
 class DeadLetters:
     """Publishes the events a group gave up on, one task each.
 
     Args:
         broker: where the copies are published.
-        coordinator: told when each event is settled.
-        stager: accepts the copies like any publish.
-        validator: names the reason when the stager refuses a copy.
+        encoder: accepts the copies like any publish.
+        copies: encodes the copies.
         metrics: the server's metrics.
     """
 
-    def __init__(self, broker: Broker, coordinator: GroupCoordinator, stager: NativeStager,
-                 validator: EventValidator, metrics: Metrics) -> None:
+    def __init__(self, broker: Broker, encoder: EventEncoder, copies: Copies,
+                 metrics: Metrics) -> None:
         self._broker = broker
-        self._coordinator = coordinator
-        self._stager = stager
-        self._validator = validator
+        self._encoder = encoder
+        self._copies = copies
         self._metrics = metrics
         # The loop keeps only weak references to tasks: hold them until they finish.
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def move(self, group: Group, partition: int, offset: int, record: bytes) -> None:
+    def move(self, group: Group, partition: int, offset: int, record: bytes,
+             settle: Settle) -> None:
         """Start moving the event at (``partition``, ``offset``) of ``group``.
 
         Args:
+            group: the group that gave up on the event.
+            partition: its partition.
+            offset: its offset.
             record: the stored record, framed as ``SubscribeResponse.events``.
+            settle: called once when the move ends (also when cancelled).
         """
         task = asyncio.get_running_loop().create_task(
-            self._move(group, partition, offset, record), name="dead-letter")
+            self._move(group, partition, offset, record, settle), name="dead-letter")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _move(self, group: Group, partition: int, offset: int, record: bytes) -> None:
+    async def _move(self, group: Group, partition: int, offset: int, record: bytes,
+                    settle: Settle) -> None:
         done = False
         try:
             done = await self._publish(group, partition, offset, record)
@@ -91,41 +119,25 @@ class DeadLetters:
             self._count("INTERNAL")
             done = True
         finally:   # also when cancelled: then it is delivered again
-            self._coordinator.settle(group, partition, offset, done)
+            settle(group, partition, offset, done)
 
     async def _publish(self, group: Group, partition: int, offset: int, record: bytes) -> bool:
         """Publish a copy, or the raw form; True once one is committed or neither can be."""
-        stored = _event_bytes(record)
         headers = {"dead-letter-partition": str(partition), "dead-letter-offset": str(offset),
                    "dead-letter-deliveries": str(group.settings.max_deliveries)}
         topic = dead_letter_topic(group.name)
-        candidates = []
-        try:
-            event = common_pb2.Event.FromString(stored)
-        except DecodeError as error:
+        requests, undecodable = self._copies.requests(topic, record, headers)
+        if undecodable is not None:
             log.warning("group %s: the event at partition %d offset %d does not decode (%s); "
-                        "its stored bytes go to %s", group.name, partition, offset, error, topic)
+                        "its stored bytes go to %s", group.name, partition, offset, undecodable,
+                        topic)
             self._count("EVENT_UNDECODABLE")
-            problem = f"the stored event does not decode: {error}"
-        else:
-            copy = common_pb2.Event(topic=topic, key=event.key, payload=event.payload,
-                                    priority=event.priority, publish_time=event.publish_time)
-            copy.headers.update(event.headers)
-            copy.headers.update(headers)
-            copy.headers.update({"dead-letter-topic": event.topic, "dead-letter-id": event.id})
-            candidates.append(copy)
-            problem = "its copy was refused"
-        raw = common_pb2.Event(topic=topic, payload=stored, headers=headers)
-        raw.headers["dead-letter-raw"] = problem
-        candidates.append(raw)
-        for candidate in candidates:
-            body = candidate.SerializeToString()
-            request = _EVENT + varint(len(body)) + body
-            accepted = self._stager.accept(request, 1)
-            if accepted.refused:
-                rows = memoryview(accepted.rows).cast("I")
-                start, length = rows[R_BODY_OFF], rows[R_BODY_LEN]
-                error = self._validator.refusal(rows[R_REASON], request[start:start + length])
+        for request in requests:
+            accepted = self._encoder.accept(request, 1)
+            refused = accepted.first_refusal()
+            if refused is not None:
+                start = refused.start
+                error = self._copies.refusal(refused.code, request[start:start + refused.length])
                 log.warning("group %s: the dead-letter copy of partition %d offset %d was "
                             "refused: %s", group.name, partition, offset, error.message)
                 self._count(error.reason)
@@ -141,11 +153,3 @@ class DeadLetters:
 
     def _count(self, reason: str) -> None:
         self._metrics.rejected.add(1, {"transport": _TRANSPORT, "reason": reason})
-
-
-def _event_bytes(record: bytes) -> bytes:
-    """The Event of a stored record (framed as tag byte, length varint, Event)."""
-    start = 1
-    while record[start] & 0x80:
-        start += 1
-    return record[start + 1:]

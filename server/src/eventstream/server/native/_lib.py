@@ -1,13 +1,11 @@
-"""Loading libshardq with ctypes: declared signatures, ABI check, backend choice.
+"""Loading libshardq with ctypes: declared signatures and the ABI check.
 
 The only module that touches the shared library. It finds the library (the
 ``EVENTSTREAM_NATIVE_LIB`` environment variable, else ``libshardq.so`` next to
 this file, copied there by ``make -C server/native/libshardq install``),
 checks its ABI version, and declares every function's argument and result
-types once. Failures raise :class:`NativeLibraryError` naming the path.
-
-The pure-Python fallback is chosen explicitly, never silently: by
-``native=False`` where a backend is picked, or ``EVENTSTREAM_NATIVE=0``.
+types once. Failures raise :class:`NativeLibraryError` naming the path: the
+server has no other backend (``make install`` builds the library).
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from ctypes import POINTER, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_void_p
 from pathlib import Path
 
@@ -25,9 +24,6 @@ ABI_VERSION = 4
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
 """Environment variable holding an explicit path to libshardq."""
-
-ENV_NATIVE = "EVENTSTREAM_NATIVE"
-"""Environment variable choosing the backend: ``1`` (default) native, ``0`` pure Python."""
 
 DEFAULT_LIBRARY = Path(__file__).with_name("libshardq.so")
 
@@ -235,7 +231,7 @@ _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
-def unchecked(lib: ctypes.CDLL, name: str) -> ctypes._CFuncPtr:
+def unchecked(lib: ctypes.CDLL, name: str) -> Callable[..., int]:
     """A second entry point to ``name`` without declared argument types.
 
     Declared ``argtypes`` cost ctypes a conversion per argument on every call
@@ -247,7 +243,8 @@ def unchecked(lib: ctypes.CDLL, name: str) -> ctypes._CFuncPtr:
     """
     fn = type(getattr(lib, name))((name, lib))
     fn.restype = c_int
-    return fn
+    call: Callable[..., int] = fn
+    return call
 
 
 def library_path() -> Path:
@@ -282,8 +279,8 @@ def load(path: str | os.PathLike[str] | None = None) -> ctypes.CDLL:
 
 def _open(where: Path) -> ctypes.CDLL:
     hint = (
-        "build it with `make -C server/native/libshardq install`, point "
-        f"{ENV_LIBRARY} at a built copy, or set {ENV_NATIVE}=0 to use the pure-Python fallback"
+        "build it with `make install` (or `make -C server/native/libshardq install`), "
+        f"or point {ENV_LIBRARY} at a built copy"
     )
     if not where.is_file():
         raise NativeLibraryError(f"native library not found at {where}: {hint}")
@@ -307,26 +304,6 @@ def _open(where: Path) -> ctypes.CDLL:
             f"{ABI_VERSION}: rebuild it ({hint})"
         )
     return lib
-
-
-def use_native(native: bool | None = None) -> bool:
-    """Decide the backend: the explicit argument, else ``$EVENTSTREAM_NATIVE``.
-
-    Args:
-        native: True or False to choose; None to read ``EVENTSTREAM_NATIVE``
-            (unset or ``1``: native, ``0``: pure Python).
-
-    Raises:
-        ValueError: ``EVENTSTREAM_NATIVE`` holds anything else.
-    """
-    if native is not None:
-        return native
-    value = os.environ.get(ENV_NATIVE, "1").strip()
-    if value in ("1", ""):
-        return True
-    if value == "0":
-        return False
-    raise ValueError(f"{ENV_NATIVE} must be 0 or 1, got {value!r}")
 
 
 class _PyBuffer(ctypes.Structure):
@@ -366,7 +343,7 @@ class Borrowed:
     writes it.
     """
 
-    __slots__ = ("ptr", "length", "_view")
+    __slots__ = ("_view", "length", "ptr")
 
     def __init__(self, obj: object, writable: bool = False) -> None:
         if type(obj) is bytes and not writable:
@@ -379,6 +356,14 @@ class Borrowed:
         self._view = view
         self.ptr = c_void_p(view.buf)  # an object: a bare int would pass as a 32-bit C int
         self.length = view.len
+
+    @property
+    def address(self) -> int | None:
+        """The buffer's address as an int (for a struct field; None for an empty one)."""
+        if isinstance(self.ptr, c_void_p):
+            return self.ptr.value
+        assert isinstance(self.ptr, bytes)
+        return ctypes.cast(c_char_p(self.ptr), c_void_p).value
 
     def release(self) -> None:
         """Give the buffer back (idempotent)."""

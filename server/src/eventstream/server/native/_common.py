@@ -1,4 +1,4 @@
-"""What both queue backends share: the record format, capacity rules, statistics.
+"""The queue's record format, capacity rules and statistics.
 
 Pure: no I/O. A record batch is a run of ``u32 big-endian length + bytes``
 records, the format the native queue copies in and out unchanged (and the

@@ -1,9 +1,8 @@
-"""PureWire: the plain-Python reference of the wire helpers in :mod:`.wire`.
+"""PureWire: the plain-Python reference of :class:`eventstream.server.native.NativeWire`.
 
 Pure: no I/O. Written independently of the C code (by splitting, decoding and
 slicing rather than by cursors) so the property tests comparing the two mean
-something. It is also the fallback on machines without libshardq, selected
-explicitly, never silently; it is much slower.
+something. Tests only: it is much slower.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ import struct
 from array import array
 from collections.abc import Sequence
 
-from .errors import EBADMSG, EILSEQ, EINVAL, InvalidPattern, raise_for
-from .wire import (
+from eventstream.server.native.errors import EBADMSG, EILSEQ, EINVAL, InvalidPattern, raise_for
+from eventstream.server.native.wire import (
     EVENT_FIELDS,
     FRAME_FIELDS,
     Buffer,
@@ -121,7 +120,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     raise _Bad(EBADMSG)
 
 
-def _fields(data: bytes, start: int = 0, end: int | None = None):  # noqa: ANN202
+def _fields(data: bytes, start: int = 0, end: int | None = None):
     """Yield (field, wire_type, value_start, value_end, varint) for each field."""
     end = len(data) if end is None else end
     view = data[:end]
@@ -184,7 +183,6 @@ def _event(data: bytes, start: int, end: int) -> bytes:
 class PureWire:
     """The wire helpers in plain Python, with the results of :class:`.wire.NativeWire`."""
 
-    native = False
     crc32c_hardware = False
 
     def parse_frames(self, data: Buffer, *, max_frame: int, final: bool = False,

@@ -1,9 +1,8 @@
-"""PureStager: the plain-Python reference of :mod:`.staging`.
+"""PureEncoder: the plain-Python reference of :class:`eventstream.server.native.EventEncoder`.
 
-Pure: no I/O. Same results as :class:`.staging.NativeStager`, byte for byte,
-written with the field iterator of :mod:`._pure_wire` and ``bytes`` joins.
-It is the fallback on machines without libshardq (selected explicitly), and
-the reference the property tests compare the C code with; it is slow.
+Pure: no I/O. Same results, byte for byte, written with the field iterator of
+:mod:`.wire` and ``bytes`` joins: the reference the property tests compare
+the C code with (tests only: it is slow).
 """
 
 from __future__ import annotations
@@ -11,19 +10,21 @@ from __future__ import annotations
 import struct
 from array import array
 
-from ._pure_wire import PureWire, _Bad, _fields, crc32c, topic_check
-from .errors import EBADMSG, EINVAL, raise_for
-from .staging import (
+from eventstream.server.native.errors import EBADMSG, EINVAL, raise_for
+from eventstream.server.native.events import (
     FRAME_REFUSAL_BASE,
     ID_PREFIX_MAX,
     ROW_BYTES,
     Accepted,
+    AcceptedEvents,
     Buffer,
     Limits,
+    PlacedRecords,
     Refusal,
-    StagedRecords,
 )
-from .wire import FrameReason
+from eventstream.server.native.wire import FrameReason
+
+from .wire import PureWire, _Bad, _fields, crc32c, topic_check
 
 _ROW = struct.Struct("=10I")
 _DUP = struct.Struct("=3q")
@@ -80,10 +81,8 @@ def _timestamp(tag: int, time_ns: int) -> bytes:
     return _field(tag, b"\x08" + _varint(seconds) + (b"\x10" + _varint(nanos) if nanos else b""))
 
 
-class PureStager:
-    """See :class:`.staging.NativeStager`."""
-
-    native = False
+class PureEncoder:
+    """See :class:`eventstream.server.native.EventEncoder`."""
 
     def __init__(self, limits: Limits, id_prefix: bytes) -> None:
         if len(id_prefix) > ID_PREFIX_MAX:
@@ -93,7 +92,7 @@ class PureStager:
         self.id_counter = 0
 
     def accept(self, msg: bytes, field: int, varint_field: int = 0) -> Accepted:
-        """See :meth:`.staging.NativeStager.accept`."""
+        """See :meth:`eventstream.server.native.EventEncoder.accept`."""
         msg = bytes(msg)
         spans, varint = [], 0
         try:
@@ -126,7 +125,7 @@ class PureStager:
 
     def accept_frames(self, data: Buffer, *, max_frame: int, final: bool = False
                       ) -> tuple[Accepted, int, int]:
-        """See :meth:`.staging.NativeStager.accept_frames`."""
+        """See :meth:`eventstream.server.native.EventEncoder.accept_frames`."""
         data = bytes(data)
         table = PureWire().parse_frames(data, max_frame=max_frame, final=final)
         groups: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
@@ -159,7 +158,7 @@ class PureStager:
         return accepted, table.consumed, fatal
 
     def accept_datagrams(self, batch: Buffer, *, max_frame: int) -> Accepted:
-        """See :meth:`.staging.NativeStager.accept_datagrams`."""
+        """See :meth:`eventstream.server.native.EventEncoder.accept_datagrams`."""
         batch = bytes(batch)
         groups: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
         bodies = bytearray()
@@ -194,7 +193,7 @@ class PureStager:
         return Accepted(bytes(bodies), b"".join(groups[0] + groups[1] + groups[2]),
                         len(groups[0]), len(groups[1]), len(groups[2]), 0)
 
-    def _check(self, event: bytes):  # noqa: ANN202 - a tuple of six parts
+    def _check(self, event: bytes):
         """(reason, cleaned body, id span, topic span, hash, priority) of one Event."""
         kept: list[bytes] = []
         strings = {1: (0, 0), 2: (0, 0), 3: (0, 0)}
@@ -267,15 +266,16 @@ class PureStager:
         topic_span = (cleaned_at[2] if strings[2][1] else 0, strings[2][1])
         return Refusal.OK, cleaned, id_span, topic_span, digest, effective
 
-    def stage(self, bodies: bytes, rows: bytes, dups: bytes | None, next_offsets: array,
-              *, time_ns: int, durability: int, result_tag: int) -> StagedRecords:
-        """See :meth:`.staging.NativeStager.stage`."""
+    def place(self, events: AcceptedEvents, dups: bytes | None, next_offsets: array,
+              *, time_ns: int, durability: int, result_tag: int) -> PlacedRecords:
+        """See :meth:`eventstream.server.native.EventEncoder.place`."""
+        bodies, rows = events.bodies, events.rows
         n = len(rows) // ROW_BYTES
         table = [_ROW.unpack_from(rows, i * ROW_BYTES) for i in range(n)]
         verdicts = ([_DUP.unpack_from(dups, i * _DUP.size) for i in range(n)] if dups
                     else [(-1, 0, 0)] * n)
         if any(row[1] for row in table) or time_ns < 0:
-            raise_for(EINVAL, "stage")
+            raise_for(EINVAL, "place")
         partitions = len(next_offsets)
         positions: list[tuple[int, int]] = []
         ids: list[bytes] = []
@@ -297,7 +297,7 @@ class PureStager:
             else:
                 j = -2 - dup
                 if j >= i or verdicts[j][0] != -1:
-                    raise_for(EINVAL, "stage")
+                    raise_for(EINVAL, "place")
                 positions.append(positions[j])
             generated_ids.append(generated)
             ids.append(given if given is not None else generated or b"")
@@ -328,7 +328,7 @@ class PureStager:
             result = _field(0x0a, ack)
             results += _field(result_tag, result) if result_tag else result
         flat_positions = array("Q", [value for pair in positions for value in pair])
-        return StagedRecords(bytes(records), memoryview(array("I", ends)),
+        return PlacedRecords(bytes(records), memoryview(array("I", ends)),
                              memoryview(array("I", topics)), bytes(priorities), part_counts,
                              memoryview(flat_positions), bytes(results))
 

@@ -1,11 +1,10 @@
-"""PureShardQueue: the pure-Python fallback of :class:`.shardq.ShardQueue`.
+"""PureShardQueue: the plain-Python reference of :class:`~eventstream.server.native.ShardQueue`.
 
 Same API, same codes and counters, same capacity rounding, same round-robin
-order, same eventfd wake-up protocol (``os.eventfd``), for machines without a
-C compiler. Selected explicitly (``native=False`` or ``EVENTSTREAM_NATIVE=0``),
-never silently. It keeps one ``bytes`` object per record, so it is the slow
-path the native queue exists to avoid. It cannot place memory on NUMA nodes:
-with ``numa=True`` its statistics say so (``numa_errno`` is ENOSYS).
+order, same eventfd wake-up protocol (``os.eventfd``): the reference the
+property tests run the native queue against (tests only). It keeps one
+``bytes`` object per record. It cannot place memory on NUMA nodes: with
+``numa=True`` its statistics say so (``numa_errno`` is ENOSYS).
 
 Thread-safety: as the native queue; each shard has its own lock.
 """
@@ -20,8 +19,8 @@ import threading
 import time
 from collections import deque
 
-from ._common import Geometry, QueueStats
-from .errors import (
+from eventstream.server.native._common import Geometry, QueueStats
+from eventstream.server.native.errors import (
     E2BIG,
     EBADMSG,
     ECLOSED,
@@ -32,14 +31,23 @@ from .errors import (
     InvalidArgument,
     raise_for,
 )
-from .shardq import DEFAULT_POP_BYTES, Buffer, _wait_async
+from eventstream.server.native.shardq import DEFAULT_POP_BYTES, Buffer, _wait_async
 
 _HEADER = struct.Struct(">I")
 
 
 class _Shard:
-    __slots__ = ("lock", "records", "used", "cap_records", "cap_bytes",
-                 "pushes", "pops", "full_rejections", "too_large_rejections")
+    __slots__ = (
+        "cap_bytes",
+        "cap_records",
+        "full_rejections",
+        "lock",
+        "pops",
+        "pushes",
+        "records",
+        "too_large_rejections",
+        "used",
+    )
 
     def __init__(self, cap_records: int, cap_bytes: int) -> None:
         self.lock = threading.Lock()
@@ -62,9 +70,6 @@ class PureShardQueue:
         sysfs_root: accepted for parity.
         library: ignored.
     """
-
-    native = False
-    """This is the pure-Python backend."""
 
     def __init__(
         self,
@@ -237,7 +242,7 @@ class PureShardQueue:
     def pop(self, max_records: int = 1024, *, shard: int | None = None,
             max_bytes: int = DEFAULT_POP_BYTES) -> bytes:
         """Pop records as one bytes batch; see :meth:`.shardq.ShardQueue.pop`."""
-        from .errors import BufferTooSmall
+        from eventstream.server.native.errors import BufferTooSmall
 
         try:
             parts, _ = self._pop_parts(max_records, shard, max_bytes)

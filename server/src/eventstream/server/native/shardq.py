@@ -17,6 +17,7 @@ import ctypes
 import os
 import threading
 from ctypes import byref, c_int32, c_size_t, c_void_p
+from typing import Protocol
 
 from . import _lib
 from ._common import Geometry, QueueStats
@@ -37,7 +38,7 @@ Buffer = bytes | bytearray | memoryview
 _ANY = ctypes.c_uint32(_lib.SHARD_ANY)
 
 
-def alloc_buffer(size: int) -> ctypes.Array:
+def alloc_buffer(size: int) -> ctypes.Array[ctypes.c_char]:
     """A reusable pop buffer of ``size`` bytes (``memoryview(buf)[:n]`` reads it)."""
     return ctypes.create_string_buffer(size)
 
@@ -50,7 +51,7 @@ class ShardQueue:
         capacity_bytes: bytes the whole queue holds, 4 bytes of header per record
             included (per shard: rounded up to a power of two).
         shards: number of shards (1..1024); producers pick one per push, e.g.
-            by :func:`~eventstream.server.queue.wire.NativeWire.hash` modulo shards.
+            by :func:`~eventstream.server.native.NativeWire.hash` modulo shards.
         max_record: largest record in bytes; 0 means whatever fits an empty shard.
         numa: place shard ``i`` on NUMA node ``i mod nodes`` (best effort; see
             :attr:`QueueStats.numa_errno`).
@@ -61,9 +62,6 @@ class ShardQueue:
         NativeLibraryError: libshardq is missing or mismatched.
         InvalidArgument: the options are out of range.
     """
-
-    native = True
-    """This is the libshardq backend."""
 
     def __init__(
         self,
@@ -165,10 +163,11 @@ class ShardQueue:
                 borrowed.release()
         if rc:
             raise_for(rc, "push", index=outs[0])
-        return outs[0]
+        pushed: int = outs[0]
+        return pushed
 
-    def pop_into(self, buffer: bytearray | memoryview | ctypes.Array, max_records: int = 1024, *,
-                 shard: int | None = None) -> tuple[int, int]:
+    def pop_into(self, buffer: bytearray | memoryview | ctypes.Array[ctypes.c_char],
+                 max_records: int = 1024, *, shard: int | None = None) -> tuple[int, int]:
         """Pop whole records into ``buffer`` (any writable contiguous buffer).
 
         The cheapest buffer is a ctypes array made once and reused (see
@@ -209,7 +208,7 @@ class ShardQueue:
             raise_for(rc, "pop", needed=outs[1])
         return outs[0], outs[1]
 
-    def _outs(self) -> tuple[ctypes.Array, object, object]:
+    def _outs(self) -> tuple[ctypes.Array[c_size_t], object, object]:
         """This thread's two reusable size_t out-parameters (and their byrefs)."""
         outs = (c_size_t * 2)()
         self._local.outs = made = (outs, byref(outs), byref(outs, ctypes.sizeof(c_size_t)))
@@ -353,13 +352,38 @@ class ShardQueue:
         self.destroy()
 
 
-async def _wait_async(q: ShardQueue | object) -> None:
-    """Shared by both backends: sleep on ``q.fileno()`` in the running loop."""
-    if not q.sleep_prepare():  # type: ignore[attr-defined]
+class _Sleeper(Protocol):
+    """What :func:`_wait_async` needs of a queue (the native one and the tests' reference)."""
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        ...
+
+    def sleep_prepare(self) -> bool:
+        """Arm the wake-up; False when records are already there."""
+        ...
+
+    def fileno(self) -> int:
+        """The eventfd."""
+        ...
+
+    def clear_wakeup(self) -> None:
+        """Consume a wake-up."""
+        ...
+
+    def stats(self) -> QueueStats:
+        """The counters."""
+        ...
+
+
+async def _wait_async(q: _Sleeper) -> None:
+    """Sleep on ``q.fileno()`` in the running loop until records come or it closes."""
+    if not q.sleep_prepare():
         return
     loop = asyncio.get_running_loop()
     woken = loop.create_future()
-    fd = q.fileno()  # type: ignore[attr-defined]
+    fd = q.fileno()
 
     def on_readable() -> None:
         if not woken.done():
@@ -370,8 +394,8 @@ async def _wait_async(q: ShardQueue | object) -> None:
         await woken
     finally:
         loop.remove_reader(fd)
-    q.clear_wakeup()  # type: ignore[attr-defined]
-    if q.closed and not q.stats().depth:  # type: ignore[attr-defined]
+    q.clear_wakeup()
+    if q.closed and not q.stats().depth:
         raise_for(ECLOSED, "wait")
 
 

@@ -1,17 +1,19 @@
-"""Accepting publish requests and staging log records, a batch per call.
+"""Accepting publish requests and placing their events, a batch per call.
 
-The publish hot path in two steps, each one call for a whole request or
-submission:
+The publish hot path in two steps, each one call into libshardq for a whole
+request or submission:
 
-- :meth:`NativeStager.accept` walks an encoded publish request, validates
-  every Event and copies the accepted ones (without the fields the server
-  sets) into one buffer, described by a table of rows;
-- :meth:`NativeStager.stage` turns accepted rows into log records (server
-  fields appended as wire bytes, grouped by partition) and encoded
-  PublishResults, in one buffer each.
+- *accept*: :meth:`EventEncoder.accept` walks an encoded publish request (or
+  :meth:`~EventEncoder.accept_frames` raw frames), validates every Event and
+  copies the accepted ones (without the fields the server sets) into one
+  buffer, described by a table of rows (:class:`Accepted`);
+- *place*: :meth:`EventEncoder.place` gives accepted events their partition
+  and offset and encodes them as log records (server fields appended as wire
+  bytes, grouped by partition) and encoded PublishResults, in one buffer
+  each (:class:`PlacedRecords`).
 
-:class:`._pure_staging.PureStager` is the pure-Python reference with
-identical results. Pick one with :func:`stager`.
+The row layout (``struct shardq_accepted``) stays in this module: callers
+read results through their methods.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import enum
 import os
 import threading
 from array import array
+from bisect import bisect_left
 from ctypes import byref, c_size_t, c_uint32, c_uint64
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import _lib
 from .errors import raise_for
+from .wire import FrameReason
 
 Buffer = bytes | bytearray | memoryview
 
@@ -62,7 +67,7 @@ class Refusal(enum.IntEnum):
 
 
 FRAME_REFUSAL_BASE = 64
-"""A frame refused by :meth:`NativeStager.accept_frames` for ``FrameReason`` r
+"""A frame refused by :meth:`EventEncoder.accept_frames` for ``FrameReason`` r
 has reason ``FRAME_REFUSAL_BASE + r``."""
 
 
@@ -79,14 +84,100 @@ class Limits:
     """The whole Event as sent, every field counted; 0: no limit."""
 
 
+class Refused(NamedTuple):
+    """One refused event (or frame, or datagram) of an :class:`Accepted` (slow path)."""
+
+    position: int
+    """Its index: in the request, the buffer of frames, or the batch of datagrams."""
+    code: int
+    """A :class:`Refusal`, or ``FRAME_REFUSAL_BASE + FrameReason`` for a frame."""
+    start: int
+    """Where it starts in what was accepted (the request, frames or datagram)."""
+    length: int
+    """Its length there."""
+    good_before: int
+    """Datagrams only: the good frames of the datagram before its first bad one."""
+
+    @property
+    def frame_reason(self) -> FrameReason | None:
+        """The frame parser's reason when a frame's framing or topic was refused."""
+        if self.code >= FRAME_REFUSAL_BASE:
+            return FrameReason(self.code - FRAME_REFUSAL_BASE)
+        return None
+
+    @property
+    def reason_name(self) -> str:
+        """The name of the reason: a :class:`FrameReason` or :class:`Refusal` member."""
+        frame = self.frame_reason
+        return frame.name if frame is not None else Refusal(self.code).name
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedEvents:
+    """Accepted events that travel together (one submission), as buffers.
+
+    ``bodies`` holds each event's cleaned copy (shared by every part of one
+    :class:`Accepted`); ``rows`` holds ``ROW_FIELDS`` u32 per event locating
+    it there. Nothing here is an object per event.
+    """
+
+    bodies: bytes
+    rows: bytes
+
+    def __len__(self) -> int:
+        """The number of events."""
+        return len(self.rows) // ROW_BYTES
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes these events keep alive (their share of the bodies counted whole)."""
+        return len(self.bodies) + len(self.rows)
+
+    def indexes(self) -> list[int]:
+        """The position of each event in its request (or buffer of frames)."""
+        return memoryview(self.rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
+
+    def producer_ids(self) -> list[bytes] | None:
+        """The producer-given id of each event (``b""`` when the server assigns one).
+
+        Returns:
+            None when no event carries a producer id (the common case, checked
+            without an object per event).
+        """
+        table = memoryview(self.rows).cast("I")
+        id_lengths = table[R_ID_LEN::ROW_FIELDS]
+        if not any(id_lengths):
+            return None
+        bodies = self.bodies
+        ids: list[bytes] = []
+        for row, id_length in enumerate(id_lengths):
+            if not id_length:
+                ids.append(b"")
+                continue
+            base = row * ROW_FIELDS
+            start = table[base + R_BODY_OFF] + table[base + R_ID_OFF]
+            ids.append(bodies[start:start + id_length])
+        return ids
+
+    def chunks(self, size: int) -> list[AcceptedEvents]:
+        """These events in order, in parts of at most ``size`` events."""
+        rows, step = self.rows, size * ROW_BYTES
+        return [AcceptedEvents(self.bodies, rows[at:at + step]) for at in range(0, len(rows), step)]
+
+
+ACCEPTED_EVENT_BYTES = ROW_BYTES
+"""Bytes of bookkeeping :class:`Accepted` holds per event, besides its copy."""
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A request's Events after :meth:`NativeStager.accept`.
+    """A request's Events after :meth:`EventEncoder.accept`.
 
     ``rows`` holds ``ROW_FIELDS`` u32 per Event: first the accepted realtime
     ones (HIGH, CRITICAL), then the other accepted ones, then the refused
     ones, each group in request order. Accepted rows locate the Event's
-    cleaned copy in ``bodies``; refused rows locate it in the request.
+    cleaned copy in ``bodies``; refused rows locate it in the request. Read
+    them through the methods, never by the row layout.
     """
 
     bodies: bytes
@@ -102,20 +193,110 @@ class Accepted:
         """Events in the request."""
         return self.realtime + self.batch + self.refused
 
+    @property
+    def good(self) -> int:
+        """Events accepted (realtime and batch)."""
+        return self.realtime + self.batch
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes the accepted events keep alive."""
+        return len(self.bodies) + len(self.rows)
+
     def row(self, i: int) -> tuple[int, ...]:
         """Row ``i`` as a tuple (slow path and tests)."""
         return tuple(memoryview(self.rows)[i * ROW_BYTES:(i + 1) * ROW_BYTES].cast("I"))
 
+    def realtime_events(self) -> AcceptedEvents:
+        """The accepted realtime events (HIGH, CRITICAL), in request order."""
+        return AcceptedEvents(self.bodies, self.rows[:self.realtime * ROW_BYTES])
+
+    def batch_events(self) -> AcceptedEvents:
+        """The other accepted events, in request order."""
+        return AcceptedEvents(self.bodies, self.rows[self.realtime * ROW_BYTES:self.good * ROW_BYTES])
+
+    def good_events(self) -> AcceptedEvents:
+        """Every accepted event: the realtime ones, then the batch ones."""
+        return AcceptedEvents(self.bodies, self.rows[:self.good * ROW_BYTES])
+
+    def refusals(self) -> list[Refused]:
+        """The refused events, in request order (the slow path: an object each)."""
+        table = memoryview(self.rows).cast("I")
+        return [_refused(table, row) for row in range(self.good, self.count)]
+
+    def first_refusal(self) -> Refused | None:
+        """The first refused event, if any."""
+        if not self.refused:
+            return None
+        return _refused(memoryview(self.rows).cast("I"), self.good)
+
+    def before(self, index: int) -> Accepted:
+        """The accepted events whose position is below ``index``, nothing refused."""
+        table = memoryview(self.rows).cast("I")
+        realtime, good = self.realtime, self.good
+        keep_realtime = bisect_left(table[R_INDEX:realtime * ROW_FIELDS:ROW_FIELDS], index)
+        keep_batch = bisect_left(
+            table[realtime * ROW_FIELDS + R_INDEX:good * ROW_FIELDS:ROW_FIELDS], index)
+        rows = (self.rows[:keep_realtime * ROW_BYTES]
+                + self.rows[realtime * ROW_BYTES:(realtime + keep_batch) * ROW_BYTES])
+        return Accepted(self.bodies, rows, keep_realtime, keep_batch, 0, 0)
+
+
+def _refused(table: memoryview, row: int) -> Refused:
+    base = row * ROW_FIELDS
+    return Refused(table[base + R_INDEX], table[base + R_REASON], table[base + R_BODY_OFF],
+                   table[base + R_BODY_LEN], table[base + R_ID_OFF])
+
+
+_NEW = (-1, 0, 0)
+
+
+class Duplicates:
+    """Which events of a submission repeat an id, for :meth:`EventEncoder.place`.
+
+    Nothing is allocated until the first duplicate is marked.
+
+    Args:
+        events: events in the submission.
+    """
+
+    __slots__ = ("_events", "_verdicts", "count")
+
+    def __init__(self, events: int) -> None:
+        self._events = events
+        self._verdicts: array[int] | None = None
+        self.count = 0
+        """Events marked as duplicates."""
+
+    def _table(self) -> array[int]:
+        if self._verdicts is None:
+            self._verdicts = array("q", _NEW * self._events)
+        return self._verdicts
+
+    def of_stored(self, event: int, partition: int, offset: int, time_ns: int) -> None:
+        """Event ``event`` repeats one already placed at (``partition``, ``offset``)."""
+        self._table()[3 * event:3 * event + 3] = array("q", (partition, offset, time_ns))
+        self.count += 1
+
+    def of_event(self, event: int, first: int) -> None:
+        """Event ``event`` repeats event ``first`` of the same submission."""
+        self._table()[3 * event] = -2 - first
+        self.count += 1
+
+    def encoded(self) -> bytes | None:
+        """The verdicts as ``place`` takes them (None when there is no duplicate)."""
+        return self._verdicts.tobytes() if self._verdicts is not None else None
+
 
 @dataclass(frozen=True, slots=True)
-class StagedRecords:
-    """What :meth:`NativeStager.stage` produced for one submission.
+class PlacedRecords:
+    """What :meth:`EventEncoder.place` produced for one submission.
 
     Records are grouped by partition: ``part_counts[p]`` records of
     partition ``p``, partitions in ascending order, each in row order.
     ``ends`` (u32 per record) and ``topics`` (u32 offset, length per record)
     index ``records``; ``positions`` holds (partition, offset) as u64 per
-    row; ``results`` holds one encoded PublishResult per row, in row order.
+    event; ``results`` holds one encoded PublishResult per event, in order.
     """
 
     records: bytes
@@ -126,9 +307,37 @@ class StagedRecords:
     positions: memoryview
     results: bytes
 
+    def flat_positions(self) -> list[int]:
+        """Partition and offset of every event, flat: ``[p0, o0, p1, o1, ...]``."""
+        return self.positions.tolist()
 
-class NativeStager:
-    """Accept and stage through libshardq.
+    def position(self, event: int) -> tuple[int, int]:
+        """The (partition, offset) event ``event`` of the submission got."""
+        return self.positions[2 * event], self.positions[2 * event + 1]
+
+    def runs(self) -> list[tuple[int, int, memoryview, memoryview, bytes]]:
+        """The records by partition, one run per partition that has any.
+
+        Returns:
+            (partition, start, ends, topics, priorities) per run: its records
+            are ``records[start:ends[0]]``, ``records[ends[0]:ends[1]]``, ...
+            with the topic spans and priority bytes of each.
+        """
+        ends, spans, priorities = self.ends, self.topics, self.priorities
+        out: list[tuple[int, int, memoryview, memoryview, bytes]] = []
+        first = 0
+        for partition, count in enumerate(self.part_counts):
+            if not count:
+                continue
+            last = first + count
+            out.append((partition, ends[first - 1] if first else 0, ends[first:last],
+                        spans[2 * first:2 * last], priorities[first:last]))
+            first = last
+        return out
+
+
+class EventEncoder:
+    """Accepts and places events through libshardq (one call per request or submission).
 
     Args:
         limits: what an Event may hold.
@@ -136,15 +345,13 @@ class NativeStager:
         library: explicit libshardq path (default: see :func:`._lib.library_path`).
     """
 
-    native = True
-
     def __init__(self, limits: Limits, id_prefix: bytes,
                  library: str | os.PathLike[str] | None = None) -> None:
         if len(id_prefix) > ID_PREFIX_MAX:
             raise ValueError(f"id_prefix is longer than {ID_PREFIX_MAX} bytes")
         self._lib = _lib.load(library)
         self._accept = _lib.unchecked(self._lib, "shardq_pb_accept")
-        self._stage = _lib.unchecked(self._lib, "shardq_stage")
+        self._place = _lib.unchecked(self._lib, "shardq_stage")
         self._accept_frames = _lib.unchecked(self._lib, "shardq_frames_accept")
         self._accept_datagrams = _lib.unchecked(self._lib, "shardq_datagrams_accept")
         self._limits = _lib.AcceptLimits(ctypes.sizeof(_lib.AcceptLimits), limits.max_topic,
@@ -260,19 +467,19 @@ class NativeStager:
                         ctypes.string_at(rows, n.value * ROW_BYTES),
                         counts[0], counts[1], counts[2], 0)
 
-    def stage(self, bodies: bytes, rows: bytes, dups: bytes | None, next_offsets: array,
-              *, time_ns: int, durability: int, result_tag: int) -> StagedRecords:
-        """Place, encode and acknowledge accepted rows.
+    def place(self, events: AcceptedEvents, dups: bytes | None, next_offsets: array[int],
+              *, time_ns: int, durability: int, result_tag: int) -> PlacedRecords:
+        """Give accepted events their partition and offset; encode records and acknowledgements.
 
         Args:
-            bodies: :attr:`Accepted.bodies`.
-            rows: accepted rows (a slice of :attr:`Accepted.rows`).
-            dups: None, or three int64 per row (see ``struct shardq_dup``).
+            events: accepted events (a part of an :class:`Accepted`).
+            dups: None, or :meth:`Duplicates.encoded`.
             next_offsets: ``array('Q')``, one per partition; advanced in place.
             time_ns: the round's ingest time.
             durability: the ``eventstream.v1.Durability`` written in each ack.
             result_tag: 0, or the tag byte wrapping each PublishResult.
         """
+        bodies, rows = events.bodies, events.rows
         n = len(rows) // ROW_BYTES
         partitions = len(next_offsets)
         args = self._args
@@ -302,17 +509,17 @@ class NativeStager:
         out.part_counts, _ = part_counts.buffer_info()
         out.row_positions, _ = positions.buffer_info()
         out.record_priorities = ctypes.addressof(priorities)
-        rc = self._stage(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
+        rc = self._place(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
                          dups, ctypes.c_void_p(offsets), byref(out))
         if rc:
-            raise_for(rc, "stage")
+            raise_for(rc, "place")
         count = out.record_count
-        return StagedRecords(
+        return PlacedRecords(
             ctypes.string_at(records, out.records_len), memoryview(ends)[:count],
             memoryview(topics)[:2 * count], bytes(priorities)[:count], part_counts.tolist(),
             memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len))
 
-    def _buffer(self, name: str, size: int) -> ctypes.Array:
+    def _buffer(self, name: str, size: int) -> ctypes.Array[ctypes.c_char]:
         """This thread's reusable output buffer ``name`` of at least ``size`` bytes."""
         buf = getattr(self._local, name, None)
         if buf is None or ctypes.sizeof(buf) < size:
@@ -321,14 +528,5 @@ class NativeStager:
         return buf
 
 
-def stager(limits: Limits, id_prefix: bytes, native: bool | None = None
-           ) -> NativeStager:
-    """The stager of the chosen backend (``native`` as in :func:`.open_queue`)."""
-    if _lib.use_native(native):
-        return NativeStager(limits, id_prefix)
-    from ._pure_staging import PureStager
-    return PureStager(limits, id_prefix)  # type: ignore[return-value]
-
-
-__all__ = ["FRAME_REFUSAL_BASE", "ROW_FIELDS", "Accepted", "Limits", "NativeStager", "Refusal", "StagedRecords",
-           "stager"]
+__all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "Duplicates",
+           "EventEncoder", "Limits", "PlacedRecords", "Refusal", "Refused"]

@@ -2,9 +2,7 @@
 
 Results come back as flat tables of u32 (one row per frame or event) in a
 memoryview, never as one Python object per item; the ``row``/``event``
-accessors are for tests and slow paths. :class:`NativeWire` calls libshardq;
-:class:`._pure_wire.PureWire` is the pure-Python reference with identical
-results. Pick one with :func:`eventstream.server.queue.wire_backend`.
+accessors are for tests and slow paths. :class:`NativeWire` calls libshardq.
 
 Pure functions (no state); the native calls release the GIL.
 """
@@ -113,7 +111,7 @@ class SegmentProgress(NamedTuple):
     """The segment's size in bytes after the encoded records."""
     last_position: int
     """Position of the newest record."""
-    index: array
+    index_entries: array[int]
     """Sparse index entries of the encoded records: (offset - base, position) pairs, u32."""
 
 
@@ -156,7 +154,8 @@ class EventBatch:
         row = self.table[i * EVENT_FIELDS:(i + 1) * EVENT_FIELDS]
         r = row.tolist()
         wide = row.cast("B").cast("q")
-        return EventSpans(*r[:11], wide[6], int(row.cast("B").cast("Q")[7]))
+        return EventSpans(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                          wide[6], int(row.cast("B").cast("Q")[7]))
 
     def priority(self, i: int) -> int:
         """Field 5 of event ``i`` as protobuf reads an enum (int32), 0 when absent."""
@@ -172,21 +171,21 @@ def _address(data: bytes) -> int | None:
     return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
 
 
-def _pointer(value: Buffer | array, held: list[_lib.Borrowed]) -> int | None:
+def _pointer(value: Buffer | array[int], held: list[_lib.Borrowed]) -> int | None:
     """Address of any buffer's contents; a borrowed one is added to ``held`` (to release)."""
     if type(value) is bytes:
         return _address(value)
     borrowed = _lib.Borrowed(value)
     held.append(borrowed)
-    return borrowed.ptr.value  # type: ignore[attr-defined,no-any-return]
+    return borrowed.address
 
 
 class EntrySourceLike(Protocol):
-    """One submission's staged records (:class:`.staging.StagedRecords` has these)."""
+    """One submission's placed records (:class:`.events.PlacedRecords` has these)."""
 
     records: bytes
-    ends: Buffer | array
-    topics: Buffer | array
+    ends: Buffer | array[int]
+    topics: Buffer | array[int]
     priorities: bytes
     part_counts: Sequence[int]
 
@@ -197,8 +196,6 @@ class NativeWire:
     Args:
         library: explicit libshardq path (default: see :func:`._lib.library_path`).
     """
-
-    native = True
 
     def __init__(self, library: str | os.PathLike[str] | None = None) -> None:
         self._lib = _lib.load(library)
@@ -240,7 +237,7 @@ class NativeWire:
         table = ctypes.string_at(dst, n.value * FRAME_FIELDS * 4)
         return FrameBatch(n.value, used.value, memoryview(table).cast("I"))
 
-    def _scratch(self, size: int) -> ctypes.Array:
+    def _scratch(self, size: int) -> ctypes.Array[ctypes.c_char]:
         """This thread's reusable output buffer of at least ``size`` bytes.
 
         Rows are written here and copied out (count * row size bytes), so a
@@ -273,7 +270,7 @@ class NativeWire:
             t.release()
         if rc < 0:
             raise_for(rc, "topic_match", invalid=InvalidPattern)
-        return rc == 1
+        return bool(rc == 1)
 
     def topic_match_batch(self, pattern: str | Buffer, data: Buffer, spans: Buffer) -> bytes:
         """Match many topics held in ``data`` against one pattern.
@@ -311,7 +308,8 @@ class NativeWire:
         """CRC32C of ``data``, continuing from ``crc``."""
         src = _lib.Borrowed(data)
         try:
-            return self._lib.shardq_crc32c(crc, src.ptr, src.length)
+            value: int = self._lib.shardq_crc32c(crc, src.ptr, src.length)
+            return value
         finally:
             src.release()
 
@@ -345,8 +343,8 @@ class NativeWire:
             raise_for(rc, "crc32c_records")
         return True, end.value
 
-    def segment_encode(self, out: bytearray, records: bytes, start: int, ends: Buffer,
-                       topic_data: bytes, topics: Buffer, priorities: bytes, first: int, *,
+    def segment_encode(self, out: bytearray, records: bytes, start: int, ends: Buffer | array[int],
+                       topic_data: bytes, topics: Buffer | array[int], priorities: bytes, first: int, *,
                        time_ns: int, base: int, next_offset: int, position: int,
                        last_position: int, sample_at: int, roll_at: int, interval: int
                        ) -> SegmentProgress:
@@ -357,9 +355,10 @@ class NativeWire:
         ``ends`` and ``topics`` hold u32. Records from ``first`` on get
         consecutive offsets from ``next_offset``, the time ``time_ns`` and
         their CRC32C; the first one starting at or past ``sample_at``, and
-        then one every ``interval`` bytes, gets an index entry. Stops early, before a record, once the segment (of
-        base offset ``base``, ``position`` bytes) holds a record and reached
-        ``roll_at`` bytes: the caller rolls to a new segment and calls again.
+        then one every ``interval`` bytes, gets an index entry. Stops early,
+        before a record, once the segment (of base offset ``base``,
+        ``position`` bytes) holds a record and reached ``roll_at`` bytes: the
+        caller rolls to a new segment and calls again.
 
         Raises:
             InvalidArgument: a record or topic span is out of bounds.
@@ -371,10 +370,10 @@ class NativeWire:
             a = _lib.SegmentArgs()
             a.size = ctypes.sizeof(a)
             a.index_interval = interval
-            a.records, a.records_len, a.records_start = held[0].ptr.value, len(records), start
-            a.record_ends = held[1].ptr.value
-            a.topic_data, a.topic_data_len = held[2].ptr.value, len(topic_data)
-            a.record_topics = held[3].ptr.value
+            a.records, a.records_len, a.records_start = held[0].address, len(records), start
+            a.record_ends = held[1].address
+            a.topic_data, a.topic_data_len = held[2].address, len(topic_data)
+            a.record_topics = held[3].address
             a.record_priorities = ctypes.cast(ctypes.c_char_p(priorities), ctypes.c_void_p).value
             a.record_count, a.next_record, a.time_ns = count, first, time_ns
             a.base, a.next_offset, a.position = base, next_offset, position
@@ -383,7 +382,7 @@ class NativeWire:
             extra = 0
             while True:
                 begun = ends[a.next_record - 1] if a.next_record else start
-                # Enough when topics lie inside their records (as staged); else grown below.
+                # Enough when topics lie inside their records (as placed); else grown below.
                 cap = 2 * (ends[count - 1] - begun) + (count - a.next_record) * \
                     (_lib.SEGMENT_HEADER + 16) + 64 + extra
                 scratch = self._scratch(cap)
@@ -406,16 +405,17 @@ class NativeWire:
 
     def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
                      partitions: int, index: int, term: int, time_ns: int,
-                     next_offsets: array) -> array:
+                     next_offsets: array[int]) -> array[int]:
         """Append a commit round to ``out`` as one EVENTS entry of the entry log (one call).
 
         Args:
             out: the entry is appended to it.
-            sources: the round's submissions as the stager made them: each has
+            sources: the round's submissions as :meth:`.events.EventEncoder.place` made them: each has
                 ``records`` (bytes), ``ends`` and ``topics`` (u32), ``priorities``
                 and ``part_counts`` (records per partition, partition 0's first).
             partitions: the number of partitions.
-            index, term: the entry's.
+            index: the entry's index.
+            term: the entry's term.
             time_ns: ingest time of every record.
             next_offsets: u64 per partition (an ``array("Q")``), advanced.
 
@@ -474,7 +474,8 @@ class NativeWire:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""
         k, t = _lib.Borrowed(_text(key)), _lib.Borrowed(_text(topic))
         try:
-            return self._lib.shardq_hash(k.ptr, k.length, t.ptr, t.length)
+            value: int = self._lib.shardq_hash(k.ptr, k.length, t.ptr, t.length)
+            return value
         finally:
             k.release()
             t.release()

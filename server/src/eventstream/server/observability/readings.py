@@ -1,0 +1,153 @@
+"""What the node's gauges and observed counters read, one function per component.
+
+Each function registers readings (callbacks the metric reader calls at each
+collection) for one component; the composition root calls them once, after
+building the components. The readings only read: no I/O, no locks.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..broker.priority import Lane
+from .metrics import Metrics, Reading
+
+if TYPE_CHECKING:
+    from ..broker.dedup import DedupWindow
+    from ..broker.groups import Group, GroupCoordinator
+    from ..broker.lanes import Lanes, Submission
+    from ..broker.write_path import RoundResult, WritePath
+    from ..ingest.tcp import TcpIngest
+    from ..ingest.udp import UdpIngest
+    from ..placement import Placement
+    from ..storage.disk_log import DiskLog
+    from ..storage.log import EventLog
+
+
+class CommitRecorder:
+    """Counts each committed round: events, duplicates and publish latency by transport.
+
+    Args:
+        metrics: the server's metrics.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def __call__(self, taken: list[Submission], results: list[RoundResult]) -> None:
+        """Record one round (the write path's ``on_commit``)."""
+        metrics = self._metrics
+        now = time.time_ns()
+        for submission, result in zip(taken, results):
+            attrs = {"transport": submission.transport}
+            duplicates = result.duplicates
+            metrics.committed.add(result.count - duplicates, attrs)
+            if duplicates:
+                metrics.duplicates.add(duplicates, attrs)
+            metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)
+        metrics.commits.add(1)
+
+
+def observe_lanes(metrics: Metrics, lanes: Lanes) -> None:
+    """Depth, capacity and counters of each lane."""
+    by_lane = [(lane, {"queue": lane.label}) for lane in Lane]
+    metrics.observe("eventstream.queue.depth",
+                    lambda: [(lanes.depth[lane], attrs) for lane, attrs in by_lane])
+    metrics.observe("eventstream.queue.capacity",
+                    lambda: [(lanes.capacity[lane], attrs) for lane, attrs in by_lane])
+    metrics.observe("eventstream.queue.full",
+                    lambda: [(lanes.full_rejections[lane], attrs) for lane, attrs in by_lane])
+    metrics.observe("eventstream.queue.pushes",
+                    lambda: [(lanes.pushed[lane], attrs) for lane, attrs in by_lane])
+    metrics.observe("eventstream.queue.pops",
+                    lambda: [(lanes.popped[lane], attrs) for lane, attrs in by_lane])
+
+
+def observe_log(metrics: Metrics, event_log: EventLog) -> None:
+    """Retained bytes and end offset per partition, and evictions."""
+    partitions = [(p, {"partition": str(p)}) for p in range(event_log.partitions)]
+    metrics.observe("eventstream.log.retained",
+                    lambda: [(event_log.retained_bytes(p), a) for p, a in partitions])
+    metrics.observe("eventstream.log.end_offset",
+                    lambda: [(event_log.high_watermark(p), a) for p, a in partitions])
+    metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
+
+
+def retention_deleted(metrics: Metrics) -> Callable[[int, int, int], None]:
+    """The durable log's ``on_delete``: counts what retention deleted, per partition."""
+
+    def deleted(partition: int, segments: int, size: int) -> None:
+        attrs = {"partition": str(partition)}
+        metrics.retention_segments.add(segments, attrs)
+        metrics.retention_bytes.add(size, attrs)
+
+    return deleted
+
+
+def observe_disk_log(metrics: Metrics, disk_log: DiskLog) -> None:
+    """Bytes and segments on disk per partition."""
+    partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
+    metrics.start_partitions_at_zero(disk_log.partitions)
+    metrics.observe("eventstream.storage.bytes",
+                    lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
+    metrics.observe("eventstream.storage.segments",
+                    lambda: [(disk_log.segment_count(p), a) for p, a in partitions])
+
+
+def observe_groups(metrics: Metrics, groups: GroupCoordinator, event_log: EventLog) -> None:
+    """Lag, members and counters of each consumer group, and the number of groups."""
+    known = groups.groups
+
+    def per_group(read: Callable[[Group], int]) -> Reading:
+        return lambda: [(read(group), {"group": name}) for name, group in list(known.items())]
+
+    metrics.observe("eventstream.group.lag", per_group(
+        lambda group: group.lag([event_log.high_watermark(p)
+                                 for p in range(event_log.partitions)])))
+    metrics.observe("eventstream.group.members", per_group(lambda group: len(group.members)))
+    metrics.observe("eventstream.group.acks", per_group(lambda group: group.acked))
+    metrics.observe("eventstream.group.redeliveries", per_group(lambda group: group.redelivered))
+    metrics.observe("eventstream.group.dead_lettered",
+                    per_group(lambda group: group.dead_lettered))
+    metrics.observe("eventstream.group.acks_ignored", per_group(lambda group: group.ignored))
+    metrics.observe("eventstream.groups", lambda: [(groups.count, {})])
+
+
+def observe_ingest(metrics: Metrics, tcp: TcpIngest, udp: UdpIngest) -> None:
+    """Raw ingest: the UDP receive queue and kernel drops, TCP's buffered bytes."""
+    metrics.observe("eventstream.ingest.udp.kernel_drops", lambda: [(udp.kernel_drops(), {})])
+
+    def queue_reading(field: str) -> Reading:
+        return lambda: udp.queue_reading(field)
+
+    for name, field in (("depth", "depth"), ("used", "depth_bytes"),
+                        ("capacity", "capacity_bytes")):
+        metrics.observe(f"eventstream.ingest.udp.queue.{name}", queue_reading(field))
+    metrics.observe("eventstream.ingest.buffered",
+                    lambda: [(tcp.budget.used, {"transport": "tcp"})])
+
+
+def observe_node(metrics: Metrics, *, dedup: DedupWindow, placement: Placement,
+                 write_path: WritePath, started_at: float) -> None:
+    """The rest: dedup window, NUMA, the collector, storage failure, uptime.
+
+    Args:
+        metrics: the server's metrics.
+        dedup: the de-duplication window.
+        placement: NUMA placement.
+        write_path: says whether (and why) writes halted.
+        started_at: ``time.monotonic()`` at start.
+    """
+    metrics.observe("eventstream.dedup.ids", lambda: [(len(dedup), {})])
+    metrics.observe("eventstream.numa.nodes", lambda: [(len(placement.nodes), {})])
+    metrics.observe("eventstream.gc.frozen", lambda: [(gc.get_freeze_count(), {})])
+    metrics.observe("eventstream.storage.failed", lambda: [
+        (1, {"error": write_path.halted_error}) if write_path.halted_error else (0, {})])
+    metrics.observe("eventstream.uptime", lambda: [(time.monotonic() - started_at, {})])
+
+
+__all__ = ["CommitRecorder", "observe_disk_log", "observe_groups", "observe_ingest", "observe_lanes",
+           "observe_log", "observe_node", "retention_deleted"]

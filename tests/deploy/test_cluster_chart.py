@@ -1,0 +1,188 @@
+"""The chart installed and upgraded with helm on a real API server, with the
+controllers and the scheduler running (tests/support/kube.py): what they
+create from it, and what the API server refuses that a render lets through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.kube import ControlPlane, Kubelet
+
+from .cluster import DEFAULT_STORAGE_CLASS, endpoint_addresses, install, items, template
+
+pytestmark = pytest.mark.timeout(300)
+
+SMALL_NODE = {"cpu": "2", "memory": "4Gi"}  # a kind or minikube node
+INDEPENDENT = ("independentNodes=true",)
+
+
+def statefulset(plane: ControlPlane, namespace: str) -> dict[str, Any]:
+    return plane.get("statefulset", "eventstream", "-n", namespace)
+
+
+def rolled_out(plane: ControlPlane, namespace: str, replicas: int,
+               replacing: str | None = None) -> dict[str, Any] | None:
+    """The StatefulSet once ``replicas`` pods of its newest revision are ready
+    (a revision other than ``replacing``, when given)."""
+    current = statefulset(plane, namespace)
+    status = current["status"]
+    if (status.get("observedGeneration") == current["metadata"]["generation"]
+            and status.get("readyReplicas") == replicas == status.get("updatedReplicas")
+            and status.get("currentRevision") == status.get("updateRevision") != replacing):
+        return current
+    return None
+
+
+def test_installs_on_a_small_cluster_and_rolls_out_an_upgrade(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    plane = control_plane
+    names = nodes(2, **SMALL_NODE)
+    volumes(namespace, "eventstream", 1, DEFAULT_STORAGE_CLASS, "10Gi")
+    installed = install(plane, namespace)
+    assert "no ServiceMonitor was created" in installed.stdout, "the cluster serves no CRD for it"
+    kubelet = Kubelet(plane, namespace)
+    first = kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
+
+    # The claim got the cluster's default class and bound; the pod was scheduled.
+    claim = plane.get("pvc", "data-eventstream-0", "-n", namespace)
+    assert claim["spec"]["storageClassName"] == DEFAULT_STORAGE_CLASS
+    assert claim["status"]["phase"] == "Bound"
+    pod = plane.get("pod", "eventstream-0", "-n", namespace)
+    assert pod["spec"]["nodeName"] in names
+    address = pod["status"]["podIP"]
+    # The EndpointSlice controller published the pod for both Services.
+    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == {address: True},
+                         "client Service endpoints")
+    assert endpoint_addresses(plane, namespace, "eventstream-headless") == {address: True}
+    for kind in ("serviceaccount", "role", "rolebinding"):
+        assert items(plane, kind, namespace, "-l", "app.kubernetes.io/instance=eventstream"), kind
+
+    # A changed value rolls the pod (the config checksum changes the template).
+    install(plane, namespace, "config.log.level=debug", upgrade=True)
+    rolled = kubelet.until(lambda: rolled_out(plane, namespace, 1, first["status"]["updateRevision"]),
+                           "the upgrade rolled out")
+    pod = plane.get("pod", "eventstream-0", "-n", namespace)
+    assert pod["metadata"]["labels"]["controller-revision-hash"] == rolled["status"]["updateRevision"]
+    config = plane.get("configmap", "eventstream-config", "-n", namespace)["data"]["config.yaml"]
+    assert "level: debug" in config
+
+
+def test_upgrade_refuses_a_new_claim_template_and_the_documented_resize_works(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """The API server refuses any change to volumeClaimTemplates with a message
+    about fields; the chart names the value and what to do instead, and what
+    deploy/README.md says to do (Resizing the claims) works."""
+    plane = control_plane
+    nodes(1, **SMALL_NODE)
+    volumes(namespace, "eventstream", 1, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace)
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
+    refused = install(plane, namespace, "persistence.size=20Gi", upgrade=True, check=False)
+    assert refused.returncode != 0
+    assert "persistence.size cannot change from 10Gi to 20Gi" in refused.stderr, refused.stderr
+    assert "--cascade=orphan" in refused.stderr and "Forbidden" not in refused.stderr
+    refused = install(plane, namespace, "persistence.storageClass=fast-ssd", upgrade=True, check=False)
+    assert 'persistence.storageClass cannot change from "" to "fast-ssd"' in refused.stderr, refused.stderr
+    # The same size written another way is no change (the API server agrees).
+    install(plane, namespace, "persistence.size=10240Mi", upgrade=True)
+
+    # Resizing the claims, as the README says: grow the claim, orphan the pods, upgrade.
+    pod_uid = plane.get("pod", "eventstream-0", "-n", namespace)["metadata"]["uid"]
+    plane.kubectl("patch", "pvc", "data-eventstream-0", "-n", namespace,
+                  "-p", '{"spec":{"resources":{"requests":{"storage":"20Gi"}}}}')
+    plane.kubectl("delete", "statefulset", "eventstream", "-n", namespace, "--cascade=orphan")
+    install(plane, namespace, "persistence.size=20Gi", upgrade=True)
+    (claim,) = statefulset(plane, namespace)["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+
+    def adopted() -> dict[str, Any] | None:
+        pod = plane.get("pod", "eventstream-0", "-n", namespace)
+        return pod if pod["metadata"].get("ownerReferences") else None
+    assert kubelet.until(adopted, "the pod adopted")["metadata"]["uid"] == pod_uid, (
+        "the pod kept running through the resize")
+
+
+def test_upgrade_keeps_the_replicas_the_autoscaler_set(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """A config-only upgrade once scaled an HPA-scaled StatefulSet back (6 -> 3)."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
+    # minReadySeconds 0: the rolling update of three pods need not wait 10 s for each.
+    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.maxReplicas=3", "minReadySeconds=0",
+            *INDEPENDENT)
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
+
+    def reads_the_scale() -> bool:
+        conditions = plane.get("hpa", "eventstream", "-n", namespace).get("status", {}).get("conditions", [])
+        return any(c["type"] == "AbleToScale" and c["status"] == "True" for c in conditions)
+    kubelet.until(reads_the_scale, "the HPA controller reading the StatefulSet's scale")
+
+    # What the autoscaler does: write the scale subresource.
+    plane.kubectl("scale", "statefulset", "eventstream", "-n", namespace, "--replicas=3")
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
+    install(plane, namespace, "config.log.level=debug", upgrade=True)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 3
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "the upgrade rolled out to three pods")
+
+
+def test_disruption_budget_and_anti_affinity_count_only_the_members(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """The `helm test` pod once carried the selector labels: the budget counted an
+    unmanaged pod, and on two nodes with hard anti-affinity it took the slot of
+    a member, which stayed Pending."""
+    plane = control_plane
+    names = nodes(2, **SMALL_NODE)
+    volumes(namespace, "eventstream", 2, DEFAULT_STORAGE_CLASS, "10Gi")
+    values = ("replicas=2", "podDisruptionBudget.enabled=true", "affinity.podAntiAffinity=hard",
+              *INDEPENDENT)
+    # The test pod runs first, as it would after a node restart of the members.
+    test_pod = template(plane, namespace, "--show-only", "templates/tests/test-grpc-health.yaml",
+                        *(arg for value in values for arg in ("--set", value)))
+    plane.kubectl("create", "namespace", namespace)
+    plane.apply(test_pod)
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: plane.get("pod", "eventstream-test-grpc-health", "-n", namespace)[
+        "status"].get("phase") == "Running", "the test pod running")
+
+    install(plane, namespace, *values)
+    kubelet.until(lambda: rolled_out(plane, namespace, 2), "both members ready")
+    members = [plane.get("pod", f"eventstream-{n}", "-n", namespace) for n in (0, 1)]
+    assert sorted(m["spec"]["nodeName"] for m in members) == sorted(names), (
+        "hard anti-affinity: one member per node")
+    addresses = {m["status"]["podIP"]: True for m in members}
+    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == addresses,
+                         "the client Service's endpoints: the members only")
+
+    def settled() -> dict[str, Any] | None:
+        budget = plane.get("pdb", "eventstream", "-n", namespace)
+        status = budget.get("status", {})
+        return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
+                          and status.get("currentHealthy") == 2) else None
+    status = kubelet.until(settled, "the disruption budget's status")["status"]
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (2, 1, 1)
+    warnings = [e["reason"] for e in items(plane, "events", namespace,
+                                           "--field-selector", "involvedObject.kind=PodDisruptionBudget")]
+    assert "UnmanagedPods" not in warnings and "NoControllers" not in warnings, warnings
+
+
+def test_monitoring_objects_install_where_their_crds_are_served(
+        control_plane: ControlPlane, namespace: str, monitoring_crds: None) -> None:
+    plane = control_plane
+    installed = install(plane, namespace, "metrics.prometheusRule.enabled=true",
+                        "metrics.dashboard.enabled=true")
+    assert "no ServiceMonitor was created" not in installed.stdout
+    monitor = plane.get("servicemonitor", "eventstream", "-n", namespace)
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    rule = plane.get("prometheusrule", "eventstream", "-n", namespace)
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} >= {"EventStreamNodeDown"}
+    assert plane.get("configmap", "eventstream-dashboard", "-n", namespace)["data"]["eventstream.json"]
