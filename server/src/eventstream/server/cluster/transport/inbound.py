@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,7 +26,8 @@ from .convert import InvalidBatch, SnapshotAssembler, decode_batch
 from .identity import SERVICE, Refusal, check_call
 
 _Context = grpc.aio.ServicerContext[Any, Any]
-_Handler = grpc.RpcMethodHandler[Any, Any]
+if TYPE_CHECKING:
+    _Handler = grpc.RpcMethodHandler[Any, Any]
 _EXCHANGE = f"/{SERVICE}/Exchange"
 _SNAPSHOT = f"/{SERVICE}/InstallSnapshot"
 
