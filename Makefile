@@ -107,7 +107,8 @@ lint: install typecheck
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check server/src sdk/python/src tests
 	cd server && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache \
-	  --contract transports --contract native-public --contract generated --contract raft-stdlib
+	  --contract transports --contract native-public --contract generated --contract raft-stdlib \
+	  --contract peer-protocol --contract cluster-shell
 
 # mypy --strict on the server and on the SDK's hand-written code (settings in
 # server/pyproject.toml and sdk/python/pyproject.toml).
@@ -116,15 +117,18 @@ typecheck: install
 	cd sdk/python && $(CURDIR)/$(VENV)/bin/mypy
 
 # Regenerates every generated file from api/ (never edit those by hand):
-# Python stubs and the Go, TypeScript and Java clients under sdk/clients.
-GENERATED := sdk/python/src/eventstream/v1 sdk/clients/go/gen \
+# Python stubs and the Go, TypeScript and Java clients under sdk/clients, and
+# the peer protocol's Python stubs in the server package (buf.gen.peer.yaml).
+PY_GENERATED := sdk/python/src/eventstream/v1 server/src/eventstream/peer/v1
+GENERATED := $(PY_GENERATED) sdk/clients/go/gen \
              sdk/clients/typescript/src/gen sdk/clients/java/src/gen
 generate: install
 	tools/install-codegen-tools.sh
-	rm -f sdk/python/src/eventstream/v1/*_pb2.py sdk/python/src/eventstream/v1/*_pb2.pyi sdk/python/src/eventstream/v1/*_pb2_grpc.py
-	rm -rf $(filter-out sdk/python/%,$(GENERATED))
+	rm -f $(foreach dir,$(PY_GENERATED),$(dir)/*_pb2.py $(dir)/*_pb2.pyi $(dir)/*_pb2_grpc.py)
+	rm -rf $(filter-out $(PY_GENERATED),$(GENERATED))
 	$(VENV)/bin/buf generate
 	$(VENV)/bin/buf generate --template buf.gen.java.yaml
+	$(VENV)/bin/buf generate --template buf.gen.peer.yaml
 
 # Fails when the committed generated code differs from what `make generate` writes.
 check-generated: generate

@@ -78,6 +78,14 @@ RULES: dict[str, tuple[Check, str]] = {
     "queues.batch_lane_share": _between(0.01, 1),
     "cluster.discovery": _one_of("static", "dns", "kubernetes"),
     "cluster.port": _PORT,
+    "cluster.tick_ms": _between(1, 10_000),
+    "cluster.election_ticks": _between(2, 10_000),
+    "cluster.heartbeat_ticks": _between(1, 10_000),
+    "cluster.max_append_bytes": _between(1024, 2**31 - 1),
+    "cluster.max_inflight_appends": _between(1, 65536),
+    "cluster.send_queue_messages": _between(16, 2**20),
+    "cluster.max_batch_bytes": _between(1024, 2**31 - 1),
+    "cluster.max_message_bytes": _between(1024 * 1024, 2**31 - 1),
     "metrics.port": _PORT,
     "metrics.path": ((lambda v: re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None
                       and not v.startswith(("/health", "/status"))),
@@ -337,6 +345,10 @@ def _build(values: dict[str, dict[str, Any]], sources: dict[str, str],
         if port in seen:
             problems.append(f"{key}: port {port} is also {seen[port]}")
         seen[port] = key
+    cluster = config.cluster
+    if cluster.heartbeat_ticks >= cluster.election_ticks:
+        problems.append(f"cluster.heartbeat_ticks: must be below cluster.election_ticks "
+                        f"({cluster.election_ticks}), got {cluster.heartbeat_ticks}")
     return config
 
 

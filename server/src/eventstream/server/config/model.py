@@ -55,9 +55,10 @@ class QueuesConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Cluster membership. Replication is not implemented yet.
+    """Cluster membership, Raft timing and the peer links.
 
-    A node always runs as a cluster of one and says so in its status.
+    Replication is not wired into the server yet: a node always runs as a
+    cluster of one and says so in its status.
     """
 
     enabled: bool = False
@@ -73,7 +74,32 @@ class ClusterConfig:
     node_id: str = ""
     """This node's id; empty means NODE_ID, then POD_NAME, then the host name."""
     peers: tuple[str, ...] = ()
-    """``host:port`` of the other members for ``static`` discovery."""
+    """The members for ``static`` discovery: ``host:port``, where the host's
+    first label is the node id (``eventstream-1.eventstream-headless:9100``),
+    or ``node_id=host:port``."""
+    tick_ms: int = 50
+    """Milliseconds of one Raft tick, the clock of elections and heartbeats.
+    Default 50."""
+    election_ticks: int = 10
+    """Ticks without a leader before a follower campaigns; each timeout is
+    drawn in ``[election_ticks, 2 * election_ticks)``, so 0.5 to 1 s by
+    default. Default 10."""
+    heartbeat_ticks: int = 1
+    """Ticks between a leader's heartbeats; below ``election_ticks``. Default 1."""
+    max_append_bytes: int = 4 * 1024 * 1024
+    """Most entry bytes in one append to a follower (at least one entry is
+    always sent). Default 4 MiB."""
+    max_inflight_appends: int = 256
+    """Appends sent to a follower and not yet acknowledged, at most. Default 256."""
+    send_queue_messages: int = 4096
+    """Raft messages queued for one peer at most; one more is dropped (and
+    the peer probed again). Default 4096."""
+    max_batch_bytes: int = 8 * 1024 * 1024
+    """Most bytes of messages sent to a peer in one request of its stream
+    (at least one message). Default 8 MiB."""
+    max_message_bytes: int = 256 * 1024 * 1024
+    """Largest request a peer may send on the cluster port: an entry must fit.
+    Default 256 MiB."""
 
 
 @dataclass(frozen=True)

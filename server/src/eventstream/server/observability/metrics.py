@@ -179,6 +179,9 @@ class Metrics:
             ("eventstream.log.evicted", "Records evicted from the in-memory log"),
             ("eventstream.ingest.udp.kernel_drops",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
+            ("eventstream.cluster.peer.refused",
+             "Calls refused on the cluster port, by reason (not_peer_method, no_identity, "
+             "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group)"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)

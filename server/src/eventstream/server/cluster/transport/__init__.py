@@ -1,0 +1,20 @@
+"""The peer transport over gRPC on the cluster port: the only code that imports ``eventstream.peer.v1``.
+
+``GrpcTransport`` implements the driver's ``Transport`` port: a PeerService
+server on the cluster port, checking every call's identity, and one
+outbound Exchange stream per peer carrying batches of Raft messages.
+
+| module | job |
+|---|---|
+| ``convert`` | Raft messages to and from the peer protocol (pure) |
+| ``identity`` | the identity metadata of peer calls and its check (pure) |
+| ``outbound`` | one peer's bounded queue, stream, batching and reconnection |
+| ``inbound`` | the PeerService handlers behind the identity check |
+| ``grpc_transport`` | the server and the links together |
+"""
+
+from eventstream.server.cluster.transport.grpc_transport import GrpcTransport
+from eventstream.server.cluster.transport.identity import CLUSTER_ID, NODE_ID, RECIPIENT, identity_metadata
+from eventstream.server.cluster.transport.outbound import LinkStats
+
+__all__ = ["CLUSTER_ID", "NODE_ID", "RECIPIENT", "GrpcTransport", "LinkStats", "identity_metadata"]

@@ -1,0 +1,201 @@
+"""The gRPC transport: a peer server on the cluster port and one outbound link per peer.
+
+Implements the driver's ``Transport`` port. Its own ``grpc.aio`` server
+(separate from the public API's) serves PeerService to the nodes of the
+static peer map, checked on every call; a :class:`~.outbound.PeerLink` per
+peer keeps one Exchange stream to it. The composition root starts and
+stops it (:meth:`GrpcTransport.start`, :meth:`GrpcTransport.stop`); the
+driver binds to it and sends.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import grpc
+
+from eventstream.server.raft import Message
+
+from ..ports import Inbox
+from .identity import identity_metadata
+from .inbound import PeerHandler
+from .outbound import LinkStats, PeerLink
+
+KEEPALIVE_MS = 1000
+"""Pings on an idle connection this often, so a frozen or vanished peer is noticed."""
+KEEPALIVE_TIMEOUT_MS = 2000
+"""A ping unanswered this long closes the connection (its streams fail, the link reconnects)."""
+
+
+class GrpcTransport:
+    """Raft messages between the nodes of one cluster over gRPC (see the module docstring).
+
+    Args:
+        node_id: this node's id.
+        cluster_id: the cluster's id; calls naming another are refused.
+        peers: node id -> ``host:port`` of its cluster port, for every other
+            member (an entry for this node is ignored).
+        group_ids: the Raft groups this node serves.
+        send_queue_messages: messages queued per peer at most (``cluster.send_queue_messages``).
+        max_batch_bytes: most bytes of messages per stream request (``cluster.max_batch_bytes``).
+        max_message_bytes: largest request accepted or sent (``cluster.max_message_bytes``).
+        snapshot_chunk_bytes: size of a snapshot's data chunks.
+        max_snapshot_bytes: most data bytes of a snapshot received.
+        rng: the reconnection jitter's source.
+    """
+
+    def __init__(self, node_id: str, cluster_id: str, peers: Mapping[str, str], *,
+                 group_ids: Collection[int] = (0,), send_queue_messages: int = 4096,
+                 max_batch_bytes: int = 8 << 20, max_message_bytes: int = 256 << 20,
+                 snapshot_chunk_bytes: int = 1 << 20, max_snapshot_bytes: int = 1 << 30,
+                 rng: random.Random | None = None) -> None:
+        if not cluster_id:
+            raise ValueError("the cluster id must not be empty")
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self._addresses = {peer: address for peer, address in peers.items() if peer != node_id}
+        self._max_message_bytes = max_message_bytes
+        self._send_queue_messages = send_queue_messages
+        self._max_batch_bytes = min(max_batch_bytes, max_message_bytes)
+        self._chunk_bytes = min(snapshot_chunk_bytes, max_message_bytes // 2)
+        self._rng = rng or random.Random()
+        self._inbox: Inbox | None = None
+        self.handler = PeerHandler(node_id, cluster_id, self._addresses, group_ids, self._current_inbox,
+                                   max_snapshot_bytes=max_snapshot_bytes)
+        self._links: dict[str, PeerLink] = {}
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+        """The bound cluster port (after :meth:`start`)."""
+        self.dropped_unknown = 0
+        """Messages for a node that is not in the peer map."""
+
+    # ------------------------------------------------------------------
+    # Lifecycle.
+
+    async def start(self, host: str, port: int) -> int:
+        """Serve the cluster port on ``host:port`` (0: a free port) and open a link to every peer.
+
+        Returns:
+            The bound port.
+
+        Raises:
+            RuntimeError: the port cannot be bound.
+        """
+        limit = self._max_message_bytes
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MS // 2),
+            ("grpc.http2.max_ping_strikes", 0),
+        ])
+        server.add_generic_rpc_handlers((self.handler,))
+        try:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError as error:
+            raise RuntimeError(f"cannot listen on the cluster port {host}:{port}: {error}") from None
+        if not bound:
+            raise RuntimeError(f"cannot listen on the cluster port {host}:{port}")
+        await server.start()
+        self._server = server
+        self.port = bound
+        for peer, address in sorted(self._addresses.items()):
+            self._open_link(peer, address)
+        return bound
+
+    async def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Replace the peer map: links open to new peers and close to old ones or moved ones.
+
+        Calls from a node no longer in the map are refused from now on.
+        """
+        addresses = {peer: address for peer, address in peers.items() if peer != self.node_id}
+        for peer, link in list(self._links.items()):
+            if addresses.get(peer) != self._addresses.get(peer):
+                del self._links[peer]
+                await link.stop()
+        self._addresses = addresses
+        self.handler.set_peers(addresses)
+        if self._server is not None:
+            for peer, address in sorted(addresses.items()):
+                if peer not in self._links:
+                    self._open_link(peer, address)
+
+    def _open_link(self, peer: str, address: str) -> None:
+        link = PeerLink(peer, grpc.aio.insecure_channel(address, options=self._channel_options()),
+                        identity_metadata(self.cluster_id, self.node_id, peer), self._current_inbox,
+                        queue_messages=self._send_queue_messages, max_batch_bytes=self._max_batch_bytes,
+                        chunk_bytes=self._chunk_bytes, rng=self._rng)
+        link.start()
+        self._links[peer] = link
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Close every link and the server (calls in progress get ``grace`` seconds)."""
+        links, self._links = self._links, {}
+        for link in links.values():
+            await link.stop()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    def _channel_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_receive_message_length", self._max_message_bytes),
+            ("grpc.max_send_message_length", self._max_message_bytes),
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            # Reconnect quickly: a restarted peer should be back within a second.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+            # One connection per link, not shared with other channels to the peer.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+
+    # ------------------------------------------------------------------
+    # The Transport port.
+
+    def bind(self, inbox: Inbox) -> None:
+        """Deliver inbound messages, and report send failures, to ``inbox``."""
+        self._inbox = inbox
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Queue each message on its recipient's link; never blocks (see ``ports.Transport.send``)."""
+        links = self._links
+        for message in messages:
+            link = links.get(message.recipient)
+            if link is not None:
+                link.enqueue(message)
+                continue
+            self.dropped_unknown += 1
+            if self._inbox is not None:
+                self._inbox.report_unreachable(message.recipient)
+
+    def _current_inbox(self) -> Inbox | None:
+        return self._inbox
+
+    # ------------------------------------------------------------------
+    # Introspection.
+
+    @property
+    def refused(self) -> collections.Counter[str]:
+        """Calls refused on the cluster port, by reason (``eventstream_cluster_peer_refused_total``)."""
+        return self.handler.refused
+
+    def refused_reading(self) -> Iterable[tuple[float, dict[str, str]]]:
+        """The refusals as a metrics reading (``Metrics.observe``)."""
+        return [(count, {"reason": reason}) for reason, count in sorted(self.refused.items()) if reason]
+
+    def link_stats(self) -> dict[str, LinkStats]:
+        """Per peer: what its link sent, dropped and how often it reconnected."""
+        return {peer: link.stats for peer, link in self._links.items()}
+
+    def connected_peers(self) -> list[str]:
+        """Peers whose stream is open and whose last write went through."""
+        return sorted(peer for peer, link in self._links.items() if link.connected)

@@ -1,0 +1,140 @@
+"""The receiving half: the PeerService handlers, behind the identity check, on the cluster port.
+
+One generic handler sees every call before any byte of its requests is
+read: a call that fails :func:`~.identity.check_call` (another service,
+missing identity, another cluster, an unknown node, another recipient) is
+answered with its refusal at once and counted. ``Exchange`` streams decode
+each batch and hand it to the driver's inbox, waiting while the inbox is
+full (so a flood from one peer stops being read rather than growing a
+queue); ``InstallSnapshot`` streams are reassembled, within a size bound,
+into one message; ``Forward`` is answered UNIMPLEMENTED until the write path
+serves it.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from eventstream.peer.v1 import raft_pb2 as pb
+
+from ..ports import Inbox
+from .convert import InvalidBatch, SnapshotAssembler, decode_batch
+from .identity import SERVICE, Refusal, check_call
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+_EXCHANGE = f"/{SERVICE}/Exchange"
+_SNAPSHOT = f"/{SERVICE}/InstallSnapshot"
+
+
+class PeerHandler(grpc.GenericRpcHandler):
+    """Serves PeerService on the cluster port to the known peers of one cluster.
+
+    Args:
+        node_id: this node's id.
+        cluster_id: the cluster's id.
+        peers: the node ids allowed to call.
+        group_ids: the Raft groups this node serves.
+        inbox: returns the driver's inbox (None until bound).
+        max_snapshot_bytes: most data bytes of one snapshot.
+    """
+
+    def __init__(self, node_id: str, cluster_id: str, peers: Collection[str], group_ids: Collection[int],
+                 inbox: Callable[[], Inbox | None], *, max_snapshot_bytes: int) -> None:
+        self._node_id = node_id
+        self._cluster_id = cluster_id
+        self._peers = frozenset(peers)
+        self._groups = frozenset(group_ids)
+        self._inbox = inbox
+        self._max_snapshot_bytes = max_snapshot_bytes
+        self.refused: collections.Counter[str] = collections.Counter()
+        """Calls (or streams cut short) refused, by reason."""
+        self.received_messages = 0
+        self.received_requests = 0
+
+    def set_peers(self, peers: Collection[str]) -> None:
+        """Allow calls from ``peers`` only, from now on."""
+        self._peers = frozenset(peers)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> _Handler | None:
+        """The handler of a call: a refusal, or the method's handler for a checked peer."""
+        method = handler_call_details.method
+        sender, refusal = check_call(method, handler_call_details.invocation_metadata,
+                                     cluster_id=self._cluster_id, node_id=self._node_id, peers=self._peers)
+        if refusal is not None:
+            self.refused[refusal.reason] += 1
+            return grpc.stream_stream_rpc_method_handler(_refuse(refusal))
+        if method == _EXCHANGE:
+            return grpc.stream_unary_rpc_method_handler(
+                self._exchange_handler(sender), request_deserializer=pb.ExchangeRequest.FromString,
+                response_serializer=pb.ExchangeResponse.SerializeToString)
+        if method == _SNAPSHOT:
+            return grpc.stream_unary_rpc_method_handler(
+                self._snapshot_handler(sender), request_deserializer=pb.InstallSnapshotRequest.FromString,
+                response_serializer=pb.InstallSnapshotResponse.SerializeToString)
+        return grpc.stream_stream_rpc_method_handler(_refuse(Refusal(
+            "", grpc.StatusCode.UNIMPLEMENTED, "Forward is not served by this version")))
+
+    async def _abort(self, context: _Context, refusal: Refusal) -> None:
+        self.refused[refusal.reason] += 1
+        await context.abort(refusal.code, refusal.details)
+
+    async def _ready_inbox(self, context: _Context) -> Inbox:
+        inbox = self._inbox()
+        if inbox is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"node {self._node_id} is starting")
+        assert inbox is not None
+        return inbox
+
+    def _exchange_handler(self, sender: str) -> Callable[..., Any]:
+        async def exchange(requests: AsyncIterator[pb.ExchangeRequest],
+                           context: _Context) -> pb.ExchangeResponse:
+            inbox = await self._ready_inbox(context)
+            async for request in requests:
+                if request.group_id not in self._groups:
+                    await self._abort(context, Refusal("unknown_group", grpc.StatusCode.NOT_FOUND,
+                                                       f"group_id: node {self._node_id} is not in group "
+                                                       f"{request.group_id}"))
+                try:
+                    messages = decode_batch(request, sender, self._node_id)
+                except InvalidBatch as error:
+                    await self._abort(context, _invalid(error))
+                self.received_requests += 1
+                self.received_messages += len(messages)
+                await inbox.deliver(messages)
+            return pb.ExchangeResponse()
+        return exchange
+
+    def _snapshot_handler(self, sender: str) -> Callable[..., Any]:
+        async def install(requests: AsyncIterator[pb.InstallSnapshotRequest],
+                          context: _Context) -> pb.InstallSnapshotResponse:
+            inbox = await self._ready_inbox(context)
+            assembler = SnapshotAssembler(sender, self._node_id, self._max_snapshot_bytes)
+            try:
+                async for request in requests:
+                    if assembler.group_id is None and request.group_id not in self._groups:
+                        await self._abort(context, Refusal("unknown_group", grpc.StatusCode.NOT_FOUND,
+                                                           f"group_id: node {self._node_id} is not in "
+                                                           f"group {request.group_id}"))
+                    assembler.add(request)
+                message = assembler.message()
+            except InvalidBatch as error:
+                await self._abort(context, _invalid(error))
+            await inbox.deliver([message])
+            return pb.InstallSnapshotResponse()
+        return install
+
+
+def _invalid(error: InvalidBatch) -> Refusal:
+    return Refusal("invalid", grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+def _refuse(refusal: Refusal) -> Callable[..., Any]:
+    async def refuse(requests: AsyncIterator[bytes], context: _Context) -> None:
+        await context.abort(refusal.code, refusal.details)
+    return refuse
