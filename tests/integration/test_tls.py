@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -24,7 +25,7 @@ from eventstream.client import NO_RETRY, Client, Event, UnavailableError
 from eventstream.client.frames import TcpFrameSender
 from tests.support.certs import new_token, served_serial, token_line
 from tests.support.recipes import grpcurl_recipes
-from tests.support.server import metric, wait_for_metric
+from tests.support.server import http_get, metric, wait_for_metric
 from tests.support.tls import Pki, replace_file, tls_refused, tls_server
 
 FAILURES = "eventstream_auth_failures_total"
@@ -217,3 +218,20 @@ def test_the_grpcurl_tls_recipes_run_as_written(start_server, pki, tmp_path):
         outputs.append(result.stdout)
     assert "eventstream.v1.PublishService" in outputs[0]
     assert all('"ack"' in output for output in outputs[1:]), outputs
+
+
+def test_a_draining_server_stops_taking_tls_connections_and_exits_cleanly(start_server, pki):
+    server = tls_server(start_server, pki, server={"drain_grace_seconds": 3,
+                                                   "drain_timeout_seconds": 10})
+    with TcpFrameSender("127.0.0.1", server.tcp_port, acked=True, tls=pki.context(pki.client),
+                        server_hostname="localhost") as sender:
+        sender.send("drain/x", b"x")
+        assert len(sender.flush()) == 1
+    server.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while http_get(f"{server.http}/health", timeout=2)[0] != 503:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.tcp_port), timeout=10).close()
+    assert server.process.wait(30) == 0

@@ -145,7 +145,10 @@ class TcpIngest:
         """Close the listening socket; open connections go on."""
         if self._server is not None:
             self._server.close()
-        if self._acceptor is not None:
+        if self._acceptor is not None and self._listener is not None:
+            listener, self._listener = self._listener, None
+            # Closed once the acceptor is off it (the loop still watches its fd until then).
+            self._acceptor.add_done_callback(lambda _: listener.close())
             self._acceptor.cancel()
         for handshake in list(self._handshakes):
             handshake.cancel()
