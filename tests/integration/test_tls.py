@@ -235,3 +235,12 @@ def test_a_draining_server_stops_taking_tls_connections_and_exits_cleanly(start_
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.tcp_port), timeout=10).close()
     assert server.process.wait(30) == 0
+
+
+def test_a_key_that_is_not_the_certificates_stops_start_up(start_server, pki):
+    other = pki.ca.issue("other", server=True)
+    server = start_server({"tls": {**pki.tls_section(), "key_file": str(other.key_path)}},
+                          wait=False)
+    assert server.wait_exit() == 2
+    log = server.log()
+    assert "tls error" in log and str(pki.server.cert_path) in log and str(other.key_path) in log
