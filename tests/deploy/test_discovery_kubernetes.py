@@ -1,0 +1,113 @@
+"""``cluster.discovery: kubernetes`` against a real API server and its controllers.
+
+The chart is installed with kubernetes discovery; the tests play the kubelet
+(pods running at 192.0.2.x, which the real EndpointSlice controller publishes
+for the headless service) and discovery runs with a token of the chart's
+ServiceAccount, so with exactly the chart's RBAC. It finds the pods, and its
+watch follows the StatefulSet scaling up and a pod coming back at a new
+address. A token without the Role is refused, and the error says what is
+missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from eventstream.server.cluster.discovery import DiscoveryError, peer_discovery
+from eventstream.server.config.load import load_config
+from eventstream.server.config.model import ClusterConfig
+from tests.support.kube import ControlPlane, Kubelet
+
+from .cluster import endpoint_addresses, install
+from .test_cluster_rbac import service_account_kubeconfig
+
+pytestmark = pytest.mark.timeout(300)
+
+HEADLESS = "eventstream-headless"
+
+
+def settings(namespace: str, kubeconfig: Path, **more: object) -> ClusterConfig:
+    return load_config(env={}, overrides={
+        "cluster.discovery": "kubernetes", "cluster.namespace": namespace, "cluster.service": HEADLESS,
+        "cluster.node_id": "eventstream-0", "cluster.replicas": 3, "cluster.kubeconfig": str(kubeconfig),
+        **more}).cluster
+
+
+def pod_targets(plane: ControlPlane, namespace: str) -> dict[str, str]:
+    """Pod name -> ``podIP:9100`` of the namespace's running pods."""
+    pods = plane.get("pods", "-n", namespace)["items"]
+    return {pod["metadata"]["name"]: f"{pod['status']['podIP']}:9100" for pod in pods
+            if pod.get("status", {}).get("podIP") and not pod["metadata"].get("deletionTimestamp")}
+
+
+async def next_map(changes: asyncio.Queue[dict[str, str]], wanted: Callable[[dict[str, str]], bool],
+                   kubelet: Kubelet, what: str) -> dict[str, str]:
+    """The first peer map from the watch that is ``wanted``, playing the kubelet meanwhile."""
+    async with asyncio.timeout(120):
+        while True:
+            await asyncio.to_thread(kubelet.run_once)
+            try:
+                peers = await asyncio.wait_for(changes.get(), 0.5)
+            except TimeoutError:
+                continue
+            if wanted(peers):
+                return peers
+
+
+async def test_finds_the_pods_and_follows_scaling_and_a_moved_pod(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        tmp_path: Path) -> None:
+    plane = control_plane
+    nodes(2, cpu="2", memory="4Gi")
+    install(plane, namespace, "cluster.discovery=kubernetes", "replicas=3", "independentNodes=true",
+            "persistence.enabled=false")
+    kubelet = Kubelet(plane, namespace)
+    await asyncio.to_thread(kubelet.until, lambda: len(endpoint_addresses(plane, namespace, HEADLESS)) == 3,
+                            "three pods in the headless service's EndpointSlices")
+    token = service_account_kubeconfig(plane, namespace, "eventstream", tmp_path)
+    changes: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def changed(peers) -> None:
+        changes.put_nowait(dict(peers))
+
+    discovery = peer_discovery(settings(namespace, token))
+    try:
+        peers = await discovery.start(on_change=changed)
+        assert peers == pod_targets(plane, namespace)
+        assert sorted(peers) == ["eventstream-0", "eventstream-1", "eventstream-2"]
+        assert all(target.startswith("192.0.2.") for target in peers.values())
+
+        # Scaled up: the fourth pod appears through the watch.
+        await asyncio.to_thread(plane.kubectl, "scale", "statefulset", "eventstream", "--replicas=4",
+                                "-n", namespace)
+        scaled = await next_map(changes, lambda p: "eventstream-3" in p, kubelet, "eventstream-3 seen")
+        assert scaled == pod_targets(plane, namespace)
+
+        # A pod replaced (new uid, new address): the watch follows it.
+        before = scaled["eventstream-1"]
+        await asyncio.to_thread(plane.kubectl, "delete", "pod", "eventstream-1", "-n", namespace,
+                                "--wait=false")
+        moved = await next_map(changes, lambda p: p.get("eventstream-1", before) != before, kubelet,
+                               "eventstream-1 at a new address")
+        assert moved["eventstream-1"] == pod_targets(plane, namespace)["eventstream-1"] != before
+        assert len(moved) == 4
+    finally:
+        await discovery.stop()
+
+
+async def test_a_token_without_the_role_is_refused_with_what_is_missing(
+        control_plane: ControlPlane, namespace: str, tmp_path: Path) -> None:
+    plane = control_plane
+    install(plane, namespace, "cluster.discovery=dns")  # no Role: dns discovery needs none
+    token = service_account_kubeconfig(plane, namespace, "eventstream", tmp_path)
+    discovery = peer_discovery(settings(namespace, token, **{"cluster.discovery_timeout_seconds": 1}))
+    with pytest.raises(DiscoveryError) as raised:
+        await discovery.start()
+    [problem] = raised.value.problems
+    assert "403 Forbidden" in problem
+    assert "needs get, list and watch on endpointslices" in problem
+    assert "cluster.discovery_timeout_seconds" in problem
