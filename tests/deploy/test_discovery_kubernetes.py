@@ -6,7 +6,9 @@ for the headless service) and discovery runs with a token of the chart's
 ServiceAccount, so with exactly the chart's RBAC. It finds the pods, and its
 watch follows the StatefulSet scaling up and a pod coming back at a new
 address. A token without the Role is refused, and the error says what is
-missing.
+missing. EndpointSlices written by the test (a Service without a selector)
+show the watch's added, modified and deleted slices, and the real server
+process finds its peers through the API server at start-up.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from eventstream.server.cluster.discovery import DiscoveryError, peer_discovery
 from eventstream.server.config.load import load_config
 from eventstream.server.config.model import ClusterConfig
 from tests.support.kube import ControlPlane, Kubelet
+from tests.support.server import ServerProcess
 
 from .cluster import endpoint_addresses, install
 from .test_cluster_rbac import service_account_kubeconfig
@@ -97,6 +100,79 @@ async def test_finds_the_pods_and_follows_scaling_and_a_moved_pod(
         assert len(moved) == 4
     finally:
         await discovery.stop()
+
+
+def endpoint_slice(name: str, service: str, *endpoints: dict[str, object]) -> dict[str, object]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service,
+                                                  "endpointslice.kubernetes.io/managed-by": "tests"}},
+            "addressType": "IPv4", "ports": [{"name": "cluster", "port": 9100, "protocol": "TCP"}],
+            "endpoints": list(endpoints)}
+
+
+def endpoint(pod: str, address: str, by_hostname: bool = False) -> dict[str, object]:
+    if by_hostname:
+        return {"addresses": [address], "hostname": pod}
+    return {"addresses": [address], "targetRef": {"kind": "Pod", "name": pod}}
+
+
+async def test_the_watch_follows_slices_added_changed_and_deleted(
+        control_plane: ControlPlane, namespace: str) -> None:
+    plane = control_plane
+
+    def apply(*manifests: dict[str, object]) -> None:
+        plane.apply([{**m, "metadata": {**m["metadata"], "namespace": namespace}}
+                     for m in manifests])
+
+    plane.kubectl("create", "namespace", namespace)
+    apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": HEADLESS},
+           "spec": {"clusterIP": "None", "ports": [{"name": "cluster", "port": 9100}]}})
+    apply(endpoint_slice("a", HEADLESS, endpoint("eventstream-0", "192.0.2.1"),
+                         endpoint("eventstream-1", "192.0.2.2")),
+          endpoint_slice("other", "another-service", endpoint("eventstream-9", "192.0.2.9")))
+    changes: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def changed(peers) -> None:
+        changes.put_nowait(dict(peers))
+
+    async def expect(peers: dict[str, str]) -> None:
+        async with asyncio.timeout(60):
+            while await changes.get() != peers:
+                pass
+
+    discovery = peer_discovery(settings(namespace, plane.kubeconfig))
+    try:
+        assert await discovery.start(on_change=changed) == {
+            "eventstream-0": "192.0.2.1:9100", "eventstream-1": "192.0.2.2:9100"}
+        await asyncio.to_thread(apply, endpoint_slice("b", HEADLESS, endpoint(
+            "eventstream-2", "192.0.2.3", by_hostname=True)))
+        await expect({"eventstream-0": "192.0.2.1:9100", "eventstream-1": "192.0.2.2:9100",
+                      "eventstream-2": "192.0.2.3:9100"})
+        await asyncio.to_thread(apply, endpoint_slice("a", HEADLESS, endpoint("eventstream-0", "192.0.2.1"),
+                                                      endpoint("eventstream-1", "192.0.2.12")))
+        await expect({"eventstream-0": "192.0.2.1:9100", "eventstream-1": "192.0.2.12:9100",
+                      "eventstream-2": "192.0.2.3:9100"})
+        await asyncio.to_thread(plane.kubectl, "delete", "endpointslice", "b", "-n", namespace)
+        await expect({"eventstream-0": "192.0.2.1:9100", "eventstream-1": "192.0.2.12:9100"})
+    finally:
+        await discovery.stop()
+
+
+def test_the_server_finds_its_peers_through_the_api_at_start(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    plane = control_plane
+    nodes(1, cpu="2", memory="4Gi")
+    install(plane, namespace, "cluster.discovery=kubernetes", "persistence.enabled=false")
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: endpoint_addresses(plane, namespace, HEADLESS), "the pod published")
+    token = service_account_kubeconfig(plane, namespace, "eventstream", tmp_path)
+    server = start_server({"cluster": {
+        "enabled": True, "discovery": "kubernetes", "namespace": namespace, "service": HEADLESS,
+        "node_id": "eventstream-0", "kubeconfig": str(token)}})
+    address = plane.get("pod", "eventstream-0", "-n", namespace)["status"]["podIP"]
+    # The pod's address with this node's cluster.port (a free port here, 9100 in a pod).
+    assert f"peers: eventstream-0={address}:" in server.log()
 
 
 async def test_a_token_without_the_role_is_refused_with_what_is_missing(
