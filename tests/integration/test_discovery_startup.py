@@ -72,7 +72,6 @@ def test_dns_names_that_never_resolve_stop_start_up(start_server: Callable[..., 
     assert "cluster.discovery_timeout_seconds" in error
     assert f"eventstream-1.{SERVICE}: no such name" in error
     assert f"eventstream-2.{SERVICE}: no such name" in error
-    assert any("retrying in" in line for line in lines), "each retry is logged"
 
 
 def test_static_peers_must_name_this_node(start_server: Callable[..., ServerProcess]) -> None:

@@ -188,6 +188,9 @@ class KubernetesDiscovery:
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 relist = True
                 self._warn(f"watch failed: {error or type(error).__name__}", backoff)
+            except Exception:  # e.g. a malformed event: keep watching rather than go stale
+                relist = True
+                log.exception("discovery (kubernetes): the watch failed; listing again")
             else:
                 continue  # the API server ended the watch: resume from the same version
             await asyncio.sleep(backoff * self._rng.uniform(0.5, 1.5))
