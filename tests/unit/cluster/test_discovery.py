@@ -114,3 +114,36 @@ def test_discovery_keys_are_checked(key, value, words):
 ])
 def test_good_discovery_values_pass(key, value):
     load_config(env={}, overrides={key: value})
+
+
+def test_enough_means_this_node_and_a_majority():
+    from eventstream.server.cluster.discovery._base import Lookup, enough
+
+    def found(*nodes):
+        return Lookup(peers={node: "x:1" for node in nodes})
+
+    assert enough(found("a"), "a", 1)
+    assert not enough(found("a"), "a", 3)
+    assert not enough(found("b", "c"), "a", 3), "this node must be among them"
+    assert enough(found("a", "b"), "a", 3)
+    assert not enough(found("a", "b"), "a", 4)
+    assert enough(found("a", "b", "c"), "a", 5)
+
+
+async def test_the_wait_with_no_time_left_tries_once_and_names_what_is_missing():
+    from eventstream.server.cluster.discovery._base import Lookup, wait_for_members
+
+    calls = []
+
+    async def attempt():
+        calls.append(1)
+        return Lookup(peers={"a": "x:1"}, missing={"b.svc": "no such name", "c.svc": "timed out"})
+
+    with pytest.raises(DiscoveryError) as raised:
+        await wait_for_members(attempt, node_id="a", replicas=3, timeout=0, mode="dns")
+    assert calls == [1]
+    [problem] = raised.value.problems
+    assert problem.startswith("cluster.discovery: dns: after 1 attempt in 0 s "
+                              "(cluster.discovery_timeout_seconds) found 1 (a), need this node (a) "
+                              "and at least 2 of 3 members")
+    assert problem.endswith("missing: b.svc: no such name; c.svc: timed out")

@@ -105,8 +105,9 @@ async def wait_for_members(attempt: Callable[[], Awaitable[Lookup]], *, node_id:
             return lookup
         left = deadline - loop.time()
         if left <= 0:
+            tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
             raise DiscoveryError([
-                f"cluster.discovery: {mode}: after {attempts} attempts in {timeout:g} s "
+                f"cluster.discovery: {mode}: after {tries} in {timeout:g} s "
                 f"(cluster.discovery_timeout_seconds) found {_found(lookup, node_id, replicas)}; "
                 f"missing: {_missing(lookup)}"])
         delay = min(left, backoff * rng.uniform(0.5, 1.5))
