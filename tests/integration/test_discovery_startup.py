@@ -47,7 +47,7 @@ def test_bad_discovery_keys_are_config_errors(start_server: Callable[..., Server
     lines = refused(start_server, cluster(discovery="dns", dns_server="nonsense", replicas=0,
                                           service="Not_A_Name", cluster_domain="-bad-"))
     errors = [line for line in lines if "config error" in line]
-    for key, words in {"cluster.dns_server": "host:port of a DNS server",
+    for key, words in {"cluster.dns_server": "address:port of a DNS server",
                        "cluster.replicas": "between 1 and 1000",
                        "cluster.service": "a Kubernetes service name",
                        "cluster.cluster_domain": "a DNS domain"}.items():

@@ -92,8 +92,10 @@ def test_static_list_must_be_usable():
 
 
 @pytest.mark.parametrize("key, value, words", [
-    ("cluster.dns_server", "10.96.0.10", "host:port of a DNS server"),
-    ("cluster.dns_server", "10.96.0.10:0", "host:port of a DNS server"),
+    ("cluster.dns_server", "10.96.0.10", "address:port of a DNS server"),
+    ("cluster.dns_server", "10.96.0.10:0", "address:port of a DNS server"),
+    ("cluster.dns_server", "kube-dns:53", "address:port of a DNS server"),
+    ("cluster.dns_server", "::1:53", "address:port of a DNS server"),
     ("cluster.cluster_domain", "cluster..local", "a DNS domain"),
     ("cluster.namespace", "Streams", "a Kubernetes namespace name"),
     ("cluster.service", "a_b", "a Kubernetes service name"),

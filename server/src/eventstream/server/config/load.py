@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import socket
@@ -65,10 +66,16 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123, as K
 _DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
-def _host_port(value: str) -> bool:
-    """``host:port`` (an IPv6 host in brackets) with a port in 1..65535."""
+def _address_port(value: str) -> bool:
+    """``address:port`` (an IPv6 address in brackets) with a port in 1..65535."""
     host, colon, port = value.rpartition(":")
-    return bool(colon and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536)
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return False
+    return (bool(colon and port.isdigit() and 0 < int(port) < 65536)
+            and (address.version == 6) == bracketed)
 
 
 _POSITIVE = _between(1, 2**40)
@@ -95,8 +102,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.replicas": _between(1, 1000),
     "cluster.cluster_domain": ((lambda v: v == "" or _DNS_NAME.fullmatch(v) is not None),
                                "empty or a DNS domain such as cluster.local"),
-    "cluster.dns_server": ((lambda v: v == "" or _host_port(v)),
-                           "empty or host:port of a DNS server, e.g. 10.96.0.10:53"),
+    "cluster.dns_server": ((lambda v: v == "" or _address_port(v)),
+                           "empty or address:port of a DNS server, e.g. 10.96.0.10:53"),
     "cluster.discovery_timeout_seconds": _between(0, 24 * 3600),
     "cluster.tick_ms": _between(1, 10_000),
     "cluster.election_ticks": _between(2, 10_000),

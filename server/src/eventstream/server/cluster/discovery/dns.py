@@ -16,7 +16,6 @@ dnspython).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -111,15 +110,10 @@ async def _system_resolve(host: str) -> None:
 
 
 def _server_resolver(server: str) -> Resolve:
-    """Queries to ``host:port`` only, A then AAAA (the host must be an address)."""
+    """Queries to ``address:port`` only (checked by the config loader), A then AAAA."""
     host, _, port = server.rpartition(":")
-    try:
-        address = str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        raise DiscoveryError([f"cluster.dns_server: {server!r}: the host must be an IP address, "
-                              "not a name"]) from None
     resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [address]
+    resolver.nameservers = [host.strip("[]")]
     resolver.port = int(port)
     resolver.lifetime = QUERY_SECONDS
 

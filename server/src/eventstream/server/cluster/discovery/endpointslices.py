@@ -175,6 +175,7 @@ class KubernetesDiscovery:
             try:
                 if relist:
                     await self._list()
+                    self._last_error = ""  # recovered: log the next failure again
                     await self._publish(on_change)
                     relist = False
                 await self._follow(on_change)
