@@ -8,14 +8,18 @@ watch follows the StatefulSet scaling up and a pod coming back at a new
 address. A token without the Role is refused, and the error says what is
 missing. EndpointSlices written by the test (a Service without a selector)
 show the watch's added, modified and deleted slices, and the real server
-process finds its peers through the API server at start-up.
+process finds its peers through the API server at start-up, with a kubeconfig
+and as in a pod (the service account token and CA at the path Kubernetes
+mounts them, the API server in KUBERNETES_SERVICE_HOST/PORT).
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +27,7 @@ from eventstream.server.cluster.discovery import DiscoveryError, peer_discovery
 from eventstream.server.config.load import load_config
 from eventstream.server.config.model import ClusterConfig
 from tests.support.kube import ControlPlane, Kubelet
-from tests.support.server import ServerProcess
+from tests.support.server import SERVER_COMMAND, ServerProcess
 
 from .cluster import endpoint_addresses, install
 from .test_cluster_rbac import service_account_kubeconfig
@@ -158,18 +162,58 @@ async def test_the_watch_follows_slices_added_changed_and_deleted(
         await discovery.stop()
 
 
+class PodServer(ServerProcess):
+    """The server as a pod runs it: a service account token and CA at the
+    standard path (a tmpfs over /run in a mount namespace of its own, so the
+    host's /run is untouched) and the API server in KUBERNETES_SERVICE_*."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], secrets: Path, plane: ControlPlane) -> None:
+        super().__init__(workdir, config, env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                                               "KUBERNETES_SERVICE_PORT": str(plane.apiserver_port)})
+        self.secrets = secrets
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        """Start inside the mount namespace; with ``wait``, until /health answers 200."""
+        script = ('mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && '
+                  'cp -r "$0" /run/secrets/kubernetes.io/serviceaccount && exec "$@"')
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(self.secrets),
+             SERVER_COMMAND, "--config", str(self.config_path)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_healthy()
+        return self
+
+
+@pytest.mark.parametrize("credentials", ["kubeconfig", "service account"])
 def test_the_server_finds_its_peers_through_the_api_at_start(
         control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
-        start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+        start_server: Callable[..., ServerProcess], tmp_path: Path, credentials: str) -> None:
     plane = control_plane
     nodes(1, cpu="2", memory="4Gi")
     install(plane, namespace, "cluster.discovery=kubernetes", "persistence.enabled=false")
     kubelet = Kubelet(plane, namespace)
     kubelet.until(lambda: endpoint_addresses(plane, namespace, HEADLESS), "the pod published")
-    token = service_account_kubeconfig(plane, namespace, "eventstream", tmp_path)
-    server = start_server({"cluster": {
-        "enabled": True, "discovery": "kubernetes", "namespace": namespace, "service": HEADLESS,
-        "node_id": "eventstream-0", "kubeconfig": str(token)}})
+    cluster = {"enabled": True, "discovery": "kubernetes", "namespace": namespace, "service": HEADLESS,
+               "node_id": "eventstream-0"}
+    if credentials == "kubeconfig":
+        token = service_account_kubeconfig(plane, namespace, "eventstream", tmp_path)
+        server = start_server({"cluster": {**cluster, "kubeconfig": str(token)}})
+    else:  # what the pod mounts: its ServiceAccount's token and the cluster's CA
+        secrets = tmp_path / "serviceaccount"
+        secrets.mkdir()
+        (secrets / "token").write_text(plane.kubectl(
+            "create", "token", "eventstream", "-n", namespace, "--duration=10m").stdout.strip())
+        (secrets / "ca.crt").write_bytes(plane.ca_file.read_bytes())
+        (secrets / "namespace").write_text(namespace)
+        workdir = tmp_path / "pod"
+        workdir.mkdir()
+        server = PodServer(workdir, {"cluster": cluster}, secrets, plane)
+        try:
+            server.start()
+        finally:
+            server.stop()
     address = plane.get("pod", "eventstream-0", "-n", namespace)["status"]["podIP"]
     # The pod's address with this node's cluster.port (a free port here, 9100 in a pod).
     assert f"peers: eventstream-0={address}:" in server.log()
