@@ -37,9 +37,14 @@ $(DEV_STAMP): $(RUN_STAMP) requirements/dev.txt requirements/deploy.txt
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
 # grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm,
-# kustomize and a Kubernetes control plane (tools/k8s).
-tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
+# kustomize and a Kubernetes control plane (tools/k8s), and the cluster test
+# tools (historycheck, toxiproxy, nats-server and natscli; `make cluster-tools`).
+tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz cluster-tools
 	tools/install-k8s-tools.sh
+
+.PHONY: cluster-tools
+cluster-tools:
+	tools/install-cluster-tools.sh
 
 # `make grpcurl` / `make ghz`: one tool alone, without the rest of `make tools`.
 .PHONY: grpcurl ghz
