@@ -5,6 +5,8 @@
 #                     rebuilt when its sources are newer than the binary
 #   toxiproxy-server  Shopify's toxiproxy (Go module proxy, `go install`), the
 #                     fault proxy between cluster peers
+#   nats-server, nats NATS JetStream and natscli (`nats bench`), the R3 peer of
+#                     bench/cluster_bench.py (tools/install-peers.sh nats pins them)
 #
 # Idempotent: a tool already built from the current sources or at the pinned
 # version is left alone. Needs Go and the Go module proxy only.
@@ -21,7 +23,7 @@ force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-cluster-tools: the 'go' command is needed (both tools are built from Go modules)" >&2
+  echo "install-cluster-tools: the 'go' command is needed (every tool is built from Go modules)" >&2
   exit 1
 fi
 mkdir -p "${bin_dir}"
@@ -49,7 +51,9 @@ if [[ "${force}" -eq 1 ]] || ! "${toxiproxy}" -version 2>/dev/null | grep -qx "t
   mv "${scratch}/server" "${toxiproxy}"
 fi
 
-for tool in historycheck toxiproxy-server; do
+"${repo_root}/tools/install-peers.sh" nats
+
+for tool in historycheck toxiproxy-server nats-server nats; do
   if [[ ! -f "${bin_dir}/${tool}" || ! -x "${bin_dir}/${tool}" ]]; then
     echo "install-cluster-tools: ${bin_dir}/${tool} is missing after the install" >&2
     exit 1
