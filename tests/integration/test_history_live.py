@@ -15,6 +15,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from eventstream.client import AsyncClient, Client, Event
 from tests.support.cluster_tools import install_cluster_tools
 from tests.support.durable import end_offsets
@@ -124,3 +126,39 @@ async def test_a_real_server_under_concurrent_clients_gives_a_linearizable_histo
     rejected = check_history(path, timeout=60)
     assert not rejected.ok, rejected.report
     assert rejected.report["failed_partitions"] == [fullest["input"]["partition"]]
+
+
+async def publish_and_read(recorder: HistoryRecorder, server, phase: str, events: int) -> None:
+    """Two publisher tasks of ``events`` each, then a complete read of every partition."""
+    async def publish(number: int) -> None:
+        async with AsyncClient(server.target, timeout=20) as client:
+            for i in range(events):
+                await recorder.publish(client, Event(f"restart/{phase}", b"r", key=f"k{i % 7}"),
+                                       client_id=f"{phase}-{number}")
+    await asyncio.gather(publish(0), publish(1))
+    async with AsyncClient(server.target, timeout=20) as client:
+        for partition in range(PARTITIONS):
+            await recorder.read(client, partition, end=end_offsets(server)[partition],
+                                client_id=f"{phase}-reader", timeout=30)
+
+
+@pytest.mark.parametrize(("engine", "linearizable"), [("disk", True), ("memory", False)])
+async def test_a_restart_keeps_the_history_linearizable_only_on_a_durable_log(
+        start_server, tmp_path: Path, engine: str, linearizable: bool):
+    # The memory engine forgets every acknowledged event when the process
+    # restarts and hands their offsets out again: a real server losing
+    # acknowledged writes, as a replica acknowledging before replication would.
+    install_cluster_tools()
+    server = start_server({"storage": {"partitions": PARTITIONS, "engine": engine}})
+    recorder = HistoryRecorder()
+    async with asyncio.timeout(60):
+        await publish_and_read(recorder, server, "before", 15)
+        server.stop()
+        server.start()
+        await publish_and_read(recorder, server, "after", 5)
+    verdict = check_history(recorder, tmp_path, timeout=60)
+    assert verdict.report["publishes_acknowledged"] == 40
+    assert verdict.ok is linearizable, verdict.report
+    if not linearizable:
+        assert verdict.report["failed_partitions"], verdict.report
+        assert verdict.html is not None and verdict.html.is_file()
