@@ -1,9 +1,9 @@
 """A recorded history of a real server under concurrent clients, checked by historycheck.
 
 Publisher tasks (single publishes, batches and retries of acknowledged ids),
-a publisher thread on the blocking client and reader tasks run against one
-real server process; the recorded history must be linearizable as one
-append-only log per partition. The same history with one acknowledged event
+a pipelined publish stream, a publisher thread on the blocking client and
+reader tasks run against one real server process; the recorded history must
+be linearizable as one append-only log per partition. The same history with one acknowledged event
 taken out of the last read must be rejected, so the test can fail.
 """
 
@@ -26,6 +26,7 @@ PARTITIONS = 3
 PUBLISHERS = 4
 ROUNDS = 25          # per publisher: a single publish or a batch each round
 THREAD_PUBLISHES = 40
+STREAM_PUBLISHES = 60
 READERS = 2
 MAX_READS = 200      # per reader: readers run while the publishers do, at most this many reads
 
@@ -49,6 +50,15 @@ async def publisher(recorder: HistoryRecorder, target: str, number: int) -> None
                 ack = await recorder.publish(client, event, client_id=f"pub-{number}")
                 if ack is not None:
                     acked.append(ack.id)
+
+
+async def stream_publisher(recorder: HistoryRecorder, target: str) -> None:
+    """Pipelined publishes on one stream, each recorded when its ack arrives."""
+    async with AsyncClient(target, timeout=20) as client, client.publish_stream(window=8) as stream:
+        pending = [await recorder.send(stream, Event("history/stream", b"s", key=f"s{i % 6}"),
+                                       client_id="stream")
+                   for i in range(STREAM_PUBLISHES)]
+        await asyncio.gather(*pending)
 
 
 def thread_publisher(recorder: HistoryRecorder, target: str) -> None:
@@ -88,6 +98,7 @@ async def test_a_real_server_under_concurrent_clients_gives_a_linearizable_histo
         try:
             await asyncio.gather(
                 *(publisher(recorder, server.target, n) for n in range(PUBLISHERS)),
+                stream_publisher(recorder, server.target),
                 asyncio.to_thread(thread_publisher, recorder, server.target))
         finally:
             publishing.clear()
@@ -104,7 +115,8 @@ async def test_a_real_server_under_concurrent_clients_gives_a_linearizable_histo
     verdict = assert_linearizable(recorder, tmp_path, timeout=60)
     report = verdict.report
     assert report["partitions"] == list(range(PARTITIONS))
-    assert report["publishes_acknowledged"] >= PUBLISHERS * ROUNDS + THREAD_PUBLISHES
+    assert report["publishes_acknowledged"] >= PUBLISHERS * ROUNDS + THREAD_PUBLISHES + STREAM_PUBLISHES
+    assert recorder.pending == 0
     assert report["publishes_unknown"] == report["publishes_refused"] == 0
     assert report["reads"] > PARTITIONS and report["reads_failed"] == 0
 

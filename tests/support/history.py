@@ -19,6 +19,10 @@ Outcomes of a publish:
 - ``unknown``: any other failure (timeout, UNAVAILABLE, a broken connection):
   stored or not, both are right.
 
+An operation that has not returned when the history is written (a task
+cancelled mid-call, a pipelined publish whose stream ended without an
+answer) is written as ``unknown``: it may have taken effect.
+
 Timestamps come from ``time.monotonic_ns`` (one clock for every thread and
 process of the machine). The recorder is thread-safe: publishers and readers
 may run in threads, tasks, or both.
@@ -41,6 +45,7 @@ import grpc
 
 from eventstream.client import (
     AsyncClient,
+    AsyncPublisher,
     Client,
     Event,
     EventStreamError,
@@ -67,7 +72,15 @@ def _failure(error: BaseException) -> dict[str, Any]:
     """The output of a publish that failed with ``error``."""
     code = getattr(error, "code", None)
     status = "error" if code in DEFINITE_REFUSALS else "unknown"
-    return {"status": status, "error": str(error)[:200]}
+    return {"status": status, "error": str(error)[:200] or type(error).__name__}
+
+
+def _settled(pending: asyncio.Future[PublishAck]) -> dict[str, Any]:
+    """The output of a pipelined publish whose future is done."""
+    if pending.cancelled():
+        return {"status": "unknown", "error": "cancelled"}
+    error = pending.exception()
+    return _failure(error) if error is not None else _acknowledged(pending.result())
 
 
 def _acknowledged(ack: PublishAck) -> dict[str, Any]:
@@ -82,11 +95,15 @@ class Invocation:
         self._recorder = recorder
         self._line = {"client": client, "op": op, "input": arguments}
         self._call = time.monotonic_ns()
+        recorder._opened(self)
 
     def complete(self, output: dict[str, Any]) -> None:
-        """Record the operation as returned now, with ``output``."""
-        self._recorder._append({**self._line, "output": output, "call": self._call,
-                                "return": time.monotonic_ns()})
+        """Record the operation as returned now, with ``output`` (only the first call counts)."""
+        self._recorder._completed(self, self.line(output))
+
+    def line(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The history line of this operation returning now with ``output``."""
+        return {**self._line, "output": output, "call": self._call, "return": time.monotonic_ns()}
 
 
 class HistoryRecorder:
@@ -100,6 +117,7 @@ class HistoryRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lines: list[dict[str, Any]] = []
+        self._open: dict[int, Invocation] = {}
         self._next_id = 0
 
     def __len__(self) -> int:
@@ -112,13 +130,24 @@ class HistoryRecorder:
         with self._lock:
             return list(self._lines)
 
+    @property
+    def pending(self) -> int:
+        """Operations invoked that have not returned yet."""
+        with self._lock:
+            return len(self._open)
+
     def invoke(self, client_id: int | str, op: str, arguments: dict[str, Any]) -> Invocation:
         """Start recording an operation of another kind of call (``op`` publish or read)."""
         return Invocation(self, client_id, op, arguments)
 
-    def _append(self, line: dict[str, Any]) -> None:
+    def _opened(self, invocation: Invocation) -> None:
         with self._lock:
-            self._lines.append(line)
+            self._open[id(invocation)] = invocation
+
+    def _completed(self, invocation: Invocation, line: dict[str, Any]) -> None:
+        with self._lock:
+            if self._open.pop(id(invocation), None) is not None:
+                self._lines.append(line)
 
     def _with_id(self, event: Event) -> Event:
         if event.id:
@@ -149,6 +178,9 @@ class HistoryRecorder:
         except EventStreamError as error:
             invocation.complete(_failure(error))
             return None
+        except BaseException as error:  # cancelled, or a bug: it may have taken effect
+            invocation.complete(_failure(error))
+            raise
         invocation.complete(_acknowledged(ack))
         return ack
 
@@ -165,10 +197,12 @@ class HistoryRecorder:
                        for event in events]
         try:
             results = await client.publish_batch(events, timeout=timeout)
-        except EventStreamError as error:
+        except BaseException as error:
             for invocation in invocations:
                 invocation.complete(_failure(error))
-            return None
+            if isinstance(error, EventStreamError):
+                return None
+            raise
         for invocation, result in zip(invocations, results, strict=True):
             invocation.complete(_acknowledged(result.ack) if result.ack is not None
                                 else _failure(result.error or RuntimeError("no ack, no error")))
@@ -185,8 +219,34 @@ class HistoryRecorder:
         except EventStreamError as error:
             invocation.complete(_failure(error))
             return None
+        except BaseException as error:
+            invocation.complete(_failure(error))
+            raise
         invocation.complete(_acknowledged(ack))
         return ack
+
+    async def send(self, stream: AsyncPublisher, event: Event, *, client_id: int | str,
+                   partition: int | None = None) -> asyncio.Future[PublishAck]:
+        """Send one event on a pipelined publish stream; the stream's future of its ack.
+
+        The publish returns when the future settles (recorded then, by a done
+        callback); one that never settles is written as unknown.
+
+        Args:
+            stream: an open :meth:`AsyncClient.publish_stream`.
+            event: the event (an empty id is filled).
+            client_id: who publishes (one per stream reads best).
+            partition: where the event must land, when the caller knows it.
+        """
+        event = self._with_id(event)
+        invocation = self.invoke(client_id, "publish", _publish_input(event, partition))
+        try:
+            pending = await stream.send(event)
+        except BaseException as error:
+            invocation.complete(_failure(error))
+            raise
+        pending.add_done_callback(lambda done: invocation.complete(_settled(done)))
+        return pending
 
     # ------------------------------------------------------------------ read
 
@@ -229,8 +289,16 @@ class HistoryRecorder:
     # ------------------------------------------------------------------ output
 
     def lines(self) -> Iterator[str]:
-        """The history as JSON lines, in completion order."""
-        for line in self.operations:
+        """The history as JSON lines, in completion order.
+
+        Operations still open come last, as unknown outcomes returning now.
+        """
+        with self._lock:
+            lines = list(self._lines)
+            still_open = list(self._open.values())
+        lines += [invocation.line({"status": "unknown", "error": "no answer yet"})
+                  for invocation in still_open]
+        for line in lines:
             yield json.dumps(line, separators=(",", ":"))
 
     def write(self, path: Path) -> Path:

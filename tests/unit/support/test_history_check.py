@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,44 @@ def test_the_recorder_writes_what_the_checker_reads(tmp_path):
     recorder.invoke(1, "read", {"partition": 0, "start": 0}).complete(
         {"status": "ok", "ids": [], "complete": True})
     assert not check_history(recorder, tmp_path).ok
+
+
+def test_an_operation_that_never_returned_is_written_as_unknown(tmp_path):
+    recorder = HistoryRecorder()
+    recorder.invoke(0, "publish", {"id": "a"})  # its task was cancelled mid-call
+    done = recorder.invoke(1, "publish", {"id": "b"})
+    done.complete({"status": "ok", "partition": 0, "offset": 1})
+    done.complete({"status": "error"})  # only the first completion counts
+    recorder.invoke(2, "read", {"partition": 0, "start": 0}).complete(
+        {"status": "ok", "ids": ["a", "b"], "complete": True})
+    assert recorder.pending == 1 and len(recorder) == 2
+    lines = [json.loads(line) for line in recorder.lines()]
+    assert lines[-1]["input"] == {"id": "a"} and lines[-1]["output"]["status"] == "unknown"
+    assert [line["output"]["status"] for line in lines[:2]] == ["ok", "ok"]
+    verdict = check_history(recorder, tmp_path)
+    assert verdict.ok and verdict.report["publishes_unknown"] == 1, verdict.report
+
+
+def test_threads_recording_at_once_lose_no_operation(tmp_path):
+    threads, each = 8, 300
+
+    def publish_in_order(recorder: HistoryRecorder, number: int) -> None:
+        for offset in range(each):  # thread n owns partition n
+            recorder.invoke(number, "publish", {"id": f"t{number}-{offset}"}).complete(
+                {"status": "ok", "partition": number, "offset": offset})
+
+    recorder = HistoryRecorder()
+    workers = [threading.Thread(target=publish_in_order, args=(recorder, n)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    for number in range(threads):
+        recorder.invoke("reader", "read", {"partition": number, "start": 0}).complete(
+            {"status": "ok", "ids": [f"t{number}-{i}" for i in range(each)], "complete": True})
+    verdict = check_history(recorder, tmp_path)
+    assert verdict.ok, verdict.report
+    assert verdict.report["publishes_acknowledged"] == threads * each and recorder.pending == 0
 
 
 @pytest.mark.parametrize(("line", "reason"), [
