@@ -165,10 +165,10 @@ bench-peers: install native $(TOOLS_BIN)/ghz loadgen
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/peers_bench.py $(ARGS)
 	$(PY) bench/priority_bench.py $(PRIORITY_ARGS)
 
-# The replicated cluster benchmark (bench/cluster_bench.py, about 30 seconds):
+# The replicated cluster benchmark (bench/cluster_bench.py, about a minute):
 # EventStream 3 nodes (not yet: replication is not wired) and 1 node against
-# NATS JetStream R3, unary, batched and pipelined publish with fsync before the
-# ack, in the same run; writes bench/results/cluster.{md,png,json}.
+# NATS JetStream R3 and R1, unary, batched and pipelined publish with fsync
+# before the ack, in the same run; writes bench/results/cluster.{md,png,json}.
 # Pass options with ARGS, e.g. ARGS="--quick" or ARGS="--duration 8".
 .PHONY: bench-cluster
 bench-cluster: install native $(TOOLS_BIN)/ghz cluster-tools
