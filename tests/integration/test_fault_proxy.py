@@ -100,3 +100,35 @@ def test_the_api_refuses_what_it_cannot_do(toxiproxy):
         link.add_toxic("no-such-toxic", {})
     toxiproxy.reset()
     assert link.enabled and link.toxics() == []
+
+
+async def reaches(target: str, timeout: float) -> bool:
+    """Whether a publish through ``target`` is acknowledged within ``timeout`` seconds."""
+    async with AsyncClient(target, timeout=timeout) as client:
+        try:
+            await client.publish(Event("mesh/probe", b"x"), timeout=timeout)
+        except EventStreamError:
+            return False
+    return True
+
+
+# A cut-off link fails whatever the deadline; one that works gets a generous one.
+CUT_OFF, WORKS = 1.0, 20.0
+
+
+async def test_a_mesh_isolates_one_node_and_heals(start_server, toxiproxy):
+    # Three real servers stand for three peers; node a "dials" b through links[a, b].
+    servers = {name: start_server() for name in ("a", "b", "c")}
+    mesh = toxiproxy.mesh({name: server.grpc_port for name, server in servers.items()})
+    assert len(mesh.links) == 6 and mesh.nodes == ["a", "b", "c"]
+    assert mesh.links["a", "b"].upstream == f"127.0.0.1:{servers['b'].grpc_port}"
+    mesh.isolate("b")
+    assert {pair for pair, link in mesh.links.items() if link.toxics()} == {
+        ("a", "b"), ("b", "a"), ("c", "b"), ("b", "c")}
+    assert not await reaches(mesh.address("a", "b"), CUT_OFF)
+    assert not await reaches(mesh.address("b", "c"), CUT_OFF)
+    assert await reaches(mesh.address("a", "c"), WORKS)
+    mesh.heal()
+    assert all(not link.toxics() for link in mesh.links.values())
+    assert await reaches(mesh.address("a", "b"), WORKS)
+    assert await reaches(mesh.address("b", "c"), WORKS)

@@ -6,7 +6,8 @@ and drives it: a proxy per link (a free 127.0.0.1 port forwarding to an
 upstream port), toxics on a link (latency, bandwidth, a timeout that swallows
 every byte: a partition that keeps connections open), and cutting a link
 (the proxy is disabled: its connections are closed and new ones refused)
-and restoring it.
+and restoring it. A :class:`Mesh` puts a link on every ordered pair of nodes,
+to split a cluster into sides or isolate one node.
 
 Example:
     >>> with Toxiproxy(workdir) as toxiproxy:
@@ -126,6 +127,48 @@ class Link:
         return bool(self._api.request("GET", f"/proxies/{self.name}")["enabled"])
 
 
+class Mesh:
+    """A link for every ordered pair of nodes.
+
+    ``source`` reaches ``destination`` only through ``links[source, destination]``.
+    Made by :meth:`Toxiproxy.mesh`. Give each node, as the address of each
+    peer, :meth:`address` of that pair; then faults can strike any one
+    direction of any pair.
+    """
+
+    def __init__(self, links: dict[tuple[str, str], Link]) -> None:
+        self.links = links
+        """Every link, by (source, destination)."""
+
+    @property
+    def nodes(self) -> list[str]:
+        """The nodes' names, sorted."""
+        return sorted({source for source, _ in self.links})
+
+    def address(self, source: str, destination: str) -> str:
+        """``host:port`` that ``source`` dials to reach ``destination``."""
+        return self.links[source, destination].target
+
+    def between(self, side: set[str]) -> list[Link]:
+        """The links crossing from ``side`` to the other nodes, and back."""
+        return [link for (source, destination), link in self.links.items()
+                if (source in side) != (destination in side)]
+
+    def split(self, side: set[str]) -> None:
+        """Partition ``side`` from the rest: every crossing link swallows every byte."""
+        for link in self.between(side):
+            link.partition()
+
+    def isolate(self, node: str) -> None:
+        """Partition one node from every other."""
+        self.split({node})
+
+    def heal(self) -> None:
+        """Remove every toxic of every link."""
+        for link in self.links.values():
+            link.heal()
+
+
 class Toxiproxy:
     """A ``toxiproxy-server`` process with its API on a free loopback port.
 
@@ -201,6 +244,16 @@ class Toxiproxy:
         self._links[name] = Link(self, name, port, upstream)
         return self._links[name]
 
+    def mesh(self, upstreams: dict[str, int | str]) -> Mesh:
+        """A link for every ordered pair of ``upstreams`` (name -> port or ``host:port``).
+
+        The link named ``a->b`` forwards to ``b``'s upstream; node ``a`` should
+        dial it to reach ``b``.
+        """
+        return Mesh({(source, destination): self.link(f"{source}->{destination}", upstream)
+                     for source in upstreams for destination, upstream in upstreams.items()
+                     if source != destination})
+
     def links(self) -> dict[str, Link]:
         """Every link made by :meth:`link`, by name."""
         return dict(self._links)
@@ -235,4 +288,4 @@ class Toxiproxy:
         return str(self.request("GET", "/version"))
 
 
-__all__ = ["TOXIPROXY_SERVER", "Direction", "Link", "Toxiproxy", "ToxiproxyError"]
+__all__ = ["TOXIPROXY_SERVER", "Direction", "Link", "Mesh", "Toxiproxy", "ToxiproxyError"]
