@@ -5,8 +5,8 @@
 //
 // Exit codes: 0 the history is linearizable; 1 it is not (porcupine's
 // visualization of the longest linearizations is written to -html, by
-// default HISTORY.html); 2 it could not be checked (bad input, or no verdict
-// within -timeout).
+// default the history file's path + ".html"); 2 it could not be checked
+// (bad input, or no verdict within -timeout).
 package main
 
 import (
@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("historycheck", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	timeout := flags.Duration("timeout", 60*time.Second, "give up (exit 2) after this long; 0: never")
-	htmlPath := flags.String("html", "", "where to write the visualization of a violation (default HISTORY.html)")
+	htmlPath := flags.String("html", "", "where to write the visualization of a violation (default: the history's path + .html)")
 	asJSON := flags.Bool("json", false, "print the verdict as one JSON object")
 	if err := flags.Parse(args); err != nil {
 		return 2
