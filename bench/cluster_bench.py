@@ -13,6 +13,10 @@ and every write synced to disk before it is acknowledged:
     `--replicas 3`, driven by `nats bench js pub`: sync (SINGLE_CONCURRENCY
     clients, each waiting for its acknowledgement), fast (batches of 100,
     one flow-control ack each) and async (NATS_ASYNC_WINDOW publishes in flight);
+  * fan-out: FANOUT_SUBSCRIBERS subscribers, --fanout-events events published
+    in batches of 100, deliveries/s until every subscriber has every event,
+    through bench/peer_clients.py's harness on our single node and on an R3
+    stream of the NATS cluster (nats-py, ordered push consumers);
   * NATS JetStream R1 on the same cluster (`--replicas 1`), the same runs:
     NATS's own price of replication, R3 / R1, beside ours;
   * EventStream, three nodes: not measured yet. The server does not replicate
@@ -45,6 +49,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_clients
 import peers_bench  # imports publish_bench, which puts the repository root on sys.path
 import publish_bench as pb
 
@@ -59,12 +64,47 @@ STREAMS, WINDOW = peers_bench.STREAMS, peers_bench.WINDOW
 NATS_ASYNC_WINDOW = peers_bench.NATS_ASYNC_WINDOW
 RESULTS = Path(__file__).resolve().parent / "results"
 
+FANOUT_SUBSCRIBERS = peers_bench.FANOUT_SUBSCRIBERS
+
 UNARY, BATCHED, PIPELINED = "publish unary", f"publish batched x{BATCH}", "publish pipelined"
-WORKLOADS = [UNARY, BATCHED, PIPELINED]
+FANOUT = f"fan-out to {FANOUT_SUBSCRIBERS} subscribers (deliveries/s)"
+WORKLOADS = [UNARY, BATCHED, PIPELINED, FANOUT]
 THREE_NODES, ONE_NODE = "EventStream 3 nodes", "EventStream 1 node"
 NATS_R3, NATS_R1 = "NATS JetStream R3", "NATS JetStream R1"
 SYSTEMS = [THREE_NODES, ONE_NODE, NATS_R3, NATS_R1]
 NOT_WIRED = "replication not wired yet"
+
+
+class NatsClusterEndpoint(peer_clients.NatsEndpoint):
+    """peer_clients' NATS endpoint on a stream with ``replicas`` of a cluster (every node's URL)."""
+
+    def __init__(self, urls: str, replicas: int) -> None:
+        super().__init__(urls)
+        self.replicas = replicas
+
+    async def connect(self) -> None:
+        """Connect to the cluster and create the stream with its replicas."""
+        import nats
+        from nats.js.api import StorageType, StreamConfig
+        self.connection = await nats.connect(servers=self.address.split(","), connect_timeout=10)
+        self.jetstream = self.connection.jetstream(timeout=10)
+        await self.jetstream.add_stream(StreamConfig(name="E2E", subjects=[self.subject],
+                                                     storage=StorageType.FILE,
+                                                     num_replicas=self.replicas))
+
+
+def fanout(endpoint: peer_clients.Endpoint, events: int) -> float:
+    """Deliveries/s of peer_clients.fanout through ``endpoint`` (connected and closed here)."""
+    async def measure() -> dict:
+        await endpoint.connect()
+        try:
+            return await peer_clients.fanout(endpoint, FANOUT_SUBSCRIBERS, events)
+        finally:
+            await endpoint.close()
+    fan = peers_bench.run_async(measure())
+    if fan["delivered"] < fan["wanted"]:
+        print(f"  fan-out delivered {fan['delivered']} of {fan['wanted']}", file=sys.stderr)
+    return float(fan["deliveries_per_s"])
 
 
 def single_node(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) -> dict:
@@ -94,6 +134,7 @@ def single_node(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) ->
                                             BATCH_CONCURRENCY, pin),
             PIPELINED: peers_bench.raw_client(server.target, "stream", SIZE, args.duration, STREAMS,
                                               WINDOW, pin),
+            FANOUT: fanout(peer_clients.OursEndpoint(server.target), args.fanout_events),
         }
         version = f"eventstream-server {importlib.metadata.version('eventstream-server')}"
         return {"figures": figures, "version": version,
@@ -112,7 +153,7 @@ def nats_side(workdir: Path, args: argparse.Namespace, pin: bool) -> dict[str, d
             return nats_cluster.nats_bench(
                 cluster.urls, mode, messages=count, size=SIZE, replicas=replicas, clients=clients,
                 batch=batch, stream=f"r{replicas}-{runs}", timeout=args.duration * 10 + 60,
-                command_prefix=prefix).messages_per_s
+                command_prefix=prefix, workdir=workdir).messages_per_s
         return run_count
 
     def measure(replicas: int) -> dict[str, float]:
@@ -131,9 +172,12 @@ def nats_side(workdir: Path, args: argparse.Namespace, pin: bool) -> dict[str, d
         version = peers_bench.peer_servers._version([str(nats_cluster.NATS_SERVER), "--version"])
         setup = ("3 nats-server nodes routed on 127.0.0.1, jetstream.sync_interval: always, "
                  "file stream with --replicas {}")
-        return {system: {"figures": measure(replicas), "version": version,
-                         "setup": setup.format(replicas)}
-                for system, replicas in ((NATS_R3, 3), (NATS_R1, 1))}
+        sides = {system: {"figures": measure(replicas), "version": version,
+                          "setup": setup.format(replicas)}
+                 for system, replicas in ((NATS_R3, 3), (NATS_R1, 1))}
+        sides[NATS_R3]["figures"][FANOUT] = fanout(NatsClusterEndpoint(cluster.urls, 3),
+                                                   args.fanout_events)
+        return sides
 
 
 def fmt(value: float | None) -> str:
@@ -178,7 +222,8 @@ def markdown(results: dict[str, dict], info: dict[str, str], args: argparse.Name
     """cluster.md: the table, the systems and the machine."""
     out = ["# Replicated cluster benchmark (`bench/cluster_bench.py`)", "",
            f"100-byte payloads, every write synced before it is acknowledged, "
-           f"{args.duration:g} s per workload{' (quick run)' if args.quick else ''}.", "",
+           f"{args.duration:g} s per publish workload{' (quick run)' if args.quick else ''}; "
+           f"fan-out of {args.fanout_events:,} events to {FANOUT_SUBSCRIBERS} subscribers.", "",
            "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(row) + " |" for row in rows(results)]
     out += ["", "Systems:"]
@@ -202,11 +247,11 @@ def plot(results: dict[str, dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 5))
     width = 0.8 / max(1, len(measured))
     for offset, system in enumerate(measured):
-        heights = [results[system]["figures"][w] for w in WORKLOADS]
+        heights = [results[system]["figures"].get(w, float("nan")) for w in WORKLOADS]
         ax.bar([i + offset * width for i in range(len(WORKLOADS))], heights, width, label=system)
     ax.set_yscale("log")
     ax.set_xticks([i + width * (len(measured) - 1) / 2 for i in range(len(WORKLOADS))])
-    ax.set_xticklabels(WORKLOADS)
+    ax.set_xticklabels([w.replace(" (deliveries/s)", "") for w in WORKLOADS])
     ax.set_ylabel("events/s (log scale)")
     missing = [s for s in SYSTEMS if s not in measured]
     ax.set_title("Publish with fsync before the ack, same machine, same run"
@@ -261,12 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="EventStream 3 nodes vs 1 node vs NATS JetStream R3 and R1")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per workload")
     parser.add_argument("--out", default=str(RESULTS), help="directory for cluster.md, .json and .png")
+    parser.add_argument("--fanout-events", type=int, default=10_000,
+                        help=f"events published to the {FANOUT_SUBSCRIBERS} subscribers of the fan-out")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 1 s per workload, one short nats bench run each")
+                        help="a smoke run: 1 s per workload, one short nats bench run each, "
+                             "1,000 fan-out events")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 1.0
+        args.fanout_events = min(args.fanout_events, 1000)
     args.duration = min(max(args.duration, 0.5), 60.0)
+    args.fanout_events = min(max(args.fanout_events, 100), 1_000_000)
     return run(args)
 
 

@@ -236,33 +236,74 @@ def parse_bench(output: str, messages: int) -> BenchFigures:
                         _percentile(output, "P50"), _percentile(output, "P99"), output)
 
 
-def nats_bench(urls: str, mode: PublishMode, *, messages: int, size: int = 100,
+def create_stream(urls: str, stream: str, subject: str, *, replicas: int, workdir: Path,
+                  timeout: float = 30.0, cli: Path = NATS_CLI) -> dict:
+    """Create a file stream as ``nats bench --create`` does, and wait until it is ready.
+
+    Ready: it has a leader and, with replicas, every follower is current. A
+    publish to an R3 stream whose group is still settling can wait for an
+    acknowledgement past the client's timeout (seen with fast batches on a
+    busy machine), so the benchmark starts only then.
+
+    Returns:
+        The stream's ``stream info``.
+
+    Raises:
+        NatsError: it could not be created, or was not ready within ``timeout``.
+    """
+    config = workdir / f"{stream}.json"
+    config.write_text(json.dumps({
+        "name": stream, "subjects": [subject], "retention": "limits", "discard": "new",
+        "storage": "file", "num_replicas": replicas, "max_bytes": 1 << 30, "allow_direct": True,
+        "allow_batched": True}))
+    done = subprocess.run([str(cli), "-s", urls, "stream", "add", "--config", str(config)],
+                          capture_output=True, timeout=timeout)
+    if done.returncode != 0:
+        raise NatsError(f"nats stream add {stream} failed: {(done.stdout + done.stderr).decode()[-400:]}")
+    deadline = time.monotonic() + timeout
+    while True:
+        info = stream_info(urls, stream, cli)
+        group = info.get("cluster") or {}
+        followers = group.get("replicas") or []
+        if group.get("leader") and len(followers) == replicas - 1 and all(
+                follower.get("current") for follower in followers):
+            return info
+        if time.monotonic() > deadline:
+            raise NatsError(f"stream {stream} not ready within {timeout}s: {group}")
+        time.sleep(0.1)
+
+
+def nats_bench(urls: str, mode: PublishMode, *, messages: int, workdir: Path, size: int = 100,
                replicas: int = 3, clients: int = 1, batch: int = 100, stream: str = "bench",
                timeout: float = 120.0, command_prefix: Sequence[str] = (),
                cli: Path = NATS_CLI) -> BenchFigures:
-    """Run ``nats bench js pub MODE`` on a fresh file-stored stream with ``replicas``.
+    """Run ``nats bench js pub MODE`` on a fresh file stream with ``replicas``.
+
+    The stream is made by :func:`create_stream` first (the configuration
+    ``nats bench --create`` uses, then waiting until it is ready).
 
     Args:
         urls: the servers (:attr:`NatsCluster.urls`).
         mode: see :data:`PublishMode`.
         messages: how many to publish (the run's bound in count).
+        workdir: where the stream's configuration file is written.
         size: payload bytes.
-        replicas: the stream's replicas (``--replicas``).
+        replicas: the stream's replicas.
         clients: concurrent publishing clients.
         batch: publishes in flight (``async``) or per batch (``fast``).
-        stream: the stream's name (a new name per configuration: ``--create``
-            refuses to change an existing stream's replicas).
+        stream: the stream's name, new for each run.
         timeout: seconds before the run is killed (its bound in time).
         command_prefix: prepended to the command (e.g. ``taskset -c 1``).
         cli: the nats CLI executable.
     """
     if not cli.is_file():
         raise NatsError(f"{cli} is missing: run tools/install-cluster-tools.sh")
+    subject = f"{stream}.subject"
+    create_stream(urls, stream, subject, replicas=replicas, workdir=workdir, cli=cli)
     extra = [] if mode == "sync" else ["--batch", str(batch)]
     command = [*command_prefix, str(cli), "-s", urls, "--timeout", "30s", "bench", "js", "pub", mode,
-               f"{stream}.subject", "--stream", stream, "--create", "--storage", "file",
-               "--replicas", str(replicas), "--purge", "--msgs", str(messages),
-               "--size", f"{size}B", "--clients", str(clients), "--no-progress", *extra]
+               subject, "--stream", stream, "--msgs", str(messages), "--size", f"{size}B",
+               "--clients", str(clients), "--no-progress", *extra]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
@@ -285,4 +326,4 @@ def stream_info(urls: str, stream: str, cli: Path = NATS_CLI) -> dict:
 
 
 __all__ = ["NATS_CLI", "NATS_SERVER", "BenchFigures", "NatsCluster", "NatsError", "NatsNode",
-           "PublishMode", "nats_bench", "parse_bench", "stream_info"]
+           "PublishMode", "create_stream", "nats_bench", "parse_bench", "stream_info"]
