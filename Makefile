@@ -168,7 +168,8 @@ bench-peers: install native $(TOOLS_BIN)/ghz loadgen
 # The replicated cluster benchmark (bench/cluster_bench.py, about a minute):
 # EventStream 3 nodes (not yet: replication is not wired) and 1 node against
 # NATS JetStream R3 and R1, unary, batched and pipelined publish with fsync
-# before the ack, in the same run; writes bench/results/cluster.{md,png,json}.
+# before the ack and fan-out, in the same run; writes
+# bench/results/cluster.{md,png,json}.
 # Pass options with ARGS, e.g. ARGS="--quick" or ARGS="--duration 8".
 .PHONY: bench-cluster
 bench-cluster: install native $(TOOLS_BIN)/ghz cluster-tools
