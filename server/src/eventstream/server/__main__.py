@@ -2,7 +2,9 @@
 
 Exit codes: 0 after a clean shutdown, 1 when the drain timed out, start-up
 failed or a storage error had halted writes, 2 for configuration errors (each
-printed on its own line, naming the key and its source), for a listener that
+printed on its own line, naming the key and its source), for peers that
+cannot be found with ``cluster.enabled`` (one line per problem, naming the
+key), for a listener that
 cannot listen (a port in use: one line per listener, naming the flag and key
 that move it) and for a data directory that cannot be used (another format
 version or partition count, a corrupt record, or a file operation of the start
@@ -108,6 +110,7 @@ def run(config: Config, config_file: str | None = None,
         reload_config: loads the configuration again, as it was loaded.
     """
     from .app import Node
+    from .cluster.discovery import DiscoveryError, find_peers
     from .errors import EventStreamError
     from .observability.logging import configure_logging
     from .security import TlsFileError, TokensError
@@ -128,6 +131,14 @@ def run(config: Config, config_file: str | None = None,
         runner = asyncio.run
 
     async def serve() -> int:
+        if config.cluster.enabled:
+            # The peers must be findable before the node starts (docs/cluster.md "Discovery").
+            try:
+                await find_peers(config.cluster)
+            except DiscoveryError as error:
+                for problem in error.problems:
+                    print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
+                return 2
         try:
             node = Node(config, config_file, reload_config)
         except TlsFileError as error:
