@@ -11,7 +11,8 @@ EXPORTS = {
     "InternalError",
     "InvalidArgumentError", "Member", "OutOfRangeError", "Priority", "Publisher", "PublishAck",
     "PublishResult", "ReceivedEvent", "ResourceExhaustedError", "RetryPolicy", "StartPosition",
-    "Subscription", "TLSConfig", "UnavailableError",
+    "Subscription", "TLSConfig", "UnavailableError", "UnauthenticatedError",
+    "PermissionDeniedError",
 }
 
 

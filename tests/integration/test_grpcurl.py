@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.recipes import grpcurl_recipes
 from tests.support.server import ServerProcess
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -29,15 +30,7 @@ SUBSCRIBE_WAIT_SECONDS = 30
 
 def readme_recipes() -> list[str]:
     """The commands of docs/api.md's grpcurl block, comments left out."""
-    section = API_DOC.read_text().split("\n## grpcurl\n", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    recipes: list[str] = []
-    for line in block.splitlines():
-        if line.startswith("grpcurl "):
-            recipes.append(line)
-        elif line.strip() and not line.startswith("#"):
-            recipes[-1] += "\n" + line  # a continuation line or a here-document
-    return recipes
+    return grpcurl_recipes(API_DOC, "\n## grpcurl\n")
 
 
 def run(command: str) -> subprocess.CompletedProcess[str]:

@@ -922,7 +922,15 @@ struct shardq_udp_options {
     uint32_t batch;         /* datagrams per recvmmsg(2), 1..1024; 0 = 64 */
     uint32_t max_datagram;  /* bytes read per datagram, <= 65535; 0 = 65535 */
     int32_t numa_node;      /* pin the thread to this node's CPUs; -1 = do not pin */
+    /* Appended (callers whose `size` ends above leave them out: any source). */
+    uint32_t n_networks;    /* entries of `networks`; 0 = datagrams from any source */
+    const uint8_t *networks; /* SHARDQ_UDP_NETWORK_BYTES each: family (4 or 6), prefix
+                              * length, then the address (4 or 16 bytes, zero-padded to
+                              * 16); copied by shardq_udp_start() */
 };
+
+/* Bytes of one entry of shardq_udp_options.networks. */
+#define SHARDQ_UDP_NETWORK_BYTES 18u
 
 /* Counters of a receiver. Set `size` to sizeof(struct). */
 struct shardq_udp_stats {
@@ -933,6 +941,8 @@ struct shardq_udp_stats {
     uint64_t truncated;   /* datagrams dropped because they were over max_datagram */
     uint64_t errors;      /* failed receive calls, other than "nothing to read" */
     int64_t last_errno;   /* errno of the last failed call, 0 if none */
+    /* Appended (written when `size` covers it). */
+    uint64_t source_refused; /* datagrams dropped because their source is in no network */
 };
 
 /**
@@ -944,11 +954,13 @@ struct shardq_udp_stats {
  * The thread waits in poll(2) on the socket, reads up to `batch` datagrams
  * per recvmmsg(2) and pushes each as one record (u32 big-endian length,
  * then the datagram) into `shard`, in arrival order, waking the queue's
- * consumer. Datagrams that do not fit are dropped and counted (queue_full).
+ * consumer. Datagrams that do not fit are dropped and counted (queue_full);
+ * with `networks`, so are datagrams whose source address is in none of them
+ * (source_refused; an IPv4-mapped IPv6 source is matched as IPv4).
  * The thread ends on shardq_udp_stop(), when the queue is closed, or when
  * the socket becomes unusable (EBADF and the like; see last_errno).
  *
- * Returns: 0; SHARDQ_EINVAL for bad options or shard; SHARDQ_ENOMEM;
+ * Returns: 0; SHARDQ_EINVAL for bad options, shard or network entry; SHARDQ_ENOMEM;
  * another negative errno when the thread or its eventfd cannot be made.
  * Ownership: the caller owns *out and ends it with shardq_udp_stop(), before
  * closing the socket or destroying the queue.
@@ -958,7 +970,8 @@ int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_
 
 /**
  * shardq_udp_stats - read a receiver's counters.
- * Returns: 0; SHARDQ_EINVAL for a NULL argument or out->size too small.
+ * Returns: 0; SHARDQ_EINVAL for a NULL argument or out->size below the
+ * counters up to last_errno (later ones are written when out->size covers them).
  * Thread-safety: safe from any thread while the receiver runs.
  */
 int shardq_udp_stats(shardq_udp_t *u, struct shardq_udp_stats *out);

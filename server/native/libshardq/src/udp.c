@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,12 +34,65 @@ struct shardq_udp {
     int32_t numa_node;
     pthread_t thread;
     atomic_bool stopping;
-    atomic_uint_fast64_t datagrams, bytes, queue_full, truncated, errors;
+    atomic_uint_fast64_t datagrams, bytes, queue_full, truncated, errors, source_refused;
     atomic_int last_errno;
     unsigned char *slots;  /* batch slots of 4 + max_datagram bytes */
     struct mmsghdr *msgs;
     struct iovec *iovs;
+    struct sockaddr_storage *sources;  /* one per slot, with networks only */
+    uint32_t n_networks;
+    uint8_t *networks;     /* a copy of the options' table */
 };
+
+/* Whether the first `prefix` bits of a and b are equal. */
+static int same_prefix(const uint8_t *a, const uint8_t *b, unsigned prefix)
+{
+    unsigned whole = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, b, whole) != 0)
+        return 0;
+    if (!rest)
+        return 1;
+    uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+/* Whether a datagram's source is in one of the networks (IPv4-mapped IPv6 as IPv4). */
+static int source_allowed(const struct shardq_udp *u, const struct sockaddr_storage *from)
+{
+    const uint8_t *addr;
+    uint8_t family;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (from->ss_family == AF_INET) {
+        addr = (const uint8_t *)&((const struct sockaddr_in *)from)->sin_addr;
+        family = 4;
+    } else if (from->ss_family == AF_INET6) {
+        addr = (const uint8_t *)&((const struct sockaddr_in6 *)from)->sin6_addr;
+        family = 6;
+        if (memcmp(addr, mapped, sizeof mapped) == 0) {
+            addr += sizeof mapped;
+            family = 4;
+        }
+    } else {
+        return 0;
+    }
+    for (uint32_t i = 0; i < u->n_networks; i++) {
+        const uint8_t *net = u->networks + (size_t)i * SHARDQ_UDP_NETWORK_BYTES;
+        if (net[0] == family && same_prefix(addr, net + 2, net[1]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Checks a table of networks: family 4 or 6, a prefix that fits it. */
+static int networks_valid(const uint8_t *nets, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *net = nets + (size_t)i * SHARDQ_UDP_NETWORK_BYTES;
+        if (!((net[0] == 4 && net[1] <= 32) || (net[0] == 6 && net[1] <= 128)))
+            return 0;
+    }
+    return 1;
+}
 
 static void put_be32(unsigned char *p, uint32_t v)
 {
@@ -69,6 +123,10 @@ static size_t compact(struct shardq_udp *u, unsigned n, size_t *records)
             atomic_fetch_add(&u->truncated, 1);
             continue;
         }
+        if (u->n_networks && !source_allowed(u, &u->sources[i])) {
+            atomic_fetch_add(&u->source_refused, 1);
+            continue;
+        }
         put_be32(slot, len);
         if (slot != u->slots + out)
             memmove(u->slots + out, slot, 4 + (size_t)len);
@@ -94,6 +152,8 @@ static void *receive_loop(void *arg)
         for (unsigned i = 0; i < u->batch; i++) {
             u->iovs[i].iov_len = u->max_datagram;
             u->msgs[i].msg_hdr.msg_flags = 0;
+            if (u->sources)
+                u->msgs[i].msg_hdr.msg_namelen = sizeof u->sources[i];
         }
         int n = recvmmsg(u->fd, u->msgs, u->batch, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -137,12 +197,19 @@ static void release(struct shardq_udp *u)
     free(u->slots);
     free(u->msgs);
     free(u->iovs);
+    free(u->sources);
+    free(u->networks);
     free(u);
 }
 
 int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_udp_t **out)
 {
-    if (!opts || !q || !out || opts->size < sizeof(struct shardq_udp_options) || opts->fd < 0)
+    if (!opts || !q || !out || opts->size < offsetof(struct shardq_udp_options, n_networks) ||
+        opts->fd < 0)
+        return SHARDQ_EINVAL;
+    int has_networks = opts->size >= sizeof(struct shardq_udp_options);
+    uint32_t n_networks = has_networks ? opts->n_networks : 0;
+    if (n_networks && (!opts->networks || !networks_valid(opts->networks, n_networks)))
         return SHARDQ_EINVAL;
     uint32_t batch = opts->batch ? opts->batch : 64;
     uint32_t max_datagram = opts->max_datagram ? opts->max_datagram : UDP_MAX_DATAGRAM;
@@ -166,7 +233,18 @@ int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_
     u->slots = malloc(stride * batch);
     u->msgs = calloc(batch, sizeof *u->msgs);
     u->iovs = calloc(batch, sizeof *u->iovs);
-    if (u->stop_fd < 0 || !u->slots || !u->msgs || !u->iovs) {
+    int nets_ok = 1;
+    if (n_networks) {
+        size_t table = (size_t)n_networks * SHARDQ_UDP_NETWORK_BYTES;
+        u->sources = calloc(batch, sizeof *u->sources);
+        u->networks = malloc(table);
+        nets_ok = u->sources && u->networks;
+        if (nets_ok) {
+            memcpy(u->networks, opts->networks, table);
+            u->n_networks = n_networks;
+        }
+    }
+    if (u->stop_fd < 0 || !u->slots || !u->msgs || !u->iovs || !nets_ok) {
         int rc = u->stop_fd < 0 ? -errno : SHARDQ_ENOMEM;
         release(u);
         return rc;
@@ -175,6 +253,10 @@ int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_
         u->iovs[i].iov_base = u->slots + i * stride + 4;  /* room for the record header */
         u->msgs[i].msg_hdr.msg_iov = &u->iovs[i];
         u->msgs[i].msg_hdr.msg_iovlen = 1;
+        if (u->sources) {
+            u->msgs[i].msg_hdr.msg_name = &u->sources[i];
+            u->msgs[i].msg_hdr.msg_namelen = sizeof u->sources[i];
+        }
     }
     int rc = pthread_create(&u->thread, NULL, receive_loop, u);
     if (rc) {
@@ -187,7 +269,7 @@ int shardq_udp_start(const struct shardq_udp_options *opts, shardq_t *q, shardq_
 
 int shardq_udp_stats(shardq_udp_t *u, struct shardq_udp_stats *out)
 {
-    if (!u || !out || out->size < sizeof(struct shardq_udp_stats))
+    if (!u || !out || out->size < offsetof(struct shardq_udp_stats, source_refused))
         return SHARDQ_EINVAL;
     out->datagrams = atomic_load(&u->datagrams);
     out->bytes = atomic_load(&u->bytes);
@@ -195,6 +277,8 @@ int shardq_udp_stats(shardq_udp_t *u, struct shardq_udp_stats *out)
     out->truncated = atomic_load(&u->truncated);
     out->errors = atomic_load(&u->errors);
     out->last_errno = atomic_load(&u->last_errno);
+    if (out->size >= sizeof(struct shardq_udp_stats))
+        out->source_refused = atomic_load(&u->source_refused);
     return SHARDQ_OK;
 }
 

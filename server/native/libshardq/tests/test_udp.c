@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,7 +57,7 @@ static void test_order_and_contents(void)
     int rx = bound_socket(&addr), tx = socket(AF_INET, SOCK_DGRAM, 0);
     shardq_t *q = make_queue(4096, 1 << 22);
     shardq_udp_t *u = NULL;
-    struct shardq_udp_options o = {sizeof o, rx, 1, 8, 0, -1};
+    struct shardq_udp_options o = {sizeof o, rx, 1, 8, 0, -1, 0, NULL};
     CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
 
     enum { N = 500 };
@@ -106,7 +107,7 @@ static void test_full_queue_and_long_datagrams_are_counted(void)
     int rx = bound_socket(&addr), tx = socket(AF_INET, SOCK_DGRAM, 0);
     shardq_t *q = make_queue(2 * 10, 1 << 16);  /* 10 records per shard */
     shardq_udp_t *u = NULL;
-    struct shardq_udp_options o = {sizeof o, rx, 0, 4, 100, -1};
+    struct shardq_udp_options o = {sizeof o, rx, 0, 4, 100, -1, 0, NULL};
     CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
 
     char big[200];
@@ -134,7 +135,7 @@ static void test_bad_options(void)
 {
     shardq_t *q = make_queue(16, 1 << 16);
     shardq_udp_t *u = NULL;
-    struct shardq_udp_options o = {sizeof o, -1, 0, 0, 0, -1};
+    struct shardq_udp_options o = {sizeof o, -1, 0, 0, 0, -1, 0, NULL};
     CHECK_EQ(shardq_udp_start(&o, q, &u), SHARDQ_EINVAL);
     o.fd = 0;
     o.shard = SHARDQ_SHARD_ANY;
@@ -161,7 +162,7 @@ static void test_stop_while_idle_and_closed_queue_ends_the_thread(void)
     int rx = bound_socket(&addr), tx = socket(AF_INET, SOCK_DGRAM, 0);
     shardq_t *q = make_queue(64, 1 << 16);
     shardq_udp_t *u = NULL;
-    struct shardq_udp_options o = {sizeof o, rx, 0, 0, 0, -1};
+    struct shardq_udp_options o = {sizeof o, rx, 0, 0, 0, -1, 0, NULL};
     CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
     shardq_close(q);
     CHECK_EQ(sendto(tx, "x", 1, 0, (struct sockaddr *)&addr, sizeof addr), 1);
@@ -175,11 +176,70 @@ static void test_stop_while_idle_and_closed_queue_ends_the_thread(void)
     close(tx);
 }
 
+/* One network table entry: family, prefix, address. */
+static void network(uint8_t *entry, uint8_t family, uint8_t prefix, const char *text)
+{
+    memset(entry, 0, SHARDQ_UDP_NETWORK_BYTES);
+    entry[0] = family;
+    entry[1] = prefix;
+    CHECK_EQ(inet_pton(family == 4 ? AF_INET : AF_INET6, text, entry + 2), 1);
+}
+
+static void test_sources_outside_the_networks_are_refused(void)
+{
+    struct sockaddr_in addr;
+    int rx = bound_socket(&addr), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    shardq_t *q = make_queue(64, 1 << 16);
+    uint8_t nets[3 * SHARDQ_UDP_NETWORK_BYTES];
+    network(nets, 4, 8, "10.0.0.0");
+    network(nets + SHARDQ_UDP_NETWORK_BYTES, 6, 128, "::1");
+    network(nets + 2 * SHARDQ_UDP_NETWORK_BYTES, 4, 31, "127.0.0.2");  /* .2 and .3 only */
+    shardq_udp_t *u = NULL;
+    struct shardq_udp_options o = {sizeof o, rx, 0, 4, 0, -1, 3, nets};
+    CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
+    memset(nets, 0, sizeof nets);   /* the receiver keeps its own copy */
+    CHECK_EQ(sendto(tx, "a", 1, 0, (struct sockaddr *)&addr, sizeof addr), 1);   /* 127.0.0.1 */
+    await_datagrams(u, 1);
+    struct shardq_udp_stats us = udp_stats(u);
+    CHECK_EQ(us.source_refused, 1u);
+    shardq_udp_stop(u, NULL);
+
+    /* 127.0.0.0/8 lets it in. */
+    network(nets, 4, 8, "127.0.0.0");
+    o.n_networks = 1;
+    CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
+    CHECK_EQ(sendto(tx, "b", 1, 0, (struct sockaddr *)&addr, sizeof addr), 1);
+    await_datagrams(u, 1);
+    CHECK_EQ(udp_stats(u).source_refused, 0u);
+    struct shardq_stats s = {.size = sizeof s};
+    CHECK_EQ(shardq_stats(q, 0, &s), 0);
+    CHECK_EQ(s.depth, 1u);
+    shardq_udp_stop(u, NULL);
+
+    /* Bad tables; an old caller's smaller struct means any source. */
+    nets[1] = 33;
+    CHECK_EQ(shardq_udp_start(&o, q, &u), SHARDQ_EINVAL);
+    nets[0] = 5;
+    nets[1] = 8;
+    CHECK_EQ(shardq_udp_start(&o, q, &u), SHARDQ_EINVAL);
+    o.networks = NULL;
+    CHECK_EQ(shardq_udp_start(&o, q, &u), SHARDQ_EINVAL);
+    o.size = offsetof(struct shardq_udp_options, n_networks);
+    CHECK_EQ(shardq_udp_start(&o, q, &u), 0);
+    struct shardq_udp_stats old = {.size = offsetof(struct shardq_udp_stats, source_refused)};
+    CHECK_EQ(shardq_udp_stats(u, &old), 0);
+    shardq_udp_stop(u, NULL);
+    shardq_destroy(q);
+    close(rx);
+    close(tx);
+}
+
 int main(void)
 {
     test_order_and_contents();
     test_full_queue_and_long_datagrams_are_counted();
     test_bad_options();
     test_stop_while_idle_and_closed_queue_ends_the_thread();
+    test_sources_outside_the_networks_are_refused();
     return CHECK_DONE();
 }

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -92,15 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(_describe(config))
         return 0
-    return run(config)
+    config_file = args.config if args.config is not None else (
+        DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None)
+    return run(config, config_file, functools.partial(load_config, args.config,
+                                                      overrides=overrides_from(args)))
 
 
-def run(config: Config) -> int:
-    """Run a node with ``config`` until it is told to stop."""
+def run(config: Config, config_file: str | None = None,
+        reload_config: Callable[[], Config] | None = None) -> int:
+    """Run a node with ``config`` until it is told to stop.
+
+    Args:
+        config: the configuration.
+        config_file: the file it came from (watched for new ``auth`` rules).
+        reload_config: loads the configuration again, as it was loaded.
+    """
     from .app import Node
     from .cluster.discovery import DiscoveryError, find_peers
     from .errors import EventStreamError
     from .observability.logging import configure_logging
+    from .security import TlsFileError, TokensError
     from .storage.recovery import DataDirRefused
     from .storage.segment import CorruptSegment
 
@@ -127,7 +140,14 @@ def run(config: Config) -> int:
                     print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
                 return 2
         try:
-            node = Node(config)
+            node = Node(config, config_file, reload_config)
+        except TlsFileError as error:
+            print(f"eventstream-server: tls error: {error}", file=sys.stderr)
+            return 2
+        except TokensError as error:
+            for problem in error.problems:
+                print(f"eventstream-server: auth error: {problem}", file=sys.stderr)
+            return 2
         except (DataDirRefused, CorruptSegment, EventStreamError) as error:
             # One line naming the file (and byte offset); docs/storage.md "Repairing a refused data
             # dir". EventStreamError: a damaged record read while restoring de-duplication.

@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Callable
 
 from . import __version__
 from .broker.broker import Broker
@@ -53,8 +54,10 @@ from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.dedup_restore import restore_dedup
+from .rpc.guard import Guard
 from .rpc.health import HealthState
 from .rpc.server import PUBLIC_SERVICES, GrpcServer
+from .security import AccessControl, SecurityReload, ServerTls, TlsFiles, read_tokens
 from .storage.disk_log import DiskLog
 from .storage.fileops import file_ops
 from .storage.group_offsets import GroupOffsets
@@ -68,9 +71,16 @@ class Node:
 
     Args:
         config: the loaded configuration.
+        config_file: the file it came from, watched for new ``auth`` rules.
+        reload_config: loads the configuration again as at start (for those rules).
+
+    Raises:
+        TlsFileError: the certificate files cannot be used.
+        TokensError: the tokens file cannot be used.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_file: str | None = None,
+                 reload_config: Callable[[], Config] | None = None) -> None:
         self.config = config
         self.started_at = time.monotonic()
         node_id = config.cluster.node_id
@@ -120,17 +130,28 @@ class Node:
         self.group_upkeep = GroupUpkeep(self.groups, group_offsets,
                                         config.groups.idle_expiry_seconds)
         self.heap_trim = HeapTrimTask(metrics.memory_trimmed.add)
-        self.cluster = cluster.ClusterServicer(config, self.write_path, metrics)
+        tls = config.tls
+        self.tls = ServerTls(TlsFiles(tls.cert_file, tls.key_file, tls.client_ca_file,
+                                      tls.client_auth == "require")) if tls.enabled else None
+        self.access = AccessControl(config.auth, read_tokens(config.auth.tokens_file),
+                                    NativeWire(), metrics)
+        self.security_reload = SecurityReload(config, config_file, reload_config, self.access,
+                                              self.tls, metrics)
+        guard = Guard(self.access)
+        self.cluster = cluster.ClusterServicer(config, self.write_path, metrics, guard)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
-                                           config.limits, metrics)
+                                           config.limits, metrics, guard)
         self.grpc = GrpcServer(config, [
-            publish.PublishServicer(self.broker, self.encoder, config.limits, metrics).handlers(),
-            subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer).handlers(),
+            publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
+                                    guard).handlers(),
+            subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer,
+                                        guard).handlers(),
             self.cluster.handlers(),
-        ], self.health)
+        ], self.health, self.tls)
         decoder = FrameDecoder(self.encoder, config.limits, config.ingest.max_frame_bytes)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
-                             BrokerSink(self.broker, "tcp"), metrics)
+                             BrokerSink(self.broker, "tcp"), metrics, self.access,
+                             self.tls if tls.tcp else None)
         self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), metrics,
                              numa=config.numa.enabled)
         self.status = NodeStatus(
@@ -173,8 +194,10 @@ class Node:
         await self.grpc.start()
         with listening(TCP, host, config.server.tcp_port):
             await self.tcp.start(host, config.server.tcp_port)
-        with listening(UDP, host, config.server.udp_port):
-            await self.udp.start(host, config.server.udp_port)
+        if config.ingest.udp_enabled:
+            with listening(UDP, host, config.server.udp_port):
+                await self.udp.start(host, config.server.udp_port)
+        self.security_reload.start()
         self.group_upkeep.start()
         self.heap_trim.start()
         if config.server.warmup_seconds:
@@ -194,6 +217,10 @@ class Node:
                  __version__, config.cluster.node_id, host, self.grpc.port, host, self.http.port,
                  config.metrics.path, host, self.tcp.port, host, self.udp.port,
                  self.udp.receive_buffer, _describe_log(config), self.log.partitions)
+        if self.tls is not None or self.access.enabled:
+            log.info("security: TLS %s, authentication %s", _describe_tls(config),
+                     f"on ({len(config.auth.identities)} identities)" if self.access.enabled
+                     else "off")
         if config.cluster.enabled:
             log.warning("cluster.enabled is set but replication is not available in this "
                         "version: this node runs as a cluster of one")
@@ -233,6 +260,7 @@ class Node:
         listener stops last.
         """
         await self.grpc.stop(grace)
+        await self.security_reload.stop()
         await self.heap_trim.stop()
         await self.group_upkeep.stop()
         await self.broker.stop()
@@ -267,6 +295,14 @@ class Node:
         await self._stopping.wait()
         clean = await self.shutdown()
         return 0 if clean else 1
+
+
+def _describe_tls(config: Config) -> str:
+    tls = config.tls
+    if not tls.enabled:
+        return "off"
+    ports = "gRPC and TCP" if tls.tcp else "gRPC"
+    return f"on {ports}" + (" with client certificates" if tls.client_auth == "require" else "")
 
 
 def _describe_log(config: Config) -> str:

@@ -61,6 +61,11 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("LANE_FULL", grpc.StatusCode.RESOURCE_EXHAUSTED, True),
         ErrorKind("CONNECTION_LIMIT", grpc.StatusCode.RESOURCE_EXHAUSTED, True),
         ErrorKind("GROUPS_LIMIT", grpc.StatusCode.RESOURCE_EXHAUSTED, False),
+        # Authentication and authorization (docs/security.md).
+        ErrorKind("CREDENTIALS_MISSING", grpc.StatusCode.UNAUTHENTICATED, False),
+        ErrorKind("TOKEN_INVALID", grpc.StatusCode.UNAUTHENTICATED, False),
+        ErrorKind("PERMISSION_DENIED", grpc.StatusCode.PERMISSION_DENIED, False),
+        ErrorKind("QUOTA_EXCEEDED", grpc.StatusCode.RESOURCE_EXHAUSTED, True),
         ErrorKind("IDLE_TIMEOUT", grpc.StatusCode.DEADLINE_EXCEEDED, True),
         ErrorKind("FRAME_TIMEOUT", grpc.StatusCode.DEADLINE_EXCEEDED, True),
         ErrorKind("SHUTTING_DOWN", grpc.StatusCode.UNAVAILABLE, True),

@@ -105,6 +105,8 @@ def check_listeners(config: Config) -> None:
     host = config.server.host
     problems = []
     for listener in LISTENERS:
+        if listener is UDP and not config.ingest.udp_enabled:
+            continue
         port = listener.port(config)
         try:
             _try_bind(host, port, listener.kind)

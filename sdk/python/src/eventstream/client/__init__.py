@@ -25,7 +25,9 @@ from ._errors import (
     InternalError,
     InvalidArgumentError,
     OutOfRangeError,
+    PermissionDeniedError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from ._events import Durability, Event, Priority, ReceivedEvent
@@ -55,6 +57,7 @@ __all__ = [
     "InvalidArgumentError",
     "Member",
     "OutOfRangeError",
+    "PermissionDeniedError",
     "Priority",
     "PublishAck",
     "PublishResult",
@@ -65,5 +68,6 @@ __all__ = [
     "StartPosition",
     "Subscription",
     "TLSConfig",
+    "UnauthenticatedError",
     "UnavailableError",
 ]

@@ -30,6 +30,7 @@ from ._results import (
 from ._retry import RetryBudget, RetryPolicy
 from ._subscription import AsyncSubscription
 from ._subscription_state import StartPosition, subscribe_request
+from ._token import AsyncTokenInterceptor
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -44,6 +45,8 @@ class AsyncClient:
     Args:
         target: ``host:port`` of a node's gRPC port.
         tls: TLS settings; None for a plaintext channel.
+        token: a bearer token sent with every call (``authorization: Bearer
+            <token>``) to a server with authentication on; None sends none.
         timeout: default seconds for unary calls, retries included.
         retry: when to retry; see :class:`RetryPolicy`.
         interceptors: ``grpc.aio`` client interceptors.
@@ -57,9 +60,12 @@ class AsyncClient:
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
+                 token: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
                  interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
                  options: Sequence[ChannelOption] = ()) -> None:
+        if token is not None:
+            interceptors = [AsyncTokenInterceptor(token), *interceptors]
         self._channel = async_channel(target, tls, options, interceptors)
         self._timeout = timeout
         self._retry = retry

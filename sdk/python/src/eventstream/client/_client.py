@@ -28,6 +28,7 @@ from ._results import (
 from ._retry import RetryBudget, RetryPolicy
 from ._subscription import Subscription
 from ._subscription_state import StartPosition, subscribe_request
+from ._token import TokenInterceptor
 
 DEFAULT_TARGET = "127.0.0.1:9200"
 DEFAULT_TIMEOUT = 10.0
@@ -43,6 +44,8 @@ class Client:
     Args:
         target: ``host:port`` of a node's gRPC port.
         tls: TLS settings; None for a plaintext channel.
+        token: a bearer token sent with every call (``authorization: Bearer
+            <token>``) to a server with authentication on; None sends none.
         timeout: default seconds for unary calls, retries included (each
             method takes ``timeout=`` to override it).
         retry: when to retry; see :class:`RetryPolicy`.
@@ -56,10 +59,13 @@ class Client:
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
+                 token: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
                  interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = ()) -> None:
         channel = sync_channel(target, tls, options)
         self._pause = Pause(channel)
+        if token is not None:
+            interceptors = [TokenInterceptor(token), *interceptors]
         self._channel = grpc.intercept_channel(channel, *interceptors) if interceptors else channel
         self._timeout = timeout
         self._retry = retry

@@ -77,6 +77,14 @@ class DeadlineExceededError(EventStreamError):
     """DEADLINE_EXCEEDED: the call's timeout passed."""
 
 
+class UnauthenticatedError(EventStreamError):
+    """UNAUTHENTICATED: no credentials, or a token the server does not know. Never retried."""
+
+
+class PermissionDeniedError(EventStreamError):
+    """PERMISSION_DENIED: the identity may not use this topic, pattern, group or method."""
+
+
 class InternalError(EventStreamError):
     """INTERNAL: an unexpected server error; the message carries a correlation id."""
 
@@ -88,6 +96,8 @@ _CLASSES: dict[grpc.StatusCode, type[EventStreamError]] = {
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 

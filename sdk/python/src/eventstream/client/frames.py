@@ -11,6 +11,11 @@ handshake, sends length-delimited batches and :meth:`TcpFrameSender.flush`
 returns the (partition, offset) of every frame once committed. UDP is lossy:
 nothing is acknowledged.
 
+With ``tls=`` (an :class:`ssl.SSLContext`, with a client certificate for
+mutual TLS) the TCP connection is encrypted; with ``token=`` (acknowledged
+mode only) the handshake is ``ESA2`` · ``u16 length`` · token, for a server
+with authentication on.
+
 Example::
 
     with TcpFrameSender("127.0.0.1", 9000, acked=True) as sender:
@@ -22,11 +27,14 @@ from __future__ import annotations
 
 import enum
 import socket
+import ssl
 import struct
 from types import TracebackType
 
 HANDSHAKE_ACKED = b"ESA1"
 """First bytes of an acknowledged-mode connection."""
+HANDSHAKE_ACKED_TOKEN = b"ESA2"
+"""First bytes of an acknowledged-mode connection that carries a bearer token."""
 KIND_ACK = 1
 KIND_ERROR = 2
 
@@ -91,20 +99,46 @@ class TcpFrameSender:
         batch_bytes: buffered bytes that trigger a send (and, acknowledged,
             a wait for the batch's ACK).
         timeout: socket timeout in seconds for connecting, sending and waiting.
+        tls: speak TLS with this context (load a client certificate into it
+            for mutual TLS); None for plaintext.
+        server_hostname: the name to verify in the server's certificate
+            (default: ``host``).
+        token: a bearer token for the handshake (needs ``acked``).
+
+    Raises:
+        ValueError: a token without ``acked``, or a token that is empty or too long.
+        ssl.SSLError: the TLS handshake failed.
     """
 
     def __init__(self, host: str, port: int, *, acked: bool = False,
-                 batch_bytes: int = 64 * 1024, timeout: float = 30.0) -> None:
+                 batch_bytes: int = 64 * 1024, timeout: float = 30.0,
+                 tls: ssl.SSLContext | None = None, server_hostname: str | None = None,
+                 token: str | None = None) -> None:
+        token_bytes = b"" if token is None else token.encode()
+        if token is not None and not acked:
+            raise ValueError("token: only the acknowledged mode carries a token (acked=True)")
+        if token is not None and not 0 < len(token_bytes) <= 4096:
+            raise ValueError("token: 1 to 4096 bytes")
         self.acked = acked
         self._batch_bytes = batch_bytes
-        self._sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=server_hostname or host)
+            except BaseException:
+                sock.close()
+                raise
+        self._sock = sock
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._sequence = 0
         self._positions: list[tuple[int, int]] = []
         self._inbox = bytearray()
-        if acked:
+        if token is not None:
+            self._sock.sendall(HANDSHAKE_ACKED_TOKEN + struct.pack(">H", len(token_bytes))
+                               + token_bytes)
+        elif acked:
             self._sock.sendall(HANDSHAKE_ACKED)
 
     def send(self, topic: str | bytes, payload: bytes, priority: int = Priority.MEDIUM) -> None:

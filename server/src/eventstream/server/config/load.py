@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from .auth import NESTED, Parsed
 from .model import Config, sections
 
 DEFAULT_PATH = "/etc/eventstream/config.yaml"
@@ -160,7 +161,22 @@ RULES: dict[str, tuple[Check, str]] = {
     "groups.idle_expiry_seconds": _between(0.1, 90 * 86400),
     "log.level": _one_of("debug", "info", "warning", "error"),
     "log.format": _one_of("text", "json"),
+    "ingest.max_connections_per_source": _between(0, 1_000_000),
+    "ingest.udp_allowed_networks": ((lambda v: all(_network(n) for n in v)),
+                                    "a list of networks in CIDR notation (10.0.0.0/8, fd00::/8) "
+                                    "or addresses"),
+    "tls.client_auth": _one_of("none", "require"),
+    "tls.reload_interval_seconds": _between(0.05, 3600),
+    "auth.reload_interval_seconds": _between(0.05, 3600),
 }
+
+
+def _network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def load_config(
@@ -303,7 +319,14 @@ def _read_sections(path: str, loader: yaml.SafeLoader, document: yaml.Node,
             continue
         if isinstance(body, yaml.MappingNode):
             for key, key_node, value in _entries(path, loader, body, f"{section}.", problems):
-                pairs.append((f"{section}.{key}", loader.construct_object(value, deep=True),  # type: ignore[no-untyped-call]
+                dotted = f"{section}.{key}"
+                nested = NESTED.get(dotted)
+                if nested is not None:
+                    parsed = nested(path, loader, value, problems)
+                    if parsed is not None:
+                        pairs.append((dotted, parsed, _at(path, key_node)))
+                    continue
+                pairs.append((dotted, loader.construct_object(value, deep=True),  # type: ignore[no-untyped-call]
                               _at(path, key_node)))
             continue
         value = loader.construct_object(body, deep=True)  # type: ignore[no-untyped-call]
@@ -350,6 +373,13 @@ def _build(values: dict[str, dict[str, Any]], sources: dict[str, str],
         kwargs = {}
         for key, value in values[section].items():
             dotted = f"{section}.{key}"
+            if dotted in NESTED:
+                if isinstance(value, Parsed):
+                    kwargs[key] = value.value
+                else:
+                    problems.append(f"{sources[dotted]}: {dotted}: can only be set in the "
+                                    "config file")
+                continue
             ok, converted, expected = _coerce(value, hints[key])
             if not ok:
                 problems.append(f"{sources[dotted]}: {dotted}: expected {expected}, got {value!r}")
@@ -372,11 +402,48 @@ def _build(values: dict[str, dict[str, Any]], sources: dict[str, str],
         if port in seen:
             problems.append(f"{key}: port {port} is also {seen[port]}")
         seen[port] = key
+    problems.extend(_security_problems(config, sources))
     cluster = config.cluster
     if cluster.heartbeat_ticks >= cluster.election_ticks:
         problems.append(f"cluster.heartbeat_ticks: must be below cluster.election_ticks "
                         f"({cluster.election_ticks}), got {cluster.heartbeat_ticks}")
     return config
+
+
+def _security_problems(config: Config, sources: dict[str, str]) -> list[str]:
+    """What the ``tls`` and ``auth`` sections need of each other and of ``ingest``."""
+    problems = []
+
+    def where(key: str) -> str:
+        source = sources.get(key)
+        return f"{source}: {key}" if source else key
+
+    tls = config.tls
+    if tls.enabled:
+        for key in ("cert_file", "key_file"):
+            if not getattr(tls, key):
+                problems.append(f"{where('tls.enabled')}: tls.{key} is required with tls.enabled")
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        name = getattr(tls, key)
+        if tls.enabled and name and not Path(name).is_file():
+            problems.append(f"{where(f'tls.{key}')}: no such file: {name}")
+    if tls.client_auth == "require" and not tls.client_ca_file:
+        problems.append(f"{where('tls.client_auth')}: 'require' needs tls.client_ca_file "
+                        "(the CAs that sign client certificates)")
+    if tls.client_auth == "require" and not tls.enabled:
+        problems.append(f"{where('tls.client_auth')}: 'require' needs tls.enabled")
+    auth = config.auth
+    if auth.enabled and config.ingest.udp_enabled and not config.ingest.udp_allowed_networks:
+        problems.append(f"{where('auth.enabled')}: UDP carries no credentials: set "
+                        "ingest.udp_allowed_networks (the networks that may send datagrams) "
+                        "or ingest.udp_enabled: false")
+    if auth.enabled and not auth.tokens_file and tls.client_auth != "require":
+        problems.append(f"{where('auth.enabled')}: clients have no way to authenticate: set "
+                        "auth.tokens_file (bearer tokens) or tls.client_auth: require "
+                        "(client certificates)")
+    if auth.tokens_file and not Path(auth.tokens_file).exists():
+        problems.append(f"{where('auth.tokens_file')}: no such file: {auth.tokens_file}")
+    return problems
 
 
 def _fill_node_id(config: Config, env: Mapping[str, str]) -> Config:

@@ -259,6 +259,18 @@ class IngestConfig:
     reads the UDP socket and the event loop (4 bytes of header each); a
     datagram that finds it full is dropped as ``RECEIVE_QUEUE_FULL``.
     Default 64 MiB."""
+    max_connections_per_source: int = 0
+    """Most TCP ingest connections open at once from one source address; one
+    more gets a ``CONNECTION_LIMIT`` error message and is closed. 0: no
+    limit but ``max_connections``. Default 0."""
+    udp_enabled: bool = True
+    """Listen on ``server.udp_port``. UDP carries no credentials: with
+    ``auth.enabled`` it needs ``udp_allowed_networks``, or this off.
+    Default true."""
+    udp_allowed_networks: tuple[str, ...] = ()
+    """Source networks (CIDR, e.g. ``10.0.0.0/8``, ``fd00::/8``; a bare address
+    is one host) whose datagrams are accepted; datagrams from anywhere else
+    are dropped as ``SOURCE_NOT_ALLOWED``. Empty: any source. Default empty."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +339,112 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """TLS on the gRPC port and the TCP ingest port (the HTTP port stays plain)."""
+
+    enabled: bool = False
+    """Serve TLS on ``server.grpc_port`` (and ``server.tcp_port`` with ``tcp``).
+    Default false."""
+    cert_file: str = ""
+    """PEM file of the server's certificate chain (leaf first); required when
+    enabled. Re-read when it changes."""
+    key_file: str = ""
+    """PEM file of the certificate's private key; required when enabled."""
+    client_ca_file: str = ""
+    """PEM bundle of the CAs that sign client certificates; needed by
+    ``client_auth: require``. Re-read when it changes."""
+    client_auth: str = "none"
+    """``none`` (no client certificate asked for) or ``require`` (mutual TLS:
+    a client without a certificate signed by ``client_ca_file`` cannot
+    connect). Default ``none``."""
+    tcp: bool = True
+    """With ``enabled``: the TCP ingest port speaks TLS too. Default true."""
+    reload_interval_seconds: float = 10.0
+    """How often the files are checked for changes; a changed certificate is
+    used for new connections, open ones keep theirs. Default 10 s."""
+
+
+@dataclass(frozen=True)
+class PermissionConfig:
+    """Topic patterns one identity may use for one kind of access."""
+
+    allow: tuple[str, ...] = ()
+    """Patterns (``*`` one level, ``#`` the rest) that grant access."""
+    deny: tuple[str, ...] = ()
+    """Patterns that take it back, whatever ``allow`` says."""
+
+
+@dataclass(frozen=True)
+class ConsumePermissionConfig(PermissionConfig):
+    """What an identity may consume as a member of consumer groups."""
+
+    groups: tuple[str, ...] = ()
+    """Group names it may join: exact names, ``*`` for any, or a prefix
+    ending in ``*`` (``billing-*``)."""
+
+
+@dataclass(frozen=True)
+class QuotasConfig:
+    """Limits of one identity; 0 means no limit."""
+
+    publish_events_per_second: float = 0.0
+    """Events published per second (a token bucket). Default 0."""
+    publish_bytes_per_second: float = 0.0
+    """Bytes of publish requests (gRPC) or frames (TCP) per second. Default 0."""
+    burst_seconds: float = 1.0
+    """How many seconds of the rates may be spent at once after a quiet
+    spell (the buckets' size). Default 1."""
+    max_publish_streams: int = 0
+    """PublishStream calls open at once. Default 0."""
+    max_subscriptions: int = 0
+    """Subscribe and Consume calls open at once. Default 0."""
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """One client identity: how it is recognised, what it may do, its quotas."""
+
+    name: str = ""
+    """The identity's name, used in tokens files and metric labels."""
+    certificate_names: tuple[str, ...] = ()
+    """Client certificate subject CNs or SANs (DNS, URI, e-mail, IP) that are
+    this identity; empty: the name itself."""
+    publish: PermissionConfig = field(default_factory=PermissionConfig)
+    """Topics it may publish to. Dead-letter topics need an allow pattern that
+    starts with ``dead-letter``."""
+    subscribe: PermissionConfig = field(default_factory=PermissionConfig)
+    """Topic patterns it may subscribe to."""
+    consume: ConsumePermissionConfig = field(default_factory=ConsumePermissionConfig)
+    """Consumer groups it may join, and their topic patterns."""
+    admin: bool = False
+    """May call the administrative ClusterService methods."""
+    quotas: QuotasConfig | None = None
+    """Its own quotas; None: ``auth.default_quotas``."""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Authentication, per-topic authorization and quotas of client identities.
+
+    Re-read from the config file (this section only) and the tokens file
+    when they change.
+    """
+
+    enabled: bool = False
+    """Every client must authenticate (a client certificate or a bearer
+    token) and is held to its identity's rules. Default false."""
+    tokens_file: str = ""
+    """File of bearer tokens, hashed: one ``<identity> sha256:<hex>`` per line."""
+    reload_interval_seconds: float = 10.0
+    """How often the config file and the tokens file are checked for changes.
+    Default 10 s."""
+    identities: tuple[IdentityConfig, ...] = ()
+    """The identities and their permissions."""
+    default_quotas: QuotasConfig = field(default_factory=QuotasConfig)
+    """Quotas of identities without their own."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; every section has working local defaults."""
 
@@ -342,6 +460,8 @@ class Config:
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     numa: NumaConfig = field(default_factory=NumaConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 def sections() -> dict[str, type]:

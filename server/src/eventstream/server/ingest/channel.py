@@ -20,7 +20,8 @@ class TcpChannel(asyncio.BufferedProtocol):
 
     Args:
         capacity: bytes of the receive buffer (allocated on first use).
-        on_connect: called with the channel once the connection is made.
+        on_connect: called with the channel once the connection is made
+            (with TLS: once the handshake is done).
     """
 
     def __init__(self, capacity: int, on_connect: Callable[[TcpChannel], None]) -> None:
@@ -174,6 +175,21 @@ class TcpChannel(asyncio.BufferedProtocol):
         elif self._end < self.capacity and self._paused:
             self._paused = False
             transport.resume_reading()
+
+    # ----------------------------------------------------------------- TLS side
+
+    def certificate_names(self) -> list[str]:
+        """The verified client certificate's subject CN, then its SANs (empty without one)."""
+        if self._transport is None:
+            return []
+        sslobj = self._transport.get_extra_info("ssl_object")
+        certificate = sslobj.getpeercert() if sslobj is not None else None
+        if not certificate:
+            return []
+        names = [value for rdn in certificate.get("subject", ()) for key, value in rdn
+                 if key == "commonName"]
+        names += [str(value) for _, value in certificate.get("subjectAltName", ())]
+        return names
 
     # -------------------------------------------------------------- writer side
 

@@ -8,6 +8,9 @@ Client to server:
 - Acknowledged-mode handshake: the 4 bytes ``ESA1`` first on the connection.
   Read as a frame length they are 0x45534131 (over 1.1 G), above the largest
   allowed ``ingest.max_frame_bytes`` (2**30), so no valid frame starts this way.
+- Acknowledged-mode handshake with a bearer token: ``ESA2`` · ``u16 token_len``
+  · token (UTF-8, 1 to :data:`MAX_TOKEN_BYTES` bytes). ``ESA1`` is ``ESA2``
+  without a token.
 - Acknowledged-mode batch: ``u32 batch_len`` · ``batch_len`` bytes of whole frames.
 
 Server to client (every message): ``u32 length`` (of what follows) · ``u8 kind`` · body.
@@ -26,6 +29,10 @@ import struct
 
 HANDSHAKE_ACKED = b"ESA1"
 """First 4 bytes of a connection that wants acknowledgements."""
+HANDSHAKE_ACKED_TOKEN = b"ESA2"
+"""First 4 bytes of a connection that wants acknowledgements and sends a token."""
+MAX_TOKEN_BYTES = 4096
+"""Longest token the ``ESA2`` handshake may carry."""
 KIND_ACK = 1
 KIND_ERROR = 2
 
@@ -58,5 +65,19 @@ def encode_error(position: int, reason: str, message: str) -> bytes:
                              len(reason_bytes)) + reason_bytes + text)
 
 
-__all__ = ["HANDSHAKE_ACKED", "KIND_ACK", "KIND_ERROR", "batch_length",
-           "encode_ack", "encode_error"]
+def token_length(header: bytes | memoryview) -> int:
+    """The token length of an ``ESA2`` handshake from its 2 bytes after the magic."""
+    return int.from_bytes(header[:2], "big")
+
+
+__all__ = [
+    "HANDSHAKE_ACKED",
+    "HANDSHAKE_ACKED_TOKEN",
+    "KIND_ACK",
+    "KIND_ERROR",
+    "MAX_TOKEN_BYTES",
+    "batch_length",
+    "encode_ack",
+    "encode_error",
+    "token_length",
+]

@@ -24,12 +24,24 @@ does not read within that time drops the connection.
 While a lane is full the connection stops reading too (TCP flow control
 reaches the producer), so nothing is dropped. A bad frame closes its own
 connection only, after an ERROR message and a log line naming the peer.
+
+Security (docs/security.md): with TLS the connection starts with a
+handshake on the certificate of the moment. With authentication on, the
+client is its verified certificate, or the token of an ``ESA2`` handshake;
+one without either gets an ERROR (``CREDENTIALS_MISSING``) and is closed.
+Frames to topics its identity may not publish to end the connection like
+bad frames (``PERMISSION_DENIED``; acknowledged mode refuses the whole
+batch). Over its publish rates, the connection pauses reading for as long
+as the rates need (Kafka-style throttling: nothing is refused or lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
+from collections import Counter
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -38,6 +50,9 @@ from ..config.model import IngestConfig, LimitsConfig
 from ..errors import EventStreamError
 from ..native import ACCEPTED_EVENT_BYTES, Accepted
 from ..observability.metrics import Metrics
+from ..security.access import ANONYMOUS, AccessControl, Principal
+from ..security.tls import ServerTls
+from ..tasks import cancel_and_wait
 from . import messages
 from .budget import ByteBudget
 from .channel import TcpChannel
@@ -82,33 +97,61 @@ class TcpIngest:
         decoder: the frame decoder.
         sink: where events go.
         metrics: the server's metrics.
+        access: who a client is and what it may publish.
+        tls: the certificate to serve (None: plaintext).
     """
 
     def __init__(self, config: IngestConfig, limits: LimitsConfig, decoder: FrameDecoder,
-                 sink: BrokerSink, metrics: Metrics) -> None:
+                 sink: BrokerSink, metrics: Metrics, access: AccessControl,
+                 tls: ServerTls | None = None) -> None:
         self._config = config
         self._limits = limits
         self._decoder = decoder
         self._sink = sink
         self._metrics = metrics
+        self.access = access
+        self._tls = tls
         self.budget = ByteBudget(config.max_buffered_bytes)
         """Bytes all connections hold beyond their receive buffers."""
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._per_source: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port``."""
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: TcpChannel(RECEIVE_BYTES, self._accept), host, port,
-            backlog=min(self._config.max_connections, 4096))
-        self.port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        backlog = min(self._config.max_connections, 4096)
+        if self._tls is None:
+            self._server = await loop.create_server(
+                lambda: TcpChannel(RECEIVE_BYTES, self._accept), host, port, backlog=backlog)
+            self.port = self._server.sockets[0].getsockname()[1]
+            return
+        # TLS: sockets are accepted here and handed to the loop with the
+        # certificate of the moment, so the handshake comes before any byte
+        # is read and a failed one is seen (and counted) here.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=backlog)
+        listener.setblocking(False)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._acceptor = loop.create_task(self._accept_tls(listener), name="tcp-tls-accept")
 
     def stop_accepting(self) -> None:
         """Close the listening socket; open connections go on."""
         if self._server is not None:
             self._server.close()
+        if self._acceptor is not None and self._listener is not None:
+            listener, self._listener = self._listener, None
+            # Closed once the acceptor is off it (the loop still watches its fd until then).
+            self._acceptor.add_done_callback(lambda _: listener.close())
+            self._acceptor.cancel()
+        for handshake in list(self._handshakes):
+            handshake.cancel()
 
     async def close(self, timeout: float) -> None:
         """Stop reading every connection, answer what was accepted, then close.
@@ -126,6 +169,46 @@ class TcpIngest:
             await asyncio.wait(self._tasks, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
+        await cancel_and_wait(self._acceptor)
+        self._acceptor = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    async def _accept_tls(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as error:   # e.g. EMFILE: the next accept may succeed
+                log.warning("tcp ingest: accept failed: %s", error)
+                await asyncio.sleep(0.1)
+                continue
+            handshake = loop.create_task(self._handshake(sock))
+            self._handshakes.add(handshake)
+            handshake.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket) -> None:
+        """The TLS handshake of an accepted socket, on the certificate of the moment."""
+        assert self._tls is not None
+        config = self._config
+        peer = _peer_of(sock)
+        if len(self._connections) + len(self._handshakes) > config.max_connections:
+            self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": "CONNECTION_LIMIT"})
+            log.warning("tcp ingest: refused %s before TLS: %d connections open "
+                        "(ingest.max_connections)", peer, len(self._connections))
+            sock.close()   # no TLS yet to carry an ERROR message
+            return
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: TcpChannel(RECEIVE_BYTES, self._accept), sock, ssl=self._tls.context(),
+                ssl_handshake_timeout=config.frame_timeout_seconds)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
+            reason = _handshake_reason(error)
+            self.access.count_failure("tcp", reason)
+            self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": reason})
+            log.info("tcp ingest: TLS handshake with %s failed: %s: %s", peer, reason, error)
+            sock.close()
 
     def _accept(self, channel: TcpChannel) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(channel))
@@ -134,27 +217,61 @@ class TcpIngest:
 
     async def _serve(self, channel: TcpChannel) -> None:
         peer = channel.peer
-        if len(self._connections) >= self._config.max_connections:
-            log.warning("tcp ingest: refused %s: %d connections open (ingest.max_connections)",
-                        peer, len(self._connections))
+        source = peer.rpartition(":")[0]
+        refusal = self._refusal(source)
+        if refusal is not None:
+            log.warning("tcp ingest: refused %s: %s", peer, refusal)
             self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": "CONNECTION_LIMIT"})
             timeout = self._config.frame_timeout_seconds
             try:
-                await channel.send(messages.encode_error(0, "CONNECTION_LIMIT", (
-                    f"the server has {len(self._connections)} ingest connections open, "
-                    f"the limit of ingest.max_connections; retry later")), timeout)
+                await channel.send(messages.encode_error(0, "CONNECTION_LIMIT", refusal), timeout)
             except TimeoutError:
                 pass
             await channel.close(timeout)
             return
         connection = _Connection(self, channel, peer)
         self._connections.add(connection)
+        self._per_source[source] += 1
         self._metrics.ingest_connections.add(1, _TCP)
         try:
             await connection.run()
         finally:
             self._connections.discard(connection)
+            self._per_source[source] -= 1
+            if not self._per_source[source]:
+                del self._per_source[source]
             self._metrics.ingest_connections.add(-1, _TCP)
+
+    def _refusal(self, source: str) -> str | None:
+        """Why a new connection from ``source`` may not be served now, or None."""
+        config = self._config
+        if len(self._connections) >= config.max_connections:
+            return (f"the server has {len(self._connections)} ingest connections open, "
+                    "the limit of ingest.max_connections; retry later")
+        per_source = config.max_connections_per_source
+        if per_source and self._per_source[source] >= per_source:
+            return (f"{source} has {self._per_source[source]} ingest connections open, the "
+                    "limit of ingest.max_connections_per_source; retry later")
+        return None
+
+
+def _peer_of(sock: socket.socket) -> str:
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+def _handshake_reason(error: BaseException) -> str:
+    """The metric reason of a failed TLS handshake."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "CERTIFICATE_INVALID"
+    if isinstance(error, ssl.SSLError) and "CERTIFICATE" in (error.reason or "").upper():
+        # The client sent no certificate (PEER_DID_NOT_RETURN_A_CERTIFICATE), or one
+        # the verification refused before Python saw it.
+        return "CREDENTIALS_MISSING" if "RETURN" in (error.reason or "") else "CERTIFICATE_INVALID"
+    return "TLS_HANDSHAKE"
 
 
 class _Connection:
@@ -178,6 +295,7 @@ class _Connection:
         self._dropped: str | None = None       # why the connection was dropped unanswered
         self._erred = False                    # an ERROR was sent
         self._reading: asyncio.Task[None] | None = None
+        self._principal: Principal = ANONYMOUS
         self.done: asyncio.Future[None] = self._loop.create_future()
 
     def stop_reading(self) -> None:
@@ -284,13 +402,71 @@ class _Connection:
             return
         self._begin()
         first = await self._fill(4)
-        if first[:4] == messages.HANDSHAKE_ACKED:
+        magic = bytes(first[:4])
+        if magic in (messages.HANDSHAKE_ACKED, messages.HANDSHAKE_ACKED_TOKEN):
             self._channel.consume(4)
+            token = await self._read_token() if magic == messages.HANDSHAKE_ACKED_TOKEN else None
             self._finish()
             self._acked = True
+            self._authenticate(token)
             await self._read_batches(window)
         else:
+            self._authenticate(None)
             await self._read_stream()
+
+    async def _read_token(self) -> str:
+        """The token of an ``ESA2`` handshake (after the magic)."""
+        header = await self._fill(2)
+        if len(header) < 2:
+            raise self._truncated()
+        length = messages.token_length(header)
+        if not 0 < length <= messages.MAX_TOKEN_BYTES:
+            raise _Closed("TOKEN_INVALID", f"handshake: a token of {length} bytes; 1 to "
+                          f"{messages.MAX_TOKEN_BYTES} are allowed")
+        self._channel.consume(2)
+        data = await self._fill(length)
+        if len(data) < length:
+            raise self._truncated()
+        token = bytes(data[:length])
+        self._channel.consume(length)
+        try:
+            return token.decode()
+        except UnicodeDecodeError:
+            raise _Closed("TOKEN_INVALID", "handshake: the token is not UTF-8") from None
+
+    def _authenticate(self, token: str | None) -> None:
+        """Who the client is (its token, else its certificate).
+
+        Raises:
+            _Closed: UNAUTHENTICATED (``CREDENTIALS_MISSING``, ``TOKEN_INVALID``).
+        """
+        try:
+            self._principal = self._ingest.access.authenticate(
+                "tcp", token, self._channel.certificate_names())
+        except EventStreamError as error:
+            raise _Closed(error.reason, error.message) from None
+
+    def _denial(self, accepted: Accepted, first_frame: int) -> tuple[int, _Closed] | None:
+        """The first frame of ``accepted`` its client may not publish, if any.
+
+        Returns:
+            None, or its position in ``accepted`` and the error that ends the
+            connection (naming the frame, counted from ``first_frame``, and its topic).
+        """
+        verdicts = self._ingest.access.publish_verdicts(self._principal, accepted)
+        if verdicts is None:
+            return None
+        denied = min((accepted.good_position(row), row) for row, allowed in enumerate(verdicts)
+                     if not allowed)
+        topic = accepted.good_topic(denied[1]).decode()
+        return denied[0], _Closed("PERMISSION_DENIED", f"frame {first_frame + denied[0]}: "
+                                  f"publishing to {topic!r} is not allowed")
+
+    async def _pay(self, events: int, size: int) -> None:
+        """Charge queued events to the client's publish rates; pause reading while in debt."""
+        pause = self._ingest.access.publish_pause(self._principal, events, size)
+        if pause:
+            await self._server_side(asyncio.sleep(pause))
 
     async def _read_stream(self) -> None:
         """Fire-and-forget: frames until the end of the stream."""
@@ -312,21 +488,38 @@ class _Connection:
                     self._on_full()
                     await self._server_side(self._budget.take(held))
                     decoded = decoder.decode(data, final=final)
+            denial = None
             try:
                 self._count(decoded)
                 channel.consume(decoded.consumed)
+                if decoded.accepted is not None:
+                    denial = self._denial(decoded.accepted, self._accepted)
+                if denial is not None:
+                    self._refuse_denied(decoded, denial[0])
                 if decoded.count:
                     await self._queue(decoded)
                     self._accepted += decoded.count
             finally:
                 if held:
                     self._budget.give(held)
+            if denial is not None:
+                raise denial[1]
+            if decoded.count:
+                await self._pay(decoded.count, decoded.consumed)
             if decoded.rejection is not None:
                 raise _Closed(decoded.rejection.reason,
                               f"frame {self._accepted}: {decoded.rejection.message}")
             if final:
                 return
             need = await self._next_need()
+
+    def _refuse_denied(self, decoded: DecodedFrames, position: int) -> None:
+        """Keep the frames before the first denied one; count the rest as refused."""
+        assert decoded.accepted is not None
+        kept = decoded.accepted.before(position)
+        refused = decoded.count - kept.good
+        decoded.accepted, decoded.count = (kept if kept.good else None), kept.good
+        self._metrics.rejected.add(refused, {"transport": "tcp", "reason": "PERMISSION_DENIED"})
 
     async def _read_batches(self, window: asyncio.Queue[_WindowItem]) -> None:
         """Acknowledged: length-delimited batches until the end of the stream."""
@@ -349,11 +542,30 @@ class _Connection:
             try:
                 pieces = await self._read_batch(size)
                 self._finish()
+                self._check_batch(pieces)
                 queued = [await self._queue_accepted(piece) for piece in pieces]
             finally:
                 self._budget.give(reserved - self._keep_grown())
             await window.put((self._sequence, queued))
             self._sequence += 1
+            await self._pay(sum(piece.good for piece in pieces), size)
+
+    def _check_batch(self, pieces: list[Accepted]) -> None:
+        """Refuse a whole batch with a frame its client may not publish.
+
+        Raises:
+            _Closed: PERMISSION_DENIED naming the frame and its topic.
+        """
+        first = 0
+        for piece in pieces:
+            denial = self._denial(piece, first)
+            if denial is not None:
+                frames = sum(piece.good for piece in pieces)
+                self._metrics.rejected.add(frames, {"transport": "tcp",
+                                                    "reason": "PERMISSION_DENIED"})
+                closed = denial[1]
+                raise _Closed(closed.reason, f"batch {self._sequence} {closed.message}")
+            first += piece.good
 
     async def _read_batch(self, size: int) -> list[Accepted]:
         """The body of one batch, validated as it arrives, a receive buffer at a time.

@@ -15,6 +15,11 @@ when its eventfd wakes it, validates a whole batch in one native call (each
 datagram accepted whole or dropped whole) and queues its good frames in lane
 order. While a lane is full it stops popping, so datagrams wait in the
 receive queue rather than being dropped.
+
+UDP carries no credentials: with ``ingest.udp_allowed_networks`` the
+receiver thread drops datagrams from other sources (``SOURCE_NOT_ALLOWED``)
+before they are queued, and with ``ingest.udp_enabled`` false the port is
+not opened at all.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ..native import (
     start_receiver,
 )
 from ..observability.metrics import Metrics
+from ..tasks import cancel_and_wait
 from .frames import FrameDecoder
 from .sink import BrokerSink
 
@@ -75,7 +81,8 @@ class UdpIngest:
         self._queue: ShardQueue | None = None
         self._receiver: UdpReceiver | None = None
         self._consumer: asyncio.Task[None] | None = None
-        self._counted = ReceiverStats(0, 0, 0, 0, 0, 0)
+        self._tally: asyncio.Task[None] | None = None
+        self._counted = ReceiverStats(0, 0, 0, 0, 0, 0, 0)
         self._inode = 0
         self.port = 0
         self.receive_buffer = 0
@@ -98,8 +105,17 @@ class UdpIngest:
         self._buffer = alloc_buffer(_POP_BYTES)
         self._view = memoryview(self._buffer).cast("B")
         self._sock, self._queue = sock, queue
-        self._receiver = start_receiver(sock, queue)
+        self._receiver = start_receiver(sock, queue, networks=self._config.udp_allowed_networks)
         self._consumer = asyncio.create_task(self._consume(), name="udp-ingest")
+        if self._config.udp_allowed_networks:
+            # Refused datagrams never reach the queue, so nothing wakes the
+            # consumer to count them: count them every second.
+            self._tally = asyncio.create_task(self._count_every_second(), name="udp-tally")
+
+    async def _count_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._count_receiver_drops()
 
     def stop_accepting(self) -> None:
         """Stop reading the socket; datagrams already read are still handled (see :meth:`finish`)."""
@@ -113,6 +129,8 @@ class UdpIngest:
         Wait up to ``timeout`` seconds until every datagram read is queued or counted, then release the socket
         and queue.
         """
+        await cancel_and_wait(self._tally)
+        self._tally = None
         if self._consumer is None:
             return
         consumer, self._consumer = self._consumer, None
@@ -151,7 +169,8 @@ class UdpIngest:
         before, self._counted = self._counted, now
         metrics = self._metrics
         for reason, count in (("RECEIVE_QUEUE_FULL", now.queue_full - before.queue_full),
-                              ("DATAGRAM_TOO_LONG", now.truncated - before.truncated)):
+                              ("DATAGRAM_TOO_LONG", now.truncated - before.truncated),
+                              ("SOURCE_NOT_ALLOWED", now.source_refused - before.source_refused)):
             if count:
                 metrics.datagrams.add(count)
                 metrics.datagrams_dropped.add(count, {"reason": reason})

@@ -122,7 +122,12 @@ class UdpOptions(ctypes.Structure):
     """``struct shardq_udp_options``."""
 
     _fields_ = [("size", c_uint32), ("fd", c_int32), ("shard", c_uint32), ("batch", c_uint32),
-                ("max_datagram", c_uint32), ("numa_node", c_int32)]
+                ("max_datagram", c_uint32), ("numa_node", c_int32), ("n_networks", c_uint32),
+                ("networks", c_void_p)]
+
+
+UDP_NETWORK_BYTES = 18
+"""``SHARDQ_UDP_NETWORK_BYTES``: family, prefix length, 16 address bytes."""
 
 
 class UdpStats(ctypes.Structure):
@@ -130,7 +135,7 @@ class UdpStats(ctypes.Structure):
 
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "size", "datagrams", "bytes", "queue_full", "truncated", "errors")] + [
-        ("last_errno", ctypes.c_int64)]
+        ("last_errno", ctypes.c_int64), ("source_refused", ctypes.c_uint64)]
 
 
 class SegmentArgs(ctypes.Structure):

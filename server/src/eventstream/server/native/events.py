@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import operator
 import os
 import threading
 from array import array
@@ -229,6 +230,44 @@ class Accepted:
         if not self.refused:
             return None
         return _refused(memoryview(self.rows).cast("I"), self.good)
+
+    def topic_spans(self) -> array[int]:
+        """Where each accepted event's topic is in ``bodies``: u32 (offset, length) pairs.
+
+        In the order of :meth:`good_events`; built by C loops, for
+        :meth:`.wire.NativeWire.topic_match_batch`.
+        """
+        good = self.good
+        table = memoryview(self.rows).cast("I")[:good * ROW_FIELDS]
+        spans = array("I", bytes(8 * good))
+        spans[0::2] = array("I", map(operator.add, table[R_BODY_OFF::ROW_FIELDS],
+                                     table[R_TOPIC_OFF::ROW_FIELDS]))
+        spans[1::2] = array("I", table[R_TOPIC_LEN::ROW_FIELDS].tobytes())
+        return spans
+
+    def good_topic(self, row: int) -> bytes:
+        """The topic of accepted event ``row`` (in :meth:`good_events` order; slow path)."""
+        table = memoryview(self.rows).cast("I")
+        base = row * ROW_FIELDS
+        start = table[base + R_BODY_OFF] + table[base + R_TOPIC_OFF]
+        return self.bodies[start:start + table[base + R_TOPIC_LEN]]
+
+    def good_position(self, row: int) -> int:
+        """The position in its request of accepted event ``row`` (slow path)."""
+        return int(memoryview(self.rows).cast("I")[row * ROW_FIELDS + R_INDEX])
+
+    def select(self, keep: bytes) -> Accepted:
+        """The accepted events whose byte in ``keep`` is 1 (one per event, :meth:`good_events` order).
+
+        Nothing refused is kept (slow path: used when some events are taken out).
+        """
+        rows = self.rows
+        realtime = [rows[i * ROW_BYTES:(i + 1) * ROW_BYTES]
+                    for i in range(self.realtime) if keep[i]]
+        batch = [rows[i * ROW_BYTES:(i + 1) * ROW_BYTES]
+                 for i in range(self.realtime, self.good) if keep[i]]
+        return Accepted(self.bodies, b"".join(realtime + batch), len(realtime), len(batch), 0,
+                        self.varint)
 
     def before(self, index: int) -> Accepted:
         """The accepted events whose position is below ``index``, nothing refused."""

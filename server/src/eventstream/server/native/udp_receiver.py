@@ -13,7 +13,9 @@ takes the GIL.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import socket
+from collections.abc import Sequence
 from ctypes import byref, c_void_p
 from dataclasses import dataclass
 
@@ -41,6 +43,21 @@ class ReceiverStats:
     """Failed receive calls (other than "nothing to read")."""
     last_errno: int
     """errno of the last failure, 0 when none."""
+    source_refused: int = 0
+    """Datagrams dropped because their source is in none of the allowed networks."""
+
+
+def network_table(networks: Sequence[str]) -> bytes:
+    """The receiver's table of allowed networks (``10.0.0.0/8``, ``::1``...).
+
+    Raises:
+        ValueError: an entry is not a network or an address.
+    """
+    table = b""
+    for text in networks:
+        net = ipaddress.ip_network(text, strict=False)
+        table += bytes([net.version, net.prefixlen]) + net.network_address.packed.ljust(16, b"\0")
+    return table
 
 
 class UdpReceiver:
@@ -51,16 +68,21 @@ class UdpReceiver:
         queue: the native queue the datagrams go to.
         shard: the shard they go to.
         batch: datagrams per ``recvmmsg`` call.
+        networks: accept datagrams only from these networks (CIDR or
+            addresses; empty: from anywhere).
 
     Raises:
         InvalidArgument: a bad shard or batch.
+        ValueError: a bad network.
     """
 
     def __init__(self, sock: socket.socket, queue: ShardQueue, *, shard: int = 0,
-                 batch: int = 64) -> None:
+                 batch: int = 64, networks: Sequence[str] = ()) -> None:
         lib = _lib.load()
+        table = network_table(networks)
         opts = _lib.UdpOptions(ctypes.sizeof(_lib.UdpOptions), sock.fileno(), shard, batch,
-                               MAX_DATAGRAM, -1)
+                               MAX_DATAGRAM, -1, len(networks),
+                               ctypes.cast(ctypes.c_char_p(table), c_void_p) if table else None)
         handle = c_void_p()
         rc = lib.shardq_udp_start(byref(opts), queue._hv, byref(handle))
         if rc:
@@ -91,14 +113,14 @@ class UdpReceiver:
 
 
 def start_receiver(sock: socket.socket, queue: ShardQueue, *, shard: int = 0,
-                   batch: int = 64) -> UdpReceiver:
+                   batch: int = 64, networks: Sequence[str] = ()) -> UdpReceiver:
     """A receiver, already running (see :class:`UdpReceiver` for the arguments)."""
-    return UdpReceiver(sock, queue, shard=shard, batch=batch)
+    return UdpReceiver(sock, queue, shard=shard, batch=batch, networks=networks)
 
 
 def _stats(out: _lib.UdpStats) -> ReceiverStats:
     return ReceiverStats(out.datagrams, out.bytes, out.queue_full, out.truncated, out.errors,
-                         out.last_errno)
+                         out.last_errno, out.source_refused)
 
 
-__all__ = ["MAX_DATAGRAM", "ReceiverStats", "UdpReceiver", "start_receiver"]
+__all__ = ["MAX_DATAGRAM", "ReceiverStats", "UdpReceiver", "network_table", "start_receiver"]

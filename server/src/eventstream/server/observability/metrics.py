@@ -132,6 +132,26 @@ class Metrics:
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
                         "(HEADER_TIMEOUT), by reason")
+        self.auth_failures = meter.create_counter(
+            "eventstream.auth.failures", unit="1",
+            description="Clients refused as unauthenticated, by transport and reason "
+                        "(CREDENTIALS_MISSING, TOKEN_INVALID, CERTIFICATE_INVALID, TLS_HANDSHAKE)")
+        self.auth_denied = meter.create_counter(
+            "eventstream.auth.denied", unit="1",
+            description="Requests (and published events) refused by an identity's permissions, "
+                        "by identity (configured names, others as 'other') and access")
+        self.quota_exceeded = meter.create_counter(
+            "eventstream.quota.exceeded", unit="1",
+            description="Requests refused (gRPC) or paused (TCP) by an identity's quota, by "
+                        "identity (configured names, others as 'other') and quota")
+        self.tls_reloads = meter.create_counter(
+            "eventstream.tls.reloads", unit="1",
+            description="Changed certificate files taken (result=ok) or refused (result=error), "
+                        "by listener")
+        self.auth_reloads = meter.create_counter(
+            "eventstream.auth.reloads", unit="1",
+            description="Changed auth rules or tokens files taken (result=ok) or refused "
+                        "(result=error)")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
             description="UDP datagrams read by the server")

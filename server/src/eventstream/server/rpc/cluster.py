@@ -13,7 +13,9 @@ from eventstream.v1 import cluster_pb2
 from ..broker.write_path import WritePath
 from ..config.model import Config
 from ..observability.metrics import Metrics
+from ..security.access import Principal
 from .convert import parse_request
+from .guard import Guard
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.ClusterService"
@@ -26,12 +28,15 @@ class ClusterServicer:
         config: the node's configuration.
         write_path: source of the commit index.
         metrics: the server's metrics.
+        guard: who calls; administrative methods declare ``guard.admin``.
     """
 
-    def __init__(self, config: Config, write_path: WritePath, metrics: Metrics) -> None:
+    def __init__(self, config: Config, write_path: WritePath, metrics: Metrics,
+                 guard: Guard) -> None:
         self._config = config
         self._write_path = write_path
-        self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(self._status)
+        self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(
+            guard.authenticated(self._status))
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """The method handlers for grpc.aio's server."""
@@ -52,7 +57,7 @@ class ClusterServicer:
             node_id=node_id, role=cluster_pb2.ROLE_LEADER, term=1, commit_index=commit_index,
             leader_id=node_id, members=[me])
 
-    async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
-                      ) -> cluster_pb2.GetClusterStatusResponse:
+    async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                      principal: Principal) -> cluster_pb2.GetClusterStatusResponse:
         parse_request(cluster_pb2.GetClusterStatusRequest, data)  # no fields yet: only checked
         return self.status()

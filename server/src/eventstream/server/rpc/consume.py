@@ -10,7 +10,7 @@ SubscribeResponse's, so stored records are concatenated as they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -24,7 +24,9 @@ from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
+from ..security.access import Principal
 from .convert import StringFields, parse_request
+from .guard import Guard
 from .status import handles_errors
 
 _TRANSPORT = {"transport": "grpc"}
@@ -48,16 +50,18 @@ class ConsumeServicer:
         config: group defaults.
         limits: request limits.
         metrics: the server's metrics.
+        guard: who calls, and which groups and topics they may consume.
     """
 
     def __init__(self, broker: Broker, coordinator: GroupCoordinator, config: GroupsConfig,
-                 limits: LimitsConfig, metrics: Metrics) -> None:
+                 limits: LimitsConfig, metrics: Metrics, guard: Guard) -> None:
         self._broker = broker
         self._coordinator = coordinator
         self._config = config
         self._limits = limits
         self._metrics = metrics
-        self.consume = handles_errors("Consume", metrics)(self._consume)
+        self._guard = guard
+        self.consume = handles_errors("Consume", metrics)(guard.authenticated(self._consume))
 
     def method_handler(self) -> grpc.RpcMethodHandler[bytes, bytes]:
         """The handler for SubscribeService's method table (requests and responses as bytes)."""
@@ -87,7 +91,8 @@ class ConsumeServicer:
             max_deliveries=start.max_deliveries or config.max_deliveries)
 
     async def _consume(self, requests: AsyncIterator[bytes],
-                       context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+                       context: grpc.aio.ServicerContext[bytes, bytes],
+                       principal: Principal) -> None:
         self._broker.check_accepting()
         data = await anext(aiter(requests), None)
         first = None if data is None else parse_request(subscribe_pb2.ConsumeRequest, data,
@@ -95,7 +100,22 @@ class ConsumeServicer:
         if first is None or first.WhichOneof("request") != "start":
             raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
         settings = self._settings(first.start)
-        member = self._coordinator.join(first.start.group, settings)
+        self._check_group(principal, first.start.group, settings.patterns)
+        with self._guard.subscription_slot(principal):
+            await self._member(first.start.group, settings, requests, context)
+
+    def _check_group(self, principal: Principal, group: str, patterns: Sequence[str]) -> None:
+        rules = principal.rules
+        if not rules.may_join(group):
+            self._guard.access.denied(rules, "consume")
+            raise EventStreamError("PERMISSION_DENIED", f"start.group: identity "
+                                   f"{principal.name!r} may not consume as group {group!r}",
+                                   field="start.group")
+        self._guard.check_read(principal, "consume", patterns, "start.patterns")
+
+    async def _member(self, group: str, settings: GroupSettings, requests: AsyncIterator[bytes],
+                      context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        member = self._coordinator.join(group, settings)
         self._metrics.subscribers.add(1)
         # Requests are read by a task of their own; every write happens here,
         # in the handler, so when it ends (a bad ack's INVALID_ARGUMENT, the

@@ -27,7 +27,9 @@ from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..native import Accepted, EventEncoder, MalformedInput
 from ..observability.metrics import Metrics
+from ..security.access import AccessControl, Principal
 from .convert import EventValidator, check_batch_size, error_result
+from .guard import Guard
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.PublishService"
@@ -53,11 +55,13 @@ class _Pending:
         tag: the tag byte wrapping each PublishResult in the response (0: none).
     """
 
-    __slots__ = ("accepted", "first_error", "refusals", "submissions", "tag")
+    __slots__ = ("accepted", "first_error", "refusals", "size", "submissions", "tag")
 
-    def __init__(self, accepted: Accepted, tag: int) -> None:
+    def __init__(self, accepted: Accepted, tag: int, size: int) -> None:
         self.accepted = accepted
         self.tag = tag
+        self.size = size
+        """Bytes of the request (what a byte rate quota charges)."""
         self.refusals: dict[int, bytes] = {}   # request index -> framed PublishResult
         self.submissions: list[Submission] = []
         self.first_error: EventStreamError | None = None
@@ -97,18 +101,22 @@ class PublishServicer:
         encoder: accepts (validates and copies) the events of a request.
         limits: request limits.
         metrics: the server's metrics.
+        guard: who calls, and what they may publish.
     """
 
     def __init__(self, broker: Broker, encoder: EventEncoder, limits: LimitsConfig,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, guard: Guard) -> None:
         self._broker = broker
         self._limits = limits
         self._validator = EventValidator(limits)
         self._encoder = encoder
         self._metrics = metrics
-        self.publish = handles_errors("Publish", metrics)(self._publish)
-        self.publish_batch = handles_errors("PublishBatch", metrics)(self._publish_batch)
-        self.publish_stream = handles_errors("PublishStream", metrics)(self._publish_stream)
+        self._access: AccessControl = guard.access
+        self.publish = handles_errors("Publish", metrics)(guard.authenticated(self._publish))
+        self.publish_batch = handles_errors("PublishBatch", metrics)(
+            guard.authenticated(self._publish_batch))
+        self.publish_stream = handles_errors("PublishStream", metrics)(
+            guard.authenticated(self._publish_stream))
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """The method handlers for grpc.aio's server (requests and responses as bytes)."""
@@ -119,9 +127,12 @@ class PublishServicer:
                 self.publish_stream, None, None),
         })
 
-    def _prepare(self, msg: bytes, field: int, tag: int, prefix: str,
+    def _prepare(self, msg: bytes, principal: Principal, field: int, tag: int, prefix: str,
                  varint_field: int = 0) -> _Pending:
         """Validate a request's events and build their submissions (not yet queued).
+
+        Events ``principal`` may not publish are refused one by one
+        (PERMISSION_DENIED naming the topic), like invalid ones.
 
         Raises:
             EventStreamError: REQUEST_MALFORMED, or BATCH_TOO_LARGE.
@@ -134,12 +145,31 @@ class PublishServicer:
                                    "request: not a valid protobuf message") from None
         if prefix:
             check_batch_size(accepted.count, self._limits)
-        pending = _Pending(accepted, tag)
+        pending = _Pending(accepted, tag, len(msg))
         self._metrics.received.add(accepted.count, _TRANSPORT)
         if accepted.refused:
             self._refuse(msg, pending, prefix)
+        verdicts = self._access.publish_verdicts(principal, accepted)
+        if verdicts is not None:
+            self._deny(pending, verdicts, prefix)
+            accepted = accepted.select(verdicts)
         pending.submissions = submissions_of(accepted, tag)
         return pending
+
+    def _deny(self, pending: _Pending, verdicts: bytes, prefix: str) -> None:
+        """Record PERMISSION_DENIED for each event refused by the rules (the slow path)."""
+        accepted = pending.accepted
+        denied = 0
+        for row, allowed in enumerate(verdicts):
+            if allowed:
+                continue
+            index = accepted.good_position(row)
+            topic = accepted.good_topic(row).decode()
+            field = f"{prefix}[{index}].topic" if prefix else "event.topic"
+            pending.refuse(index, EventStreamError(
+                "PERMISSION_DENIED", f"{field}: publishing to {topic!r} is not allowed", field=field))
+            denied += 1
+        self._metrics.rejected.add(denied, {"transport": "grpc", "reason": "PERMISSION_DENIED"})
 
     def _refuse(self, msg: bytes, pending: _Pending, prefix: str) -> None:
         """Record the error of every refused event (the slow path)."""
@@ -153,35 +183,61 @@ class PublishServicer:
         for reason, count in reasons.items():
             self._metrics.rejected.add(count, {"transport": "grpc", "reason": reason})
 
-    def _queue(self, pending: _Pending) -> None:
-        """Queue a request's submissions, counting a refusal per event."""
+    def _queue(self, pending: _Pending, principal: Principal) -> None:
+        """Charge a request's submissions to the caller's quota and queue them.
+
+        Raises:
+            EventStreamError: QUOTA_EXCEEDED, LANE_FULL, ...: nothing was
+                queued (counted as refusals of every event).
+        """
         try:
+            events = sum(submission.count for submission in pending.submissions)
+            if events:
+                self._access.take_publish(principal, events, pending.size)
             self._broker.publish(pending.submissions)
         except EventStreamError as error:
             refused = sum(submission.count for submission in pending.submissions)
             self._metrics.rejected.add(refused, {"transport": "grpc", "reason": error.reason})
             raise
 
-    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                       principal: Principal) -> bytes:
         self._broker.check_accepting()
-        pending = self._prepare(request, _EVENT, 0, "")
+        pending = self._prepare(request, principal, _EVENT, 0, "")
         if pending.accepted.count != 1:
             self._metrics.rejected.add(1, {"transport": "grpc", "reason": "EVENT_MISSING"})
             raise EventStreamError("EVENT_MISSING", "event: is required", field="event")
         if pending.first_error is not None:
-            raise pending.first_error.at("event.")
-        self._queue(pending)
+            error = pending.first_error
+            raise error if error.reason == "PERMISSION_DENIED" else error.at("event.")
+        self._queue(pending, principal)
         return await pending.submissions[0].future  # a PublishResult{ack} is a PublishResponse{ack}
 
-    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                             principal: Principal) -> bytes:
         self._broker.check_accepting()
-        pending = self._prepare(request, _EVENT, _BATCH_RESULTS, "events")
-        self._queue(pending)
+        pending = self._prepare(request, principal, _EVENT, _BATCH_RESULTS, "events")
+        self._queue(pending, principal)
         return await pending.finish()
 
     async def _publish_stream(self, requests: AsyncIterator[bytes],
-                              context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+                              context: grpc.aio.ServicerContext[bytes, bytes],
+                              principal: Principal) -> None:
         self._broker.check_accepting()
+        quota = principal.quota
+        if quota is not None:
+            exceeded = quota.open_stream()
+            if exceeded is not None:
+                raise self._access.exceeded(principal, exceeded)
+        try:
+            await self._serve_stream(requests, context, principal)
+        finally:
+            if quota is not None:
+                quota.close_stream()
+
+    async def _serve_stream(self, requests: AsyncIterator[bytes],
+                            context: grpc.aio.ServicerContext[bytes, bytes],
+                            principal: Principal) -> None:
         window: asyncio.Queue[_Pending | None] = asyncio.Queue(STREAM_WINDOW)
 
         async def answer() -> None:
@@ -195,12 +251,12 @@ class PublishServicer:
             group.create_task(answer())
             try:
                 async for request in requests:
-                    pending = self._prepare(request, _STREAM_EVENTS, _STREAM_RESULTS, "events",
-                                            _STREAM_SEQUENCE)
+                    pending = self._prepare(request, principal, _STREAM_EVENTS, _STREAM_RESULTS,
+                                            "events", _STREAM_SEQUENCE)
                     try:
-                        self._queue(pending)
+                        self._queue(pending, principal)
                     except EventStreamError as error:
-                        if error.reason != "LANE_FULL":
+                        if error.reason not in ("LANE_FULL", "QUOTA_EXCEEDED"):
                             raise
                         pending.fail(error)  # the client may retry these events
                     await window.put(pending)

@@ -18,8 +18,10 @@ from ..broker.topics import TopicFilter
 from ..config.model import LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
+from ..security.access import Principal
 from .consume import ConsumeServicer
 from .convert import StringFields, parse_request
+from .guard import Guard
 from .status import handles_errors
 
 SERVICE = "eventstream.v1.SubscribeService"
@@ -35,15 +37,17 @@ class SubscribeServicer:
         limits: request limits.
         metrics: the server's metrics.
         consume: the consumer-group method (Consume).
+        guard: who calls, and what they may read.
     """
 
     def __init__(self, broker: Broker, limits: LimitsConfig, metrics: Metrics,
-                 consume: ConsumeServicer) -> None:
+                 consume: ConsumeServicer, guard: Guard) -> None:
         self._broker = broker
         self._consume = consume
         self._limits = limits
         self._metrics = metrics
-        self.subscribe = handles_errors("Subscribe", metrics)(self._subscribe)
+        self._guard = guard
+        self.subscribe = handles_errors("Subscribe", metrics)(guard.authenticated(self._subscribe))
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """The method handlers for grpc.aio's server (requests and responses as bytes)."""
@@ -89,20 +93,28 @@ class SubscribeServicer:
             return cursors
         raise invalid("START_POSITION_INVALID", "start_from", f"unknown start position {start}")
 
-    async def _subscribe(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+    async def _subscribe(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                         principal: Principal) -> None:
         self._broker.check_accepting()
         request = parse_request(subscribe_pb2.SubscribeRequest, data, _STRINGS)
         if len(request.patterns) > self._limits.max_patterns:
             raise invalid("PATTERN_INVALID", "patterns",
                           f"at most {self._limits.max_patterns} patterns per subscription")
         topic_filter = TopicFilter(request.patterns, max_bytes=self._limits.max_topic_bytes)
+        self._guard.check_read(principal, "subscribe", request.patterns, "patterns")
         minimum = request.min_priority
         if minimum not in priority.PROTO_VALUES:
             raise invalid("PRIORITY_UNKNOWN", "min_priority", f"unknown priority {minimum}")
         # UNSPECIFIED here means no filter, not MEDIUM.
         min_byte = priority.frame_byte(minimum) if minimum else 0
-        subscription = self._broker.subscribe(topic_filter, min_byte, self._cursors(request),
-                                              request.max_batch_events)
+        cursors = self._cursors(request)
+        with self._guard.subscription_slot(principal):
+            await self._deliver(context, topic_filter, min_byte, cursors, request.max_batch_events)
+
+    async def _deliver(self, context: grpc.aio.ServicerContext[bytes, bytes],
+                       topic_filter: TopicFilter, min_byte: int, cursors: list[int],
+                       max_batch_events: int) -> None:
+        subscription = self._broker.subscribe(topic_filter, min_byte, cursors, max_batch_events)
         # Headers now tell the client its subscription is in place (events
         # committed from here on reach it), even if none comes for a while.
         await context.send_initial_metadata(())
