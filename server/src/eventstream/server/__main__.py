@@ -98,7 +98,7 @@ def run(config: Config) -> int:
     from .app import Node
     from .errors import EventStreamError
     from .observability.logging import configure_logging
-    from .storage.recovery import DataDirRefused
+    from .storage.failure import DataDirRefused
     from .storage.segment import CorruptSegment
 
     try:

@@ -128,6 +128,5 @@ class Broker:
         return clean
 
     async def stop(self) -> None:
-        """Stop the write path and release the log."""
+        """Stop the write path (the log is the composition root's to close)."""
         await self.write_path.stop()
-        self.log.close()

@@ -82,6 +82,8 @@ class Cluster:
     replication: str
     term: int
     commit_index: int
+    applied_index: int
+    """Index of the last log entry applied (visible to readers)."""
     leader: str
     members: list[str]
 
@@ -190,7 +192,8 @@ class NodeStatus:
             native=self._native,
             numa=self._placement.status(),
             cluster=Cluster(config.cluster.enabled, "none (cluster of one)", cluster.term,
-                            cluster.commit_index, cluster.leader_id,
+                            cluster.commit_index, self._write_path.applied_index,
+                            cluster.leader_id,
                             [member.node_id for member in cluster.members]),
             lanes={lane.label: LaneStatus(lanes.depth[lane], lanes.capacity[lane],
                                           lanes.full_rejections[lane]) for lane in Lane},

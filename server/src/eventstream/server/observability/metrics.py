@@ -101,12 +101,6 @@ class Metrics:
         self.fsync_duration = meter.create_histogram(
             "eventstream.storage.fsync.duration", unit="s",
             description="Time of one fsync round of the durable log (every file of a commit)")
-        self.retention_segments = meter.create_counter(
-            "eventstream.storage.retention.deleted_segments", unit="1",
-            description="Segments deleted by retention, by partition")
-        self.retention_bytes = meter.create_counter(
-            "eventstream.storage.retention.deleted", unit="By",
-            description="Bytes of segments deleted by retention, by partition")
         self.memory_trimmed = FastCounter(
             meter, "eventstream.memory.trimmed", unit="By",
             description="Resident bytes of freed C heap given back to the system (malloc_trim)")
@@ -144,7 +138,11 @@ class Metrics:
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
-            ("eventstream.storage.segments", "1", "Segment files, by partition"),
+            ("eventstream.storage.segments", "1",
+             "Segment files of the log (each holds every partition's records)"),
+            ("eventstream.raft.term", "1", "The Raft term this node is in"),
+            ("eventstream.raft.commit_index", "1", "Index of the last committed log entry"),
+            ("eventstream.raft.applied_index", "1", "Index of the last applied log entry"),
             ("eventstream.storage.failed", "1",
              "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
@@ -177,6 +175,15 @@ class Metrics:
             ("eventstream.group.acks_ignored",
              "Acks and nacks of a consumer group naming events the member did not hold"),
             ("eventstream.log.evicted", "Records evicted from the in-memory log"),
+            ("eventstream.log.rounds",
+             "Rounds of the write path: EVENTS entries proposed to the log, each one write"),
+            ("eventstream.storage.fsyncs",
+             "fdatasync calls on the log's segment files (under fsync: always, one per "
+             "round or group of rounds written together, however many partitions)"),
+            ("eventstream.storage.retention.deleted_segments",
+             "Segments deleted by retention"),
+            ("eventstream.storage.retention.deleted",
+             "Bytes of records deleted by retention, by partition"),
             ("eventstream.ingest.udp.kernel_drops",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
             ("eventstream.cluster.peer.refused",
@@ -200,13 +207,6 @@ class Metrics:
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)
-
-    def start_partitions_at_zero(self, partitions: int) -> None:
-        """Export the per-partition counters of the durable log at zero."""
-        for partition in range(partitions):
-            attributes = {"partition": str(partition)}
-            self.retention_segments.add(0, attributes)
-            self.retention_bytes.add(0, attributes)
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(_options: CallbackOptions) -> Iterable[Observation]:

@@ -95,7 +95,7 @@ class ConsumeServicer:
         if first is None or first.WhichOneof("request") != "start":
             raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
         settings = self._settings(first.start)
-        member = self._coordinator.join(first.start.group, settings)
+        member = await self._coordinator.join(first.start.group, settings)
         self._metrics.subscribers.add(1)
         # Requests are read by a task of their own; every write happens here,
         # in the handler, so when it ends (a bad ack's INVALID_ARGUMENT, the

@@ -59,7 +59,7 @@ from .entry_index import (
 )
 from .entry_segment import EntrySegment, decode_header, header_size
 from .fileops import FileOps
-from .recovery import DataDirRefused
+from .failure import DataDirRefused
 from .segment import Checksums, CorruptSegment
 
 log = logging.getLogger(__name__)
