@@ -30,7 +30,8 @@ from .broker.retention import RetentionPolicy
 from .broker.sequencer import Sequencer
 from .broker.write_path import WritePath
 from .cluster.one_voter import one_voter
-from .cluster.settings import raft_config, tick_seconds
+from .cluster.replicated import ClusterMember, join_cluster
+from .cluster.settings import raft_config, replicates, tick_seconds
 from .config.model import Config
 from .heap_trim import HeapTrimTask
 from .http.server import HttpServer
@@ -97,10 +98,17 @@ class Node:
         # One log, one path: a single node is a Raft group of one voter
         # (the driver, the log adapter, the applier) whose transport has no peers.
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
-        self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
-                                    tick_seconds=tick_seconds(config.cluster),
-                                    snapshot_bytes=storage.segment_bytes,
-                                    on_halt=self._log_halted)
+        # A member of a replicated cluster runs the same parts with peers (cluster.replicated).
+        self.member: ClusterMember | None = None
+        if replicates(config.cluster):
+            self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
+                                       on_halt=self._log_halted)
+            self.replicated = self.member.replicated
+        else:
+            self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
+                                        tick_seconds=tick_seconds(config.cluster),
+                                        snapshot_bytes=storage.segment_bytes,
+                                        on_halt=self._log_halted)
         self.applier = self.replicated.applier
         self.driver = self.replicated.driver
         proposer = self.replicated.proposer
@@ -118,6 +126,8 @@ class Node:
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
                              config.subscribe.max_batch_bytes)
+        if self.member is not None:
+            self.broker.write_gate = self.member.check_leader
         self.dead_letters = DeadLetters(self.broker, self.encoder, ProtobufCopies(validator),
                                         metrics)
         self.groups = GroupCoordinator(
@@ -130,11 +140,18 @@ class Node:
                                          retention_bytes=storage.retention_bytes)
         self.applier.on_applied = self._applied
         self.heap_trim = HeapTrimTask(metrics.memory_trimmed.add)
-        self.cluster = cluster.ClusterServicer(config, self.driver, metrics)
+        member = self.member
+        self.cluster = cluster.ClusterServicer(
+            config, self.driver, metrics, addresses=member.peers if member else None,
+            connected=member.transport.connected_peers if member else frozenset)
+        self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
+                                                 forwarder=self.member)
+        if self.member is not None:
+            self.member.transport.serve_forwarded(self.publisher.serve_forwarded)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
                                            config.limits, metrics)
         self.grpc = GrpcServer(config, [
-            publish.PublishServicer(self.broker, self.encoder, config.limits, metrics).handlers(),
+            self.publisher.handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer).handlers(),
             self.cluster.handlers(),
         ], self.health)
@@ -145,7 +162,7 @@ class Node:
                              numa=config.numa.enabled)
         self.status = NodeStatus(
             config, __version__, self.health, self.write_path, self.lanes, self.log, self.broker,
-            self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.status,
+            self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.summary,
             self._listener_ports, self.log.status if isinstance(self.log, DiskEntryLog) else dict,
             self.started_at)
         self.http = HttpServer(self.health, metrics, self.status.document,
@@ -186,7 +203,10 @@ class Node:
         await self.health.set(False, "starting")
         with listening(HTTP, host, config.metrics.port):
             await self.http.start(host, config.metrics.port)
-        await self.replicated.lead(LEADERSHIP_SECONDS)
+        if self.member is not None:
+            await self.member.start(host, config.cluster.port)
+        else:
+            await self.replicated.lead(LEADERSHIP_SECONDS)
         if isinstance(self.log, DiskEntryLog):
             self.log.start()
         self.broker.start()
@@ -217,9 +237,10 @@ class Node:
                  __version__, config.cluster.node_id, host, self.grpc.port, host, self.http.port,
                  config.metrics.path, host, self.tcp.port, host, self.udp.port,
                  self.udp.receive_buffer, _describe_log(config), self.log.partitions)
-        if config.cluster.enabled:
-            log.warning("cluster.enabled is set but replication is not available in this "
-                        "version: this node runs as a cluster of one")
+        if config.cluster.enabled and self.member is None:
+            log.warning("cluster.discovery %s is not available in this version (only static "
+                        "peers are): this node runs as a cluster of one",
+                        config.cluster.discovery)
 
     async def shutdown(self) -> bool:
         """Drain and stop.
@@ -260,7 +281,10 @@ class Node:
         await self.retention.stop()
         await self.group_upkeep.stop()
         await self.broker.stop()
-        await self.replicated.stop()
+        if self.member is not None:
+            await self.member.stop()
+        else:
+            await self.replicated.stop()
         self.log.close()
         await self.http.stop()
         self.metrics.shutdown()

@@ -25,6 +25,7 @@ from ..storage.entry_api import EntryLog
 from .alone import NoPeers
 from .entry_raft_log import EntryRaftLog
 from .node import RaftDriver
+from .ports import Transport
 from .proposer import LogProposer
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,13 @@ class ReplicatedLog:
 
 def one_voter(event_log: EntryLog, raft: Config, window: DedupWindow, *,
               tick_seconds: float, snapshot_bytes: int = 0,
-              on_halt: Callable[[BaseException], None] | None = None) -> ReplicatedLog:
+              on_halt: Callable[[BaseException], None] | None = None,
+              transport: Transport | None = None,
+              voters: frozenset[str] | None = None) -> ReplicatedLog:
     """Build the replicated log of a node alone in its group (see the module docstring).
+
+    A replicated node (``cluster.replicated``) builds the same parts with its
+    peer transport and the cluster's initial voters.
 
     Args:
         event_log: the entry log, opened.
@@ -72,12 +78,14 @@ def one_voter(event_log: EntryLog, raft: Config, window: DedupWindow, *,
         tick_seconds: the real time of one Raft tick.
         snapshot_bytes: the applier asks for a snapshot after this many bytes of entries.
         on_halt: called once with the error when the driver halts.
+        transport: the peer transport (none: :class:`~.alone.NoPeers`).
+        voters: the initial voters of a new log (default: this node alone).
     """
     wire = NativeWire()
     applier = EntryApplier(event_log, wire, window, GroupTable(event_log.partitions),
                            snapshot_bytes=snapshot_bytes)
-    raft_log = EntryRaftLog(event_log, wire, Membership(frozenset({raft.node_id})))
-    driver = RaftDriver(raft, raft_log, NoPeers(), applier, tick_seconds=tick_seconds,
+    raft_log = EntryRaftLog(event_log, wire, Membership(voters or frozenset({raft.node_id})))
+    driver = RaftDriver(raft, raft_log, transport or NoPeers(), applier, tick_seconds=tick_seconds,
                         on_halt=on_halt)
     applier.request_snapshot = driver.request_snapshot
     return ReplicatedLog(event_log, raft_log, applier, driver, LogProposer(driver, raft_log))

@@ -182,7 +182,13 @@ def load_config(
     built = _build(values, sources, problems)
     if problems:
         raise ConfigError(problems)
-    return _fill_node_id(built, env)
+    config = _fill_node_id(built, env)
+    from ..cluster.settings import cluster_problems  # here: the cluster package imports config
+
+    problems = cluster_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _known_keys() -> dict[str, dict[str, Any]]:

@@ -15,8 +15,10 @@ lane is answered by the buffer the write path produced.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc
 
@@ -28,7 +30,9 @@ from ..errors import EventStreamError
 from ..native import Accepted, EventEncoder, MalformedInput
 from ..observability.metrics import Metrics
 from .convert import EventValidator, check_batch_size, error_result
-from .status import handles_errors
+from .status import error_from_status, handles_errors, status_details
+
+log = logging.getLogger(__name__)
 
 SERVICE = "eventstream.v1.PublishService"
 # Requests of one PublishStream being committed at once; more waits (the
@@ -89,6 +93,27 @@ class _Pending:
         self.submissions = []
 
 
+FORWARD_PUBLISH = 1
+"""``eventstream.peer.v1.ForwardKind`` of a forwarded PublishRequest."""
+FORWARD_PUBLISH_BATCH = 2
+"""``eventstream.peer.v1.ForwardKind`` of a forwarded PublishBatchRequest."""
+
+Answer = tuple[bytes, int, str, bytes]
+"""A forwarded request's answer: (response bytes, status code (0: OK), message, details)."""
+
+
+class Forwarder(Protocol):
+    """Sends a request a follower received to the leader (``cluster.replicated.ClusterMember``)."""
+
+    async def forward(self, kind: int, request: bytes) -> Answer | None:
+        """The leader's answer, or None when this node leads.
+
+        Raises:
+            EventStreamError: UNAVAILABLE when no leader is known or reachable.
+        """
+        ...
+
+
 class PublishServicer:
     """Handlers of PublishService.
 
@@ -97,11 +122,14 @@ class PublishServicer:
         encoder: accepts (validates and copies) the events of a request.
         limits: request limits.
         metrics: the server's metrics.
+        forwarder: on a member of a replicated cluster, forwards Publish and
+            PublishBatch to the leader while this node follows.
     """
 
     def __init__(self, broker: Broker, encoder: EventEncoder, limits: LimitsConfig,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, forwarder: Forwarder | None = None) -> None:
         self._broker = broker
+        self._forwarder = forwarder
         self._limits = limits
         self._validator = EventValidator(limits)
         self._encoder = encoder
@@ -162,8 +190,42 @@ class PublishServicer:
             self._metrics.rejected.add(refused, {"transport": "grpc", "reason": error.reason})
             raise
 
+    async def serve_forwarded(self, kind: int, request: bytes) -> Answer:
+        """Serve a request a follower forwarded (this node leads, or answers NOT_LEADER)."""
+        try:
+            self._broker.check_accepting()
+            if kind == FORWARD_PUBLISH:
+                return await self._publish_here(request), 0, "", b""
+            return await self._publish_batch_here(request), 0, "", b""
+        except EventStreamError as error:
+            return b"", error.code, error.message, status_details(error)
+        except Exception:  # the follower's client gets what a direct call would get
+            log.exception("a forwarded request failed")
+            internal = EventStreamError("INTERNAL", "internal error serving a forwarded request")
+            return b"", internal.code, internal.message, status_details(internal)
+
+    async def _relayed(self, kind: int, request: bytes) -> bytes | None:
+        """The leader's answer to ``request`` when this node follows (None when it leads).
+
+        Raises:
+            EventStreamError: the leader's error, or UNAVAILABLE without a leader.
+        """
+        if self._forwarder is None:
+            return None
+        answer = await self._forwarder.forward(kind, request)
+        if answer is None:
+            return None
+        response, code, message, details = answer
+        if code:
+            raise error_from_status(code, message, details)
+        return response
+
     async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
+        relayed = await self._relayed(FORWARD_PUBLISH, request)
+        return relayed if relayed is not None else await self._publish_here(request)
+
+    async def _publish_here(self, request: bytes) -> bytes:
         pending = self._prepare(request, _EVENT, 0, "")
         if pending.accepted.count != 1:
             self._metrics.rejected.add(1, {"transport": "grpc", "reason": "EVENT_MISSING"})
@@ -175,6 +237,10 @@ class PublishServicer:
 
     async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         self._broker.check_accepting()
+        relayed = await self._relayed(FORWARD_PUBLISH_BATCH, request)
+        return relayed if relayed is not None else await self._publish_batch_here(request)
+
+    async def _publish_batch_here(self, request: bytes) -> bytes:
         pending = self._prepare(request, _EVENT, _BATCH_RESULTS, "events")
         self._queue(pending)
         return await pending.finish()

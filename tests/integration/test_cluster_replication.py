@@ -1,0 +1,211 @@
+"""A replicated cluster of three real server processes on 127.0.0.1.
+
+Elections, replication to every node's readers in one order, publishes to
+followers forwarded to the leader, refusals without a leader, and the leader
+SIGKILLed under a retrying SDK client's publishes: every acknowledged event
+present exactly once, in the same order, on every node (the killed one too,
+after its restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from eventstream.client import Client, Event, RetryPolicy
+from eventstream.v1 import cluster_pb2, subscribe_pb2
+from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
+from tests.support.cluster import Cluster
+
+EARLIEST = subscribe_pb2.START_FROM_EARLIEST
+# The retry budget rides out an election (0.5 to 1 s) with room to spare.
+RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=20.0)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 4}})
+    try:
+        yield nodes.start()
+    finally:
+        nodes.stop()
+
+
+async def read_all(target: str, count: int) -> list[tuple[int, int, str]]:
+    """(partition, offset, id) of the first ``count`` events of a node, per partition in order."""
+    stubs = Stubs(target)
+    try:
+        call = stubs.subscribe.Subscribe(subscribe_request("#", start_from=EARLIEST))
+        async with asyncio.timeout(30):
+            events = await collect(call, count)
+        call.cancel()
+    finally:
+        await stubs.close()
+    return sorted((e.partition, e.offset, e.id) for e in events)
+
+
+def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
+    """Wait until every node in ``nodes`` applied as far as the leader committed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        views = {node: cluster.status(node)["cluster"] for node in nodes}
+        leaders = [view for view in views.values() if view["role"] == "leader"]
+        if leaders and all(view["applied_index"] >= leaders[0]["commit_index"]
+                           for view in views.values()):
+            return
+        assert time.monotonic() < deadline, f"not caught up within {timeout}s: {views}"
+        time.sleep(0.05)
+
+
+async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster: Cluster):
+    leader = cluster.wait_leader()
+    followers = [node for node in cluster.nodes if node != leader]
+    with Client(cluster.nodes[leader].target, retry=RETRY) as client:
+        direct = [client.publish(Event(f"orders/{i % 5}", b"p%d" % i, key=f"k{i % 7}",
+                                       id=f"lead-{i}")) for i in range(40)]
+    # A follower forwards gRPC publishes to the leader and answers with its acks.
+    with Client(cluster.nodes[followers[0]].target, retry=RETRY) as client:
+        forwarded = [client.publish(Event(f"orders/{i % 5}", b"f%d" % i, key=f"k{i % 7}",
+                                          id=f"follow-{i}")) for i in range(20)]
+        batch = client.publish_batch([Event("orders/batch", b"b%d" % i, id=f"batch-{i}")
+                                      for i in range(10)])
+        again = client.publish(Event("orders/1", b"f0", key="k0", id="follow-0"))
+    assert all(result.ok for result in batch)
+    assert again.duplicate and (again.partition, again.offset) == \
+        (forwarded[0].partition, forwarded[0].offset)
+    acked = {(ack.partition, ack.offset, ack.id) for ack in direct + forwarded}
+    acked |= {(r.ack.partition, r.ack.offset, r.ack.id) for r in batch if r.ack is not None}
+    assert len(acked) == 70
+
+    # Every node's readers see the same committed events, in the same order.
+    wait_caught_up(cluster, list(cluster.nodes))
+    views = [await read_all(cluster.nodes[node].target, 70) for node in cluster.nodes]
+    assert views[0] == views[1] == views[2]
+    assert set(views[0]) == acked
+
+    # Every node reports the same leader; the leader knows each member's match index.
+    for node, server in cluster.nodes.items():
+        stubs = Stubs(server.target)
+        status = await stubs.cluster.GetClusterStatus(cluster_pb2.GetClusterStatusRequest())
+        await stubs.close()
+        assert status.leader_id == leader
+        assert status.role == (cluster_pb2.ROLE_LEADER if node == leader
+                               else cluster_pb2.ROLE_FOLLOWER)
+        assert sorted(member.node_id for member in status.members) == sorted(cluster.nodes)
+        if node == leader:
+            assert all(member.match_index >= status.commit_index - 1
+                       for member in status.members), status
+
+
+async def test_without_a_leader_a_publish_is_refused_with_retry_info(cluster: Cluster):
+    leader = cluster.wait_leader()
+    follower = next(node for node in cluster.nodes if node != leader)
+    stubs = Stubs(cluster.nodes[follower].target)
+    try:
+        await stubs.publish.Publish(publish_request("a/b", id="before"), timeout=10)
+        for node in cluster.nodes:  # a lone node: no majority, so no leader ever
+            if node != follower:
+                cluster.nodes[node].kill()
+        deadline = time.monotonic() + 30
+        while cluster.status(follower)["cluster"]["leader"]:
+            assert time.monotonic() < deadline, "the follower still names a leader"
+            time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stubs.publish.Publish(publish_request("a/b", id="after"), timeout=20)
+        # Refused at once, not after the call's deadline.
+        assert time.monotonic() - started < 10
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(refused.value)[0] == "NOT_LEADER"
+        trailers = dict(tuple(refused.value.trailing_metadata() or ()))
+        assert int(trailers["retry-after-ms"]) > 0
+    finally:
+        await stubs.close()
+
+
+class Publisher:
+    """A retrying SDK client publishing events with ids ``ev-0``, ``ev-1``... in one thread.
+
+    Records each acknowledgement with the monotonic time it came.
+    """
+
+    def __init__(self, target: str, prefix: str, count: int) -> None:
+        self.acks: list[tuple[float, str, int, int]] = []
+        self.errors: list[str] = []
+        self._target = target
+        self._prefix = prefix
+        self._count = count
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Publisher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with Client(self._target, retry=RETRY, timeout=30.0) as client:
+            for i in range(self._count):
+                try:
+                    ack = client.publish(Event(f"load/{i % 3}", b"%d" % i, key=f"k{i % 5}",
+                                               id=f"{self._prefix}-{i}"))
+                except Exception as error:  # recorded: the test asserts there is none
+                    self.errors.append(f"{self._prefix}-{i}: {error}")
+                    continue
+                self.acks.append((time.monotonic(), ack.id, ack.partition, ack.offset))
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the publisher did not finish in time"
+
+    def wait_acks(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acks) < count:
+            assert time.monotonic() < deadline, f"only {len(self.acks)} acks: {self.errors}"
+            time.sleep(0.01)
+
+
+KILLS = 3
+EVENTS_PER_ROUND = 150
+
+
+async def test_leader_killed_a_retrying_client_loses_nothing(cluster: Cluster):
+    acked: dict[str, tuple[int, int]] = {}
+    failovers = []
+    for round_ in range(KILLS):
+        leader = cluster.wait_leader()
+        survivor = next(node for node in cluster.nodes if node != leader)
+        publisher = Publisher(cluster.nodes[survivor].target, f"r{round_}",
+                              EVENTS_PER_ROUND).start()
+        publisher.wait_acks(EVENTS_PER_ROUND // 3)
+        killed_at = time.monotonic()
+        cluster.nodes[leader].kill()
+        publisher.join(60)
+        assert publisher.errors == []
+        first_after = min(at for at, *_ in publisher.acks if at > killed_at)
+        failovers.append(first_after - killed_at)
+        new_leader = cluster.wait_leader()
+        assert new_leader != leader
+        cluster.nodes[leader].start(wait=False)
+        cluster.nodes[leader].wait_healthy()
+        for _, event_id, partition, offset in publisher.acks:
+            assert acked.setdefault(event_id, (partition, offset)) == (partition, offset)
+    print(f"\nfailover (leader SIGKILLed -> first ack of a retrying client), {KILLS} kills: "
+          f"median {statistics.median(failovers):.3f} s, max {max(failovers):.3f} s, "
+          f"all {[round(f, 3) for f in failovers]}")
+    assert len(acked) == KILLS * EVENTS_PER_ROUND
+
+    # Every acknowledged event once, in one order, on every node (the restarted ones too).
+    cluster.wait_leader()
+    wait_caught_up(cluster, list(cluster.nodes))
+    views = {node: await read_all(server.target, len(acked))
+             for node, server in cluster.nodes.items()}
+    expected = sorted((partition, offset, event_id)
+                      for event_id, (partition, offset) in acked.items())
+    for node, view in views.items():
+        assert view == expected, f"{node} differs"

@@ -1,0 +1,91 @@
+"""Start a replicated cluster of real ``eventstream-server`` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .server import ServerProcess, free_port, http_get
+
+
+class Cluster:
+    """``size`` server processes that list each other as ``cluster.peers``.
+
+    Args:
+        workdir: each node gets ``workdir/<node id>`` (config, data, log).
+        size: members.
+        config: config sections merged over every node's.
+    """
+
+    def __init__(self, workdir: Path, size: int = 3, config: dict[str, Any] | None = None) -> None:
+        ids = [f"n{i}" for i in range(1, size + 1)]
+        cluster_ports = {node: free_port() for node in ids}
+        peers = [f"{node}=127.0.0.1:{port}" for node, port in cluster_ports.items()]
+        self.nodes: dict[str, ServerProcess] = {}
+        for node in ids:
+            (workdir / node).mkdir()
+            sections: dict[str, Any] = {key: dict(value) for key, value in (config or {}).items()}
+            sections.setdefault("cluster", {}).update({
+                "enabled": True, "node_id": node, "port": cluster_ports[node], "peers": peers})
+            self.nodes[node] = ServerProcess(workdir / node, sections)
+
+    def start(self) -> Cluster:
+        """Start every node, then wait until each is healthy."""
+        for server in self.nodes.values():
+            server.start(wait=False)
+        for server in self.nodes.values():
+            server.wait_healthy()
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM every node still running."""
+        for server in self.nodes.values():
+            if server.process is not None and server.process.poll() is None:
+                server.stop()
+
+    def status(self, node: str) -> dict[str, Any]:
+        """The node's /status document (raises OSError when it does not answer)."""
+        _, body = http_get(f"{self.nodes[node].http}/status")
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    def running(self) -> list[str]:
+        """Ids of the nodes whose process runs."""
+        return [node for node, server in self.nodes.items()
+                if server.process is not None and server.process.poll() is None]
+
+    def wait_leader(self, timeout: float = 30.0, among: list[str] | None = None) -> str:
+        """The node that leads, once one running node reports itself leader and the others agree."""
+        deadline = time.monotonic() + timeout
+        while True:
+            members = among or self.running()
+            views = {}
+            for node in members:
+                try:
+                    views[node] = self.status(node)["cluster"]
+                except (OSError, ValueError, KeyError):
+                    continue
+            leaders = {node for node, view in views.items() if view.get("role") == "leader"}
+            if len(leaders) == 1:
+                leader = leaders.pop()
+                if all(view.get("leader") == leader for view in views.values()) and \
+                        len(views) == len(members):
+                    return leader
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no leader agreed on within {timeout}s: {views}")
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_cluster(workdir: Path, size: int = 3, config: dict[str, Any] | None = None
+                    ) -> Iterator[Cluster]:
+    """A started cluster, stopped on exit."""
+    cluster = Cluster(workdir, size, config)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
