@@ -52,7 +52,7 @@ from ..storage.entries import EntryKind
 from ..storage.log import EventLog
 from . import group_state
 from .group_state import GroupSettings, GroupTable
-from .proposals import Proposer, ProposalLost, ProposalRefused
+from .proposals import ProposalLost, ProposalRefused, Proposer
 from .topics import TopicFilter
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from ..storage.entries import EntryKind
 from ..storage.entry_api import EntryLog
 from ..tasks import cancel_and_wait
 from .applier import RETENTION
-from .proposals import Proposer, ProposalLost, ProposalRefused
+from .proposals import ProposalLost, ProposalRefused, Proposer
 
 log = logging.getLogger(__name__)
 

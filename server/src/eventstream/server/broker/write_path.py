@@ -41,7 +41,7 @@ from ..tasks import cancel_and_wait
 from .applier import CommitSignal, EntryApplier, EntryScanner
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
-from .proposals import NotLeader, Proposer, ProposalRefused, WritesHalted
+from .proposals import NotLeader, ProposalRefused, Proposer, WritesHalted
 from .sequencer import Round, RoundResult, Sequencer
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,12 @@ class WritePath:
                 self._propose_round(taken)
 
     async def _wait_for_room(self) -> None:
-        """Wait until a new round may be formed: this node leads, the sequencer is active for
-        its term, the previous round was handed to the log and fewer than the most rounds are
-        in flight."""
+        """Wait until a new round may be formed.
+
+        That is: this node leads, the sequencer is active for its term, the
+        previous round was handed to the log and fewer than the most rounds
+        are in flight.
+        """
         proposer = self._proposer
         try:
             if proposer.is_leader and self._sequencer.term != proposer.term:

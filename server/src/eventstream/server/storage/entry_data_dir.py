@@ -30,8 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fileops import FileOps
 from .failure import DataDirRefused, start_refused
+from .fileops import FileOps
 
 FORMAT_VERSION = 2
 """Version of the data directory layout, segment and entry formats."""
