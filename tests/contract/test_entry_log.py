@@ -16,9 +16,9 @@ import pytest
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import Compacted, EntryLog, Unavailable
 from eventstream.server.storage.entry_log import DiskEntryLog
+from eventstream.server.storage.failure import DataDirRefused
 from eventstream.server.storage.hard_state import HardState, HardStateRefused
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
-from eventstream.server.storage.failure import DataDirRefused
 from eventstream.server.storage.segment import CorruptSegment
 from tests.support.entry_logs import (
     Rounds,

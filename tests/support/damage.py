@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 def newest_data_file(data_dir: Path) -> Path:
     """The non-empty file of the log written last."""
     files = [path for path in (data_dir / "log").glob("*.log") if path.stat().st_size]

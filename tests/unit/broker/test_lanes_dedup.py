@@ -8,12 +8,11 @@ import pytest
 from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, lanes
 from eventstream.server.broker.priority import Lane
-from eventstream.server.broker.write_path import WritePath
-from eventstream.server.errors import EventStreamError
-from eventstream.server.native import AcceptedEvents, EventEncoder, Limits
 from eventstream.server.broker.sequencer import Sequencer
+from eventstream.server.broker.write_path import WritePath
 from eventstream.server.cluster.one_voter import one_voter
-from eventstream.server.native import NativeWire
+from eventstream.server.errors import EventStreamError
+from eventstream.server.native import AcceptedEvents, EventEncoder, Limits, NativeWire
 from eventstream.server.raft import Config
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 

@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 import uuid
+from pathlib import Path
 
 from . import __version__
 from .broker.broker import Broker
@@ -188,7 +189,7 @@ class Node:
 
     def _log_halted(self, error: BaseException) -> None:
         """A storage error halted the log or the Raft driver: writes stop until a restart."""
-        reason, name = halt_reason(error, self.config.storage.data_dir)
+        reason, name = halt_reason(error, Path(self.config.storage.data_dir))
         self.write_path.halt(reason, name)
 
     def _listener_ports(self) -> dict[str, int]:

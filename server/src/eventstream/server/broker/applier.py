@@ -155,8 +155,10 @@ class EntryApplier:
     def _apply_events(self, entry: Entry) -> None:
         scan = self._scanner.entry_scan(entry.data, self.partitions)
         next_offsets = self.next_offsets
-        time_ns = self.last_time
-        for partition, first, count, time_ns in scan.runs():
+        runs = scan.runs()
+        # Every block of an entry has the round's one ingest time.
+        time_ns = runs[-1][3] if runs else self.last_time
+        for partition, first, count, _ in runs:
             if first != next_offsets[partition]:
                 raise AppliedOutOfOrder(
                     f"entry {entry.index}: partition {partition} continues at offset {first} "

@@ -188,9 +188,11 @@ class WritePath:
                 self._propose_round(taken)
 
     async def _wait_for_room(self) -> None:
-        """Wait until a new round may be formed: this node leads, the sequencer is active for
-        its term, the previous round was handed to the log and fewer than the most rounds are
-        in flight.
+        """Wait until a new round may be formed.
+
+        That is: this node leads, the sequencer is active for its term, the
+        previous round was handed to the log and fewer than the most rounds
+        are in flight.
         """
         proposer = self._proposer
         try:

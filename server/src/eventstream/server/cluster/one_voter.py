@@ -53,8 +53,9 @@ class ReplicatedLog:
         async with asyncio.timeout(timeout):
             await driver.wait_until(lambda: driver.is_leader)
             await driver.wait_applied(driver.last_index)
-        log.info("leading term %d; log applied up to entry %d", driver.term,
-                 driver.applied_index)
+        log.info("leading term %d; log applied up to entry %d (de-duplication: %d event ids "
+                 "restored from the log)", driver.term, driver.applied_index,
+                 len(self.applier.window))
 
     async def stop(self) -> None:
         """Stop the driver (the entry log stays open: its owner closes it)."""

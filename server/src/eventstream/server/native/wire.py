@@ -212,11 +212,30 @@ class EntryScan:
 class EntrySourceLike(Protocol):
     """One submission's placed records (:class:`.events.PlacedRecords` has these)."""
 
-    records: bytes
-    ends: Buffer | array[int]
-    topics: Buffer | array[int]
-    priorities: bytes
-    part_counts: Sequence[int]
+    @property
+    def records(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def ends(self) -> Buffer | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def topics(self) -> Buffer | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def priorities(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def part_counts(self) -> Sequence[int]:
+        """See the class docstring."""
+        ...
 
 
 class NativeWire:

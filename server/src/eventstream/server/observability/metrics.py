@@ -139,7 +139,8 @@ class Metrics:
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
             ("eventstream.storage.segments", "1",
-             "Segment files of the log (each holds every partition's records)"),
+             "Segment files of the log, by partition (each holds every partition's records: "
+             "the same count for each)"),
             ("eventstream.raft.term", "1", "The Raft term this node is in"),
             ("eventstream.raft.commit_index", "1", "Index of the last committed log entry"),
             ("eventstream.raft.applied_index", "1", "Index of the last applied log entry"),
@@ -181,9 +182,7 @@ class Metrics:
              "fdatasync calls on the log's segment files (under fsync: always, one per "
              "round or group of rounds written together, however many partitions)"),
             ("eventstream.storage.retention.deleted_segments",
-             "Segments deleted by retention"),
-            ("eventstream.storage.retention.deleted",
-             "Bytes of records deleted by retention, by partition"),
+             "Segments deleted by retention, by partition (the same count for each)"),
             ("eventstream.ingest.udp.kernel_drops",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
             ("eventstream.cluster.peer.refused",
@@ -192,6 +191,10 @@ class Metrics:
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
+        name = "eventstream.storage.retention.deleted"
+        meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="By",
+                                        description="Bytes of records deleted by retention, "
+                                                    "by partition")
 
         self._start_at_zero()
 

@@ -101,10 +101,12 @@ def observe_disk_log(metrics: Metrics, disk_log: DiskEntryLog) -> None:
     partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
     metrics.observe("eventstream.storage.bytes",
                     lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
-    metrics.observe("eventstream.storage.segments", lambda: [(disk_log.segment_count(), {})])
+    # A segment holds every partition's records: each partition reports the same count.
+    metrics.observe("eventstream.storage.segments",
+                    lambda: [(disk_log.segment_count(), a) for _, a in partitions])
     metrics.observe("eventstream.storage.fsyncs", lambda: [(disk_log.fsyncs, {})])
     metrics.observe("eventstream.storage.retention.deleted_segments",
-                    lambda: [(disk_log.dropped_segments, {})])
+                    lambda: [(disk_log.dropped_segments, a) for _, a in partitions])
     metrics.observe("eventstream.storage.retention.deleted",
                     lambda: [(disk_log.dropped_bytes[p], a) for p, a in partitions])
 

@@ -18,7 +18,8 @@ from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
 from ..broker.broker import Broker
-from ..broker.groups import GroupCoordinator, GroupSettings, Member
+from ..broker.group_state import GroupSettings
+from ..broker.groups import GroupCoordinator, Member
 from ..broker.topics import TopicFilter
 from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig

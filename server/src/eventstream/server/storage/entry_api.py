@@ -80,6 +80,8 @@ class EntryLog(Protocol):
     """Number of partitions, fixed for the life of the data."""
     durability: int
     """The ``eventstream.v1.Durability`` value a durable entry has."""
+    evicted: int
+    """Records evicted to bound memory (the in-memory log; 0 for the durable one)."""
 
     # -- the replicated log ---------------------------------------------------
 

@@ -48,6 +48,8 @@ class EventLog(Protocol):
     """Number of partitions, fixed for the life of the log."""
     durability: int
     """The ``eventstream.v1.Durability`` value of a durable entry."""
+    evicted: int
+    """Records evicted to bound memory (the in-memory log; 0 for the durable one)."""
 
     def start_offset(self, partition: int) -> int:
         """Oldest offset still retained in ``partition``."""
