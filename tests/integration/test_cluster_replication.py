@@ -10,6 +10,7 @@ after its restart).
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import threading
 import time
@@ -23,6 +24,7 @@ from eventstream.client import Client, Event, RetryPolicy
 from eventstream.v1 import cluster_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
 from tests.support.cluster import Cluster
+from tests.support.server import ServerProcess, http_get, metric
 
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
 # The retry budget rides out an election (0.5 to 1 s) with room to spare.
@@ -64,6 +66,13 @@ def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) ->
         time.sleep(0.05)
 
 
+def lag_series(server: ServerProcess) -> dict[str, float]:
+    """peer -> ``eventstream_cluster_replication_lag`` as the node exports it."""
+    body = http_get(f"{server.http}/metrics", timeout=10.0)[1].decode()
+    return {peer: float(value) for peer, value in re.findall(
+        r'^eventstream_cluster_replication_lag\{[^}]*peer="([^"]+)"[^}]*\} (\S+)$', body, re.M)}
+
+
 async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster: Cluster):
     leader = cluster.wait_leader()
     followers = [node for node in cluster.nodes if node != leader]
@@ -102,6 +111,30 @@ async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster:
         if node == leader:
             assert all(member.match_index >= status.commit_index - 1
                        for member in status.members), status
+
+    # The same through /status and the metrics.
+    for node, server in cluster.nodes.items():
+        document = cluster.status(node)
+        assert document["role"] == ("leader" if node == leader else "follower")
+        view = document["cluster"]
+        assert view["replication"] == "raft" and view["leader"] == leader
+        assert {member["node_id"]: member["role"] for member in view["members"]} == \
+            {n: "leader" if n == leader else "follower" for n in cluster.nodes}
+        assert metric(server, "eventstream_cluster_is_leader") == (1 if node == leader else 0)
+        assert metric(server, "eventstream_cluster_term") == view["term"] >= 1
+        assert metric(server, "eventstream_cluster_applied_index") >= view["commit_index"] - 1
+        assert metric(server, "eventstream_cluster_peers_connected") == 2
+    leading = cluster.nodes[leader]
+    for member in cluster.status(leader)["cluster"]["members"]:
+        assert member["lag"] is not None and member["match_index"] > 0
+    deadline = time.monotonic() + 30
+    while (lags := lag_series(leading)) != {follower: 0.0 for follower in followers}:
+        assert time.monotonic() < deadline, lags
+        time.sleep(0.05)
+    assert lag_series(cluster.nodes[followers[0]]) == {}  # only the leader knows
+    assert metric(leading, "eventstream_cluster_elections_total") == 1
+    # 20 publishes, one batch and one repeat went through the follower's link.
+    assert metric(cluster.nodes[followers[0]], "eventstream_cluster_forwarded_total") == 22
 
 
 async def test_without_a_leader_a_publish_is_refused_with_retry_info(cluster: Cluster):

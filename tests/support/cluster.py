@@ -38,7 +38,7 @@ class Cluster:
         for server in self.nodes.values():
             server.start(wait=False)
         for server in self.nodes.values():
-            server.wait_healthy()
+            server.wait_healthy(60.0)
         return self
 
     def stop(self) -> None:

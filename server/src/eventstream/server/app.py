@@ -43,6 +43,7 @@ from .ingest.tcp import TcpIngest
 from .ingest.udp import UdpIngest
 from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
 from .native import ABI_VERSION, EventEncoder, NativeWire
+from .observability.cluster_readings import observe_cluster
 from .observability.metrics import Metrics
 from .observability.readings import (
     CommitRecorder,
@@ -177,6 +178,7 @@ class Node:
         if isinstance(self.log, DiskEntryLog):
             observe_disk_log(metrics, self.log)
         observe_raft(metrics, self.driver, self.write_path)
+        observe_cluster(metrics, self.driver, self.member.transport if self.member else None)
         observe_groups(metrics, self.groups, self.log)
         observe_ingest(metrics, self.tcp, self.udp)
         observe_node(metrics, dedup=self.dedup, placement=self.placement,
