@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import statistics
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from eventstream.client import Client, Event, RetryPolicy
+from eventstream.client import Client, Event, EventStreamError, RetryPolicy
 from eventstream.v1 import cluster_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
 from tests.support.cluster import Cluster
@@ -51,6 +52,13 @@ async def read_all(target: str, count: int) -> list[tuple[int, int, str]]:
     finally:
         await stubs.close()
     return sorted((e.partition, e.offset, e.id) for e in events)
+
+
+async def read_stored(cluster: Cluster, node: str) -> list[tuple[int, int, str]]:
+    """Every event a node's readers see now, as :func:`read_all` lists them."""
+    log = cluster.status(node)["log"]
+    count = sum(log["end_offsets"]) - sum(log["start_offsets"])
+    return await read_all(cluster.nodes[node].target, count) if count else []
 
 
 def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
@@ -95,7 +103,7 @@ async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster:
 
     # Every node's readers see the same committed events, in the same order.
     wait_caught_up(cluster, list(cluster.nodes))
-    views = [await read_all(cluster.nodes[node].target, 70) for node in cluster.nodes]
+    views = [await read_stored(cluster, node) for node in cluster.nodes]
     assert views[0] == views[1] == views[2]
     assert set(views[0]) == acked
 
@@ -161,6 +169,50 @@ async def test_without_a_leader_a_publish_is_refused_with_retry_info(cluster: Cl
         assert int(trailers["retry-after-ms"]) > 0
     finally:
         await stubs.close()
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["correct", "acks-before-replication"])
+async def test_an_acknowledged_event_outlives_its_leader(tmp_path: Path, broken: bool):
+    """The followers are frozen, so only the leader can hold a new event; then it is killed.
+
+    A correct build never acknowledges that event (no majority has it). The
+    build with the test-only bug acknowledges it and the survivors lack it:
+    the check below must see that, or it could not catch a lost event.
+    """
+    env = {"EVENTSTREAM_TEST_ACK_ON_APPEND": "1"} if broken else {}
+    cluster = Cluster(tmp_path, 3, {"storage": {"partitions": 2}}, env=env).start()
+    try:
+        leader = cluster.wait_leader()
+        followers = [node for node in cluster.nodes if node != leader]
+        acked = set()
+        with Client(cluster.nodes[leader].target, retry=RetryPolicy(max_attempts=1)) as client:
+            client.publish(Event("a/b", b"x", id="replicated"))
+            acked.add("replicated")
+            wait_caught_up(cluster, list(cluster.nodes))
+            for node in followers:
+                cluster.nodes[node].signal(signal.SIGSTOP)
+            try:
+                client.publish(Event("a/b", b"y", id="alone"), timeout=2.0)
+                acked.add("alone")
+            except EventStreamError as error:  # no majority: never acknowledged
+                assert error.code in (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      grpc.StatusCode.UNAVAILABLE), error
+        cluster.nodes[leader].kill()
+        for node in followers:
+            cluster.nodes[node].signal(signal.SIGCONT)
+        cluster.wait_leader(among=followers)
+        wait_caught_up(cluster, followers)
+        for node in followers:
+            stored = {event_id for *_, event_id in await read_stored(cluster, node)}
+            lost = acked - stored
+            if broken:
+                assert lost == {"alone"}, (node, stored)
+            else:
+                assert lost == set(), (node, lost)
+    finally:
+        for node in cluster.running():
+            cluster.nodes[node].signal(signal.SIGCONT)
+        cluster.stop()
 
 
 class Publisher:
@@ -236,8 +288,7 @@ async def test_leader_killed_a_retrying_client_loses_nothing(cluster: Cluster):
     # Every acknowledged event once, in one order, on every node (the restarted ones too).
     cluster.wait_leader()
     wait_caught_up(cluster, list(cluster.nodes))
-    views = {node: await read_all(server.target, len(acked))
-             for node, server in cluster.nodes.items()}
+    views = {node: await read_stored(cluster, node) for node in cluster.nodes}
     expected = sorted((partition, offset, event_id)
                       for event_id, (partition, offset) in acked.items())
     for node, view in views.items():

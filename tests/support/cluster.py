@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,11 @@ class Cluster:
         workdir: each node gets ``workdir/<node id>`` (config, data, log).
         size: members.
         config: config sections merged over every node's.
+        env: environment variables of every node.
     """
 
-    def __init__(self, workdir: Path, size: int = 3, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, workdir: Path, size: int = 3, config: dict[str, Any] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         ids = [f"n{i}" for i in range(1, size + 1)]
         cluster_ports = {node: free_port() for node in ids}
         peers = [f"{node}=127.0.0.1:{port}" for node, port in cluster_ports.items()]
@@ -31,7 +31,7 @@ class Cluster:
             sections: dict[str, Any] = {key: dict(value) for key, value in (config or {}).items()}
             sections.setdefault("cluster", {}).update({
                 "enabled": True, "node_id": node, "port": cluster_ports[node], "peers": peers})
-            self.nodes[node] = ServerProcess(workdir / node, sections)
+            self.nodes[node] = ServerProcess(workdir / node, sections, env=env)
 
     def start(self) -> Cluster:
         """Start every node, then wait until each is healthy."""
@@ -78,14 +78,3 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no leader agreed on within {timeout}s: {views}")
             time.sleep(0.05)
-
-
-@contextmanager
-def running_cluster(workdir: Path, size: int = 3, config: dict[str, Any] | None = None
-                    ) -> Iterator[Cluster]:
-    """A started cluster, stopped on exit."""
-    cluster = Cluster(workdir, size, config)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()

@@ -20,6 +20,7 @@ entries in the same order.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from .transport import Answer, ForwardFailed, GrpcTransport
 
 log = logging.getLogger(__name__)
 
+ACK_ON_APPEND_ENV = "EVENTSTREAM_TEST_ACK_ON_APPEND"
+"""Test-only: ``1`` acknowledges publishes before replication (see :func:`_ack_on_append`)."""
 NO_LEADER_RETRY_SECONDS = 0.25
 """The retry delay a publish gets while no leader is known (an election takes 0.5 to 1 s)."""
 
@@ -136,7 +139,27 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
                            transport=transport, voters=identity.voters)
+    if os.environ.get(ACK_ON_APPEND_ENV) == "1":
+        _ack_on_append(replicated)
     return ClusterMember(identity, peers, transport, replicated, client_address)
+
+
+def _ack_on_append(replicated: ReplicatedLog) -> None:
+    """Test-only bug: report entries applied once handed to the local log, before a majority has
+    them, so publishes are acknowledged early (the cluster tests must catch the loss)."""
+    log.warning("%s=1: acknowledging before replication (a deliberately broken build)",
+                ACK_ON_APPEND_ENV)
+    applier, driver = replicated.applier, replicated.driver
+    reported = replicated.raft_log.appended_index
+
+    def appended(index: int) -> None:
+        nonlocal reported
+        if applier.on_entry is not None and driver.is_leader:
+            for early in range(reported + 1, index + 1):
+                applier.on_entry(early, driver.term)
+        reported = index
+
+    replicated.raft_log.on_appended = appended
 
 
 __all__ = ["NO_LEADER_RETRY_SECONDS", "ClusterMember", "join_cluster"]
