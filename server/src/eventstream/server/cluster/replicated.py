@@ -145,8 +145,11 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
 
 
 def _ack_on_append(replicated: ReplicatedLog) -> None:
-    """Test-only bug: report entries applied once handed to the local log, before a majority has
-    them, so publishes are acknowledged early (the cluster tests must catch the loss)."""
+    """Test-only bug: acknowledge publishes before a majority has their entry.
+
+    Entries are reported applied once handed to the local log, so the write
+    path answers early; the cluster tests must catch the events this loses.
+    """
     log.warning("%s=1: acknowledging before replication (a deliberately broken build)",
                 ACK_ON_APPEND_ENV)
     applier, driver = replicated.applier, replicated.driver
