@@ -293,3 +293,25 @@ async def test_leader_killed_a_retrying_client_loses_nothing(cluster: Cluster):
                       for event_id, (partition, offset) in acked.items())
     for node, view in views.items():
         assert view == expected, f"{node} differs"
+
+
+async def test_rolling_restart_a_retrying_client_loses_nothing(cluster: Cluster):
+    """SIGTERM each node in reverse order and restart it (as a StatefulSet does), under load."""
+    cluster.wait_leader()
+    # The client publishes through n1, restarted last; n3 and n2 go first.
+    publisher = Publisher(cluster.nodes["n1"].target, "roll", 400).start()
+    publisher.wait_acks(50)
+    for node in ("n3", "n2", "n1"):
+        before = len(publisher.acks)
+        assert cluster.nodes[node].stop() == 0
+        cluster.nodes[node].start()
+        cluster.wait_leader()
+        publisher.wait_acks(min(before + 50, 400), timeout=60)
+    publisher.join(60)
+    assert publisher.errors == []
+    assert len({event_id for _, event_id, *_ in publisher.acks}) == 400
+    wait_caught_up(cluster, list(cluster.nodes))
+    expected = sorted({(partition, offset, event_id)
+                       for _, event_id, partition, offset in publisher.acks})
+    for node in cluster.nodes:
+        assert await read_stored(cluster, node) == expected, node
