@@ -38,8 +38,8 @@ async def write_a_log(server) -> None:  # type: ignore[no-untyped-def]
     """Traffic that makes every kind of state: events, duplicates, group offsets."""
     stubs = Stubs(server.target)
     rng = random.Random(1)
-    for number in range(30):
-        ids = [f"id-{rng.randrange(200)}" if rng.random() < 0.7 else "" for _ in range(20)]
+    for _ in range(30):
+        ids = [f"id-{rng.randrange(200)}" if rng.random() < 0.7 else "" for _i in range(20)]
         await stubs.publish.PublishBatch(publish_pb2.PublishBatchRequest(events=[
             event(f"det/{i % 3}", b"p%d" % i, id=event_id, key=f"k{rng.randrange(9)}")
             for i, event_id in enumerate(ids)]), timeout=30)
