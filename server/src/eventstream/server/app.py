@@ -264,6 +264,8 @@ class Node:
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
+        if self.member is not None:  # the others need not wait for an election
+            await self.member.hand_over(max(min(deadline - time.monotonic(), 2.0), 0.1))
         # Committed now: acknowledged-mode connections get their last ACKs.
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
         await self._release(max(min(deadline - time.monotonic(), 5.0), 0.1))

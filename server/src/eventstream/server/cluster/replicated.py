@@ -19,6 +19,7 @@ entries in the same order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -28,9 +29,11 @@ from pathlib import Path
 from ..broker.dedup import DedupWindow
 from ..config.model import Config
 from ..errors import EventStreamError
+from ..raft import NotLeaderError
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
 from .bootstrap import ClusterIdentity, load_or_bootstrap
+from .errors import DriverHalted, DriverStopped
 from .one_voter import ReplicatedLog, one_voter
 from .settings import parse_peers, raft_config, tick_seconds
 from .transport import Answer, ForwardFailed, GrpcTransport
@@ -68,6 +71,25 @@ class ClusterMember:
         """Stop the driver, then the transport (the entry log stays open)."""
         await self.replicated.stop()
         await self.transport.stop(0.5)
+
+    async def hand_over(self, timeout: float) -> None:
+        """Before stopping: hand leadership to the most up-to-date voter, if this node leads.
+
+        The others then need not wait out an election timeout. Gives up
+        quietly after ``timeout`` seconds (the stop goes on; they elect).
+        """
+        driver = self.replicated.driver
+        me = self.identity.node_id
+        if not driver.running or not driver.is_leader or len(self.peers) < 2:
+            return
+        try:
+            driver.transfer_leadership()
+            async with asyncio.timeout(timeout):
+                await driver.wait_until(lambda: driver.leader_id not in (None, me))
+            log.info("handed leadership to %s", driver.leader_id)
+        except (NotLeaderError, DriverStopped, DriverHalted, TimeoutError) as error:
+            log.info("leadership not handed over before stopping (%s)",
+                     type(error).__name__)
 
     def leader_address(self, leader: str) -> str:
         """The public gRPC address of ``leader`` ("" when it has not announced one yet)."""
