@@ -27,7 +27,7 @@ class Cluster:
         peers = [f"{node}=127.0.0.1:{port}" for node, port in cluster_ports.items()]
         self.nodes: dict[str, ServerProcess] = {}
         for node in ids:
-            (workdir / node).mkdir()
+            (workdir / node).mkdir(parents=True)
             sections: dict[str, Any] = {key: dict(value) for key, value in (config or {}).items()}
             sections.setdefault("cluster", {}).update({
                 "enabled": True, "node_id": node, "port": cluster_ports[node], "peers": peers})
