@@ -37,9 +37,14 @@ $(DEV_STAMP): $(RUN_STAMP) requirements/dev.txt requirements/deploy.txt
 
 # Go-built tools the tests and benchmarks drive, from the Go module proxy:
 # grpcurl, ghz (the publish benchmark also runs briefly in the tests), helm,
-# kustomize and a Kubernetes control plane (tools/k8s).
-tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz
+# kustomize and a Kubernetes control plane (tools/k8s), and the cluster test
+# tools (historycheck, toxiproxy, nats-server and natscli; `make cluster-tools`).
+tools: $(TOOLS_BIN)/grpcurl $(TOOLS_BIN)/ghz cluster-tools
 	tools/install-k8s-tools.sh
+
+.PHONY: cluster-tools
+cluster-tools:
+	tools/install-cluster-tools.sh
 
 # `make grpcurl` / `make ghz`: one tool alone, without the rest of `make tools`.
 .PHONY: grpcurl ghz
@@ -159,6 +164,17 @@ bench-peers: install native $(TOOLS_BIN)/ghz loadgen
 	tools/install-peers.sh
 	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/peers_bench.py $(ARGS)
 	$(PY) bench/priority_bench.py $(PRIORITY_ARGS)
+
+# The replicated cluster benchmark (bench/cluster_bench.py, about a minute):
+# EventStream 3 nodes (not yet: replication is not wired) and 1 node against
+# NATS JetStream R3 and R1, unary, batched and pipelined publish with fsync
+# before the ack and fan-out, in the same run; writes
+# bench/results/cluster.{md,png,json}.
+# Pass options with ARGS, e.g. ARGS="--quick" or ARGS="--duration 8".
+.PHONY: bench-cluster
+bench-cluster: install native $(TOOLS_BIN)/ghz cluster-tools
+	$(PY) -m pip install -q -r requirements/bench.txt
+	PATH=$(TOOLS_BIN):$$PATH $(PY) bench/cluster_bench.py $(ARGS)
 
 # Realtime latency while the batch lane floods, idle and flooded, ours over gRPC
 # and TCP, NATS JetStream and Redis Streams under the same kind of flood

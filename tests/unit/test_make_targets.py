@@ -59,3 +59,13 @@ def test_bench_targets_run_the_priority_benchmark(target):
     dry_run = recipes(target)
     assert "bench/priority_bench.py" in dry_run
     assert "-C bench/loadgen" in dry_run   # it floods with the native load generator
+
+
+@pytest.mark.parametrize("target", ["test", "tools", "cluster-tools", "bench-cluster"])
+def test_the_cluster_tools_are_installed_by_the_targets_that_need_them(target):
+    # historycheck, toxiproxy-server, nats-server and nats: the cluster tests and bench-cluster.
+    assert "tools/install-cluster-tools.sh" in recipes(target)
+
+
+def test_bench_cluster_runs_the_cluster_benchmark():
+    assert "bench/cluster_bench.py" in recipes("bench-cluster")

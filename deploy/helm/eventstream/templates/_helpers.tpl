@@ -190,7 +190,7 @@ eventstream.config
 {{- define "eventstream.config" -}}
 {{- $config := deepCopy (.Values.config | default dict) }}
 {{- $server := dict "host" "0.0.0.0" "grpc_port" (int .Values.ports.grpc) "tcp_port" (int .Values.ports.tcp) "udp_port" (int .Values.ports.udp) }}
-{{- $cluster := dict "enabled" .Values.cluster.enabled "discovery" .Values.cluster.discovery "namespace" .Release.Namespace "service" (include "eventstream.headlessName" .) "port" (int .Values.ports.cluster) }}
+{{- $cluster := dict "enabled" .Values.cluster.enabled "discovery" .Values.cluster.discovery "namespace" .Release.Namespace "service" (include "eventstream.headlessName" .) "port" (int .Values.ports.cluster) "replicas" (int .Values.replicas) "cluster_domain" .Values.cluster.clusterDomain }}
 {{- if eq .Values.cluster.discovery "static" }}
 {{- $_ := set $cluster "peers" (include "eventstream.staticPeers" . | fromYamlArray) }}
 {{- end }}

@@ -2,7 +2,9 @@
 
 Exit codes: 0 after a clean shutdown, 1 when the drain timed out, start-up
 failed or a storage error had halted writes, 2 for configuration errors (each
-printed on its own line, naming the key and its source), for a listener that
+printed on its own line, naming the key and its source), for peers that
+cannot be found with ``cluster.enabled`` (one line per problem, naming the
+key), for a listener that
 cannot listen (a port in use: one line per listener, naming the flag and key
 that move it) and for a data directory that cannot be used (another format
 version or partition count, a corrupt record, or a file operation of the start
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
+    from .cluster.discovery import DiscoveryError, find_peers
     from .errors import EventStreamError
     from .observability.logging import configure_logging
     from .storage.failure import DataDirRefused
@@ -115,6 +118,14 @@ def run(config: Config) -> int:
         runner = asyncio.run
 
     async def serve() -> int:
+        if config.cluster.enabled:
+            # The peers must be findable before the node starts (docs/cluster.md "Discovery").
+            try:
+                await find_peers(config.cluster)
+            except DiscoveryError as error:
+                for problem in error.problems:
+                    print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
+                return 2
         try:
             node = Node(config)
         except (DataDirRefused, CorruptSegment, EventStreamError) as error:

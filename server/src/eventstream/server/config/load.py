@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import socket
@@ -61,6 +62,22 @@ def _one_of(*choices: str) -> tuple[Check, str]:
 
 
 _PORT = _between(1, 65535)
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1123, as Kubernetes names
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _address_port(value: str) -> bool:
+    """``address:port`` (an IPv6 address in brackets) with a port in 1..65535."""
+    host, colon, port = value.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return False
+    return (bool(colon and port.isdigit() and 0 < int(port) < 65536)
+            and (address.version == 6) == bracketed)
+
+
 _POSITIVE = _between(1, 2**40)
 RULES: dict[str, tuple[Check, str]] = {
     "server.host": ((lambda v: bool(v.strip())),
@@ -79,6 +96,16 @@ RULES: dict[str, tuple[Check, str]] = {
     "queues.max_rounds_in_flight": _between(1, 1024),
     "cluster.discovery": _one_of("static", "dns", "kubernetes"),
     "cluster.port": _PORT,
+    "cluster.namespace": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
+                          "a Kubernetes namespace name (lower-case letters, digits and -)"),
+    "cluster.service": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
+                        "a Kubernetes service name (lower-case letters, digits and -)"),
+    "cluster.replicas": _between(1, 1000),
+    "cluster.cluster_domain": ((lambda v: v == "" or _DNS_NAME.fullmatch(v) is not None),
+                               "empty or a DNS domain such as cluster.local"),
+    "cluster.dns_server": ((lambda v: v == "" or _address_port(v)),
+                           "empty or address:port of a DNS server, e.g. 10.96.0.10:53"),
+    "cluster.discovery_timeout_seconds": _between(0, 24 * 3600),
     "cluster.tick_ms": _between(1, 10_000),
     "cluster.election_ticks": _between(2, 10_000),
     "cluster.heartbeat_ticks": _between(1, 10_000),

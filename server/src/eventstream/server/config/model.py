@@ -69,11 +69,35 @@ class ClusterConfig:
     enabled: bool = False
     """Join a replicated cluster. Default false."""
     discovery: str = "static"
-    """``static``, ``dns`` or ``kubernetes``. Default ``static``."""
+    """How the members are found: ``static`` (``peers``), ``dns`` (the
+    StatefulSet's pod names under the headless service) or ``kubernetes``
+    (the headless service's EndpointSlices, watched through the API server).
+    Default ``static``."""
     namespace: str = "default"
     """Kubernetes namespace of the headless service. Default ``default``."""
     service: str = "eventstream-headless"
     """Headless service name used by ``dns``/``kubernetes`` discovery."""
+    replicas: int = 1
+    """Pods of the StatefulSet: ``dns`` discovery names ordinals 0 to
+    ``replicas - 1``; ``dns`` and ``kubernetes`` discovery wait at start until
+    this node and a majority of ``replicas`` are found. Default 1."""
+    cluster_domain: str = "cluster.local"
+    """Cluster DNS domain appended to the peers' names by ``dns`` discovery
+    (``<pod>.<service>.<namespace>.svc.<cluster_domain>``); empty leaves the
+    names ending in ``.svc`` for the resolver's search list to complete.
+    Default ``cluster.local``."""
+    dns_server: str = ""
+    """``host:port`` of the DNS server ``dns`` discovery and the peer links
+    ask, instead of the system resolver (tests, unusual setups). Default
+    empty: the system resolver."""
+    kubeconfig: str = ""
+    """Kubeconfig file ``kubernetes`` discovery authenticates with; empty uses
+    the pod's service account (token and CA mounted by Kubernetes). Default
+    empty."""
+    discovery_timeout_seconds: float = 300.0
+    """At start: seconds ``dns`` and ``kubernetes`` discovery keep retrying
+    (with back-off) until this node and a majority of ``replicas`` are found;
+    after that the server refuses to start. Default 300 s."""
     port: int = 9100
     """Cluster (peer) port. Default 9100."""
     node_id: str = ""

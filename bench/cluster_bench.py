@@ -1,0 +1,324 @@
+"""The replicated cluster benchmark: EventStream 3 nodes vs 1 node vs NATS JetStream R3 (and R1).
+
+One run (`make bench-cluster`) measures, on 127.0.0.1, with 100-byte payloads
+and every write synced to disk before it is acknowledged:
+
+  * EventStream, one node (`storage.fsync: always`, disk log): unary Publish
+    from ghz (SINGLE_CONCURRENCY calls in flight), PublishBatch of 100 events
+    (BATCH_CONCURRENCY in flight) and PublishStream (pipelined: STREAMS x
+    WINDOW requests of 100 events), from the same clients as
+    bench/peers_bench.py;
+  * NATS JetStream R3: three nats-server processes routed to each other
+    (`jetstream.sync_interval: always`), a file-stored stream with
+    `--replicas 3`, driven by `nats bench js pub`: sync (SINGLE_CONCURRENCY
+    clients, each waiting for its acknowledgement), fast (batches of 100,
+    one flow-control ack each) and async (NATS_ASYNC_WINDOW publishes in flight);
+  * fan-out: FANOUT_SUBSCRIBERS subscribers, --fanout-events events published
+    in batches of 100, deliveries/s until every subscriber has every event,
+    through bench/peer_clients.py's harness on our single node and on an R3
+    stream of the NATS cluster (nats-py, ordered push consumers);
+  * NATS JetStream R1 on the same cluster (`--replicas 1`), the same runs:
+    NATS's own price of replication, R3 / R1, beside ours;
+  * EventStream, three nodes: not measured yet. The server does not replicate
+    yet (`cluster.*` starts no replication), so its column says so instead of
+    showing a figure.
+
+Servers are pinned to core 0 (all three NATS nodes share it, as the three
+EventStream nodes will) and load tools to core 1 when taskset and two cores
+are available. Count-bounded tools (`nats bench`) run once briefly to find
+their rate and again for about --duration seconds; every tool run has a
+timeout and every process started is stopped, also on failure.
+
+It prints a table and writes cluster.md, cluster.json and cluster.png to
+bench/results/ (or --out).
+
+    python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_clients
+import peers_bench  # imports publish_bench, which puts the repository root on sys.path
+import publish_bench as pb
+
+from tests.support import nats_cluster
+from tests.support.server import ServerProcess
+
+SIZE = 100
+BATCH = peers_bench.BATCH
+SINGLE_CONCURRENCY = peers_bench.SINGLE_CONCURRENCY
+BATCH_CONCURRENCY = peers_bench.BATCH_CONCURRENCY
+STREAMS, WINDOW = peers_bench.STREAMS, peers_bench.WINDOW
+NATS_ASYNC_WINDOW = peers_bench.NATS_ASYNC_WINDOW
+RESULTS = Path(__file__).resolve().parent / "results"
+
+FANOUT_SUBSCRIBERS = peers_bench.FANOUT_SUBSCRIBERS
+
+UNARY, BATCHED, PIPELINED = "publish unary", f"publish batched x{BATCH}", "publish pipelined"
+FANOUT = f"fan-out to {FANOUT_SUBSCRIBERS} subscribers (deliveries/s)"
+WORKLOADS = [UNARY, BATCHED, PIPELINED, FANOUT]
+THREE_NODES, ONE_NODE = "EventStream 3 nodes", "EventStream 1 node"
+NATS_R3, NATS_R1 = "NATS JetStream R3", "NATS JetStream R1"
+SYSTEMS = [THREE_NODES, ONE_NODE, NATS_R3, NATS_R1]
+NOT_WIRED = "replication not wired yet"
+
+
+class NatsClusterEndpoint(peer_clients.NatsEndpoint):
+    """peer_clients' NATS endpoint on a stream with ``replicas`` of a cluster (every node's URL)."""
+
+    def __init__(self, urls: str, replicas: int) -> None:
+        super().__init__(urls)
+        self.replicas = replicas
+
+    async def connect(self) -> None:
+        """Connect to the cluster and create the stream with its replicas."""
+        import nats
+        from nats.js.api import StorageType, StreamConfig
+        self.connection = await nats.connect(servers=self.address.split(","), connect_timeout=10)
+        self.jetstream = self.connection.jetstream(timeout=10)
+        await self.jetstream.add_stream(StreamConfig(name="E2E", subjects=[self.subject],
+                                                     storage=StorageType.FILE,
+                                                     num_replicas=self.replicas))
+
+
+def fanout(endpoint: peer_clients.Endpoint, events: int) -> float:
+    """Deliveries/s of peer_clients.fanout through ``endpoint`` (connected and closed here)."""
+    async def measure() -> dict:
+        await endpoint.connect()
+        try:
+            return await peer_clients.fanout(endpoint, FANOUT_SUBSCRIBERS, events)
+        finally:
+            await endpoint.close()
+    fan = peers_bench.run_async(measure())
+    if fan["delivered"] < fan["wanted"]:
+        print(f"  fan-out delivered {fan['delivered']} of {fan['wanted']}", file=sys.stderr)
+    return float(fan["deliveries_per_s"])
+
+
+def single_node(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) -> dict:
+    """Events/s of one EventStream node under fsync: always, per workload."""
+    (workdir / "one-node").mkdir()
+    server = ServerProcess(workdir / "one-node", config={
+        "server": {"drain_timeout_seconds": 5.0},
+        "storage": {"engine": "disk", "fsync": "always"}})
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.stop, 15.0)
+        server.start()
+        assert server.process is not None
+        if pin:
+            peers_bench.peer_servers._pin(server.process.pid, pin)
+        from eventstream.v1 import common_pb2
+        unary = pb.publish_pb2.PublishRequest(event=common_pb2.Event(
+            topic=pb.TOPIC, payload=b"x" * SIZE)).SerializeToString()
+        call = "eventstream.v1.PublishService.Publish"
+        pb.run_ghz(ghz, server.target, call, unary, SINGLE_CONCURRENCY, 1.0, 1, pin, workdir)  # warm-up
+        run = pb.run_ghz(ghz, server.target, call, unary, SINGLE_CONCURRENCY, args.duration, 1, pin,
+                         workdir)
+        if run["errors"]:
+            raise RuntimeError(f"the server answered errors: {run['errors']}")
+        figures = {
+            UNARY: run["events_per_s"],
+            BATCHED: peers_bench.raw_client(server.target, "batch", SIZE, args.duration, 1,
+                                            BATCH_CONCURRENCY, pin),
+            PIPELINED: peers_bench.raw_client(server.target, "stream", SIZE, args.duration, STREAMS,
+                                              WINDOW, pin),
+            FANOUT: fanout(peer_clients.OursEndpoint(server.target), args.fanout_events),
+        }
+        version = f"eventstream-server {importlib.metadata.version('eventstream-server')}"
+        return {"figures": figures, "version": version,
+                "setup": "one node, disk log, storage.fsync: always"}
+
+
+def nats_side(workdir: Path, args: argparse.Namespace, pin: bool) -> dict[str, dict]:
+    """Messages/s of NATS JetStream on three routed nodes per workload, R3 and R1 streams."""
+    prefix = ["taskset", "-c", str(pb.CLIENT_CORE)] if pin else []
+    runs = 0
+
+    def bench(replicas: int, mode: nats_cluster.PublishMode, clients: int, batch: int):
+        def run_count(count: int) -> float:
+            nonlocal runs
+            runs += 1  # a fresh stream per run
+            return nats_cluster.nats_bench(
+                cluster.urls, mode, messages=count, size=SIZE, replicas=replicas, clients=clients,
+                batch=batch, stream=f"r{replicas}-{runs}", timeout=args.duration * 10 + 60,
+                command_prefix=prefix, workdir=workdir).messages_per_s
+        return run_count
+
+    def measure(replicas: int) -> dict[str, float]:
+        return {
+            UNARY: peers_bench.calibrated(bench(replicas, "sync", SINGLE_CONCURRENCY, 1),
+                                          SINGLE_CONCURRENCY * 20, args.duration, args.quick),
+            BATCHED: peers_bench.calibrated(bench(replicas, "fast", 1, BATCH), 5_000,
+                                            args.duration, args.quick),
+            PIPELINED: peers_bench.calibrated(bench(replicas, "async", 1, NATS_ASYNC_WINDOW), 5_000,
+                                              args.duration, args.quick),
+        }
+
+    with nats_cluster.NatsCluster(workdir / "nats", sync_always=True) as cluster:
+        for pid in cluster.pids():
+            peers_bench.peer_servers._pin(pid, pin)
+        version = peers_bench.peer_servers._version([str(nats_cluster.NATS_SERVER), "--version"])
+        setup = ("3 nats-server nodes routed on 127.0.0.1, jetstream.sync_interval: always, "
+                 "file stream with --replicas {}")
+        sides = {system: {"figures": measure(replicas), "version": version,
+                          "setup": setup.format(replicas)}
+                 for system, replicas in ((NATS_R3, 3), (NATS_R1, 1))}
+        sides[NATS_R3]["figures"][FANOUT] = fanout(NatsClusterEndpoint(cluster.urls, 3),
+                                                   args.fanout_events)
+        return sides
+
+
+def fmt(value: float | None) -> str:
+    """A rate with thousands separators, or a dash."""
+    return f"{value:,.0f}" if value is not None else "—"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    """Numerator / denominator to two places, or a dash when either is missing."""
+    return f"{numerator / denominator:.2f}" if numerator and denominator else "—"
+
+
+def rows(results: dict[str, dict]) -> list[list[str]]:
+    """The table: one row per workload, a column per system, then two ratios."""
+    def figure(system: str, workload: str) -> float | None:
+        return results[system].get("figures", {}).get(workload)
+    table = []
+    for workload in WORKLOADS:
+        three = figure(THREE_NODES, workload)
+        table.append([workload, fmt(three) if three is not None else NOT_WIRED,
+                      fmt(figure(ONE_NODE, workload)), fmt(figure(NATS_R3, workload)),
+                      fmt(figure(NATS_R1, workload)),
+                      ratio(three, figure(ONE_NODE, workload)),
+                      ratio(figure(NATS_R3, workload), figure(NATS_R1, workload)),
+                      ratio(three, figure(NATS_R3, workload))])
+    return table
+
+
+HEADER = ["events/s", *SYSTEMS, "ours 3 / 1 node", "NATS R3 / R1", "ours 3 nodes / NATS R3"]
+
+
+def text_table(results: dict[str, dict]) -> str:
+    """The table for the terminal, columns aligned."""
+    lines = [HEADER, *rows(results)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    return "\n".join("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(line, widths, strict=True)))
+                     for line in lines)
+
+
+def markdown(results: dict[str, dict], info: dict[str, str], args: argparse.Namespace) -> str:
+    """cluster.md: the table, the systems and the machine."""
+    out = ["# Replicated cluster benchmark (`bench/cluster_bench.py`)", "",
+           f"100-byte payloads, every write synced before it is acknowledged, "
+           f"{args.duration:g} s per publish workload{' (quick run)' if args.quick else ''}; "
+           f"fan-out of {args.fanout_events:,} events to {FANOUT_SUBSCRIBERS} subscribers.", "",
+           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    out += ["", "Systems:"]
+    for system in SYSTEMS:
+        entry = results[system]
+        out.append(f"- {system}: " + (entry.get("unavailable") or
+                                     f"{entry['version']}; {entry['setup']}"))
+    out += ["", "Machine:"] + [f"- {key}: {value}" for key, value in info.items()]
+    return "\n".join(out) + "\n"
+
+
+def plot(results: dict[str, dict], path: Path) -> None:
+    """Grouped bars of events/s per workload and system, log scale.
+
+    A system without figures is left out and named in the title.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    measured = [s for s in SYSTEMS if "figures" in results[s]]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    width = 0.8 / max(1, len(measured))
+    for offset, system in enumerate(measured):
+        heights = [results[system]["figures"].get(w, float("nan")) for w in WORKLOADS]
+        ax.bar([i + offset * width for i in range(len(WORKLOADS))], heights, width, label=system)
+    ax.set_yscale("log")
+    ax.set_xticks([i + width * (len(measured) - 1) / 2 for i in range(len(WORKLOADS))])
+    ax.set_xticklabels([w.replace(" (deliveries/s)", "") for w in WORKLOADS])
+    ax.set_ylabel("events/s (log scale)")
+    missing = [s for s in SYSTEMS if s not in measured]
+    ax.set_title("Publish with fsync before the ack, same machine, same run"
+                 + (f"\n(not shown: {', '.join(missing)}: {NOT_WIRED})" if missing else ""))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure both sides, print the table, write the results; 0 when NATS R3 ran too."""
+    def terminate(signum, frame):  # SIGTERM unwinds the ExitStacks, so servers stop too
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
+    pin = pb.pinning()
+    if pin:
+        os.sched_setaffinity(0, {pb.CLIENT_CORE})
+    ghz = pb.find_ghz()
+    if ghz is None:
+        print("ghz not found on PATH or in .tools/bin (make tools installs it)", file=sys.stderr)
+        return 2
+    info = pb.machine()
+    info["pinning"] = (f"servers on core {pb.SERVER_CORE}, load tools on core {pb.CLIENT_CORE}"
+                       if pin else "none (taskset or 2 cores unavailable)")
+    load_before = peers_bench.load_average()
+    started = time.monotonic()
+    results: dict[str, dict] = {THREE_NODES: {"unavailable": NOT_WIRED}}
+    with tempfile.TemporaryDirectory(prefix="es-cluster-bench-") as tmp:
+        results[ONE_NODE] = single_node(Path(tmp), ghz, args, pin)
+        try:
+            results.update(nats_side(Path(tmp), args, pin))
+        except nats_cluster.NatsError as error:  # EventStream's figures still print
+            print(f"NATS JetStream failed: {error}", file=sys.stderr)
+            results[NATS_R3] = results[NATS_R1] = {"unavailable": f"the run failed: {error}"}
+    info["load average (1/5/15 min) before / after"] = f"{load_before} / {peers_bench.load_average()}"
+    info["run time"] = f"{time.monotonic() - started:.0f} s"
+    print(text_table(results))
+    for key, value in info.items():
+        print(f"{key}: {value}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.md").write_text(markdown(results, info, args))
+    (out / "cluster.json").write_text(json.dumps({"results": results, "machine": info}, indent=1) + "\n")
+    plot(results, out / "cluster.png")
+    print(f"wrote {out / 'cluster.md'}, {out / 'cluster.png'}")
+    return 0 if "figures" in results[NATS_R3] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(description="EventStream 3 nodes vs 1 node vs NATS JetStream R3 and R1")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per workload")
+    parser.add_argument("--out", default=str(RESULTS), help="directory for cluster.md, .json and .png")
+    parser.add_argument("--fanout-events", type=int, default=10_000,
+                        help=f"events published to the {FANOUT_SUBSCRIBERS} subscribers of the fan-out")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1 s per workload, one short nats bench run each, "
+                             "1,000 fan-out events")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration = 1.0
+        args.fanout_events = min(args.fanout_events, 1000)
+    args.duration = min(max(args.duration, 0.5), 60.0)
+    args.fanout_events = min(max(args.fanout_events, 100), 1_000_000)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
