@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .server import ServerProcess, free_port, http_get
+from .toxiproxy import Mesh, Toxiproxy
 
 
 class Cluster:
@@ -18,20 +19,34 @@ class Cluster:
         size: members.
         config: config sections merged over every node's.
         env: environment variables of every node.
+        toxiproxy: when given, every node reaches every other through a link
+            of a :class:`Mesh` on it (:attr:`mesh`), so faults can strike any
+            direction between any pair; the nodes then share a
+            ``cluster.name``, as their peer maps differ.
     """
 
     def __init__(self, workdir: Path, size: int = 3, config: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, toxiproxy: Toxiproxy | None = None) -> None:
         ids = [f"n{i}" for i in range(1, size + 1)]
         cluster_ports = {node: free_port() for node in ids}
-        peers = [f"{node}=127.0.0.1:{port}" for node, port in cluster_ports.items()]
+        self.mesh: Mesh | None = toxiproxy.mesh(dict(cluster_ports)) if toxiproxy else None
         self.nodes: dict[str, ServerProcess] = {}
         for node in ids:
             (workdir / node).mkdir(parents=True)
             sections: dict[str, Any] = {key: dict(value) for key, value in (config or {}).items()}
             sections.setdefault("cluster", {}).update({
-                "enabled": True, "node_id": node, "port": cluster_ports[node], "peers": peers})
+                "enabled": True, "node_id": node, "port": cluster_ports[node],
+                "peers": [f"{peer}={self._peer_address(node, peer, cluster_ports)}"
+                          for peer in ids]})
+            if self.mesh is not None:
+                sections["cluster"].setdefault("name", "faults")
             self.nodes[node] = ServerProcess(workdir / node, sections, env=env)
+
+    def _peer_address(self, node: str, peer: str, cluster_ports: dict[str, int]) -> str:
+        """Where ``node`` dials ``peer``: its own port directly, others through the mesh."""
+        if self.mesh is None or node == peer:
+            return f"127.0.0.1:{cluster_ports[peer]}"
+        return self.mesh.address(node, peer)
 
     def start(self) -> Cluster:
         """Start every node, then wait until each is healthy."""

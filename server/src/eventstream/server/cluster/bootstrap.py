@@ -1,8 +1,9 @@
 """A replicated node's identity in its data dir: the cluster id and the initial voters.
 
 The initial voters (``cluster.peers``) form the cluster once, when their data
-dirs are empty: each of them derives the same cluster id from the peer map
-(:func:`derive_cluster_id`) and writes ``cluster.json`` into its data dir
+dirs are empty: each of them derives the same cluster id
+(:func:`derive_cluster_id`: from ``cluster.name`` and the node ids when a
+name is set, else from the whole peer map) and writes ``cluster.json`` into its data dir
 (``{"cluster_id", "node_id", "voters"}``) before its first entry. From then
 on the file is what counts, not the configuration: the id is checked on
 every peer call (another cluster's node is refused) and the voters are the
@@ -41,14 +42,23 @@ class ClusterIdentity:
     """True when this start wrote the file (the data dir was empty)."""
 
 
-def derive_cluster_id(peers: Mapping[str, str]) -> str:
-    """The id every initial voter derives from the same peer map (ids and addresses)."""
-    text = "\n".join(f"{node}={address}" for node, address in sorted(peers.items()))
+def derive_cluster_id(peers: Mapping[str, str], name: str = "") -> str:
+    """The id every initial voter derives at bootstrap.
+
+    Without ``name``, from the peer map (ids and addresses), which every
+    voter must then list alike. With ``name``, from it and the sorted node
+    ids only: voters that reach each other by different addresses (through
+    proxies or NAT) still agree.
+    """
+    if name:
+        text = "name=" + name + "\n" + "\n".join(sorted(peers))
+    else:
+        text = "\n".join(f"{node}={address}" for node, address in sorted(peers.items()))
     return "es-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def load_or_bootstrap(root: Path, node_id: str, peers: Mapping[str, str], event_log: EntryLog,
-                      ops: FileOps) -> ClusterIdentity:
+                      ops: FileOps, name: str = "") -> ClusterIdentity:
     """Read ``cluster.json``, or write it when the data dir is empty (see the module docstring).
 
     Raises:
@@ -74,7 +84,7 @@ def load_or_bootstrap(root: Path, node_id: str, peers: Mapping[str, str], event_
         raise DataDirRefused(f"{root} holds a log but no {IDENTITY_FILE}: it was not written by "
                              "a member of a cluster (a single node's data dir, or the file was "
                              "lost); start the node with an empty storage.data_dir")
-    identity = ClusterIdentity(derive_cluster_id(peers), node_id, frozenset(peers),
+    identity = ClusterIdentity(derive_cluster_id(peers, name), node_id, frozenset(peers),
                                bootstrapped=True)
     ops.write_file(path, json.dumps({"cluster_id": identity.cluster_id, "node_id": node_id,
                                      "voters": sorted(identity.voters)}).encode() + b"\n",

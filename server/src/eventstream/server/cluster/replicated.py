@@ -150,7 +150,8 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
     cluster = config.cluster
     node_id = cluster.node_id
     peers = parse_peers(cluster.peers)
-    identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, peers, event_log, ops)
+    identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, peers, event_log, ops,
+                                 cluster.name)
     own_host = peers[node_id].rpartition(":")[0]
     client_address = f"{own_host}:{config.server.grpc_port}"
     transport = GrpcTransport(node_id, identity.cluster_id, peers, client_address=client_address,

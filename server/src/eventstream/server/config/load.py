@@ -101,6 +101,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.service": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
                         "a Kubernetes service name (lower-case letters, digits and -)"),
     "cluster.replicas": _between(1, 1000),
+    "cluster.name": ((lambda v: v == "" or _DNS_LABEL.fullmatch(v) is not None),
+                     "empty or a name of lower-case letters, digits and -"),
     "cluster.cluster_domain": ((lambda v: v == "" or _DNS_NAME.fullmatch(v) is not None),
                                "empty or a DNS domain such as cluster.local"),
     "cluster.dns_server": ((lambda v: v == "" or _address_port(v)),

@@ -102,6 +102,11 @@ class ClusterConfig:
     """Cluster (peer) port. Default 9100."""
     node_id: str = ""
     """This node's id; empty means NODE_ID, then POD_NAME, then the host name."""
+    name: str = ""
+    """The cluster's name. When set, the cluster id fixed at bootstrap is
+    derived from it and the node ids, not from the peer addresses, so nodes
+    that reach each other by different addresses (proxies, NAT) form one
+    cluster. Default empty: the id comes from the whole peer map."""
     peers: tuple[str, ...] = ()
     """The members for ``static`` discovery: ``host:port``, where the host's
     first label is the node id (``eventstream-1.eventstream-headless:9100``),
