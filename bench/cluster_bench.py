@@ -130,15 +130,9 @@ class FollowerFanoutEndpoint(peer_clients.OursEndpoint):
         self.follower_stubs = [subscribe_pb2_grpc.SubscribeServiceStub(channel)
                                for channel in self.follower_channels]
 
-    async def subscribe(self, index: int, deliver: peer_clients.Deliver) -> None:
-        """Subscribe on a follower and deliver its events."""
-        stub = self.follower_stubs[index % len(self.follower_stubs)]
-        call = stub.Subscribe(pb.subscribe_pb2.SubscribeRequest(patterns=[self.topic]))
-        try:
-            async for response in call:
-                deliver([delivered.payload for delivered in response.events])
-        finally:
-            call.cancel()
+    def subscriber_for(self, index: int):
+        """Subscriber ``index`` reads from a follower."""
+        return self.follower_stubs[index % len(self.follower_stubs)]
 
     async def close(self) -> None:
         """Close every channel."""
