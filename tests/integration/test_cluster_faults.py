@@ -12,7 +12,6 @@ still commit; a follower stopped with SIGSTOP catches up after SIGCONT.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,34 +22,17 @@ from eventstream.client import Client, Event
 from tests.integration.test_cluster_replication import RETRY, read_stored, wait_caught_up
 from tests.support.client import Stubs, error_info, publish_request
 from tests.support.cluster import Cluster
-from tests.support.cluster_tools import install_cluster_tools
-from tests.support.toxiproxy import Mesh, Toxiproxy
+from tests.support.mesh_cluster import mesh_cluster, wait_role
+from tests.support.toxiproxy import Mesh
 
 MINORITY_PUBLISHES = 8
 """Publishes tried on the cut-off side: while it still leads, then after it stepped down."""
 
 
 @pytest.fixture
-def toxiproxy(tmp_path: Path) -> Iterator[Toxiproxy]:
-    install_cluster_tools()
-    with Toxiproxy(tmp_path) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, toxiproxy: Toxiproxy) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 2}}, toxiproxy=toxiproxy)
-    try:
-        yield nodes.start()
-    finally:
-        for node in nodes.running():
-            nodes.nodes[node].signal(signal.SIGCONT)
-        nodes.stop()
-
-
-def mesh_of(cluster: Cluster) -> Mesh:
-    assert cluster.mesh is not None
-    return cluster.mesh
+def faulty(tmp_path: Path) -> Iterator[tuple[Cluster, Mesh]]:
+    with mesh_cluster(tmp_path) as started:
+        yield started
 
 
 def publish_all(target: str, prefix: str, count: int) -> set[tuple[int, int, str]]:
@@ -59,15 +41,6 @@ def publish_all(target: str, prefix: str, count: int) -> set[tuple[int, int, str
         acks = [client.publish(Event(f"faults/{i % 3}", b"%d" % i, key=f"k{i % 5}",
                                      id=f"{prefix}-{i}")) for i in range(count)]
     return {(ack.partition, ack.offset, ack.id) for ack in acks}
-
-
-def wait_role(cluster: Cluster, node: str, unwanted: str, timeout: float = 30.0) -> dict:
-    """Wait until ``node``'s /status role is no longer ``unwanted``; its cluster view then."""
-    deadline = time.monotonic() + timeout
-    while (view := cluster.status(node)["cluster"])["role"] == unwanted:
-        assert time.monotonic() < deadline, f"{node} is still {unwanted}: {view}"
-        time.sleep(0.05)
-    return view
 
 
 async def assert_converged(cluster: Cluster, acked: set[tuple[int, int, str]]) -> None:
@@ -82,8 +55,8 @@ async def assert_converged(cluster: Cluster, acked: set[tuple[int, int, str]]) -
 
 
 async def test_a_cut_off_leader_steps_down_its_side_never_commits_and_healing_converges(
-        cluster: Cluster):
-    mesh = mesh_of(cluster)
+        faulty: tuple[Cluster, Mesh]):
+    cluster, mesh = faulty
     old = cluster.wait_leader()
     majority = [node for node in cluster.nodes if node != old]
     acked = publish_all(cluster.nodes[old].target, "before", 20)
@@ -131,8 +104,8 @@ async def test_a_cut_off_leader_steps_down_its_side_never_commits_and_healing_co
         assert not {event_id for event_id in stored if event_id.startswith("minority")}, node
 
 
-async def test_a_minority_follower_cannot_publish_and_the_majority_side_commits(cluster: Cluster):
-    mesh = mesh_of(cluster)
+async def test_a_minority_follower_cannot_publish_and_the_majority_side_commits(faulty: tuple[Cluster, Mesh]):
+    cluster, mesh = faulty
     leader = cluster.wait_leader()
     lone = next(node for node in cluster.nodes if node != leader)
     acked = publish_all(cluster.nodes[leader].target, "before", 10)
@@ -158,8 +131,8 @@ async def test_a_minority_follower_cannot_publish_and_the_majority_side_commits(
     await assert_converged(cluster, acked)
 
 
-async def test_slow_links_still_commit_and_converge(cluster: Cluster):
-    mesh = mesh_of(cluster)
+async def test_slow_links_still_commit_and_converge(faulty: tuple[Cluster, Mesh]):
+    cluster, mesh = faulty
     leader = cluster.wait_leader()
     # 40 ms each way on every link: far below the election timeout (0.5 to 1 s).
     for link in mesh.links.values():
@@ -173,7 +146,8 @@ async def test_slow_links_still_commit_and_converge(cluster: Cluster):
     mesh.heal()
 
 
-async def test_a_stopped_follower_catches_up_after_continue(cluster: Cluster):
+async def test_a_stopped_follower_catches_up_after_continue(faulty: tuple[Cluster, Mesh]):
+    cluster, _ = faulty
     leader = cluster.wait_leader()
     frozen = next(node for node in cluster.nodes if node != leader)
     acked = publish_all(cluster.nodes[leader].target, "before", 20)
