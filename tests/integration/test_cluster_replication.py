@@ -24,8 +24,9 @@ import pytest
 
 from eventstream.client import Client, Event, EventStreamError, RetryPolicy
 from eventstream.client.frames import FrameError, TcpFrameSender
-from eventstream.v1 import cluster_pb2, subscribe_pb2
+from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
+from tests.support.client import event as client_event
 from tests.support.cluster import Cluster
 from tests.support.server import ServerProcess, http_get, metric
 
@@ -96,12 +97,29 @@ async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster:
         batch = client.publish_batch([Event("orders/batch", b"b%d" % i, id=f"batch-{i}")
                                       for i in range(10)])
         again = client.publish(Event("orders/1", b"f0", key="k0", id="follow-0"))
+    # PublishStream too: each request forwarded, answered in order.
+    stubs = Stubs(cluster.nodes[followers[1]].target)
+    try:
+        async def stream_requests():
+            for sequence in range(5):
+                yield publish_pb2.PublishStreamRequest(sequence=sequence, events=[
+                    client_event("orders/stream", b"s", id=f"stream-{sequence}-{i}")
+                    for i in range(4)])
+        responses = [response async for response in
+                     stubs.publish.PublishStream(stream_requests(), timeout=30)]
+    finally:
+        await stubs.close()
+    assert [response.sequence for response in responses] == list(range(5))
+    streamed = {(r.ack.partition, r.ack.offset, r.ack.id)
+                for response in responses for r in response.results}
+    assert len(streamed) == 20 and all(id_.startswith("stream-") for *_, id_ in streamed)
     assert all(result.ok for result in batch)
     assert again.duplicate and (again.partition, again.offset) == \
         (forwarded[0].partition, forwarded[0].offset)
     acked = {(ack.partition, ack.offset, ack.id) for ack in direct + forwarded}
     acked |= {(r.ack.partition, r.ack.offset, r.ack.id) for r in batch if r.ack is not None}
     assert len(acked) == 70
+    acked |= streamed
 
     # Every node's readers see the same committed events, in the same order.
     wait_caught_up(cluster, list(cluster.nodes))
@@ -143,7 +161,7 @@ async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster:
         time.sleep(0.05)
     assert lag_series(cluster.nodes[followers[0]]) == {}  # only the leader knows
     assert metric(leading, "eventstream_cluster_elections_total") == 1
-    # 20 publishes, one batch and one repeat went through the follower's link.
+    # 20 publishes, one batch and one repeat went through the first follower's link.
     assert metric(cluster.nodes[followers[0]], "eventstream_cluster_forwarded_total") == 22
 
 

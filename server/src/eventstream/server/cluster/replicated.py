@@ -7,10 +7,10 @@ driver -> applier), but its driver talks to the other members through a
 from the cluster's initial voters (:mod:`.bootstrap`). Nobody is made leader
 at start: the members elect one when their election timers run out.
 
-Only the leader sequences. A gRPC publish reaching a follower is forwarded
-to the leader over the cluster link (``PeerService.Forward``) and answered
-with the leader's answer; other writes reaching a follower (TCP and UDP
-frames, consumer-group commits) are refused at once with ``NOT_LEADER``
+Only the leader sequences. A gRPC publish reaching a follower (Publish,
+PublishBatch, each PublishStream request) is forwarded to the leader over
+the cluster link (``PeerService.Forward``) and answered with the leader's
+answer; TCP and UDP frames reaching a follower are refused at once with ``NOT_LEADER``
 (UNAVAILABLE, retryable) naming the leader's node id and public gRPC
 address. With no leader known, both get UNAVAILABLE with a retry delay.
 Followers apply what the leader commits, so their subscribers read the same
@@ -96,6 +96,10 @@ class ClusterMember:
         if leader == self.identity.node_id:
             return self.client_address
         return self.transport.peer_client_address(leader)
+
+    def follows(self) -> bool:
+        """Whether writes go to another node now (this one does not lead)."""
+        return not self.replicated.proposer.is_leader
 
     async def forward(self, kind: int, request: bytes) -> Answer | None:
         """Forward a public request to the leader; None when this node leads (serve it here).
