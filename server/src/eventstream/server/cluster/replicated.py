@@ -29,6 +29,7 @@ from pathlib import Path
 from ..broker.dedup import DedupWindow
 from ..config.model import Config
 from ..errors import EventStreamError
+from ..listeners import ListenError, env_name
 from ..raft import NotLeaderError
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
@@ -59,9 +60,18 @@ class ClusterMember:
     """``host:port`` of this node's public gRPC port, as its peers announce it."""
 
     async def start(self, host: str, port: int) -> None:
-        """Start the driver (a follower until an election), then serve the cluster port."""
+        """Start the driver (a follower until an election), then serve the cluster port.
+
+        Raises:
+            ListenError: the cluster port cannot be bound.
+        """
         await self.replicated.driver.start()
-        await self.transport.start(host, port)
+        try:
+            await self.transport.start(host, port)
+        except RuntimeError as error:
+            raise ListenError([f"cluster: {error}; choose another with --set cluster.port=PORT "
+                               f"(config key cluster.port, env {env_name('cluster.port')}), "
+                               "and change this node's cluster.peers entry with it"]) from None
         log.info("member %s of cluster %s: cluster port %s:%d, peers %s",
                  self.identity.node_id, self.identity.cluster_id, host, self.transport.port,
                  ", ".join(f"{n}={a}" for n, a in sorted(self.peers.items())
