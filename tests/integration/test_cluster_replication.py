@@ -249,7 +249,8 @@ async def test_an_acknowledged_event_outlives_its_leader(tmp_path: Path, broken:
 
 
 class Publisher:
-    """A retrying SDK client publishing events with ids ``ev-0``, ``ev-1``... in one thread.
+    """The SDK client with its default retry policy publishing events with ids ``<prefix>-0``,
+    ``<prefix>-1``... one at a time, in one thread.
 
     Records each acknowledgement with the monotonic time it came.
     """
@@ -267,7 +268,7 @@ class Publisher:
         return self
 
     def _run(self) -> None:
-        with Client(self._target, retry=RETRY, timeout=30.0) as client:
+        with Client(self._target, timeout=30.0) as client:  # the SDK's default retry policy
             for i in range(self._count):
                 try:
                     ack = client.publish(Event(f"load/{i % 3}", b"%d" % i, key=f"k{i % 5}",
