@@ -11,6 +11,24 @@ from .server import ServerProcess, free_port, http_get
 from .toxiproxy import Mesh, Toxiproxy
 
 
+def _mesh(toxiproxy: Toxiproxy, cluster_ports: dict[str, int]) -> Mesh:
+    """A link per ordered pair of nodes, each on a free port none of the nodes will take.
+
+    (The nodes listen only once started: a link must not pick their ports now.)
+    """
+    taken = set(cluster_ports.values())
+
+    def fresh_port() -> int:
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        return port
+    return Mesh({(source, destination): toxiproxy.link(f"{source}->{destination}", upstream,
+                                                       port=fresh_port())
+                 for source in cluster_ports for destination, upstream in cluster_ports.items()
+                 if source != destination})
+
+
 class Cluster:
     """``size`` server processes that list each other as ``cluster.peers``.
 
@@ -29,7 +47,7 @@ class Cluster:
                  env: dict[str, str] | None = None, toxiproxy: Toxiproxy | None = None) -> None:
         ids = [f"n{i}" for i in range(1, size + 1)]
         cluster_ports = {node: free_port() for node in ids}
-        self.mesh: Mesh | None = toxiproxy.mesh(dict(cluster_ports)) if toxiproxy else None
+        self.mesh: Mesh | None = _mesh(toxiproxy, cluster_ports) if toxiproxy else None
         self.nodes: dict[str, ServerProcess] = {}
         for node in ids:
             (workdir / node).mkdir(parents=True)
