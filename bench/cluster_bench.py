@@ -19,12 +19,14 @@ and every write synced to disk before it is acknowledged:
     stream of the NATS cluster (nats-py, ordered push consumers);
   * NATS JetStream R1 on the same cluster (`--replicas 1`), the same runs:
     NATS's own price of replication, R3 / R1, beside ours;
-  * EventStream, three nodes: not measured yet. The server does not replicate
-    yet (`cluster.*` starts no replication), so its column says so instead of
-    showing a figure.
+  * EventStream, three nodes: a replicated cluster (`cluster.enabled`, static
+    `cluster.peers`), `storage.fsync: always` on every node, so an ack means
+    a majority synced the entry; the same clients publish to the leader, and
+    the fan-out's subscribers read from the two followers;
+    ratio 3 nodes / 1 node per workload.
 
 Servers are pinned to core 0 (all three NATS nodes share it, as the three
-EventStream nodes will) and load tools to core 1 when taskset and two cores
+EventStream nodes do) and load tools to core 1 when taskset and two cores
 are available. Count-bounded tools (`nats bench`) run once briefly to find
 their rate and again for about --duration seconds; every tool run has a
 timeout and every process started is stopped, also on failure.
@@ -54,6 +56,7 @@ import peers_bench  # imports publish_bench, which puts the repository root on s
 import publish_bench as pb
 
 from tests.support import nats_cluster
+from tests.support.cluster import Cluster
 from tests.support.server import ServerProcess
 
 SIZE = 100
@@ -72,7 +75,6 @@ WORKLOADS = [UNARY, BATCHED, PIPELINED, FANOUT]
 THREE_NODES, ONE_NODE = "EventStream 3 nodes", "EventStream 1 node"
 NATS_R3, NATS_R1 = "NATS JetStream R3", "NATS JetStream R1"
 SYSTEMS = [THREE_NODES, ONE_NODE, NATS_R3, NATS_R1]
-NOT_WIRED = "replication not wired yet"
 
 
 class NatsClusterEndpoint(peer_clients.NatsEndpoint):
@@ -107,38 +109,107 @@ def fanout(endpoint: peer_clients.Endpoint, events: int) -> float:
     return float(fan["deliveries_per_s"])
 
 
+class FollowerFanoutEndpoint(peer_clients.OursEndpoint):
+    """Our endpoint publishing to the leader while its subscribers read from the followers.
+
+    Subscriber ``i`` subscribes on ``followers[i % len(followers)]``: every
+    delivery comes from a follower's applied log.
+    """
+
+    def __init__(self, leader: str, followers: list[str]) -> None:
+        super().__init__(leader)
+        self.followers = followers
+
+    async def connect(self) -> None:
+        """Channels to the leader (publishes) and to every follower (subscriptions)."""
+        import grpc
+
+        from eventstream.v1 import subscribe_pb2_grpc
+        await super().connect()
+        self.follower_channels = [grpc.aio.insecure_channel(address) for address in self.followers]
+        self.follower_stubs = [subscribe_pb2_grpc.SubscribeServiceStub(channel)
+                               for channel in self.follower_channels]
+
+    def subscriber_for(self, index: int):
+        """Subscriber ``index`` reads from a follower."""
+        return self.follower_stubs[index % len(self.follower_stubs)]
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel in self.follower_channels:
+            await channel.close()
+        await super().close()
+
+
+def publish_figures(target: str, ghz: str, workdir: Path, args: argparse.Namespace, pin: bool,
+                    fanout_endpoint: peer_clients.Endpoint) -> dict[str, float]:
+    """Events/s of unary, batched and pipelined publishes to ``target``, and the fan-out."""
+    from eventstream.v1 import common_pb2
+    unary = pb.publish_pb2.PublishRequest(event=common_pb2.Event(
+        topic=pb.TOPIC, payload=b"x" * SIZE)).SerializeToString()
+    call = "eventstream.v1.PublishService.Publish"
+    pb.run_ghz(ghz, target, call, unary, SINGLE_CONCURRENCY, 1.0, 1, pin, workdir)  # warm-up
+    run = pb.run_ghz(ghz, target, call, unary, SINGLE_CONCURRENCY, args.duration, 1, pin, workdir)
+    if run["errors"]:
+        raise RuntimeError(f"the server answered errors: {run['errors']}")
+    return {
+        UNARY: run["events_per_s"],
+        BATCHED: peers_bench.raw_client(target, "batch", SIZE, args.duration, 1,
+                                        BATCH_CONCURRENCY, pin),
+        PIPELINED: peers_bench.raw_client(target, "stream", SIZE, args.duration, STREAMS,
+                                          WINDOW, pin),
+        FANOUT: fanout(fanout_endpoint, args.fanout_events),
+    }
+
+
+SERVER_CONFIG = {"server": {"drain_timeout_seconds": 5.0},
+                 "storage": {"engine": "disk", "fsync": "always"}}
+"""Every EventStream node's settings in this benchmark."""
+
+
+def version() -> str:
+    """The measured server's version."""
+    return f"eventstream-server {importlib.metadata.version('eventstream-server')}"
+
+
 def single_node(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) -> dict:
     """Events/s of one EventStream node under fsync: always, per workload."""
     (workdir / "one-node").mkdir()
-    server = ServerProcess(workdir / "one-node", config={
-        "server": {"drain_timeout_seconds": 5.0},
-        "storage": {"engine": "disk", "fsync": "always"}})
+    server = ServerProcess(workdir / "one-node", config=SERVER_CONFIG)
     with contextlib.ExitStack() as stack:
         stack.callback(server.stop, 15.0)
         server.start()
         assert server.process is not None
-        if pin:
-            peers_bench.peer_servers._pin(server.process.pid, pin)
-        from eventstream.v1 import common_pb2
-        unary = pb.publish_pb2.PublishRequest(event=common_pb2.Event(
-            topic=pb.TOPIC, payload=b"x" * SIZE)).SerializeToString()
-        call = "eventstream.v1.PublishService.Publish"
-        pb.run_ghz(ghz, server.target, call, unary, SINGLE_CONCURRENCY, 1.0, 1, pin, workdir)  # warm-up
-        run = pb.run_ghz(ghz, server.target, call, unary, SINGLE_CONCURRENCY, args.duration, 1, pin,
-                         workdir)
-        if run["errors"]:
-            raise RuntimeError(f"the server answered errors: {run['errors']}")
-        figures = {
-            UNARY: run["events_per_s"],
-            BATCHED: peers_bench.raw_client(server.target, "batch", SIZE, args.duration, 1,
-                                            BATCH_CONCURRENCY, pin),
-            PIPELINED: peers_bench.raw_client(server.target, "stream", SIZE, args.duration, STREAMS,
-                                              WINDOW, pin),
-            FANOUT: fanout(peer_clients.OursEndpoint(server.target), args.fanout_events),
-        }
-        version = f"eventstream-server {importlib.metadata.version('eventstream-server')}"
-        return {"figures": figures, "version": version,
+        peers_bench.peer_servers._pin(server.process.pid, pin)
+        figures = publish_figures(server.target, ghz, workdir, args, pin,
+                                  peer_clients.OursEndpoint(server.target))
+        return {"figures": figures, "version": version(),
                 "setup": "one node, disk log, storage.fsync: always"}
+
+
+def three_nodes(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) -> dict:
+    """Events/s of a replicated 3-node cluster under fsync: always, per workload.
+
+    Publishes go to the leader (acknowledged once a majority synced the
+    entry); the fan-out's subscribers read from the two followers.
+    """
+    cluster = Cluster(workdir / "three-nodes", 3, SERVER_CONFIG)
+    with contextlib.ExitStack() as stack:
+        stack.callback(cluster.stop)
+        cluster.start()
+        for server in cluster.nodes.values():
+            assert server.process is not None
+            peers_bench.peer_servers._pin(server.process.pid, pin)
+        leader = cluster.wait_leader()
+        followers = [cluster.nodes[node].target for node in cluster.nodes if node != leader]
+        target = cluster.nodes[leader].target
+        figures = publish_figures(target, ghz, workdir, args, pin,
+                                  FollowerFanoutEndpoint(target, followers))
+        term = cluster.status(cluster.wait_leader())["cluster"]["term"]
+        return {"figures": figures, "version": version(),
+                "setup": "3 nodes replicated with Raft on 127.0.0.1, disk log, storage.fsync: "
+                         "always on every node; publishes to the leader, fan-out subscribers "
+                         f"on the followers; final term {term}"}
 
 
 def nats_side(workdir: Path, args: argparse.Namespace, pin: bool) -> dict[str, dict]:
@@ -197,7 +268,7 @@ def rows(results: dict[str, dict]) -> list[list[str]]:
     table = []
     for workload in WORKLOADS:
         three = figure(THREE_NODES, workload)
-        table.append([workload, fmt(three) if three is not None else NOT_WIRED,
+        table.append([workload, fmt(three),
                       fmt(figure(ONE_NODE, workload)), fmt(figure(NATS_R3, workload)),
                       fmt(figure(NATS_R1, workload)),
                       ratio(three, figure(ONE_NODE, workload)),
@@ -255,7 +326,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
     ax.set_ylabel("events/s (log scale)")
     missing = [s for s in SYSTEMS if s not in measured]
     ax.set_title("Publish with fsync before the ack, same machine, same run"
-                 + (f"\n(not shown: {', '.join(missing)}: {NOT_WIRED})" if missing else ""))
+                 + (f"\n(not shown: {', '.join(missing)}: the run failed)" if missing else ""))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -279,8 +350,9 @@ def run(args: argparse.Namespace) -> int:
                        if pin else "none (taskset or 2 cores unavailable)")
     load_before = peers_bench.load_average()
     started = time.monotonic()
-    results: dict[str, dict] = {THREE_NODES: {"unavailable": NOT_WIRED}}
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="es-cluster-bench-") as tmp:
+        results[THREE_NODES] = three_nodes(Path(tmp), ghz, args, pin)
         results[ONE_NODE] = single_node(Path(tmp), ghz, args, pin)
         try:
             results.update(nats_side(Path(tmp), args, pin))

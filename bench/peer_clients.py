@@ -91,8 +91,13 @@ class OursEndpoint(Endpoint):
         if any(not result.HasField("ack") for result in response.results):
             raise RuntimeError("our server refused a benchmark event")
 
+    def subscriber_for(self, index: int):
+        """The Subscribe stub subscriber ``index`` uses (this node's)."""
+        return self.subscriber
+
     async def subscribe(self, index: int, deliver: Deliver) -> None:
-        call = self.subscriber.Subscribe(pb.subscribe_pb2.SubscribeRequest(patterns=[self.topic]))
+        call = self.subscriber_for(index).Subscribe(
+            pb.subscribe_pb2.SubscribeRequest(patterns=[self.topic]))
         try:
             async for response in call:
                 deliver([delivered.payload for delivered in response.events])

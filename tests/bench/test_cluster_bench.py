@@ -4,8 +4,9 @@ A three-node NATS cluster forms on loopback (every node routed to the two
 others, one JetStream meta leader over three peers), a few hundred messages
 go through `nats bench` into an R3 stream whose figures parse, and the stream
 holds them on three replicas. The quick run of bench/cluster_bench.py prints
-a figure for EventStream's single node and for NATS R3 on every row (and R1
-on the publish rows), and says that the three-node column is not measured yet. No speed is asserted.
+a figure for EventStream's three replicated nodes, its single node and NATS
+R3 on every row (and R1 on the publish rows), with the ratio of three nodes to
+one. No speed is asserted.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def test_three_nats_nodes_form_a_cluster_and_an_r3_bench_of_a_few_hundred_messag
 
 
 @pytest.mark.timeout(300)
-def test_quick_run_prints_both_measured_sides_and_the_unwired_three_node_column(
+def test_quick_run_prints_the_three_node_column_beside_one_node_and_nats(
         bench_dependencies, tmp_path):
     install_cluster_tools()
     env = {**os.environ, "PATH": f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
@@ -81,16 +82,21 @@ def test_quick_run_prints_both_measured_sides_and_the_unwired_three_node_column(
     out = completed.stdout.decode()
     print(out)  # the short run's figures, for the log
     assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    number, ratio = r"\s+([\d,]+)", r"\s+(\d+\.\d\d)"
     for workload in ("publish unary", "publish batched x100", "publish pipelined"):
-        row = re.search(rf"^{re.escape(workload)}\s+replication not wired yet\s+([\d,]+)\s+([\d,]+)"
-                        r"\s+([\d,]+)\s+—\s+(\d+\.\d\d)\s+—$", out, re.M)
+        row = re.search(rf"^{re.escape(workload)}{number * 4}{ratio * 3}$", out, re.M)
         assert row, f"no figures for {workload!r}"
-    fanout = re.search(r"^fan-out to 10 subscribers \(deliveries/s\)\s+replication not wired yet"
-                       r"\s+([\d,]+)\s+([\d,]+)\s+—\s+—\s+—\s+—$", out, re.M)  # no R1 fan-out
+        three, one = (int(row.group(i).replace(",", "")) for i in (1, 2))
+        assert float(row.group(5)) == pytest.approx(three / one, abs=0.006)
+    fanout = re.search(rf"^fan-out to 10 subscribers \(deliveries/s\){number * 3}\s+—"
+                       rf"{ratio}\s+—{ratio}$", out, re.M)  # no R1 fan-out
     assert fanout, "no fan-out figures"
     saved = json.loads((tmp_path / "cluster.json").read_text())["results"]
-    assert saved["EventStream 3 nodes"] == {"unavailable": "replication not wired yet"}
+    three_nodes = saved["EventStream 3 nodes"]
+    assert set(three_nodes["figures"]) == set(saved["EventStream 1 node"]["figures"])
+    assert all(value > 0 for value in three_nodes["figures"].values())
+    assert "3 nodes replicated" in three_nodes["setup"]
     assert set(saved["NATS JetStream R3"]["figures"]) == set(saved["EventStream 1 node"]["figures"])
     assert len(saved["NATS JetStream R1"]["figures"]) == 3  # the publish rows
-    assert "replication not wired yet" in (tmp_path / "cluster.md").read_text()
+    assert "EventStream 3 nodes" in (tmp_path / "cluster.md").read_text()
     assert (tmp_path / "cluster.png").read_bytes().startswith(b"\x89PNG")

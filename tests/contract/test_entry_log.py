@@ -16,9 +16,9 @@ import pytest
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import Compacted, EntryLog, Unavailable
 from eventstream.server.storage.entry_log import DiskEntryLog
+from eventstream.server.storage.failure import DataDirRefused
 from eventstream.server.storage.hard_state import HardState, HardStateRefused
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
-from eventstream.server.storage.recovery import DataDirRefused
 from eventstream.server.storage.segment import CorruptSegment
 from tests.support.entry_logs import (
     Rounds,
@@ -244,10 +244,10 @@ async def test_retention_drops_whole_units_below_an_index(open_log):
 
 async def test_hard_state_round_trip(open_log):
     log = open_log()
-    assert log.hard_state() == HardState(0, 0, 0)
+    assert log.hard_state() == HardState(0, "", 0)
     await log.append(Rounds(PARTITIONS).events(4, {0: 1}, 1))
-    await log.set_hard_state(HardState(term=4, vote=2, commit=1))
-    assert log.hard_state() == HardState(4, 2, 1)
+    await log.set_hard_state(HardState(term=4, vote="n2", commit=1))
+    assert log.hard_state() == HardState(4, "n2", 1)
 
 
 # -- what only the disk log can show -----------------------------------------
@@ -258,7 +258,7 @@ async def test_term_index_and_records_survive_a_restart(open_log, tmp_path):
     log = open_log()
     await fill(log, 50, term=3)
     last = log.last_index()
-    await log.set_hard_state(HardState(term=3, vote=1, commit=last))
+    await log.set_hard_state(HardState(term=3, vote="n1", commit=last))
 
     def state(log: EntryLog) -> tuple:
         return (log.entries(1, last + 1, 1 << 30).data, [log.term(i) for i in range(last + 1)],
@@ -267,7 +267,7 @@ async def test_term_index_and_records_survive_a_restart(open_log, tmp_path):
 
     before = state(log)
     log = open_log()
-    assert (log.last_index(), log.hard_state()) == (last, HardState(3, 1, last))
+    assert (log.last_index(), log.hard_state()) == (last, HardState(3, "n1", last))
     assert [log.high_watermark(p) for p in range(PARTITIONS)] == [0] * PARTITIONS  # not applied
     log.apply(last)
     assert state(log) == before
@@ -370,7 +370,7 @@ async def test_zero_fill_past_the_commit_index_after_a_crash_is_refused(open_log
     log = open_log()
     await fill(log, 10)
     last = log.last_index()
-    await log.set_hard_state(HardState(1, 0, last))
+    await log.set_hard_state(HardState(1, "", last))
     log.close()
     forget_clean_shutdown(tmp_path / "data")
     newest = segment_files(tmp_path / "data")[-1]

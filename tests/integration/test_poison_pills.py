@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -22,8 +24,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from eventstream.client import AsyncClient
 from eventstream.server.config.model import StorageConfig
 from eventstream.server.native import NativeWire
-from eventstream.server.storage.disk_log import DiskLog
-from eventstream.server.storage.log import RecordBatch
+from eventstream.server.storage.entries import EntryEncoder
+from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, event, subscribe_request
 from tests.support.server import ServerProcess, metric
@@ -118,15 +120,31 @@ async def test_undecodable_fields_are_refused_per_event_and_the_rest_is_readable
 async def _store(data_dir: Path, events: list[bytes]) -> None:
     """Write events straight into a data dir, as an earlier version may have
     stored them (each with its partition and offset, like the server's records)."""
-    disk = DiskLog(StorageConfig(data_dir=str(data_dir), partitions=1), NativeWire())
-    records = []
+    wire = NativeWire()
+    disk = DiskEntryLog(StorageConfig(data_dir=str(data_dir), partitions=1), wire)
+    data, ends, topics = bytearray(), array("I"), array("I")
     for offset, body in enumerate(events):
         stored = body + b"\x48\x00\x50" + _varint(offset)
-        records.append(b"\x0a" + _varint(len(stored)) + stored)
-    disk.append(0, RecordBatch.of(records, ["pp/t"] * len(events), bytes([2] * len(events))),
-                time.time_ns())
-    await disk.commit()
+        record = b"\x0a" + _varint(len(stored)) + stored
+        topics.extend((len(data) + len(record) - len(stored) + 2, 4))  # "pp/t" opens every body
+        data += record
+        ends.append(len(data))
+    source = StoredRun(bytes(data), ends, topics, bytes([2] * len(events)), [len(events)])
+    encoder = EntryEncoder(wire, disk.last_index() + 1)
+    encoder.add_events(1, [source], array("Q", [disk.next_offset(0)]), time.time_ns())
+    await disk.append(encoder.finish())
     disk.close()
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """Records of one partition as the event encoder places them (what an EVENTS entry takes)."""
+
+    records: bytes
+    ends: array
+    topics: array
+    priorities: bytes
+    part_counts: list[int]
 
 
 def _fields(message: bytes) -> list:

@@ -7,9 +7,14 @@ group's minimum do not count once examined; events not examined yet count
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from eventstream.server.broker.groups import GroupCoordinator, GroupSettings
-from eventstream.server.storage.log import RecordBatch
-from eventstream.server.storage.memory_log import MemoryLog
+from eventstream.server.cluster.one_voter import ReplicatedLog
+from eventstream.server.storage.entry_api import EntryLog
+from eventstream.server.storage.memory_entry_log import MemoryEntryLog
+from tests.support.one_node import commit_records, leading
 
 
 class _NoDeadLetters:
@@ -27,41 +32,49 @@ def settings(*patterns: str, min_priority: int = 0) -> GroupSettings:
                          max_in_flight=1000, ack_deadline_ns=10**12, max_deliveries=5)
 
 
-def committed(log: MemoryLog, topics: list[str], priority: int = HIGH) -> None:
-    log.append(0, RecordBatch.of([t.encode() for t in topics], topics, bytes([priority]) * len(topics)), 0)
-    log.publish()
-
-
-def lag(coordinator: GroupCoordinator, name: str, log: MemoryLog) -> int:
+def lag(coordinator: GroupCoordinator, name: str, log: EntryLog) -> int:
     return coordinator.groups[name].lag([log.high_watermark(0)])
 
 
-def coordinator_over(log: MemoryLog) -> GroupCoordinator:
-    return GroupCoordinator(log, _NoDeadLetters(), lambda: 0)
+@asynccontextmanager
+async def node() -> AsyncIterator[tuple[ReplicatedLog, GroupCoordinator]]:
+    """A node's replicated log of one partition and a group coordinator over it."""
+    log = MemoryEntryLog(1, 1 << 20)
+    async with leading(log) as replicated:
+        yield replicated, GroupCoordinator(log, _NoDeadLetters(), lambda: 0,
+                                           replicated.applier.groups, replicated.proposer)
 
 
-def test_events_of_other_topics_leave_the_lag_once_examined():
-    log = MemoryLog(1, 1 << 20)
-    coordinator = coordinator_over(log)
-    member = coordinator.join("billing", settings("orders/#"))
+async def test_events_of_other_topics_leave_the_lag_once_examined():
+    async with node() as (replicated, coordinator):
+        await check_other_topics(replicated, coordinator)
+
+
+async def check_other_topics(replicated: ReplicatedLog, coordinator: GroupCoordinator) -> None:
+    log = replicated.event_log
+    member = await coordinator.join("billing", settings("orders/#"))
     coordinator.leave(member)  # a group whose members are away
-    committed(log, ["sensors/a"] * 90 + ["orders/1"] * 10)
+    await commit_records(replicated, 0, ["sensors/a"] * 90 + ["orders/1"] * 10, HIGH)
     assert lag(coordinator, "billing", log) == 100  # not examined yet: an upper bound
     coordinator.count_ahead(budget=60)
     assert lag(coordinator, "billing", log) == 40   # 60 examined, none matched; 40 to go
     coordinator.count_ahead(budget=60)
     assert lag(coordinator, "billing", log) == 10
-    committed(log, ["sensors/b"] * 5)
+    await commit_records(replicated, 0, ["sensors/b"] * 5, HIGH)
     coordinator.count_ahead(budget=60)
     assert lag(coordinator, "billing", log) == 10
 
 
-def test_a_member_reading_keeps_the_count_right():
-    log = MemoryLog(1, 1 << 20)
-    coordinator = coordinator_over(log)
-    member = coordinator.join("billing", settings("orders/#", min_priority=HIGH))
-    committed(log, ["orders/1", "sensors/a", "orders/2"])
-    committed(log, ["orders/3"], priority=LOW)  # below the group's minimum
+async def test_a_member_reading_keeps_the_count_right():
+    async with node() as (replicated, coordinator):
+        await check_member_reading(replicated, coordinator)
+
+
+async def check_member_reading(replicated: ReplicatedLog, coordinator: GroupCoordinator) -> None:
+    log = replicated.event_log
+    member = await coordinator.join("billing", settings("orders/#", min_priority=HIGH))
+    await commit_records(replicated, 0, ["orders/1", "sensors/a", "orders/2"], HIGH)
+    await commit_records(replicated, 0, ["orders/3"], LOW)  # below the group's minimum
     coordinator.count_ahead(budget=1000)
     assert lag(coordinator, "billing", log) == 2
     _records, count = coordinator.take(member, max_batch=1, max_bytes=1 << 20)  # reads up to the first match
@@ -72,17 +85,21 @@ def test_a_member_reading_keeps_the_count_right():
     assert count == 1 and lag(coordinator, "billing", log) == 1
     coordinator.ack(member, [(0, 2)])
     assert lag(coordinator, "billing", log) == 0
-    committed(log, ["orders/4", "orders/5"])
+    await commit_records(replicated, 0, ["orders/4", "orders/5"], HIGH)
     assert lag(coordinator, "billing", log) == 2  # new events count until examined
     coordinator.count_ahead(budget=1000)
     assert lag(coordinator, "billing", log) == 2
 
 
-def test_a_group_of_everything_counts_without_reading():
-    log = MemoryLog(1, 1 << 20)
-    coordinator = coordinator_over(log)
-    coordinator.join("all", settings("#"))
-    committed(log, ["a", "b/c", "d"])
+async def test_a_group_of_everything_counts_without_reading():
+    async with node() as (replicated, coordinator):
+        await check_everything(replicated, coordinator)
+
+
+async def check_everything(replicated: ReplicatedLog, coordinator: GroupCoordinator) -> None:
+    log = replicated.event_log
+    await coordinator.join("all", settings("#"))
+    await commit_records(replicated, 0, ["a", "b/c", "d"], HIGH)
     coordinator.count_ahead(budget=2)
     assert lag(coordinator, "all", log) == 3
     coordinator.count_ahead(budget=2)

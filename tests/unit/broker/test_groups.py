@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from array import array
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
-from eventstream.server.broker.groups import GroupCoordinator, GroupSettings, StoredGroup
+from eventstream.server.broker import group_state
+from eventstream.server.broker.groups import GroupCoordinator, GroupSettings
 from eventstream.server.errors import EventStreamError
-from eventstream.server.storage.log import RecordBatch
-from eventstream.server.storage.memory_log import MemoryLog
+from eventstream.server.storage.memory_entry_log import MemoryEntryLog
+from tests.support.one_node import commit_records, leading
 
 
 class _NoDeadLetters:
@@ -32,31 +34,26 @@ class Clock:
         return self.now
 
 
-async def one_partition_log(count: int) -> MemoryLog:
-    """A log of one partition holding ``count`` records on topic ``t``."""
-    data, ends, spans = b"", array("I"), array("I")
-    for i in range(count):
-        spans.extend((len(data), 1))
-        data += b"t%d" % i
-        ends.append(len(data))
-    log = MemoryLog(1, 1 << 20)
-    if not count:
-        return log
-    log.append(0, RecordBatch(data, 0, memoryview(ends), memoryview(spans), bytes(count), data), 1)
-    await log.commit()
-    log.publish()
-    return log
-
-
-def coordinator(log: MemoryLog, clock: Clock, **options) -> GroupCoordinator:
-    return GroupCoordinator(log, _NoDeadLetters(), clock, **options)
+@asynccontextmanager
+async def coordinator(count: int, clock: Clock, **options) -> AsyncIterator[GroupCoordinator]:
+    """A coordinator over a log of one partition holding ``count`` records on topic ``t``."""
+    log = MemoryEntryLog(1, 1 << 20)
+    async with leading(log) as replicated:
+        if count:
+            await commit_records(replicated, 0, ["t"] * count)
+        yield GroupCoordinator(log, _NoDeadLetters(), clock, replicated.applier.groups,
+                               replicated.proposer, wall_ns=clock, **options)
 
 
 async def test_acks_and_nacks_count_only_for_the_member_that_holds_the_events():
     clock = Clock()
-    groups = coordinator(await one_partition_log(5), clock)
-    holder = groups.join("g", SETTINGS)
-    other = groups.join("g", SETTINGS)
+    async with coordinator(5, clock) as groups:
+        await check_acks_and_nacks(groups)
+
+
+async def check_acks_and_nacks(groups: GroupCoordinator) -> None:
+    holder = await groups.join("g", SETTINGS)
+    other = await groups.join("g", SETTINGS)
     assert holder.partitions == [0] and other.partitions == []
     assert groups.take(holder, 10, 1 << 20)[1] == 5
     positions = [(0, offset) for offset in range(5)]
@@ -72,8 +69,12 @@ async def test_acks_and_nacks_count_only_for_the_member_that_holds_the_events():
 
 async def test_a_late_ack_counts_until_the_event_is_delivered_again():
     clock = Clock()
-    groups = coordinator(await one_partition_log(4), clock)
-    member = groups.join("g", SETTINGS)
+    async with coordinator(4, clock) as groups:
+        await check_late_acks(groups, clock)
+
+
+async def check_late_acks(groups: GroupCoordinator, clock: Clock) -> None:
+    member = await groups.join("g", SETTINGS)
     assert groups.take(member, 10, 1 << 20)[1] == 4
     clock.now += 11 * SECOND
     groups.expire()                                # past the deadline: waiting to go again
@@ -81,7 +82,7 @@ async def test_a_late_ack_counts_until_the_event_is_delivered_again():
     groups.nack(member, [(0, 2)])                  # on its way again anyway: not ignored
     assert member.group.ignored == 0
     assert groups.take(member, 10, 1 << 20)[1] == 2         # offsets 2 and 3 only
-    successor = groups.join("g", SETTINGS)
+    successor = await groups.join("g", SETTINGS)
     groups.leave(member)                           # what it held goes to the successor
     assert groups.take(successor, 10, 1 << 20)[1] == 2
     assert groups.ack(member, [(0, 3)]) == 0 and member.group.ignored == 1
@@ -89,21 +90,28 @@ async def test_a_late_ack_counts_until_the_event_is_delivered_again():
 
 async def test_groups_without_members_expire_and_their_number_is_bounded():
     clock = Clock()
-    stored = {"kept": StoredGroup([0], clock.now - 5 * SECOND),
-              "stale": StoredGroup([0], clock.now - 50 * SECOND)}
-    groups = coordinator(await one_partition_log(0), clock, stored=stored, max_groups=3,
-                         idle_expiry_ns=30 * SECOND)
-    assert groups.expire_idle() == ["stale"] and groups.count == 1
-    first = groups.join("first", SETTINGS)
-    groups.join("second", SETTINGS)
-    with pytest.raises(EventStreamError) as refused:
-        groups.join("third", SETTINGS)
-    assert refused.value.reason == "GROUPS_LIMIT" and "groups.max_groups" in refused.value.message
-    groups.join("kept", SETTINGS)                  # a stored group is no new group
-    groups.leave(first)
-    clock.now += 29 * SECOND
-    assert groups.expire_idle() == []
-    clock.now += 2 * SECOND
-    assert groups.expire_idle() == ["first"]
-    assert sorted(groups.groups) == ["kept", "second"]
-    groups.join("third", SETTINGS)
+    async with coordinator(0, clock, max_groups=3, idle_expiry_ns=30 * SECOND) as groups:
+        # Groups of the log no member joined since the start: idle since their last entry.
+        clock.now -= 50 * SECOND
+        await groups.propose([group_state.upsert("stale", SETTINGS, [0], 0)])
+        clock.now += 45 * SECOND
+        await groups.propose([group_state.upsert("kept", SETTINGS, [0], 0)])
+        clock.now += 5 * SECOND
+        assert groups.expire_idle() == ["stale"]
+        await groups.propose([group_state.delete("stale")])
+        assert groups.count == 1
+        first = await groups.join("first", SETTINGS)
+        await groups.join("second", SETTINGS)
+        with pytest.raises(EventStreamError) as refused:
+            await groups.join("third", SETTINGS)
+        assert refused.value.reason == "GROUPS_LIMIT"
+        assert "groups.max_groups" in refused.value.message
+        await groups.join("kept", SETTINGS)        # a group of the log is no new group
+        groups.leave(first)
+        clock.now += 29 * SECOND
+        assert groups.expire_idle() == []
+        clock.now += 2 * SECOND
+        assert groups.expire_idle() == ["first"]
+        assert sorted(groups.groups) == ["kept", "second"]
+        await groups.propose([group_state.delete("first")])
+        await groups.join("third", SETTINGS)

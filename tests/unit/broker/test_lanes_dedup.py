@@ -8,10 +8,13 @@ import pytest
 from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, lanes
 from eventstream.server.broker.priority import Lane
+from eventstream.server.broker.sequencer import Sequencer
 from eventstream.server.broker.write_path import WritePath
+from eventstream.server.cluster.one_voter import one_voter
 from eventstream.server.errors import EventStreamError
-from eventstream.server.native import AcceptedEvents, EventEncoder, Limits
-from eventstream.server.storage.memory_log import MemoryLog
+from eventstream.server.native import AcceptedEvents, EventEncoder, Limits, NativeWire
+from eventstream.server.raft import Config
+from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 
 
 def submission(lane: Lane, count: int, received_ns: int = 0) -> Submission:
@@ -66,15 +69,20 @@ def test_dedup_window_expires_by_age_and_count():
     window.remember(b"d", 0, 3, 200)
     window.expire(200)
     assert window.lookup(b"b", 200) is None and window.lookup(b"d", 200) == (0, 3, 200)
-    window.forget([b"d"])
-    assert window.lookup(b"d", 200) is None
+    copy = DedupWindow(window_ns=100, max_ids=2)
+    copy.restore(window.encode())
+    assert copy.encode() == window.encode() and copy.lookup(b"d", 200) == (0, 3, 200)
 
 
 async def test_a_stopped_write_path_refuses_without_stranding_events():
     lanes = Lanes(10, 10)
-    write_path = WritePath(lanes, MemoryLog(1, 1 << 20), DedupWindow(10**9, 100),
-                           EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"),
-                           drain_batch_events=10, batch_share=0.25)
+    log, window = MemoryEntryLog(1, 1 << 20), DedupWindow(10**9, 100)
+    replicated = one_voter(log, Config("n1"), window, tick_seconds=0.01)
+    sequencer = Sequencer(EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"), NativeWire(),
+                          window, 1, log.durability)
+    write_path = WritePath(lanes, sequencer, replicated.proposer, log, replicated.applier,
+                           NativeWire(), drain_batch_events=10, batch_share=0.25,
+                           max_rounds_in_flight=4)
     with pytest.raises(EventStreamError) as error:
         write_path.submit([submission(Lane.BATCH, 3)])
     assert error.value.reason == "COMMIT_FAILED"

@@ -51,7 +51,7 @@ def test_abi_version_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_exports_are_pinned() -> None:
     assert sorted(package.__all__) == sorted([
         "ABI_VERSION", "ACCEPTED_EVENT_BYTES", "MAX_DATAGRAM", "Accepted", "AcceptedEvents",
-        "BufferTooSmall", "Duplicates", "EventBatch", "EventEncoder", "EventSpans", "Frame",
+        "BufferTooSmall", "Duplicates", "EntryScan", "EventBatch", "EventEncoder", "EventSpans", "Frame",
         "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits",
         "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
         "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",

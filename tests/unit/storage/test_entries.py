@@ -176,8 +176,8 @@ def test_slices_and_concatenations_keep_bytes_and_metadata():
 
 
 def test_hard_state_round_trip_and_damage_refused():
-    data = encode(HardState(7, 3, 1234), CHECKSUMS)
-    assert decode(data, CHECKSUMS) == HardState(7, 3, 1234)
+    data = encode(HardState(7, "eventstream-3", 1234), CHECKSUMS)
+    assert decode(data, CHECKSUMS) == HardState(7, "eventstream-3", 1234)
     for position in range(len(data)):
         damaged = bytearray(data)
         damaged[position] ^= 0x10

@@ -32,6 +32,7 @@ import pytest
 from eventstream.server.storage.entries import EntryKind
 from eventstream.server.storage.entry_api import LogHalted
 from eventstream.server.storage.entry_log import DiskEntryLog
+from eventstream.server.storage.failure import DataDirRefused
 from eventstream.server.storage.fileops import Fault, FaultyFileOps
 from eventstream.server.storage.hard_state import HardState
 from tests.support.entry_logs import CHECKSUMS, Rounds, disk_config, expected_records, open_disk
@@ -120,7 +121,7 @@ async def steps(log, rng, durable, builder, in_flight, record) -> None:  # type:
             await asyncio.gather(*in_flight, return_exceptions=True)
             in_flight.clear()
             commit = log.durable_index()
-            await log.set_hard_state(HardState(1, 0, commit))
+            await log.set_hard_state(HardState(1, "", commit))
         else:
             first = log.drop_before(log.applied_index())
             for index in [i for i in durable if i < first]:
@@ -146,8 +147,8 @@ async def run_case(seed: int, root: Path, bugs: frozenset[str] = frozenset()) ->
     rng = random.Random(seed)
     try:
         log = DiskEntryLog(config, CHECKSUMS, ops=ops, test_bugs=bugs)
-    except OSError:
-        assert ops.injected  # a fault at start-up: the log never opened
+    except DataDirRefused:
+        assert ops.injected  # a fault at start-up: the start is refused, the log never opened
     else:
         log.start()
         with contextlib.suppress(LogHalted):
@@ -157,7 +158,7 @@ async def run_case(seed: int, root: Path, bugs: frozenset[str] = frozenset()) ->
             with pytest.raises(LogHalted):
                 log.append(Rounds.following(log).events(1, {0: 1}, 1 << 40))
             with pytest.raises(LogHalted):
-                log.set_hard_state(HardState(2, 0, 0))
+                log.set_hard_state(HardState(2, "", 0))
         else:
             assert log.halted is None
         first_index = log.first_index()

@@ -1,86 +1,38 @@
-"""The in-memory log's bound: what it evicts, and that evicted records are freed."""
+"""The in-memory entry log's bound: what it evicts, and never what readers may still need."""
 
 from __future__ import annotations
 
-import sys
-from array import array
-
 import pytest
 
-from eventstream.server.storage.log import RecordBatch
-from eventstream.server.storage.memory_log import MemoryLog
+from eventstream.server.storage.memory_entry_log import MemoryEntryLog
+from tests.support.entry_logs import Rounds
 
 
-def shared_buffer(counts: list[int], size: int = 100) -> tuple[bytes, list[RecordBatch]]:
-    """One buffer holding ``counts[p]`` records of ``size`` bytes for each partition
-    (as the event encoder places a submission), topics inside the records."""
-    data, batches, ends, spans = b"", [], array("I"), array("I")
-    for partition, count in enumerate(counts):
-        for i in range(count):
-            topic = b"t/%d" % partition
-            spans.extend((len(data), len(topic)))
-            data += topic + b"%d" % i * size
-            data = data[:ends[-1] + size if ends else size]
-            ends.append(len(data))
-    first = 0
-    for count in counts:
-        start = ends[first - 1] if first else 0
-        batches.append(RecordBatch(data, start, memoryview(ends)[first:first + count],
-                                   memoryview(spans)[2 * first:2 * (first + count)],
-                                   bytes(count), data))
-        first += count
-    return data, batches
-
-
-async def test_a_share_of_a_larger_buffer_is_copied_so_eviction_frees_it():
-    log = MemoryLog(2, 1 << 20)
-    data, (part0, part1) = shared_buffer([9, 1])
-    log.append(0, part0, 1)
-    log.append(1, part1, 1)
-    del part0, part1
-    await log.commit()
-    # Neither partition keeps the whole buffer alive for its share: the only
-    # references left are this function's name and getrefcount's argument.
-    assert sys.getrefcount(data) == 2
-    assert [log.retained_bytes(p) for p in (0, 1)] == [900, 100]
-    result = log.read(1, 0, 10)
-    assert result.records == [data[900:1000]] and result.topics == ["t/1"]
-    assert log.read(0, 3, 2).records == [data[300:400], data[400:500]]
-
-
-async def test_eviction_keeps_the_bound_and_drops_the_oldest_batches_first():
-    log = MemoryLog(2, 1000)
-    for round_ in range(6):
-        _, batches = shared_buffer([3, 1])
-        for partition, batch in enumerate(batches):
-            log.append(partition, batch, round_)
-        await log.commit()
-        assert log.retained_bytes(0) + log.retained_bytes(1) <= 1000
-    # Partition 0 held the most each time, so it lost its oldest batches (of 3
-    # records, 300 bytes): 5 of 6; partition 1 kept all 6 of its own.
-    assert (log.start_offset(0), log.high_watermark(0)) == (15, 18)
-    assert (log.start_offset(1), log.high_watermark(1)) == (0, 6)
-    assert (log.retained_bytes(0), log.retained_bytes(1), log.evicted) == (300, 600, 15)
+async def test_eviction_keeps_the_bound_and_drops_the_oldest_applied_entries_first():
+    log = MemoryEntryLog(2, 2000)
+    rounds = Rounds.following(log)
+    for number in range(12):
+        await log.append(rounds.events(1, {0: 3, 1: 1}, 1000 + number))
+        log.apply(log.last_index())
+        assert sum(log.retained_bytes(p) for p in (0, 1)) <= 2000 or log.first_index() == \
+            log.last_index()
+    assert log.first_index() > 1 and log.last_index() == 12
+    evicted_entries = log.first_index() - 1
+    assert [log.start_offset(p) for p in (0, 1)] == [3 * evicted_entries, evicted_entries]
+    assert log.evicted == 4 * evicted_entries   # records, over both partitions
+    assert [log.high_watermark(p) for p in (0, 1)] == [36, 12]
     with pytest.raises(LookupError):
-        log.read(0, 14, 1)
-    assert len(log.read(0, 15, 100).records) == 3
-    assert len(log.read(1, 0, 100).records) == 6
-    assert [log.offset_for_time(0, t) for t in (0, 5, 6)] == [15, 15, 18]
+        log.read(0, log.start_offset(0) - 1, 1)
+    assert len(log.read(1, log.start_offset(1), 100).records) == 12 - evicted_entries
 
 
-def test_cached_batches_are_nothing_the_garbage_collector_scans():
-    """A full cache holds tens of thousands of batches; as tracked objects they
-    made every full collection scan them all (20-40 ms pauses under load)."""
-    import gc
-
-    log = MemoryLog(1, 1 << 20)
-    placed = array("I", [3, 6])
-    log.append(0, RecordBatch(b"abcdef", 0, memoryview(placed), memoryview(array("I", [0, 1, 3, 1])),
-                              b"\x01\x02", b"abcdef"), 1)
-    log.append(0, RecordBatch.of([b"xy", b"z"], ["t", "u"], b"\x00\x00"), 2)
-    log.publish()
-    gc.collect()
-    held = [chunk for chunk in log._parts[0].chunks if chunk is not None]
-    assert len(held) == 2
-    assert not any(gc.is_tracked(chunk) for chunk in held)
-    assert log.read(0, 0, 10).records == [b"abc", b"def", b"xy", b"z"]
+async def test_entries_not_applied_are_never_evicted():
+    log = MemoryEntryLog(1, 100)
+    rounds = Rounds.following(log)
+    for number in range(5):
+        await log.append(rounds.events(1, {0: 4}, 1000 + number))
+    assert log.first_index() == 1 and log.evicted == 0  # over the bound, nothing applied yet
+    log.apply(3)
+    assert log.first_index() == 4 and log.start_offset(0) == 12 and log.high_watermark(0) == 12
+    log.apply(5)
+    assert log.high_watermark(0) == 20 and len(log.read(0, log.start_offset(0), 100).records) >= 4

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 4u
+#define SHARDQ_ABI_VERSION 5u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -805,6 +805,38 @@ struct shardq_entry_args {
  * @next_offsets and the output buffers.
  */
 int shardq_entry_encode(struct shardq_entry_args *a);
+
+/* int64 values per id row of shardq_entry_scan(): partition, offset, position
+ * of the id in the payload, its length. */
+#define SHARDQ_ENTRY_ID_FIELDS 4
+
+/**
+ * shardq_entry_scan - describe an EVENTS payload: its blocks and the ids producers chose.
+ * @payload/@len: the payload of an EVENTS entry (the bytes after its header):
+ *              groups of segment records (see shardq_entry_encode()).
+ * @partitions: partitions of the log (group partitions must be below it); 0: any.
+ * @blocks, @max_blocks, @n_blocks: out: SHARDQ_ENTRY_BLOCK_FIELDS int64 per
+ *              group, as shardq_entry_encode() gives them (positions from the
+ *              payload's start, the time of the group's first record).
+ * @ids, @max_ids, @n_ids: out: SHARDQ_ENTRY_ID_FIELDS int64 per record whose
+ *              event carries an id its producer chose, in payload order. An
+ *              event's id is its last field 1 (protobuf's rule); ids of the
+ *              form the server makes (16 lowercase hex digits, '-', lowercase
+ *              hex digits) and empty ones are left out.
+ *
+ * Checks the structure, not the CRCs (the log checked them): groups in
+ * increasing partition order, each holding exactly its count of records
+ * with consecutive offsets, each record's event framed as field 1 of a
+ * delivery message and well-formed on the wire. *n_blocks and *n_ids are
+ * set to the totals even when the arrays are too small.
+ *
+ * Returns: 0; SHARDQ_ENOBUFS (an array too small: call again with room for
+ * the totals); SHARDQ_EBADMSG (bad structure); SHARDQ_EINVAL.
+ * Ownership: every buffer is borrowed. Thread-safety: pure.
+ */
+int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+                      size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
+                      size_t *n_ids);
 
 /* ======================================================================== */
 /* CRC32C and hashing                                                       */

@@ -193,3 +193,125 @@ int shardq_entry_encode(struct shardq_entry_args *a)
     put_le(out + 4, shardq_crc32c(0, out + 8, at - 8), 4);
     return SHARDQ_OK;
 }
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* 1 when [s, s+len) has the form of an id the server makes: 16 lowercase hex
+ * digits, '-', then one or more lowercase hex digits. */
+static int server_made_id(const unsigned char *s, size_t len)
+{
+    if (len < 18 || s[16] != '-')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i == 16)
+            continue;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+/* The last id (field 1) of the framed event at [p, p+len): tag 0x0a, a length
+ * covering the rest, the Event's fields. 0 with *id_len 0 when it has none;
+ * SHARDQ_EBADMSG when the framing or the wire data is bad. */
+static int framed_event_id(const unsigned char *p, size_t len, size_t *id_off, size_t *id_len)
+{
+    size_t pos = 1, off, flen;
+    uint64_t body_len, value;
+    uint32_t field, wt;
+    if (len < 2 || p[0] != 0x0a || _shardq_pb_varint(p, len, &pos, &body_len) ||
+        body_len != len - pos)
+        return SHARDQ_EBADMSG;
+    *id_len = 0;
+    while (pos < len) {
+        if (_shardq_pb_field(p, len, &pos, &field, &wt, &off, &flen, &value))
+            return SHARDQ_EBADMSG;
+        if (field == 1) {
+            if (wt != 2)
+                return SHARDQ_EBADMSG;
+            *id_off = off;
+            *id_len = flen;
+        }
+    }
+    return 0;
+}
+
+int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+                      size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
+                      size_t *n_ids)
+{
+    if ((payload == NULL && len) || n_blocks == NULL || n_ids == NULL ||
+        (blocks == NULL && max_blocks) || (ids == NULL && max_ids))
+        return SHARDQ_EINVAL;
+    const unsigned char *p = payload;
+    size_t at = 0, nb = 0, ni = 0;
+    int64_t previous = -1;
+    while (at < len) {
+        if (len - at < SHARDQ_ENTRY_GROUP_HEADER)
+            return SHARDQ_EBADMSG;
+        uint64_t partition = get_le(p + at, 4), count = get_le(p + at + 4, 4);
+        uint64_t bytes = get_le(p + at + 8, 4);
+        size_t start = at + SHARDQ_ENTRY_GROUP_HEADER;
+        if ((int64_t)partition <= previous || (partitions && partition >= partitions) ||
+            count == 0 || bytes > len - start)
+            return SHARDQ_EBADMSG;
+        size_t end = start + (size_t)bytes, r = start;
+        uint64_t first = 0, records = 0;
+        int64_t time_ns = 0;
+        while (r < end) {
+            if (end - r < SHARDQ_SEGMENT_HEADER)
+                return SHARDQ_EBADMSG;
+            uint64_t length = get_le(p + r, 4);
+            size_t topic_len = (size_t)get_le(p + r + 25, 2);
+            uint64_t offset = get_le(p + r + 8, 8);
+            if (length < SHARDQ_SEGMENT_HEADER - 4 || length > end - r - 4 ||
+                topic_len > length + 4 - SHARDQ_SEGMENT_HEADER)
+                return SHARDQ_EBADMSG;
+            if (records == 0) {
+                first = offset;
+                time_ns = (int64_t)get_le(p + r + 16, 8);
+            } else if (offset != first + records) {
+                return SHARDQ_EBADMSG;
+            }
+            size_t event = r + SHARDQ_SEGMENT_HEADER + topic_len;
+            size_t event_len = r + 4 + (size_t)length - event, id_off = 0, id_len = 0;
+            if (framed_event_id(p + event, event_len, &id_off, &id_len))
+                return SHARDQ_EBADMSG;
+            if (id_len && !server_made_id(p + event + id_off, id_len)) {
+                if (ni < max_ids) {
+                    int64_t *row = ids + 4 * ni;
+                    row[0] = (int64_t)partition;
+                    row[1] = (int64_t)offset;
+                    row[2] = (int64_t)(event + id_off);
+                    row[3] = (int64_t)id_len;
+                }
+                ni++;
+            }
+            records++;
+            r += 4 + (size_t)length;
+        }
+        if (records != count)
+            return SHARDQ_EBADMSG;
+        if (nb < max_blocks) {
+            int64_t *row = blocks + SHARDQ_ENTRY_BLOCK_FIELDS * nb;
+            row[0] = (int64_t)partition;
+            row[1] = (int64_t)first;
+            row[2] = (int64_t)count;
+            row[3] = (int64_t)start;
+            row[4] = (int64_t)bytes;
+            row[5] = time_ns;
+        }
+        nb++;
+        previous = (int64_t)partition;
+        at = end;
+    }
+    *n_blocks = nb;
+    *n_ids = ni;
+    return nb > max_blocks || ni > max_ids ? SHARDQ_ENOBUFS : SHARDQ_OK;
+}

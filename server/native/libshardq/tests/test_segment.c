@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "pbenc.h"
 #include "shardq.h"
 
 static uint64_t le(const unsigned char *p, int bytes)
@@ -112,9 +113,105 @@ static void entry_encode(void)
     CHECK_EQ(shardq_entry_encode(&a), SHARDQ_EINVAL);
 }
 
+/* A framed event (field 1 of a delivery message) with these fields. */
+static size_t framed(unsigned char *out, const char *topic, const char *id1, const char *id2)
+{
+    unsigned char body[128];
+    size_t n = 0;
+    if (id1)
+        n = put_bytes(body, n, 1, id1, strlen(id1));
+    n = put_bytes(body, n, 2, topic, strlen(topic));
+    if (id2)
+        n = put_bytes(body, n, 1, id2, strlen(id2));
+    n = put_uint(body, n, 10, 5);
+    size_t at = put_varint(out, 1, n);
+    out[0] = 0x0a;
+    memcpy(out + at, body, n);
+    return at + n;
+}
+
+/* Producer-chosen ids and blocks of an EVENTS payload; server-made ids left out. */
+static void entry_scan(void)
+{
+    unsigned char rec[512], out[1024];
+    size_t ends[4], at = 0;
+    /* Partition 1: an event with the producer's id "p-1"; one whose id the
+     * server made (appended after the body, last wins over an empty one);
+     * partition 3: "x" then "y" (the last wins). */
+    at += framed(rec + at, "a/b", "p-1", NULL);
+    ends[0] = at;
+    at += framed(rec + at, "a/b", "", "0123456789abcdef-1f");
+    ends[1] = at;
+    at += framed(rec + at, "c", NULL, NULL);
+    ends[2] = at;
+    at += framed(rec + at, "c", "x", "y");
+    ends[3] = at;
+    uint32_t e32[4] = {(uint32_t)ends[0], (uint32_t)ends[1], (uint32_t)ends[2], (uint32_t)ends[3]};
+    uint32_t topics[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t prio[4] = {0, 1, 2, 3};
+    uint32_t counts[4] = {0, 2, 0, 2};
+    struct shardq_entry_source source = {rec, at, e32, topics, prio, counts, 4};
+    uint64_t next[4] = {0, 40, 0, 7};
+    int64_t blocks[4 * SHARDQ_ENTRY_BLOCK_FIELDS];
+    struct shardq_entry_args a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.partitions = 4;
+    a.index = 3;
+    a.term = 1;
+    a.time_ns = 1234;
+    a.sources = &source;
+    a.source_count = 1;
+    a.next_offsets = next;
+    a.out = out;
+    a.out_cap = sizeof out;
+    a.blocks = blocks;
+    a.blocks_cap = 4;
+    CHECK_EQ(shardq_entry_encode(&a), 0);
+    const unsigned char *payload = out + SHARDQ_ENTRY_HEADER;
+    size_t len = a.out_len - SHARDQ_ENTRY_HEADER;
+
+    int64_t got_blocks[4 * SHARDQ_ENTRY_BLOCK_FIELDS], ids[4 * SHARDQ_ENTRY_ID_FIELDS];
+    size_t nb = 0, ni = 0;
+    /* Too small: the totals are said. */
+    CHECK_EQ(shardq_entry_scan(payload, len, 4, got_blocks, 1, &nb, ids, 1, &ni), SHARDQ_ENOBUFS);
+    CHECK_EQ(nb, 2);
+    CHECK_EQ(ni, 2);
+    CHECK_EQ(shardq_entry_scan(payload, len, 4, got_blocks, 4, &nb, ids, 4, &ni), 0);
+    CHECK_EQ(nb, 2);
+    for (int i = 0; i < 2 * SHARDQ_ENTRY_BLOCK_FIELDS; i++) {
+        int64_t want = blocks[i];
+        if (i % SHARDQ_ENTRY_BLOCK_FIELDS == 3)
+            want -= SHARDQ_ENTRY_HEADER; /* positions from the payload's start */
+        CHECK_EQ(got_blocks[i], want);
+    }
+    CHECK_EQ(ni, 2);
+    CHECK_EQ(ids[0], 1);
+    CHECK_EQ(ids[1], 40);
+    CHECK_EQ(ids[3], 3);
+    CHECK(memcmp(payload + ids[2], "p-1", 3) == 0);
+    CHECK_EQ(ids[4], 3);
+    CHECK_EQ(ids[5], 8);
+    CHECK_EQ(ids[7], 1);
+    CHECK(memcmp(payload + ids[6], "y", 1) == 0);
+
+    /* Structure checks: a partition out of range, a count that does not match, a cut. */
+    CHECK_EQ(shardq_entry_scan(payload, len, 2, got_blocks, 4, &nb, ids, 4, &ni), SHARDQ_EBADMSG);
+    unsigned char bad[1024];
+    memcpy(bad, payload, len);
+    bad[4] = 3; /* partition 1's count */
+    CHECK_EQ(shardq_entry_scan(bad, len, 4, got_blocks, 4, &nb, ids, 4, &ni), SHARDQ_EBADMSG);
+    CHECK_EQ(shardq_entry_scan(payload, len - 1, 4, got_blocks, 4, &nb, ids, 4, &ni),
+             SHARDQ_EBADMSG);
+    CHECK_EQ(shardq_entry_scan(payload, 0, 4, got_blocks, 4, &nb, ids, 4, &ni), 0);
+    CHECK_EQ(nb, 0);
+    CHECK_EQ(shardq_entry_scan(NULL, 1, 4, got_blocks, 4, &nb, ids, 4, &ni), SHARDQ_EINVAL);
+}
+
 int main(void)
 {
     entry_encode();
+    entry_scan();
     /* Three records "aaaa" "bb" "cccccc" at 2..14 of the buffer; topics in a second buffer. */
     const unsigned char records[] = "..aaaabbcccccc";
     const unsigned char names[] = "t/1t/22";

@@ -19,15 +19,22 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from . import __version__
 from .broker.broker import Broker
 from .broker.dead_letter import DeadLetters
 from .broker.dedup import DedupWindow
-from .broker.group_upkeep import GroupUpkeep, stored_groups
+from .broker.group_upkeep import GroupUpkeep
 from .broker.groups import GroupCoordinator
 from .broker.lanes import lanes
+from .broker.retention import RetentionPolicy
+from .broker.sequencer import Sequencer
 from .broker.write_path import WritePath
+from .cluster.errors import DriverHalted
+from .cluster.one_voter import one_voter
+from .cluster.replicated import ClusterMember, join_cluster
+from .cluster.settings import raft_config, replicates, tick_seconds
 from .config.model import Config
 from .heap_trim import HeapTrimTask
 from .http.server import HttpServer
@@ -38,6 +45,7 @@ from .ingest.tcp import TcpIngest
 from .ingest.udp import UdpIngest
 from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
 from .native import ABI_VERSION, EventEncoder, NativeWire
+from .observability.cluster_readings import observe_cluster
 from .observability.metrics import Metrics
 from .observability.readings import (
     CommitRecorder,
@@ -47,21 +55,23 @@ from .observability.readings import (
     observe_lanes,
     observe_log,
     observe_node,
-    retention_deleted,
+    observe_raft,
 )
 from .placement import place
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
-from .rpc.dedup_restore import restore_dedup
 from .rpc.guard import Guard
 from .rpc.health import HealthState
 from .rpc.server import PUBLIC_SERVICES, GrpcServer
 from .security import AccessControl, SecurityReload, ServerTls, TlsFiles, read_tokens
-from .storage.disk_log import DiskLog
+from .storage.entry_log import DiskEntryLog
+from .storage.failure import DataDirRefused, halt_reason
 from .storage.fileops import file_ops
-from .storage.group_offsets import GroupOffsets
-from .storage.memory_log import MemoryLog
+from .storage.memory_entry_log import MemoryEntryLog
+
+LEADERSHIP_SECONDS = 30.0
+"""How long the start waits for this node to lead its cluster of one and apply its log."""
 
 log = logging.getLogger(__name__)
 
@@ -90,45 +100,58 @@ class Node:
         self.lanes = lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         # Every file operation of the durable log, made once here (faulty only in tests).
         self.file_ops = file_ops()
-        self.log: MemoryLog | DiskLog
+        self.log: MemoryEntryLog | DiskEntryLog
         if storage.engine == "memory":
-            self.log = MemoryLog(storage.partitions, storage.memory_max_bytes)
+            self.log = MemoryEntryLog(storage.partitions, storage.memory_max_bytes)
         else:
-            self.log = DiskLog(storage, NativeWire(), file_ops=self.file_ops,
-                               on_fsync=metrics.fsync_duration.record,
-                               on_delete=retention_deleted(metrics))
-        self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
-        restored = restore_dedup(self.dedup, self.log, time.time_ns())
-        if restored:
-            log.info("de-duplication: %d event ids restored from the log", restored)
+            self.log = DiskEntryLog(storage, NativeWire(), ops=self.file_ops,
+                                    on_fsync=metrics.fsync_duration.record,
+                                    on_halt=self._log_halted)
         self.health = HealthState(PUBLIC_SERVICES)
+        # One log, one path: a single node is a Raft group of one voter
+        # (the driver, the log adapter, the applier) whose transport has no peers.
+        self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
+        # A member of a replicated cluster runs the same parts with peers (cluster.replicated).
+        self.member: ClusterMember | None = None
+        if replicates(config.cluster):
+            self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
+                                       on_halt=self._log_halted)
+            self.replicated = self.member.replicated
+        else:
+            self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
+                                        tick_seconds=tick_seconds(config.cluster),
+                                        snapshot_bytes=storage.segment_bytes,
+                                        on_halt=self._log_halted)
+        self.applier = self.replicated.applier
+        self.driver = self.replicated.driver
+        proposer = self.replicated.proposer
         # Ids the server assigns: unique per process start, then a counter.
         id_prefix = (uuid.uuid4().hex[:16] + "-").encode()
         validator = EventValidator(config.limits)
         self.encoder = EventEncoder(validator.encoder_limits(), id_prefix)
+        sequencer = Sequencer(self.encoder, NativeWire(), self.dedup, storage.partitions,
+                              self.log.durability)
         self.write_path = WritePath(
-            self.lanes, self.log, self.dedup, self.encoder,
+            self.lanes, sequencer, proposer, self.log, self.applier, NativeWire(),
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share,
+            max_rounds_in_flight=config.queues.max_rounds_in_flight,
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
-        if isinstance(self.log, DiskLog):
-            self.log.on_failure = self.write_path.storage_failed
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
                              config.subscribe.max_batch_bytes)
-        # Committed group offsets live beside the log: in memory with the
-        # in-memory log, in <data_dir>/groups with the durable one.
-        group_offsets = (GroupOffsets(storage.data_dir, self.file_ops)
-                         if storage.engine == "disk" else None)
+        if self.member is not None:
+            self.broker.write_gate = self.member.check_leader
         self.dead_letters = DeadLetters(self.broker, self.encoder, ProtobufCopies(validator),
                                         metrics)
         self.groups = GroupCoordinator(
-            self.log, self.dead_letters, time.monotonic_ns,
-            stored_groups(group_offsets, self.log.partitions),
+            self.log, self.dead_letters, time.monotonic_ns, self.applier.groups, proposer,
             max_groups=config.groups.max_groups,
             idle_expiry_ns=int(config.groups.idle_expiry_seconds * 1e9))
-        self.write_path.on_applied = self.groups.wake_all
-        self.group_upkeep = GroupUpkeep(self.groups, group_offsets,
+        self.group_upkeep = GroupUpkeep(self.groups, proposer,
                                         config.groups.idle_expiry_seconds)
+        self.retention = RetentionPolicy(self.log, proposer, retention_ms=storage.retention_ms,
+                                         retention_bytes=storage.retention_bytes)
+        self.applier.on_applied = self._applied
         self.heap_trim = HeapTrimTask(metrics.memory_trimmed.add)
         tls = config.tls
         self.tls = ServerTls(TlsFiles(tls.cert_file, tls.key_file, tls.client_ca_file,
@@ -138,12 +161,18 @@ class Node:
         self.security_reload = SecurityReload(config, config_file, reload_config, self.access,
                                               self.tls, metrics)
         guard = Guard(self.access)
-        self.cluster = cluster.ClusterServicer(config, self.write_path, metrics, guard)
+        member = self.member
+        self.cluster = cluster.ClusterServicer(
+            config, self.driver, metrics, guard, addresses=member.peers if member else None,
+            connected=member.transport.connected_peers if member else frozenset)
+        self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
+                                                 guard, forwarder=self.member)
+        if self.member is not None:
+            self.member.transport.serve_forwarded(self.publisher.serve_forwarded)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
                                            config.limits, metrics, guard)
         self.grpc = GrpcServer(config, [
-            publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
-                                    guard).handlers(),
+            self.publisher.handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer,
                                         guard).handlers(),
             self.cluster.handlers(),
@@ -156,8 +185,8 @@ class Node:
                              numa=config.numa.enabled)
         self.status = NodeStatus(
             config, __version__, self.health, self.write_path, self.lanes, self.log, self.broker,
-            self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.status,
-            self._listener_ports, self.log.status if isinstance(self.log, DiskLog) else dict,
+            self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.summary,
+            self._listener_ports, self.log.status if isinstance(self.log, DiskEntryLog) else dict,
             self.started_at)
         self.http = HttpServer(self.health, metrics, self.status.document,
                                metrics_enabled=config.metrics.enabled,
@@ -167,12 +196,24 @@ class Node:
         self._stopping = asyncio.Event()
         observe_lanes(metrics, self.lanes)
         observe_log(metrics, self.log)
-        if isinstance(self.log, DiskLog):
+        if isinstance(self.log, DiskEntryLog):
             observe_disk_log(metrics, self.log)
+        observe_raft(metrics, self.driver, self.write_path)
+        observe_cluster(metrics, self.driver, self.member.transport if self.member else None)
         observe_groups(metrics, self.groups, self.log)
         observe_ingest(metrics, self.tcp, self.udp)
         observe_node(metrics, dedup=self.dedup, placement=self.placement,
                      write_path=self.write_path, started_at=self.started_at)
+
+    def _applied(self) -> None:
+        """After each applied batch: group members may take more, retention may be due."""
+        self.groups.wake_all()
+        self.retention.applied()
+
+    def _log_halted(self, error: BaseException) -> None:
+        """A storage error halted the log or the Raft driver: writes stop until a restart."""
+        reason, name = halt_reason(error, Path(self.config.storage.data_dir))
+        self.write_path.halt(reason, name)
 
     def _listener_ports(self) -> dict[str, int]:
         """The bound port of each listener (0 until it listens)."""
@@ -186,7 +227,16 @@ class Node:
         await self.health.set(False, "starting")
         with listening(HTTP, host, config.metrics.port):
             await self.http.start(host, config.metrics.port)
-        if isinstance(self.log, DiskLog):
+        try:
+            if self.member is not None:
+                await self.member.start(host, config.cluster.port)
+            else:
+                await self.replicated.lead(LEADERSHIP_SECONDS)
+        except DriverHalted as error:  # the start's own writes failed (its first entry)
+            reason, _ = halt_reason(error.cause, Path(config.storage.data_dir))
+            raise DataDirRefused(f"storage.data_dir {config.storage.data_dir}: cannot start: "
+                                 f"{reason}") from error
+        if isinstance(self.log, DiskEntryLog):
             self.log.start()
         self.broker.start()
         with listening(GRPC, host, config.server.grpc_port):
@@ -199,6 +249,7 @@ class Node:
                 await self.udp.start(host, config.server.udp_port)
         self.security_reload.start()
         self.group_upkeep.start()
+        self.retention.start()
         self.heap_trim.start()
         if config.server.warmup_seconds:
             await self.health.set(False, "warming up")
@@ -221,9 +272,10 @@ class Node:
             log.info("security: TLS %s, authentication %s", _describe_tls(config),
                      f"on ({len(config.auth.identities)} identities)" if self.access.enabled
                      else "off")
-        if config.cluster.enabled:
-            log.warning("cluster.enabled is set but replication is not available in this "
-                        "version: this node runs as a cluster of one")
+        if config.cluster.enabled and self.member is None:
+            log.warning("cluster.discovery %s is not available in this version (only static "
+                        "peers are): this node runs as a cluster of one",
+                        config.cluster.discovery)
 
     async def shutdown(self) -> bool:
         """Drain and stop.
@@ -244,6 +296,8 @@ class Node:
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
+        if self.member is not None:  # the others need not wait for an election
+            await self.member.hand_over(max(min(deadline - time.monotonic(), 2.0), 0.1))
         # Committed now: acknowledged-mode connections get their last ACKs.
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
         await self._release(max(min(deadline - time.monotonic(), 5.0), 0.1))
@@ -262,8 +316,14 @@ class Node:
         await self.grpc.stop(grace)
         await self.security_reload.stop()
         await self.heap_trim.stop()
+        await self.retention.stop()
         await self.group_upkeep.stop()
         await self.broker.stop()
+        if self.member is not None:
+            await self.member.stop()
+        else:
+            await self.replicated.stop()
+        self.log.close()
         await self.http.stop()
         self.metrics.shutdown()
 
@@ -289,7 +349,7 @@ class Node:
             loop.add_signal_handler(signum, self.request_stop)
         try:
             await self.start()
-        except ListenError:
+        except (ListenError, DataDirRefused):
             await self._abandon_start()
             raise
         await self._stopping.wait()

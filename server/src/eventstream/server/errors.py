@@ -71,6 +71,8 @@ KINDS: dict[str, ErrorKind] = {
         ErrorKind("SHUTTING_DOWN", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("STARTING", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("COMMIT_FAILED", grpc.StatusCode.UNAVAILABLE, True),
+        # A write reached a follower of a replicated cluster (the leader is named when known).
+        ErrorKind("NOT_LEADER", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("STORAGE_FAILED", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("SEGMENT_CORRUPT", grpc.StatusCode.DATA_LOSS, False),
         # A stored event clients cannot decode (accepted before validation covered it).
@@ -88,15 +90,20 @@ class EventStreamError(Exception):
         message: human-readable explanation; it names the field.
         field: the request field at fault, e.g. ``events[3].topic``.
         retry_after: seconds a client should wait before retrying, if known.
+        leader_id: the cluster's leader, for a write that reached a follower.
+        leader_address: the leader's public ``host:port``, when known.
     """
 
     def __init__(self, reason: str, message: str, *, field: str = "",
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, leader_id: str = "",
+                 leader_address: str = "") -> None:
         super().__init__(message)
         self.kind = KINDS[reason]
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        self.leader_id = leader_id
+        self.leader_address = leader_address
 
     @property
     def reason(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ..errors import EventStreamError
 from ..storage.log import EventLog
@@ -41,6 +42,8 @@ class Broker:
         self._max_subscription_batch = max_subscription_batch
         self._max_subscription_bytes = max_subscription_bytes
         self._subscriptions: set[Subscription] = set()
+        self.write_gate: Callable[[], None] | None = None
+        """Raises when this node takes no writes now (a follower of a replicated cluster)."""
 
     @property
     def phase(self) -> str:
@@ -72,6 +75,8 @@ class Broker:
                 when a lane is full (nothing of the request is queued then).
         """
         self.check_accepting()
+        if self.write_gate is not None:
+            self.write_gate()
         self.write_path.submit(submissions)
 
     def subscribe(self, topic_filter: TopicFilter, min_priority: int, cursors: list[int],
@@ -128,6 +133,5 @@ class Broker:
         return clean
 
     async def stop(self) -> None:
-        """Stop the write path and release the log."""
+        """Stop the write path (the log is the composition root's to close)."""
         await self.write_path.stop()
-        self.log.close()

@@ -1,18 +1,24 @@
-"""Remembers recent event ids so a repeated publish is stored once.
+"""The de-duplication window: recent producer ids and where their first event went.
 
-Pure: time is passed in. Bounded by age and by count; the oldest ids are
-forgotten first. An id is remembered from the moment its event is given an
-offset, so a duplicate arriving while the first is still being committed is
-caught too; ids of a commit that failed are forgotten again.
+Pure: times are passed in. Only the applier changes the window, from the
+entries it applies (each id with its partition, offset and the entry's
+ingest time; expiry by the entry's time), so every node that applied the
+same entries holds the same window. The sequencer reads it, together with
+the ids of rounds not applied yet, which it keeps itself. Bounded by age
+and by count; the oldest ids are forgotten first.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
+
+_HEAD = struct.Struct("<I")
+_ITEM = struct.Struct("<HIQq")  # id length, partition, offset, time
 
 
 class DedupWindow:
-    """Map of id (UTF-8 bytes) -> (partition, offset) for ids seen inside the window.
+    """Map of id (UTF-8 bytes) -> (partition, offset, time) for ids seen inside the window.
 
     Args:
         window_ns: how long an id is remembered, in nanoseconds.
@@ -28,6 +34,11 @@ class DedupWindow:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ids are remembered at all."""
+        return self.max_ids > 0 and self.window_ns > 0
 
     def lookup(self, event_id: bytes, now_ns: int) -> tuple[int, int, int] | None:
         """Where the first event with this id went, if still inside the window.
@@ -45,16 +56,11 @@ class DedupWindow:
 
         Old ids are forgotten by :meth:`expire`, once per batch of calls.
         """
-        if self.max_ids == 0 or self.window_ns == 0:
+        if not self.enabled:
             return
         seen = self._seen
         seen[event_id] = (partition, offset, now_ns)
         seen.move_to_end(event_id)  # an id seen before (expired) becomes the youngest
-
-    def forget(self, event_ids: list[bytes]) -> None:
-        """Forget ids whose commit failed."""
-        for event_id in event_ids:
-            self._seen.pop(event_id, None)
 
     def expire(self, now_ns: int) -> None:
         """Forget ids older than the window, and the oldest beyond ``max_ids``."""
@@ -67,3 +73,38 @@ class DedupWindow:
             if oldest[2] >= horizon:
                 break
             seen.popitem(last=False)
+
+    def encode(self) -> bytes:
+        """The window as bytes, oldest first (the same bytes for the same window)."""
+        pack = _ITEM.pack
+        parts = [_HEAD.pack(len(self._seen))]
+        for event_id, (partition, offset, time_ns) in self._seen.items():
+            parts.append(pack(len(event_id), partition, offset, time_ns))
+            parts.append(event_id)
+        return b"".join(parts)
+
+    def restore(self, data: bytes | memoryview) -> None:
+        """Replace the window by one :meth:`encode` made.
+
+        Raises:
+            ValueError: ``data`` is not such bytes.
+        """
+        view = memoryview(data)
+        (count,) = _HEAD.unpack_from(view)
+        at = _HEAD.size
+        unpack, size = _ITEM.unpack_from, _ITEM.size
+        seen: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
+        try:
+            for _ in range(count):
+                length, partition, offset, time_ns = unpack(view, at)
+                at += size
+                seen[bytes(view[at:at + length])] = (partition, offset, time_ns)
+                at += length
+        except struct.error as error:
+            raise ValueError(f"de-duplication window cut short: {error}") from None
+        if at != len(view):
+            raise ValueError("de-duplication window followed by other bytes")
+        self._seen = seen
+
+
+__all__ = ["DedupWindow"]

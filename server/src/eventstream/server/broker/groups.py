@@ -24,37 +24,40 @@ ignored and counted.
 
 The number of groups is bounded (``max_groups``), and a group without
 members for ``idle_expiry_ns`` is forgotten (:meth:`GroupCoordinator.expire_idle`).
-Groups whose committed offsets were stored before a restart are known from
-the start and expire the same way unless a member comes back.
+
+What outlives a member and a restart is in the log (:mod:`.group_state`):
+a group is created by a GROUPS entry when its first member joins (with its
+starting offsets), its committed offsets and dead-letter count are proposed
+when they moved (:meth:`GroupCoordinator.unsaved`, by the upkeep task), and
+its deletion is an entry too. Groups the log knows that no member joined
+since the start resume from their committed offsets when one does, and
+expire the same way. The rest (members, assignments, deliveries in flight)
+is this node's own, rebuilt by members joining again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import EventStreamError, invalid
+from ..storage.entries import EntryKind
 from ..storage.log import EventLog
+from . import group_state
+from .group_state import GroupSettings, GroupTable
+from .proposals import ProposalLost, ProposalRefused, Proposer
 from .topics import TopicFilter
 
+log = logging.getLogger(__name__)
+
 GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSettings:
-    """What a member asks for when it joins (defaults already applied)."""
-
-    patterns: tuple[str, ...]
-    min_priority: int          # frame byte, 0 delivers all
-    start_latest: bool
-    max_in_flight: int
-    ack_deadline_ns: int
-    max_deliveries: int
 
 
 class _Partition:
@@ -140,7 +143,8 @@ class Member:
 class Group:
     """A consumer group's members and per-partition progress."""
 
-    def __init__(self, name: str, settings: GroupSettings, starts: list[int]) -> None:
+    def __init__(self, name: str, settings: GroupSettings, starts: list[int] | tuple[int, ...],
+                 dead_lettered: int = 0) -> None:
         self.name = name
         self.settings = settings
         self.filter = TopicFilter(settings.patterns)
@@ -149,13 +153,12 @@ class Group:
         self.parts = [_Partition(start) for start in starts]
         self.acked = 0
         self.redelivered = 0
-        self.dead_lettered = 0
+        self.dead_lettered = dead_lettered
+        """Events moved to the dead-letter topic, ever (kept in the log)."""
         self.ignored = 0
         """Acks and nacks naming events the member did not hold."""
         self.idle_since: int | None = None
         """Clock time the last member left; None while the group has members."""
-        self.saved = self.frontiers()
-        """The committed offsets as last saved (see :meth:`GroupCoordinator.unsaved`)."""
 
     def frontiers(self) -> list[int]:
         """The committed offset of every partition."""
@@ -181,15 +184,6 @@ class DeadLetterSink(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class StoredGroup:
-    """A group known from its stored committed offsets, with no member since the start."""
-
-    offsets: list[int]
-    idle_since: int
-    """Clock time (as ``clock_ns``) its offsets were last saved."""
-
-
 class GroupCoordinator:
     """Every consumer group of the node.
 
@@ -198,57 +192,63 @@ class GroupCoordinator:
         dead_letters: takes each event that reached max_deliveries and settles
             it later through :meth:`settle`.
         clock_ns: monotonic clock in nanoseconds (ack deadlines, idle expiry).
-        stored: groups whose committed offsets were saved before, by name.
+        table: the groups the log knows (changed only by the applier).
+        proposer: where GROUPS entries are proposed.
         max_groups: most groups at once (with members or not, stored ones too).
         idle_expiry_ns: a group without members this long is forgotten.
+        wall_ns: wall clock in nanoseconds (the time written in GROUPS entries).
     """
 
     def __init__(self, event_log: EventLog, dead_letters: DeadLetterSink,
-                 clock_ns: Callable[[], int], stored: dict[str, StoredGroup] | None = None,
-                 *, max_groups: int = 1000, idle_expiry_ns: int = 7 * 86400 * 10**9) -> None:
+                 clock_ns: Callable[[], int], table: GroupTable, proposer: Proposer,
+                 *, max_groups: int = 1000, idle_expiry_ns: int = 7 * 86400 * 10**9,
+                 wall_ns: Callable[[], int] = time.time_ns) -> None:
         self._log = event_log
         self._dead_letters = dead_letters
         self._clock_ns = clock_ns
-        self._stored = dict(stored or {})
+        self._wall_ns = wall_ns
+        self.table = table
+        self._proposer = proposer
         self._max_groups = max_groups
         self._idle_expiry_ns = idle_expiry_ns
         self.groups: dict[str, Group] = {}
+        self._creating: dict[str, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
 
     @property
     def count(self) -> int:
-        """Groups known: in memory, and stored ones no member has joined since the start."""
-        return len(self.groups) + len(self._stored)
+        """Groups known: in memory, and those of the log no member has joined since the start."""
+        return len(self.groups) + sum(1 for name in self.table.records if name not in self.groups)
 
     # -- membership -----------------------------------------------------------
 
-    def join(self, name: str, settings: GroupSettings) -> Member:
-        """Add a member to group ``name`` (created on first use) and rebalance.
+    async def join(self, name: str, settings: GroupSettings) -> Member:
+        """Add a member to group ``name`` (created on first use, through the log) and rebalance.
+
+        A group the log does not know is created by a GROUPS entry holding
+        its starting offsets; the member joins once it is applied.
 
         Raises:
             EventStreamError: INVALID_ARGUMENT for a bad group name, or patterns
                 other than the group's; RESOURCE_EXHAUSTED for a new group
-                when ``max_groups`` exist.
+                when ``max_groups`` exist; UNAVAILABLE when the group cannot be
+                written to the log now.
         """
         if not GROUP_NAME.fullmatch(name):
             raise invalid("GROUP_INVALID", "start.group",
                           "1 to 128 letters, digits, '.', '_' or '-'")
+        while name in self._creating:  # another member is creating it
+            await asyncio.shield(self._creating[name])
         group = self.groups.get(name)
         if group is None:
-            stored = self._stored.get(name)
-            if stored is None and self.count >= self._max_groups:
-                raise EventStreamError(
-                    "GROUPS_LIMIT", f"start.group: {name!r} would be a new group, and the "
-                    f"server has {self.count} groups, the limit of groups.max_groups; "
-                    "groups without members are forgotten after groups.idle_expiry_seconds",
-                    field="start.group")
-            log = self._log
-            starts = stored.offsets if stored is not None else [
-                log.high_watermark(p) if settings.start_latest else log.start_offset(p)
-                for p in range(log.partitions)]
-            group = self.groups[name] = Group(name, settings, starts)
-            self._stored.pop(name, None)
-        elif sorted(settings.patterns) != sorted(group.settings.patterns):
+            record = self.table.get(name)
+            if record is None:
+                record = await self._create(name, settings)
+            group = self.groups.get(name)
+            if group is None:
+                group = self.groups[name] = Group(name, settings, record.offsets,
+                                                  record.dead_lettered)
+        if sorted(settings.patterns) != sorted(group.settings.patterns):
             raise invalid("GROUP_PATTERNS_DIFFER", "start.patterns",
                           f"group {name!r} consumes {list(group.settings.patterns)}; "
                           "every member must give the same patterns")
@@ -257,6 +257,45 @@ class GroupCoordinator:
         group.idle_since = None
         self._rebalance(group)
         return member
+
+    async def _create(self, name: str, settings: GroupSettings) -> group_state.GroupRecord:
+        """Write a new group to the log (starting offsets now) and wait until it is applied."""
+        if self.count >= self._max_groups:
+            raise EventStreamError(
+                "GROUPS_LIMIT", f"start.group: {name!r} would be a new group, and the "
+                f"server has {self.count} groups, the limit of groups.max_groups; "
+                "groups without members are forgotten after groups.idle_expiry_seconds",
+                field="start.group")
+        log = self._log
+        starts = [log.high_watermark(p) if settings.start_latest else log.start_offset(p)
+                  for p in range(log.partitions)]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating[name] = done
+        try:
+            await self.propose([group_state.upsert(name, settings, starts, 0)])
+        finally:
+            del self._creating[name]
+            done.set_result(None)
+        record = self.table.get(name)
+        if record is None:  # deleted again at once by an expiry in flight: create it anew
+            return await self._create(name, settings)
+        return record
+
+    async def propose(self, ops: list[dict[str, Any]]) -> None:
+        """Propose a GROUPS entry of ``ops`` and wait until it is applied here.
+
+        Raises:
+            EventStreamError: UNAVAILABLE (COMMIT_FAILED) when it could not be
+                written (not the leader, writes halted, leadership changed).
+        """
+        proposer = self._proposer
+        try:
+            index, term = proposer.propose(EntryKind.GROUPS,
+                                           group_state.encode_entry(ops, self._wall_ns()))
+            await proposer.wait_applied(index, term)
+        except (ProposalRefused, ProposalLost) as error:
+            raise EventStreamError("COMMIT_FAILED", f"the consumer group state could not be "
+                                   f"written to the log: {error}; retry") from None
 
     def leave(self, member: Member) -> None:
         """Remove a member: what it held is delivered again to the others."""
@@ -277,17 +316,21 @@ class GroupCoordinator:
     def expire_idle(self) -> list[str]:
         """Forget every group that has had no member for ``idle_expiry_ns``.
 
+        Groups of the log no member joined since the start count as idle
+        since the entry that last wrote them.
+
         Returns:
-            Their names (the caller drops their stored offsets).
+            Their names (the caller proposes their deletion).
         """
         due = self._clock_ns() - self._idle_expiry_ns
         expired = [name for name, group in self.groups.items()
                    if group.idle_since is not None and group.idle_since <= due]
         for name in expired:
             del self.groups[name]
-        stale = [name for name, stored in self._stored.items() if stored.idle_since <= due]
-        for name in stale:
-            del self._stored[name]
+        wall_due = self._wall_ns() - self._idle_expiry_ns
+        stale = [name for name, record in self.table.records.items()
+                 if name not in self.groups and name not in expired
+                 and record.updated_ns <= wall_due]
         return expired + stale
 
     def _rebalance(self, group: Group) -> None:
@@ -521,18 +564,24 @@ class GroupCoordinator:
         for member in group.members:
             member.wake.set()
 
-    def unsaved(self) -> list[tuple[Group, list[int]]]:
-        """Groups whose committed offsets moved since they were last saved, with them.
+    def unsaved(self) -> list[dict[str, Any]]:
+        """The GROUPS operations that bring the log up to date with the groups in memory.
 
-        The caller saves them, then records it with :meth:`saved`.
+        One upsert per group whose committed offsets or dead-letter count
+        moved since the log last wrote it (or that the log lost: an expiry
+        that raced with a join).
         """
-        return [(group, frontiers) for group in self.groups.values()
-                if (frontiers := group.frontiers()) != group.saved]
-
-    @staticmethod
-    def saved(group: Group, frontiers: list[int]) -> None:
-        """Record that ``frontiers`` of ``group`` are saved."""
-        group.saved = frontiers
+        ops = []
+        table = self.table.records
+        for name, group in self.groups.items():
+            record = table.get(name)
+            frontiers = group.frontiers()
+            if record is None or tuple(frontiers) != record.offsets or \
+                    group.dead_lettered != record.dead_lettered or \
+                    group.settings != record.settings:
+                ops.append(group_state.upsert(name, group.settings, frontiers,
+                                              group.dead_lettered))
+        return ops
 
     def wake_all(self) -> None:
         """New events were committed: let every member look."""
@@ -540,4 +589,4 @@ class GroupCoordinator:
             self._wake(group)
 
 
-__all__ = ["GROUP_NAME", "Group", "GroupCoordinator", "GroupSettings", "Member", "StoredGroup"]
+__all__ = ["GROUP_NAME", "Group", "GroupCoordinator", "Member"]

@@ -14,8 +14,8 @@ import asyncio
 
 from ..errors import EventStreamError
 from ..storage.log import EventLog
+from .applier import CommitSignal
 from .topics import TopicFilter
-from .write_path import CommitSignal
 
 
 class SubscriptionClosed(Exception):

@@ -1,19 +1,29 @@
-"""The write path: lanes -> propose -> commit -> apply.
+"""The write path: lanes -> sequence -> propose -> (append, commit) -> apply -> acknowledge.
 
-Owns the drain task, the only writer of the log. Each round it takes
-submissions from the lanes (realtime first), *proposes* them (de-duplicates,
-picks partitions, assigns offsets, encodes server fields), *commits* them (the
-log makes them durable by its policy; a cluster will also replicate them to a
-quorum), then *applies* them (they become visible to subscribers and their
-publishers get acknowledgements). Nothing is acknowledged before it is
-committed. A node without replication is a cluster of one: commit is the
-log's commit.
+Owns the drain task. Each round it takes submissions from the lanes
+(realtime first), has the sequencer turn them into one EVENTS entry
+(:mod:`.sequencer`) and proposes it to the replicated log
+(:class:`.proposals.Proposer`: the Raft driver appends it to the entry log
+and commits it; a single node is a cluster of one voter, where commit
+follows local durability). Up to ``max_rounds_in_flight`` rounds may be
+between proposed and applied; a new round is formed once the previous one
+was handed to the log, so everything that arrived meanwhile joins it. The
+applier (:mod:`.applier`) reports each applied entry in index order; the
+round sequenced at that index and term gets its acknowledgements then,
+never before it is visible, so acknowledgements follow entry order. A round
+whose index was taken by another term's entry (leadership changed) is
+answered with a retryable error.
 
-A storage error halts the write path, never a rollback: once appending or
-committing a round fails, that round's publishers learn that its outcome is
-unknown, everything queued or submitted later is refused (UNAVAILABLE,
-``STORAGE_FAILED``), readers keep reading what was committed, and only a
-restart, whose recovery decides what reached the disk, accepts writes again.
+The sequencer works only while this node leads; at each new term it is
+activated from the log's tail (see :meth:`WritePath._activate`). While the
+node does not lead, rounds are refused (the replication step forwards them
+to the leader instead).
+
+A storage error halts the write path, never a rollback: the rounds in flight
+learn that their outcome is unknown, everything queued or submitted later is
+refused (UNAVAILABLE, ``STORAGE_FAILED``), readers keep reading what was
+applied, and only a restart, whose recovery decides what reached the disk,
+accepts writes again.
 """
 
 from __future__ import annotations
@@ -21,92 +31,85 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from array import array
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
 
 from ..errors import EventStreamError
-from ..native import Duplicates, EventEncoder, PlacedRecords
-from ..storage.failure import StorageFailed
-from ..storage.log import EventLog, RecordBatch
+from ..storage.entries import ENTRY_HEADER_SIZE, EntryKind
+from ..storage.entry_api import EntryLog
 from ..tasks import cancel_and_wait
+from .applier import CommitSignal, EntryApplier, EntryScanner
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
+from .proposals import NotLeader, ProposalRefused, Proposer, WritesHalted
+from .sequencer import Round, RoundResult, Sequencer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RoundResult:
-    """What one submission got from a commit round."""
-
-    results: bytes
-    """One encoded PublishResult per event, in row order (see Submission)."""
-    count: int
-    """Events of the submission."""
-    duplicates: int
-    """How many of them were duplicates of an earlier id."""
-
-
-class CommitSignal:
-    """Wakes every waiting subscriber after each commit (a broadcast)."""
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._event = asyncio.Event()
-
-    def fire(self) -> None:
-        """Announce a commit."""
-        self.generation += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    async def wait(self, seen_generation: int) -> None:
-        """Return once a commit newer than ``seen_generation`` happened."""
-        if self.generation == seen_generation:
-            await self._event.wait()
-
-
 class WritePath:
-    """Accepts submissions into the lanes and commits them in order.
+    """Accepts submissions into the lanes and sequences them into the log (see the module docstring).
 
     Args:
         lanes: the two lanes.
-        event_log: the log to append to and commit.
-        dedup: the de-duplication window.
-        encoder: places accepted events and encodes their records and acknowledgements.
-        drain_batch_events: most events per commit.
+        sequencer: builds each round's entry.
+        proposer: the replicated log's leader side.
+        event_log: the entry log (its tail re-derives the sequencer at each term).
+        applier: applies committed entries; reports them to this write path.
+        scanner: lists producer ids of EVENTS payloads (for the tail's ids).
+        drain_batch_events: most events per round.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
-        on_commit: called after each commit with the applied submissions.
+        max_rounds_in_flight: most rounds proposed and not yet applied.
+        on_commit: called after each answered round with its submissions and results.
         on_halt: called once, with (reason, error name), when a storage error halts it.
-        clock_ns: wall clock in nanoseconds (ingest times, dedup window).
+        clock_ns: wall clock in nanoseconds (ingest times).
     """
 
-    def __init__(self, lanes: Lanes, event_log: EventLog, dedup: DedupWindow,
-                 encoder: EventEncoder, *,
-                 drain_batch_events: int, batch_share: float,
+    def __init__(self, lanes: Lanes, sequencer: Sequencer, proposer: Proposer,
+                 event_log: EntryLog, applier: EntryApplier, scanner: EntryScanner, *,
+                 drain_batch_events: int, batch_share: float, max_rounds_in_flight: int,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  on_halt: Callable[[str, str], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
+        if max_rounds_in_flight < 1:
+            raise ValueError("max_rounds_in_flight must be at least 1")
         self.lanes = lanes
         self.log = event_log
-        self.dedup = dedup
-        self.signal = CommitSignal()
+        self.dedup: DedupWindow = applier.window
+        self.signal: CommitSignal = applier.signal
         self.commit_count = 0
+        """Rounds answered since start."""
+        self.rounds = 0
+        """Rounds proposed since start (each one EVENTS entry)."""
+        self._sequencer = sequencer
+        self._proposer = proposer
+        self._applier = applier
+        self._scanner = scanner
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
+        self._max_rounds = max_rounds_in_flight
         self._on_commit = on_commit
-        self.on_applied: Callable[[], None] | None = None
-        """Called after each applied round, before ``on_commit`` (the consumer groups
-        wake their members); set once the groups exist."""
         self._on_halt = on_halt
         self._clock_ns = clock_ns
+        self._pending: deque[Round] = deque()
+        self._last_proposed = 0
+        self._room = asyncio.Event()
         self.halted: str | None = None
         """Why the write path stopped accepting writes (None while it accepts them)."""
         self.halted_error = ""
         """The short name (an errno name) of the error that halted it ("" while none did)."""
-        self._encoder = encoder
         self._task: asyncio.Task[None] | None = None
+        applier.on_entry = self._applied
+
+    @property
+    def applied_index(self) -> int:
+        """Index of the last log entry applied on this node."""
+        return self._applier.applied_index
+
+    @property
+    def rounds_in_flight(self) -> int:
+        """Rounds proposed and not yet applied."""
+        return len(self._pending)
 
     def start(self) -> None:
         """Start the drain task."""
@@ -120,6 +123,8 @@ class WritePath:
     def halt(self, reason: str, error: str) -> None:
         """Stop accepting writes until the process restarts (after a storage error).
 
+        Rounds in flight are answered: their outcome is unknown.
+
         Args:
             reason: one line saying what failed.
             error: a short name of the error (an errno name such as ``ENOSPC``).
@@ -129,13 +134,20 @@ class WritePath:
         self.halted = reason
         self.halted_error = error
         log.error("storage failed: %s; this node accepts no more writes until it restarts "
-                  "(the restart's recovery decides what of the failed round is stored)", reason)
+                  "(the restart's recovery decides what of the rounds in flight is stored)",
+                  reason)
+        unknown = EventStreamError(
+            "STORAGE_FAILED",
+            f"storage failed: {reason}. The outcome of this publish is unknown: its events "
+            "may or may not be stored. This node accepts no more writes until it "
+            "restarts; publish them again with the same ids after the restart (those "
+            "stored are then acknowledged as duplicates)")
+        pending, self._pending = self._pending, deque()
+        for round_ in pending:
+            self._refuse(round_.taken, unknown)
+        self._room.set()
         if self._on_halt is not None:
             self._on_halt(reason, error)
-
-    def storage_failed(self, failure: StorageFailed) -> None:
-        """The log failed outside a commit (a periodic fsync): halt."""
-        self.halt(failure.reason, failure.error)
 
     def submit(self, submissions: list[Submission]) -> None:
         """Queue submissions for commit, all or none.
@@ -157,55 +169,146 @@ class WritePath:
                 f"the {full.label} lane is full ({self.lanes.capacity[full]} events); retry later",
                 field="priority", retry_after=0.05)
 
+    # -- the drain -------------------------------------------------------------
+
     async def _drain(self) -> None:
         while True:
             await self.lanes.wait_ready()
             # One more turn of the event loop lets the requests already read
             # join this round: a round per request would cost more than the turn.
             await asyncio.sleep(0)
+            if self.halted is None:
+                await self._wait_for_room()
             taken = self.lanes.take(self._drain_batch_events, self._batch_share)
             if not taken:
                 continue
             if self.halted is not None:
                 self._refuse(taken, self._refusal())  # queued before the halt: never written
             else:
-                await self._commit_round(taken)
+                self._propose_round(taken)
 
-    async def _commit_round(self, taken: list[Submission]) -> None:
-        now = self._clock_ns()
-        new_ids: list[bytes] = []
+    async def _wait_for_room(self) -> None:
+        """Wait until a new round may be formed.
+
+        That is: this node leads, the sequencer is active for its term, the
+        previous round was handed to the log and fewer than the most rounds
+        are in flight.
+        """
+        proposer = self._proposer
         try:
-            acks, placed = self._propose(taken, now, new_ids)
-        except Exception as exc:  # nothing was written: this round is refused, the drain goes on
-            log.exception("commit failed; %d submissions refused", len(taken))
-            self.dedup.forget(new_ids)
+            if proposer.is_leader and self._sequencer.term != proposer.term:
+                await self._activate()
+            await proposer.wait_appended(self._last_proposed)
+            while len(self._pending) >= self._max_rounds and self.halted is None:
+                self._room.clear()
+                await self._room.wait()
+        except WritesHalted:
+            pass  # the halt is reported on its own; this round is refused
+
+    async def _activate(self) -> None:
+        """Start sequencing in the current term from the log's tail.
+
+        Every entry the Raft core holds is first handed to the entry log, so
+        its tail is complete; then the counters are each partition's next
+        offset and the newest time there, and the ids in flight those of the
+        entries appended but not applied (a previous leader's rounds, which
+        may still commit).
+        """
+        proposer = self._proposer
+        term = proposer.term
+        await proposer.wait_appended(proposer.last_index)
+        if proposer.term != term or not proposer.is_leader:
+            return
+        event_log = self.log
+        partitions = range(event_log.partitions)
+        unapplied = list(self._ids_between(self._applier.applied_index, event_log.last_index()))
+        self._sequencer.activate(term, [event_log.next_offset(p) for p in partitions],
+                                 max(event_log.last_time(p) for p in partitions), unapplied)
+        log.info("sequencing in term %d from entry %d (%d producer ids in flight)", term,
+                 event_log.last_index() + 1, len(unapplied))
+
+    def _ids_between(self, applied: int, last: int) -> Iterator[tuple[int, bytes, int, int, int]]:
+        """(index, id, partition, offset, time) of the producer ids in entries after ``applied``."""
+        if last <= applied:
+            return
+        batch = self.log.entries(applied + 1, last + 1, 1 << 62)
+        data = memoryview(batch.data)
+        for i in range(batch.count):
+            if batch.kinds[i] != EntryKind.EVENTS:
+                continue
+            scan = self._scanner.entry_scan(data[batch.start(i) + ENTRY_HEADER_SIZE:batch.ends[i]],
+                                            self.log.partitions)
+            runs = scan.runs()
+            time_ns = runs[-1][3] if runs else 0
+            for event_id, partition, offset in scan.ids():
+                yield batch.first_index + i, event_id, partition, offset, time_ns
+
+    def _propose_round(self, taken: list[Submission]) -> None:
+        proposer, sequencer = self._proposer, self._sequencer
+        if not proposer.is_leader or sequencer.term != proposer.term:
+            self._refuse(taken, EventStreamError(
+                "COMMIT_FAILED", f"this node does not lead (leader: {self._leader_text()}); "
+                "nothing of this request was stored; retry"))
+            return
+        index = proposer.last_index + 1
+        try:
+            round_ = sequencer.sequence(taken, index, proposer.term, self._clock_ns())
+        except Exception as exc:  # nothing was proposed: this round is refused, the drain goes on
+            log.exception("sequencing failed; %d submissions refused", len(taken))
             self._refuse(taken, EventStreamError("COMMIT_FAILED", f"commit failed: {exc}"))
             return
         try:
-            for partition, batch in placed:
-                self.log.append(partition, batch, now)
-            await self.log.commit()
-        except Exception as exc:  # some of the round may be on disk: halt, never roll back
-            if isinstance(exc, StorageFailed):
-                reason, error = exc.reason, exc.error
+            proposer.propose_events(round_.batch)
+        except ProposalRefused as exc:
+            # Its counters were advanced for an entry that does not exist:
+            # the next term re-derives them from the log.
+            sequencer.deactivate()
+            if isinstance(exc, NotLeader):
+                self._refuse(taken, EventStreamError(
+                    "COMMIT_FAILED", f"{exc}; nothing of this request was stored; retry"))
             else:
-                log.exception("commit failed")
-                reason, error = f"{type(exc).__name__}: {exc}", type(exc).__name__
-            self.halt(reason, error)
-            self._refuse(taken, EventStreamError(
-                "STORAGE_FAILED",
-                f"storage failed: {reason}. The outcome of this publish is unknown: its events "
-                "may or may not be stored. This node accepts no more writes until it "
-                "restarts; publish them again with the same ids after the restart (those "
-                "stored are then acknowledged as duplicates)"))
+                self._refuse(taken, self._refusal(str(exc)))
             return
-        self._apply(taken, acks)
+        self._pending.append(round_)
+        self._last_proposed = index
+        self.rounds += 1
 
-    def _refusal(self) -> EventStreamError:
+    def _leader_text(self) -> str:
+        return "unknown" if not self._proposer.is_leader else "this node, in a new term"
+
+    # -- answers ---------------------------------------------------------------
+
+    def _applied(self, index: int, term: int) -> None:
+        """The applier applied entry ``index`` of ``term``: answer the round sequenced there."""
+        self._sequencer.applied(index)
+        pending = self._pending
+        while pending and pending[0].index <= index:
+            round_ = pending.popleft()
+            if round_.index == index and round_.term == term:
+                self._answer(round_)
+            else:
+                self._refuse(round_.taken, EventStreamError(
+                    "COMMIT_FAILED", f"not committed: entry {round_.index} was taken by term "
+                    f"{term if round_.index == index else 'another'} (leadership changed); "
+                    "nothing of this request was stored; publish it again with the same ids"))
+        self._room.set()
+
+    def _answer(self, round_: Round) -> None:
+        """Acknowledge a round that is applied (visible)."""
+        self.commit_count += 1
+        release = self.lanes.release
+        for submission, result in zip(round_.taken, round_.results):
+            if not submission.future.done():
+                submission.future.set_result(result.results)
+            release(submission.lane, submission.count)
+        if self._on_commit is not None:
+            self._on_commit(round_.taken, round_.results)
+
+    def _refusal(self, reason: str | None = None) -> EventStreamError:
         """What a publish gets once the write path halted."""
         return EventStreamError(
-            "STORAGE_FAILED", f"storage failed: {self.halted}. This node accepts no writes "
-            "until it restarts; nothing of this request was stored")
+            "STORAGE_FAILED", f"storage failed: {reason or self.halted}. This node accepts no "
+            "writes until it restarts; nothing of this request was stored")
 
     def _refuse(self, taken: list[Submission], error: EventStreamError) -> None:
         """Fail the futures of ``taken`` with ``error`` and give back their lane room."""
@@ -214,84 +317,5 @@ class WritePath:
                 submission.future.set_exception(error)
             self.lanes.release(submission.lane, submission.count)
 
-    def _propose(self, taken: list[Submission], now: int, new_ids: list[bytes]
-                 ) -> tuple[list[RoundResult], list[tuple[int, RecordBatch]]]:
-        """De-duplicate, place and encode; nothing is visible or acknowledged yet.
 
-        The encoder does the per-event work in one call per submission: it
-        gives each new event its partition (by the hash of its key, or of its
-        topic) and offset, appends the server's fields to make the record,
-        and encodes every acknowledgement. Producer ids remembered for
-        de-duplication are added to ``new_ids`` (forgotten if the commit fails).
-        """
-        log = self.log
-        next_offsets = array("Q", [log.next_offset(p) for p in range(log.partitions)])
-        durability = log.durability
-        placed: list[tuple[int, RecordBatch]] = []
-        results: list[RoundResult] = []
-        for submission in taken:
-            dups, fresh = self._dedup(submission, now)
-            out = self._encoder.place(submission.events, dups.encoded(), next_offsets,
-                                      time_ns=now, durability=durability,
-                                      result_tag=submission.result_tag)
-            if fresh:
-                remember = self.dedup.remember
-                for event_id, row in fresh:
-                    remember(event_id, *out.position(row), now)
-                    new_ids.append(event_id)
-            _collect(out, placed)
-            submission.placed = out
-            results.append(RoundResult(out.results, submission.count, dups.count))
-        self.dedup.expire(now)
-        return results, placed
-
-    def _dedup(self, submission: Submission, now: int
-               ) -> tuple[Duplicates, list[tuple[bytes, int]]]:
-        """Which events of one submission repeat an id seen before.
-
-        Returns:
-            The duplicates, and the (id, event number) of each new event
-            that carries a producer id.
-        """
-        dups = Duplicates(submission.count)
-        ids = submission.events.producer_ids()
-        if ids is None:
-            return dups, []  # only server-assigned ids: unique by construction
-        lookup = self.dedup.lookup
-        first_row: dict[bytes, int] = {}
-        fresh: list[tuple[bytes, int]] = []
-        for row, event_id in enumerate(ids):
-            if not event_id:
-                continue
-            hit = lookup(event_id, now)
-            if hit is not None:
-                dups.of_stored(row, *hit)
-            elif event_id in first_row:
-                dups.of_event(row, first_row[event_id])
-            else:
-                first_row[event_id] = row
-                fresh.append((event_id, row))
-        return dups, fresh
-
-    def _apply(self, taken: list[Submission], results: list[RoundResult]) -> None:
-        """Make the round visible and acknowledge it."""
-        self.commit_count += 1
-        self.signal.fire()
-        for submission, result in zip(taken, results):
-            if not submission.future.done():
-                submission.future.set_result(result.results)
-            self.lanes.release(submission.lane, submission.count)
-        if self.on_applied is not None:
-            self.on_applied()
-        if self._on_commit is not None:
-            self._on_commit(taken, results)
-
-
-def _collect(out: PlacedRecords, placed: list[tuple[int, RecordBatch]]) -> None:
-    """Add a submission's records to ``placed``: one batch per partition, sharing its buffer."""
-    data = out.records
-    for partition, start, ends, spans, priorities in out.runs():
-        placed.append((partition, RecordBatch(data, start, ends, spans, priorities, data)))
-
-
-__all__ = ["CommitSignal", "RoundResult", "WritePath"]
+__all__ = ["WritePath"]

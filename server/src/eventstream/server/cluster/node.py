@@ -46,6 +46,7 @@ from eventstream.server.raft import (
     MembershipChange,
     Message,
     NotLeaderError,
+    Payload,
     RaftNode,
     Ready,
     Role,
@@ -77,11 +78,17 @@ class RaftDriver:
         inbox_batches: inbound message batches queued for the loop at most;
             ``deliver`` waits beyond that.
         rng: the election jitter's source (default: a fresh ``random.Random``).
+        on_halt: called once with the error when the driver halts (the
+            write path stops taking writes at once).
+        expected_errors: errors that halt the driver without being bugs (a
+            storage error of the log): logged in one line, without a traceback.
     """
 
     def __init__(self, config: Config, raft_log: RaftLog, transport: Transport, applier: Applier, *,
                  tick_seconds: float = 0.05, inbox_batches: int = 1024,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_halt: Callable[[BaseException], None] | None = None,
+                 expected_errors: tuple[type[BaseException], ...] = ()) -> None:
         if tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
         if inbox_batches < 1:
@@ -103,6 +110,9 @@ class RaftDriver:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._halted: BaseException | None = None
+        self._on_halt = on_halt
+        self._expected_errors = expected_errors
+        self._snapshot_wanted = False
         # (index, sequence, term or -1, future): callers of wait_applied, by index.
         self._appliers: list[tuple[int, int, int, asyncio.Future[None]]] = []
         self._reads: dict[bytes, asyncio.Future[int]] = {}
@@ -149,7 +159,7 @@ class RaftDriver:
     # ------------------------------------------------------------------
     # The write path's API.
 
-    def propose_many(self, items: Sequence[tuple[EntryKind, bytes]]) -> range:
+    def propose_many(self, items: Sequence[tuple[EntryKind, Payload]]) -> range:
         """Append entries (kind, payload) to the log, all or nothing; returns their indexes.
 
         The entries carry the current :attr:`term` (read it right after this
@@ -196,6 +206,15 @@ class RaftDriver:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._appliers, (index, next(self._sequence), -1 if term is None else term, future))
         await future
+
+    def request_snapshot(self) -> None:
+        """Take a snapshot of the application after the current (or next) apply step.
+
+        For the application's own schedule (periodically, and before the log
+        drops entries); followers that need one ask through the core.
+        """
+        self._snapshot_wanted = True
+        self._wake.set()
 
     def transfer_leadership(self, to: str | None = None) -> None:
         """Hand leadership to voter ``to`` (default: the most up-to-date one); returns at once.
@@ -356,6 +375,9 @@ class RaftDriver:
                 while node.has_ready():
                     await self._handle(node.ready())
                     self._take_inputs()
+                if self._snapshot_wanted:
+                    self._snapshot_wanted = False
+                    await self._take_snapshot()
                 self._notify()
                 if not self._stopping:
                     await self._wake.wait()
@@ -482,13 +504,16 @@ class RaftDriver:
 
     def _halt(self, error: BaseException) -> None:
         self._halted = error
+        expected = isinstance(error, self._expected_errors)
         log.error("Raft node %s halted: %r; it takes no more writes until restarted",
-                  self._config.node_id, error, exc_info=error)
+                  self._config.node_id, error, exc_info=None if expected else error)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._fail_waiters(DriverHalted(error))
         self._drop_inbox()
+        if self._on_halt is not None:
+            self._on_halt(error)
 
     def _drop_inbox(self) -> None:
         """Empty the inbox, so that a transport waiting in ``deliver`` is let go (its messages dropped)."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eventstream.server.config.model import ClusterConfig
+from eventstream.server.config import model
 from eventstream.server.raft import Config
 
 
-def raft_config(cluster: ClusterConfig, group_id: int = 0) -> Config:
+def raft_config(cluster: model.ClusterConfig, group_id: int = 0) -> Config:
     """The Raft core's settings for this node from the ``cluster`` section.
 
     Raises:
@@ -22,12 +22,12 @@ def raft_config(cluster: ClusterConfig, group_id: int = 0) -> Config:
                   max_inflight_msgs=cluster.max_inflight_appends)
 
 
-def tick_seconds(cluster: ClusterConfig) -> float:
+def tick_seconds(cluster: model.ClusterConfig) -> float:
     """The real time of one Raft tick."""
     return cluster.tick_ms / 1000.0
 
 
-def transport_options(cluster: ClusterConfig) -> dict[str, int]:
+def transport_options(cluster: model.ClusterConfig) -> dict[str, int]:
     """Keyword arguments of ``GrpcTransport`` from the ``cluster`` section."""
     return {"send_queue_messages": cluster.send_queue_messages, "max_batch_bytes": cluster.max_batch_bytes,
             "max_message_bytes": cluster.max_message_bytes}
@@ -63,3 +63,38 @@ def parse_peers(entries: Iterable[str]) -> dict[str, str]:
     if problems:
         raise ValueError("\n".join(problems))
     return peers
+
+
+def replicates(cluster: model.ClusterConfig) -> bool:
+    """Whether the node joins a replicated cluster: ``cluster.enabled`` with static peers.
+
+    DNS and Kubernetes discovery are not available yet: such a node runs as
+    a cluster of one (and says so).
+    """
+    return cluster.enabled and cluster.discovery == "static"
+
+
+def cluster_problems(config: model.Config) -> list[str]:
+    """What keeps a replicated node (:func:`replicates`) from starting, one line each."""
+    cluster = config.cluster
+    if not replicates(cluster):
+        return []
+    problems = []
+    if config.storage.engine != "disk":
+        problems.append("storage.engine: a cluster member needs 'disk' (a member that forgot "
+                        "its log must not vote under its old identity), got "
+                        f"{config.storage.engine!r}")
+    try:
+        peers = parse_peers(cluster.peers)
+    except ValueError as error:
+        return [*problems, *str(error).splitlines()]
+    if not peers:
+        problems.append("cluster.peers: empty; list every initial member (this node included) "
+                        "as node_id=host:port")
+    elif cluster.node_id not in peers:
+        problems.append(f"cluster.node_id: {cluster.node_id!r} is not among cluster.peers "
+                        f"({', '.join(sorted(peers))})")
+    elif not peers[cluster.node_id].endswith(f":{cluster.port}"):
+        problems.append(f"cluster.peers: this node's entry {peers[cluster.node_id]!r} does not "
+                        f"end with cluster.port {cluster.port}")
+    return problems

@@ -94,6 +94,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "queues.batch_capacity": _between(1, 2**31),
     "queues.drain_batch_events": _between(1, 2**20),
     "queues.batch_lane_share": _between(0.01, 1),
+    "queues.max_rounds_in_flight": _between(1, 1024),
     "cluster.discovery": _one_of("static", "dns", "kubernetes"),
     "cluster.port": _PORT,
     "cluster.namespace": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
@@ -101,6 +102,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.service": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
                         "a Kubernetes service name (lower-case letters, digits and -)"),
     "cluster.replicas": _between(1, 1000),
+    "cluster.name": ((lambda v: v == "" or _DNS_LABEL.fullmatch(v) is not None),
+                     "empty or a name of lower-case letters, digits and -"),
     "cluster.cluster_domain": ((lambda v: v == "" or _DNS_NAME.fullmatch(v) is not None),
                                "empty or a DNS domain such as cluster.local"),
     "cluster.dns_server": ((lambda v: v == "" or _address_port(v)),
@@ -128,7 +131,6 @@ RULES: dict[str, tuple[Check, str]] = {
     "storage.fsync_interval_ms": _between(1, 3_600_000),
     "storage.segment_bytes": _between(4096, 2**30),
     "storage.segment_ms": _between(1, 2**40),
-    "storage.index_interval_bytes": _between(64, 2**24),
     "storage.retention_ms": _between(0, 2**50),
     "storage.retention_bytes": _between(0, 2**50),
     "storage.tail_cache_bytes": _between(0, 2**40),
@@ -225,7 +227,13 @@ def load_config(
     built = _build(values, sources, problems)
     if problems:
         raise ConfigError(problems)
-    return _fill_node_id(built, env)
+    config = _fill_node_id(built, env)
+    from ..cluster.settings import cluster_problems  # here: the cluster package imports config
+
+    problems = cluster_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _known_keys() -> dict[str, dict[str, Any]]:

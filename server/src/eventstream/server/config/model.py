@@ -47,7 +47,12 @@ class QueuesConfig:
     batch_capacity: int = 65536
     """Events the batch lane (BATCH, LOW, MEDIUM) holds. Default 65536."""
     drain_batch_events: int = 4096
-    """Most events taken from the lanes for one commit. Default 4096."""
+    """Most events taken from the lanes for one round (one EVENTS entry of the
+    log). Default 4096."""
+    max_rounds_in_flight: int = 16
+    """Most rounds proposed to the log and not yet applied. A single node
+    applies a round once it is durable, so one or two are in flight; with
+    replication the rounds of a replication round trip. Default 16."""
     batch_lane_share: float = 0.25
     """Share of each drain round kept for the batch lane while the realtime
     lane is busy, so batch events are never starved. Default 0.25."""
@@ -97,6 +102,11 @@ class ClusterConfig:
     """Cluster (peer) port. Default 9100."""
     node_id: str = ""
     """This node's id; empty means NODE_ID, then POD_NAME, then the host name."""
+    name: str = ""
+    """The cluster's name. When set, the cluster id fixed at bootstrap is
+    derived from it and the node ids, not from the peer addresses, so nodes
+    that reach each other by different addresses (proxies, NAT) form one
+    cluster. Default empty: the id comes from the whole peer map."""
     peers: tuple[str, ...] = ()
     """The members for ``static`` discovery: ``host:port``, where the host's
     first label is the node id (``eventstream-1.eventstream-headless:9100``),
@@ -171,19 +181,17 @@ class StorageConfig:
     fsync_interval_ms: int = 1000
     """Period of the fsync under ``fsync: interval``. Default 1000 ms."""
     segment_bytes: int = 64 * 1024 * 1024
-    """A partition starts a new segment file once the active one holds this
-    many bytes. Default 64 MiB."""
+    """The log (every partition's records in one stream of segments) starts a
+    new segment file once the active one holds this many bytes. Default 64 MiB."""
     segment_ms: int = 24 * 3600 * 1000
     """... or once the active segment's first event is this old. Default 1 day."""
-    index_interval_bytes: int = 4096
-    """Bytes of records between entries of the sparse offset and time indexes.
-    Default 4096."""
     retention_ms: int = 7 * 24 * 3600 * 1000
     """Whole segments whose newest event is older than this are deleted; 0 keeps
     them forever. Default 7 days."""
     retention_bytes: int = 0
-    """Oldest segments of a partition are deleted while it holds more than this
-    many bytes; 0 means no limit. The active segment is never deleted. Default 0."""
+    """Oldest segments are deleted while a partition holds more than this many
+    bytes (segments hold every partition: the largest decides); 0 means no
+    limit. The active segment is never deleted. Default 0."""
     tail_cache_bytes: int = 64 * 1024 * 1024
     """Bytes of the newest events kept in memory (over all partitions) so live
     subscribers read no files. Default 64 MiB."""

@@ -8,9 +8,9 @@ document (field names are the document's keys).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..broker.priority import Lane
 
@@ -22,39 +22,6 @@ if TYPE_CHECKING:
     from ..placement import Placement
     from ..rpc.health import HealthState
     from ..storage.log import EventLog
-
-
-class MemberView(Protocol):
-    """A cluster member as the cluster service reports it."""
-
-    @property
-    def node_id(self) -> str:
-        """The member's id."""
-        ...
-
-
-class ClusterView(Protocol):
-    """The cluster as the cluster service reports it (``GetClusterStatusResponse``)."""
-
-    @property
-    def term(self) -> int:
-        """The current term."""
-        ...
-
-    @property
-    def commit_index(self) -> int:
-        """The last committed index."""
-        ...
-
-    @property
-    def leader_id(self) -> str:
-        """The leader's id."""
-        ...
-
-    @property
-    def members(self) -> Sequence[MemberView]:
-        """Every member."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +47,16 @@ class Cluster:
 
     enabled: bool
     replication: str
+    role: str
+    """``leader``, ``follower`` or ``candidate``."""
     term: int
     commit_index: int
+    applied_index: int
+    """Index of the last log entry applied (visible to readers)."""
     leader: str
-    members: list[str]
+    members: list[dict[str, Any]]
+    """Per member: ``node_id``, ``address``, ``role``, ``match_index``, ``lag`` (entries
+    behind the commit index), ``reachable``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +130,7 @@ class NodeStatus:
 
     def __init__(self, config: Config, version: str, health: HealthState,
                  write_path: WritePath, lanes: Lanes, event_log: EventLog, broker: Broker,
-                 placement: Placement, native: Native, cluster: Callable[[], ClusterView],
+                 placement: Placement, native: Native, cluster: Callable[[], dict[str, Any]],
                  listeners: Callable[[], dict[str, int]],
                  disk: Callable[[], Mapping[str, object]], started_at: float) -> None:
         self._config = config
@@ -182,16 +155,18 @@ class NodeStatus:
         return Status(
             node=config.cluster.node_id,
             version=self._version,
-            role="leader",
+            role=cluster["role"],
             phase=self._health.phase,
             serving=self._health.serving,
             writes=Writes(self._write_path.halted is not None, self._write_path.halted),
             uptime_seconds=round(time.monotonic() - self._started_at, 3),
             native=self._native,
             numa=self._placement.status(),
-            cluster=Cluster(config.cluster.enabled, "none (cluster of one)", cluster.term,
-                            cluster.commit_index, cluster.leader_id,
-                            [member.node_id for member in cluster.members]),
+            cluster=Cluster(config.cluster.enabled,
+                            "raft" if config.cluster.enabled else "none (cluster of one)",
+                            cluster["role"], cluster["term"], cluster["commit_index"],
+                            self._write_path.applied_index, cluster["leader"],
+                            cluster["members"]),
             lanes={lane.label: LaneStatus(lanes.depth[lane], lanes.capacity[lane],
                                           lanes.full_rejections[lane]) for lane in Lane},
             log=LogStatus(config.storage.engine, event_log.partitions,
@@ -208,5 +183,5 @@ class NodeStatus:
         return self.read().to_json()
 
 
-__all__ = ["Cluster", "ClusterView", "LaneStatus", "LogStatus", "Native", "NodeStatus", "Status",
+__all__ = ["Cluster", "LaneStatus", "LogStatus", "Native", "NodeStatus", "Status",
            "Writes"]

@@ -51,7 +51,16 @@ from .events import (
 from .numa import NumaNode, discover, pin_thread
 from .shardq import ShardQueue, alloc_buffer
 from .udp_receiver import MAX_DATAGRAM, ReceiverStats, UdpReceiver, start_receiver
-from .wire import EventBatch, EventSpans, Frame, FrameBatch, FrameReason, NativeWire, SegmentProgress
+from .wire import (
+    EntryScan,
+    EventBatch,
+    EventSpans,
+    Frame,
+    FrameBatch,
+    FrameReason,
+    NativeWire,
+    SegmentProgress,
+)
 
 __all__ = [
     "ABI_VERSION",
@@ -61,6 +70,7 @@ __all__ = [
     "AcceptedEvents",
     "BufferTooSmall",
     "Duplicates",
+    "EntryScan",
     "EventBatch",
     "EventEncoder",
     "EventSpans",

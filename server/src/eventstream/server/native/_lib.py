@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -183,6 +183,8 @@ class EntryArgs(ctypes.Structure):
 
 ENTRY_BLOCK_FIELDS = 6
 """``SHARDQ_ENTRY_BLOCK_FIELDS``: int64 values per block row of ``shardq_entry_encode``."""
+ENTRY_ID_FIELDS = 4
+"""``SHARDQ_ENTRY_ID_FIELDS``: int64 values per id row of ``shardq_entry_scan``."""
 
 
 _SIZE_P = POINTER(c_size_t)
@@ -223,6 +225,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_crc32c_records": (c_int, [c_void_p, c_size_t, c_size_t, c_uint32, _SIZE_P]),
     "shardq_segment_encode": (c_int, [POINTER(SegmentArgs)]),
     "shardq_entry_encode": (c_int, [POINTER(EntryArgs)]),
+    "shardq_entry_scan": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P,
+                                  c_void_p, c_size_t, _SIZE_P]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

@@ -180,14 +180,62 @@ def _pointer(value: Buffer | array[int], held: list[_lib.Borrowed]) -> int | Non
     return borrowed.address
 
 
+@dataclass(frozen=True, slots=True)
+class EntryScan:
+    """What :meth:`NativeWire.entry_scan` found in an EVENTS payload."""
+
+    blocks: array[int]
+    """Block rows, ``ENTRY_BLOCK_FIELDS`` int64 each: partition, first offset,
+    count, position of the first record in the payload, bytes of the records,
+    time of the first record (as ``entry_encode`` gives them)."""
+    _ids: array[int]
+    _payload: Buffer
+
+    def runs(self) -> list[tuple[int, int, int, int]]:
+        """(partition, first offset, count, time) of each block, in payload order."""
+        rows, fields = self.blocks, _lib.ENTRY_BLOCK_FIELDS
+        return [(rows[i], rows[i + 1], rows[i + 2], rows[i + 5])
+                for i in range(0, len(rows), fields)]
+
+    @property
+    def id_count(self) -> int:
+        """Events whose id their producer chose."""
+        return len(self._ids) // _lib.ENTRY_ID_FIELDS
+
+    def ids(self) -> list[tuple[bytes, int, int]]:
+        """(id, partition, offset) of each event whose producer chose its id, in payload order."""
+        rows, payload = self._ids, self._payload
+        return [(bytes(payload[rows[i + 2]:rows[i + 2] + rows[i + 3]]), rows[i], rows[i + 1])
+                for i in range(0, len(rows), _lib.ENTRY_ID_FIELDS)]
+
+
 class EntrySourceLike(Protocol):
     """One submission's placed records (:class:`.events.PlacedRecords` has these)."""
 
-    records: bytes
-    ends: Buffer | array[int]
-    topics: Buffer | array[int]
-    priorities: bytes
-    part_counts: Sequence[int]
+    @property
+    def records(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def ends(self) -> Buffer | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def topics(self) -> Buffer | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def priorities(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def part_counts(self) -> Sequence[int]:
+        """See the class docstring."""
+        ...
 
 
 class NativeWire:
@@ -469,6 +517,38 @@ class NativeWire:
         rows[3::_lib.ENTRY_BLOCK_FIELDS] = array(
             "q", (position + start for position in rows[3::_lib.ENTRY_BLOCK_FIELDS]))
         return rows
+
+    def entry_scan(self, payload: Buffer, partitions: int = 0) -> EntryScan:
+        """Blocks and producer-chosen ids of an EVENTS entry's payload (one call).
+
+        Ids the server made (16 lowercase hex digits, ``-``, hex digits) and
+        empty ones are left out. CRCs are not checked (the log did).
+
+        Raises:
+            MalformedInput: the payload is not groups of records of framed events.
+        """
+        block_cap = max(partitions, 1)
+        # Enough for most rounds; a larger one is scanned again with the totals found.
+        id_cap = min(len(payload) // (_lib.SEGMENT_HEADER + 2) + 1, 4096)
+        while True:
+            blocks = array("q", [0]) * (_lib.ENTRY_BLOCK_FIELDS * block_cap)
+            ids = array("q", [0]) * (_lib.ENTRY_ID_FIELDS * id_cap)
+            n_blocks, n_ids = c_size_t(0), c_size_t(0)
+            held = _lib.Borrowed(payload)
+            try:
+                rc = self._lib.shardq_entry_scan(
+                    held.ptr, len(payload), partitions, blocks.buffer_info()[0], block_cap,
+                    byref(n_blocks), ids.buffer_info()[0], id_cap, byref(n_ids))
+            finally:
+                held.release()
+            if rc != ENOBUFS:
+                break
+            block_cap, id_cap = n_blocks.value, n_ids.value
+        if rc:
+            raise_for(rc, "entry_scan")
+        del blocks[_lib.ENTRY_BLOCK_FIELDS * n_blocks.value:]
+        del ids[_lib.ENTRY_ID_FIELDS * n_ids.value:]
+        return EntryScan(blocks, ids, payload)
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""

@@ -101,12 +101,6 @@ class Metrics:
         self.fsync_duration = meter.create_histogram(
             "eventstream.storage.fsync.duration", unit="s",
             description="Time of one fsync round of the durable log (every file of a commit)")
-        self.retention_segments = meter.create_counter(
-            "eventstream.storage.retention.deleted_segments", unit="1",
-            description="Segments deleted by retention, by partition")
-        self.retention_bytes = meter.create_counter(
-            "eventstream.storage.retention.deleted", unit="By",
-            description="Bytes of segments deleted by retention, by partition")
         self.memory_trimmed = FastCounter(
             meter, "eventstream.memory.trimmed", unit="By",
             description="Resident bytes of freed C heap given back to the system (malloc_trim)")
@@ -164,7 +158,20 @@ class Metrics:
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
-            ("eventstream.storage.segments", "1", "Segment files, by partition"),
+            ("eventstream.storage.segments", "1",
+             "Segment files of the log, by partition (each holds every partition's records: "
+             "the same count for each)"),
+            ("eventstream.raft.term", "1", "The Raft term this node is in"),
+            ("eventstream.raft.commit_index", "1", "Index of the last committed log entry"),
+            ("eventstream.raft.applied_index", "1", "Index of the last applied log entry"),
+            ("eventstream.cluster.is_leader", "1", "1 while this node leads its cluster, else 0"),
+            ("eventstream.cluster.term", "1", "The Raft term this node is in"),
+            ("eventstream.cluster.commit_index", "1", "Index of the last committed log entry"),
+            ("eventstream.cluster.applied_index", "1", "Index of the last applied log entry"),
+            ("eventstream.cluster.peers_connected", "1",
+             "Peers whose link from this node is up (0 for a single node)"),
+            ("eventstream.cluster.replication_lag", "1",
+             "Entries a member lacks behind the leader's last entry, by peer (on the leader)"),
             ("eventstream.storage.failed", "1",
              "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
@@ -197,14 +204,30 @@ class Metrics:
             ("eventstream.group.acks_ignored",
              "Acks and nacks of a consumer group naming events the member did not hold"),
             ("eventstream.log.evicted", "Records evicted from the in-memory log"),
+            ("eventstream.log.rounds",
+             "Rounds of the write path: EVENTS entries proposed to the log, each one write"),
+            ("eventstream.storage.fsyncs",
+             "fdatasync calls on the log's segment files (under fsync: always, one per "
+             "round or group of rounds written together, however many partitions)"),
+            ("eventstream.storage.retention.deleted_segments",
+             "Segments deleted by retention, by partition (the same count for each)"),
             ("eventstream.ingest.udp.kernel_drops",
              "UDP datagrams the kernel dropped before the server read them (socket buffer full)"),
+            ("eventstream.cluster.elections",
+             "Elections this node won since it started (summed over the members: every "
+             "election)"),
+            ("eventstream.cluster.forwarded",
+             "Publish requests this node forwarded to the leader while following"),
             ("eventstream.cluster.peer.refused",
              "Calls refused on the cluster port, by reason (not_peer_method, no_identity, "
              "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group)"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
+        name = "eventstream.storage.retention.deleted"
+        meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="By",
+                                        description="Bytes of records deleted by retention, "
+                                                    "by partition")
 
         self._start_at_zero()
 
@@ -220,13 +243,6 @@ class Metrics:
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)
-
-    def start_partitions_at_zero(self, partitions: int) -> None:
-        """Export the per-partition counters of the durable log at zero."""
-        for partition in range(partitions):
-            attributes = {"partition": str(partition)}
-            self.retention_segments.add(0, attributes)
-            self.retention_bytes.add(0, attributes)
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(_options: CallbackOptions) -> Iterable[Observation]:

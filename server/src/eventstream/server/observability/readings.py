@@ -10,20 +10,40 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..broker.priority import Lane
 from .metrics import Metrics, Reading
+
+
+class RaftView(Protocol):
+    """The Raft driver's figures (``cluster.node.RaftDriver``)."""
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        ...
+
+    @property
+    def commit_index(self) -> int:
+        """The last committed index."""
+        ...
+
+    @property
+    def applied_index(self) -> int:
+        """The last applied index."""
+        ...
 
 if TYPE_CHECKING:
     from ..broker.dedup import DedupWindow
     from ..broker.groups import Group, GroupCoordinator
     from ..broker.lanes import Lanes, Submission
-    from ..broker.write_path import RoundResult, WritePath
+    from ..broker.sequencer import RoundResult
+    from ..broker.write_path import WritePath
     from ..ingest.tcp import TcpIngest
     from ..ingest.udp import UdpIngest
     from ..placement import Placement
-    from ..storage.disk_log import DiskLog
+    from ..storage.entry_log import DiskEntryLog
     from ..storage.log import EventLog
 
 
@@ -76,25 +96,27 @@ def observe_log(metrics: Metrics, event_log: EventLog) -> None:
     metrics.observe("eventstream.log.evicted", lambda: [(event_log.evicted, {})])
 
 
-def retention_deleted(metrics: Metrics) -> Callable[[int, int, int], None]:
-    """The durable log's ``on_delete``: counts what retention deleted, per partition."""
-
-    def deleted(partition: int, segments: int, size: int) -> None:
-        attrs = {"partition": str(partition)}
-        metrics.retention_segments.add(segments, attrs)
-        metrics.retention_bytes.add(size, attrs)
-
-    return deleted
-
-
-def observe_disk_log(metrics: Metrics, disk_log: DiskLog) -> None:
-    """Bytes and segments on disk per partition."""
+def observe_disk_log(metrics: Metrics, disk_log: DiskEntryLog) -> None:
+    """Bytes per partition, segments, fsyncs and what retention deleted."""
     partitions = [(p, {"partition": str(p)}) for p in range(disk_log.partitions)]
-    metrics.start_partitions_at_zero(disk_log.partitions)
     metrics.observe("eventstream.storage.bytes",
                     lambda: [(disk_log.retained_bytes(p), a) for p, a in partitions])
+    # A segment holds every partition's records: each partition reports the same count.
     metrics.observe("eventstream.storage.segments",
-                    lambda: [(disk_log.segment_count(p), a) for p, a in partitions])
+                    lambda: [(disk_log.segment_count(), a) for _, a in partitions])
+    metrics.observe("eventstream.storage.fsyncs", lambda: [(disk_log.fsyncs, {})])
+    metrics.observe("eventstream.storage.retention.deleted_segments",
+                    lambda: [(disk_log.dropped_segments, a) for _, a in partitions])
+    metrics.observe("eventstream.storage.retention.deleted",
+                    lambda: [(disk_log.dropped_bytes[p], a) for p, a in partitions])
+
+
+def observe_raft(metrics: Metrics, driver: RaftView, write_path: WritePath) -> None:
+    """The replicated log: term, commit and applied index, and the write path's rounds."""
+    metrics.observe("eventstream.raft.term", lambda: [(driver.term, {})])
+    metrics.observe("eventstream.raft.commit_index", lambda: [(driver.commit_index, {})])
+    metrics.observe("eventstream.raft.applied_index", lambda: [(driver.applied_index, {})])
+    metrics.observe("eventstream.log.rounds", lambda: [(write_path.rounds, {})])
 
 
 def observe_groups(metrics: Metrics, groups: GroupCoordinator, event_log: EventLog) -> None:
@@ -150,4 +172,4 @@ def observe_node(metrics: Metrics, *, dedup: DedupWindow, placement: Placement,
 
 
 __all__ = ["CommitRecorder", "observe_disk_log", "observe_groups", "observe_ingest", "observe_lanes",
-           "observe_log", "observe_node", "retention_deleted"]
+           "observe_log", "observe_node", "observe_raft"]

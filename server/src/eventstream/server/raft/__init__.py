@@ -71,7 +71,7 @@ from eventstream.server.raft.messages import (
     VoteResponse,
 )
 from eventstream.server.raft.ready import FollowerStatus, ReadState, Ready, Role, SoftState, Status
-from eventstream.server.raft.records import Entry, EntryKind, HardState, Snapshot
+from eventstream.server.raft.records import Entry, EntryKind, HardState, Payload, Snapshot
 from eventstream.server.raft.storage import (
     CompactedError,
     LogStorage,
@@ -101,6 +101,7 @@ __all__ = [
     "MemoryStorage",
     "Message",
     "NotLeaderError",
+    "Payload",
     "RaftInvariantError",
     "RaftNode",
     "ReadIndexRequest",

@@ -60,7 +60,7 @@ from eventstream.server.raft.progress import Inflights, Progress, ProgressState
 from eventstream.server.raft.quorum import VoteResult, committed_index, has_quorum, vote_result
 from eventstream.server.raft.read_only import ReadIndexTracker
 from eventstream.server.raft.ready import FollowerStatus, ReadState, Ready, Role, SoftState, Status
-from eventstream.server.raft.records import Entry, EntryKind, HardState, Snapshot, entries_size
+from eventstream.server.raft.records import Entry, EntryKind, HardState, Payload, Snapshot, entries_size
 from eventstream.server.raft.storage import CompactedError, LogStorage, UnavailableError
 
 _KIND = operator.attrgetter("kind")
@@ -256,7 +256,7 @@ class RaftNode:
         if handler is not None:
             handler(m)
 
-    def propose(self, data: bytes, kind: EntryKind = EntryKind.EVENTS) -> int:
+    def propose(self, data: Payload, kind: EntryKind = EntryKind.EVENTS) -> int:
         """Append one entry of application data; returns its index.
 
         The entry has the current term (:attr:`term`): it is committed when a
@@ -274,7 +274,7 @@ class RaftNode:
         self._append_entries([Entry(index, self._term, kind, data)])
         return index
 
-    def propose_many(self, items: Sequence[tuple[EntryKind, bytes]]) -> range:
+    def propose_many(self, items: Sequence[tuple[EntryKind, Payload]]) -> range:
         """Append many entries of application data at once; returns their indexes.
 
         Same contract as :meth:`propose`; all or nothing.

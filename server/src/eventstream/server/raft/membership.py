@@ -137,7 +137,7 @@ def encode_membership_entry(change: MembershipChange, result: Membership) -> byt
     return bytes(out)
 
 
-def decode_membership_entry(data: bytes) -> tuple[MembershipChange, Membership]:
+def decode_membership_entry(data: bytes | memoryview) -> tuple[MembershipChange, Membership]:
     """The change and resulting membership held by a ``MEMBERSHIP`` entry.
 
     Raises:
@@ -174,8 +174,8 @@ class _Reader:
 
     __slots__ = ("_at", "_data")
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._data = bytes(data)
         self._at = 0
 
     def _take(self, size: int) -> bytes:

@@ -14,6 +14,10 @@ from itertools import accumulate, repeat
 
 from eventstream.server.raft.membership import Membership
 
+Payload = bytes | memoryview
+"""An entry's data: bytes, or a read-only view into a buffer the caller keeps
+unchanged (so an encoded entry's payload need not be copied)."""
+
 ENTRY_OVERHEAD = 24
 """Bytes counted for an entry besides its data when sizes are limited
 (index, term and kind as a transport would frame them)."""
@@ -44,7 +48,7 @@ class Entry:
     index: int
     term: int
     kind: EntryKind
-    data: bytes
+    data: Payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,22 @@
 """eventstream.v1.ClusterService on grpc.aio.
 
-Without replication a node is the leader of a cluster of one; it reports the
-write path's commit count as its commit index.
+Reports the node's Raft group as its driver sees it: term, role, leader,
+commit index and every member with its role, match index and link. A single
+node is the leader of a group of one voter.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Protocol
 
 import grpc
 
 from eventstream.v1 import cluster_pb2
 
-from ..broker.write_path import WritePath
 from ..config.model import Config
 from ..observability.metrics import Metrics
+from ..raft import Role, Status
 from ..security.access import Principal
 from .convert import parse_request
 from .guard import Guard
@@ -21,20 +25,43 @@ from .status import handles_errors
 SERVICE = "eventstream.v1.ClusterService"
 
 
+_ROLES = {Role.LEADER: cluster_pb2.ROLE_LEADER, Role.FOLLOWER: cluster_pb2.ROLE_FOLLOWER,
+          Role.CANDIDATE: cluster_pb2.ROLE_CANDIDATE, Role.PRE_CANDIDATE: cluster_pb2.ROLE_CANDIDATE}
+
+_ROLE_NAMES = {cluster_pb2.ROLE_LEADER: "leader", cluster_pb2.ROLE_FOLLOWER: "follower",
+               cluster_pb2.ROLE_CANDIDATE: "candidate", cluster_pb2.ROLE_UNSPECIFIED: ""}
+
+
+class RaftGroup(Protocol):
+    """What the service reports of the node's Raft driver (``cluster.node.RaftDriver``)."""
+
+    def status(self) -> Status:
+        """The core's summary: term, role, leader, indexes, membership, followers' progress."""
+        ...
+
+
 class ClusterServicer:
     """Handlers of ClusterService.
 
     Args:
         config: the node's configuration.
-        write_path: source of the commit index.
+        raft: the node's Raft driver.
         metrics: the server's metrics.
         guard: who calls; administrative methods declare ``guard.admin``.
+        addresses: node id -> cluster address of every member (this node's own
+            for a single node).
+        connected: the peers whose link is up now.
     """
 
-    def __init__(self, config: Config, write_path: WritePath, metrics: Metrics,
-                 guard: Guard) -> None:
+    def __init__(self, config: Config, raft: RaftGroup, metrics: Metrics, guard: Guard, *,
+                 addresses: Mapping[str, str] | None = None,
+                 connected: Callable[[], Collection[str]] = frozenset) -> None:
         self._config = config
-        self._write_path = write_path
+        self._raft = raft
+        node_id = config.cluster.node_id
+        self._addresses = dict(addresses or {
+            node_id: f"{config.server.host}:{config.cluster.port}"})
+        self._connected = connected
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(
             guard.authenticated(self._status))
 
@@ -47,15 +74,49 @@ class ClusterServicer:
         })
 
     def status(self) -> cluster_pb2.GetClusterStatusResponse:
-        """The cluster as this node sees it."""
+        """The cluster as this node sees it.
+
+        A member's match index is the leader's view of it (the last entry known
+        stored there): only the leader knows it for the others; a follower
+        reports its own last index and 0 for the others.
+        """
         node_id = self._config.cluster.node_id
-        commit_index = self._write_path.commit_count
-        me = cluster_pb2.Member(
-            node_id=node_id, address=f"{self._config.server.host}:{self._config.cluster.port}",
-            role=cluster_pb2.ROLE_LEADER, match_index=commit_index, reachable=True)
+        raft = self._raft.status()
+        connected = set(self._connected())
+        membership = raft.membership
+        members = []
+        for member in sorted(membership.voters | membership.learners):
+            progress = raft.progress.get(member)
+            if member == node_id:
+                role, match, reachable = _ROLES[raft.role], raft.last_index, True
+            else:
+                role = cluster_pb2.ROLE_LEADER if member == raft.leader else \
+                    cluster_pb2.ROLE_FOLLOWER
+                match = progress.match if progress is not None else 0
+                reachable = member in connected
+            members.append(cluster_pb2.Member(
+                node_id=member, address=self._addresses.get(member, ""), role=role,
+                match_index=match, reachable=reachable))
         return cluster_pb2.GetClusterStatusResponse(
-            node_id=node_id, role=cluster_pb2.ROLE_LEADER, term=1, commit_index=commit_index,
-            leader_id=node_id, members=[me])
+            node_id=node_id, role=_ROLES[raft.role], term=raft.term, commit_index=raft.commit,
+            leader_id=raft.leader or "", members=members)
+
+    def summary(self) -> dict[str, Any]:
+        """The cluster as /status shows it: :meth:`status` as JSON values, with lags.
+
+        A member's lag is its entries behind the commit index; None where this
+        node does not know it (only the leader knows the others' match index).
+        """
+        status = self.status()
+        leads = status.role == cluster_pb2.ROLE_LEADER
+        return {
+            "role": _ROLE_NAMES[status.role], "term": status.term,
+            "commit_index": status.commit_index, "leader": status.leader_id,
+            "members": [{"node_id": member.node_id, "address": member.address,
+                         "role": _ROLE_NAMES[member.role], "match_index": member.match_index,
+                         "lag": (max(status.commit_index - member.match_index, 0)
+                                 if leads or member.node_id == status.node_id else None),
+                         "reachable": member.reachable} for member in status.members]}
 
     async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                       principal: Principal) -> cluster_pb2.GetClusterStatusResponse:

@@ -18,7 +18,8 @@ from eventstream.v1 import subscribe_pb2
 
 from ..broker import priority
 from ..broker.broker import Broker
-from ..broker.groups import GroupCoordinator, GroupSettings, Member
+from ..broker.group_state import GroupSettings
+from ..broker.groups import GroupCoordinator, Member
 from ..broker.topics import TopicFilter
 from ..broker.wire import varint
 from ..config.model import GroupsConfig, LimitsConfig
@@ -115,7 +116,7 @@ class ConsumeServicer:
 
     async def _member(self, group: str, settings: GroupSettings, requests: AsyncIterator[bytes],
                       context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
-        member = self._coordinator.join(group, settings)
+        member = await self._coordinator.join(group, settings)
         self._metrics.subscribers.add(1)
         # Requests are read by a task of their own; every write happens here,
         # in the handler, so when it ends (a bad ack's INVALID_ARGUMENT, the

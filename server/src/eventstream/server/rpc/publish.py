@@ -15,8 +15,10 @@ lane is answered by the buffer the write path produced.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc
 
@@ -27,10 +29,12 @@ from ..config.model import LimitsConfig
 from ..errors import EventStreamError
 from ..native import Accepted, EventEncoder, MalformedInput
 from ..observability.metrics import Metrics
-from ..security.access import AccessControl, Principal
+from ..security.access import ANONYMOUS, AccessControl, Principal
 from .convert import EventValidator, check_batch_size, error_result
 from .guard import Guard
-from .status import handles_errors
+from .status import error_from_status, handles_errors, status_details
+
+log = logging.getLogger(__name__)
 
 SERVICE = "eventstream.v1.PublishService"
 # Requests of one PublishStream being committed at once; more waits (the
@@ -55,7 +59,8 @@ class _Pending:
         tag: the tag byte wrapping each PublishResult in the response (0: none).
     """
 
-    __slots__ = ("accepted", "first_error", "refusals", "size", "submissions", "tag")
+    __slots__ = ("accepted", "denied", "first_error", "forwarded", "refusals", "size",
+                 "submissions", "tag")
 
     def __init__(self, accepted: Accepted, tag: int, size: int) -> None:
         self.accepted = accepted
@@ -65,6 +70,10 @@ class _Pending:
         self.refusals: dict[int, bytes] = {}   # request index -> framed PublishResult
         self.submissions: list[Submission] = []
         self.first_error: EventStreamError | None = None
+        self.denied: EventStreamError | None = None
+        """The first event refused by the caller's rules."""
+        self.forwarded: asyncio.Task[bytes | None] | None = None
+        """The leader's whole answer to this stream request, when a follower forwarded it."""
 
     def refuse(self, index: int, error: EventStreamError) -> None:
         """Record that event ``index`` was refused."""
@@ -93,6 +102,33 @@ class _Pending:
         self.submissions = []
 
 
+FORWARD_PUBLISH = 1
+"""``eventstream.peer.v1.ForwardKind`` of a forwarded PublishRequest."""
+FORWARD_PUBLISH_BATCH = 2
+"""``eventstream.peer.v1.ForwardKind`` of a forwarded PublishBatchRequest."""
+FORWARD_PUBLISH_STREAM = 3
+"""``eventstream.peer.v1.ForwardKind`` of one forwarded PublishStreamRequest."""
+
+Answer = tuple[bytes, int, str, bytes]
+"""A forwarded request's answer: (response bytes, status code (0: OK), message, details)."""
+
+
+class Forwarder(Protocol):
+    """Sends a request a follower received to the leader (``cluster.replicated.ClusterMember``)."""
+
+    def follows(self) -> bool:
+        """Whether writes go to another node now (this one does not lead)."""
+        ...
+
+    async def forward(self, kind: int, request: bytes) -> Answer | None:
+        """The leader's answer, or None when this node leads.
+
+        Raises:
+            EventStreamError: UNAVAILABLE when no leader is known or reachable.
+        """
+        ...
+
+
 class PublishServicer:
     """Handlers of PublishService.
 
@@ -102,11 +138,14 @@ class PublishServicer:
         limits: request limits.
         metrics: the server's metrics.
         guard: who calls, and what they may publish.
+        forwarder: on a member of a replicated cluster, forwards Publish and
+            PublishBatch to the leader while this node follows.
     """
 
     def __init__(self, broker: Broker, encoder: EventEncoder, limits: LimitsConfig,
-                 metrics: Metrics, guard: Guard) -> None:
+                 metrics: Metrics, guard: Guard, forwarder: Forwarder | None = None) -> None:
         self._broker = broker
+        self._forwarder = forwarder
         self._limits = limits
         self._validator = EventValidator(limits)
         self._encoder = encoder
@@ -166,8 +205,10 @@ class PublishServicer:
             index = accepted.good_position(row)
             topic = accepted.good_topic(row).decode()
             field = f"{prefix}[{index}].topic" if prefix else "event.topic"
-            pending.refuse(index, EventStreamError(
-                "PERMISSION_DENIED", f"{field}: publishing to {topic!r} is not allowed", field=field))
+            error = EventStreamError(
+                "PERMISSION_DENIED", f"{field}: publishing to {topic!r} is not allowed", field=field)
+            pending.refuse(index, error)
+            pending.denied = pending.denied or error
             denied += 1
         self._metrics.rejected.add(denied, {"transport": "grpc", "reason": "PERMISSION_DENIED"})
 
@@ -200,9 +241,70 @@ class PublishServicer:
             self._metrics.rejected.add(refused, {"transport": "grpc", "reason": error.reason})
             raise
 
+    async def serve_forwarded(self, kind: int, request: bytes) -> Answer:
+        """Serve a request a follower forwarded (this node leads, or answers NOT_LEADER)."""
+        try:
+            self._broker.check_accepting()
+            if kind == FORWARD_PUBLISH:
+                return await self._publish_here(request, ANONYMOUS), 0, "", b""
+            if kind == FORWARD_PUBLISH_STREAM:
+                return await self._stream_request_here(request), 0, "", b""
+            return await self._publish_batch_here(request, ANONYMOUS), 0, "", b""
+        except EventStreamError as error:
+            return b"", error.code, error.message, status_details(error)
+        except Exception:  # the follower's client gets what a direct call would get
+            log.exception("a forwarded request failed")
+            internal = EventStreamError("INTERNAL", "internal error serving a forwarded request")
+            return b"", internal.code, internal.message, status_details(internal)
+
+    async def _relayed(self, kind: int, request: bytes, principal: Principal) -> bytes | None:
+        """The leader's answer to ``request`` when this node follows (None when it leads).
+
+        The follower decides what ``principal`` may publish and charges its
+        quota; the leader serves what a member forwarded as it comes.
+
+        Raises:
+            EventStreamError: the leader's error, PERMISSION_DENIED or
+                QUOTA_EXCEEDED here, or UNAVAILABLE without a leader.
+        """
+        if self._forwarder is None:
+            return None
+        if self._access.enabled and self._forwarder.follows():
+            self._authorize_forward(kind, request, principal)
+        answer = await self._forwarder.forward(kind, request)
+        if answer is None:
+            return None
+        response, code, message, details = answer
+        if code:
+            raise error_from_status(code, message, details)
+        return response
+
+    def _authorize_forward(self, kind: int, request: bytes, principal: Principal) -> None:
+        """Refuse a whole request to forward if ``principal`` may not publish one of its events.
+
+        Raises:
+            EventStreamError: PERMISSION_DENIED naming the first denied
+                topic, or QUOTA_EXCEEDED.
+        """
+        if kind == FORWARD_PUBLISH:
+            pending = self._prepare(request, principal, _EVENT, 0, "")
+        else:
+            pending = self._prepare(request, principal, _STREAM_EVENTS if kind ==
+                                    FORWARD_PUBLISH_STREAM else _EVENT, _BATCH_RESULTS, "events",
+                                    _STREAM_SEQUENCE if kind == FORWARD_PUBLISH_STREAM else 0)
+        if pending.denied is not None:
+            raise pending.denied
+        events = pending.accepted.count
+        if events:
+            self._access.take_publish(principal, events, pending.size)
+
     async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                        principal: Principal) -> bytes:
         self._broker.check_accepting()
+        relayed = await self._relayed(FORWARD_PUBLISH, request, principal)
+        return relayed if relayed is not None else await self._publish_here(request, principal)
+
+    async def _publish_here(self, request: bytes, principal: Principal) -> bytes:
         pending = self._prepare(request, principal, _EVENT, 0, "")
         if pending.accepted.count != 1:
             self._metrics.rejected.add(1, {"transport": "grpc", "reason": "EVENT_MISSING"})
@@ -216,9 +318,26 @@ class PublishServicer:
     async def _publish_batch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                              principal: Principal) -> bytes:
         self._broker.check_accepting()
+        relayed = await self._relayed(FORWARD_PUBLISH_BATCH, request, principal)
+        return relayed if relayed is not None else await self._publish_batch_here(request,
+                                                                                  principal)
+
+    async def _publish_batch_here(self, request: bytes, principal: Principal) -> bytes:
         pending = self._prepare(request, principal, _EVENT, _BATCH_RESULTS, "events")
         self._queue(pending, principal)
         return await pending.finish()
+
+    async def _stream_request_here(self, request: bytes) -> bytes:
+        """One PublishStream request a follower forwarded: its whole response's bytes."""
+        pending = self._prepare(request, ANONYMOUS, _STREAM_EVENTS, _STREAM_RESULTS, "events",
+                                _STREAM_SEQUENCE)
+        try:
+            self._queue(pending, ANONYMOUS)
+        except EventStreamError as error:
+            if error.reason != "LANE_FULL":
+                raise
+            pending.fail(error)
+        return _STREAM_SEQUENCE_TAG + varint(pending.accepted.varint) + await pending.finish()
 
     async def _publish_stream(self, requests: AsyncIterator[bytes],
                               context: grpc.aio.ServicerContext[bytes, bytes],
@@ -242,6 +361,15 @@ class PublishServicer:
 
         async def answer() -> None:
             while (pending := await window.get()) is not None:
+                if pending.forwarded is not None:
+                    try:
+                        relayed = await pending.forwarded
+                        if relayed is not None:
+                            await context.write(relayed)
+                            continue
+                        self._queue(pending, principal)  # this node leads by now: served here
+                    except EventStreamError as error:
+                        pending.fail(error)  # the client may retry these events
                 results = await pending.finish()
                 await context.write(
                     _STREAM_SEQUENCE_TAG + varint(pending.accepted.varint) + results)
@@ -253,6 +381,12 @@ class PublishServicer:
                 async for request in requests:
                     pending = self._prepare(request, principal, _STREAM_EVENTS, _STREAM_RESULTS,
                                             "events", _STREAM_SEQUENCE)
+                    if self._forwarder is not None and self._forwarder.follows() \
+                            and pending.submissions:
+                        pending.forwarded = asyncio.ensure_future(
+                            self._relayed(FORWARD_PUBLISH_STREAM, request, principal))
+                        await window.put(pending)
+                        continue
                     try:
                         self._queue(pending, principal)
                     except EventStreamError as error:

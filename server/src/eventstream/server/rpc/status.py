@@ -18,14 +18,19 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from ..errors import EventStreamError
+from ..errors import KINDS, EventStreamError
 from ..observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "eventstream.v1"
+LEADER_ID = "eventstream-leader-id"
+"""Trailer of a write refused by a follower: the leader's node id."""
+LEADER_ADDRESS = "eventstream-leader-address"
+"""Trailer of a write refused by a follower: the leader's public ``host:port``."""
 T = TypeVar("T")
 
 
@@ -35,6 +40,10 @@ def status_details(error: EventStreamError) -> bytes:
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
     if error.field:
         info.metadata["field"] = error.field
+    if error.leader_id:
+        info.metadata["leader_id"] = error.leader_id
+    if error.leader_address:
+        info.metadata["leader_address"] = error.leader_address
     details.append(info)
     if error.field and error.kind.status == grpc.StatusCode.INVALID_ARGUMENT:
         details.append(error_details_pb2.BadRequest(field_violations=[
@@ -51,11 +60,52 @@ def status_details(error: EventStreamError) -> bytes:
     return encoded
 
 
+def error_from_status(code: int, message: str, details: bytes) -> EventStreamError:
+    """The error a leader answered a forwarded request with, rebuilt from its status.
+
+    The reason, field, retry delay and leader hint come from the details;
+    a status without a known reason keeps its code through a reason of that code.
+    """
+    reason = field = leader_id = leader_address = ""
+    retry_after: float | None = None
+    try:
+        status = status_pb2.Status.FromString(details)
+    except DecodeError:
+        status = status_pb2.Status()
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, field = info.reason, info.metadata.get("field", "")
+            leader_id = info.metadata.get("leader_id", "")
+            leader_address = info.metadata.get("leader_address", "")
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            hint = error_details_pb2.RetryInfo()
+            detail.Unpack(hint)
+            retry_after = hint.retry_delay.ToNanoseconds() / 1e9
+    if reason not in KINDS:
+        reason = _REASON_OF_CODE.get(code, "INTERNAL")
+    return EventStreamError(reason, message, field=field, retry_after=retry_after,
+                            leader_id=leader_id, leader_address=leader_address)
+
+
+_REASON_OF_CODE = {
+    grpc.StatusCode.UNAVAILABLE.value[0]: "COMMIT_FAILED",
+    grpc.StatusCode.INVALID_ARGUMENT.value[0]: "REQUEST_MALFORMED",
+    grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]: "LANE_FULL",
+}
+"""A reason of the same code, for a status whose details name none this version knows."""
+
+
 def trailing_metadata(error: EventStreamError) -> tuple[tuple[str, str | bytes], ...]:
-    """Trailers for an error: rich details, plus a plain retry hint when known."""
+    """Trailers for an error: rich details, plus plain retry and leader hints when known."""
     trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", status_details(error))]
     if error.retry_after is not None:
         trailers.append(("retry-after-ms", str(int(error.retry_after * 1000))))
+    if error.leader_id:
+        trailers.append((LEADER_ID, error.leader_id))
+    if error.leader_address:
+        trailers.append((LEADER_ADDRESS, error.leader_address))
     return tuple(trailers)
 
 

@@ -215,11 +215,30 @@ class EntrySource(Protocol):
     are partition 0's, and so on. ``ends`` and ``topics`` hold u32.
     """
 
-    records: bytes
-    ends: memoryview | array[int]
-    topics: memoryview | array[int]
-    priorities: bytes
-    part_counts: Sequence[int]
+    @property
+    def records(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def ends(self) -> memoryview | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def topics(self) -> memoryview | array[int]:
+        """See the class docstring."""
+        ...
+
+    @property
+    def priorities(self) -> bytes:
+        """See the class docstring."""
+        ...
+
+    @property
+    def part_counts(self) -> Sequence[int]:
+        """See the class docstring."""
+        ...
 
 
 class EntryCodec(Checksums, Protocol):

@@ -23,6 +23,7 @@ error halts it (:class:`LogHalted`), and only :meth:`EntryLog.truncate_after`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,6 +65,8 @@ class SegmentInfo:
     """Ingest time of its first EVENTS entry, if any."""
     last_time: int | None
     """Ingest time of its newest EVENTS entry, if any."""
+    partition_bytes: tuple[int, ...] = ()
+    """Bytes of each partition's records in it."""
 
 
 class EntryLog(Protocol):
@@ -77,6 +80,8 @@ class EntryLog(Protocol):
     """Number of partitions, fixed for the life of the data."""
     durability: int
     """The ``eventstream.v1.Durability`` value a durable entry has."""
+    evicted: int
+    """Records evicted to bound memory (the in-memory log; 0 for the durable one)."""
 
     # -- the replicated log ---------------------------------------------------
 
@@ -116,6 +121,18 @@ class EntryLog(Protocol):
         partition's offsets follow on. Returns at once; the future gives the
         batch's last index once it is durable by the fsync policy. Several
         appends may be in flight; they complete in order.
+
+        Raises:
+            LogHalted: after a storage error.
+            ValueError: entries that do not follow on.
+        """
+        ...
+
+    def append_many(self, batches: Sequence[EntryBatch]) -> asyncio.Future[int]:
+        """Append consecutive batches as one write group (one fsync under ``fsync: always``).
+
+        The batches' buffers are written as they are (no copy). The future
+        gives the last index once all are durable.
 
         Raises:
             LogHalted: after a storage error.
@@ -185,6 +202,10 @@ class EntryLog(Protocol):
         """Oldest offset still retained in ``partition``."""
         ...
 
+    def last_time(self, partition: int) -> int:
+        """Ingest time of the newest appended block of ``partition`` (-1 when it has none)."""
+        ...
+
     def high_watermark(self, partition: int) -> int:
         """One past the newest visible (applied) offset of ``partition``."""
         ...
@@ -214,10 +235,36 @@ class EntryLog(Protocol):
         """The retention units, oldest first."""
         ...
 
+    def segment_count(self) -> int:
+        """How many retention units (segments) the log holds."""
+        ...
+
     def drop_before(self, index: int) -> int:
         """Drop the whole units (segments) that end before ``index`` and were applied.
 
         Never the newest. Returns the new :meth:`first_index`.
+
+        Raises:
+            LogHalted: after a storage error.
+        """
+        ...
+
+    # -- the application's snapshot ---------------------------------------------
+
+    def snapshot(self) -> bytes | None:
+        """The snapshot last saved (or found at start), None when there is none."""
+        ...
+
+    def retain_from(self, index: int) -> None:
+        """Let the next :meth:`save_snapshot` drop the units before ``index`` (a retention decision)."""
+        ...
+
+    def save_snapshot(self, data: bytes, index: int) -> asyncio.Future[None]:
+        """Keep ``data`` (the application's state at applied entry ``index``), durably.
+
+        Then drop the units before ``min(retain_from, index + 1)``: nothing is
+        dropped that the saved snapshot does not cover. The future resolves
+        once the snapshot is durable.
 
         Raises:
             LogHalted: after a storage error.

@@ -6,6 +6,8 @@ Runs once at start-up, before the node serves. Layout::
     lock            held (flock) while a server uses the directory
     hard-state      the Raft hard state (:mod:`.hard_state`)
     clean-shutdown  where the log ended at the last clean stop (removed at start)
+    snapshot        the application's state at an applied index (the Raft
+                    shell's format; replaced whole), when one was taken
     log/            the segments (:mod:`.entry_segment`) and their ``.index`` files
 
 ``partitions`` is fixed when the directory is created. ``cluster_id`` is
@@ -28,8 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .failure import DataDirRefused, start_refused
 from .fileops import FileOps
-from .recovery import DataDirRefused
 
 FORMAT_VERSION = 2
 """Version of the data directory layout, segment and entry formats."""
@@ -37,6 +39,7 @@ META_FILE = "meta.json"
 LOCK_FILE = "lock"
 LOG_DIR = "log"
 CLEAN_FILE = "clean-shutdown"
+SNAPSHOT_FILE = "snapshot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ def open_entry_data_dir(root: Path, partitions: int, ops: FileOps) -> tuple[int,
         root.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise DataDirRefused(f"storage.data_dir {root}: cannot use it: {exc.strerror}") from None
+        raise start_refused(exc, root) from None
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -71,11 +74,19 @@ def open_entry_data_dir(root: Path, partitions: int, ops: FileOps) -> tuple[int,
         raise
     try:
         meta = _check_meta(root, partitions, ops)
-        (root / LOG_DIR).mkdir(exist_ok=True)
+        ops.mkdir(root / LOG_DIR)
     except BaseException:
         os.close(lock_fd)
         raise
     return lock_fd, meta
+
+
+def read_snapshot(root: Path) -> bytes | None:
+    """The snapshot file's bytes, None when there is none (its format is its writer's)."""
+    try:
+        return (root / SNAPSHOT_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def version_1_refusal(where: Path) -> DataDirRefused:
@@ -122,5 +133,5 @@ def _check_meta(root: Path, partitions: int, ops: FileOps) -> Meta:
     return Meta(version, recorded, cluster_id)
 
 
-__all__ = ["CLEAN_FILE", "FORMAT_VERSION", "LOG_DIR", "META_FILE", "Meta", "open_entry_data_dir",
-           "version_1_refusal"]
+__all__ = ["CLEAN_FILE", "FORMAT_VERSION", "LOG_DIR", "META_FILE", "SNAPSHOT_FILE", "Meta",
+           "open_entry_data_dir", "read_snapshot", "version_1_refusal"]

@@ -28,7 +28,7 @@ import os
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config.model import StorageConfig
@@ -58,11 +58,12 @@ from .entry_api import (
     SegmentInfo,
     Unavailable,
 )
-from .entry_data_dir import CLEAN_FILE, LOG_DIR, open_entry_data_dir
+from .entry_data_dir import CLEAN_FILE, LOG_DIR, SNAPSHOT_FILE, open_entry_data_dir, read_snapshot
 from .entry_index import NO_TIME, BlockRun, IndexCache
 from .entry_recovery import Floor, read_clean_marker, recover, rescan
 from .entry_segment import MAX_SEGMENT_BYTES, EntrySegment, encode_header
 from .entry_writer import Job, Writer
+from .failure import start_refused
 from .fileops import FileOps, file_ops
 from .hard_state import HARD_STATE_FILE, HardState
 from .log import ReadResult
@@ -88,6 +89,8 @@ class DiskEntryLog:
         ops: the file operations (default: :func:`.fileops.file_ops`).
         on_fsync: called with the seconds each fsync round took (I/O thread).
         on_durable: called with the new durable index each time it moves.
+        on_halt: called once, on the event loop thread, with the error that
+            halted the log (a failed periodic fsync has no append to fail).
         index_cache_bytes: most bytes of sealed segments' indexes kept in memory.
         test_bugs: test-only: known bugs of the I/O thread to switch back on, so a
             test proves its checks can fail (see :data:`.entry_writer.TEST_BUGS`).
@@ -98,10 +101,14 @@ class DiskEntryLog:
         HardStateRefused: the hard-state file is damaged.
     """
 
+    evicted = 0
+    """Records evicted to bound memory: never, for the durable log (retention drops segments)."""
+
     def __init__(self, config: StorageConfig, checksums: Checksums, *,
                  ops: FileOps | None = None,
                  on_fsync: Callable[[float], None] | None = None,
                  on_durable: Callable[[int], None] | None = None,
+                 on_halt: Callable[[LogHalted], None] | None = None,
                  index_cache_bytes: int = INDEX_CACHE_BYTES,
                  test_bugs: frozenset[str] = frozenset()) -> None:
         if not 0 < config.segment_bytes <= MAX_SEGMENT_BYTES // 2:
@@ -116,8 +123,13 @@ class DiskEntryLog:
         self._checksums = checksums
         self._ops = ops if ops is not None else file_ops()
         self._on_durable = on_durable
+        self._on_halt = on_halt
         self._cache_index = IndexCache(index_cache_bytes)
-        self._lock_fd, self.meta = open_entry_data_dir(self.root, config.partitions, self._ops)
+        try:
+            self._lock_fd, self.meta = open_entry_data_dir(self.root, config.partitions,
+                                                           self._ops)
+        except OSError as error:
+            raise start_refused(error, self.root) from None
         try:
             self._hard = hard_state_file.load(self.root / HARD_STATE_FILE, checksums)
             floors = [Floor(self._hard.commit, f"the commit index in "
@@ -128,6 +140,10 @@ class DiskEntryLog:
             found = recover(self.directory, config.partitions, checksums, self._ops,
                             self._cache_index, floors)
             self._settle(found.segments[-1], clean is not None)
+            self._snapshot = read_snapshot(self.root)
+        except OSError as error:
+            os.close(self._lock_fd)
+            raise start_refused(error, self.root) from None
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -149,6 +165,12 @@ class DiskEntryLog:
         self._inflight: deque[EntryBatch] = deque()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._halted: LogHalted | None = None
+        self._holding: list[Job] | None = None
+        self._retain_from = 0
+        self.dropped_segments = 0
+        """Segments dropped by retention since the log was opened."""
+        self.dropped_bytes = [0] * self.partitions
+        """Bytes of each partition's records dropped by retention since the log was opened."""
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._writer: Writer | None = None
@@ -180,6 +202,13 @@ class DiskEntryLog:
     def fsyncs(self) -> int:
         """Fdatasync calls made on segment files since the log was opened."""
         return self._writer.fsyncs if self._writer is not None else 0
+
+    def _submit(self, job: Job) -> None:
+        """Hand a job to the I/O thread (held back while :meth:`append_many` queues a group)."""
+        if self._holding is not None:
+            self._holding.append(job)
+        else:
+            self._io().submit(job)
 
     def _io(self) -> Writer:
         if self._writer is None:
@@ -295,7 +324,7 @@ class DiskEntryLog:
         fresh.seal_done(self._cache_index)
         fresh.runs, fresh.positions = runs, positions
         path = segment.index_path
-        self._io().submit(Job(lambda job: self._ops.write_file(path, data, sync=True),
+        self._submit(Job(lambda job: self._ops.write_file(path, data, sync=True),
                               self.last_index()))
         return fresh
 
@@ -336,9 +365,27 @@ class DiskEntryLog:
             else:
                 future.set_exception(error)
 
-        self._io().submit(Job(write, batch.last_index, done, wrote=segment,
+        self._submit(Job(write, batch.last_index, done, wrote=segment,
                               new_dir=self.directory if new_file else None))
         return future
+
+    def append_many(self, batches: Sequence[EntryBatch]) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.append_many`."""
+        if len(batches) == 1:
+            return self.append(batches[0])
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not batches:
+            future.set_result(self.last_index())
+            return future
+        held: list[Job] = []
+        self._holding = held
+        try:
+            last = [self.append(batch) for batch in batches][-1]
+        finally:
+            self._holding = None
+            if held:
+                self._io().submit_all(held)
+        return last
 
     def _too_old(self, segment: EntrySegment, batch: EntryBatch) -> bool:
         """True when ``batch`` is ``segment_ms`` newer than the segment's first events."""
@@ -389,7 +436,7 @@ class DiskEntryLog:
             if error is None and old.head is not None and old.runs is not None:
                 old.seal_done(self._cache_index)
 
-        self._io().submit(Job(seal, old.last_index, sealed))
+        self._submit(Job(seal, old.last_index, sealed))
         return new
 
     def _write(self, segment: EntrySegment, data: bytes | bytearray) -> None:
@@ -465,7 +512,7 @@ class DiskEntryLog:
 
         self._durable = min(self._durable, index)
         self._synced = min(self._synced, index)
-        self._io().submit(Job(cut, index, done, new_dir=self.directory))
+        self._submit(Job(cut, index, done, new_dir=self.directory))
         return future
 
     def _rewind_partitions(self) -> None:
@@ -513,7 +560,7 @@ class DiskEntryLog:
             if not future.done():
                 future.set_result(None) if error is None else future.set_exception(error)
 
-        self._io().submit(Job(save, self.last_index(), done, barrier=True))
+        self._submit(Job(save, self.last_index(), done, barrier=True))
         return future
 
     def _report(self, completed: list[Job], failed: list[Job], error: BaseException | None
@@ -529,9 +576,11 @@ class DiskEntryLog:
             if job.done is not None:
                 job.done(None)
         if error is not None and self._halted is None:
-            self._halted = LogHalted(f"the entry log stopped accepting writes after a storage "
-                                     f"error: {error}")
+            self._halted = LogHalted(f"the entry log stopped accepting writes after a failed "
+                                     f"file operation: {error}")
             self._halted.__cause__ = error
+            if self._on_halt is not None:
+                self._on_halt(self._halted)
         for job in failed:
             if job.done is not None and not job.reported:
                 job.reported = True
@@ -603,6 +652,10 @@ class DiskEntryLog:
     def start_offset(self, partition: int) -> int:
         """See :meth:`.entry_api.EntryLog.start_offset`."""
         return self._segments[0].base(partition)
+
+    def last_time(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.last_time`."""
+        return self._last_times[partition]
 
     def high_watermark(self, partition: int) -> int:
         """See :meth:`.entry_api.EntryLog.high_watermark`."""
@@ -722,8 +775,15 @@ class DiskEntryLog:
 
     def segments(self) -> list[SegmentInfo]:
         """See :meth:`.entry_api.EntryLog.segments`."""
+        partitions = range(self.partitions)
         return [SegmentInfo(segment.first_index, segment.last_index, segment.size,
-                            *segment.time_span()) for segment in self._segments]
+                            *segment.time_span(),
+                            tuple(segment.bytes_of(p) for p in partitions))
+                for segment in self._segments]
+
+    def segment_count(self) -> int:
+        """See :meth:`.entry_api.EntryLog.segment_count`."""
+        return len(self._segments)
 
     def drop_before(self, index: int) -> int:
         """See :meth:`.entry_api.EntryLog.drop_before`."""
@@ -737,6 +797,10 @@ class DiskEntryLog:
             return self.first_index()
         dropped = self._segments[:drop]
         del self._segments[:drop]
+        self.dropped_segments += drop
+        for segment in dropped:
+            for partition in range(self.partitions):
+                self.dropped_bytes[partition] += segment.bytes_of(partition)
         self._terms.drop_before(self.first_index() - 1)
         for segment in dropped:
             segment.close_reader()
@@ -750,8 +814,46 @@ class DiskEntryLog:
                 self._ops.unlink(segment.path)
                 self._ops.unlink(segment.index_path)
 
-        self._io().submit(Job(delete, self.last_index(), new_dir=self.directory))
+        self._submit(Job(delete, self.last_index(), new_dir=self.directory))
         return self.first_index()
+
+    # -- the application's snapshot ---------------------------------------------
+
+    def snapshot(self) -> bytes | None:
+        """See :meth:`.entry_api.EntryLog.snapshot`."""
+        return self._snapshot
+
+    def retain_from(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.retain_from`."""
+        self._retain_from = max(self._retain_from, index)
+
+    def save_snapshot(self, data: bytes, index: int) -> asyncio.Future[None]:
+        """See :meth:`.entry_api.EntryLog.save_snapshot`."""
+        self._check_writable()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        path = self.root / SNAPSHOT_FILE
+
+        def save(job: Job) -> None:
+            self._ops.write_file(path, data, sync=True)
+
+        def done(error: BaseException | None) -> None:
+            if not future.done():
+                future.set_result(None) if error is None else future.set_exception(error)
+
+        self._snapshot = data
+        # The segments' deletion is queued after the snapshot's write: a crash
+        # between the two leaves files the snapshot already covers, never a gap.
+        self._submit(Job(save, self.last_index(), done, barrier=True))
+        if self._retain_from > self.first_index():
+            self.drop_before(min(self._retain_from, index + 1))
+        return future
+
+    def status(self) -> dict[str, object]:
+        """The log's own figures for /status."""
+        return {"fsync": self.policy, "segments": len(self._segments),
+                "first_index": self.first_index(), "last_index": self.last_index(),
+                "durable_index": self.durable_index(), "fsyncs": self.fsyncs,
+                "retention_dropped_segments": self.dropped_segments}
 
     # -- background work and closing -------------------------------------------
 
@@ -765,7 +867,7 @@ class DiskEntryLog:
         while True:
             await asyncio.sleep(self._config.fsync_interval_ms / 1000)
             if self._halted is None and self._synced < self.last_index():
-                self._io().submit(Job(None, self.last_index(), sync_after=True))
+                self._submit(Job(None, self.last_index(), sync_after=True))
 
     def close(self) -> None:
         """See :meth:`.entry_api.EntryLog.close`."""

@@ -58,8 +58,8 @@ from .entry_index import (
     index_head_size,
 )
 from .entry_segment import EntrySegment, decode_header, header_size
+from .failure import DataDirRefused
 from .fileops import FileOps
-from .recovery import DataDirRefused
 from .segment import Checksums, CorruptSegment
 
 log = logging.getLogger(__name__)

@@ -108,6 +108,12 @@ class Writer:
             self._jobs.append(job)
             self._cond.notify()
 
+    def submit_all(self, jobs: list[Job]) -> None:
+        """Queue jobs at once, so the thread takes them in one group (event loop thread)."""
+        with self._cond:
+            self._jobs.extend(jobs)
+            self._cond.notify()
+
     def stop(self) -> None:
         """Run what is queued, then end the thread (blocks until it has)."""
         with self._cond:

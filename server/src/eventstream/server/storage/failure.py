@@ -2,10 +2,11 @@
 
 Pure apart from one ``statvfs`` of the data directory (for the free space,
 when the failure is about space). The rule this module serves: after any
-storage error during a commit round, or a failed fsync at any time, the
-node stops accepting writes until it restarts; the start-up recovery then
-decides what is durable. Nothing is rolled back and no fsync is retried (a
-failed fsync may already have dropped the data it was to make durable).
+storage error of the log, or a failed fsync at any time, the node stops
+accepting writes until it restarts; the start-up recovery then decides what
+is durable. Nothing is rolled back and no fsync is retried (a failed fsync
+may already have dropped the data it was to make durable). A data directory
+that cannot be used at start refuses the start with one line.
 """
 
 from __future__ import annotations
@@ -17,20 +18,29 @@ from pathlib import Path
 _SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class StorageFailed(Exception):
-    """A write, fsync, rename or other file operation of the durable log failed.
+class DataDirRefused(Exception):
+    """The data directory cannot be used as it is; the message says why and what to do."""
 
-    Args:
-        error: the failed operation's error.
-        data_dir: the log's data directory (for the free space).
+
+def start_refused(error: OSError, root: Path) -> DataDirRefused:
+    """A file operation of the start failed.
+
+    One line naming the file, the error and, for a full disk, the free space.
     """
+    return DataDirRefused(f"storage.data_dir {root}: cannot start: {describe(error, root)}")
 
-    def __init__(self, error: OSError, data_dir: Path) -> None:
-        self.error = errno.errorcode.get(error.errno or 0, "EIO")
-        """The errno name, e.g. ``ENOSPC`` (``EIO`` when there is none)."""
-        self.reason = describe(error, data_dir)
-        """One line: what failed, on which file, and the free space if it is about space."""
-        super().__init__(self.reason)
+
+def halt_reason(error: BaseException, data_dir: Path) -> tuple[str, str]:
+    """What halted writes, in one line, and the errno name (``EIO`` when there is none).
+
+    Follows the exception's causes to the file operation that failed.
+    """
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError):
+        return describe(cause, data_dir), errno.errorcode.get(cause.errno or 0, "EIO")
+    return f"{type(error).__name__}: {error}", type(error).__name__
 
 
 def describe(error: OSError, data_dir: Path) -> str:
@@ -56,4 +66,4 @@ def free_bytes(directory: Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-__all__ = ["StorageFailed", "describe", "free_bytes"]
+__all__ = ["DataDirRefused", "describe", "free_bytes", "halt_reason", "start_refused"]

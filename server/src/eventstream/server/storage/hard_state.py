@@ -5,14 +5,15 @@ replaced whole through :meth:`.fileops.FileOps.write_file` (a temporary
 beside it, fdatasync, rename, directory sync), so a crash leaves the old
 state or the new one, and a CRC32C refuses one damaged on disk.
 
-Format, little-endian, 36 bytes::
+Format, little-endian, 29 to 284 bytes::
 
     4s  magic "ESHS"
     u32 version (1)
     u64 term
-    u64 vote     node id voted for in ``term``; 0 for none
     u64 commit   highest index known committed
-    u32 crc32c   of the 32 bytes before it
+    u8  length of the vote, then the vote: the node id voted for in
+        ``term`` (UTF-8, at most 255 bytes; empty for none)
+    u32 crc32c   of every byte before it
 
 Ordering (for the Raft shell): the entries a hard state's ``commit`` covers
 must be durable in the log before the hard state is written: the log's
@@ -31,7 +32,7 @@ from .segment import Checksums
 HARD_STATE_FILE = "hard-state"
 MAGIC = b"ESHS"
 VERSION = 1
-_LAYOUT = struct.Struct("<4sIQQQ")
+_LAYOUT = struct.Struct("<4sIQQB")
 _CRC = struct.Struct("<I")
 
 
@@ -41,8 +42,8 @@ class HardState:
 
     term: int = 0
     """The latest term this node has seen."""
-    vote: int = 0
-    """The node voted for in :attr:`term` (0: none)."""
+    vote: str = ""
+    """The node voted for in :attr:`term` ("": none)."""
     commit: int = 0
     """The highest entry index known to be committed."""
 
@@ -53,7 +54,10 @@ class HardStateRefused(Exception):
 
 def encode(state: HardState, checksums: Checksums) -> bytes:
     """The file's bytes for ``state``."""
-    body = _LAYOUT.pack(MAGIC, VERSION, state.term, state.vote, state.commit)
+    vote = state.vote.encode()
+    if len(vote) > 255:
+        raise ValueError(f"a vote for a node id of {len(vote)} bytes (at most 255)")
+    body = _LAYOUT.pack(MAGIC, VERSION, state.term, state.commit, len(vote)) + vote
     return body + _CRC.pack(checksums.crc32c(body))
 
 
@@ -63,16 +67,23 @@ def decode(data: bytes, checksums: Checksums, path: Path | str = HARD_STATE_FILE
     Raises:
         HardStateRefused: wrong size, magic, version or CRC.
     """
-    if len(data) != _LAYOUT.size + _CRC.size:
+    if len(data) < _LAYOUT.size + _CRC.size:
         raise HardStateRefused(f"{path}: {len(data)} bytes, not a hard-state file")
-    magic, version, term, vote, commit = _LAYOUT.unpack_from(data)
+    magic, version, term, commit, vote_len = _LAYOUT.unpack_from(data)
     if magic != MAGIC:
         raise HardStateRefused(f"{path}: not a hard-state file")
-    if _CRC.unpack_from(data, _LAYOUT.size)[0] != checksums.crc32c(data[:_LAYOUT.size]):
+    end = _LAYOUT.size + vote_len
+    if len(data) != end + _CRC.size:
+        raise HardStateRefused(f"{path}: {len(data)} bytes, not a hard-state file")
+    if _CRC.unpack_from(data, end)[0] != checksums.crc32c(data[:end]):
         raise HardStateRefused(f"{path}: CRC32C mismatch: the file is damaged")
     if version != VERSION:
         raise HardStateRefused(f"{path}: hard-state version {version}; this server reads "
                                f"version {VERSION}")
+    try:
+        vote = data[_LAYOUT.size:end].decode()
+    except UnicodeDecodeError:
+        raise HardStateRefused(f"{path}: the vote is not UTF-8: the file is damaged") from None
     return HardState(term, vote, commit)
 
 

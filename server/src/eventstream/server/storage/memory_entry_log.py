@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Sequence
 
 from .block_cache import BlockCache
 from .entries import (
@@ -50,7 +51,7 @@ class MemoryEntryLog:
         self.partitions = partitions
         self.max_bytes = max_bytes
         self.evicted = 0
-        """Entries dropped to stay within ``max_bytes``."""
+        """Records dropped to stay within ``max_bytes``."""
         self._chunks: list[EntryBatch] = []
         self._firsts: list[int] = []
         self._first = 1
@@ -65,6 +66,8 @@ class MemoryEntryLog:
         self._blocks = BlockCache(partitions, _UNBOUNDED)
         # (entry index, partition, first offset, count, time, buffer, start, size)
         self._unapplied: deque[tuple[int, int, int, int, int, bytes, int, int]] = deque()
+        self._snapshot: bytes | None = None
+        self._retain_from = 0
 
     # -- the replicated log ---------------------------------------------------
 
@@ -123,6 +126,14 @@ class MemoryEntryLog:
                 self._unapplied.append((batch.first_index + rows[row + B_ENTRY], partition, first,
                                         count, rows[row + B_TIME], data,
                                         rows[row + B_POSITION], rows[row + B_SIZE]))
+        future.set_result(self.last_index())
+        return future
+
+    def append_many(self, batches: Sequence[EntryBatch]) -> asyncio.Future[int]:
+        """See :meth:`.entry_api.EntryLog.append_many`."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        for batch in batches:
+            self.append(batch)
         future.set_result(self.last_index())
         return future
 
@@ -200,9 +211,9 @@ class MemoryEntryLog:
         self._applied = index
         while self._bytes > self.max_bytes and len(self._chunks) > 1 and \
                 self._chunks[0].last_index <= index:
-            before = self._first
+            before = sum(self._start)
             self.drop_before(self._chunks[0].last_index + 1)
-            self.evicted += self._first - before
+            self.evicted += sum(self._start) - before
 
     # -- one partition, for subscribers ---------------------------------------
 
@@ -213,6 +224,10 @@ class MemoryEntryLog:
     def start_offset(self, partition: int) -> int:
         """See :meth:`.entry_api.EntryLog.start_offset`."""
         return self._start[partition]
+
+    def last_time(self, partition: int) -> int:
+        """See :meth:`.entry_api.EntryLog.last_time`."""
+        return self._last_times[partition]
 
     def high_watermark(self, partition: int) -> int:
         """See :meth:`.entry_api.EntryLog.high_watermark`."""
@@ -247,10 +262,18 @@ class MemoryEntryLog:
         infos = []
         for chunk in self._chunks:
             times = chunk.blocks[B_TIME::BLOCK_FIELDS]
+            sizes = [0] * self.partitions
+            rows = chunk.blocks
+            for row in range(0, len(rows), BLOCK_FIELDS):
+                sizes[rows[row + B_PARTITION]] += rows[row + B_SIZE]
             infos.append(SegmentInfo(chunk.first_index, chunk.last_index, len(chunk.data),
                                      min(times) if times else None,
-                                     max(times) if times else None))
+                                     max(times) if times else None, tuple(sizes)))
         return infos
+
+    def segment_count(self) -> int:
+        """See :meth:`.entry_api.EntryLog.segment_count`."""
+        return len(self._chunks)
 
     def drop_before(self, index: int) -> int:
         """See :meth:`.entry_api.EntryLog.drop_before`."""
@@ -275,6 +298,23 @@ class MemoryEntryLog:
             self._start[partition] = start
             self._blocks.trim(partition, start)
         return self._first
+
+    def snapshot(self) -> bytes | None:
+        """See :meth:`.entry_api.EntryLog.snapshot`."""
+        return self._snapshot
+
+    def retain_from(self, index: int) -> None:
+        """See :meth:`.entry_api.EntryLog.retain_from`."""
+        self._retain_from = max(self._retain_from, index)
+
+    def save_snapshot(self, data: bytes, index: int) -> asyncio.Future[None]:
+        """See :meth:`.entry_api.EntryLog.save_snapshot`."""
+        self._snapshot = data
+        if self._retain_from > self._first:
+            self.drop_before(min(self._retain_from, index + 1))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
 
     def close(self) -> None:
         """See :meth:`.entry_api.EntryLog.close`."""

@@ -53,7 +53,7 @@ class RecordingApplier:
 
     def payloads(self, kind: EntryKind = EntryKind.EVENTS) -> list[bytes]:
         """The data of the applied entries of ``kind``, in order."""
-        return [entry.data for entry in self.entries if entry.kind is kind]
+        return [bytes(entry.data) for entry in self.entries if entry.kind is kind]
 
 
 class LocalCluster:

@@ -47,7 +47,7 @@ def entry_text(entry: Entry) -> str:
         except MembershipError as error:
             return f"{head} <{error}>"
         return f"{head} {change.describe()} => {result.describe()}"
-    return f"{head} {data_text(entry.data)}"
+    return f"{head} {data_text(bytes(entry.data))}"
 
 
 def entries_text(entries: Sequence[Entry]) -> str:

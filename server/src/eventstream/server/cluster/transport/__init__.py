@@ -13,8 +13,16 @@ outbound Exchange stream per peer carrying batches of Raft messages.
 | ``grpc_transport`` | the server and the links together |
 """
 
+from eventstream.server.cluster.transport.forward import (
+    PUBLISH,
+    PUBLISH_BATCH,
+    Answer,
+    ForwardFailed,
+    ForwardTarget,
+)
 from eventstream.server.cluster.transport.grpc_transport import GrpcTransport
 from eventstream.server.cluster.transport.identity import CLUSTER_ID, NODE_ID, RECIPIENT, identity_metadata
 from eventstream.server.cluster.transport.outbound import LinkStats
 
-__all__ = ["CLUSTER_ID", "NODE_ID", "RECIPIENT", "GrpcTransport", "LinkStats", "identity_metadata"]
+__all__ = ["CLUSTER_ID", "NODE_ID", "PUBLISH", "PUBLISH_BATCH", "RECIPIENT", "Answer",
+           "ForwardFailed", "ForwardTarget", "GrpcTransport", "LinkStats", "identity_metadata"]

@@ -83,7 +83,7 @@ def encode_batch(group_id: int, messages: Iterable[Message]) -> bytes:
     the request, instead of into a message object and again by its
     serialization (the payloads are most of the bytes a leader sends).
     """
-    parts: list[bytes] = [b"\x08" + _varint(group_id)] if group_id else []
+    parts: list[bytes | memoryview] = [b"\x08" + _varint(group_id)] if group_id else []
     append = parts.append
     for m in messages:
         if type(m) is AppendEntries:
@@ -102,11 +102,14 @@ def encode_batch(group_id: int, messages: Iterable[Message]) -> bytes:
     return b"".join(parts)
 
 
-def _append_body(m: AppendEntries) -> list[bytes]:
-    """The fields of an ``AppendEntries`` message, as a list of byte strings to join."""
+def _append_body(m: AppendEntries) -> list[bytes | memoryview]:
+    """The fields of an ``AppendEntries`` message, as a list of buffers to join.
+
+    Entry payloads go in as they are (a view into the log's buffer is not copied).
+    """
     head = b"".join((b"\x08" + _varint(m.index) if m.index else b"",
                      b"\x10" + _varint(m.log_term) if m.log_term else b""))
-    body = [head] if head else []
+    body: list[bytes | memoryview] = [head] if head else []
     for entry in m.entries:
         data = entry.data
         fields = b"".join((b"\x08" + _varint(entry.index) if entry.index else b"",

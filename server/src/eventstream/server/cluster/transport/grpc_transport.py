@@ -19,6 +19,7 @@ import grpc
 from eventstream.server.raft import Message
 
 from ..ports import Inbox
+from .forward import Answer, ForwardFailed, ForwardStream, ForwardTarget
 from .identity import identity_metadata
 from .inbound import PeerHandler
 from .outbound import LinkStats, PeerLink
@@ -44,17 +45,20 @@ class GrpcTransport:
         snapshot_chunk_bytes: size of a snapshot's data chunks.
         max_snapshot_bytes: most data bytes of a snapshot received.
         rng: the reconnection jitter's source.
+        client_address: ``host:port`` of this node's public gRPC port, announced
+            to every peer (their leader hints name it).
     """
 
     def __init__(self, node_id: str, cluster_id: str, peers: Mapping[str, str], *,
                  group_ids: Collection[int] = (0,), send_queue_messages: int = 4096,
                  max_batch_bytes: int = 8 << 20, max_message_bytes: int = 256 << 20,
                  snapshot_chunk_bytes: int = 1 << 20, max_snapshot_bytes: int = 1 << 30,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, client_address: str = "") -> None:
         if not cluster_id:
             raise ValueError("the cluster id must not be empty")
         self.node_id = node_id
         self.cluster_id = cluster_id
+        self.client_address = client_address
         self._addresses = {peer: address for peer, address in peers.items() if peer != node_id}
         self._max_message_bytes = max_message_bytes
         self._send_queue_messages = send_queue_messages
@@ -70,6 +74,9 @@ class GrpcTransport:
         """The bound cluster port (after :meth:`start`)."""
         self.dropped_unknown = 0
         """Messages for a node that is not in the peer map."""
+        self._forwards: dict[str, ForwardStream] = {}
+        self.forwarded = 0
+        """Requests forwarded to a leader (answered or not)."""
 
     # ------------------------------------------------------------------
     # Lifecycle.
@@ -127,7 +134,8 @@ class GrpcTransport:
 
     def _open_link(self, peer: str, address: str) -> None:
         link = PeerLink(peer, grpc.aio.insecure_channel(address, options=self._channel_options()),
-                        identity_metadata(self.cluster_id, self.node_id, peer), self._current_inbox,
+                        identity_metadata(self.cluster_id, self.node_id, peer,
+                                          self.client_address), self._current_inbox,
                         queue_messages=self._send_queue_messages, max_batch_bytes=self._max_batch_bytes,
                         chunk_bytes=self._chunk_bytes, rng=self._rng)
         link.start()
@@ -135,6 +143,9 @@ class GrpcTransport:
 
     async def stop(self, grace: float = 1.0) -> None:
         """Close every link and the server (calls in progress get ``grace`` seconds)."""
+        forwards, self._forwards = self._forwards, {}
+        for stream in forwards.values():
+            await stream.close()
         links, self._links = self._links, {}
         for link in links.values():
             await link.stop()
@@ -177,6 +188,28 @@ class GrpcTransport:
             if self._inbox is not None:
                 self._inbox.report_unreachable(message.recipient)
 
+    # ------------------------------------------------------------------
+    # Forwarding (``forward.py``).
+
+    def serve_forwarded(self, target: ForwardTarget) -> None:
+        """Serve the requests followers forward with ``target`` (on every node: any may lead)."""
+        self.handler.forward_target = target
+
+    async def forward(self, leader: str, kind: int, request: bytes) -> Answer:
+        """Forward one public request to ``leader`` on its stream; its answer.
+
+        Raises:
+            ForwardFailed: ``leader`` is not a peer, or its stream failed first.
+        """
+        stream = self._forwards.get(leader)
+        if stream is None or stream.failed is not None:
+            link = self._links.get(leader)
+            if link is None:
+                raise ForwardFailed(f"{leader} is not a peer of {self.node_id}")
+            stream = self._forwards[leader] = ForwardStream(leader, link.channel, link.metadata)
+        self.forwarded += 1
+        return await stream.forward(kind, request)
+
     def _current_inbox(self) -> Inbox | None:
         return self._inbox
 
@@ -195,6 +228,10 @@ class GrpcTransport:
     def link_stats(self) -> dict[str, LinkStats]:
         """Per peer: what its link sent, dropped and how often it reconnected."""
         return {peer: link.stats for peer, link in self._links.items()}
+
+    def peer_client_address(self, peer: str) -> str:
+        """The public address ``peer`` announced on its calls ("" until it called)."""
+        return self.handler.client_addresses.get(peer, "")
 
     def connected_peers(self) -> list[str]:
         """Peers whose stream is open and whose last write went through."""

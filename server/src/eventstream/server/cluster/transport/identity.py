@@ -17,6 +17,8 @@ import grpc
 CLUSTER_ID = "eventstream-cluster-id"
 NODE_ID = "eventstream-node-id"
 RECIPIENT = "eventstream-recipient"
+CLIENT_ADDRESS = "eventstream-client-address"
+"""Optional: ``host:port`` of the caller's public gRPC port (the leader hint clients get)."""
 MAX_ID_BYTES = 255
 """Longest cluster or node id accepted in metadata."""
 
@@ -35,9 +37,19 @@ class Refusal:
     details: str
 
 
-def identity_metadata(cluster_id: str, node_id: str, recipient: str) -> tuple[tuple[str, str], ...]:
-    """The metadata a node sends on each call to ``recipient``."""
-    return ((CLUSTER_ID, cluster_id), (NODE_ID, node_id), (RECIPIENT, recipient))
+def identity_metadata(cluster_id: str, node_id: str, recipient: str, client_address: str = ""
+                      ) -> tuple[tuple[str, str], ...]:
+    """The metadata a node sends on each call to ``recipient`` (its public address if given)."""
+    identity = ((CLUSTER_ID, cluster_id), (NODE_ID, node_id), (RECIPIENT, recipient))
+    return (*identity, (CLIENT_ADDRESS, client_address)) if client_address else identity
+
+
+def client_address(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The caller's public address from a checked call's metadata ("" when absent or too long)."""
+    for key, value in metadata or ():
+        if key == CLIENT_ADDRESS and isinstance(value, str) and len(value) <= MAX_ID_BYTES:
+            return value
+    return ""
 
 
 def check_call(method: str, metadata: Sequence[tuple[str, str | bytes]] | None, *, cluster_id: str,

@@ -23,7 +23,8 @@ from eventstream.peer.v1 import raft_pb2 as pb
 
 from ..ports import Inbox
 from .convert import InvalidBatch, SnapshotAssembler, decode_batch
-from .identity import SERVICE, Refusal, check_call
+from .forward import ForwardTarget, forward_handler
+from .identity import SERVICE, Refusal, check_call, client_address
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ class PeerHandler(grpc.GenericRpcHandler):
         """Calls (or streams cut short) refused, by reason."""
         self.received_messages = 0
         self.received_requests = 0
+        self.forward_target: ForwardTarget | None = None
+        """Serves requests forwarded by followers (None: answered UNIMPLEMENTED)."""
+        self.client_addresses: dict[str, str] = {}
+        """Peer -> the public address its calls announced (for leader hints)."""
 
     def set_peers(self, peers: Collection[str]) -> None:
         """Allow calls from ``peers`` only, from now on."""
@@ -69,6 +74,9 @@ class PeerHandler(grpc.GenericRpcHandler):
         if refusal is not None:
             self.refused[refusal.reason] += 1
             return grpc.stream_stream_rpc_method_handler(_refuse(refusal))
+        announced = client_address(handler_call_details.invocation_metadata)
+        if announced:
+            self.client_addresses[sender] = announced
         if method == _EXCHANGE:
             return grpc.stream_unary_rpc_method_handler(
                 self._exchange_handler(sender), request_deserializer=pb.ExchangeRequest.FromString,
@@ -77,8 +85,10 @@ class PeerHandler(grpc.GenericRpcHandler):
             return grpc.stream_unary_rpc_method_handler(
                 self._snapshot_handler(sender), request_deserializer=pb.InstallSnapshotRequest.FromString,
                 response_serializer=pb.InstallSnapshotResponse.SerializeToString)
-        return grpc.stream_stream_rpc_method_handler(_refuse(Refusal(
-            "", grpc.StatusCode.UNIMPLEMENTED, "Forward is not served by this version")))
+        return grpc.stream_stream_rpc_method_handler(
+            forward_handler(sender, self._node_id, self._groups, lambda: self.forward_target),
+            request_deserializer=pb.ForwardRequest.FromString,
+            response_serializer=pb.ForwardResponse.SerializeToString)
 
     async def _abort(self, context: _Context, refusal: Refusal) -> None:
         self.refused[refusal.reason] += 1

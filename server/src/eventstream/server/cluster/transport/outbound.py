@@ -110,6 +110,16 @@ class PeerLink:
         self.stats = LinkStats()
 
     @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel to the peer (forwarded requests share it)."""
+        return self._channel
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The identity metadata of every call to the peer."""
+        return self._metadata
+
+    @property
     def connected(self) -> bool:
         """Whether a stream is open and its last write went through."""
         return self._task is not None and not self._down and self.stats.streams > self.stats.failures

@@ -1,0 +1,315 @@
+"""The Raft driver's log port over the entry log: the entry log IS the Raft log.
+
+:class:`EntryRaftLog` is the ``RaftLog`` port (``ports.py``) over an
+:class:`~..storage.entry_api.EntryLog`, on disk or in memory;
+:class:`EntryStorage` is the core's read-only ``LogStorage`` over the same
+log. There is no second copy of the entries: the core's entries are read
+back from the entry log, and what a persist writes is
+
+- for an EVENTS entry the leader sequenced: the bytes the sequencer encoded
+  (:meth:`EntryRaftLog.stage` hands them over before the proposal), written
+  as they are;
+- for every other entry (a NOOP, GROUPS, RETENTION, MEMBERSHIP, and entries
+  a follower receives): encoded here, header and CRC, around the payload.
+
+Persist (one call per Ready): a conflicting stored suffix is cut
+(``truncate_after``), the entries are appended as one write group (one
+fsync under ``fsync: always``), and the hard state is written when its term
+or vote changed (the commit index alone is not worth a write: it is
+re-learned from the log after a restart). The call returns once the entries
+are durable by the fsync policy. A storage error raises ``LogHalted``: the
+driver halts and the node takes no more writes until restarted.
+
+Snapshots: the application's snapshot (``Applier.snapshot``) is kept in the
+data dir with the index, term and membership it was taken at
+(:func:`encode_snapshot`); saving one lets retention drop the segments it
+covers. Installing a snapshot sent by a leader (a follower far behind) needs
+the entry log to start over at the snapshot's index and is refused until
+replication lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from collections.abc import Callable, Sequence
+
+from eventstream.server.raft import (
+    CompactedError,
+    Entry,
+    EntryKind,
+    HardState,
+    Membership,
+    Ready,
+    Snapshot,
+    UnavailableError,
+)
+
+from ..storage import hard_state as stored_state
+from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
+from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
+from ..storage.segment import Checksums
+
+log = logging.getLogger(__name__)
+
+_SNAPSHOT_MAGIC = b"ESSN"
+_SNAPSHOT_VERSION = 1
+_SNAPSHOT_HEAD = struct.Struct("<4sIQQII")  # magic, version, index, term, membership, data bytes
+_CRC = struct.Struct("<I")
+
+
+class SnapshotRefused(Exception):
+    """The stored snapshot is damaged or does not fit the log; the message names what."""
+
+
+def encode_snapshot(snapshot: Snapshot, checksums: Checksums) -> bytes:
+    """The snapshot file's bytes: index, term, membership, the application's data, a CRC32C."""
+    membership = json.dumps({"voters": sorted(snapshot.membership.voters),
+                             "learners": sorted(snapshot.membership.learners)}).encode()
+    body = b"".join((_SNAPSHOT_HEAD.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, snapshot.index,
+                                         snapshot.term, len(membership), len(snapshot.data)),
+                     membership, snapshot.data))
+    return body + _CRC.pack(checksums.crc32c(body))
+
+
+def decode_snapshot(data: bytes, checksums: Checksums) -> Snapshot:
+    """Parse :func:`encode_snapshot`'s bytes.
+
+    Raises:
+        SnapshotRefused: damaged or of another format.
+    """
+    if len(data) < _SNAPSHOT_HEAD.size + _CRC.size:
+        raise SnapshotRefused(f"{len(data)} bytes, not a snapshot")
+    magic, version, index, term, members, size = _SNAPSHOT_HEAD.unpack_from(data)
+    end = _SNAPSHOT_HEAD.size + members + size
+    if magic != _SNAPSHOT_MAGIC or version != _SNAPSHOT_VERSION or len(data) != end + _CRC.size:
+        raise SnapshotRefused(f"not a snapshot of version {_SNAPSHOT_VERSION}")
+    if _CRC.unpack_from(data, end)[0] != checksums.crc32c(data[:end]):
+        raise SnapshotRefused("CRC32C mismatch: the file is damaged")
+    document = json.loads(data[_SNAPSHOT_HEAD.size:_SNAPSHOT_HEAD.size + members])
+    membership = Membership(frozenset(document["voters"]), frozenset(document["learners"]))
+    return Snapshot(index, term, membership, data[_SNAPSHOT_HEAD.size + members:end])
+
+
+def _payload(batch: EntryBatch, i: int) -> memoryview:
+    """Entry ``i``'s payload, a view into the batch's buffer (no copy)."""
+    return memoryview(batch.data)[batch.start(i) + ENTRY_HEADER_SIZE:batch.ends[i]]
+
+
+def entries_of(batch: EntryBatch) -> list[Entry]:
+    """The batch's entries as the core's ``Entry`` objects, payloads shared with the batch."""
+    first, terms, kinds = batch.first_index, batch.terms, batch.kinds
+    return [Entry(first + i, terms[i], EntryKind(kinds[i]), _payload(batch, i))
+            for i in range(batch.count)]
+
+
+class EntryStorage:
+    """The core's ``raft.LogStorage`` over an entry log (see the module docstring).
+
+    Args:
+        event_log: the entry log.
+        hard: the hard state found at start.
+        snapshot: the latest snapshot (at index 0 with the initial membership for a new log).
+    """
+
+    def __init__(self, event_log: EntryLog, hard: HardState, snapshot: Snapshot) -> None:
+        self._log = event_log
+        self._hard = hard
+        self.latest = snapshot
+        """The latest snapshot saved (or found at start)."""
+
+    def initial_state(self) -> HardState:
+        """See ``raft.LogStorage.initial_state``."""
+        return self._hard
+
+    def entries(self, lo: int, hi: int, max_bytes: int = 0) -> list[Entry]:
+        """See ``raft.LogStorage.entries``."""
+        try:
+            batch = self._log.entries(lo, hi, max_bytes if max_bytes > 0 else 1 << 62)
+        except Compacted:
+            raise CompactedError(f"entry {lo} is compacted (first index "
+                                 f"{self._log.first_index()})") from None
+        except Unavailable:
+            raise UnavailableError(f"entries up to {hi - 1} asked, last index is "
+                                   f"{self._log.last_index()}") from None
+        return entries_of(batch)
+
+    def term(self, index: int) -> int:
+        """See ``raft.LogStorage.term``."""
+        if index == self.latest.index:
+            return self.latest.term
+        try:
+            return self._log.term(index)
+        except Compacted:
+            raise CompactedError(f"entry {index} is compacted") from None
+        except Unavailable:
+            raise UnavailableError(f"entry {index} is beyond the last index "
+                                   f"{self._log.last_index()}") from None
+
+    def first_index(self) -> int:
+        """See ``raft.LogStorage.first_index``."""
+        return self._log.first_index()
+
+    def last_index(self) -> int:
+        """See ``raft.LogStorage.last_index``."""
+        return self._log.last_index()
+
+    def snapshot(self) -> Snapshot:
+        """See ``raft.LogStorage.snapshot``.
+
+        Raises:
+            UnavailableError: the log dropped entries the latest snapshot does
+                not cover (the in-memory log evicts on its own): the core asks
+                for a new one.
+        """
+        if self.latest.index < self._log.first_index() - 1:
+            raise UnavailableError("the latest snapshot does not cover the log's start")
+        return self.latest
+
+
+class EntryRaftLog:
+    """The ``RaftLog`` port over an entry log (see the module docstring).
+
+    Args:
+        event_log: the entry log, opened (recovered) already.
+        codec: the CRC32C functions and the native entry encoder.
+        membership: the initial voters, for a log that holds no snapshot yet.
+
+    Raises:
+        SnapshotRefused: the stored snapshot is damaged or does not cover the
+            log's first entries.
+    """
+
+    def __init__(self, event_log: EntryLog, codec: EntryCodec, membership: Membership) -> None:
+        self._log = event_log
+        self._codec = codec
+        stored = event_log.snapshot()
+        try:
+            snapshot = (decode_snapshot(stored, codec) if stored is not None
+                        else Snapshot(membership=membership))
+        except SnapshotRefused as error:
+            raise SnapshotRefused(f"the application snapshot (file `snapshot` of the data dir) "
+                                  f"is refused: {error}") from None
+        if snapshot.index < event_log.first_index() - 1:
+            raise SnapshotRefused(f"the log starts at entry {event_log.first_index()} but the "
+                                  f"stored snapshot covers only up to {snapshot.index}")
+        saved = event_log.hard_state()
+        self._saved = saved
+        self._storage = EntryStorage(
+            event_log, HardState(saved.term, saved.vote or None, saved.commit), snapshot)
+        self._staged: dict[int, EntryBatch] = {}
+        self.appended_index = event_log.last_index()
+        """Index of the last entry handed to the entry log."""
+        self._appended = asyncio.Event()
+        self.on_appended: Callable[[int], None] | None = None
+        """Called with the new :attr:`appended_index` after each persist that appended."""
+        self.halted: BaseException | None = None
+
+    @property
+    def storage(self) -> EntryStorage:
+        """The core's read-only view (``raft.LogStorage``)."""
+        return self._storage
+
+    @property
+    def event_log(self) -> EntryLog:
+        """The entry log underneath."""
+        return self._log
+
+    def stage(self, batch: EntryBatch) -> None:
+        """Hand over the encoded bytes of an entry about to be proposed (written as they are).
+
+        ``batch`` holds one entry, at the index and term the proposal gets.
+        """
+        self._staged[batch.first_index] = batch
+
+    def unstage(self, index: int) -> None:
+        """Drop a staged entry whose proposal was refused."""
+        self._staged.pop(index, None)
+
+    async def wait_appended(self, index: int) -> None:
+        """Return once :attr:`appended_index` reached ``index``.
+
+        Raises:
+            LogHalted: the log halted first.
+        """
+        while self.appended_index < index:
+            if self.halted is not None:
+                raise LogHalted(str(self.halted))
+            self._appended.clear()
+            await self._appended.wait()
+
+    def fail_waiters(self, error: BaseException) -> None:
+        """The driver halted or stopped: let every :meth:`wait_appended` go with an error."""
+        self.halted = error
+        self._appended.set()
+
+    async def persist(self, ready: Ready) -> None:
+        """See ``ports.RaftLog.persist``."""
+        event_log = self._log
+        if ready.snapshot is not None:
+            raise LogHalted("installing a snapshot sent by a leader is not supported by this "
+                            "version (the entry log would have to start over at its index)")
+        waits: list[asyncio.Future[int] | asyncio.Future[None]] = []
+        entries = ready.entries
+        if entries:
+            first = entries[0].index
+            if first <= event_log.last_index():
+                waits.append(event_log.truncate_after(first - 1))
+            waits.append(event_log.append_many(self._batches(entries)))
+        hard = ready.hard_state
+        if hard is not None and (hard.term, hard.vote or "") != (self._saved.term,
+                                                                  self._saved.vote):
+            self._saved = stored_state.HardState(hard.term, hard.vote or "", hard.commit)
+            waits.append(event_log.set_hard_state(self._saved))
+        if entries:
+            self.appended_index = entries[-1].index
+            self._appended.set()
+            if self.on_appended is not None:
+                self.on_appended(self.appended_index)
+        failed: BaseException | None = None
+        for wait in waits:  # every one awaited: a failure is reported once, by the first
+            try:
+                await wait
+            except BaseException as error:  # re-raised below
+                failed = failed or error
+        if failed is not None:
+            raise failed
+
+    def _batches(self, entries: Sequence[Entry]) -> list[EntryBatch]:
+        """The entries as encoded batches: the staged ones as they are, the others encoded here."""
+        staged = self._staged
+        out: list[EntryBatch] = []
+        encoder: EntryEncoder | None = None
+        for entry in entries:
+            batch = staged.pop(entry.index, None)
+            if batch is not None and batch.terms[0] == entry.term:
+                if encoder is not None:
+                    out.append(self._finish(encoder))
+                    encoder = None
+                out.append(batch)
+                continue
+            if encoder is None:
+                encoder = EntryEncoder(self._codec, entry.index)
+            encoder.add(entry.term, entry.kind, entry.data)
+        if encoder is not None:
+            out.append(self._finish(encoder))
+        for index in [i for i in staged if i <= entries[-1].index]:
+            del staged[index]  # proposals that lost their index
+        return out
+
+    def _finish(self, encoder: EntryEncoder) -> EntryBatch:
+        batch = encoder.finish()
+        if EntryKind.EVENTS in batch.kinds:  # a follower's: index its records
+            batch = EntryBatch.decode(batch.data, self._codec, first_index=batch.first_index)
+        return batch
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """See ``ports.RaftLog.save_snapshot``: keep it; retention may then drop what it covers."""
+        await self._log.save_snapshot(encode_snapshot(snapshot, self._codec), snapshot.index)
+        self._storage.latest = snapshot
+
+
+__all__ = ["EntryRaftLog", "EntryStorage", "SnapshotRefused", "decode_snapshot",
+           "encode_snapshot", "entries_of"]

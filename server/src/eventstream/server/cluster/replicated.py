@@ -1,0 +1,205 @@
+"""A node of a replicated cluster: the same write path, with peers on the cluster port.
+
+With ``cluster.enabled`` the node builds exactly the parts a single node
+builds (:func:`~.one_voter.one_voter`: entry log -> Raft log adapter ->
+driver -> applier), but its driver talks to the other members through a
+:class:`~.transport.GrpcTransport` on ``cluster.port``, and the log starts
+from the cluster's initial voters (:mod:`.bootstrap`). Nobody is made leader
+at start: the members elect one when their election timers run out.
+
+Only the leader sequences. A gRPC publish reaching a follower (Publish,
+PublishBatch, each PublishStream request) is forwarded to the leader over
+the cluster link (``PeerService.Forward``) and answered with the leader's
+answer; TCP and UDP frames reaching a follower are refused at once with ``NOT_LEADER``
+(UNAVAILABLE, retryable) naming the leader's node id and public gRPC
+address. With no leader known, both get UNAVAILABLE with a retry delay.
+Followers apply what the leader commits, so their subscribers read the same
+entries in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..broker.dedup import DedupWindow
+from ..config.model import Config
+from ..errors import EventStreamError
+from ..listeners import ListenError, env_name
+from ..raft import NotLeaderError
+from ..storage.entry_api import EntryLog
+from ..storage.fileops import FileOps
+from .bootstrap import ClusterIdentity, load_or_bootstrap
+from .errors import DriverHalted, DriverStopped
+from .one_voter import ReplicatedLog, one_voter
+from .settings import parse_peers, raft_config, tick_seconds
+from .transport import Answer, ForwardFailed, GrpcTransport
+
+log = logging.getLogger(__name__)
+
+ACK_ON_APPEND_ENV = "EVENTSTREAM_TEST_ACK_ON_APPEND"
+"""Test-only: ``1`` acknowledges publishes before replication (see :func:`_ack_on_append`)."""
+NO_LEADER_RETRY_SECONDS = 0.25
+"""The retry delay a publish gets while no leader is known (an election takes 0.5 to 1 s)."""
+
+
+@dataclass(slots=True)
+class ClusterMember:
+    """This node's membership of a replicated cluster: identity, transport and log."""
+
+    identity: ClusterIdentity
+    peers: dict[str, str]
+    """Node id -> ``host:port`` of its cluster port (this node included)."""
+    transport: GrpcTransport
+    replicated: ReplicatedLog
+    client_address: str
+    """``host:port`` of this node's public gRPC port, as its peers announce it."""
+
+    async def start(self, host: str, port: int) -> None:
+        """Start the driver (a follower until an election), then serve the cluster port.
+
+        Raises:
+            ListenError: the cluster port cannot be bound.
+        """
+        await self.replicated.driver.start()
+        try:
+            await self.transport.start(host, port)
+        except RuntimeError as error:
+            raise ListenError([f"cluster: {error}; choose another with --set cluster.port=PORT "
+                               f"(config key cluster.port, env {env_name('cluster.port')}), "
+                               "and change this node's cluster.peers entry with it"]) from None
+        log.info("member %s of cluster %s: cluster port %s:%d, peers %s",
+                 self.identity.node_id, self.identity.cluster_id, host, self.transport.port,
+                 ", ".join(f"{n}={a}" for n, a in sorted(self.peers.items())
+                           if n != self.identity.node_id))
+
+    async def stop(self) -> None:
+        """Stop the driver, then the transport (the entry log stays open)."""
+        await self.replicated.stop()
+        await self.transport.stop(0.5)
+
+    async def hand_over(self, timeout: float) -> None:
+        """Before stopping: hand leadership to the most up-to-date voter, if this node leads.
+
+        The others then need not wait out an election timeout. Gives up
+        quietly after ``timeout`` seconds (the stop goes on; they elect).
+        """
+        driver = self.replicated.driver
+        me = self.identity.node_id
+        if not driver.running or not driver.is_leader or len(self.peers) < 2:
+            return
+        try:
+            driver.transfer_leadership()
+            async with asyncio.timeout(timeout):
+                await driver.wait_until(lambda: driver.leader_id not in (None, me))
+            log.info("handed leadership to %s", driver.leader_id)
+        except (NotLeaderError, DriverStopped, DriverHalted, TimeoutError) as error:
+            log.info("leadership not handed over before stopping (%s)",
+                     type(error).__name__)
+
+    def leader_address(self, leader: str) -> str:
+        """The public gRPC address of ``leader`` ("" when it has not announced one yet)."""
+        if leader == self.identity.node_id:
+            return self.client_address
+        return self.transport.peer_client_address(leader)
+
+    def follows(self) -> bool:
+        """Whether writes go to another node now (this one does not lead)."""
+        return not self.replicated.proposer.is_leader
+
+    async def forward(self, kind: int, request: bytes) -> Answer | None:
+        """Forward a public request to the leader; None when this node leads (serve it here).
+
+        Raises:
+            EventStreamError: NOT_LEADER (UNAVAILABLE, retryable) when no leader is
+                known or the stream to it failed (the outcome is then unknown:
+                a retry with the same event ids is safe).
+        """
+        if self.replicated.proposer.is_leader:
+            return None
+        leader = self.replicated.driver.leader_id
+        if leader is None or leader == self.identity.node_id:
+            self.check_leader()  # raises: no leader known, or this node is not leading yet
+            return None
+        try:
+            return await self.transport.forward(leader, kind, request)
+        except ForwardFailed as error:
+            raise EventStreamError(
+                "NOT_LEADER", f"forwarding to the leader {leader} failed ({error}); the "
+                "outcome is unknown; publish again with the same event ids",
+                retry_after=NO_LEADER_RETRY_SECONDS, leader_id=leader,
+                leader_address=self.leader_address(leader)) from None
+
+    def check_leader(self) -> None:
+        """The broker's write gate: raise ``NOT_LEADER`` unless this node takes writes now."""
+        driver = self.replicated.driver
+        if self.replicated.proposer.is_leader:
+            return
+        leader = driver.leader_id
+        if leader is None or leader == self.identity.node_id:
+            raise EventStreamError(
+                "NOT_LEADER", f"node {self.identity.node_id} knows no leader now (an election "
+                "is under way, or most members are out of reach); nothing of this request was "
+                "stored; retry",
+                retry_after=NO_LEADER_RETRY_SECONDS)
+        address = self.leader_address(leader)
+        raise EventStreamError(
+            "NOT_LEADER", f"node {self.identity.node_id} is a follower; the leader is {leader}"
+            f"{f' at {address}' if address else ''}; nothing of this request was stored; "
+            "publish to the leader", leader_id=leader, leader_address=address)
+
+
+def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,
+                 on_halt: Callable[[BaseException], None] | None = None) -> ClusterMember:
+    """Build this node's membership (see the module docstring); bootstraps an empty data dir.
+
+    Raises:
+        DataDirRefused: the data dir belongs to another node or holds a log
+            without a cluster identity.
+    """
+    cluster = config.cluster
+    node_id = cluster.node_id
+    peers = parse_peers(cluster.peers)
+    identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, peers, event_log, ops,
+                                 cluster.name)
+    own_host = peers[node_id].rpartition(":")[0]
+    client_address = f"{own_host}:{config.server.grpc_port}"
+    transport = GrpcTransport(node_id, identity.cluster_id, peers, client_address=client_address,
+                              send_queue_messages=cluster.send_queue_messages,
+                              max_batch_bytes=cluster.max_batch_bytes,
+                              max_message_bytes=cluster.max_message_bytes)
+    replicated = one_voter(event_log, raft_config(cluster), window,
+                           tick_seconds=tick_seconds(cluster),
+                           snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
+                           transport=transport, voters=identity.voters)
+    if os.environ.get(ACK_ON_APPEND_ENV) == "1":
+        _ack_on_append(replicated)
+    return ClusterMember(identity, peers, transport, replicated, client_address)
+
+
+def _ack_on_append(replicated: ReplicatedLog) -> None:
+    """Test-only bug: acknowledge publishes before a majority has their entry.
+
+    Entries are reported applied once handed to the local log, so the write
+    path answers early; the cluster tests must catch the events this loses.
+    """
+    log.warning("%s=1: acknowledging before replication (a deliberately broken build)",
+                ACK_ON_APPEND_ENV)
+    applier, driver = replicated.applier, replicated.driver
+    reported = replicated.raft_log.appended_index
+
+    def appended(index: int) -> None:
+        nonlocal reported
+        if applier.on_entry is not None and driver.is_leader:
+            for early in range(reported + 1, index + 1):
+                applier.on_entry(early, driver.term)
+        reported = index
+
+    replicated.raft_log.on_appended = appended
+
+
+__all__ = ["NO_LEADER_RETRY_SECONDS", "ClusterMember", "join_cluster"]

@@ -1,0 +1,113 @@
+"""Start a replicated cluster of real ``eventstream-server`` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .server import ServerProcess, free_port, http_get
+from .toxiproxy import Mesh, Toxiproxy
+
+
+def _mesh(toxiproxy: Toxiproxy, cluster_ports: dict[str, int]) -> Mesh:
+    """A link per ordered pair of nodes, each on a free port none of the nodes will take.
+
+    (The nodes listen only once started: a link must not pick their ports now.)
+    """
+    taken = set(cluster_ports.values())
+
+    def fresh_port() -> int:
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        return port
+    return Mesh({(source, destination): toxiproxy.link(f"{source}->{destination}", upstream,
+                                                       port=fresh_port())
+                 for source in cluster_ports for destination, upstream in cluster_ports.items()
+                 if source != destination})
+
+
+class Cluster:
+    """``size`` server processes that list each other as ``cluster.peers``.
+
+    Args:
+        workdir: each node gets ``workdir/<node id>`` (config, data, log).
+        size: members.
+        config: config sections merged over every node's.
+        env: environment variables of every node.
+        toxiproxy: when given, every node reaches every other through a link
+            of a :class:`Mesh` on it (:attr:`mesh`), so faults can strike any
+            direction between any pair; the nodes then share a
+            ``cluster.name``, as their peer maps differ.
+    """
+
+    def __init__(self, workdir: Path, size: int = 3, config: dict[str, Any] | None = None,
+                 env: dict[str, str] | None = None, toxiproxy: Toxiproxy | None = None) -> None:
+        ids = [f"n{i}" for i in range(1, size + 1)]
+        cluster_ports = {node: free_port() for node in ids}
+        self.mesh: Mesh | None = _mesh(toxiproxy, cluster_ports) if toxiproxy else None
+        self.nodes: dict[str, ServerProcess] = {}
+        for node in ids:
+            (workdir / node).mkdir(parents=True)
+            sections: dict[str, Any] = {key: dict(value) for key, value in (config or {}).items()}
+            sections.setdefault("cluster", {}).update({
+                "enabled": True, "node_id": node, "port": cluster_ports[node],
+                "peers": [f"{peer}={self._peer_address(node, peer, cluster_ports)}"
+                          for peer in ids]})
+            if self.mesh is not None:
+                sections["cluster"].setdefault("name", "faults")
+            self.nodes[node] = ServerProcess(workdir / node, sections, env=env)
+
+    def _peer_address(self, node: str, peer: str, cluster_ports: dict[str, int]) -> str:
+        """Where ``node`` dials ``peer``: its own port directly, others through the mesh."""
+        if self.mesh is None or node == peer:
+            return f"127.0.0.1:{cluster_ports[peer]}"
+        return self.mesh.address(node, peer)
+
+    def start(self) -> Cluster:
+        """Start every node, then wait until each is healthy."""
+        for server in self.nodes.values():
+            server.start(wait=False)
+        for server in self.nodes.values():
+            server.wait_healthy(60.0)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM every node still running."""
+        for server in self.nodes.values():
+            if server.process is not None and server.process.poll() is None:
+                server.stop()
+
+    def status(self, node: str) -> dict[str, Any]:
+        """The node's /status document (raises OSError when it does not answer)."""
+        _, body = http_get(f"{self.nodes[node].http}/status")
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    def running(self) -> list[str]:
+        """Ids of the nodes whose process runs."""
+        return [node for node, server in self.nodes.items()
+                if server.process is not None and server.process.poll() is None]
+
+    def wait_leader(self, timeout: float = 30.0, among: list[str] | None = None) -> str:
+        """The node that leads, once one running node reports itself leader and the others agree."""
+        deadline = time.monotonic() + timeout
+        while True:
+            members = among or self.running()
+            views = {}
+            for node in members:
+                try:
+                    views[node] = self.status(node)["cluster"]
+                except (OSError, ValueError, KeyError):
+                    continue
+            leaders = {node for node, view in views.items() if view.get("role") == "leader"}
+            if len(leaders) == 1:
+                leader = leaders.pop()
+                if all(view.get("leader") == leader for view in views.values()) and \
+                        len(views) == len(members):
+                    return leader
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no leader agreed on within {timeout}s: {views}")
+            time.sleep(0.05)
