@@ -23,7 +23,9 @@ and every write synced to disk before it is acknowledged:
     `cluster.peers`), `storage.fsync: always` on every node, so an ack means
     a majority synced the entry; the same clients publish to the leader, and
     the fan-out's subscribers read from the two followers;
-    ratio 3 nodes / 1 node per workload.
+    ratio 3 nodes / 1 node per workload;
+  * the CPU each EventStream server process spent per event published in
+    each workload (leader, followers, single node), from /proc.
 
 Servers are pinned to core 0 (all three NATS nodes share it, as the three
 EventStream nodes do) and load tools to core 1 when taskset and two cores
@@ -141,25 +143,50 @@ class FollowerFanoutEndpoint(peer_clients.OursEndpoint):
         await super().close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def publish_figures(target: str, ghz: str, workdir: Path, args: argparse.Namespace, pin: bool,
-                    fanout_endpoint: peer_clients.Endpoint) -> dict[str, float]:
-    """Events/s of unary, batched and pipelined publishes to ``target``, and the fan-out."""
+                    fanout_endpoint: peer_clients.Endpoint,
+                    servers: dict[str, int]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Events/s of unary, batched and pipelined publishes to ``target``, and the fan-out.
+
+    Also the CPU the ``servers`` (role -> pid) spent per event published in
+    each workload, in microseconds: where a replicated node's time goes.
+    """
     from eventstream.v1 import common_pb2
     unary = pb.publish_pb2.PublishRequest(event=common_pb2.Event(
         topic=pb.TOPIC, payload=b"x" * SIZE)).SerializeToString()
     call = "eventstream.v1.PublishService.Publish"
     pb.run_ghz(ghz, target, call, unary, SINGLE_CONCURRENCY, 1.0, 1, pin, workdir)  # warm-up
-    run = pb.run_ghz(ghz, target, call, unary, SINGLE_CONCURRENCY, args.duration, 1, pin, workdir)
-    if run["errors"]:
-        raise RuntimeError(f"the server answered errors: {run['errors']}")
-    return {
-        UNARY: run["events_per_s"],
-        BATCHED: peers_bench.raw_client(target, "batch", SIZE, args.duration, 1,
-                                        BATCH_CONCURRENCY, pin),
-        PIPELINED: peers_bench.raw_client(target, "stream", SIZE, args.duration, STREAMS,
-                                          WINDOW, pin),
-        FANOUT: fanout(fanout_endpoint, args.fanout_events),
+
+    def unary_rate() -> float:
+        run = pb.run_ghz(ghz, target, call, unary, SINGLE_CONCURRENCY, args.duration, 1, pin,
+                         workdir)
+        if run["errors"]:
+            raise RuntimeError(f"the server answered errors: {run['errors']}")
+        return float(run["events_per_s"])
+
+    workloads = {
+        UNARY: unary_rate,
+        BATCHED: lambda: peers_bench.raw_client(target, "batch", SIZE, args.duration, 1,
+                                                BATCH_CONCURRENCY, pin),
+        PIPELINED: lambda: peers_bench.raw_client(target, "stream", SIZE, args.duration, STREAMS,
+                                                  WINDOW, pin),
+        FANOUT: lambda: fanout(fanout_endpoint, args.fanout_events),
     }
+    figures, cpu = {}, {}
+    for workload, measure in workloads.items():
+        before = {role: cpu_seconds(pid) for role, pid in servers.items()}
+        figures[workload] = measure()
+        published = (args.fanout_events if workload == FANOUT
+                     else figures[workload] * args.duration)
+        cpu[workload] = {role: round((cpu_seconds(pid) - before[role]) * 1e6 / max(published, 1), 2)
+                         for role, pid in servers.items()}
+    return figures, cpu
 
 
 SERVER_CONFIG = {"server": {"drain_timeout_seconds": 5.0},
@@ -181,9 +208,10 @@ def single_node(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) ->
         server.start()
         assert server.process is not None
         peers_bench.peer_servers._pin(server.process.pid, pin)
-        figures = publish_figures(server.target, ghz, workdir, args, pin,
-                                  peer_clients.OursEndpoint(server.target))
-        return {"figures": figures, "version": version(),
+        figures, cpu = publish_figures(server.target, ghz, workdir, args, pin,
+                                       peer_clients.OursEndpoint(server.target),
+                                       {"node": server.process.pid})
+        return {"figures": figures, "cpu_us_per_event": cpu, "version": version(),
                 "setup": "one node, disk log, storage.fsync: always"}
 
 
@@ -203,10 +231,13 @@ def three_nodes(workdir: Path, ghz: str, args: argparse.Namespace, pin: bool) ->
         leader = cluster.wait_leader()
         followers = [cluster.nodes[node].target for node in cluster.nodes if node != leader]
         target = cluster.nodes[leader].target
-        figures = publish_figures(target, ghz, workdir, args, pin,
-                                  FollowerFanoutEndpoint(target, followers))
+        pids = {"leader": cluster.nodes[leader].process.pid}
+        pids.update({f"follower {node}": server.process.pid
+                     for node, server in cluster.nodes.items() if node != leader})
+        figures, cpu = publish_figures(target, ghz, workdir, args, pin,
+                                       FollowerFanoutEndpoint(target, followers), pids)
         term = cluster.status(cluster.wait_leader())["cluster"]["term"]
-        return {"figures": figures, "version": version(),
+        return {"figures": figures, "cpu_us_per_event": cpu, "version": version(),
                 "setup": "3 nodes replicated with Raft on 127.0.0.1, disk log, storage.fsync: "
                          "always on every node; publishes to the leader, fan-out subscribers "
                          f"on the followers; final term {term}"}
@@ -289,6 +320,20 @@ def text_table(results: dict[str, dict]) -> str:
                      for line in lines)
 
 
+def cpu_table(results: dict[str, dict]) -> str:
+    """Server CPU microseconds per event published, per workload and process (markdown)."""
+    columns = [(system, role) for system in (THREE_NODES, ONE_NODE)
+               for role in results[system].get("cpu_us_per_event", {}).get(UNARY, {})]
+    lines = ["Server CPU per event published (µs; all servers share one core):", "",
+             "| workload | " + " | ".join(f"{system}: {role}" for system, role in columns) + " |",
+             "|" + "---|" * (len(columns) + 1)]
+    for workload in WORKLOADS:
+        lines.append(f"| {workload} | " + " | ".join(
+            f"{results[system]['cpu_us_per_event'][workload][role]:.1f}"
+            for system, role in columns) + " |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict[str, dict], info: dict[str, str], args: argparse.Namespace) -> str:
     """cluster.md: the table, the systems and the machine."""
     out = ["# Replicated cluster benchmark (`bench/cluster_bench.py`)", "",
@@ -297,7 +342,7 @@ def markdown(results: dict[str, dict], info: dict[str, str], args: argparse.Name
            f"fan-out of {args.fanout_events:,} events to {FANOUT_SUBSCRIBERS} subscribers.", "",
            "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(row) + " |" for row in rows(results)]
-    out += ["", "Systems:"]
+    out += ["", cpu_table(results), "", "Systems:"]
     for system in SYSTEMS:
         entry = results[system]
         out.append(f"- {system}: " + (entry.get("unavailable") or
@@ -362,6 +407,7 @@ def run(args: argparse.Namespace) -> int:
     info["load average (1/5/15 min) before / after"] = f"{load_before} / {peers_bench.load_average()}"
     info["run time"] = f"{time.monotonic() - started:.0f} s"
     print(text_table(results))
+    print(cpu_table(results))
     for key, value in info.items():
         print(f"{key}: {value}")
     out = Path(args.out)

@@ -96,6 +96,9 @@ def test_quick_run_prints_the_three_node_column_beside_one_node_and_nats(
     assert set(three_nodes["figures"]) == set(saved["EventStream 1 node"]["figures"])
     assert all(value > 0 for value in three_nodes["figures"].values())
     assert "3 nodes replicated" in three_nodes["setup"]
+    for workload, roles in three_nodes["cpu_us_per_event"].items():  # every node's CPU per event
+        assert next(iter(roles)) == "leader" and len(roles) == 3, workload
+    assert "Server CPU per event published" in out
     assert set(saved["NATS JetStream R3"]["figures"]) == set(saved["EventStream 1 node"]["figures"])
     assert len(saved["NATS JetStream R1"]["figures"]) == 3  # the publish rows
     assert "EventStream 3 nodes" in (tmp_path / "cluster.md").read_text()

@@ -83,7 +83,7 @@ def test_more_than_one_pod_is_refused_without_independent_nodes(settings: tuple[
                                                                  asked: str) -> None:
     error = helm_template_error(sets=settings)
     assert asked in error
-    assert "replication is not available in this version" in error
+    assert "this chart does not deploy a replicated cluster yet" in error
     assert "its own unrelated log" in error and "client Service would spread clients" in error
     assert "independentNodes: true" in error
 
@@ -354,7 +354,7 @@ def test_notes_tell_how_to_connect_and_check_health(tmp_path) -> None:
     assert "eventstream.example.com:80" in notes
     assert "no ServiceMonitor was created" in notes
     assert "It runs as ONE node: the pod eventstream-0" in notes
-    assert "Replication is not available in this version" in notes
+    assert "This chart does not deploy a replicated cluster yet" in notes
     assert not re.search(r"quorum|majority|replicat(e|es|ing) the log", notes)
     assert "INDEPENDENT" not in notes
 

@@ -73,15 +73,19 @@ async def wait_acks(recorder: HistoryRecorder, count: int, timeout: float = 60.0
             await asyncio.sleep(0.02)
 
 
-async def record_faults(recorder: HistoryRecorder, cluster: Cluster, mesh) -> str:
+async def record_faults(recorder: HistoryRecorder, cluster: Cluster, mesh, broken: bool) -> str:
     """Kill and restart the leader, then cut off the next one; return the cut-off node."""
     await wait_acks(recorder, 40)
     first = await asyncio.to_thread(cluster.wait_leader)
     await asyncio.to_thread(cluster.nodes[first].kill)
     await asyncio.to_thread(cluster.wait_leader, 30.0, [n for n in cluster.nodes if n != first])
     await wait_acks(recorder, 20)
-    cluster.nodes[first].start(wait=False)
-    await asyncio.to_thread(cluster.nodes[first].wait_healthy)
+    code = await asyncio.to_thread(cluster.nodes[first].start_or_exit, 60.0)
+    if code is not None:
+        # Only the broken build may damage its own restart (it reports entries
+        # applied before they are durable); the history is still checked.
+        assert broken, f"{first} did not restart (exit {code}):\n{cluster.nodes[first].log()}"
+        print(f"\nthe broken build's {first} refused to restart (exit {code})")
     await wait_acks(recorder, 20)
 
     cut_off = await asyncio.to_thread(cluster.wait_leader)
@@ -91,8 +95,10 @@ async def record_faults(recorder: HistoryRecorder, cluster: Cluster, mesh) -> st
             await recorder.publish(direct, Event("history/direct", b"d", id=f"direct-{i}"),
                                    client_id="direct")
     await asyncio.to_thread(wait_role, cluster, cut_off, "leader")
-    await asyncio.to_thread(cluster.wait_leader, 30.0, [n for n in cluster.nodes if n != cut_off])
-    await wait_acks(recorder, 20)
+    majority = [node for node in cluster.running() if node != cut_off]
+    if len(majority) == 2:  # (one node short only when the broken build did not restart)
+        await asyncio.to_thread(cluster.wait_leader, 30.0, majority)
+        await wait_acks(recorder, 20)
     await asyncio.to_thread(mesh.heal)
     await wait_acks(recorder, 20)
     return cut_off
@@ -110,7 +116,7 @@ async def test_history_during_a_leader_kill_and_a_partition(tmp_path: Path, brok
         tasks.append(asyncio.create_task(reader(recorder, cluster, stop)))
         try:
             async with asyncio.timeout(180):
-                await record_faults(recorder, cluster, mesh)
+                await record_faults(recorder, cluster, mesh, broken)
         finally:
             stop.set()
             async with asyncio.timeout(60):

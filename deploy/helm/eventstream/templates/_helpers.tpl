@@ -161,7 +161,7 @@ eventstream.checkIndependentNodes
 {{- if gt $pods (int .Values.replicas) }}
 {{- $asked = printf "autoscaling up to %d pods" $pods }}
 {{- end }}
-{{- fail (printf "%s would run %d independent single nodes, not a replicated cluster: replication is not available in this version. Every pod would keep its own unrelated log, and the client Service would spread clients over the pods, so a subscriber sees only the events of the pod it reached and a resumed subscription may continue in another pod's log. Use replicas: 1 without autoscaling, or opt in to independent nodes with independentNodes: true." $asked $pods) }}
+{{- fail (printf "%s would run %d independent single nodes, not a replicated cluster: this chart does not deploy a replicated cluster yet. Every pod would keep its own unrelated log, and the client Service would spread clients over the pods, so a subscriber sees only the events of the pod it reached and a resumed subscription may continue in another pod's log. Use replicas: 1 without autoscaling, or opt in to independent nodes with independentNodes: true." $asked $pods) }}
 {{- end }}
 {{- end }}
 
