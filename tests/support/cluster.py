@@ -33,6 +33,13 @@ class Cluster:
                 "enabled": True, "node_id": node, "port": cluster_ports[node], "peers": peers})
             self.nodes[node] = ServerProcess(workdir / node, sections, env=env)
 
+    @classmethod
+    def of(cls, nodes: dict[str, ServerProcess]) -> Cluster:
+        """A cluster of servers configured by the caller (e.g. found by discovery, not listed)."""
+        cluster = cls.__new__(cls)
+        cluster.nodes = dict(nodes)
+        return cluster
+
     def start(self) -> Cluster:
         """Start every node, then wait until each is healthy."""
         for server in self.nodes.values():

@@ -18,13 +18,16 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import DEFAULT_PATH, ConfigError, load_config
 from .config.model import Config
 from .listeners import ListenError, check_listeners
+
+if TYPE_CHECKING:
+    from .cluster.discovery import PeerDiscovery
 
 # Flag -> config key, for the common overrides.
 FLAG_KEYS = {
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
-    from .cluster.discovery import DiscoveryError, find_peers
+    from .cluster.discovery import DiscoveryError, peer_discovery
     from .errors import EventStreamError
     from .observability.logging import configure_logging
     from .storage.failure import DataDirRefused
@@ -118,21 +121,30 @@ def run(config: Config) -> int:
         runner = asyncio.run
 
     async def serve() -> int:
-        if config.cluster.enabled:
-            # The peers must be findable before the node starts (docs/cluster.md "Discovery").
-            try:
-                await find_peers(config.cluster)
-            except DiscoveryError as error:
-                for problem in error.problems:
-                    print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
-                return 2
+        node: Node | None = None
+        peers = None
+
+        async def moved(found: Mapping[str, str]) -> None:
+            # A watching discovery (kubernetes) saw a member come back at a new address.
+            if node is not None and node.member is not None:
+                await node.member.set_peers(found)
+
+        discovery: PeerDiscovery | None = None
         try:
-            node = Node(config)
+            if config.cluster.enabled:
+                discovery = peer_discovery(config.cluster)
+                # The peers must be findable before the node starts (docs/cluster.md "Discovery").
+                peers = await discovery.start(moved)
+            node = Node(config, peers)
+        except DiscoveryError as error:
+            for problem in error.problems:
+                print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
+            return await _stopped(discovery, 2)
         except (DataDirRefused, CorruptSegment, EventStreamError) as error:
             # One line naming the file (and byte offset); docs/storage.md "Repairing a refused data
             # dir". EventStreamError: a damaged record read while restoring de-duplication.
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
-            return 2
+            return await _stopped(discovery, 2)
         try:
             return await node.run()
         except ListenError as error:  # a port taken after the check
@@ -141,8 +153,17 @@ def run(config: Config) -> int:
             logging.getLogger("eventstream.server").error("start-up failed: %s", error)
             await node.shutdown()
             return 1
+        finally:
+            await _stopped(discovery, 0)
 
     return runner(serve())
+
+
+async def _stopped(discovery: PeerDiscovery | None, code: int) -> int:
+    """Stop watching the peers (when a discovery runs); returns ``code``."""
+    if discovery is not None:
+        await discovery.stop()
+    return code
 
 
 def _cannot_listen(error: ListenError) -> int:

@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import __version__
@@ -77,9 +78,10 @@ class Node:
 
     Args:
         config: the loaded configuration.
+        peers: the members discovery found (``cluster.enabled``); None: ``cluster.peers``.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, peers: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.started_at = time.monotonic()
         node_id = config.cluster.node_id
@@ -104,7 +106,7 @@ class Node:
         self.member: ClusterMember | None = None
         if replicates(config.cluster):
             self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
-                                       on_halt=self._log_halted)
+                                       discovered=peers, on_halt=self._log_halted)
             self.replicated = self.member.replicated
         else:
             self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
@@ -171,7 +173,8 @@ class Node:
                                metrics_enabled=config.metrics.enabled,
                                metrics_path=config.metrics.path,
                                max_connections=config.metrics.max_connections,
-                               header_timeout=config.metrics.header_timeout_seconds)
+                               header_timeout=config.metrics.header_timeout_seconds,
+                               unready=self.member.unready if self.member else None)
         self._stopping = asyncio.Event()
         observe_lanes(metrics, self.lanes)
         observe_log(metrics, self.log)
@@ -240,10 +243,6 @@ class Node:
                  __version__, config.cluster.node_id, host, self.grpc.port, host, self.http.port,
                  config.metrics.path, host, self.tcp.port, host, self.udp.port,
                  self.udp.receive_buffer, _describe_log(config), self.log.partitions)
-        if config.cluster.enabled and self.member is None:
-            log.warning("cluster.discovery %s is not available in this version (only static "
-                        "peers are): this node runs as a cluster of one",
-                        config.cluster.discovery)
 
     async def shutdown(self) -> bool:
         """Drain and stop.
