@@ -139,6 +139,20 @@ def test_rich_details_are_decoded_into_the_typed_error():
     assert type(other) is EventStreamError
 
 
+def test_a_follower_refusal_names_the_leader():
+    status = status_pb2.Status(code=14, message="node n2 is a follower")
+    status.details.add().Pack(error_details_pb2.ErrorInfo(
+        reason="NOT_LEADER", domain="eventstream.v1",
+        metadata={"leader_id": "n1", "leader_address": "10.0.0.1:9200"}))
+    error = error_from_status(grpc.StatusCode.UNAVAILABLE, "node n2 is a follower",
+                              [("grpc-status-details-bin", status.SerializeToString())])
+    assert isinstance(error, UnavailableError) and error.retryable
+    assert (error.reason, error.leader_id, error.leader_address) == \
+        ("NOT_LEADER", "n1", "10.0.0.1:9200")
+    plain = error_from_status(grpc.StatusCode.UNAVAILABLE, "draining", [])
+    assert (plain.leader_id, plain.leader_address) == ("", "")
+
+
 def test_start_positions_build_their_requests():
     at = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
     assert subscribe_request(("#",), None, "earliest", 0).start_from == \

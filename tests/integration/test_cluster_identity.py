@@ -9,6 +9,7 @@ member, data dirs that are not the node's refused at start, and
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import grpc
@@ -107,3 +108,16 @@ def test_cluster_settings_that_cannot_work_are_refused(tmp_path: Path, cluster, 
                                       "storage": storage})
     code, output = server.run_to_exit()
     assert code == 2 and f"config error: {problem}" in output, output
+
+
+def test_a_taken_cluster_port_is_named_at_start(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path, {"cluster": {
+            "enabled": True, "port": port,
+            "peers": [f"test-node=127.0.0.1:{port}", f"other=127.0.0.1:{free_port()}"]}})
+        code, output = server.run_to_exit()
+    assert code == 2, output
+    assert f"cannot listen: cluster: cannot listen on the cluster port 127.0.0.1:{port}" in output

@@ -19,8 +19,9 @@ from tests.support.server import ServerProcess
 FAULTS_ENV = "EVENTSTREAM_TEST_FAULTS"
 """The server's environment variable for a test-only fault plan."""
 
-LOG_FILES = "partition-"
-"""Part of every path of the log's data files: a fault counts only calls on those."""
+LOG_FILES = "/log"
+"""Part of every path of the log's segment and index files (``<data_dir>/log/``, the
+directory itself for its syncs): a fault counts only calls on those."""
 
 OPS = ("write", "fsync", "rename", "write_file", "open", "fsync_dir")
 """The operations of a commit round: record writes and fsyncs, the index files

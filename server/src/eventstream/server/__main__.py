@@ -102,9 +102,10 @@ def run(config: Config) -> int:
     """Run a node with ``config`` until it is told to stop."""
     from .app import Node
     from .cluster.discovery import DiscoveryError, peer_discovery
-    from .errors import EventStreamError
+    from .cluster.entry_raft_log import SnapshotRefused
     from .observability.logging import configure_logging
     from .storage.failure import DataDirRefused
+    from .storage.hard_state import HardStateRefused
     from .storage.segment import CorruptSegment
 
     try:
@@ -140,15 +141,18 @@ def run(config: Config) -> int:
             for problem in error.problems:
                 print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
             return await _stopped(discovery, 2)
-        except (DataDirRefused, CorruptSegment, EventStreamError) as error:
+        except (DataDirRefused, CorruptSegment, HardStateRefused, SnapshotRefused) as error:
             # One line naming the file (and byte offset); docs/storage.md "Repairing a refused data
-            # dir". EventStreamError: a damaged record read while restoring de-duplication.
+            # dir".
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
             return await _stopped(discovery, 2)
         try:
             return await node.run()
         except ListenError as error:  # a port taken after the check
             return _cannot_listen(error)
+        except DataDirRefused as error:  # the start's first writes failed
+            print(f"eventstream-server: storage error: {error}", file=sys.stderr)
+            return 2
         except OSError as error:
             logging.getLogger("eventstream.server").error("start-up failed: %s", error)
             await node.shutdown()

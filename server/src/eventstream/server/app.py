@@ -31,6 +31,7 @@ from .broker.lanes import lanes
 from .broker.retention import RetentionPolicy
 from .broker.sequencer import Sequencer
 from .broker.write_path import WritePath
+from .cluster.errors import DriverHalted
 from .cluster.one_voter import one_voter
 from .cluster.replicated import ClusterMember, join_cluster
 from .cluster.settings import raft_config, replicates, tick_seconds
@@ -63,7 +64,7 @@ from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.health import HealthState
 from .rpc.server import PUBLIC_SERVICES, GrpcServer
 from .storage.entry_log import DiskEntryLog
-from .storage.failure import halt_reason
+from .storage.failure import DataDirRefused, halt_reason
 from .storage.fileops import file_ops
 from .storage.memory_entry_log import MemoryEntryLog
 
@@ -209,10 +210,15 @@ class Node:
         await self.health.set(False, "starting")
         with listening(HTTP, host, config.metrics.port):
             await self.http.start(host, config.metrics.port)
-        if self.member is not None:
-            await self.member.start(host, config.cluster.port)
-        else:
-            await self.replicated.lead(LEADERSHIP_SECONDS)
+        try:
+            if self.member is not None:
+                await self.member.start(host, config.cluster.port)
+            else:
+                await self.replicated.lead(LEADERSHIP_SECONDS)
+        except DriverHalted as error:  # the start's own writes failed (its first entry)
+            reason, _ = halt_reason(error.cause, Path(config.storage.data_dir))
+            raise DataDirRefused(f"storage.data_dir {config.storage.data_dir}: cannot start: "
+                                 f"{reason}") from error
         if isinstance(self.log, DiskEntryLog):
             self.log.start()
         self.broker.start()
@@ -315,7 +321,7 @@ class Node:
             loop.add_signal_handler(signum, self.request_stop)
         try:
             await self.start()
-        except ListenError:
+        except (ListenError, DataDirRefused):
             await self._abandon_start()
             raise
         await self._stopping.wait()

@@ -33,6 +33,10 @@ class EventStreamError(Exception):
         reason: stable machine-readable reason, e.g. ``"TOPIC_WILDCARD"`` ("" if none).
         field: the request field at fault, e.g. ``"events[3].topic"`` ("" if none).
         retry_delay: seconds the server asked to wait before a retry, if it said.
+        leader_id: for a write a follower of a replicated cluster could not pass
+            on: the leader's node id ("" if none was named).
+        leader_address: that leader's ``host:port`` ("" if unknown); a client
+            may send there directly.
 
     Example:
         >>> try:
@@ -43,13 +47,16 @@ class EventStreamError(Exception):
     """
 
     def __init__(self, code: grpc.StatusCode, message: str, *, reason: str = "",
-                 field: str = "", retry_delay: float | None = None) -> None:
+                 field: str = "", retry_delay: float | None = None, leader_id: str = "",
+                 leader_address: str = "") -> None:
         super().__init__(f"{code.name}: {message}" + (f" ({reason})" if reason else ""))
         self.code = code
         self.message = message
         self.reason = reason
         self.field = field
         self.retry_delay = retry_delay
+        self.leader_id = leader_id
+        self.leader_address = leader_address
 
     @property
     def retryable(self) -> bool:
@@ -93,10 +100,12 @@ _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def make_error(code: grpc.StatusCode, message: str, *, reason: str = "", field: str = "",
-               retry_delay: float | None = None) -> EventStreamError:
+               retry_delay: float | None = None, leader_id: str = "",
+               leader_address: str = "") -> EventStreamError:
     """The error of the class matching ``code``."""
     cls = _CLASSES.get(code, EventStreamError)
-    return cls(code, message, reason=reason, field=field, retry_delay=retry_delay)
+    return cls(code, message, reason=reason, field=field, retry_delay=retry_delay,
+               leader_id=leader_id, leader_address=leader_address)
 
 
 def error_from_status(code: grpc.StatusCode, message: str,
@@ -104,15 +113,18 @@ def error_from_status(code: grpc.StatusCode, message: str,
     """Decode an error status and its trailers (rich details, retry hint)."""
     reason = field = ""
     retry_delay: float | None = None
+    leader: dict[str, str] = {}
     for key, value in trailers:
         if key == _DETAILS_KEY and isinstance(value, bytes):
-            reason, field, retry_delay = _decode_details(value)
+            reason, field, retry_delay, leader = _decode_details(value)
         elif key == _RETRY_AFTER_KEY and retry_delay is None:
             try:
                 retry_delay = int(value) / 1000
             except ValueError:
                 pass  # a malformed hint is no hint
-    return make_error(code, message, reason=reason, field=field, retry_delay=retry_delay)
+    return make_error(code, message, reason=reason, field=field, retry_delay=retry_delay,
+                      leader_id=leader.get("leader_id", ""),
+                      leader_address=leader.get("leader_address", ""))
 
 
 def error_from_rpc(error: grpc.RpcError) -> EventStreamError:
@@ -150,20 +162,23 @@ def error_from_event_error(error: common_pb2.EventError) -> EventStreamError:
     return make_error(code, error.message, reason=error.reason, field=error.field)
 
 
-def _decode_details(data: bytes) -> tuple[str, str, float | None]:
-    """(reason, field, retry delay) from a serialized google.rpc.Status."""
+def _decode_details(data: bytes) -> tuple[str, str, float | None, dict[str, str]]:
+    """(reason, field, retry delay, leader hint) from a serialized google.rpc.Status."""
     reason = field = ""
     retry_delay: float | None = None
+    leader: dict[str, str] = {}
     try:
         status = status_pb2.Status.FromString(data)
     except DecodeError:
-        return reason, field, retry_delay
+        return reason, field, retry_delay, leader
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             reason = info.reason
             field = field or info.metadata.get("field", "")
+            leader = {key: info.metadata[key] for key in ("leader_id", "leader_address")
+                      if key in info.metadata}
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
@@ -173,4 +188,4 @@ def _decode_details(data: bytes) -> tuple[str, str, float | None]:
             hint = error_details_pb2.RetryInfo()
             detail.Unpack(hint)
             retry_delay = hint.retry_delay.ToNanoseconds() / 1e9
-    return reason, field, retry_delay
+    return reason, field, retry_delay, leader

@@ -186,8 +186,12 @@ class EntryRaftLog:
         self._log = event_log
         self._codec = codec
         stored = event_log.snapshot()
-        snapshot = (decode_snapshot(stored, codec) if stored is not None
-                    else Snapshot(membership=membership))
+        try:
+            snapshot = (decode_snapshot(stored, codec) if stored is not None
+                        else Snapshot(membership=membership))
+        except SnapshotRefused as error:
+            raise SnapshotRefused(f"the application snapshot (file `snapshot` of the data dir) "
+                                  f"is refused: {error}") from None
         if snapshot.index < event_log.first_index() - 1:
             raise SnapshotRefused(f"the log starts at entry {event_log.first_index()} but the "
                                   f"stored snapshot covers only up to {snapshot.index}")
@@ -264,8 +268,14 @@ class EntryRaftLog:
             self._appended.set()
             if self.on_appended is not None:
                 self.on_appended(self.appended_index)
-        for wait in waits:
-            await wait
+        failed: BaseException | None = None
+        for wait in waits:  # every one awaited: a failure is reported once, by the first
+            try:
+                await wait
+            except BaseException as error:  # re-raised below
+                failed = failed or error
+        if failed is not None:
+            raise failed
 
     def _batches(self, entries: Sequence[Entry]) -> list[EntryBatch]:
         """The entries as encoded batches: the staged ones as they are, the others encoded here."""

@@ -80,12 +80,15 @@ class RaftDriver:
         rng: the election jitter's source (default: a fresh ``random.Random``).
         on_halt: called once with the error when the driver halts (the
             write path stops taking writes at once).
+        expected_errors: errors that halt the driver without being bugs (a
+            storage error of the log): logged in one line, without a traceback.
     """
 
     def __init__(self, config: Config, raft_log: RaftLog, transport: Transport, applier: Applier, *,
                  tick_seconds: float = 0.05, inbox_batches: int = 1024,
                  rng: random.Random | None = None,
-                 on_halt: Callable[[BaseException], None] | None = None) -> None:
+                 on_halt: Callable[[BaseException], None] | None = None,
+                 expected_errors: tuple[type[BaseException], ...] = ()) -> None:
         if tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
         if inbox_batches < 1:
@@ -108,6 +111,7 @@ class RaftDriver:
         self._stopping = False
         self._halted: BaseException | None = None
         self._on_halt = on_halt
+        self._expected_errors = expected_errors
         self._snapshot_wanted = False
         # (index, sequence, term or -1, future): callers of wait_applied, by index.
         self._appliers: list[tuple[int, int, int, asyncio.Future[None]]] = []
@@ -500,8 +504,9 @@ class RaftDriver:
 
     def _halt(self, error: BaseException) -> None:
         self._halted = error
+        expected = isinstance(error, self._expected_errors)
         log.error("Raft node %s halted: %r; it takes no more writes until restarted",
-                  self._config.node_id, error, exc_info=error)
+                  self._config.node_id, error, exc_info=None if expected else error)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

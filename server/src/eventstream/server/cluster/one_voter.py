@@ -21,7 +21,7 @@ from ..broker.applier import EntryApplier
 from ..broker.dedup import DedupWindow
 from ..broker.group_state import GroupTable
 from ..native import NativeWire
-from ..storage.entry_api import EntryLog
+from ..storage.entry_api import EntryLog, LogHalted
 from .alone import NoPeers
 from .entry_raft_log import EntryRaftLog
 from .node import RaftDriver
@@ -87,7 +87,7 @@ def one_voter(event_log: EntryLog, raft: Config, window: DedupWindow, *,
                            snapshot_bytes=snapshot_bytes)
     raft_log = EntryRaftLog(event_log, wire, Membership(voters or frozenset({raft.node_id})))
     driver = RaftDriver(raft, raft_log, transport or NoPeers(), applier, tick_seconds=tick_seconds,
-                        on_halt=on_halt)
+                        on_halt=on_halt, expected_errors=(LogHalted,))
     applier.request_snapshot = driver.request_snapshot
     return ReplicatedLog(event_log, raft_log, applier, driver, LogProposer(driver, raft_log))
 

@@ -7,10 +7,10 @@ driver -> applier), but its driver talks to the other members through a
 from the cluster's initial voters (:mod:`.bootstrap`). Nobody is made leader
 at start: the members elect one when their election timers run out.
 
-Only the leader sequences. A gRPC publish reaching a follower is forwarded
-to the leader over the cluster link (``PeerService.Forward``) and answered
-with the leader's answer; other writes reaching a follower (TCP and UDP
-frames, consumer-group commits) are refused at once with ``NOT_LEADER``
+Only the leader sequences. A gRPC publish reaching a follower (Publish,
+PublishBatch, each PublishStream request) is forwarded to the leader over
+the cluster link (``PeerService.Forward``) and answered with the leader's
+answer; TCP and UDP frames reaching a follower are refused at once with ``NOT_LEADER``
 (UNAVAILABLE, retryable) naming the leader's node id and public gRPC
 address. With no leader known, both get UNAVAILABLE with a retry delay.
 Followers apply what the leader commits, so their subscribers read the same
@@ -29,6 +29,7 @@ from pathlib import Path
 from ..broker.dedup import DedupWindow
 from ..config.model import Config
 from ..errors import EventStreamError
+from ..listeners import ListenError, env_name
 from ..raft import NotLeaderError
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
@@ -60,9 +61,18 @@ class ClusterMember:
     """``host:port`` of this node's public gRPC port, as its peers announce it."""
 
     async def start(self, host: str, port: int) -> None:
-        """Start the driver (a follower until an election), then serve the cluster port."""
+        """Start the driver (a follower until an election), then serve the cluster port.
+
+        Raises:
+            ListenError: the cluster port cannot be bound.
+        """
         await self.replicated.driver.start()
-        await self.transport.start(host, port)
+        try:
+            await self.transport.start(host, port)
+        except RuntimeError as error:
+            raise ListenError([f"cluster: {error}; choose another with --set cluster.port=PORT "
+                               f"(config key cluster.port, env {env_name('cluster.port')}), "
+                               "and change this node's cluster.peers entry with it"]) from None
         log.info("member %s of cluster %s: cluster port %s:%d, peers %s",
                  self.identity.node_id, self.identity.cluster_id, host, self.transport.port,
                  ", ".join(f"{n}={a}" for n, a in sorted(self.peers.items())
@@ -118,6 +128,10 @@ class ClusterMember:
         if leader == self.identity.node_id:
             return self.client_address
         return self.transport.peer_client_address(leader)
+
+    def follows(self) -> bool:
+        """Whether writes go to another node now (this one does not lead)."""
+        return not self.replicated.proposer.is_leader
 
     async def forward(self, kind: int, request: bytes) -> Answer | None:
         """Forward a public request to the leader; None when this node leads (serve it here).

@@ -57,7 +57,7 @@ class _Pending:
         tag: the tag byte wrapping each PublishResult in the response (0: none).
     """
 
-    __slots__ = ("accepted", "first_error", "refusals", "submissions", "tag")
+    __slots__ = ("accepted", "first_error", "forwarded", "refusals", "submissions", "tag")
 
     def __init__(self, accepted: Accepted, tag: int) -> None:
         self.accepted = accepted
@@ -65,6 +65,8 @@ class _Pending:
         self.refusals: dict[int, bytes] = {}   # request index -> framed PublishResult
         self.submissions: list[Submission] = []
         self.first_error: EventStreamError | None = None
+        self.forwarded: asyncio.Task[bytes | None] | None = None
+        """The leader's whole answer to this stream request, when a follower forwarded it."""
 
     def refuse(self, index: int, error: EventStreamError) -> None:
         """Record that event ``index`` was refused."""
@@ -97,6 +99,8 @@ FORWARD_PUBLISH = 1
 """``eventstream.peer.v1.ForwardKind`` of a forwarded PublishRequest."""
 FORWARD_PUBLISH_BATCH = 2
 """``eventstream.peer.v1.ForwardKind`` of a forwarded PublishBatchRequest."""
+FORWARD_PUBLISH_STREAM = 3
+"""``eventstream.peer.v1.ForwardKind`` of one forwarded PublishStreamRequest."""
 
 Answer = tuple[bytes, int, str, bytes]
 """A forwarded request's answer: (response bytes, status code (0: OK), message, details)."""
@@ -104,6 +108,10 @@ Answer = tuple[bytes, int, str, bytes]
 
 class Forwarder(Protocol):
     """Sends a request a follower received to the leader (``cluster.replicated.ClusterMember``)."""
+
+    def follows(self) -> bool:
+        """Whether writes go to another node now (this one does not lead)."""
+        ...
 
     async def forward(self, kind: int, request: bytes) -> Answer | None:
         """The leader's answer, or None when this node leads.
@@ -196,6 +204,8 @@ class PublishServicer:
             self._broker.check_accepting()
             if kind == FORWARD_PUBLISH:
                 return await self._publish_here(request), 0, "", b""
+            if kind == FORWARD_PUBLISH_STREAM:
+                return await self._stream_request_here(request), 0, "", b""
             return await self._publish_batch_here(request), 0, "", b""
         except EventStreamError as error:
             return b"", error.code, error.message, status_details(error)
@@ -245,6 +255,18 @@ class PublishServicer:
         self._queue(pending)
         return await pending.finish()
 
+    async def _stream_request_here(self, request: bytes) -> bytes:
+        """One PublishStream request a follower forwarded: its whole response's bytes."""
+        pending = self._prepare(request, _STREAM_EVENTS, _STREAM_RESULTS, "events",
+                                _STREAM_SEQUENCE)
+        try:
+            self._queue(pending)
+        except EventStreamError as error:
+            if error.reason != "LANE_FULL":
+                raise
+            pending.fail(error)
+        return _STREAM_SEQUENCE_TAG + varint(pending.accepted.varint) + await pending.finish()
+
     async def _publish_stream(self, requests: AsyncIterator[bytes],
                               context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         self._broker.check_accepting()
@@ -252,6 +274,15 @@ class PublishServicer:
 
         async def answer() -> None:
             while (pending := await window.get()) is not None:
+                if pending.forwarded is not None:
+                    try:
+                        relayed = await pending.forwarded
+                        if relayed is not None:
+                            await context.write(relayed)
+                            continue
+                        self._queue(pending)  # this node leads by now: served here
+                    except EventStreamError as error:
+                        pending.fail(error)  # the client may retry these events
                 results = await pending.finish()
                 await context.write(
                     _STREAM_SEQUENCE_TAG + varint(pending.accepted.varint) + results)
@@ -263,6 +294,12 @@ class PublishServicer:
                 async for request in requests:
                     pending = self._prepare(request, _STREAM_EVENTS, _STREAM_RESULTS, "events",
                                             _STREAM_SEQUENCE)
+                    if self._forwarder is not None and self._forwarder.follows() \
+                            and pending.submissions:
+                        pending.forwarded = asyncio.ensure_future(
+                            self._relayed(FORWARD_PUBLISH_STREAM, request))
+                        await window.put(pending)
+                        continue
                     try:
                         self._queue(pending)
                     except EventStreamError as error:

@@ -576,8 +576,8 @@ class DiskEntryLog:
             if job.done is not None:
                 job.done(None)
         if error is not None and self._halted is None:
-            self._halted = LogHalted(f"the entry log stopped accepting writes after a storage "
-                                     f"error: {error}")
+            self._halted = LogHalted(f"the entry log stopped accepting writes after a failed "
+                                     f"file operation: {error}")
             self._halted.__cause__ = error
             if self._on_halt is not None:
                 self._on_halt(self._halted)

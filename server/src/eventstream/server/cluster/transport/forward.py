@@ -36,7 +36,9 @@ PUBLISH = pb.FORWARD_KIND_PUBLISH
 """Kind of a forwarded ``eventstream.v1.PublishRequest``."""
 PUBLISH_BATCH = pb.FORWARD_KIND_PUBLISH_BATCH
 """Kind of a forwarded ``eventstream.v1.PublishBatchRequest``."""
-KINDS = frozenset({PUBLISH, PUBLISH_BATCH})
+PUBLISH_STREAM = pb.FORWARD_KIND_PUBLISH_STREAM
+"""Kind of one forwarded ``eventstream.v1.PublishStreamRequest``."""
+KINDS = frozenset({PUBLISH, PUBLISH_BATCH, PUBLISH_STREAM})
 """The kinds this version serves."""
 MAX_IN_FLIGHT = 1024
 """Forwarded requests served at once per stream."""
@@ -182,5 +184,5 @@ def forward_handler(sender: str, node_id: str, groups: frozenset[int],
     return serve
 
 
-__all__ = ["KINDS", "PUBLISH", "PUBLISH_BATCH", "Answer", "ForwardFailed", "ForwardStream",
+__all__ = ["KINDS", "PUBLISH", "PUBLISH_BATCH", "PUBLISH_STREAM", "Answer", "ForwardFailed", "ForwardStream",
            "ForwardTarget", "forward_handler"]

@@ -1,0 +1,220 @@
+"""A/B of two server revisions in one run: publish, ingest, replay and fsync per round.
+
+Usage::
+
+    .venv/bin/python bench/ab_bench.py --baseline main --repeat 3 [--markdown FILE]
+
+The server of ``--baseline`` (``git archive``, its native core built) and the
+working tree's server are measured alternately, ``--repeat`` times each, on
+the same machine in the same run; each row gives both medians and their
+ratio (working tree / baseline). Rows:
+
+- gRPC unary ``Publish`` (ghz, 128 in flight), ``PublishBatch`` x100 (ghz, 16
+  in flight) and ``PublishStream`` x100 (ghz, 4 streams of 50 requests), on
+  the in-memory log (the publish path, as ``publish_bench.py``);
+- raw TCP ingest (the C load generator, ``ingest_bench.py``'s TCP row), in memory;
+- replay: a subscriber from the earliest offset reads back events stored on
+  disk (default settings), after a restart, so they come from the files;
+- ``fsync: always`` ``PublishBatch`` x100 with 8 partitions, every batch
+  touching all 8 (ghz, 16 in flight), on disk.
+
+Servers are pinned to one core and the clients to the other when two are
+available; every process it starts is stopped, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import ingest_bench as ib  # noqa: E402
+import publish_bench as pb  # noqa: E402
+from priority_bench import baseline_source  # noqa: E402
+
+from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
+
+REPLAY_EVENTS = 200_000
+PARTITIONS_FSYNC = 8
+
+
+def start(workdir: Path, name: str, source: Path | None, pin: bool,
+          config: dict) -> ServerProcess:
+    """Start one server (the baseline's when ``source`` is set), pinned to the server core."""
+    directory = workdir / name
+    directory.mkdir()
+    server = ServerProcess(directory, config={"server": {"drain_timeout_seconds": 10.0}, **config},
+                           env={"PYTHONPATH": str(source)} if source else None)
+    server.start()
+    if pin:
+        assert server.process is not None
+        subprocess.run(["taskset", "-a", "-p", "-c", str(pb.SERVER_CORE),
+                        str(server.process.pid)], check=True, capture_output=True, timeout=10)
+    return server
+
+
+def publish_rows(server: ServerProcess, ghz: str, args: argparse.Namespace, pin: bool,
+                 workdir: Path) -> dict[str, float]:
+    """gRPC unary, batch and stream publishes and raw TCP ingest (events/s)."""
+    unary = publish_pb2.PublishRequest(event=pb.event()).SerializeToString()
+    batch = publish_pb2.PublishBatchRequest(
+        events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
+    stream = publish_pb2.PublishStreamRequest(
+        sequence=1, events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
+    rows = {
+        "gRPC unary Publish": pb.run_ghz(
+            ghz, server.target, "eventstream.v1.PublishService.Publish", unary, 128,
+            args.duration, 1, pin, workdir)["events_per_s"],
+        "gRPC PublishBatch x100": pb.run_ghz(
+            ghz, server.target, "eventstream.v1.PublishService.PublishBatch", batch, 16,
+            args.duration, pb.BATCH, pin, workdir)["events_per_s"],
+        "gRPC PublishStream x100": pb.run_ghz(
+            ghz, server.target, "eventstream.v1.PublishService.PublishStream", stream, 4,
+            args.duration, pb.BATCH * 50, pin, workdir, stream_messages=50)["events_per_s"],
+    }
+    rows["TCP ingest"] = ib.tcp_run(server, pin, "tcp", args.tcp_events, [])["events_per_s"]
+    return rows
+
+
+async def replay_rate(target: str, events: int) -> float:
+    """Events/s of one subscriber reading ``events`` stored events from the earliest offset."""
+    import grpc
+
+    from eventstream.v1 import subscribe_pb2_grpc
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = subscribe_pb2_grpc.SubscribeServiceStub(channel)
+        request = subscribe_pb2.SubscribeRequest(
+            patterns=["#"], start_from=subscribe_pb2.START_FROM_EARLIEST)
+        started, got = time.perf_counter(), 0
+        call = stub.Subscribe(request)
+        async for response in call:
+            got += len(response.events)
+            if got >= events:
+                break
+        call.cancel()
+        return got / (time.perf_counter() - started)
+
+
+async def fill(target: str, events: int) -> None:
+    """Store ``events`` events (batches of 1000, 100-byte payloads)."""
+    import grpc
+
+    from eventstream.v1 import publish_pb2_grpc
+    request = publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="bench/replay", payload=pb.PAYLOAD, key=f"k{i % 64}")
+        for i in range(1000)])
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = publish_pb2_grpc.PublishServiceStub(channel)
+        for _ in range(events // 1000):
+            await stub.PublishBatch(request, timeout=60)
+
+
+def fsync_batch_request() -> bytes:
+    """A PublishBatch of 100 events whose keys cover all 8 partitions of the fsync row."""
+    return publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="bench/fsync", payload=pb.PAYLOAD, key=f"key-{i}")
+        for i in range(pb.BATCH)]).SerializeToString()
+
+
+def measure(label: str, source: Path | None, ghz: str, args: argparse.Namespace, pin: bool,
+            workdir: Path) -> dict[str, float]:
+    """Every row for one server revision."""
+    print(f"  {label}: publish and ingest ...", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        server = start(workdir, f"{label}-mem", source, pin, {"storage": {"engine": "memory"}})
+        stack.callback(server.stop, 30.0)
+        rows = publish_rows(server, ghz, args, pin, workdir)
+    print(f"  {label}: replay ...", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        server = start(workdir, f"{label}-replay", source, pin, {})
+        stack.callback(server.stop, 60.0)
+        asyncio.run(fill(server.target, args.replay_events))
+        server.stop(60.0)
+        server.start()
+        rows["replay from disk"] = asyncio.run(replay_rate(server.target, args.replay_events))
+    print(f"  {label}: fsync always, 8 partitions ...", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        server = start(workdir, f"{label}-fsync", source, pin,
+                       {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}})
+        stack.callback(server.stop, 60.0)
+        rows["fsync always PublishBatch x100, 8 partitions"] = pb.run_ghz(
+            ghz, server.target, "eventstream.v1.PublishService.PublishBatch",
+            fsync_batch_request(), 16, args.duration, pb.BATCH, pin, workdir)["events_per_s"]
+    return rows
+
+
+def report(runs: dict[str, list[dict[str, float]]], baseline: str, info: dict) -> str:
+    """The table: medians of each row for both revisions and their ratio."""
+    lines = [f"A/B in one run: {baseline} vs the working tree, medians of "
+             f"{len(runs['new'])} alternating runs each; {info.get('cpu', '')}, "
+             f"pinning: {info.get('pinning', '')}", "",
+             f"| row | {baseline} events/s | working tree events/s | ratio | runs (new/old) |",
+             "|---|---:|---:|---:|---|"]
+    for row in runs["new"][0]:
+        old = [run[row] for run in runs["old"]]
+        new = [run[row] for run in runs["new"]]
+        ratio = statistics.median(new) / statistics.median(old)
+        each = ", ".join(f"{n / o:.2f}" for n, o in zip(new, old))
+        lines.append(f"| {row} | {statistics.median(old):,.0f} | {statistics.median(new):,.0f} "
+                     f"| {ratio:.2f} | {each} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure both revisions alternately; print (and write) the table."""
+    pin = pb.pinning()
+    ghz = pb.find_ghz()
+    if ghz is None:
+        print("ghz not found on PATH or in .tools/bin (make tools installs it)", file=sys.stderr)
+        return 2
+    ib.build_loadgen()
+    info = pb.machine()
+    info["pinning"] = "server core 0, clients core 1" if pin else "none"
+    runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    with tempfile.TemporaryDirectory(prefix="es-ab-") as tmp:
+        workdir = Path(tmp)
+        source = baseline_source(args.baseline, workdir)
+        for number in range(args.repeat):
+            for label, src in (("old", source), ("new", None)):
+                step = workdir / f"{label}{number}"
+                step.mkdir()
+                runs[label].append(measure(label, src, ghz, args, pin, step))
+    text = report(runs, args.baseline, info)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="main", metavar="GIT_REF")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per ghz row")
+    parser.add_argument("--tcp-events", type=int, default=1_000_000)
+    parser.add_argument("--replay-events", type=int, default=REPLAY_EVENTS)
+    parser.add_argument("--markdown", metavar="FILE")
+    parser.add_argument("--json", metavar="FILE")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
