@@ -4,6 +4,7 @@ create from it, and what the API server refuses that a render lets through."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,40 @@ def test_upgrade_refuses_a_new_claim_template_and_the_documented_resize_works(
         return pod if pod["metadata"].get("ownerReferences") else None
     assert kubelet.until(adopted, "the pod adopted")["metadata"]["uid"] == pod_uid, (
         "the pod kept running through the resize")
+
+
+def test_a_rolling_update_replaces_one_voter_at_a_time_highest_ordinal_first(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """What the rendered updateStrategy makes the StatefulSet controller do: the
+    pods are replaced from the highest ordinal down, each only once the one
+    before is ready again, so a majority of the voters is always up."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "minReadySeconds=0")
+    kubelet = Kubelet(plane, namespace)
+    first = kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
+    old = first["status"]["updateRevision"]
+    install(plane, namespace, "config.log.level=debug", upgrade=True)
+
+    replaced: list[str] = []  # pod names in the order they came back at the new revision
+    fewest_ready = 3
+    deadline = time.monotonic() + 240
+    while rolled_out(plane, namespace, 3, old) is None:
+        assert time.monotonic() < deadline, kubelet.describe()
+        pods = kubelet.run_once()
+        ready = [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", []))]
+        fewest_ready = min(fewest_ready, len(ready))
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            if pod["metadata"]["labels"].get("controller-revision-hash") != old and name not in replaced:
+                replaced.append(name)
+        time.sleep(0.2)
+    assert replaced == ["eventstream-2", "eventstream-1", "eventstream-0"]
+    assert fewest_ready >= 2, "more than one voter was down at once"
 
 
 def test_disruption_budget_and_anti_affinity_count_only_the_members(
