@@ -46,7 +46,7 @@ class ClusterServicer:
         raft: the node's Raft driver.
         metrics: the server's metrics.
         addresses: node id -> cluster address of every member (this node's own
-            for a single node).
+            for a single node); read on every call, so a member's updates show.
         connected: the peers whose link is up now.
     """
 
@@ -56,8 +56,8 @@ class ClusterServicer:
         self._config = config
         self._raft = raft
         node_id = config.cluster.node_id
-        self._addresses = dict(addresses or {
-            node_id: f"{config.server.host}:{config.cluster.port}"})
+        # Not copied: a member's map changes when discovery sees a peer move.
+        self._addresses = addresses or {node_id: f"{config.server.host}:{config.cluster.port}"}
         self._connected = connected
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(self._status)
 
