@@ -34,6 +34,7 @@ import asyncio
 import json
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from eventstream.server.raft import (
@@ -46,6 +47,7 @@ from eventstream.server.raft import (
     Snapshot,
     UnavailableError,
 )
+from eventstream.server.raft.records import limit_size
 
 from ..storage import hard_state as stored_state
 from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
@@ -58,6 +60,10 @@ _SNAPSHOT_MAGIC = b"ESSN"
 _SNAPSHOT_VERSION = 1
 _SNAPSHOT_HEAD = struct.Struct("<4sIQQII")  # magic, version, index, term, membership, data bytes
 _CRC = struct.Struct("<I")
+
+
+RECENT_BYTES = 8 << 20
+"""Bytes of the newest appended entries the Raft log adapter keeps to serve reads back."""
 
 
 class SnapshotRefused(Exception):
@@ -119,6 +125,27 @@ class EntryStorage:
         self._hard = hard
         self.latest = snapshot
         """The latest snapshot saved (or found at start)."""
+        self._recent: deque[Entry] = deque()
+        self._recent_bytes = 0
+
+    def remember(self, entries: Sequence[Entry]) -> None:
+        """Keep the newest appended entries (consecutive with those kept, or after a cut).
+
+        The core reads entries back right after they were appended (to apply
+        them once committed, and to send them to followers): served from
+        here, the log does not read back and check what it just wrote.
+        """
+        recent = self._recent
+        first = entries[0].index
+        while recent and recent[-1].index >= first:  # a conflicting suffix was cut
+            self._recent_bytes -= len(recent.pop().data)
+        if recent and recent[-1].index != first - 1:
+            recent.clear()
+            self._recent_bytes = 0
+        recent.extend(entries)
+        self._recent_bytes += sum(len(entry.data) for entry in entries)
+        while len(recent) > 1 and self._recent_bytes > RECENT_BYTES:
+            self._recent_bytes -= len(recent.popleft().data)
 
     def initial_state(self) -> HardState:
         """See ``raft.LogStorage.initial_state``."""
@@ -126,6 +153,11 @@ class EntryStorage:
 
     def entries(self, lo: int, hi: int, max_bytes: int = 0) -> list[Entry]:
         """See ``raft.LogStorage.entries``."""
+        recent = self._recent
+        if recent and recent[0].index <= lo and hi - 1 <= recent[-1].index and \
+                lo <= self._log.last_index():
+            first = lo - recent[0].index
+            return limit_size([recent[i] for i in range(first, first + hi - lo)], max_bytes)
         try:
             batch = self._log.entries(lo, hi, max_bytes if max_bytes > 0 else 1 << 62)
         except Compacted:
@@ -264,6 +296,7 @@ class EntryRaftLog:
             self._saved = stored_state.HardState(hard.term, hard.vote or "", hard.commit)
             waits.append(event_log.set_hard_state(self._saved))
         if entries:
+            self._storage.remember(entries)
             self.appended_index = entries[-1].index
             self._appended.set()
             if self.on_appended is not None:
