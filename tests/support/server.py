@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -19,11 +20,34 @@ import yaml
 SERVER_COMMAND = str(Path(sys.executable).parent / "eventstream-server")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+EPHEMERAL_LOW = _ephemeral_low()
+"""Where the kernel's ephemeral (outgoing) ports start."""
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port that was free on 127.0.0.1 a moment ago, below the ephemeral range.
+
+    Not an ephemeral port: while a server is down (killed, restarting), its
+    peers and pollers keep connecting to its ports, and a connection to a
+    closed loopback port in the ephemeral range can get that very port as its
+    own source (a TCP self-connect), so the restarted server could not bind it.
+    """
+    for _ in range(200):
+        port = random.randrange(10000, EPHEMERAL_LOW)
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in 10000-{EPHEMERAL_LOW - 1} after 200 tries")
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

@@ -8,7 +8,7 @@ EXPECTED = {
     "AppendEntries", "AppendResponse", "CompactedError", "Config", "Entry", "EntryKind", "FollowerStatus",
     "HardState", "Heartbeat", "HeartbeatResponse", "InjectedBug", "InstallSnapshot", "LogStorage",
     "Membership", "MembershipChange", "MembershipError", "MembershipOp", "MemoryStorage", "Message",
-    "NotLeaderError", "RaftInvariantError", "RaftNode", "ReadIndexRequest", "ReadIndexResponse",
+    "NotLeaderError", "Payload", "RaftInvariantError", "RaftNode", "ReadIndexRequest", "ReadIndexResponse",
     "ReadOnlyMode", "ReadState", "Ready", "Role", "Snapshot", "SoftState", "Status", "StorageError",
     "TimeoutNow", "UnavailableError", "VoteRequest", "VoteResponse", "apply_change",
     "decode_membership_entry", "encode_membership_entry",

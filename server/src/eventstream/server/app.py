@@ -93,7 +93,8 @@ class Node:
         # Every file operation of the durable log, made once here (faulty only in tests).
         self.file_ops = file_ops()
         self.log: MemoryEntryLog | DiskEntryLog
-        if storage.engine == "memory":
+        disk = storage.engine == "disk"
+        if not disk:
             self.log = MemoryEntryLog(storage.partitions, storage.memory_max_bytes)
         else:
             self.log = DiskEntryLog(storage, NativeWire(), ops=self.file_ops,
@@ -141,8 +142,11 @@ class Node:
             idle_expiry_ns=int(config.groups.idle_expiry_seconds * 1e9))
         self.group_upkeep = GroupUpkeep(self.groups, proposer,
                                         config.groups.idle_expiry_seconds)
-        self.retention = RetentionPolicy(self.log, proposer, retention_ms=storage.retention_ms,
-                                         retention_bytes=storage.retention_bytes)
+        # Retention drops segments of the durable log; the in-memory log evicts by
+        # storage.memory_max_bytes on its own (its "segments" are its appends).
+        self.retention = RetentionPolicy(
+            self.log, proposer, retention_ms=storage.retention_ms if disk else 0,
+            retention_bytes=storage.retention_bytes if disk else 0)
         self.applier.on_applied = self._applied
         self.heap_trim = HeapTrimTask(metrics.memory_trimmed.add)
         member = self.member

@@ -70,6 +70,8 @@ class RetentionPolicy:
 
     def applied(self) -> None:
         """Entries were applied: check again when the number of segments changed."""
+        if not self._retention_ns and not self._retention_bytes:
+            return
         count = self._log.segment_count()
         if count != self._segments_seen:
             self._segments_seen = count

@@ -3,7 +3,8 @@
 The initial voters (``cluster.peers``) form the cluster once, when their data
 dirs are empty: each of them derives the same cluster id from the peer map
 (:func:`derive_cluster_id`) and writes ``cluster.json`` into its data dir
-(``{"cluster_id", "node_id", "voters"}``) before its first entry. From then
+(``{"cluster_id", "node_id", "voters", "caught_up"}``) before its first
+entry (``caught_up``: see ``vote_gate``). From then
 on the file is what counts, not the configuration: the id is checked on
 every peer call (another cluster's node is refused) and the voters are the
 membership the Raft log starts from. A data dir that holds a log but no
@@ -39,6 +40,9 @@ class ClusterIdentity:
     """The initial voters: the membership the log starts from."""
     bootstrapped: bool = False
     """True when this start wrote the file (the data dir was empty)."""
+    caught_up: bool = True
+    """False from the bootstrap until the member's log held the cluster's commit index
+    (see ``vote_gate``)."""
 
 
 def derive_cluster_id(peers: Mapping[str, str]) -> str:
@@ -60,7 +64,8 @@ def load_or_bootstrap(root: Path, node_id: str, peers: Mapping[str, str], event_
         try:
             document = json.loads(path.read_text())
             identity = ClusterIdentity(str(document["cluster_id"]), str(document["node_id"]),
-                                       frozenset(str(v) for v in document["voters"]))
+                                       frozenset(str(v) for v in document["voters"]),
+                                       caught_up=bool(document.get("caught_up", True)))
         except (ValueError, KeyError, TypeError) as exc:
             raise DataDirRefused(f"{path} is not a readable cluster identity ({exc})") from None
         if identity.node_id != node_id:
@@ -75,13 +80,20 @@ def load_or_bootstrap(root: Path, node_id: str, peers: Mapping[str, str], event_
                              "a member of a cluster (a single node's data dir, or the file was "
                              "lost); start the node with an empty storage.data_dir")
     identity = ClusterIdentity(derive_cluster_id(peers), node_id, frozenset(peers),
-                               bootstrapped=True)
-    ops.write_file(path, json.dumps({"cluster_id": identity.cluster_id, "node_id": node_id,
-                                     "voters": sorted(identity.voters)}).encode() + b"\n",
-                   sync=True)
+                               bootstrapped=True, caught_up=False)
+    write_identity(root, identity, ops)
     log.info("bootstrapped cluster %s with voters %s", identity.cluster_id,
              ", ".join(sorted(identity.voters)))
     return identity
 
 
-__all__ = ["IDENTITY_FILE", "ClusterIdentity", "derive_cluster_id", "load_or_bootstrap"]
+def write_identity(root: Path, identity: ClusterIdentity, ops: FileOps) -> None:
+    """Write ``cluster.json`` whole (durable when this returns)."""
+    ops.write_file(root / IDENTITY_FILE, json.dumps({
+        "cluster_id": identity.cluster_id, "node_id": identity.node_id,
+        "voters": sorted(identity.voters), "caught_up": identity.caught_up}).encode() + b"\n",
+        sync=True)
+
+
+__all__ = ["IDENTITY_FILE", "ClusterIdentity", "derive_cluster_id", "load_or_bootstrap",
+           "write_identity"]

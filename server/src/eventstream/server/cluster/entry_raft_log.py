@@ -24,8 +24,8 @@ Snapshots: the application's snapshot (``Applier.snapshot``) is kept in the
 data dir with the index, term and membership it was taken at
 (:func:`encode_snapshot`); saving one lets retention drop the segments it
 covers. Installing a snapshot sent by a leader (a follower far behind) needs
-the entry log to start over at the snapshot's index and is refused until
-replication lands.
+the entry log to start over at the snapshot's index and is refused by this
+version (the follower halts).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ entries in the same order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -33,18 +34,24 @@ from ..listeners import ListenError, env_name
 from ..raft import NotLeaderError
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
-from .bootstrap import ClusterIdentity, load_or_bootstrap
+from ..tasks import cancel_and_wait
+from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
 from .discovery import initial_members
-from .errors import DriverHalted, DriverStopped
+from .errors import DriverHalted, DriverStopped, TooManyReads
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
 from .transport import Answer, ForwardFailed, GrpcTransport
+from .vote_gate import GatedTransport, VoteGate
 
 log = logging.getLogger(__name__)
 
 ACK_ON_APPEND_ENV = "EVENTSTREAM_TEST_ACK_ON_APPEND"
 """Test-only: ``1`` acknowledges publishes before replication (see :func:`_ack_on_append`)."""
+NO_VOTE_GATE_ENV = "EVENTSTREAM_TEST_NO_VOTE_GATE"
+"""Test-only: ``1`` lets a member vote at once after a bootstrap (see ``vote_gate``)."""
 NO_LEADER_RETRY_SECONDS = 0.25
+CATCH_UP_READ_SECONDS = 2.0
+"""How long one catching-up read may wait (then it is tried again)."""
 """The retry delay a publish gets while no leader is known (an election takes 0.5 to 1 s)."""
 
 
@@ -59,6 +66,12 @@ class ClusterMember:
     replicated: ReplicatedLog
     client_address: str
     """``host:port`` of this node's public gRPC port, as its peers announce it."""
+    gated: GatedTransport
+    """The transport as the driver sees it: inbound votes behind the gate (``vote_gate``)."""
+    root: Path
+    """The data dir (``cluster.json``)."""
+    ops: FileOps
+    _catching_up: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> None:
         """Start the driver (a follower until an election), then serve the cluster port.
@@ -67,6 +80,10 @@ class ClusterMember:
             ListenError: the cluster port cannot be bound.
         """
         await self.replicated.driver.start()
+        gate = self.gated.gate
+        if gate is not None and gate.closed:
+            self._catching_up = asyncio.get_running_loop().create_task(
+                self._catch_up(gate), name="cluster-catch-up")
         try:
             await self.transport.start(host, port)
         except RuntimeError as error:
@@ -86,8 +103,26 @@ class ClusterMember:
         await self.transport.set_peers(voters)
         log.info("peers now %s", ", ".join(f"{n}={a}" for n, a in sorted(voters.items())))
 
+    async def _catch_up(self, gate: VoteGate) -> None:
+        """Open the vote gate once a linearizable read returns here, and record it."""
+        driver = self.replicated.driver
+        while True:
+            try:
+                async with asyncio.timeout(CATCH_UP_READ_SECONDS):
+                    if await driver.read_index() > 0:
+                        break
+            except (NotLeaderError, TooManyReads, TimeoutError):
+                pass
+            except (DriverStopped, DriverHalted):
+                return  # stopping (or halted): the gate stays closed, as recorded
+            await asyncio.sleep(CATCH_UP_READ_SECONDS / 10)
+        self.identity = dataclasses.replace(self.identity, caught_up=True)
+        write_identity(self.root, self.identity, self.ops)
+        gate.open()
+
     async def stop(self) -> None:
         """Stop the driver, then the transport (the entry log stays open)."""
+        await cancel_and_wait(self._catching_up)
         await self.replicated.stop()
         await self.transport.stop(0.5)
 
@@ -192,6 +227,9 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
     node_id = cluster.node_id
     initial = initial_members(cluster)
     identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, initial, event_log, ops)
+    if not identity.caught_up:
+        log.info("catching up after a bootstrap: no votes for candidates with a log until this "
+                 "member holds the cluster's commit index")
     found = initial if discovered is None else discovered
     peers = {node: target for node, target in found.items() if node in identity.voters}
     # dns targets read dns://server/host:port: the host is what clients are told.
@@ -201,13 +239,16 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                               send_queue_messages=cluster.send_queue_messages,
                               max_batch_bytes=cluster.max_batch_bytes,
                               max_message_bytes=cluster.max_message_bytes)
+    withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
+    gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
     replicated = one_voter(event_log, raft_config(cluster), window,
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
-                           transport=transport, voters=identity.voters)
+                           transport=gated, voters=identity.voters)
     if os.environ.get(ACK_ON_APPEND_ENV) == "1":
         _ack_on_append(replicated)
-    return ClusterMember(identity, peers, transport, replicated, client_address)
+    return ClusterMember(identity, peers, transport, replicated, client_address, gated,
+                         Path(config.storage.data_dir), ops)
 
 
 def _ack_on_append(replicated: ReplicatedLog) -> None:

@@ -62,7 +62,8 @@ class QueuesConfig:
 class ClusterConfig:
     """Cluster membership, Raft timing and the peer links.
 
-    Replication is not wired into the server yet: a node always runs as a
+    With ``enabled`` and ``static`` discovery the node is a member of a
+    replicated cluster (``cluster.replicated``); otherwise it runs as a
     cluster of one and says so in its status.
     """
 

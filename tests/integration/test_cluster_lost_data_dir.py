@@ -1,0 +1,83 @@
+"""A member restarted on an empty data dir must not help elect a leader that lacks committed entries.
+
+n3 misses some acknowledged events (killed), n2 holds them and then loses its
+data dir; with the old leader gone, n2 and n3 alone must not elect n3. A
+test-only switch that lets a fresh member vote at once shows the loss the
+check catches.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from eventstream.client import Client, Event
+from tests.integration.test_cluster_replication import read_stored, wait_caught_up
+from tests.support.cluster import Cluster
+
+ELECTION_WAIT = 5.0
+"""Seconds (five or more election timeouts) the two members get to elect someone."""
+
+
+def leader_among(cluster: Cluster, nodes: list[str], timeout: float) -> str | None:
+    """The node among ``nodes`` that reports itself leader within ``timeout`` seconds, if any."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node in nodes:
+            if cluster.status(node)["cluster"]["role"] == "leader":
+                return node
+        time.sleep(0.05)
+    return None
+
+
+def wait_voting(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
+    """Wait until each node recorded that it caught up after its bootstrap (it votes)."""
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        path = cluster.nodes[node].workdir / "data" / "cluster.json"
+        while not json.loads(path.read_text()).get("caught_up"):
+            assert time.monotonic() < deadline, f"{node} has not caught up"
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["gated", "votes-at-once"])
+async def test_a_wiped_member_does_not_vote_before_it_caught_up(tmp_path: Path, broken: bool):
+    env = {"EVENTSTREAM_TEST_NO_VOTE_GATE": "1"} if broken else {}
+    cluster = Cluster(tmp_path, 3, {"storage": {"partitions": 2}}, env=env).start()
+    try:
+        leader = cluster.wait_leader()
+        holder, stale = [node for node in cluster.nodes if node != leader]
+        if not broken:  # (the switch records nothing)
+            wait_voting(cluster, list(cluster.nodes))
+        cluster.nodes[stale].kill()
+        with Client(cluster.nodes[leader].target) as client:
+            acked = {client.publish(Event("a/b", b"%d" % i, id=f"ev-{i}")).id
+                     for i in range(20)}
+        cluster.nodes[holder].kill()
+        shutil.rmtree(cluster.nodes[holder].workdir / "data")
+        for node in (holder, stale):
+            cluster.nodes[node].start(wait=False)
+        for node in (holder, stale):
+            cluster.nodes[node].wait_healthy()
+        cluster.nodes[leader].kill()
+
+        elected = leader_among(cluster, [holder, stale], ELECTION_WAIT)
+        if broken:
+            assert elected == stale  # with the wiped member's vote
+        else:
+            assert elected is None
+        cluster.nodes[leader].start()
+        cluster.wait_leader()
+        wait_caught_up(cluster, list(cluster.nodes))
+        for node in cluster.nodes:
+            lost = acked - {event_id for *_, event_id in await read_stored(cluster, node)}
+            if broken:
+                assert lost == acked, node  # the stale leader's log won
+            else:
+                assert lost == set(), node
+    finally:
+        cluster.stop()
