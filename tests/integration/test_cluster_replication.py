@@ -10,6 +10,7 @@ after its restart).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -222,6 +223,13 @@ async def test_an_acknowledged_event_outlives_its_leader(tmp_path: Path, broken:
             client.publish(Event("a/b", b"x", id="replicated"))
             acked.add("replicated")
             wait_caught_up(cluster, list(cluster.nodes))
+            # The followers must vote after their restart: wait until each recorded
+            # that it caught up after its bootstrap (docs/cluster.md "A lost data dir").
+            deadline = time.monotonic() + 30
+            while not all(json.loads((server.workdir / "data" / "cluster.json").read_text())
+                          .get("caught_up") for server in cluster.nodes.values()):
+                assert time.monotonic() < deadline, "a member never recorded that it caught up"
+                time.sleep(0.05)
             for node in followers:  # (a stopped process would still get the append later)
                 cluster.nodes[node].kill()
             try:
