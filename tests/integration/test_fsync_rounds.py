@@ -8,10 +8,11 @@ file (8 per round here).
 from __future__ import annotations
 
 import asyncio
+import json
 
 from eventstream.v1 import publish_pb2
 from tests.support.client import Stubs, event
-from tests.support.server import metric
+from tests.support.server import http_get, metric
 
 PARTITIONS = 8
 REQUESTS = 40
@@ -64,4 +65,9 @@ async def test_one_fsync_per_round_with_eight_partitions(start_server):
     rounds, fsyncs = counts(server)
     assert 0 < rounds - rounds_before <= REQUESTS
     assert 0 < fsyncs - fsyncs_before <= rounds - rounds_before
+    # /status shows the log of entries: a term, and everything committed is applied
+    # (each round one entry, after the leader's first).
+    cluster = json.loads(http_get(f"{server.http}/status")[1])["cluster"]
+    assert cluster["term"] >= 1
+    assert cluster["commit_index"] == cluster["applied_index"] >= rounds + 1
     await stubs.close()

@@ -138,3 +138,29 @@ async def test_stored_groups_count_and_expire_after_a_restart(start_server):
     assert sorted(e.offset for e in rest) == [5, 6, 7, 8, 9]
     recent.kill()
     await stubs.close()
+
+
+async def test_a_damaged_application_snapshot_refuses_the_start(start_server):
+    """The snapshot holds the groups' offsets and the dedup window: damage refuses the start."""
+    server = start_server({"storage": {"partitions": 1, "segment_bytes": 4096}})
+    stubs = Stubs(server.target)
+    await publish(stubs, "snap/t", 300)    # more than a segment of entries: a snapshot is taken
+    await stubs.close()
+    server.stop()
+    snapshot = server.workdir / "data" / "snapshot"
+    assert snapshot.is_file()
+    data = bytearray(snapshot.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    snapshot.write_bytes(bytes(data))
+    code, output = server.run_to_exit()
+    assert code == 2, output
+    (line,) = [line for line in output.splitlines() if "storage error" in line]
+    assert "snapshot" in line and "CRC32C" in line and "Traceback" not in output, line
+    # The documented way on while the log still starts at its first entry: remove it.
+    snapshot.unlink()
+    server.start()
+    stubs = Stubs(server.target)
+    member = GroupMember(stubs, "after-repair", patterns=["snap/#"], start_from=EARLIEST)
+    assert len(await member.events(300)) == 300  # every event, read back from the log
+    member.kill()
+    await stubs.close()

@@ -40,13 +40,29 @@ class Cluster:
         cluster.nodes = dict(nodes)
         return cluster
 
-    def start(self) -> Cluster:
-        """Start every node, then wait until each is healthy."""
+    def start(self, voting: bool = True) -> Cluster:
+        """Start every node, wait until each is healthy and (with ``voting``) caught up."""
         for server in self.nodes.values():
             server.start(wait=False)
         for server in self.nodes.values():
             server.wait_healthy(60.0)
+        if voting:
+            self.wait_voting(list(self.nodes))
         return self
+
+    def wait_voting(self, nodes: list[str], timeout: float = 30.0) -> None:
+        """Wait until each node recorded that it caught up after its bootstrap (so it votes).
+
+        Until then a member withholds its vote from candidates with a log
+        (``cluster.vote_gate``): a test that kills members before would see
+        no election.
+        """
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            path = self.nodes[node].workdir / "data" / "cluster.json"
+            while not path.exists() or not json.loads(path.read_text()).get("caught_up"):
+                assert time.monotonic() < deadline, f"{node} has not caught up"
+                time.sleep(0.05)
 
     def stop(self) -> None:
         """SIGTERM every node still running."""

@@ -68,6 +68,8 @@ class MemoryEntryLog:
         self._unapplied: deque[tuple[int, int, int, int, int, bytes, int, int]] = deque()
         self._snapshot: bytes | None = None
         self._retain_from = 0
+        self._block_starts: list[deque[tuple[int, int]]] = [deque() for _ in range(partitions)]
+        """Per partition, (entry index, first offset) of each block held, oldest first."""
 
     # -- the replicated log ---------------------------------------------------
 
@@ -123,6 +125,8 @@ class MemoryEntryLog:
                                            rows[row + B_COUNT])
                 self._next[partition] = first + count
                 self._last_times[partition] = rows[row + B_TIME]
+                self._block_starts[partition].append((batch.first_index + rows[row + B_ENTRY],
+                                                      first))
                 self._unapplied.append((batch.first_index + rows[row + B_ENTRY], partition, first,
                                         count, rows[row + B_TIME], data,
                                         rows[row + B_POSITION], rows[row + B_SIZE]))
@@ -157,6 +161,9 @@ class MemoryEntryLog:
             self._terms.cut_after(index)
             while self._unapplied and self._unapplied[-1][0] > index:
                 self._unapplied.pop()
+            for starts in self._block_starts:
+                while starts and starts[-1][0] > index:
+                    starts.pop()
             self._rewind_partitions()
         future.set_result(index)
         return future
@@ -289,11 +296,15 @@ class MemoryEntryLog:
         del self._chunks[:drop], self._firsts[:drop]
         self._first = self._chunks[0].first_index
         self._terms.drop_before(self._first - 1)
+        # Each partition's first remaining block (a partition with none starts at its
+        # next offset): the blocks' starts are kept per partition, oldest first, so
+        # evicting after each round does not walk the whole log.
         starts = list(self._next)
-        for chunk in reversed(self._chunks):  # each partition's first remaining block
-            rows = chunk.blocks
-            for row in range(len(rows) - BLOCK_FIELDS, -1, -BLOCK_FIELDS):
-                starts[rows[row + B_PARTITION]] = rows[row + B_FIRST_OFFSET]
+        for partition, held in enumerate(self._block_starts):
+            while held and held[0][0] < self._first:
+                held.popleft()
+            if held:
+                starts[partition] = held[0][1]
         for partition, start in enumerate(starts):
             self._start[partition] = start
             self._blocks.trim(partition, start)
