@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.dns import Responder
 from tests.support.server import ServerProcess
 
 
@@ -42,3 +43,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """One server with the default test configuration."""
     return start_server()
+
+
+@pytest.fixture
+def responder() -> Iterator[Responder]:
+    """A DNS responder on 127.0.0.1 whose records the test sets (``cluster.dns_server``)."""
+    server = Responder().start()
+    yield server
+    server.stop()

@@ -27,6 +27,8 @@ TOOLS_BIN = REPO / ".tools" / "bin"
 KUBE_VERSION = "1.33.0"
 RELEASE = "eventstream"
 NAMESPACE = "eventstream"
+SINGLE_NODE = ("replicas=1", "cluster.enabled=false")
+"""One unreplicated node: for tests that run a lone server with the rendered config."""
 # Renders pretend the cluster serves the prometheus-operator API, so the
 # ServiceMonitor and PrometheusRule templates are exercised.
 MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")

@@ -22,7 +22,7 @@ from tests.support.dns import Responder
 
 from .rendering import NAMESPACE, find, helm_template, kinds
 
-THREE = ("replicas=3", "independentNodes=true")
+THREE = ("replicas=3",)
 
 
 def rendered_config(manifests: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -80,10 +80,11 @@ def test_endpointslice_rights_and_token_only_for_kubernetes(discovery: str) -> N
     assert "Role" not in kinds(without)
 
 
-def test_the_default_stays_one_pod() -> None:
+def test_the_default_is_three_voters_found_by_dns() -> None:
     manifests = helm_template()
-    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 1
-    assert rendered_config(manifests)["cluster"]["replicas"] == 1
+    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 3
+    assert rendered_config(manifests)["cluster"]["replicas"] == 3
+    assert rendered_config(manifests)["cluster"]["discovery"] == "dns"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ create from it, and what the API server refuses that a render lets through."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +13,11 @@ import pytest
 from tests.support.kube import ControlPlane, Kubelet
 
 from .cluster import DEFAULT_STORAGE_CLASS, endpoint_addresses, install, items, template
+from .rendering import SINGLE_NODE
 
 pytestmark = pytest.mark.timeout(300)
 
 SMALL_NODE = {"cpu": "2", "memory": "4Gi"}  # a kind or minikube node
-INDEPENDENT = ("independentNodes=true",)
 
 
 def statefulset(plane: ControlPlane, namespace: str) -> dict[str, Any]:
@@ -41,29 +42,32 @@ def test_installs_on_a_small_cluster_and_rolls_out_an_upgrade(
         volumes: Callable[..., None]) -> None:
     plane = control_plane
     names = nodes(2, **SMALL_NODE)
-    volumes(namespace, "eventstream", 1, DEFAULT_STORAGE_CLASS, "10Gi")
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
     installed = install(plane, namespace)
     assert "no ServiceMonitor was created" in installed.stdout, "the cluster serves no CRD for it"
     kubelet = Kubelet(plane, namespace)
-    first = kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
+    # Three voters on two nodes: the soft anti-affinity spreads them but schedules all.
+    first = kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
 
     # The claim got the cluster's default class and bound; the pod was scheduled.
     claim = plane.get("pvc", "data-eventstream-0", "-n", namespace)
     assert claim["spec"]["storageClassName"] == DEFAULT_STORAGE_CLASS
     assert claim["status"]["phase"] == "Bound"
     pod = plane.get("pod", "eventstream-0", "-n", namespace)
-    assert pod["spec"]["nodeName"] in names
-    address = pod["status"]["podIP"]
-    # The EndpointSlice controller published the pod for both Services.
-    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == {address: True},
+    pods = [plane.get("pod", f"eventstream-{n}", "-n", namespace) for n in range(3)]
+    assert {p["spec"]["nodeName"] for p in pods} == set(names)
+    addresses = {p["status"]["podIP"]: True for p in pods}
+    # The EndpointSlice controller published the pods for both Services.
+    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == addresses,
                          "client Service endpoints")
-    assert endpoint_addresses(plane, namespace, "eventstream-headless") == {address: True}
-    for kind in ("serviceaccount", "role", "rolebinding"):
+    assert endpoint_addresses(plane, namespace, "eventstream-headless") == addresses
+    for kind in ("serviceaccount", "poddisruptionbudget"):
         assert items(plane, kind, namespace, "-l", "app.kubernetes.io/instance=eventstream"), kind
+    assert not items(plane, "role", namespace), "dns discovery needs no API access"
 
     # A changed value rolls the pod (the config checksum changes the template).
     install(plane, namespace, "config.log.level=debug", upgrade=True)
-    rolled = kubelet.until(lambda: rolled_out(plane, namespace, 1, first["status"]["updateRevision"]),
+    rolled = kubelet.until(lambda: rolled_out(plane, namespace, 3, first["status"]["updateRevision"]),
                            "the upgrade rolled out")
     pod = plane.get("pod", "eventstream-0", "-n", namespace)
     assert pod["metadata"]["labels"]["controller-revision-hash"] == rolled["status"]["updateRevision"]
@@ -80,7 +84,7 @@ def test_upgrade_refuses_a_new_claim_template_and_the_documented_resize_works(
     plane = control_plane
     nodes(1, **SMALL_NODE)
     volumes(namespace, "eventstream", 1, DEFAULT_STORAGE_CLASS, "10Gi")
-    install(plane, namespace)
+    install(plane, namespace, *SINGLE_NODE)
     kubelet = Kubelet(plane, namespace)
     kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
     refused = install(plane, namespace, "persistence.size=20Gi", upgrade=True, check=False)
@@ -108,30 +112,38 @@ def test_upgrade_refuses_a_new_claim_template_and_the_documented_resize_works(
         "the pod kept running through the resize")
 
 
-def test_upgrade_keeps_the_replicas_the_autoscaler_set(
+def test_a_rolling_update_replaces_one_voter_at_a_time_highest_ordinal_first(
         control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
         volumes: Callable[..., None]) -> None:
-    """A config-only upgrade once scaled an HPA-scaled StatefulSet back (6 -> 3)."""
+    """What the rendered updateStrategy makes the StatefulSet controller do: the
+    pods are replaced from the highest ordinal down, each only once the one
+    before is ready again, so a majority of the voters is always up."""
     plane = control_plane
     nodes(3, **SMALL_NODE)
     volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
-    # minReadySeconds 0: the rolling update of three pods need not wait 10 s for each.
-    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.maxReplicas=3", "minReadySeconds=0",
-            *INDEPENDENT)
+    install(plane, namespace, "minReadySeconds=0")
     kubelet = Kubelet(plane, namespace)
-    kubelet.until(lambda: rolled_out(plane, namespace, 1), "one ready pod")
-
-    def reads_the_scale() -> bool:
-        conditions = plane.get("hpa", "eventstream", "-n", namespace).get("status", {}).get("conditions", [])
-        return any(c["type"] == "AbleToScale" and c["status"] == "True" for c in conditions)
-    kubelet.until(reads_the_scale, "the HPA controller reading the StatefulSet's scale")
-
-    # What the autoscaler does: write the scale subresource.
-    plane.kubectl("scale", "statefulset", "eventstream", "-n", namespace, "--replicas=3")
-    kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
+    first = kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
+    old = first["status"]["updateRevision"]
     install(plane, namespace, "config.log.level=debug", upgrade=True)
-    assert statefulset(plane, namespace)["spec"]["replicas"] == 3
-    kubelet.until(lambda: rolled_out(plane, namespace, 3), "the upgrade rolled out to three pods")
+
+    replaced: list[str] = []  # pod names in the order they came back at the new revision
+    fewest_ready = 3
+    deadline = time.monotonic() + 240
+    while rolled_out(plane, namespace, 3, old) is None:
+        assert time.monotonic() < deadline, kubelet.describe()
+        pods = kubelet.run_once()
+        ready = [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", []))]
+        fewest_ready = min(fewest_ready, len(ready))
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            if pod["metadata"]["labels"].get("controller-revision-hash") != old and name not in replaced:
+                replaced.append(name)
+        time.sleep(0.2)
+    assert replaced == ["eventstream-2", "eventstream-1", "eventstream-0"]
+    assert fewest_ready >= 2, "more than one voter was down at once"
 
 
 def test_disruption_budget_and_anti_affinity_count_only_the_members(
@@ -141,10 +153,9 @@ def test_disruption_budget_and_anti_affinity_count_only_the_members(
     unmanaged pod, and on two nodes with hard anti-affinity it took the slot of
     a member, which stayed Pending."""
     plane = control_plane
-    names = nodes(2, **SMALL_NODE)
-    volumes(namespace, "eventstream", 2, DEFAULT_STORAGE_CLASS, "10Gi")
-    values = ("replicas=2", "podDisruptionBudget.enabled=true", "affinity.podAntiAffinity=hard",
-              *INDEPENDENT)
+    names = nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
+    values = ("affinity.podAntiAffinity=hard",)
     # The test pod runs first, as it would after a node restart of the members.
     test_pod = template(plane, namespace, "--show-only", "templates/tests/test-grpc-health.yaml",
                         *(arg for value in values for arg in ("--set", value)))
@@ -155,8 +166,8 @@ def test_disruption_budget_and_anti_affinity_count_only_the_members(
         "status"].get("phase") == "Running", "the test pod running")
 
     install(plane, namespace, *values)
-    kubelet.until(lambda: rolled_out(plane, namespace, 2), "both members ready")
-    members = [plane.get("pod", f"eventstream-{n}", "-n", namespace) for n in (0, 1)]
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "the three members ready")
+    members = [plane.get("pod", f"eventstream-{n}", "-n", namespace) for n in range(3)]
     assert sorted(m["spec"]["nodeName"] for m in members) == sorted(names), (
         "hard anti-affinity: one member per node")
     addresses = {m["status"]["podIP"]: True for m in members}
@@ -167,9 +178,10 @@ def test_disruption_budget_and_anti_affinity_count_only_the_members(
         budget = plane.get("pdb", "eventstream", "-n", namespace)
         status = budget.get("status", {})
         return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
-                          and status.get("currentHealthy") == 2) else None
+                          and status.get("currentHealthy") == 3) else None
     status = kubelet.until(settled, "the disruption budget's status")["status"]
-    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (2, 1, 1)
+    # A majority (2 of 3) stays: one eviction at a time.
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 2, 1)
     warnings = [e["reason"] for e in items(plane, "events", namespace,
                                            "--field-selector", "involvedObject.kind=PodDisruptionBudget")]
     assert "UnmanagedPods" not in warnings and "NoControllers" not in warnings, warnings

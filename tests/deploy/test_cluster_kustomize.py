@@ -17,11 +17,11 @@ pytestmark = pytest.mark.timeout(300)
 
 # The cluster each overlay is meant for: nodes (count, size, zones), and the
 # class and size of the claim it asks for.
-CLUSTERS = {
-    "dev": ({"count": 2, "cpu": "2", "memory": "4Gi"}, "standard", "5Gi"),
-    "staging": ({"count": 2, "cpu": "4", "memory": "8Gi"}, "standard", "20Gi"),
+CLUSTERS = {  # nodes, storage class, claim size, pods
+    "dev": ({"count": 2, "cpu": "2", "memory": "4Gi"}, "standard", "5Gi", 1),
+    "staging": ({"count": 3, "cpu": "4", "memory": "8Gi"}, "standard", "20Gi", 3),
     "production": ({"count": 3, "cpu": "16", "memory": "64Gi", "zones": ["a", "b", "c"]},
-                   "fast-ssd", "500Gi"),
+                   "fast-ssd", "500Gi", 3),
 }
 
 
@@ -39,9 +39,9 @@ def test_overlay_applies_into_a_fresh_namespace_and_runs(
     ServiceMonitor and PrometheusRule objects a cluster without the
     prometheus-operator refuses: either failed the whole apply."""
     plane = control_plane
-    shape, storage_class, size = CLUSTERS[overlay]
+    shape, storage_class, size, pods = CLUSTERS[overlay]
     names = nodes(**shape)
-    volumes(namespace, "eventstream", 1, storage_class, size)
+    volumes(namespace, "eventstream", pods, storage_class, size)
     manifests = build(overlay_variant(tmp_path, overlay, namespace=namespace))
     plane.apply(manifests)
     assert plane.get("namespace", namespace)["status"]["phase"] == "Active"
@@ -50,14 +50,16 @@ def test_overlay_applies_into_a_fresh_namespace_and_runs(
 
     def ready() -> bool:
         status = plane.get("statefulset", "eventstream", "-n", namespace)["status"]
-        return status.get("readyReplicas") == 1
-    kubelet.until(ready, f"{overlay}: one ready pod")
+        return status.get("readyReplicas") == pods
+    kubelet.until(ready, f"{overlay}: {pods} ready pod(s)")
     claim = plane.get("pvc", "data-eventstream-0", "-n", namespace)
     assert (claim["spec"]["storageClassName"], claim["status"]["phase"]) == (storage_class, "Bound")
     pod = plane.get("pod", "eventstream-0", "-n", namespace)
     assert pod["spec"]["nodeName"] in names
-    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream"),
-                         "client Service endpoints") == {pod["status"]["podIP"]: True}
+    members = [plane.get("pod", f"eventstream-{n}", "-n", namespace) for n in range(pods)]
+    addresses = {member["status"]["podIP"]: True for member in members}
+    assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == addresses,
+                         "client Service endpoints")
     # Applying the same overlay again changes nothing and conflicts with nothing.
     plane.apply(manifests)
     assert plane.get("pod", "eventstream-0", "-n", namespace)["metadata"]["uid"] == pod["metadata"]["uid"]

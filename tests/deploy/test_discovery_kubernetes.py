@@ -70,7 +70,7 @@ async def test_finds_the_pods_and_follows_scaling_and_a_moved_pod(
         tmp_path: Path) -> None:
     plane = control_plane
     nodes(2, cpu="2", memory="4Gi")
-    install(plane, namespace, "cluster.discovery=kubernetes", "replicas=3", "independentNodes=true",
+    install(plane, namespace, "cluster.discovery=kubernetes", "replicas=3",
             "persistence.enabled=false")
     kubelet = Kubelet(plane, namespace)
     await asyncio.to_thread(kubelet.until, lambda: len(endpoint_addresses(plane, namespace, HEADLESS)) == 3,

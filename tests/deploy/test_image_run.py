@@ -27,7 +27,7 @@ import yaml
 
 from tests.support.docker import DockerDaemon, ensure_base_image, missing_tools
 
-from .rendering import REPO, find, helm_template
+from .rendering import REPO, SINGLE_NODE, find, helm_template
 
 pytestmark = pytest.mark.timeout(1800)
 NAMESPACE = "eventstream"  # what the helm_template renders use
@@ -53,7 +53,8 @@ def docker() -> Iterator[DockerDaemon]:
 
 @pytest.fixture(scope="module")
 def manifests() -> tuple[dict[str, Any], ...]:
-    return helm_template()
+    # One unreplicated node: a lone container under --network none has no peers.
+    return helm_template(sets=SINGLE_NODE)
 
 
 @pytest.fixture(scope="module")

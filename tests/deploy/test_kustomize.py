@@ -68,20 +68,22 @@ def test_dev_is_one_small_node() -> None:
     assert "PodDisruptionBudget" not in kinds(manifests)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_runs_one_node_without_autoscaler_or_disruption_budget(overlay: str) -> None:
-    """Kustomize cannot refuse like the chart does: more pods would be independent
-    nodes with unrelated logs behind one Service."""
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_overlay_runs_three_voters_with_a_budget_keeping_the_majority(overlay: str) -> None:
     manifests = kustomize_build(overlay)
-    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 1
+    spec = find(manifests, "StatefulSet")["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert (config["cluster"]["enabled"], config["cluster"]["replicas"]) == (True, 3)
+    assert find(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert "HorizontalPodAutoscaler" not in kinds(manifests)
-    assert "PodDisruptionBudget" not in kinds(manifests)
 
 
-def test_base_says_why_it_runs_one_pod() -> None:
+def test_base_says_why_the_pods_start_together() -> None:
     statefulset = (KUSTOMIZE_DIR / "base" / "statefulset.yaml").read_text()
-    assert "replication is not available yet" in statefulset
-    assert "independent nodes with unrelated logs behind one Service" in statefulset
+    assert "The voters of one Raft cluster (cluster.replicas): a majority must be up." in statefulset
+    assert "OrderedReady would wait for it forever" in statefulset
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -119,10 +121,10 @@ def test_monitoring_component_adds_to_an_overlay(tmp_path: Path) -> None:
     assert find(manifests, "ConfigMap", "eventstream-dashboard")
 
 
-def test_production_is_one_node_on_fast_ssd_with_hard_anti_affinity() -> None:
+def test_production_is_three_voters_on_fast_ssd_with_hard_anti_affinity() -> None:
     manifests = kustomize_build("production")
     spec = find(manifests, "StatefulSet")["spec"]
-    assert spec["replicas"] == 1
+    assert spec["replicas"] == 3
     pod = spec["template"]["spec"]
     required = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert required[0]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
@@ -149,9 +151,6 @@ def _shape(manifests) -> dict:
         "ports": pod["containers"][0]["ports"],
         "probes": {p: pod["containers"][0][p] for p in ("readinessProbe", "livenessProbe", "startupProbe")},
     }
-    if "HorizontalPodAutoscaler" in kinds(manifests):
-        hpa = find(manifests, "HorizontalPodAutoscaler")["spec"]
-        shape["hpa"] = (hpa["minReplicas"], hpa["maxReplicas"], hpa["metrics"])
     return shape
 
 

@@ -1,18 +1,22 @@
 """Every metric the chart's alerts and dashboard query is one the real server
 exports, so no alert or panel waits on a series that never comes (the chart
-once alerted on a leader and a replication lag no version exported)."""
+once alerted on a leader and a replication lag no version exported).
+
+The server is the leader of a real three-member cluster, the only member that
+exports every series the cluster alerts query (the replication lag per peer)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 
 from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, publish_request, subscribe_request
+from tests.support.cluster import Cluster
 from tests.support.server import ServerProcess, http_get, wait_for_metric
 
 from .rendering import CHART, find, helm_template
@@ -50,16 +54,26 @@ async def exercise(server: ServerProcess) -> None:
         await stubs.close()
 
 
-async def test_alerts_and_dashboard_query_only_exported_metrics(
-        start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
-    await exercise(server)
+async def test_alerts_and_dashboard_query_only_exported_metrics(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, 3).start()
+    try:
+        server = cluster.nodes[cluster.wait_leader()]
+        await exercise(server)
+        body = scrape(server)
+    finally:
+        cluster.stop()
+    exported = set(re.findall(r"^(eventstream_\w+?)(?:\{| )", body, re.M))
+    queried = queried_metrics()
+    assert len(queried) >= 10
+    assert {"eventstream_cluster_is_leader", "eventstream_cluster_replication_lag"} <= set(queried)
+    missing = {name: where for name, where in queried.items() if name not in exported}
+    assert missing == {}
+
+
+def scrape(server: ServerProcess) -> str:
+    """The leader's /metrics once the delivery was counted."""
     # The server counts a delivery once its write completes, which can be
     # after the subscriber already holds the event: wait for the count.
     assert wait_for_metric(server, "eventstream_events_delivered_total", 1) >= 1
     _, body = http_get(f"{server.http}/metrics")
-    exported = set(re.findall(r"^(eventstream_\w+?)(?:\{| )", body.decode(), re.M))
-    queried = queried_metrics()
-    assert len(queried) >= 6
-    missing = {name: where for name, where in queried.items() if name not in exported}
-    assert missing == {}
+    return body.decode()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .rendering import CI_VALUES, REPO, ci_values, find, helm_template
+from .rendering import CI_VALUES, REPO, SINGLE_NODE, ci_values, find, helm_template
 
 try:
     from eventstream.server.config import load_config
@@ -30,17 +30,18 @@ needs_server = pytest.mark.skipif(load_config is None,
 SERVER_COMMAND = str(Path(sys.executable).parent / "eventstream-server")
 
 
-def rendered_config(values: str | None = None) -> dict[str, Any]:
+def rendered_config(values: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
     files = (ci_values(values),) if values else ()
-    (configmap,) = [m for m in helm_template(values_files=files)
+    (configmap,) = [m for m in helm_template(values_files=files, sets=sets)
                     if m["kind"] == "ConfigMap" and "config.yaml" in m.get("data", {})]
     return yaml.safe_load(configmap["data"]["config.yaml"])
 
 
-def pod_env() -> dict[str, str]:
+def pod_env(values: str | None = None) -> dict[str, str]:
     """The environment the StatefulSet gives pod 0 (fieldRefs resolved)."""
-    return {"POD_NAME": "eventstream-0", "NODE_ID": "eventstream-0",
-            "EVENTSTREAM_CLUSTER__NAMESPACE": "eventstream"}
+    overrides = yaml.safe_load(Path(ci_values(values)).read_text()) if values else {}
+    pod = f"{overrides.get('fullnameOverride', 'eventstream')}-0"
+    return {"POD_NAME": pod, "NODE_ID": pod, "EVENTSTREAM_CLUSTER__NAMESPACE": "eventstream"}
 
 
 @needs_server
@@ -48,14 +49,15 @@ def pod_env() -> dict[str, str]:
 def test_configmap_loads_with_the_server_loader(tmp_path: Path, values: str | None) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(rendered_config(values)))
-    config = load_config(str(path), env=pod_env())
+    config = load_config(str(path), env=pod_env(values))
     assert config.storage.data_dir == "/var/lib/eventstream"
-    assert config.cluster.node_id == "eventstream-0"
+    assert config.cluster.node_id == pod_env(values)["NODE_ID"]
     assert config.server.host == "0.0.0.0"
     if values is None:
         assert (config.server.grpc_port, config.server.tcp_port, config.server.udp_port,
                 config.cluster.port, config.metrics.port) == (9200, 9000, 9001, 9100, 8080)
-        assert config.cluster.discovery == "kubernetes"
+        assert (config.cluster.enabled, config.cluster.discovery, config.cluster.replicas) == (
+            True, "dns", 3)
         assert config.cluster.service == "eventstream-headless"
         assert (config.queues.realtime_capacity, config.queues.batch_capacity) == (16384, 65536)
 
@@ -92,7 +94,9 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, timeout:
 
 @needs_server
 def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path: Path) -> None:
-    config = rendered_config()
+    # One unreplicated node: a lone process has no peers to elect a leader with
+    # (tests/integration/test_cluster_dns.py runs three members).
+    config = rendered_config(sets=SINGLE_NODE)
     # Loopback and free ports instead of the pod's; a temporary data directory.
     grpc_port, http_port = free_port(), free_port()
     config["server"].update(host="127.0.0.1", grpc_port=grpc_port, tcp_port=free_port(),
@@ -110,7 +114,7 @@ def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path:
     try:
         wait_healthy(process, f"http://127.0.0.1:{http_port}/health", log)
         # The helm test pod's own command, aimed at this server.
-        test_pod = find(helm_template(), "Pod")
+        test_pod = find(helm_template(sets=SINGLE_NODE), "Pod")
         command = test_pod["spec"]["containers"][0]["command"]
         check = subprocess.run([sys.executable, "-c", command[2], f"127.0.0.1:{grpc_port}"],
                                capture_output=True, text=True, timeout=60)

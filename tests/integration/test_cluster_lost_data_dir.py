@@ -50,8 +50,8 @@ async def test_a_wiped_member_does_not_vote_before_it_caught_up(tmp_path: Path, 
         shutil.rmtree(cluster.nodes[holder].workdir / "data")
         for node in (holder, stale):
             cluster.nodes[node].start(wait=False)
-        for node in (holder, stale):
-            cluster.nodes[node].wait_healthy()
+        for node in (holder, stale):  # started, not ready: ready would mean caught up
+            cluster.nodes[node].wait_healthy(path="/health/live")
         cluster.nodes[leader].kill()
 
         elected = leader_among(cluster, [holder, stale], ELECTION_WAIT)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -32,13 +31,6 @@ SERVICE = "eventstream-headless.streams.svc.cluster.local"
 
 def host(ordinal: int) -> str:
     return f"eventstream-{ordinal}.{SERVICE}"
-
-
-@pytest.fixture
-def responder() -> Iterator[Responder]:
-    server = Responder().start()
-    yield server
-    server.stop()
 
 
 def settings(responder: Responder, node: str, **more: object) -> ClusterConfig:

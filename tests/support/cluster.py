@@ -66,6 +66,13 @@ class Cluster:
             return f"127.0.0.1:{cluster_ports[peer]}"
         return self.mesh.address(node, peer)
 
+    @classmethod
+    def of(cls, nodes: dict[str, ServerProcess]) -> Cluster:
+        """A cluster of servers configured by the caller (e.g. found by discovery, not listed)."""
+        cluster = cls.__new__(cls)
+        cluster.nodes = dict(nodes)
+        return cluster
+
     def start(self, voting: bool = True) -> Cluster:
         """Start every node, wait until each is healthy and (with ``voting``) caught up."""
         for server in self.nodes.values():

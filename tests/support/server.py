@@ -108,6 +108,8 @@ class ServerProcess:
         }
         for section, values in (config or {}).items():
             sections.setdefault(section, {}).update(values)
+        self.host = sections["server"]["host"]
+        """The address every listener binds (127.0.0.1 unless the config says another loopback one)."""
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(sections))
         self.args = args or []
@@ -118,12 +120,12 @@ class ServerProcess:
     @property
     def target(self) -> str:
         """GRPC target."""
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.host}:{self.grpc_port}"
 
     @property
     def http(self) -> str:
         """Base URL of the HTTP listener."""
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     def start(self, wait: bool = True) -> ServerProcess:
         """Start the process; with ``wait``, return once /health answers 200."""
@@ -135,20 +137,24 @@ class ServerProcess:
             self.wait_healthy()
         return self
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Poll /health until 200; fail with the server's log if it exits or times out."""
+    def wait_healthy(self, timeout: float = 30.0, path: str = "/health") -> None:
+        """Poll ``path`` until 200; fail with the server's log if it exits or times out.
+
+        /health is 200 once the node serves (a cluster member: once it knows a
+        leader and has caught up); /health/live as soon as it answers at all.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if http_get(f"{self.http}/health")[0] == 200:
+                if http_get(f"{self.http}{path}")[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.02)
-        raise AssertionError(f"server not healthy after {timeout}s:\n{self.log()}")
+        raise AssertionError(f"server not healthy ({path}) after {timeout}s:\n{self.log()}")
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for a process expected to exit by itself (e.g. refusing to start); its code."""

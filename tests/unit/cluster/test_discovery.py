@@ -6,13 +6,19 @@ from __future__ import annotations
 import pytest
 
 import eventstream.server.cluster.discovery as discovery
-from eventstream.server.cluster.discovery import DiscoveryError, PodName, StaticDiscovery, parse_pod_name
+from eventstream.server.cluster.discovery import (
+    DiscoveryError,
+    PodName,
+    StaticDiscovery,
+    initial_members,
+    parse_pod_name,
+)
 from eventstream.server.cluster.discovery.endpointslices import peers_of
 from eventstream.server.cluster.discovery.statefulset import majority, member_names, pod_host
 from eventstream.server.config.load import ConfigError, load_config
 
 EXPORTS = {"DiscoveryError", "DnsDiscovery", "PeerDiscovery", "PeersChanged", "PodName",
-           "StaticDiscovery", "find_peers", "parse_pod_name", "peer_discovery"}
+           "StaticDiscovery", "find_peers", "initial_members", "parse_pod_name", "peer_discovery"}
 
 
 def test_all_is_pinned_and_resolves():
@@ -149,3 +155,29 @@ async def test_the_wait_with_no_time_left_tries_once_and_names_what_is_missing()
                               "(cluster.discovery_timeout_seconds) found 1 (a), need this node (a) "
                               "and at least 2 of 3 members")
     assert problem.endswith("missing: b.svc: no such name; c.svc: timed out")
+
+
+@pytest.mark.parametrize("mode", ["dns", "kubernetes"])
+def test_the_initial_voters_are_the_ordinals_below_replicas_by_name(mode):
+    cluster = load_config(env={}, overrides={
+        "cluster.discovery": mode, "cluster.node_id": "es-1", "cluster.replicas": 3,
+        "cluster.namespace": "streams", "cluster.port": 9100}).cluster
+    assert initial_members(cluster) == {
+        f"es-{n}": f"es-{n}.eventstream-headless.streams.svc.cluster.local:9100" for n in range(3)}
+
+
+def test_the_initial_voters_of_static_are_the_listed_peers():
+    cluster = load_config(env={}, overrides={
+        "cluster.node_id": "n1", "cluster.peers": ["n1=10.0.0.1:9100", "n2=10.0.0.2:9100"]}).cluster
+    assert initial_members(cluster) == {"n1": "10.0.0.1:9100", "n2": "10.0.0.2:9100"}
+
+
+@pytest.mark.parametrize("node, words", [
+    ("laptop", "cluster.node_id: 'laptop' is not a StatefulSet pod name"),
+    ("es-3", "cluster.replicas: 3, but this pod is es-3 (ordinal 3)"),
+])
+def test_a_member_outside_the_initial_voters_is_refused(node, words):
+    cluster = load_config(env={}, overrides={
+        "cluster.discovery": "dns", "cluster.node_id": node, "cluster.replicas": 3}).cluster
+    with pytest.raises(DiscoveryError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        initial_members(cluster)

@@ -134,34 +134,30 @@ eventstream.configDir
 {{- end }}
 
 {{/*
-eventstream.maxPods
+eventstream.majority
   In:  the root context.
-  Out: the most pods the release can run: replicas, or the autoscaler's
-       maxReplicas when that is larger.
+  Out: the voters that make a quorum of .Values.replicas (replicas / 2 + 1).
 */}}
-{{- define "eventstream.maxPods" -}}
-{{- $pods := int .Values.replicas }}
-{{- if .Values.autoscaling.enabled }}
-{{- $pods = max $pods (int .Values.autoscaling.maxReplicas) }}
-{{- end }}
-{{- $pods }}
+{{- define "eventstream.majority" -}}
+{{- add (div (int .Values.replicas) 2) 1 }}
 {{- end }}
 
 {{/*
-eventstream.checkIndependentNodes
+eventstream.checkCluster
   In:  the root context.
-  Out: nothing; fails the render when the release can run more than one pod
-       without independentNodes: true. Replication is not available yet, so
-       such pods are unrelated single nodes behind one Service.
+  Out: nothing; fails the render for what a replicated StatefulSet cannot do:
+       the removed independentNodes opt-in, more than one pod without
+       cluster.enabled, and an autoscaler.
 */}}
-{{- define "eventstream.checkIndependentNodes" -}}
-{{- $pods := include "eventstream.maxPods" . | int }}
-{{- if and (gt $pods 1) (not .Values.independentNodes) }}
-{{- $asked := printf "replicas: %d" (int .Values.replicas) }}
-{{- if gt $pods (int .Values.replicas) }}
-{{- $asked = printf "autoscaling up to %d pods" $pods }}
+{{- define "eventstream.checkCluster" -}}
+{{- if hasKey .Values "independentNodes" }}
+{{- fail "independentNodes was removed: the pods now form one replicated cluster (cluster.enabled, replicas voters), so there are no independent nodes to opt in to. Delete the key; for one unreplicated node set replicas: 1 and cluster.enabled: false." }}
 {{- end }}
-{{- fail (printf "%s would run %d independent single nodes, not a replicated cluster: this chart does not deploy a replicated cluster yet. Every pod would keep its own unrelated log, and the client Service would spread clients over the pods, so a subscriber sees only the events of the pod it reached and a resumed subscription may continue in another pod's log. Use replicas: 1 without autoscaling, or opt in to independent nodes with independentNodes: true." $asked $pods) }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.cluster.enabled) }}
+{{- fail (printf "replicas: %d needs cluster.enabled: true. Without it every pod would be an unrelated single node with its own log behind one Service." (int .Values.replicas)) }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "autoscaling.enabled: an autoscaler cannot scale a Raft StatefulSet. The pods are the cluster's voters, fixed when it first starts: a pod it adds is not a member (it refuses to start) and a pod it removes takes a voter away (a scale-in below a majority stops all writes). Adding members is not implemented; leave autoscaling.enabled false and set replicas." }}
 {{- end }}
 {{- end }}
 

@@ -19,14 +19,17 @@ import asyncio
 import functools
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import DEFAULT_PATH, ConfigError, load_config
 from .config.model import Config
 from .listeners import ListenError, check_listeners
+
+if TYPE_CHECKING:
+    from .cluster.discovery import PeerDiscovery
 
 # Flag -> config key, for the common overrides.
 FLAG_KEYS = {
@@ -110,7 +113,7 @@ def run(config: Config, config_file: str | None = None,
         reload_config: loads the configuration again, as it was loaded.
     """
     from .app import Node
-    from .cluster.discovery import DiscoveryError, find_peers
+    from .cluster.discovery import DiscoveryError, peer_discovery
     from .cluster.entry_raft_log import SnapshotRefused
     from .observability.logging import configure_logging
     from .security import TlsFileError, TokensError
@@ -132,28 +135,37 @@ def run(config: Config, config_file: str | None = None,
         runner = asyncio.run
 
     async def serve() -> int:
-        if config.cluster.enabled:
-            # The peers must be findable before the node starts (docs/cluster.md "Discovery").
-            try:
-                await find_peers(config.cluster)
-            except DiscoveryError as error:
-                for problem in error.problems:
-                    print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
-                return 2
+        node: Node | None = None
+        peers = None
+
+        async def moved(found: Mapping[str, str]) -> None:
+            # A watching discovery (kubernetes) saw a member come back at a new address.
+            if node is not None and node.member is not None:
+                await node.member.set_peers(found)
+
+        discovery: PeerDiscovery | None = None
         try:
-            node = Node(config, config_file, reload_config)
+            if config.cluster.enabled:
+                discovery = peer_discovery(config.cluster)
+                # The peers must be findable before the node starts (docs/cluster.md "Discovery").
+                peers = await discovery.start(moved)
+            node = Node(config, config_file, reload_config, peers=peers)
+        except DiscoveryError as error:
+            for problem in error.problems:
+                print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
+            return await _stopped(discovery, 2)
         except TlsFileError as error:
             print(f"eventstream-server: tls error: {error}", file=sys.stderr)
-            return 2
+            return await _stopped(discovery, 2)
         except TokensError as error:
             for problem in error.problems:
                 print(f"eventstream-server: auth error: {problem}", file=sys.stderr)
-            return 2
+            return await _stopped(discovery, 2)
         except (DataDirRefused, CorruptSegment, HardStateRefused, SnapshotRefused) as error:
             # One line naming the file (and byte offset); docs/storage.md "Repairing a refused data
             # dir".
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
-            return 2
+            return await _stopped(discovery, 2)
         try:
             return await node.run()
         except ListenError as error:  # a port taken after the check
@@ -165,8 +177,17 @@ def run(config: Config, config_file: str | None = None,
             logging.getLogger("eventstream.server").error("start-up failed: %s", error)
             await node.shutdown()
             return 1
+        finally:
+            await _stopped(discovery, 0)
 
     return runner(serve())
+
+
+async def _stopped(discovery: PeerDiscovery | None, code: int) -> int:
+    """Stop watching the peers (when a discovery runs); returns ``code``."""
+    if discovery is not None:
+        await discovery.stop()
+    return code
 
 
 def _cannot_listen(error: ListenError) -> int:

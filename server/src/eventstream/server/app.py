@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import __version__
@@ -84,13 +84,16 @@ class Node:
         config_file: the file it came from, watched for new ``auth`` rules.
         reload_config: loads the configuration again as at start (for those rules).
 
+        peers: the members discovery found (``cluster.enabled``); None: ``cluster.peers``.
+
     Raises:
         TlsFileError: the certificate files cannot be used.
         TokensError: the tokens file cannot be used.
     """
 
     def __init__(self, config: Config, config_file: str | None = None,
-                 reload_config: Callable[[], Config] | None = None) -> None:
+                 reload_config: Callable[[], Config] | None = None, *,
+                 peers: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.started_at = time.monotonic()
         node_id = config.cluster.node_id
@@ -116,7 +119,7 @@ class Node:
         self.member: ClusterMember | None = None
         if replicates(config.cluster):
             self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
-                                       on_halt=self._log_halted)
+                                       discovered=peers, on_halt=self._log_halted)
             self.replicated = self.member.replicated
         else:
             self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
@@ -196,7 +199,8 @@ class Node:
                                metrics_enabled=config.metrics.enabled,
                                metrics_path=config.metrics.path,
                                max_connections=config.metrics.max_connections,
-                               header_timeout=config.metrics.header_timeout_seconds)
+                               header_timeout=config.metrics.header_timeout_seconds,
+                               unready=self.member.unready if self.member else None)
         self._stopping = asyncio.Event()
         observe_lanes(metrics, self.lanes)
         observe_log(metrics, self.log)
@@ -276,10 +280,6 @@ class Node:
             log.info("security: TLS %s, authentication %s", _describe_tls(config),
                      f"on ({len(config.auth.identities)} identities)" if self.access.enabled
                      else "off")
-        if config.cluster.enabled and self.member is None:
-            log.warning("cluster.discovery %s is not available in this version (only static "
-                        "peers are): this node runs as a cluster of one",
-                        config.cluster.discovery)
 
     async def shutdown(self) -> bool:
         """Drain and stop.

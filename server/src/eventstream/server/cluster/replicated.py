@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +36,10 @@ from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
 from ..tasks import cancel_and_wait
 from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
+from .discovery import initial_members
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .one_voter import ReplicatedLog, one_voter
-from .settings import parse_peers, raft_config, tick_seconds
+from .settings import raft_config, tick_seconds
 from .transport import Answer, ForwardFailed, GrpcTransport
 from .vote_gate import GatedTransport, VoteGate
 
@@ -94,6 +95,14 @@ class ClusterMember:
                  ", ".join(f"{n}={a}" for n, a in sorted(self.peers.items())
                            if n != self.identity.node_id))
 
+    async def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Discovery saw the members move: re-address the links (voters only)."""
+        voters = {node: target for node, target in peers.items() if node in self.identity.voters}
+        self.peers.clear()
+        self.peers.update(voters)
+        await self.transport.set_peers(voters)
+        log.info("peers now %s", ", ".join(f"{n}={a}" for n, a in sorted(voters.items())))
+
     async def _catch_up(self, gate: VoteGate) -> None:
         """Open the vote gate once a linearizable read returns here, and record it."""
         driver = self.replicated.driver
@@ -135,6 +144,19 @@ class ClusterMember:
         except (NotLeaderError, DriverStopped, DriverHalted, TimeoutError) as error:
             log.info("leadership not handed over before stopping (%s)",
                      type(error).__name__)
+
+    def unready(self) -> str:
+        """Why this node cannot serve now ("" when it can): /health/ready's cluster half.
+
+        It can once a leader is known (writes are taken or forwarded) and it
+        has applied everything it knows committed (its readers are current).
+        """
+        driver = self.replicated.driver
+        if driver.leader_id is None:
+            return "no leader known"
+        if driver.applied_index < driver.commit_index:
+            return "catching up"
+        return ""
 
     def leader_address(self, leader: str) -> str:
         """The public gRPC address of ``leader`` ("" when it has not announced one yet)."""
@@ -189,22 +211,30 @@ class ClusterMember:
 
 
 def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,
+                 discovered: Mapping[str, str] | None = None,
                  on_halt: Callable[[BaseException], None] | None = None) -> ClusterMember:
     """Build this node's membership (see the module docstring); bootstraps an empty data dir.
+
+    ``discovered`` is the peer map discovery found (None: ``cluster.peers``);
+    the initial voters are ``initial_members(cluster)``, the same on every member.
 
     Raises:
         DataDirRefused: the data dir belongs to another node or holds a log
             without a cluster identity.
+        DiscoveryError: this node cannot be an initial voter.
     """
     cluster = config.cluster
     node_id = cluster.node_id
-    peers = parse_peers(cluster.peers)
-    identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, peers, event_log, ops,
+    initial = initial_members(cluster)
+    identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, initial, event_log, ops,
                                  cluster.name)
     if not identity.caught_up:
         log.info("catching up after a bootstrap: no votes for candidates with a log until this "
                  "member holds the cluster's commit index")
-    own_host = peers[node_id].rpartition(":")[0]
+    found = initial if discovered is None else discovered
+    peers = {node: target for node, target in found.items() if node in identity.voters}
+    # dns targets read dns://server/host:port: the host is what clients are told.
+    own_host = peers.get(node_id, initial[node_id]).rpartition("/")[2].rpartition(":")[0]
     client_address = f"{own_host}:{config.server.grpc_port}"
     transport = GrpcTransport(node_id, identity.cluster_id, peers, client_address=client_address,
                               send_queue_messages=cluster.send_queue_messages,

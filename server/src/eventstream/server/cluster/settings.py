@@ -66,12 +66,8 @@ def parse_peers(entries: Iterable[str]) -> dict[str, str]:
 
 
 def replicates(cluster: model.ClusterConfig) -> bool:
-    """Whether the node joins a replicated cluster: ``cluster.enabled`` with static peers.
-
-    DNS and Kubernetes discovery are not available yet: such a node runs as
-    a cluster of one (and says so).
-    """
-    return cluster.enabled and cluster.discovery == "static"
+    """Whether the node joins a replicated cluster: ``cluster.enabled``, whatever the discovery."""
+    return cluster.enabled
 
 
 def cluster_problems(config: model.Config) -> list[str]:
@@ -84,6 +80,8 @@ def cluster_problems(config: model.Config) -> list[str]:
         problems.append("storage.engine: a cluster member needs 'disk' (a member that forgot "
                         "its log must not vote under its old identity), got "
                         f"{config.storage.engine!r}")
+    if cluster.discovery != "static":
+        return problems  # the members are checked by discovery (cluster.discovery.initial_members)
     try:
         peers = parse_peers(cluster.peers)
     except ValueError as error:

@@ -34,12 +34,15 @@ class HttpServer:
         max_connections: connections open at once; one more gets 503.
         header_timeout: seconds to send a request head (then 408), and the
             longest idle time of a kept-alive connection.
+        unready: why a serving node still cannot serve ("" when it can); a
+            cluster member's (no leader known, catching up) makes /health 503.
     """
 
     def __init__(self, health: HealthState, metrics: Metrics, status: Callable[[], dict[str, Any]],
                  *, metrics_enabled: bool, metrics_path: str, max_connections: int = 128,
-                 header_timeout: float = 5.0) -> None:
+                 header_timeout: float = 5.0, unready: Callable[[], str] | None = None) -> None:
         self._health = health
+        self._unready = unready
         self._metrics = metrics
         self._status = status
         self.max_connections = max_connections
@@ -77,8 +80,10 @@ class HttpServer:
         self._metrics.http_closed.add(1, {"reason": reason})
 
     async def _ready(self, _request: web.Request) -> web.Response:
-        serving = self._health.serving
-        body = {"status": "SERVING" if serving else "NOT_SERVING", "phase": self._health.phase}
+        serving, phase = self._health.serving, self._health.phase
+        if serving and self._unready is not None and (why := self._unready()):
+            serving, phase = False, why
+        body = {"status": "SERVING" if serving else "NOT_SERVING", "phase": phase}
         return web.json_response(body, status=200 if serving else 503)
 
     async def _live(self, _request: web.Request) -> web.Response:

@@ -49,7 +49,7 @@ class ClusterServicer:
         metrics: the server's metrics.
         guard: who calls; administrative methods declare ``guard.admin``.
         addresses: node id -> cluster address of every member (this node's own
-            for a single node).
+            for a single node); read on every call, so a member's updates show.
         connected: the peers whose link is up now.
     """
 
@@ -59,8 +59,8 @@ class ClusterServicer:
         self._config = config
         self._raft = raft
         node_id = config.cluster.node_id
-        self._addresses = dict(addresses or {
-            node_id: f"{config.server.host}:{config.cluster.port}"})
+        # Not copied: a member's map changes when discovery sees a peer move.
+        self._addresses = addresses or {node_id: f"{config.server.host}:{config.cluster.port}"}
         self._connected = connected
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(
             guard.authenticated(self._status))

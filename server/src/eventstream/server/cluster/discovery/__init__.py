@@ -12,15 +12,21 @@ Each is a ``PeerDiscovery``: ``await start(on_change)`` returns the first
 peer map (node id -> gRPC target of the cluster port, this node included)
 once this node and a majority of ``cluster.replicas`` are found, or raises
 ``DiscoveryError`` (every problem naming its config key); ``await stop()``.
+
+``initial_members(cluster)`` names the cluster's initial voters, the same on
+every member whatever discovery has found so far: ``cluster.peers`` (static),
+or ordinals 0 to ``cluster.replicas - 1`` under the headless service (dns,
+kubernetes).
 """
 
 from __future__ import annotations
 
+from eventstream.server.cluster.settings import parse_peers
 from eventstream.server.config.model import ClusterConfig
 
 from ._base import DiscoveryError, PeerDiscovery, PeersChanged
 from .dns import DnsDiscovery
-from .statefulset import PodName, parse_pod_name
+from .statefulset import PodName, member_names, parse_pod_name, pod_host
 from .static import StaticDiscovery
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "PodName",
     "StaticDiscovery",
     "find_peers",
+    "initial_members",
     "parse_pod_name",
     "peer_discovery",
 ]
@@ -68,3 +75,37 @@ async def find_peers(cluster: ClusterConfig) -> dict[str, str]:
         return await discovery.start()
     finally:
         await discovery.stop()
+
+
+def initial_members(cluster: ClusterConfig) -> dict[str, str]:
+    """The initial voters: node id -> ``host:port`` of its cluster port.
+
+    Every member computes the same map from its settings alone (the cluster
+    id is derived from it, see ``cluster.bootstrap``): ``cluster.peers`` with
+    ``static``; otherwise the StatefulSet's pods of ordinals 0 to
+    ``cluster.replicas - 1`` by their headless-service names.
+
+    Raises:
+        DiscoveryError: ``cluster.peers`` malformed (static); the node id is
+            not a pod name, or its ordinal is not below ``cluster.replicas``
+            (dns, kubernetes: adding members is not implemented).
+    """
+    if cluster.discovery == "static":
+        try:
+            return parse_peers(cluster.peers)
+        except ValueError as error:
+            raise DiscoveryError(str(error).splitlines()) from None
+    pod = parse_pod_name(cluster.node_id)
+    if pod is None:
+        raise DiscoveryError([
+            f"cluster.node_id: {cluster.node_id!r} is not a StatefulSet pod name "
+            f"(<statefulset>-<ordinal>): a replicated member with cluster.discovery "
+            f"{cluster.discovery} takes its ordinal from it"])
+    if pod.ordinal >= cluster.replicas:
+        raise DiscoveryError([
+            f"cluster.replicas: {cluster.replicas}, but this pod is {cluster.node_id} (ordinal "
+            f"{pod.ordinal}): the voters are ordinals 0 to {cluster.replicas - 1}, and adding "
+            "members to a running cluster is not implemented; scale the StatefulSet back to "
+            f"{cluster.replicas} (docs/cluster.md \"Scaling\")"])
+    return {name: f"{pod_host(name, cluster)}:{cluster.port}"
+            for name in member_names(pod.statefulset, cluster.replicas)}
