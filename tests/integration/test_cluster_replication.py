@@ -191,11 +191,9 @@ async def test_without_a_leader_a_publish_is_refused_with_retry_info(cluster: Cl
         while cluster.status(follower)["cluster"]["leader"]:
             assert time.monotonic() < deadline, "the follower still names a leader"
             time.sleep(0.05)
-        started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stubs.publish.Publish(publish_request("a/b", id="after"), timeout=20)
-        # Refused at once, not after the call's deadline.
-        assert time.monotonic() - started < 10
+        # Refused, not left to hang: a hang ends in DEADLINE_EXCEEDED, which fails here.
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert error_info(refused.value)[0] == "NOT_LEADER"
         trailers = dict(tuple(refused.value.trailing_metadata() or ()))
