@@ -109,6 +109,10 @@ FORWARD_PUBLISH_BATCH = 2
 FORWARD_PUBLISH_STREAM = 3
 """``eventstream.peer.v1.ForwardKind`` of one forwarded PublishStreamRequest."""
 
+_FORWARD_FIELDS = {FORWARD_PUBLISH: (_EVENT, 0), FORWARD_PUBLISH_BATCH: (_EVENT, 0),
+                   FORWARD_PUBLISH_STREAM: (_STREAM_EVENTS, _STREAM_SEQUENCE)}
+"""Per kind of forwarded request: the events' field number and the varint field beside them."""
+
 Answer = tuple[bytes, int, str, bytes]
 """A forwarded request's answer: (response bytes, status code (0: OK), message, details)."""
 
@@ -257,11 +261,14 @@ class PublishServicer:
             internal = EventStreamError("INTERNAL", "internal error serving a forwarded request")
             return b"", internal.code, internal.message, status_details(internal)
 
-    async def _relayed(self, kind: int, request: bytes, principal: Principal) -> bytes | None:
+    async def _relayed(self, kind: int, request: bytes, principal: Principal,
+                       prepared: _Pending | None = None) -> bytes | None:
         """The leader's answer to ``request`` when this node follows (None when it leads).
 
         The follower decides what ``principal`` may publish and charges its
         quota; the leader serves what a member forwarded as it comes.
+        ``prepared``: the request as this node already prepared it for
+        ``principal`` (a stream's), so it is not accepted twice.
 
         Raises:
             EventStreamError: the leader's error, PERMISSION_DENIED or
@@ -270,7 +277,7 @@ class PublishServicer:
         if self._forwarder is None:
             return None
         if self._access.enabled and self._forwarder.follows():
-            self._authorize_forward(kind, request, principal)
+            self._authorize_forward(kind, request, principal, prepared)
         answer = await self._forwarder.forward(kind, request)
         if answer is None:
             return None
@@ -279,24 +286,40 @@ class PublishServicer:
             raise error_from_status(code, message, details)
         return response
 
-    def _authorize_forward(self, kind: int, request: bytes, principal: Principal) -> None:
+    def _authorize_forward(self, kind: int, request: bytes, principal: Principal,
+                           prepared: _Pending | None) -> None:
         """Refuse a whole request to forward if ``principal`` may not publish one of its events.
+
+        Only the rules and the quota are checked here: the leader validates
+        the events and counts what it receives and refuses.
 
         Raises:
             EventStreamError: PERMISSION_DENIED naming the first denied
                 topic, or QUOTA_EXCEEDED.
         """
-        if kind == FORWARD_PUBLISH:
-            pending = self._prepare(request, principal, _EVENT, 0, "")
+        if prepared is not None:
+            if prepared.denied is not None:
+                raise prepared.denied
+            accepted, size = prepared.accepted, prepared.size
         else:
-            pending = self._prepare(request, principal, _STREAM_EVENTS if kind ==
-                                    FORWARD_PUBLISH_STREAM else _EVENT, _BATCH_RESULTS, "events",
-                                    _STREAM_SEQUENCE if kind == FORWARD_PUBLISH_STREAM else 0)
-        if pending.denied is not None:
-            raise pending.denied
-        events = pending.accepted.count
-        if events:
-            self._access.take_publish(principal, events, pending.size)
+            field, varint_field = _FORWARD_FIELDS[kind]
+            try:
+                accepted = self._encoder.accept(request, field, varint_field)
+            except MalformedInput:
+                return  # the leader refuses it (REQUEST_MALFORMED) and counts it
+            size = len(request)
+            verdicts = self._access.publish_verdicts(principal, accepted)
+            if verdicts is not None and 0 in verdicts:
+                row = verdicts.index(0)
+                path = "event" if kind == FORWARD_PUBLISH else \
+                    f"events[{accepted.good_position(row)}]"
+                topic = accepted.good_topic(row).decode()
+                self._metrics.rejected.add(accepted.count, {"transport": "grpc",
+                                                            "reason": "PERMISSION_DENIED"})
+                raise EventStreamError("PERMISSION_DENIED", f"{path}.topic: publishing to "
+                                       f"{topic!r} is not allowed", field=f"{path}.topic")
+        if accepted.count:
+            self._access.take_publish(principal, accepted.count, size)
 
     async def _publish(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                        principal: Principal) -> bytes:
@@ -384,7 +407,7 @@ class PublishServicer:
                     if self._forwarder is not None and self._forwarder.follows() \
                             and pending.submissions:
                         pending.forwarded = asyncio.ensure_future(
-                            self._relayed(FORWARD_PUBLISH_STREAM, request, principal))
+                            self._relayed(FORWARD_PUBLISH_STREAM, request, principal, pending))
                         await window.put(pending)
                         continue
                     try:
