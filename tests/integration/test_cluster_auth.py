@@ -52,9 +52,16 @@ def test_a_follower_forwards_only_what_the_caller_may_publish(cluster: Cluster,
         with pytest.raises(PermissionDeniedError, match="payments/eu"):
             client.publish_batch([Event(topic="orders/eu", payload=b"x", id="a-2"),
                                   Event(topic="payments/eu", payload=b"y", id="d-2")])
+        with client.publish_stream() as stream:
+            allowed = stream.send(Event(topic="orders/eu", payload=b"streamed", id="a-3"))
+            assert allowed.result(timeout=30).offset >= 0
+            # A stream request with nothing left to write is answered by the follower itself.
+            denied = stream.send(Event(topic="payments/eu", payload=b"streamed", id="d-3"))
+            with pytest.raises(PermissionDeniedError, match="payments/eu"):
+                denied.result(timeout=30)
     with Client(target, token="not-a-token", retry=NO_RETRY) as stranger:
         with pytest.raises(UnauthenticatedError):
             stranger.publish(Event(topic="orders/eu", payload=b"stranger", id="s-1"))
-    # What the follower refused never reached the log: only the allowed event is there
+    # What the follower refused never reached the log: only the allowed events are there
     # (an ack is sent once the leader applied the event).
-    assert sum(cluster.status(leader)["log"]["end_offsets"]) == 1
+    assert sum(cluster.status(leader)["log"]["end_offsets"]) == 2

@@ -75,6 +75,8 @@ class Broker:
                 when a lane is full (nothing of the request is queued then).
         """
         self.check_accepting()
+        if not submissions:
+            return  # every event of the request was refused: nothing to write, on any node
         if self.write_gate is not None:
             self.write_gate()
         self.write_path.submit(submissions)
