@@ -46,7 +46,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -380,19 +379,10 @@ def plot(results: dict[str, dict], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure both sides, print the table, write the results; 0 when NATS R3 ran too."""
-    def terminate(signum, frame):  # SIGTERM unwinds the ExitStacks, so servers stop too
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, terminate)
-    pin = pb.pinning()
-    if pin:
-        os.sched_setaffinity(0, {pb.CLIENT_CORE})
-    ghz = pb.find_ghz()
-    if ghz is None:
-        print("ghz not found on PATH or in .tools/bin (make tools installs it)", file=sys.stderr)
+    started_run = peers_bench.start_run("load tools")
+    if started_run is None:
         return 2
-    info = pb.machine()
-    info["pinning"] = (f"servers on core {pb.SERVER_CORE}, load tools on core {pb.CLIENT_CORE}"
-                       if pin else "none (taskset or 2 cores unavailable)")
+    pin, ghz, info = started_run
     load_before = peers_bench.load_average()
     started = time.monotonic()
     results: dict[str, dict] = {}

@@ -492,7 +492,15 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(args: argparse.Namespace) -> int:
+def start_run(clients: str) -> tuple[bool, str, dict[str, str]] | None:
+    """Set up a bench run: SIGTERM unwinds, this process on the client core, ghz found.
+
+    Args:
+        clients: what runs on the client core, as the machine line names it.
+
+    Returns:
+        (pinned, ghz path, machine info), or None when ghz is missing (said on stderr).
+    """
     def terminate(signum, frame):  # SIGTERM unwinds the ExitStacks, so servers stop too
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, terminate)
@@ -502,10 +510,18 @@ def run(args: argparse.Namespace) -> int:
     ghz = pb.find_ghz()
     if ghz is None:
         print("ghz not found on PATH or in .tools/bin (make tools installs it)", file=sys.stderr)
-        return 2
+        return None
     info = pb.machine()
-    info["pinning"] = (f"servers on core {pb.SERVER_CORE}, load clients on core {pb.CLIENT_CORE}"
+    info["pinning"] = (f"servers on core {pb.SERVER_CORE}, {clients} on core {pb.CLIENT_CORE}"
                        if pin else "none (taskset or 2 cores unavailable)")
+    return pin, ghz, info
+
+
+def run(args: argparse.Namespace) -> int:
+    started_run = start_run("load clients")
+    if started_run is None:
+        return 2
+    pin, ghz, info = started_run
     load_before = load_average()
     results: dict[str, dict] = {}
     started = time.monotonic()
