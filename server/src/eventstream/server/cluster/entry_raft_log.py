@@ -23,9 +23,14 @@ driver halts and the node takes no more writes until restarted.
 Snapshots: the application's snapshot (``Applier.snapshot``) is kept in the
 data dir with the index, term and membership it was taken at
 (:func:`encode_snapshot`); saving one lets retention drop the segments it
-covers. Installing a snapshot sent by a leader (a follower far behind) needs
-the entry log to start over at the snapshot's index and is refused by this
-version (the follower halts).
+covers. A follower far behind gets a snapshot from its leader with the
+leader's retained entries up to the snapshot's index (:mod:`.snapshot_transfer`:
+:meth:`EntryRaftLog.transfer_data` builds it on the leader); persisting it
+replaces the follower's whole log by those entries and the snapshot, atomically
+(``storage/entry_install.py``), so both logs start at the same index and hold
+the same entries. A transfer that is damaged or does not fit raises
+``TransferRefused``: the driver halts (the transport checks the stream's
+checksum first, so this means a bug or a mismatched cluster).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from ..storage import hard_state as stored_state
 from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
 from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
 from ..storage.segment import Checksums
+from .snapshot_transfer import decode_transfer, encode_transfer
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +153,11 @@ class EntryStorage:
         while len(recent) > 1 and self._recent_bytes > RECENT_BYTES:
             self._recent_bytes -= len(recent.popleft().data)
 
+    def forget(self) -> None:
+        """Drop the entries kept: the log started over (a snapshot was installed)."""
+        self._recent.clear()
+        self._recent_bytes = 0
+
     def initial_state(self) -> HardState:
         """See ``raft.LogStorage.initial_state``."""
         return self._hard
@@ -238,6 +249,8 @@ class EntryRaftLog:
         self.on_appended: Callable[[int], None] | None = None
         """Called with the new :attr:`appended_index` after each persist that appended."""
         self.halted: BaseException | None = None
+        self.installed = 0
+        """Snapshots from a leader installed since start."""
 
     @property
     def storage(self) -> EntryStorage:
@@ -281,8 +294,7 @@ class EntryRaftLog:
         """See ``ports.RaftLog.persist``."""
         event_log = self._log
         if ready.snapshot is not None:
-            raise LogHalted("installing a snapshot sent by a leader is not supported by this "
-                            "version (the entry log would have to start over at its index)")
+            await self._install(ready.snapshot)
         waits: list[asyncio.Future[int] | asyncio.Future[None]] = []
         entries = ready.entries
         if entries:
@@ -337,6 +349,41 @@ class EntryRaftLog:
         if EntryKind.EVENTS in batch.kinds:  # a follower's: index its records
             batch = EntryBatch.decode(batch.data, self._codec, first_index=batch.first_index)
         return batch
+
+    async def _install(self, snapshot: Snapshot) -> None:
+        """Start the log over with a leader's transfer (see the module docstring)."""
+        transfer = decode_transfer(snapshot.data, self._log.partitions, snapshot.index, self._codec)
+        application = Snapshot(snapshot.index, snapshot.term, snapshot.membership,
+                               transfer.application)
+        await self._log.install(first_index=transfer.first_index, prev_term=transfer.prev_term,
+                                start_offsets=transfer.start_offsets, entries=transfer.entries,
+                                snapshot=encode_snapshot(application, self._codec))
+        self._storage.latest = application
+        self._storage.forget()
+        self._staged.clear()
+        self.appended_index = snapshot.index
+        self.installed += 1
+        log.info("installed the leader's snapshot at entry %d: the log starts over at %d",
+                 snapshot.index, transfer.first_index)
+
+    def transfer_data(self, snapshot: Snapshot) -> bytes:
+        """What the leader sends a follower for ``snapshot``: its retained entries up to it, and it.
+
+        Raises:
+            CompactedError: the log dropped entries up to past the snapshot
+                (a newer one covers them: the core sends that one next time).
+        """
+        event_log = self._log
+        first = event_log.first_index()
+        if first > snapshot.index + 1:
+            raise CompactedError(f"the log starts at {first}, after the snapshot at {snapshot.index}")
+        prev_term = snapshot.term if first == snapshot.index + 1 else event_log.term(first - 1)
+        entries: bytes | bytearray | memoryview = b""
+        if first <= snapshot.index:
+            batch = event_log.entries(first, snapshot.index + 1, 1 << 62)
+            entries = memoryview(batch.data)[:batch.ends[-1]]
+        offsets = [event_log.start_offset(p) for p in range(event_log.partitions)]
+        return encode_transfer(first, prev_term, offsets, entries, snapshot.data)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """See ``ports.RaftLog.save_snapshot``: keep it; retention may then drop what it covers."""

@@ -411,7 +411,8 @@ class RaftDriver:
         node = self._node
         await self._log.persist(ready)
         if ready.snapshot is not None:
-            await self._applier.restore(ready.snapshot)
+            # The snapshot as the log keeps it: a transfer's entries stay in the log.
+            await self._applier.restore(self._log.storage.snapshot())
         if ready.messages:
             self._transport.send(ready.messages)
         committed = ready.committed_entries

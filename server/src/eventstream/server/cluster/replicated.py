@@ -239,13 +239,16 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
     transport = GrpcTransport(node_id, identity.cluster_id, peers, client_address=client_address,
                               send_queue_messages=cluster.send_queue_messages,
                               max_batch_bytes=cluster.max_batch_bytes,
-                              max_message_bytes=cluster.max_message_bytes)
+                              max_message_bytes=cluster.max_message_bytes,
+                              spool_dir=config.storage.data_dir)
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
     replicated = one_voter(event_log, raft_config(cluster), window,
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
                            transport=gated, voters=identity.voters)
+    # A follower far behind gets the leader's retained entries with the snapshot.
+    transport.snapshot_data = replicated.raft_log.transfer_data
     if os.environ.get(ACK_ON_APPEND_ENV) == "1":
         _ack_on_append(replicated)
     return ClusterMember(identity, peers, transport, replicated, client_address, gated,

@@ -39,6 +39,10 @@ class PeerView(Protocol):
         """Calls refused on the cluster port, by reason."""
         ...
 
+    def snapshots_reading(self) -> Iterable[tuple[float, dict[str, str]]]:
+        """Snapshot transfers sent and received, by direction."""
+        ...
+
 
 def replication_lag(status: Status) -> list[tuple[float, dict[str, str]]]:
     """Entries each member lacks behind the leader's last entry (the leader only knows)."""
@@ -64,11 +68,14 @@ def observe_cluster(metrics: Metrics, driver: DriverView, peers: PeerView | None
     if peers is None:
         metrics.observe("eventstream.cluster.peers_connected", lambda: [(0, {})])
         metrics.observe("eventstream.cluster.forwarded", lambda: [(0, {})])
+        metrics.observe("eventstream.cluster.snapshots", lambda: [
+            (0, {"direction": "sent"}), (0, {"direction": "received"})])
         return
     metrics.observe("eventstream.cluster.peers_connected",
                     lambda: [(len(peers.connected_peers()), {})])
     metrics.observe("eventstream.cluster.forwarded", lambda: [(peers.forwarded, {})])
     metrics.observe("eventstream.cluster.peer.refused", peers.refused_reading)
+    metrics.observe("eventstream.cluster.snapshots", peers.snapshots_reading)
 
 
 __all__ = ["observe_cluster", "replication_lag"]

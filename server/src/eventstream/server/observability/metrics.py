@@ -220,7 +220,11 @@ class Metrics:
              "Publish requests this node forwarded to the leader while following"),
             ("eventstream.cluster.peer.refused",
              "Calls refused on the cluster port, by reason (not_peer_method, no_identity, "
-             "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group)"),
+             "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group, "
+             "snapshot_too_large, snapshot_damaged)"),
+            ("eventstream.cluster.snapshots",
+             "Snapshot transfers to followers sent in whole and from the leader received "
+             "and checked, by direction (sent, received)"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
