@@ -14,6 +14,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.integration.test_cluster_replication import read_stored, wait_caught_up
 from tests.integration.test_groups import GroupMember
@@ -98,8 +100,12 @@ async def check_same_retained_events(cluster: Cluster, leader: str, node: str) -
     assert all(mine <= leaders for mine, leaders in starts)
 
 
-async def test_a_follower_behind_the_leaders_retention_catches_up_through_a_snapshot(tmp_path: Path):
-    cluster = Cluster(tmp_path, 3, CONFIG).start()
+@pytest.mark.parametrize("broken", [False, True], ids=["with-entries", "without-entries"])
+async def test_a_follower_behind_the_leaders_retention_catches_up_through_a_snapshot(
+        tmp_path: Path, broken: bool):
+    # The broken build sends the snapshot alone: the follower then lacks retained events.
+    env = {"EVENTSTREAM_TEST_SNAPSHOT_WITHOUT_ENTRIES": "1"} if broken else {}
+    cluster = Cluster(tmp_path, 3, CONFIG, env=env).start()
     try:
         leader = cluster.wait_leader()
         behind, other = [node for node in cluster.nodes if node != leader]
@@ -116,6 +122,10 @@ async def test_a_follower_behind_the_leaders_retention_catches_up_through_a_snap
                         direction="received")
         assert metric(cluster.nodes[leader], "eventstream_cluster_snapshots_total", direction="sent") >= 1
         assert cluster.status(behind)["log"]["first_index"] > last + 1  # it started over
+        if broken:
+            with pytest.raises(AssertionError, match="retained events of the leader missing"):
+                await check_same_retained_events(cluster, leader, behind)
+            return
         for node in (behind, other):
             await check_same_retained_events(cluster, leader, node)
         await check_same_group_offsets(cluster, [behind, other])

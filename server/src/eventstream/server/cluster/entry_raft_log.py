@@ -258,6 +258,11 @@ class EntryRaftLog:
         return self._storage
 
     @property
+    def codec(self) -> EntryCodec:
+        """The CRC32C functions and the native entry encoder."""
+        return self._codec
+
+    @property
     def event_log(self) -> EntryLog:
         """The entry log underneath."""
         return self._log

@@ -40,6 +40,7 @@ from .discovery import initial_members
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
+from .snapshot_transfer import without_entries
 from .transport import Answer, ForwardFailed, GrpcTransport
 from .vote_gate import GatedTransport, VoteGate
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 ACK_ON_APPEND_ENV = "EVENTSTREAM_TEST_ACK_ON_APPEND"
 """Test-only: ``1`` acknowledges publishes before replication (see :func:`_ack_on_append`)."""
+SNAPSHOT_WITHOUT_ENTRIES_ENV = "EVENTSTREAM_TEST_SNAPSHOT_WITHOUT_ENTRIES"
+"""Test-only: ``1`` sends snapshots without the leader's retained entries (see ``snapshot_transfer``)."""
 NO_VOTE_GATE_ENV = "EVENTSTREAM_TEST_NO_VOTE_GATE"
 """Test-only: ``1`` lets a member vote at once after a bootstrap (see ``vote_gate``)."""
 NO_LEADER_RETRY_SECONDS = 0.25
@@ -249,6 +252,12 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                            transport=gated, voters=identity.voters)
     # A follower far behind gets the leader's retained entries with the snapshot.
     transport.snapshot_data = replicated.raft_log.transfer_data
+    if os.environ.get(SNAPSHOT_WITHOUT_ENTRIES_ENV) == "1":
+        log.warning("%s=1: snapshots go without the retained entries (a deliberately broken "
+                    "build)", SNAPSHOT_WITHOUT_ENTRIES_ENV)
+        raft_log, partitions = replicated.raft_log, event_log.partitions
+        transport.snapshot_data = lambda snapshot: without_entries(
+            raft_log.transfer_data(snapshot), partitions, snapshot.index, raft_log.codec)
     if os.environ.get(ACK_ON_APPEND_ENV) == "1":
         _ack_on_append(replicated)
     return ClusterMember(identity, peers, transport, replicated, client_address, gated,

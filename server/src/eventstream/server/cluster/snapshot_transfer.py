@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..storage.entries import CorruptEntry, EntryBatch
+from ..storage.entries import B_COUNT, B_FIRST_OFFSET, B_PARTITION, BLOCK_FIELDS, CorruptEntry, EntryBatch
 from ..storage.segment import Checksums
 
 _MAGIC = b"ESTR"
@@ -94,4 +94,21 @@ def decode_transfer(data: bytes, partitions: int, index: int, checksums: Checksu
     return Transfer(first, prev_term, offsets, entries, bytes(view[at + size:]))
 
 
-__all__ = ["Transfer", "TransferRefused", "decode_transfer", "encode_transfer"]
+def without_entries(data: bytes, partitions: int, index: int, checksums: Checksums) -> bytes:
+    """Test-only bug: the same transfer without its entries (the follower then starts at S + 1).
+
+    Its subscribers would miss the events of the leader's retained entries up
+    to S: the cluster tests must see that.
+    """
+    transfer = decode_transfer(data, partitions, index, checksums)
+    offsets, prev_term = list(transfer.start_offsets), transfer.prev_term
+    if transfer.entries:
+        batch = EntryBatch.decode(bytes(transfer.entries), checksums, first_index=transfer.first_index)
+        blocks = batch.blocks
+        for row in range(0, len(blocks), BLOCK_FIELDS):
+            offsets[blocks[row + B_PARTITION]] = blocks[row + B_FIRST_OFFSET] + blocks[row + B_COUNT]
+        prev_term = batch.terms[-1]
+    return encode_transfer(index + 1, prev_term, offsets, b"", transfer.application)
+
+
+__all__ = ["Transfer", "TransferRefused", "decode_transfer", "encode_transfer", "without_entries"]
