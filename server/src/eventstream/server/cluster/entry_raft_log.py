@@ -79,7 +79,8 @@ class SnapshotRefused(Exception):
 def encode_snapshot(snapshot: Snapshot, checksums: Checksums) -> bytes:
     """The snapshot file's bytes: index, term, membership, the application's data, a CRC32C."""
     membership = json.dumps({"voters": sorted(snapshot.membership.voters),
-                             "learners": sorted(snapshot.membership.learners)}).encode()
+                             "learners": sorted(snapshot.membership.learners),
+                             "addresses": snapshot.membership.address_map()}).encode()
     body = b"".join((_SNAPSHOT_HEAD.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, snapshot.index,
                                          snapshot.term, len(membership), len(snapshot.data)),
                      membership, snapshot.data))
@@ -101,7 +102,9 @@ def decode_snapshot(data: bytes, checksums: Checksums) -> Snapshot:
     if _CRC.unpack_from(data, end)[0] != checksums.crc32c(data[:end]):
         raise SnapshotRefused("CRC32C mismatch: the file is damaged")
     document = json.loads(data[_SNAPSHOT_HEAD.size:_SNAPSHOT_HEAD.size + members])
-    membership = Membership(frozenset(document["voters"]), frozenset(document["learners"]))
+    # "addresses" (added members' cluster addresses) is absent from older snapshots.
+    membership = Membership(frozenset(document["voters"]), frozenset(document["learners"]),
+                            tuple(sorted(document.get("addresses", {}).items())))
     return Snapshot(index, term, membership, data[_SNAPSHOT_HEAD.size + members:end])
 
 
