@@ -18,7 +18,7 @@ from eventstream.server.storage.entry_api import LogHalted
 from eventstream.server.storage.entry_install import COMMITTED_DIR, STAGING_DIR
 from eventstream.server.storage.entry_log import DiskEntryLog
 from eventstream.server.storage.fileops import Fault, FaultyFileOps
-from tests.support.entry_logs import Rounds, disk_config, open_disk
+from tests.support.entry_logs import CHECKSUMS, Rounds, disk_config, open_disk
 
 PARTITIONS = 3
 
@@ -112,35 +112,51 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("fault, outcome", FAULTS, ids=[f"{f.op}-{f.path}" for f, _ in FAULTS])
-async def test_a_crash_during_an_install_leaves_the_old_log_or_the_new_one(tmp_path, fault, outcome):
-    leader = await _leader_after_retention(tmp_path / "leader")
-    root = tmp_path / "follower"
+async def _crash_during_install(root: Path, leader: DiskEntryLog, fault: Fault,
+                                bugs: frozenset[str] = frozenset()) -> tuple[object, object]:
+    """Install over a log of 4 rounds with ``fault`` armed; (the log's state before, after reopening)."""
     old = await _filled(root, 4)
     await old.save_snapshot(b"old snapshot", old.last_index())
-    before = (old.first_index(), old.last_index(), [_records(old, p) for p in range(PARTITIONS)])
+    before = _state(old)
     old.close()
     fault.error = errno.EIO
     ops = FaultyFileOps([])
-    follower = open_disk(disk_config(root, PARTITIONS), ops=ops)
+    follower = DiskEntryLog(disk_config(root, PARTITIONS), CHECKSUMS, ops=ops, test_bugs=bugs)
     ops.faults.append(fault)  # armed once open: the install's calls are the ones counted
-    last = leader.last_index() - 2
     with pytest.raises((LogHalted, OSError)):
-        await follower.install(**_transfer(leader, last))  # type: ignore[arg-type]
+        await follower.install(**_transfer(leader, leader.last_index() - 2))  # type: ignore[arg-type]
     assert fault.seen >= fault.nth, "the fault did not fire"
     assert follower.halted is not None
     follower.close()
     reopened = open_disk(disk_config(root, PARTITIONS))
     try:
-        if outcome == "old":
-            reopened.apply(reopened.last_index())
-            assert (reopened.first_index(), reopened.last_index(),
-                    [_records(reopened, p) for p in range(PARTITIONS)]) == before
-            assert reopened.snapshot() == b"old snapshot"
-        else:
-            assert (reopened.first_index(), reopened.last_index()) == (leader.first_index(), last)
-            assert reopened.snapshot() == b"the snapshot"
         assert not (root / STAGING_DIR).exists() and not (root / COMMITTED_DIR).exists()
+        return before, _state(reopened)
     finally:
         reopened.close()
-        leader.close()
+
+
+def _state(log: DiskEntryLog) -> tuple[object, ...]:
+    log.apply(log.last_index())
+    return (log.first_index(), log.last_index(), log.snapshot(),
+            [_records(log, p) for p in range(PARTITIONS)])
+
+
+@pytest.mark.parametrize("fault, outcome", FAULTS, ids=[f"{f.op}-{f.path}" for f, _ in FAULTS])
+async def test_a_crash_during_an_install_leaves_the_old_log_or_the_new_one(tmp_path, fault, outcome):
+    leader = await _leader_after_retention(tmp_path / "leader")
+    before, after = await _crash_during_install(tmp_path / "follower", leader, fault)
+    if outcome == "old":
+        assert after == before
+    else:
+        assert after[:3] == (leader.first_index(), leader.last_index() - 2, b"the snapshot")
+    leader.close()
+
+
+async def test_the_crash_check_sees_an_install_that_moves_the_old_log_first(tmp_path):
+    leader = await _leader_after_retention(tmp_path / "leader")
+    before, after = await _crash_during_install(tmp_path / "follower", leader,
+                                                Fault("rename", path=COMMITTED_DIR),
+                                                frozenset({"install_old_log_first"}))
+    assert after != before and after[1] < leader.first_index()  # neither log: the old one is gone
+    leader.close()

@@ -38,12 +38,14 @@ OLD_LOG_DIR = "log.old"
 
 def install_log(root: Path, ops: FileOps, checksums: Checksums, *, first_index: int,
                 prev_term: int, start_offsets: list[int], entries: bytes | memoryview,
-                snapshot: bytes) -> None:
+                snapshot: bytes, bugs: frozenset[str] = frozenset()) -> None:
     """Replace the log under ``root`` by one segment of ``entries`` and the snapshot file.
 
     ``entries`` are encoded entries from ``first_index`` on (the entry
     format), ``start_offsets`` each partition's next offset before them and
     ``prev_term`` the term of the entry before them. Durable when it returns.
+
+    ``bugs``: test-only (``install_old_log_first``, see ``entry_writer.TEST_BUGS``).
 
     Raises:
         OSError: a file operation failed; the data dir then holds the old
@@ -62,6 +64,8 @@ def install_log(root: Path, ops: FileOps, checksums: Checksums, *, first_index: 
     ops.fsync_dir(staging / LOG_DIR)
     ops.write_file(staging / SNAPSHOT_FILE, snapshot, sync=True)
     ops.fsync_dir(staging)
+    if "install_old_log_first" in bugs:
+        ops.rename(root / LOG_DIR, root / OLD_LOG_DIR)
     ops.rename(staging, root / COMMITTED_DIR)  # the commit point
     ops.fsync_dir(root)
     finish_install(root, ops)

@@ -887,7 +887,7 @@ class DiskEntryLog:
                     segment.write_fd = None
             install_log(self.root, self._ops, self._checksums, first_index=first_index,
                         prev_term=prev_term, start_offsets=start_offsets, entries=entries,
-                        snapshot=snapshot)
+                        snapshot=snapshot, bugs=self._test_bugs)
 
         def done(error: BaseException | None) -> None:
             if error is None:
