@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from eventstream.client import NO_RETRY, Client
 from eventstream.v1 import publish_pb2, subscribe_pb2
 from tests.integration.test_cluster_replication import read_stored, wait_caught_up
 from tests.integration.test_groups import GroupMember
@@ -151,5 +152,23 @@ async def test_a_follower_with_a_wiped_data_dir_catches_up_through_a_snapshot(tm
                       direction="received") >= 1
         await check_same_retained_events(cluster, leader, wiped)
         await check_same_group_offsets(cluster, [wiped, other])
+    finally:
+        cluster.stop()
+
+
+async def test_a_member_added_after_the_leaders_retention_catches_up_through_a_snapshot(
+        tmp_path: Path):
+    cluster = Cluster(tmp_path, 3, CONFIG).start()
+    try:
+        leader = cluster.wait_leader()
+        await publish_until_dropped(cluster, leader, 0)
+        joiner = cluster.joiner("n4").start(wait=False)
+        joiner.wait_healthy(60.0, path="/health/live")
+        with Client(cluster.nodes[leader].target, retry=NO_RETRY) as admin:
+            admin.add_member("n4", cluster.cluster_address("n4"))
+        joiner.wait_healthy(60.0)
+        wait_caught_up(cluster, list(cluster.nodes))
+        assert metric(joiner, "eventstream_cluster_snapshots_total", direction="received") >= 1
+        await check_same_retained_events(cluster, leader, "n4")
     finally:
         cluster.stop()
