@@ -58,6 +58,7 @@ from ..storage import hard_state as stored_state
 from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
 from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
 from ..storage.segment import Checksums
+from .errors import SnapshotUnavailable
 from .snapshot_transfer import decode_transfer, encode_transfer
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,9 @@ class EntryRaftLog:
         self.halted: BaseException | None = None
         self.installed = 0
         """Snapshots from a leader installed since start."""
+        self.max_transfer_bytes = 1 << 30
+        """Most bytes of a snapshot transfer (``cluster.max_snapshot_bytes``)."""
+        self._too_large = -1
 
     @property
     def storage(self) -> EntryStorage:
@@ -378,13 +382,26 @@ class EntryRaftLog:
         """What the leader sends a follower for ``snapshot``: its retained entries up to it, and it.
 
         Raises:
-            CompactedError: the log dropped entries up to past the snapshot
-                (a newer one covers them: the core sends that one next time).
+            SnapshotUnavailable: the log dropped entries up to past the
+                snapshot (a newer one covers them: the core sends that one next
+                time), or the retained entries up to it are more than
+                :attr:`max_transfer_bytes` (logged once per snapshot).
         """
         event_log = self._log
         first = event_log.first_index()
         if first > snapshot.index + 1:
-            raise CompactedError(f"the log starts at {first}, after the snapshot at {snapshot.index}")
+            raise SnapshotUnavailable(f"the log starts at {first}, after the snapshot at "
+                                      f"{snapshot.index}")
+        size = sum(segment.bytes for segment in event_log.segments()
+                   if segment.first_index <= snapshot.index) + len(snapshot.data)
+        if size > self.max_transfer_bytes:
+            if self._too_large != snapshot.index:
+                self._too_large = snapshot.index
+                log.warning("a follower needs the snapshot at entry %d, but with the retained "
+                            "entries up to it (about %d bytes) it is over cluster.max_snapshot_bytes "
+                            "(%d): raise that on every member, or keep less (storage.retention_*)",
+                            snapshot.index, size, self.max_transfer_bytes)
+            raise SnapshotUnavailable(f"about {size} bytes, over the limit of {self.max_transfer_bytes}")
         prev_term = snapshot.term if first == snapshot.index + 1 else event_log.term(first - 1)
         entries: bytes | bytearray | memoryview = b""
         if first <= snapshot.index:

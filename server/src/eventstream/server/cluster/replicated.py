@@ -298,6 +298,7 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                               send_queue_messages=cluster.send_queue_messages,
                               max_batch_bytes=cluster.max_batch_bytes,
                               max_message_bytes=cluster.max_message_bytes,
+                              max_snapshot_bytes=cluster.max_snapshot_bytes,
                               spool_dir=config.storage.data_dir)
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
@@ -307,6 +308,7 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                            transport=gated, voters=identity.voters)
     # A follower far behind gets the leader's retained entries with the snapshot.
     transport.snapshot_data = replicated.raft_log.transfer_data
+    replicated.raft_log.max_transfer_bytes = cluster.max_snapshot_bytes
     if os.environ.get(SNAPSHOT_WITHOUT_ENTRIES_ENV) == "1":
         log.warning("%s=1: snapshots go without the retained entries (a deliberately broken "
                     "build)", SNAPSHOT_WITHOUT_ENTRIES_ENV)

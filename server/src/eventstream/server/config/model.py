@@ -140,6 +140,9 @@ class ClusterConfig:
     max_message_bytes: int = 256 * 1024 * 1024
     """Largest request a peer may send on the cluster port: an entry must fit.
     Default 256 MiB."""
+    max_snapshot_bytes: int = 1024 * 1024 * 1024
+    """Largest snapshot transfer sent or accepted (a follower far behind gets
+    the leader's retained entries with the snapshot: they must fit). Default 1 GiB."""
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from eventstream.peer.v1 import raft_pb2, raft_pb2_grpc
-from eventstream.server.raft import CompactedError, InstallSnapshot, Message, Snapshot
+from eventstream.server.raft import InstallSnapshot, Message, Snapshot
 
+from ..errors import SnapshotUnavailable
 from ..ports import Inbox
 from .convert import encode_batch, message_size, snapshot_requests
 from .identity import SERVICE
@@ -84,7 +85,7 @@ class PeerLink:
         chunk_bytes: size of a snapshot's data chunks.
         rng: the back-off jitter's source.
         snapshot_data: what a snapshot's stream carries (default: its data);
-            may raise ``CompactedError`` (then the transfer is reported failed).
+            may raise ``SnapshotUnavailable`` (then the transfer is reported failed).
     """
 
     def __init__(self, peer_id: str, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]],
@@ -246,8 +247,8 @@ class PeerLink:
             await self._stub.InstallSnapshot(snapshot_requests(message, self._chunk_bytes, data),
                                              metadata=self._metadata, timeout=SNAPSHOT_TIMEOUT)
             ok = True
-        except CompactedError as error:  # the log moved past it: the core sends a newer one
-            log.info("snapshot at %d to %s not sent: %s", message.snapshot.index, self.peer_id, error)
+        except SnapshotUnavailable as error:  # the core tries again (a newer one, or later)
+            log.debug("snapshot at %d to %s not sent: %s", message.snapshot.index, self.peer_id, error)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
             log.info("snapshot at %d to %s failed: %s", message.snapshot.index, self.peer_id,
                      _describe(error))
