@@ -297,10 +297,14 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                               max_message_bytes=cluster.max_message_bytes)
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
+    # A joiner's log starts from the initial voters without itself (a member
+    # rejoining under its id is not a voter until promoted again): it never
+    # campaigns before the log says it may.
+    voters = identity.voters - {node_id} if identity.joiner else identity.voters
     replicated = one_voter(event_log, raft_config(cluster), window,
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
-                           transport=gated, voters=identity.voters)
+                           transport=gated, voters=voters)
     if os.environ.get(ACK_ON_APPEND_ENV) == "1":
         _ack_on_append(replicated)
     member = ClusterMember(identity, dict(peers), transport, replicated, client_address, gated,
