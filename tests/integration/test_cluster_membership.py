@@ -3,8 +3,11 @@
 A fourth node started with ``cluster.join`` is added as a learner while a
 client publishes, catches up (the same events in the same order) and serves
 readers; promoted, it votes: with the leader SIGKILLed the remaining three of
-four voters still commit. A removed member stops receiving the log. The
-admin RPCs' refusals arrive through gRPC with their code, reason and field.
+four voters still commit. A removed member stops receiving the log. A member
+whose data dir was lost is removed, rejoins under its id as a learner and is
+promoted once caught up; its membership survives a restart. The admin RPCs'
+refusals arrive through gRPC with their code, reason and field, and
+docs/cluster.md's grpcurl recipes run as written.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
 from tests.integration.test_cluster_replication import read_stored, wait_caught_up
@@ -240,3 +244,52 @@ def test_a_single_voter_and_the_grpcurl_recipes(tmp_path: Path):
             assert answer in done.stdout + done.stderr, (command, done.stdout, done.stderr)
     finally:
         single.stop()
+
+
+def promote_when_caught_up(target: str, node: str, timeout: float = 60.0) -> None:
+    """PromoteLearner, again while the learner is refused as behind."""
+    deadline = time.monotonic() + timeout
+    with Client(target, retry=NO_RETRY) as admin:
+        while True:
+            try:
+                admin.promote_learner(node)
+                return
+            except EventStreamError as error:
+                if error.reason != "LEARNER_BEHIND" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+
+
+async def test_a_member_that_lost_its_data_dir_rejoins_as_a_learner(cluster: Cluster):
+    leader = cluster.wait_leader()
+    victim = next(node for node in cluster.nodes if node != leader)
+    before = publish_many(cluster.nodes[leader].target, "before", 50)
+    server = cluster.nodes[victim]
+    server.kill()
+    shutil.rmtree(server.workdir / "data")
+    with Client(cluster.nodes[leader].target, retry=NO_RETRY) as admin:
+        admin.remove_member(victim)
+    # It comes back under its id, as a joiner: it neither votes nor campaigns
+    # until the log says it may.
+    document = yaml.safe_load(server.config_path.read_text())
+    document["cluster"]["join"] = True
+    server.config_path.write_text(yaml.safe_dump(document))
+    server.start(wait=False)
+    server.wait_healthy(60.0, path="/health/live")
+    with Client(cluster.nodes[leader].target, retry=NO_RETRY) as admin:
+        admin.add_member(victim, cluster.cluster_address(victim))
+    server.wait_healthy(60.0)
+    promote_when_caught_up(cluster.nodes[leader].target, victim)
+    during = publish_many(cluster.nodes[leader].target, "during", 30)
+    wait_caught_up(cluster, list(cluster.nodes))
+    assert await read_stored(cluster, victim) == await read_stored(cluster, leader)
+    assert {event_id for *_, event_id in await read_stored(cluster, victim)} >= \
+        set(before + during)
+    # The membership survives a restart: it is in the log, not in cluster.json.
+    server.stop()
+    server.start(wait=False)
+    server.wait_healthy(60.0)
+    cluster.wait_voting([victim])
+    assert roles(cluster, victim) == roles(cluster, leader)
+    assert roles(cluster, victim)[victim] in ("follower", "leader")
+    assert metric(server, "eventstream_cluster_members", role="voter") == 3

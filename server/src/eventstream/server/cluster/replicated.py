@@ -302,10 +302,14 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                               spool_dir=config.storage.data_dir)
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
+    # A joiner's log starts from the initial voters without itself (a member
+    # rejoining under its id is not a voter until promoted again): it never
+    # campaigns before the log says it may.
+    voters = identity.voters - {node_id} if identity.joiner else identity.voters
     replicated = one_voter(event_log, raft_config(cluster), window,
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
-                           transport=gated, voters=identity.voters)
+                           transport=gated, voters=voters)
     # A follower far behind gets the leader's retained entries with the snapshot.
     transport.snapshot_data = replicated.raft_log.transfer_data
     replicated.raft_log.max_transfer_bytes = cluster.max_snapshot_bytes

@@ -98,9 +98,7 @@ def cluster_problems(config: model.Config) -> list[str]:
         problems.append("cluster.peers: empty; list every initial member (this node included) "
                         "as node_id=host:port")
     elif cluster.join:
-        if cluster.node_id in peers:
-            problems.append(f"cluster.join: true, but cluster.node_id {cluster.node_id!r} is "
-                            "among cluster.peers, the initial members; a joining node is not")
+        pass  # a new node, or an initial member that lost its data dir rejoining
     elif cluster.node_id not in peers:
         problems.append(f"cluster.node_id: {cluster.node_id!r} is not among cluster.peers "
                         f"({', '.join(sorted(peers))}); a node added to a running cluster "

@@ -113,10 +113,11 @@ class ClusterConfig:
     first label is the node id (``eventstream-1.eventstream-headless:9100``),
     or ``node_id=host:port``."""
     join: bool = False
-    """This node is not among the initial members (``cluster.peers``): on an
-    empty data dir it never forms a cluster of its own, it waits until a
-    member adds it (``ClusterService.AddMember``), then receives the log as
-    a learner. ``static`` discovery only. Default false."""
+    """This node joins a running cluster: a new node (not among the initial
+    members, ``cluster.peers``), or a member that lost its data dir and was
+    removed. On an empty data dir it never forms a cluster of its own, it
+    waits until a member adds it (``ClusterService.AddMember``), then
+    receives the log as a learner. ``static`` discovery only. Default false."""
     tick_ms: int = 50
     """Milliseconds of one Raft tick, the clock of elections and heartbeats.
     Default 50."""
