@@ -81,8 +81,10 @@ async def test_a_joiner_is_added_caught_up_promoted_and_votes(cluster: Cluster):
     joiner = cluster.joiner("n4").start(wait=False)
     joiner.wait_healthy(60.0, path="/health/live")
     # Not a member yet: it knows no leader and says why it is not ready.
+    wait_for(lambda: b'"starting"' not in http_get(f"{joiner.http}/health/ready")[1],
+             "the joiner's listeners open")
     status, body = http_get(f"{joiner.http}/health/ready")
-    assert status != 200 and b"waiting to be added" in body, body
+    assert status == 503 and b"waiting to be added" in body, body
     # Added while a client publishes through the leader.
     acked: list[str] = []
     publisher = threading.Thread(target=lambda: acked.extend(

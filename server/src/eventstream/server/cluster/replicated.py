@@ -124,8 +124,12 @@ class ClusterMember:
 
         async def follow() -> None:
             if previous is not None:
-                await asyncio.shield(previous)
-            await self._follow(membership)
+                await asyncio.wait([previous])  # its outcome was logged by itself
+            try:
+                await self._follow(membership)
+            except Exception:  # a link that cannot close must not stop later updates
+                log.exception("the peer links could not follow the membership %s",
+                              membership.describe())
         self._peer_update = asyncio.get_running_loop().create_task(follow(), name="cluster-peers")
 
     def addresses_of(self, membership: Membership) -> dict[str, str]:
