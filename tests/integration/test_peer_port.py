@@ -8,8 +8,10 @@ known peer changes the driver's term), so the checks can fail.
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import socket
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -142,22 +144,29 @@ async def test_a_message_without_a_body_or_for_another_group_is_refused(port: Pe
 
 async def test_snapshot_streams_are_checked(port: PeerPort):
     metadata = identity_metadata(CLUSTER, "n2", "n1")
-    header = pb.SnapshotHeader(term=2, index=5, snapshot_term=1, voters=["n1", "n2", "n3"], data_bytes=4)
+    header = pb.SnapshotHeader(term=2, index=5, snapshot_term=1, voters=["n1", "n2", "n3"], data_bytes=4,
+                               data_crc32=zlib.crc32(b"1234"))
     cases = [
-        ([pb.InstallSnapshotRequest(chunk=b"x")], "header"),
-        ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(data_bytes=2 << 20))], "header.data_bytes"),
-        ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12345")], "chunk"),
-        ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12")], "chunk"),
+        ([pb.InstallSnapshotRequest(chunk=b"x")], "header", "invalid"),
+        ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(data_bytes=2 << 20))], "header.data_bytes",
+         "snapshot_too_large"),
+        ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12345")], "chunk",
+         "snapshot_too_large"),
+        ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"12")], "chunk",
+         "snapshot_damaged"),
+        ([pb.InstallSnapshotRequest(header=header), pb.InstallSnapshotRequest(chunk=b"1235")],
+         "header.data_crc32", "snapshot_damaged"),
         ([pb.InstallSnapshotRequest(header=pb.SnapshotHeader(voters=["a"], learners=["a"]))],
-         "header.voters"),
+         "header.voters", "invalid"),
     ]
-    for requests, field in cases:
+    for requests, field, _ in cases:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             async with asyncio.timeout(30):
                 await port.stub.InstallSnapshot(iter(requests), metadata=metadata)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert error.value.details().startswith(field), error.value.details()
-    assert port.transport.refused == {"invalid": len(cases)}
+    assert port.transport.refused == collections.Counter(reason for _, _, reason in cases)
+    assert port.transport.handler.snapshots_received == 0
 
 
 async def test_refusals_are_exported_as_a_metric(port: PeerPort):

@@ -15,7 +15,7 @@ import ssl
 import pytest
 import yaml
 
-from eventstream.client import NO_RETRY, Client, Event, PermissionDeniedError
+from eventstream.client import NO_RETRY, Client, Event, EventStreamError, PermissionDeniedError
 from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
 from tests.support.server import metric, wait_for_metric
 from tests.support.tls import Pki, replace_file, tls_server
@@ -29,13 +29,14 @@ OUTSIDER = {"name": "outsider", "certificate_names": ["outsider.test"],
             "consume": {"allow": ["other/#"], "groups": ["*"]}}
 EVERYONE = {"name": "everyone", "certificate_names": ["everyone.test"],
             "publish": {"allow": ["#"]}}
+ADMIN = {"name": "operator", "certificate_names": ["operator.test"], "admin": True}
 DENIED = "eventstream_auth_denied_total"
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:
     pki = Pki.make(tmp_path_factory.mktemp("pki"))
-    for name in ("writer", "outsider", "everyone"):
+    for name in ("writer", "outsider", "everyone", "operator"):
         pki.ca.issue(name, dns=(f"{name}.test",))
     return pki
 
@@ -44,7 +45,7 @@ def pki(tmp_path_factory) -> Pki:
 def server(start_server, pki):
     return tls_server(start_server, pki, ingest={"udp_enabled": False}, auth={
         "enabled": True, "reload_interval_seconds": 0.1,
-        "identities": [WRITER, OUTSIDER, EVERYONE]})
+        "identities": [WRITER, OUTSIDER, EVERYONE, ADMIN]})
 
 
 def client(server, pki: Pki, name: str) -> Client:
@@ -136,6 +137,21 @@ def test_cluster_status_needs_an_identity_only(server, pki):
     for name in ("writer", "outsider"):
         with client(server, pki, name) as any_identity:
             assert any_identity.cluster_status().node_id
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.add_member("n2", "127.0.0.1:1"), lambda c: c.promote_learner("n2"),
+    lambda c: c.remove_member("n2"), lambda c: c.transfer_leadership()],
+    ids=["AddMember", "PromoteLearner", "RemoveMember", "TransferLeadership"])
+def test_cluster_changes_need_the_admin_permission(server, pki, call):
+    with client(server, pki, "writer") as writer, pytest.raises(PermissionDeniedError) as denied:
+        call(writer)
+    assert "'writer' lacks the admin permission" in denied.value.message
+    assert wait_for_metric(server, DENIED, 1, identity="writer", access="admin") >= 1
+    # The admin identity passes the check: this node runs alone, so nothing can change.
+    with client(server, pki, "operator") as operator, pytest.raises(EventStreamError) as refused:
+        call(operator)
+    assert refused.value.reason == "NOT_REPLICATED"
 
 
 def test_tcp_acknowledged(server, pki):

@@ -59,6 +59,29 @@ class Cluster:
             if self.mesh is not None:
                 sections["cluster"].setdefault("name", "faults")
             self.nodes[node] = ServerProcess(workdir / node, sections, env=env)
+        self._workdir, self._config, self._env = workdir, config, env
+        self._initial = [f"{node}=127.0.0.1:{cluster_ports[node]}" for node in ids]
+        self.cluster_ports = dict(cluster_ports)
+        """Node id -> its cluster port (joiners included)."""
+
+    def joiner(self, node: str) -> ServerProcess:
+        """A node that is not an initial member (``cluster.join``), not started.
+
+        Its cluster address (for ``AddMember``) is :meth:`cluster_address`.
+        """
+        assert self.mesh is None, "joiners reach the members directly"
+        (self._workdir / node).mkdir(parents=True)
+        sections: dict[str, Any] = {key: dict(value) for key, value in (self._config or {}).items()}
+        port = self.cluster_ports[node] = free_port()
+        sections.setdefault("cluster", {}).update({
+            "enabled": True, "node_id": node, "port": port, "join": True,
+            "peers": list(self._initial)})
+        server = self.nodes[node] = ServerProcess(self._workdir / node, sections, env=self._env)
+        return server
+
+    def cluster_address(self, node: str) -> str:
+        """``host:port`` of a node's cluster port."""
+        return f"127.0.0.1:{self.cluster_ports[node]}"
 
     def _peer_address(self, node: str, peer: str, cluster_ports: dict[str, int]) -> str:
         """Where ``node`` dials ``peer``: its own port directly, others through the mesh."""

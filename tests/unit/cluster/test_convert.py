@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 
@@ -14,6 +15,7 @@ from eventstream.peer.v1 import raft_pb2 as pb
 from eventstream.server.cluster.transport.convert import (
     InvalidBatch,
     SnapshotAssembler,
+    SnapshotRefused,
     decode_batch,
     encode_batch,
     message_size,
@@ -106,6 +108,15 @@ def test_snapshots_are_not_sent_in_a_batch():
         encode_batch(G, [snapshot])
 
 
+def _assembled(requests: list[pb.InstallSnapshotRequest], max_bytes: int) -> InstallSnapshot:
+    spool = io.BytesIO()
+    assembler = SnapshotAssembler(S, R, max_bytes, spool)
+    for request in requests:
+        assembler.add(request)
+    assembler.check()
+    return assembler.message(spool.getvalue())
+
+
 @pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 10_000])
 def test_a_snapshot_is_chunked_and_reassembled(size: int):
     snapshot = Snapshot(5, 2, Membership(frozenset({"n1", "n2"}), frozenset({"n3"})), os.urandom(size))
@@ -113,20 +124,48 @@ def test_a_snapshot_is_chunked_and_reassembled(size: int):
     requests = [pb.InstallSnapshotRequest.FromString(r.SerializeToString())
                 for r in snapshot_requests(message, 1000)]
     assert len(requests) == 1 + -(-size // 1000)
-    assembler = SnapshotAssembler(S, R, max_bytes=size)
-    for request in requests:
-        assembler.add(request)
-    assert assembler.message() == message
+    assert _assembled(requests, size) == message
+
+
+def test_a_snapshot_stream_carries_the_data_it_is_given():
+    message = InstallSnapshot(G, S, R, 4, Snapshot(5, 2, Membership(), b"app"))
+    received = _assembled(list(snapshot_requests(message, 2, b"entries and app")), 100)
+    assert received.snapshot.data == b"entries and app"
 
 
 def test_a_snapshot_stream_that_changes_group_is_refused():
     requests = list(snapshot_requests(InstallSnapshot(G, S, R, 4, Snapshot(5, 2, Membership(), b"ab")), 1))
     requests[2].group_id = G + 1
-    assembler = SnapshotAssembler(S, R, max_bytes=10)
+    assembler = SnapshotAssembler(S, R, 10, io.BytesIO())
     assembler.add(requests[0])
     assembler.add(requests[1])
     with pytest.raises(InvalidBatch, match="group_id"):
         assembler.add(requests[2])
+
+
+def test_a_damaged_snapshot_stream_is_refused_by_its_checksum():
+    requests = list(snapshot_requests(InstallSnapshot(G, S, R, 4, Snapshot(5, 2, Membership(), b"abcd")), 2))
+    requests[2].chunk = b"cX"
+    with pytest.raises(SnapshotRefused, match="data_crc32") as refused:
+        _assembled(requests, 10)
+    assert refused.value.reason == "snapshot_damaged"
+
+
+def test_a_snapshot_stream_cut_short_is_refused():
+    requests = list(snapshot_requests(InstallSnapshot(G, S, R, 4, Snapshot(5, 2, Membership(), b"abcd")), 2))
+    with pytest.raises(SnapshotRefused, match="2 of the 4 bytes") as refused:
+        _assembled(requests[:2], 10)
+    assert refused.value.reason == "snapshot_damaged"
+
+
+@pytest.mark.parametrize("declared, limit", [(11, 10), (4, 10)])
+def test_an_oversized_snapshot_stream_is_refused(declared: int, limit: int):
+    requests = list(snapshot_requests(InstallSnapshot(G, S, R, 4, Snapshot(5, 2, Membership(), b"abcd")), 4))
+    requests[0].header.data_bytes = declared
+    requests[1].chunk = b"x" * (declared + 1)  # more than declared, or over the limit
+    with pytest.raises(SnapshotRefused) as refused:
+        _assembled(requests, limit)
+    assert refused.value.reason == "snapshot_too_large"
 
 
 @pytest.mark.parametrize("entries, field", [

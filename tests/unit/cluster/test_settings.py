@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from eventstream.server.cluster.settings import parse_peers, raft_config, tick_seconds, transport_options
+from eventstream.server.cluster.settings import (
+    cluster_problems,
+    parse_peers,
+    raft_config,
+    tick_seconds,
+    transport_options,
+)
 from eventstream.server.cluster.transport import GrpcTransport
 from eventstream.server.config.load import ConfigError, load_config
 
@@ -51,3 +59,19 @@ def test_the_transport_takes_the_peer_link_keys():
     options = transport_options(config.cluster)
     assert options == {"send_queue_messages": 64, "max_batch_bytes": 65536, "max_message_bytes": 256 << 20}
     GrpcTransport("n1", "c", {}, **options)  # every key is one of its arguments
+
+
+def _joining(node_id: str, join: bool) -> list[str]:
+    config = load_config(env={"NODE_ID": node_id})
+    cluster = dataclasses.replace(config.cluster, enabled=True, join=join, port=9100,
+                                  peers=("n1=h1:9100", "n2=h2:9100"))
+    return cluster_problems(dataclasses.replace(config, cluster=cluster))
+
+
+def test_a_node_outside_the_initial_members_must_say_it_joins():
+    assert _joining("n4", join=True) == []
+    assert _joining("n1", join=False) == []
+    assert any("a node added to a running cluster sets cluster.join: true" in problem
+               for problem in _joining("n4", join=False))
+    # A member that lost its data dir rejoins under its id (docs/cluster.md).
+    assert _joining("n1", join=True) == []

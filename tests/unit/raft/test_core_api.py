@@ -197,10 +197,13 @@ def test_removing_the_transfer_target_abandons_the_transfer():
     with pytest.raises(NotLeaderError):
         leader.propose_membership_change(MembershipChange(MembershipOp.REMOVE_NODE, "n3"))
     scripted.run("tick-election n1")  # the transfer times out
+    assert not leader.membership_pending
     leader.propose_membership_change(MembershipChange(MembershipOp.REMOVE_NODE, "n3"))
+    assert leader.membership_pending  # until applied, another change is refused
     leader.transfer_leadership("n3")
     scripted.run("stabilize")
     assert leader.status().transferring_to is None and leader.role is Role.LEADER
+    assert not leader.membership_pending
 
 
 def test_a_candidate_removed_from_the_voters_gives_up():

@@ -37,7 +37,9 @@ def test_the_format_is_fixed():
 
 @pytest.mark.parametrize(("data", "error"), [
     (b"", "truncated"),
-    (b"\x02\x01\x00\x01a\x00\x00\x00\x00", "version 2"),
+    (b"\x03\x01\x00\x01a\x00\x00\x00\x00", "version 3"),
+    (b"\x02\x01\x00\x01a\x00\x00\x00\x00", "truncated"),  # version 2 needs its address table
+    (b"\x02\x02\x00\x01a\x00\x00\x00\x00\x00\x01\x00\x01z\x00\x01x", "not members"),
     (b"\x01\x09\x00\x01a\x00\x00\x00\x00", "unknown membership op 9"),
     (b"\x01\x01\x00\x05a", "truncated"),
     (b"\x01\x01\x00\x01a\x00\x00\x00\x00!", "trailing"),
@@ -47,6 +49,23 @@ def test_the_format_is_fixed():
 def test_malformed_entries_are_refused(data: bytes, error: str):
     with pytest.raises(MembershipError, match=error):
         decode_membership_entry(data)
+
+
+def test_added_members_keep_their_address_until_removed():
+    added = apply_change(START, MembershipChange(MembershipOp.ADD_LEARNER, "d", "10.0.0.4:9100"))
+    assert added.address_map() == {"d": "10.0.0.4:9100"}
+    data = encode_membership_entry(MembershipChange(MembershipOp.ADD_LEARNER, "d", "h:1"),
+                                   Membership(frozenset({"a"}), frozenset({"d"}), (("d", "h:1"),)))
+    assert data == bytes.fromhex("02 02 0001 64 0001 0001 61 0001 0001 64 0001 0001 64 0003 683a31")
+    assert decode_membership_entry(data)[0].address == "h:1"
+    promoted = apply_change(added, MembershipChange(MembershipOp.PROMOTE_LEARNER, "d"))
+    assert promoted.address_map() == {"d": "10.0.0.4:9100"} and "d" in promoted.voters
+    assert decode_membership_entry(encode_membership_entry(
+        MembershipChange(MembershipOp.PROMOTE_LEARNER, "d"), promoted))[1] == promoted
+    removed = apply_change(promoted, MembershipChange(MembershipOp.REMOVE_NODE, "d"))
+    assert removed.addresses == () and "d" not in removed
+    with pytest.raises(MembershipError, match="not members"):
+        Membership(frozenset({"a"}), addresses=(("b", "h:1"),))
 
 
 def test_ids_must_fit_the_format():

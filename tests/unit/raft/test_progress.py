@@ -54,3 +54,17 @@ def test_snapshot_state_waits_then_probes_from_after_the_snapshot():
     assert pr.next == 21 and pr.state is ProgressState.PROBE
     pr.sent(21, 0, 1)
     assert pr.describe() == "PROBE match=0 next=21 paused"
+
+
+def test_a_member_that_lost_its_log_is_probed_again_from_what_it_holds():
+    # It acknowledged up to 30, then came back on an empty data dir: it rejects the
+    # probe after 30 with its last index 0. The leader must go below its old match
+    # (to a snapshot, when the log starts later), not probe after 30 for ever.
+    pr = Progress(1, Inflights(4))
+    pr.acknowledged(30)
+    pr.become_replicate()
+    pr.become_probe()  # its link failed
+    assert pr.next == 31
+    pr.sent(30, 0, 0)
+    assert pr.rejected(30, 1)
+    assert (pr.match, pr.next, pr.is_paused()) == (0, 1, False)

@@ -34,7 +34,7 @@ from .broker.write_path import WritePath
 from .cluster.errors import DriverHalted
 from .cluster.one_voter import one_voter
 from .cluster.replicated import ClusterMember, join_cluster
-from .cluster.settings import raft_config, replicates, tick_seconds
+from .cluster.settings import election_seconds, raft_config, replicates, tick_seconds
 from .config.model import Config
 from .heap_trim import HeapTrimTask
 from .http.server import HttpServer
@@ -59,6 +59,7 @@ from .observability.readings import (
 )
 from .placement import place
 from .rpc import cluster, consume, publish, subscribe
+from .rpc.cluster_admin import MembershipAdmin
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.guard import Guard
@@ -169,9 +170,11 @@ class Node:
                                               self.tls, metrics)
         guard = Guard(self.access)
         member = self.member
+        admin = MembershipAdmin(self.driver, member.check_leader if member else None,
+                                transfer_timeout=2 * election_seconds(config.cluster))
         self.cluster = cluster.ClusterServicer(
             config, self.driver, metrics, guard, addresses=member.peers if member else None,
-            connected=member.transport.connected_peers if member else frozenset)
+            connected=member.transport.connected_peers if member else frozenset, admin=admin)
         self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
                                                  guard, forwarder=self.member)
         if self.member is not None:

@@ -74,6 +74,17 @@ KINDS: dict[str, ErrorKind] = {
         # A write reached a follower of a replicated cluster (the leader is named when known).
         ErrorKind("NOT_LEADER", grpc.StatusCode.UNAVAILABLE, True),
         ErrorKind("STORAGE_FAILED", grpc.StatusCode.UNAVAILABLE, True),
+        # Membership administration (ClusterService; docs/cluster.md "Changing the members").
+        ErrorKind("MEMBER_INVALID", _INVALID, False),
+        ErrorKind("MEMBER_UNKNOWN", grpc.StatusCode.NOT_FOUND, False),
+        ErrorKind("MEMBER_EXISTS", grpc.StatusCode.ALREADY_EXISTS, False),
+        ErrorKind("MEMBERSHIP_CHANGE_PENDING", grpc.StatusCode.FAILED_PRECONDITION, True),
+        ErrorKind("LAST_VOTER", grpc.StatusCode.FAILED_PRECONDITION, False),
+        ErrorKind("NOT_LEARNER", grpc.StatusCode.FAILED_PRECONDITION, False),
+        ErrorKind("NOT_VOTER", grpc.StatusCode.FAILED_PRECONDITION, False),
+        ErrorKind("LEARNER_BEHIND", grpc.StatusCode.FAILED_PRECONDITION, True),
+        ErrorKind("NOT_REPLICATED", grpc.StatusCode.FAILED_PRECONDITION, False),
+        ErrorKind("MEMBERSHIP_TIMEOUT", grpc.StatusCode.DEADLINE_EXCEEDED, True),
         ErrorKind("SEGMENT_CORRUPT", grpc.StatusCode.DATA_LOSS, False),
         # A stored event clients cannot decode (accepted before validation covered it).
         ErrorKind("EVENT_UNDECODABLE", grpc.StatusCode.DATA_LOSS, False),

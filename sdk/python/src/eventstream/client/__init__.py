@@ -2,7 +2,8 @@
 
 Both publish (one event, a batch, or a pipelined stream), subscribe with
 iterators that resume after a disconnect, consume as members of a consumer
-group (ack/nack, at-least-once), and read the cluster status. Inputs
+group (ack/nack, at-least-once), read the cluster status and change its
+members (administrators). Inputs
 and outputs are the plain types below; the generated ``eventstream.v1``
 messages stay at the gRPC boundary.
 
@@ -32,7 +33,7 @@ from ._errors import (
 )
 from ._events import Durability, Event, Priority, ReceivedEvent
 from ._publisher import AsyncPublisher, Publisher
-from ._results import ClusterStatus, Member, PublishAck, PublishResult
+from ._results import ClusterStatus, Member, MembershipResult, PublishAck, PublishResult
 from ._retry import NO_RETRY, RetryPolicy
 from ._subscription import AsyncSubscription, Subscription
 from ._subscription_state import StartPosition
@@ -56,6 +57,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "Member",
+    "MembershipResult",
     "OutOfRangeError",
     "PermissionDeniedError",
     "Priority",

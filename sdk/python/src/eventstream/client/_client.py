@@ -19,13 +19,15 @@ from ._events import Event, Priority, event_to_proto
 from ._publisher import DEFAULT_WINDOW, Publisher
 from ._results import (
     ClusterStatus,
+    MembershipResult,
     PublishAck,
     PublishResult,
     ack_from_proto,
+    membership_from_proto,
     result_from_proto,
     status_from_proto,
 )
-from ._retry import RetryBudget, RetryPolicy
+from ._retry import NO_RETRY, RetryBudget, RetryPolicy
 from ._subscription import Subscription
 from ._subscription_state import StartPosition, subscribe_request
 from ._token import TokenInterceptor
@@ -75,6 +77,10 @@ class Client:
         self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
         self._consume = self._channel.stream_stream(*_methods.CONSUME)
         self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
+        self._add_member = self._channel.unary_unary(*_methods.ADD_MEMBER)
+        self._promote_learner = self._channel.unary_unary(*_methods.PROMOTE_LEARNER)
+        self._remove_member = self._channel.unary_unary(*_methods.REMOVE_MEMBER)
+        self._transfer_leadership = self._channel.unary_unary(*_methods.TRANSFER_LEADERSHIP)
 
     @property
     def channel(self) -> grpc.Channel:
@@ -203,9 +209,41 @@ class Client:
         request = cluster_pb2.GetClusterStatusRequest()
         return status_from_proto(self._call(self._cluster_status, request, timeout))
 
+    # Administrative calls: the ``admin`` permission, on the leader (a follower
+    # answers NOT_LEADER naming it). Never retried: a change is not idempotent.
+
+    def add_member(self, node_id: str, address: str, *,
+                   timeout: float | None = None) -> MembershipResult:
+        """Add node ``node_id``, whose cluster port is ``address`` (``host:port``), as a learner.
+
+        The node (started with ``cluster.join: true``) then receives the log
+        and serves readers; it votes once promoted (:meth:`promote_learner`).
+        """
+        request = cluster_pb2.AddMemberRequest(node_id=node_id, address=address)
+        response = self._call(self._add_member, request, timeout, NO_RETRY)
+        return membership_from_proto(response)
+
+    def promote_learner(self, node_id: str, *, max_lag: int = 0,
+                        timeout: float | None = None) -> MembershipResult:
+        """Make learner ``node_id`` a voter; refused while it is more than ``max_lag`` entries behind."""
+        request = cluster_pb2.PromoteLearnerRequest(node_id=node_id, max_lag=max_lag)
+        response = self._call(self._promote_learner, request, timeout, NO_RETRY)
+        return membership_from_proto(response)
+
+    def remove_member(self, node_id: str, *, timeout: float | None = None) -> MembershipResult:
+        """Remove voter or learner ``node_id`` from the cluster."""
+        request = cluster_pb2.RemoveMemberRequest(node_id=node_id)
+        response = self._call(self._remove_member, request, timeout, NO_RETRY)
+        return membership_from_proto(response)
+
+    def transfer_leadership(self, node_id: str = "", *, timeout: float | None = None) -> str:
+        """Hand leadership to voter ``node_id`` (empty: the most up-to-date one); the new leader."""
+        request = cluster_pb2.TransferLeadershipRequest(node_id=node_id)
+        return (self._call(self._transfer_leadership, request, timeout, NO_RETRY)).leader_id
+
     def _call(self, rpc: grpc.UnaryUnaryMultiCallable[Req, Resp], request: Req,
-              timeout: float | None) -> Resp:
-        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+              timeout: float | None, retry: RetryPolicy | None = None) -> Resp:
+        budget = RetryBudget(retry or self._retry, self._timeout if timeout is None else timeout)
         while True:
             try:
                 return rpc(request, timeout=budget.remaining())

@@ -6,7 +6,7 @@ Both clients bind these to their channel (``channel.unary_unary(*PUBLISH)``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
 
@@ -43,3 +43,22 @@ CLUSTER_STATUS: Method[cluster_pb2.GetClusterStatusRequest,
     "/eventstream.v1.ClusterService/GetClusterStatus",
     cluster_pb2.GetClusterStatusRequest.SerializeToString,
     cluster_pb2.GetClusterStatusResponse.FromString)
+
+
+def _cluster(name: str, request: Any, response: Any) -> Method[Any, Any]:
+    return Method(f"/eventstream.v1.ClusterService/{name}", request.SerializeToString,
+                  response.FromString)
+
+
+# Administrative RPCs (the ``admin`` permission; served by the leader only).
+ADD_MEMBER: Method[cluster_pb2.AddMemberRequest, cluster_pb2.AddMemberResponse] = _cluster(
+    "AddMember", cluster_pb2.AddMemberRequest, cluster_pb2.AddMemberResponse)
+PROMOTE_LEARNER: Method[cluster_pb2.PromoteLearnerRequest, cluster_pb2.PromoteLearnerResponse] = (
+    _cluster("PromoteLearner", cluster_pb2.PromoteLearnerRequest,
+             cluster_pb2.PromoteLearnerResponse))
+REMOVE_MEMBER: Method[cluster_pb2.RemoveMemberRequest, cluster_pb2.RemoveMemberResponse] = (
+    _cluster("RemoveMember", cluster_pb2.RemoveMemberRequest, cluster_pb2.RemoveMemberResponse))
+TRANSFER_LEADERSHIP: Method[cluster_pb2.TransferLeadershipRequest,
+                            cluster_pb2.TransferLeadershipResponse] = _cluster(
+    "TransferLeadership", cluster_pb2.TransferLeadershipRequest,
+    cluster_pb2.TransferLeadershipResponse)

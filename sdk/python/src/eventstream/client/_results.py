@@ -5,6 +5,7 @@ Pure: no I/O; converts generated messages at the boundary.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,7 +97,8 @@ class ClusterStatus:
 
     Attributes:
         node_id: the answering node.
-        role: ``"LEADER"``, ``"FOLLOWER"``, ``"CANDIDATE"`` or ``"UNSPECIFIED"``.
+        role: ``"LEADER"``, ``"FOLLOWER"``, ``"CANDIDATE"``, ``"LEARNER"`` (a
+            non-voting member) or ``"UNSPECIFIED"``.
         term: the consensus term.
         commit_index: the highest committed log index.
         leader_id: the leader's node id ("" when unknown).
@@ -111,6 +113,19 @@ class ClusterStatus:
     members: list[Member]
 
 
+@dataclass(frozen=True)
+class MembershipResult:
+    """A membership change the leader applied.
+
+    Attributes:
+        log_index: the index of its entry in the log.
+        members: the members once it is applied, as the leader sees them.
+    """
+
+    log_index: int
+    members: list[Member]
+
+
 def _role(value: int) -> str:
     return cluster_pb2.Role.Name(value).removeprefix("ROLE_")
 
@@ -120,5 +135,16 @@ def status_from_proto(message: cluster_pb2.GetClusterStatusResponse) -> ClusterS
     return ClusterStatus(
         node_id=message.node_id, role=_role(message.role), term=message.term,
         commit_index=message.commit_index, leader_id=message.leader_id,
-        members=[Member(m.node_id, m.address, _role(m.role), m.match_index, m.reachable)
-                 for m in message.members])
+        members=_members(message.members))
+
+
+def _members(members: Iterable[cluster_pb2.Member]) -> list[Member]:
+    return [Member(m.node_id, m.address, _role(m.role), m.match_index, m.reachable)
+            for m in members]
+
+
+def membership_from_proto(message: cluster_pb2.AddMemberResponse
+                          | cluster_pb2.PromoteLearnerResponse
+                          | cluster_pb2.RemoveMemberResponse) -> MembershipResult:
+    """Convert the answer of a membership change."""
+    return MembershipResult(message.log_index, _members(message.members))

@@ -12,10 +12,12 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_FOLLOWER: _ClassVar[Role]
     ROLE_CANDIDATE: _ClassVar[Role]
     ROLE_LEADER: _ClassVar[Role]
+    ROLE_LEARNER: _ClassVar[Role]
 ROLE_UNSPECIFIED: Role
 ROLE_FOLLOWER: Role
 ROLE_CANDIDATE: Role
 ROLE_LEADER: Role
+ROLE_LEARNER: Role
 
 class GetClusterStatusRequest(_message.Message):
     __slots__ = ()
@@ -50,3 +52,61 @@ class GetClusterStatusResponse(_message.Message):
     leader_id: str
     members: _containers.RepeatedCompositeFieldContainer[Member]
     def __init__(self, node_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., leader_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class AddMemberRequest(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class AddMemberResponse(_message.Message):
+    __slots__ = ("log_index", "members")
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    log_index: int
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class PromoteLearnerRequest(_message.Message):
+    __slots__ = ("node_id", "max_lag")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_LAG_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    max_lag: int
+    def __init__(self, node_id: _Optional[str] = ..., max_lag: _Optional[int] = ...) -> None: ...
+
+class PromoteLearnerResponse(_message.Message):
+    __slots__ = ("log_index", "members")
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    log_index: int
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ("log_index", "members")
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    log_index: int
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class TransferLeadershipRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class TransferLeadershipResponse(_message.Message):
+    __slots__ = ("leader_id",)
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    leader_id: str
+    def __init__(self, leader_id: _Optional[str] = ...) -> None: ...

@@ -6,7 +6,19 @@ from eventstream.v1 import cluster_pb2 as eventstream_dot_v1_dot_cluster__pb2
 
 
 class ClusterServiceStub(object):
-    """Reports the state of the cluster the node belongs to.
+    """Reports the state of the cluster the node belongs to, and changes its
+    membership.
+
+    The membership changes (AddMember, PromoteLearner, RemoveMember) and
+    TransferLeadership are administrative: when authentication is configured
+    they need an identity with the `admin` permission (else PERMISSION_DENIED).
+    They are served by the leader only: a follower answers UNAVAILABLE with the
+    reason NOT_LEADER and the leader's node id and public address in the
+    google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+    leader. A membership change is one log entry, applied by every node; the
+    call returns once the leader applied it. One change at a time: another
+    change while one is not applied yet is FAILED_PRECONDITION
+    (MEMBERSHIP_CHANGE_PENDING).
     """
 
     def __init__(self, channel):
@@ -20,14 +32,83 @@ class ClusterServiceStub(object):
                 request_serializer=eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusRequest.SerializeToString,
                 response_deserializer=eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusResponse.FromString,
                 )
+        self.AddMember = channel.unary_unary(
+                '/eventstream.v1.ClusterService/AddMember',
+                request_serializer=eventstream_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=eventstream_dot_v1_dot_cluster__pb2.AddMemberResponse.FromString,
+                )
+        self.PromoteLearner = channel.unary_unary(
+                '/eventstream.v1.ClusterService/PromoteLearner',
+                request_serializer=eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerRequest.SerializeToString,
+                response_deserializer=eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerResponse.FromString,
+                )
+        self.RemoveMember = channel.unary_unary(
+                '/eventstream.v1.ClusterService/RemoveMember',
+                request_serializer=eventstream_dot_v1_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=eventstream_dot_v1_dot_cluster__pb2.RemoveMemberResponse.FromString,
+                )
+        self.TransferLeadership = channel.unary_unary(
+                '/eventstream.v1.ClusterService/TransferLeadership',
+                request_serializer=eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipRequest.SerializeToString,
+                response_deserializer=eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipResponse.FromString,
+                )
 
 
 class ClusterServiceServicer(object):
-    """Reports the state of the cluster the node belongs to.
+    """Reports the state of the cluster the node belongs to, and changes its
+    membership.
+
+    The membership changes (AddMember, PromoteLearner, RemoveMember) and
+    TransferLeadership are administrative: when authentication is configured
+    they need an identity with the `admin` permission (else PERMISSION_DENIED).
+    They are served by the leader only: a follower answers UNAVAILABLE with the
+    reason NOT_LEADER and the leader's node id and public address in the
+    google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+    leader. A membership change is one log entry, applied by every node; the
+    call returns once the leader applied it. One change at a time: another
+    change while one is not applied yet is FAILED_PRECONDITION
+    (MEMBERSHIP_CHANGE_PENDING).
     """
 
     def GetClusterStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """Adds a node as a learner: it receives the log and serves readers, but
+        does not vote until promoted. Its address is recorded in the log, so
+        every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteLearner(self, request, context):
+        """Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+        learner's log is more than `max_lag` entries behind the leader's, or
+        before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+        a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+        (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+        only voter. Removing the leader makes it hand leadership over.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferLeadership(self, request, context):
+        """Hands leadership to a voter (or the most up-to-date one). Returns once
+        another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+        election timeout without one.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -40,6 +121,26 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     request_deserializer=eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusRequest.FromString,
                     response_serializer=eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusResponse.SerializeToString,
             ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=eventstream_dot_v1_dot_cluster__pb2.AddMemberRequest.FromString,
+                    response_serializer=eventstream_dot_v1_dot_cluster__pb2.AddMemberResponse.SerializeToString,
+            ),
+            'PromoteLearner': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteLearner,
+                    request_deserializer=eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerRequest.FromString,
+                    response_serializer=eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=eventstream_dot_v1_dot_cluster__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=eventstream_dot_v1_dot_cluster__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'TransferLeadership': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeadership,
+                    request_deserializer=eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipRequest.FromString,
+                    response_serializer=eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'eventstream.v1.ClusterService', rpc_method_handlers)
@@ -48,7 +149,19 @@ def add_ClusterServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ClusterService(object):
-    """Reports the state of the cluster the node belongs to.
+    """Reports the state of the cluster the node belongs to, and changes its
+    membership.
+
+    The membership changes (AddMember, PromoteLearner, RemoveMember) and
+    TransferLeadership are administrative: when authentication is configured
+    they need an identity with the `admin` permission (else PERMISSION_DENIED).
+    They are served by the leader only: a follower answers UNAVAILABLE with the
+    reason NOT_LEADER and the leader's node id and public address in the
+    google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+    leader. A membership change is one log entry, applied by every node; the
+    call returns once the leader applied it. One change at a time: another
+    change while one is not applied yet is FAILED_PRECONDITION
+    (MEMBERSHIP_CHANGE_PENDING).
     """
 
     @staticmethod
@@ -65,5 +178,73 @@ class ClusterService(object):
         return grpc.experimental.unary_unary(request, target, '/eventstream.v1.ClusterService/GetClusterStatus',
             eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusRequest.SerializeToString,
             eventstream_dot_v1_dot_cluster__pb2.GetClusterStatusResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/eventstream.v1.ClusterService/AddMember',
+            eventstream_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+            eventstream_dot_v1_dot_cluster__pb2.AddMemberResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def PromoteLearner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/eventstream.v1.ClusterService/PromoteLearner',
+            eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerRequest.SerializeToString,
+            eventstream_dot_v1_dot_cluster__pb2.PromoteLearnerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/eventstream.v1.ClusterService/RemoveMember',
+            eventstream_dot_v1_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+            eventstream_dot_v1_dot_cluster__pb2.RemoveMemberResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def TransferLeadership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/eventstream.v1.ClusterService/TransferLeadership',
+            eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipRequest.SerializeToString,
+            eventstream_dot_v1_dot_cluster__pb2.TransferLeadershipResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

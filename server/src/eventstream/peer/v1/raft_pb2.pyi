@@ -158,20 +158,22 @@ class InstallSnapshotRequest(_message.Message):
     def __init__(self, group_id: _Optional[int] = ..., header: _Optional[_Union[SnapshotHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class SnapshotHeader(_message.Message):
-    __slots__ = ("term", "index", "snapshot_term", "voters", "learners", "data_bytes")
+    __slots__ = ("term", "index", "snapshot_term", "voters", "learners", "data_bytes", "data_crc32")
     TERM_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TERM_FIELD_NUMBER: _ClassVar[int]
     VOTERS_FIELD_NUMBER: _ClassVar[int]
     LEARNERS_FIELD_NUMBER: _ClassVar[int]
     DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_CRC32_FIELD_NUMBER: _ClassVar[int]
     term: int
     index: int
     snapshot_term: int
     voters: _containers.RepeatedScalarFieldContainer[str]
     learners: _containers.RepeatedScalarFieldContainer[str]
     data_bytes: int
-    def __init__(self, term: _Optional[int] = ..., index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., voters: _Optional[_Iterable[str]] = ..., learners: _Optional[_Iterable[str]] = ..., data_bytes: _Optional[int] = ...) -> None: ...
+    data_crc32: int
+    def __init__(self, term: _Optional[int] = ..., index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., voters: _Optional[_Iterable[str]] = ..., learners: _Optional[_Iterable[str]] = ..., data_bytes: _Optional[int] = ..., data_crc32: _Optional[int] = ...) -> None: ...
 
 class InstallSnapshotResponse(_message.Message):
     __slots__ = ()

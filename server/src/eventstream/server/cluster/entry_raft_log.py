@@ -23,9 +23,14 @@ driver halts and the node takes no more writes until restarted.
 Snapshots: the application's snapshot (``Applier.snapshot``) is kept in the
 data dir with the index, term and membership it was taken at
 (:func:`encode_snapshot`); saving one lets retention drop the segments it
-covers. Installing a snapshot sent by a leader (a follower far behind) needs
-the entry log to start over at the snapshot's index and is refused by this
-version (the follower halts).
+covers. A follower far behind gets a snapshot from its leader with the
+leader's retained entries up to the snapshot's index (:mod:`.snapshot_transfer`:
+:meth:`EntryRaftLog.transfer_data` builds it on the leader); persisting it
+replaces the follower's whole log by those entries and the snapshot, atomically
+(``storage/entry_install.py``), so both logs start at the same index and hold
+the same entries. A transfer that is damaged or does not fit raises
+``TransferRefused``: the driver halts (the transport checks the stream's
+checksum first, so this means a bug or a mismatched cluster).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from ..storage import hard_state as stored_state
 from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
 from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
 from ..storage.segment import Checksums
+from .errors import SnapshotUnavailable
+from .snapshot_transfer import decode_transfer, encode_transfer
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,8 @@ class SnapshotRefused(Exception):
 def encode_snapshot(snapshot: Snapshot, checksums: Checksums) -> bytes:
     """The snapshot file's bytes: index, term, membership, the application's data, a CRC32C."""
     membership = json.dumps({"voters": sorted(snapshot.membership.voters),
-                             "learners": sorted(snapshot.membership.learners)}).encode()
+                             "learners": sorted(snapshot.membership.learners),
+                             "addresses": snapshot.membership.address_map()}).encode()
     body = b"".join((_SNAPSHOT_HEAD.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, snapshot.index,
                                          snapshot.term, len(membership), len(snapshot.data)),
                      membership, snapshot.data))
@@ -95,7 +103,9 @@ def decode_snapshot(data: bytes, checksums: Checksums) -> Snapshot:
     if _CRC.unpack_from(data, end)[0] != checksums.crc32c(data[:end]):
         raise SnapshotRefused("CRC32C mismatch: the file is damaged")
     document = json.loads(data[_SNAPSHOT_HEAD.size:_SNAPSHOT_HEAD.size + members])
-    membership = Membership(frozenset(document["voters"]), frozenset(document["learners"]))
+    # "addresses" (added members' cluster addresses) is absent from older snapshots.
+    membership = Membership(frozenset(document["voters"]), frozenset(document["learners"]),
+                            tuple(sorted(document.get("addresses", {}).items())))
     return Snapshot(index, term, membership, data[_SNAPSHOT_HEAD.size + members:end])
 
 
@@ -146,6 +156,11 @@ class EntryStorage:
         self._recent_bytes += sum(len(entry.data) for entry in entries)
         while len(recent) > 1 and self._recent_bytes > RECENT_BYTES:
             self._recent_bytes -= len(recent.popleft().data)
+
+    def forget(self) -> None:
+        """Drop the entries kept: the log started over (a snapshot was installed)."""
+        self._recent.clear()
+        self._recent_bytes = 0
 
     def initial_state(self) -> HardState:
         """See ``raft.LogStorage.initial_state``."""
@@ -238,11 +253,21 @@ class EntryRaftLog:
         self.on_appended: Callable[[int], None] | None = None
         """Called with the new :attr:`appended_index` after each persist that appended."""
         self.halted: BaseException | None = None
+        self.installed = 0
+        """Snapshots from a leader installed since start."""
+        self.max_transfer_bytes = 1 << 30
+        """Most bytes of a snapshot transfer (``cluster.max_snapshot_bytes``)."""
+        self._too_large = -1
 
     @property
     def storage(self) -> EntryStorage:
         """The core's read-only view (``raft.LogStorage``)."""
         return self._storage
+
+    @property
+    def codec(self) -> EntryCodec:
+        """The CRC32C functions and the native entry encoder."""
+        return self._codec
 
     @property
     def event_log(self) -> EntryLog:
@@ -281,8 +306,7 @@ class EntryRaftLog:
         """See ``ports.RaftLog.persist``."""
         event_log = self._log
         if ready.snapshot is not None:
-            raise LogHalted("installing a snapshot sent by a leader is not supported by this "
-                            "version (the entry log would have to start over at its index)")
+            await self._install(ready.snapshot)
         waits: list[asyncio.Future[int] | asyncio.Future[None]] = []
         entries = ready.entries
         if entries:
@@ -337,6 +361,54 @@ class EntryRaftLog:
         if EntryKind.EVENTS in batch.kinds:  # a follower's: index its records
             batch = EntryBatch.decode(batch.data, self._codec, first_index=batch.first_index)
         return batch
+
+    async def _install(self, snapshot: Snapshot) -> None:
+        """Start the log over with a leader's transfer (see the module docstring)."""
+        transfer = decode_transfer(snapshot.data, self._log.partitions, snapshot.index, self._codec)
+        application = Snapshot(snapshot.index, snapshot.term, snapshot.membership,
+                               transfer.application)
+        await self._log.install(first_index=transfer.first_index, prev_term=transfer.prev_term,
+                                start_offsets=transfer.start_offsets, entries=transfer.entries,
+                                snapshot=encode_snapshot(application, self._codec))
+        self._storage.latest = application
+        self._storage.forget()
+        self._staged.clear()
+        self.appended_index = snapshot.index
+        self.installed += 1
+        log.info("installed the leader's snapshot at entry %d: the log starts over at %d",
+                 snapshot.index, transfer.first_index)
+
+    def transfer_data(self, snapshot: Snapshot) -> bytes:
+        """What the leader sends a follower for ``snapshot``: its retained entries up to it, and it.
+
+        Raises:
+            SnapshotUnavailable: the log dropped entries up to past the
+                snapshot (a newer one covers them: the core sends that one next
+                time), or the retained entries up to it are more than
+                :attr:`max_transfer_bytes` (logged once per snapshot).
+        """
+        event_log = self._log
+        first = event_log.first_index()
+        if first > snapshot.index + 1:
+            raise SnapshotUnavailable(f"the log starts at {first}, after the snapshot at "
+                                      f"{snapshot.index}")
+        size = sum(segment.bytes for segment in event_log.segments()
+                   if segment.first_index <= snapshot.index) + len(snapshot.data)
+        if size > self.max_transfer_bytes:
+            if self._too_large != snapshot.index:
+                self._too_large = snapshot.index
+                log.warning("a follower needs the snapshot at entry %d, but with the retained "
+                            "entries up to it (about %d bytes) it is over cluster.max_snapshot_bytes "
+                            "(%d): raise that on every member, or keep less (storage.retention_*)",
+                            snapshot.index, size, self.max_transfer_bytes)
+            raise SnapshotUnavailable(f"about {size} bytes, over the limit of {self.max_transfer_bytes}")
+        prev_term = snapshot.term if first == snapshot.index + 1 else event_log.term(first - 1)
+        entries: bytes | bytearray | memoryview = b""
+        if first <= snapshot.index:
+            batch = event_log.entries(first, snapshot.index + 1, 1 << 62)
+            entries = memoryview(batch.data)[:batch.ends[-1]]
+        offsets = [event_log.start_offset(p) for p in range(event_log.partitions)]
+        return encode_transfer(first, prev_term, offsets, entries, snapshot.data)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """See ``ports.RaftLog.save_snapshot``: keep it; retention may then drop what it covers."""

@@ -41,3 +41,7 @@ class ProposalDropped(Exception):
 
 class TooManyReads(Exception):
     """Too many linearizable reads are waiting for their read index; retry later."""
+
+
+class SnapshotUnavailable(Exception):
+    """A snapshot cannot be sent now (the log moved past it, or its transfer is over the limit)."""

@@ -16,6 +16,10 @@ the loop:
 3. wake whoever waits on a state (``wait_until``, ``wait_applied``), then
    sleep until the next input.
 
+When the membership in force changes (a ``MEMBERSHIP`` entry applied, or a
+snapshot restored), ``on_membership`` hears of it after the Ready, and once
+at start, so the transport can follow the members.
+
 Proposals (``propose_many``) go straight into the core from the caller's
 task, also while a persist is in flight (the core allows inputs between
 ``ready()`` and ``advance()``): all proposals made during one fsync are
@@ -43,6 +47,7 @@ from eventstream.server.raft import (
     Config,
     Entry,
     EntryKind,
+    Membership,
     MembershipChange,
     Message,
     NotLeaderError,
@@ -121,6 +126,9 @@ class RaftDriver:
         """Inbound messages dropped: addressed to another node or group, or arrived after stop."""
         self.elections_won = 0
         """Times this node became leader since start."""
+        self.on_membership: Callable[[Membership], None] | None = None
+        """Called with the membership in force at start and whenever it changes."""
+        self._membership_seen: Membership | None = None
 
     # ------------------------------------------------------------------
     # Lifecycle.
@@ -141,6 +149,7 @@ class RaftDriver:
         self._next_tick = loop.time() + self._tick_seconds
         self._timer = loop.call_at(self._next_tick, self._on_tick)
         self._task = loop.create_task(self._run(), name=f"raft-driver-{self._config.node_id}")
+        self._membership_changed()
         self._wake.set()  # a restarted node may have committed entries to apply
 
     async def stop(self) -> None:
@@ -317,6 +326,16 @@ class RaftDriver:
         return self._node.last_index
 
     @property
+    def membership(self) -> Membership:
+        """The membership in force: the latest one applied."""
+        return self._node.membership
+
+    @property
+    def membership_pending(self) -> bool:
+        """Whether a membership change proposed by this leader is not applied yet."""
+        return self._node.membership_pending
+
+    @property
     def halted(self) -> BaseException | None:
         """The error that halted the driver; None while it runs (or stopped cleanly)."""
         return self._halted
@@ -411,7 +430,8 @@ class RaftDriver:
         node = self._node
         await self._log.persist(ready)
         if ready.snapshot is not None:
-            await self._applier.restore(ready.snapshot)
+            # The snapshot as the log keeps it: a transfer's entries stay in the log.
+            await self._applier.restore(self._log.storage.snapshot())
         if ready.messages:
             self._transport.send(ready.messages)
         committed = ready.committed_entries
@@ -424,6 +444,7 @@ class RaftDriver:
         if ready.soft_state is not None:
             self._role_changed(ready)
         node.advance()
+        self._membership_changed()
         if committed:
             self._release_appliers(committed)
         if ready.snapshot_request:
@@ -444,6 +465,13 @@ class RaftDriver:
             for future in reads.values():
                 if not future.done():
                     future.set_exception(NotLeaderError(soft.leader, "leadership changed during a read"))
+
+    def _membership_changed(self) -> None:
+        membership = self._node.membership
+        if membership != self._membership_seen:
+            self._membership_seen = membership
+            if self.on_membership is not None:
+                self.on_membership(membership)
 
     def _release_appliers(self, committed: list[Entry]) -> None:
         waiting = self._appliers

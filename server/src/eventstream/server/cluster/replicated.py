@@ -15,6 +15,15 @@ answer; TCP and UDP frames reaching a follower are refused at once with ``NOT_LE
 address. With no leader known, both get UNAVAILABLE with a retry delay.
 Followers apply what the leader commits, so their subscribers read the same
 entries in the same order.
+
+Members: the initial voters (``cluster.peers``, or discovery) are reached at
+the addresses the configuration or discovery gives; members added later
+through the log (``ClusterService.AddMember``) at the address recorded in
+their ``MEMBERSHIP`` entry. Whenever the applied membership changes, the
+transport follows it (:meth:`ClusterMember.membership_changed`): links open
+to added members and close to removed ones, whose calls are refused from
+then on. A joining node (``cluster.join``) starts with the initial voters'
+addresses and learns the others from the log once it is added.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from ..broker.dedup import DedupWindow
 from ..config.model import Config
 from ..errors import EventStreamError
 from ..listeners import ListenError, env_name
-from ..raft import NotLeaderError
+from ..raft import Membership, NotLeaderError
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
 from ..tasks import cancel_and_wait
@@ -40,6 +49,7 @@ from .discovery import initial_members
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
+from .snapshot_transfer import without_entries
 from .transport import Answer, ForwardFailed, GrpcTransport
 from .vote_gate import GatedTransport, VoteGate
 
@@ -47,6 +57,8 @@ log = logging.getLogger(__name__)
 
 ACK_ON_APPEND_ENV = "EVENTSTREAM_TEST_ACK_ON_APPEND"
 """Test-only: ``1`` acknowledges publishes before replication (see :func:`_ack_on_append`)."""
+SNAPSHOT_WITHOUT_ENTRIES_ENV = "EVENTSTREAM_TEST_SNAPSHOT_WITHOUT_ENTRIES"
+"""Test-only: ``1`` sends snapshots without the leader's retained entries (see ``snapshot_transfer``)."""
 NO_VOTE_GATE_ENV = "EVENTSTREAM_TEST_NO_VOTE_GATE"
 """Test-only: ``1`` lets a member vote at once after a bootstrap (see ``vote_gate``)."""
 NO_LEADER_RETRY_SECONDS = 0.25
@@ -71,7 +83,12 @@ class ClusterMember:
     root: Path
     """The data dir (``cluster.json``)."""
     ops: FileOps
+    discovered: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Node id -> cluster address of the initial voters, as configured or discovered."""
+    own_address: str = ""
+    """This node's cluster address as configured (a joiner's until the log records one)."""
     _catching_up: asyncio.Task[None] | None = None
+    _peer_update: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> None:
         """Start the driver (a follower until an election), then serve the cluster port.
@@ -96,12 +113,51 @@ class ClusterMember:
                            if n != self.identity.node_id))
 
     async def set_peers(self, peers: Mapping[str, str]) -> None:
-        """Discovery saw the members move: re-address the links (voters only)."""
-        voters = {node: target for node, target in peers.items() if node in self.identity.voters}
+        """Discovery saw the initial voters move: re-address their links."""
+        self.discovered = {node: target for node, target in peers.items()
+                           if node in self.identity.voters}
+        await self._follow(self.replicated.driver.membership)
+
+    def membership_changed(self, membership: Membership) -> None:
+        """The driver applied a new membership: make the links follow it (in order, in the background)."""
+        previous = self._peer_update
+
+        async def follow() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome was logged by itself
+            try:
+                await self._follow(membership)
+            except Exception:  # a link that cannot close must not stop later updates
+                log.exception("the peer links could not follow the membership %s",
+                              membership.describe())
+        self._peer_update = asyncio.get_running_loop().create_task(follow(), name="cluster-peers")
+
+    def addresses_of(self, membership: Membership) -> dict[str, str]:
+        """Node id -> cluster address of every member of ``membership`` (this node included).
+
+        Discovery's (or the configuration's) address wins for the initial
+        voters; the log's for members added through it.
+        """
+        recorded = membership.address_map()
+        addresses = {}
+        for node in membership.members():
+            address = self.discovered.get(node) or recorded.get(node)
+            if node == self.identity.node_id:
+                address = address or self.own_address
+            if address:
+                addresses[node] = address
+        return addresses
+
+    async def _follow(self, membership: Membership) -> None:
+        addresses = self.addresses_of(membership)
+        if addresses == self.peers:
+            return
         self.peers.clear()
-        self.peers.update(voters)
-        await self.transport.set_peers(voters)
-        log.info("peers now %s", ", ".join(f"{n}={a}" for n, a in sorted(voters.items())))
+        self.peers.update(addresses)
+        await self.transport.set_peers(addresses)
+        log.info("members now %s; peers %s", membership.describe(),
+                 ", ".join(f"{n}={a}" for n, a in sorted(addresses.items())
+                           if n != self.identity.node_id))
 
     async def _catch_up(self, gate: VoteGate) -> None:
         """Open the vote gate once a linearizable read returns here, and record it."""
@@ -124,6 +180,7 @@ class ClusterMember:
         """Stop the driver, then the transport (the entry log stays open)."""
         await cancel_and_wait(self._catching_up)
         await self.replicated.stop()
+        await cancel_and_wait(self._peer_update)
         await self.transport.stop(0.5)
 
     async def hand_over(self, timeout: float) -> None:
@@ -134,7 +191,7 @@ class ClusterMember:
         """
         driver = self.replicated.driver
         me = self.identity.node_id
-        if not driver.running or not driver.is_leader or len(self.peers) < 2:
+        if not driver.running or not driver.is_leader or len(driver.membership.voters) < 2:
             return
         try:
             driver.transfer_leadership()
@@ -152,6 +209,8 @@ class ClusterMember:
         has applied everything it knows committed (its readers are current).
         """
         driver = self.replicated.driver
+        if self.identity.node_id not in driver.membership:
+            return "not a member (waiting to be added: ClusterService.AddMember)"
         if driver.leader_id is None:
             return "no leader known"
         if driver.applied_index < driver.commit_index:
@@ -227,29 +286,50 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
     node_id = cluster.node_id
     initial = initial_members(cluster)
     identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, initial, event_log, ops,
-                                 cluster.name)
-    if not identity.caught_up:
+                                 cluster.name, joiner=cluster.join)
+    if not identity.caught_up and not identity.joiner:
         log.info("catching up after a bootstrap: no votes for candidates with a log until this "
                  "member holds the cluster's commit index")
     found = initial if discovered is None else discovered
     peers = {node: target for node, target in found.items() if node in identity.voters}
+    # A joiner is not among the initial voters: it announces its own listening address.
+    own_address = peers.get(node_id) or initial.get(node_id) or \
+        f"{config.server.host}:{cluster.port}"
     # dns targets read dns://server/host:port: the host is what clients are told.
-    own_host = peers.get(node_id, initial[node_id]).rpartition("/")[2].rpartition(":")[0]
+    own_host = own_address.rpartition("/")[2].rpartition(":")[0]
     client_address = f"{own_host}:{config.server.grpc_port}"
     transport = GrpcTransport(node_id, identity.cluster_id, peers, client_address=client_address,
                               send_queue_messages=cluster.send_queue_messages,
                               max_batch_bytes=cluster.max_batch_bytes,
-                              max_message_bytes=cluster.max_message_bytes)
+                              max_message_bytes=cluster.max_message_bytes,
+                              max_snapshot_bytes=cluster.max_snapshot_bytes,
+                              spool_dir=config.storage.data_dir)
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
+    # A joiner's log starts from the initial voters without itself (a member
+    # rejoining under its id is not a voter until promoted again): it never
+    # campaigns before the log says it may.
+    voters = identity.voters - {node_id} if identity.joiner else identity.voters
     replicated = one_voter(event_log, raft_config(cluster), window,
                            tick_seconds=tick_seconds(cluster),
                            snapshot_bytes=config.storage.segment_bytes, on_halt=on_halt,
-                           transport=gated, voters=identity.voters)
+                           transport=gated, voters=voters)
+    # A follower far behind gets the leader's retained entries with the snapshot.
+    transport.snapshot_data = replicated.raft_log.transfer_data
+    replicated.raft_log.max_transfer_bytes = cluster.max_snapshot_bytes
+    if os.environ.get(SNAPSHOT_WITHOUT_ENTRIES_ENV) == "1":
+        log.warning("%s=1: snapshots go without the retained entries (a deliberately broken "
+                    "build)", SNAPSHOT_WITHOUT_ENTRIES_ENV)
+        raft_log, partitions = replicated.raft_log, event_log.partitions
+        transport.snapshot_data = lambda snapshot: without_entries(
+            raft_log.transfer_data(snapshot), partitions, snapshot.index, raft_log.codec)
     if os.environ.get(ACK_ON_APPEND_ENV) == "1":
         _ack_on_append(replicated)
-    return ClusterMember(identity, peers, transport, replicated, client_address, gated,
-                         Path(config.storage.data_dir), ops)
+    member = ClusterMember(identity, dict(peers), transport, replicated, client_address, gated,
+                           Path(config.storage.data_dir), ops, discovered=dict(peers),
+                           own_address=own_address)
+    replicated.driver.on_membership = member.membership_changed
+    return member
 
 
 def _ack_on_append(replicated: ReplicatedLog) -> None:

@@ -27,6 +27,11 @@ def tick_seconds(cluster: model.ClusterConfig) -> float:
     return cluster.tick_ms / 1000.0
 
 
+def election_seconds(cluster: model.ClusterConfig) -> float:
+    """The longest election timeout (a timeout is drawn below twice ``election_ticks``)."""
+    return 2 * cluster.election_ticks * tick_seconds(cluster)
+
+
 def transport_options(cluster: model.ClusterConfig) -> dict[str, int]:
     """Keyword arguments of ``GrpcTransport`` from the ``cluster`` section."""
     return {"send_queue_messages": cluster.send_queue_messages, "max_batch_bytes": cluster.max_batch_bytes,
@@ -81,6 +86,9 @@ def cluster_problems(config: model.Config) -> list[str]:
                         "its log must not vote under its old identity), got "
                         f"{config.storage.engine!r}")
     if cluster.discovery != "static":
+        if cluster.join:
+            problems.append(f"cluster.join: needs cluster.discovery static, got "
+                            f"{cluster.discovery!r}")
         return problems  # the members are checked by discovery (cluster.discovery.initial_members)
     try:
         peers = parse_peers(cluster.peers)
@@ -89,9 +97,12 @@ def cluster_problems(config: model.Config) -> list[str]:
     if not peers:
         problems.append("cluster.peers: empty; list every initial member (this node included) "
                         "as node_id=host:port")
+    elif cluster.join:
+        pass  # a new node, or an initial member that lost its data dir rejoining
     elif cluster.node_id not in peers:
         problems.append(f"cluster.node_id: {cluster.node_id!r} is not among cluster.peers "
-                        f"({', '.join(sorted(peers))})")
+                        f"({', '.join(sorted(peers))}); a node added to a running cluster "
+                        "sets cluster.join: true")
     elif not peers[cluster.node_id].endswith(f":{cluster.port}"):
         problems.append(f"cluster.peers: this node's entry {peers[cluster.node_id]!r} does not "
                         f"end with cluster.port {cluster.port}")

@@ -117,6 +117,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.send_queue_messages": _between(16, 2**20),
     "cluster.max_batch_bytes": _between(1024, 2**31 - 1),
     "cluster.max_message_bytes": _between(1024 * 1024, 2**31 - 1),
+    "cluster.max_snapshot_bytes": _between(1024 * 1024, 2**40),
     "metrics.port": _PORT,
     "metrics.path": ((lambda v: re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None
                       and not v.startswith(("/health", "/status"))),

@@ -112,6 +112,12 @@ class ClusterConfig:
     """The members for ``static`` discovery: ``host:port``, where the host's
     first label is the node id (``eventstream-1.eventstream-headless:9100``),
     or ``node_id=host:port``."""
+    join: bool = False
+    """This node joins a running cluster: a new node (not among the initial
+    members, ``cluster.peers``), or a member that lost its data dir and was
+    removed. On an empty data dir it never forms a cluster of its own, it
+    waits until a member adds it (``ClusterService.AddMember``), then
+    receives the log as a learner. ``static`` discovery only. Default false."""
     tick_ms: int = 50
     """Milliseconds of one Raft tick, the clock of elections and heartbeats.
     Default 50."""
@@ -135,6 +141,9 @@ class ClusterConfig:
     max_message_bytes: int = 256 * 1024 * 1024
     """Largest request a peer may send on the cluster port: an entry must fit.
     Default 256 MiB."""
+    max_snapshot_bytes: int = 1024 * 1024 * 1024
+    """Largest snapshot transfer sent or accepted (a follower far behind gets
+    the leader's retained entries with the snapshot: they must fit). Default 1 GiB."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ class PeerView(Protocol):
         """Calls refused on the cluster port, by reason."""
         ...
 
+    def snapshots_reading(self) -> Iterable[tuple[float, dict[str, str]]]:
+        """Snapshot transfers sent and received, by direction."""
+        ...
+
 
 def replication_lag(status: Status) -> list[tuple[float, dict[str, str]]]:
     """Entries each member lacks behind the leader's last entry (the leader only knows)."""
@@ -46,6 +50,13 @@ def replication_lag(status: Status) -> list[tuple[float, dict[str, str]]]:
         return []
     return [(float(max(status.last_index - progress.match, 0)), {"peer": peer})
             for peer, progress in sorted(status.progress.items()) if peer != status.node_id]
+
+
+def members_by_role(status: Status) -> list[tuple[float, dict[str, str]]]:
+    """Voters and learners of the membership in force, as this node applied it."""
+    membership = status.membership
+    return [(float(len(membership.voters)), {"role": "voter"}),
+            (float(len(membership.learners)), {"role": "learner"})]
 
 
 def observe_cluster(metrics: Metrics, driver: DriverView, peers: PeerView | None) -> None:
@@ -61,14 +72,20 @@ def observe_cluster(metrics: Metrics, driver: DriverView, peers: PeerView | None
     metrics.observe("eventstream.cluster.applied_index", of_status(lambda status: status.applied))
     metrics.observe("eventstream.cluster.elections", lambda: [(driver.elections_won, {})])
     metrics.observe("eventstream.cluster.replication_lag", lambda: replication_lag(driver.status()))
+    metrics.observe("eventstream.cluster.members", lambda: members_by_role(driver.status()))
+    metrics.observe("eventstream.cluster.is_learner", of_status(
+        lambda status: 1.0 if status.node_id in status.membership.learners else 0.0))
     if peers is None:
         metrics.observe("eventstream.cluster.peers_connected", lambda: [(0, {})])
         metrics.observe("eventstream.cluster.forwarded", lambda: [(0, {})])
+        metrics.observe("eventstream.cluster.snapshots", lambda: [
+            (0, {"direction": "sent"}), (0, {"direction": "received"})])
         return
     metrics.observe("eventstream.cluster.peers_connected",
                     lambda: [(len(peers.connected_peers()), {})])
     metrics.observe("eventstream.cluster.forwarded", lambda: [(peers.forwarded, {})])
     metrics.observe("eventstream.cluster.peer.refused", peers.refused_reading)
+    metrics.observe("eventstream.cluster.snapshots", peers.snapshots_reading)
 
 
-__all__ = ["observe_cluster", "replication_lag"]
+__all__ = ["members_by_role", "observe_cluster", "replication_lag"]

@@ -172,6 +172,10 @@ class Metrics:
              "Peers whose link from this node is up (0 for a single node)"),
             ("eventstream.cluster.replication_lag", "1",
              "Entries a member lacks behind the leader's last entry, by peer (on the leader)"),
+            ("eventstream.cluster.members", "1",
+             "Members of the cluster as this node applied them, by role (voter, learner)"),
+            ("eventstream.cluster.is_learner", "1",
+             "1 while this node is a learner (a non-voting member), else 0"),
             ("eventstream.storage.failed", "1",
              "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
@@ -220,7 +224,11 @@ class Metrics:
              "Publish requests this node forwarded to the leader while following"),
             ("eventstream.cluster.peer.refused",
              "Calls refused on the cluster port, by reason (not_peer_method, no_identity, "
-             "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group)"),
+             "other_cluster, unknown_node, wrong_recipient, invalid, unknown_group, "
+             "snapshot_too_large, snapshot_damaged)"),
+            ("eventstream.cluster.snapshots",
+             "Snapshot transfers to followers sent in whole and from the leader received "
+             "and checked, by direction (sent, received)"),
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)

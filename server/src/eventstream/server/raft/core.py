@@ -191,6 +191,14 @@ class RaftNode:
         """The membership in force: the latest one applied (snapshot it with the application)."""
         return self._membership
 
+    @property
+    def membership_pending(self) -> bool:
+        """Whether a membership change (or a new leader's first entry) is not applied yet.
+
+        Another change is refused meanwhile (:meth:`propose_membership_change`).
+        """
+        return self._pending_conf_index > self._log.applied
+
     def status(self) -> Status:
         """A summary of the node for status pages."""
         progress = {

@@ -11,18 +11,22 @@ entry is applied (after it is committed), so at any moment two nodes differ
 by at most one change and every majority of the old membership overlaps
 every majority of the new one.
 
-Entry data format (version 1, big-endian)::
+Entry data format (big-endian)::
 
-    u8  version (1)
+    u8  version (1, or 2 when the membership has addresses)
     u8  op (MembershipOp)
     u16 length, then the node id of the change (UTF-8)
     u16 voter count, then for each voter: u16 length, id (UTF-8)
     u16 learner count, then for each learner: u16 length, id (UTF-8)
+    version 2 only:
+    u16 address count, then for each: u16 length, id, u16 length, address (UTF-8)
 
 Ids are written sorted, so one membership always encodes to the same bytes.
 Carrying the resulting membership, not only the change, lets a node that
 starts from an empty log learn the whole membership from the first
-``MEMBERSHIP`` entry it applies.
+``MEMBERSHIP`` entry it applies. Addresses are opaque to the core: the
+server records there the cluster address of each member added through the
+log (``host:port``), so that every node that applies the entry can reach it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 FORMAT_VERSION = 1
+ADDRESSES_FORMAT_VERSION = 2
+"""The entry format version that adds the member address table."""
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _MAX_ID_BYTES = 0xFFFF
@@ -56,14 +62,26 @@ class MembershipOp(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """The voters and learners of a group; a node is never both."""
+    """The voters and learners of a group; a node is never both.
+
+    ``addresses`` holds (node id, address) pairs sorted by id, for the
+    members whose address was given with their addition (opaque here).
+    """
 
     voters: frozenset[str] = frozenset()
     learners: frozenset[str] = frozenset()
+    addresses: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.voters & self.learners:
             raise MembershipError(f"nodes both voter and learner: {sorted(self.voters & self.learners)}")
+        strangers = [node for node, _ in self.addresses if node not in self]
+        if strangers:
+            raise MembershipError(f"addresses of nodes that are not members: {strangers}")
+
+    def address_map(self) -> dict[str, str]:
+        """Node id -> address, for the members that have one."""
+        return dict(self.addresses)
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self.voters or node_id in self.learners
@@ -82,10 +100,15 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
-    """One single-server change: add a voter or learner, promote, or remove."""
+    """One single-server change: add a voter or learner, promote, or remove.
+
+    ``address`` (optional, for an addition) is recorded in the resulting
+    membership's addresses.
+    """
 
     op: MembershipOp
     node_id: str
+    address: str = ""
 
     def describe(self) -> str:
         """A short readable form, e.g. ``add-voter n4``."""
@@ -104,36 +127,41 @@ def apply_change(membership: Membership, change: MembershipChange) -> Membership
     if not node:
         raise MembershipError("a membership change needs a node id")
     voters, learners = membership.voters, membership.learners
-    if change.op == MembershipOp.ADD_VOTER:
+    kept = tuple(pair for pair in membership.addresses if pair[0] != node)
+    if change.op in (MembershipOp.ADD_VOTER, MembershipOp.ADD_LEARNER):
         if node in membership:
             raise MembershipError(f"{node} is already a member")
-        return Membership(voters | {node}, learners)
-    if change.op == MembershipOp.ADD_LEARNER:
-        if node in membership:
-            raise MembershipError(f"{node} is already a member")
-        return Membership(voters, learners | {node})
+        added = tuple(sorted((*kept, (node, change.address)))) if change.address else kept
+        if change.op == MembershipOp.ADD_VOTER:
+            return Membership(voters | {node}, learners, added)
+        return Membership(voters, learners | {node}, added)
     if change.op == MembershipOp.PROMOTE_LEARNER:
         if node not in learners:
             raise MembershipError(f"{node} is not a learner")
-        return Membership(voters | {node}, learners - {node})
+        return Membership(voters | {node}, learners - {node}, membership.addresses)
     if change.op == MembershipOp.REMOVE_NODE:
         if node not in membership:
             raise MembershipError(f"{node} is not a member")
         if voters == {node}:
             raise MembershipError(f"{node} is the last voter")
-        return Membership(voters - {node}, learners - {node})
+        return Membership(voters - {node}, learners - {node}, kept)
     raise MembershipError(f"unknown membership op {change.op!r}")
 
 
 def encode_membership_entry(change: MembershipChange, result: Membership) -> bytes:
     """The data of a ``MEMBERSHIP`` entry (format in the module docstring)."""
-    out = bytearray(_U8.pack(FORMAT_VERSION))
+    out = bytearray(_U8.pack(ADDRESSES_FORMAT_VERSION if result.addresses else FORMAT_VERSION))
     out += _U8.pack(int(change.op))
     _put_id(out, change.node_id)
     for group in (result.voters, result.learners):
         out += _U16.pack(len(group))
         for node in sorted(group):
             _put_id(out, node)
+    if result.addresses:
+        out += _U16.pack(len(result.addresses))
+        for node, address in result.addresses:
+            _put_id(out, node)
+            _put_id(out, address)
     return bytes(out)
 
 
@@ -146,7 +174,7 @@ def decode_membership_entry(data: bytes | memoryview) -> tuple[MembershipChange,
     """
     reader = _Reader(data)
     version = reader.u8()
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, ADDRESSES_FORMAT_VERSION):
         raise MembershipError(f"membership entry version {version} is not supported")
     op_value = reader.u8()
     try:
@@ -156,9 +184,15 @@ def decode_membership_entry(data: bytes | memoryview) -> tuple[MembershipChange,
     node = reader.node_id()
     voters = frozenset(reader.node_id() for _ in range(reader.u16()))
     learners = frozenset(reader.node_id() for _ in range(reader.u16()))
+    addresses: tuple[tuple[str, str], ...] = ()
+    if version == ADDRESSES_FORMAT_VERSION:
+        addresses = tuple(sorted((reader.node_id(), reader.node_id())
+                                 for _ in range(reader.u16())))
     if reader.remaining():
         raise MembershipError(f"{reader.remaining()} trailing bytes after a membership entry")
-    return MembershipChange(op, node), Membership(voters, learners)
+    address = dict(addresses).get(node, "") if op in (MembershipOp.ADD_VOTER,
+                                                      MembershipOp.ADD_LEARNER) else ""
+    return MembershipChange(op, node, address), Membership(voters, learners, addresses)
 
 
 def _put_id(out: bytearray, node_id: str) -> None:

@@ -182,6 +182,11 @@ class Progress:
             return True
         if self.next - 1 != rejected_index:
             return False
+        if retry_index <= self.match:
+            # The member holds less than it acknowledged: it lost its log (a wiped
+            # data dir). Start over from what it holds; a lower match only holds
+            # commits back, and a stale rejection costs one more probe.
+            self.match = retry_index - 1
         self.next = max(min(rejected_index, retry_index), self.match + 1)
         self.probe_sent = False
         return True

@@ -1,8 +1,10 @@
 """eventstream.v1.ClusterService on grpc.aio.
 
 Reports the node's Raft group as its driver sees it: term, role, leader,
-commit index and every member with its role, match index and link. A single
-node is the leader of a group of one voter.
+commit index and every member with its role (learners as ``ROLE_LEARNER``),
+match index and link. A single node is the leader of a group of one voter.
+The administrative RPCs (membership changes, leadership transfer) need the
+``admin`` permission and are made by :class:`.cluster_admin.MembershipAdmin`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..config.model import Config
 from ..observability.metrics import Metrics
 from ..raft import Role, Status
 from ..security.access import Principal
+from .cluster_admin import MembershipAdmin
 from .convert import parse_request
 from .guard import Guard
 from .status import handles_errors
@@ -28,8 +31,12 @@ SERVICE = "eventstream.v1.ClusterService"
 _ROLES = {Role.LEADER: cluster_pb2.ROLE_LEADER, Role.FOLLOWER: cluster_pb2.ROLE_FOLLOWER,
           Role.CANDIDATE: cluster_pb2.ROLE_CANDIDATE, Role.PRE_CANDIDATE: cluster_pb2.ROLE_CANDIDATE}
 
+# node_id (1) and address (2) of the admin requests, named when not UTF-8.
+_NODE_STRINGS = {1: ("node_id", "MEMBER_INVALID"), 2: ("address", "MEMBER_INVALID")}
+
 _ROLE_NAMES = {cluster_pb2.ROLE_LEADER: "leader", cluster_pb2.ROLE_FOLLOWER: "follower",
-               cluster_pb2.ROLE_CANDIDATE: "candidate", cluster_pb2.ROLE_UNSPECIFIED: ""}
+               cluster_pb2.ROLE_CANDIDATE: "candidate", cluster_pb2.ROLE_LEARNER: "learner",
+               cluster_pb2.ROLE_UNSPECIFIED: ""}
 
 
 class RaftGroup(Protocol):
@@ -51,26 +58,42 @@ class ClusterServicer:
         addresses: node id -> cluster address of every member (this node's own
             for a single node); read on every call, so a member's updates show.
         connected: the peers whose link is up now.
+        admin: makes the administrative changes (None: each is refused as not
+            replicated: this node runs alone).
     """
 
     def __init__(self, config: Config, raft: RaftGroup, metrics: Metrics, guard: Guard, *,
                  addresses: Mapping[str, str] | None = None,
-                 connected: Callable[[], Collection[str]] = frozenset) -> None:
+                 connected: Callable[[], Collection[str]] = frozenset,
+                 admin: MembershipAdmin) -> None:
         self._config = config
         self._raft = raft
         node_id = config.cluster.node_id
         # Not copied: a member's map changes when discovery sees a peer move.
         self._addresses = addresses or {node_id: f"{config.server.host}:{config.cluster.port}"}
         self._connected = connected
+        self._admin = admin
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(
             guard.authenticated(self._status))
+        self.add_member = handles_errors("AddMember", metrics)(guard.admin(self._add_member))
+        self.promote_learner = handles_errors("PromoteLearner", metrics)(
+            guard.admin(self._promote_learner))
+        self.remove_member = handles_errors("RemoveMember", metrics)(
+            guard.admin(self._remove_member))
+        self.transfer_leadership = handles_errors("TransferLeadership", metrics)(
+            guard.admin(self._transfer_leadership))
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """The method handlers for grpc.aio's server."""
+        def unary(handler: Any, response: Any) -> grpc.RpcMethodHandler[Any, Any]:
+            return grpc.unary_unary_rpc_method_handler(handler, None, response.SerializeToString)
         return grpc.method_handlers_generic_handler(SERVICE, {
-            "GetClusterStatus": grpc.unary_unary_rpc_method_handler(
-                self.get_cluster_status, None,
-                cluster_pb2.GetClusterStatusResponse.SerializeToString),
+            "GetClusterStatus": unary(self.get_cluster_status, cluster_pb2.GetClusterStatusResponse),
+            "AddMember": unary(self.add_member, cluster_pb2.AddMemberResponse),
+            "PromoteLearner": unary(self.promote_learner, cluster_pb2.PromoteLearnerResponse),
+            "RemoveMember": unary(self.remove_member, cluster_pb2.RemoveMemberResponse),
+            "TransferLeadership": unary(self.transfer_leadership,
+                                        cluster_pb2.TransferLeadershipResponse),
         })
 
     def status(self) -> cluster_pb2.GetClusterStatusResponse:
@@ -85,20 +108,26 @@ class ClusterServicer:
         connected = set(self._connected())
         membership = raft.membership
         members = []
-        for member in sorted(membership.voters | membership.learners):
+        for member in membership.members():
             progress = raft.progress.get(member)
-            if member == node_id:
-                role, match, reachable = _ROLES[raft.role], raft.last_index, True
+            if member in membership.learners:
+                role = cluster_pb2.ROLE_LEARNER
+            elif member == node_id:
+                role = _ROLES[raft.role]
             else:
                 role = cluster_pb2.ROLE_LEADER if member == raft.leader else \
                     cluster_pb2.ROLE_FOLLOWER
+            if member == node_id:
+                match, reachable = raft.last_index, True
+            else:
                 match = progress.match if progress is not None else 0
                 reachable = member in connected
             members.append(cluster_pb2.Member(
                 node_id=member, address=self._addresses.get(member, ""), role=role,
                 match_index=match, reachable=reachable))
+        role = cluster_pb2.ROLE_LEARNER if node_id in membership.learners else _ROLES[raft.role]
         return cluster_pb2.GetClusterStatusResponse(
-            node_id=node_id, role=_ROLES[raft.role], term=raft.term, commit_index=raft.commit,
+            node_id=node_id, role=role, term=raft.term, commit_index=raft.commit,
             leader_id=raft.leader or "", members=members)
 
     def summary(self) -> dict[str, Any]:
@@ -122,3 +151,28 @@ class ClusterServicer:
                       principal: Principal) -> cluster_pb2.GetClusterStatusResponse:
         parse_request(cluster_pb2.GetClusterStatusRequest, data)  # no fields yet: only checked
         return self.status()
+
+    async def _add_member(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                          principal: Principal) -> cluster_pb2.AddMemberResponse:
+        request = parse_request(cluster_pb2.AddMemberRequest, data, _NODE_STRINGS)
+        index = await self._admin.add_member(request.node_id, request.address)
+        return cluster_pb2.AddMemberResponse(log_index=index, members=self.status().members)
+
+    async def _promote_learner(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                               principal: Principal) -> cluster_pb2.PromoteLearnerResponse:
+        request = parse_request(cluster_pb2.PromoteLearnerRequest, data, _NODE_STRINGS)
+        index = await self._admin.promote_learner(request.node_id, request.max_lag)
+        return cluster_pb2.PromoteLearnerResponse(log_index=index, members=self.status().members)
+
+    async def _remove_member(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                             principal: Principal) -> cluster_pb2.RemoveMemberResponse:
+        request = parse_request(cluster_pb2.RemoveMemberRequest, data, _NODE_STRINGS)
+        index = await self._admin.remove_member(request.node_id)
+        return cluster_pb2.RemoveMemberResponse(log_index=index, members=self.status().members)
+
+    async def _transfer_leadership(self, data: bytes,
+                                   context: grpc.aio.ServicerContext[bytes, bytes],
+                                   principal: Principal) -> cluster_pb2.TransferLeadershipResponse:
+        request = parse_request(cluster_pb2.TransferLeadershipRequest, data, _NODE_STRINGS)
+        leader = await self._admin.transfer_leadership(request.node_id)
+        return cluster_pb2.TransferLeadershipResponse(leader_id=leader)

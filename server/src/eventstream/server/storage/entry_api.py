@@ -271,6 +271,21 @@ class EntryLog(Protocol):
         """
         ...
 
+    def install(self, *, first_index: int, prev_term: int, start_offsets: list[int],
+                entries: bytes | memoryview, snapshot: bytes) -> asyncio.Future[None]:
+        """Drop the whole log and start over with a leader's entries and snapshot, atomically.
+
+        ``entries`` are encoded entries from ``first_index`` on,
+        ``start_offsets`` each partition's next offset before them,
+        ``prev_term`` the term of the entry before them and ``snapshot`` the
+        new :meth:`snapshot`. Nothing may be in flight. The future resolves
+        once the new log is durable (none of it applied yet).
+
+        Raises:
+            LogHalted: after a storage error (a failed install halts the log).
+        """
+        ...
+
     def close(self) -> None:
         """Finish pending writes, sync, release every resource."""
         ...

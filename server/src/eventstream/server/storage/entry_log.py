@@ -60,7 +60,8 @@ from .entry_api import (
 )
 from .entry_data_dir import CLEAN_FILE, LOG_DIR, SNAPSHOT_FILE, open_entry_data_dir, read_snapshot
 from .entry_index import NO_TIME, BlockRun, IndexCache
-from .entry_recovery import Floor, read_clean_marker, recover, rescan
+from .entry_install import finish_install, install_log
+from .entry_recovery import Floor, Recovered, read_clean_marker, recover, rescan
 from .entry_segment import MAX_SEGMENT_BYTES, EntrySegment, encode_header
 from .entry_writer import Job, Writer
 from .failure import start_refused
@@ -131,37 +132,15 @@ class DiskEntryLog:
         except OSError as error:
             raise start_refused(error, self.root) from None
         try:
-            self._hard = hard_state_file.load(self.root / HARD_STATE_FILE, checksums)
-            floors = [Floor(self._hard.commit, f"the commit index in "
-                                               f"{self.root / HARD_STATE_FILE}")]
-            clean = read_clean_marker(self.root)
-            if clean is not None:
-                floors.append(clean)
-            found = recover(self.directory, config.partitions, checksums, self._ops,
-                            self._cache_index, floors)
-            self._settle(found.segments[-1], clean is not None)
-            self._snapshot = read_snapshot(self.root)
+            finish_install(self.root, self._ops)
+            found = self._recover()
         except OSError as error:
             os.close(self._lock_fd)
             raise start_refused(error, self.root) from None
         except BaseException:
             os.close(self._lock_fd)
             raise
-        self._segments = found.segments
-        self._terms = found.terms
-        self._next = found.next_offsets
-        self._last_times = found.last_times
-        self._sealed_bases: list[list[int]] = []
-        self._index_bases()
-        last = self.last_index()
-        self._durable = self._synced = last
-        self._applied = self.first_index() - 1
-        self._visible = [self._segments[0].base(p) for p in range(self.partitions)]
-        self._cache = BlockCache(config.partitions, config.tail_cache_bytes)
-        # (entry index, partition, first offset, count, time, entry buffer, start, size)
-        self._unapplied: deque[tuple[int, int, int, int, int, bytes | bytearray, int, int]] = \
-            deque()
-        self._unapplied_bytes = 0
+        self._take(found)
         self._inflight: deque[EntryBatch] = deque()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._halted: LogHalted | None = None
@@ -176,6 +155,37 @@ class DiskEntryLog:
         self._writer: Writer | None = None
         self._on_fsync = on_fsync
         self._test_bugs = test_bugs
+
+    def _recover(self) -> Recovered:
+        """Check the log on disk (see :func:`.entry_recovery.recover`); read hard state and snapshot."""
+        self._hard = hard_state_file.load(self.root / HARD_STATE_FILE, self._checksums)
+        floors = [Floor(self._hard.commit, f"the commit index in {self.root / HARD_STATE_FILE}")]
+        clean = read_clean_marker(self.root)
+        if clean is not None:
+            floors.append(clean)
+        found = recover(self.directory, self.partitions, self._checksums, self._ops,
+                        self._cache_index, floors)
+        self._settle(found.segments[-1], clean is not None)
+        self._snapshot = read_snapshot(self.root)
+        return found
+
+    def _take(self, found: Recovered) -> None:
+        """Serve the log recovery found: every index and mark starts from it."""
+        self._segments = found.segments
+        self._terms = found.terms
+        self._next = found.next_offsets
+        self._last_times = found.last_times
+        self._sealed_bases: list[list[int]] = []
+        self._index_bases()
+        last = self.last_index()
+        self._durable = self._synced = last
+        self._applied = self.first_index() - 1
+        self._visible = [self._segments[0].base(p) for p in range(self.partitions)]
+        self._cache = BlockCache(self.partitions, self._config.tail_cache_bytes)
+        # (entry index, partition, first offset, count, time, entry buffer, start, size)
+        self._unapplied: deque[tuple[int, int, int, int, int, bytes | bytearray, int, int]] = \
+            deque()
+        self._unapplied_bytes = 0
 
     def _settle(self, newest: EntrySegment, had_clean_marker: bool) -> None:
         """Make what recovery found durable before anything builds on it.
@@ -846,6 +856,56 @@ class DiskEntryLog:
         self._submit(Job(save, self.last_index(), done, barrier=True))
         if self._retain_from > self.first_index():
             self.drop_before(min(self._retain_from, index + 1))
+        return future
+
+    def install(self, *, first_index: int, prev_term: int, start_offsets: list[int],
+                entries: bytes | memoryview, snapshot: bytes) -> asyncio.Future[None]:
+        """Drop the whole log and start over with a leader's entries and snapshot (atomically).
+
+        ``entries`` are encoded entries from ``first_index`` on (checked by
+        recovery when the new log is opened: the same checks as at start-up),
+        ``start_offsets`` each partition's next offset before them,
+        ``prev_term`` the term of the entry before them, ``snapshot`` the new
+        snapshot file's bytes. Nothing may be in flight. A crash leaves the old
+        log or the new one (:mod:`.entry_install`). Entries up to the new last
+        index are durable, none applied, when the future resolves.
+
+        Raises:
+            LogHalted: the log is halted; a failed file operation halts it.
+            ValueError: appends are still in flight.
+        """
+        self._check_writable()
+        if self._inflight:
+            raise ValueError("cannot install a snapshot while appends are in flight")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        old = self._segments
+
+        def run(job: Job) -> None:
+            for segment in old:
+                if segment.write_fd is not None:
+                    self._ops.close(segment.write_fd)
+                    segment.write_fd = None
+            install_log(self.root, self._ops, self._checksums, first_index=first_index,
+                        prev_term=prev_term, start_offsets=start_offsets, entries=entries,
+                        snapshot=snapshot, bugs=self._test_bugs)
+
+        def done(error: BaseException | None) -> None:
+            if error is None:
+                for segment in old:
+                    segment.close_reader()
+                    self._cache_index.forget(segment.first_index)
+                try:
+                    self._take(self._recover())
+                except (OSError, CorruptSegment) as problem:
+                    error = problem
+            if future.done():
+                return
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+        self._submit(Job(run, self.last_index(), done, barrier=True))
         return future
 
     def status(self) -> dict[str, object]:

@@ -32,10 +32,12 @@ from .fileops import FileOps
 
 log = logging.getLogger(__name__)
 
-TEST_BUGS = frozenset({"ignore_fsync_errors", "ack_before_write"})
+TEST_BUGS = frozenset({"ignore_fsync_errors", "ack_before_write", "install_old_log_first"})
 """Known bugs a test can switch back on (``bugs=``), to prove its checks can fail:
 ``ignore_fsync_errors`` logs a failed fsync and goes on (the bug PostgreSQL had
-until 2018); ``ack_before_write`` completes a group's jobs before running them."""
+until 2018); ``ack_before_write`` completes a group's jobs before running them;
+``install_old_log_first`` moves the old log away before an install's commit point
+(a crash then leaves neither log)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -29,7 +29,7 @@ from .entries import (
     check_follows,
     concat,
 )
-from .entry_api import DURABILITY_MEMORY, Compacted, SegmentInfo, Unavailable
+from .entry_api import DURABILITY_MEMORY, Compacted, LogHalted, SegmentInfo, Unavailable
 from .entry_index import NO_TIME, TermRuns
 from .hard_state import HardState
 from .log import ReadResult
@@ -326,6 +326,15 @@ class MemoryEntryLog:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
+
+    def install(self, *, first_index: int, prev_term: int, start_offsets: list[int],
+                entries: bytes | memoryview, snapshot: bytes) -> asyncio.Future[None]:
+        """See :meth:`.entry_api.EntryLog.install`: refused (a replicated node keeps its log on disk).
+
+        Raises:
+            LogHalted: always.
+        """
+        raise LogHalted("a log kept in memory cannot install a leader's snapshot")
 
     def close(self) -> None:
         """See :meth:`.entry_api.EntryLog.close`."""

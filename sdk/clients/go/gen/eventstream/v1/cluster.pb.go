@@ -29,6 +29,8 @@ const (
 	Role_ROLE_FOLLOWER    Role = 1
 	Role_ROLE_CANDIDATE   Role = 2
 	Role_ROLE_LEADER      Role = 3
+	// A non-voting member: receives the log and serves readers.
+	Role_ROLE_LEARNER Role = 4
 )
 
 // Enum value maps for Role.
@@ -38,12 +40,14 @@ var (
 		1: "ROLE_FOLLOWER",
 		2: "ROLE_CANDIDATE",
 		3: "ROLE_LEADER",
+		4: "ROLE_LEARNER",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
 		"ROLE_FOLLOWER":    1,
 		"ROLE_CANDIDATE":   2,
 		"ROLE_LEADER":      3,
+		"ROLE_LEARNER":     4,
 	}
 )
 
@@ -273,6 +277,413 @@ func (x *GetClusterStatusResponse) GetMembers() []*Member {
 	return nil
 }
 
+type AddMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new node's id (its `cluster.node_id`), never used before in this
+	// cluster: 1 to 255 bytes.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// host:port of the new node's cluster port, as the members reach it.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddMemberRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type AddMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the membership entry.
+	LogIndex uint64 `protobuf:"varint,1,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The members once it is applied.
+	Members       []*Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberResponse) Reset() {
+	*x = AddMemberResponse{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberResponse) ProtoMessage() {}
+
+func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddMemberResponse) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AddMemberResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *AddMemberResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type PromoteLearnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The learner to make a voter.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Most entries the learner may be behind the leader's last index
+	// (0: the default, 1000).
+	MaxLag        uint64 `protobuf:"varint,2,opt,name=max_lag,json=maxLag,proto3" json:"max_lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteLearnerRequest) Reset() {
+	*x = PromoteLearnerRequest{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteLearnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteLearnerRequest) ProtoMessage() {}
+
+func (x *PromoteLearnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteLearnerRequest.ProtoReflect.Descriptor instead.
+func (*PromoteLearnerRequest) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PromoteLearnerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PromoteLearnerRequest) GetMaxLag() uint64 {
+	if x != nil {
+		return x.MaxLag
+	}
+	return 0
+}
+
+type PromoteLearnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the membership entry.
+	LogIndex uint64 `protobuf:"varint,1,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The members once it is applied.
+	Members       []*Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteLearnerResponse) Reset() {
+	*x = PromoteLearnerResponse{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteLearnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteLearnerResponse) ProtoMessage() {}
+
+func (x *PromoteLearnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteLearnerResponse.ProtoReflect.Descriptor instead.
+func (*PromoteLearnerResponse) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PromoteLearnerResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *PromoteLearnerResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type RemoveMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The voter or learner to remove.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RemoveMemberRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the membership entry.
+	LogIndex uint64 `protobuf:"varint,1,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// The members once it is applied.
+	Members       []*Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberResponse) Reset() {
+	*x = RemoveMemberResponse{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberResponse) ProtoMessage() {}
+
+func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RemoveMemberResponse) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *RemoveMemberResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The voter to hand leadership to; empty: the most up-to-date voter.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TransferLeadershipRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node that leads now.
+	LeaderId      string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventstream_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_eventstream_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TransferLeadershipResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
 var File_eventstream_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_eventstream_v1_cluster_proto_rawDesc = "" +
@@ -292,14 +703,40 @@ const file_eventstream_v1_cluster_proto_rawDesc = "" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12!\n" +
 	"\fcommit_index\x18\x04 \x01(\x04R\vcommitIndex\x12\x1b\n" +
 	"\tleader_id\x18\x05 \x01(\tR\bleaderId\x120\n" +
-	"\amembers\x18\x06 \x03(\v2\x16.eventstream.v1.MemberR\amembers*T\n" +
+	"\amembers\x18\x06 \x03(\v2\x16.eventstream.v1.MemberR\amembers\"E\n" +
+	"\x10AddMemberRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"b\n" +
+	"\x11AddMemberResponse\x12\x1b\n" +
+	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x120\n" +
+	"\amembers\x18\x02 \x03(\v2\x16.eventstream.v1.MemberR\amembers\"I\n" +
+	"\x15PromoteLearnerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n" +
+	"\amax_lag\x18\x02 \x01(\x04R\x06maxLag\"g\n" +
+	"\x16PromoteLearnerResponse\x12\x1b\n" +
+	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x120\n" +
+	"\amembers\x18\x02 \x03(\v2\x16.eventstream.v1.MemberR\amembers\".\n" +
+	"\x13RemoveMemberRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"e\n" +
+	"\x14RemoveMemberResponse\x12\x1b\n" +
+	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x120\n" +
+	"\amembers\x18\x02 \x03(\v2\x16.eventstream.v1.MemberR\amembers\"4\n" +
+	"\x19TransferLeadershipRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"9\n" +
+	"\x1aTransferLeadershipResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId*f\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_FOLLOWER\x10\x01\x12\x12\n" +
 	"\x0eROLE_CANDIDATE\x10\x02\x12\x0f\n" +
-	"\vROLE_LEADER\x10\x032w\n" +
+	"\vROLE_LEADER\x10\x03\x12\x10\n" +
+	"\fROLE_LEARNER\x10\x042\xf2\x03\n" +
 	"\x0eClusterService\x12e\n" +
-	"\x10GetClusterStatus\x12'.eventstream.v1.GetClusterStatusRequest\x1a(.eventstream.v1.GetClusterStatusResponseb\x06proto3"
+	"\x10GetClusterStatus\x12'.eventstream.v1.GetClusterStatusRequest\x1a(.eventstream.v1.GetClusterStatusResponse\x12P\n" +
+	"\tAddMember\x12 .eventstream.v1.AddMemberRequest\x1a!.eventstream.v1.AddMemberResponse\x12_\n" +
+	"\x0ePromoteLearner\x12%.eventstream.v1.PromoteLearnerRequest\x1a&.eventstream.v1.PromoteLearnerResponse\x12Y\n" +
+	"\fRemoveMember\x12#.eventstream.v1.RemoveMemberRequest\x1a$.eventstream.v1.RemoveMemberResponse\x12k\n" +
+	"\x12TransferLeadership\x12).eventstream.v1.TransferLeadershipRequest\x1a*.eventstream.v1.TransferLeadershipResponseb\x06proto3"
 
 var (
 	file_eventstream_v1_cluster_proto_rawDescOnce sync.Once
@@ -314,24 +751,43 @@ func file_eventstream_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_eventstream_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_eventstream_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_eventstream_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_eventstream_v1_cluster_proto_goTypes = []any{
-	(Role)(0),                        // 0: eventstream.v1.Role
-	(*GetClusterStatusRequest)(nil),  // 1: eventstream.v1.GetClusterStatusRequest
-	(*Member)(nil),                   // 2: eventstream.v1.Member
-	(*GetClusterStatusResponse)(nil), // 3: eventstream.v1.GetClusterStatusResponse
+	(Role)(0),                          // 0: eventstream.v1.Role
+	(*GetClusterStatusRequest)(nil),    // 1: eventstream.v1.GetClusterStatusRequest
+	(*Member)(nil),                     // 2: eventstream.v1.Member
+	(*GetClusterStatusResponse)(nil),   // 3: eventstream.v1.GetClusterStatusResponse
+	(*AddMemberRequest)(nil),           // 4: eventstream.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),          // 5: eventstream.v1.AddMemberResponse
+	(*PromoteLearnerRequest)(nil),      // 6: eventstream.v1.PromoteLearnerRequest
+	(*PromoteLearnerResponse)(nil),     // 7: eventstream.v1.PromoteLearnerResponse
+	(*RemoveMemberRequest)(nil),        // 8: eventstream.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),       // 9: eventstream.v1.RemoveMemberResponse
+	(*TransferLeadershipRequest)(nil),  // 10: eventstream.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 11: eventstream.v1.TransferLeadershipResponse
 }
 var file_eventstream_v1_cluster_proto_depIdxs = []int32{
-	0, // 0: eventstream.v1.Member.role:type_name -> eventstream.v1.Role
-	0, // 1: eventstream.v1.GetClusterStatusResponse.role:type_name -> eventstream.v1.Role
-	2, // 2: eventstream.v1.GetClusterStatusResponse.members:type_name -> eventstream.v1.Member
-	1, // 3: eventstream.v1.ClusterService.GetClusterStatus:input_type -> eventstream.v1.GetClusterStatusRequest
-	3, // 4: eventstream.v1.ClusterService.GetClusterStatus:output_type -> eventstream.v1.GetClusterStatusResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: eventstream.v1.Member.role:type_name -> eventstream.v1.Role
+	0,  // 1: eventstream.v1.GetClusterStatusResponse.role:type_name -> eventstream.v1.Role
+	2,  // 2: eventstream.v1.GetClusterStatusResponse.members:type_name -> eventstream.v1.Member
+	2,  // 3: eventstream.v1.AddMemberResponse.members:type_name -> eventstream.v1.Member
+	2,  // 4: eventstream.v1.PromoteLearnerResponse.members:type_name -> eventstream.v1.Member
+	2,  // 5: eventstream.v1.RemoveMemberResponse.members:type_name -> eventstream.v1.Member
+	1,  // 6: eventstream.v1.ClusterService.GetClusterStatus:input_type -> eventstream.v1.GetClusterStatusRequest
+	4,  // 7: eventstream.v1.ClusterService.AddMember:input_type -> eventstream.v1.AddMemberRequest
+	6,  // 8: eventstream.v1.ClusterService.PromoteLearner:input_type -> eventstream.v1.PromoteLearnerRequest
+	8,  // 9: eventstream.v1.ClusterService.RemoveMember:input_type -> eventstream.v1.RemoveMemberRequest
+	10, // 10: eventstream.v1.ClusterService.TransferLeadership:input_type -> eventstream.v1.TransferLeadershipRequest
+	3,  // 11: eventstream.v1.ClusterService.GetClusterStatus:output_type -> eventstream.v1.GetClusterStatusResponse
+	5,  // 12: eventstream.v1.ClusterService.AddMember:output_type -> eventstream.v1.AddMemberResponse
+	7,  // 13: eventstream.v1.ClusterService.PromoteLearner:output_type -> eventstream.v1.PromoteLearnerResponse
+	9,  // 14: eventstream.v1.ClusterService.RemoveMember:output_type -> eventstream.v1.RemoveMemberResponse
+	11, // 15: eventstream.v1.ClusterService.TransferLeadership:output_type -> eventstream.v1.TransferLeadershipResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_eventstream_v1_cluster_proto_init() }
@@ -345,7 +801,7 @@ func file_eventstream_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventstream_v1_cluster_proto_rawDesc), len(file_eventstream_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

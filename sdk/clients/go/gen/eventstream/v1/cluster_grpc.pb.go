@@ -19,16 +19,49 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_GetClusterStatus_FullMethodName = "/eventstream.v1.ClusterService/GetClusterStatus"
+	ClusterService_GetClusterStatus_FullMethodName   = "/eventstream.v1.ClusterService/GetClusterStatus"
+	ClusterService_AddMember_FullMethodName          = "/eventstream.v1.ClusterService/AddMember"
+	ClusterService_PromoteLearner_FullMethodName     = "/eventstream.v1.ClusterService/PromoteLearner"
+	ClusterService_RemoveMember_FullMethodName       = "/eventstream.v1.ClusterService/RemoveMember"
+	ClusterService_TransferLeadership_FullMethodName = "/eventstream.v1.ClusterService/TransferLeadership"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Reports the state of the cluster the node belongs to.
+// Reports the state of the cluster the node belongs to, and changes its
+// membership.
+//
+// The membership changes (AddMember, PromoteLearner, RemoveMember) and
+// TransferLeadership are administrative: when authentication is configured
+// they need an identity with the `admin` permission (else PERMISSION_DENIED).
+// They are served by the leader only: a follower answers UNAVAILABLE with the
+// reason NOT_LEADER and the leader's node id and public address in the
+// google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+// leader. A membership change is one log entry, applied by every node; the
+// call returns once the leader applied it. One change at a time: another
+// change while one is not applied yet is FAILED_PRECONDITION
+// (MEMBERSHIP_CHANGE_PENDING).
 type ClusterServiceClient interface {
 	GetClusterStatus(ctx context.Context, in *GetClusterStatusRequest, opts ...grpc.CallOption) (*GetClusterStatusResponse, error)
+	// Adds a node as a learner: it receives the log and serves readers, but
+	// does not vote until promoted. Its address is recorded in the log, so
+	// every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+	AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*AddMemberResponse, error)
+	// Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+	// learner's log is more than `max_lag` entries behind the leader's, or
+	// before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+	// a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+	PromoteLearner(ctx context.Context, in *PromoteLearnerRequest, opts ...grpc.CallOption) (*PromoteLearnerResponse, error)
+	// Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+	// (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+	// only voter. Removing the leader makes it hand leadership over.
+	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
+	// Hands leadership to a voter (or the most up-to-date one). Returns once
+	// another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+	// election timeout without one.
+	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -49,13 +82,82 @@ func (c *clusterServiceClient) GetClusterStatus(ctx context.Context, in *GetClus
 	return out, nil
 }
 
+func (c *clusterServiceClient) AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*AddMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddMemberResponse)
+	err := c.cc.Invoke(ctx, ClusterService_AddMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) PromoteLearner(ctx context.Context, in *PromoteLearnerRequest, opts ...grpc.CallOption) (*PromoteLearnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteLearnerResponse)
+	err := c.cc.Invoke(ctx, ClusterService_PromoteLearner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveMemberResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemoveMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferLeadershipResponse)
+	err := c.cc.Invoke(ctx, ClusterService_TransferLeadership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
 //
-// Reports the state of the cluster the node belongs to.
+// Reports the state of the cluster the node belongs to, and changes its
+// membership.
+//
+// The membership changes (AddMember, PromoteLearner, RemoveMember) and
+// TransferLeadership are administrative: when authentication is configured
+// they need an identity with the `admin` permission (else PERMISSION_DENIED).
+// They are served by the leader only: a follower answers UNAVAILABLE with the
+// reason NOT_LEADER and the leader's node id and public address in the
+// google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+// leader. A membership change is one log entry, applied by every node; the
+// call returns once the leader applied it. One change at a time: another
+// change while one is not applied yet is FAILED_PRECONDITION
+// (MEMBERSHIP_CHANGE_PENDING).
 type ClusterServiceServer interface {
 	GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error)
+	// Adds a node as a learner: it receives the log and serves readers, but
+	// does not vote until promoted. Its address is recorded in the log, so
+	// every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+	AddMember(context.Context, *AddMemberRequest) (*AddMemberResponse, error)
+	// Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+	// learner's log is more than `max_lag` entries behind the leader's, or
+	// before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+	// a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+	PromoteLearner(context.Context, *PromoteLearnerRequest) (*PromoteLearnerResponse, error)
+	// Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+	// (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+	// only voter. Removing the leader makes it hand leadership over.
+	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
+	// Hands leadership to a voter (or the most up-to-date one). Returns once
+	// another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+	// election timeout without one.
+	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -68,6 +170,18 @@ type UnimplementedClusterServiceServer struct{}
 
 func (UnimplementedClusterServiceServer) GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterStatus not implemented")
+}
+func (UnimplementedClusterServiceServer) AddMember(context.Context, *AddMemberRequest) (*AddMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMember not implemented")
+}
+func (UnimplementedClusterServiceServer) PromoteLearner(context.Context, *PromoteLearnerRequest) (*PromoteLearnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteLearner not implemented")
+}
+func (UnimplementedClusterServiceServer) RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
+}
+func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -108,6 +222,78 @@ func _ClusterService_GetClusterStatus_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_AddMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).AddMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_AddMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).AddMember(ctx, req.(*AddMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_PromoteLearner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteLearnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).PromoteLearner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_PromoteLearner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).PromoteLearner(ctx, req.(*PromoteLearnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RemoveMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemoveMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemoveMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemoveMember(ctx, req.(*RemoveMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeadershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).TransferLeadership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_TransferLeadership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).TransferLeadership(ctx, req.(*TransferLeadershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -118,6 +304,22 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterStatus",
 			Handler:    _ClusterService_GetClusterStatus_Handler,
+		},
+		{
+			MethodName: "AddMember",
+			Handler:    _ClusterService_AddMember_Handler,
+		},
+		{
+			MethodName: "PromoteLearner",
+			Handler:    _ClusterService_PromoteLearner_Handler,
+		},
+		{
+			MethodName: "RemoveMember",
+			Handler:    _ClusterService_RemoveMember_Handler,
+		},
+		{
+			MethodName: "TransferLeadership",
+			Handler:    _ClusterService_TransferLeadership_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

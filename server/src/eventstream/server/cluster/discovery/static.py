@@ -29,7 +29,7 @@ class StaticDiscovery:
         if not peers:
             raise DiscoveryError(["cluster.peers: empty, but cluster.discovery: static takes the "
                                   "members from it (id=host:port of every member, this node included)"])
-        if cluster.node_id not in peers:
+        if cluster.node_id not in peers and not cluster.join:
             raise DiscoveryError([f"cluster.peers: no entry for this node, cluster.node_id "
                                   f"{cluster.node_id!r} (ids: {', '.join(sorted(peers))})"])
         self._peers = peers

@@ -11,8 +11,9 @@ server's receive limit.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from eventstream.peer.v1 import raft_pb2 as pb
 from eventstream.server.raft import (
@@ -149,14 +150,19 @@ def message_size(m: Message) -> int:
     return MESSAGE_OVERHEAD + len(getattr(m, "context", b""))
 
 
-def snapshot_requests(m: InstallSnapshot, chunk_bytes: int) -> Iterable[pb.InstallSnapshotRequest]:
-    """The requests of an InstallSnapshot stream: the header, then the data in chunks."""
+def snapshot_requests(m: InstallSnapshot, chunk_bytes: int,
+                      data: bytes | None = None) -> Iterable[pb.InstallSnapshotRequest]:
+    """The requests of an InstallSnapshot stream: the header, then the data in chunks.
+
+    ``data`` is what the stream carries (default: the snapshot's own data).
+    """
     snapshot = m.snapshot
-    data = snapshot.data
+    if data is None:
+        data = snapshot.data
     yield pb.InstallSnapshotRequest(group_id=m.group_id, header=pb.SnapshotHeader(
         term=m.term, index=snapshot.index, snapshot_term=snapshot.term,
         voters=sorted(snapshot.membership.voters), learners=sorted(snapshot.membership.learners),
-        data_bytes=len(data)))
+        data_bytes=len(data), data_crc32=zlib.crc32(data)))
     view = memoryview(data)
     for start in range(0, len(data), chunk_bytes):
         yield pb.InstallSnapshotRequest(group_id=m.group_id, chunk=bytes(view[start:start + chunk_bytes]))
@@ -227,29 +233,52 @@ def decode_batch(request: pb.ExchangeRequest, sender: str, recipient: str) -> li
     return out
 
 
+class SnapshotRefused(InvalidBatch):
+    """A snapshot stream refused for its data.
+
+    ``reason`` (the refusal's metric label) is ``snapshot_too_large`` or ``snapshot_damaged``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Spool(Protocol):
+    """Where a snapshot's chunks are written as they arrive (a temporary file)."""
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``."""
+        ...
+
+
 class SnapshotAssembler:
-    """Rebuilds an ``InstallSnapshot`` message from the requests of one stream.
+    """Checks the requests of one InstallSnapshot stream and writes its data to a spool.
 
     Args:
         sender: the stream's node.
         recipient: this node.
         max_bytes: most data bytes a snapshot may declare.
+        spool: where the chunks go, in order.
     """
 
-    def __init__(self, sender: str, recipient: str, max_bytes: int) -> None:
+    def __init__(self, sender: str, recipient: str, max_bytes: int, spool: Spool) -> None:
         self._sender = sender
         self._recipient = recipient
         self._max_bytes = max_bytes
+        self._spool = spool
         self._group: int | None = None
         self._header: pb.SnapshotHeader | None = None
-        self._data = bytearray()
+        self._received = 0
+        self._crc = 0
 
     def add(self, request: pb.InstallSnapshotRequest) -> None:
         """Take the next request.
 
         Raises:
-            InvalidBatch: the header is missing, repeated or too large, the
-                group changes, or the chunks exceed what the header declared.
+            InvalidBatch: the header is missing or repeated, or the group changes.
+            SnapshotRefused: the header declares more than the limit, or the
+                chunks exceed what it declared.
         """
         part = request.WhichOneof("part")
         if self._header is None:
@@ -257,8 +286,8 @@ class SnapshotAssembler:
                 raise InvalidBatch("header: the first request of a snapshot must carry its header")
             header = request.header
             if header.data_bytes > self._max_bytes:
-                raise InvalidBatch(f"header.data_bytes: {header.data_bytes} bytes is over the limit of "
-                                   f"{self._max_bytes}")
+                raise SnapshotRefused("snapshot_too_large", f"header.data_bytes: {header.data_bytes} "
+                                      f"bytes is over the limit of {self._max_bytes}")
             self._group = request.group_id
             self._header = header
             return
@@ -266,29 +295,47 @@ class SnapshotAssembler:
             raise InvalidBatch(f"group_id: {request.group_id} in a snapshot of group {self._group}")
         if part != "chunk":
             raise InvalidBatch("chunk: only chunks may follow the header")
-        if len(self._data) + len(request.chunk) > self._header.data_bytes:
-            raise InvalidBatch(f"chunk: more than the {self._header.data_bytes} bytes the header declared")
-        self._data += request.chunk
+        chunk = request.chunk
+        if self._received + len(chunk) > self._header.data_bytes:
+            raise SnapshotRefused("snapshot_too_large", f"chunk: more than the "
+                                  f"{self._header.data_bytes} bytes the header declared")
+        self._spool.write(chunk)
+        self._received += len(chunk)
+        self._crc = zlib.crc32(chunk, self._crc)
 
     @property
     def group_id(self) -> int | None:
         """The snapshot's group (None before the header)."""
         return self._group
 
-    def message(self) -> InstallSnapshot:
-        """The whole snapshot as a Raft message.
+    def check(self) -> None:
+        """The stream ended: check that the whole data arrived, undamaged.
 
         Raises:
-            InvalidBatch: no header, fewer bytes than declared, or a bad membership.
+            InvalidBatch: no header.
+            SnapshotRefused: fewer bytes than declared, or a CRC that does not match.
         """
         header = self._header
         if header is None or self._group is None:
             raise InvalidBatch("header: the stream ended before a snapshot header")
-        if len(self._data) != header.data_bytes:
-            raise InvalidBatch(f"chunk: {len(self._data)} of the {header.data_bytes} bytes declared arrived")
+        if self._received != header.data_bytes:
+            raise SnapshotRefused("snapshot_damaged", f"chunk: {self._received} of the "
+                                  f"{header.data_bytes} bytes declared arrived")
+        if self._crc != header.data_crc32:
+            raise SnapshotRefused("snapshot_damaged", f"header.data_crc32: the data's CRC-32 is "
+                                  f"{self._crc:#010x}, the header says {header.data_crc32:#010x}")
+
+    def message(self, data: bytes) -> InstallSnapshot:
+        """The whole snapshot as a Raft message, ``data`` read back from the spool after :meth:`check`.
+
+        Raises:
+            InvalidBatch: a bad membership.
+        """
+        header = self._header
+        assert header is not None and self._group is not None
         try:
             membership = Membership(frozenset(header.voters), frozenset(header.learners))
         except MembershipError as error:
             raise InvalidBatch(f"header.voters: {error}") from None
-        snapshot = Snapshot(header.index, header.snapshot_term, membership, bytes(self._data))
+        snapshot = Snapshot(header.index, header.snapshot_term, membership, data)
         return InstallSnapshot(self._group, self._sender, self._recipient, header.term, snapshot)

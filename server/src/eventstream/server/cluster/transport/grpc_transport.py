@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import grpc
 
-from eventstream.server.raft import Message
+from eventstream.server.raft import Message, Snapshot
 
 from ..ports import Inbox
 from .forward import Answer, ForwardFailed, ForwardStream, ForwardTarget
@@ -44,6 +44,8 @@ class GrpcTransport:
         max_message_bytes: largest request accepted or sent (``cluster.max_message_bytes``).
         snapshot_chunk_bytes: size of a snapshot's data chunks.
         max_snapshot_bytes: most data bytes of a snapshot received.
+        spool_dir: where a snapshot being received is written (None: the
+            system's temporary directory).
         rng: the reconnection jitter's source.
         client_address: ``host:port`` of this node's public gRPC port, announced
             to every peer (their leader hints name it).
@@ -53,7 +55,8 @@ class GrpcTransport:
                  group_ids: Collection[int] = (0,), send_queue_messages: int = 4096,
                  max_batch_bytes: int = 8 << 20, max_message_bytes: int = 256 << 20,
                  snapshot_chunk_bytes: int = 1 << 20, max_snapshot_bytes: int = 1 << 30,
-                 rng: random.Random | None = None, client_address: str = "") -> None:
+                 rng: random.Random | None = None, client_address: str = "",
+                 spool_dir: str | None = None) -> None:
         if not cluster_id:
             raise ValueError("the cluster id must not be empty")
         self.node_id = node_id
@@ -67,7 +70,7 @@ class GrpcTransport:
         self._rng = rng or random.Random()
         self._inbox: Inbox | None = None
         self.handler = PeerHandler(node_id, cluster_id, self._addresses, group_ids, self._current_inbox,
-                                   max_snapshot_bytes=max_snapshot_bytes)
+                                   max_snapshot_bytes=max_snapshot_bytes, spool_dir=spool_dir)
         self._links: dict[str, PeerLink] = {}
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -77,6 +80,8 @@ class GrpcTransport:
         self._forwards: dict[str, ForwardStream] = {}
         self.forwarded = 0
         """Requests forwarded to a leader (answered or not)."""
+        self.snapshot_data: Callable[[Snapshot], bytes] | None = None
+        """What a snapshot's stream carries (None: its data); set before :meth:`start`."""
 
     # ------------------------------------------------------------------
     # Lifecycle.
@@ -137,7 +142,8 @@ class GrpcTransport:
                         identity_metadata(self.cluster_id, self.node_id, peer,
                                           self.client_address), self._current_inbox,
                         queue_messages=self._send_queue_messages, max_batch_bytes=self._max_batch_bytes,
-                        chunk_bytes=self._chunk_bytes, rng=self._rng)
+                        chunk_bytes=self._chunk_bytes, rng=self._rng,
+                        snapshot_data=self._snapshot_payload)
         link.start()
         self._links[peer] = link
 
@@ -210,6 +216,9 @@ class GrpcTransport:
         self.forwarded += 1
         return await stream.forward(kind, request)
 
+    def _snapshot_payload(self, snapshot: Snapshot) -> bytes:
+        return snapshot.data if self.snapshot_data is None else self.snapshot_data(snapshot)
+
     def _current_inbox(self) -> Inbox | None:
         return self._inbox
 
@@ -232,6 +241,12 @@ class GrpcTransport:
     def peer_client_address(self, peer: str) -> str:
         """The public address ``peer`` announced on its calls ("" until it called)."""
         return self.handler.client_addresses.get(peer, "")
+
+    def snapshots_reading(self) -> Iterable[tuple[float, dict[str, str]]]:
+        """Snapshot transfers sent (in whole) and received (checked), as a metrics reading."""
+        sent = sum(link.stats.snapshots_sent for link in self._links.values())
+        return [(sent, {"direction": "sent"}),
+                (self.handler.snapshots_received, {"direction": "received"})]
 
     def connected_peers(self) -> list[str]:
         """Peers whose stream is open and whose last write went through."""

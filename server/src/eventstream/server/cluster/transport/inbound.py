@@ -6,14 +6,15 @@ missing identity, another cluster, an unknown node, another recipient) is
 answered with its refusal at once and counted. ``Exchange`` streams decode
 each batch and hand it to the driver's inbox, waiting while the inbox is
 full (so a flood from one peer stops being read rather than growing a
-queue); ``InstallSnapshot`` streams are reassembled, within a size bound,
-into one message; ``Forward`` is answered UNIMPLEMENTED until the write path
-serves it.
+queue); ``InstallSnapshot`` streams are written to a temporary file, within
+a size bound, and handed over as one message once their CRC-32 holds;
+``Forward`` streams go to the write path (``forward.py``).
 """
 
 from __future__ import annotations
 
 import collections
+import tempfile
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import grpc
 from eventstream.peer.v1 import raft_pb2 as pb
 
 from ..ports import Inbox
-from .convert import InvalidBatch, SnapshotAssembler, decode_batch
+from .convert import InvalidBatch, SnapshotAssembler, SnapshotRefused, decode_batch
 from .forward import ForwardTarget, forward_handler
 from .identity import SERVICE, Refusal, check_call, client_address
 
@@ -43,16 +44,22 @@ class PeerHandler(grpc.GenericRpcHandler):
         group_ids: the Raft groups this node serves.
         inbox: returns the driver's inbox (None until bound).
         max_snapshot_bytes: most data bytes of one snapshot.
+        spool_dir: where a snapshot being received is written (None: the
+            system's temporary directory).
     """
 
     def __init__(self, node_id: str, cluster_id: str, peers: Collection[str], group_ids: Collection[int],
-                 inbox: Callable[[], Inbox | None], *, max_snapshot_bytes: int) -> None:
+                 inbox: Callable[[], Inbox | None], *, max_snapshot_bytes: int,
+                 spool_dir: str | None = None) -> None:
         self._node_id = node_id
         self._cluster_id = cluster_id
         self._peers = frozenset(peers)
         self._groups = frozenset(group_ids)
         self._inbox = inbox
         self._max_snapshot_bytes = max_snapshot_bytes
+        self._spool_dir = spool_dir
+        self.snapshots_received = 0
+        """Snapshot streams taken in whole (checksum checked) and handed to the driver."""
         self.refused: collections.Counter[str] = collections.Counter()
         """Calls (or streams cut short) refused, by reason."""
         self.received_messages = 0
@@ -124,17 +131,26 @@ class PeerHandler(grpc.GenericRpcHandler):
         async def install(requests: AsyncIterator[pb.InstallSnapshotRequest],
                           context: _Context) -> pb.InstallSnapshotResponse:
             inbox = await self._ready_inbox(context)
-            assembler = SnapshotAssembler(sender, self._node_id, self._max_snapshot_bytes)
-            try:
-                async for request in requests:
-                    if assembler.group_id is None and request.group_id not in self._groups:
-                        await self._abort(context, Refusal("unknown_group", grpc.StatusCode.NOT_FOUND,
-                                                           f"group_id: node {self._node_id} is not in "
-                                                           f"group {request.group_id}"))
-                    assembler.add(request)
-                message = assembler.message()
-            except InvalidBatch as error:
-                await self._abort(context, _invalid(error))
+            # The chunks go to a temporary file (gone once closed, also after a crash), not
+            # to memory, until the whole stream is in and its checksum holds.
+            with tempfile.TemporaryFile(dir=self._spool_dir, prefix="snapshot-") as spool:
+                assembler = SnapshotAssembler(sender, self._node_id, self._max_snapshot_bytes, spool)
+                try:
+                    async for request in requests:
+                        if assembler.group_id is None and request.group_id not in self._groups:
+                            await self._abort(context, Refusal(
+                                "unknown_group", grpc.StatusCode.NOT_FOUND,
+                                f"group_id: node {self._node_id} is not in group {request.group_id}"))
+                        assembler.add(request)
+                    assembler.check()
+                    spool.seek(0)
+                    message = assembler.message(spool.read())
+                except SnapshotRefused as error:
+                    await self._abort(context, Refusal(error.reason, grpc.StatusCode.INVALID_ARGUMENT,
+                                                       str(error)))
+                except InvalidBatch as error:
+                    await self._abort(context, _invalid(error))
+            self.snapshots_received += 1
             await inbox.deliver([message])
             return pb.InstallSnapshotResponse()
         return install

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from eventstream.peer.v1 import raft_pb2, raft_pb2_grpc
-from eventstream.server.raft import InstallSnapshot, Message
+from eventstream.server.raft import InstallSnapshot, Message, Snapshot
 
+from ..errors import SnapshotUnavailable
 from ..ports import Inbox
 from .convert import encode_batch, message_size, snapshot_requests
 from .identity import SERVICE
@@ -83,11 +84,14 @@ class PeerLink:
         max_batch_bytes: most bytes of messages in one request (at least one message).
         chunk_bytes: size of a snapshot's data chunks.
         rng: the back-off jitter's source.
+        snapshot_data: what a snapshot's stream carries (default: its data);
+            may raise ``SnapshotUnavailable`` (then the transfer is reported failed).
     """
 
     def __init__(self, peer_id: str, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]],
                  inbox: Callable[[], Inbox | None], *, queue_messages: int, max_batch_bytes: int,
-                 chunk_bytes: int, rng: random.Random) -> None:
+                 chunk_bytes: int, rng: random.Random,
+                 snapshot_data: Callable[[Snapshot], bytes] | None = None) -> None:
         self.peer_id = peer_id
         self._channel = channel
         self._stub = raft_pb2_grpc.PeerServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -100,6 +104,7 @@ class PeerLink:
         self._queue_messages = queue_messages
         self._max_batch_bytes = max_batch_bytes
         self._chunk_bytes = chunk_bytes
+        self._snapshot_data = snapshot_data or _own_data
         self._rng = rng
         self._pending = asyncio.Event()
         self._down = False
@@ -238,9 +243,12 @@ class PeerLink:
     async def _send_snapshot(self, message: InstallSnapshot) -> None:
         ok = False
         try:
-            await self._stub.InstallSnapshot(snapshot_requests(message, self._chunk_bytes),
+            data = self._snapshot_data(message.snapshot)
+            await self._stub.InstallSnapshot(snapshot_requests(message, self._chunk_bytes, data),
                                              metadata=self._metadata, timeout=SNAPSHOT_TIMEOUT)
             ok = True
+        except SnapshotUnavailable as error:  # the core tries again (a newer one, or later)
+            log.debug("snapshot at %d to %s not sent: %s", message.snapshot.index, self.peer_id, error)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
             log.info("snapshot at %d to %s failed: %s", message.snapshot.index, self.peer_id,
                      _describe(error))
@@ -251,6 +259,10 @@ class PeerLink:
         inbox = self._inbox()
         if inbox is not None:
             inbox.report_snapshot(self.peer_id, ok)
+
+
+def _own_data(snapshot: Snapshot) -> bytes:
+    return snapshot.data
 
 
 def _describe(error: BaseException) -> str:

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventstream/v1/cluster.proto.
  */
 export const file_eventstream_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChxldmVudHN0cmVhbS92MS9jbHVzdGVyLnByb3RvEg5ldmVudHN0cmVhbS52MSIZChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdCJ2CgZNZW1iZXISDwoHbm9kZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEiIKBHJvbGUYAyABKA4yFC5ldmVudHN0cmVhbS52MS5Sb2xlEhMKC21hdGNoX2luZGV4GAQgASgEEhEKCXJlYWNoYWJsZRgFIAEoCCKvAQoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSIgoEcm9sZRgCIAEoDjIULmV2ZW50c3RyZWFtLnYxLlJvbGUSDAoEdGVybRgDIAEoBBIUCgxjb21taXRfaW5kZXgYBCABKAQSEQoJbGVhZGVyX2lkGAUgASgJEicKB21lbWJlcnMYBiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIqVAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhIKDlJPTEVfQ0FORElEQVRFEAISDwoLUk9MRV9MRUFERVIQAzJ3Cg5DbHVzdGVyU2VydmljZRJlChBHZXRDbHVzdGVyU3RhdHVzEicuZXZlbnRzdHJlYW0udjEuR2V0Q2x1c3RlclN0YXR1c1JlcXVlc3QaKC5ldmVudHN0cmVhbS52MS5HZXRDbHVzdGVyU3RhdHVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChxldmVudHN0cmVhbS92MS9jbHVzdGVyLnByb3RvEg5ldmVudHN0cmVhbS52MSIZChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdCJ2CgZNZW1iZXISDwoHbm9kZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEiIKBHJvbGUYAyABKA4yFC5ldmVudHN0cmVhbS52MS5Sb2xlEhMKC21hdGNoX2luZGV4GAQgASgEEhEKCXJlYWNoYWJsZRgFIAEoCCKvAQoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSIgoEcm9sZRgCIAEoDjIULmV2ZW50c3RyZWFtLnYxLlJvbGUSDAoEdGVybRgDIAEoBBIUCgxjb21taXRfaW5kZXgYBCABKAQSEQoJbGVhZGVyX2lkGAUgASgJEicKB21lbWJlcnMYBiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIiNAoQQWRkTWVtYmVyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkiTwoRQWRkTWVtYmVyUmVzcG9uc2USEQoJbG9nX2luZGV4GAEgASgEEicKB21lbWJlcnMYAiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIiOQoVUHJvbW90ZUxlYXJuZXJSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDwoHbWF4X2xhZxgCIAEoBCJUChZQcm9tb3RlTGVhcm5lclJlc3BvbnNlEhEKCWxvZ19pbmRleBgBIAEoBBInCgdtZW1iZXJzGAIgAygLMhYuZXZlbnRzdHJlYW0udjEuTWVtYmVyIiYKE1JlbW92ZU1lbWJlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSJSChRSZW1vdmVNZW1iZXJSZXNwb25zZRIRCglsb2dfaW5kZXgYASABKAQSJwoHbWVtYmVycxgCIAMoCzIWLmV2ZW50c3RyZWFtLnYxLk1lbWJlciIsChlUcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiLwoaVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJKmYKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfRk9MTE9XRVIQARISCg5ST0xFX0NBTkRJREFURRACEg8KC1JPTEVfTEVBREVSEAMSEAoMUk9MRV9MRUFSTkVSEAQy8gMKDkNsdXN0ZXJTZXJ2aWNlEmUKEEdldENsdXN0ZXJTdGF0dXMSJy5ldmVudHN0cmVhbS52MS5HZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBooLmV2ZW50c3RyZWFtLnYxLkdldENsdXN0ZXJTdGF0dXNSZXNwb25zZRJQCglBZGRNZW1iZXISIC5ldmVudHN0cmVhbS52MS5BZGRNZW1iZXJSZXF1ZXN0GiEuZXZlbnRzdHJlYW0udjEuQWRkTWVtYmVyUmVzcG9uc2USXwoOUHJvbW90ZUxlYXJuZXISJS5ldmVudHN0cmVhbS52MS5Qcm9tb3RlTGVhcm5lclJlcXVlc3QaJi5ldmVudHN0cmVhbS52MS5Qcm9tb3RlTGVhcm5lclJlc3BvbnNlElkKDFJlbW92ZU1lbWJlchIjLmV2ZW50c3RyZWFtLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaJC5ldmVudHN0cmVhbS52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJrChJUcmFuc2ZlckxlYWRlcnNoaXASKS5ldmVudHN0cmVhbS52MS5UcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0GiouZXZlbnRzdHJlYW0udjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message eventstream.v1.GetClusterStatusRequest
@@ -111,6 +111,195 @@ export const GetClusterStatusResponseSchema: GenMessage<GetClusterStatusResponse
   messageDesc(file_eventstream_v1_cluster, 2);
 
 /**
+ * @generated from message eventstream.v1.AddMemberRequest
+ */
+export type AddMemberRequest = Message<"eventstream.v1.AddMemberRequest"> & {
+  /**
+   * The new node's id (its `cluster.node_id`), never used before in this
+   * cluster: 1 to 255 bytes.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * host:port of the new node's cluster port, as the members reach it.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+};
+
+/**
+ * Describes the message eventstream.v1.AddMemberRequest.
+ * Use `create(AddMemberRequestSchema)` to create a new message.
+ */
+export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 3);
+
+/**
+ * @generated from message eventstream.v1.AddMemberResponse
+ */
+export type AddMemberResponse = Message<"eventstream.v1.AddMemberResponse"> & {
+  /**
+   * Index of the membership entry.
+   *
+   * @generated from field: uint64 log_index = 1;
+   */
+  logIndex: bigint;
+
+  /**
+   * The members once it is applied.
+   *
+   * @generated from field: repeated eventstream.v1.Member members = 2;
+   */
+  members: Member[];
+};
+
+/**
+ * Describes the message eventstream.v1.AddMemberResponse.
+ * Use `create(AddMemberResponseSchema)` to create a new message.
+ */
+export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 4);
+
+/**
+ * @generated from message eventstream.v1.PromoteLearnerRequest
+ */
+export type PromoteLearnerRequest = Message<"eventstream.v1.PromoteLearnerRequest"> & {
+  /**
+   * The learner to make a voter.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * Most entries the learner may be behind the leader's last index
+   * (0: the default, 1000).
+   *
+   * @generated from field: uint64 max_lag = 2;
+   */
+  maxLag: bigint;
+};
+
+/**
+ * Describes the message eventstream.v1.PromoteLearnerRequest.
+ * Use `create(PromoteLearnerRequestSchema)` to create a new message.
+ */
+export const PromoteLearnerRequestSchema: GenMessage<PromoteLearnerRequest> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 5);
+
+/**
+ * @generated from message eventstream.v1.PromoteLearnerResponse
+ */
+export type PromoteLearnerResponse = Message<"eventstream.v1.PromoteLearnerResponse"> & {
+  /**
+   * Index of the membership entry.
+   *
+   * @generated from field: uint64 log_index = 1;
+   */
+  logIndex: bigint;
+
+  /**
+   * The members once it is applied.
+   *
+   * @generated from field: repeated eventstream.v1.Member members = 2;
+   */
+  members: Member[];
+};
+
+/**
+ * Describes the message eventstream.v1.PromoteLearnerResponse.
+ * Use `create(PromoteLearnerResponseSchema)` to create a new message.
+ */
+export const PromoteLearnerResponseSchema: GenMessage<PromoteLearnerResponse> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 6);
+
+/**
+ * @generated from message eventstream.v1.RemoveMemberRequest
+ */
+export type RemoveMemberRequest = Message<"eventstream.v1.RemoveMemberRequest"> & {
+  /**
+   * The voter or learner to remove.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message eventstream.v1.RemoveMemberRequest.
+ * Use `create(RemoveMemberRequestSchema)` to create a new message.
+ */
+export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 7);
+
+/**
+ * @generated from message eventstream.v1.RemoveMemberResponse
+ */
+export type RemoveMemberResponse = Message<"eventstream.v1.RemoveMemberResponse"> & {
+  /**
+   * Index of the membership entry.
+   *
+   * @generated from field: uint64 log_index = 1;
+   */
+  logIndex: bigint;
+
+  /**
+   * The members once it is applied.
+   *
+   * @generated from field: repeated eventstream.v1.Member members = 2;
+   */
+  members: Member[];
+};
+
+/**
+ * Describes the message eventstream.v1.RemoveMemberResponse.
+ * Use `create(RemoveMemberResponseSchema)` to create a new message.
+ */
+export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 8);
+
+/**
+ * @generated from message eventstream.v1.TransferLeadershipRequest
+ */
+export type TransferLeadershipRequest = Message<"eventstream.v1.TransferLeadershipRequest"> & {
+  /**
+   * The voter to hand leadership to; empty: the most up-to-date voter.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message eventstream.v1.TransferLeadershipRequest.
+ * Use `create(TransferLeadershipRequestSchema)` to create a new message.
+ */
+export const TransferLeadershipRequestSchema: GenMessage<TransferLeadershipRequest> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 9);
+
+/**
+ * @generated from message eventstream.v1.TransferLeadershipResponse
+ */
+export type TransferLeadershipResponse = Message<"eventstream.v1.TransferLeadershipResponse"> & {
+  /**
+   * The node that leads now.
+   *
+   * @generated from field: string leader_id = 1;
+   */
+  leaderId: string;
+};
+
+/**
+ * Describes the message eventstream.v1.TransferLeadershipResponse.
+ * Use `create(TransferLeadershipResponseSchema)` to create a new message.
+ */
+export const TransferLeadershipResponseSchema: GenMessage<TransferLeadershipResponse> = /*@__PURE__*/
+  messageDesc(file_eventstream_v1_cluster, 10);
+
+/**
  * A node's role in the consensus group. Append-only.
  *
  * @generated from enum eventstream.v1.Role
@@ -135,6 +324,13 @@ export enum Role {
    * @generated from enum value: ROLE_LEADER = 3;
    */
   LEADER = 3,
+
+  /**
+   * A non-voting member: receives the log and serves readers.
+   *
+   * @generated from enum value: ROLE_LEARNER = 4;
+   */
+  LEARNER = 4,
 }
 
 /**
@@ -144,7 +340,19 @@ export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
   enumDesc(file_eventstream_v1_cluster, 0);
 
 /**
- * Reports the state of the cluster the node belongs to.
+ * Reports the state of the cluster the node belongs to, and changes its
+ * membership.
+ *
+ * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+ * TransferLeadership are administrative: when authentication is configured
+ * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+ * They are served by the leader only: a follower answers UNAVAILABLE with the
+ * reason NOT_LEADER and the leader's node id and public address in the
+ * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+ * leader. A membership change is one log entry, applied by every node; the
+ * call returns once the leader applied it. One change at a time: another
+ * change while one is not applied yet is FAILED_PRECONDITION
+ * (MEMBERSHIP_CHANGE_PENDING).
  *
  * @generated from service eventstream.v1.ClusterService
  */
@@ -156,6 +364,55 @@ export const ClusterService: GenService<{
     methodKind: "unary";
     input: typeof GetClusterStatusRequestSchema;
     output: typeof GetClusterStatusResponseSchema;
+  },
+  /**
+   * Adds a node as a learner: it receives the log and serves readers, but
+   * does not vote until promoted. Its address is recorded in the log, so
+   * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+   *
+   * @generated from rpc eventstream.v1.ClusterService.AddMember
+   */
+  addMember: {
+    methodKind: "unary";
+    input: typeof AddMemberRequestSchema;
+    output: typeof AddMemberResponseSchema;
+  },
+  /**
+   * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+   * learner's log is more than `max_lag` entries behind the leader's, or
+   * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+   * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+   *
+   * @generated from rpc eventstream.v1.ClusterService.PromoteLearner
+   */
+  promoteLearner: {
+    methodKind: "unary";
+    input: typeof PromoteLearnerRequestSchema;
+    output: typeof PromoteLearnerResponseSchema;
+  },
+  /**
+   * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+   * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+   * only voter. Removing the leader makes it hand leadership over.
+   *
+   * @generated from rpc eventstream.v1.ClusterService.RemoveMember
+   */
+  removeMember: {
+    methodKind: "unary";
+    input: typeof RemoveMemberRequestSchema;
+    output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * Hands leadership to a voter (or the most up-to-date one). Returns once
+   * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+   * election timeout without one.
+   *
+   * @generated from rpc eventstream.v1.ClusterService.TransferLeadership
+   */
+  transferLeadership: {
+    methodKind: "unary";
+    input: typeof TransferLeadershipRequestSchema;
+    output: typeof TransferLeadershipResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_eventstream_v1_cluster, 0);

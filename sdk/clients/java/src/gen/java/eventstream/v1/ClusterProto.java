@@ -30,6 +30,46 @@ public final class ClusterProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_eventstream_v1_GetClusterStatusResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_AddMemberRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_AddMemberRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_AddMemberResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_AddMemberResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_PromoteLearnerRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_PromoteLearnerRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_PromoteLearnerResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_PromoteLearnerResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_RemoveMemberRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_RemoveMemberRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_RemoveMemberResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_RemoveMemberResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_TransferLeadershipRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_TransferLeadershipRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_eventstream_v1_TransferLeadershipResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_eventstream_v1_TransferLeadershipResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -50,16 +90,41 @@ public final class ClusterProto {
       "am.v1.RoleR\004role\022\022\n\004term\030\003 \001(\004R\004term\022!\n\014" +
       "commit_index\030\004 \001(\004R\013commitIndex\022\033\n\tleade" +
       "r_id\030\005 \001(\tR\010leaderId\0220\n\007members\030\006 \003(\0132\026." +
-      "eventstream.v1.MemberR\007members*T\n\004Role\022\024" +
-      "\n\020ROLE_UNSPECIFIED\020\000\022\021\n\rROLE_FOLLOWER\020\001\022" +
-      "\022\n\016ROLE_CANDIDATE\020\002\022\017\n\013ROLE_LEADER\020\0032w\n\016" +
-      "ClusterService\022e\n\020GetClusterStatus\022\'.eve" +
-      "ntstream.v1.GetClusterStatusRequest\032(.ev" +
-      "entstream.v1.GetClusterStatusResponseBw\n" +
-      "\016eventstream.v1B\014ClusterProtoP\001\242\002\003EXX\252\002\016" +
-      "Eventstream.V1\312\002\016Eventstream\\V1\342\002\032Events" +
-      "tream\\V1\\GPBMetadata\352\002\017Eventstream::V1b\006" +
-      "proto3"
+      "eventstream.v1.MemberR\007members\"E\n\020AddMem" +
+      "berRequest\022\027\n\007node_id\030\001 \001(\tR\006nodeId\022\030\n\007a" +
+      "ddress\030\002 \001(\tR\007address\"b\n\021AddMemberRespon" +
+      "se\022\033\n\tlog_index\030\001 \001(\004R\010logIndex\0220\n\007membe" +
+      "rs\030\002 \003(\0132\026.eventstream.v1.MemberR\007member" +
+      "s\"I\n\025PromoteLearnerRequest\022\027\n\007node_id\030\001 " +
+      "\001(\tR\006nodeId\022\027\n\007max_lag\030\002 \001(\004R\006maxLag\"g\n\026" +
+      "PromoteLearnerResponse\022\033\n\tlog_index\030\001 \001(" +
+      "\004R\010logIndex\0220\n\007members\030\002 \003(\0132\026.eventstre" +
+      "am.v1.MemberR\007members\".\n\023RemoveMemberReq" +
+      "uest\022\027\n\007node_id\030\001 \001(\tR\006nodeId\"e\n\024RemoveM" +
+      "emberResponse\022\033\n\tlog_index\030\001 \001(\004R\010logInd" +
+      "ex\0220\n\007members\030\002 \003(\0132\026.eventstream.v1.Mem" +
+      "berR\007members\"4\n\031TransferLeadershipReques" +
+      "t\022\027\n\007node_id\030\001 \001(\tR\006nodeId\"9\n\032TransferLe" +
+      "adershipResponse\022\033\n\tleader_id\030\001 \001(\tR\010lea" +
+      "derId*f\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\021\n\rR" +
+      "OLE_FOLLOWER\020\001\022\022\n\016ROLE_CANDIDATE\020\002\022\017\n\013RO" +
+      "LE_LEADER\020\003\022\020\n\014ROLE_LEARNER\020\0042\362\003\n\016Cluste" +
+      "rService\022e\n\020GetClusterStatus\022\'.eventstre" +
+      "am.v1.GetClusterStatusRequest\032(.eventstr" +
+      "eam.v1.GetClusterStatusResponse\022P\n\tAddMe" +
+      "mber\022 .eventstream.v1.AddMemberRequest\032!" +
+      ".eventstream.v1.AddMemberResponse\022_\n\016Pro" +
+      "moteLearner\022%.eventstream.v1.PromoteLear" +
+      "nerRequest\032&.eventstream.v1.PromoteLearn" +
+      "erResponse\022Y\n\014RemoveMember\022#.eventstream" +
+      ".v1.RemoveMemberRequest\032$.eventstream.v1" +
+      ".RemoveMemberResponse\022k\n\022TransferLeaders" +
+      "hip\022).eventstream.v1.TransferLeadershipR" +
+      "equest\032*.eventstream.v1.TransferLeadersh" +
+      "ipResponseBw\n\016eventstream.v1B\014ClusterPro" +
+      "toP\001\242\002\003EXX\252\002\016Eventstream.V1\312\002\016Eventstrea" +
+      "m\\V1\342\002\032Eventstream\\V1\\GPBMetadata\352\002\017Even" +
+      "tstream::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -83,6 +148,54 @@ public final class ClusterProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_eventstream_v1_GetClusterStatusResponse_descriptor,
         new java.lang.String[] { "NodeId", "Role", "Term", "CommitIndex", "LeaderId", "Members", });
+    internal_static_eventstream_v1_AddMemberRequest_descriptor =
+      getDescriptor().getMessageTypes().get(3);
+    internal_static_eventstream_v1_AddMemberRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_AddMemberRequest_descriptor,
+        new java.lang.String[] { "NodeId", "Address", });
+    internal_static_eventstream_v1_AddMemberResponse_descriptor =
+      getDescriptor().getMessageTypes().get(4);
+    internal_static_eventstream_v1_AddMemberResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_AddMemberResponse_descriptor,
+        new java.lang.String[] { "LogIndex", "Members", });
+    internal_static_eventstream_v1_PromoteLearnerRequest_descriptor =
+      getDescriptor().getMessageTypes().get(5);
+    internal_static_eventstream_v1_PromoteLearnerRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_PromoteLearnerRequest_descriptor,
+        new java.lang.String[] { "NodeId", "MaxLag", });
+    internal_static_eventstream_v1_PromoteLearnerResponse_descriptor =
+      getDescriptor().getMessageTypes().get(6);
+    internal_static_eventstream_v1_PromoteLearnerResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_PromoteLearnerResponse_descriptor,
+        new java.lang.String[] { "LogIndex", "Members", });
+    internal_static_eventstream_v1_RemoveMemberRequest_descriptor =
+      getDescriptor().getMessageTypes().get(7);
+    internal_static_eventstream_v1_RemoveMemberRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_RemoveMemberRequest_descriptor,
+        new java.lang.String[] { "NodeId", });
+    internal_static_eventstream_v1_RemoveMemberResponse_descriptor =
+      getDescriptor().getMessageTypes().get(8);
+    internal_static_eventstream_v1_RemoveMemberResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_RemoveMemberResponse_descriptor,
+        new java.lang.String[] { "LogIndex", "Members", });
+    internal_static_eventstream_v1_TransferLeadershipRequest_descriptor =
+      getDescriptor().getMessageTypes().get(9);
+    internal_static_eventstream_v1_TransferLeadershipRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_TransferLeadershipRequest_descriptor,
+        new java.lang.String[] { "NodeId", });
+    internal_static_eventstream_v1_TransferLeadershipResponse_descriptor =
+      getDescriptor().getMessageTypes().get(10);
+    internal_static_eventstream_v1_TransferLeadershipResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_eventstream_v1_TransferLeadershipResponse_descriptor,
+        new java.lang.String[] { "LeaderId", });
   }
 
   // @@protoc_insertion_point(outer_class_scope)

@@ -4,7 +4,18 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
 
 /**
  * <pre>
- * Reports the state of the cluster the node belongs to.
+ * Reports the state of the cluster the node belongs to, and changes its
+ * membership.
+ * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+ * TransferLeadership are administrative: when authentication is configured
+ * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+ * They are served by the leader only: a follower answers UNAVAILABLE with the
+ * reason NOT_LEADER and the leader's node id and public address in the
+ * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+ * leader. A membership change is one log entry, applied by every node; the
+ * call returns once the leader applied it. One change at a time: another
+ * change while one is not applied yet is FAILED_PRECONDITION
+ * (MEMBERSHIP_CHANGE_PENDING).
  * </pre>
  */
 @io.grpc.stub.annotations.GrpcGenerated
@@ -44,6 +55,130 @@ public final class ClusterServiceGrpc {
       }
     }
     return getGetClusterStatusMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<eventstream.v1.AddMemberRequest,
+      eventstream.v1.AddMemberResponse> getAddMemberMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "AddMember",
+      requestType = eventstream.v1.AddMemberRequest.class,
+      responseType = eventstream.v1.AddMemberResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<eventstream.v1.AddMemberRequest,
+      eventstream.v1.AddMemberResponse> getAddMemberMethod() {
+    io.grpc.MethodDescriptor<eventstream.v1.AddMemberRequest, eventstream.v1.AddMemberResponse> getAddMemberMethod;
+    if ((getAddMemberMethod = ClusterServiceGrpc.getAddMemberMethod) == null) {
+      synchronized (ClusterServiceGrpc.class) {
+        if ((getAddMemberMethod = ClusterServiceGrpc.getAddMemberMethod) == null) {
+          ClusterServiceGrpc.getAddMemberMethod = getAddMemberMethod =
+              io.grpc.MethodDescriptor.<eventstream.v1.AddMemberRequest, eventstream.v1.AddMemberResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "AddMember"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.AddMemberRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.AddMemberResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ClusterServiceMethodDescriptorSupplier("AddMember"))
+              .build();
+        }
+      }
+    }
+    return getAddMemberMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<eventstream.v1.PromoteLearnerRequest,
+      eventstream.v1.PromoteLearnerResponse> getPromoteLearnerMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "PromoteLearner",
+      requestType = eventstream.v1.PromoteLearnerRequest.class,
+      responseType = eventstream.v1.PromoteLearnerResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<eventstream.v1.PromoteLearnerRequest,
+      eventstream.v1.PromoteLearnerResponse> getPromoteLearnerMethod() {
+    io.grpc.MethodDescriptor<eventstream.v1.PromoteLearnerRequest, eventstream.v1.PromoteLearnerResponse> getPromoteLearnerMethod;
+    if ((getPromoteLearnerMethod = ClusterServiceGrpc.getPromoteLearnerMethod) == null) {
+      synchronized (ClusterServiceGrpc.class) {
+        if ((getPromoteLearnerMethod = ClusterServiceGrpc.getPromoteLearnerMethod) == null) {
+          ClusterServiceGrpc.getPromoteLearnerMethod = getPromoteLearnerMethod =
+              io.grpc.MethodDescriptor.<eventstream.v1.PromoteLearnerRequest, eventstream.v1.PromoteLearnerResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "PromoteLearner"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.PromoteLearnerRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.PromoteLearnerResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ClusterServiceMethodDescriptorSupplier("PromoteLearner"))
+              .build();
+        }
+      }
+    }
+    return getPromoteLearnerMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<eventstream.v1.RemoveMemberRequest,
+      eventstream.v1.RemoveMemberResponse> getRemoveMemberMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "RemoveMember",
+      requestType = eventstream.v1.RemoveMemberRequest.class,
+      responseType = eventstream.v1.RemoveMemberResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<eventstream.v1.RemoveMemberRequest,
+      eventstream.v1.RemoveMemberResponse> getRemoveMemberMethod() {
+    io.grpc.MethodDescriptor<eventstream.v1.RemoveMemberRequest, eventstream.v1.RemoveMemberResponse> getRemoveMemberMethod;
+    if ((getRemoveMemberMethod = ClusterServiceGrpc.getRemoveMemberMethod) == null) {
+      synchronized (ClusterServiceGrpc.class) {
+        if ((getRemoveMemberMethod = ClusterServiceGrpc.getRemoveMemberMethod) == null) {
+          ClusterServiceGrpc.getRemoveMemberMethod = getRemoveMemberMethod =
+              io.grpc.MethodDescriptor.<eventstream.v1.RemoveMemberRequest, eventstream.v1.RemoveMemberResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "RemoveMember"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.RemoveMemberRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.RemoveMemberResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ClusterServiceMethodDescriptorSupplier("RemoveMember"))
+              .build();
+        }
+      }
+    }
+    return getRemoveMemberMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<eventstream.v1.TransferLeadershipRequest,
+      eventstream.v1.TransferLeadershipResponse> getTransferLeadershipMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "TransferLeadership",
+      requestType = eventstream.v1.TransferLeadershipRequest.class,
+      responseType = eventstream.v1.TransferLeadershipResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<eventstream.v1.TransferLeadershipRequest,
+      eventstream.v1.TransferLeadershipResponse> getTransferLeadershipMethod() {
+    io.grpc.MethodDescriptor<eventstream.v1.TransferLeadershipRequest, eventstream.v1.TransferLeadershipResponse> getTransferLeadershipMethod;
+    if ((getTransferLeadershipMethod = ClusterServiceGrpc.getTransferLeadershipMethod) == null) {
+      synchronized (ClusterServiceGrpc.class) {
+        if ((getTransferLeadershipMethod = ClusterServiceGrpc.getTransferLeadershipMethod) == null) {
+          ClusterServiceGrpc.getTransferLeadershipMethod = getTransferLeadershipMethod =
+              io.grpc.MethodDescriptor.<eventstream.v1.TransferLeadershipRequest, eventstream.v1.TransferLeadershipResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "TransferLeadership"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.TransferLeadershipRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  eventstream.v1.TransferLeadershipResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ClusterServiceMethodDescriptorSupplier("TransferLeadership"))
+              .build();
+        }
+      }
+    }
+    return getTransferLeadershipMethod;
   }
 
   /**
@@ -107,7 +242,18 @@ public final class ClusterServiceGrpc {
 
   /**
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public interface AsyncService {
@@ -118,12 +264,72 @@ public final class ClusterServiceGrpc {
         io.grpc.stub.StreamObserver<eventstream.v1.GetClusterStatusResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetClusterStatusMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Adds a node as a learner: it receives the log and serves readers, but
+     * does not vote until promoted. Its address is recorded in the log, so
+     * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+     * </pre>
+     */
+    default void addMember(eventstream.v1.AddMemberRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.AddMemberResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getAddMemberMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+     * learner's log is more than `max_lag` entries behind the leader's, or
+     * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+     * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+     * </pre>
+     */
+    default void promoteLearner(eventstream.v1.PromoteLearnerRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.PromoteLearnerResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getPromoteLearnerMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+     * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+     * only voter. Removing the leader makes it hand leadership over.
+     * </pre>
+     */
+    default void removeMember(eventstream.v1.RemoveMemberRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.RemoveMemberResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getRemoveMemberMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Hands leadership to a voter (or the most up-to-date one). Returns once
+     * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+     * election timeout without one.
+     * </pre>
+     */
+    default void transferLeadership(eventstream.v1.TransferLeadershipRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.TransferLeadershipResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getTransferLeadershipMethod(), responseObserver);
+    }
   }
 
   /**
    * Base class for the server implementation of the service ClusterService.
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public static abstract class ClusterServiceImplBase
@@ -137,7 +343,18 @@ public final class ClusterServiceGrpc {
   /**
    * A stub to allow clients to do asynchronous rpc calls to service ClusterService.
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public static final class ClusterServiceStub
@@ -160,12 +377,76 @@ public final class ClusterServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getGetClusterStatusMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Adds a node as a learner: it receives the log and serves readers, but
+     * does not vote until promoted. Its address is recorded in the log, so
+     * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+     * </pre>
+     */
+    public void addMember(eventstream.v1.AddMemberRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.AddMemberResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getAddMemberMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+     * learner's log is more than `max_lag` entries behind the leader's, or
+     * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+     * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+     * </pre>
+     */
+    public void promoteLearner(eventstream.v1.PromoteLearnerRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.PromoteLearnerResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getPromoteLearnerMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+     * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+     * only voter. Removing the leader makes it hand leadership over.
+     * </pre>
+     */
+    public void removeMember(eventstream.v1.RemoveMemberRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.RemoveMemberResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getRemoveMemberMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Hands leadership to a voter (or the most up-to-date one). Returns once
+     * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+     * election timeout without one.
+     * </pre>
+     */
+    public void transferLeadership(eventstream.v1.TransferLeadershipRequest request,
+        io.grpc.stub.StreamObserver<eventstream.v1.TransferLeadershipResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getTransferLeadershipMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
    * A stub to allow clients to do synchronous rpc calls to service ClusterService.
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public static final class ClusterServiceBlockingV2Stub
@@ -187,12 +468,72 @@ public final class ClusterServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getGetClusterStatusMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Adds a node as a learner: it receives the log and serves readers, but
+     * does not vote until promoted. Its address is recorded in the log, so
+     * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+     * </pre>
+     */
+    public eventstream.v1.AddMemberResponse addMember(eventstream.v1.AddMemberRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getAddMemberMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+     * learner's log is more than `max_lag` entries behind the leader's, or
+     * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+     * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+     * </pre>
+     */
+    public eventstream.v1.PromoteLearnerResponse promoteLearner(eventstream.v1.PromoteLearnerRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getPromoteLearnerMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+     * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+     * only voter. Removing the leader makes it hand leadership over.
+     * </pre>
+     */
+    public eventstream.v1.RemoveMemberResponse removeMember(eventstream.v1.RemoveMemberRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getRemoveMemberMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Hands leadership to a voter (or the most up-to-date one). Returns once
+     * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+     * election timeout without one.
+     * </pre>
+     */
+    public eventstream.v1.TransferLeadershipResponse transferLeadership(eventstream.v1.TransferLeadershipRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getTransferLeadershipMethod(), getCallOptions(), request);
+    }
   }
 
   /**
    * A stub to allow clients to do limited synchronous rpc calls to service ClusterService.
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public static final class ClusterServiceBlockingStub
@@ -214,12 +555,72 @@ public final class ClusterServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getGetClusterStatusMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Adds a node as a learner: it receives the log and serves readers, but
+     * does not vote until promoted. Its address is recorded in the log, so
+     * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+     * </pre>
+     */
+    public eventstream.v1.AddMemberResponse addMember(eventstream.v1.AddMemberRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getAddMemberMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+     * learner's log is more than `max_lag` entries behind the leader's, or
+     * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+     * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+     * </pre>
+     */
+    public eventstream.v1.PromoteLearnerResponse promoteLearner(eventstream.v1.PromoteLearnerRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getPromoteLearnerMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+     * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+     * only voter. Removing the leader makes it hand leadership over.
+     * </pre>
+     */
+    public eventstream.v1.RemoveMemberResponse removeMember(eventstream.v1.RemoveMemberRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getRemoveMemberMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Hands leadership to a voter (or the most up-to-date one). Returns once
+     * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+     * election timeout without one.
+     * </pre>
+     */
+    public eventstream.v1.TransferLeadershipResponse transferLeadership(eventstream.v1.TransferLeadershipRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getTransferLeadershipMethod(), getCallOptions(), request);
+    }
   }
 
   /**
    * A stub to allow clients to do ListenableFuture-style rpc calls to service ClusterService.
    * <pre>
-   * Reports the state of the cluster the node belongs to.
+   * Reports the state of the cluster the node belongs to, and changes its
+   * membership.
+   * The membership changes (AddMember, PromoteLearner, RemoveMember) and
+   * TransferLeadership are administrative: when authentication is configured
+   * they need an identity with the `admin` permission (else PERMISSION_DENIED).
+   * They are served by the leader only: a follower answers UNAVAILABLE with the
+   * reason NOT_LEADER and the leader's node id and public address in the
+   * google.rpc.ErrorInfo metadata (`leader_id`, `leader_address`); call the
+   * leader. A membership change is one log entry, applied by every node; the
+   * call returns once the leader applied it. One change at a time: another
+   * change while one is not applied yet is FAILED_PRECONDITION
+   * (MEMBERSHIP_CHANGE_PENDING).
    * </pre>
    */
   public static final class ClusterServiceFutureStub
@@ -242,9 +643,66 @@ public final class ClusterServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getGetClusterStatusMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Adds a node as a learner: it receives the log and serves readers, but
+     * does not vote until promoted. Its address is recorded in the log, so
+     * every member can reach it. ALREADY_EXISTS (MEMBER_EXISTS) for a member.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<eventstream.v1.AddMemberResponse> addMember(
+        eventstream.v1.AddMemberRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getAddMemberMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Makes a learner a voter. FAILED_PRECONDITION (LEARNER_BEHIND) while the
+     * learner's log is more than `max_lag` entries behind the leader's, or
+     * before it acknowledged any entry; FAILED_PRECONDITION (NOT_LEARNER) for
+     * a voter; NOT_FOUND (MEMBER_UNKNOWN) for a stranger.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<eventstream.v1.PromoteLearnerResponse> promoteLearner(
+        eventstream.v1.PromoteLearnerRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getPromoteLearnerMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Removes a voter or a learner; it stops receiving the log. NOT_FOUND
+     * (MEMBER_UNKNOWN) for a stranger; FAILED_PRECONDITION (LAST_VOTER) for the
+     * only voter. Removing the leader makes it hand leadership over.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<eventstream.v1.RemoveMemberResponse> removeMember(
+        eventstream.v1.RemoveMemberRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getRemoveMemberMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Hands leadership to a voter (or the most up-to-date one). Returns once
+     * another node leads, or DEADLINE_EXCEEDED (TRANSFER_TIMEOUT) after an
+     * election timeout without one.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<eventstream.v1.TransferLeadershipResponse> transferLeadership(
+        eventstream.v1.TransferLeadershipRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getTransferLeadershipMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_GET_CLUSTER_STATUS = 0;
+  private static final int METHODID_ADD_MEMBER = 1;
+  private static final int METHODID_PROMOTE_LEARNER = 2;
+  private static final int METHODID_REMOVE_MEMBER = 3;
+  private static final int METHODID_TRANSFER_LEADERSHIP = 4;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -266,6 +724,22 @@ public final class ClusterServiceGrpc {
         case METHODID_GET_CLUSTER_STATUS:
           serviceImpl.getClusterStatus((eventstream.v1.GetClusterStatusRequest) request,
               (io.grpc.stub.StreamObserver<eventstream.v1.GetClusterStatusResponse>) responseObserver);
+          break;
+        case METHODID_ADD_MEMBER:
+          serviceImpl.addMember((eventstream.v1.AddMemberRequest) request,
+              (io.grpc.stub.StreamObserver<eventstream.v1.AddMemberResponse>) responseObserver);
+          break;
+        case METHODID_PROMOTE_LEARNER:
+          serviceImpl.promoteLearner((eventstream.v1.PromoteLearnerRequest) request,
+              (io.grpc.stub.StreamObserver<eventstream.v1.PromoteLearnerResponse>) responseObserver);
+          break;
+        case METHODID_REMOVE_MEMBER:
+          serviceImpl.removeMember((eventstream.v1.RemoveMemberRequest) request,
+              (io.grpc.stub.StreamObserver<eventstream.v1.RemoveMemberResponse>) responseObserver);
+          break;
+        case METHODID_TRANSFER_LEADERSHIP:
+          serviceImpl.transferLeadership((eventstream.v1.TransferLeadershipRequest) request,
+              (io.grpc.stub.StreamObserver<eventstream.v1.TransferLeadershipResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -292,6 +766,34 @@ public final class ClusterServiceGrpc {
               eventstream.v1.GetClusterStatusRequest,
               eventstream.v1.GetClusterStatusResponse>(
                 service, METHODID_GET_CLUSTER_STATUS)))
+        .addMethod(
+          getAddMemberMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              eventstream.v1.AddMemberRequest,
+              eventstream.v1.AddMemberResponse>(
+                service, METHODID_ADD_MEMBER)))
+        .addMethod(
+          getPromoteLearnerMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              eventstream.v1.PromoteLearnerRequest,
+              eventstream.v1.PromoteLearnerResponse>(
+                service, METHODID_PROMOTE_LEARNER)))
+        .addMethod(
+          getRemoveMemberMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              eventstream.v1.RemoveMemberRequest,
+              eventstream.v1.RemoveMemberResponse>(
+                service, METHODID_REMOVE_MEMBER)))
+        .addMethod(
+          getTransferLeadershipMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              eventstream.v1.TransferLeadershipRequest,
+              eventstream.v1.TransferLeadershipResponse>(
+                service, METHODID_TRANSFER_LEADERSHIP)))
         .build();
   }
 
@@ -341,6 +843,10 @@ public final class ClusterServiceGrpc {
           serviceDescriptor = result = io.grpc.ServiceDescriptor.newBuilder(SERVICE_NAME)
               .setSchemaDescriptor(new ClusterServiceFileDescriptorSupplier())
               .addMethod(getGetClusterStatusMethod())
+              .addMethod(getAddMemberMethod())
+              .addMethod(getPromoteLearnerMethod())
+              .addMethod(getRemoveMemberMethod())
+              .addMethod(getTransferLeadershipMethod())
               .build();
         }
       }

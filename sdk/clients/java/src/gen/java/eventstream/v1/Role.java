@@ -29,6 +29,14 @@ public enum Role
    * <code>ROLE_LEADER = 3;</code>
    */
   ROLE_LEADER(3),
+  /**
+   * <pre>
+   * A non-voting member: receives the log and serves readers.
+   * </pre>
+   *
+   * <code>ROLE_LEARNER = 4;</code>
+   */
+  ROLE_LEARNER(4),
   UNRECOGNIZED(-1),
   ;
 
@@ -48,6 +56,14 @@ public enum Role
    * <code>ROLE_LEADER = 3;</code>
    */
   public static final int ROLE_LEADER_VALUE = 3;
+  /**
+   * <pre>
+   * A non-voting member: receives the log and serves readers.
+   * </pre>
+   *
+   * <code>ROLE_LEARNER = 4;</code>
+   */
+  public static final int ROLE_LEARNER_VALUE = 4;
 
 
   public final int getNumber() {
@@ -78,6 +94,7 @@ public enum Role
       case 1: return ROLE_FOLLOWER;
       case 2: return ROLE_CANDIDATE;
       case 3: return ROLE_LEADER;
+      case 4: return ROLE_LEARNER;
       default: return null;
     }
   }
