@@ -6,7 +6,8 @@ certificate, a certificate of another CA) cannot send a Raft message or a
 forwarded publish, while a holder of a members' certificate can (the
 positive control, so the refusals can fail); a member's certificate is
 rotated under load without a failed publish, and its new outbound
-connections present the new one.
+connections present the new one; member certificate files that cannot work
+stop start-up with a line naming ``cluster.tls``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from eventstream.v1 import publish_pb2
 from tests.support.certs import Authority, Issued, served_serial
 from tests.support.client import event
 from tests.support.cluster import Cluster
-from tests.support.server import metric, wait_for_metric
+from tests.support.server import ServerProcess, free_port, metric, wait_for_metric
 from tests.support.tls import RELOAD_SECONDS, replace_file
 
 NODES = ("n1", "n2", "n3")
@@ -271,3 +272,27 @@ def test_rotating_member_certificates_under_load_keeps_replication_going(tmp_pat
         assert wait_replicated(cluster, list(NODES)) >= sum(acked.values())
     finally:
         cluster.stop()
+
+
+# --------------------------------------------------------------------------
+# Start-up.
+
+def test_member_certificate_files_that_cannot_work_stop_start_up_naming_the_key(tmp_path: Path):
+    (tmp_path / "pki").mkdir()
+    ca = Authority(tmp_path / "pki", "members-ca")
+    member = member_certificate(ca, "test-node")
+    other = member_certificate(ca, "other")
+    port = free_port()
+    cluster = {"enabled": True, "port": port,
+               "peers": [f"test-node=127.0.0.1:{port}", f"other=127.0.0.1:{free_port()}"]}
+    cases = [
+        ({**peer_tls_section(member, ca.cert_path), "ca_file": str(tmp_path / "nowhere.pem")},
+         f"cluster.tls.ca_file: no such file: {tmp_path / 'nowhere.pem'}"),
+        ({**peer_tls_section(member, ca.cert_path), "key_file": str(other.key_path)},
+         f"tls error: cluster.tls: {member.cert_path} and {other.key_path}"),
+    ]
+    for number, (section, problem) in enumerate(cases):
+        (tmp_path / f"node-{number}").mkdir()
+        server = ServerProcess(tmp_path / f"node-{number}", {"cluster": {**cluster, "tls": section}})
+        code, output = server.run_to_exit()
+        assert code == 2 and problem in output, output
