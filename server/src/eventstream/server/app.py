@@ -84,7 +84,6 @@ LEADERSHIP_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
 
-
 def peer_tls(config: Config) -> ServerTls | None:
     """The certificate of the cluster port (``cluster.tls``; None: plaintext).
 
@@ -99,6 +98,7 @@ def peer_tls(config: Config) -> ServerTls | None:
                                   require_client_certificate=True))
     except TlsFileError as error:
         raise TlsFileError(f"cluster.tls: {error}") from None
+
 
 class Node:
     """One EventStream node: listeners, broker, write path and log.
@@ -141,8 +141,9 @@ class Node:
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         # A member of a replicated cluster runs the same parts with peers (cluster.replicated).
         self.member: ClusterMember | None = None
-        self.peer_tls = peer_tls(config) if replicates(config.cluster) else None
+        self.peer_tls: ServerTls | None = None
         if replicates(config.cluster):
+            self.peer_tls = peer_tls(config)
             self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
                                        discovered=peers, on_halt=self._log_halted,
                                        tls=self.peer_tls)
