@@ -2,8 +2,8 @@
 
 Three real server processes with certificates the test makes: the cluster
 forms and replicates over mutual TLS; a forged peer (plaintext, no
-certificate, a certificate of another CA) cannot send a Raft message or a
-forwarded publish, while a holder of a members' certificate can (the
+certificate, a certificate of another CA, an expired one) cannot send a
+Raft message or a forwarded publish, while a holder of a members' certificate can (the
 positive control, so the refusals can fail); a member's certificate is
 rotated under load without a failed publish, and its new outbound
 connections present the new one; member certificate files that cannot work
@@ -163,11 +163,15 @@ async def test_a_forged_peer_cannot_send_raft_messages_or_forwarded_publishes(
     term = cluster.status(leader)["cluster"]["term"]
     other_ca = Authority(tmp_path / "pki", "other-ca")
     forged_member = member_certificate(other_ca, sender, file_name="forged", by_name=True)
+    expired = ca.issue(sender, dns=(NAME,), server=True, client=True, expired=True,
+                       file_name="expired")
     forgeries = {
         "plaintext": None,
         "no certificate": grpc.ssl_channel_credentials(ca.pem()),
         "another CA's certificate": grpc.ssl_channel_credentials(
             ca.pem(), forged_member.key_pem(), forged_member.pem()),
+        "an expired members' certificate": grpc.ssl_channel_credentials(
+            ca.pem(), expired.key_pem(), expired.pem()),
     }
     for name, credentials in forgeries.items():
         statuses = await peer_calls(address, credentials, metadata, term + 100)
