@@ -187,6 +187,15 @@ bench-priority: install native loadgen
 	tools/install-peers.sh nats redis
 	$(PY) bench/priority_bench.py $(ARGS)
 
+# What TLS costs: publish (unary, batched) and subscribe against three servers
+# at once, plaintext, mutual TLS and mutual TLS with auth (bench/tls_bench.py,
+# about 3 minutes; certificates made by the script with cryptography, from
+# requirements/dev.txt). Pass options with ARGS, e.g. ARGS="--duration 2
+# --rounds 1" or ARGS="--markdown results.md".
+.PHONY: bench-tls
+bench-tls: install native
+	$(PY) bench/tls_bench.py $(ARGS)
+
 # Raw TCP/UDP ingest: the native load generator against the server, Redis
 # Streams (Debian's redis-server, redis-benchmark) as the peer figure.
 loadgen:

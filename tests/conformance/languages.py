@@ -34,14 +34,17 @@ def _java_classpath() -> str:
 class Language:
     """One client language: build steps and the commands of its programs.
 
-    ``conformance`` and ``example`` return the command without the arguments;
-    ``example`` is None for Python, whose hand-written SDK has its own tests.
+    ``conformance`` returns the command without the arguments; ``example``
+    and ``secure`` (the TLS example: a CA, a client certificate and a token)
+    take the target and the TLS options as ``--name value`` pairs. Both are
+    None for Python, whose hand-written SDK has its own tests.
     """
 
     name: str
     steps: tuple[tuple[tuple[str, ...], Path], ...]
     conformance: Callable[[], list[str]]
     example: Callable[[str], list[str]] | None
+    secure: Callable[[str, dict[str, str]], list[str]] | None = None
 
     def build(self) -> None:
         """Run the build steps once per session; fail naming the language."""
@@ -63,6 +66,11 @@ def _build(language: Language) -> None:
                         f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
 
 
+def _pairs(options: dict[str, str], dash: str) -> list[str]:
+    """``{"ca": "x"}`` as ``[dash + "ca", "x"]``."""
+    return [part for name, value in options.items() for part in (dash + name, value)]
+
+
 TSX = str(TS_SDK / "node_modules" / ".bin" / "tsx")
 TSC = str(TS_SDK / "node_modules" / ".bin" / "tsc")
 MAVEN = ("mvn", "-q", "-B")
@@ -78,9 +86,13 @@ LANGUAGES = (
         name="go",
         steps=((("go", "vet", "./..."), GO_SDK),
                (("go", "build", "-o", str(BUILD / "go-quickstart"), "./examples/quickstart"), GO_SDK),
+               (("go", "build", "-o", str(BUILD / "go-secure"), "./examples/secure"), GO_SDK),
                (("go", "build", "-o", str(BUILD / "go-conformance"), "."), HERE / "go")),
         conformance=lambda: [str(BUILD / "go-conformance")],
         example=lambda target: [str(BUILD / "go-quickstart"), "-target", target],
+        # Go's flag package takes -name value.
+        secure=lambda target, options: [str(BUILD / "go-secure"), "-target", target,
+                                        *_pairs(options, "-")],
     ),
     Language(
         name="typescript",
@@ -89,11 +101,15 @@ LANGUAGES = (
                ((TSC, "-p", "."), HERE / "typescript")),
         conformance=lambda: [TSX, str(HERE / "typescript" / "conformance.ts")],
         example=lambda target: ["node", str(TS_SDK / "dist" / "examples" / "quickstart.js"), f"http://{target}"],
+        secure=lambda target, options: ["node", str(TS_SDK / "dist" / "examples" / "secure.js"),
+                                        f"https://{target}", *_pairs(options, "--")],
     ),
     Language(
         name="java",
         steps=(((*MAVEN, "package"), JAVA_SDK),),
         conformance=lambda: ["java", "-cp", _java_classpath(), str(HERE / "java" / "Conformance.java")],
         example=lambda target: ["java", "-cp", _java_classpath(), "eventstream.examples.Quickstart", target],
+        secure=lambda target, options: ["java", "-cp", _java_classpath(), "eventstream.examples.Secure",
+                                        target, *_pairs(options, "--")],
     ),
 )

@@ -122,11 +122,10 @@ def volumes(control_plane: ControlPlane) -> Iterator[Callable[..., None]]:
         control_plane.kubectl("delete", "persistentvolumes", *created, "--wait=false", check=False)
 
 
-@pytest.fixture
-def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
-    """The prometheus-operator's ServiceMonitor and PrometheusRule kinds (minimal
-    CRDs from crds/), served for one test and removed afterwards."""
-    files = sorted(CRD_DIR.glob("*.yaml"))
+def _served_crds(control_plane: ControlPlane, group: str) -> Iterator[None]:
+    """The minimal CRDs of crds/ whose group is ``group``, served until resumed."""
+    files = sorted(CRD_DIR.glob(f"*.{group}.yaml"))
+    assert files, f"no CRD of {group} in {CRD_DIR}"
     for path in files:
         control_plane.kubectl("apply", "--server-side", "-f", str(path))
     names = [path.stem for path in files]
@@ -134,4 +133,18 @@ def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
                           *(f"crd/{name}" for name in names))
     yield
     control_plane.kubectl("delete", "crd", *names, "--wait=true", "--timeout=60s", check=False)
+
+
+@pytest.fixture
+def monitoring_crds(control_plane: ControlPlane) -> Iterator[None]:
+    """The prometheus-operator's ServiceMonitor and PrometheusRule kinds (minimal
+    CRDs from crds/), served for one test and removed afterwards."""
+    yield from _served_crds(control_plane, "monitoring.coreos.com")
+
+
+@pytest.fixture
+def cert_manager_crds(control_plane: ControlPlane) -> Iterator[None]:
+    """cert-manager's Certificate kind (a minimal CRD from crds/), served for one
+    test and removed afterwards."""
+    yield from _served_crds(control_plane, "cert-manager.io")
 

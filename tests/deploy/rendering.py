@@ -37,6 +37,7 @@ MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring-v1.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
+    ("cert-manager.io/v1", "Certificate"): "certificate-cert-manager-v1.json",
 }
 
 Manifest = dict[str, Any]

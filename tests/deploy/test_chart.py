@@ -455,3 +455,81 @@ def test_helm_test_pod_is_not_a_member() -> None:
                      "affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"])]
     assert [s for s in selectors if all(labels.get(k) == v for k, v in s.items())] == []
     assert labels["app.kubernetes.io/instance"] == "eventstream"
+
+
+SECRETS_DIR = "/var/run/secrets/eventstream"
+TLS_SETTINGS = ("tls.secretName=es-tls", "tls.peerSecretName=es-peer-tls",
+                "tls.tokensSecretName=es-tokens", "config.tls.client_auth=require")
+CERT_MANAGER = ("tls.certManager.enabled=true", "tls.certManager.issuerRef.name=events-ca",
+                "tls.certManager.issuerRef.kind=ClusterIssuer")
+HEADLESS_HOST = f"eventstream-headless.{NAMESPACE}.svc.cluster.local"
+
+
+def test_tls_secrets_are_mounted_whole_and_set_in_the_config() -> None:
+    manifests = helm_template(sets=TLS_SETTINGS)
+    assert validation_errors(manifests) == []
+    pod = find(manifests, "StatefulSet")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["name"]: mount for mount in container(manifests)["volumeMounts"]}
+    for name, secret in (("tls", "es-tls"), ("peer-tls", "es-peer-tls"), ("auth", "es-tokens")):
+        # The whole Secret, no items or subPath: a renewed Secret reaches the files.
+        assert volumes[name]["secret"] == {"secretName": secret}
+        assert mounts[name] == {"name": name, "mountPath": f"{SECRETS_DIR}/{name}", "readOnly": True}
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert config["tls"] == {"enabled": True, "client_auth": "require",
+                             "cert_file": f"{SECRETS_DIR}/tls/tls.crt",
+                             "key_file": f"{SECRETS_DIR}/tls/tls.key",
+                             "client_ca_file": f"{SECRETS_DIR}/tls/ca.crt"}
+    assert config["cluster"]["tls"] == {"cert_file": f"{SECRETS_DIR}/peer-tls/tls.crt",
+                                        "key_file": f"{SECRETS_DIR}/peer-tls/tls.key",
+                                        "ca_file": f"{SECRETS_DIR}/peer-tls/ca.crt",
+                                        "server_name": HEADLESS_HOST}
+    assert config["auth"] == {"tokens_file": f"{SECRETS_DIR}/auth/tokens"}
+    # The helm test speaks TLS too, trusting the Secret's CA.
+    test_pod = find(manifests, "Pod")["spec"]
+    assert test_pod["volumes"] == [{"name": "tls", "secret": {"secretName": "es-tls"}}]
+    env = {e["name"]: e["value"] for e in test_pod["containers"][0]["env"]}
+    assert env["TLS_CA_FILE"] == f"{SECRETS_DIR}/tls/ca.crt"
+
+
+def test_without_tls_values_nothing_is_mounted_or_set() -> None:
+    manifests = helm_template()
+    pod = find(manifests, "StatefulSet")["spec"]["template"]["spec"]
+    assert {volume["name"] for volume in pod["volumes"]} == {"config", "tmp"}
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert "tls" not in config and "tls" not in config["cluster"] and "auth" not in config
+    assert "Certificate" not in kinds(manifests)
+
+
+def test_cert_manager_certificates_name_the_services_and_write_the_mounted_secrets() -> None:
+    manifests = helm_template(sets=(*TLS_SETTINGS, *CERT_MANAGER,
+                                    "tls.certManager.extraDnsNames[0]=events.example.com"))
+    assert validation_errors(manifests) == []
+    served = find(manifests, "Certificate", "eventstream-tls")["spec"]
+    members = find(manifests, "Certificate", "eventstream-peer-tls")["spec"]
+    assert served["secretName"] == "es-tls" and members["secretName"] == "es-peer-tls"
+    assert {"eventstream", f"eventstream.{NAMESPACE}.svc",
+            f"eventstream.{NAMESPACE}.svc.cluster.local", "events.example.com"} <= \
+        set(served["dnsNames"])
+    assert "client auth" not in served["usages"]
+    # Every member checks this name (cluster.tls.server_name) and serves and calls with it.
+    assert members["dnsNames"] == [HEADLESS_HOST, f"*.{HEADLESS_HOST}"]
+    assert {"server auth", "client auth"} <= set(members["usages"])
+    for spec in (served, members):
+        assert spec["issuerRef"] == {"name": "events-ca", "kind": "ClusterIssuer",
+                                     "group": "cert-manager.io"}
+    own = helm_template(sets=(*TLS_SETTINGS, *CERT_MANAGER,
+                              "tls.certManager.peerIssuerRef.name=members-ca"))
+    assert find(own, "Certificate", "eventstream-peer-tls")["spec"]["issuerRef"]["name"] == \
+        "members-ca"
+
+
+@pytest.mark.parametrize("settings, message", [
+    (("tls.certManager.enabled=true", "tls.secretName=es-tls"),
+     "tls.certManager.enabled needs tls.certManager.issuerRef.name"),
+    (CERT_MANAGER, "set tls.secretName"),
+    (("tls.certManager.duration=90 days",), "/tls/certManager/duration"),
+    (("tls.secretName=Bad_Secret",), "/tls/secretName"),
+])
+def test_tls_values_that_cannot_work_are_refused(settings: tuple[str, ...], message: str) -> None:
+    assert message in helm_template_error(sets=settings)

@@ -92,19 +92,16 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, timeout:
     pytest.fail(f"server not healthy after {timeout}s:\n{log.read_text()}")
 
 
-@needs_server
-def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path: Path) -> None:
-    # One unreplicated node: a lone process has no peers to elect a leader with
-    # (tests/integration/test_cluster_dns.py runs three members).
-    config = rendered_config(sets=SINGLE_NODE)
-    # Loopback and free ports instead of the pod's; a temporary data directory.
+def start_on_loopback(config: dict[str, Any],
+                      tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Run the server with a rendered config, moved to free loopback ports and a
+    temporary data directory; once healthy, the process, its gRPC port and its log."""
     grpc_port, http_port = free_port(), free_port()
     config["server"].update(host="127.0.0.1", grpc_port=grpc_port, tcp_port=free_port(),
-                            udp_port=free_port(socket.SOCK_DGRAM))
+                            udp_port=free_port(socket.SOCK_DGRAM), drain_grace_seconds=0)
     config["metrics"]["port"] = http_port
     config["cluster"]["port"] = free_port()
     config["storage"]["data_dir"] = str(tmp_path / "data")
-    config["server"]["drain_grace_seconds"] = 0
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / "server.log"
@@ -113,6 +110,30 @@ def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path:
                                    stderr=subprocess.STDOUT, env={**os.environ, **pod_env()})
     try:
         wait_healthy(process, f"http://127.0.0.1:{http_port}/health", log)
+    except BaseException:
+        terminate(process, 30)
+        raise
+    return process, grpc_port, log
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM the server and wait for its exit code (killed after ``timeout`` seconds)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+@needs_server
+def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path: Path) -> None:
+    # One unreplicated node: a lone process has no peers to elect a leader with
+    # (tests/integration/test_cluster_dns.py runs three members).
+    config = rendered_config(sets=SINGLE_NODE)
+    process, grpc_port, log = start_on_loopback(config, tmp_path)
+    try:
         # The helm test pod's own command, aimed at this server.
         test_pod = find(helm_template(sets=SINGLE_NODE), "Pod")
         command = test_pod["spec"]["containers"][0]["command"]
@@ -121,14 +142,48 @@ def test_server_runs_with_the_rendered_config_and_passes_the_helm_test(tmp_path:
         assert check.returncode == 0, check.stdout + check.stderr + log.read_text()
         assert check.stdout.count("SERVING") == 3, check.stdout
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=config["server"]["drain_timeout_seconds"] + 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
+        code = terminate(process, config["server"]["drain_timeout_seconds"] + 10)
     assert code == 0, log.read_text()
+
+
+SECRETS_DIR = "/var/run/secrets/eventstream"
+
+
+@needs_server
+def test_the_rendered_tls_config_serves_the_mounted_certificate_to_the_helm_test(
+        tmp_path: Path) -> None:
+    from tests.support.certs import Authority, new_token, token_line
+
+    sets = (*SINGLE_NODE, "tls.secretName=es-tls", "tls.tokensSecretName=es-tokens")
+    # The Secrets' files, where the pod would have them mounted.
+    secrets = tmp_path / "secrets"
+    (secrets / "tls").mkdir(parents=True)
+    (secrets / "auth").mkdir()
+    ca = Authority(tmp_path, "ca")
+    served = ca.issue("eventstream", dns=("eventstream.eventstream.svc",), server=True)
+    (secrets / "tls" / "tls.crt").write_bytes(served.pem())
+    (secrets / "tls" / "tls.key").write_bytes(served.key_pem())
+    (secrets / "tls" / "ca.crt").write_bytes(ca.pem())
+    (secrets / "auth" / "tokens").write_text(token_line("app", new_token()))
+    config = yaml.safe_load(yaml.safe_dump(rendered_config(sets=sets)).replace(
+        SECRETS_DIR, str(secrets)))
+    assert config["tls"]["enabled"]
+    process, grpc_port, log = start_on_loopback(config, tmp_path)
+    try:
+        container = find(helm_template(sets=sets), "Pod")["spec"]["containers"][0]
+        env = {e["name"]: e["value"].replace(SECRETS_DIR, str(secrets)) for e in container["env"]}
+        script = container["command"][2]
+        target = f"127.0.0.1:{grpc_port}"
+        check = subprocess.run([sys.executable, "-c", script, target], capture_output=True,
+                               text=True, timeout=60, env={**os.environ, **env})
+        assert check.returncode == 0, check.stdout + check.stderr + log.read_text()
+        assert check.stdout.count("SERVING") == 3, check.stdout
+        # Without the TLS settings the same script cannot reach the port.
+        plain = subprocess.run([sys.executable, "-c", script.replace("timeout=10", "timeout=2"),
+                                target], capture_output=True, text=True, timeout=60)
+        assert plain.returncode == 1, plain.stdout
+    finally:
+        terminate(process, 30)
 
 
 def test_helm_test_script_fails_when_nothing_serves() -> None:

@@ -89,8 +89,8 @@ class Authority:
         return self.issued.pem()
 
     def issue(self, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
-              uris: tuple[str, ...] = (), server: bool = False, expired: bool = False,
-              file_name: str | None = None) -> Issued:
+              uris: tuple[str, ...] = (), server: bool = False, client: bool = False,
+              expired: bool = False, file_name: str | None = None) -> Issued:
         """A leaf certificate signed by this CA.
 
         Args:
@@ -99,6 +99,7 @@ class Authority:
             ips: IP address subject alternative names.
             uris: URI subject alternative names.
             server: for a server (serverAuth) rather than a client (clientAuth).
+            client: with ``server``: for both (a cluster member serves and calls).
             expired: valid yesterday only.
             file_name: file name prefix (default: the CN).
         """
@@ -119,7 +120,8 @@ class Authority:
             .not_valid_before(start).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server and client
+                else [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca.key.public_key()), critical=False))

@@ -69,3 +69,11 @@ def test_the_cluster_tools_are_installed_by_the_targets_that_need_them(target):
 
 def test_bench_cluster_runs_the_cluster_benchmark():
     assert "bench/cluster_bench.py" in recipes("bench-cluster")
+
+
+def test_bench_tls_installs_the_test_tools_and_runs_the_tls_benchmark():
+    dry_run = recipes("bench-tls")
+    # The script makes its certificates with cryptography (requirements/dev.txt).
+    assert any("-r requirements/dev.txt" in line for line in pip_installs(dry_run))
+    assert "-C server/native/libshardq install" in dry_run
+    assert ".venv/bin/python bench/tls_bench.py" in dry_run

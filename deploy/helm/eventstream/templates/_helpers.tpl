@@ -134,6 +134,26 @@ eventstream.configDir
 {{- end }}
 
 {{/*
+eventstream.secretsDir
+  Out: where the TLS and token Secrets are mounted (tls/, peer-tls/, auth/).
+*/}}
+{{- define "eventstream.secretsDir" -}}
+/var/run/secrets/eventstream
+{{- end }}
+
+{{/*
+eventstream.headlessHost
+  In:  the root context.
+  Out: the headless Service's DNS name, <service>.<namespace>.svc[.<domain>]:
+       the name the members' certificate carries and every member checks
+       (cluster.tls.server_name).
+*/}}
+{{- define "eventstream.headlessHost" -}}
+{{- printf "%s.%s.svc" (include "eventstream.headlessName" .) .Release.Namespace }}
+{{- with .Values.cluster.clusterDomain }}.{{ . }}{{ end }}
+{{- end }}
+
+{{/*
 eventstream.majority
   In:  the root context.
   Out: the voters that make a quorum of .Values.replicas (replicas / 2 + 1).
@@ -190,12 +210,26 @@ eventstream.config
 {{- if eq .Values.cluster.discovery "static" }}
 {{- $_ := set $cluster "peers" (include "eventstream.staticPeers" . | fromYamlArray) }}
 {{- end }}
+{{- $secrets := include "eventstream.secretsDir" . }}
+{{- if .Values.tls.peerSecretName }}
+{{- $_ := set $cluster "tls" (dict "cert_file" (printf "%s/peer-tls/tls.crt" $secrets) "key_file" (printf "%s/peer-tls/tls.key" $secrets) "ca_file" (printf "%s/peer-tls/ca.crt" $secrets) "server_name" (include "eventstream.headlessHost" .)) }}
+{{- end }}
 {{- $owned := dict
       "server" $server
       "cluster" $cluster
       "metrics" (dict "enabled" .Values.metrics.enabled "port" (int .Values.ports.metrics) "path" .Values.metrics.path)
       "storage" (dict "data_dir" (include "eventstream.dataDir" .))
       "numa" (dict "enabled" .Values.numa.enabled) }}
+{{- if .Values.tls.secretName }}
+{{- $tls := dict "enabled" true "cert_file" (printf "%s/tls/tls.crt" $secrets) "key_file" (printf "%s/tls/tls.key" $secrets) }}
+{{- if eq (dig "tls" "client_auth" "none" $config) "require" }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/tls/ca.crt" $secrets) }}
+{{- end }}
+{{- $_ := set $owned "tls" $tls }}
+{{- end }}
+{{- if .Values.tls.tokensSecretName }}
+{{- $_ := set $owned "auth" (dict "tokens_file" (printf "%s/auth/tokens" $secrets)) }}
+{{- end }}
 {{- $merged := mustMergeOverwrite $config $owned }}
 {{- toYaml $merged }}
 {{- end }}
@@ -317,5 +351,23 @@ eventstream.checkPodLabels
 {{- if hasKey $own $key }}
 {{- fail (printf "podLabels.%s is set by the chart itself (its pods' own labels: %s); pick another key" $key (keys $own | sortAlpha | join ", ")) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+eventstream.secretVolumes
+  In:  the root context.
+  Out: YAML map of volume name (its directory under eventstream.secretsDir)
+       -> Secret name, for the Secrets the tls values name.
+*/}}
+{{- define "eventstream.secretVolumes" -}}
+{{- with .Values.tls.secretName }}
+tls: {{ . }}
+{{- end }}
+{{- with .Values.tls.peerSecretName }}
+peer-tls: {{ . }}
+{{- end }}
+{{- with .Values.tls.tokensSecretName }}
+auth: {{ . }}
 {{- end }}
 {{- end }}

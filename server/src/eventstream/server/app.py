@@ -65,7 +65,15 @@ from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.guard import Guard
 from .rpc.health import HealthState
 from .rpc.server import PUBLIC_SERVICES, GrpcServer
-from .security import AccessControl, SecurityReload, ServerTls, TlsFiles, read_tokens
+from .security import (
+    AccessControl,
+    CertificateWatch,
+    SecurityReload,
+    ServerTls,
+    TlsFileError,
+    TlsFiles,
+    read_tokens,
+)
 from .storage.entry_log import DiskEntryLog
 from .storage.failure import DataDirRefused, halt_reason
 from .storage.fileops import file_ops
@@ -75,6 +83,22 @@ LEADERSHIP_SECONDS = 30.0
 """How long the start waits for this node to lead its cluster of one and apply its log."""
 
 log = logging.getLogger(__name__)
+
+
+def peer_tls(config: Config) -> ServerTls | None:
+    """The certificate of the cluster port (``cluster.tls``; None: plaintext).
+
+    Raises:
+        TlsFileError: the files cannot be used (the message starts with ``cluster.tls``).
+    """
+    peer = config.cluster.tls
+    if peer is None:
+        return None
+    try:
+        return ServerTls(TlsFiles(peer.cert_file, peer.key_file, peer.ca_file,
+                                  require_client_certificate=True))
+    except TlsFileError as error:
+        raise TlsFileError(f"cluster.tls: {error}") from None
 
 
 class Node:
@@ -118,9 +142,12 @@ class Node:
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         # A member of a replicated cluster runs the same parts with peers (cluster.replicated).
         self.member: ClusterMember | None = None
+        self.peer_tls: ServerTls | None = None
         if replicates(config.cluster):
+            self.peer_tls = peer_tls(config)
             self.member = join_cluster(config, self.log, self.dedup, self.file_ops,
-                                       discovered=peers, on_halt=self._log_halted)
+                                       discovered=peers, on_halt=self._log_halted,
+                                       tls=self.peer_tls)
             self.replicated = self.member.replicated
         else:
             self.replicated = one_voter(self.log, raft_config(config.cluster), self.dedup,
@@ -166,8 +193,14 @@ class Node:
                                       tls.client_auth == "require")) if tls.enabled else None
         self.access = AccessControl(config.auth, read_tokens(config.auth.tokens_file),
                                     NativeWire(), metrics)
+        watches = [CertificateWatch("public", self.tls, tls.reload_interval_seconds)] \
+            if self.tls is not None else []
+        if self.peer_tls is not None and self.member is not None and config.cluster.tls is not None:
+            watches.append(CertificateWatch("cluster", self.peer_tls,
+                                            config.cluster.tls.reload_interval_seconds,
+                                            self.member.transport.certificate_changed))
         self.security_reload = SecurityReload(config, config_file, reload_config, self.access,
-                                              self.tls, metrics)
+                                              watches, metrics)
         guard = Guard(self.access)
         member = self.member
         admin = MembershipAdmin(self.driver, member.check_leader if member else None,

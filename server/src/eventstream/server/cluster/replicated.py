@@ -41,6 +41,7 @@ from ..config.model import Config
 from ..errors import EventStreamError
 from ..listeners import ListenError, env_name
 from ..raft import Membership, NotLeaderError
+from ..security.tls import ServerTls
 from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
 from ..tasks import cancel_and_wait
@@ -271,11 +272,14 @@ class ClusterMember:
 
 def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,
                  discovered: Mapping[str, str] | None = None,
-                 on_halt: Callable[[BaseException], None] | None = None) -> ClusterMember:
+                 on_halt: Callable[[BaseException], None] | None = None,
+                 tls: ServerTls | None = None) -> ClusterMember:
     """Build this node's membership (see the module docstring); bootstraps an empty data dir.
 
     ``discovered`` is the peer map discovery found (None: ``cluster.peers``);
     the initial voters are ``initial_members(cluster)``, the same on every member.
+    ``tls`` is the member's certificate for mutual TLS on the cluster port
+    (``cluster.tls``; None: plaintext).
 
     Raises:
         DataDirRefused: the data dir belongs to another node or holds a log
@@ -303,7 +307,8 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
                               max_batch_bytes=cluster.max_batch_bytes,
                               max_message_bytes=cluster.max_message_bytes,
                               max_snapshot_bytes=cluster.max_snapshot_bytes,
-                              spool_dir=config.storage.data_dir)
+                              spool_dir=config.storage.data_dir, tls=tls,
+                              server_name=cluster.tls.server_name if cluster.tls else "")
     withhold = not identity.caught_up and os.environ.get(NO_VOTE_GATE_ENV) != "1"
     gated = GatedTransport(transport, lambda inbox: VoteGate(inbox, withhold))
     # A joiner's log starts from the initial voters without itself (a member

@@ -37,7 +37,7 @@ class Parsed:
     value: Any
 
 
-class _Reader:
+class Reader:
     """Walks nodes of one file, collecting problems with their positions."""
 
     def __init__(self, path: str, loader: yaml.SafeLoader, problems: list[str]) -> None:
@@ -46,10 +46,12 @@ class _Reader:
         self.problems = problems
 
     def problem(self, node: yaml.Node, where: str, text: str) -> None:
+        """Record ``text`` about the key at ``where``, with the node's line and column."""
         mark = node.start_mark
         self.problems.append(f"{self.path}:{mark.line + 1}:{mark.column + 1}: {where}: {text}")
 
     def scalar(self, node: yaml.Node) -> Any:
+        """The node's value as YAML reads it."""
         return self.loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
 
     def mapping(self, node: yaml.Node, where: str,
@@ -92,6 +94,7 @@ class _Reader:
         return tuple(out)
 
     def flag(self, node: yaml.Node, where: str) -> bool:
+        """A boolean (False after a problem)."""
         value = self.scalar(node)
         if not isinstance(value, bool):
             self.problem(node, where, f"expected true or false, got {value!r}")
@@ -100,6 +103,7 @@ class _Reader:
 
     def number(self, node: yaml.Node, where: str, low: float, high: float,
                integer: bool = False) -> float | None:
+        """A number from ``low`` to ``high`` (None after a problem)."""
         value = self.scalar(node)
         kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not kind_ok or not low <= value <= high \
@@ -134,12 +138,12 @@ def _name(value: str) -> str | None:
 def parse_quotas(path: str, loader: yaml.SafeLoader, node: yaml.Node, problems: list[str],
                  where: str = "auth.default_quotas") -> Parsed | None:
     """A :class:`QuotasConfig` from its mapping (None after a problem)."""
-    reader = _Reader(path, loader, problems)
+    reader = Reader(path, loader, problems)
     quotas = _quotas(reader, node, where)
     return None if quotas is None else Parsed(quotas)
 
 
-def _quotas(reader: _Reader, node: yaml.Node, where: str) -> QuotasConfig | None:
+def _quotas(reader: Reader, node: yaml.Node, where: str) -> QuotasConfig | None:
     keys = ("publish_events_per_second", "publish_bytes_per_second", "burst_seconds",
             "max_publish_streams", "max_subscriptions")
     entries = reader.mapping(node, where, keys)
@@ -159,7 +163,7 @@ def _quotas(reader: _Reader, node: yaml.Node, where: str) -> QuotasConfig | None
     return QuotasConfig(**numbers)
 
 
-def _permission(reader: _Reader, node: yaml.Node, where: str,
+def _permission(reader: Reader, node: yaml.Node, where: str,
                 consume: bool = False) -> PermissionConfig | ConsumePermissionConfig:
     keys = ("allow", "deny", "groups") if consume else ("allow", "deny")
     entries = reader.mapping(node, where, keys) or {}
@@ -172,7 +176,7 @@ def _permission(reader: _Reader, node: yaml.Node, where: str,
 def parse_identities(path: str, loader: yaml.SafeLoader, node: yaml.Node,
                      problems: list[str]) -> Parsed | None:
     """The ``auth.identities`` list as a tuple of :class:`IdentityConfig` (None after a problem)."""
-    reader = _Reader(path, loader, problems)
+    reader = Reader(path, loader, problems)
     before = len(problems)
     if not isinstance(node, yaml.SequenceNode):
         reader.problem(node, "auth.identities", "must be a list of identities")
@@ -202,7 +206,7 @@ def parse_identities(path: str, loader: yaml.SafeLoader, node: yaml.Node,
     return Parsed(tuple(identities))
 
 
-def _identity(reader: _Reader, node: yaml.Node, where: str
+def _identity(reader: Reader, node: yaml.Node, where: str
               ) -> tuple[IdentityConfig, yaml.Node] | None:
     """The identity, and the node that gives its certificate names (for problems)."""
     keys = ("name", "certificate_names", "publish", "subscribe", "consume", "admin", "quotas")
@@ -233,11 +237,4 @@ def _identity(reader: _Reader, node: yaml.Node, where: str
     return IdentityConfig(**values), names_node
 
 
-NESTED: dict[str, Callable[[str, yaml.SafeLoader, yaml.Node, list[str]], Parsed | None]] = {
-    "auth.identities": parse_identities,
-    "auth.default_quotas": parse_quotas,
-}
-"""Keys whose values are read from their nodes here, by ``section.key``."""
-
-
-__all__ = ["NESTED", "Parsed", "parse_identities", "parse_quotas"]
+__all__ = ["Parsed", "Reader", "parse_identities", "parse_quotas"]

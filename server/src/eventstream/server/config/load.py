@@ -30,8 +30,9 @@ from typing import Any
 
 import yaml
 
-from .auth import NESTED, Parsed
+from .auth import Parsed, parse_identities, parse_quotas
 from .model import Config, sections
+from .peer_tls import parse_peer_tls
 
 DEFAULT_PATH = "/etc/eventstream/config.yaml"
 ENV_PREFIX = "EVENTSTREAM_"
@@ -44,6 +45,13 @@ class ConfigError(Exception):
         super().__init__("; ".join(problems))
         self.problems = problems
 
+
+NESTED: dict[str, Callable[[str, yaml.SafeLoader, yaml.Node, list[str]], Parsed | None]] = {
+    "auth.identities": parse_identities,
+    "auth.default_quotas": parse_quotas,
+    "cluster.tls": parse_peer_tls,
+}
+"""Keys whose values are read from their YAML nodes (file only), by ``section.key``."""
 
 # Constraints beyond the type: key -> (check, description of what is allowed).
 Check = Callable[[Any], bool]

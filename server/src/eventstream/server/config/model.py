@@ -59,6 +59,30 @@ class QueuesConfig:
 
 
 @dataclass(frozen=True)
+class PeerTlsConfig:
+    """Mutual TLS between the members on the cluster port (``cluster.tls``).
+
+    Every member serves its certificate and presents the same one when it
+    calls a peer, so it must be valid for both server and client use. A peer
+    is any holder of a certificate that ``ca_file`` signs: that CA must sign
+    this cluster's certificates only.
+    """
+
+    cert_file: str = ""
+    """PEM certificate chain of this member (leaf first). Re-read when it changes."""
+    key_file: str = ""
+    """PEM private key of the certificate."""
+    ca_file: str = ""
+    """PEM bundle of the CAs that sign the members' certificates. Re-read when it changes."""
+    server_name: str = ""
+    """The name checked in a peer's certificate when calling it; empty: the
+    host of the peer's address (then the certificates must name every
+    address peers are dialled by, IP addresses included). Default empty."""
+    reload_interval_seconds: float = 10.0
+    """How often the files are checked for changes. Default 10 s."""
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """Cluster membership, Raft timing and the peer links.
 
@@ -144,6 +168,8 @@ class ClusterConfig:
     max_snapshot_bytes: int = 1024 * 1024 * 1024
     """Largest snapshot transfer sent or accepted (a follower far behind gets
     the leader's retained entries with the snapshot: they must fit). Default 1 GiB."""
+    tls: PeerTlsConfig | None = None
+    """Mutual TLS on the cluster port (file only); None: plaintext. Default None."""
 
 
 @dataclass(frozen=True)

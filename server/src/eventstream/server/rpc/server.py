@@ -4,11 +4,9 @@ Requests and responses of the EventStream services are bytes (the servicers
 decode what they need); the send limit is above every delivery the node can
 build, so any one event it accepted can always be delivered.
 
-With TLS the port serves grpc's dynamic SSL credentials: grpc asks
-:func:`tls_credentials`' fetcher before every new connection's handshake,
-and the fetcher hands over the certificate :class:`..security.ServerTls` last
-took, once, so a rotated certificate is served to new connections while
-open ones keep theirs.
+With TLS the port serves grpc's dynamic SSL credentials
+(:func:`..security.tls.grpc_server_credentials`): a rotated certificate is
+served to new connections while open ones keep theirs.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..config.model import Config
-from ..security.tls import Material, ServerTls
+from ..security.tls import ServerTls, grpc_server_credentials
 from . import cluster, publish, subscribe
 from .health import HealthState
 
@@ -40,31 +38,6 @@ def send_limit(config: Config) -> int:
                   config.subscribe.max_batch_bytes, config.groups.max_batch_bytes,
                   limits.max_request_bytes)
     return min(largest + _RECORD_SLACK, 2**31 - 1)
-
-
-def _certificate_configuration(material: Material) -> grpc.ServerCertificateConfiguration:
-    return grpc.ssl_server_certificate_configuration(
-        [(material.private_key, material.certificate_chain)], material.client_ca)
-
-
-def tls_credentials(tls: ServerTls) -> grpc.ServerCredentials:
-    """Server credentials that follow ``tls``'s reloads (see the module docstring)."""
-    served = tls.material.version
-
-    def fetch() -> grpc.ServerCertificateConfiguration | None:
-        # Called by grpc's threads before each handshake: a look at an
-        # attribute, and a new configuration only once per reload.
-        nonlocal served
-        material = tls.material
-        if material.version == served:
-            return None
-        served = material.version
-        return _certificate_configuration(material)
-
-    return grpc.dynamic_ssl_server_credentials(
-        _certificate_configuration(tls.material),
-        fetch,  # type: ignore[arg-type]  # the stub leaves out None, which means "no change"
-        require_client_authentication=tls.files.require_client_certificate)
 
 
 class GrpcServer:
@@ -105,7 +78,7 @@ class GrpcServer:
              reflection.SERVICE_NAME], server)
         address = f"{host}:{port}"
         self.port = (server.add_insecure_port(address) if self._tls is None
-                     else server.add_secure_port(address, tls_credentials(self._tls)))
+                     else server.add_secure_port(address, grpc_server_credentials(self._tls)))
         if not self.port:
             raise RuntimeError("no port bound")
         self._bound = server
@@ -123,4 +96,4 @@ class GrpcServer:
             self._server = None
 
 
-__all__ = ["PUBLIC_SERVICES", "GrpcServer", "send_limit", "tls_credentials"]
+__all__ = ["PUBLIC_SERVICES", "GrpcServer", "send_limit"]

@@ -8,7 +8,7 @@ takes changed files without a restart.
 
 from .access import ANONYMOUS, AccessControl, Policy, Principal, open_access
 from .patterns import covers, intersects
-from .reload import SecurityReload, read_tokens
+from .reload import CertificateWatch, SecurityReload, read_tokens
 from .rules import IdentityRules, TopicRule
 from .tls import Material, ServerTls, TlsFileError, TlsFiles, server_context
 from .tokens import Tokens, TokensError, parse_tokens
@@ -16,6 +16,7 @@ from .tokens import Tokens, TokensError, parse_tokens
 __all__ = [
     "ANONYMOUS",
     "AccessControl",
+    "CertificateWatch",
     "IdentityRules",
     "Material",
     "Policy",

@@ -2,8 +2,11 @@
 
 One task, owned by :class:`SecurityReload` (``start``/``stop``), polls:
 
-- the certificate files every ``tls.reload_interval_seconds``
-  (:meth:`.tls.ServerTls.reload`);
+- the certificate files of each :class:`CertificateWatch` at its interval
+  (:meth:`.tls.ServerTls.reload`): the public ports' every
+  ``tls.reload_interval_seconds``, the cluster port's every
+  ``cluster.tls.reload_interval_seconds`` (its transport is then told, to
+  move its outbound channels to the new certificate);
 - the config file and the tokens file every ``auth.reload_interval_seconds``:
   when either changed, the whole configuration is loaded and validated again,
   and its ``auth`` section and the tokens go into force at once
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError
@@ -48,6 +52,25 @@ def read_tokens(path: str) -> Tokens:
     return parse_tokens(text, path)
 
 
+@dataclass(frozen=True)
+class CertificateWatch:
+    """Certificate files polled for changes.
+
+    Attributes:
+        listener: the ``listener`` label of ``eventstream_tls_reloads_total``
+            (``public``, ``cluster``).
+        tls: the certificate in use.
+        interval: seconds between checks.
+        on_change: called after a new set was taken (None: nothing to do,
+            the listener asks ``tls`` on every new connection).
+    """
+
+    listener: str
+    tls: ServerTls
+    interval: float
+    on_change: Callable[[], None] | None = None
+
+
 class SecurityReload:
     """Polls the security files and applies what changed (see the module docstring).
 
@@ -56,18 +79,18 @@ class SecurityReload:
         config_file: the file it came from (None: nothing to watch but the tokens).
         reload_config: loads the configuration again, as at start.
         access: where new rules go.
-        tls: the listeners' certificates (None without TLS).
+        certificates: the listeners' certificates (none without TLS).
         metrics: where reloads are counted.
     """
 
     def __init__(self, config: Config, config_file: str | None,
                  reload_config: Callable[[], Config] | None, access: AccessControl,
-                 tls: ServerTls | None, metrics: Metrics) -> None:
+                 certificates: Sequence[CertificateWatch], metrics: Metrics) -> None:
         self._config = config
         self._config_file = config_file
         self._reload_config = reload_config
         self._access = access
-        self._tls = tls
+        self._certificates = tuple(certificates)
         self._metrics = metrics
         self._tokens_file = config.auth.tokens_file
         self._watched = self._auth_signature()
@@ -81,7 +104,7 @@ class SecurityReload:
 
     def start(self) -> None:
         """Start polling (nothing to do without TLS or authentication)."""
-        if self._tls is not None or self._access.enabled:
+        if self._certificates or self._access.enabled:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="security-reload")
 
     async def stop(self) -> None:
@@ -91,17 +114,17 @@ class SecurityReload:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        tls_every = self._config.tls.reload_interval_seconds
         auth_every = self._config.auth.reload_interval_seconds
-        next_tls = next_auth = loop.time()
+        next_auth = loop.time()
+        next_tls = [next_auth] * len(self._certificates)
         while True:
             now = loop.time()
             wakes = []
-            if self._tls is not None:
-                if now >= next_tls:
-                    next_tls = now + tls_every
-                    self.check_tls()
-                wakes.append(next_tls)
+            for number, watch in enumerate(self._certificates):
+                if now >= next_tls[number]:
+                    next_tls[number] = now + watch.interval
+                    self.check_tls(watch)
+                wakes.append(next_tls[number])
             if self._access.enabled:
                 if now >= next_auth:
                     next_auth = now + auth_every
@@ -109,14 +132,16 @@ class SecurityReload:
                 wakes.append(next_auth)
             await asyncio.sleep(max(min(wakes) - loop.time(), 0.0))
 
-    def check_tls(self) -> None:
-        """Take changed certificate files, if any."""
-        assert self._tls is not None
-        failed = self._tls.failed_reloads
-        if self._tls.reload():
-            self._metrics.tls_reloads.add(1, {"listener": "public", "result": "ok"})
-        elif self._tls.failed_reloads != failed:
-            self._metrics.tls_reloads.add(1, {"listener": "public", "result": "error"})
+    def check_tls(self, watch: CertificateWatch) -> None:
+        """Take ``watch``'s changed certificate files, if any."""
+        tls = watch.tls
+        failed = tls.failed_reloads
+        if tls.reload():
+            if watch.on_change is not None:
+                watch.on_change()
+            self._metrics.tls_reloads.add(1, {"listener": watch.listener, "result": "ok"})
+        elif tls.failed_reloads != failed:
+            self._metrics.tls_reloads.add(1, {"listener": watch.listener, "result": "error"})
 
     def check_auth(self) -> None:
         """Apply a changed config file's ``auth`` section and tokens file, if any."""
@@ -146,4 +171,4 @@ class SecurityReload:
                  len(config.auth.identities), len(tokens))
 
 
-__all__ = ["SecurityReload", "read_tokens"]
+__all__ = ["CertificateWatch", "SecurityReload", "read_tokens"]

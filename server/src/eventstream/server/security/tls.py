@@ -10,9 +10,12 @@ until it passes, the old set stays in use (a certificate and its key written
 one after the other are read again at the next check). New connections then
 get the new certificate; open connections keep the one they started with.
 
-Users: the gRPC listener turns :attr:`ServerTls.material` into grpc's
-dynamic server credentials (its fetcher is asked on every new connection),
-the TCP listener takes :meth:`ServerTls.context` for each new connection.
+Users: the gRPC listeners (public and cluster ports) turn
+:attr:`ServerTls.material` into grpc's dynamic server credentials
+(:func:`grpc_server_credentials`, asked on every new connection); the
+cluster port's outbound channels present the same material
+(:func:`grpc_channel_credentials`); the TCP listener takes
+:meth:`ServerTls.context` for each new connection.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
 
 log = logging.getLogger(__name__)
 
@@ -188,4 +193,42 @@ class ServerTls:
         return True
 
 
-__all__ = ["Material", "ServerTls", "TlsFileError", "TlsFiles", "file_signature", "server_context"]
+def _certificate_configuration(material: Material) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration(
+        [(material.private_key, material.certificate_chain)], material.client_ca)
+
+
+def grpc_server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
+    """Server credentials for grpc that follow ``tls``'s reloads.
+
+    grpc asks the fetcher before every new connection's handshake; it hands
+    over the set ``tls`` last took, once, so a rotated certificate is served
+    to new connections while open ones keep theirs.
+    """
+    served = tls.material.version
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        # Called by grpc's threads before each handshake: a look at an
+        # attribute, and a new configuration only once per reload.
+        nonlocal served
+        material = tls.material
+        if material.version == served:
+            return None
+        served = material.version
+        return _certificate_configuration(material)
+
+    return grpc.dynamic_ssl_server_credentials(
+        _certificate_configuration(tls.material),
+        fetch,  # type: ignore[arg-type]  # the stub leaves out None, which means "no change"
+        require_client_authentication=tls.files.require_client_certificate)
+
+
+def grpc_channel_credentials(material: Material) -> grpc.ChannelCredentials:
+    """Channel credentials for grpc presenting ``material``'s certificate, trusting its CAs."""
+    return grpc.ssl_channel_credentials(root_certificates=material.client_ca,
+                                        private_key=material.private_key,
+                                        certificate_chain=material.certificate_chain)
+
+
+__all__ = ["Material", "ServerTls", "TlsFileError", "TlsFiles", "file_signature",
+           "grpc_channel_credentials", "grpc_server_credentials", "server_context"]

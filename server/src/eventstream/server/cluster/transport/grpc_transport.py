@@ -6,28 +6,44 @@ static peer map, checked on every call; a :class:`~.outbound.PeerLink` per
 peer keeps one Exchange stream to it. The composition root starts and
 stops it (:meth:`GrpcTransport.start`, :meth:`GrpcTransport.stop`); the
 driver binds to it and sends.
+
+With ``tls`` (``cluster.tls``) the port speaks mutual TLS only: the server
+requires a client certificate signed by the members' CA, and every channel
+to a peer presents this member's certificate and checks the peer's. When the
+certificate changes (:meth:`GrpcTransport.certificate_changed`), the server
+serves it to new connections and every link moves to a new channel at its
+next write; the old channels are closed :data:`RETIRE_SECONDS` later, so
+forwarded requests under way on them are answered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import logging
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import grpc
 
 from eventstream.server.raft import Message, Snapshot
+from eventstream.server.security.tls import ServerTls, grpc_channel_credentials, grpc_server_credentials
 
+from ...tasks import cancel_and_wait
 from ..ports import Inbox
 from .forward import Answer, ForwardFailed, ForwardStream, ForwardTarget
 from .identity import identity_metadata
 from .inbound import PeerHandler
 from .outbound import LinkStats, PeerLink
 
+log = logging.getLogger(__name__)
+
 KEEPALIVE_MS = 1000
 """Pings on an idle connection this often, so a frozen or vanished peer is noticed."""
 KEEPALIVE_TIMEOUT_MS = 2000
 """A ping unanswered this long closes the connection (its streams fail, the link reconnects)."""
+RETIRE_SECONDS = 30.0
+"""After a certificate change: how long the channels made with the old one stay open."""
 
 
 class GrpcTransport:
@@ -49,6 +65,8 @@ class GrpcTransport:
         rng: the reconnection jitter's source.
         client_address: ``host:port`` of this node's public gRPC port, announced
             to every peer (their leader hints name it).
+        tls: this member's certificate and the members' CA (None: plaintext).
+        server_name: the name checked in a peer's certificate ("" : the host dialled).
     """
 
     def __init__(self, node_id: str, cluster_id: str, peers: Mapping[str, str], *,
@@ -56,7 +74,8 @@ class GrpcTransport:
                  max_batch_bytes: int = 8 << 20, max_message_bytes: int = 256 << 20,
                  snapshot_chunk_bytes: int = 1 << 20, max_snapshot_bytes: int = 1 << 30,
                  rng: random.Random | None = None, client_address: str = "",
-                 spool_dir: str | None = None) -> None:
+                 spool_dir: str | None = None, tls: ServerTls | None = None,
+                 server_name: str = "") -> None:
         if not cluster_id:
             raise ValueError("the cluster id must not be empty")
         self.node_id = node_id
@@ -68,6 +87,9 @@ class GrpcTransport:
         self._max_batch_bytes = min(max_batch_bytes, max_message_bytes)
         self._chunk_bytes = min(snapshot_chunk_bytes, max_message_bytes // 2)
         self._rng = rng or random.Random()
+        self._tls = tls
+        self._server_name = server_name
+        self._retiring: set[asyncio.Task[None]] = set()
         self._inbox: Inbox | None = None
         self.handler = PeerHandler(node_id, cluster_id, self._addresses, group_ids, self._current_inbox,
                                    max_snapshot_bytes=max_snapshot_bytes, spool_dir=spool_dir)
@@ -107,8 +129,10 @@ class GrpcTransport:
             ("grpc.http2.max_ping_strikes", 0),
         ])
         server.add_generic_rpc_handlers((self.handler,))
+        address = f"{host}:{port}"
         try:
-            bound = server.add_insecure_port(f"{host}:{port}")
+            bound = (server.add_insecure_port(address) if self._tls is None
+                     else server.add_secure_port(address, grpc_server_credentials(self._tls)))
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on the cluster port {host}:{port}: {error}") from None
         if not bound:
@@ -138,7 +162,7 @@ class GrpcTransport:
                     self._open_link(peer, address)
 
     def _open_link(self, peer: str, address: str) -> None:
-        link = PeerLink(peer, grpc.aio.insecure_channel(address, options=self._channel_options()),
+        link = PeerLink(peer, self._channel(address),
                         identity_metadata(self.cluster_id, self.node_id, peer,
                                           self.client_address), self._current_inbox,
                         queue_messages=self._send_queue_messages, max_batch_bytes=self._max_batch_bytes,
@@ -147,8 +171,39 @@ class GrpcTransport:
         link.start()
         self._links[peer] = link
 
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        """A new channel to a peer's cluster port, with the current certificate if any."""
+        options: list[tuple[str, int | str]] = [*self._channel_options()]
+        if self._tls is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        if self._server_name:
+            options.append(("grpc.ssl_target_name_override", self._server_name))
+        return grpc.aio.secure_channel(address, grpc_channel_credentials(self._tls.material),
+                                       options=options)
+
+    def certificate_changed(self) -> None:
+        """Use the certificate ``tls`` took last on every new connection (see the module docstring)."""
+        old: list[ForwardStream | grpc.aio.Channel] = list(self._forwards.values())
+        self._forwards = {}
+        for peer, link in self._links.items():
+            old.append(link.use_channel(self._channel(self._addresses[peer])))
+        if old:
+            task = asyncio.get_running_loop().create_task(self._retire(old), name="peer-tls-retire")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        log.info("cluster: new connections to peers use the new certificate")
+
+    async def _retire(self, old: list[ForwardStream | grpc.aio.Channel]) -> None:
+        try:
+            await asyncio.sleep(RETIRE_SECONDS)
+        finally:  # at once when the transport stops
+            for item in old:
+                await item.close()
+
     async def stop(self, grace: float = 1.0) -> None:
         """Close every link and the server (calls in progress get ``grace`` seconds)."""
+        for task in list(self._retiring):
+            await cancel_and_wait(task)
         forwards, self._forwards = self._forwards, {}
         for stream in forwards.values():
             await stream.close()

@@ -12,6 +12,10 @@ the link waits a jittered, doubling back-off before the next attempt;
 messages sent meanwhile are dropped and reported at once rather than queued
 stale. A snapshot goes on its own ``InstallSnapshot`` stream, one at a time,
 its outcome reported to the driver.
+
+A new channel (:meth:`PeerLink.use_channel`, after a certificate change)
+is taken without losing a message: the open stream is ended once what was
+written is read, and the queue goes on over a stream on the new channel.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class PeerLink:
         self._pending = asyncio.Event()
         self._down = False
         self._wrote = False
+        self._switch = False
         self._writing = 0
         self._task: asyncio.Task[None] | None = None
         self._snapshot: asyncio.Task[None] | None = None
@@ -146,6 +151,20 @@ class PeerLink:
                     pass
         await self._channel.close()
 
+    def use_channel(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
+        """Open the next streams on ``channel``; the old one is returned, for the caller to close.
+
+        The open Exchange stream ends at once, cleanly, and the next one is
+        opened on ``channel``; a snapshot transfer under way goes on.
+        """
+        old, self._channel = self._channel, channel
+        self._stub = raft_pb2_grpc.PeerServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._exchange = channel.stream_unary(
+            EXCHANGE, request_serializer=None, response_deserializer=raft_pb2.ExchangeResponse.FromString)
+        self._switch = True
+        self._pending.set()
+        return old
+
     def enqueue(self, message: Message) -> None:
         """Queue ``message`` for the peer; drop and report it when that cannot be done at once."""
         if type(message) is InstallSnapshot:
@@ -173,6 +192,7 @@ class PeerLink:
             self._wrote = False
             try:
                 await self._stream()
+                continue  # ended for a new channel: nothing lost, go on at once
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as error:
                 self.stats.failures += 1
                 log.debug("link to %s failed: %s", self.peer_id, _describe(error))
@@ -189,12 +209,20 @@ class PeerLink:
             self._down = False
 
     async def _stream(self) -> None:
+        self._switch = False
         call = self._exchange(metadata=self._metadata)
         self.stats.streams += 1
         queue, pending, stats = self._queue, self._pending, self.stats
         try:
             while True:
                 await pending.wait()
+                if self._switch:
+                    await call.done_writing()
+                    await call  # the peer answers once it has read every request
+                    return
+                if not queue:  # woken for a switch that an earlier stream took
+                    pending.clear()
+                    continue
                 if call.done():
                     await call  # raises the status the peer ended the stream with
                     raise asyncio.InvalidStateError("the peer ended the stream")
