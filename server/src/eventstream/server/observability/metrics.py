@@ -95,6 +95,10 @@ class Metrics:
         self.delivered = FastCounter(
             meter, "eventstream.events.delivered", unit="1",
             description="Events sent to subscribers, by transport")
+        self.frames_forwarded = FastCounter(
+            meter, "eventstream.ingest.forwarded", unit="1",
+            description="Raw TCP and UDP frames this node forwarded to the leader while "
+                        "following, by transport")
         self.publish_latency = meter.create_histogram(
             "eventstream.publish.latency", unit="s",
             description="Time from receiving a publish to acknowledging it")
@@ -240,6 +244,7 @@ class Metrics:
         self.delivered.add(0, {"transport": "grpc"})
         for transport in ("tcp", "udp"):
             self.ingest_backpressure.add(0, {"transport": transport})
+            self.frames_forwarded.add(0, {"transport": transport})
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)
