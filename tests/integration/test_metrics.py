@@ -31,7 +31,8 @@ DOCUMENTS = [
     *sorted((ROOT / "deploy" / "helm" / "eventstream" / "dashboards").glob("*.json")),
     *sorted((ROOT / "deploy" / "kustomize" / "components" / "monitoring").glob("*.yaml")),
 ]
-NOT_EXPORTED_YET = {"eventstream_cluster_replication_lag", "eventstream_cluster_peer_refused_total"}
+NOT_EXPORTED_YET = {"eventstream_cluster_replication_lag", "eventstream_cluster_replication_lag_seconds",
+                    "eventstream_cluster_peer_refused_total"}
 """Series of a replicated cluster only, absent on a single node: the lag per peer (on the leader)
 and the peer transport's refusals (tests/integration/test_cluster_replication.py and
 tests/integration/test_peer_port.py)."""
@@ -66,6 +67,7 @@ GAUGES = {
     "eventstream_storage_failed", "eventstream_cluster_is_leader", "eventstream_cluster_term",
     "eventstream_cluster_commit_index", "eventstream_cluster_applied_index",
     "eventstream_cluster_peers_connected", "eventstream_cluster_replication_lag",
+    "eventstream_cluster_replication_lag_seconds",
 }
 """Levels that go up and down, and positions; anything else that grows is a counter."""
 

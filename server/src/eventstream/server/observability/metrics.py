@@ -176,6 +176,9 @@ class Metrics:
              "Peers whose link from this node is up (0 for a single node)"),
             ("eventstream.cluster.replication_lag", "1",
              "Entries a member lacks behind the leader's last entry, by peer (on the leader)"),
+            ("eventstream.cluster.replication_lag_seconds", "s",
+             "Age of the oldest entry a member lacks, by peer (on the leader; 0 when it "
+             "lacks none)"),
             ("eventstream.storage.failed", "1",
              "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
