@@ -18,7 +18,7 @@ import pytest
 from eventstream.client.frames import FrameError, TcpFrameSender, UdpFrameSender
 from eventstream.v1 import subscribe_pb2
 from tests.support.client import Stubs, collect, subscribe_request
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.server import metric, wait_for_metric
 
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -26,11 +26,8 @@ EARLIEST = subscribe_pb2.START_FROM_EARLIEST
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 4}})
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with running_cluster(tmp_path, 3, {"storage": {"partitions": 4}}) as nodes:
+        yield nodes
 
 
 async def read_events(target: str, pattern: str, count: int) -> dict[tuple[int, int], bytes]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventstream.client import Client, Event, RetryPolicy
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.server import ServerProcess, http_get
 
 RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=20.0)
@@ -25,11 +25,8 @@ RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=20.0)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3)
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with running_cluster(tmp_path, 3) as nodes:
+        yield nodes
 
 
 def lag_seconds(server: ServerProcess) -> dict[str, float]:

@@ -165,6 +165,11 @@ class ClusterMember:
             return self.client_address
         return self.transport.peer_client_address(leader)
 
+    def leader_hint(self) -> tuple[str, str]:
+        """The leader's node id and public gRPC address ("" for what is not known)."""
+        leader = self.replicated.driver.leader_id
+        return (leader, self.leader_address(leader)) if leader else ("", "")
+
     def follows(self) -> bool:
         """Whether writes go to another node now (this one does not lead)."""
         return not self.replicated.proposer.is_leader
