@@ -51,7 +51,7 @@ FIRST_OCCURRENCE = {
     "eventstream_group_acks_total", "eventstream_group_redeliveries_total",
     "eventstream_group_dead_lettered_total", "eventstream_group_lag",
     "eventstream_group_members", "eventstream_group_acks_ignored_total",
-    "eventstream_http_connections_closed_total",
+    "eventstream_http_connections_closed_total", "eventstream_group_committed",
 }
 """Labelled by a reason, an error code or a group, or histograms: absent until used."""
 
@@ -64,6 +64,7 @@ GAUGES = {
     "eventstream_ingest_udp_queue_depth", "eventstream_ingest_udp_queue_used_bytes",
     "eventstream_ingest_udp_queue_capacity_bytes", "eventstream_group_lag",
     "eventstream_group_members", "eventstream_groups", "eventstream_ingest_buffered_bytes",
+    "eventstream_group_committed",
     "eventstream_storage_failed", "eventstream_cluster_is_leader", "eventstream_cluster_term",
     "eventstream_cluster_commit_index", "eventstream_cluster_applied_index",
     "eventstream_cluster_peers_connected", "eventstream_cluster_replication_lag",

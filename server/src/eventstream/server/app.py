@@ -60,6 +60,7 @@ from .observability.readings import (
 )
 from .placement import place
 from .rpc import cluster, consume, publish, subscribe
+from .rpc.consume_relay import ConsumeRelay
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.guard import Guard
@@ -175,8 +176,11 @@ class Node:
             connected=member.transport.connected_peers if member else frozenset)
         self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
                                                  guard, forwarder=self.member)
+        # A follower's group members are served by the leader (not over TLS: see consume_relay).
+        self.consume_relay = None if self.member is None or tls.enabled else ConsumeRelay(
+            self.member.follows, self.member.leader_hint, config.cluster.node_id)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
-                                           config.limits, metrics, guard)
+                                           config.limits, metrics, guard, self.consume_relay)
         self.grpc = GrpcServer(config, [
             self.publisher.handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer,
@@ -336,6 +340,8 @@ class Node:
         await self.broker.stop()
         if self.frame_forwarder is not None:
             await self.frame_forwarder.close()
+        if self.consume_relay is not None:
+            await self.consume_relay.close()
         if self.member is not None:
             await self.member.stop()
         else:

@@ -184,6 +184,9 @@ class Metrics:
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),
+            ("eventstream.group.committed", "1",
+             "Committed offsets of a consumer group as the log holds them, summed over the "
+             "partitions (on every node of a cluster; moves when the leader writes them)"),
             ("eventstream.groups", "1",
              "Consumer groups the node knows (groups.max_groups), with members or not"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
