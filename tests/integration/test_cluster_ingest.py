@@ -9,6 +9,7 @@ datagrams are dropped and counted.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from eventstream.client.frames import FrameError, TcpFrameSender, UdpFrameSender
 from eventstream.v1 import subscribe_pb2
 from tests.support.client import Stubs, collect, subscribe_request
 from tests.support.cluster import Cluster, running_cluster
+from tests.support.mesh_cluster import mesh_cluster
 from tests.support.server import metric, wait_for_metric
 
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -141,3 +143,34 @@ def test_without_a_leader_tcp_is_refused_and_udp_dropped_and_counted(cluster: Cl
     assert metric(server, "eventstream_events_rejected_total", transport="udp",
                   reason="NOT_LEADER") == 1
     assert stored(cluster, follower) == 0
+
+
+def test_a_slow_link_to_the_leader_pauses_the_followers_reader_and_loses_nothing(tmp_path: Path):
+    with mesh_cluster(tmp_path) as (cluster, mesh):
+        leader = cluster.wait_leader()
+        follower = next(node for node in cluster.nodes if node != leader)
+        server = cluster.nodes[follower]
+        # The follower's requests to the leader crawl; the leader still hears the other one.
+        toxic = mesh.links[(follower, leader)].add_bandwidth(32, stream="upstream")
+        frames, payload = 3000, b"x" * 1000
+        errors: list[BaseException] = []
+
+        def blast() -> None:
+            try:
+                with TcpFrameSender("127.0.0.1", server.tcp_port, timeout=120.0) as sender:
+                    for i in range(frames):
+                        sender.send(f"slow/{i % 4}", payload)
+            except BaseException as error:  # reported by the test below
+                errors.append(error)
+
+        sender = threading.Thread(target=blast, daemon=True)
+        sender.start()
+        # With its requests in flight at the bound, the follower stops reading this client.
+        assert wait_for_metric(server, "eventstream_ingest_backpressure_total", 1,
+                               transport="tcp") >= 1
+        assert sender.is_alive()  # held back: 3 MB at 32 KB/s would take 90 s
+        mesh.links[(follower, leader)].remove_toxic(toxic)
+        sender.join(120)
+        assert not sender.is_alive() and errors == []
+        wait_stored(cluster, frames)
+        assert metric(server, "eventstream_ingest_forwarded_total", transport="tcp") == frames

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import EventStreamError
@@ -133,8 +134,12 @@ class FrameForwarder:
         """Whether frames read now go to another node."""
         return self._relay.follows()
 
-    async def send(self, frames: bytes, count: int, transport: str) -> asyncio.Task[bytes]:
+    async def send(self, frames: bytes, count: int, transport: str,
+                   on_wait: Callable[[], None] | None = None) -> asyncio.Task[bytes]:
         """Send ``count`` whole frames to the leader once fewer than the limit are in flight.
+
+        ``on_wait`` is called when the node has the limit in flight (the
+        caller stops reading meanwhile: counted as backpressure).
 
         Returns:
             A task whose result is the frames' positions, laid out as
@@ -144,6 +149,8 @@ class FrameForwarder:
             leader's refusal). The forwarder owns it: it runs to its end
             whether or not anyone awaits it.
         """
+        if self._room.locked() and on_wait is not None:
+            on_wait()
         await self._room.acquire()
         task = asyncio.get_running_loop().create_task(self._forward(frames, count, transport))
         self._tasks.add(task)

@@ -564,7 +564,8 @@ class _Connection:
                     forwarder = self._ingest.forwarder
                     assert forwarder is not None
                     queued = await self._server_side(forwarder.send(
-                        b"".join(raw), sum(piece.good for piece in pieces), "tcp"))
+                        b"".join(raw), sum(piece.good for piece in pieces), "tcp",
+                        self._on_full))
             finally:
                 self._budget.give(reserved - self._keep_grown())
             await window.put((self._sequence, queued))
@@ -740,11 +741,14 @@ class _Connection:
             EventStreamError: the leader refused earlier frames, or none is known.
         """
         forwarded = self._forwarded
+        if len(forwarded) >= CONNECTION_IN_FLIGHT and not forwarded[0].done():
+            self._on_full()  # the leader is slower than this client: stop reading
         while forwarded and (forwarded[0].done() or len(forwarded) >= CONNECTION_IN_FLIGHT):
             await self._settle(forwarded.popleft())
         forwarder = self._ingest.forwarder
         assert forwarder is not None
-        forwarded.append(await self._server_side(forwarder.send(frames, count, "tcp")))
+        forwarded.append(await self._server_side(
+            forwarder.send(frames, count, "tcp", self._on_full)))
 
     async def _settle(self, task: asyncio.Task[bytes]) -> None:
         """Wait for a forwarded request's answer (raises the leader's refusal)."""

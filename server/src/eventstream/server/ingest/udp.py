@@ -210,7 +210,7 @@ class UdpIngest:
         """
         refused = frozenset(refusal.position for refusal in accepted.refusals())
         frames = frames_of_datagrams(batch, refused)
-        task = await forwarder.send(frames, accepted.good, "udp")
+        task = await forwarder.send(frames, accepted.good, "udp", self._on_full)
         task.add_done_callback(lambda done: self._count_forward_failure(done, accepted))
 
     def _count_forward_failure(self, task: asyncio.Task[bytes], accepted: Accepted) -> None:

@@ -125,7 +125,8 @@ class Metrics:
             "eventstream.ingest.backpressure", unit="1",
             description="Times raw ingest (a TCP connection, or the UDP receive queue) "
                         "stopped reading because a lane was full, or a TCP connection "
-                        "because ingest.max_buffered_bytes were in use")
+                        "because ingest.max_buffered_bytes were in use, or (on a follower) "
+                        "because its frames forwarded to the leader were at their bound")
         self.http_closed = meter.create_counter(
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
