@@ -284,9 +284,12 @@ def test_prometheus_rule_alerts() -> None:
     assert "eventstream_cluster_is_leader" in rules["EventStreamNoLeader"]
     assert "eventstream_cluster_elections_total" in rules["EventStreamFrequentElections"]
     assert "eventstream_cluster_replication_lag{" in rules["EventStreamReplicationLag"]
+    assert re.search(r"eventstream_cluster_replication_lag_seconds\{.*\}\) > 30\b",
+                     rules["EventStreamReplicationStalled"])
     assert set(rules) == {"EventStreamPublishLatencyHigh", "EventStreamLaneNearCapacity",
                           "EventStreamNodeDown", "EventStreamEventsDropped", "EventStreamNoLeader",
-                          "EventStreamFrequentElections", "EventStreamReplicationLag"}
+                          "EventStreamFrequentElections", "EventStreamReplicationLag",
+                          "EventStreamReplicationStalled"}
     single = find(helm_template(sets=("metrics.prometheusRule.enabled=true", "replicas=1",
                                       "cluster.enabled=false")), "PrometheusRule")
     assert not [r for g in single["spec"]["groups"] for r in g["rules"] if "cluster" in r["expr"]]

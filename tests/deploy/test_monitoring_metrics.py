@@ -65,7 +65,8 @@ async def test_alerts_and_dashboard_query_only_exported_metrics(tmp_path: Path) 
     exported = set(re.findall(r"^(eventstream_\w+?)(?:\{| )", body, re.M))
     queried = queried_metrics()
     assert len(queried) >= 10
-    assert {"eventstream_cluster_is_leader", "eventstream_cluster_replication_lag"} <= set(queried)
+    assert {"eventstream_cluster_is_leader", "eventstream_cluster_replication_lag",
+            "eventstream_cluster_replication_lag_seconds"} <= set(queried)
     missing = {name: where for name, where in queried.items() if name not in exported}
     assert missing == {}
 

@@ -22,7 +22,6 @@ import grpc
 import pytest
 
 from eventstream.client import Client, Event, EventStreamError, RetryPolicy
-from eventstream.client.frames import FrameError, TcpFrameSender
 from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
 from tests.support.client import event as client_event
@@ -162,20 +161,6 @@ async def test_three_nodes_replicate_in_one_order_and_followers_forward(cluster:
     assert metric(leading, "eventstream_cluster_elections_total") == 1
     # 20 publishes, one batch and one repeat went through the first follower's link.
     assert metric(cluster.nodes[followers[0]], "eventstream_cluster_forwarded_total") == 22
-
-
-def test_tcp_frames_go_to_the_leader_a_follower_names_it(cluster: Cluster):
-    leader = cluster.wait_leader()
-    follower = next(node for node in cluster.nodes if node != leader)
-    with TcpFrameSender("127.0.0.1", cluster.nodes[leader].tcp_port, acked=True) as sender:
-        sender.send("tcp/a", b"1")
-        assert len(sender.flush()) == 1
-    sender = TcpFrameSender("127.0.0.1", cluster.nodes[follower].tcp_port, acked=True)
-    with pytest.raises(FrameError) as refused:
-        sender.send("tcp/a", b"2")
-        sender.flush()
-    assert refused.value.reason == "NOT_LEADER"
-    assert f"the leader is {leader} at {cluster.nodes[leader].target}" in refused.value.message
 
 
 async def test_without_a_leader_a_publish_is_refused_with_retry_info(cluster: Cluster):

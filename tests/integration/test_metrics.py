@@ -31,7 +31,8 @@ DOCUMENTS = [
     *sorted((ROOT / "deploy" / "helm" / "eventstream" / "dashboards").glob("*.json")),
     *sorted((ROOT / "deploy" / "kustomize" / "components" / "monitoring").glob("*.yaml")),
 ]
-NOT_EXPORTED_YET = {"eventstream_cluster_replication_lag", "eventstream_cluster_peer_refused_total"}
+NOT_EXPORTED_YET = {"eventstream_cluster_replication_lag", "eventstream_cluster_replication_lag_seconds",
+                    "eventstream_cluster_peer_refused_total"}
 """Series of a replicated cluster only, absent on a single node: the lag per peer (on the leader)
 and the peer transport's refusals (tests/integration/test_cluster_replication.py and
 tests/integration/test_peer_port.py)."""
@@ -50,7 +51,7 @@ FIRST_OCCURRENCE = {
     "eventstream_group_acks_total", "eventstream_group_redeliveries_total",
     "eventstream_group_dead_lettered_total", "eventstream_group_lag",
     "eventstream_group_members", "eventstream_group_acks_ignored_total",
-    "eventstream_http_connections_closed_total",
+    "eventstream_http_connections_closed_total", "eventstream_group_committed",
 }
 """Labelled by a reason, an error code or a group, or histograms: absent until used."""
 
@@ -63,9 +64,11 @@ GAUGES = {
     "eventstream_ingest_udp_queue_depth", "eventstream_ingest_udp_queue_used_bytes",
     "eventstream_ingest_udp_queue_capacity_bytes", "eventstream_group_lag",
     "eventstream_group_members", "eventstream_groups", "eventstream_ingest_buffered_bytes",
+    "eventstream_group_committed",
     "eventstream_storage_failed", "eventstream_cluster_is_leader", "eventstream_cluster_term",
     "eventstream_cluster_commit_index", "eventstream_cluster_applied_index",
     "eventstream_cluster_peers_connected", "eventstream_cluster_replication_lag",
+    "eventstream_cluster_replication_lag_seconds",
 }
 """Levels that go up and down, and positions; anything else that grows is a counter."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,14 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no leader agreed on within {timeout}s: {views}")
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path, size: int = 3,
+                    config: dict[str, Any] | None = None) -> Iterator[Cluster]:
+    """A started cluster of ``size`` real server processes, stopped on exit (a fixture's body)."""
+    nodes = Cluster(workdir, size, config)
+    try:
+        yield nodes.start()
+    finally:
+        nodes.stop()

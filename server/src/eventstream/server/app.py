@@ -39,6 +39,7 @@ from .config.model import Config
 from .heap_trim import HeapTrimTask
 from .http.server import HttpServer
 from .http.status import Native, NodeStatus
+from .ingest.forwarding import FORWARD_FRAMES, ForwardedFrames, FrameForwarder
 from .ingest.frames import FrameDecoder
 from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
@@ -60,6 +61,7 @@ from .observability.readings import (
 from .placement import place
 from .rpc import cluster, consume, publish, subscribe
 from .rpc.cluster_admin import MembershipAdmin
+from .rpc.consume_relay import ConsumeRelay
 from .rpc.convert import EventValidator
 from .rpc.dead_letter_copies import ProtobufCopies
 from .rpc.guard import Guard
@@ -210,10 +212,11 @@ class Node:
             connected=member.transport.connected_peers if member else frozenset, admin=admin)
         self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
                                                  guard, forwarder=self.member)
-        if self.member is not None:
-            self.member.transport.serve_forwarded(self.publisher.serve_forwarded)
+        # A follower's group members are served by the leader (not over TLS: see consume_relay).
+        self.consume_relay = None if self.member is None or tls.enabled else ConsumeRelay(
+            self.member.follows, self.member.leader_hint, config.cluster.node_id)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
-                                           config.limits, metrics, guard)
+                                           config.limits, metrics, guard, self.consume_relay)
         self.grpc = GrpcServer(config, [
             self.publisher.handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer,
@@ -221,11 +224,17 @@ class Node:
             self.cluster.handlers(),
         ], self.health, self.tls)
         decoder = FrameDecoder(self.encoder, config.limits, config.ingest.max_frame_bytes)
+        # A follower sends the raw frames it reads to the leader, which queues them.
+        self.forwarded_frames = ForwardedFrames(decoder, BrokerSink(self.broker, "tcp"))
+        self.frame_forwarder = None if self.member is None else FrameForwarder(
+            self.member, self.forwarded_frames, metrics)
+        if self.member is not None:
+            self.member.transport.serve_forwarded(self._serve_forwarded)
         self.tcp = TcpIngest(config.ingest, config.limits, decoder,
                              BrokerSink(self.broker, "tcp"), metrics, self.access,
-                             self.tls if tls.tcp else None)
+                             self.tls if tls.tcp else None, forwarder=self.frame_forwarder)
         self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), metrics,
-                             numa=config.numa.enabled)
+                             numa=config.numa.enabled, forwarder=self.frame_forwarder)
         self.status = NodeStatus(
             config, __version__, self.health, self.write_path, self.lanes, self.log, self.broker,
             self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.summary,
@@ -248,6 +257,12 @@ class Node:
         observe_ingest(metrics, self.tcp, self.udp)
         observe_node(metrics, dedup=self.dedup, placement=self.placement,
                      write_path=self.write_path, started_at=self.started_at)
+
+    async def _serve_forwarded(self, kind: int, request: bytes) -> tuple[bytes, int, str, bytes]:
+        """Serve a request a follower forwarded: raw frames here, publishes by the publisher."""
+        if kind == FORWARD_FRAMES:
+            return await self.forwarded_frames.serve(request)
+        return await self.publisher.serve_forwarded(kind, request)
 
     def _applied(self) -> None:
         """After each applied batch: group members may take more, retention may be due."""
@@ -359,6 +374,10 @@ class Node:
         await self.retention.stop()
         await self.group_upkeep.stop()
         await self.broker.stop()
+        if self.frame_forwarder is not None:
+            await self.frame_forwarder.close()
+        if self.consume_relay is not None:
+            await self.consume_relay.close()
         if self.member is not None:
             await self.member.stop()
         else:

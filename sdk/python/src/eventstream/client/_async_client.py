@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -13,11 +13,12 @@ from eventstream.v1 import cluster_pb2, publish_pb2
 
 from . import _methods
 from ._channel import ChannelOption, TLSConfig, async_channel
-from ._client import DEFAULT_TARGET, DEFAULT_TIMEOUT
+from ._client import DEFAULT_TARGET, DEFAULT_TIMEOUT, PUBLISH, PUBLISH_BATCH
 from ._consume import GroupStart, consume_start
 from ._consumer import AsyncConsumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
+from ._leader import MAX_CHANNELS, LeaderHint
 from ._publisher import DEFAULT_WINDOW, AsyncPublisher
 from ._results import (
     ClusterStatus,
@@ -38,6 +39,16 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+class _AsyncRoute:
+    """The publish methods on one grpc.aio channel (the target's, or a leader's)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+        self.unary: tuple[grpc.aio.UnaryUnaryMultiCallable[Any, Any], ...] = (
+            channel.unary_unary(*_methods.PUBLISH), channel.unary_unary(*_methods.PUBLISH_BATCH))
+        self.publish_stream = channel.stream_stream(*_methods.PUBLISH_STREAM)
+
+
 class AsyncClient:
     """An asyncio EventStream client on one grpc.aio channel.
 
@@ -53,6 +64,7 @@ class AsyncClient:
         retry: when to retry; see :class:`RetryPolicy`.
         interceptors: ``grpc.aio`` client interceptors.
         options: extra gRPC channel options.
+        prefer_leader: send publishes to the leader a node names (see :class:`Client`).
 
     Example:
         >>> async with AsyncClient("127.0.0.1:9200") as client:
@@ -65,15 +77,17 @@ class AsyncClient:
                  token: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
                  interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-                 options: Sequence[ChannelOption] = ()) -> None:
+                 options: Sequence[ChannelOption] = (), prefer_leader: bool = False) -> None:
         if token is not None:
             interceptors = [AsyncTokenInterceptor(token), *interceptors]
+        self._interceptors = list(interceptors)
+        self._tls, self._options = tls, options
         self._channel = async_channel(target, tls, options, interceptors)
         self._timeout = timeout
         self._retry = retry
-        self._publish = self._channel.unary_unary(*_methods.PUBLISH)
-        self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
-        self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
+        self._hint = LeaderHint(target, prefer_leader)
+        self._routes: dict[str, _AsyncRoute] = {target: _AsyncRoute(self._channel)}
+        self._closing: set[asyncio.Task[None]] = set()
         self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
         self._consume = self._channel.stream_stream(*_methods.CONSUME)
         self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
@@ -94,7 +108,7 @@ class AsyncClient:
             >>> ack = await client.publish(Event("orders/created", b"{}", key="c-7"))
         """
         request = publish_pb2.PublishRequest(event=event_to_proto(event))
-        return ack_from_proto((await self._call(self._publish, request, timeout)).ack)
+        return ack_from_proto((await self._publish_call(PUBLISH, request, timeout)).ack)
 
     async def publish_batch(self, events: Iterable[Event], *,
                             timeout: float | None = None) -> list[PublishResult]:
@@ -104,7 +118,7 @@ class AsyncClient:
             >>> results = await client.publish_batch([Event("a/1", b"x"), Event("a/2", b"y")])
         """
         request = publish_pb2.PublishBatchRequest(events=[event_to_proto(e) for e in events])
-        response = await self._call(self._publish_batch, request, timeout)
+        response = await self._publish_call(PUBLISH_BATCH, request, timeout)
         return [result_from_proto(result) for result in response.results]
 
     def publish_stream(self, *, window: int = DEFAULT_WINDOW) -> AsyncPublisher:
@@ -115,7 +129,12 @@ class AsyncClient:
             ...     pending = await stream.send(Event("logs/app", "started"))
             ...     ack = await pending
         """
-        return AsyncPublisher(self._publish_stream, window)
+        return AsyncPublisher(self._route(self._hint.address).publish_stream, window)
+
+    @property
+    def publish_target(self) -> str:
+        """Where publishes go now: the target, or the leader it named."""
+        return self._hint.address
 
     def subscribe(self, *patterns: str, min_priority: Priority | str | None = None,
                   start: StartPosition = "latest", max_batch_events: int = 0,
@@ -197,9 +216,48 @@ class AsyncClient:
                     raise error from rpc_error
             await asyncio.sleep(wait)
 
+    async def _publish_call(self, method: int, request: Any, timeout: float | None) -> Any:
+        """A publish with retries, sent where :class:`LeaderHint` says (see ``prefer_leader``)."""
+        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        while True:
+            address = self._hint.address
+            call = self._route(address).unary[method](request, timeout=budget.remaining())
+            try:
+                response = await call
+            except grpc.RpcError as rpc_error:
+                error = error_from_rpc(rpc_error)
+                moved = self._hint.failed(error, address)
+                wait = budget.wait_after(error)
+                if wait is None:
+                    raise error from rpc_error
+                if moved:
+                    continue  # another node takes it now: no wait
+            else:
+                self._hint.answered(await call.trailing_metadata())
+                return response
+            await asyncio.sleep(wait)
+
+    def _route(self, address: str) -> _AsyncRoute:
+        """The publish methods on a channel to ``address`` (opened the first time)."""
+        route = self._routes.get(address)
+        if route is None:
+            if len(self._routes) > MAX_CHANNELS:
+                oldest = next(a for a in self._routes if a != self._hint.target)
+                closing = asyncio.get_running_loop().create_task(
+                    self._routes.pop(oldest).channel.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            channel = async_channel(address, self._tls, self._options, self._interceptors)
+            route = self._routes[address] = _AsyncRoute(channel)
+        return route
+
     async def close(self) -> None:
-        """Close the channel (open subscriptions and streams end)."""
-        await self._channel.close()
+        """Close the channels (open subscriptions and streams end)."""
+        routes, self._routes = list(self._routes.values()), {}
+        for route in routes:
+            await route.channel.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from ._consume import GroupStart, consume_start
 from ._consumer import Consumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
+from ._leader import MAX_CHANNELS, LeaderHint
 from ._publisher import DEFAULT_WINDOW, Publisher
 from ._results import (
     ClusterStatus,
@@ -40,6 +42,20 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+PUBLISH, PUBLISH_BATCH = 0, 1
+"""Indexes of the unary publish methods in :attr:`_Route.unary`."""
+
+
+class _Route:
+    """The publish methods on one channel (the target's, or a leader's)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.unary: tuple[grpc.UnaryUnaryMultiCallable[Any, Any], ...] = (
+            channel.unary_unary(*_methods.PUBLISH), channel.unary_unary(*_methods.PUBLISH_BATCH))
+        self.publish_stream = channel.stream_stream(*_methods.PUBLISH_STREAM)
+
+
 class Client:
     """A blocking EventStream client on one gRPC channel; safe to share between threads.
 
@@ -53,6 +69,12 @@ class Client:
         retry: when to retry; see :class:`RetryPolicy`.
         interceptors: gRPC client interceptors (``grpc.UnaryUnaryClientInterceptor`` ...).
         options: extra gRPC channel options, e.g. ``[("grpc.keepalive_time_ms", 60000)]``.
+        prefer_leader: send publishes to the leader of a replicated cluster
+            once a node named it in the trailers of a publish it forwarded
+            (saving that node's hop). Whatever this says, a ``NOT_LEADER``
+            error naming the leader's address sends publishes there, and
+            UNAVAILABLE from that leader sends them back to ``target``.
+            Subscriptions and consumers stay on ``target``.
 
     Example:
         >>> with Client("127.0.0.1:9200") as client:
@@ -63,17 +85,20 @@ class Client:
     def __init__(self, target: str = DEFAULT_TARGET, *, tls: TLSConfig | None = None,
                  token: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
-                 interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = ()) -> None:
+                 interceptors: Sequence[Any] = (), options: Sequence[ChannelOption] = (),
+                 prefer_leader: bool = False) -> None:
         channel = sync_channel(target, tls, options)
         self._pause = Pause(channel)
         if token is not None:
             interceptors = [TokenInterceptor(token), *interceptors]
+        self._interceptors = list(interceptors)
+        self._tls, self._options = tls, options
         self._channel = grpc.intercept_channel(channel, *interceptors) if interceptors else channel
         self._timeout = timeout
         self._retry = retry
-        self._publish = self._channel.unary_unary(*_methods.PUBLISH)
-        self._publish_batch = self._channel.unary_unary(*_methods.PUBLISH_BATCH)
-        self._publish_stream = self._channel.stream_stream(*_methods.PUBLISH_STREAM)
+        self._hint = LeaderHint(target, prefer_leader)
+        self._routes: dict[str, _Route] = {target: _Route(self._channel)}
+        self._routes_lock = threading.Lock()
         self._subscribe = self._channel.unary_stream(*_methods.SUBSCRIBE)
         self._consume = self._channel.stream_stream(*_methods.CONSUME)
         self._cluster_status = self._channel.unary_unary(*_methods.CLUSTER_STATUS)
@@ -101,7 +126,7 @@ class Client:
             0
         """
         request = publish_pb2.PublishRequest(event=event_to_proto(event))
-        return ack_from_proto(self._call(self._publish, request, timeout).ack)
+        return ack_from_proto(self._publish_call(PUBLISH, request, timeout).ack)
 
     def publish_batch(self, events: Iterable[Event], *,
                       timeout: float | None = None) -> list[PublishResult]:
@@ -119,7 +144,7 @@ class Client:
             [True, False]
         """
         request = publish_pb2.PublishBatchRequest(events=[event_to_proto(e) for e in events])
-        response = self._call(self._publish_batch, request, timeout)
+        response = self._publish_call(PUBLISH_BATCH, request, timeout)
         return [result_from_proto(result) for result in response.results]
 
     def publish_stream(self, *, window: int = DEFAULT_WINDOW) -> Publisher:
@@ -131,7 +156,12 @@ class Client:
             >>> future.result().offset
             0
         """
-        return Publisher(self._publish_stream, window)
+        return Publisher(self._route(self._hint.address).publish_stream, window)
+
+    @property
+    def publish_target(self) -> str:
+        """Where publishes go now: the target, or the leader it named."""
+        return self._hint.address
 
     def subscribe(self, *patterns: str, min_priority: Priority | str | None = None,
                   start: StartPosition = "latest", max_batch_events: int = 0,
@@ -254,9 +284,47 @@ class Client:
                     raise error from rpc_error
             self._pause(wait)
 
+    def _publish_call(self, method: int, request: Any, timeout: float | None) -> Any:
+        """A publish with retries, sent where :class:`LeaderHint` says (see ``prefer_leader``)."""
+        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        while True:
+            address = self._hint.address
+            rpc = self._route(address).unary[method]
+            try:
+                response, call = rpc.with_call(request, timeout=budget.remaining())
+            except grpc.RpcError as rpc_error:
+                error = error_from_rpc(rpc_error)
+                moved = self._hint.failed(error, address)
+                wait = budget.wait_after(error)
+                if wait is None:
+                    raise error from rpc_error
+                if moved:
+                    continue  # another node takes it now: no wait
+            else:
+                self._hint.answered(call.trailing_metadata())
+                return response
+            self._pause(wait)
+
+    def _route(self, address: str) -> _Route:
+        """The publish methods on a channel to ``address`` (opened the first time)."""
+        with self._routes_lock:
+            route = self._routes.get(address)
+            if route is None:
+                if len(self._routes) > MAX_CHANNELS:
+                    oldest = next(a for a in self._routes if a != self._hint.target)
+                    self._routes.pop(oldest).channel.close()
+                channel = sync_channel(address, self._tls, self._options)
+                if self._interceptors:
+                    channel = grpc.intercept_channel(channel, *self._interceptors)
+                route = self._routes[address] = _Route(channel)
+            return route
+
     def close(self) -> None:
-        """Close the channel (open subscriptions and streams end)."""
-        self._channel.close()
+        """Close the channels (open subscriptions and streams end)."""
+        with self._routes_lock:
+            routes, self._routes = list(self._routes.values()), {}
+        for route in routes:
+            route.channel.close()
 
     def __enter__(self) -> Client:
         return self

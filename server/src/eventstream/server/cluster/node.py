@@ -40,6 +40,7 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 
 from eventstream.server.raft import (
@@ -60,6 +61,7 @@ from eventstream.server.raft import (
     UnavailableError,
 )
 
+from .append_times import AppendTimes
 from .errors import DriverHalted, DriverStopped, ProposalDropped, TooManyReads
 from .ports import Applier, RaftLog, Transport
 
@@ -125,6 +127,8 @@ class RaftDriver:
         self.dropped_messages = 0
         """Inbound messages dropped: addressed to another node or group, or arrived after stop."""
         self.elections_won = 0
+        self.append_times = AppendTimes()
+        """When this node, leading, appended its entries (for :meth:`lag_seconds`)."""
         """Times this node became leader since start."""
         self.on_membership: Callable[[Membership], None] | None = None
         """Called with the membership in force at start and whenever it changes."""
@@ -185,6 +189,7 @@ class RaftDriver:
         self._check_running()
         indexes = self._node.propose_many(items)
         if indexes:
+            self.append_times.mark(indexes.start, time.monotonic())
             self._wake.set()
         return indexes
 
@@ -349,6 +354,19 @@ class RaftDriver:
         """The core's summary: term, vote, role, leader, commit, applied, membership, progress."""
         return self._node.status()
 
+    def lag_seconds(self) -> dict[str, float]:
+        """Per peer, the age of the oldest entry it lacks (leader only; empty elsewhere)."""
+        status = self._node.status()
+        if status.role is not Role.LEADER:
+            return {}
+        matches = {peer: progress.match for peer, progress in status.progress.items()
+                   if peer != status.node_id}
+        if matches:
+            self.append_times.forget_through(min(matches.values()))
+        now = time.monotonic()
+        return {peer: self.append_times.lag_seconds(match, status.last_index, now)
+                for peer, match in sorted(matches.items())}
+
     # ------------------------------------------------------------------
     # The Inbox port, for the transport.
 
@@ -455,6 +473,7 @@ class RaftDriver:
         assert soft is not None
         if soft.role is Role.LEADER:
             self.elections_won += 1
+            self.append_times.lead(self._node.last_index, time.monotonic())
             log.info("Raft node %s leads term %d", self._config.node_id, self._node.term)
         else:
             log.info("Raft node %s is %s in term %d, leader %s", self._config.node_id,

@@ -10,9 +10,10 @@ at start: the members elect one when their election timers run out.
 Only the leader sequences. A gRPC publish reaching a follower (Publish,
 PublishBatch, each PublishStream request) is forwarded to the leader over
 the cluster link (``PeerService.Forward``) and answered with the leader's
-answer; TCP and UDP frames reaching a follower are refused at once with ``NOT_LEADER``
-(UNAVAILABLE, retryable) naming the leader's node id and public gRPC
-address. With no leader known, both get UNAVAILABLE with a retry delay.
+answer; so are the raw TCP and UDP frames it reads (``ingest.forwarding``).
+A write this node cannot take gets ``NOT_LEADER`` (UNAVAILABLE, retryable)
+naming the leader's node id and public gRPC address; with no leader known,
+UNAVAILABLE with a retry delay.
 Followers apply what the leader commits, so their subscribers read the same
 entries in the same order.
 
@@ -223,6 +224,11 @@ class ClusterMember:
         if leader == self.identity.node_id:
             return self.client_address
         return self.transport.peer_client_address(leader)
+
+    def leader_hint(self) -> tuple[str, str]:
+        """The leader's node id and public gRPC address ("" for what is not known)."""
+        leader = self.replicated.driver.leader_id
+        return (leader, self.leader_address(leader)) if leader else ("", "")
 
     def follows(self) -> bool:
         """Whether writes go to another node now (this one does not lead)."""

@@ -56,7 +56,8 @@ class Cluster:
     leader: str
     members: list[dict[str, Any]]
     """Per member: ``node_id``, ``address``, ``role``, ``match_index``, ``lag`` (entries
-    behind the commit index), ``reachable``."""
+    behind the commit index), ``lag_seconds`` (age of the oldest entry it lacks),
+    ``reachable``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ KIND_ERROR = 2
 _BATCH_HEADER = struct.Struct(">I")
 _ACK_HEAD = struct.Struct(">IBQI")
 _ERROR_HEAD = struct.Struct(">IBQB")
+_ACK_ENTRY_BYTES = 12
 
 
 def batch_length(header: bytes | memoryview) -> int:
@@ -52,9 +53,18 @@ def encode_ack(sequence: int, positions: list[int]) -> bytes:
 
     ``positions`` holds partition, offset, partition, offset, ... one pair per frame, in frame order.
     """
-    count = len(positions) // 2
-    body = struct.pack(f">{'IQ' * count}", *positions)
-    return _ACK_HEAD.pack(1 + 8 + 4 + len(body), KIND_ACK, sequence, count) + body
+    return encode_ack_of(sequence, encode_positions(positions))
+
+
+def encode_positions(positions: list[int]) -> bytes:
+    """The entries of an ACK message: ``positions`` (partition, offset, ...) laid out as it carries them."""
+    return struct.pack(f">{'IQ' * (len(positions) // 2)}", *positions)
+
+
+def encode_ack_of(sequence: int, entries: bytes) -> bytes:
+    """An ACK message for batch ``sequence`` around entries from :func:`encode_positions`."""
+    count = len(entries) // _ACK_ENTRY_BYTES
+    return _ACK_HEAD.pack(1 + 8 + 4 + len(entries), KIND_ACK, sequence, count) + entries
 
 
 def encode_error(position: int, reason: str, message: str) -> bytes:
@@ -78,6 +88,8 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "batch_length",
     "encode_ack",
+    "encode_ack_of",
     "encode_error",
+    "encode_positions",
     "token_length",
 ]

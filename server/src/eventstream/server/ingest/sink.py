@@ -106,4 +106,20 @@ class BrokerSink:
             pass
 
 
-__all__ = ["ROOM_POLL_SECONDS", "BrokerSink"]
+async def positions_of(queued: list[Submission]) -> list[int]:
+    """Partition and offset of each frame of a batch, flat, in frame order."""
+    if len(queued) == 1:   # one lane: rows are already in frame order
+        await queued[0].future
+        assert queued[0].placed is not None
+        return queued[0].placed.flat_positions()
+    by_frame: dict[int, tuple[int, int]] = {}
+    for submission in queued:
+        await submission.future
+        assert submission.placed is not None
+        flat = submission.placed.flat_positions()
+        frames = submission.events.indexes()
+        by_frame.update(zip(frames, zip(flat[::2], flat[1::2])))
+    return [value for frame in sorted(by_frame) for value in by_frame[frame]]
+
+
+__all__ = ["ROOM_POLL_SECONDS", "BrokerSink", "positions_of"]

@@ -38,6 +38,7 @@ as the rates need (Kafka-style throttling: nothing is refused or lost).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import ssl
@@ -56,8 +57,9 @@ from ..tasks import cancel_and_wait
 from . import messages
 from .budget import ByteBudget
 from .channel import TcpChannel
+from .forwarding import CONNECTION_IN_FLIGHT, FrameForwarder, frames_length
 from .frames import DecodedFrames, FrameDecoder, Rejection
-from .sink import BrokerSink
+from .sink import BrokerSink, positions_of
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +101,13 @@ class TcpIngest:
         metrics: the server's metrics.
         access: who a client is and what it may publish.
         tls: the certificate to serve (None: plaintext).
+        forwarder: on a member of a replicated cluster, sends the frames
+            read while it follows to the leader (:mod:`.forwarding`).
     """
 
     def __init__(self, config: IngestConfig, limits: LimitsConfig, decoder: FrameDecoder,
                  sink: BrokerSink, metrics: Metrics, access: AccessControl,
-                 tls: ServerTls | None = None) -> None:
+                 tls: ServerTls | None = None, forwarder: FrameForwarder | None = None) -> None:
         self._config = config
         self._limits = limits
         self._decoder = decoder
@@ -111,6 +115,7 @@ class TcpIngest:
         self._metrics = metrics
         self.access = access
         self._tls = tls
+        self.forwarder = forwarder
         self.budget = ByteBudget(config.max_buffered_bytes)
         """Bytes all connections hold beyond their receive buffers."""
         self._server: asyncio.Server | None = None
@@ -296,6 +301,8 @@ class _Connection:
         self._erred = False                    # an ERROR was sent
         self._reading: asyncio.Task[None] | None = None
         self._principal: Principal = ANONYMOUS
+        self._forwarded: collections.deque[asyncio.Task[bytes]] = collections.deque()
+        """Fire-and-forget: requests forwarded to the leader, not yet answered."""
         self.done: asyncio.Future[None] = self._loop.create_future()
 
     def stop_reading(self) -> None:
@@ -413,6 +420,8 @@ class _Connection:
         else:
             self._authenticate(None)
             await self._read_stream()
+            while self._forwarded:  # the leader's refusal still ends the connection
+                await self._settle(self._forwarded.popleft())
 
     async def _read_token(self) -> str:
         """The token of an ``ESA2`` handshake (after the magic)."""
@@ -497,7 +506,12 @@ class _Connection:
                 if denial is not None:
                     self._refuse_denied(decoded, denial[0])
                 if decoded.count:
-                    await self._queue(decoded)
+                    if self._forwarding():
+                        consumed = decoded.consumed if denial is None else \
+                            frames_length(data, denial[0])
+                        await self._forward(bytes(data[:consumed]), decoded.count)
+                    else:
+                        await self._queue(decoded)
                     self._accepted += decoded.count
             finally:
                 if held:
@@ -539,11 +553,19 @@ class _Connection:
                               f"the limit of {limits.max_request_bytes} (limits.max_request_bytes)")
             reserved = self._batch_reservation(size)
             await self._server_side(self._taken(reserved))
+            raw: list[bytes] | None = [] if self._forwarding() else None
             try:
-                pieces = await self._read_batch(size)
+                pieces = await self._read_batch(size, raw)
                 self._finish()
                 self._check_batch(pieces)
-                queued = [await self._queue_accepted(piece) for piece in pieces]
+                if raw is None:
+                    queued: _Answer = [await self._queue_accepted(piece) for piece in pieces]
+                else:
+                    forwarder = self._ingest.forwarder
+                    assert forwarder is not None
+                    queued = await self._server_side(forwarder.send(
+                        b"".join(raw), sum(piece.good for piece in pieces), "tcp",
+                        self._on_full))
             finally:
                 self._budget.give(reserved - self._keep_grown())
             await window.put((self._sequence, queued))
@@ -567,8 +589,10 @@ class _Connection:
                 raise _Closed(closed.reason, f"batch {self._sequence} {closed.message}")
             first += piece.good
 
-    async def _read_batch(self, size: int) -> list[Accepted]:
+    async def _read_batch(self, size: int, raw: list[bytes] | None = None) -> list[Accepted]:
         """The body of one batch, validated as it arrives, a receive buffer at a time.
+
+        ``raw`` (when forwarding) gets a copy of the batch's bytes, a piece at a time.
 
         A batch larger than the receive buffer gets a buffer of its size (at
         most a largest frame), so that a small batch is validated in one
@@ -599,6 +623,8 @@ class _Connection:
             data = data[:remaining]
             decoded = decoder.decode(data, final=len(data) == remaining)
             self._count(decoded)
+            if raw is not None:
+                raw.append(bytes(data[:decoded.consumed]))
             channel.consume(decoded.consumed)
             remaining -= decoded.consumed
             rejection = decoded.rejection
@@ -703,6 +729,31 @@ class _Connection:
         return _Closed("FRAME_TRUNCATED", "the connection ended inside a "
                        + ("batch" if self._acked else "frame"))
 
+    def _forwarding(self) -> bool:
+        """Whether frames read now go to the leader (this node follows)."""
+        forwarder = self._ingest.forwarder
+        return forwarder is not None and forwarder.follows()
+
+    async def _forward(self, frames: bytes, count: int) -> None:
+        """Fire-and-forget: send frames to the leader, at most a few requests in flight.
+
+        Raises:
+            EventStreamError: the leader refused earlier frames, or none is known.
+        """
+        forwarded = self._forwarded
+        if len(forwarded) >= CONNECTION_IN_FLIGHT and not forwarded[0].done():
+            self._on_full()  # the leader is slower than this client: stop reading
+        while forwarded and (forwarded[0].done() or len(forwarded) >= CONNECTION_IN_FLIGHT):
+            await self._settle(forwarded.popleft())
+        forwarder = self._ingest.forwarder
+        assert forwarder is not None
+        forwarded.append(await self._server_side(
+            forwarder.send(frames, count, "tcp", self._on_full)))
+
+    async def _settle(self, task: asyncio.Task[bytes]) -> None:
+        """Wait for a forwarded request's answer (raises the leader's refusal)."""
+        await self._server_side(task)
+
     async def _queue(self, decoded: DecodedFrames) -> list[Submission]:
         assert decoded.accepted is not None
         return await self._queue_accepted(decoded.accepted)
@@ -752,14 +803,18 @@ class _Connection:
                     return
                 sequence, pieces = item
                 try:
-                    positions = [position for queued in pieces
-                                 for position in await _positions(queued)]
+                    if isinstance(pieces, asyncio.Task):  # forwarded: the leader's positions
+                        ack = messages.encode_ack_of(sequence, await pieces)
+                    else:
+                        ack = messages.encode_ack(sequence, [
+                            position for queued in pieces
+                            for position in await positions_of(queued)])
                 except EventStreamError as error:
                     self._erred = True
                     await self._send(messages.encode_error(sequence, error.reason, error.message))
                     self.stop_reading()
                     return
-                await self._send(messages.encode_ack(sequence, positions))
+                await self._send(ack)
         except TimeoutError:
             # The client reads nothing: no ERROR can reach it either.
             log.warning("tcp ingest: dropping %s: it read no answer for %g s "
@@ -772,25 +827,11 @@ class _Connection:
         await self._channel.send(data, self._frame_timeout)
 
 
-async def _positions(queued: list[Submission]) -> list[int]:
-    """Partition and offset of each frame of a batch, flat, in frame order."""
-    if len(queued) == 1:   # one lane: rows are already in frame order
-        await queued[0].future
-        assert queued[0].placed is not None
-        return queued[0].placed.flat_positions()
-    by_frame: dict[int, tuple[int, int]] = {}
-    for submission in queued:
-        await submission.future
-        assert submission.placed is not None
-        flat = submission.placed.flat_positions()
-        frames = submission.events.indexes()
-        by_frame.update(zip(frames, zip(flat[::2], flat[1::2])))
-    return [value for frame in sorted(by_frame) for value in by_frame[frame]]
-
-
-_WindowItem = tuple[int, list[list[Submission]]] | _Closed | None
-"""What the reader hands the answerer: a batch's sequence and submissions, the
-error that closed the connection, or None at the end."""
+_Answer = list[list[Submission]] | asyncio.Task[bytes]
+"""An acknowledged batch on its way: its submissions per piece, or the request forwarding it."""
+_WindowItem = tuple[int, _Answer] | _Closed | None
+"""What the reader hands the answerer: a batch's sequence and submissions (or
+forwarding), the error that closed the connection, or None at the end."""
 
 
 def _as_closed(error: ConnectionError | EventStreamError) -> _Closed:

@@ -46,6 +46,7 @@ from ..native import (
 )
 from ..observability.metrics import Metrics
 from ..tasks import cancel_and_wait
+from .forwarding import FrameForwarder, frames_of_datagrams
 from .frames import FrameDecoder
 from .sink import BrokerSink
 
@@ -68,11 +69,15 @@ class UdpIngest:
         metrics: the server's metrics.
         numa: place the receive queue's memory on a NUMA node (its one
             shard on node 0; best effort), as ``numa.enabled`` asks.
+        forwarder: on a member of a replicated cluster, sends the frames of
+            the datagrams read while it follows to the leader (:mod:`.forwarding`).
     """
 
     def __init__(self, config: IngestConfig, decoder: FrameDecoder, sink: BrokerSink,
-                 metrics: Metrics, numa: bool = False) -> None:
+                 metrics: Metrics, numa: bool = False,
+                 forwarder: FrameForwarder | None = None) -> None:
         self._config = config
+        self._forwarder = forwarder
         self._decoder = decoder
         self._sink = sink
         self._metrics = metrics
@@ -188,8 +193,40 @@ class UdpIngest:
             metrics.datagrams_dropped.add(count, {"reason": reason})
             metrics.rejected.add(decoded.rejected[reason], {"transport": "udp", "reason": reason})
         accepted = decoded.accepted
-        if accepted.good:
+        if not accepted.good:
+            return
+        forwarder = self._forwarder
+        if forwarder is not None and forwarder.follows():
+            await self._forward_good(forwarder, batch, accepted)
+        else:
             await self._queue_good(accepted)
+
+    async def _forward_good(self, forwarder: FrameForwarder, batch: memoryview,
+                            accepted: Accepted) -> None:
+        """Send the good datagrams' frames to the leader; a refusal drops and counts them.
+
+        Waits while the node has too many requests in flight (the receive
+        queue holds what comes meanwhile).
+        """
+        refused = frozenset(refusal.position for refusal in accepted.refusals())
+        frames = frames_of_datagrams(batch, refused)
+        task = await forwarder.send(frames, accepted.good, "udp", self._on_full)
+        task.add_done_callback(lambda done: self._count_forward_failure(done, accepted))
+
+    def _count_forward_failure(self, task: asyncio.Task[bytes], accepted: Accepted) -> None:
+        """Count the datagrams of a forwarded request the leader did not take (or none is known)."""
+        if task.cancelled():
+            reason = "SHUTTING_DOWN"
+        else:
+            error = task.exception()
+            if error is None:
+                return
+            reason = error.reason if isinstance(error, EventStreamError) else "INTERNAL"
+        datagrams = len(set(accepted.good_events().indexes()))
+        self._metrics.datagrams_dropped.add(datagrams, {"reason": reason})
+        self._metrics.rejected.add(accepted.good, {"transport": "udp", "reason": reason})
+        log.warning("udp ingest: %d datagrams read but not forwarded to the leader: %s",
+                    datagrams, reason)
 
     async def _queue_good(self, accepted: Accepted) -> None:
         """Queue the good datagrams' events in order, waiting while a lane is full.

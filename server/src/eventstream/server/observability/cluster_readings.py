@@ -25,6 +25,10 @@ class DriverView(Protocol):
         """The core's summary."""
         ...
 
+    def lag_seconds(self) -> dict[str, float]:
+        """Per peer, the age of the oldest entry it lacks (leader only)."""
+        ...
+
 
 class PeerView(Protocol):
     """The peer transport's figures (``cluster.transport.GrpcTransport``)."""
@@ -75,6 +79,8 @@ def observe_cluster(metrics: Metrics, driver: DriverView, peers: PeerView | None
     metrics.observe("eventstream.cluster.members", lambda: members_by_role(driver.status()))
     metrics.observe("eventstream.cluster.is_learner", of_status(
         lambda status: 1.0 if status.node_id in status.membership.learners else 0.0))
+    metrics.observe("eventstream.cluster.replication_lag_seconds",
+                    lambda: [(age, {"peer": peer}) for peer, age in driver.lag_seconds().items()])
     if peers is None:
         metrics.observe("eventstream.cluster.peers_connected", lambda: [(0, {})])
         metrics.observe("eventstream.cluster.forwarded", lambda: [(0, {})])

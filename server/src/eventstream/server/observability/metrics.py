@@ -95,6 +95,10 @@ class Metrics:
         self.delivered = FastCounter(
             meter, "eventstream.events.delivered", unit="1",
             description="Events sent to subscribers, by transport")
+        self.frames_forwarded = FastCounter(
+            meter, "eventstream.ingest.forwarded", unit="1",
+            description="Raw TCP and UDP frames this node forwarded to the leader while "
+                        "following, by transport")
         self.publish_latency = meter.create_histogram(
             "eventstream.publish.latency", unit="s",
             description="Time from receiving a publish to acknowledging it")
@@ -121,7 +125,8 @@ class Metrics:
             "eventstream.ingest.backpressure", unit="1",
             description="Times raw ingest (a TCP connection, or the UDP receive queue) "
                         "stopped reading because a lane was full, or a TCP connection "
-                        "because ingest.max_buffered_bytes were in use")
+                        "because ingest.max_buffered_bytes were in use, or (on a follower) "
+                        "because its frames forwarded to the leader were at their bound")
         self.http_closed = meter.create_counter(
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
@@ -176,11 +181,17 @@ class Metrics:
              "Members of the cluster as this node applied them, by role (voter, learner)"),
             ("eventstream.cluster.is_learner", "1",
              "1 while this node is a learner (a non-voting member), else 0"),
+            ("eventstream.cluster.replication_lag_seconds", "s",
+             "Age of the oldest entry a member lacks, by peer (on the leader; 0 when it "
+             "lacks none)"),
             ("eventstream.storage.failed", "1",
              "1 once a storage error halted writes (by error, e.g. ENOSPC, EIO), else 0"),
             ("eventstream.dedup.ids", "1", "Event ids remembered for de-duplication"),
             ("eventstream.group.lag", "1", "Committed events a consumer group has not finished"),
             ("eventstream.group.members", "1", "Members of a consumer group"),
+            ("eventstream.group.committed", "1",
+             "Committed offsets of a consumer group as the log holds them, summed over the "
+             "partitions (on every node of a cluster; moves when the leader writes them)"),
             ("eventstream.groups", "1",
              "Consumer groups the node knows (groups.max_groups), with members or not"),
             ("eventstream.numa.nodes", "1", "NUMA nodes found on this machine"),
@@ -248,6 +259,7 @@ class Metrics:
         self.delivered.add(0, {"transport": "grpc"})
         for transport in ("tcp", "udp"):
             self.ingest_backpressure.add(0, {"transport": transport})
+            self.frames_forwarded.add(0, {"transport": transport})
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)

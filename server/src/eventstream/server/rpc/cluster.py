@@ -46,6 +46,10 @@ class RaftGroup(Protocol):
         """The core's summary: term, role, leader, indexes, membership, followers' progress."""
         ...
 
+    def lag_seconds(self) -> dict[str, float]:
+        """Per peer, the age of the oldest entry it lacks (on the leader; empty elsewhere)."""
+        ...
+
 
 class ClusterServicer:
     """Handlers of ClusterService.
@@ -133,11 +137,13 @@ class ClusterServicer:
     def summary(self) -> dict[str, Any]:
         """The cluster as /status shows it: :meth:`status` as JSON values, with lags.
 
-        A member's lag is its entries behind the commit index; None where this
-        node does not know it (only the leader knows the others' match index).
+        A member's lag is its entries behind the commit index, and
+        ``lag_seconds`` the age of the oldest entry it lacks; None where this
+        node does not know them (only the leader knows the others' match index).
         """
         status = self.status()
         leads = status.role == cluster_pb2.ROLE_LEADER
+        ages = self._raft.lag_seconds()
         return {
             "role": _ROLE_NAMES[status.role], "term": status.term,
             "commit_index": status.commit_index, "leader": status.leader_id,
@@ -145,6 +151,8 @@ class ClusterServicer:
                          "role": _ROLE_NAMES[member.role], "match_index": member.match_index,
                          "lag": (max(status.commit_index - member.match_index, 0)
                                  if leads or member.node_id == status.node_id else None),
+                         "lag_seconds": (0.0 if member.node_id == status.node_id
+                                         else ages.get(member.node_id) if leads else None),
                          "reachable": member.reachable} for member in status.members]}
 
     async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],

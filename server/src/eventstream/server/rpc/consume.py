@@ -26,6 +26,7 @@ from ..config.model import GroupsConfig, LimitsConfig
 from ..errors import EventStreamError, invalid
 from ..observability.metrics import Metrics
 from ..security.access import Principal
+from .consume_relay import ConsumeRelay
 from .convert import StringFields, parse_request
 from .guard import Guard
 from .status import handles_errors
@@ -52,11 +53,15 @@ class ConsumeServicer:
         limits: request limits.
         metrics: the server's metrics.
         guard: who calls, and which groups and topics they may consume.
+        relay: on a member of a replicated cluster, runs the streams on the
+            leader while this node follows (:mod:`.consume_relay`).
     """
 
     def __init__(self, broker: Broker, coordinator: GroupCoordinator, config: GroupsConfig,
-                 limits: LimitsConfig, metrics: Metrics, guard: Guard) -> None:
+                 limits: LimitsConfig, metrics: Metrics, guard: Guard,
+                 relay: ConsumeRelay | None = None) -> None:
         self._broker = broker
+        self._relay = relay
         self._coordinator = coordinator
         self._config = config
         self._limits = limits
@@ -103,6 +108,11 @@ class ConsumeServicer:
         settings = self._settings(first.start)
         self._check_group(principal, first.start.group, settings.patterns)
         with self._guard.subscription_slot(principal):
+            leader = None if self._relay is None else self._relay.leader_address()
+            if leader is not None:
+                assert self._relay is not None and data is not None
+                await self._relay.pipe(leader, data, requests, context)
+                return
             await self._member(first.start.group, settings, requests, context)
 
     def _check_group(self, principal: Principal, group: str, patterns: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ from ..observability.metrics import Metrics
 from ..security.access import ANONYMOUS, AccessControl, Principal
 from .convert import EventValidator, check_batch_size, error_result
 from .guard import Guard
-from .status import error_from_status, handles_errors, status_details
+from .status import LEADER_ADDRESS, LEADER_ID, error_from_status, handles_errors, status_details
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,10 @@ class Forwarder(Protocol):
         Raises:
             EventStreamError: UNAVAILABLE when no leader is known or reachable.
         """
+        ...
+
+    def leader_hint(self) -> tuple[str, str]:
+        """The leader's node id and public gRPC address ("" when unknown)."""
         ...
 
 
@@ -325,7 +329,10 @@ class PublishServicer:
                        principal: Principal) -> bytes:
         self._broker.check_accepting()
         relayed = await self._relayed(FORWARD_PUBLISH, request, principal)
-        return relayed if relayed is not None else await self._publish_here(request, principal)
+        if relayed is None:
+            return await self._publish_here(request, principal)
+        self._hint_leader(context)
+        return relayed
 
     async def _publish_here(self, request: bytes, principal: Principal) -> bytes:
         pending = self._prepare(request, principal, _EVENT, 0, "")
@@ -342,8 +349,17 @@ class PublishServicer:
                              principal: Principal) -> bytes:
         self._broker.check_accepting()
         relayed = await self._relayed(FORWARD_PUBLISH_BATCH, request, principal)
-        return relayed if relayed is not None else await self._publish_batch_here(request,
-                                                                                  principal)
+        if relayed is None:
+            return await self._publish_batch_here(request, principal)
+        self._hint_leader(context)
+        return relayed
+
+    def _hint_leader(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        """Name the leader in the trailers of a forwarded answer, so a client may go there."""
+        assert self._forwarder is not None
+        leader, address = self._forwarder.leader_hint()
+        if address:
+            context.set_trailing_metadata(((LEADER_ID, leader), (LEADER_ADDRESS, address)))
 
     async def _publish_batch_here(self, request: bytes, principal: Principal) -> bytes:
         pending = self._prepare(request, principal, _EVENT, _BATCH_RESULTS, "events")

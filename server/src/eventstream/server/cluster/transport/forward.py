@@ -38,7 +38,9 @@ PUBLISH_BATCH = pb.FORWARD_KIND_PUBLISH_BATCH
 """Kind of a forwarded ``eventstream.v1.PublishBatchRequest``."""
 PUBLISH_STREAM = pb.FORWARD_KIND_PUBLISH_STREAM
 """Kind of one forwarded ``eventstream.v1.PublishStreamRequest``."""
-KINDS = frozenset({PUBLISH, PUBLISH_BATCH, PUBLISH_STREAM})
+FRAMES = pb.FORWARD_KIND_FRAMES
+"""Kind of forwarded raw TCP/UDP frames, one after another (answered with their positions)."""
+KINDS = frozenset({PUBLISH, PUBLISH_BATCH, PUBLISH_STREAM, FRAMES})
 """The kinds this version serves."""
 MAX_IN_FLIGHT = 1024
 """Forwarded requests served at once per stream."""
@@ -184,5 +186,5 @@ def forward_handler(sender: str, node_id: str, groups: frozenset[int],
     return serve
 
 
-__all__ = ["KINDS", "PUBLISH", "PUBLISH_BATCH", "PUBLISH_STREAM", "Answer", "ForwardFailed", "ForwardStream",
-           "ForwardTarget", "forward_handler"]
+__all__ = ["FRAMES", "KINDS", "PUBLISH", "PUBLISH_BATCH", "PUBLISH_STREAM", "Answer",
+           "ForwardFailed", "ForwardStream", "ForwardTarget", "forward_handler"]
