@@ -44,6 +44,33 @@ async def test_realtime_first_but_batch_keeps_its_share():
     assert len(lanes.take(100, 0.25)) == 100
 
 
+async def test_a_round_with_realtime_events_takes_only_the_batch_share():
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.BATCH, 1) for _ in range(200)])
+    lanes.offer([submission(Lane.REALTIME, 1) for _ in range(3)])
+    kinds = [s.lane for s in lanes.take(100, 0.25)]
+    assert kinds == [Lane.REALTIME] * 3 + [Lane.BATCH] * 25
+    # Without realtime events the round is all batch.
+    assert [s.lane for s in lanes.take(100, 0.25)] == [Lane.BATCH] * 100
+
+
+async def test_waiting_peak_and_waiting_for_the_mark():
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.BATCH, 10) for _ in range(5)])
+    assert lanes.waiting_peak == {Lane.REALTIME: 0, Lane.BATCH: 50}
+    assert lanes.realtime_offered < 0
+    waiter = asyncio.ensure_future(lanes.wait_waiting_at_most(Lane.BATCH, 20))
+    await asyncio.sleep(0)
+    lanes.take(20, 0.25)                 # 30 wait: still above the mark
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lanes.take(10, 0.25)                 # 20 wait
+    await asyncio.wait_for(waiter, 1)
+    assert lanes.waiting_peak[Lane.BATCH] == 50
+    lanes.offer([submission(Lane.REALTIME, 1)])
+    assert lanes.realtime_offered > 0
+
+
 async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
     monkeypatch.delenv(LANES_ENV, raising=False)
     assert type(lanes(10, 10)) is Lanes

@@ -140,6 +140,7 @@ class Node:
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share,
             max_rounds_in_flight=config.queues.max_rounds_in_flight,
+            batch_yield_seconds=config.queues.batch_yield_ms / 1000,
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
                              config.subscribe.max_batch_bytes)
@@ -185,8 +186,8 @@ class Node:
             self.cluster.handlers(),
         ], self.health, self.tls)
         decoder = FrameDecoder(self.encoder, config.limits, config.ingest.max_frame_bytes)
-        self.tcp = TcpIngest(config.ingest, config.limits, decoder,
-                             BrokerSink(self.broker, "tcp"), metrics, self.access,
+        tcp_sink = BrokerSink(self.broker, "tcp", config.queues.batch_ingest_mark)
+        self.tcp = TcpIngest(config.ingest, config.limits, decoder, tcp_sink, metrics, self.access,
                              self.tls if tls.tcp else None)
         self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), metrics,
                              numa=config.numa.enabled)
