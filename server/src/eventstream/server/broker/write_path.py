@@ -313,6 +313,7 @@ class WritePath:
             log.exception("sequencing failed; %d submissions refused", len(taken))
             self._refuse(taken, EventStreamError("COMMIT_FAILED", f"commit failed: {exc}"))
             return
+        self._applier.expect(index, round_.term, round_.rows)
         try:
             proposer.propose_events(round_.batch)
         except ProposalRefused as exc:

@@ -451,13 +451,11 @@ class NativeWire:
             raise_for(rc, "segment_encode")
         return SegmentProgress(a.next_record, a.next_offset, a.position, a.last_position, index)
 
-    def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
-                     partitions: int, index: int, term: int, time_ns: int,
-                     next_offsets: array[int]) -> array[int]:
-        """Append a commit round to ``out`` as one EVENTS entry of the entry log (one call).
+    def entry_encode(self, sources: Sequence[EntrySourceLike], *, partitions: int, index: int,
+                     term: int, time_ns: int, next_offsets: array[int]) -> tuple[bytes, array[int]]:
+        """Encode a commit round as one EVENTS entry of the entry log (one call).
 
         Args:
-            out: the entry is appended to it.
             sources: the round's submissions as :meth:`.events.EventEncoder.place` made them: each has
                 ``records`` (bytes), ``ends`` and ``topics`` (u32), ``priorities``
                 and ``part_counts`` (records per partition, partition 0's first).
@@ -468,9 +466,11 @@ class NativeWire:
             next_offsets: u64 per partition (an ``array("Q")``), advanced.
 
         Returns:
-            Block rows, ``ENTRY_BLOCK_FIELDS`` int64 per partition with records:
+            The entry (one new ``bytes``: the only copy made of the records
+            besides the native scratch buffer), and its block rows,
+            ``ENTRY_BLOCK_FIELDS`` int64 per partition with records:
             partition, first offset, count, position of the first record in
-            ``out``, bytes of the records, time.
+            the entry, bytes of the records, time.
 
         Raises:
             InvalidArgument: counts that do not add up, spans out of bounds,
@@ -511,12 +511,8 @@ class NativeWire:
                 borrowed.release()
         if rc:
             raise_for(rc, "entry_encode")
-        start = len(out)
-        out += memoryview(scratch)[:a.out_len]
-        rows = blocks[:_lib.ENTRY_BLOCK_FIELDS * a.block_count]
-        rows[3::_lib.ENTRY_BLOCK_FIELDS] = array(
-            "q", (position + start for position in rows[3::_lib.ENTRY_BLOCK_FIELDS]))
-        return rows
+        del blocks[_lib.ENTRY_BLOCK_FIELDS * a.block_count:]
+        return ctypes.string_at(scratch, a.out_len), blocks
 
     def entry_scan(self, payload: Buffer, partitions: int = 0) -> EntryScan:
         """Blocks and producer-chosen ids of an EVENTS entry's payload (one call).
