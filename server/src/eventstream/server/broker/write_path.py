@@ -68,6 +68,9 @@ LOOP_SATURATED_SHARE = 0.75
 """A probe during which the loop's thread ran this share of the time or more
 finds the loop saturated: other work was ready all along (many short tasks
 as much as one long one)."""
+LOOP_LATE_SECONDS = 0.003
+"""A probe that took longer than this finds the loop saturated too, however
+little its thread ran: one long task, or a core the server does not get."""
 
 
 class WritePath:
@@ -240,8 +243,8 @@ class WritePath:
 
         Only while a realtime event arrived in the last
         :data:`REALTIME_RECENT_SECONDS` and none waits in its lane; until a
-        probe of the loop (a short sleep, and the loop thread's CPU time
-        during it) finds it no longer saturated, a realtime event arrives,
+        probe of the loop (a short sleep: how late it ends, and the loop
+        thread's CPU time during it) finds it no longer saturated, a realtime event arrives,
         or ``batch_yield_seconds`` passed.
         """
         if self._batch_yield <= 0:
@@ -257,7 +260,8 @@ class WritePath:
             ran = time.thread_time()
             await asyncio.sleep(LOOP_PROBE_SECONDS)
             probed, now = now, loop.time()
-            if time.thread_time() - ran < LOOP_SATURATED_SHARE * (now - probed):
+            took = now - probed
+            if took <= LOOP_LATE_SECONDS and time.thread_time() - ran < LOOP_SATURATED_SHARE * took:
                 break
         self.yielded_seconds += now - started
 
