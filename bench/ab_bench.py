@@ -18,6 +18,10 @@ ratio (working tree / baseline). Rows:
 - ``fsync: always`` ``PublishBatch`` x100 with 8 partitions, every batch
   touching all 8 (ghz, 16 in flight), on disk.
 
+Each row is given twice: in events/s, and in events per second of the
+server's CPU time while it ran (the figure that stays comparable when other
+work shares the machine; see ``PER_CPU``).
+
 Servers are pinned to one core and the clients to the other when two are
 available; every process it starts is stopped, also on failure (``--json``
 lists the server processes' ids). ``--quick`` is a short run of one repeat
@@ -75,6 +79,27 @@ def restart(server: ServerProcess, pin: bool, pids: list[int]) -> None:
                         str(server.process.pid)], check=True, capture_output=True, timeout=10)
 
 
+PER_CPU = ", events per server CPU-second"
+"""Suffix of each row's second figure: events over the server's CPU time
+(user + system, all threads) while the row ran, steadier than events/s when
+other work shares the machine (though an idle wait costs no CPU, so a server
+that is not saturated looks cheaper)."""
+
+
+def ghz_row(rows: dict[str, float], name: str, server: ServerProcess, ghz: str, call: str,
+            data: bytes, concurrency: int, per_request: int, args: argparse.Namespace, pin: bool,
+            workdir: Path, stream_messages: int = 0) -> None:
+    """One ghz row: its events/s and events per server CPU-second go to ``rows``."""
+    assert server.process is not None
+    cpu = pb.cpu_seconds(server.process.pid)
+    result = pb.run_ghz(ghz, server.target, f"eventstream.v1.PublishService.{call}", data,
+                        concurrency, args.duration, per_request, pin, workdir,
+                        stream_messages=stream_messages)
+    rows[name] = result["events_per_s"]
+    rows[name + PER_CPU] = result["requests_ok"] * per_request / max(
+        pb.cpu_seconds(server.process.pid) - cpu, 1e-3)
+
+
 def publish_rows(server: ServerProcess, ghz: str, args: argparse.Namespace, pin: bool,
                  workdir: Path) -> dict[str, float]:
     """gRPC unary, batch and stream publishes and raw TCP ingest (events/s)."""
@@ -83,18 +108,16 @@ def publish_rows(server: ServerProcess, ghz: str, args: argparse.Namespace, pin:
         events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
     stream = publish_pb2.PublishStreamRequest(
         sequence=1, events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
-    rows = {
-        "gRPC unary Publish": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.Publish", unary, 128,
-            args.duration, 1, pin, workdir)["events_per_s"],
-        "gRPC PublishBatch x100": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishBatch", batch, 16,
-            args.duration, pb.BATCH, pin, workdir)["events_per_s"],
-        "gRPC PublishStream x100": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishStream", stream, 4,
-            args.duration, pb.BATCH * 50, pin, workdir, stream_messages=50)["events_per_s"],
-    }
-    rows["TCP ingest"] = ib.tcp_run(server, pin, "tcp", args.tcp_events, [])["events_per_s"]
+    rows: dict[str, float] = {}
+    ghz_row(rows, "gRPC unary Publish", server, ghz, "Publish", unary, 128, 1, args, pin,
+            workdir)
+    ghz_row(rows, "gRPC PublishBatch x100", server, ghz, "PublishBatch", batch, 16, pb.BATCH,
+            args, pin, workdir)
+    ghz_row(rows, "gRPC PublishStream x100", server, ghz, "PublishStream", stream, 4,
+            pb.BATCH * 50, args, pin, workdir, stream_messages=50)
+    tcp = ib.tcp_run(server, pin, "tcp", args.tcp_events, [])
+    rows["TCP ingest"] = tcp["events_per_s"]
+    rows["TCP ingest" + PER_CPU] = tcp["events_per_s"] / max(tcp["server_cpu"], 1e-3)
     return rows
 
 
@@ -154,15 +177,18 @@ def measure(label: str, source: Path | None, ghz: str, args: argparse.Namespace,
         asyncio.run(fill(server.target, args.replay_events))
         server.stop(60.0)
         restart(server, pin, pids)
+        assert server.process is not None
+        cpu = pb.cpu_seconds(server.process.pid)
         rows["replay from disk"] = asyncio.run(replay_rate(server.target, args.replay_events))
+        rows["replay from disk" + PER_CPU] = args.replay_events / max(
+            pb.cpu_seconds(server.process.pid) - cpu, 1e-3)
     print(f"  {label}: fsync always, 8 partitions ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
         server = start(workdir, f"{label}-fsync", source, pin,
                        {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}}, pids)
         stack.callback(server.stop, 60.0)
-        rows["fsync always PublishBatch x100, 8 partitions"] = pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishBatch",
-            fsync_batch_request(), 16, args.duration, pb.BATCH, pin, workdir)["events_per_s"]
+        ghz_row(rows, "fsync always PublishBatch x100, 8 partitions", server, ghz,
+                "PublishBatch", fsync_batch_request(), 16, pb.BATCH, args, pin, workdir)
     return rows
 
 
@@ -171,7 +197,7 @@ def report(runs: dict[str, list[dict[str, float]]], baseline: str, info: dict) -
     lines = [f"A/B in one run: {baseline} vs the working tree, medians of "
              f"{len(runs['new'])} alternating runs each",
              "Machine: " + ", ".join(f"{key}: {value}" for key, value in info.items()), "",
-             f"| row | {baseline} events/s | working tree events/s | ratio | runs (new/old) |",
+             f"| row | {baseline} | working tree | ratio | runs (new/old) |",
              "|---|---:|---:|---:|---|"]
     for row in runs["new"][0]:
         old = [run[row] for run in runs["old"]]
