@@ -166,15 +166,10 @@ def _text(value: str | Buffer) -> Buffer:
     return value.encode() if isinstance(value, str) else value
 
 
-def _address(data: bytes) -> int | None:
-    """Address of a bytes object's contents (no copy; valid while it lives)."""
-    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-
-
 def _pointer(value: Buffer | array[int], held: list[_lib.Borrowed]) -> int | None:
     """Address of any buffer's contents; a borrowed one is added to ``held`` (to release)."""
     if type(value) is bytes:
-        return _address(value)
+        return _lib.address_of(value)
     borrowed = _lib.Borrowed(value)
     held.append(borrowed)
     return borrowed.address
@@ -482,14 +477,18 @@ class NativeWire:
         keep: list[object] = []
         try:
             for number, source in enumerate(sources):
+                native = getattr(source, "native", None)
+                if native is not None:  # placed by EventEncoder: its row is ready
+                    table[number] = native
+                    continue
                 row = table[number]
                 row.record_ends = _pointer(source.ends, held)
                 row.record_topics = _pointer(source.topics, held)
                 counts = array("I", source.part_counts)
                 keep.append(counts)
-                row.records = _address(source.records)
+                row.records = _lib.address_of(source.records)
                 row.records_len = len(source.records)
-                row.record_priorities = _address(source.priorities)
+                row.record_priorities = _lib.address_of(source.priorities)
                 row.part_counts = counts.buffer_info()[0]
                 row.record_count = len(memoryview(source.ends).cast("B")) // 4
             blocks = array("q", bytes(8 * _lib.ENTRY_BLOCK_FIELDS * partitions))
