@@ -22,7 +22,7 @@ publishers are active (a realtime event arrived in the last
 events back, up to ``batch_yield_seconds``, for as long as the event loop
 is saturated. A unary gRPC publish needs several turns of the loop before
 its event reaches a lane (grpc.aio takes one new call per turn); a batch
-round sets off seconds of loop work in all (staging, applying, the
+round sets off milliseconds of loop work (staging, applying, the
 subscribers' reads, and the TCP reads its lane room lets in), which would
 otherwise take those turns first. The hold is bounded, so batch events are
 never starved.
