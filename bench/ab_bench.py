@@ -18,8 +18,14 @@ ratio (working tree / baseline). Rows:
 - ``fsync: always`` ``PublishBatch`` x100 with 8 partitions, every batch
   touching all 8 (ghz, 16 in flight), on disk.
 
+Each row is given twice: in events/s, and in events per second of the
+server's CPU time while it ran (the figure that stays comparable when other
+work shares the machine; see ``PER_CPU``).
+
 Servers are pinned to one core and the clients to the other when two are
-available; every process it starts is stopped, also on failure.
+available; every process it starts is stopped, also on failure (``--json``
+lists the server processes' ids). ``--quick`` is a short run of one repeat
+with small loads, for the smoke test (its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ for path in (str(ROOT), str(BENCH)):
 
 import ingest_bench as ib  # noqa: E402
 import publish_bench as pb  # noqa: E402
-from priority_bench import baseline_source  # noqa: E402
+from priority_bench import baseline_source, load_average  # noqa: E402
 
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
@@ -52,19 +58,46 @@ REPLAY_EVENTS = 200_000
 PARTITIONS_FSYNC = 8
 
 
-def start(workdir: Path, name: str, source: Path | None, pin: bool,
-          config: dict) -> ServerProcess:
+def start(workdir: Path, name: str, source: Path | None, pin: bool, config: dict,
+          pids: list[int]) -> ServerProcess:
     """Start one server (the baseline's when ``source`` is set), pinned to the server core."""
     directory = workdir / name
     directory.mkdir()
     server = ServerProcess(directory, config={"server": {"drain_timeout_seconds": 10.0}, **config},
                            env={"PYTHONPATH": str(source)} if source else None)
+    restart(server, pin, pids)
+    return server
+
+
+def restart(server: ServerProcess, pin: bool, pids: list[int]) -> None:
+    """Start ``server`` (again), pinned to the server core; its process id goes to ``pids``."""
     server.start()
+    assert server.process is not None
+    pids.append(server.process.pid)
     if pin:
-        assert server.process is not None
         subprocess.run(["taskset", "-a", "-p", "-c", str(pb.SERVER_CORE),
                         str(server.process.pid)], check=True, capture_output=True, timeout=10)
-    return server
+
+
+PER_CPU = ", events per server CPU-second"
+"""Suffix of each row's second figure: events over the server's CPU time
+(user + system, all threads) while the row ran, steadier than events/s when
+other work shares the machine (though an idle wait costs no CPU, so a server
+that is not saturated looks cheaper)."""
+
+
+def ghz_row(rows: dict[str, float], name: str, server: ServerProcess, ghz: str, call: str,
+            data: bytes, concurrency: int, per_request: int, args: argparse.Namespace, pin: bool,
+            workdir: Path, stream_messages: int = 0) -> None:
+    """One ghz row: its events/s and events per server CPU-second go to ``rows``."""
+    assert server.process is not None
+    cpu = pb.cpu_seconds(server.process.pid)
+    result = pb.run_ghz(ghz, server.target, f"eventstream.v1.PublishService.{call}", data,
+                        concurrency, args.duration, per_request, pin, workdir,
+                        stream_messages=stream_messages)
+    rows[name] = result["events_per_s"]
+    rows[name + PER_CPU] = result["requests_ok"] * per_request / max(
+        pb.cpu_seconds(server.process.pid) - cpu, 1e-3)
 
 
 def publish_rows(server: ServerProcess, ghz: str, args: argparse.Namespace, pin: bool,
@@ -75,18 +108,16 @@ def publish_rows(server: ServerProcess, ghz: str, args: argparse.Namespace, pin:
         events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
     stream = publish_pb2.PublishStreamRequest(
         sequence=1, events=[pb.event() for _ in range(pb.BATCH)]).SerializeToString()
-    rows = {
-        "gRPC unary Publish": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.Publish", unary, 128,
-            args.duration, 1, pin, workdir)["events_per_s"],
-        "gRPC PublishBatch x100": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishBatch", batch, 16,
-            args.duration, pb.BATCH, pin, workdir)["events_per_s"],
-        "gRPC PublishStream x100": pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishStream", stream, 4,
-            args.duration, pb.BATCH * 50, pin, workdir, stream_messages=50)["events_per_s"],
-    }
-    rows["TCP ingest"] = ib.tcp_run(server, pin, "tcp", args.tcp_events, [])["events_per_s"]
+    rows: dict[str, float] = {}
+    ghz_row(rows, "gRPC unary Publish", server, ghz, "Publish", unary, 128, 1, args, pin,
+            workdir)
+    ghz_row(rows, "gRPC PublishBatch x100", server, ghz, "PublishBatch", batch, 16, pb.BATCH,
+            args, pin, workdir)
+    ghz_row(rows, "gRPC PublishStream x100", server, ghz, "PublishStream", stream, 4,
+            pb.BATCH * 50, args, pin, workdir, stream_messages=50)
+    tcp = ib.tcp_run(server, pin, "tcp", args.tcp_events, [])
+    rows["TCP ingest"] = tcp["events_per_s"]
+    rows["TCP ingest" + PER_CPU] = tcp["events_per_s"] / max(tcp["server_cpu"], 1e-3)
     return rows
 
 
@@ -131,38 +162,42 @@ def fsync_batch_request() -> bytes:
 
 
 def measure(label: str, source: Path | None, ghz: str, args: argparse.Namespace, pin: bool,
-            workdir: Path) -> dict[str, float]:
-    """Every row for one server revision."""
+            workdir: Path, pids: list[int]) -> dict[str, float]:
+    """Every row for one server revision; the ids of the server processes go to ``pids``."""
     print(f"  {label}: publish and ingest ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
-        server = start(workdir, f"{label}-mem", source, pin, {"storage": {"engine": "memory"}})
+        server = start(workdir, f"{label}-mem", source, pin, {"storage": {"engine": "memory"}},
+                       pids)
         stack.callback(server.stop, 30.0)
         rows = publish_rows(server, ghz, args, pin, workdir)
     print(f"  {label}: replay ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
-        server = start(workdir, f"{label}-replay", source, pin, {})
+        server = start(workdir, f"{label}-replay", source, pin, {}, pids)
         stack.callback(server.stop, 60.0)
         asyncio.run(fill(server.target, args.replay_events))
         server.stop(60.0)
-        server.start()
+        restart(server, pin, pids)
+        assert server.process is not None
+        cpu = pb.cpu_seconds(server.process.pid)
         rows["replay from disk"] = asyncio.run(replay_rate(server.target, args.replay_events))
+        rows["replay from disk" + PER_CPU] = args.replay_events / max(
+            pb.cpu_seconds(server.process.pid) - cpu, 1e-3)
     print(f"  {label}: fsync always, 8 partitions ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
         server = start(workdir, f"{label}-fsync", source, pin,
-                       {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}})
+                       {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}}, pids)
         stack.callback(server.stop, 60.0)
-        rows["fsync always PublishBatch x100, 8 partitions"] = pb.run_ghz(
-            ghz, server.target, "eventstream.v1.PublishService.PublishBatch",
-            fsync_batch_request(), 16, args.duration, pb.BATCH, pin, workdir)["events_per_s"]
+        ghz_row(rows, "fsync always PublishBatch x100, 8 partitions", server, ghz,
+                "PublishBatch", fsync_batch_request(), 16, pb.BATCH, args, pin, workdir)
     return rows
 
 
 def report(runs: dict[str, list[dict[str, float]]], baseline: str, info: dict) -> str:
     """The table: medians of each row for both revisions and their ratio."""
     lines = [f"A/B in one run: {baseline} vs the working tree, medians of "
-             f"{len(runs['new'])} alternating runs each; {info.get('cpu', '')}, "
-             f"pinning: {info.get('pinning', '')}", "",
-             f"| row | {baseline} events/s | working tree events/s | ratio | runs (new/old) |",
+             f"{len(runs['new'])} alternating runs each",
+             "Machine: " + ", ".join(f"{key}: {value}" for key, value in info.items()), "",
+             f"| row | {baseline} | working tree | ratio | runs (new/old) |",
              "|---|---:|---:|---:|---|"]
     for row in runs["new"][0]:
         old = [run[row] for run in runs["old"]]
@@ -184,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
     ib.build_loadgen()
     info = pb.machine()
     info["pinning"] = "server core 0, clients core 1" if pin else "none"
+    load_before = load_average()
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    pids: list[int] = []
     with tempfile.TemporaryDirectory(prefix="es-ab-") as tmp:
         workdir = Path(tmp)
         source = baseline_source(args.baseline, workdir)
@@ -192,13 +229,15 @@ def run(args: argparse.Namespace) -> int:
             for label, src in (("old", source), ("new", None)):
                 step = workdir / f"{label}{number}"
                 step.mkdir()
-                runs[label].append(measure(label, src, ghz, args, pin, step))
+                runs[label].append(measure(label, src, ghz, args, pin, step, pids))
+    info["load average (1/5/15 min) before / after"] = f"{load_before} / {load_average()}"
     text = report(runs, args.baseline, info)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=1))
+        Path(args.json).write_text(json.dumps({"runs": runs, "machine": info, "pids": pids},
+                                              indent=1))
     return 0
 
 
@@ -212,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-events", type=int, default=REPLAY_EVENTS)
     parser.add_argument("--markdown", metavar="FILE")
     parser.add_argument("--json", metavar="FILE")
-    return run(parser.parse_args(argv))
+    parser.add_argument("--quick", action="store_true",
+                        help="one short repeat with small loads (a smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.duration, args.tcp_events, args.replay_events = 1, 0.5, 20_000, 2_000
+    return run(args)
 
 
 if __name__ == "__main__":

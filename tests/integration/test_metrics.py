@@ -69,6 +69,7 @@ GAUGES = {
     "eventstream_cluster_commit_index", "eventstream_cluster_applied_index",
     "eventstream_cluster_peers_connected", "eventstream_cluster_replication_lag",
     "eventstream_cluster_replication_lag_seconds",
+    "eventstream_queue_waiting_peak",
 }
 """Levels that go up and down, and positions; anything else that grows is a counter."""
 

@@ -16,6 +16,14 @@ back through Subscribe, shows:
 No time is measured or asserted: the checks count events of one run. The
 test-only FIFO drain (``EVENTSTREAM_TEST_LANES=fifo``) proves the first check can
 fail.
+
+A flood of TCP batch producers must not take the event loop from realtime
+publishers for events that would only wait: batch-only connections are read
+as fast as rounds take their events (``queues.batch_ingest_mark``). Reading
+them ahead until the batch lane was full let a saturating flood delay unary
+gRPC publishes by seconds before they reached their lane. The server's
+``eventstream_queue_waiting_peak`` shows it without timing: at most the mark
+plus one read per connection ever waited; with the mark off (0) far more did.
 """
 
 from __future__ import annotations
@@ -26,19 +34,29 @@ import socket
 import struct
 from dataclasses import dataclass
 
+import pytest
+
 from eventstream.client.frames import Priority, encode_frame
+from eventstream.server.ingest.tcp import RECEIVE_BYTES
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, subscribe_request
 from tests.support.server import ServerProcess, http_get, metric
 
 # One partition; a batch lane that holds the whole flood, so the LOW events of the key
-# producer are never refused as LANE_FULL; the durable log with fsync always (the default).
-CONFIG = {"storage": {"partitions": 1}, "queues": {"batch_capacity": 262_144}}
+# producer are never refused as LANE_FULL, read ahead of the drain (no ingest mark) so the
+# lane is deep when the realtime events go: the drain's order is what the scenario checks;
+# the durable log with fsync always (the default).
+CONFIG = {"storage": {"partitions": 1},
+          "queues": {"batch_capacity": 262_144, "batch_ingest_mark": 0}}
 FLOOD_FRAMES = 150_000
 KEY_BATCHES, KEY_BATCH_EVENTS = 10, 50    # LOW events of one key, one request after another
 REALTIME_EVENTS = 10
 DEEP = 20_000                             # batch events queued before the realtime ones go
 SEQ = struct.Struct(">Q")
+MARK = 4_096                              # queues.batch_ingest_mark of the pacing test
+FLOOD_CONNECTIONS = 2
+READ_FRAMES = RECEIVE_BYTES // len(encode_frame("flood", SEQ.pack(0), Priority.BATCH)) + 1
+"""The most frames one read of a flood connection brings (one receive buffer)."""
 
 
 @dataclass
@@ -53,11 +71,11 @@ class Run:
     """Every event, in offset order."""
 
 
-def flood(port: int, count: int) -> None:
-    """BATCH frames numbered 0.. on one connection, fire-and-forget, until the server read all."""
+def flood(port: int, count: int, first: int = 0) -> None:
+    """BATCH frames numbered from ``first`` on one connection, fire-and-forget, until the server read all."""
     frame = encode_frame("flood", SEQ.pack(0), Priority.BATCH)
     head = frame[:-SEQ.size]
-    data = b"".join(head + SEQ.pack(seq) for seq in range(count))
+    data = b"".join(head + SEQ.pack(seq) for seq in range(first, first + count))
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
@@ -181,3 +199,24 @@ async def test_the_checks_fail_on_a_drain_that_ignores_priorities(start_server):
     assert any("overtook no batch event" in problem for problem in found), found
     assert not any("out of order" in problem for problem in found), found   # FIFO keeps order
     assert "EVENTSTREAM_TEST_LANES=fifo is set" in server.log()
+
+
+async def batch_waiting_peak(server: ServerProcess) -> int:
+    """Flood from FLOOD_CONNECTIONS at once; the most batch events that ever waited for the drain."""
+    share = FLOOD_FRAMES // FLOOD_CONNECTIONS
+    await asyncio.wait_for(asyncio.gather(*(
+        asyncio.to_thread(flood, server.tcp_port, share, index * share)
+        for index in range(FLOOD_CONNECTIONS))), 120)
+    return int(metric(server, "eventstream_queue_waiting_peak", queue="batch"))
+
+
+@pytest.mark.parametrize("mark", [MARK, 0], ids=["paced", "unpaced"])
+async def test_tcp_batch_producers_are_read_as_fast_as_rounds_take_their_events(start_server, mark):
+    server = start_server({**CONFIG, "queues": {**CONFIG["queues"], "batch_ingest_mark": mark}})
+    peak = await batch_waiting_peak(server)
+    bound = MARK + FLOOD_CONNECTIONS * READ_FRAMES
+    print(f"batch_ingest_mark {mark}: at most {peak} batch events waited (bound {bound})")
+    if mark:
+        assert 0 < peak <= bound
+    else:   # the checker can fail: read ahead until the lane is full, far more wait
+        assert peak > bound

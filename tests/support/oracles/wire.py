@@ -313,9 +313,8 @@ class PureWire:
             i += 1
         return SegmentProgress(i, next_offset, position, last_position, index)
 
-    def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
-                     partitions: int, index: int, term: int, time_ns: int,
-                     next_offsets: array) -> array:
+    def entry_encode(self, sources: Sequence[EntrySourceLike], *, partitions: int, index: int,
+                     term: int, time_ns: int, next_offsets: array) -> tuple[bytes, array]:
         """See :meth:`.wire.NativeWire.entry_encode`."""
         if partitions < 1:
             raise_for(EINVAL, "entry_encode")
@@ -354,15 +353,14 @@ class PureWire:
                 continue
             size = len(entry) - head - _GROUP_HEAD.size
             _GROUP_HEAD.pack_into(entry, head, partition, offset - first, size)
-            rows.extend((partition, first, offset - first, len(out) + head + _GROUP_HEAD.size,
+            rows.extend((partition, first, offset - first, head + _GROUP_HEAD.size,
                          size, time_ns))
             next_offsets[partition] = offset
         if len(entry) - 4 > 0xFFFFFFFF:
             raise_for(EINVAL, "entry_encode")
         _ENTRY_HEAD.pack_into(entry, 0, len(entry) - 4, 0, index, term, ENTRY_EVENTS)
         struct.pack_into("<I", entry, 4, crc32c(memoryview(entry)[8:]))
-        out += entry
-        return rows
+        return bytes(entry), rows
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """See :meth:`.wire.NativeWire.hash`."""

@@ -1,7 +1,9 @@
 """Lanes: all-or-nothing offers, realtime first, batch never starved. Dedup window.
-The write path refuses cleanly when it is not running."""
+The write path refuses cleanly when it is not running, and holds batch-only rounds
+back for active realtime publishers while the event loop is saturated."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -44,6 +46,33 @@ async def test_realtime_first_but_batch_keeps_its_share():
     assert len(lanes.take(100, 0.25)) == 100
 
 
+async def test_a_round_with_realtime_events_takes_only_the_batch_share():
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.BATCH, 1) for _ in range(200)])
+    lanes.offer([submission(Lane.REALTIME, 1) for _ in range(3)])
+    kinds = [s.lane for s in lanes.take(100, 0.25)]
+    assert kinds == [Lane.REALTIME] * 3 + [Lane.BATCH] * 25
+    # Without realtime events the round is all batch.
+    assert [s.lane for s in lanes.take(100, 0.25)] == [Lane.BATCH] * 100
+
+
+async def test_waiting_peak_and_waiting_for_the_mark():
+    lanes = Lanes(10_000, 10_000)
+    lanes.offer([submission(Lane.BATCH, 10) for _ in range(5)])
+    assert lanes.waiting_peak == {Lane.REALTIME: 0, Lane.BATCH: 50}
+    assert lanes.realtime_offered < 0
+    waiter = asyncio.ensure_future(lanes.wait_waiting_at_most(Lane.BATCH, 20))
+    await asyncio.sleep(0)
+    lanes.take(20, 0.25)                 # 30 wait: still above the mark
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lanes.take(10, 0.25)                 # 20 wait
+    await asyncio.wait_for(waiter, 1)
+    assert lanes.waiting_peak[Lane.BATCH] == 50
+    lanes.offer([submission(Lane.REALTIME, 1)])
+    assert lanes.realtime_offered > 0
+
+
 async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
     monkeypatch.delenv(LANES_ENV, raising=False)
     assert type(lanes(10, 10)) is Lanes
@@ -74,15 +103,64 @@ def test_dedup_window_expires_by_age_and_count():
     assert copy.encode() == window.encode() and copy.lookup(b"d", 200) == (0, 3, 200)
 
 
-async def test_a_stopped_write_path_refuses_without_stranding_events():
-    lanes = Lanes(10, 10)
+def write_path_of(lanes: Lanes, batch_yield_seconds: float = 0.0) -> WritePath:
+    """A write path over a memory log of one voter (its drain not started)."""
     log, window = MemoryEntryLog(1, 1 << 20), DedupWindow(10**9, 100)
     replicated = one_voter(log, Config("n1"), window, tick_seconds=0.01)
     sequencer = Sequencer(EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"), NativeWire(),
                           window, 1, log.durability)
-    write_path = WritePath(lanes, sequencer, replicated.proposer, log, replicated.applier,
-                           NativeWire(), drain_batch_events=10, batch_share=0.25,
-                           max_rounds_in_flight=4)
+    return WritePath(lanes, sequencer, replicated.proposer, log, replicated.applier,
+                     NativeWire(), drain_batch_events=10, batch_share=0.25,
+                     max_rounds_in_flight=4, batch_yield_seconds=batch_yield_seconds)
+
+
+async def hog(stop: asyncio.Event) -> None:
+    """Keep the event loop saturated: 5 ms of CPU per turn, until ``stop`` (at most 10,000 turns)."""
+    for _ in range(10_000):
+        if stop.is_set():
+            return
+        until = time.thread_time() + 0.005
+        while time.thread_time() < until:
+            pass
+        await asyncio.sleep(0)
+
+
+async def test_batch_rounds_yield_to_active_realtime_publishers_on_a_saturated_loop():
+    lanes = Lanes(100, 100)
+    write_path = write_path_of(lanes, batch_yield_seconds=60.0)
+    lanes.offer([submission(Lane.BATCH, 5)])
+    stop = asyncio.Event()
+    hogging = asyncio.ensure_future(hog(stop))
+    try:
+        # No realtime publisher in the last second: no hold, however busy the loop.
+        await asyncio.wait_for(write_path._yield_to_realtime(), 5)
+        assert write_path.yielded_seconds == 0
+        # Realtime publishers active, none waiting: held while the loop is saturated,
+        # until a realtime event arrives (long before the 60 s bound).
+        lanes.offer([submission(Lane.REALTIME, 1)])
+        lanes.take(1, 0.25)
+        holding = asyncio.ensure_future(write_path._yield_to_realtime())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not holding.done()
+        lanes.offer([submission(Lane.REALTIME, 1)])
+        await asyncio.wait_for(holding, 5)
+        assert write_path.yielded_seconds > 0
+        # A realtime event waiting: no hold.
+        held = write_path.yielded_seconds
+        await asyncio.wait_for(write_path._yield_to_realtime(), 5)
+        assert write_path.yielded_seconds == held
+    finally:
+        stop.set()
+        await hogging
+    # The loop idle again: the hold ends at the first probe.
+    lanes.take(10, 0.25)
+    await asyncio.wait_for(write_path._yield_to_realtime(), 5)
+
+
+async def test_a_stopped_write_path_refuses_without_stranding_events():
+    lanes = Lanes(10, 10)
+    write_path = write_path_of(lanes)
     with pytest.raises(EventStreamError) as error:
         write_path.submit([submission(Lane.BATCH, 3)])
     assert error.value.reason == "COMMIT_FAILED"

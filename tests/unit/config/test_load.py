@@ -64,3 +64,17 @@ def test_storage_keys_have_safe_defaults_and_checked_values():
         "env EVENTSTREAM_STORAGE__SEGMENT_BYTES: storage.segment_bytes: must be between 4096 and "
         "1073741824, got 100",
     ]
+
+
+def test_the_lanes_pacing_keys_have_defaults_and_checked_values():
+    queues = load_config("/dev/null", env={}).queues
+    assert (queues.batch_ingest_mark, queues.batch_yield_ms) == (8192, 20.0)
+    off = load_config("/dev/null", env={}, overrides={"queues.batch_ingest_mark": "0",
+                                                      "queues.batch_yield_ms": "0"}).queues
+    assert (off.batch_ingest_mark, off.batch_yield_ms) == (0, 0.0)
+    with pytest.raises(ConfigError) as error:
+        load_config("/dev/null", env={"EVENTSTREAM_QUEUES__BATCH_INGEST_MARK": "-1",
+                                      "EVENTSTREAM_QUEUES__BATCH_YIELD_MS": "1001"})
+    problems = "\n".join(error.value.problems)
+    assert "env EVENTSTREAM_QUEUES__BATCH_INGEST_MARK: queues.batch_ingest_mark: must be between" in problems
+    assert "env EVENTSTREAM_QUEUES__BATCH_YIELD_MS: queues.batch_yield_ms: must be between" in problems

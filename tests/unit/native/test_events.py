@@ -130,7 +130,7 @@ def run(encoder, request: bytes, partitions: int):
                           verdicts(accepted, count), offsets, time_ns=1_700_000_000_000_000_001,
                           durability=3, result_tag=0x12)
     return (accepted, placed.records, placed.ends.tolist(), placed.topics.tolist(),
-            placed.priorities, placed.part_counts, placed.positions.tolist(), placed.results,
+            placed.priorities, list(placed.part_counts), placed.positions.tolist(), placed.results,
             offsets.tolist(), encoder.id_counter)
 
 

@@ -23,8 +23,8 @@ from eventstream.server.native import (
     NotUtf8,
 )
 from eventstream.server.native.wire import EVENT_FIELDS, F_REASON, FRAME_FIELDS
-from eventstream.server.storage.segment import decode
 from eventstream.v1 import common_pb2, publish_pb2
+from tests.support.oracles.segment import decode
 from tests.support.oracles.wire import PureWire
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None,

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventstream.server.native import NativeWire
-from eventstream.server.storage.segment import HEADER_SIZE, decode, encode_record
+from eventstream.server.storage.segment import HEADER_SIZE
+from tests.support.oracles.segment import decode, encode_record
 
 CRC = NativeWire()
 

@@ -170,6 +170,7 @@ class Node:
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share,
             max_rounds_in_flight=config.queues.max_rounds_in_flight,
+            batch_yield_seconds=config.queues.batch_yield_ms / 1000,
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,
                              config.subscribe.max_batch_bytes)
@@ -230,8 +231,8 @@ class Node:
             self.member, self.forwarded_frames, metrics)
         if self.member is not None:
             self.member.transport.serve_forwarded(self._serve_forwarded)
-        self.tcp = TcpIngest(config.ingest, config.limits, decoder,
-                             BrokerSink(self.broker, "tcp"), metrics, self.access,
+        tcp_sink = BrokerSink(self.broker, "tcp", config.queues.batch_ingest_mark)
+        self.tcp = TcpIngest(config.ingest, config.limits, decoder, tcp_sink, metrics, self.access,
                              self.tls if tls.tcp else None, forwarder=self.frame_forwarder)
         self.udp = UdpIngest(config.ingest, decoder, BrokerSink(self.broker, "udp"), metrics,
                              numa=config.numa.enabled, forwarder=self.frame_forwarder)

@@ -7,7 +7,9 @@ followed) only, never of the node's clock or of who sequenced them:
 
 - ``EVENTS``: checks that each partition's records follow on from the last
   applied offset, remembers the producer ids in the de-duplication window
-  (one native call lists them, with their partition and offset) and expires
+  (one native call lists them, with their partition and offset; the node
+  that sequenced the entry hands its rows over instead, see
+  :meth:`EntryApplier.expect`, which give the same state) and expires
   it by the entry's ingest time, then makes the entry visible, wakes readers
   (the commit signal) and reports the entry, so the node that sequenced it
   answers its publishers;
@@ -29,6 +31,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..native import EntryScan
@@ -64,6 +67,17 @@ class CommitSignal:
         """Return once a commit newer than ``seen_generation`` happened."""
         if self.generation == seen_generation:
             await self._event.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRows:
+    """What applying an EVENTS entry needs of it, as :meth:`EntryScanner.entry_scan` lists it."""
+
+    runs: list[tuple[int, int, int, int]]
+    """(partition, first offset, count, time) of each block, in entry order."""
+    ids: list[tuple[bytes, int, int]]
+    """(id, partition, offset) of each event stored with an id its producer
+    chose (not of the server's form), in entry order."""
 
 
 class EntryScanner(Protocol):
@@ -114,6 +128,18 @@ class EntryApplier:
         """Called after each applied batch (consumer groups wake their members)."""
         self.request_snapshot: Callable[[], None] | None = None
         """Asks the Raft driver to take a snapshot after this apply step."""
+        self.scanned = 0
+        """EVENTS entries scanned to apply them (those this node did not sequence)."""
+        self._expected: dict[int, tuple[int, EntryRows]] = {}
+        """index -> (term, rows) of the entries this node sequenced, not applied yet."""
+
+    def expect(self, index: int, term: int, rows: EntryRows) -> None:
+        """The entry at ``(index, term)`` was sequenced here with ``rows``: apply it without a scan.
+
+        Raft's log matching makes the entry that commits at ``index`` with
+        ``term`` this very entry; one of another term is scanned.
+        """
+        self._expected[index] = (term, rows)
 
     # -- the Applier port ------------------------------------------------------
 
@@ -125,10 +151,14 @@ class EntryApplier:
             GroupEntryError: a GROUPS entry of another format.
         """
         snapshot_wanted = False
+        expected = self._expected
         for entry in entries:
             kind = entry.kind
+            known = expected.pop(entry.index, None) if expected else None
+            if known is not None and known[0] != entry.term:
+                known = None
             if kind == EntryKind.EVENTS:
-                self._apply_events(entry)
+                self._apply_events(entry, known[1] if known is not None else self._scan(entry))
             elif kind == EntryKind.GROUPS:
                 touched = self.groups.apply(entry.data)
                 if self.on_groups is not None:
@@ -152,10 +182,15 @@ class EntryApplier:
         if snapshot_wanted and self.request_snapshot is not None:
             self.request_snapshot()
 
-    def _apply_events(self, entry: Entry) -> None:
+    def _scan(self, entry: Entry) -> EntryRows:
+        """The rows of an EVENTS entry this node did not sequence (one native call)."""
+        self.scanned += 1
         scan = self._scanner.entry_scan(entry.data, self.partitions)
+        return EntryRows(scan.runs(), scan.ids() if scan.id_count else [])
+
+    def _apply_events(self, entry: Entry, rows: EntryRows) -> None:
         next_offsets = self.next_offsets
-        runs = scan.runs()
+        runs = rows.runs
         # Every block of an entry has the round's one ingest time.
         time_ns = runs[-1][3] if runs else self.last_time
         for partition, first, count, _ in runs:
@@ -166,9 +201,9 @@ class EntryApplier:
             next_offsets[partition] = first + count
         self.last_time = max(self.last_time, time_ns)
         window = self.window
-        if scan.id_count and window.enabled:
+        if rows.ids and window.enabled:
             remember = window.remember
-            for event_id, partition, offset in scan.ids():
+            for event_id, partition, offset in rows.ids:
                 remember(event_id, partition, offset, time_ns)
         window.expire(self.last_time)
 
@@ -208,6 +243,7 @@ class EntryApplier:
         self.last_time = last_time
         self.applied_index = index
         self._since_snapshot = 0
+        self._expected = {i: known for i, known in self._expected.items() if i > index}
         self._log.apply(index)
         log.info("application state restored from the snapshot at entry %d", index)
 
@@ -219,4 +255,5 @@ class EntryApplier:
                                      *self.next_offsets, self.last_time), window, groups))
 
 
-__all__ = ["RETENTION", "AppliedOutOfOrder", "CommitSignal", "EntryApplier", "EntryScanner"]
+__all__ = ["RETENTION", "AppliedOutOfOrder", "CommitSignal", "EntryApplier", "EntryRows",
+           "EntryScanner"]

@@ -94,7 +94,12 @@ class Lanes:
         self.popped = {Lane.REALTIME: 0, Lane.BATCH: 0}
         self._queues: dict[Lane, deque[Submission]] = {Lane.REALTIME: deque(), Lane.BATCH: deque()}
         self._waiting = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        self.waiting_peak = {Lane.REALTIME: 0, Lane.BATCH: 0}
+        """The most events that ever waited in each lane to be taken by the drain."""
+        self.realtime_offered = -1.0
+        """:func:`time.monotonic` of the last realtime submission (-1: none yet)."""
         self._ready = asyncio.Event()
+        self._took = asyncio.Event()   # pulsed at each take: wakes wait_waiting_at_most
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -111,12 +116,18 @@ class Lanes:
             if count and self.depth[lane] + count > self.capacity[lane]:
                 self.full_rejections[lane] += 1
                 return lane
+        waiting = self._waiting
         for submission in submissions:
             count = submission.count
-            self.depth[submission.lane] += count
-            self.pushed[submission.lane] += count
-            self._waiting[submission.lane] += count
-            self._queues[submission.lane].append(submission)
+            lane = submission.lane
+            self.depth[lane] += count
+            self.pushed[lane] += count
+            waiting[lane] += count
+            if waiting[lane] > self.waiting_peak[lane]:
+                self.waiting_peak[lane] = waiting[lane]
+            self._queues[lane].append(submission)
+        if wanted[Lane.REALTIME]:
+            self.realtime_offered = time.monotonic()
         if submissions:
             self._idle.clear()
             self._ready.set()
@@ -126,17 +137,27 @@ class Lanes:
         """Dequeue up to ``budget`` events' worth of submissions, realtime first.
 
         While both lanes have events, the batch lane keeps ``batch_share`` of
-        the budget, so it progresses however busy the realtime lane is. A
-        submission is never split; at least one is taken when any waits.
+        the budget, so it progresses however busy the realtime lane is; and
+        a round that carries realtime events takes no more than that share
+        from the batch lane, so the round a realtime event waits for stays
+        short (to write, to fsync, for subscribers to read). A submission is
+        never split; at least one is taken when any waits.
         """
         realtime, batch = self._queues[Lane.REALTIME], self._queues[Lane.BATCH]
-        realtime_budget = budget - int(budget * batch_share) if batch else budget
+        reserved = max(int(budget * batch_share), 1)
+        realtime_budget = budget - reserved if batch else budget
         taken: list[Submission] = []
         used = self._take_from(realtime, Lane.REALTIME, realtime_budget, taken)
-        self._take_from(batch, Lane.BATCH, max(budget - used, 1), taken)
-        if not realtime and not batch:
-            self._ready.clear()
+        self._take_from(batch, Lane.BATCH, reserved if used else budget, taken)
+        self._took_some()
         return taken
+
+    def _took_some(self) -> None:
+        """After a take: clear the ready flag once both lanes are empty; wake the mark's waiters."""
+        if not self._queues[Lane.REALTIME] and not self._queues[Lane.BATCH]:
+            self._ready.clear()
+        self._took.set()   # wakes every waiter now; clear() does not take that back
+        self._took.clear()
 
     def _take_from(self, queue: deque[Submission], lane: Lane, budget: int,
                    taken: list[Submission]) -> int:
@@ -159,6 +180,11 @@ class Lanes:
         """Wait until some submission waits to be taken."""
         await self._ready.wait()
 
+    async def wait_waiting_at_most(self, lane: Lane, mark: int) -> None:
+        """Wait until at most ``mark`` events of ``lane`` wait to be taken by the drain."""
+        while self._waiting[lane] > mark:
+            await self._took.wait()
+
     async def wait_idle(self) -> None:
         """Wait until every accepted event is committed."""
         await self._idle.wait()
@@ -180,8 +206,7 @@ class FifoLanes(Lanes):
             oldest = (realtime if realtime and (not batch or realtime[0].received_ns
                                                 <= batch[0].received_ns) else batch)
             used += self._take_from(oldest, oldest[0].lane, 1, taken)
-        if not realtime and not batch:
-            self._ready.clear()
+        self._took_some()
         return taken
 
 

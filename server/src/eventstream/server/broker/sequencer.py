@@ -10,7 +10,10 @@ in. Only the leader sequences. Per round it
   counters (one per partition) and encodes its record and acknowledgement
   (one native call per submission, :meth:`..native.EventEncoder.place`);
 - stamps the round with one ingest time, clamped so it never goes back;
-- encodes the whole round as one EVENTS entry (one native call).
+- encodes the whole round as one EVENTS entry (one native call);
+- keeps what the applier needs of that entry, its blocks and the producer
+  ids it stores (:class:`.applier.EntryRows`), so the node that sequenced an
+  entry applies it without scanning it again (a follower scans).
 
 The counters and the in-flight ids are re-derived from the log's tail each
 time this node starts to lead (:meth:`Sequencer.activate`): the next offset
@@ -22,15 +25,30 @@ nothing.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..native import Duplicates, EventEncoder
-from ..storage.entries import EntryBatch, EntryCodec, EntryEncoder
+from ..storage.entries import (
+    B_COUNT,
+    B_FIRST_OFFSET,
+    B_PARTITION,
+    B_TIME,
+    BLOCK_FIELDS,
+    EntryBatch,
+    EntryCodec,
+    EntryEncoder,
+)
+from .applier import EntryRows
 from .dedup import DedupWindow
 from .lanes import Submission
+
+_SERVER_MADE_ID = re.compile(rb"[0-9a-f]{16}-[0-9a-f]+")
+"""The form of the ids the server makes: an entry scan leaves such ids out of
+the window (libshardq's ``server_made_id``), so the sequenced rows do too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,8 @@ class Round:
     """The encoded EVENTS entry (one), as the log writes it."""
     taken: list[Submission]
     results: list[RoundResult]
+    rows: EntryRows
+    """What the applier needs of the entry, as a scan of it would list it."""
 
 
 class Sequencer:
@@ -132,6 +152,7 @@ class Sequencer:
         placed = []
         in_flight = self._in_flight
         ids: list[bytes] = []
+        stored: list[tuple[int, int, bytes]] = []
         try:
             for submission in taken:
                 dups, fresh = self._dedup(submission, time_ns)
@@ -139,8 +160,10 @@ class Sequencer:
                                           time_ns=time_ns, durability=self._durability,
                                           result_tag=submission.result_tag)
                 for event_id, row in fresh:  # seen by the next submissions of the round too
-                    in_flight[event_id] = (*out.position(row), time_ns, index)
+                    partition, offset = out.position(row)
+                    in_flight[event_id] = (partition, offset, time_ns, index)
                     ids.append(event_id)
+                    stored.append((partition, offset, event_id))
                 submission.placed = out
                 placed.append(out)
                 results.append(RoundResult(out.results, submission.count, dups.count))
@@ -155,7 +178,7 @@ class Sequencer:
         self._last_time = time_ns
         if ids:
             self._by_entry.append((index, ids))
-        return Round(index, term, batch, taken, results)
+        return Round(index, term, batch, taken, results, _rows_of(batch, stored))
 
     def applied(self, index: int) -> None:
         """Entries up to ``index`` were applied (their ids are in the window) or lost.
@@ -198,6 +221,22 @@ class Sequencer:
                 first_row[event_id] = row
                 fresh.append((event_id, row))
         return dups, fresh
+
+
+def _rows_of(batch: EntryBatch, stored: list[tuple[int, int, bytes]]) -> EntryRows:
+    """The applier's rows of a sequenced entry: what ``entry_scan`` would list.
+
+    Args:
+        batch: the one EVENTS entry.
+        stored: (partition, offset, id) of each event stored with a producer id.
+    """
+    blocks = batch.blocks
+    runs = [(blocks[row + B_PARTITION], blocks[row + B_FIRST_OFFSET], blocks[row + B_COUNT],
+             blocks[row + B_TIME]) for row in range(0, len(blocks), BLOCK_FIELDS)]
+    stored.sort()  # the entry's order: by partition, then offset
+    match = _SERVER_MADE_ID.fullmatch
+    return EntryRows(runs, [(event_id, partition, offset) for partition, offset, event_id in stored
+                            if not match(event_id)])
 
 
 __all__ = ["Round", "RoundResult", "Sequencer"]

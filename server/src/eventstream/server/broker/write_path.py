@@ -14,6 +14,19 @@ never before it is visible, so acknowledgements follow entry order. A round
 whose index was taken by another term's entry (leadership changed) is
 answered with a retryable error.
 
+Realtime before batch, also for the event loop: the lanes give realtime
+events the first places of every round and keep batch rounds small while
+realtime events wait (:meth:`.lanes.Lanes.take`); and while realtime
+publishers are active (a realtime event arrived in the last
+:data:`REALTIME_RECENT_SECONDS`) the drain holds a round of only batch
+events back, up to ``batch_yield_seconds``, for as long as the event loop
+is saturated. A unary gRPC publish needs several turns of the loop before
+its event reaches a lane (grpc.aio takes one new call per turn); a batch
+round sets off milliseconds of loop work (staging, applying, the
+subscribers' reads, and the TCP reads its lane room lets in), which would
+otherwise take those turns first. The hold is bounded, so batch events are
+never starved.
+
 The sequencer works only while this node leads; at each new term it is
 activated from the log's tail (see :meth:`WritePath._activate`). While the
 node does not lead, rounds are refused (the replication step forwards them
@@ -41,10 +54,23 @@ from ..tasks import cancel_and_wait
 from .applier import CommitSignal, EntryApplier, EntryScanner
 from .dedup import DedupWindow
 from .lanes import Lanes, Submission
+from .priority import Lane
 from .proposals import NotLeader, ProposalRefused, Proposer, WritesHalted
 from .sequencer import Round, RoundResult, Sequencer
 
 log = logging.getLogger(__name__)
+
+REALTIME_RECENT_SECONDS = 1.0
+"""Realtime publishers count as active this long after the last realtime event arrived."""
+LOOP_PROBE_SECONDS = 0.001
+"""The sleep that probes the event loop's load while a batch round is held back."""
+LOOP_SATURATED_SHARE = 0.75
+"""A probe during which the loop's thread ran this share of the time or more
+finds the loop saturated: other work was ready all along (many short tasks
+as much as one long one)."""
+LOOP_LATE_SECONDS = 0.003
+"""A probe that took longer than this finds the loop saturated too, however
+little its thread ran: one long task, or a core the server does not get."""
 
 
 class WritePath:
@@ -60,6 +86,8 @@ class WritePath:
         drain_batch_events: most events per round.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
         max_rounds_in_flight: most rounds proposed and not yet applied.
+        batch_yield_seconds: most time a round of only batch events is held
+            back while realtime publishers are active and the loop is saturated (0: never).
         on_commit: called after each answered round with its submissions and results.
         on_halt: called once, with (reason, error name), when a storage error halts it.
         clock_ns: wall clock in nanoseconds (ingest times).
@@ -68,6 +96,7 @@ class WritePath:
     def __init__(self, lanes: Lanes, sequencer: Sequencer, proposer: Proposer,
                  event_log: EntryLog, applier: EntryApplier, scanner: EntryScanner, *,
                  drain_batch_events: int, batch_share: float, max_rounds_in_flight: int,
+                 batch_yield_seconds: float = 0.0,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  on_halt: Callable[[str, str], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
@@ -88,6 +117,9 @@ class WritePath:
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._max_rounds = max_rounds_in_flight
+        self._batch_yield = batch_yield_seconds
+        self.yielded_seconds = 0.0
+        """Time batch rounds were held back for realtime publishers, since start."""
         self._on_commit = on_commit
         self._on_halt = on_halt
         self._clock_ns = clock_ns
@@ -179,6 +211,7 @@ class WritePath:
             await asyncio.sleep(0)
             if self.halted is None:
                 await self._wait_for_room()
+                await self._yield_to_realtime()
             taken = self.lanes.take(self._drain_batch_events, self._batch_share)
             if not taken:
                 continue
@@ -204,6 +237,33 @@ class WritePath:
                 await self._room.wait()
         except WritesHalted:
             pass  # the halt is reported on its own; this round is refused
+
+    async def _yield_to_realtime(self) -> None:
+        """Hold a round of only batch events back while realtime publishers need the loop.
+
+        Only while a realtime event arrived in the last
+        :data:`REALTIME_RECENT_SECONDS` and none waits in its lane; until a
+        probe of the loop (a short sleep: how late it ends, and the loop
+        thread's CPU time during it) finds it no longer saturated, a realtime event arrives,
+        or ``batch_yield_seconds`` passed.
+        """
+        if self._batch_yield <= 0:
+            return
+        lanes = self.lanes
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._batch_yield
+        now = started
+        recent = time.monotonic() - REALTIME_RECENT_SECONDS
+        while (now < deadline and lanes.realtime_offered > recent
+               and not lanes.waiting(Lane.REALTIME) and self.halted is None):
+            ran = time.thread_time()
+            await asyncio.sleep(LOOP_PROBE_SECONDS)
+            probed, now = now, loop.time()
+            took = now - probed
+            if took <= LOOP_LATE_SECONDS and time.thread_time() - ran < LOOP_SATURATED_SHARE * took:
+                break
+        self.yielded_seconds += now - started
 
     async def _activate(self) -> None:
         """Start sequencing in the current term from the log's tail.
@@ -257,6 +317,7 @@ class WritePath:
             log.exception("sequencing failed; %d submissions refused", len(taken))
             self._refuse(taken, EventStreamError("COMMIT_FAILED", f"commit failed: {exc}"))
             return
+        self._applier.expect(index, round_.term, round_.rows)
         try:
             proposer.propose_events(round_.batch)
         except ProposalRefused as exc:

@@ -103,6 +103,8 @@ RULES: dict[str, tuple[Check, str]] = {
     "queues.drain_batch_events": _between(1, 2**20),
     "queues.batch_lane_share": _between(0.01, 1),
     "queues.max_rounds_in_flight": _between(1, 1024),
+    "queues.batch_ingest_mark": _between(0, 2**31),
+    "queues.batch_yield_ms": _between(0, 1000),
     "cluster.discovery": _one_of("static", "dns", "kubernetes"),
     "cluster.port": _PORT,
     "cluster.namespace": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),

@@ -55,7 +55,19 @@ class QueuesConfig:
     replication the rounds of a replication round trip. Default 16."""
     batch_lane_share: float = 0.25
     """Share of each drain round kept for the batch lane while the realtime
-    lane is busy, so batch events are never starved. Default 0.25."""
+    lane is busy, so batch events are never starved; also the most a round
+    carrying realtime events takes from the batch lane. Default 0.25."""
+    batch_ingest_mark: int = 8192
+    """Events: a TCP connection whose last read brought only batch events
+    reads again once at most this many batch events wait for the drain
+    (about two rounds of the default ``drain_batch_events``), so batch
+    producers are read as fast as rounds take their events, not ahead of
+    them. 0: only a full lane pauses reading. Default 8192."""
+    batch_yield_ms: float = 20.0
+    """Milliseconds: while realtime publishers are active (a realtime event
+    in the last second) and the event loop is saturated, the drain holds a
+    round of only batch events back for at most this long, so realtime
+    publishes reach their lane first. 0: never. Default 20."""
 
 
 @dataclass(frozen=True)

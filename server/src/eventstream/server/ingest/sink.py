@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..broker.broker import Broker
 from ..broker.lanes import Submission, submissions_of
+from ..broker.priority import Lane
 from ..errors import EventStreamError
 from ..native import Accepted
 
@@ -26,11 +27,14 @@ class BrokerSink:
     Args:
         broker: the broker.
         transport: label of the submissions and metrics, ``tcp`` or ``udp``.
+        batch_mark: :meth:`put` of only batch events returns once at most
+            this many batch events wait for the drain (0: only a full lane waits).
     """
 
-    def __init__(self, broker: Broker, transport: str) -> None:
+    def __init__(self, broker: Broker, transport: str, batch_mark: int = 0) -> None:
         self._broker = broker
         self.transport = transport
+        self._batch_mark = batch_mark
         # A submission never holds more than half a lane, so one always fits
         # once the lane has drained, however many frames one read brought.
         self._chunk = {lane: max(1, capacity // 2)
@@ -80,6 +84,11 @@ class BrokerSink:
 
         The caller reads nothing more from its socket meanwhile, so a full
         lane pushes back on the producer instead of dropping its frames.
+        Events of the batch lane alone then also wait until the drain has
+        taken the lane down to the batch mark: a batch producer is read as
+        fast as rounds take its events, not ahead of them, so reading it
+        does not take the event loop from realtime publishers for events
+        that would only wait.
 
         Args:
             accepted: the good frames of a read or a batch.
@@ -94,6 +103,13 @@ class BrokerSink:
         queued = self.submissions(accepted)
         for submission in queued:
             await self.offer_when_room([submission], on_full)
+        mark = self._batch_mark
+        lanes = self._broker.lanes
+        if mark and queued and lanes.waiting(Lane.BATCH) > mark \
+                and all(submission.lane is Lane.BATCH for submission in queued):
+            if on_full is not None:
+                on_full()
+            await lanes.wait_waiting_at_most(Lane.BATCH, mark)
         return queued
 
     async def _wait_for_room(self) -> None:

@@ -22,7 +22,9 @@ spends waiting for a lane or the budget not counted; an answer the client
 does not read within that time drops the connection.
 
 While a lane is full the connection stops reading too (TCP flow control
-reaches the producer), so nothing is dropped. A bad frame closes its own
+reaches the producer), so nothing is dropped; after a read of only batch
+events it also waits for the batch lane to drain to ``queues.batch_ingest_mark``
+(:meth:`.sink.BrokerSink.put`). A bad frame closes its own
 connection only, after an ERROR message and a log line naming the peer.
 
 Security (docs/security.md): with TLS the connection starts with a

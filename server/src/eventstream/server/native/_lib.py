@@ -343,6 +343,11 @@ _PYBUF_SIMPLE = 0
 _PYBUF_WRITABLE = 1
 
 
+def address_of(data: bytes) -> int | None:
+    """Address of a bytes object's contents (no copy; valid while it lives)."""
+    return ctypes.cast(c_char_p(data), c_void_p).value
+
+
 class Borrowed:
     """The address and length of any contiguous buffer, held until :meth:`release`.
 
@@ -372,7 +377,7 @@ class Borrowed:
         if isinstance(self.ptr, c_void_p):
             return self.ptr.value
         assert isinstance(self.ptr, bytes)
-        return ctypes.cast(c_char_p(self.ptr), c_void_p).value
+        return address_of(self.ptr)
 
     def release(self) -> None:
         """Give the buffer back (idempotent)."""

@@ -336,15 +336,20 @@ class PlacedRecords:
     ``ends`` (u32 per record) and ``topics`` (u32 offset, length per record)
     index ``records``; ``positions`` holds (partition, offset) as u64 per
     event; ``results`` holds one encoded PublishResult per event, in order.
+    ``native`` is the same, as the row ``NativeWire.entry_encode`` hands to
+    libshardq (made once by :meth:`EventEncoder.place`, so the round's
+    encoding marshals nothing per submission); it points into the buffers
+    above, which must stay alive with it.
     """
 
     records: bytes
     ends: memoryview
     topics: memoryview
     priorities: bytes
-    part_counts: list[int]
+    part_counts: array[int]
     positions: memoryview
     results: bytes
+    native: _lib.EntrySource | None = None
 
     def flat_positions(self) -> list[int]:
         """Partition and offset of every event, flat: ``[p0, o0, p1, o1, ...]``."""
@@ -553,10 +558,13 @@ class EventEncoder:
         if rc:
             raise_for(rc, "place")
         count = out.record_count
+        placed = ctypes.string_at(records, out.records_len)
+        kinds = ctypes.string_at(priorities, count)
+        native = _lib.EntrySource(_lib.address_of(placed), len(placed), out.record_ends,
+                                  out.record_topics, _lib.address_of(kinds), out.part_counts, count)
         return PlacedRecords(
-            ctypes.string_at(records, out.records_len), memoryview(ends)[:count],
-            memoryview(topics)[:2 * count], bytes(priorities)[:count], part_counts.tolist(),
-            memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len))
+            placed, memoryview(ends)[:count], memoryview(topics)[:2 * count], kinds, part_counts,
+            memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len), native)
 
     def _buffer(self, name: str, size: int) -> ctypes.Array[ctypes.c_char]:
         """This thread's reusable output buffer ``name`` of at least ``size`` bytes."""

@@ -166,15 +166,10 @@ def _text(value: str | Buffer) -> Buffer:
     return value.encode() if isinstance(value, str) else value
 
 
-def _address(data: bytes) -> int | None:
-    """Address of a bytes object's contents (no copy; valid while it lives)."""
-    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-
-
 def _pointer(value: Buffer | array[int], held: list[_lib.Borrowed]) -> int | None:
     """Address of any buffer's contents; a borrowed one is added to ``held`` (to release)."""
     if type(value) is bytes:
-        return _address(value)
+        return _lib.address_of(value)
     borrowed = _lib.Borrowed(value)
     held.append(borrowed)
     return borrowed.address
@@ -451,13 +446,11 @@ class NativeWire:
             raise_for(rc, "segment_encode")
         return SegmentProgress(a.next_record, a.next_offset, a.position, a.last_position, index)
 
-    def entry_encode(self, out: bytearray, sources: Sequence[EntrySourceLike], *,
-                     partitions: int, index: int, term: int, time_ns: int,
-                     next_offsets: array[int]) -> array[int]:
-        """Append a commit round to ``out`` as one EVENTS entry of the entry log (one call).
+    def entry_encode(self, sources: Sequence[EntrySourceLike], *, partitions: int, index: int,
+                     term: int, time_ns: int, next_offsets: array[int]) -> tuple[bytes, array[int]]:
+        """Encode a commit round as one EVENTS entry of the entry log (one call).
 
         Args:
-            out: the entry is appended to it.
             sources: the round's submissions as :meth:`.events.EventEncoder.place` made them: each has
                 ``records`` (bytes), ``ends`` and ``topics`` (u32), ``priorities``
                 and ``part_counts`` (records per partition, partition 0's first).
@@ -468,9 +461,11 @@ class NativeWire:
             next_offsets: u64 per partition (an ``array("Q")``), advanced.
 
         Returns:
-            Block rows, ``ENTRY_BLOCK_FIELDS`` int64 per partition with records:
+            The entry (one new ``bytes``: the only copy made of the records
+            besides the native scratch buffer), and its block rows,
+            ``ENTRY_BLOCK_FIELDS`` int64 per partition with records:
             partition, first offset, count, position of the first record in
-            ``out``, bytes of the records, time.
+            the entry, bytes of the records, time.
 
         Raises:
             InvalidArgument: counts that do not add up, spans out of bounds,
@@ -482,14 +477,18 @@ class NativeWire:
         keep: list[object] = []
         try:
             for number, source in enumerate(sources):
+                native = getattr(source, "native", None)
+                if native is not None:  # placed by EventEncoder: its row is ready
+                    table[number] = native
+                    continue
                 row = table[number]
                 row.record_ends = _pointer(source.ends, held)
                 row.record_topics = _pointer(source.topics, held)
                 counts = array("I", source.part_counts)
                 keep.append(counts)
-                row.records = _address(source.records)
+                row.records = _lib.address_of(source.records)
                 row.records_len = len(source.records)
-                row.record_priorities = _address(source.priorities)
+                row.record_priorities = _lib.address_of(source.priorities)
                 row.part_counts = counts.buffer_info()[0]
                 row.record_count = len(memoryview(source.ends).cast("B")) // 4
             blocks = array("q", bytes(8 * _lib.ENTRY_BLOCK_FIELDS * partitions))
@@ -511,12 +510,8 @@ class NativeWire:
                 borrowed.release()
         if rc:
             raise_for(rc, "entry_encode")
-        start = len(out)
-        out += memoryview(scratch)[:a.out_len]
-        rows = blocks[:_lib.ENTRY_BLOCK_FIELDS * a.block_count]
-        rows[3::_lib.ENTRY_BLOCK_FIELDS] = array(
-            "q", (position + start for position in rows[3::_lib.ENTRY_BLOCK_FIELDS]))
-        return rows
+        del blocks[_lib.ENTRY_BLOCK_FIELDS * a.block_count:]
+        return ctypes.string_at(scratch, a.out_len), blocks
 
     def entry_scan(self, payload: Buffer, partitions: int = 0) -> EntryScan:
         """Blocks and producer-chosen ids of an EVENTS entry's payload (one call).

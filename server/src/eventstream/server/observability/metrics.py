@@ -160,6 +160,9 @@ class Metrics:
         for name, unit, description in (
             ("eventstream.queue.depth", "1", "Events accepted but not yet committed, by lane"),
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
+            ("eventstream.queue.waiting_peak", "1",
+             "The most events that waited at once for the drain since start, by lane "
+             "(queues.batch_ingest_mark bounds the batch lane's for TCP ingest)"),
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
@@ -243,6 +246,12 @@ class Metrics:
         ):
             meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="1",
                                             description=description)
+        name = "eventstream.queue.batch_yield"
+        meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="s",
+                                        description="Time the drain held rounds of only batch "
+                                                    "events back while realtime publishers were "
+                                                    "active and the event loop saturated "
+                                                    "(queues.batch_yield_ms)")
         name = "eventstream.storage.retention.deleted"
         meter.create_observable_counter(name, callbacks=[self._callback(name)], unit="By",
                                         description="Bytes of records deleted by retention, "

@@ -84,6 +84,8 @@ def observe_lanes(metrics: Metrics, lanes: Lanes) -> None:
                     lambda: [(lanes.pushed[lane], attrs) for lane, attrs in by_lane])
     metrics.observe("eventstream.queue.pops",
                     lambda: [(lanes.popped[lane], attrs) for lane, attrs in by_lane])
+    metrics.observe("eventstream.queue.waiting_peak",
+                    lambda: [(lanes.waiting_peak[lane], attrs) for lane, attrs in by_lane])
 
 
 def observe_log(metrics: Metrics, event_log: EventLog) -> None:
@@ -117,6 +119,7 @@ def observe_raft(metrics: Metrics, driver: RaftView, write_path: WritePath) -> N
     metrics.observe("eventstream.raft.commit_index", lambda: [(driver.commit_index, {})])
     metrics.observe("eventstream.raft.applied_index", lambda: [(driver.applied_index, {})])
     metrics.observe("eventstream.log.rounds", lambda: [(write_path.rounds, {})])
+    metrics.observe("eventstream.queue.batch_yield", lambda: [(write_path.yielded_seconds, {})])
 
 
 def observe_groups(metrics: Metrics, groups: GroupCoordinator, event_log: EventLog) -> None:

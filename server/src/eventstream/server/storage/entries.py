@@ -244,9 +244,10 @@ class EntrySource(Protocol):
 class EntryCodec(Checksums, Protocol):
     """The CRC32C functions and the native EVENTS entry encoder (libshardq's wire backend)."""
 
-    def entry_encode(self, out: bytearray, sources: Sequence[EntrySource], *, partitions: int,
-                     index: int, term: int, time_ns: int, next_offsets: array[int]) -> array[int]:
-        """Append a commit round to ``out`` as one EVENTS entry; return its block rows."""
+    def entry_encode(self, sources: Sequence[EntrySource], *, partitions: int, index: int,
+                     term: int, time_ns: int, next_offsets: array[int]
+                     ) -> tuple[bytes, array[int]]:
+        """A commit round as one EVENTS entry, and its block rows (positions within the entry)."""
         ...
 
 
@@ -265,7 +266,7 @@ class EntryEncoder:
     def __init__(self, codec: EntryCodec, first_index: int) -> None:
         self._codec = codec
         self._first = first_index
-        self._data = bytearray()
+        self._data: bytes | bytearray = bytearray()
         self._ends = array("Q")
         self._terms = array("Q")
         self._kinds = bytearray()
@@ -278,7 +279,7 @@ class EntryEncoder:
 
     def add(self, term: int, kind: int, payload: bytes | bytearray | memoryview) -> int:
         """Add an entry with an opaque payload; return its index."""
-        data = self._data
+        data = self._grown()
         start = len(data)
         data += ENTRY_HEAD.pack(0, 0, self.next_index, term, kind)
         data += payload
@@ -289,7 +290,8 @@ class EntryEncoder:
         """Add an EVENTS entry holding a commit round; return its index.
 
         One native call encodes the whole round, whatever the number of
-        submissions and partitions.
+        submissions and partitions. An encoder holding only this entry gives
+        the native call's ``bytes`` as its batch's data (no further copy).
 
         Args:
             term: the entry's term.
@@ -300,22 +302,35 @@ class EntryEncoder:
             time_ns: ingest time of every record.
         """
         index = self.next_index
-        rows = self._codec.entry_encode(self._data, sources, partitions=len(next_offsets),
-                                        index=index, term=term, time_ns=time_ns,
-                                        next_offsets=next_offsets)
+        entry, rows = self._codec.entry_encode(sources, partitions=len(next_offsets), index=index,
+                                               term=term, time_ns=time_ns,
+                                               next_offsets=next_offsets)
+        start = len(self._data)
+        if start:
+            self._grown().extend(entry)
+        else:
+            self._data = entry
         number = len(self._ends)
         blocks = self._blocks
         for row in range(0, len(rows), _NATIVE_BLOCK_FIELDS):
             blocks.append(number)
-            blocks.extend(rows[row:row + _NATIVE_BLOCK_FIELDS])
+            blocks.extend(rows[row:row + B_POSITION - 1])
+            blocks.append(rows[row + B_POSITION - 1] + start)
+            blocks.extend(rows[row + B_POSITION:row + _NATIVE_BLOCK_FIELDS])
         self._ends.append(len(self._data))
         self._terms.append(term)
         self._kinds.append(EntryKind.EVENTS)
         return index
 
+    def _grown(self) -> bytearray:
+        """The buffer, made growable if it holds a native call's ``bytes``."""
+        if not isinstance(self._data, bytearray):
+            self._data = bytearray(self._data)
+        return self._data
+
     def _close(self, start: int, term: int, kind: int) -> int:
         """Fill in the length and CRC of the entry that starts at ``start``."""
-        data = self._data
+        data = self._grown()
         length = len(data) - start - 4
         if length > MAX_ENTRY_BYTES:
             del data[start:]

@@ -1,0 +1,89 @@
+"""The node that sequenced an entry applies it from its own rows, with the state a scan gives.
+
+Rounds with repeated producer ids (within a submission, across submissions
+and rounds), ids of the server's form, server-assigned ids and keys over
+four partitions are sequenced once; one applier takes them with the
+sequencer's rows (as the leader does), the other scans every entry (as a
+follower does). Both must end with byte-identical state and windows, and
+only the second may have scanned.
+"""
+
+from __future__ import annotations
+
+import random
+
+from eventstream.server.broker.applier import EntryApplier
+from eventstream.server.broker.dedup import DedupWindow
+from eventstream.server.broker.group_state import GroupTable
+from eventstream.server.broker.lanes import submissions_of
+from eventstream.server.broker.sequencer import Sequencer
+from eventstream.server.cluster.entry_raft_log import entries_of
+from eventstream.server.native import EventEncoder, Limits, NativeWire
+from eventstream.server.storage.memory_entry_log import MemoryEntryLog
+from eventstream.v1 import common_pb2, publish_pb2
+
+PARTITIONS = 4
+WINDOW_NS = 3600 * 10**9
+PREFIX = b"0123456789abcdef-"
+"""Of the form the server gives its ids (16 hex digits, '-'), which a scan leaves out."""
+
+
+def request(rng: random.Random, round_number: int) -> bytes:
+    """A PublishBatch whose events carry every kind of id."""
+    events = []
+    for i in range(rng.randint(1, 40)):
+        kind = rng.random()
+        if kind < 0.5:
+            event_id = f"id-{rng.randrange(60)}"            # repeats often
+        elif kind < 0.6:
+            event_id = f"{rng.randrange(1 << 60):016x}-{rng.randrange(99):x}"  # the server's form
+        else:
+            event_id = ""                                  # the server assigns one
+        events.append(common_pb2.Event(topic=f"rows/{i % 3}", payload=b"p%d" % round_number,
+                                       id=event_id, key=f"k{rng.randrange(11)}"))
+    return publish_pb2.PublishBatchRequest(events=events).SerializeToString()
+
+
+def applier_of(event_log: MemoryEntryLog) -> EntryApplier:
+    return EntryApplier(event_log, NativeWire(), DedupWindow(WINDOW_NS, 150),
+                        GroupTable(PARTITIONS))
+
+
+async def test_applying_with_the_sequencers_rows_gives_the_state_a_scan_gives():
+    rng = random.Random(7)
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    leader_log, follower_log = MemoryEntryLog(PARTITIONS, 1 << 30), MemoryEntryLog(PARTITIONS, 1 << 30)
+    leader, follower = applier_of(leader_log), applier_of(follower_log)
+    sequencer = Sequencer(encoder, NativeWire(), leader.window, PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    now = 10**18
+    for index in range(1, 41):
+        taken = []
+        for _ in range(rng.randint(1, 4)):
+            taken += submissions_of(encoder.accept(request(rng, index), 1))
+        round_ = sequencer.sequence(taken, index, 1, now + index)
+        for event_log in (leader_log, follower_log):
+            await event_log.append(round_.batch)
+        leader.expect(index, 1, round_.rows)
+        await leader.apply(entries_of(round_.batch))
+        await follower.apply(entries_of(round_.batch))
+        sequencer.applied(index)
+    assert leader.scanned == 0 and follower.scanned == 40
+    assert len(follower.window) > 50
+    assert leader.window.encode() == follower.window.encode()
+    assert leader.state() == follower.state()
+
+
+async def test_rows_of_another_term_are_not_used():
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    event_log = MemoryEntryLog(PARTITIONS, 1 << 30)
+    applier = applier_of(event_log)
+    sequencer = Sequencer(encoder, NativeWire(), applier.window, PARTITIONS, 0)
+    sequencer.activate(2, [0] * PARTITIONS, 0, [])
+    round_ = sequencer.sequence(submissions_of(encoder.accept(request(random.Random(3), 1), 1)),
+                                1, 2, 10**18)
+    await event_log.append(round_.batch)
+    applier.expect(1, 1, round_.rows)   # another term's entry would be at index 1
+    await applier.apply(entries_of(round_.batch))
+    assert applier.scanned == 1
+
