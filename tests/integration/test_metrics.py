@@ -68,7 +68,8 @@ GAUGES = {
     "eventstream_storage_failed", "eventstream_cluster_is_leader", "eventstream_cluster_term",
     "eventstream_cluster_commit_index", "eventstream_cluster_applied_index",
     "eventstream_cluster_peers_connected", "eventstream_cluster_replication_lag",
-    "eventstream_cluster_replication_lag_seconds",
+    "eventstream_cluster_replication_lag_seconds", "eventstream_cluster_members",
+    "eventstream_cluster_is_learner",
     "eventstream_queue_waiting_peak",
 }
 """Levels that go up and down, and positions; anything else that grows is a counter."""
