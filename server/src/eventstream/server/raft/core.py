@@ -191,6 +191,11 @@ class RaftNode:
         """The membership in force: the latest one applied (snapshot it with the application)."""
         return self._membership
 
+    @property
+    def transferee(self) -> str | None:
+        """The member this leader hands leadership to (None: no transfer in progress)."""
+        return self._transferee
+
     def status(self) -> Status:
         """A summary of the node for status pages."""
         progress = {
