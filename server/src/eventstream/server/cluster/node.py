@@ -316,6 +316,11 @@ class RaftDriver:
         return self._node.role is Role.LEADER
 
     @property
+    def transferring_to(self) -> str | None:
+        """The member leadership is being handed to (None: no transfer in progress)."""
+        return self._node.transferee
+
+    @property
     def commit_index(self) -> int:
         """Highest index known committed."""
         return self._node.commit_index

@@ -39,8 +39,7 @@ class LogProposer:
     def is_leader(self) -> bool:
         """Whether this node leads and is not handing leadership over."""
         driver = self._driver
-        return driver.running and driver.role is Role.LEADER and \
-            driver.status().transferring_to is None
+        return driver.running and driver.role is Role.LEADER and driver.transferring_to is None
 
     @property
     def term(self) -> int:

@@ -199,6 +199,11 @@ class RaftNode:
         """
         return self._pending_conf_index > self._log.applied
 
+    @property
+    def transferee(self) -> str | None:
+        """The member this leader hands leadership to (None: no transfer in progress)."""
+        return self._transferee
+
     def status(self) -> Status:
         """A summary of the node for status pages."""
         progress = {
