@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from eventstream.client import Client, Event, RetryPolicy
-from tests.integration.test_cluster_replication import read_all
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_all
 from tests.support.dns import Responder
 from tests.support.server import ServerProcess, free_port, http_get
 

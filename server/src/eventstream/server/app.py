@@ -1,8 +1,8 @@
 """Composition root: builds the node from its configuration and runs its lifecycle.
 
 The only module that wires concrete classes together. Start-up: HTTP first
-(health says NOT_SERVING), then the write path and the gRPC listener, then
-SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
+(:class:`Probes`: live, health NOT_SERVING), before discovery and the log's
+recovery; then the write path and the gRPC listener, then SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
 at once, an optional grace period for load balancers, every accepted event
 committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
 A storage error halts the write path: health turns NOT_SERVING for good
