@@ -2,9 +2,10 @@
 
 The only module that wires concrete classes together. Start-up: HTTP first
 (:class:`Probes`: live, health NOT_SERVING), before discovery and the log's
-recovery; then the write path and the gRPC listener, then SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
-at once, an optional grace period for load balancers, every accepted event
-committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+recovery; then the write path and the gRPC listener, then SERVING. Shutdown
+(SIGTERM or SIGINT): NOT_SERVING and new publishes refused at once, an
+optional grace period for load balancers, every accepted event committed and
+acknowledged, subscriptions ended with UNAVAILABLE, then exit.
 A storage error halts the write path: health turns NOT_SERVING for good
 (phase ``storage failed``), readers keep reading, and the process exits 1
 when it is stopped.
