@@ -36,13 +36,26 @@ timeout and every process started is stopped, also on failure.
 It prints a table and writes cluster.md, cluster.json and cluster.png to
 bench/results/ (or --out).
 
+``--rolling`` measures something else instead: a rolling update of the three
+nodes as a StatefulSet controller does it (highest ordinal first: SIGTERM,
+leadership handed over, restart, wait ready, next), --rolls times, while the
+Python SDK (default retry policy, events with ids) publishes one event at a
+time through one target naming every node (tests/support/rolling.py). Per
+update: the time no node led (every node's /status sampled), the longest wait
+between two acknowledgements, the events acknowledged, each node's restart;
+written to cluster-rolling.md and cluster-rolling.json. Every update must
+lose and fail nothing: the run checks it as the cluster test does.
+
     python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
+    python bench/cluster_bench.py --rolling [--rolls 3] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -58,6 +71,8 @@ import publish_bench as pb
 
 from tests.support import nats_cluster
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
+from tests.support.rolling import RollingFigures, SdkPublisher, roll, service_target
 from tests.support.server import ServerProcess
 
 SIZE = 100
@@ -409,6 +424,91 @@ def run(args: argparse.Namespace) -> int:
     return 0 if "figures" in results[NATS_R3] else 1
 
 
+ROLLING_MAX_EVENTS = 1_000_000
+"""The rolling publisher's bound; it is stopped once the updates are done."""
+
+
+def rolling_updates(workdir: Path, rolls: int, pin: bool) -> list[RollingFigures]:
+    """``rolls`` rolling updates of a 3-node cluster under the SDK publisher; each update's figures.
+
+    Raises:
+        AssertionError: a publish failed, or an acknowledged event is not
+            stored exactly once on every node.
+    """
+    cluster = Cluster(workdir / "rolling", 3, SERVER_CONFIG)
+    figures: list[RollingFigures] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(cluster.stop)
+        cluster.start()
+
+        def pin_server(server: ServerProcess) -> None:
+            assert server.process is not None
+            peers_bench.peer_servers._pin(server.process.pid, pin)
+        for server in cluster.nodes.values():
+            pin_server(server)
+        cluster.wait_leader()
+        publisher = SdkPublisher(service_target(cluster), "roll", ROLLING_MAX_EVENTS).start()
+        stack.callback(publisher.stop)
+        publisher.wait_acks(100)
+        for number in range(rolls):
+            figures.append(roll(cluster, publisher, on_restart=pin_server))
+            print(f"update {number + 1}: {figures[-1].line()}", flush=True)
+            publisher.wait_acks(len(publisher.acks) + 100)
+        publisher.stop()
+        publisher.join(60)
+        assert publisher.errors == [], publisher.errors[:5]
+        ids = [event_id for _, event_id, *_ in publisher.acks]
+        assert len(ids) == len(set(ids)), "an event acknowledged twice"
+        cluster.wait_leader()
+        wait_caught_up(cluster, list(cluster.nodes))
+        expected = sorted((partition, offset, event_id)
+                          for _, event_id, partition, offset in publisher.acks)
+        for node in cluster.nodes:
+            stored = asyncio.run(read_stored(cluster, node))
+            assert stored == expected, f"{node} does not hold every acknowledged event once"
+    return figures
+
+
+def rolling_markdown(figures: list[RollingFigures], info: dict[str, str]) -> str:
+    """The rolling updates' table and the machine they ran on."""
+    lines = ["| update | restarts (SIGTERM to ready) | leaders | no leader, total (s) | "
+             "no leader, longest (s) | longest gap between acks (s) | events acknowledged |",
+             "|---|---|---|---|---|---|---|"]
+    for number, update in enumerate(figures, 1):
+        restarts = ", ".join(f"{node} {seconds:.2f} s" for node, seconds in update.restarts)
+        lines.append(f"| {number} | {restarts} | {' → '.join(update.leaders)} | "
+                     f"{update.leaderless_seconds:.3f} | {update.longest_leaderless_seconds:.3f} | "
+                     f"{update.longest_ack_gap_seconds:.3f} | {update.acks:,} |")
+    samples = max(update.sample_seconds for update in figures)
+    lines += ["", f"Who leads sampled about every {samples * 1000:.0f} ms (every node's "
+              "/status); no publish failed and every acknowledged event is stored once on "
+              "every node.", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_rolling(args: argparse.Namespace) -> int:
+    """Measure --rolls rolling updates, print them, write cluster-rolling.md and .json."""
+    pin = pb.pinning()
+    if pin:
+        os.sched_setaffinity(0, {pb.CLIENT_CORE})
+    info = pb.machine()
+    info["setup"] = ("3 nodes on 127.0.0.1, disk log, storage.fsync: always; the SDK "
+                     "publisher (default retry policy) through one target naming every node")
+    info["load average (1/5/15 min) before"] = peers_bench.load_average()
+    with tempfile.TemporaryDirectory(prefix="es-cluster-rolling-") as tmp:
+        figures = rolling_updates(Path(tmp), args.rolls, pin)
+    info["load average (1/5/15 min) after"] = peers_bench.load_average()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster-rolling.md").write_text(rolling_markdown(figures, info))
+    (out / "cluster-rolling.json").write_text(json.dumps(
+        {"updates": [dataclasses.asdict(update) for update in figures], "machine": info},
+        indent=1) + "\n")
+    print(f"wrote {out / 'cluster-rolling.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description="EventStream 3 nodes vs 1 node vs NATS JetStream R3 and R1")
@@ -419,7 +519,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 s per workload, one short nats bench run each, "
                              "1,000 fan-out events")
+    parser.add_argument("--rolling", action="store_true",
+                        help="measure rolling updates under an SDK publisher instead")
+    parser.add_argument("--rolls", type=int, default=3, help="rolling updates with --rolling")
     args = parser.parse_args(argv)
+    if args.rolling:
+        args.rolls = min(max(args.rolls, 1), 20)
+        return run_rolling(args)
     if args.quick:
         args.duration = 1.0
         args.fanout_events = min(args.fanout_events, 1000)

@@ -3,7 +3,10 @@ exports, so no alert or panel waits on a series that never comes (the chart
 once alerted on a leader and a replication lag no version exported).
 
 The server is the leader of a real three-member cluster, the only member that
-exports every series the cluster alerts query (the replication lag per peer)."""
+exports every series the cluster alerts query (the replication lag per peer).
+The labels the queries group by or name in a legend (``peer``, ``queue``,
+``transport``...) must be on those series too, or the alert fires per nothing
+and the panel's legend stays empty."""
 
 from __future__ import annotations
 
@@ -22,18 +25,58 @@ from tests.support.server import ServerProcess, http_get, wait_for_metric
 from .rendering import CHART, find, helm_template
 
 METRIC = re.compile(r"\b(eventstream_\w+)")
+GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+SCRAPE_LABELS = {"namespace", "pod", "job", "instance", "le"}
+"""Labels Prometheus adds when it scrapes (and ``le``, every histogram bucket's)."""
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(where, expression, legend) of every alert and dashboard query of the chart."""
+    manifests = helm_template(sets=("metrics.prometheusRule.enabled=true",))
+    rule = find(manifests, "PrometheusRule")
+    found = [(rule_["alert"], rule_["expr"], "") for group in rule["spec"]["groups"]
+             for rule_ in group["rules"]]
+    dashboard = json.loads((CHART / "dashboards" / "eventstream.json").read_text())
+    found += [(f"panel {panel['title']!r}", target["expr"], target.get("legendFormat", ""))
+              for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    return found
 
 
 def queried_metrics() -> dict[str, str]:
     """Metric name -> where the chart queries it (alert name or dashboard panel)."""
-    manifests = helm_template(sets=("metrics.prometheusRule.enabled=true",))
-    rule = find(manifests, "PrometheusRule")
-    where = {name: rule_["alert"] for group in rule["spec"]["groups"] for rule_ in group["rules"]
-             for name in METRIC.findall(rule_["expr"])}
-    dashboard = json.loads((CHART / "dashboards" / "eventstream.json").read_text())
-    where.update({name: f"panel {panel['title']!r}" for panel in dashboard["panels"]
-                  for target in panel.get("targets", []) for name in METRIC.findall(target["expr"])})
-    return where
+    return {name: where for where, expr, _ in queries() for name in METRIC.findall(expr)}
+
+
+def exported_labels(body: str) -> dict[str, set[str]]:
+    """Metric name -> the label names its series carry on a /metrics page."""
+    labels: dict[str, set[str]] = {}
+    for name, inner in re.findall(r"^(eventstream_\w+?)(?:\{(.*)\})? \S+$", body, re.M):
+        labels.setdefault(name, set()).update(re.findall(r'(\w+)="', inner))
+    return labels
+
+
+def missing_labels(found: list[tuple[str, str, str]], exported: dict[str, set[str]]) -> list[str]:
+    """Each label a query groups or names its legend by that one of its metrics lacks."""
+    problems = []
+    for where, expr, legend in found:
+        wanted = {label.strip() for group in GROUPING.findall(expr)
+                  for label in group.split(",") if label.strip()}
+        wanted |= set(LEGEND.findall(legend))
+        for name in set(METRIC.findall(expr)):
+            lacking = wanted - SCRAPE_LABELS - exported.get(name, set())
+            problems += [f"{where}: {name} has no label {label}" for label in sorted(lacking)]
+    return problems
+
+
+def test_the_label_check_finds_a_label_the_server_does_not_export() -> None:
+    exported = {"eventstream_cluster_replication_lag": {"peer", "node"}}
+    assert missing_labels([("alert", "max by (pod, peer) (eventstream_cluster_replication_lag)",
+                            "{{peer}}")], exported) == []
+    assert missing_labels([("alert", "max by (member) (eventstream_cluster_replication_lag)",
+                            "{{lag}}")], exported) == [
+        "alert: eventstream_cluster_replication_lag has no label lag",
+        "alert: eventstream_cluster_replication_lag has no label member"]
 
 
 async def exercise(server: ServerProcess) -> None:
@@ -69,6 +112,8 @@ async def test_alerts_and_dashboard_query_only_exported_metrics(tmp_path: Path) 
             "eventstream_cluster_replication_lag_seconds"} <= set(queried)
     missing = {name: where for name, where in queried.items() if name not in exported}
     assert missing == {}
+    # ...and every label they group by or print is one those series carry.
+    assert missing_labels(queries(), exported_labels(body)) == []
 
 
 def scrape(server: ServerProcess) -> str:

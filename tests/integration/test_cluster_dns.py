@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from eventstream.client import Client, Event, RetryPolicy
-from tests.integration.test_cluster_replication import read_all
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_all
 from tests.support.dns import Responder
 from tests.support.server import ServerProcess, free_port, http_get
 
@@ -69,7 +69,9 @@ async def test_members_found_by_dns_form_one_cluster_and_replicate(cluster: Clus
     first = cluster.nodes["eventstream-0"].start(wait=False)
     first.wait_healthy(60, path="/health/live")
     deadline = time.monotonic() + 60
-    while health(first, "/health/ready")[1].get("phase") == "starting":  # listeners opening
+    # Live from its first moments: finding its peers, opening its log, then its listeners.
+    while health(first, "/health/ready")[1].get("phase") in ("discovering", "recovering",
+                                                              "starting"):
         assert time.monotonic() < deadline, first.log()
         time.sleep(0.05)
     assert health(first, "/health/ready") == (503, {"status": "NOT_SERVING",

@@ -19,9 +19,10 @@ import grpc
 import pytest
 
 from eventstream.client import Client, Event
-from tests.integration.test_cluster_replication import RETRY, read_stored, wait_caught_up
+from tests.integration.test_cluster_replication import RETRY
 from tests.support.client import Stubs, error_info, publish_request
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.mesh_cluster import mesh_cluster, wait_role
 from tests.support.toxiproxy import Mesh
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from eventstream.client import Client, Event
-from tests.integration.test_cluster_replication import read_stored, wait_caught_up
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
 
 ELECTION_WAIT = 5.0
 """Seconds (five or more election timeouts) the two members get to elect someone."""

@@ -9,11 +9,9 @@ after its restart).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,11 @@ import pytest
 
 from eventstream.client import Client, Event, EventStreamError, RetryPolicy
 from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
-from tests.support.client import Stubs, collect, error_info, publish_request, subscribe_request
+from tests.support.client import Stubs, error_info, publish_request
 from tests.support.client import event as client_event
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
+from tests.support.rolling import SdkPublisher
 from tests.support.server import ServerProcess, http_get, metric
 
 EARLIEST = subscribe_pb2.START_FROM_EARLIEST
@@ -40,39 +40,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield nodes.start()
     finally:
         nodes.stop()
-
-
-async def read_all(target: str, count: int) -> list[tuple[int, int, str]]:
-    """(partition, offset, id) of the first ``count`` events of a node, per partition in order."""
-    stubs = Stubs(target)
-    try:
-        call = stubs.subscribe.Subscribe(subscribe_request("#", start_from=EARLIEST))
-        async with asyncio.timeout(30):
-            events = await collect(call, count)
-        call.cancel()
-    finally:
-        await stubs.close()
-    return sorted((e.partition, e.offset, e.id) for e in events)
-
-
-async def read_stored(cluster: Cluster, node: str) -> list[tuple[int, int, str]]:
-    """Every event a node's readers see now, as :func:`read_all` lists them."""
-    log = cluster.status(node)["log"]
-    count = sum(log["end_offsets"]) - sum(log["start_offsets"])
-    return await read_all(cluster.nodes[node].target, count) if count else []
-
-
-def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
-    """Wait until every node in ``nodes`` applied as far as the leader committed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        views = {node: cluster.status(node)["cluster"] for node in nodes}
-        leaders = [view for view in views.values() if view["role"] == "leader"]
-        if leaders and all(view["applied_index"] >= leaders[0]["commit_index"]
-                           for view in views.values()):
-            return
-        assert time.monotonic() < deadline, f"not caught up within {timeout}s: {views}"
-        time.sleep(0.05)
 
 
 def lag_series(server: ServerProcess) -> dict[str, float]:
@@ -231,52 +198,6 @@ async def test_an_acknowledged_event_outlives_its_leader(tmp_path: Path, broken:
         cluster.stop()
 
 
-class Publisher:
-    """The SDK client with its default retry policy publishing events with ids ``<prefix>-0``,
-    ``<prefix>-1``... one at a time, in one thread.
-
-    Records each acknowledgement with the monotonic time it came.
-    """
-
-    def __init__(self, target: str, prefix: str, count: int) -> None:
-        self.acks: list[tuple[float, str, int, int]] = []
-        """(monotonic time acknowledged, id, partition, offset) of each event, in order."""
-        self.sent: list[float] = []
-        """When the publish of each acknowledged event started (same order)."""
-        self.errors: list[str] = []
-        self._target = target
-        self._prefix = prefix
-        self._count = count
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Publisher:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        with Client(self._target, timeout=30.0) as client:  # the SDK's default retry policy
-            for i in range(self._count):
-                sent_at = time.monotonic()
-                try:
-                    ack = client.publish(Event(f"load/{i % 3}", b"%d" % i, key=f"k{i % 5}",
-                                               id=f"{self._prefix}-{i}"))
-                except Exception as error:  # recorded: the test asserts there is none
-                    self.errors.append(f"{self._prefix}-{i}: {error}")
-                    continue
-                self.acks.append((time.monotonic(), ack.id, ack.partition, ack.offset))
-                self.sent.append(sent_at)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "the publisher did not finish in time"
-
-    def wait_acks(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acks) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acks)} acks: {self.errors}"
-            time.sleep(0.01)
-
-
 KILLS = int(os.environ.get("EVENTSTREAM_TEST_KILLS", "3"))
 """Leader kills in the failover test; the issue's figure is measured with 10."""
 EVENTS_PER_ROUND = 150
@@ -288,7 +209,7 @@ async def test_leader_killed_a_retrying_client_loses_nothing(cluster: Cluster):
     for round_ in range(KILLS):
         leader = cluster.wait_leader()
         survivor = next(node for node in cluster.nodes if node != leader)
-        publisher = Publisher(cluster.nodes[survivor].target, f"r{round_}",
+        publisher = SdkPublisher(cluster.nodes[survivor].target, f"r{round_}",
                               EVENTS_PER_ROUND).start()
         publisher.wait_acks(EVENTS_PER_ROUND // 3)
         killed_at = time.monotonic()
@@ -318,25 +239,3 @@ async def test_leader_killed_a_retrying_client_loses_nothing(cluster: Cluster):
                       for event_id, (partition, offset) in acked.items())
     for node, view in views.items():
         assert view == expected, f"{node} differs"
-
-
-async def test_rolling_restart_a_retrying_client_loses_nothing(cluster: Cluster):
-    """SIGTERM each node in reverse order and restart it (as a StatefulSet does), under load."""
-    cluster.wait_leader()
-    # The client publishes through n1, restarted last; n3 and n2 go first.
-    publisher = Publisher(cluster.nodes["n1"].target, "roll", 400).start()
-    publisher.wait_acks(50)
-    for node in ("n3", "n2", "n1"):
-        before = len(publisher.acks)
-        assert cluster.nodes[node].stop() == 0
-        cluster.nodes[node].start()
-        cluster.wait_leader()
-        publisher.wait_acks(min(before + 50, 400), timeout=60)
-    publisher.join(60)
-    assert publisher.errors == []
-    assert len({event_id for _, event_id, *_ in publisher.acks}) == 400
-    wait_caught_up(cluster, list(cluster.nodes))
-    expected = sorted({(partition, offset, event_id)
-                       for _, event_id, partition, offset in publisher.acks})
-    for node in cluster.nodes:
-        assert await read_stored(cluster, node) == expected, node

@@ -112,7 +112,7 @@ def run(config: Config, config_file: str | None = None,
         config_file: the file it came from (watched for new ``auth`` rules).
         reload_config: loads the configuration again, as it was loaded.
     """
-    from .app import Node
+    from .app import Node, Probes
     from .cluster.discovery import DiscoveryError, peer_discovery
     from .cluster.entry_raft_log import SnapshotRefused
     from .observability.logging import configure_logging
@@ -144,12 +144,22 @@ def run(config: Config, config_file: str | None = None,
                 await node.member.set_peers(found)
 
         discovery: PeerDiscovery | None = None
+        # /health/live answers from now on: discovery and recovery may take minutes.
+        probes = Probes.of(config)
+        try:
+            await probes.start(config, "discovering" if config.cluster.enabled else "recovering")
+        except ListenError as error:
+            await probes.http.stop()
+            return _cannot_listen(error)
         try:
             if config.cluster.enabled:
                 discovery = peer_discovery(config.cluster)
                 # The peers must be findable before the node starts (docs/cluster.md "Discovery").
                 peers = await discovery.start(moved)
-            node = Node(config, config_file, reload_config, peers=peers)
+                await probes.health.set(False, "recovering")
+            # Opening the log reads the data dir: off the event loop, so the probes answer.
+            node = await asyncio.to_thread(Node, config, config_file, reload_config, peers=peers,
+                                           probes=probes)
         except DiscoveryError as error:
             for problem in error.problems:
                 print(f"eventstream-server: discovery error: {problem}", file=sys.stderr)
@@ -166,6 +176,9 @@ def run(config: Config, config_file: str | None = None,
             # dir".
             print(f"eventstream-server: storage error: {error}", file=sys.stderr)
             return await _stopped(discovery, 2)
+        finally:
+            if node is None:
+                await probes.http.stop()
         try:
             return await node.run()
         except ListenError as error:  # a port taken after the check

@@ -1,10 +1,11 @@
 """Composition root: builds the node from its configuration and runs its lifecycle.
 
 The only module that wires concrete classes together. Start-up: HTTP first
-(health says NOT_SERVING), then the write path and the gRPC listener, then
-SERVING. Shutdown (SIGTERM or SIGINT): NOT_SERVING and new publishes refused
-at once, an optional grace period for load balancers, every accepted event
-committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+(:class:`Probes`: live, health NOT_SERVING), before discovery and the log's
+recovery; then the write path and the gRPC listener, then SERVING. Shutdown
+(SIGTERM or SIGINT): NOT_SERVING and new publishes refused at once, an
+optional grace period for load balancers, every accepted event committed and
+acknowledged, subscriptions ended with UNAVAILABLE, then exit.
 A storage error halts the write path: health turns NOT_SERVING for good
 (phase ``storage failed``), readers keep reading, and the process exits 1
 when it is stopped.
@@ -19,6 +20,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -103,8 +105,48 @@ def peer_tls(config: Config) -> ServerTls | None:
         raise TlsFileError(f"cluster.tls: {error}") from None
 
 
+@dataclass(slots=True)
+class Probes:
+    """What answers the probes from the process's first moments, before the node is built.
+
+    The HTTP listener (/health/live, /health/ready, /metrics, /status) with the
+    serving state and the metrics it reports: started before discovery and log
+    recovery, which can take minutes, so /health/live answers 200 meanwhile
+    (phase ``discovering``, then ``recovering``) and /health/ready 503. The
+    node built afterwards takes them over.
+    """
+
+    metrics: Metrics
+    health: HealthState
+    http: HttpServer
+
+    @classmethod
+    def of(cls, config: Config) -> Probes:
+        """The probes of a node with ``config`` (not listening yet)."""
+        metrics = Metrics(config.cluster.node_id)
+        health = HealthState(PUBLIC_SERVICES)
+        return cls(metrics, health, HttpServer(
+            health, metrics, metrics_enabled=config.metrics.enabled,
+            metrics_path=config.metrics.path, max_connections=config.metrics.max_connections,
+            header_timeout=config.metrics.header_timeout_seconds))
+
+    async def start(self, config: Config, phase: str) -> None:
+        """Listen on ``metrics.port``, reporting ``phase`` (not serving).
+
+        Raises:
+            ListenError: the port cannot be bound.
+        """
+        await self.health.set(False, phase)
+        with listening(HTTP, config.server.host, config.metrics.port):
+            await self.http.start(config.server.host, config.metrics.port)
+
+
 class Node:
     """One EventStream node: listeners, broker, write path and log.
+
+    Building it opens the log (recovery: its segments checked, a torn tail
+    cut), which reads the data dir and can take long; the server builds it in
+    a worker thread while :class:`Probes` answer on the event loop.
 
     Args:
         config: the loaded configuration.
@@ -112,6 +154,7 @@ class Node:
         reload_config: loads the configuration again as at start (for those rules).
 
         peers: the members discovery found (``cluster.enabled``); None: ``cluster.peers``.
+        probes: the probes already listening (None: made here, listening from :meth:`start`).
 
     Raises:
         TlsFileError: the certificate files cannot be used.
@@ -120,12 +163,12 @@ class Node:
 
     def __init__(self, config: Config, config_file: str | None = None,
                  reload_config: Callable[[], Config] | None = None, *,
-                 peers: Mapping[str, str] | None = None) -> None:
+                 peers: Mapping[str, str] | None = None, probes: Probes | None = None) -> None:
         self.config = config
         self.started_at = time.monotonic()
-        node_id = config.cluster.node_id
         storage = config.storage
-        metrics = self.metrics = Metrics(node_id)
+        probes = probes if probes is not None else Probes.of(config)
+        metrics = self.metrics = probes.metrics
         self.placement = place(config.numa.enabled)
         self.lanes = lanes(config.queues.realtime_capacity, config.queues.batch_capacity)
         # Every file operation of the durable log, made once here (faulty only in tests).
@@ -138,7 +181,7 @@ class Node:
             self.log = DiskEntryLog(storage, NativeWire(), ops=self.file_ops,
                                     on_fsync=metrics.fsync_duration.record,
                                     on_halt=self._log_halted)
-        self.health = HealthState(PUBLIC_SERVICES)
+        self.health = probes.health
         # One log, one path: a single node is a Raft group of one voter
         # (the driver, the log adapter, the applier) whose transport has no peers.
         self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
@@ -241,12 +284,8 @@ class Node:
             self.placement, Native(ABI_VERSION, NativeWire().crc32c_hardware), self.cluster.summary,
             self._listener_ports, self.log.status if isinstance(self.log, DiskEntryLog) else dict,
             self.started_at)
-        self.http = HttpServer(self.health, metrics, self.status.document,
-                               metrics_enabled=config.metrics.enabled,
-                               metrics_path=config.metrics.path,
-                               max_connections=config.metrics.max_connections,
-                               header_timeout=config.metrics.header_timeout_seconds,
-                               unready=self.member.unready if self.member else None)
+        self.http = probes.http
+        self.http.attach(self.status.document, self.member.unready if self.member else None)
         self._stopping = asyncio.Event()
         observe_lanes(metrics, self.lanes)
         observe_log(metrics, self.log)
@@ -285,11 +324,12 @@ class Node:
         config = self.config
         host = config.server.host
         await self.health.set(False, "starting")
-        with listening(HTTP, host, config.metrics.port):
-            await self.http.start(host, config.metrics.port)
+        if not self.http.port:  # else the probes listen already
+            with listening(HTTP, host, config.metrics.port):
+                await self.http.start(host, config.metrics.port)
         try:
             if self.member is not None:
-                await self.member.start(host, config.cluster.port)
+                await self.member.start(host, config.cluster.port, on_readiness=self.health.hold)
             else:
                 await self.replicated.lead(LEADERSHIP_SECONDS)
         except DriverHalted as error:  # the start's own writes failed (its first entry)

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,14 +92,31 @@ class ClusterMember:
     """This node's cluster address as configured (a joiner's until the log records one)."""
     _catching_up: asyncio.Task[None] | None = None
     _peer_update: asyncio.Task[None] | None = None
+    _following: asyncio.Task[None] | None = None
+    _reading: asyncio.Task[None] | None = None
+    _read_under: str | None = None
+    """The leader under which a linearizable read last returned here (None: none since
+    this node last knew no leader): this node then held that leader's commit index."""
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int,
+                    on_readiness: Callable[[str], Awaitable[None]] | None = None) -> None:
         """Start the driver (a follower until an election), then serve the cluster port.
+
+        Args:
+            host: the address of the cluster port.
+            port: the cluster port (0: a free one).
+            on_readiness: called with :meth:`unready` at once and whenever it
+                changes (the gRPC health service's cluster half).
 
         Raises:
             ListenError: the cluster port cannot be bound.
         """
         await self.replicated.driver.start()
+        self._reading = asyncio.get_running_loop().create_task(
+            self._read_each_leader(), name="cluster-leader-read")
+        if on_readiness is not None:
+            self._following = asyncio.get_running_loop().create_task(
+                self._follow_readiness(on_readiness), name="cluster-readiness")
         gate = self.gated.gate
         if gate is not None and gate.closed:
             self._catching_up = asyncio.get_running_loop().create_task(
@@ -178,8 +196,58 @@ class ClusterMember:
         write_identity(self.root, self.identity, self.ops)
         gate.open()
 
+    def _needs_read(self) -> bool:
+        """Whether the known leader's commit index is yet to be read here.
+
+        Forgets the last read whenever no leader is known, so a member cut off
+        and back under the same leader reads again.
+        """
+        leader = self.replicated.driver.leader_id
+        if leader is None:
+            self._read_under = None
+            return False
+        return leader != self._read_under
+
+    async def _read_each_leader(self) -> None:
+        """Read each new leader's commit index once (a linearizable read, applied here).
+
+        Until then the member is ``catching up``: its own commit index only
+        says what the leader told it so far (a heartbeat carries at most what
+        this member is known to hold), so a member back after a restart
+        would otherwise look caught up at once, with its log far behind.
+        """
+        driver = self.replicated.driver
+        while True:
+            try:
+                await driver.wait_until(self._needs_read)
+                leader = driver.leader_id
+                async with asyncio.timeout(CATCH_UP_READ_SECONDS):
+                    await driver.read_index()
+            except (NotLeaderError, TooManyReads, TimeoutError):
+                await asyncio.sleep(CATCH_UP_READ_SECONDS / 10)
+                continue
+            except (DriverStopped, DriverHalted):
+                return
+            if driver.leader_id == leader:
+                self._read_under = leader
+
+    async def _follow_readiness(self, on_readiness: Callable[[str], Awaitable[None]]) -> None:
+        """Pass on each change of :meth:`unready`, checked after every turn of the driver."""
+        driver = self.replicated.driver
+        reason = self.unready()
+        while True:
+            await on_readiness(reason)
+            changed = functools.partial(_differs, self.unready, reason)
+            try:
+                await driver.wait_until(changed)
+            except (DriverStopped, DriverHalted):
+                return  # stopping: the life cycle's half says NOT_SERVING now
+            reason = self.unready()
+
     async def stop(self) -> None:
         """Stop the driver, then the transport (the entry log stays open)."""
+        await cancel_and_wait(self._following)
+        await cancel_and_wait(self._reading)
         await cancel_and_wait(self._catching_up)
         await self.replicated.stop()
         await cancel_and_wait(self._peer_update)
@@ -208,14 +276,16 @@ class ClusterMember:
         """Why this node cannot serve now ("" when it can): /health/ready's cluster half.
 
         It can once a leader is known (writes are taken or forwarded) and it
-        has applied everything it knows committed (its readers are current).
+        has applied that leader's commit index as read once under it, and
+        everything it knows committed since (its readers are current).
         """
         driver = self.replicated.driver
         if self.identity.node_id not in driver.membership:
             return "not a member (waiting to be added: ClusterService.AddMember)"
-        if driver.leader_id is None:
+        leader = driver.leader_id
+        if leader is None:
             return "no leader known"
-        if driver.applied_index < driver.commit_index:
+        if leader != self._read_under or driver.applied_index < driver.commit_index:
             return "catching up"
         return ""
 
@@ -274,6 +344,10 @@ class ClusterMember:
             "NOT_LEADER", f"node {self.identity.node_id} is a follower; the leader is {leader}"
             f"{f' at {address}' if address else ''}; nothing of this request was stored; "
             "publish to the leader", leader_id=leader, leader_address=address)
+
+
+def _differs(now: Callable[[], str], told: str) -> bool:
+    return now() != told
 
 
 def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,

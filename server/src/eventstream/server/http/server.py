@@ -27,24 +27,27 @@ _TOO_SLOW = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Lengt
 class HttpServer:
     """Serves /health, /health/live, /health/ready, the metrics path and /status.
 
+    It listens from the process's first moments (discovery, log recovery),
+    before the node it reports on is built: until :meth:`attach`, /status
+    holds only the phase, and /health/live answers 200 all the same (the
+    process is up and its event loop turns), so a probe does not restart a
+    node that is still reading its volume.
+
     Args:
         health: the serving state.
         metrics: rendered at ``metrics_path`` when ``metrics_enabled``.
-        status: returns the /status document.
         max_connections: connections open at once; one more gets 503.
         header_timeout: seconds to send a request head (then 408), and the
             longest idle time of a kept-alive connection.
-        unready: why a serving node still cannot serve ("" when it can); a
-            cluster member's (no leader known, catching up) makes /health 503.
     """
 
-    def __init__(self, health: HealthState, metrics: Metrics, status: Callable[[], dict[str, Any]],
-                 *, metrics_enabled: bool, metrics_path: str, max_connections: int = 128,
-                 header_timeout: float = 5.0, unready: Callable[[], str] | None = None) -> None:
+    def __init__(self, health: HealthState, metrics: Metrics, *, metrics_enabled: bool,
+                 metrics_path: str, max_connections: int = 128,
+                 header_timeout: float = 5.0) -> None:
         self._health = health
-        self._unready = unready
+        self._unready: Callable[[], str] | None = None
         self._metrics = metrics
-        self._status = status
+        self._status: Callable[[], dict[str, Any]] | None = None
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.open_connections = 0
@@ -60,6 +63,18 @@ class HttpServer:
         self._listener: asyncio.Server | None = None
         self.port = 0
 
+    def attach(self, status: Callable[[], dict[str, Any]],
+               unready: Callable[[], str] | None = None) -> None:
+        """Report on the node once it is built.
+
+        Args:
+            status: returns the /status document.
+            unready: why a serving node still cannot serve ("" when it can); a
+                cluster member's (no leader known, catching up) makes /health 503.
+        """
+        self._status = status
+        self._unready = unready
+
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0 picks a free one, kept in ``self.port``)."""
         await self._runner.setup()
@@ -70,10 +85,12 @@ class HttpServer:
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening, then end the open connections."""
+        """Stop listening, then end the open connections (once; again does nothing)."""
         if self._listener is not None:
             self._listener.close()
-        await self._runner.cleanup()
+            self._listener = None
+        if self._runner.server is not None:
+            await self._runner.cleanup()
 
     def closed(self, reason: str) -> None:
         """Count a connection the guard refused or cut short."""
@@ -90,7 +107,9 @@ class HttpServer:
         return web.json_response({"status": "ALIVE", "phase": self._health.phase})
 
     async def _status_handler(self, _request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps(self._status(), indent=2),
+        document = self._status() if self._status is not None else {
+            "phase": self._health.phase, "serving": False}
+        return web.Response(text=json.dumps(document, indent=2),
                             content_type="application/json")
 
     async def _metrics_handler(self, _request: web.Request) -> web.Response:

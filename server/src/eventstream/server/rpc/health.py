@@ -2,7 +2,10 @@
 
 One source of truth: the gRPC ``grpc.health.v1.Health`` service reports it for
 the overall server ("") and for each public service, and the HTTP /health
-endpoint answers 200 exactly when it is SERVING.
+endpoint answers 200 exactly when it is SERVING. Two things decide it: the
+node's life cycle (starting, serving, draining, storage failed: :meth:`set`)
+and, on a member of a replicated cluster, why the cluster holds it back (no
+leader known, catching up: :meth:`hold`); SERVING needs both.
 """
 
 from __future__ import annotations
@@ -26,15 +29,28 @@ class HealthState:
         self.servicer = health.aio.HealthServicer()
         self.services = ["", *services]
         self.serving = False
+        """The life cycle's half: started and not draining nor halted."""
         self.phase = "starting"
+        self.held = ""
+        """The cluster's half: why it holds this node back ("" when it does not)."""
         self._halting: asyncio.Task[None] | None = None
 
     async def set(self, serving: bool, phase: str) -> None:
-        """Publish the state to every service name; ``phase`` is for /status."""
+        """Set the life cycle's half and publish; ``phase`` is for /status."""
         self.serving = serving
         self.phase = phase
+        await self._publish()
+
+    async def hold(self, reason: str) -> None:
+        """Set the cluster's half ("" releases it) and publish."""
+        self.held = reason
+        await self._publish()
+
+    async def _publish(self) -> None:
+        """SERVING for every service name exactly when both halves allow it."""
+        status = SERVING if self.serving and not self.held else NOT_SERVING
         for name in self.services:
-            await self.servicer.set(name, SERVING if serving else NOT_SERVING)
+            await self.servicer.set(name, status)
 
     def storage_failed(self, reason: str, error: str) -> None:
         """Writes halted on a storage error: NOT_SERVING until the process restarts.

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,10 @@ from .fileops import FileOps
 from .segment import Checksums, CorruptSegment
 
 log = logging.getLogger(__name__)
+
+SLOW_RECOVERY_ENV = "EVENTSTREAM_TEST_SLOW_RECOVERY_MS"
+"""Test-only: milliseconds to sleep per segment checked, so a small data dir
+recovers as slowly as a big one (the probe tests watch a long recovery)."""
 
 TERMS_SEARCHED = 16
 """How many terms past the last good entry's the search for a valid entry
@@ -102,6 +107,15 @@ def read_clean_marker(root: Path) -> Floor | None:
         return None
 
 
+def _slow_recovery_pause() -> float:
+    """Seconds to sleep per segment (0 unless the test-only switch is set)."""
+    millis = os.environ.get(SLOW_RECOVERY_ENV)
+    if not millis:
+        return 0.0
+    log.warning("%s=%s: recovery slowed down on purpose (test-only)", SLOW_RECOVERY_ENV, millis)
+    return int(millis) / 1000
+
+
 def recover(directory: Path, partitions: int, checksums: Checksums, ops: FileOps,
             cache: IndexCache, floors: list[Floor]) -> Recovered:
     """Check the segments of ``directory``; cut a torn tail; rebuild bad index files.
@@ -124,7 +138,10 @@ def recover(directory: Path, partitions: int, checksums: Checksums, ops: FileOps
     last_times = [NO_TIME] * partitions
     segments: list[EntrySegment] = []
     terms: TermRuns | None = None
+    pause = _slow_recovery_pause()
     for number, path in enumerate(paths):
+        if pause:
+            time.sleep(pause)
         newest = number == len(paths) - 1
         first_index = int(path.stem)
         if segments and first_index != segments[-1].last_index + 1:
