@@ -4,25 +4,25 @@ Three real server processes with tiny segments and a retention that drops
 them quickly: a follower stopped while the leader's retention dropped the
 entries it needs next, and a follower whose data dir was wiped, each come
 back through a snapshot (counted by ``eventstream_cluster_snapshots_total``)
-and then serve every event the leader retains, with the same consumer-group
-state.
+and then serve every event the leader retains, and hold the committed offsets
+of a consumer group that the leader's log holds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from eventstream.client import NO_RETRY, Client
 from eventstream.v1 import publish_pb2, subscribe_pb2
-from tests.integration.test_cluster_replication import read_stored, wait_caught_up
 from tests.integration.test_groups import GroupMember
 from tests.integration.test_groups import wait_for_metric as wait_for_group_metric
 from tests.support.client import Stubs, event
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.server import metric, wait_for_metric
 
 CONFIG = {"storage": {"partitions": 2, "segment_bytes": 4096, "retention_bytes": 16384}}
@@ -64,29 +64,26 @@ async def group_with_offsets(cluster: Cluster, leader: str) -> None:
         await stubs.close()
 
 
-async def check_same_group_offsets(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
-    """A member joining the group on each of ``nodes`` resumes from the same committed offsets.
+def check_same_group_offsets(cluster: Cluster, leader: str, nodes: list[str],
+                             timeout: float = 30.0) -> None:
+    """Each of ``nodes`` holds the committed offsets of the group that the leader's log holds.
 
-    ``eventstream_group_lag`` (retained events past the committed offsets) of
-    a node is exported once a member joined there; nodes that hold the same
-    offsets and the same events report the same. (The leader's own figure
-    also counts what its earlier member still held, so it is not compared.)
+    A member joining through a follower is served by the leader, so only
+    ``eventstream_group_committed`` (the group's committed offsets as the
+    node's applied log holds them, summed over the partitions) shows what a
+    follower would resume the group from once it leads.
     """
-    lags = {}
-    for node in nodes:
-        stubs = Stubs(cluster.nodes[node].target)
-        member = GroupMember(stubs, "auditors", patterns=["audit/#"],
-                             start_from=subscribe_pb2.START_FROM_EARLIEST, max_in_flight=1)
-        try:
-            async with asyncio.timeout(timeout):
-                await member.assigned()
-                while not metric(cluster.nodes[node], "eventstream_group_lag", group="auditors"):
-                    await asyncio.sleep(0.1)
-            lags[node] = metric(cluster.nodes[node], "eventstream_group_lag", group="auditors")
-        finally:
-            member.kill()
-            await stubs.close()
-    assert len(set(lags.values())) == 1, f"group lag differs between nodes: {lags}"
+    wanted = metric(cluster.nodes[leader], "eventstream_group_committed", group="auditors")
+    assert wanted > 0, "the leader's log holds no committed offset of the group"
+    deadline = time.monotonic() + timeout
+    while True:
+        held = {node: metric(cluster.nodes[node], "eventstream_group_committed", group="auditors")
+                for node in nodes}
+        if all(value == wanted for value in held.values()):
+            return
+        assert time.monotonic() < deadline, \
+            f"committed offsets differ from the leader's {wanted}: {held}"
+        time.sleep(0.1)
 
 
 async def check_same_retained_events(cluster: Cluster, leader: str, node: str) -> None:
@@ -129,7 +126,7 @@ async def test_a_follower_behind_the_leaders_retention_catches_up_through_a_snap
             return
         for node in (behind, other):
             await check_same_retained_events(cluster, leader, node)
-        await check_same_group_offsets(cluster, [behind, other])
+        check_same_group_offsets(cluster, leader, [behind, other])
     finally:
         cluster.stop()
 
@@ -151,7 +148,7 @@ async def test_a_follower_with_a_wiped_data_dir_catches_up_through_a_snapshot(tm
         assert metric(cluster.nodes[wiped], "eventstream_cluster_snapshots_total",
                       direction="received") >= 1
         await check_same_retained_events(cluster, leader, wiped)
-        await check_same_group_offsets(cluster, [wiped, other])
+        check_same_group_offsets(cluster, leader, [wiped, other])
     finally:
         cluster.stop()
 

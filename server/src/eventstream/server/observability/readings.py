@@ -139,9 +139,10 @@ def observe_groups(metrics: Metrics, groups: GroupCoordinator, event_log: EventL
                     per_group(lambda group: group.dead_lettered))
     metrics.observe("eventstream.group.acks_ignored", per_group(lambda group: group.ignored))
     metrics.observe("eventstream.groups", lambda: [(groups.count, {})])
-    records = groups.table.records
+    table = groups.table
+    # Read through the table each time: installing a snapshot replaces its records.
     metrics.observe("eventstream.group.committed", lambda: [
-        (sum(record.offsets), {"group": name}) for name, record in list(records.items())])
+        (sum(record.offsets), {"group": name}) for name, record in list(table.records.items())])
 
 
 def observe_ingest(metrics: Metrics, tcp: TcpIngest, udp: UdpIngest) -> None:
