@@ -34,13 +34,32 @@ async def read_stored(cluster: Cluster, node: str) -> list[tuple[int, int, str]]
 
 
 def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) -> None:
-    """Wait until every node in ``nodes`` applied as far as the leader committed."""
+    """Wait until every node in ``nodes`` applied the leader's whole log as it was when seen.
+
+    The mark is the leader's last index when it is first seen leading (its
+    own member's ``match_index``): it holds at least the first entry of the
+    leader's term, appended as it was elected. Once the leader committed the
+    mark and a node applied as far, the node holds every entry committed
+    before. The commit index alone is no mark: a just-elected leader's may
+    still be 0 or short of entries of earlier terms, below what a
+    just-restarted node applied from its own log before it heard of this
+    leader. A new leader (or term) sets the mark again.
+    """
     deadline = time.monotonic() + timeout
+    mark: tuple[str, int, int] | None = None  # (leader, term, its last index)
     while True:
         views = {node: cluster.status(node)["cluster"] for node in nodes}
-        leaders = [view for view in views.values() if view["role"] == "leader"]
-        if leaders and all(view["applied_index"] >= leaders[0]["commit_index"]
-                           for view in views.values()):
-            return
-        assert time.monotonic() < deadline, f"not caught up within {timeout}s: {views}"
+        leaders = [node for node, view in views.items() if view["role"] == "leader"]
+        if leaders:
+            leader = max(leaders, key=lambda node: views[node]["term"])
+            view = views[leader]
+            if mark is None or mark[:2] != (leader, view["term"]):
+                last = next(member["match_index"] for member in view["members"]
+                            if member["node_id"] == leader)
+                mark = (leader, view["term"], last)
+            if view["commit_index"] >= mark[2] and \
+                    all(other["applied_index"] >= mark[2] for other in views.values()):
+                return
+        assert time.monotonic() < deadline, \
+            f"not caught up within {timeout}s with the leader's log to {mark}: {views}"
         time.sleep(0.05)
