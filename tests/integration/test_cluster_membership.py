@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
-from tests.integration.test_cluster_replication import read_stored, wait_caught_up
 from tests.support.cluster import Cluster
+from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.recipes import grpcurl_recipes
 from tests.support.server import http_get, metric
 
@@ -81,8 +81,9 @@ async def test_a_joiner_is_added_caught_up_promoted_and_votes(cluster: Cluster):
     joiner = cluster.joiner("n4").start(wait=False)
     joiner.wait_healthy(60.0, path="/health/live")
     # Not a member yet: it knows no leader and says why it is not ready.
-    wait_for(lambda: b'"starting"' not in http_get(f"{joiner.http}/health/ready")[1],
-             "the joiner's listeners open")
+    # (its start-up phases, discovering to warming up, come first and say nothing of that)
+    wait_for(lambda: b'"serving"' in http_get(f"{joiner.http}/health/live")[1],
+             "the joiner's start-up ends")
     status, body = http_get(f"{joiner.http}/health/ready")
     assert status == 503 and b"waiting to be added" in body, body
     # Added while a client publishes through the leader.
