@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.dns import Responder
+from tests.support.kube import wait_until
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,5 +88,8 @@ def test_found_peers_are_logged_and_the_node_serves(start_server: Callable[..., 
     server = start_server(cluster(discovery="dns", node_id="eventstream-1", replicas=3,
                                   dns_server=responder.address), wait=False)
     # Live, not ready: nothing answers at 192.0.2.x, so no leader is elected.
+    # /health/live answers from the first moments (through discovery), so the
+    # discovery's log line is awaited rather than expected at once.
     server.wait_healthy(60, path="/health/live")
-    assert "discovery (dns): 2 of 3 members resolve" in server.log()
+    wait_until(lambda: "discovery (dns): 2 of 3 members resolve" in server.log(), 60,
+               "the discovery's log line")
