@@ -30,6 +30,10 @@ def _ephemeral_low() -> int:
 EPHEMERAL_LOW = _ephemeral_low()
 """Where the kernel's ephemeral (outgoing) ports start."""
 
+_handed_out: set[int] = set()
+"""Ports :func:`free_port` returned in this process: a cluster takes a dozen
+before its first server binds any, and a port picked twice would stop it."""
+
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port that was free on 127.0.0.1 a moment ago, below the ephemeral range.
@@ -38,15 +42,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     peers and pollers keep connecting to its ports, and a connection to a
     closed loopback port in the ephemeral range can get that very port as its
     own source (a TCP self-connect), so the restarted server could not bind it.
+    Never the same port twice in one process.
     """
     for _ in range(200):
         port = random.randrange(10000, EPHEMERAL_LOW)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise AssertionError(f"no free port in 10000-{EPHEMERAL_LOW - 1} after 200 tries")
 
 
