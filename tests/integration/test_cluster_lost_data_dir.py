@@ -48,11 +48,13 @@ async def test_a_wiped_member_does_not_vote_before_it_caught_up(tmp_path: Path, 
                      for i in range(20)}
         cluster.nodes[holder].kill()
         shutil.rmtree(cluster.nodes[holder].workdir / "data")
+        # The leader goes first: started beside it, the wiped member could catch
+        # up from it before the kill and then rightly help elect someone.
+        cluster.nodes[leader].kill()
         for node in (holder, stale):
             cluster.nodes[node].start(wait=False)
         for node in (holder, stale):  # started, not ready: ready would mean caught up
             cluster.nodes[node].wait_healthy(path="/health/live")
-        cluster.nodes[leader].kill()
 
         elected = leader_among(cluster, [holder, stale], ELECTION_WAIT)
         if broken:
