@@ -27,7 +27,9 @@ def leader_among(cluster: Cluster, nodes: list[str], timeout: float) -> str | No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for node in nodes:
-            if cluster.status(node)["cluster"]["role"] == "leader":
+            # /status answers from the first moments, before the node (and its
+            # "cluster" section) is built.
+            if cluster.status(node).get("cluster", {}).get("role") == "leader":
                 return node
         time.sleep(0.05)
     return None
