@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.recipes import grpcurl_recipes
 from tests.support.server import http_get, metric
@@ -37,11 +37,8 @@ RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=20.0)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 4}})
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with running_cluster(tmp_path, 3, {"storage": {"partitions": 4}}) as nodes:
+        yield nodes
 
 
 def roles(cluster: Cluster, node: str) -> dict[str, str]:

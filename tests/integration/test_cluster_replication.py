@@ -23,7 +23,7 @@ from eventstream.client import Client, Event, EventStreamError, RetryPolicy
 from eventstream.v1 import cluster_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, error_info, publish_request
 from tests.support.client import event as client_event
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.rolling import SdkPublisher
 from tests.support.server import ServerProcess, http_get, metric
@@ -35,11 +35,8 @@ RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=20.0)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 4}})
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with running_cluster(tmp_path, 3, {"storage": {"partitions": 4}}) as nodes:
+        yield nodes
 
 
 def lag_series(server: ServerProcess) -> dict[str, float]:

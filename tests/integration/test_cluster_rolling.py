@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.rolling import SdkPublisher, roll, service_target
 
@@ -28,11 +28,8 @@ MAX_EVENTS = 20_000
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path, 3, {"storage": {"partitions": 4}})
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with running_cluster(tmp_path, 3, {"storage": {"partitions": 4}}) as nodes:
+        yield nodes
 
 
 async def test_a_rolling_update_under_sdk_load_loses_and_repeats_nothing(cluster: Cluster):
