@@ -253,7 +253,8 @@ class Node:
                                 transfer_timeout=2 * election_seconds(config.cluster))
         self.cluster = cluster.ClusterServicer(
             config, self.driver, metrics, guard, addresses=member.peers if member else None,
-            connected=member.transport.connected_peers if member else frozenset, admin=admin)
+            connected=member.transport.connected_peers if member else frozenset,
+            leader_hint=member.leader_hint if member else None, admin=admin)
         self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
                                                  guard, forwarder=self.member)
         # A follower's group members are served by the leader (not over TLS: see consume_relay).
