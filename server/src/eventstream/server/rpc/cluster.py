@@ -34,6 +34,9 @@ _ROLES = {Role.LEADER: cluster_pb2.ROLE_LEADER, Role.FOLLOWER: cluster_pb2.ROLE_
 # node_id (1) and address (2) of the admin requests, named when not UTF-8.
 _NODE_STRINGS = {1: ("node_id", "MEMBER_INVALID"), 2: ("address", "MEMBER_INVALID")}
 
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+"""Hosts that bind every address: not one a client can be told."""
+
 _ROLE_NAMES = {cluster_pb2.ROLE_LEADER: "leader", cluster_pb2.ROLE_FOLLOWER: "follower",
                cluster_pb2.ROLE_CANDIDATE: "candidate", cluster_pb2.ROLE_LEARNER: "learner",
                cluster_pb2.ROLE_UNSPECIFIED: ""}
@@ -64,7 +67,7 @@ class ClusterServicer:
         connected: the peers whose link is up now.
         leader_hint: the leader's node id and public gRPC address ("" for what
             is not known; None: this node runs alone and leads, at its own
-            ``server.host:server.grpc_port``).
+            ``server.host:server.grpc_port``, "" when that host is a wildcard).
         admin: makes the administrative changes (None: each is refused as not
             replicated: this node runs alone).
     """
@@ -80,7 +83,9 @@ class ClusterServicer:
         # Not copied: a member's map changes when discovery sees a peer move.
         self._addresses = addresses or {node_id: f"{config.server.host}:{config.cluster.port}"}
         self._connected = connected
-        alone = (node_id, f"{config.server.host}:{config.server.grpc_port}")
+        host = config.server.host
+        # Alone, it leads; bound to every address, it cannot tell which one clients use.
+        alone = (node_id, "" if host in _WILDCARDS else f"{host}:{config.server.grpc_port}")
         self._leader_hint = leader_hint or (lambda: alone)
         self._admin = admin
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(

@@ -227,6 +227,8 @@ type GetClusterStatusResponse struct {
 	// The leader's public gRPC address (host:port), the one clients should
 	// publish to: the same as the `leader_address` of a NOT_LEADER error.
 	// Empty when no leader is known or it has not announced its address yet.
+	// A node running alone (no cluster) names its own server.host and gRPC
+	// port, or nothing when it binds every address (0.0.0.0, ::).
 	LeaderAddress string `protobuf:"bytes,7,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -125,6 +125,8 @@ export type GetClusterStatusResponse = Message<"eventstream.v1.GetClusterStatusR
    * The leader's public gRPC address (host:port), the one clients should
    * publish to: the same as the `leader_address` of a NOT_LEADER error.
    * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
    *
    * @generated from field: string leader_address = 7;
    */

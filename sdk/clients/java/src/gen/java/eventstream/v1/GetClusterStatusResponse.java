@@ -219,6 +219,8 @@ private static final long serialVersionUID = 0L;
    * The leader's public gRPC address (host:port), the one clients should
    * publish to: the same as the `leader_address` of a NOT_LEADER error.
    * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
    * </pre>
    *
    * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -242,6 +244,8 @@ private static final long serialVersionUID = 0L;
    * The leader's public gRPC address (host:port), the one clients should
    * publish to: the same as the `leader_address` of a NOT_LEADER error.
    * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
    * </pre>
    *
    * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -1305,6 +1309,8 @@ private static final long serialVersionUID = 0L;
      * The leader's public gRPC address (host:port), the one clients should
      * publish to: the same as the `leader_address` of a NOT_LEADER error.
      * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
      * </pre>
      *
      * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -1327,6 +1333,8 @@ private static final long serialVersionUID = 0L;
      * The leader's public gRPC address (host:port), the one clients should
      * publish to: the same as the `leader_address` of a NOT_LEADER error.
      * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
      * </pre>
      *
      * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -1350,6 +1358,8 @@ private static final long serialVersionUID = 0L;
      * The leader's public gRPC address (host:port), the one clients should
      * publish to: the same as the `leader_address` of a NOT_LEADER error.
      * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
      * </pre>
      *
      * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -1369,6 +1379,8 @@ private static final long serialVersionUID = 0L;
      * The leader's public gRPC address (host:port), the one clients should
      * publish to: the same as the `leader_address` of a NOT_LEADER error.
      * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
      * </pre>
      *
      * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
@@ -1385,6 +1397,8 @@ private static final long serialVersionUID = 0L;
      * The leader's public gRPC address (host:port), the one clients should
      * publish to: the same as the `leader_address` of a NOT_LEADER error.
      * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
      * </pre>
      *
      * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
