@@ -107,6 +107,9 @@ def test_cluster_status_names_the_node(client):
     status = client.cluster_status()
     assert (status.node_id, status.role, status.leader_id) == ("test-node", "LEADER", "test-node")
     assert [member.node_id for member in status.members] == ["test-node"]
+    # Alone, it leads at its own address, and lags behind no one.
+    assert status.leader_address == client.publish_target
+    assert (status.members[0].lag_entries, status.members[0].lag_seconds) == (0, 0.0)
 
 
 def test_a_start_offset_no_longer_retained_is_out_of_range(start_server):

@@ -21,6 +21,7 @@ from eventstream.client import (
 )
 from eventstream.client._errors import error_from_status, lost_connection, make_error
 from eventstream.client._events import event_to_proto
+from eventstream.client._leader import LeaderHint, PublishAttempts
 from eventstream.client._retry import RetryBudget
 from eventstream.client._subscription_state import ResumeState, subscribe_request
 from eventstream.v1 import common_pb2, subscribe_pb2
@@ -248,3 +249,34 @@ def test_calls_the_server_never_handled_count_as_unavailable_not_as_server_error
     assert lost_connection(server) is server
     other = make_error(grpc.StatusCode.INTERNAL, "boom (correlation id 7)")
     assert lost_connection(other) is other
+
+
+def _refusal(code: grpc.StatusCode, reason: str = "", **metadata: str) -> grpc.aio.AioRpcError:
+    """A failed call as grpc.aio reports it, with an ErrorInfo of ``reason`` when given."""
+    trailers = grpc.aio.Metadata()
+    if reason:
+        status = status_pb2.Status(code=code.value[0], message="m")
+        status.details.add().Pack(error_details_pb2.ErrorInfo(
+            reason=reason, domain="eventstream.v1", metadata=metadata))
+        trailers.add("grpc-status-details-bin", status.SerializeToString())
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, "m")
+
+
+def test_a_publishs_attempts_follow_the_named_leader_and_fall_back_to_the_target():
+    now = [0.0]
+    hint = LeaderHint("10.0.0.2:9200", prefer_leader=False)
+    attempts = PublishAttempts(hint, RetryBudget(RetryPolicy(), 10.0, clock=lambda: now[0]))
+    assert attempts.next() == ("10.0.0.2:9200", 10.0)
+    # A follower names the leader: the next attempt goes there at once.
+    assert attempts.failed(_refusal(grpc.StatusCode.UNAVAILABLE, "NOT_LEADER",
+                                    leader_address="10.0.0.1:9200")) == 0.0
+    now[0] = 1.0
+    assert attempts.next() == ("10.0.0.1:9200", 9.0)
+    # That leader goes away: back to the target, after a retry wait.
+    assert attempts.failed(_refusal(grpc.StatusCode.UNAVAILABLE)) >= 0.0
+    assert attempts.next()[0] == "10.0.0.2:9200"
+    # What is not retried is raised.
+    with pytest.raises(InvalidArgumentError):
+        attempts.failed(_refusal(grpc.StatusCode.INVALID_ARGUMENT, "TOPIC_INVALID"))
+    attempts.answered([("eventstream-leader-address", "10.0.0.3:9200")])
+    assert hint.address == "10.0.0.2:9200"  # trailers move it only with prefer_leader

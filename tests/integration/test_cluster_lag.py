@@ -1,22 +1,28 @@
 """The replication lag in seconds of a follower stopped with SIGSTOP (3 real processes).
 
-On the leader, ``eventstream_cluster_replication_lag_seconds{peer}`` and the
-``lag_seconds`` of /status give the age of the oldest entry a member lacks:
-it grows while a follower is stopped, stays 0 for the one that keeps up,
-and is back to 0 once the stopped one caught up.
+On the leader, ``eventstream_cluster_replication_lag_seconds{peer}``, the
+``lag_seconds`` of /status and of GetClusterStatus (through the SDK and
+grpcurl) give the age of the oldest entry a member lacks: it grows while a
+follower is stopped, stays 0 for the one that keeps up, and is back to 0
+once the stopped one caught up. GetClusterStatus names the leader's public
+address on every node.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from eventstream.client import Client, Event, RetryPolicy
+from eventstream.client import AsyncClient, Client, ClusterStatus, Event, RetryPolicy
 from tests.support.cluster import Cluster, running_cluster
 from tests.support.server import ServerProcess, http_get
 
@@ -35,6 +41,30 @@ def lag_seconds(server: ServerProcess) -> dict[str, float]:
     return {peer: float(value) for peer, value in re.findall(
         r'^eventstream_cluster_replication_lag_seconds\{[^}]*peer="([^"]+)"[^}]*\} (\S+)$',
         body, re.M)}
+
+
+def grpcurl_status(target: str) -> dict:
+    """GetClusterStatus as grpcurl prints it (JSON)."""
+    assert shutil.which("grpcurl"), "grpcurl not on PATH: run `make tools`"
+    done = subprocess.run(["grpcurl", "-plaintext", target,
+                           "eventstream.v1.ClusterService/GetClusterStatus"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(done.stdout)
+
+
+def sdk_lags(server: ServerProcess) -> dict[str, tuple[int | None, float | None]]:
+    """node id -> (lag_entries, lag_seconds) of GetClusterStatus through the SDK."""
+    with Client(server.target) as client:
+        return {member.node_id: (member.lag_entries, member.lag_seconds)
+                for member in client.cluster_status().members}
+
+
+def async_status(target: str) -> ClusterStatus:
+    """GetClusterStatus through the SDK's asyncio client."""
+    async def call() -> ClusterStatus:
+        async with AsyncClient(target) as client:
+            return await client.cluster_status()
+    return asyncio.run(call())
 
 
 def wait_until(check, what: str, timeout: float = 30.0):
@@ -67,6 +97,32 @@ def test_a_stopped_followers_lag_in_seconds_grows_then_returns_to_zero(cluster: 
         assert all(member["lag_seconds"] is None
                    for member in cluster.status(live)["cluster"]["members"]
                    if member["node_id"] != live)
+        # GetClusterStatus: the same lags, in entries and seconds, on the leader only.
+        lags = sdk_lags(leading)
+        assert lags[frozen][0] >= 1 and lags[frozen][1] > first
+        assert lags[live] == (0, 0.0) and lags[leader] == (0, 0.0)
+        seen = {member["nodeId"]: member for member in grpcurl_status(leading.target)["members"]}
+        assert float(seen[frozen]["lagSeconds"]) > first and int(seen[frozen]["lagEntries"]) >= 1
+        assert sdk_lags(cluster.nodes[live]) == {
+            leader: (None, None), frozen: (None, None), live: (0, 0.0)}
+        lagging = {member.node_id: member for member in async_status(leading.target).members}
+        assert lagging[frozen].lag_seconds > first and lagging[live].lag_seconds == 0.0
     finally:
         cluster.nodes[frozen].signal(signal.SIGCONT)
     wait_until(lambda: lag_seconds(leading) == {frozen: 0.0, live: 0.0}, "caught up again")
+    wait_until(lambda: sdk_lags(leading) == dict.fromkeys(cluster.nodes, (0, 0.0)),
+               "caught up in GetClusterStatus")
+
+
+def test_every_node_names_the_leaders_public_address(cluster: Cluster):
+    leader = cluster.wait_leader()
+    address = cluster.nodes[leader].target
+    for node, server in cluster.nodes.items():
+        with Client(server.target) as client:
+            status = client.cluster_status()
+        assert (status.leader_id, status.leader_address) == (leader, address), node
+        status = async_status(server.target)
+        assert (status.leader_id, status.leader_address) == (leader, address), node
+        printed = grpcurl_status(server.target)
+        assert (printed["leaderId"], printed["leaderAddress"]) == (leader, address), node
+        assert cluster.status(node)["cluster"]["leader_address"] == address

@@ -253,14 +253,18 @@ class Node:
                                 transfer_timeout=2 * election_seconds(config.cluster))
         self.cluster = cluster.ClusterServicer(
             config, self.driver, metrics, guard, addresses=member.peers if member else None,
-            connected=member.transport.connected_peers if member else frozenset, admin=admin)
+            connected=member.transport.connected_peers if member else frozenset,
+            leader_hint=member.leader_hint if member else None, admin=admin)
         self.publisher = publish.PublishServicer(self.broker, self.encoder, config.limits, metrics,
                                                  guard, forwarder=self.member)
-        # A follower's group members are served by the leader (not over TLS: see consume_relay).
-        self.consume_relay = None if self.member is None or tls.enabled else ConsumeRelay(
-            self.member.follows, self.member.leader_hint, config.cluster.node_id)
+        # A follower's group members are served by the leader, over the peer link.
+        self.consume_relay = None if self.member is None else ConsumeRelay(
+            self.member.follows, self.member.leader_hint, config.cluster.node_id,
+            self.member.transport.relay_consume)
         consumer = consume.ConsumeServicer(self.broker, self.groups, config.groups,
                                            config.limits, metrics, guard, self.consume_relay)
+        if self.member is not None:
+            self.member.transport.serve_relayed(consumer.serve_relayed)
         self.grpc = GrpcServer(config, [
             self.publisher.handlers(),
             subscribe.SubscribeServicer(self.broker, config.limits, metrics, consumer,
@@ -417,8 +421,6 @@ class Node:
         await self.broker.stop()
         if self.frame_forwarder is not None:
             await self.frame_forwarder.close()
-        if self.consume_relay is not None:
-            await self.consume_relay.close()
         if self.member is not None:
             await self.member.stop()
         else:

@@ -18,7 +18,7 @@ from ._consume import GroupStart, consume_start
 from ._consumer import AsyncConsumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
-from ._leader import MAX_CHANNELS, LeaderHint
+from ._leader import MAX_CHANNELS, LeaderHint, PublishAttempts
 from ._publisher import DEFAULT_WINDOW, AsyncPublisher
 from ._results import (
     ClusterStatus,
@@ -218,24 +218,20 @@ class AsyncClient:
 
     async def _publish_call(self, method: int, request: Any, timeout: float | None) -> Any:
         """A publish with retries, sent where :class:`LeaderHint` says (see ``prefer_leader``)."""
-        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        attempts = PublishAttempts(
+            self._hint, RetryBudget(self._retry, self._timeout if timeout is None else timeout))
         while True:
-            address = self._hint.address
-            call = self._route(address).unary[method](request, timeout=budget.remaining())
+            address, remaining = attempts.next()
+            call = self._route(address).unary[method](request, timeout=remaining)
             try:
                 response = await call
             except grpc.RpcError as rpc_error:
-                error = error_from_rpc(rpc_error)
-                moved = self._hint.failed(error, address)
-                wait = budget.wait_after(error)
-                if wait is None:
-                    raise error from rpc_error
-                if moved:
-                    continue  # another node takes it now: no wait
-            else:
-                self._hint.answered(await call.trailing_metadata())
-                return response
-            await asyncio.sleep(wait)
+                wait = attempts.failed(rpc_error)
+                if wait:
+                    await asyncio.sleep(wait)
+                continue
+            attempts.answered(await call.trailing_metadata())
+            return response
 
     def _route(self, address: str) -> _AsyncRoute:
         """The publish methods on a channel to ``address`` (opened the first time)."""

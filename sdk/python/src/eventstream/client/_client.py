@@ -17,7 +17,7 @@ from ._consume import GroupStart, consume_start
 from ._consumer import Consumer
 from ._errors import error_from_rpc
 from ._events import Event, Priority, event_to_proto
-from ._leader import MAX_CHANNELS, LeaderHint
+from ._leader import MAX_CHANNELS, LeaderHint, PublishAttempts
 from ._publisher import DEFAULT_WINDOW, Publisher
 from ._results import (
     ClusterStatus,
@@ -286,24 +286,20 @@ class Client:
 
     def _publish_call(self, method: int, request: Any, timeout: float | None) -> Any:
         """A publish with retries, sent where :class:`LeaderHint` says (see ``prefer_leader``)."""
-        budget = RetryBudget(self._retry, self._timeout if timeout is None else timeout)
+        attempts = PublishAttempts(
+            self._hint, RetryBudget(self._retry, self._timeout if timeout is None else timeout))
         while True:
-            address = self._hint.address
-            rpc = self._route(address).unary[method]
+            address, remaining = attempts.next()
             try:
-                response, call = rpc.with_call(request, timeout=budget.remaining())
+                response, call = self._route(address).unary[method].with_call(
+                    request, timeout=remaining)
             except grpc.RpcError as rpc_error:
-                error = error_from_rpc(rpc_error)
-                moved = self._hint.failed(error, address)
-                wait = budget.wait_after(error)
-                if wait is None:
-                    raise error from rpc_error
-                if moved:
-                    continue  # another node takes it now: no wait
-            else:
-                self._hint.answered(call.trailing_metadata())
-                return response
-            self._pause(wait)
+                wait = attempts.failed(rpc_error)
+                if wait:
+                    self._pause(wait)
+                continue
+            attempts.answered(call.trailing_metadata())
+            return response
 
     def _route(self, address: str) -> _Route:
         """The publish methods on a channel to ``address`` (opened the first time)."""

@@ -7,6 +7,8 @@ error ``NOT_LEADER`` (``leader_address``) and, for a publish it forwarded,
 in the trailer ``eventstream-leader-address``. :class:`LeaderHint` decides,
 after each answer, which address the next publish goes to; the clients keep
 one channel per address (:data:`MAX_CHANNELS` at most).
+:class:`PublishAttempts` is the retry loop of one publish around it, shared by
+the blocking and the asyncio client: they only make the calls and wait.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Iterable
 
 import grpc
 
-from ._errors import EventStreamError
+from ._errors import EventStreamError, error_from_rpc
+from ._retry import RetryBudget
 
 LEADER_ADDRESS = "eventstream-leader-address"
 """Trailer in which a node names the leader's public gRPC ``host:port``."""
@@ -75,4 +78,45 @@ class LeaderHint:
         return False
 
 
-__all__ = ["LEADER_ADDRESS", "MAX_CHANNELS", "LeaderHint", "trailer_address"]
+class PublishAttempts:
+    """The attempts of one publish: where each goes, and what follows a failure.
+
+    A client calls :meth:`next` before each attempt, then :meth:`answered`
+    with the trailers of a success, or :meth:`failed` with the error, which
+    says how long to wait before the next attempt (0: at once, to the leader
+    a ``NOT_LEADER`` named) or raises the error when the budget is spent.
+
+    Args:
+        hint: the client's leader hint (moved by the answers).
+        budget: the call's retry budget.
+    """
+
+    def __init__(self, hint: LeaderHint, budget: RetryBudget) -> None:
+        self._hint = hint
+        self._budget = budget
+        self._sent_to = hint.address
+
+    def next(self) -> tuple[str, float | None]:
+        """The address of the next attempt and its timeout (None: no deadline)."""
+        self._sent_to = self._hint.address
+        return self._sent_to, self._budget.remaining()
+
+    def answered(self, trailers: Iterable[tuple[str, str | bytes]] | None) -> None:
+        """The attempt succeeded; its trailers may name the leader."""
+        self._hint.answered(trailers)
+
+    def failed(self, rpc_error: grpc.RpcError) -> float:
+        """Seconds to wait before the next attempt (0.0: at once).
+
+        Raises:
+            EventStreamError: the attempt's error, when it is not retried.
+        """
+        error = error_from_rpc(rpc_error)
+        moved = self._hint.failed(error, self._sent_to)
+        wait = self._budget.wait_after(error)
+        if wait is None:
+            raise error from rpc_error
+        return 0.0 if moved else wait
+
+
+__all__ = ["LEADER_ADDRESS", "MAX_CHANNELS", "LeaderHint", "PublishAttempts", "trailer_address"]

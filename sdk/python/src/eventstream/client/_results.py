@@ -82,13 +82,27 @@ def result_from_proto(message: publish_pb2.PublishResult) -> PublishResult:
 
 @dataclass(frozen=True)
 class Member:
-    """One member of the cluster as the answering node sees it."""
+    """One member of the cluster as the answering node sees it.
+
+    Attributes:
+        node_id: the member's node id.
+        address: ``host:port`` of its cluster port.
+        role: as :attr:`ClusterStatus.role`.
+        match_index: the highest log index known stored on it.
+        reachable: whether the answering node's link to it is up.
+        lag_entries: entries it lacks behind the commit index; None where the
+            answering node does not know (another member, on a follower).
+        lag_seconds: the age of the oldest entry it lacks, 0.0 when none;
+            None where the answering node does not know.
+    """
 
     node_id: str
     address: str
     role: str
     match_index: int
     reachable: bool
+    lag_entries: int | None = None
+    lag_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,8 @@ class ClusterStatus:
         commit_index: the highest committed log index.
         leader_id: the leader's node id ("" when unknown).
         members: every member, the answering node included.
+        leader_address: the leader's public gRPC ``host:port``, where clients
+            publish ("" when unknown).
     """
 
     node_id: str
@@ -111,6 +127,7 @@ class ClusterStatus:
     commit_index: int
     leader_id: str
     members: list[Member]
+    leader_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,11 +152,13 @@ def status_from_proto(message: cluster_pb2.GetClusterStatusResponse) -> ClusterS
     return ClusterStatus(
         node_id=message.node_id, role=_role(message.role), term=message.term,
         commit_index=message.commit_index, leader_id=message.leader_id,
-        members=_members(message.members))
+        members=_members(message.members), leader_address=message.leader_address)
 
 
 def _members(members: Iterable[cluster_pb2.Member]) -> list[Member]:
-    return [Member(m.node_id, m.address, _role(m.role), m.match_index, m.reachable)
+    return [Member(m.node_id, m.address, _role(m.role), m.match_index, m.reachable,
+                   m.lag_entries if m.HasField("lag_entries") else None,
+                   m.lag_seconds if m.HasField("lag_seconds") else None)
             for m in members]
 
 

@@ -14,37 +14,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ventstream/v1/cluster.proto\x12\x0e\x65ventstream.v1\"\x19\n\x17GetClusterStatusRequest\"\xa4\x01\n\x06Member\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n\x07\x61\x64\x64ress\x18\x02 \x01(\tR\x07\x61\x64\x64ress\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x14.eventstream.v1.RoleR\x04role\x12\x1f\n\x0bmatch_index\x18\x04 \x01(\x04R\nmatchIndex\x12\x1c\n\treachable\x18\x05 \x01(\x08R\treachable\"\xe3\x01\n\x18GetClusterStatusResponse\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x14.eventstream.v1.RoleR\x04role\x12\x12\n\x04term\x18\x03 \x01(\x04R\x04term\x12!\n\x0c\x63ommit_index\x18\x04 \x01(\x04R\x0b\x63ommitIndex\x12\x1b\n\tleader_id\x18\x05 \x01(\tR\x08leaderId\x12\x30\n\x07members\x18\x06 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\"E\n\x10\x41\x64\x64MemberRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n\x07\x61\x64\x64ress\x18\x02 \x01(\tR\x07\x61\x64\x64ress\"b\n\x11\x41\x64\x64MemberResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\"I\n\x15PromoteLearnerRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n\x07max_lag\x18\x02 \x01(\x04R\x06maxLag\"g\n\x16PromoteLearnerResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\".\n\x13RemoveMemberRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\"e\n\x14RemoveMemberResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\"4\n\x19TransferLeadershipRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\"9\n\x1aTransferLeadershipResponse\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x12\n\x0eROLE_CANDIDATE\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\xf2\x03\n\x0e\x43lusterService\x12\x65\n\x10GetClusterStatus\x12\'.eventstream.v1.GetClusterStatusRequest\x1a(.eventstream.v1.GetClusterStatusResponse\x12P\n\tAddMember\x12 .eventstream.v1.AddMemberRequest\x1a!.eventstream.v1.AddMemberResponse\x12_\n\x0ePromoteLearner\x12%.eventstream.v1.PromoteLearnerRequest\x1a&.eventstream.v1.PromoteLearnerResponse\x12Y\n\x0cRemoveMember\x12#.eventstream.v1.RemoveMemberRequest\x1a$.eventstream.v1.RemoveMemberResponse\x12k\n\x12TransferLeadership\x12).eventstream.v1.TransferLeadershipRequest\x1a*.eventstream.v1.TransferLeadershipResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ventstream/v1/cluster.proto\x12\x0e\x65ventstream.v1\"\x19\n\x17GetClusterStatusRequest\"\x90\x02\n\x06Member\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n\x07\x61\x64\x64ress\x18\x02 \x01(\tR\x07\x61\x64\x64ress\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x14.eventstream.v1.RoleR\x04role\x12\x1f\n\x0bmatch_index\x18\x04 \x01(\x04R\nmatchIndex\x12\x1c\n\treachable\x18\x05 \x01(\x08R\treachable\x12$\n\x0blag_entries\x18\x06 \x01(\x04H\x00R\nlagEntries\x88\x01\x01\x12$\n\x0blag_seconds\x18\x07 \x01(\x01H\x01R\nlagSeconds\x88\x01\x01\x42\x0e\n\x0c_lag_entriesB\x0e\n\x0c_lag_seconds\"\x8a\x02\n\x18GetClusterStatusResponse\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x14.eventstream.v1.RoleR\x04role\x12\x12\n\x04term\x18\x03 \x01(\x04R\x04term\x12!\n\x0c\x63ommit_index\x18\x04 \x01(\x04R\x0b\x63ommitIndex\x12\x1b\n\tleader_id\x18\x05 \x01(\tR\x08leaderId\x12\x30\n\x07members\x18\x06 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\x12%\n\x0eleader_address\x18\x07 \x01(\tR\rleaderAddress\"E\n\x10\x41\x64\x64MemberRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n\x07\x61\x64\x64ress\x18\x02 \x01(\tR\x07\x61\x64\x64ress\"b\n\x11\x41\x64\x64MemberResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\"I\n\x15PromoteLearnerRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n\x07max_lag\x18\x02 \x01(\x04R\x06maxLag\"g\n\x16PromoteLearnerResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\".\n\x13RemoveMemberRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\"e\n\x14RemoveMemberResponse\x12\x1b\n\tlog_index\x18\x01 \x01(\x04R\x08logIndex\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x16.eventstream.v1.MemberR\x07members\"4\n\x19TransferLeadershipRequest\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\"9\n\x1aTransferLeadershipResponse\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x12\n\x0eROLE_CANDIDATE\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\xf2\x03\n\x0e\x43lusterService\x12\x65\n\x10GetClusterStatus\x12\'.eventstream.v1.GetClusterStatusRequest\x1a(.eventstream.v1.GetClusterStatusResponse\x12P\n\tAddMember\x12 .eventstream.v1.AddMemberRequest\x1a!.eventstream.v1.AddMemberResponse\x12_\n\x0ePromoteLearner\x12%.eventstream.v1.PromoteLearnerRequest\x1a&.eventstream.v1.PromoteLearnerResponse\x12Y\n\x0cRemoveMember\x12#.eventstream.v1.RemoveMemberRequest\x1a$.eventstream.v1.RemoveMemberResponse\x12k\n\x12TransferLeadership\x12).eventstream.v1.TransferLeadershipRequest\x1a*.eventstream.v1.TransferLeadershipResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eventstream.v1.cluster_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_ROLE']._serialized_start=1087
-  _globals['_ROLE']._serialized_end=1189
+  _globals['_ROLE']._serialized_start=1234
+  _globals['_ROLE']._serialized_end=1336
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=48
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=73
   _globals['_MEMBER']._serialized_start=76
-  _globals['_MEMBER']._serialized_end=240
-  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_start=243
-  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_end=470
-  _globals['_ADDMEMBERREQUEST']._serialized_start=472
-  _globals['_ADDMEMBERREQUEST']._serialized_end=541
-  _globals['_ADDMEMBERRESPONSE']._serialized_start=543
-  _globals['_ADDMEMBERRESPONSE']._serialized_end=641
-  _globals['_PROMOTELEARNERREQUEST']._serialized_start=643
-  _globals['_PROMOTELEARNERREQUEST']._serialized_end=716
-  _globals['_PROMOTELEARNERRESPONSE']._serialized_start=718
-  _globals['_PROMOTELEARNERRESPONSE']._serialized_end=821
-  _globals['_REMOVEMEMBERREQUEST']._serialized_start=823
-  _globals['_REMOVEMEMBERREQUEST']._serialized_end=869
-  _globals['_REMOVEMEMBERRESPONSE']._serialized_start=871
-  _globals['_REMOVEMEMBERRESPONSE']._serialized_end=972
-  _globals['_TRANSFERLEADERSHIPREQUEST']._serialized_start=974
-  _globals['_TRANSFERLEADERSHIPREQUEST']._serialized_end=1026
-  _globals['_TRANSFERLEADERSHIPRESPONSE']._serialized_start=1028
-  _globals['_TRANSFERLEADERSHIPRESPONSE']._serialized_end=1085
-  _globals['_CLUSTERSERVICE']._serialized_start=1192
-  _globals['_CLUSTERSERVICE']._serialized_end=1690
+  _globals['_MEMBER']._serialized_end=348
+  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_start=351
+  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_end=617
+  _globals['_ADDMEMBERREQUEST']._serialized_start=619
+  _globals['_ADDMEMBERREQUEST']._serialized_end=688
+  _globals['_ADDMEMBERRESPONSE']._serialized_start=690
+  _globals['_ADDMEMBERRESPONSE']._serialized_end=788
+  _globals['_PROMOTELEARNERREQUEST']._serialized_start=790
+  _globals['_PROMOTELEARNERREQUEST']._serialized_end=863
+  _globals['_PROMOTELEARNERRESPONSE']._serialized_start=865
+  _globals['_PROMOTELEARNERRESPONSE']._serialized_end=968
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=970
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=1016
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_start=1018
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_end=1119
+  _globals['_TRANSFERLEADERSHIPREQUEST']._serialized_start=1121
+  _globals['_TRANSFERLEADERSHIPREQUEST']._serialized_end=1173
+  _globals['_TRANSFERLEADERSHIPRESPONSE']._serialized_start=1175
+  _globals['_TRANSFERLEADERSHIPRESPONSE']._serialized_end=1232
+  _globals['_CLUSTERSERVICE']._serialized_start=1339
+  _globals['_CLUSTERSERVICE']._serialized_end=1837
 # @@protoc_insertion_point(module_scope)

@@ -206,3 +206,15 @@ class ForwardResponse(_message.Message):
     status_details: bytes
     leader_hint: str
     def __init__(self, sequence: _Optional[int] = ..., response: _Optional[bytes] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., status_details: _Optional[bytes] = ..., leader_hint: _Optional[str] = ...) -> None: ...
+
+class RelayConsumeRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: bytes
+    def __init__(self, request: _Optional[bytes] = ...) -> None: ...
+
+class RelayConsumeResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: bytes
+    def __init__(self, response: _Optional[bytes] = ...) -> None: ...

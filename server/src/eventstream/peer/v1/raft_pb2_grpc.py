@@ -38,6 +38,11 @@ class PeerServiceStub(object):
                 request_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.FromString,
                 )
+        self.RelayConsume = channel.stream_stream(
+                '/eventstream.peer.v1.PeerService/RelayConsume',
+                request_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeRequest.SerializeToString,
+                response_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeResponse.FromString,
+                )
 
 
 class PeerServiceServicer(object):
@@ -81,6 +86,22 @@ class PeerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RelayConsume(self, request_iterator, context):
+        """A consumer-group member connected to a follower, served by the leader
+        (the group's members are coordinated there): each request carries one
+        eventstream.v1.ConsumeRequest as the member sent it, each response one
+        eventstream.v1.ConsumeResponse for it; the stream ends with the status
+        Consume would have answered. The follower authenticated the member and
+        checked its permissions; the metadata `eventstream-identity-bin` (UTF-8)
+        names the member's identity, whose rules the leader checks again under
+        its own configuration. The leader trusts that name because only a
+        member of its cluster can make this call (see the identity check above;
+        with cluster.tls, a certificate of the cluster's CA too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +119,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.FromString,
                     response_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.SerializeToString,
+            ),
+            'RelayConsume': grpc.stream_stream_rpc_method_handler(
+                    servicer.RelayConsume,
+                    request_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeRequest.FromString,
+                    response_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -166,5 +192,22 @@ class PeerService(object):
         return grpc.experimental.stream_stream(request_iterator, target, '/eventstream.peer.v1.PeerService/Forward',
             eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.SerializeToString,
             eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RelayConsume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/eventstream.peer.v1.PeerService/RelayConsume',
+            eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeRequest.SerializeToString,
+            eventstream_dot_peer_dot_v1_dot_raft__pb2.RelayConsumeResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

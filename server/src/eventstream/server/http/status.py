@@ -54,6 +54,8 @@ class Cluster:
     applied_index: int
     """Index of the last log entry applied (visible to readers)."""
     leader: str
+    leader_address: str
+    """The leader's public gRPC ``host:port`` (what clients use; "" when unknown)."""
     members: list[dict[str, Any]]
     """Per member: ``node_id``, ``address``, ``role``, ``match_index``, ``lag`` (entries
     behind the commit index), ``lag_seconds`` (age of the oldest entry it lacks),
@@ -167,7 +169,7 @@ class NodeStatus:
                             "raft" if config.cluster.enabled else "none (cluster of one)",
                             cluster["role"], cluster["term"], cluster["commit_index"],
                             self._write_path.applied_index, cluster["leader"],
-                            cluster["members"]),
+                            cluster["leader_address"], cluster["members"]),
             lanes={lane.label: LaneStatus(lanes.depth[lane], lanes.capacity[lane],
                                           lanes.full_rejections[lane]) for lane in Lane},
             log=LogStatus(config.storage.engine, event_log.partitions,

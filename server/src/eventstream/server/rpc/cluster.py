@@ -34,6 +34,9 @@ _ROLES = {Role.LEADER: cluster_pb2.ROLE_LEADER, Role.FOLLOWER: cluster_pb2.ROLE_
 # node_id (1) and address (2) of the admin requests, named when not UTF-8.
 _NODE_STRINGS = {1: ("node_id", "MEMBER_INVALID"), 2: ("address", "MEMBER_INVALID")}
 
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+"""Hosts that bind every address: not one a client can be told."""
+
 _ROLE_NAMES = {cluster_pb2.ROLE_LEADER: "leader", cluster_pb2.ROLE_FOLLOWER: "follower",
                cluster_pb2.ROLE_CANDIDATE: "candidate", cluster_pb2.ROLE_LEARNER: "learner",
                cluster_pb2.ROLE_UNSPECIFIED: ""}
@@ -62,6 +65,9 @@ class ClusterServicer:
         addresses: node id -> cluster address of every member (this node's own
             for a single node); read on every call, so a member's updates show.
         connected: the peers whose link is up now.
+        leader_hint: the leader's node id and public gRPC address ("" for what
+            is not known; None: this node runs alone and leads, at its own
+            ``server.host:server.grpc_port``, "" when that host is a wildcard).
         admin: makes the administrative changes (None: each is refused as not
             replicated: this node runs alone).
     """
@@ -69,6 +75,7 @@ class ClusterServicer:
     def __init__(self, config: Config, raft: RaftGroup, metrics: Metrics, guard: Guard, *,
                  addresses: Mapping[str, str] | None = None,
                  connected: Callable[[], Collection[str]] = frozenset,
+                 leader_hint: Callable[[], tuple[str, str]] | None = None,
                  admin: MembershipAdmin) -> None:
         self._config = config
         self._raft = raft
@@ -76,6 +83,10 @@ class ClusterServicer:
         # Not copied: a member's map changes when discovery sees a peer move.
         self._addresses = addresses or {node_id: f"{config.server.host}:{config.cluster.port}"}
         self._connected = connected
+        host = config.server.host
+        # Alone, it leads; bound to every address, it cannot tell which one clients use.
+        alone = (node_id, "" if host in _WILDCARDS else f"{host}:{config.server.grpc_port}")
+        self._leader_hint = leader_hint or (lambda: alone)
         self._admin = admin
         self.get_cluster_status = handles_errors("GetClusterStatus", metrics)(
             guard.authenticated(self._status))
@@ -105,10 +116,14 @@ class ClusterServicer:
 
         A member's match index is the leader's view of it (the last entry known
         stored there): only the leader knows it for the others; a follower
-        reports its own last index and 0 for the others.
+        reports its own last index and 0 for the others. So the lags (entries
+        behind the commit index, age of the oldest entry lacked) are set for
+        every member on the leader, and for itself only on another node.
         """
         node_id = self._config.cluster.node_id
         raft = self._raft.status()
+        leads = raft.role is Role.LEADER
+        ages = self._raft.lag_seconds() if leads else {}
         connected = set(self._connected())
         membership = raft.membership
         members = []
@@ -126,33 +141,37 @@ class ClusterServicer:
             else:
                 match = progress.match if progress is not None else 0
                 reachable = member in connected
-            members.append(cluster_pb2.Member(
+            entry = cluster_pb2.Member(
                 node_id=member, address=self._addresses.get(member, ""), role=role,
-                match_index=match, reachable=reachable))
+                match_index=match, reachable=reachable)
+            if leads or member == node_id:
+                entry.lag_entries = max(raft.commit - match, 0)
+                entry.lag_seconds = 0.0 if member == node_id else ages.get(member, 0.0)
+            members.append(entry)
         role = cluster_pb2.ROLE_LEARNER if node_id in membership.learners else _ROLES[raft.role]
+        leader, leader_address = self._leader_hint() if raft.leader else ("", "")
         return cluster_pb2.GetClusterStatusResponse(
             node_id=node_id, role=role, term=raft.term, commit_index=raft.commit,
-            leader_id=raft.leader or "", members=members)
+            leader_id=raft.leader or "", members=members,
+            leader_address=leader_address if leader == raft.leader else "")
 
     def summary(self) -> dict[str, Any]:
-        """The cluster as /status shows it: :meth:`status` as JSON values, with lags.
+        """The cluster as /status shows it: :meth:`status` as JSON values.
 
         A member's lag is its entries behind the commit index, and
         ``lag_seconds`` the age of the oldest entry it lacks; None where this
         node does not know them (only the leader knows the others' match index).
         """
         status = self.status()
-        leads = status.role == cluster_pb2.ROLE_LEADER
-        ages = self._raft.lag_seconds()
         return {
             "role": _ROLE_NAMES[status.role], "term": status.term,
             "commit_index": status.commit_index, "leader": status.leader_id,
+            "leader_address": status.leader_address,
             "members": [{"node_id": member.node_id, "address": member.address,
                          "role": _ROLE_NAMES[member.role], "match_index": member.match_index,
-                         "lag": (max(status.commit_index - member.match_index, 0)
-                                 if leads or member.node_id == status.node_id else None),
-                         "lag_seconds": (0.0 if member.node_id == status.node_id
-                                         else ages.get(member.node_id) if leads else None),
+                         "lag": member.lag_entries if member.HasField("lag_entries") else None,
+                         "lag_seconds": (member.lag_seconds if member.HasField("lag_seconds")
+                                         else None),
                          "reachable": member.reachable} for member in status.members]}
 
     async def _status(self, data: bytes, context: grpc.aio.ServicerContext[bytes, bytes],

@@ -10,6 +10,7 @@ SubscribeResponse's, so stored records are concatenated as they are.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
@@ -99,21 +100,45 @@ class ConsumeServicer:
     async def _consume(self, requests: AsyncIterator[bytes],
                        context: grpc.aio.ServicerContext[bytes, bytes],
                        principal: Principal) -> None:
+        data, group, settings = await self._start(requests, principal)
+        with self._guard.subscription_slot(principal):
+            leader = None if self._relay is None else self._relay.leader()
+            if leader is not None:
+                assert self._relay is not None
+                await self._relay.pipe(leader, principal.name, data, requests, context)
+                return
+            await self._member(group, settings, requests, context)
+
+    async def serve_relayed(self, identity: str, requests: AsyncIterator[bytes],
+                            context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        """Serve a member a follower relayed (``PeerService.RelayConsume``) on this leader.
+
+        The follower authenticated it as ``identity`` and holds its
+        subscription slot; its rules are checked again here, under this node's
+        configuration. A node that does not lead (any more) answers NOT_LEADER.
+        """
+        serve = functools.partial(self._serve_relayed, identity)
+        await handles_errors("Consume", self._metrics)(serve)(requests, context)
+
+    async def _serve_relayed(self, identity: str, requests: AsyncIterator[bytes],
+                             context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        if self._relay is not None and self._relay.follows():
+            raise self._relay.not_leader("does not lead (any more) to serve the group")
+        _, group, settings = await self._start(requests, self._guard.named(identity))
+        await self._member(group, settings, requests, context)
+
+    async def _start(self, requests: AsyncIterator[bytes], principal: Principal
+                     ) -> tuple[bytes, str, GroupSettings]:
+        """Read and check the first request: its bytes, the group and its settings."""
         self._broker.check_accepting()
         data = await anext(aiter(requests), None)
         first = None if data is None else parse_request(subscribe_pb2.ConsumeRequest, data,
                                                         _STRINGS)
-        if first is None or first.WhichOneof("request") != "start":
+        if data is None or first is None or first.WhichOneof("request") != "start":
             raise invalid("START_MISSING", "start", "the first request must be a ConsumeStart")
         settings = self._settings(first.start)
         self._check_group(principal, first.start.group, settings.patterns)
-        with self._guard.subscription_slot(principal):
-            leader = None if self._relay is None else self._relay.leader_address()
-            if leader is not None:
-                assert self._relay is not None and data is not None
-                await self._relay.pipe(leader, data, requests, context)
-                return
-            await self._member(first.start.group, settings, requests, context)
+        return data, first.start.group, settings
 
     def _check_group(self, principal: Principal, group: str, patterns: Sequence[str]) -> None:
         rules = principal.rules

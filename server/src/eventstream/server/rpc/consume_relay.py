@@ -1,19 +1,18 @@
-"""A follower's consumer-group members, served by the leader: Consume piped to its public port.
+"""A follower's consumer-group members, served by the leader: Consume relayed over the peer link.
 
 A group's members must be coordinated in one place (the assignment of its
 partitions, the deliveries in flight) and its state is written through the
 leader's log, so a follower does not run a Consume stream itself: once it
 has checked the caller (authenticated, allowed to consume as the group, a
-subscription slot taken), it opens the same call on the leader's public gRPC
-port and pipes the requests and responses through, as bytes. The caller's
-``authorization`` metadata goes along, so the leader applies the same rules.
+subscription slot taken), it opens ``PeerService.RelayConsume`` on the
+leader's cluster port (the link the members already keep, mutual TLS with
+``cluster.tls``; the public port's TLS plays no part) and pipes the requests
+and responses through, as bytes. The caller's identity goes along: the
+leader checks that identity's rules again under its own configuration and
+serves the member (:meth:`.consume.ConsumeServicer.serve_relayed`).
 When the leader goes away the stream ends with UNAVAILABLE: the member joins
 again (through this node or another), and the group resumes from the
 offsets committed in the log, on whichever node leads then.
-
-Not piped when the public port serves TLS (a follower has no client
-certificate for it): members there are served locally, and get
-COMMIT_FAILED naming the leader when they would create the group.
 """
 
 from __future__ import annotations
@@ -26,11 +25,11 @@ import grpc
 from ..errors import EventStreamError
 from .status import error_from_status
 
-CONSUME = "/eventstream.v1.SubscribeService/Consume"
 RETRY_SECONDS = 0.25
 """The retry delay a member gets while this node knows no leader."""
-_PASSED_ON = frozenset({"authorization"})
-"""Request metadata the leader needs to see as the member sent it."""
+OpenRelay = Callable[[str, str], "grpc.aio.StreamStreamCall[bytes, bytes] | None"]
+"""Opens a relayed Consume call: (leader's node id, member's identity) -> the call, or None
+when the leader is no peer of this node (``cluster.transport.GrpcTransport.relay_consume``)."""
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -45,43 +44,52 @@ class ConsumeRelay:
         follows: whether this node follows now.
         leader_hint: the leader's node id and public gRPC address ("" when unknown).
         node_id: this node's id (for messages).
+        open_relay: opens the relayed call on the leader.
     """
 
     def __init__(self, follows: Callable[[], bool], leader_hint: Callable[[], tuple[str, str]],
-                 node_id: str) -> None:
+                 node_id: str, open_relay: OpenRelay) -> None:
         self._follows = follows
         self._leader_hint = leader_hint
         self._node_id = node_id
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._open_relay = open_relay
 
-    def leader_address(self) -> str | None:
-        """Where this node's members go now: the leader's address, or None to serve them here.
+    def follows(self) -> bool:
+        """Whether this node follows now (its members are relayed)."""
+        return self._follows()
+
+    def leader(self) -> str | None:
+        """Where this node's members go now: the leader's node id, or None to serve them here.
 
         Raises:
             EventStreamError: NOT_LEADER (UNAVAILABLE, retryable) when no
-                leader's address is known.
+                leader is known.
         """
         if not self._follows():
             return None
-        leader, address = self._leader_hint()
-        if not address:
-            raise EventStreamError(
-                "NOT_LEADER", f"node {self._node_id} knows no leader now to serve the group "
-                "(an election is under way, or most members are out of reach); join again",
-                retry_after=RETRY_SECONDS, leader_id=leader)
-        return address
+        leader, _ = self._leader_hint()
+        if not leader:
+            raise self.not_leader("knows no leader now to serve the group (an election is "
+                                  "under way, or most members are out of reach)")
+        return leader
 
-    async def pipe(self, address: str, first: bytes, requests: AsyncIterator[bytes],
+    def not_leader(self, why: str) -> EventStreamError:
+        """NOT_LEADER for a member: this node ``why``; join again (naming the leader if known)."""
+        leader, address = self._leader_hint()
+        return EventStreamError("NOT_LEADER", f"node {self._node_id} {why}; join again",
+                                retry_after=RETRY_SECONDS, leader_id=leader,
+                                leader_address=address)
+
+    async def pipe(self, leader: str, identity: str, first: bytes, requests: AsyncIterator[bytes],
                    context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
-        """Run the member's stream on the leader at ``address``; ``first`` is its ConsumeStart.
+        """Run the member's stream on ``leader``; ``first`` is its ConsumeStart.
 
         Raises:
             EventStreamError: the leader's status (UNAVAILABLE when it went away).
         """
-        metadata = tuple((key, value) for key, value in context.invocation_metadata() or ()
-                         if key in _PASSED_ON)
-        call: grpc.aio.StreamStreamCall[bytes, bytes] = self._channel(address).stream_stream(
-            CONSUME)(metadata=metadata)
+        call = self._open_relay(leader, identity)
+        if call is None:
+            raise self.not_leader(f"has no link to the leader {leader}")
 
         async def send() -> None:
             await call.write(first)
@@ -102,17 +110,5 @@ class ConsumeRelay:
             sender.cancel()
             call.cancel()
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
-        return channel
 
-    async def close(self) -> None:
-        """Close the channels to the leaders (at shutdown)."""
-        channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            await channel.close()
-
-
-__all__ = ["CONSUME", "ConsumeRelay"]
+__all__ = ["ConsumeRelay", "OpenRelay"]

@@ -70,6 +70,10 @@ class Guard:
                 break
         return access.authenticate("grpc", authorization, certificate_names(context))
 
+    def named(self, name: str) -> Principal:
+        """The identity ``name`` another member authenticated (a relayed caller), with its rules here."""
+        return self.access.principal_named(name)
+
     def authenticated(self, method: Guarded[T]) -> Handler[T]:
         """Wrap ``method(request, context, principal)`` as a grpc handler ``(request, context)``."""
         @functools.wraps(method)

@@ -133,6 +133,10 @@ class AccessControl:
 
     # ----------------------------------------------------------- authentication
 
+    def principal_named(self, name: str) -> Principal:
+        """The identity ``name`` as a caller that was authenticated elsewhere (by a member)."""
+        return Principal(name, self) if self.enabled else ANONYMOUS
+
     def authenticate(self, transport: str, authorization: str | None,
                      certificate_names: Sequence[str]) -> Principal:
         """The caller, from its bearer token or else its verified client certificate.

@@ -121,8 +121,17 @@ type Member struct {
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Role    Role   `protobuf:"varint,3,opt,name=role,proto3,enum=eventstream.v1.Role" json:"role,omitempty"`
 	// Highest log index known to be stored on the member.
-	MatchIndex    uint64 `protobuf:"varint,4,opt,name=match_index,json=matchIndex,proto3" json:"match_index,omitempty"`
-	Reachable     bool   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	MatchIndex uint64 `protobuf:"varint,4,opt,name=match_index,json=matchIndex,proto3" json:"match_index,omitempty"`
+	Reachable  bool   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// Entries the member lacks behind the commit index. Only the leader knows
+	// it for every member; any node knows it for itself. Unset where unknown
+	// (another member, on a follower).
+	LagEntries *uint64 `protobuf:"varint,6,opt,name=lag_entries,json=lagEntries,proto3,oneof" json:"lag_entries,omitempty"`
+	// Age in seconds of the oldest entry the member lacks, 0 when it lacks
+	// none: how far behind it is in time (the leader's
+	// eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+	// it for every member; any node reports 0 for itself. Unset where unknown.
+	LagSeconds    *float64 `protobuf:"fixed64,7,opt,name=lag_seconds,json=lagSeconds,proto3,oneof" json:"lag_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,15 +201,35 @@ func (x *Member) GetReachable() bool {
 	return false
 }
 
+func (x *Member) GetLagEntries() uint64 {
+	if x != nil && x.LagEntries != nil {
+		return *x.LagEntries
+	}
+	return 0
+}
+
+func (x *Member) GetLagSeconds() float64 {
+	if x != nil && x.LagSeconds != nil {
+		return *x.LagSeconds
+	}
+	return 0
+}
+
 type GetClusterStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node that answered.
-	NodeId        string    `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Role          Role      `protobuf:"varint,2,opt,name=role,proto3,enum=eventstream.v1.Role" json:"role,omitempty"`
-	Term          uint64    `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex   uint64    `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	LeaderId      string    `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Members       []*Member `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	NodeId      string    `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Role        Role      `protobuf:"varint,2,opt,name=role,proto3,enum=eventstream.v1.Role" json:"role,omitempty"`
+	Term        uint64    `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex uint64    `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LeaderId    string    `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Members     []*Member `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	// The leader's public gRPC address (host:port), the one clients should
+	// publish to: the same as the `leader_address` of a NOT_LEADER error.
+	// Empty when no leader is known or it has not announced its address yet.
+	// A node running alone (no cluster) names its own server.host and gRPC
+	// port, or nothing when it binds every address (0.0.0.0, ::).
+	LeaderAddress string `protobuf:"bytes,7,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +304,13 @@ func (x *GetClusterStatusResponse) GetMembers() []*Member {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *GetClusterStatusResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
 }
 
 type AddMemberRequest struct {
@@ -689,21 +725,28 @@ var File_eventstream_v1_cluster_proto protoreflect.FileDescriptor
 const file_eventstream_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x1ceventstream/v1/cluster.proto\x12\x0eeventstream.v1\"\x19\n" +
-	"\x17GetClusterStatusRequest\"\xa4\x01\n" +
+	"\x17GetClusterStatusRequest\"\x90\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.eventstream.v1.RoleR\x04role\x12\x1f\n" +
 	"\vmatch_index\x18\x04 \x01(\x04R\n" +
 	"matchIndex\x12\x1c\n" +
-	"\treachable\x18\x05 \x01(\bR\treachable\"\xe3\x01\n" +
+	"\treachable\x18\x05 \x01(\bR\treachable\x12$\n" +
+	"\vlag_entries\x18\x06 \x01(\x04H\x00R\n" +
+	"lagEntries\x88\x01\x01\x12$\n" +
+	"\vlag_seconds\x18\a \x01(\x01H\x01R\n" +
+	"lagSeconds\x88\x01\x01B\x0e\n" +
+	"\f_lag_entriesB\x0e\n" +
+	"\f_lag_seconds\"\x8a\x02\n" +
 	"\x18GetClusterStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12(\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x14.eventstream.v1.RoleR\x04role\x12\x12\n" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12!\n" +
 	"\fcommit_index\x18\x04 \x01(\x04R\vcommitIndex\x12\x1b\n" +
 	"\tleader_id\x18\x05 \x01(\tR\bleaderId\x120\n" +
-	"\amembers\x18\x06 \x03(\v2\x16.eventstream.v1.MemberR\amembers\"E\n" +
+	"\amembers\x18\x06 \x03(\v2\x16.eventstream.v1.MemberR\amembers\x12%\n" +
+	"\x0eleader_address\x18\a \x01(\tR\rleaderAddress\"E\n" +
 	"\x10AddMemberRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\"b\n" +
@@ -795,6 +838,7 @@ func file_eventstream_v1_cluster_proto_init() {
 	if File_eventstream_v1_cluster_proto != nil {
 		return
 	}
+	file_eventstream_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -10,6 +10,8 @@ outbound Exchange stream per peer carrying batches of Raft messages.
 | ``identity`` | the identity metadata of peer calls and its check (pure) |
 | ``outbound`` | one peer's bounded queue, stream, batching and reconnection |
 | ``inbound`` | the PeerService handlers behind the identity check |
+| ``forward`` | publishes forwarded from a follower to the leader |
+| ``relay`` | consumer-group members relayed from a follower to the leader |
 | ``grpc_transport`` | the server and the links together |
 """
 
@@ -23,6 +25,8 @@ from eventstream.server.cluster.transport.forward import (
 from eventstream.server.cluster.transport.grpc_transport import GrpcTransport
 from eventstream.server.cluster.transport.identity import CLUSTER_ID, NODE_ID, RECIPIENT, identity_metadata
 from eventstream.server.cluster.transport.outbound import LinkStats
+from eventstream.server.cluster.transport.relay import RelayTarget
 
 __all__ = ["CLUSTER_ID", "NODE_ID", "PUBLISH", "PUBLISH_BATCH", "RECIPIENT", "Answer",
-           "ForwardFailed", "ForwardTarget", "GrpcTransport", "LinkStats", "identity_metadata"]
+           "ForwardFailed", "ForwardTarget", "GrpcTransport", "LinkStats", "RelayTarget",
+           "identity_metadata"]

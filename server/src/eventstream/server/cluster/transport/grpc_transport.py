@@ -35,6 +35,7 @@ from .forward import Answer, ForwardFailed, ForwardStream, ForwardTarget
 from .identity import identity_metadata
 from .inbound import PeerHandler
 from .outbound import LinkStats, PeerLink
+from .relay import RelayTarget, open_relay
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,19 @@ class GrpcTransport:
             stream = self._forwards[leader] = ForwardStream(leader, link.channel, link.metadata)
         self.forwarded += 1
         return await stream.forward(kind, request)
+
+    # ------------------------------------------------------------------
+    # Relaying group members (``relay.py``).
+
+    def serve_relayed(self, target: RelayTarget) -> None:
+        """Serve the group members followers relay with ``target`` (on every node: any may lead)."""
+        self.handler.relay_target = target
+
+    def relay_consume(self, leader: str, identity: str
+                      ) -> grpc.aio.StreamStreamCall[bytes, bytes] | None:
+        """Open a relayed Consume call on ``leader`` for a member of ``identity`` (None: not a peer)."""
+        link = self._links.get(leader)
+        return None if link is None else open_relay(link.channel, link.metadata, identity)
 
     def _snapshot_payload(self, snapshot: Snapshot) -> bytes:
         return snapshot.data if self.snapshot_data is None else self.snapshot_data(snapshot)

@@ -23,7 +23,8 @@ MAX_ID_BYTES = 255
 """Longest cluster or node id accepted in metadata."""
 
 SERVICE = "eventstream.peer.v1.PeerService"
-METHODS = frozenset(f"/{SERVICE}/{name}" for name in ("Exchange", "InstallSnapshot", "Forward"))
+METHODS = frozenset(f"/{SERVICE}/{name}" for name in ("Exchange", "InstallSnapshot", "Forward",
+                                                               "RelayConsume"))
 
 
 @dataclass(frozen=True, slots=True)

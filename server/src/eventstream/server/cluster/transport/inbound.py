@@ -8,7 +8,8 @@ each batch and hand it to the driver's inbox, waiting while the inbox is
 full (so a flood from one peer stops being read rather than growing a
 queue); ``InstallSnapshot`` streams are written to a temporary file, within
 a size bound, and handed over as one message once their CRC-32 holds;
-``Forward`` streams go to the write path (``forward.py``).
+``Forward`` streams go to the write path (``forward.py``), ``RelayConsume``
+streams to the consumer groups (``relay.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..ports import Inbox
 from .convert import InvalidBatch, SnapshotAssembler, SnapshotRefused, decode_batch
 from .forward import ForwardTarget, forward_handler
 from .identity import SERVICE, Refusal, check_call, client_address
+from .relay import RELAY_CONSUME, RelayTarget, relay_handler
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class PeerHandler(grpc.GenericRpcHandler):
         self.received_requests = 0
         self.forward_target: ForwardTarget | None = None
         """Serves requests forwarded by followers (None: answered UNIMPLEMENTED)."""
+        self.relay_target: RelayTarget | None = None
+        """Serves the group members followers relay (None: answered UNAVAILABLE)."""
         self.client_addresses: dict[str, str] = {}
         """Peer -> the public address its calls announced (for leader hints)."""
 
@@ -92,6 +96,8 @@ class PeerHandler(grpc.GenericRpcHandler):
             return grpc.stream_unary_rpc_method_handler(
                 self._snapshot_handler(sender), request_deserializer=pb.InstallSnapshotRequest.FromString,
                 response_serializer=pb.InstallSnapshotResponse.SerializeToString)
+        if method == RELAY_CONSUME:
+            return relay_handler(self._node_id, lambda: self.relay_target)
         return grpc.stream_stream_rpc_method_handler(
             forward_handler(sender, self._node_id, self._groups, lambda: self.forward_target),
             request_deserializer=pb.ForwardRequest.FromString,

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file eventstream/v1/cluster.proto.
  */
 export const file_eventstream_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChxldmVudHN0cmVhbS92MS9jbHVzdGVyLnByb3RvEg5ldmVudHN0cmVhbS52MSIZChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdCJ2CgZNZW1iZXISDwoHbm9kZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEiIKBHJvbGUYAyABKA4yFC5ldmVudHN0cmVhbS52MS5Sb2xlEhMKC21hdGNoX2luZGV4GAQgASgEEhEKCXJlYWNoYWJsZRgFIAEoCCKvAQoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSIgoEcm9sZRgCIAEoDjIULmV2ZW50c3RyZWFtLnYxLlJvbGUSDAoEdGVybRgDIAEoBBIUCgxjb21taXRfaW5kZXgYBCABKAQSEQoJbGVhZGVyX2lkGAUgASgJEicKB21lbWJlcnMYBiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIiNAoQQWRkTWVtYmVyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkiTwoRQWRkTWVtYmVyUmVzcG9uc2USEQoJbG9nX2luZGV4GAEgASgEEicKB21lbWJlcnMYAiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIiOQoVUHJvbW90ZUxlYXJuZXJSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDwoHbWF4X2xhZxgCIAEoBCJUChZQcm9tb3RlTGVhcm5lclJlc3BvbnNlEhEKCWxvZ19pbmRleBgBIAEoBBInCgdtZW1iZXJzGAIgAygLMhYuZXZlbnRzdHJlYW0udjEuTWVtYmVyIiYKE1JlbW92ZU1lbWJlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSJSChRSZW1vdmVNZW1iZXJSZXNwb25zZRIRCglsb2dfaW5kZXgYASABKAQSJwoHbWVtYmVycxgCIAMoCzIWLmV2ZW50c3RyZWFtLnYxLk1lbWJlciIsChlUcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiLwoaVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJKmYKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfRk9MTE9XRVIQARISCg5ST0xFX0NBTkRJREFURRACEg8KC1JPTEVfTEVBREVSEAMSEAoMUk9MRV9MRUFSTkVSEAQy8gMKDkNsdXN0ZXJTZXJ2aWNlEmUKEEdldENsdXN0ZXJTdGF0dXMSJy5ldmVudHN0cmVhbS52MS5HZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBooLmV2ZW50c3RyZWFtLnYxLkdldENsdXN0ZXJTdGF0dXNSZXNwb25zZRJQCglBZGRNZW1iZXISIC5ldmVudHN0cmVhbS52MS5BZGRNZW1iZXJSZXF1ZXN0GiEuZXZlbnRzdHJlYW0udjEuQWRkTWVtYmVyUmVzcG9uc2USXwoOUHJvbW90ZUxlYXJuZXISJS5ldmVudHN0cmVhbS52MS5Qcm9tb3RlTGVhcm5lclJlcXVlc3QaJi5ldmVudHN0cmVhbS52MS5Qcm9tb3RlTGVhcm5lclJlc3BvbnNlElkKDFJlbW92ZU1lbWJlchIjLmV2ZW50c3RyZWFtLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaJC5ldmVudHN0cmVhbS52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJrChJUcmFuc2ZlckxlYWRlcnNoaXASKS5ldmVudHN0cmVhbS52MS5UcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0GiouZXZlbnRzdHJlYW0udjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChxldmVudHN0cmVhbS92MS9jbHVzdGVyLnByb3RvEg5ldmVudHN0cmVhbS52MSIZChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdCLKAQoGTWVtYmVyEg8KB25vZGVfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIiCgRyb2xlGAMgASgOMhQuZXZlbnRzdHJlYW0udjEuUm9sZRITCgttYXRjaF9pbmRleBgEIAEoBBIRCglyZWFjaGFibGUYBSABKAgSGAoLbGFnX2VudHJpZXMYBiABKARIAIgBARIYCgtsYWdfc2Vjb25kcxgHIAEoAUgBiAEBQg4KDF9sYWdfZW50cmllc0IOCgxfbGFnX3NlY29uZHMixwEKGEdldENsdXN0ZXJTdGF0dXNSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEiIKBHJvbGUYAiABKA4yFC5ldmVudHN0cmVhbS52MS5Sb2xlEgwKBHRlcm0YAyABKAQSFAoMY29tbWl0X2luZGV4GAQgASgEEhEKCWxlYWRlcl9pZBgFIAEoCRInCgdtZW1iZXJzGAYgAygLMhYuZXZlbnRzdHJlYW0udjEuTWVtYmVyEhYKDmxlYWRlcl9hZGRyZXNzGAcgASgJIjQKEEFkZE1lbWJlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJIk8KEUFkZE1lbWJlclJlc3BvbnNlEhEKCWxvZ19pbmRleBgBIAEoBBInCgdtZW1iZXJzGAIgAygLMhYuZXZlbnRzdHJlYW0udjEuTWVtYmVyIjkKFVByb21vdGVMZWFybmVyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEg8KB21heF9sYWcYAiABKAQiVAoWUHJvbW90ZUxlYXJuZXJSZXNwb25zZRIRCglsb2dfaW5kZXgYASABKAQSJwoHbWVtYmVycxgCIAMoCzIWLmV2ZW50c3RyZWFtLnYxLk1lbWJlciImChNSZW1vdmVNZW1iZXJSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiUgoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USEQoJbG9nX2luZGV4GAEgASgEEicKB21lbWJlcnMYAiADKAsyFi5ldmVudHN0cmVhbS52MS5NZW1iZXIiLAoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi8KGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlEhEKCWxlYWRlcl9pZBgBIAEoCSpmCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX0ZPTExPV0VSEAESEgoOUk9MRV9DQU5ESURBVEUQAhIPCgtST0xFX0xFQURFUhADEhAKDFJPTEVfTEVBUk5FUhAEMvIDCg5DbHVzdGVyU2VydmljZRJlChBHZXRDbHVzdGVyU3RhdHVzEicuZXZlbnRzdHJlYW0udjEuR2V0Q2x1c3RlclN0YXR1c1JlcXVlc3QaKC5ldmVudHN0cmVhbS52MS5HZXRDbHVzdGVyU3RhdHVzUmVzcG9uc2USUAoJQWRkTWVtYmVyEiAuZXZlbnRzdHJlYW0udjEuQWRkTWVtYmVyUmVxdWVzdBohLmV2ZW50c3RyZWFtLnYxLkFkZE1lbWJlclJlc3BvbnNlEl8KDlByb21vdGVMZWFybmVyEiUuZXZlbnRzdHJlYW0udjEuUHJvbW90ZUxlYXJuZXJSZXF1ZXN0GiYuZXZlbnRzdHJlYW0udjEuUHJvbW90ZUxlYXJuZXJSZXNwb25zZRJZCgxSZW1vdmVNZW1iZXISIy5ldmVudHN0cmVhbS52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiQuZXZlbnRzdHJlYW0udjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USawoSVHJhbnNmZXJMZWFkZXJzaGlwEikuZXZlbnRzdHJlYW0udjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBoqLmV2ZW50c3RyZWFtLnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message eventstream.v1.GetClusterStatusRequest
@@ -57,6 +57,25 @@ export type Member = Message<"eventstream.v1.Member"> & {
    * @generated from field: bool reachable = 5;
    */
   reachable: boolean;
+
+  /**
+   * Entries the member lacks behind the commit index. Only the leader knows
+   * it for every member; any node knows it for itself. Unset where unknown
+   * (another member, on a follower).
+   *
+   * @generated from field: optional uint64 lag_entries = 6;
+   */
+  lagEntries?: bigint | undefined;
+
+  /**
+   * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+   * none: how far behind it is in time (the leader's
+   * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+   * it for every member; any node reports 0 for itself. Unset where unknown.
+   *
+   * @generated from field: optional double lag_seconds = 7;
+   */
+  lagSeconds?: number | undefined;
 };
 
 /**
@@ -101,6 +120,17 @@ export type GetClusterStatusResponse = Message<"eventstream.v1.GetClusterStatusR
    * @generated from field: repeated eventstream.v1.Member members = 6;
    */
   members: Member[];
+
+  /**
+   * The leader's public gRPC address (host:port), the one clients should
+   * publish to: the same as the `leader_address` of a NOT_LEADER error.
+   * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
+   *
+   * @generated from field: string leader_address = 7;
+   */
+  leaderAddress: string;
 };
 
 /**

@@ -80,51 +80,55 @@ public final class ClusterProto {
   static {
     java.lang.String[] descriptorData = {
       "\n\034eventstream/v1/cluster.proto\022\016eventstr" +
-      "eam.v1\"\031\n\027GetClusterStatusRequest\"\244\001\n\006Me" +
+      "eam.v1\"\031\n\027GetClusterStatusRequest\"\220\002\n\006Me" +
       "mber\022\027\n\007node_id\030\001 \001(\tR\006nodeId\022\030\n\007address" +
       "\030\002 \001(\tR\007address\022(\n\004role\030\003 \001(\0162\024.eventstr" +
       "eam.v1.RoleR\004role\022\037\n\013match_index\030\004 \001(\004R\n" +
       "matchIndex\022\034\n\treachable\030\005 \001(\010R\treachable" +
-      "\"\343\001\n\030GetClusterStatusResponse\022\027\n\007node_id" +
-      "\030\001 \001(\tR\006nodeId\022(\n\004role\030\002 \001(\0162\024.eventstre" +
-      "am.v1.RoleR\004role\022\022\n\004term\030\003 \001(\004R\004term\022!\n\014" +
-      "commit_index\030\004 \001(\004R\013commitIndex\022\033\n\tleade" +
-      "r_id\030\005 \001(\tR\010leaderId\0220\n\007members\030\006 \003(\0132\026." +
-      "eventstream.v1.MemberR\007members\"E\n\020AddMem" +
-      "berRequest\022\027\n\007node_id\030\001 \001(\tR\006nodeId\022\030\n\007a" +
-      "ddress\030\002 \001(\tR\007address\"b\n\021AddMemberRespon" +
-      "se\022\033\n\tlog_index\030\001 \001(\004R\010logIndex\0220\n\007membe" +
-      "rs\030\002 \003(\0132\026.eventstream.v1.MemberR\007member" +
-      "s\"I\n\025PromoteLearnerRequest\022\027\n\007node_id\030\001 " +
-      "\001(\tR\006nodeId\022\027\n\007max_lag\030\002 \001(\004R\006maxLag\"g\n\026" +
-      "PromoteLearnerResponse\022\033\n\tlog_index\030\001 \001(" +
-      "\004R\010logIndex\0220\n\007members\030\002 \003(\0132\026.eventstre" +
-      "am.v1.MemberR\007members\".\n\023RemoveMemberReq" +
-      "uest\022\027\n\007node_id\030\001 \001(\tR\006nodeId\"e\n\024RemoveM" +
-      "emberResponse\022\033\n\tlog_index\030\001 \001(\004R\010logInd" +
-      "ex\0220\n\007members\030\002 \003(\0132\026.eventstream.v1.Mem" +
-      "berR\007members\"4\n\031TransferLeadershipReques" +
-      "t\022\027\n\007node_id\030\001 \001(\tR\006nodeId\"9\n\032TransferLe" +
-      "adershipResponse\022\033\n\tleader_id\030\001 \001(\tR\010lea" +
-      "derId*f\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\021\n\rR" +
-      "OLE_FOLLOWER\020\001\022\022\n\016ROLE_CANDIDATE\020\002\022\017\n\013RO" +
-      "LE_LEADER\020\003\022\020\n\014ROLE_LEARNER\020\0042\362\003\n\016Cluste" +
-      "rService\022e\n\020GetClusterStatus\022\'.eventstre" +
-      "am.v1.GetClusterStatusRequest\032(.eventstr" +
-      "eam.v1.GetClusterStatusResponse\022P\n\tAddMe" +
-      "mber\022 .eventstream.v1.AddMemberRequest\032!" +
-      ".eventstream.v1.AddMemberResponse\022_\n\016Pro" +
-      "moteLearner\022%.eventstream.v1.PromoteLear" +
-      "nerRequest\032&.eventstream.v1.PromoteLearn" +
-      "erResponse\022Y\n\014RemoveMember\022#.eventstream" +
-      ".v1.RemoveMemberRequest\032$.eventstream.v1" +
-      ".RemoveMemberResponse\022k\n\022TransferLeaders" +
-      "hip\022).eventstream.v1.TransferLeadershipR" +
-      "equest\032*.eventstream.v1.TransferLeadersh" +
-      "ipResponseBw\n\016eventstream.v1B\014ClusterPro" +
-      "toP\001\242\002\003EXX\252\002\016Eventstream.V1\312\002\016Eventstrea" +
-      "m\\V1\342\002\032Eventstream\\V1\\GPBMetadata\352\002\017Even" +
-      "tstream::V1b\006proto3"
+      "\022$\n\013lag_entries\030\006 \001(\004H\000R\nlagEntries\210\001\001\022$" +
+      "\n\013lag_seconds\030\007 \001(\001H\001R\nlagSeconds\210\001\001B\016\n\014" +
+      "_lag_entriesB\016\n\014_lag_seconds\"\212\002\n\030GetClus" +
+      "terStatusResponse\022\027\n\007node_id\030\001 \001(\tR\006node" +
+      "Id\022(\n\004role\030\002 \001(\0162\024.eventstream.v1.RoleR\004" +
+      "role\022\022\n\004term\030\003 \001(\004R\004term\022!\n\014commit_index" +
+      "\030\004 \001(\004R\013commitIndex\022\033\n\tleader_id\030\005 \001(\tR\010" +
+      "leaderId\0220\n\007members\030\006 \003(\0132\026.eventstream." +
+      "v1.MemberR\007members\022%\n\016leader_address\030\007 \001" +
+      "(\tR\rleaderAddress\"E\n\020AddMemberRequest\022\027\n" +
+      "\007node_id\030\001 \001(\tR\006nodeId\022\030\n\007address\030\002 \001(\tR" +
+      "\007address\"b\n\021AddMemberResponse\022\033\n\tlog_ind" +
+      "ex\030\001 \001(\004R\010logIndex\0220\n\007members\030\002 \003(\0132\026.ev" +
+      "entstream.v1.MemberR\007members\"I\n\025PromoteL" +
+      "earnerRequest\022\027\n\007node_id\030\001 \001(\tR\006nodeId\022\027" +
+      "\n\007max_lag\030\002 \001(\004R\006maxLag\"g\n\026PromoteLearne" +
+      "rResponse\022\033\n\tlog_index\030\001 \001(\004R\010logIndex\0220" +
+      "\n\007members\030\002 \003(\0132\026.eventstream.v1.MemberR" +
+      "\007members\".\n\023RemoveMemberRequest\022\027\n\007node_" +
+      "id\030\001 \001(\tR\006nodeId\"e\n\024RemoveMemberResponse" +
+      "\022\033\n\tlog_index\030\001 \001(\004R\010logIndex\0220\n\007members" +
+      "\030\002 \003(\0132\026.eventstream.v1.MemberR\007members\"" +
+      "4\n\031TransferLeadershipRequest\022\027\n\007node_id\030" +
+      "\001 \001(\tR\006nodeId\"9\n\032TransferLeadershipRespo" +
+      "nse\022\033\n\tleader_id\030\001 \001(\tR\010leaderId*f\n\004Role" +
+      "\022\024\n\020ROLE_UNSPECIFIED\020\000\022\021\n\rROLE_FOLLOWER\020" +
+      "\001\022\022\n\016ROLE_CANDIDATE\020\002\022\017\n\013ROLE_LEADER\020\003\022\020" +
+      "\n\014ROLE_LEARNER\020\0042\362\003\n\016ClusterService\022e\n\020G" +
+      "etClusterStatus\022\'.eventstream.v1.GetClus" +
+      "terStatusRequest\032(.eventstream.v1.GetClu" +
+      "sterStatusResponse\022P\n\tAddMember\022 .events" +
+      "tream.v1.AddMemberRequest\032!.eventstream." +
+      "v1.AddMemberResponse\022_\n\016PromoteLearner\022%" +
+      ".eventstream.v1.PromoteLearnerRequest\032&." +
+      "eventstream.v1.PromoteLearnerResponse\022Y\n" +
+      "\014RemoveMember\022#.eventstream.v1.RemoveMem" +
+      "berRequest\032$.eventstream.v1.RemoveMember" +
+      "Response\022k\n\022TransferLeadership\022).eventst" +
+      "ream.v1.TransferLeadershipRequest\032*.even" +
+      "tstream.v1.TransferLeadershipResponseBw\n" +
+      "\016eventstream.v1B\014ClusterProtoP\001\242\002\003EXX\252\002\016" +
+      "Eventstream.V1\312\002\016Eventstream\\V1\342\002\032Events" +
+      "tream\\V1\\GPBMetadata\352\002\017Eventstream::V1b\006" +
+      "proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -141,13 +145,13 @@ public final class ClusterProto {
     internal_static_eventstream_v1_Member_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_eventstream_v1_Member_descriptor,
-        new java.lang.String[] { "NodeId", "Address", "Role", "MatchIndex", "Reachable", });
+        new java.lang.String[] { "NodeId", "Address", "Role", "MatchIndex", "Reachable", "LagEntries", "LagSeconds", });
     internal_static_eventstream_v1_GetClusterStatusResponse_descriptor =
       getDescriptor().getMessageTypes().get(2);
     internal_static_eventstream_v1_GetClusterStatusResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_eventstream_v1_GetClusterStatusResponse_descriptor,
-        new java.lang.String[] { "NodeId", "Role", "Term", "CommitIndex", "LeaderId", "Members", });
+        new java.lang.String[] { "NodeId", "Role", "Term", "CommitIndex", "LeaderId", "Members", "LeaderAddress", });
     internal_static_eventstream_v1_AddMemberRequest_descriptor =
       getDescriptor().getMessageTypes().get(3);
     internal_static_eventstream_v1_AddMemberRequest_fieldAccessorTable = new

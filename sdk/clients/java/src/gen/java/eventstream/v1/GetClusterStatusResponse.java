@@ -21,6 +21,7 @@ private static final long serialVersionUID = 0L;
     role_ = 0;
     leaderId_ = "";
     members_ = java.util.Collections.emptyList();
+    leaderAddress_ = "";
   }
 
   @java.lang.Override
@@ -210,6 +211,61 @@ private static final long serialVersionUID = 0L;
     return members_.get(index);
   }
 
+  public static final int LEADER_ADDRESS_FIELD_NUMBER = 7;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object leaderAddress_ = "";
+  /**
+   * <pre>
+   * The leader's public gRPC address (host:port), the one clients should
+   * publish to: the same as the `leader_address` of a NOT_LEADER error.
+   * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
+   * </pre>
+   *
+   * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+   * @return The leaderAddress.
+   */
+  @java.lang.Override
+  public java.lang.String getLeaderAddress() {
+    java.lang.Object ref = leaderAddress_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      leaderAddress_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The leader's public gRPC address (host:port), the one clients should
+   * publish to: the same as the `leader_address` of a NOT_LEADER error.
+   * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
+   * </pre>
+   *
+   * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+   * @return The bytes for leaderAddress.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getLeaderAddressBytes() {
+    java.lang.Object ref = leaderAddress_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      leaderAddress_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -242,6 +298,9 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < members_.size(); i++) {
       output.writeMessage(6, members_.get(i));
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(leaderAddress_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 7, leaderAddress_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -273,6 +332,9 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(6, members_.get(i));
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(leaderAddress_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(7, leaderAddress_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -299,6 +361,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getLeaderId())) return false;
     if (!getMembersList()
         .equals(other.getMembersList())) return false;
+    if (!getLeaderAddress()
+        .equals(other.getLeaderAddress())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -326,6 +390,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + MEMBERS_FIELD_NUMBER;
       hash = (53 * hash) + getMembersList().hashCode();
     }
+    hash = (37 * hash) + LEADER_ADDRESS_FIELD_NUMBER;
+    hash = (53 * hash) + getLeaderAddress().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -469,6 +535,7 @@ private static final long serialVersionUID = 0L;
         membersBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000020);
+      leaderAddress_ = "";
       return this;
     }
 
@@ -529,6 +596,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.leaderId_ = leaderId_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.leaderAddress_ = leaderAddress_;
       }
     }
 
@@ -621,6 +691,11 @@ private static final long serialVersionUID = 0L;
           }
         }
       }
+      if (!other.getLeaderAddress().isEmpty()) {
+        leaderAddress_ = other.leaderAddress_;
+        bitField0_ |= 0x00000040;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -685,6 +760,11 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 50
+            case 58: {
+              leaderAddress_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 58
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1221,6 +1301,118 @@ private static final long serialVersionUID = 0L;
         members_ = null;
       }
       return membersBuilder_;
+    }
+
+    private java.lang.Object leaderAddress_ = "";
+    /**
+     * <pre>
+     * The leader's public gRPC address (host:port), the one clients should
+     * publish to: the same as the `leader_address` of a NOT_LEADER error.
+     * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
+     * </pre>
+     *
+     * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+     * @return The leaderAddress.
+     */
+    public java.lang.String getLeaderAddress() {
+      java.lang.Object ref = leaderAddress_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        leaderAddress_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The leader's public gRPC address (host:port), the one clients should
+     * publish to: the same as the `leader_address` of a NOT_LEADER error.
+     * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
+     * </pre>
+     *
+     * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+     * @return The bytes for leaderAddress.
+     */
+    public com.google.protobuf.ByteString
+        getLeaderAddressBytes() {
+      java.lang.Object ref = leaderAddress_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        leaderAddress_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The leader's public gRPC address (host:port), the one clients should
+     * publish to: the same as the `leader_address` of a NOT_LEADER error.
+     * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
+     * </pre>
+     *
+     * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+     * @param value The leaderAddress to set.
+     * @return This builder for chaining.
+     */
+    public Builder setLeaderAddress(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      leaderAddress_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The leader's public gRPC address (host:port), the one clients should
+     * publish to: the same as the `leader_address` of a NOT_LEADER error.
+     * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
+     * </pre>
+     *
+     * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearLeaderAddress() {
+      leaderAddress_ = getDefaultInstance().getLeaderAddress();
+      bitField0_ = (bitField0_ & ~0x00000040);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The leader's public gRPC address (host:port), the one clients should
+     * publish to: the same as the `leader_address` of a NOT_LEADER error.
+     * Empty when no leader is known or it has not announced its address yet.
+     * A node running alone (no cluster) names its own server.host and gRPC
+     * port, or nothing when it binds every address (0.0.0.0, ::).
+     * </pre>
+     *
+     * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+     * @param value The bytes for leaderAddress to set.
+     * @return This builder for chaining.
+     */
+    public Builder setLeaderAddressBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      leaderAddress_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

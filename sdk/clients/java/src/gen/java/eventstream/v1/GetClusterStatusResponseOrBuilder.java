@@ -86,4 +86,32 @@ public interface GetClusterStatusResponseOrBuilder extends
    */
   eventstream.v1.MemberOrBuilder getMembersOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * The leader's public gRPC address (host:port), the one clients should
+   * publish to: the same as the `leader_address` of a NOT_LEADER error.
+   * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
+   * </pre>
+   *
+   * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+   * @return The leaderAddress.
+   */
+  java.lang.String getLeaderAddress();
+  /**
+   * <pre>
+   * The leader's public gRPC address (host:port), the one clients should
+   * publish to: the same as the `leader_address` of a NOT_LEADER error.
+   * Empty when no leader is known or it has not announced its address yet.
+   * A node running alone (no cluster) names its own server.host and gRPC
+   * port, or nothing when it binds every address (0.0.0.0, ::).
+   * </pre>
+   *
+   * <code>string leader_address = 7 [json_name = "leaderAddress"];</code>
+   * @return The bytes for leaderAddress.
+   */
+  com.google.protobuf.ByteString
+      getLeaderAddressBytes();
 }

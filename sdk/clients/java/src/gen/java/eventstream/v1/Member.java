@@ -42,6 +42,7 @@ private static final long serialVersionUID = 0L;
             eventstream.v1.Member.class, eventstream.v1.Member.Builder.class);
   }
 
+  private int bitField0_;
   public static final int NODE_ID_FIELD_NUMBER = 1;
   @SuppressWarnings("serial")
   private volatile java.lang.Object nodeId_ = "";
@@ -172,6 +173,70 @@ private static final long serialVersionUID = 0L;
     return reachable_;
   }
 
+  public static final int LAG_ENTRIES_FIELD_NUMBER = 6;
+  private long lagEntries_ = 0L;
+  /**
+   * <pre>
+   * Entries the member lacks behind the commit index. Only the leader knows
+   * it for every member; any node knows it for itself. Unset where unknown
+   * (another member, on a follower).
+   * </pre>
+   *
+   * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+   * @return Whether the lagEntries field is set.
+   */
+  @java.lang.Override
+  public boolean hasLagEntries() {
+    return ((bitField0_ & 0x00000001) != 0);
+  }
+  /**
+   * <pre>
+   * Entries the member lacks behind the commit index. Only the leader knows
+   * it for every member; any node knows it for itself. Unset where unknown
+   * (another member, on a follower).
+   * </pre>
+   *
+   * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+   * @return The lagEntries.
+   */
+  @java.lang.Override
+  public long getLagEntries() {
+    return lagEntries_;
+  }
+
+  public static final int LAG_SECONDS_FIELD_NUMBER = 7;
+  private double lagSeconds_ = 0D;
+  /**
+   * <pre>
+   * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+   * none: how far behind it is in time (the leader's
+   * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+   * it for every member; any node reports 0 for itself. Unset where unknown.
+   * </pre>
+   *
+   * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+   * @return Whether the lagSeconds field is set.
+   */
+  @java.lang.Override
+  public boolean hasLagSeconds() {
+    return ((bitField0_ & 0x00000002) != 0);
+  }
+  /**
+   * <pre>
+   * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+   * none: how far behind it is in time (the leader's
+   * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+   * it for every member; any node reports 0 for itself. Unset where unknown.
+   * </pre>
+   *
+   * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+   * @return The lagSeconds.
+   */
+  @java.lang.Override
+  public double getLagSeconds() {
+    return lagSeconds_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -201,6 +266,12 @@ private static final long serialVersionUID = 0L;
     if (reachable_ != false) {
       output.writeBool(5, reachable_);
     }
+    if (((bitField0_ & 0x00000001) != 0)) {
+      output.writeUInt64(6, lagEntries_);
+    }
+    if (((bitField0_ & 0x00000002) != 0)) {
+      output.writeDouble(7, lagSeconds_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -228,6 +299,14 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(5, reachable_);
     }
+    if (((bitField0_ & 0x00000001) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeUInt64Size(6, lagEntries_);
+    }
+    if (((bitField0_ & 0x00000002) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(7, lagSeconds_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -252,6 +331,17 @@ private static final long serialVersionUID = 0L;
         != other.getMatchIndex()) return false;
     if (getReachable()
         != other.getReachable()) return false;
+    if (hasLagEntries() != other.hasLagEntries()) return false;
+    if (hasLagEntries()) {
+      if (getLagEntries()
+          != other.getLagEntries()) return false;
+    }
+    if (hasLagSeconds() != other.hasLagSeconds()) return false;
+    if (hasLagSeconds()) {
+      if (java.lang.Double.doubleToLongBits(getLagSeconds())
+          != java.lang.Double.doubleToLongBits(
+              other.getLagSeconds())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -275,6 +365,16 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + REACHABLE_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getReachable());
+    if (hasLagEntries()) {
+      hash = (37 * hash) + LAG_ENTRIES_FIELD_NUMBER;
+      hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+          getLagEntries());
+    }
+    if (hasLagSeconds()) {
+      hash = (37 * hash) + LAG_SECONDS_FIELD_NUMBER;
+      hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+          java.lang.Double.doubleToLongBits(getLagSeconds()));
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -411,6 +511,8 @@ private static final long serialVersionUID = 0L;
       role_ = 0;
       matchIndex_ = 0L;
       reachable_ = false;
+      lagEntries_ = 0L;
+      lagSeconds_ = 0D;
       return this;
     }
 
@@ -459,6 +561,16 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.reachable_ = reachable_;
       }
+      int to_bitField0_ = 0;
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.lagEntries_ = lagEntries_;
+        to_bitField0_ |= 0x00000001;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.lagSeconds_ = lagSeconds_;
+        to_bitField0_ |= 0x00000002;
+      }
+      result.bitField0_ |= to_bitField0_;
     }
 
     @java.lang.Override
@@ -524,6 +636,12 @@ private static final long serialVersionUID = 0L;
       if (other.getReachable() != false) {
         setReachable(other.getReachable());
       }
+      if (other.hasLagEntries()) {
+        setLagEntries(other.getLagEntries());
+      }
+      if (other.hasLagSeconds()) {
+        setLagSeconds(other.getLagSeconds());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -575,6 +693,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 40
+            case 48: {
+              lagEntries_ = input.readUInt64();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
+            case 57: {
+              lagSeconds_ = input.readDouble();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 57
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -881,6 +1009,138 @@ private static final long serialVersionUID = 0L;
     public Builder clearReachable() {
       bitField0_ = (bitField0_ & ~0x00000010);
       reachable_ = false;
+      onChanged();
+      return this;
+    }
+
+    private long lagEntries_ ;
+    /**
+     * <pre>
+     * Entries the member lacks behind the commit index. Only the leader knows
+     * it for every member; any node knows it for itself. Unset where unknown
+     * (another member, on a follower).
+     * </pre>
+     *
+     * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+     * @return Whether the lagEntries field is set.
+     */
+    @java.lang.Override
+    public boolean hasLagEntries() {
+      return ((bitField0_ & 0x00000020) != 0);
+    }
+    /**
+     * <pre>
+     * Entries the member lacks behind the commit index. Only the leader knows
+     * it for every member; any node knows it for itself. Unset where unknown
+     * (another member, on a follower).
+     * </pre>
+     *
+     * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+     * @return The lagEntries.
+     */
+    @java.lang.Override
+    public long getLagEntries() {
+      return lagEntries_;
+    }
+    /**
+     * <pre>
+     * Entries the member lacks behind the commit index. Only the leader knows
+     * it for every member; any node knows it for itself. Unset where unknown
+     * (another member, on a follower).
+     * </pre>
+     *
+     * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+     * @param value The lagEntries to set.
+     * @return This builder for chaining.
+     */
+    public Builder setLagEntries(long value) {
+
+      lagEntries_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Entries the member lacks behind the commit index. Only the leader knows
+     * it for every member; any node knows it for itself. Unset where unknown
+     * (another member, on a follower).
+     * </pre>
+     *
+     * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearLagEntries() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      lagEntries_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private double lagSeconds_ ;
+    /**
+     * <pre>
+     * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+     * none: how far behind it is in time (the leader's
+     * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+     * it for every member; any node reports 0 for itself. Unset where unknown.
+     * </pre>
+     *
+     * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+     * @return Whether the lagSeconds field is set.
+     */
+    @java.lang.Override
+    public boolean hasLagSeconds() {
+      return ((bitField0_ & 0x00000040) != 0);
+    }
+    /**
+     * <pre>
+     * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+     * none: how far behind it is in time (the leader's
+     * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+     * it for every member; any node reports 0 for itself. Unset where unknown.
+     * </pre>
+     *
+     * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+     * @return The lagSeconds.
+     */
+    @java.lang.Override
+    public double getLagSeconds() {
+      return lagSeconds_;
+    }
+    /**
+     * <pre>
+     * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+     * none: how far behind it is in time (the leader's
+     * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+     * it for every member; any node reports 0 for itself. Unset where unknown.
+     * </pre>
+     *
+     * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+     * @param value The lagSeconds to set.
+     * @return This builder for chaining.
+     */
+    public Builder setLagSeconds(double value) {
+
+      lagSeconds_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+     * none: how far behind it is in time (the leader's
+     * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+     * it for every member; any node reports 0 for itself. Unset where unknown.
+     * </pre>
+     *
+     * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearLagSeconds() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      lagSeconds_ = 0D;
       onChanged();
       return this;
     }

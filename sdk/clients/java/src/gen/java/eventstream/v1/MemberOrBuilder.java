@@ -66,4 +66,52 @@ public interface MemberOrBuilder extends
    * @return The reachable.
    */
   boolean getReachable();
+
+  /**
+   * <pre>
+   * Entries the member lacks behind the commit index. Only the leader knows
+   * it for every member; any node knows it for itself. Unset where unknown
+   * (another member, on a follower).
+   * </pre>
+   *
+   * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+   * @return Whether the lagEntries field is set.
+   */
+  boolean hasLagEntries();
+  /**
+   * <pre>
+   * Entries the member lacks behind the commit index. Only the leader knows
+   * it for every member; any node knows it for itself. Unset where unknown
+   * (another member, on a follower).
+   * </pre>
+   *
+   * <code>optional uint64 lag_entries = 6 [json_name = "lagEntries"];</code>
+   * @return The lagEntries.
+   */
+  long getLagEntries();
+
+  /**
+   * <pre>
+   * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+   * none: how far behind it is in time (the leader's
+   * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+   * it for every member; any node reports 0 for itself. Unset where unknown.
+   * </pre>
+   *
+   * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+   * @return Whether the lagSeconds field is set.
+   */
+  boolean hasLagSeconds();
+  /**
+   * <pre>
+   * Age in seconds of the oldest entry the member lacks, 0 when it lacks
+   * none: how far behind it is in time (the leader's
+   * eventstream_cluster_replication_lag_seconds{peer}). Only the leader knows
+   * it for every member; any node reports 0 for itself. Unset where unknown.
+   * </pre>
+   *
+   * <code>optional double lag_seconds = 7 [json_name = "lagSeconds"];</code>
+   * @return The lagSeconds.
+   */
+  double getLagSeconds();
 }
