@@ -18,12 +18,16 @@ test-only FIFO drain (``EVENTSTREAM_TEST_LANES=fifo``) proves the first check ca
 fail.
 
 A flood of TCP batch producers must not take the event loop from realtime
-publishers for events that would only wait: batch-only connections are read
-as fast as rounds take their events (``queues.batch_ingest_mark``). Reading
-them ahead until the batch lane was full let a saturating flood delay unary
-gRPC publishes by seconds before they reached their lane. The server's
-``eventstream_queue_waiting_peak`` shows it without timing: at most the mark
-plus one read per connection ever waited; with the mark off (0) far more did.
+publishers for events that would only wait: while realtime publishers are
+active, batch-only connections are read as fast as rounds take their events
+(``queues.batch_ingest_mark``). Reading them ahead until the batch lane was
+full let a saturating flood delay unary gRPC publishes by seconds before they
+reached their lane. Without realtime publishers nobody waits behind the
+flood, and it is read at full speed. The server's metrics show both without
+timing: with realtime publishers active, reads were paced
+(``eventstream_ingest_batch_paced_total``) and at most the mark plus one read
+per connection ever waited (``eventstream_queue_waiting_peak``); without
+them no read was paced and far more waited, as with the mark off (0).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ DEEP = 20_000                             # batch events queued before the realt
 SEQ = struct.Struct(">Q")
 MARK = 4_096                              # queues.batch_ingest_mark of the pacing test
 FLOOD_CONNECTIONS = 2
+REALTIME_PUBLISHERS = 3                   # unary publishers beside the flood of the pacing test
 READ_FRAMES = RECEIVE_BYTES // len(encode_frame("flood", SEQ.pack(0), Priority.BATCH)) + 1
 """The most frames one read of a flood connection brings (one receive buffer)."""
 
@@ -201,22 +206,67 @@ async def test_the_checks_fail_on_a_drain_that_ignores_priorities(start_server):
     assert "EVENTSTREAM_TEST_LANES=fifo is set" in server.log()
 
 
-async def batch_waiting_peak(server: ServerProcess) -> int:
-    """Flood from FLOOD_CONNECTIONS at once; the most batch events that ever waited for the drain."""
+@dataclass
+class Paced:
+    """What a flood left in the server's metrics."""
+
+    waiting_peak: int
+    """The most batch events that ever waited for the drain."""
+    paced_reads: int
+    """Reads of the flood's connections that waited for the batch mark."""
+    realtime_sent: int
+    """HIGH events published meanwhile."""
+
+
+async def flood_beside(server: ServerProcess, realtime: bool) -> Paced:
+    """Flood from FLOOD_CONNECTIONS at once, with realtime publishers active all along or none."""
     share = FLOOD_FRAMES // FLOOD_CONNECTIONS
-    await asyncio.wait_for(asyncio.gather(*(
-        asyncio.to_thread(flood, server.tcp_port, share, index * share)
-        for index in range(FLOOD_CONNECTIONS))), 120)
-    return int(metric(server, "eventstream_queue_waiting_peak", queue="batch"))
+    stubs = Stubs(server.target)
+    done = asyncio.Event()
+    sent = 0
+
+    async def publish_realtime() -> None:
+        # One unary publish after another, so a realtime event arrives every few milliseconds
+        # (bounded in count; the flood's end stops it).
+        nonlocal sent
+        for index in range(FLOOD_FRAMES):
+            if done.is_set():
+                return
+            await stubs.publish.Publish(publish_pb2.PublishRequest(event=event(
+                "realtime", SEQ.pack(index), key="r", priority=common_pb2.PRIORITY_HIGH)), timeout=60)
+            sent += 1
+
+    try:
+        publishers = []
+        if realtime:   # active before the flood's first read
+            await stubs.publish.Publish(publish_pb2.PublishRequest(event=event(
+                "realtime", b"first", priority=common_pb2.PRIORITY_HIGH)), timeout=60)
+            sent += 1
+            publishers = [asyncio.create_task(publish_realtime()) for _ in range(REALTIME_PUBLISHERS)]
+        await asyncio.wait_for(asyncio.gather(*(
+            asyncio.to_thread(flood, server.tcp_port, share, index * share)
+            for index in range(FLOOD_CONNECTIONS))), 120)
+        done.set()
+        await asyncio.wait_for(asyncio.gather(*publishers), 60)
+    finally:
+        done.set()
+        await stubs.close()
+    return Paced(int(metric(server, "eventstream_queue_waiting_peak", queue="batch")),
+                 int(metric(server, "eventstream_ingest_batch_paced_total", transport="tcp")), sent)
 
 
-@pytest.mark.parametrize("mark", [MARK, 0], ids=["paced", "unpaced"])
-async def test_tcp_batch_producers_are_read_as_fast_as_rounds_take_their_events(start_server, mark):
+@pytest.mark.parametrize(("mark", "realtime"), [(MARK, True), (MARK, False), (0, True)],
+                         ids=["realtime-paced", "no-realtime-full-speed", "mark-off"])
+async def test_tcp_batch_producers_are_paced_only_while_realtime_publishers_are_active(
+        start_server, mark, realtime):
     server = start_server({**CONFIG, "queues": {**CONFIG["queues"], "batch_ingest_mark": mark}})
-    peak = await batch_waiting_peak(server)
+    run = await flood_beside(server, realtime)
     bound = MARK + FLOOD_CONNECTIONS * READ_FRAMES
-    print(f"batch_ingest_mark {mark}: at most {peak} batch events waited (bound {bound})")
-    if mark:
-        assert 0 < peak <= bound
-    else:   # the checker can fail: read ahead until the lane is full, far more wait
-        assert peak > bound
+    print(f"batch_ingest_mark {mark}, {run.realtime_sent} realtime events: {run.paced_reads} "
+          f"reads paced, at most {run.waiting_peak} batch events waited (bound {bound})")
+    if mark and realtime:
+        assert run.paced_reads > 0
+        assert 0 < run.waiting_peak <= bound
+    else:   # nobody to yield to, or the mark off: read ahead of the drain, far more wait
+        assert run.paced_reads == 0
+        assert run.waiting_peak > bound

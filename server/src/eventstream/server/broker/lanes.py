@@ -27,6 +27,8 @@ from .priority import Lane
 
 log = logging.getLogger(__name__)
 
+REALTIME_RECENT_SECONDS = 1.0
+"""Realtime publishers count as active this long after the last realtime event arrived."""
 LANES_ENV = "EVENTSTREAM_TEST_LANES"
 """Test-only: ``fifo`` selects :class:`FifoLanes` (see the module docstring)."""
 
@@ -188,6 +190,10 @@ class Lanes:
     async def wait_idle(self) -> None:
         """Wait until every accepted event is committed."""
         await self._idle.wait()
+
+    def realtime_active(self) -> bool:
+        """Whether a realtime event arrived in the last :data:`REALTIME_RECENT_SECONDS`."""
+        return self.realtime_offered > time.monotonic() - REALTIME_RECENT_SECONDS
 
     def waiting(self, lane: Lane) -> int:
         """Events of ``lane`` not yet taken by the drain."""

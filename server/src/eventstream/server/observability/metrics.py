@@ -127,6 +127,11 @@ class Metrics:
                         "stopped reading because a lane was full, or a TCP connection "
                         "because ingest.max_buffered_bytes were in use, or (on a follower) "
                         "because its frames forwarded to the leader were at their bound")
+        self.ingest_batch_paced = FastCounter(
+            meter, "eventstream.ingest.batch_paced", unit="1",
+            description="Times a raw TCP connection whose last read brought only batch events "
+                        "waited for the batch lane to drain to queues.batch_ingest_mark "
+                        "(only while realtime publishers are active)")
         self.http_closed = meter.create_counter(
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
@@ -162,7 +167,8 @@ class Metrics:
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
             ("eventstream.queue.waiting_peak", "1",
              "The most events that waited at once for the drain since start, by lane "
-             "(queues.batch_ingest_mark bounds the batch lane's for TCP ingest)"),
+             "(queues.batch_ingest_mark bounds the batch lane's for TCP ingest while "
+             "realtime publishers are active)"),
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
@@ -269,6 +275,7 @@ class Metrics:
         for transport in ("tcp", "udp"):
             self.ingest_backpressure.add(0, {"transport": transport})
             self.frames_forwarded.add(0, {"transport": transport})
+        self.ingest_batch_paced.add(0, {"transport": "tcp"})
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)
