@@ -11,6 +11,12 @@ back through Subscribe, shows:
 * in each commit round (the events sharing an ingest time) realtime events
   come before batch events, and a round with realtime events carries batch
   events too while more wait (``queues.batch_lane_share``: never starved);
+* with both lanes flooded at once (TCP connections sending BATCH and HIGH
+  frames in turn), every round that carried realtime events while batch
+  events waited gave the batch lane at least ``queues.batch_lane_share`` of
+  its events: the guarantee, not a cap (the test-only
+  ``EVENTSTREAM_TEST_LANES=under_share`` drain, which packs whole batch
+  submissions under the share, fails it);
 * events of one key in one lane, and frames of one connection, keep their order.
 
 No time is measured or asserted: the checks count events of one run. The
@@ -59,6 +65,12 @@ DEEP = 20_000                             # batch events queued before the realt
 SEQ = struct.Struct(">Q")
 MARK = 4_096                              # queues.batch_ingest_mark of the pacing test
 FLOOD_CONNECTIONS = 2
+SHARE = 0.25                              # queues.batch_lane_share (the default)
+FAIR_CONFIG = {**CONFIG, "queues": {**CONFIG["queues"], "drain_batch_events": 10_000,
+                                    "realtime_capacity": 65_536}}
+"""The fairness test's: a read of a flood connection (about 3,300 frames, half of them
+in each lane's submission) fits the batch share of a round (2,500) once but not twice."""
+MIXED_CONNECTIONS, MIXED_FRAMES = 2, 150_000   # the fairness test's floods
 REALTIME_PUBLISHERS = 3                   # unary publishers beside the flood of the pacing test
 READ_FRAMES = RECEIVE_BYTES // len(encode_frame("flood", SEQ.pack(0), Priority.BATCH)) + 1
 """The most frames one read of a flood connection brings (one receive buffer)."""
@@ -95,14 +107,14 @@ def batch_lane(server: ServerProcess) -> tuple[int, int]:
     return int(float(found["eventstream_queue_pushes_total"])), int(float(found["eventstream_queue_depth"]))
 
 
-async def wait_until_deep(server: ServerProcess, deadline: float) -> tuple[int, int]:
-    """(batch events pushed, batch lane depth) once the lane holds DEEP events."""
+async def wait_until_deep(server: ServerProcess, deadline: float, deep: int = DEEP) -> tuple[int, int]:
+    """(batch events pushed, batch lane depth) once the lane holds ``deep`` events."""
     loop = asyncio.get_running_loop()
     while True:
         pushed, depth = await asyncio.to_thread(batch_lane, server)
-        if depth >= DEEP:
+        if depth >= deep:
             return pushed, depth
-        assert loop.time() < deadline, f"the batch lane never held {DEEP} events (last {depth})"
+        assert loop.time() < deadline, f"the batch lane never held {deep} events (last {depth})"
         await asyncio.sleep(0.01)
 
 
@@ -125,17 +137,21 @@ async def scenario(server: ServerProcess) -> Run:
             await stubs.publish.Publish(publish_pb2.PublishRequest(event=event(
                 "realtime", SEQ.pack(index), key="r", priority=common_pb2.PRIORITY_HIGH)), timeout=60)
         await asyncio.wait_for(asyncio.gather(flooding, producing), 120)
-        total = FLOOD_FRAMES + KEY_BATCHES * KEY_BATCH_EVENTS + REALTIME_EVENTS
-        call = stubs.subscribe.Subscribe(subscribe_request(
-            "#", start_from=subscribe_pb2.START_FROM_EARLIEST))
-        async with asyncio.timeout(120):
-            events = await collect(call, total)
-        call.cancel()
+        events = await whole_log(stubs, FLOOD_FRAMES + KEY_BATCHES * KEY_BATCH_EVENTS + REALTIME_EVENTS)
     finally:
         await stubs.close()
-    assert len(events) == total
-    assert [e.offset for e in events] == list(range(total))
     return Run(pushed, depth, events)
+
+
+async def whole_log(stubs: Stubs, total: int) -> list[common_pb2.Event]:
+    """The log's ``total`` events, read through Subscribe; offsets (one partition) checked."""
+    call = stubs.subscribe.Subscribe(subscribe_request(
+        "#", start_from=subscribe_pb2.START_FROM_EARLIEST))
+    async with asyncio.timeout(120):
+        events = await collect(call, total)
+    call.cancel()
+    assert [e.offset for e in events] == list(range(total))
+    return events
 
 
 def is_realtime(e: common_pb2.Event) -> bool:
@@ -163,13 +179,7 @@ def problems(run: Run) -> list[str]:
     # accepted before the first realtime event (so waiting since) are committed after it.
     batch_offsets = [e.offset for e in log if not is_realtime(e)]
     last_accepted = batch_offsets[min(run.accepted_before_realtime, len(batch_offsets)) - 1]
-    rounds: list[list[common_pb2.Event]] = []
-    for e in log:
-        if rounds and rounds[-1][0].ingest_time == e.ingest_time:
-            rounds[-1].append(e)
-        else:
-            rounds.append([e])
-    for events in rounds:
+    for events in rounds_of(log):
         lanes = [is_realtime(e) for e in events]
         if True not in lanes:
             continue
@@ -195,6 +205,81 @@ async def test_realtime_events_overtake_a_queued_flood_and_order_holds(start_ser
     assert run.depth_before_realtime >= DEEP
     # Every frame went through the batch lane, every HIGH event through the realtime one.
     assert metric(server, "eventstream_queue_pops_total", queue="realtime") == REALTIME_EVENTS
+
+
+def rounds_of(log: list[common_pb2.Event]) -> list[list[common_pb2.Event]]:
+    """The commit rounds of a log in offset order: runs of events sharing an ingest time."""
+    rounds: list[list[common_pb2.Event]] = []
+    for e in log:
+        if rounds and rounds[-1][0].ingest_time == e.ingest_time:
+            rounds[-1].append(e)
+        else:
+            rounds.append([e])
+    return rounds
+
+
+def mixed_flood(port: int, topic: str) -> None:
+    """MIXED_FRAMES frames numbered in sending order on one connection, BATCH and HIGH in turn."""
+    data = b"".join(encode_frame(topic, SEQ.pack(seq), Priority.BATCH if seq % 2 else Priority.HIGH)
+                    for seq in range(MIXED_FRAMES))
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1) == b"", "the server answered the flood with an ERROR"
+
+
+async def both_lanes_flooded(server: ServerProcess) -> list[common_pb2.Event]:
+    """MIXED_CONNECTIONS connections flooding both lanes at once; then the whole log."""
+    await asyncio.wait_for(asyncio.gather(*(
+        asyncio.to_thread(mixed_flood, server.tcp_port, f"mixed/{index}")
+        for index in range(MIXED_CONNECTIONS))), 120)
+    stubs = Stubs(server.target)
+    try:
+        return await whole_log(stubs, MIXED_CONNECTIONS * MIXED_FRAMES)
+    finally:
+        await stubs.close()
+
+
+def rounds_while_batch_waited(log: list[common_pb2.Event]) -> list[tuple[int, int]]:
+    """(batch, realtime) events of each round that carried realtime events while batch ones waited.
+
+    A connection is read in order, and a read queues its frames of both lanes
+    at once: when a round holds a connection's realtime frame, every earlier
+    frame of that connection had been accepted before the round was formed.
+    A batch one among them committed in a later round waited meanwhile.
+    """
+    batch_seen: dict[str, list[tuple[int, int]]] = {}   # topic: (number, offset) of its batch frames
+    for e in log:
+        if not is_realtime(e):
+            batch_seen.setdefault(e.topic, []).append((SEQ.unpack(e.payload)[0], e.offset))
+    found = []
+    for events in rounds_of(log):
+        realtime = [e for e in events if is_realtime(e)]
+        last = events[-1].offset
+        newest = {}
+        for e in realtime:
+            newest[e.topic] = max(newest.get(e.topic, 0), SEQ.unpack(e.payload)[0])
+        if any(number < newest[topic] and offset > last
+               for topic in newest for number, offset in batch_seen.get(topic, [])):
+            found.append((len(events) - len(realtime), len(realtime)))
+    return found
+
+
+@pytest.mark.parametrize("drain", ["", "under_share"], ids=["lanes", "test-only-under-share"])
+async def test_batch_keeps_its_share_while_both_lanes_are_flooded(start_server, drain):
+    server = start_server(FAIR_CONFIG, env={"EVENTSTREAM_TEST_LANES": drain} if drain else None)
+    shares = rounds_while_batch_waited(await both_lanes_flooded(server))
+    batch, realtime = sum(b for b, _ in shares), sum(r for _, r in shares)
+    under = [(b, r) for b, r in shares if b < SHARE * (b + r)]
+    print(f"{len(shares)} rounds with realtime events while batch events waited: {batch} batch and "
+          f"{realtime} realtime events; {len(under)} rounds under {SHARE:.0%}: {under[:5]}")
+    assert len(shares) >= 3, "too few rounds had both lanes flooded to judge"
+    if not drain:
+        assert under == []
+        assert batch >= SHARE * (batch + realtime)
+    else:   # the checker can fail: whole submissions packed under the share leave batch under it
+        assert under
+        assert "EVENTSTREAM_TEST_LANES=under_share is set" in server.log()
 
 
 async def test_the_checks_fail_on_a_drain_that_ignores_priorities(start_server):

@@ -15,8 +15,8 @@ whose index was taken by another term's entry (leadership changed) is
 answered with a retryable error.
 
 Realtime before batch, also for the event loop: the lanes give realtime
-events the first places of every round and keep batch rounds small while
-realtime events wait (:meth:`.lanes.Lanes.take`); and while realtime
+events the first places of every round, the batch lane its share of it
+while realtime events wait (:meth:`.lanes.Lanes.take`); and while realtime
 publishers are active (a realtime event arrived in the last
 :data:`.lanes.REALTIME_RECENT_SECONDS`) the drain holds a round of only batch
 events back, up to ``batch_yield_seconds``, for as long as the event loop
