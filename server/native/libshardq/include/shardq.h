@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 5u
+#define SHARDQ_ABI_VERSION 6u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -666,7 +666,13 @@ struct shardq_stage_args {
     uint64_t id_counter;      /* in/out: the last number given to a server id */
     uint32_t id_prefix_len;   /* <= SHARDQ_ID_PREFIX_MAX */
     uint8_t id_prefix[SHARDQ_ID_PREFIX_MAX];
+    uint32_t flags;           /* 0, or SHARDQ_RECORDS_STORED */
 };
+
+/* shardq_stage_args.flags / shardq_entry_source.flags: the records are in
+ * their stored form, segment records (see SHARDQ_SEGMENT_HEADER) with offset,
+ * time and CRC32C set, so shardq_entry_encode() copies whole runs of them. */
+#define SHARDQ_RECORDS_STORED 1u
 
 /* A row's de-duplication verdict. partition >= 0: a duplicate of that
  * committed event (offset, time_ns); -1: new; -2 - j: a duplicate of row j
@@ -709,11 +715,18 @@ struct shardq_staged {
  * A new row gets partition hash % partitions and that partition's next
  * offset; a record is its body followed by the generated id (when the
  * producer gave none: id_prefix + lowercase hex of the counter), the ingest
- * time, the partition and the offset. Capacities: records_cap >= sum of
- * (body_len + id + SHARDQ_RECORD_MAX_OVERHEAD), results_cap >= sum of (id +
- * SHARDQ_ACK_MAX_OVERHEAD), where id is id_len or SHARDQ_ID_PREFIX_MAX + 16.
+ * time, the partition and the offset. With a->flags SHARDQ_RECORDS_STORED
+ * each record is written in its stored form instead: a segment record
+ * (header with the record's offset, a->time_ns and priority, the topic, that
+ * record as its body, CRC32C), what shardq_entry_encode() writes, so the
+ * round's entry copies runs of them whole; record_topics then point at the
+ * topic after each header. Capacities: records_cap >= sum of (body_len + id +
+ * SHARDQ_RECORD_MAX_OVERHEAD), plus SHARDQ_SEGMENT_HEADER + topic_len per
+ * row when stored; results_cap >= sum of (id + SHARDQ_ACK_MAX_OVERHEAD),
+ * where id is id_len or SHARDQ_ID_PREFIX_MAX + 16.
  *
- * Returns: 0; SHARDQ_ENOBUFS (nothing written, nothing advanced);
+ * Returns: 0; SHARDQ_ENOBUFS (nothing written, nothing advanced;
+ * out->records_len and out->results_len say the room needed);
  * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments or rows).
  * Thread-safety: pure apart from the in/out arguments.
  */
@@ -808,6 +821,8 @@ struct shardq_entry_source {
     const uint8_t *record_priorities; /* one per record */
     const uint32_t *part_counts;     /* one per partition: its records */
     size_t record_count;
+    uint32_t flags;                  /* 0, or SHARDQ_RECORDS_STORED: the records
+                                        are stored segment records already */
 };
 
 /* In/out state of shardq_entry_encode(); set size = sizeof(struct). */
@@ -840,12 +855,17 @@ struct shardq_entry_args {
  * source order, offsets from next_offsets[p] on, time a->time_ns), then
  * advances next_offsets and describes each partition's block in @blocks.
  * One call per round, whatever the number of submissions and partitions.
+ * A source flagged SHARDQ_RECORDS_STORED holds segment records already
+ * (shardq_stage() with that flag): each partition's run of them is copied
+ * whole, after checking that each record's length field fits its span and
+ * its offset and time are the ones this call would give it.
  *
  * Returns: 0; SHARDQ_ENOBUFS when @out or @blocks is too small (nothing
  * written or advanced; a->out_len says how many bytes the entry needs);
  * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments, part_counts not adding up to record_count,
  * a record end before its start or past records_len, a topic span outside
- * the records or longer than 65535 bytes, an entry over 4 GiB).
+ * the records or longer than 65535 bytes, an entry over 4 GiB, a stored
+ * record whose length, offset or time does not fit; nothing written then).
  * Ownership: every buffer is borrowed. Thread-safety: pure apart from @a,
  * @next_offsets and the output buffers.
  */

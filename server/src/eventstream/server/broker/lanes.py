@@ -52,7 +52,8 @@ class Submission:
     result_tag: int = 0
     transport: str = "grpc"
     placed: PlacedRecords | None = None
-    """Set when placed: the partition and offset of each event, its records."""
+    """Set when placed: the partition and offset of each event, its records (sealed
+    records are valid only until the next round is sequenced)."""
 
 
 def submissions_of(accepted: Accepted, result_tag: int = 0, transport: str = "grpc",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 5
+ABI_VERSION = 6
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -102,7 +102,13 @@ class StageArgs(ctypes.Structure):
         ("size", c_uint32), ("partitions", c_uint32), ("time_ns", ctypes.c_int64),
         ("durability", c_uint32), ("result_tag", c_uint32), ("id_counter", ctypes.c_uint64),
         ("id_prefix_len", c_uint32), ("id_prefix", ctypes.c_uint8 * ID_PREFIX_MAX),
+        ("flags", c_uint32),
     ]
+
+
+RECORDS_STORED = 1
+"""``SHARDQ_RECORDS_STORED``: records staged (and handed to the entry encoder)
+as sealed segment records."""
 
 
 class Staged(ctypes.Structure):
@@ -178,7 +184,7 @@ class EntrySource(ctypes.Structure):
     _fields_ = [
         ("records", c_void_p), ("records_len", c_size_t), ("record_ends", c_void_p),
         ("record_topics", c_void_p), ("record_priorities", c_void_p),
-        ("part_counts", c_void_p), ("record_count", c_size_t),
+        ("part_counts", c_void_p), ("record_count", c_size_t), ("flags", c_uint32),
     ]
 
 
