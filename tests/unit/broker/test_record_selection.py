@@ -91,3 +91,13 @@ def test_a_damaged_block_and_a_bad_pattern_are_refused():
     assert damaged.value.position == len(block([("rt/a", 3, b"A1")]))
     with pytest.raises(InvalidPattern):
         RecordSelector(["a//b"], 0)
+
+
+def test_the_buffer_grows_only_for_matches():
+    skipped = selected([("flood/1", 0, b"f" * 1000)] * 50, ["rt/#"], 0)
+    assert (skipped.examined, skipped.matched, len(skipped._data)) == (50, 0, 0)
+    # Matches past the first growth, and one event larger than it.
+    records = [("rt/a", 3, bytes([i]) * 3000) for i in range(40)] + [("rt/b", 3, b"L" * 200_000)]
+    out = selected(records, ["rt/#"], 0)
+    assert (out.examined, out.matched) == (41, 41)
+    assert bytes(out.events) == b"".join(event for _, _, event in records)

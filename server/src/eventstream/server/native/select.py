@@ -17,7 +17,7 @@ from ctypes import byref
 from typing import NamedTuple
 
 from . import _lib
-from .errors import EBADMSG, InvalidPattern, raise_for
+from .errors import EBADMSG, ENOBUFS, InvalidPattern, raise_for
 
 Buffer = bytes | bytearray | memoryview
 _PATTERN_LENGTH = struct.Struct("<H")
@@ -34,6 +34,8 @@ class Selected(NamedTuple):
     """Bytes written."""
     full: bool
     """Stopped before a match that would take the delivery past its budget."""
+    short: bool
+    """Stopped before a match that does not fit the rest of ``out``."""
     damaged_at: int
     """-1, or where in the buffer a record's lengths run past the block or the record."""
 
@@ -79,7 +81,8 @@ class RecordSelector:
             limit: most records to examine after them.
             budget: most bytes a delivery holds; a match past it is left for the next.
             held: bytes the delivery holds already (0: the first match goes whatever its size).
-            out: receives the events; at least ``end - start`` bytes from ``at`` on.
+            out: receives the events from ``at`` on; when the next match does not
+                fit, the call stops before it (:attr:`Selected.short`).
             at: where in ``out`` to write.
 
         Raises:
@@ -99,10 +102,10 @@ class RecordSelector:
         finally:
             src.release()
             dst.release()
-        if rc and rc != EBADMSG:
+        if rc and rc not in (EBADMSG, ENOBUFS):
             raise_for(rc, "records_select", invalid=InvalidPattern)
-        return Selected(args.examined, args.matched, args.out_len, bool(args.full),
-                        start + args.end if rc else -1)
+        return Selected(args.examined, args.matched, args.out_len, bool(args.full), rc == ENOBUFS,
+                        start + args.end if rc == EBADMSG else -1)
 
 
 def _at(borrowed: _lib.Borrowed, offset: int) -> ctypes.c_void_p:

@@ -20,6 +20,8 @@ from .log import ReadResult
 from .segment import HEAD, HEADER_SIZE, MIN_LENGTH, Checksums
 
 _HEAD = HEAD.unpack_from
+GROW_BYTES = 64 * 1024
+"""Least growth of a :class:`Selection`'s buffer."""
 _LENGTH = struct.Struct("<I").unpack_from
 
 
@@ -159,19 +161,24 @@ class Selection:
         """
         if checksums is not None:
             _check_crcs(buf, start, end, checksums)
-        data = self._data
-        room = self.written + end - start   # the block's events always fit
-        if len(data) < room:
-            data.extend(bytes(room - len(data)))
-        got = self.selector.select(buf, start, end, max(min_offset - offset, 0), limit,
-                                   budget=self.budget, held=self.held + self.written,
-                                   out=data, at=self.written)
-        if got.damaged_at >= 0:
-            raise BlockDamaged(got.damaged_at, "a record's lengths run past its block")
-        self.examined += got.examined
-        self.matched += got.matched
-        self.written += got.written
-        self.full = got.full
+        skip = max(min_offset - offset, 0)
+        while True:
+            got = self.selector.select(buf, start, end, skip, limit, budget=self.budget,
+                                       held=self.held + self.written, out=self._data,
+                                       at=self.written)
+            if got.damaged_at >= 0:
+                raise BlockDamaged(got.damaged_at, "a record's lengths run past its block")
+            self.examined += got.examined
+            self.matched += got.matched
+            self.written += got.written
+            self.full = got.full
+            if not got.short:
+                return
+            # Grown only when a match needs it: a subscriber that skips every
+            # record of a flood allocates nothing.
+            self._data += bytearray(max(len(self._data), GROW_BYTES))
+            skip += got.examined
+            limit -= got.examined
 
     @property
     def events(self) -> memoryview:
