@@ -58,12 +58,24 @@ REPLAY_EVENTS = 200_000
 PARTITIONS_FSYNC = 8
 
 
+def merged(config: dict, extra: dict) -> dict:
+    """``config`` with each section of ``extra`` merged into it (extra's keys win)."""
+    out = {section: dict(values) for section, values in config.items()}
+    for section, values in extra.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
 def start(workdir: Path, name: str, source: Path | None, pin: bool, config: dict,
-          pids: list[int]) -> ServerProcess:
-    """Start one server (the baseline's when ``source`` is set), pinned to the server core."""
+          pids: list[int], extra: dict | None = None) -> ServerProcess:
+    """Start one server (the baseline's when ``source`` is set), pinned to the server core.
+
+    ``extra`` is merged into its configuration (``--ours-config``, the working tree's only).
+    """
     directory = workdir / name
     directory.mkdir()
-    server = ServerProcess(directory, config={"server": {"drain_timeout_seconds": 10.0}, **config},
+    config = merged({"server": {"drain_timeout_seconds": 10.0}, **config}, extra or {})
+    server = ServerProcess(directory, config=config,
                            env={"PYTHONPATH": str(source)} if source else None)
     restart(server, pin, pids)
     return server
@@ -164,15 +176,16 @@ def fsync_batch_request() -> bytes:
 def measure(label: str, source: Path | None, ghz: str, args: argparse.Namespace, pin: bool,
             workdir: Path, pids: list[int]) -> dict[str, float]:
     """Every row for one server revision; the ids of the server processes go to ``pids``."""
+    extra = args.ours_config if source is None else {}
     print(f"  {label}: publish and ingest ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
         server = start(workdir, f"{label}-mem", source, pin, {"storage": {"engine": "memory"}},
-                       pids)
+                       pids, extra)
         stack.callback(server.stop, 30.0)
         rows = publish_rows(server, ghz, args, pin, workdir)
     print(f"  {label}: replay ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
-        server = start(workdir, f"{label}-replay", source, pin, {}, pids)
+        server = start(workdir, f"{label}-replay", source, pin, {}, pids, extra)
         stack.callback(server.stop, 60.0)
         asyncio.run(fill(server.target, args.replay_events))
         server.stop(60.0)
@@ -185,7 +198,8 @@ def measure(label: str, source: Path | None, ghz: str, args: argparse.Namespace,
     print(f"  {label}: fsync always, 8 partitions ...", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
         server = start(workdir, f"{label}-fsync", source, pin,
-                       {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}}, pids)
+                       {"storage": {"partitions": PARTITIONS_FSYNC, "fsync": "always"}}, pids,
+                       extra)
         stack.callback(server.stop, 60.0)
         ghz_row(rows, "fsync always PublishBatch x100, 8 partitions", server, ghz,
                 "PublishBatch", fsync_batch_request(), 16, pb.BATCH, args, pin, workdir)
@@ -219,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
     ib.build_loadgen()
     info = pb.machine()
     info["pinning"] = "server core 0, clients core 1" if pin else "none"
+    if args.ours_config:
+        info["working tree's extra configuration"] = json.dumps(args.ours_config)
     load_before = load_average()
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     pids: list[int] = []
@@ -251,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-events", type=int, default=REPLAY_EVENTS)
     parser.add_argument("--markdown", metavar="FILE")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--ours-config", type=json.loads, default={}, metavar="JSON",
+                        help="configuration sections merged into the working tree's servers "
+                             "only, e.g. '{\"queues\": {\"batch_ingest_mark\": 0}}'")
     parser.add_argument("--quick", action="store_true",
                         help="one short repeat with small loads (a smoke test)")
     args = parser.parse_args(argv)

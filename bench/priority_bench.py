@@ -302,6 +302,8 @@ class OursCounters:
                 values[f"{wanted[name]}_{lane}"] = float(line.rsplit(" ", 1)[1])
             elif line.startswith("eventstream_ingest_backpressure_total"):
                 values["backpressure"] = values.get("backpressure", 0.0) + float(line.rsplit(" ", 1)[1])
+            elif line.startswith("eventstream_ingest_batch_paced_total"):
+                values["batch_paced"] = float(line.rsplit(" ", 1)[1])
             elif line.startswith('eventstream_storage_fsync_duration_seconds_bucket{') and 'le="0.01"' in line:
                 values["fsync_within_10ms"] = float(line.rsplit(" ", 1)[1])
             elif line.startswith("eventstream_storage_fsync_duration_seconds_count"):
@@ -411,7 +413,8 @@ def lane_figures(before: dict, after: dict, samples: list[dict], elapsed: float)
             "batch_depth_mean": statistics.fmean(depths["batch"]), "batch_depth_min": min(depths["batch"]),
             "realtime_depth_mean": statistics.fmean(depths["realtime"]),
             "realtime_depth_min": min(depths["realtime"]),
-            "backpressure": delta("backpressure"), "commits": delta("commits"),
+            "backpressure": delta("backpressure"), "batch_paced": delta("batch_paced"),
+            "commits": delta("commits"),
             "fsync_rounds": rounds, "fsync_mean_ms": delta("fsync_seconds") / rounds * 1000 if rounds else 0.0,
             "fsync_over_10ms": rounds - delta("fsync_within_10ms"),
             "batch_yield_share": delta("batch_yield") / elapsed,
@@ -625,7 +628,8 @@ def ours_notes(run: dict) -> list[str]:
                          f"batch and {lanes['realtime_per_s']:,.0f} realtime events/s committed in "
                          f"{lanes['commits']:,.0f} commit rounds of {lanes['events_per_round']:,.0f} events on "
                          f"average; fsync {lanes['fsync_mean_ms']:.2f} ms mean, {lanes['fsync_over_10ms']:,.0f} "
-                         f"over 10 ms; backpressure pauses {lanes['backpressure']:,.0f}; batch rounds held "
+                         f"over 10 ms; backpressure pauses {lanes['backpressure']:,.0f}; TCP batch reads paced "
+                         f"to the ingest mark {lanes.get('batch_paced', 0):,.0f}; batch rounds held "
                          f"back for realtime publishers {lanes.get('batch_yield_share', 0):.0%} of the time")
     for via, row in run["rows"].items():
         for phase in ("idle", "flooded"):

@@ -2,7 +2,8 @@
 
 Speed is not asserted (timed assertions are flaky on a shared machine): this
 keeps ``bench/ab_bench.py`` working. One quick run measures the server at
-HEAD (``--baseline``, built from ``git archive``) and the working tree's;
+HEAD (``--baseline``, built from ``git archive``) and the working tree's
+(with ``--ours-config``, which the machine line names);
 every row needs both figures (events/s and events per server CPU-second)
 and a ratio, the machine line its load
 average, and every server process the run started must be gone.
@@ -24,6 +25,8 @@ NUMBER = r"[\d,]+(?:\.\d+)?"
 RATES = ["gRPC unary Publish", "gRPC PublishBatch x100", "gRPC PublishStream x100", "TCP ingest",
          "replay from disk", "fsync always PublishBatch x100, 8 partitions"]
 ROWS = RATES + [f"{row}, events per server CPU-second" for row in RATES]
+EXTRA = {"queues": {"batch_ingest_mark": 0}}
+"""Configuration the quick run gives the working tree's servers (``--ours-config``)."""
 
 
 @pytest.mark.timeout(600)
@@ -33,7 +36,8 @@ def test_quick_ab_run_prints_every_row_and_leaves_no_process(tmp_path):
     report = tmp_path / "ab.json"
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "ab_bench.py"), "--quick", "--baseline", "HEAD",
-         "--json", str(report), "--markdown", str(tmp_path / "ab.md")],
+         "--json", str(report), "--markdown", str(tmp_path / "ab.md"),
+         "--ours-config", json.dumps(EXTRA)],
         capture_output=True, timeout=540, env=env, cwd=ROOT)
     out = completed.stdout.decode()
     print(out)  # the short run's figures, for the log
@@ -42,6 +46,7 @@ def test_quick_ab_run_prints_every_row_and_leaves_no_process(tmp_path):
         assert re.search(rf"^\| {re.escape(row)} \| {NUMBER} \| {NUMBER} \| {NUMBER} \| "
                          rf"{NUMBER} \|$", out, re.M), f"no figures for {row}"
     assert re.search(r"^Machine: .*load average \(1/5/15 min\) before / after: [\d.]+ ", out, re.M)
+    assert f"working tree's extra configuration: {json.dumps(EXTRA)}" in out
     assert (tmp_path / "ab.md").read_text().strip() == out.strip()
     result = json.loads(report.read_text())
     assert [sorted(run) for run in result["runs"]["old"] + result["runs"]["new"]] == \

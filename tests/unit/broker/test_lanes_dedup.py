@@ -8,7 +8,7 @@ import time
 import pytest
 
 from eventstream.server.broker.dedup import DedupWindow
-from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, lanes
+from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, UnderShareLanes, lanes
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.sequencer import Sequencer
 from eventstream.server.broker.write_path import WritePath
@@ -56,6 +56,26 @@ async def test_a_round_with_realtime_events_takes_only_the_batch_share():
     assert [s.lane for s in lanes.take(100, 0.25)] == [Lane.BATCH] * 100
 
 
+def events_by_lane(taken: list[Submission]) -> dict[Lane, int]:
+    return {lane: sum(s.count for s in taken if s.lane is lane) for lane in Lane}
+
+
+async def test_batch_keeps_at_least_its_share_when_submissions_do_not_pack():
+    # Submissions of 15 events: 25 (the share of 100) holds one whole batch submission, not two.
+    for kind, at_least in ((Lanes, True), (UnderShareLanes, False)):
+        lanes = kind(10_000, 10_000)
+        lanes.offer([submission(Lane.BATCH, 15) for _ in range(20)])
+        lanes.offer([submission(Lane.REALTIME, 15) for _ in range(20)])
+        taken = lanes.take(100, 0.25)
+        counts = events_by_lane(taken)
+        assert [s.lane for s in taken] == sorted(s.lane for s in taken)   # realtime first
+        share = counts[Lane.BATCH] / (counts[Lane.BATCH] + counts[Lane.REALTIME])
+        if at_least:   # two batch submissions (30), realtime the 70 left: four (60)
+            assert counts == {Lane.REALTIME: 60, Lane.BATCH: 30} and share >= 0.25
+        else:          # the bug the test-only lanes keep: one (15) beside five (75)
+            assert counts == {Lane.REALTIME: 75, Lane.BATCH: 15} and share < 0.25
+
+
 async def test_waiting_peak_and_waiting_for_the_mark():
     lanes = Lanes(10_000, 10_000)
     lanes.offer([submission(Lane.BATCH, 10) for _ in range(5)])
@@ -83,6 +103,9 @@ async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
     fifo.offer([submission(Lane.REALTIME, 1, received_ns=3)])
     assert [s.lane for s in fifo.take(15, 0.25)] == [Lane.BATCH, Lane.BATCH]
     assert [s.lane for s in fifo.take(15, 0.25)] == [Lane.REALTIME]
+    assert isinstance(lanes(100, 100), FifoLanes)
+    monkeypatch.setenv(LANES_ENV, "under_share")
+    assert isinstance(lanes(100, 100), UnderShareLanes)
     monkeypatch.setenv(LANES_ENV, "lifo")
     with pytest.raises(ValueError, match="EVENTSTREAM_TEST_LANES='lifo'"):
         lanes(10, 10)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstream.server.native import MalformedInput
+from eventstream.server.native import InvalidArgument, MalformedInput, NativeWire
 from eventstream.server.native.events import (
     R_ID_LEN,
     R_ID_OFF,
@@ -24,6 +24,7 @@ from eventstream.server.native.events import (
     ROW_FIELDS,
     EventEncoder,
     Limits,
+    RecordArena,
     Refusal,
 )
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
@@ -299,3 +300,55 @@ def test_datagrams_are_accepted_whole_or_not_at_all(encoder_backend) -> None:
     assert [(e.topic, e.payload) for e in delivered] == [("s/a", b"1"), ("s/b", b"2"), ("s/f", b"7")]
     with pytest.raises(MalformedInput):
         encoder_backend.accept_datagrams(batch[:-1], max_frame=1024)
+
+
+# -- sealed records: placed as the entry stores them ---------------------------
+
+def entry_of(requests_: list[bytes], partitions: int, arena: RecordArena | None) -> bytes | None:
+    """The EVENTS entry of one round of ``requests_``, placed plain or sealed into ``arena``."""
+    encoder, wire = EventEncoder(LIMITS, PREFIX), NativeWire()
+    offsets = array("Q", range(7, 7 + partitions))
+    first = array("Q", offsets)
+    if arena is not None:
+        arena.reset()
+    placed = []
+    for request in requests_:
+        try:
+            accepted = encoder.accept(request, 1)
+        except MalformedInput:
+            continue
+        placed.append(encoder.place(accepted.good_events(), verdicts(accepted, accepted.good),
+                                    offsets, time_ns=1_700_000_000_000_000_001, durability=3,
+                                    result_tag=0x0a, into=arena))
+    if not placed:
+        return None
+    entry, _ = wire.entry_encode(placed, partitions=partitions, index=9, term=2,
+                                 time_ns=1_700_000_000_000_000_001, next_offsets=first)
+    assert first == offsets  # the entry's offsets are the ones placed
+    return entry
+
+
+@PROPERTY
+@given(st.lists(requests, min_size=1, max_size=4), st.sampled_from([1, 3, 8]))
+def test_sealed_records_make_the_entry_the_plain_records_make(requests_: list[bytes],
+                                                              partitions: int) -> None:
+    # A tiny arena: submissions spill into further blocks, and it is reused.
+    arena = RecordArena(chunk_bytes=64, keep_bytes=128)
+    sealed = entry_of(requests_, partitions, arena)
+    assert sealed == entry_of(requests_, partitions, None)
+    assert entry_of(requests_, partitions, arena) == sealed
+
+
+def test_sealed_records_with_other_offsets_are_refused() -> None:
+    encoder, wire = EventEncoder(LIMITS, PREFIX), NativeWire()
+    request = publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="a/b", payload=b"x")]).SerializeToString()
+    offsets = array("Q", [5])
+    placed = encoder.place(encoder.accept(request, 1).good_events(), None, offsets, time_ns=3,
+                           durability=3, result_tag=0x0a, into=RecordArena())
+    with pytest.raises(InvalidArgument):
+        wire.entry_encode([placed], partitions=1, index=1, term=1, time_ns=3,
+                          next_offsets=array("Q", [6]))
+    with pytest.raises(InvalidArgument):
+        wire.entry_encode([placed], partitions=1, index=1, term=1, time_ns=4,
+                          next_offsets=array("Q", [5]))

@@ -52,7 +52,7 @@ def test_exports_are_pinned() -> None:
     assert sorted(package.__all__) == sorted([
         "ABI_VERSION", "ACCEPTED_EVENT_BYTES", "MAX_DATAGRAM", "Accepted", "AcceptedEvents",
         "BufferTooSmall", "Duplicates", "EntryScan", "EventBatch", "EventEncoder", "EventSpans", "Frame",
-        "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits",
+        "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits", "RecordArena",
         "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
         "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",
         "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress",

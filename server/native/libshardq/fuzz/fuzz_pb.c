@@ -1,5 +1,6 @@
 /* Fuzz target: protobuf field walker, Event span extraction, accept and stage. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "shardq.h"
 
@@ -8,7 +9,24 @@ static void fail(void)
     abort();
 }
 
-/* Whatever the request, accepted rows stay inside the buffers and stage. */
+/* The EVENTS entry of one staged source (plain or sealed records); its size, 0 on failure. */
+static size_t entry_of(const struct shardq_staged *out, uint32_t flags, unsigned char *entry,
+                       size_t cap)
+{
+    struct shardq_entry_source src = {out->records, out->records_len, out->record_ends,
+                                      out->record_topics, out->record_priorities,
+                                      out->part_counts, out->record_count, flags};
+    uint64_t next[3] = {0, 0, 0};
+    int64_t blocks[3 * SHARDQ_ENTRY_BLOCK_FIELDS];
+    struct shardq_entry_args e = {.size = sizeof e, .partitions = 3, .index = 1, .term = 1,
+                                  .time_ns = 1, .sources = &src, .source_count = 1,
+                                  .next_offsets = next, .out = entry, .out_cap = cap,
+                                  .blocks = blocks, .blocks_cap = 3};
+    return shardq_entry_encode(&e) == 0 ? e.out_len : 0;
+}
+
+/* Whatever the request, accepted rows stay inside the buffers and stage; the
+ * records staged sealed make the entry the plain ones make, byte for byte. */
 static void accept_and_stage(const uint8_t *data, size_t size)
 {
     struct shardq_accept_limits lim = {sizeof lim, 64, 256, 32, 32, 4, 512};
@@ -54,6 +72,27 @@ static void accept_and_stage(const uint8_t *data, size_t size)
         if (shardq_stage(&a, bodies, used, rows, ok, NULL, next, &out) != 0 || out.record_count != ok ||
             out.records_len > records_cap || out.results_len > results_cap)
             fail();
+        size_t entry_cap = 2 * records_cap + ok * SHARDQ_SEGMENT_HEADER + 64;
+        unsigned char *plain = malloc(entry_cap), *sealed_entry = malloc(entry_cap);
+        unsigned char *sealed = malloc(entry_cap);
+        if (plain == NULL || sealed_entry == NULL || sealed == NULL)
+            fail();
+        size_t plain_len = entry_of(&out, 0, plain, entry_cap);
+        struct shardq_staged again = out;
+        again.records = sealed;
+        again.records_cap = entry_cap;
+        uint64_t next2[3] = {0, 0, 0};
+        a.id_counter = 0;
+        a.flags = SHARDQ_RECORDS_STORED;
+        if (shardq_stage(&a, bodies, used, rows, ok, NULL, next2, &again) != 0 ||
+            next2[0] != next[0] || next2[1] != next[1] || next2[2] != next[2])
+            fail();
+        size_t sealed_len = entry_of(&again, SHARDQ_RECORDS_STORED, sealed_entry, entry_cap);
+        if (plain_len == 0 || plain_len != sealed_len || memcmp(plain, sealed_entry, plain_len))
+            fail();
+        free(plain);
+        free(sealed_entry);
+        free(sealed);
         free(out.records);
         free(out.record_ends);
         free(out.record_topics);

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of a signature, struct or constant. */
-#define SHARDQ_ABI_VERSION 5u
+#define SHARDQ_ABI_VERSION 6u
 
 /* ---- Return codes (negative errno values). ----------------------------- */
 #define SHARDQ_OK 0
@@ -393,6 +393,51 @@ int shardq_topic_match(const void *pattern, size_t plen, const void *topic, size
 int shardq_topic_match_batch(const void *pattern, size_t plen, const void *base,
                              const uint32_t *spans, size_t n, uint8_t *out);
 
+/* In/out state of shardq_records_select(); set size = sizeof(struct). */
+struct shardq_select_args {
+    uint32_t size;
+    uint32_t skip;              /* records of the block to pass over first (by length only) */
+    uint32_t limit;             /* most records to examine after them */
+    uint32_t min_priority;      /* records of a lower priority byte do not match */
+    uint32_t match_all;         /* 1: every topic matches (patterns unused) */
+    uint32_t n_patterns;        /* patterns in @patterns (0 with match_all: none match otherwise) */
+    const void *patterns;       /* n_patterns x (u16 little-endian length, the pattern's bytes) */
+    size_t patterns_len;
+    uint64_t budget;            /* most bytes of matches a delivery holds ... */
+    uint64_t held;              /* ... of which the caller holds these already (from other blocks) */
+    uint32_t held_any;          /* 1 when the caller holds a match (0: the first match goes whatever its size) */
+    /* out */
+    uint32_t examined;          /* records examined: the reader's cursor moves on by this many */
+    uint32_t matched;           /* matches written to out */
+    uint32_t full;              /* 1: stopped before a match that would pass the budget */
+    uint64_t out_len;           /* bytes written to out */
+    uint64_t end;               /* position in the block after the last record examined (or skipped) */
+};
+
+/**
+ * shardq_records_select - a subscriber's matches among the records of a block, in one call.
+ * @block/@len: records of the entry log's segment format (little-endian u32 length, u32 crc32c,
+ *              u64 offset, i64 time, u8 priority, u16 topic length, topic, framed event),
+ *              back to back; CRCs are not checked here.
+ * @a:          what to take, and what was taken.
+ * @out/@cap:   receives the framed events of the matching records back to back (the
+ *              stored bytes, unchanged); @cap at least @len always suffices.
+ *
+ * After @a->skip records, examines up to @a->limit records: one matches when its
+ * priority byte is at least @a->min_priority and its topic matches a pattern (see
+ * shardq_topic_match()). A match that would take the delivery past @a->budget stops
+ * the scan before it (it starts the next delivery), unless the delivery holds
+ * nothing yet. Topics repeat, so the answer for a topic is remembered within the call.
+ *
+ * Returns: 0; SHARDQ_EBADMSG when a record runs past the block or its topic past the
+ * record (@a->end says where; what was examined before it is reported);
+ * SHARDQ_ENOBUFS when @cap is too small for the matches; SHARDQ_EINVAL for bad
+ * arguments or an invalid pattern.
+ * Thread-safety: pure.
+ */
+int shardq_records_select(const void *block, size_t len, struct shardq_select_args *a, void *out,
+                          size_t cap);
+
 /* ======================================================================== */
 /* Protobuf wire walking                                                    */
 /* ======================================================================== */
@@ -621,7 +666,13 @@ struct shardq_stage_args {
     uint64_t id_counter;      /* in/out: the last number given to a server id */
     uint32_t id_prefix_len;   /* <= SHARDQ_ID_PREFIX_MAX */
     uint8_t id_prefix[SHARDQ_ID_PREFIX_MAX];
+    uint32_t flags;           /* 0, or SHARDQ_RECORDS_STORED */
 };
+
+/* shardq_stage_args.flags / shardq_entry_source.flags: the records are in
+ * their stored form, segment records (see SHARDQ_SEGMENT_HEADER) with offset,
+ * time and CRC32C set, so shardq_entry_encode() copies whole runs of them. */
+#define SHARDQ_RECORDS_STORED 1u
 
 /* A row's de-duplication verdict. partition >= 0: a duplicate of that
  * committed event (offset, time_ns); -1: new; -2 - j: a duplicate of row j
@@ -664,11 +715,18 @@ struct shardq_staged {
  * A new row gets partition hash % partitions and that partition's next
  * offset; a record is its body followed by the generated id (when the
  * producer gave none: id_prefix + lowercase hex of the counter), the ingest
- * time, the partition and the offset. Capacities: records_cap >= sum of
- * (body_len + id + SHARDQ_RECORD_MAX_OVERHEAD), results_cap >= sum of (id +
- * SHARDQ_ACK_MAX_OVERHEAD), where id is id_len or SHARDQ_ID_PREFIX_MAX + 16.
+ * time, the partition and the offset. With a->flags SHARDQ_RECORDS_STORED
+ * each record is written in its stored form instead: a segment record
+ * (header with the record's offset, a->time_ns and priority, the topic, that
+ * record as its body, CRC32C), what shardq_entry_encode() writes, so the
+ * round's entry copies runs of them whole; record_topics then point at the
+ * topic after each header. Capacities: records_cap >= sum of (body_len + id +
+ * SHARDQ_RECORD_MAX_OVERHEAD), plus SHARDQ_SEGMENT_HEADER + topic_len per
+ * row when stored; results_cap >= sum of (id + SHARDQ_ACK_MAX_OVERHEAD),
+ * where id is id_len or SHARDQ_ID_PREFIX_MAX + 16.
  *
- * Returns: 0; SHARDQ_ENOBUFS (nothing written, nothing advanced);
+ * Returns: 0; SHARDQ_ENOBUFS (nothing written, nothing advanced;
+ * out->records_len and out->results_len say the room needed);
  * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments or rows).
  * Thread-safety: pure apart from the in/out arguments.
  */
@@ -763,6 +821,8 @@ struct shardq_entry_source {
     const uint8_t *record_priorities; /* one per record */
     const uint32_t *part_counts;     /* one per partition: its records */
     size_t record_count;
+    uint32_t flags;                  /* 0, or SHARDQ_RECORDS_STORED: the records
+                                        are stored segment records already */
 };
 
 /* In/out state of shardq_entry_encode(); set size = sizeof(struct). */
@@ -795,12 +855,17 @@ struct shardq_entry_args {
  * source order, offsets from next_offsets[p] on, time a->time_ns), then
  * advances next_offsets and describes each partition's block in @blocks.
  * One call per round, whatever the number of submissions and partitions.
+ * A source flagged SHARDQ_RECORDS_STORED holds segment records already
+ * (shardq_stage() with that flag): each partition's run of them is copied
+ * whole, after checking that each record's length field fits its span and
+ * its offset and time are the ones this call would give it.
  *
  * Returns: 0; SHARDQ_ENOBUFS when @out or @blocks is too small (nothing
  * written or advanced; a->out_len says how many bytes the entry needs);
  * SHARDQ_ENOMEM; SHARDQ_EINVAL (bad arguments, part_counts not adding up to record_count,
  * a record end before its start or past records_len, a topic span outside
- * the records or longer than 65535 bytes, an entry over 4 GiB).
+ * the records or longer than 65535 bytes, an entry over 4 GiB, a stored
+ * record whose length, offset or time does not fit; nothing written then).
  * Ownership: every buffer is borrowed. Thread-safety: pure apart from @a,
  * @next_offsets and the output buffers.
  */

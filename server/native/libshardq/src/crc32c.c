@@ -5,6 +5,12 @@
  * chosen at load time when cpuid reports it, and a slicing-by-8 table.
  * The tables and the choice are set once by a load-time constructor and
  * only read afterwards.
+ *
+ * The instruction takes 3 cycles and a new one can start each cycle, so a
+ * long buffer is taken in three lanes of LANE bytes at once, whose CRCs are
+ * then joined: the CRC register is linear, so the CRC of A||B is the CRC of
+ * A moved past |B| zero bytes (a fixed linear map, a table per byte of the
+ * register) XOR the CRC of B started from zero.
  */
 #include "internal.h"
 
@@ -19,6 +25,9 @@
 static uint32_t table[8][256];
 static int use_hw;
 
+#define LANE 1024 /* bytes of each of the three lanes (a multiple of 8) */
+static uint32_t lane_shift[4][256]; /* register moved past LANE zero bytes, by byte */
+
 __attribute__((constructor)) static void crc32c_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
@@ -30,6 +39,21 @@ __attribute__((constructor)) static void crc32c_init(void)
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
+    uint32_t bit_shift[32]; /* each register bit moved past LANE zero bytes */
+    for (int b = 0; b < 32; b++) {
+        uint32_t c = 1u << b;
+        for (int n = 0; n < LANE; n++)
+            c = (c >> 8) ^ table[0][c & 0xFF];
+        bit_shift[b] = c;
+    }
+    for (int k = 0; k < 4; k++)
+        for (uint32_t v = 0; v < 256; v++) {
+            uint32_t c = 0;
+            for (int j = 0; j < 8; j++)
+                if (v & (1u << j))
+                    c ^= bit_shift[8 * k + j];
+            lane_shift[k][v] = c;
+        }
 #ifdef HAVE_X86
     unsigned a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d))
@@ -56,12 +80,34 @@ uint32_t _shardq_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 }
 
 #ifdef HAVE_X86
+/* The (non-inverted) register @c moved past LANE zero bytes. */
+static uint32_t past_lane(uint32_t c)
+{
+    return lane_shift[0][c & 0xFF] ^ lane_shift[1][(c >> 8) & 0xFF] ^
+           lane_shift[2][(c >> 16) & 0xFF] ^ lane_shift[3][c >> 24];
+}
+
 __attribute__((target("sse4.2"))) uint32_t _shardq_crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     uint32_t c = ~crc;
 #ifdef __x86_64__
     uint64_t c64 = c;
+    while (len >= 3 * LANE) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < LANE; i += 8) {
+            uint64_t v0, v1, v2;
+            memcpy(&v0, p + i, 8);
+            memcpy(&v1, p + LANE + i, 8);
+            memcpy(&v2, p + 2 * LANE + i, 8);
+            c64 = _mm_crc32_u64(c64, v0);
+            c1 = _mm_crc32_u64(c1, v1);
+            c2 = _mm_crc32_u64(c2, v2);
+        }
+        c64 = past_lane(past_lane((uint32_t)c64) ^ (uint32_t)c1) ^ (uint32_t)c2;
+        p += 3 * LANE;
+        len -= 3 * LANE;
+    }
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);

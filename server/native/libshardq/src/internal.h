@@ -41,6 +41,13 @@ int _shardq_pb_string_entry(const unsigned char *p, size_t len);
  * an int32. 0 or SHARDQ_EBADMSG (bad wire data, a field not a varint). */
 int _shardq_pb_timestamp(const unsigned char *p, size_t len, int64_t *seconds, int64_t *nanos);
 
+/* Complete the segment record of @length bytes at @p whose body (the log
+ * record, after the header and the topic) is in place: writes the header
+ * and the topic, then the CRC32C over everything after the CRC field
+ * (segment.c; room and spans checked by the caller). */
+void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                         uint8_t priority, const uint8_t *topic, size_t topic_len);
+
 /* Both CRC32C implementations, exposed for the unit tests. */
 uint32_t _shardq_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t _shardq_crc32c_hw(uint32_t crc, const void *buf, size_t len);

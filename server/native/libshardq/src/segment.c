@@ -15,10 +15,8 @@ static void put_le(unsigned char *p, uint64_t v, int bytes)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* Writes one segment record at @p (room and spans checked by the caller). */
-static void put_record(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
-                       uint8_t priority, const uint8_t *topic, size_t topic_len,
-                       const uint8_t *body, size_t body_len)
+void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                         uint8_t priority, const uint8_t *topic, size_t topic_len)
 {
     put_le(p, length - 4, 4);
     put_le(p + 8, offset, 8);
@@ -27,9 +25,17 @@ static void put_record(unsigned char *p, size_t length, uint64_t offset, int64_t
     put_le(p + 25, topic_len, 2);
     if (topic_len)
         memcpy(p + SHARDQ_SEGMENT_HEADER, topic, topic_len);
+    put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
+}
+
+/* Writes one segment record at @p (room and spans checked by the caller). */
+static void put_record(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                       uint8_t priority, const uint8_t *topic, size_t topic_len,
+                       const uint8_t *body, size_t body_len)
+{
     if (body_len)
         memcpy(p + SHARDQ_SEGMENT_HEADER + topic_len, body, body_len);
-    put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
+    _shardq_record_seal(p, length, offset, time_ns, priority, topic, topic_len);
 }
 
 int shardq_segment_encode(struct shardq_segment_args *a)
@@ -90,6 +96,14 @@ int shardq_segment_encode(struct shardq_segment_args *a)
     return rc;
 }
 
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
 /* Bytes of the segment records of one source's records, or 0 when one is bad. */
 static uint64_t source_bytes(const struct shardq_entry_source *src, uint32_t partitions)
 {
@@ -98,15 +112,46 @@ static uint64_t source_bytes(const struct shardq_entry_source *src, uint32_t par
         counted += src->part_counts[p];
     if (counted != src->record_count)
         return 0;
+    int stored = (src->flags & SHARDQ_RECORDS_STORED) != 0;
     for (size_t i = 0; i < src->record_count; i++) {
         size_t start = i ? src->record_ends[i - 1] : 0, end = src->record_ends[i];
         size_t topic_off = src->record_topics[2 * i], topic_len = src->record_topics[2 * i + 1];
         if (end < start || end > src->records_len || topic_len > 0xFFFF ||
             topic_off > src->records_len || topic_len > src->records_len - topic_off)
             return 0;
-        total += SHARDQ_SEGMENT_HEADER + topic_len + (end - start);
+        if (stored && (end - start < SHARDQ_SEGMENT_HEADER + topic_len ||
+                       get_le(src->records + start, 4) != end - start - 4 ||
+                       get_le(src->records + start + 25, 2) != topic_len))
+            return 0;
+        total += stored ? end - start : SHARDQ_SEGMENT_HEADER + topic_len + (end - start);
     }
     return total ? total : 1; /* 1: valid and empty (never a real size) */
+}
+
+/* 1 when every stored source's records carry the offsets and the time that
+ * shardq_entry_encode() gives them: from next_offsets[p] on, in source order. */
+static int stored_records_fit(const struct shardq_entry_args *a)
+{
+    for (uint32_t p = 0; p < a->partitions; p++) {
+        uint64_t offset = a->next_offsets[p];
+        for (size_t s = 0; s < a->source_count; s++) {
+            const struct shardq_entry_source *src = &a->sources[s];
+            size_t first = 0;
+            for (uint32_t q = 0; q < p; q++)
+                first += src->part_counts[q];
+            size_t stop = first + src->part_counts[p];
+            if (!(src->flags & SHARDQ_RECORDS_STORED)) {
+                offset += stop - first;
+                continue;
+            }
+            for (size_t i = first; i < stop; i++, offset++) {
+                const uint8_t *r = src->records + (i ? src->record_ends[i - 1] : 0);
+                if (get_le(r + 8, 8) != offset || (int64_t)get_le(r + 16, 8) != a->time_ns)
+                    return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 int shardq_entry_encode(struct shardq_entry_args *a)
@@ -116,6 +161,7 @@ int shardq_entry_encode(struct shardq_entry_args *a)
         (a->blocks == NULL && a->blocks_cap))
         return SHARDQ_EINVAL;
     uint64_t size = SHARDQ_ENTRY_HEADER;
+    int any_stored = 0;
     for (size_t s = 0; s < a->source_count; s++) {
         const struct shardq_entry_source *src = &a->sources[s];
         if (src->record_count && (src->records == NULL || src->record_ends == NULL ||
@@ -128,7 +174,10 @@ int shardq_entry_encode(struct shardq_entry_args *a)
             return SHARDQ_EINVAL;
         if (src->record_count)
             size += bytes;
+        any_stored |= (src->flags & SHARDQ_RECORDS_STORED) != 0;
     }
+    if (any_stored && !stored_records_fit(a))
+        return SHARDQ_EINVAL;
     size_t groups = 0;
     for (uint32_t p = 0; p < a->partitions; p++) {
         for (size_t s = 0; s < a->source_count; s++) {
@@ -157,6 +206,17 @@ int shardq_entry_encode(struct shardq_entry_args *a)
         for (size_t s = 0; s < a->source_count; s++) {
             const struct shardq_entry_source *src = &a->sources[s];
             size_t stop = cursor[s] + src->part_counts[p];
+            if (src->flags & SHARDQ_RECORDS_STORED) {
+                if (stop > cursor[s]) { /* the run, sealed by shardq_stage(), copied whole */
+                    size_t from = cursor[s] ? src->record_ends[cursor[s] - 1] : 0;
+                    size_t bytes = src->record_ends[stop - 1] - from;
+                    memcpy(out + at, src->records + from, bytes);
+                    at += bytes;
+                    count += stop - cursor[s];
+                }
+                cursor[s] = stop;
+                continue;
+            }
             for (size_t i = cursor[s]; i < stop; i++) {
                 size_t start = i ? src->record_ends[i - 1] : 0, end = src->record_ends[i];
                 size_t topic_len = src->record_topics[2 * i + 1];
@@ -192,14 +252,6 @@ int shardq_entry_encode(struct shardq_entry_args *a)
     out[24] = SHARDQ_ENTRY_EVENTS;
     put_le(out + 4, shardq_crc32c(0, out + 8, at - 8), 4);
     return SHARDQ_OK;
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 /* 1 when [s, s+len) has the form of an id the server makes: 16 lowercase hex

@@ -580,12 +580,14 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
         out->row_positions == NULL || out->results == NULL || a->time_ns < 0)
         return SHARDQ_EINVAL;
     const unsigned char *b = bodies;
+    int stored = (a->flags & SHARDQ_RECORDS_STORED) != 0;
     size_t need_records = 0, need_results = 0;
     for (size_t i = 0; i < n; i++) {
         const struct shardq_accepted *r = &rows[i];
         if (r->reason != SHARDQ_EVENT_OK || (size_t)r->body_off + r->body_len > bodies_len ||
             (size_t)r->id_off + r->id_len > r->body_len ||
-            (size_t)r->topic_off + r->topic_len > r->body_len)
+            (size_t)r->topic_off + r->topic_len > r->body_len ||
+            (stored && r->topic_len > 0xFFFF))
             return SHARDQ_EINVAL;
         if (dups && dups[i].partition < -1) {
             size_t j = (size_t)(-2 - dups[i].partition);
@@ -593,12 +595,16 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
                 return SHARDQ_EINVAL;
         }
         size_t id = r->id_len ? r->id_len : SHARDQ_ID_PREFIX_MAX + 16;
-        need_records += r->body_len + id + SHARDQ_RECORD_MAX_OVERHEAD;
+        need_records += r->body_len + id + SHARDQ_RECORD_MAX_OVERHEAD +
+                        (stored ? SHARDQ_SEGMENT_HEADER + r->topic_len : 0);
         need_results += id + SHARDQ_ACK_MAX_OVERHEAD;
     }
     out->records_len = out->results_len = out->record_count = 0;
-    if (out->records_cap < need_records || out->results_cap < need_results)
+    if (out->records_cap < need_records || out->results_cap < need_results) {
+        out->records_len = need_records;
+        out->results_len = need_results;
         return SHARDQ_ENOBUFS;
+    }
     uint32_t parts = a->partitions;
     uint64_t *generated = malloc((n ? n : 1) * sizeof *generated);
     size_t *order = malloc((n ? n : 1) * sizeof *order);
@@ -638,7 +644,8 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
     for (size_t i = 0; i < n; i++)
         if (!dups || dups[i].partition == -1)
             order[slot[out->row_positions[2 * i]]++] = i;
-    /* Records, partition-major: body, generated id, ingest time, partition, offset. */
+    /* Records, partition-major: body, generated id, ingest time, partition,
+     * offset; when stored, each in its segment record (header and topic first). */
     unsigned char time_field[32], idbuf[SHARDQ_ID_PREFIX_MAX + 16];
     size_t time_len = put_timestamp(time_field, 0x42, a->time_ns);
     unsigned char *rec = out->records;
@@ -652,9 +659,15 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
         size_t id_field = r->id_len ? 0 : 1 + varint_size(id_len) + id_len;
         size_t content = r->body_len + id_field + time_len + 1 + varint_size(partition) + 1 +
                          varint_size(offset);
+        size_t head = w;
+        if (stored) {
+            w += SHARDQ_SEGMENT_HEADER + r->topic_len;
+            out->record_topics[2 * k] = (uint32_t)(head + SHARDQ_SEGMENT_HEADER);
+        }
         rec[w++] = 0x0a; /* SubscribeResponse.events */
         w += put_varint(rec + w, content);
-        out->record_topics[2 * k] = (uint32_t)(w + r->topic_off);
+        if (!stored)
+            out->record_topics[2 * k] = (uint32_t)(w + r->topic_off);
         out->record_topics[2 * k + 1] = r->topic_len;
         memcpy(rec + w, b + r->body_off, r->body_len);
         w += r->body_len;
@@ -670,6 +683,9 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
         w += put_varint(rec + w, partition);
         rec[w++] = 0x50; /* Event.offset */
         w += put_varint(rec + w, offset);
+        if (stored)
+            _shardq_record_seal(rec + head, w - head, offset, a->time_ns, (uint8_t)r->priority,
+                                b + r->body_off + r->topic_off, r->topic_len);
         out->record_ends[k] = (uint32_t)w;
         out->record_priorities[k] = (uint8_t)r->priority;
     }

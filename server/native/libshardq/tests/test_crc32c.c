@@ -81,7 +81,7 @@ int main(void)
     if (_shardq_crc32c_hw_available()) {
         vectors(_shardq_crc32c_hw);
         CHECK(shardq_features() & SHARDQ_FEATURE_CRC32C_HW);
-        unsigned char big[4099];
+        static unsigned char big[4 * 3 * 1024 + 99]; /* several rounds of the three lanes */
         srand(7);
         for (size_t i = 0; i < sizeof big; i++)
             big[i] = (unsigned char)rand();
@@ -89,6 +89,8 @@ int main(void)
             for (size_t len = 0; len < 300; len += 7)
                 CHECK_EQ(_shardq_crc32c_hw(5, big + off, len), _shardq_crc32c_sw(5, big + off, len));
         CHECK_EQ(_shardq_crc32c_hw(0, big, sizeof big), _shardq_crc32c_sw(0, big, sizeof big));
+        for (size_t len = 3 * 1024 - 9; len < sizeof big; len += 1021)
+            CHECK_EQ(_shardq_crc32c_hw(9, big + 3, len - 3), _shardq_crc32c_sw(9, big + 3, len - 3));
     } else {
         fprintf(stderr, "note: no SSE4.2 here; hardware path not exercised\n");
     }

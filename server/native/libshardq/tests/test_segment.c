@@ -29,8 +29,8 @@ static void entry_encode(void)
     uint8_t prio1[1] = {4};
     uint32_t counts1[3] = {0, 0, 1};
     struct shardq_entry_source sources[2] = {
-        {rec0, 12, ends0, topics0, prio0, counts0, 3},
-        {rec1, 6, ends1, topics1, prio1, counts1, 1},
+        {rec0, 12, ends0, topics0, prio0, counts0, 3, 0},
+        {rec1, 6, ends1, topics1, prio1, counts1, 1, 0},
     };
     uint64_t next[3] = {10, 20, 30};
     unsigned char out[512];
@@ -150,7 +150,7 @@ static void entry_scan(void)
     uint32_t topics[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     uint8_t prio[4] = {0, 1, 2, 3};
     uint32_t counts[4] = {0, 2, 0, 2};
-    struct shardq_entry_source source = {rec, at, e32, topics, prio, counts, 4};
+    struct shardq_entry_source source = {rec, at, e32, topics, prio, counts, 4, 0};
     uint64_t next[4] = {0, 40, 0, 7};
     int64_t blocks[4 * SHARDQ_ENTRY_BLOCK_FIELDS];
     struct shardq_entry_args a;

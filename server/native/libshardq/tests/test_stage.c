@@ -225,6 +225,44 @@ int main(void)
     CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, bad, next, &out), SHARDQ_EINVAL);
     out.records_cap = 8;
     CHECK_EQ(shardq_stage(&a, bodies, used, rows, 3, NULL, next, &out), SHARDQ_ENOBUFS);
+    CHECK(out.records_len > 8); /* the room needed */
+    out.records_cap = sizeof records;
+
+    /* Records staged in their stored form make the same entry, byte for byte,
+     * as the plain records encoded by shardq_entry_encode(). */
+    unsigned char entries[2][2048];
+    size_t entry_len[2];
+    for (int stored = 0; stored < 2; stored++) {
+        struct shardq_stage_args s = a;
+        s.id_counter = 0;
+        s.flags = stored ? SHARDQ_RECORDS_STORED : 0;
+        uint64_t placed[2] = {10, 20}, offsets[2] = {10, 20};
+        CHECK_EQ(shardq_stage(&s, bodies, used, rows, 3, dups, placed, &out), 0);
+        struct shardq_entry_source es = {records, out.records_len, ends, topics, prio, part_counts,
+                                         out.record_count, s.flags};
+        int64_t blocks[2 * SHARDQ_ENTRY_BLOCK_FIELDS];
+        struct shardq_entry_args e = {.size = sizeof e, .partitions = 2, .index = 7, .term = 2,
+                                      .time_ns = s.time_ns, .sources = &es, .source_count = 1,
+                                      .next_offsets = offsets, .out = entries[stored],
+                                      .out_cap = sizeof entries[stored], .blocks = blocks,
+                                      .blocks_cap = 2};
+        if (stored) { /* records sealed with other offsets, or another time, are refused */
+            uint64_t other[2] = {11, 20};
+            e.next_offsets = other;
+            CHECK_EQ(shardq_entry_encode(&e), SHARDQ_EINVAL);
+            CHECK_EQ(other[0], 11);
+            e.next_offsets = offsets;
+            e.time_ns = s.time_ns + 1;
+            CHECK_EQ(shardq_entry_encode(&e), SHARDQ_EINVAL);
+            e.time_ns = s.time_ns;
+        }
+        CHECK_EQ(shardq_entry_encode(&e), 0);
+        CHECK_EQ(offsets[0], placed[0]);
+        CHECK_EQ(offsets[1], placed[1]);
+        entry_len[stored] = e.out_len;
+    }
+    CHECK_EQ(entry_len[0], entry_len[1]);
+    CHECK(memcmp(entries[0], entries[1], entry_len[0]) == 0);
 
     /* Frames: one good (CRITICAL), one with an empty topic, then a cut tail. */
     static const unsigned char frames[] = {0, 0, 0, 6, 4, 0, 1, 't', 'h', 'i', /* topic t, "hi" */

@@ -6,10 +6,12 @@ never a Python object per event, and counts its depth in events. Capacity is
 reserved when a request is accepted and released once its events are
 committed, so the depth bounds everything accepted but not yet acknowledged.
 
-The environment variable ``EVENTSTREAM_TEST_LANES=fifo`` (test-only: nothing
-in production sets it, and the server warns when it is set) makes :func:`lanes`
-return :class:`FifoLanes`, which ignore priorities: the priority tests start a
-real server with it to prove that their checks fail on such a drain.
+The environment variable ``EVENTSTREAM_TEST_LANES`` (test-only: nothing in
+production sets it, and the server warns when it is set) makes :func:`lanes`
+return a drain with a bug on purpose, so the priority tests can start a real
+server with it and prove that their checks fail on such a drain: ``fifo``
+gives :class:`FifoLanes`, which ignore priorities; ``under_share`` gives
+:class:`UnderShareLanes`, which keep the batch lane under its share.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .priority import Lane
 
 log = logging.getLogger(__name__)
 
+REALTIME_RECENT_SECONDS = 1.0
+"""Realtime publishers count as active this long after the last realtime event arrived."""
 LANES_ENV = "EVENTSTREAM_TEST_LANES"
 """Test-only: ``fifo`` selects :class:`FifoLanes` (see the module docstring)."""
 
@@ -48,7 +52,8 @@ class Submission:
     result_tag: int = 0
     transport: str = "grpc"
     placed: PlacedRecords | None = None
-    """Set when placed: the partition and offset of each event, its records."""
+    """Set when placed: the partition and offset of each event, its records (sealed
+    records are valid only until the next round is sequenced)."""
 
 
 def submissions_of(accepted: Accepted, result_tag: int = 0, transport: str = "grpc",
@@ -136,19 +141,27 @@ class Lanes:
     def take(self, budget: int, batch_share: float) -> list[Submission]:
         """Dequeue up to ``budget`` events' worth of submissions, realtime first.
 
-        While both lanes have events, the batch lane keeps ``batch_share`` of
-        the budget, so it progresses however busy the realtime lane is; and
-        a round that carries realtime events takes no more than that share
-        from the batch lane, so the round a realtime event waits for stays
-        short (to write, to fsync, for subscribers to read). A submission is
-        never split; at least one is taken when any waits.
+        While both lanes have events, the batch lane gets at least
+        ``batch_share`` of the budget (whole submissions, so the last one
+        may take it a little beyond) and realtime the rest of it, so batch
+        progresses however busy the realtime lane is; and a round that
+        carries realtime events takes no more batch events than that, so the
+        round a realtime event waits for stays short (to write, to fsync, for
+        subscribers to read). Realtime events come first in the round. A
+        submission is never split; at least one is taken when any waits.
         """
         realtime, batch = self._queues[Lane.REALTIME], self._queues[Lane.BATCH]
-        reserved = max(int(budget * batch_share), 1)
-        realtime_budget = budget - reserved if batch else budget
         taken: list[Submission] = []
-        used = self._take_from(realtime, Lane.REALTIME, realtime_budget, taken)
-        self._take_from(batch, Lane.BATCH, reserved if used else budget, taken)
+        if not realtime:
+            self._take_from(batch, Lane.BATCH, budget, taken)
+        else:
+            batch_taken: list[Submission] = []
+            if batch:
+                reserved = max(int(budget * batch_share), 1)
+                budget = max(budget - self._take_from(batch, Lane.BATCH, reserved, batch_taken,
+                                                      at_least=True), 1)
+            self._take_from(realtime, Lane.REALTIME, budget, taken)
+            taken += batch_taken
         self._took_some()
         return taken
 
@@ -160,9 +173,15 @@ class Lanes:
         self._took.clear()
 
     def _take_from(self, queue: deque[Submission], lane: Lane, budget: int,
-                   taken: list[Submission]) -> int:
+                   taken: list[Submission], at_least: bool = False) -> int:
+        """Move submissions of ``lane`` to ``taken``; the events moved.
+
+        As many as fit ``budget`` (at least one), or with ``at_least`` until
+        they hold ``budget`` events (the last may go beyond it).
+        """
         used = 0
-        while queue and (used == 0 or used + queue[0].count <= budget):
+        while queue and (used < budget if at_least
+                         else used == 0 or used + queue[0].count <= budget):
             submission = queue.popleft()
             used += submission.count
             taken.append(submission)
@@ -189,6 +208,10 @@ class Lanes:
         """Wait until every accepted event is committed."""
         await self._idle.wait()
 
+    def realtime_active(self) -> bool:
+        """Whether a realtime event arrived in the last :data:`REALTIME_RECENT_SECONDS`."""
+        return self.realtime_offered > time.monotonic() - REALTIME_RECENT_SECONDS
+
     def waiting(self, lane: Lane) -> int:
         """Events of ``lane`` not yet taken by the drain."""
         return self._waiting[lane]
@@ -210,16 +233,40 @@ class FifoLanes(Lanes):
         return taken
 
 
+class UnderShareLanes(Lanes):
+    """Test-only, a bug on purpose: batch gets only the whole submissions that fit its share.
+
+    A round with realtime events then leaves the batch lane under its share
+    whenever its submissions do not pack the share exactly.
+    """
+
+    def take(self, budget: int, batch_share: float) -> list[Submission]:
+        """Realtime first up to the budget less the batch share, then the batch submissions that fit it."""
+        realtime, batch = self._queues[Lane.REALTIME], self._queues[Lane.BATCH]
+        reserved = max(int(budget * batch_share), 1)
+        taken: list[Submission] = []
+        used = self._take_from(realtime, Lane.REALTIME, budget - reserved if batch else budget, taken)
+        self._take_from(batch, Lane.BATCH, reserved if used else budget, taken)
+        self._took_some()
+        return taken
+
+
+TEST_LANES = {"fifo": (FifoLanes, "the drain ignores priorities"),
+              "under_share": (UnderShareLanes, "the drain keeps the batch lane under its share")}
+"""The test-only drains of :data:`LANES_ENV`, with what the server warns."""
+
+
 def lanes(realtime_capacity: int, batch_capacity: int) -> Lanes:
-    """The lanes of a node: :class:`Lanes`, or :class:`FifoLanes` under the test-only variable.
+    """The lanes of a node: :class:`Lanes`, or a test-only drain under :data:`LANES_ENV`.
 
     Raises:
-        ValueError: the variable holds anything but ``fifo``.
+        ValueError: the variable holds anything but a name of :data:`TEST_LANES`.
     """
     setting = os.environ.get(LANES_ENV, "")
     if not setting:
         return Lanes(realtime_capacity, batch_capacity)
-    if setting != "fifo":
-        raise ValueError(f"{LANES_ENV}={setting!r}: the only test setting is 'fifo'")
-    log.warning("%s=fifo is set: the drain ignores priorities (a test-only setting)", LANES_ENV)
-    return FifoLanes(realtime_capacity, batch_capacity)
+    if setting not in TEST_LANES:
+        raise ValueError(f"{LANES_ENV}={setting!r}: the test settings are {', '.join(TEST_LANES)}")
+    kind, bug = TEST_LANES[setting]
+    log.warning("%s=%s is set: %s (a test-only setting)", LANES_ENV, setting, bug)
+    return kind(realtime_capacity, batch_capacity)

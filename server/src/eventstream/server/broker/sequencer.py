@@ -7,10 +7,13 @@ in. Only the leader sequences. Per round it
   window (:class:`.dedup.DedupWindow`, which only the applier changes) and
   against the ids of rounds sequenced but not applied yet (*in flight*);
 - gives each new event its partition and offset from the *last appended*
-  counters (one per partition) and encodes its record and acknowledgement
-  (one native call per submission, :meth:`..native.EventEncoder.place`);
+  counters (one per partition) and encodes its record, sealed as the entry
+  stores it, and its acknowledgement (one native call per submission,
+  :meth:`..native.EventEncoder.place`, into one reused arena per round);
 - stamps the round with one ingest time, clamped so it never goes back;
-- encodes the whole round as one EVENTS entry (one native call);
+- encodes the whole round as one EVENTS entry (one native call, which adds
+  the entry's and the groups' heads and copies each partition's run of
+  sealed records whole: each record is written once before that copy);
 - keeps what the applier needs of that entry, its blocks and the producer
   ids it stores (:class:`.applier.EntryRows`), so the node that sequenced an
   entry applies it without scanning it again (a follower scans).
@@ -31,7 +34,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..native import Duplicates, EventEncoder
+from ..native import Duplicates, EventEncoder, RecordArena
 from ..storage.entries import (
     B_COUNT,
     B_FIRST_OFFSET,
@@ -100,6 +103,8 @@ class Sequencer:
         """id -> (partition, offset, time, entry index) of entries not applied yet."""
         self._by_entry: deque[tuple[int, list[bytes]]] = deque()
         """(entry index, its ids in flight), in index order."""
+        self._arena = RecordArena()
+        """Where a round's records are sealed until its entry is encoded."""
         self.term = 0
         """The term this sequencer leads in; 0 while inactive."""
 
@@ -153,12 +158,13 @@ class Sequencer:
         in_flight = self._in_flight
         ids: list[bytes] = []
         stored: list[tuple[int, int, bytes]] = []
+        self._arena.reset()
         try:
             for submission in taken:
                 dups, fresh = self._dedup(submission, time_ns)
                 out = self._encoder.place(submission.events, dups.encoded(), next_offsets,
                                           time_ns=time_ns, durability=self._durability,
-                                          result_tag=submission.result_tag)
+                                          result_tag=submission.result_tag, into=self._arena)
                 for event_id, row in fresh:  # seen by the next submissions of the round too
                     partition, offset = out.position(row)
                     in_flight[event_id] = (partition, offset, time_ns, index)

@@ -15,10 +15,10 @@ whose index was taken by another term's entry (leadership changed) is
 answered with a retryable error.
 
 Realtime before batch, also for the event loop: the lanes give realtime
-events the first places of every round and keep batch rounds small while
-realtime events wait (:meth:`.lanes.Lanes.take`); and while realtime
+events the first places of every round, the batch lane its share of it
+while realtime events wait (:meth:`.lanes.Lanes.take`); and while realtime
 publishers are active (a realtime event arrived in the last
-:data:`REALTIME_RECENT_SECONDS`) the drain holds a round of only batch
+:data:`.lanes.REALTIME_RECENT_SECONDS`) the drain holds a round of only batch
 events back, up to ``batch_yield_seconds``, for as long as the event loop
 is saturated. A unary gRPC publish needs several turns of the loop before
 its event reaches a lane (grpc.aio takes one new call per turn); a batch
@@ -60,8 +60,6 @@ from .sequencer import Round, RoundResult, Sequencer
 
 log = logging.getLogger(__name__)
 
-REALTIME_RECENT_SECONDS = 1.0
-"""Realtime publishers count as active this long after the last realtime event arrived."""
 LOOP_PROBE_SECONDS = 0.001
 """The sleep that probes the event loop's load while a batch round is held back."""
 LOOP_SATURATED_SHARE = 0.75
@@ -242,7 +240,7 @@ class WritePath:
         """Hold a round of only batch events back while realtime publishers need the loop.
 
         Only while a realtime event arrived in the last
-        :data:`REALTIME_RECENT_SECONDS` and none waits in its lane; until a
+        :data:`.lanes.REALTIME_RECENT_SECONDS` and none waits in its lane; until a
         probe of the loop (a short sleep: how late it ends, and the loop
         thread's CPU time during it) finds it no longer saturated, a realtime event arrives,
         or ``batch_yield_seconds`` passed.
@@ -254,8 +252,7 @@ class WritePath:
         started = loop.time()
         deadline = started + self._batch_yield
         now = started
-        recent = time.monotonic() - REALTIME_RECENT_SECONDS
-        while (now < deadline and lanes.realtime_offered > recent
+        while (now < deadline and lanes.realtime_active()
                and not lanes.waiting(Lane.REALTIME) and self.halted is None):
             ran = time.thread_time()
             await asyncio.sleep(LOOP_PROBE_SECONDS)

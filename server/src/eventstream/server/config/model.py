@@ -55,8 +55,10 @@ class QueuesConfig:
     replication the rounds of a replication round trip. Default 16."""
     batch_lane_share: float = 0.25
     """Share of each drain round kept for the batch lane while the realtime
-    lane is busy, so batch events are never starved; also the most a round
-    carrying realtime events takes from the batch lane. Default 0.25."""
+    lane is busy: at least this share (whole submissions) while batch events
+    wait, so batch keeps its share of throughput; also, rounded up to whole
+    submissions, the most a round carrying realtime events takes from the
+    batch lane. Default 0.25."""
     batch_ingest_mark: int = 8192
     """Events: a TCP connection whose last read brought only batch events
     reads again once at most this many batch events wait for the drain

@@ -113,7 +113,7 @@ class HttpServer:
                             content_type="application/json")
 
     async def _metrics_handler(self, _request: web.Request) -> web.Response:
-        return web.Response(body=self._metrics.render(),
+        return web.Response(body=await self._metrics.render_off_loop(),
                             headers={"Content-Type": CONTENT_TYPE})
 
 

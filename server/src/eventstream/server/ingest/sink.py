@@ -27,8 +27,9 @@ class BrokerSink:
     Args:
         broker: the broker.
         transport: label of the submissions and metrics, ``tcp`` or ``udp``.
-        batch_mark: :meth:`put` of only batch events returns once at most
-            this many batch events wait for the drain (0: only a full lane waits).
+        batch_mark: while realtime publishers are active, :meth:`put` of
+            only batch events returns once at most this many batch events
+            wait for the drain (0: only a full lane waits).
     """
 
     def __init__(self, broker: Broker, transport: str, batch_mark: int = 0) -> None:
@@ -78,21 +79,24 @@ class BrokerSink:
                 on_full()
             await self._wait_for_room()
 
-    async def put(self, accepted: Accepted,
-                  on_full: Callable[[], None] | None = None) -> list[Submission]:
+    async def put(self, accepted: Accepted, on_full: Callable[[], None] | None = None,
+                  on_paced: Callable[[], None] | None = None) -> list[Submission]:
         """Queue ``accepted`` in order, waiting while a lane is full.
 
         The caller reads nothing more from its socket meanwhile, so a full
         lane pushes back on the producer instead of dropping its frames.
-        Events of the batch lane alone then also wait until the drain has
+        While realtime publishers are active (:meth:`..broker.lanes.Lanes.realtime_active`),
+        events of the batch lane alone then also wait until the drain has
         taken the lane down to the batch mark: a batch producer is read as
         fast as rounds take its events, not ahead of them, so reading it
         does not take the event loop from realtime publishers for events
-        that would only wait.
+        that would only wait. Without realtime publishers there is nobody to
+        yield to, and batch producers are read at full speed.
 
         Args:
             accepted: the good frames of a read or a batch.
             on_full: called each time a full lane makes this wait (for metrics).
+            on_paced: called each time the batch mark makes this wait (for metrics).
 
         Returns:
             The queued submissions, in order; their futures resolve once committed.
@@ -105,10 +109,10 @@ class BrokerSink:
             await self.offer_when_room([submission], on_full)
         mark = self._batch_mark
         lanes = self._broker.lanes
-        if mark and queued and lanes.waiting(Lane.BATCH) > mark \
+        if mark and queued and lanes.waiting(Lane.BATCH) > mark and lanes.realtime_active() \
                 and all(submission.lane is Lane.BATCH for submission in queued):
-            if on_full is not None:
-                on_full()
+            if on_paced is not None:
+                on_paced()
             await lanes.wait_waiting_at_most(Lane.BATCH, mark)
         return queued
 

@@ -23,9 +23,10 @@ does not read within that time drops the connection.
 
 While a lane is full the connection stops reading too (TCP flow control
 reaches the producer), so nothing is dropped; after a read of only batch
-events it also waits for the batch lane to drain to ``queues.batch_ingest_mark``
-(:meth:`.sink.BrokerSink.put`). A bad frame closes its own
-connection only, after an ERROR message and a log line naming the peer.
+events, while realtime publishers are active, it also waits for the batch
+lane to drain to ``queues.batch_ingest_mark`` (:meth:`.sink.BrokerSink.put`).
+A bad frame closes its own connection only, after an ERROR message and a log
+line naming the peer.
 
 Security (docs/security.md): with TLS the connection starts with a
 handshake on the certificate of the moment. With authentication on, the
@@ -761,10 +762,14 @@ class _Connection:
         return await self._queue_accepted(decoded.accepted)
 
     async def _queue_accepted(self, accepted: Accepted) -> list[Submission]:
-        return await self._server_side(self._ingest._sink.put(accepted, self._on_full))
+        return await self._server_side(self._ingest._sink.put(accepted, self._on_full,
+                                                              self._on_paced))
 
     def _on_full(self) -> None:
         self._metrics.ingest_backpressure.add(1, _TCP)
+
+    def _on_paced(self) -> None:
+        self._metrics.ingest_batch_paced.add(1, _TCP)
 
     def _count(self, decoded: DecodedFrames) -> None:
         metrics = self._metrics

@@ -45,6 +45,7 @@ from .events import (
     EventEncoder,
     Limits,
     PlacedRecords,
+    RecordArena,
     Refusal,
     Refused,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "ReceiverStats",
+    "RecordArena",
     "RecordTooLarge",
     "Refusal",
     "Refused",

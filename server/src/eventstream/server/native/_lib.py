@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import NativeLibraryError
 
-ABI_VERSION = 5
+ABI_VERSION = 6
 """The libshardq ABI this package is written for (``SHARDQ_ABI_VERSION``)."""
 
 ENV_LIBRARY = "EVENTSTREAM_NATIVE_LIB"
@@ -102,7 +102,13 @@ class StageArgs(ctypes.Structure):
         ("size", c_uint32), ("partitions", c_uint32), ("time_ns", ctypes.c_int64),
         ("durability", c_uint32), ("result_tag", c_uint32), ("id_counter", ctypes.c_uint64),
         ("id_prefix_len", c_uint32), ("id_prefix", ctypes.c_uint8 * ID_PREFIX_MAX),
+        ("flags", c_uint32),
     ]
+
+
+RECORDS_STORED = 1
+"""``SHARDQ_RECORDS_STORED``: records staged (and handed to the entry encoder)
+as sealed segment records."""
 
 
 class Staged(ctypes.Structure):
@@ -155,6 +161,19 @@ class SegmentArgs(ctypes.Structure):
     ]
 
 
+class SelectArgs(ctypes.Structure):
+    """``struct shardq_select_args``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("skip", c_uint32), ("limit", c_uint32), ("min_priority", c_uint32),
+        ("match_all", c_uint32), ("n_patterns", c_uint32),
+        ("patterns", c_void_p), ("patterns_len", c_size_t),
+        ("budget", ctypes.c_uint64), ("held", ctypes.c_uint64), ("held_any", c_uint32),
+        ("examined", c_uint32), ("matched", c_uint32), ("full", c_uint32),
+        ("out_len", ctypes.c_uint64), ("end", ctypes.c_uint64),
+    ]
+
+
 SEGMENT_HEADER = 27
 """``SHARDQ_SEGMENT_HEADER``: bytes of a segment record's header."""
 
@@ -165,7 +184,7 @@ class EntrySource(ctypes.Structure):
     _fields_ = [
         ("records", c_void_p), ("records_len", c_size_t), ("record_ends", c_void_p),
         ("record_topics", c_void_p), ("record_priorities", c_void_p),
-        ("part_counts", c_void_p), ("record_count", c_size_t),
+        ("part_counts", c_void_p), ("record_count", c_size_t), ("flags", c_uint32),
     ]
 
 
@@ -227,6 +246,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_entry_encode": (c_int, [POINTER(EntryArgs)]),
     "shardq_entry_scan": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P,
                                   c_void_p, c_size_t, _SIZE_P]),
+    "shardq_records_select": (c_int, [c_void_p, c_size_t, POINTER(SelectArgs), c_void_p, c_size_t]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import _lib
-from .errors import raise_for
+from .errors import ENOBUFS, raise_for
 from .wire import FrameReason
 
 Buffer = bytes | bytearray | memoryview
@@ -327,6 +327,54 @@ class Duplicates:
         return self._verdicts.tobytes() if self._verdicts is not None else None
 
 
+class RecordArena:
+    """Reusable memory a round's records are placed in, sealed (see :meth:`EventEncoder.place`).
+
+    Each placement takes the room after the previous one; :meth:`reset`
+    starts over for the next round, so what was placed is valid only until
+    then (the round's entry copies it before). Memory is kept between rounds
+    (no fresh pages per round), up to ``keep_bytes`` of it.
+
+    Args:
+        chunk_bytes: the size of each block of memory (a larger placement gets its own).
+        keep_bytes: the memory kept across :meth:`reset`.
+    """
+
+    def __init__(self, chunk_bytes: int = 1 << 20, keep_bytes: int = 16 << 20) -> None:
+        self._chunk_bytes = chunk_bytes
+        self._keep_bytes = keep_bytes
+        self._chunks: list[ctypes.Array[ctypes.c_char]] = []
+        self._current = 0
+        self._used = 0
+
+    def reset(self) -> None:
+        """Start over: everything placed before is given up."""
+        kept, total = [], 0
+        for chunk in self._chunks:
+            total += ctypes.sizeof(chunk)
+            if total > self._keep_bytes:
+                break
+            kept.append(chunk)
+        self._chunks = kept
+        self._current = self._used = 0
+
+    def room(self, size: int) -> tuple[ctypes.Array[ctypes.c_char], int]:
+        """A block with at least ``size`` free bytes and where they start (not yet taken)."""
+        while self._current < len(self._chunks):
+            chunk = self._chunks[self._current]
+            if ctypes.sizeof(chunk) - self._used >= size:
+                return chunk, self._used
+            self._current += 1
+            self._used = 0
+        chunk = ctypes.create_string_buffer(max(size, self._chunk_bytes))
+        self._chunks.append(chunk)
+        return chunk, 0
+
+    def take(self, size: int) -> None:
+        """Mark ``size`` bytes after the last :meth:`room` answer as used."""
+        self._used += size
+
+
 @dataclass(frozen=True, slots=True)
 class PlacedRecords:
     """What :meth:`EventEncoder.place` produced for one submission.
@@ -339,10 +387,13 @@ class PlacedRecords:
     ``native`` is the same, as the row ``NativeWire.entry_encode`` hands to
     libshardq (made once by :meth:`EventEncoder.place`, so the round's
     encoding marshals nothing per submission); it points into the buffers
-    above, which must stay alive with it.
+    above, which must stay alive with it. When ``sealed``, each record is
+    already a segment record (header, topic, framed event: what the entry
+    stores), ``records`` is a view into a :class:`RecordArena`, valid until
+    its next reset.
     """
 
-    records: bytes
+    records: bytes | memoryview
     ends: memoryview
     topics: memoryview
     priorities: bytes
@@ -350,6 +401,7 @@ class PlacedRecords:
     positions: memoryview
     results: bytes
     native: _lib.EntrySource | None = None
+    sealed: bool = False
 
     def flat_positions(self) -> list[int]:
         """Partition and offset of every event, flat: ``[p0, o0, p1, o1, ...]``."""
@@ -512,7 +564,8 @@ class EventEncoder:
                         counts[0], counts[1], counts[2], 0)
 
     def place(self, events: AcceptedEvents, dups: bytes | None, next_offsets: array[int],
-              *, time_ns: int, durability: int, result_tag: int) -> PlacedRecords:
+              *, time_ns: int, durability: int, result_tag: int,
+              into: RecordArena | None = None) -> PlacedRecords:
         """Give accepted events their partition and offset; encode records and acknowledgements.
 
         Args:
@@ -522,6 +575,11 @@ class EventEncoder:
             time_ns: the round's ingest time.
             durability: the ``eventstream.v1.Durability`` written in each ack.
             result_tag: 0, or the tag byte wrapping each PublishResult.
+            into: seal the records (each a segment record with its offset,
+                ``time_ns`` and CRC32C, as the round's entry stores it) into
+                this arena, so the entry encoder copies whole runs of them
+                instead of encoding each record again; None: plain records
+                in a new ``bytes``.
         """
         bodies, rows = events.bodies, events.rows
         n = len(rows) // ROW_BYTES
@@ -531,10 +589,18 @@ class EventEncoder:
         args.time_ns = time_ns
         args.durability = durability
         args.result_tag = result_tag
-        records_cap = len(bodies) + n * (ID_PREFIX_MAX + 16 + RECORD_MAX_OVERHEAD)
+        args.flags = _lib.RECORDS_STORED if into is not None else 0
         results_cap = len(bodies) + n * (ID_PREFIX_MAX + 16 + ACK_MAX_OVERHEAD)
-        records = self._buffer("records", records_cap)
         results = self._buffer("results", results_cap)
+        if into is not None:
+            # The arena's free room first; C says how much it needs when that is too little.
+            records, start = into.room(64 * 1024)
+            records_at = ctypes.addressof(records) + start
+            records_cap = ctypes.sizeof(records) - start
+        else:
+            records = self._buffer(
+                "records", len(bodies) + n * (ID_PREFIX_MAX + 16 + RECORD_MAX_OVERHEAD))
+            records_at, records_cap = ctypes.addressof(records), ctypes.sizeof(records)
         size = max(n, 1)  # never an empty array: its address would be NULL
         ends = array("I", bytes(4 * size))
         topics = array("I", bytes(8 * size))
@@ -543,7 +609,7 @@ class EventEncoder:
         positions = array("Q", bytes(16 * size))
         out = _lib.Staged()
         out.size = ctypes.sizeof(_lib.Staged)
-        out.records = ctypes.addressof(records)
+        out.records = records_at
         out.records_cap = records_cap
         out.results = ctypes.addressof(results)
         out.results_cap = results_cap
@@ -555,16 +621,32 @@ class EventEncoder:
         out.record_priorities = ctypes.addressof(priorities)
         rc = self._place(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
                          dups, ctypes.c_void_p(offsets), byref(out))
+        if rc == ENOBUFS and into is not None:  # a block with the room it needs, once
+            records, start = into.room(out.records_len)
+            out.records = ctypes.addressof(records) + start
+            out.records_cap = ctypes.sizeof(records) - start
+            rc = self._place(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
+                             dups, ctypes.c_void_p(offsets), byref(out))
         if rc:
             raise_for(rc, "place")
         count = out.record_count
-        placed = ctypes.string_at(records, out.records_len)
         kinds = ctypes.string_at(priorities, count)
-        native = _lib.EntrySource(_lib.address_of(placed), len(placed), out.record_ends,
-                                  out.record_topics, _lib.address_of(kinds), out.part_counts, count)
+        placed: bytes | memoryview
+        if into is not None:
+            into.take(out.records_len)
+            placed = memoryview(records).cast("B")[start:start + out.records_len]
+            native = _lib.EntrySource(out.records, out.records_len, out.record_ends,
+                                      out.record_topics, _lib.address_of(kinds), out.part_counts,
+                                      count, _lib.RECORDS_STORED)
+        else:
+            placed = ctypes.string_at(records, out.records_len)
+            native = _lib.EntrySource(_lib.address_of(placed), len(placed), out.record_ends,
+                                      out.record_topics, _lib.address_of(kinds), out.part_counts,
+                                      count, 0)
         return PlacedRecords(
             placed, memoryview(ends)[:count], memoryview(topics)[:2 * count], kinds, part_counts,
-            memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len), native)
+            memoryview(positions)[:2 * n], ctypes.string_at(results, out.results_len), native,
+            into is not None)
 
     def _buffer(self, name: str, size: int) -> ctypes.Array[ctypes.c_char]:
         """This thread's reusable output buffer ``name`` of at least ``size`` bytes."""
@@ -576,4 +658,4 @@ class EventEncoder:
 
 
 __all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "Duplicates",
-           "EventEncoder", "Limits", "PlacedRecords", "Refusal", "Refused"]
+           "EventEncoder", "Limits", "PlacedRecords", "RecordArena", "Refusal", "Refused"]

@@ -205,10 +205,14 @@ class EntryScan:
 
 
 class EntrySourceLike(Protocol):
-    """One submission's placed records (:class:`.events.PlacedRecords` has these)."""
+    """One submission's placed records (:class:`.events.PlacedRecords` has these).
+
+    Plain records, unless it also has a ``native`` row (that row then says
+    whether they are sealed).
+    """
 
     @property
-    def records(self) -> bytes:
+    def records(self) -> bytes | memoryview:
         """See the class docstring."""
         ...
 
@@ -486,7 +490,7 @@ class NativeWire:
                 row.record_topics = _pointer(source.topics, held)
                 counts = array("I", source.part_counts)
                 keep.append(counts)
-                row.records = _lib.address_of(source.records)
+                row.records = _pointer(source.records, held)
                 row.records_len = len(source.records)
                 row.record_priorities = _lib.address_of(source.priorities)
                 row.part_counts = counts.buffer_info()[0]

@@ -8,6 +8,15 @@ collection, because an SDK counter's ``add`` costs microseconds per request.
 Gauges and the observable counters are read by callbacks from the components
 that own the numbers, registered with :meth:`Metrics.observe`.
 
+Rendering: the numbers the callbacks report are read at once on the event
+loop's thread (they belong to it), then the collection and the text
+exposition, milliseconds of Python work, run in a worker thread
+(:meth:`Metrics.render_off_loop`), so a scrape does not hold the loop for
+that long: the thread gives the interpreter back every switch interval. The
+OpenTelemetry SDK's instruments take their own locks, so recording on the
+loop while a collection runs is safe, as under prometheus_client's own HTTP
+server, which also collects in a thread.
+
 Naming: whatever only grows (a running total) is a counter, exported with
 ``_total``; gauges are levels that go up and down, or positions
 (``eventstream_log_end_offset``). Counters whose label values are known in
@@ -20,6 +29,7 @@ name, datagrams) carries no ``transport`` label.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -50,6 +60,7 @@ class FastCounter:
 
     def __init__(self, meter: Meter, name: str, unit: str, description: str) -> None:
         self._values: dict[tuple[tuple[str, str], ...], int] = {}
+        self._frozen: list[Observation] = []
         meter.create_observable_counter(name, callbacks=[self._read], unit=unit,
                                         description=description)
 
@@ -58,8 +69,12 @@ class FastCounter:
         key = tuple(attributes.items()) if attributes else ()
         self._values[key] = self._values.get(key, 0) + amount
 
+    def freeze(self) -> None:
+        """Copy the values for the next collection (on the thread that adds)."""
+        self._frozen = [Observation(value, dict(key)) for key, value in list(self._values.items())]
+
     def _read(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(value, dict(key)) for key, value in list(self._values.items())]
+        return self._frozen
 
 
 class Metrics:
@@ -127,6 +142,11 @@ class Metrics:
                         "stopped reading because a lane was full, or a TCP connection "
                         "because ingest.max_buffered_bytes were in use, or (on a follower) "
                         "because its frames forwarded to the leader were at their bound")
+        self.ingest_batch_paced = FastCounter(
+            meter, "eventstream.ingest.batch_paced", unit="1",
+            description="Times a raw TCP connection whose last read brought only batch events "
+                        "waited for the batch lane to drain to queues.batch_ingest_mark "
+                        "(only while realtime publishers are active)")
         self.http_closed = meter.create_counter(
             "eventstream.http.connections.closed", unit="1",
             description="HTTP connections refused (CONNECTION_LIMIT) or cut short "
@@ -162,7 +182,8 @@ class Metrics:
             ("eventstream.queue.capacity", "1", "Events a lane holds, by lane"),
             ("eventstream.queue.waiting_peak", "1",
              "The most events that waited at once for the drain since start, by lane "
-             "(queues.batch_ingest_mark bounds the batch lane's for TCP ingest)"),
+             "(queues.batch_ingest_mark bounds the batch lane's for TCP ingest while "
+             "realtime publishers are active)"),
             ("eventstream.log.retained", "By", "Bytes of records retained, by partition"),
             ("eventstream.log.end_offset", "1", "Next offset of each partition"),
             ("eventstream.storage.bytes", "By", "Bytes of segment files, by partition"),
@@ -258,6 +279,9 @@ class Metrics:
                                                     "by partition")
 
         self._start_at_zero()
+        self._fast = [value for value in vars(self).values() if isinstance(value, FastCounter)]
+        self._frozen: dict[str, list[Observation]] = {}
+        self._rendering = asyncio.Lock()
 
     def _start_at_zero(self) -> None:
         """Export the counters whose label values are known in advance at zero."""
@@ -269,25 +293,40 @@ class Metrics:
         for transport in ("tcp", "udp"):
             self.ingest_backpressure.add(0, {"transport": transport})
             self.frames_forwarded.add(0, {"transport": transport})
+        self.ingest_batch_paced.add(0, {"transport": "tcp"})
         self.ingest_connections.add(0, {"transport": "tcp"})
         for instrument in (self.commits, self.memory_trimmed, self.datagrams, self.subscribers):
             instrument.add(0)
 
     def _callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def read(_options: CallbackOptions) -> Iterable[Observation]:
-            reading = self._readings.get(name)
-            if reading is None:
-                return []
-            return [Observation(value, attributes) for value, attributes in reading()]
+            return self._frozen.get(name, [])
         return read
+
+    def _freeze(self) -> None:
+        """Read every number the callbacks report now, for the next collection."""
+        for counter in self._fast:
+            counter.freeze()
+        self._frozen = {name: [Observation(value, attributes) for value, attributes in reading()]
+                        for name, reading in list(self._readings.items())}
 
     def observe(self, name: str, reading: Reading) -> None:
         """Have gauge or observable counter ``name`` report what ``reading`` returns at each scrape."""
         self._readings[name] = reading
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition of every metric, all on the caller's thread."""
+        self._freeze()
         return generate_latest(REGISTRY)
+
+    async def render_off_loop(self) -> bytes:
+        """The Prometheus text exposition of every metric, rendered in a worker thread.
+
+        The numbers are read on the loop first; one rendering at a time.
+        """
+        async with self._rendering:
+            self._freeze()
+            return await asyncio.to_thread(generate_latest, REGISTRY)
 
     def shutdown(self) -> None:
         """Stop the provider and unregister from the Prometheus registry."""

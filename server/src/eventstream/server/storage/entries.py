@@ -216,7 +216,7 @@ class EntrySource(Protocol):
     """
 
     @property
-    def records(self) -> bytes:
+    def records(self) -> bytes | memoryview:
         """See the class docstring."""
         ...
 
