@@ -23,8 +23,8 @@ through the log (``ClusterService.AddMember``) at the address recorded in
 their ``MEMBERSHIP`` entry. Whenever the applied membership changes, the
 transport follows it (:meth:`ClusterMember.membership_changed`): links open
 to added members and close to removed ones, whose calls are refused from
-then on. A joining node (``cluster.join``) starts with the initial voters'
-addresses and learns the others from the log once it is added.
+then on. A joining node (``cluster.join``, or a pod beyond ``cluster.voters``)
+starts with the initial voters' addresses and learns the others from the log once it is added.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from ..storage.entry_api import EntryLog
 from ..storage.fileops import FileOps
 from ..tasks import cancel_and_wait
 from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
-from .discovery import initial_members
+from .discovery import initial_members, joins
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
@@ -370,14 +370,14 @@ def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: 
     node_id = cluster.node_id
     initial = initial_members(cluster)
     identity = load_or_bootstrap(Path(config.storage.data_dir), node_id, initial, event_log, ops,
-                                 cluster.name, joiner=cluster.join)
+                                 cluster.name, joiner=joins(cluster))
     if not identity.caught_up and not identity.joiner:
         log.info("catching up after a bootstrap: no votes for candidates with a log until this "
                  "member holds the cluster's commit index")
     found = initial if discovered is None else discovered
     peers = {node: target for node, target in found.items() if node in identity.voters}
     # A joiner is not among the initial voters: it announces its own listening address.
-    own_address = peers.get(node_id) or initial.get(node_id) or \
+    own_address = found.get(node_id) or initial.get(node_id) or \
         f"{config.server.host}:{cluster.port}"
     # dns targets read dns://server/host:port: the host is what clients are told.
     own_host = own_address.rpartition("/")[2].rpartition(":")[0]
