@@ -279,10 +279,10 @@ class MembershipRequests:
 
     async def leave(self, timeout: float) -> bool:
         """Ask the leader to remove this learner, for at most ``timeout`` seconds; whether it did."""
-        me = self._driver.node_id
 
         def removed(reply: JoinReply | None) -> bool:
-            return reply is not None and not reply.member and reply.leader_id not in ("", me)
+            # The leader's own answer (a follower's says why it changed nothing).
+            return reply is not None and not reply.member and not reply.detail
         try:
             async with asyncio.timeout(timeout):
                 await self.until(JoinIntent.LEAVE, removed)

@@ -51,6 +51,7 @@ from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
 from .discovery import initial_members, joins
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .joining import Admin, JoinPolicy, JoinService, MembershipRequests, Promoter
+from .node import RaftDriver
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
 from .snapshot_transfer import without_entries
@@ -175,8 +176,8 @@ class ClusterMember:
             elif gate is not None and gate.closed and driver.last_index == 0:
                 if self.identity.joiner or await requests.history_elsewhere(
                         lambda: driver.last_index == 0 and gate.closed):
-                    await requests.until(JoinIntent.REJOIN, lambda _: not gate.closed or
-                                         me in driver.membership.learners)
+                    await requests.until(JoinIntent.REJOIN, functools.partial(
+                        _rejoined, driver, gate, me))
         except (DriverStopped, DriverHalted):
             return
 
@@ -423,6 +424,13 @@ class ClusterMember:
 
 def _differs(now: Callable[[], str], told: str) -> bool:
     return now() != told
+
+
+def _rejoined(driver: RaftDriver, gate: VoteGate, me: str, reply: JoinReply | None) -> bool:
+    """The rejoin is done: the leader said so, or this node applied it (or caught up)."""
+    if reply is not None:  # asked again later, the leader could remove a promoted voter again
+        return reply.member and not reply.detail and me not in reply.voters
+    return not gate.closed or me in driver.membership.learners
 
 
 def _leads(replicated: ReplicatedLog) -> bool:
