@@ -19,12 +19,15 @@ entries in the same order.
 
 Members: the initial voters (``cluster.peers``, or discovery) are reached at
 the addresses the configuration or discovery gives; members added later
-through the log (``ClusterService.AddMember``) at the address recorded in
-their ``MEMBERSHIP`` entry. Whenever the applied membership changes, the
-transport follows it (:meth:`ClusterMember.membership_changed`): links open
-to added members and close to removed ones, whose calls are refused from
-then on. A joining node (``cluster.join``, or a pod beyond ``cluster.voters``)
-starts with the initial voters' addresses and learns the others from the log once it is added.
+through the log (``ClusterService.AddMember``, or a node's own ``Join``) at
+the address recorded in their ``MEMBERSHIP`` entry. Whenever the applied
+membership changes, the transport follows it
+(:meth:`ClusterMember.membership_changed`): links open to added members and
+close to removed ones, whose calls are refused from then on. A joining node
+(``cluster.join``, or a pod beyond ``cluster.voters``) starts with the
+initial voters' addresses, asks to be added (``cluster.joining``), takes the
+members a Join answer names as peers until it has applied that far, and then
+follows the log.
 """
 
 from __future__ import annotations
