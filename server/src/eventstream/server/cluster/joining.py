@@ -268,7 +268,9 @@ class MembershipRequests:
         me = self._driver.node_id
         backoff = FIRST_BACKOFF_SECONDS
         hint: tuple[str, str] | None = None
+        hinted: set[tuple[str, str]] = set()  # leaders asked at once since the last back-off
         while not done(None):
+            named = None
             for node, address in self._targets(hint):
                 reply = await self._ask(node, address, intent)
                 if isinstance(reply, str):
@@ -277,14 +279,19 @@ class MembershipRequests:
                 if done(reply):
                     self.waiting_for = ""
                     return
-                self.waiting_for = (f"asking {node} ({intent.name.lower()}): "
-                                    f"{reply.detail or 'not done yet'}")
+                outcome = reply.detail or ("granted; waiting for the log" if reply.member
+                                           else "not done yet")
+                self.waiting_for = f"asking {node} ({intent.name.lower()}): {outcome}"
                 if reply.leader_id and reply.leader_id not in (node, me) and reply.leader_address:
-                    hint = (reply.leader_id, reply.leader_address)
-                    break  # ask the leader at once
-            else:
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    named = (reply.leader_id, reply.leader_address)
+                    break  # ask the leader next
+            if named is not None and named not in hinted:
+                hint = named  # a leader not asked yet: at once (stale hints cannot spin)
+                hinted.add(named)
+                continue
+            hinted.clear()
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         self.waiting_for = ""
 
     async def leave(self, timeout: float) -> bool:
