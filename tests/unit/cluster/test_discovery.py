@@ -3,6 +3,8 @@ the static list's checks, the discovery keys' bounds and the package's names."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import eventstream.server.cluster.discovery as discovery
@@ -11,6 +13,7 @@ from eventstream.server.cluster.discovery import (
     PodName,
     StaticDiscovery,
     initial_members,
+    joins,
     parse_pod_name,
 )
 from eventstream.server.cluster.discovery.endpointslices import peers_of
@@ -18,7 +21,8 @@ from eventstream.server.cluster.discovery.statefulset import majority, member_na
 from eventstream.server.config.load import ConfigError, load_config
 
 EXPORTS = {"DiscoveryError", "DnsDiscovery", "PeerDiscovery", "PeersChanged", "PodName",
-           "StaticDiscovery", "find_peers", "initial_members", "parse_pod_name", "peer_discovery"}
+           "StaticDiscovery", "find_peers", "initial_members", "joins", "parse_pod_name",
+           "peer_discovery"}
 
 
 def test_all_is_pinned_and_resolves():
@@ -106,6 +110,8 @@ def test_static_list_must_be_usable():
     ("cluster.namespace", "Streams", "a Kubernetes namespace name"),
     ("cluster.service", "a_b", "a Kubernetes service name"),
     ("cluster.replicas", 0, "between 1 and 1000"),
+    ("cluster.voters", 0, "between 1 and 9"),
+    ("cluster.voters", 10, "between 1 and 9"),
     ("cluster.discovery_timeout_seconds", -1, "between 0 and 86400"),
     ("cluster.discovery", "consul", "one of static, dns, kubernetes"),
 ])
@@ -124,18 +130,21 @@ def test_good_discovery_values_pass(key, value):
     load_config(env={}, overrides={key: value})
 
 
-def test_enough_means_this_node_and_a_majority():
+def test_enough_means_this_node_and_a_majority_of_the_voters():
     from eventstream.server.cluster.discovery._base import Lookup, enough
 
     def found(*nodes):
         return Lookup(peers={node: "x:1" for node in nodes})
 
-    assert enough(found("a"), "a", 1)
-    assert not enough(found("a"), "a", 3)
-    assert not enough(found("b", "c"), "a", 3), "this node must be among them"
-    assert enough(found("a", "b"), "a", 3)
-    assert not enough(found("a", "b"), "a", 4)
-    assert enough(found("a", "b", "c"), "a", 5)
+    assert enough(found("a"), "a", {"a"})
+    assert not enough(found("a"), "a", {"a", "b", "c"})
+    assert not enough(found("b", "c"), "a", {"a", "b", "c"}), "this node must be among them"
+    assert enough(found("a", "b"), "a", {"a", "b", "c"})
+    assert not enough(found("a", "b"), "a", {"a", "b", "c", "d"})
+    assert enough(found("a", "b", "c"), "a", {"a", "b", "c", "d", "e"})
+    # A joiner (not a voter) waits for a majority of the voters, not counting itself.
+    assert not enough(found("d", "a"), "d", {"a", "b", "c"})
+    assert enough(found("d", "a", "b"), "d", {"a", "b", "c"})
 
 
 async def test_the_wait_with_no_time_left_tries_once_and_names_what_is_missing():
@@ -148,12 +157,12 @@ async def test_the_wait_with_no_time_left_tries_once_and_names_what_is_missing()
         return Lookup(peers={"a": "x:1"}, missing={"b.svc": "no such name", "c.svc": "timed out"})
 
     with pytest.raises(DiscoveryError) as raised:
-        await wait_for_members(attempt, node_id="a", replicas=3, timeout=0, mode="dns")
+        await wait_for_members(attempt, node_id="a", voters={"a", "b", "c"}, timeout=0, mode="dns")
     assert calls == [1]
     [problem] = raised.value.problems
     assert problem.startswith("cluster.discovery: dns: after 1 attempt in 0 s "
                               "(cluster.discovery_timeout_seconds) found 1 (a), need this node (a) "
-                              "and at least 2 of 3 members")
+                              "and at least 2 of 3 voters")
     assert problem.endswith("missing: b.svc: no such name; c.svc: timed out")
 
 
@@ -164,20 +173,44 @@ def test_the_initial_voters_are_the_ordinals_below_replicas_by_name(mode):
         "cluster.namespace": "streams", "cluster.port": 9100}).cluster
     assert initial_members(cluster) == {
         f"es-{n}": f"es-{n}.eventstream-headless.streams.svc.cluster.local:9100" for n in range(3)}
+    assert not joins(cluster)
+
+
+@pytest.mark.parametrize("voters, replicas, count", [(3, 1, 1), (3, 3, 3), (3, 5, 3), (5, 5, 5),
+                                                     (1, 4, 1), (5, 3, 3)])
+def test_the_initial_voters_are_the_fewer_of_voters_and_replicas(voters, replicas, count):
+    cluster = load_config(env={}, overrides={
+        "cluster.discovery": "dns", "cluster.node_id": "es-0", "cluster.voters": voters,
+        "cluster.replicas": replicas}).cluster
+    assert sorted(initial_members(cluster)) == [f"es-{n}" for n in range(count)]
 
 
 def test_the_initial_voters_of_static_are_the_listed_peers():
     cluster = load_config(env={}, overrides={
         "cluster.node_id": "n1", "cluster.peers": ["n1=10.0.0.1:9100", "n2=10.0.0.2:9100"]}).cluster
     assert initial_members(cluster) == {"n1": "10.0.0.1:9100", "n2": "10.0.0.2:9100"}
+    assert not joins(cluster)
+    assert joins(dataclasses.replace(cluster, node_id="n3", join=True))
 
 
-@pytest.mark.parametrize("node, words", [
-    ("laptop", "cluster.node_id: 'laptop' is not a StatefulSet pod name"),
-    ("es-3", "cluster.replicas: 3, but this pod is es-3 (ordinal 3)"),
+@pytest.mark.parametrize("mode", ["dns", "kubernetes"])
+@pytest.mark.parametrize("node, replicas, voters, joiner", [
+    ("es-2", 3, 3, False), ("es-3", 3, 3, True), ("es-3", 5, 3, True), ("es-3", 5, 4, False),
+    ("es-1", 1, 3, True),
 ])
-def test_a_member_outside_the_initial_voters_is_refused(node, words):
+def test_a_pod_beyond_the_voters_joins(mode, node, replicas, voters, joiner):
     cluster = load_config(env={}, overrides={
-        "cluster.discovery": "dns", "cluster.node_id": node, "cluster.replicas": 3}).cluster
-    with pytest.raises(DiscoveryError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        "cluster.discovery": mode, "cluster.node_id": node, "cluster.replicas": replicas,
+        "cluster.voters": voters}).cluster
+    assert joins(cluster) is joiner
+    assert node not in initial_members(cluster) if joiner else node in initial_members(cluster)
+
+
+def test_a_node_id_that_is_not_a_pod_name_is_refused():
+    cluster = load_config(env={}, overrides={
+        "cluster.discovery": "dns", "cluster.node_id": "laptop", "cluster.replicas": 3}).cluster
+    words = r"cluster.node_id: 'laptop' is not a StatefulSet pod name"
+    with pytest.raises(DiscoveryError, match=words):
         initial_members(cluster)
+    with pytest.raises(DiscoveryError, match=words):
+        joins(cluster)

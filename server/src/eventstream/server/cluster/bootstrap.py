@@ -12,12 +12,14 @@ membership the Raft log starts from. A data dir that holds a log but no
 ``cluster.json`` (a single node's, or a damaged one) is refused, and so is a
 file written for another node id.
 
-A joining node (``cluster.join``: not among the initial voters) writes the
+A joining node (not among the initial voters: ``cluster.join``, or a pod
+beyond ``cluster.voters``) writes the
 same file, with the same derived cluster id and initial voters, and
 ``"joiner": true``: its log starts from the initial membership like every
-member's, it is not a voter in it, so it never campaigns; it waits until a
-member adds it through the log (``ClusterService.AddMember``). From then the
-log, not this file, says what it is.
+member's, it is not a voter in it, so it never campaigns; it waits until the
+leader adds it through the log (it asks, ``cluster.joining``, or an operator
+calls ``ClusterService.AddMember``). From then the log, not this file, says
+what it is.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class ClusterIdentity:
     """False from the bootstrap until the member's log held the cluster's commit index
     (see ``vote_gate``)."""
     joiner: bool = False
-    """True for a node that was not an initial voter (``cluster.join``)."""
+    """True for a node that was not an initial voter (``discovery.joins``)."""
 
 
 def derive_cluster_id(peers: Mapping[str, str], name: str = "") -> str:

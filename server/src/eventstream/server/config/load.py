@@ -88,6 +88,8 @@ def _address_port(value: str) -> bool:
 
 
 _POSITIVE = _between(1, 2**40)
+MAX_VOTERS = 9
+"""``cluster.voters`` at most: every write waits for a majority of them."""
 RULES: dict[str, tuple[Check, str]] = {
     "server.host": ((lambda v: bool(v.strip())),
                     "a host name or address (0.0.0.0 for every IPv4 interface, :: for every interface)"),
@@ -112,6 +114,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.service": ((lambda v: _DNS_LABEL.fullmatch(v) is not None),
                         "a Kubernetes service name (lower-case letters, digits and -)"),
     "cluster.replicas": _between(1, 1000),
+    "cluster.voters": _between(1, MAX_VOTERS),
     "cluster.name": ((lambda v: v == "" or _DNS_LABEL.fullmatch(v) is not None),
                      "empty or a name of lower-case letters, digits and -"),
     "cluster.cluster_domain": ((lambda v: v == "" or _DNS_NAME.fullmatch(v) is not None),

@@ -117,9 +117,15 @@ class ClusterConfig:
     service: str = "eventstream-headless"
     """Headless service name used by ``dns``/``kubernetes`` discovery."""
     replicas: int = 1
-    """Pods of the StatefulSet: ``dns`` discovery names ordinals 0 to
-    ``replicas - 1``; ``dns`` and ``kubernetes`` discovery wait at start until
-    this node and a majority of ``replicas`` are found. Default 1."""
+    """Pods of the StatefulSet expected at start (``dns``, ``kubernetes``):
+    the initial voters are ordinals 0 to ``min(voters, replicas) - 1``, and
+    discovery waits at start until this node and a majority of them are
+    found. Default 1."""
+    voters: int = 3
+    """Voters of the cluster (``dns``, ``kubernetes``), 1 to 9: the initial
+    voters are ordinals 0 to ``min(voters, replicas) - 1``; a pod of a higher
+    ordinal joins as a learner by itself (a read replica: it never votes, so
+    scaling never changes the quorum). Default 3."""
     cluster_domain: str = "cluster.local"
     """Cluster DNS domain appended to the peers' names by ``dns`` discovery
     (``<pod>.<service>.<namespace>.svc.<cluster_domain>``); empty leaves the
@@ -135,7 +141,7 @@ class ClusterConfig:
     empty."""
     discovery_timeout_seconds: float = 300.0
     """At start: seconds ``dns`` and ``kubernetes`` discovery keep retrying
-    (with back-off) until this node and a majority of ``replicas`` are found;
+    (with back-off) until this node and a majority of the initial voters are found;
     after that the server refuses to start. Default 300 s."""
     port: int = 9100
     """Cluster (peer) port. Default 9100."""
@@ -153,9 +159,11 @@ class ClusterConfig:
     join: bool = False
     """This node joins a running cluster: a new node (not among the initial
     members, ``cluster.peers``), or a member that lost its data dir and was
-    removed. On an empty data dir it never forms a cluster of its own, it
-    waits until a member adds it (``ClusterService.AddMember``), then
-    receives the log as a learner. ``static`` discovery only. Default false."""
+    removed. On an empty data dir it never forms a cluster of its own; it asks
+    the leader to add it (granted to an initial voter, or to any node with
+    ``cluster.tls``; otherwise ``ClusterService.AddMember``), then receives
+    the log as a learner. ``static`` discovery only (a pod beyond
+    ``voters`` joins without it). Default false."""
     tick_ms: int = 50
     """Milliseconds of one Raft tick, the clock of elections and heartbeats.
     Default 50."""

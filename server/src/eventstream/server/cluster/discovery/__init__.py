@@ -3,20 +3,22 @@
 ``peer_discovery(cluster)`` builds the component for ``cluster.discovery``:
 
 - ``static``: ``cluster.peers`` (``StaticDiscovery``);
-- ``dns``: the StatefulSet's pod names under the headless service, ordinals
-  0 to ``cluster.replicas - 1`` (``DnsDiscovery``);
+- ``dns``: the StatefulSet's pod names under the headless service: the
+  initial voters, ordinals 0 to ``min(cluster.voters, cluster.replicas) - 1``,
+  and this pod (``DnsDiscovery``);
 - ``kubernetes``: the headless service's EndpointSlices, listed and watched
   through the API server (``KubernetesDiscovery``, imported only in this mode).
 
 Each is a ``PeerDiscovery``: ``await start(on_change)`` returns the first
 peer map (node id -> gRPC target of the cluster port, this node included)
-once this node and a majority of ``cluster.replicas`` are found, or raises
+once this node and a majority of the initial voters are found, or raises
 ``DiscoveryError`` (every problem naming its config key); ``await stop()``.
 
 ``initial_members(cluster)`` names the cluster's initial voters, the same on
 every member whatever discovery has found so far: ``cluster.peers`` (static),
-or ordinals 0 to ``cluster.replicas - 1`` under the headless service (dns,
-kubernetes).
+or ordinals 0 to ``min(cluster.voters, cluster.replicas) - 1`` under the
+headless service (dns, kubernetes). ``joins(cluster)`` says whether this node
+is not one of them and joins as a learner.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from eventstream.server.config.model import ClusterConfig
 
 from ._base import DiscoveryError, PeerDiscovery, PeersChanged
 from .dns import DnsDiscovery
-from .statefulset import PodName, member_names, parse_pod_name, pod_host
+from .statefulset import PodName, is_voter_ordinal, member_names, parse_pod_name, pod_host, voter_count
 from .static import StaticDiscovery
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "StaticDiscovery",
     "find_peers",
     "initial_members",
+    "joins",
     "parse_pod_name",
     "peer_discovery",
 ]
@@ -83,29 +86,42 @@ def initial_members(cluster: ClusterConfig) -> dict[str, str]:
     Every member computes the same map from its settings alone (the cluster
     id is derived from it, see ``cluster.bootstrap``): ``cluster.peers`` with
     ``static``; otherwise the StatefulSet's pods of ordinals 0 to
-    ``cluster.replicas - 1`` by their headless-service names.
+    ``min(cluster.voters, cluster.replicas) - 1`` by their headless-service
+    names (a pod beyond them joins: :func:`joins`).
 
     Raises:
         DiscoveryError: ``cluster.peers`` malformed (static); the node id is
-            not a pod name, or its ordinal is not below ``cluster.replicas``
-            (dns, kubernetes: adding members is not implemented).
+            not a pod name (dns, kubernetes).
     """
     if cluster.discovery == "static":
         try:
             return parse_peers(cluster.peers)
         except ValueError as error:
             raise DiscoveryError(str(error).splitlines()) from None
+    pod = _own_pod(cluster)
+    return {name: f"{pod_host(name, cluster)}:{cluster.port}"
+            for name in member_names(pod.statefulset, voter_count(cluster))}
+
+
+def joins(cluster: ClusterConfig) -> bool:
+    """Whether this node is not an initial voter and joins a running cluster as a learner.
+
+    ``cluster.join`` with ``static`` discovery; with ``dns`` or ``kubernetes``,
+    a pod whose ordinal is ``min(cluster.voters, cluster.replicas)`` or beyond.
+
+    Raises:
+        DiscoveryError: the node id is not a pod name (dns, kubernetes).
+    """
+    if cluster.discovery == "static":
+        return cluster.join
+    return not is_voter_ordinal(_own_pod(cluster), cluster)
+
+
+def _own_pod(cluster: ClusterConfig) -> PodName:
     pod = parse_pod_name(cluster.node_id)
     if pod is None:
         raise DiscoveryError([
             f"cluster.node_id: {cluster.node_id!r} is not a StatefulSet pod name "
             f"(<statefulset>-<ordinal>): a replicated member with cluster.discovery "
             f"{cluster.discovery} takes its ordinal from it"])
-    if pod.ordinal >= cluster.replicas:
-        raise DiscoveryError([
-            f"cluster.replicas: {cluster.replicas}, but this pod is {cluster.node_id} (ordinal "
-            f"{pod.ordinal}): the voters are ordinals 0 to {cluster.replicas - 1}, and adding "
-            "members to a running cluster is not implemented; scale the StatefulSet back to "
-            f"{cluster.replicas} (docs/cluster.md \"Scaling\")"])
-    return {name: f"{pod_host(name, cluster)}:{cluster.port}"
-            for name in member_names(pod.statefulset, cluster.replicas)}
+    return pod

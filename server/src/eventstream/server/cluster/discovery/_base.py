@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,7 +52,7 @@ class PeerDiscovery(Protocol):
         """Find the members; returns the first peer map.
 
         Waits (retrying with back-off, logging what is missing) until this node
-        and a majority of ``cluster.replicas`` are found, at most
+        and a majority of the initial voters are found, at most
         ``cluster.discovery_timeout_seconds``. A mode that watches (kubernetes)
         keeps watching after it returns and awaits ``on_change`` with every
         new map, one call at a time, until ``stop``.
@@ -78,13 +78,15 @@ class Lookup:
     """Node id (or name) -> why it was not found, for the log and the error."""
 
 
-def enough(lookup: Lookup, node_id: str, replicas: int) -> bool:
-    """This node and a majority of ``replicas`` are found: a quorum can form."""
-    return node_id in lookup.peers and len(lookup.peers) >= majority(replicas)
+def enough(lookup: Lookup, node_id: str, voters: Collection[str]) -> bool:
+    """This node and a majority of the initial ``voters`` are found: a quorum can form."""
+    found = sum(1 for node in voters if node in lookup.peers)
+    return node_id in lookup.peers and found >= majority(len(voters))
 
 
-async def wait_for_members(attempt: Callable[[], Awaitable[Lookup]], *, node_id: str, replicas: int,
-                           timeout: float, mode: str, rng: random.Random | None = None) -> Lookup:
+async def wait_for_members(attempt: Callable[[], Awaitable[Lookup]], *, node_id: str,
+                           voters: Collection[str], timeout: float, mode: str,
+                           rng: random.Random | None = None) -> Lookup:
     """Run ``attempt`` until ``enough`` holds; returns the last lookup.
 
     Retries with jittered back-off (0.1 s doubling to 5 s), for at most
@@ -101,24 +103,24 @@ async def wait_for_members(attempt: Callable[[], Awaitable[Lookup]], *, node_id:
     while True:
         lookup = await attempt()
         attempts += 1
-        if enough(lookup, node_id, replicas):
+        if enough(lookup, node_id, voters):
             return lookup
         left = deadline - loop.time()
         if left <= 0:
             tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
             raise DiscoveryError([
                 f"cluster.discovery: {mode}: after {tries} in {timeout:g} s "
-                f"(cluster.discovery_timeout_seconds) found {_found(lookup, node_id, replicas)}; "
+                f"(cluster.discovery_timeout_seconds) found {_found(lookup, node_id, voters)}; "
                 f"missing: {_missing(lookup)}"])
         delay = min(left, backoff * rng.uniform(0.5, 1.5))
         log.warning("discovery (%s): found %s; missing: %s; retrying in %.1f s (giving up in %.0f s)",
-                    mode, _found(lookup, node_id, replicas), _missing(lookup), delay, left)
+                    mode, _found(lookup, node_id, voters), _missing(lookup), delay, left)
         await asyncio.sleep(delay)
         backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
-def _found(lookup: Lookup, node_id: str, replicas: int) -> str:
-    needed = f"this node ({node_id}) and at least {majority(replicas)} of {replicas} members"
+def _found(lookup: Lookup, node_id: str, voters: Collection[str]) -> str:
+    needed = f"this node ({node_id}) and at least {majority(len(voters))} of {len(voters)} voters"
     return f"{len(lookup.peers)} ({', '.join(sorted(lookup.peers)) or 'none'}), need {needed}"
 
 

@@ -1,11 +1,12 @@
 """``cluster.discovery: dns``: the StatefulSet's pods by name under the headless service.
 
 The members are ``<statefulset>-<ordinal>.<service>.<namespace>.svc[.<domain>]``
-for ordinals 0 to ``cluster.replicas - 1``, the StatefulSet's name and this
+for the initial voters (ordinals 0 to ``min(cluster.voters, cluster.replicas)
+- 1``) and this pod, the StatefulSet's name and this
 node's ordinal read from the pod name (``cluster.node_id``, which ``NODE_ID``
 or ``POD_NAME`` or the host name fill). A pod's record exists only once the
 pod has an address, so the names are looked up, with back-off, until this
-node's and a majority's resolve. The peer map then holds the names, not the
+node's and a majority of the voters' resolve. The peer map then holds the names, not the
 addresses: gRPC resolves them again whenever a link reconnects, so a pod
 restarted with a new address is found without discovery.
 
@@ -26,7 +27,7 @@ import dns.resolver
 from eventstream.server.config.model import ClusterConfig
 
 from ._base import DiscoveryError, Lookup, PeersChanged, describe, log, wait_for_members
-from .statefulset import member_names, parse_pod_name, pod_host
+from .statefulset import member_names, parse_pod_name, pod_host, voter_count
 
 QUERY_SECONDS = 2.0  # one name's lookup, before it counts as missing for this attempt
 
@@ -53,21 +54,22 @@ class DnsDiscovery:
                 "the host name)"])
         self._cluster = cluster
         self._node_id = cluster.node_id
-        # This pod is a member even when its ordinal is beyond cluster.replicas.
-        names = member_names(pod.statefulset, cluster.replicas)
+        # The initial voters, and this pod (a joiner when its ordinal is beyond them).
+        names = member_names(pod.statefulset, voter_count(cluster))
+        self._voters = frozenset(names)
         self._hosts = {name: pod_host(name, cluster) for name in
                        [*names, *([] if cluster.node_id in names else [cluster.node_id])]}
         self._resolve = _server_resolver(cluster.dns_server) if cluster.dns_server else _system_resolve
         self._scheme = f"dns://{cluster.dns_server}/" if cluster.dns_server else ""
 
     async def start(self, on_change: PeersChanged | None = None) -> dict[str, str]:
-        """Wait until this node's and a majority's names resolve.
+        """Wait until this node's and a majority of the voters' names resolve.
 
         Returns the peer map of every member's name, resolved or not: gRPC
         keeps resolving.
         """
         lookup = await wait_for_members(self._lookup, node_id=self._node_id,
-                                        replicas=self._cluster.replicas,
+                                        voters=self._voters,
                                         timeout=self._cluster.discovery_timeout_seconds, mode=self.mode)
         peers = {node: self._target(host) for node, host in self._hosts.items()}
         log.info("discovery (dns): %d of %d members resolve; peers: %s%s", len(lookup.peers),

@@ -38,7 +38,7 @@ from ._base import (
     log,
     wait_for_members,
 )
-from .statefulset import member_names, parse_pod_name
+from .statefulset import member_names, parse_pod_name, voter_count
 
 WATCH_SECONDS = 240  # the API server ends each watch after this; it is then resumed
 REQUEST_SECONDS = 10  # a list call
@@ -52,7 +52,7 @@ class KubernetesDiscovery:
 
     Args:
         cluster: ``namespace``, ``service``, ``port``, ``node_id``,
-            ``replicas``, ``kubeconfig``, ``discovery_timeout_seconds``.
+            ``voters``, ``replicas``, ``kubeconfig``, ``discovery_timeout_seconds``.
         rng: jitter of the back-off (tests pass a seeded one).
     """
 
@@ -69,9 +69,9 @@ class KubernetesDiscovery:
         self._last_error = ""
         self._task: asyncio.Task[None] | None = None
         pod = parse_pod_name(cluster.node_id)
-        # Who start() waits for: this node and, when it is a StatefulSet pod, its siblings.
-        self._expected = set(member_names(pod.statefulset, cluster.replicas) if pod else ())
-        self._expected.add(cluster.node_id)
+        # Who start() waits for: this node and, when it is a StatefulSet pod, the initial voters.
+        self._voters = frozenset(member_names(pod.statefulset, voter_count(cluster)) if pod else ())
+        self._expected = {*self._voters, cluster.node_id}
 
     @property
     def peers(self) -> dict[str, str]:
@@ -86,7 +86,7 @@ class KubernetesDiscovery:
         self._api_client = await self._connect()
         try:
             lookup = await wait_for_members(self._list_once, node_id=self._cluster.node_id,
-                                            replicas=self._cluster.replicas,
+                                            voters=self._voters or {self._cluster.node_id},
                                             timeout=self._cluster.discovery_timeout_seconds,
                                             mode=self.mode, rng=self._rng)
         except BaseException:

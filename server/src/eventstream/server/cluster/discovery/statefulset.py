@@ -52,6 +52,16 @@ def member_names(statefulset: str, replicas: int) -> list[str]:
     return [f"{statefulset}-{ordinal}" for ordinal in range(replicas)]
 
 
+def voter_count(cluster: ClusterConfig) -> int:
+    """How many ordinals (from 0) are initial voters: ``min(voters, replicas)``."""
+    return min(cluster.voters, cluster.replicas)
+
+
+def is_voter_ordinal(pod: PodName, cluster: ClusterConfig) -> bool:
+    """Whether ``pod`` is one of the initial voters (its ordinal below :func:`voter_count`)."""
+    return pod.ordinal < voter_count(cluster)
+
+
 def majority(replicas: int) -> int:
     """Members that make a quorum of ``replicas``."""
     return replicas // 2 + 1

@@ -12,6 +12,7 @@ outbound Exchange stream per peer carrying batches of Raft messages.
 | ``inbound`` | the PeerService handlers behind the identity check |
 | ``forward`` | publishes forwarded from a follower to the leader |
 | ``relay`` | consumer-group members relayed from a follower to the leader |
+| ``join`` | the Join call: a node asks to be added, to rejoin, or to leave |
 | ``grpc_transport`` | the server and the links together |
 """
 
@@ -23,10 +24,23 @@ from eventstream.server.cluster.transport.forward import (
     ForwardTarget,
 )
 from eventstream.server.cluster.transport.grpc_transport import GrpcTransport
-from eventstream.server.cluster.transport.identity import CLUSTER_ID, NODE_ID, RECIPIENT, identity_metadata
+from eventstream.server.cluster.transport.identity import (
+    CLUSTER_ID,
+    NODE_ID,
+    RECIPIENT,
+    Admit,
+    identity_metadata,
+)
+from eventstream.server.cluster.transport.join import (
+    JoinFailed,
+    JoinIntent,
+    JoinRefused,
+    JoinReply,
+    JoinTarget,
+)
 from eventstream.server.cluster.transport.outbound import LinkStats
 from eventstream.server.cluster.transport.relay import RelayTarget
 
-__all__ = ["CLUSTER_ID", "NODE_ID", "PUBLISH", "PUBLISH_BATCH", "RECIPIENT", "Answer",
-           "ForwardFailed", "ForwardTarget", "GrpcTransport", "LinkStats", "RelayTarget",
-           "identity_metadata"]
+__all__ = ["CLUSTER_ID", "NODE_ID", "PUBLISH", "PUBLISH_BATCH", "RECIPIENT", "Admit", "Answer",
+           "ForwardFailed", "ForwardTarget", "GrpcTransport", "JoinFailed", "JoinIntent",
+           "JoinRefused", "JoinReply", "JoinTarget", "LinkStats", "RelayTarget", "identity_metadata"]
