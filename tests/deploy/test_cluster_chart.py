@@ -37,6 +37,14 @@ def rolled_out(plane: ControlPlane, namespace: str, replicas: int,
     return None
 
 
+def settled_budget(plane: ControlPlane, namespace: str, healthy: int) -> dict[str, Any] | None:
+    """The disruption budget once its controller counted ``healthy`` pods for its generation."""
+    budget = plane.get("pdb", "eventstream", "-n", namespace)
+    status = budget.get("status", {})
+    return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
+                      and status.get("currentHealthy") == healthy) else None
+
+
 def test_installs_on_a_small_cluster_and_rolls_out_an_upgrade(
         control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
         volumes: Callable[..., None]) -> None:
@@ -174,12 +182,8 @@ def test_disruption_budget_and_anti_affinity_count_only_the_members(
     assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == addresses,
                          "the client Service's endpoints: the members only")
 
-    def settled() -> dict[str, Any] | None:
-        budget = plane.get("pdb", "eventstream", "-n", namespace)
-        status = budget.get("status", {})
-        return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
-                          and status.get("currentHealthy") == 3) else None
-    status = kubelet.until(settled, "the disruption budget's status")["status"]
+    status = kubelet.until(lambda: settled_budget(plane, namespace, healthy=3),
+                           "the disruption budget's status")["status"]
     # A majority (2 of 3) stays: one eviction at a time.
     assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 2, 1)
     warnings = [e["reason"] for e in items(plane, "events", namespace,
@@ -223,3 +227,45 @@ def test_cert_manager_certificates_install_where_their_crd_is_served(
     pod = statefulset(plane, namespace)["spec"]["template"]["spec"]
     assert {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
         "tls": "eventstream-tls", "peer-tls": "eventstream-peer-tls"}
+
+
+def test_an_autoscaler_scales_read_replicas_and_upgrades_never_scale_them_back(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """Three voters, then the HorizontalPodAutoscaler adds read replicas. Neither
+    switching it on nor a later upgrade writes a pod count of its own (measured
+    once: a config-only upgrade took an autoscaled StatefulSet from 6 pods to
+    3), and the disruption budget counts the voters only."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 5, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "minReadySeconds=0")
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready voters")
+
+    # Switched on: helm leaves the count as it is (dropping the field would
+    # have Kubernetes reset it to 1 and delete two voters).
+    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.minReplicas=3",
+            "autoscaling.maxReplicas=6", upgrade=True)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 3
+    # The autoscaler itself scales out (no metrics served here: it acts on its minimum).
+    plane.kubectl("patch", "hpa", "eventstream", "-n", namespace, "--type=merge",
+                  "-p", '{"spec":{"minReplicas":5}}')
+    kubelet.until(lambda: rolled_out(plane, namespace, 5), "five ready pods", timeout=120)
+    pods = {p["metadata"]["name"]: p["metadata"]["labels"] for p in items(plane, "pods", namespace)}
+    assert sorted(pods) == [f"eventstream-{n}" for n in range(5)]
+    assert pods["eventstream-4"]["apps.kubernetes.io/pod-index"] == "4"
+
+    status = kubelet.until(lambda: settled_budget(plane, namespace, healthy=3),
+                           "the disruption budget's status")["status"]
+    # Of five pods the budget counts the three voters: a majority (2) stays.
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 2, 1)
+
+    # A config-only upgrade: the pods are rolled, their count is the autoscaler's.
+    before = statefulset(plane, namespace)["status"]["updateRevision"]
+    install(plane, namespace, "config.log.level=debug", upgrade=True)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 5
+    assert plane.get("hpa", "eventstream", "-n", namespace)["spec"]["minReplicas"] == 3, (
+        "helm set its own minimum back")
+    kubelet.until(lambda: rolled_out(plane, namespace, 5, before), "the upgrade rolled out", timeout=180)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 5
