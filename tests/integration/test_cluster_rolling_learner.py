@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from eventstream.client import NO_RETRY, Client
 from tests.support.cluster import Cluster, running_cluster
 from tests.support.cluster_reads import assert_stored_once_everywhere
 from tests.support.rolling import SdkPublisher, SdkSubscriber, roll_under_load, service_target
@@ -45,19 +44,9 @@ def roles(cluster: Cluster, node: str) -> dict[str, str]:
     return {member["node_id"]: member["role"] for member in cluster.status(node)["cluster"]["members"]}
 
 
-def add_learner(cluster: Cluster) -> None:
-    """Start the fourth node and have the leader add it; return once it is ready."""
-    leader = cluster.wait_leader()
-    learner = cluster.joiner(LEARNER).start(wait=False)
-    learner.wait_healthy(60.0, path="/health/live")
-    with Client(cluster.nodes[leader].target, retry=NO_RETRY) as admin:
-        admin.add_member(LEARNER, cluster.cluster_address(LEARNER))
-    learner.wait_healthy(60.0)  # ready: a member that knows the leader and caught up
-    assert roles(cluster, leader)[LEARNER] == "learner"
-
-
 async def test_a_rolling_update_of_voters_and_a_learner_loses_and_repeats_nothing(cluster: Cluster):
-    add_learner(cluster)
+    cluster.add_learner(LEARNER)
+    assert roles(cluster, cluster.wait_leader())[LEARNER] == "learner"
     subscribers = [SdkSubscriber(service_target(cluster, first=node), "load/#", MAX_EVENTS).start()
                    for node in (LEARNER, "n1")]
     publisher = SdkPublisher(service_target(cluster, first=LEARNER), "roll", MAX_EVENTS).start()
