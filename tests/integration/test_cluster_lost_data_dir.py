@@ -1,20 +1,27 @@
-"""A member restarted on an empty data dir must not help elect a leader that lacks committed entries.
+"""A member restarted on an empty data dir: it rejoins as a learner, and never votes before it caught up.
 
-n3 misses some acknowledged events (killed), n2 holds them and then loses its
-data dir; with the old leader gone, n2 and n3 alone must not elect n3. A
-test-only switch that lets a fresh member vote at once shows the loss the
-check catches.
+Unattended: a voter whose data dir is wiped while a client publishes asks its
+peers whether the cluster has a log, is removed and added back as a learner
+by the leader, receives the log and is promoted once caught up; no
+acknowledged event is lost, none is stored twice.
+
+The vote gate: n3 misses some acknowledged events (killed), n2 holds them and
+then loses its data dir; with the old leader gone, n2 and n3 alone must not
+elect n3 (nobody leads, so nobody can rejoin n2 either). A test-only switch
+that lets a fresh member vote at once shows the loss the gate prevents.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from eventstream.client import Client, Event
+from eventstream.client import Client, Event, RetryPolicy
 from tests.support.cluster import Cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 
@@ -72,5 +79,63 @@ async def test_a_wiped_member_does_not_vote_before_it_caught_up(tmp_path: Path, 
                 assert lost == acked, node  # the stale leader's log won
             else:
                 assert lost == set(), node
+    finally:
+        cluster.stop()
+
+
+def roles(cluster: Cluster, node: str) -> dict[str, str]:
+    return {m["node_id"]: m["role"] for m in cluster.status(node)["cluster"]["members"]}
+
+
+async def test_a_wiped_voter_rejoins_as_a_learner_and_is_promoted_unattended(tmp_path: Path):
+    cluster = Cluster(tmp_path, 3, {"storage": {"partitions": 2}}).start()
+    try:
+        leader = cluster.wait_leader()
+        victim = next(node for node in cluster.nodes if node != leader)
+        acked: list[str] = []
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def publish() -> None:
+            retry = RetryPolicy(initial_backoff=0.05, max_backoff=0.5, deadline=30.0)
+            try:
+                with Client(cluster.nodes[leader].target, retry=retry) as client:
+                    for i in range(5000):
+                        if stop.is_set():
+                            return
+                        acked.append(client.publish(Event(f"a/{i % 2}", b"%d" % i,
+                                                          id=f"ev-{i}")).id)
+                        time.sleep(0.002)
+            except BaseException as error:  # asserted below
+                failures.append(error)
+
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 50:
+            assert time.monotonic() < deadline and not failures, failures
+            time.sleep(0.05)
+        cluster.nodes[victim].kill()
+        shutil.rmtree(cluster.nodes[victim].workdir / "data")
+        cluster.nodes[victim].start(wait=False)
+        # Nobody calls an admin RPC: it is removed, added back as a learner, promoted.
+        deadline = time.monotonic() + 90
+        log = cluster.nodes[leader].log
+        while f"promoted {victim}" not in log():
+            assert time.monotonic() < deadline, log()
+            time.sleep(0.1)
+        assert f"removed voter {victim}: it lost its data dir" in log()
+        assert f"added {victim} at" in log()
+        assert "rejoining as a learner" in cluster.nodes[victim].log()
+        cluster.wait_voting([victim], timeout=60)
+        stop.set()
+        publisher.join(60)
+        assert not failures, failures
+        assert roles(cluster, leader)[victim] == "follower"
+        wait_caught_up(cluster, list(cluster.nodes))
+        for node in cluster.nodes:
+            stored = Counter(event_id for *_, event_id in await read_stored(cluster, node))
+            assert set(acked) <= set(stored), (node, set(acked) - set(stored))
+            assert max(stored.values()) == 1, (node, [i for i, n in stored.items() if n > 1])
     finally:
         cluster.stop()

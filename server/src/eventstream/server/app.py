@@ -85,6 +85,8 @@ from .storage.memory_entry_log import MemoryEntryLog
 
 LEADERSHIP_SECONDS = 30.0
 """How long the start waits for this node to lead its cluster of one and apply its log."""
+LEAVE_SECONDS = 5.0
+"""At SIGTERM: how long a read replica may take to be removed before the drain goes on."""
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +253,8 @@ class Node:
         member = self.member
         admin = MembershipAdmin(self.driver, member.check_leader if member else None,
                                 transfer_timeout=2 * election_seconds(config.cluster))
+        if member is not None:
+            member.serve_joins(admin, config.cluster.tls is not None, config.cluster)
         self.cluster = cluster.ClusterServicer(
             config, self.driver, metrics, guard, addresses=member.peers if member else None,
             connected=member.transport.connected_peers if member else frozenset, admin=admin)
@@ -382,6 +386,8 @@ class Node:
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
+        if self.member is not None:  # a read replica leaves (it joins again when it starts)
+            await self.member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
         self.tcp.stop_accepting()
         self.udp.stop_accepting()
         # Datagrams already read are queued before publishing closes.

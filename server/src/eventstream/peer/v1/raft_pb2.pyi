@@ -13,11 +13,22 @@ class ForwardKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FORWARD_KIND_PUBLISH_BATCH: _ClassVar[ForwardKind]
     FORWARD_KIND_PUBLISH_STREAM: _ClassVar[ForwardKind]
     FORWARD_KIND_FRAMES: _ClassVar[ForwardKind]
+
+class JoinIntent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOIN_INTENT_UNSPECIFIED: _ClassVar[JoinIntent]
+    JOIN_INTENT_JOIN: _ClassVar[JoinIntent]
+    JOIN_INTENT_REJOIN: _ClassVar[JoinIntent]
+    JOIN_INTENT_LEAVE: _ClassVar[JoinIntent]
 FORWARD_KIND_UNSPECIFIED: ForwardKind
 FORWARD_KIND_PUBLISH: ForwardKind
 FORWARD_KIND_PUBLISH_BATCH: ForwardKind
 FORWARD_KIND_PUBLISH_STREAM: ForwardKind
 FORWARD_KIND_FRAMES: ForwardKind
+JOIN_INTENT_UNSPECIFIED: JoinIntent
+JOIN_INTENT_JOIN: JoinIntent
+JOIN_INTENT_REJOIN: JoinIntent
+JOIN_INTENT_LEAVE: JoinIntent
 
 class ExchangeRequest(_message.Message):
     __slots__ = ("group_id", "messages")
@@ -206,3 +217,39 @@ class ForwardResponse(_message.Message):
     status_details: bytes
     leader_hint: str
     def __init__(self, sequence: _Optional[int] = ..., response: _Optional[bytes] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., status_details: _Optional[bytes] = ..., leader_hint: _Optional[str] = ...) -> None: ...
+
+class JoinRequest(_message.Message):
+    __slots__ = ("intent", "address")
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    intent: JoinIntent
+    address: str
+    def __init__(self, intent: _Optional[_Union[JoinIntent, str]] = ..., address: _Optional[str] = ...) -> None: ...
+
+class JoinMember(_message.Message):
+    __slots__ = ("node_id", "address", "voter")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VOTER_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    voter: bool
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., voter: bool = ...) -> None: ...
+
+class JoinResponse(_message.Message):
+    __slots__ = ("member", "leader_id", "leader_address", "members", "last_index", "applied_index", "detail")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    member: bool
+    leader_id: str
+    leader_address: str
+    members: _containers.RepeatedCompositeFieldContainer[JoinMember]
+    last_index: int
+    applied_index: int
+    detail: str
+    def __init__(self, member: bool = ..., leader_id: _Optional[str] = ..., leader_address: _Optional[str] = ..., members: _Optional[_Iterable[_Union[JoinMember, _Mapping]]] = ..., last_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -38,6 +38,11 @@ class PeerServiceStub(object):
                 request_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.FromString,
                 )
+        self.Join = channel.unary_unary(
+                '/eventstream.peer.v1.PeerService/Join',
+                request_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinRequest.SerializeToString,
+                response_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinResponse.FromString,
+                )
 
 
 class PeerServiceServicer(object):
@@ -81,6 +86,19 @@ class PeerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Join(self, request, context):
+        """A node asks to become a member (a learner), to rejoin after losing its
+        data dir, or to leave. Unlike the other calls it is taken from a node id
+        that is not a member yet, when that id is plausible for this cluster (a
+        StatefulSet pod beyond the voters, or an initial voter); any other is
+        refused with PERMISSION_DENIED. A node that does not lead answers with
+        what it knows (the leader, the members, whether it has a log) and changes
+        nothing; the leader makes the change and answers once it is applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +116,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Forward,
                     request_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.FromString,
                     response_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinRequest.FromString,
+                    response_serializer=eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -166,5 +189,22 @@ class PeerService(object):
         return grpc.experimental.stream_stream(request_iterator, target, '/eventstream.peer.v1.PeerService/Forward',
             eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardRequest.SerializeToString,
             eventstream_dot_peer_dot_v1_dot_raft__pb2.ForwardResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/eventstream.peer.v1.PeerService/Join',
+            eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinRequest.SerializeToString,
+            eventstream_dot_peer_dot_v1_dot_raft__pb2.JoinResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

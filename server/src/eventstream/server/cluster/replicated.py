@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..broker.dedup import DedupWindow
-from ..config.model import Config
+from ..config.model import ClusterConfig, Config
 from ..errors import EventStreamError
 from ..listeners import ListenError, env_name
 from ..raft import Membership, NotLeaderError
@@ -50,10 +50,11 @@ from ..tasks import cancel_and_wait
 from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
 from .discovery import initial_members, joins
 from .errors import DriverHalted, DriverStopped, TooManyReads
+from .joining import Admin, JoinPolicy, JoinService, MembershipRequests, Promoter
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
 from .snapshot_transfer import without_entries
-from .transport import Answer, ForwardFailed, GrpcTransport
+from .transport import Answer, ForwardFailed, GrpcTransport, JoinIntent, JoinReply
 from .vote_gate import GatedTransport, VoteGate
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,16 @@ class ClusterMember:
     """Node id -> cluster address of the initial voters, as configured or discovered."""
     own_address: str = ""
     """This node's cluster address as configured (a joiner's until the log records one)."""
+    requests: MembershipRequests | None = None
+    """This node's own Join calls (set by :meth:`serve_joins`)."""
+    policy: JoinPolicy | None = None
+    learned: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Members a Join reply named, taken as peers until this node applied that reply's index."""
+    learned_until: int = 0
     _catching_up: asyncio.Task[None] | None = None
+    _promoter: Promoter | None = None
+    _joining: asyncio.Task[None] | None = None
+    _promoting: asyncio.Task[None] | None = None
     _peer_update: asyncio.Task[None] | None = None
     _following: asyncio.Task[None] | None = None
     _reading: asyncio.Task[None] | None = None
@@ -131,6 +141,63 @@ class ClusterMember:
                  self.identity.node_id, self.identity.cluster_id, host, self.transport.port,
                  ", ".join(f"{n}={a}" for n, a in sorted(self.peers.items())
                            if n != self.identity.node_id))
+        loop = asyncio.get_running_loop()
+        if self.requests is not None:
+            self._joining = loop.create_task(self._ask_membership(self.requests),
+                                             name="cluster-join")
+        if self._promoter is not None:
+            self._promoting = loop.create_task(self._promoter.run(), name="cluster-promote")
+
+    def serve_joins(self, admin: Admin, tls: bool, cluster: ClusterConfig) -> None:
+        """Answer Join calls with ``admin``, ask for this node's own membership, promote.
+
+        Call before :meth:`start`. ``tls``: ``cluster.tls`` is on.
+        """
+        policy = self.policy = JoinPolicy(cluster, self.identity.voters, tls)
+        driver = self.replicated.driver
+        leads = functools.partial(_leads, self.replicated)
+        service = JoinService(driver, admin, policy, self.addresses_of, leads)
+        self.transport.serve_joins(service.answer, policy.admit)
+        self._promoter = Promoter(driver, admin, policy, leads)
+        self.requests = MembershipRequests(driver, self.transport, self.own_address,
+                                           lambda: dict(self.discovered), self._learn)
+
+    async def _ask_membership(self, requests: MembershipRequests) -> None:
+        """A joiner asks to be added; an initial voter on an empty data dir asks to rejoin."""
+        driver = self.replicated.driver
+        me = self.identity.node_id
+        gate = self.gated.gate
+        try:
+            if self.identity.joiner and me not in self.identity.voters:
+                while True:  # again whenever it is not a member (e.g. removed meanwhile)
+                    await requests.until(JoinIntent.JOIN, lambda _: me in driver.membership)
+                    await driver.wait_until(lambda: me not in driver.membership)
+            elif gate is not None and gate.closed and driver.last_index == 0:
+                if self.identity.joiner or await requests.history_elsewhere(
+                        lambda: driver.last_index == 0 and gate.closed):
+                    await requests.until(JoinIntent.REJOIN, lambda _: not gate.closed or
+                                         me in driver.membership.learners)
+        except (DriverStopped, DriverHalted):
+            return
+
+    def _learn(self, reply: JoinReply) -> None:
+        """Take calls from the members a Join reply names until this node applied its index."""
+        me = self.identity.node_id
+        self.learned = {node: address for node, address in reply.members.items() if node != me}
+        self.learned_until = reply.applied_index
+        self.membership_changed(self.replicated.driver.membership)
+
+    async def leave(self, timeout: float) -> None:
+        """Before stopping: a learner that joins by itself asks to be removed (voters never do)."""
+        requests, policy = self.requests, self.policy
+        driver = self.replicated.driver
+        me = self.identity.node_id
+        if requests is None or policy is None or not driver.running or \
+                me not in driver.membership.learners or policy.is_initial_voter(me) or \
+                policy.admit(me):
+            return
+        await cancel_and_wait(self._joining)
+        await requests.leave(timeout)
 
     async def set_peers(self, peers: Mapping[str, str]) -> None:
         """Discovery saw the initial voters move: re-address their links."""
@@ -159,7 +226,7 @@ class ClusterMember:
         voters; the log's for members added through it.
         """
         recorded = membership.address_map()
-        addresses = {}
+        addresses: dict[str, str] = {}
         for node in membership.members():
             address = self.discovered.get(node) or recorded.get(node)
             if node == self.identity.node_id:
@@ -170,6 +237,9 @@ class ClusterMember:
 
     async def _follow(self, membership: Membership) -> None:
         addresses = self.addresses_of(membership)
+        if self.learned and self.replicated.driver.applied_index < self.learned_until:
+            # Until it applied what a Join reply said, a joiner takes the members it named.
+            addresses = {**self.learned, **addresses}
         if addresses == self.peers:
             return
         self.peers.clear()
@@ -246,6 +316,8 @@ class ClusterMember:
 
     async def stop(self) -> None:
         """Stop the driver, then the transport (the entry log stays open)."""
+        await cancel_and_wait(self._joining)
+        await cancel_and_wait(self._promoting)
         await cancel_and_wait(self._following)
         await cancel_and_wait(self._reading)
         await cancel_and_wait(self._catching_up)
@@ -280,8 +352,11 @@ class ClusterMember:
         everything it knows committed since (its readers are current).
         """
         driver = self.replicated.driver
+        waiting = self.requests.waiting_for if self.requests is not None else ""
         if self.identity.node_id not in driver.membership:
-            return "not a member (waiting to be added: ClusterService.AddMember)"
+            return f"not a member (waiting to be added: {waiting or 'ClusterService.AddMember'})"
+        if waiting:
+            return f"rejoining ({waiting})"
         leader = driver.leader_id
         if leader is None:
             return "no leader known"
@@ -348,6 +423,10 @@ class ClusterMember:
 
 def _differs(now: Callable[[], str], told: str) -> bool:
     return now() != told
+
+
+def _leads(replicated: ReplicatedLog) -> bool:
+    return replicated.proposer.is_leader
 
 
 def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,

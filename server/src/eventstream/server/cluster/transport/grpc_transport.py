@@ -32,8 +32,9 @@ from eventstream.server.security.tls import ServerTls, grpc_channel_credentials,
 from ...tasks import cancel_and_wait
 from ..ports import Inbox
 from .forward import Answer, ForwardFailed, ForwardStream, ForwardTarget
-from .identity import identity_metadata
+from .identity import Admit, identity_metadata
 from .inbound import PeerHandler
+from .join import JoinIntent, JoinReply, JoinTarget, ask_join
 from .outbound import LinkStats, PeerLink
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,34 @@ class GrpcTransport:
             stream = self._forwards[leader] = ForwardStream(leader, link.channel, link.metadata)
         self.forwarded += 1
         return await stream.forward(kind, request)
+
+    # ------------------------------------------------------------------
+    # Membership requests (``join.py``).
+
+    def serve_joins(self, target: JoinTarget, admit: Admit) -> None:
+        """Answer Join calls with ``target``; ``admit`` says which non-peers may make them."""
+        self.handler.join_target = target
+        self.handler.admit = admit
+
+    async def ask_join(self, peer: str, address: str, intent: JoinIntent, own_address: str,
+                       timeout: float) -> JoinReply:
+        """Call Join on ``peer`` (cluster port at ``address``); its reply.
+
+        Uses the peer's link when it has one at that address, else a channel
+        opened for this call.
+
+        Raises:
+            JoinFailed: the call failed.
+        """
+        metadata = identity_metadata(self.cluster_id, self.node_id, peer, self.client_address)
+        link = self._links.get(peer)
+        if link is not None and self._addresses.get(peer) == address:
+            return await ask_join(link.channel, metadata, intent, own_address, timeout)
+        channel = self._channel(address)
+        try:
+            return await ask_join(channel, metadata, intent, own_address, timeout)
+        finally:
+            await channel.close()
 
     def _snapshot_payload(self, snapshot: Snapshot) -> bytes:
         return snapshot.data if self.snapshot_data is None else self.snapshot_data(snapshot)

@@ -9,7 +9,7 @@ reason it is counted under (``eventstream_cluster_peer_refused_total{reason}``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -23,7 +23,12 @@ MAX_ID_BYTES = 255
 """Longest cluster or node id accepted in metadata."""
 
 SERVICE = "eventstream.peer.v1.PeerService"
-METHODS = frozenset(f"/{SERVICE}/{name}" for name in ("Exchange", "InstallSnapshot", "Forward"))
+JOIN = f"/{SERVICE}/Join"
+METHODS = frozenset(f"/{SERVICE}/{name}" for name in ("Exchange", "InstallSnapshot", "Forward",
+                                                        "Join"))
+
+Admit = Callable[[str], str]
+"""Whether a node that is not a peer may call ``Join``: "" if so, else why not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,8 @@ class Refusal:
 
     reason: str
     """The metric label: ``not_peer_method``, ``no_identity``, ``other_cluster``,
-    ``unknown_node``, ``wrong_recipient``, ``invalid``, ``unknown_group``."""
+    ``unknown_node``, ``wrong_recipient``, ``invalid``, ``unknown_group``,
+    ``implausible_joiner``."""
     code: grpc.StatusCode
     details: str
 
@@ -53,10 +59,12 @@ def client_address(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
 
 
 def check_call(method: str, metadata: Sequence[tuple[str, str | bytes]] | None, *, cluster_id: str,
-               node_id: str, peers: Collection[str]) -> tuple[str, Refusal | None]:
+               node_id: str, peers: Collection[str], admit: Admit | None = None
+               ) -> tuple[str, Refusal | None]:
     """Whether to serve a call of ``method`` with ``metadata``: (sender, None) or ("", refusal).
 
-    ``peers`` are the node ids allowed to call (this node excluded).
+    ``peers`` are the node ids allowed to call (this node excluded); a
+    ``Join`` from another node id is served when ``admit`` finds it plausible.
     """
     if method not in METHODS:
         return "", Refusal("not_peer_method", grpc.StatusCode.PERMISSION_DENIED,
@@ -76,8 +84,13 @@ def check_call(method: str, metadata: Sequence[tuple[str, str | bytes]] | None, 
                            f"{CLUSTER_ID}: {values[CLUSTER_ID]!r} is another cluster")
     sender = values[NODE_ID]
     if sender not in peers:
-        return "", Refusal("unknown_node", grpc.StatusCode.PERMISSION_DENIED,
-                           f"{NODE_ID}: {sender!r} is not a peer of {node_id!r}")
+        if method != JOIN or admit is None:
+            return "", Refusal("unknown_node", grpc.StatusCode.PERMISSION_DENIED,
+                               f"{NODE_ID}: {sender!r} is not a peer of {node_id!r}")
+        why = admit(sender)
+        if why:
+            return "", Refusal("implausible_joiner", grpc.StatusCode.PERMISSION_DENIED,
+                               f"{NODE_ID}: {sender!r} may not join: {why}")
     if values[RECIPIENT] != node_id:
         return "", Refusal("wrong_recipient", grpc.StatusCode.PERMISSION_DENIED,
                            f"{RECIPIENT}: this is node {node_id!r}, not {values[RECIPIENT]!r}")

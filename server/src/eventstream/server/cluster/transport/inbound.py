@@ -8,7 +8,9 @@ each batch and hand it to the driver's inbox, waiting while the inbox is
 full (so a flood from one peer stops being read rather than growing a
 queue); ``InstallSnapshot`` streams are written to a temporary file, within
 a size bound, and handed over as one message once their CRC-32 holds;
-``Forward`` streams go to the write path (``forward.py``).
+``Forward`` streams go to the write path (``forward.py``); ``Join`` calls,
+the one method a node that is not a peer yet may call when it is plausible,
+go to the membership (``join.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from eventstream.peer.v1 import raft_pb2 as pb
 from ..ports import Inbox
 from .convert import InvalidBatch, SnapshotAssembler, SnapshotRefused, decode_batch
 from .forward import ForwardTarget, forward_handler
-from .identity import SERVICE, Refusal, check_call, client_address
+from .identity import JOIN, SERVICE, Admit, Refusal, check_call, client_address
+from .join import JoinTarget, join_handler
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 if TYPE_CHECKING:
@@ -68,6 +71,10 @@ class PeerHandler(grpc.GenericRpcHandler):
         """Serves requests forwarded by followers (None: answered UNIMPLEMENTED)."""
         self.client_addresses: dict[str, str] = {}
         """Peer -> the public address its calls announced (for leader hints)."""
+        self.join_target: JoinTarget | None = None
+        """Answers Join calls (None: answered UNAVAILABLE)."""
+        self.admit: Admit | None = None
+        """Whether a node that is not a peer may call Join (None: none may)."""
 
     def set_peers(self, peers: Collection[str]) -> None:
         """Allow calls from ``peers`` only, from now on."""
@@ -77,10 +84,13 @@ class PeerHandler(grpc.GenericRpcHandler):
         """The handler of a call: a refusal, or the method's handler for a checked peer."""
         method = handler_call_details.method
         sender, refusal = check_call(method, handler_call_details.invocation_metadata,
-                                     cluster_id=self._cluster_id, node_id=self._node_id, peers=self._peers)
+                                     cluster_id=self._cluster_id, node_id=self._node_id, peers=self._peers,
+                                     admit=self.admit)
         if refusal is not None:
             self.refused[refusal.reason] += 1
             return grpc.stream_stream_rpc_method_handler(_refuse(refusal))
+        if method == JOIN:  # before recording anything of a caller that may not be a peer
+            return join_handler(sender, lambda: self.join_target, self._refused_joiner)
         announced = client_address(handler_call_details.invocation_metadata)
         if announced:
             self.client_addresses[sender] = announced
@@ -96,6 +106,9 @@ class PeerHandler(grpc.GenericRpcHandler):
             forward_handler(sender, self._node_id, self._groups, lambda: self.forward_target),
             request_deserializer=pb.ForwardRequest.FromString,
             response_serializer=pb.ForwardResponse.SerializeToString)
+
+    def _refused_joiner(self) -> None:
+        self.refused["implausible_joiner"] += 1
 
     async def _abort(self, context: _Context, refusal: Refusal) -> None:
         self.refused[refusal.reason] += 1
