@@ -16,6 +16,7 @@ printed) and ``bench/cluster_bench.py --rolling`` (figures recorded).
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -252,13 +253,20 @@ class RollingFigures:
                 f"{self.longest_ack_gap_seconds:.3f} s")
 
 
+def ordinal(node: str) -> int:
+    """The number a node id ends with: ``n3`` -> 3, ``eventstream-3`` -> 3."""
+    match = re.search(r"(\d+)$", node)
+    assert match is not None, f"{node} ends with no number"
+    return int(match.group(1))
+
+
 def roll(cluster: Cluster, publisher: SdkPublisher, ready_timeout: float = 60.0,
          on_restart: Callable[[ServerProcess], None] | None = None) -> RollingFigures:
     """Replace every node, highest ordinal first, while ``publisher`` publishes (see the module).
 
     ``on_restart`` is called with each node right after its process started again.
     """
-    order = sorted(cluster.nodes, key=lambda node: int(node.lstrip("n")), reverse=True)
+    order = sorted(cluster.nodes, key=ordinal, reverse=True)
     restarts = []
     with LeaderWatch(cluster) as watch:
         started = time.monotonic()
