@@ -430,6 +430,10 @@ def test_notes_describe_the_quorum(tmp_path) -> None:
 @pytest.mark.parametrize("setting, message", [
     ("replicas=three", "/replicas"),
     ("replicas=0", "/replicas"),
+    ("cluster.voters=0", "/cluster/voters"),
+    ("cluster.voters=11", "/cluster/voters"),
+    ("autoscaling.minReplicas=0", "/autoscaling/minReplicas"),
+    ("autoscaling.targetSubscribersPerPod=-1", "/autoscaling/targetSubscribersPerPod"),
     ("affinity.podAntiAffinity=maybe", "podAntiAffinity"),
     ("ports.grpc=70000", "/ports/grpc"),
     ("persistence.size=lots", "/persistence/size"),
