@@ -271,3 +271,19 @@ def test_an_autoscaler_scales_read_replicas_and_upgrades_never_scale_them_back(
         "helm set its own minimum back")
     kubelet.until(lambda: rolled_out(plane, namespace, 5, before), "the upgrade rolled out", timeout=180)
     assert statefulset(plane, namespace)["spec"]["replicas"] == 5
+
+
+def test_a_new_release_under_an_autoscaler_gets_its_voters_from_it(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """Installed with autoscaling on, the StatefulSet carries no pod count (the
+    API server defaults it to 1) and the autoscaler raises it to minReplicas,
+    so every voter comes up."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.minReplicas=3")
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "the autoscaler's three voters", timeout=120)
+    hpa = plane.get("hpa", "eventstream", "-n", namespace)
+    assert hpa["status"]["desiredReplicas"] == 3
