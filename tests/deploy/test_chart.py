@@ -350,6 +350,9 @@ def test_prometheus_rule_alerts() -> None:
     single = find(helm_template(sets=("metrics.prometheusRule.enabled=true", "replicas=1",
                                       "cluster.enabled=false")), "PrometheusRule")
     assert not [r for g in single["spec"]["groups"] for r in g["rules"] if "cluster" in r["expr"]]
+    down = {r["alert"]: r for g in single["spec"]["groups"] for r in g["rules"]}["EventStreamNodeDown"]
+    assert "single node" in down["annotations"]["description"]
+    assert "read replica" in rules_described("EventStreamNodeDown")
     for name, expr in rules.items():
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), name
         assert 'namespace="eventstream"' in expr, name
@@ -406,6 +409,13 @@ def test_notes_tell_how_to_connect_and_check_health(tmp_path) -> None:
     assert "helm test eventstream -n eventstream" in notes
     assert "eventstream.example.com:80" in notes
     assert "no ServiceMonitor was created" in notes
+
+
+def rules_described(alert: str) -> str:
+    """The description of one alert of the default render."""
+    rule = find(helm_template(sets=("metrics.prometheusRule.enabled=true",)), "PrometheusRule")
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}[alert][
+        "annotations"]["description"]
 
 
 def test_notes_describe_the_quorum(tmp_path) -> None:
