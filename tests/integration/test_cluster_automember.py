@@ -8,7 +8,8 @@ becomes a learner without any admin call, while a client publishes; it serves
 a subscriber the same events; SIGTERM removes it, a restart adds it again on
 its kept data dir. Join calls that are not plausible (another cluster, a voter
 ordinal asking to join, a name that is no pod of the StatefulSet) are refused
-and counted.
+and counted. A joiner is added whoever leads, a member added through the log
+included: it takes the leader's calls once a Join answer named it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import grpc
 import pytest
 import yaml
 
-from eventstream.client import Client, Event, RetryPolicy
+from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
 from eventstream.peer.v1 import raft_pb2
 from tests.support.cluster import Cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
@@ -48,17 +49,17 @@ def pod(tmp_path: Path, responder: Responder, ordinal: int, cluster_port: int) -
     return ServerProcess(tmp_path / node, {
         "server": {"host": f"127.0.0.{ordinal + 1}"},
         "storage": {"partitions": 2},
-        "cluster": {"enabled": True, "discovery": "dns", "node_id": node, "replicas": 4,
+        "cluster": {"enabled": True, "discovery": "dns", "node_id": node, "replicas": 5,
                     "voters": 3, "namespace": "streams", "dns_server": responder.address,
                     "port": cluster_port, "peers": []}})
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, responder: Responder) -> Iterator[Cluster]:
-    for ordinal in range(4):
+    for ordinal in range(5):
         responder.set(host(ordinal), f"127.0.0.{ordinal + 1}")
     port = free_port()
-    nodes = Cluster.of({f"eventstream-{n}": pod(tmp_path, responder, n, port) for n in range(4)})
+    nodes = Cluster.of({f"eventstream-{n}": pod(tmp_path, responder, n, port) for n in range(5)})
     try:
         yield nodes
     finally:
@@ -116,12 +117,7 @@ class Publisher(threading.Thread):
 
 
 async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(cluster: Cluster) -> None:
-    voters = [f"eventstream-{n}" for n in range(3)]
-    for node in voters:
-        cluster.nodes[node].start(wait=False)
-    for node in voters:
-        cluster.nodes[node].wait_healthy(60)
-    leader = cluster.wait_leader(timeout=60, among=voters)
+    leader = await start_voters(cluster)
     publisher = Publisher(cluster.nodes[leader].target, "join")
     publisher.start()
     replica = cluster.nodes["eventstream-3"].start(wait=False)
@@ -131,7 +127,7 @@ async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(clust
     assert "added eventstream-3 at" in cluster.nodes[leader].log()
     acked = publisher.finish()
     assert acked, "the publisher got no acknowledgement"
-    wait_caught_up(cluster, list(cluster.nodes))
+    wait_caught_up(cluster, cluster.running())
     stored = await read_stored(cluster, "eventstream-3")
     assert stored == await read_stored(cluster, leader)
     assert {event_id for *_, event_id in stored} >= set(acked)
@@ -150,7 +146,7 @@ async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(clust
     replica.start(wait=False)
     replica.wait_healthy(90)
     assert roles(cluster, leader)["eventstream-3"] == "learner"
-    wait_caught_up(cluster, list(cluster.nodes))
+    wait_caught_up(cluster, cluster.running())
     again = await read_stored(cluster, "eventstream-3")
     assert {event_id for *_, event_id in again} >= set(acked + more_acked)
     assert metric(cluster.nodes[leader], "eventstream_cluster_members", role="voter") == 3
@@ -158,11 +154,7 @@ async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(clust
 
 async def test_implausible_joins_are_refused_and_counted(cluster: Cluster) -> None:
     voters = [f"eventstream-{n}" for n in range(3)]
-    for node in voters:
-        cluster.nodes[node].start(wait=False)
-    for node in voters:
-        cluster.nodes[node].wait_healthy(60)
-    leader = cluster.wait_leader(timeout=60, among=voters)
+    leader = await start_voters(cluster)
     server = cluster.nodes[leader]
     cluster_id = json.loads((server.workdir / "data" / "cluster.json").read_text())["cluster_id"]
     address = f"{server.host}:{cluster_port(server)}"
@@ -193,3 +185,42 @@ async def test_implausible_joins_are_refused_and_counted(cluster: Cluster) -> No
     assert metric(server, "eventstream_cluster_peer_refused_total",
                   reason="implausible_joiner") == before["implausible_joiner"] + 4
     assert sorted(roles(cluster, leader)) == voters, "nothing was added"
+
+
+def retrying(call: Any, reason: str, timeout: float = 60.0) -> Any:
+    """``call()``, again while it fails with ``reason``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except EventStreamError as error:
+            if error.reason != reason or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+async def start_voters(cluster: Cluster) -> str:
+    voters = [f"eventstream-{n}" for n in range(3)]
+    for node in voters:
+        cluster.nodes[node].start(wait=False)
+    for node in voters:
+        cluster.nodes[node].wait_healthy(60)
+    return cluster.wait_leader(timeout=60, among=voters)
+
+
+async def test_a_joiner_is_added_while_a_member_added_through_the_log_leads(cluster: Cluster) -> None:
+    leader = await start_voters(cluster)
+    cluster.nodes["eventstream-3"].start(wait=False).wait_healthy(90)
+    # An operator makes the read replica a voter and hands it the leadership.
+    with Client(cluster.nodes[leader].target, retry=NO_RETRY) as admin:
+        retrying(lambda: admin.promote_learner("eventstream-3"), "LEARNER_BEHIND")
+        # Handed over within two election timeouts, or MEMBERSHIP_TIMEOUT on a busy machine.
+        assert retrying(lambda: admin.transfer_leadership("eventstream-3"),
+                        "MEMBERSHIP_TIMEOUT") == "eventstream-3"
+    assert cluster.wait_leader(timeout=60, among=[f"eventstream-{n}" for n in range(4)]) == \
+        "eventstream-3"
+    # eventstream-4 knows only the initial voters; they name eventstream-3 as the leader.
+    joiner = cluster.nodes["eventstream-4"].start(wait=False)
+    joiner.wait_healthy(90)
+    assert roles(cluster, "eventstream-3")["eventstream-4"] == "learner"
+    assert "added eventstream-4 at" in cluster.nodes["eventstream-3"].log()

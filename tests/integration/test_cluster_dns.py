@@ -108,7 +108,9 @@ def test_a_pod_beyond_the_voters_starts_as_a_joiner(tmp_path: Path, responder: R
     try:
         server.wait_healthy(60, path="/health/live")
         deadline = time.monotonic() + 60
-        while "not a member" not in health(server, "/health/ready")[1].get("phase", ""):
+        # Nobody answers its Join yet: it keeps asking and says so.
+        while "not a member (waiting to be added: asking eventstream-" not in \
+                health(server, "/health/ready")[1].get("phase", ""):
             assert time.monotonic() < deadline and server.process.poll() is None, server.log()
             time.sleep(0.05)
         assert "joining cluster es-" in server.log()

@@ -81,8 +81,13 @@ async def test_a_joiner_is_added_caught_up_promoted_and_votes(cluster: Cluster):
     # (its start-up phases, discovering to warming up, come first and say nothing of that)
     wait_for(lambda: b'"serving"' in http_get(f"{joiner.http}/health/live")[1],
              "the joiner's start-up ends")
+    # Static discovery without cluster.tls: its own Join is refused, an operator adds it.
+    wait_for(lambda: b"may not join" in http_get(f"{joiner.http}/health/ready")[1],
+             "the joiner's readiness names the refused Join")
     status, body = http_get(f"{joiner.http}/health/ready")
     assert status == 503 and b"waiting to be added" in body, body
+    assert metric(cluster.nodes[leader], "eventstream_cluster_peer_refused_total",
+                  reason="implausible_joiner") >= 1
     # Added while a client publishes through the leader.
     acked: list[str] = []
     publisher = threading.Thread(target=lambda: acked.extend(

@@ -6,7 +6,8 @@ certificate, a certificate of another CA, an expired one) cannot send a
 Raft message or a forwarded publish, while a holder of a members' certificate can (the
 positive control, so the refusals can fail); a member's certificate is
 rotated under load without a failed publish, and its new outbound
-connections present the new one; member certificate files that cannot work
+connections present the new one; a node holding a members' certificate joins
+as a learner by itself; member certificate files that cannot work
 stop start-up with a line naming ``cluster.tls``.
 """
 
@@ -195,6 +196,22 @@ async def test_a_forged_peer_cannot_send_raft_messages_or_forwarded_publishes(
         (grpc.StatusCode.OK,) * 2
     assert end_offsets(cluster, leader) == 1
     assert cluster.status(leader)["cluster"]["term"] == term + 100
+
+
+def test_a_node_with_a_members_certificate_joins_by_itself(named_cluster):
+    """With static discovery an unknown node id may ask to join only behind cluster.tls."""
+    cluster, ca, _ = named_cluster
+    leader = cluster.wait_leader()
+    joiner = cluster.joiner("n4")
+    config = yaml.safe_load(joiner.config_path.read_text())
+    config["cluster"]["tls"] = peer_tls_section(member_certificate(ca, "n4", by_name=True),
+                                                ca.cert_path, NAME)
+    joiner.config_path.write_text(yaml.safe_dump(config))
+    joiner.start(wait=False)
+    joiner.wait_healthy(90)  # ready: added as a learner and caught up, no AddMember
+    roles = {m["node_id"]: m["role"] for m in cluster.status(leader)["cluster"]["members"]}
+    assert roles["n4"] == "learner"
+    assert f"added n4 at {cluster.cluster_address('n4')}" in cluster.nodes[leader].log()
 
 
 # --------------------------------------------------------------------------

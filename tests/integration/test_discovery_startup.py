@@ -40,14 +40,15 @@ def refused(start_server: Callable[..., ServerProcess], config: dict[str, Any],
 
 def test_bad_discovery_keys_are_config_errors(start_server: Callable[..., ServerProcess]) -> None:
     lines = refused(start_server, cluster(discovery="dns", dns_server="nonsense", replicas=0,
-                                          service="Not_A_Name", cluster_domain="-bad-"))
+                                          voters=10, service="Not_A_Name", cluster_domain="-bad-"))
     errors = [line for line in lines if "config error" in line]
     for key, words in {"cluster.dns_server": "address:port of a DNS server",
                        "cluster.replicas": "between 1 and 1000",
+                       "cluster.voters": "between 1 and 9",
                        "cluster.service": "a Kubernetes service name",
                        "cluster.cluster_domain": "a DNS domain"}.items():
         assert any(key in line and words in line for line in errors), (key, lines)
-    assert len(errors) == 4, lines
+    assert len(errors) == 5, lines
 
 
 def test_dns_needs_a_pod_name_with_an_ordinal(start_server: Callable[..., ServerProcess],

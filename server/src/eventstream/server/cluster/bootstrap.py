@@ -16,9 +16,10 @@ A joining node (not among the initial voters: ``cluster.join``, or a pod
 beyond ``cluster.voters``) writes the
 same file, with the same derived cluster id and initial voters, and
 ``"joiner": true``: its log starts from the initial membership like every
-member's, it is not a voter in it, so it never campaigns; it waits until a
-member adds it through the log (``ClusterService.AddMember``). From then the
-log, not this file, says what it is.
+member's, it is not a voter in it, so it never campaigns; it waits until the
+leader adds it through the log (it asks, ``cluster.joining``, or an operator
+calls ``ClusterService.AddMember``). From then the log, not this file, says
+what it is.
 """
 
 from __future__ import annotations

@@ -97,6 +97,11 @@ class JoinPolicy:
             return f"not a pod of StatefulSet {self._statefulset!r} (<statefulset>-<ordinal>)"
         return ""
 
+    @property
+    def addresses_move(self) -> bool:
+        """Whether a node may come back at another address (``kubernetes`` discovery: pod IPs)."""
+        return self._cluster.discovery == "kubernetes"
+
     def is_initial_voter(self, node: str) -> bool:
         """Whether ``node`` is an initial voter (promoted again after a rejoin)."""
         if node in self._initial:
@@ -169,6 +174,11 @@ class JoinService:
         if intent is JoinIntent.REJOIN and sender in membership.voters:
             await self._admin.remove_member(sender)
             log.info("removed voter %s: it lost its data dir and rejoins as a learner", sender)
+        elif self._policy.addresses_move and sender in membership.learners and \
+                membership.address_map().get(sender) != address:
+            # Back at another address (a pod's new IP): a learner is re-added there.
+            await self._admin.remove_member(sender)
+            log.info("removed learner %s: it is back at %s", sender, address)
         if sender not in self._driver.membership:
             await self._admin.add_member(sender, address)
             log.info("added %s at %s as a learner (it asked to %s)", sender, address,
@@ -279,10 +289,10 @@ class MembershipRequests:
 
     async def leave(self, timeout: float) -> bool:
         """Ask the leader to remove this learner, for at most ``timeout`` seconds; whether it did."""
-        me = self._driver.node_id
 
         def removed(reply: JoinReply | None) -> bool:
-            return reply is not None and not reply.member and reply.leader_id not in ("", me)
+            # The leader's own answer (a follower's says why it changed nothing).
+            return reply is not None and not reply.member and not reply.detail
         try:
             async with asyncio.timeout(timeout):
                 await self.until(JoinIntent.LEAVE, removed)

@@ -19,12 +19,15 @@ entries in the same order.
 
 Members: the initial voters (``cluster.peers``, or discovery) are reached at
 the addresses the configuration or discovery gives; members added later
-through the log (``ClusterService.AddMember``) at the address recorded in
-their ``MEMBERSHIP`` entry. Whenever the applied membership changes, the
-transport follows it (:meth:`ClusterMember.membership_changed`): links open
-to added members and close to removed ones, whose calls are refused from
-then on. A joining node (``cluster.join``, or a pod beyond ``cluster.voters``)
-starts with the initial voters' addresses and learns the others from the log once it is added.
+through the log (``ClusterService.AddMember``, or a node's own ``Join``) at
+the address recorded in their ``MEMBERSHIP`` entry. Whenever the applied
+membership changes, the transport follows it
+(:meth:`ClusterMember.membership_changed`): links open to added members and
+close to removed ones, whose calls are refused from then on. A joining node
+(``cluster.join``, or a pod beyond ``cluster.voters``) starts with the
+initial voters' addresses, asks to be added (``cluster.joining``), takes the
+members a Join answer names as peers until it has applied that far, and then
+follows the log.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from .bootstrap import ClusterIdentity, load_or_bootstrap, write_identity
 from .discovery import initial_members, joins
 from .errors import DriverHalted, DriverStopped, TooManyReads
 from .joining import Admin, JoinPolicy, JoinService, MembershipRequests, Promoter
+from .node import RaftDriver
 from .one_voter import ReplicatedLog, one_voter
 from .settings import raft_config, tick_seconds
 from .snapshot_transfer import without_entries
@@ -175,8 +179,8 @@ class ClusterMember:
             elif gate is not None and gate.closed and driver.last_index == 0:
                 if self.identity.joiner or await requests.history_elsewhere(
                         lambda: driver.last_index == 0 and gate.closed):
-                    await requests.until(JoinIntent.REJOIN, lambda _: not gate.closed or
-                                         me in driver.membership.learners)
+                    await requests.until(JoinIntent.REJOIN, functools.partial(
+                        _rejoined, driver, gate, me))
         except (DriverStopped, DriverHalted):
             return
 
@@ -423,6 +427,13 @@ class ClusterMember:
 
 def _differs(now: Callable[[], str], told: str) -> bool:
     return now() != told
+
+
+def _rejoined(driver: RaftDriver, gate: VoteGate, me: str, reply: JoinReply | None) -> bool:
+    """The rejoin is done: the leader said so, or this node applied it (or caught up)."""
+    if reply is not None:  # asked again later, the leader could remove a promoted voter again
+        return reply.member and not reply.detail and me not in reply.voters
+    return not gate.closed or me in driver.membership.learners
 
 
 def _leads(replicated: ReplicatedLog) -> bool:

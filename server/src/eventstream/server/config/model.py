@@ -157,9 +157,11 @@ class ClusterConfig:
     join: bool = False
     """This node joins a running cluster: a new node (not among the initial
     members, ``cluster.peers``), or a member that lost its data dir and was
-    removed. On an empty data dir it never forms a cluster of its own, it
-    waits until a member adds it (``ClusterService.AddMember``), then
-    receives the log as a learner. ``static`` discovery only. Default false."""
+    removed. On an empty data dir it never forms a cluster of its own; it asks
+    the leader to add it (granted to an initial voter, or to any node with
+    ``cluster.tls``; otherwise ``ClusterService.AddMember``), then receives
+    the log as a learner. ``static`` discovery only (a pod beyond
+    ``voters`` joins without it). Default false."""
     tick_ms: int = 50
     """Milliseconds of one Raft tick, the clock of elections and heartbeats.
     Default 50."""
