@@ -43,11 +43,15 @@ Python SDK (default retry policy, events with ids) publishes one event at a
 time through one target naming every node (tests/support/rolling.py). Per
 update: the time no node led (every node's /status sampled), the longest wait
 between two acknowledgements, the events acknowledged, each node's restart;
-written to cluster-rolling.md and cluster-rolling.json. Every update must
+written to cluster-rolling.md and cluster-rolling.json (cluster-rolling-learners.*
+with learners). Every update must
 lose and fail nothing: the run checks it as the cluster test does.
+``--learners N`` adds N learners (read replicas, added through AddMember)
+before the updates: they are rolled first, as a StatefulSet's highest
+ordinals are, and the publisher's connection starts on the last of them.
 
     python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
-    python bench/cluster_bench.py --rolling [--rolls 3] [--out DIR]
+    python bench/cluster_bench.py --rolling [--rolls 3] [--learners 1] [--out DIR]
 """
 
 from __future__ import annotations
@@ -428,8 +432,10 @@ ROLLING_MAX_EVENTS = 1_000_000
 """The rolling publisher's bound; it is stopped once the updates are done."""
 
 
-def rolling_updates(workdir: Path, rolls: int, pin: bool) -> list[RollingFigures]:
-    """``rolls`` rolling updates of a 3-node cluster under the SDK publisher; each update's figures.
+def rolling_updates(workdir: Path, rolls: int, pin: bool, learners: int = 0) -> list[RollingFigures]:
+    """``rolls`` rolling updates of 3 voters and ``learners`` learners under the SDK publisher.
+
+    Returns each update's figures.
 
     Raises:
         AssertionError: a publish failed, or an acknowledged event is not
@@ -447,7 +453,10 @@ def rolling_updates(workdir: Path, rolls: int, pin: bool) -> list[RollingFigures
         for server in cluster.nodes.values():
             pin_server(server)
         cluster.wait_leader()
-        publisher = SdkPublisher(service_target(cluster), "roll", ROLLING_MAX_EVENTS).start()
+        for number in range(4, 4 + learners):
+            pin_server(cluster.add_learner(f"n{number}"))
+        first = f"n{3 + learners}" if learners else None
+        publisher = SdkPublisher(service_target(cluster, first), "roll", ROLLING_MAX_EVENTS).start()
         stack.callback(publisher.stop)
         publisher.wait_acks(100)
         for number in range(rolls):
@@ -493,19 +502,21 @@ def run_rolling(args: argparse.Namespace) -> int:
     if pin:
         os.sched_setaffinity(0, {pb.CLIENT_CORE})
     info = pb.machine()
-    info["setup"] = ("3 nodes on 127.0.0.1, disk log, storage.fsync: always; the SDK "
-                     "publisher (default retry policy) through one target naming every node")
+    info["setup"] = (f"3 voters and {args.learners} learner(s) on 127.0.0.1, disk log, "
+                     "storage.fsync: always; the SDK publisher (default retry policy) through "
+                     "one target naming every node")
     info["load average (1/5/15 min) before"] = peers_bench.load_average()
     with tempfile.TemporaryDirectory(prefix="es-cluster-rolling-") as tmp:
-        figures = rolling_updates(Path(tmp), args.rolls, pin)
+        figures = rolling_updates(Path(tmp), args.rolls, pin, args.learners)
     info["load average (1/5/15 min) after"] = peers_bench.load_average()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cluster-rolling.md").write_text(rolling_markdown(figures, info))
-    (out / "cluster-rolling.json").write_text(json.dumps(
+    stem = "cluster-rolling-learners" if args.learners else "cluster-rolling"
+    (out / f"{stem}.md").write_text(rolling_markdown(figures, info))
+    (out / f"{stem}.json").write_text(json.dumps(
         {"updates": [dataclasses.asdict(update) for update in figures], "machine": info},
         indent=1) + "\n")
-    print(f"wrote {out / 'cluster-rolling.md'}")
+    print(f"wrote {out / stem}.md")
     return 0
 
 
@@ -522,9 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rolling", action="store_true",
                         help="measure rolling updates under an SDK publisher instead")
     parser.add_argument("--rolls", type=int, default=3, help="rolling updates with --rolling")
+    parser.add_argument("--learners", type=int, default=0,
+                        help="learners (read replicas) beside the 3 voters with --rolling")
     args = parser.parse_args(argv)
     if args.rolling:
         args.rolls = min(max(args.rolls, 1), 20)
+        args.learners = min(max(args.learners, 0), 4)
         return run_rolling(args)
     if args.quick:
         args.duration = 1.0

@@ -72,11 +72,28 @@ def test_defaults_run_three_voters_of_one_cluster_with_dns_discovery() -> None:
     assert "HorizontalPodAutoscaler" not in kinds(manifests)
     config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
     assert config["cluster"]["enabled"] is True
-    assert (config["cluster"]["discovery"], config["cluster"]["replicas"]) == ("dns", 3)
-    # A majority of 3 must stay up: at most one voluntary eviction at a time.
+    assert (config["cluster"]["discovery"], config["cluster"]["replicas"],
+            config["cluster"]["voters"]) == ("dns", 3, 3)
+    # A majority of the 3 voters must stay up: at most one voluntary eviction at a time.
     pdb = find(manifests, "PodDisruptionBudget")
-    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
     assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert pdb["spec"]["selector"]["matchExpressions"] == [
+        {"key": "apps.kubernetes.io/pod-index", "operator": "In", "values": ["0", "1", "2"]}]
+
+
+def test_read_replicas_beyond_the_voters_leave_the_quorum_and_its_budget_alone() -> None:
+    manifests = helm_template(sets=("replicas=5", "cluster.discovery=static"))
+    assert find(manifests, "StatefulSet")["spec"]["replicas"] == 5
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    # The config names the voters, not the pod count (scaling rolls no pod).
+    assert (config["cluster"]["replicas"], config["cluster"]["voters"]) == (3, 3)
+    # Static discovery lists the voters; the read replicas find them there and join.
+    assert [peer.split(".")[0] for peer in config["cluster"]["peers"]] == [
+        "eventstream-0", "eventstream-1", "eventstream-2"]
+    pdb = find(manifests, "PodDisruptionBudget")["spec"]
+    assert pdb["minAvailable"] == 2, "a majority of the voters, whatever the pod count"
+    assert pdb["selector"]["matchExpressions"][0]["values"] == ["0", "1", "2"]
 
 
 def test_readiness_means_the_member_can_serve_and_liveness_only_that_it_answers() -> None:
@@ -86,28 +103,68 @@ def test_readiness_means_the_member_can_serve_and_liveness_only_that_it_answers(
     assert probes["startupProbe"]["httpGet"]["path"] == "/health/live"
 
 
-@pytest.mark.parametrize("replicas, spare", [(3, 1), (5, 2), (7, 3)])
-def test_pdb_never_allows_losing_the_majority(replicas: int, spare: int) -> None:
-    pdb = find(helm_template(sets=(f"replicas={replicas}", "podDisruptionBudget.maxUnavailable=9")),
-               "PodDisruptionBudget")
-    assert pdb["spec"]["maxUnavailable"] == spare
+@pytest.mark.parametrize("voters, majority", [(3, 2), (5, 3), (7, 4)])
+def test_pdb_never_allows_losing_the_majority(voters: int, majority: int) -> None:
+    pdb = find(helm_template(sets=(f"replicas={voters + 2}", f"cluster.voters={voters}",
+                                   "podDisruptionBudget.maxUnavailable=9")), "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == majority
+    assert pdb["spec"]["selector"]["matchExpressions"][0]["values"] == [str(n) for n in range(voters)]
+    careful = find(helm_template(sets=("replicas=5", "cluster.voters=5")), "PodDisruptionBudget")
+    assert careful["spec"]["minAvailable"] == 4, "podDisruptionBudget.maxUnavailable: 1"
 
 
-def test_pdb_is_refused_when_no_voter_can_be_lost_and_left_out_for_one_pod() -> None:
-    error = helm_template_error(sets=("replicas=2",))
-    assert "podDisruptionBudget with replicas: 2: losing any voter loses the majority" in error
-    assert "PodDisruptionBudget" not in kinds(helm_template(sets=("replicas=1",)))
+def test_pdb_is_refused_when_no_voter_can_be_lost_and_left_out_for_one_voter() -> None:
+    error = helm_template_error(sets=("replicas=2", "cluster.voters=2", "cluster.allowEvenVoters=true"))
+    assert "podDisruptionBudget with cluster.voters: 2: losing any voter loses the majority" in error
+    assert "PodDisruptionBudget" not in kinds(helm_template(sets=("replicas=1", "cluster.voters=1")))
+    assert "PodDisruptionBudget" not in kinds(helm_template(sets=("replicas=3", "cluster.voters=1")))
 
 
 @pytest.mark.parametrize("settings, words", [
     (("independentNodes=true",), "independentNodes was removed: the pods now form one replicated cluster"),
     (("independentNodes=false",), "independentNodes was removed"),
-    (("autoscaling.enabled=true",), "autoscaling.enabled: an autoscaler cannot scale a Raft StatefulSet"),
     (("cluster.enabled=false",), "replicas: 3 needs cluster.enabled: true"),
+    (("replicas=2",), "replicas: 2 is below cluster.voters: 3. The pods of ordinals 0 to 2 are the voters"),
+    (("cluster.voters=4", "replicas=4"),
+     "cluster.voters: 4 is even: a majority of it is 3, so it survives 1"),
+    (("autoscaling.enabled=true", "autoscaling.minReplicas=2"),
+     "autoscaling.minReplicas: 2 is below cluster.voters: 3. The autoscaler would remove voters"),
+    (("autoscaling.enabled=true", "autoscaling.maxReplicas=2"),
+     "autoscaling.maxReplicas: 2 is below autoscaling.minReplicas: 3"),
 ])
 def test_what_a_raft_statefulset_cannot_do_is_refused_with_the_reason(settings: tuple[str, ...],
                                                                        words: str) -> None:
     assert words in helm_template_error(sets=settings)
+
+
+def test_an_even_number_of_voters_renders_when_allowed() -> None:
+    manifests = helm_template(sets=("replicas=4", "cluster.voters=4", "cluster.allowEvenVoters=true"))
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert config["cluster"]["voters"] == 4
+    assert find(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 3
+
+
+def test_the_autoscaler_scales_read_replicas_and_owns_the_pod_count() -> None:
+    manifests = helm_template(sets=("autoscaling.enabled=true", "autoscaling.minReplicas=3",
+                                    "autoscaling.maxReplicas=8", "replicas=5"))
+    statefulset = find(manifests, "StatefulSet")
+    # Without a live StatefulSet (helm template, a first install) no count is
+    # written: the autoscaler sets it, and an upgrade cannot reset it.
+    assert "replicas" not in statefulset["spec"]
+    hpa = find(manifests, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                     "name": "eventstream"}
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 8)
+    assert [m["type"] for m in hpa["metrics"]] == ["Resource"]
+    assert hpa["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+    config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
+    assert (config["cluster"]["voters"], config["cluster"]["replicas"]) == (3, 3), "not the pod count"
+    assert validation_errors(manifests) == []
+    by_subscribers = find(helm_template(sets=("autoscaling.enabled=true",
+                                              "autoscaling.targetSubscribersPerPod=200")),
+                          "HorizontalPodAutoscaler")["spec"]["metrics"][1]["pods"]
+    assert by_subscribers == {"metric": {"name": "eventstream_subscribers"},
+                              "target": {"type": "AverageValue", "averageValue": "200"}}
 
 
 def test_one_unreplicated_node_still_renders() -> None:
@@ -293,6 +350,9 @@ def test_prometheus_rule_alerts() -> None:
     single = find(helm_template(sets=("metrics.prometheusRule.enabled=true", "replicas=1",
                                       "cluster.enabled=false")), "PrometheusRule")
     assert not [r for g in single["spec"]["groups"] for r in g["rules"] if "cluster" in r["expr"]]
+    down = {r["alert"]: r for g in single["spec"]["groups"] for r in g["rules"]}["EventStreamNodeDown"]
+    assert "single node" in down["annotations"]["description"]
+    assert "read replica" in rules_described("EventStreamNodeDown")
     for name, expr in rules.items():
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), name
         assert 'namespace="eventstream"' in expr, name
@@ -351,13 +411,27 @@ def test_notes_tell_how_to_connect_and_check_health(tmp_path) -> None:
     assert "no ServiceMonitor was created" in notes
 
 
+def rules_described(alert: str) -> str:
+    """The description of one alert of the default render."""
+    rule = find(helm_template(sets=("metrics.prometheusRule.enabled=true",)), "PrometheusRule")
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}[alert][
+        "annotations"]["description"]
+
+
 def test_notes_describe_the_quorum(tmp_path) -> None:
     notes = " ".join(render_notes(tmp_path).split())
     assert "ONE replicated cluster of 3 voter(s): the pods eventstream-0 to eventstream-2" in notes
-    assert "A majority (2 of 3) must be up to take writes" in notes
-    assert "keeps serving with 1 pod(s) down" in notes
-    five = " ".join(render_notes(tmp_path / "five", "--set", "replicas=5").split())
-    assert "A majority (3 of 5) must be up" in five and "with 2 pod(s) down" in five
+    assert "A majority of the voters (2 of 3) must be up to take writes" in notes
+    assert "keeps serving with 1 voter(s) down" in notes and "read replica" not in notes
+    five = " ".join(render_notes(tmp_path / "five", "--set", "replicas=5", "--set",
+                                 "cluster.voters=5").split())
+    assert "A majority of the voters (3 of 5) must be up" in five and "with 2 voter(s) down" in five
+    readers = " ".join(render_notes(tmp_path / "readers", "--set", "replicas=5").split())
+    assert "The pods eventstream-3 to eventstream-4 are read replicas" in readers
+    assert "A majority of the voters (2 of 3)" in readers
+    scaled = " ".join(render_notes(tmp_path / "scaled", "--set", "autoscaling.enabled=true").split())
+    assert "The HorizontalPodAutoscaler runs 3 to 6 pods" in scaled
+    assert "(eventstream-3 and up) are read replicas" in scaled
     single = " ".join(render_notes(tmp_path / "one", "--set", "replicas=1",
                                    "--set", "cluster.enabled=false").split())
     assert "ONE unreplicated node: the pod eventstream-0" in single and "majority" not in single
@@ -366,6 +440,10 @@ def test_notes_describe_the_quorum(tmp_path) -> None:
 @pytest.mark.parametrize("setting, message", [
     ("replicas=three", "/replicas"),
     ("replicas=0", "/replicas"),
+    ("cluster.voters=0", "/cluster/voters"),
+    ("cluster.voters=11", "/cluster/voters"),
+    ("autoscaling.minReplicas=0", "/autoscaling/minReplicas"),
+    ("autoscaling.targetSubscribersPerPod=-1", "/autoscaling/targetSubscribersPerPod"),
     ("affinity.podAntiAffinity=maybe", "podAntiAffinity"),
     ("ports.grpc=70000", "/ports/grpc"),
     ("persistence.size=lots", "/persistence/size"),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eventstream.server.cluster.discovery import DnsDiscovery, peer_discovery
+from eventstream.server.cluster.discovery import DnsDiscovery, initial_members, joins, peer_discovery
 from eventstream.server.config.load import load_config
 from tests.support.dns import Responder
 
@@ -51,6 +51,24 @@ def test_every_mode_renders_what_discovery_needs(discovery: str, tmp_path) -> No
     if discovery == "static":
         assert list(cluster.peers) == [
             f"eventstream-{n}.eventstream-headless.{NAMESPACE}.svc.corp.internal:9100" for n in range(3)]
+
+
+@pytest.mark.parametrize("discovery", ["kubernetes", "dns"])
+def test_pods_beyond_the_voters_join_as_learners_and_scaling_rolls_no_pod(discovery: str,
+                                                                          tmp_path) -> None:
+    five = helm_template(sets=("replicas=5", f"cluster.discovery={discovery}"))
+    for pod, learner in (("eventstream-2", False), ("eventstream-3", True), ("eventstream-4", True)):
+        cluster = server_cluster(five, pod, tmp_path)
+        assert joins(cluster) is learner, pod
+        assert sorted(initial_members(cluster)) == ["eventstream-0", "eventstream-1", "eventstream-2"]
+    # The pod count is not in the config: adding read replicas (or an
+    # autoscaler doing so) changes no pod's config, so none is rolled.
+    three = helm_template(sets=(f"cluster.discovery={discovery}",))
+    scaled = helm_template(sets=(f"cluster.discovery={discovery}", "autoscaling.enabled=true",
+                                 "autoscaling.minReplicas=4"))
+    checksums = {find(m, "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                 for m in (three, five, scaled)}
+    assert len(checksums) == 1
 
 
 def test_the_pod_spec_passes_its_name_and_namespace() -> None:

@@ -37,6 +37,14 @@ def rolled_out(plane: ControlPlane, namespace: str, replicas: int,
     return None
 
 
+def settled_budget(plane: ControlPlane, namespace: str, healthy: int) -> dict[str, Any] | None:
+    """The disruption budget once its controller counted ``healthy`` pods for its generation."""
+    budget = plane.get("pdb", "eventstream", "-n", namespace)
+    status = budget.get("status", {})
+    return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
+                      and status.get("currentHealthy") == healthy) else None
+
+
 def test_installs_on_a_small_cluster_and_rolls_out_an_upgrade(
         control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
         volumes: Callable[..., None]) -> None:
@@ -112,38 +120,40 @@ def test_upgrade_refuses_a_new_claim_template_and_the_documented_resize_works(
         "the pod kept running through the resize")
 
 
-def test_a_rolling_update_replaces_one_voter_at_a_time_highest_ordinal_first(
+@pytest.mark.parametrize("pods", [3, 4])
+def test_a_rolling_update_replaces_one_pod_at_a_time_highest_ordinal_first(
         control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
-        volumes: Callable[..., None]) -> None:
+        volumes: Callable[..., None], pods: int) -> None:
     """What the rendered updateStrategy makes the StatefulSet controller do: the
-    pods are replaced from the highest ordinal down, each only once the one
-    before is ready again, so a majority of the voters is always up."""
+    pods are replaced from the highest ordinal down (a read replica before the
+    voters), each only once the one before is ready again, so a majority of the
+    voters is always up."""
     plane = control_plane
     nodes(3, **SMALL_NODE)
-    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
-    install(plane, namespace, "minReadySeconds=0")
+    volumes(namespace, "eventstream", pods, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "minReadySeconds=0", f"replicas={pods}")
     kubelet = Kubelet(plane, namespace)
-    first = kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready pods")
+    first = kubelet.until(lambda: rolled_out(plane, namespace, pods), f"{pods} ready pods")
     old = first["status"]["updateRevision"]
     install(plane, namespace, "config.log.level=debug", upgrade=True)
 
     replaced: list[str] = []  # pod names in the order they came back at the new revision
-    fewest_ready = 3
+    fewest_ready = pods
     deadline = time.monotonic() + 240
-    while rolled_out(plane, namespace, 3, old) is None:
+    while rolled_out(plane, namespace, pods, old) is None:
         assert time.monotonic() < deadline, kubelet.describe()
-        pods = kubelet.run_once()
-        ready = [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        seen = kubelet.run_once()
+        ready = [p for p in seen if not p["metadata"].get("deletionTimestamp") and any(
             c["type"] == "Ready" and c["status"] == "True"
             for c in p.get("status", {}).get("conditions", []))]
         fewest_ready = min(fewest_ready, len(ready))
-        for pod in pods:
+        for pod in seen:
             name = pod["metadata"]["name"]
             if pod["metadata"]["labels"].get("controller-revision-hash") != old and name not in replaced:
                 replaced.append(name)
         time.sleep(0.2)
-    assert replaced == ["eventstream-2", "eventstream-1", "eventstream-0"]
-    assert fewest_ready >= 2, "more than one voter was down at once"
+    assert replaced == [f"eventstream-{n}" for n in reversed(range(pods))]
+    assert fewest_ready >= pods - 1, "more than one pod was down at once"
 
 
 def test_disruption_budget_and_anti_affinity_count_only_the_members(
@@ -174,12 +184,8 @@ def test_disruption_budget_and_anti_affinity_count_only_the_members(
     assert kubelet.until(lambda: endpoint_addresses(plane, namespace, "eventstream") == addresses,
                          "the client Service's endpoints: the members only")
 
-    def settled() -> dict[str, Any] | None:
-        budget = plane.get("pdb", "eventstream", "-n", namespace)
-        status = budget.get("status", {})
-        return budget if (status.get("observedGeneration") == budget["metadata"]["generation"]
-                          and status.get("currentHealthy") == 3) else None
-    status = kubelet.until(settled, "the disruption budget's status")["status"]
+    status = kubelet.until(lambda: settled_budget(plane, namespace, healthy=3),
+                           "the disruption budget's status")["status"]
     # A majority (2 of 3) stays: one eviction at a time.
     assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 2, 1)
     warnings = [e["reason"] for e in items(plane, "events", namespace,
@@ -223,3 +229,61 @@ def test_cert_manager_certificates_install_where_their_crd_is_served(
     pod = statefulset(plane, namespace)["spec"]["template"]["spec"]
     assert {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
         "tls": "eventstream-tls", "peer-tls": "eventstream-peer-tls"}
+
+
+def test_an_autoscaler_scales_read_replicas_and_upgrades_never_scale_them_back(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """Three voters, then the HorizontalPodAutoscaler adds read replicas. Neither
+    switching it on nor a later upgrade writes a pod count of its own (measured
+    once: a config-only upgrade took an autoscaled StatefulSet from 6 pods to
+    3), and the disruption budget counts the voters only."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 5, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "minReadySeconds=0")
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "three ready voters")
+
+    # Switched on: helm leaves the count as it is (dropping the field would
+    # have Kubernetes reset it to 1 and delete two voters).
+    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.minReplicas=3",
+            "autoscaling.maxReplicas=6", upgrade=True)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 3
+    # The autoscaler itself scales out (no metrics served here: it acts on its minimum).
+    plane.kubectl("patch", "hpa", "eventstream", "-n", namespace, "--type=merge",
+                  "-p", '{"spec":{"minReplicas":5}}')
+    kubelet.until(lambda: rolled_out(plane, namespace, 5), "five ready pods", timeout=120)
+    pods = {p["metadata"]["name"]: p["metadata"]["labels"] for p in items(plane, "pods", namespace)}
+    assert sorted(pods) == [f"eventstream-{n}" for n in range(5)]
+    assert pods["eventstream-4"]["apps.kubernetes.io/pod-index"] == "4"
+
+    status = kubelet.until(lambda: settled_budget(plane, namespace, healthy=3),
+                           "the disruption budget's status")["status"]
+    # Of five pods the budget counts the three voters: a majority (2) stays.
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 2, 1)
+
+    # A config-only upgrade: the pods are rolled, their count is the autoscaler's.
+    before = statefulset(plane, namespace)["status"]["updateRevision"]
+    install(plane, namespace, "config.log.level=debug", upgrade=True)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 5
+    assert plane.get("hpa", "eventstream", "-n", namespace)["spec"]["minReplicas"] == 3, (
+        "helm set its own minimum back")
+    kubelet.until(lambda: rolled_out(plane, namespace, 5, before), "the upgrade rolled out", timeout=180)
+    assert statefulset(plane, namespace)["spec"]["replicas"] == 5
+
+
+def test_a_new_release_under_an_autoscaler_gets_its_voters_from_it(
+        control_plane: ControlPlane, namespace: str, nodes: Callable[..., list[str]],
+        volumes: Callable[..., None]) -> None:
+    """Installed with autoscaling on, the StatefulSet carries no pod count (the
+    API server defaults it to 1) and the autoscaler raises it to minReplicas,
+    so every voter comes up."""
+    plane = control_plane
+    nodes(3, **SMALL_NODE)
+    volumes(namespace, "eventstream", 3, DEFAULT_STORAGE_CLASS, "10Gi")
+    install(plane, namespace, "autoscaling.enabled=true", "autoscaling.minReplicas=3")
+    kubelet = Kubelet(plane, namespace)
+    kubelet.until(lambda: rolled_out(plane, namespace, 3), "the autoscaler's three voters", timeout=120)
+    hpa = plane.get("hpa", "eventstream", "-n", namespace)
+    assert hpa["status"]["desiredReplicas"] == 3

@@ -75,14 +75,17 @@ def test_overlay_runs_three_voters_with_a_budget_keeping_the_majority(overlay: s
     assert spec["replicas"] == 3
     assert spec["podManagementPolicy"] == "Parallel"
     config = yaml.safe_load(find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"])
-    assert (config["cluster"]["enabled"], config["cluster"]["replicas"]) == (True, 3)
-    assert find(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert (config["cluster"]["enabled"], config["cluster"]["replicas"],
+            config["cluster"]["voters"]) == (True, 3, 3)
+    budget = find(manifests, "PodDisruptionBudget")["spec"]
+    assert budget["minAvailable"] == 2
+    assert budget["selector"]["matchExpressions"][0]["values"] == ["0", "1", "2"]
     assert "HorizontalPodAutoscaler" not in kinds(manifests)
 
 
 def test_base_says_why_the_pods_start_together() -> None:
     statefulset = (KUSTOMIZE_DIR / "base" / "statefulset.yaml").read_text()
-    assert "The voters of one Raft cluster (cluster.replicas): a majority must be up." in statefulset
+    assert "The voters of one Raft cluster (ordinals below cluster.voters: a majority" in statefulset
     assert "OrderedReady would wait for it forever" in statefulset
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, running_cluster
-from tests.support.cluster_reads import read_stored, wait_caught_up
-from tests.support.rolling import SdkPublisher, roll, service_target
+from tests.support.cluster_reads import assert_stored_once_everywhere
+from tests.support.rolling import SdkPublisher, roll_under_load, service_target
 
 MAX_EVENTS = 20_000
 """The publisher's bound; it is stopped long before on any machine that rolls at all."""
@@ -35,13 +35,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 async def test_a_rolling_update_under_sdk_load_loses_and_repeats_nothing(cluster: Cluster):
     cluster.wait_leader()
     publisher = SdkPublisher(service_target(cluster), "roll", MAX_EVENTS).start()
-    try:
-        publisher.wait_acks(50)
-        figures = roll(cluster, publisher)
-        publisher.wait_acks(len(publisher.acks) + 50)  # and it goes on after the update
-    finally:
-        publisher.stop()
-    publisher.join(60)
+    figures = roll_under_load(cluster, publisher)
     print(f"\n{figures.line()}")
     assert publisher.errors == []
     assert figures.acks > 0
@@ -49,11 +43,4 @@ async def test_a_rolling_update_under_sdk_load_loses_and_repeats_nothing(cluster
     assert len(figures.leaders) >= 2, figures.leaders
     ids = [event_id for _, event_id, *_ in publisher.acks]
     assert len(ids) == len(set(ids))
-
-    cluster.wait_leader()
-    wait_caught_up(cluster, list(cluster.nodes))
-    expected = sorted((partition, offset, event_id)
-                      for _, event_id, partition, offset in publisher.acks)
-    for node in cluster.nodes:
-        # Equal lists: every acknowledged event once, and nothing else stored.
-        assert await read_stored(cluster, node) == expected, node
+    await assert_stored_once_everywhere(cluster, publisher.acks)

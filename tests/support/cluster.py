@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from eventstream.client import NO_RETRY, Client
+
 from .server import ServerProcess, free_port, http_get
 from .toxiproxy import Mesh, Toxiproxy
 
@@ -79,6 +81,19 @@ class Cluster:
             "enabled": True, "node_id": node, "port": port, "join": True,
             "peers": list(self._initial)})
         server = self.nodes[node] = ServerProcess(self._workdir / node, sections, env=self._env)
+        return server
+
+    def add_learner(self, node: str, timeout: float = 60.0) -> ServerProcess:
+        """Start joiner ``node``, have the leader add it (``AddMember``), and wait until it is ready.
+
+        Ready: a learner that knows the leader and has caught up.
+        """
+        leader = self.wait_leader()
+        server = self.joiner(node).start(wait=False)
+        server.wait_healthy(timeout, path="/health/live")
+        with Client(self.nodes[leader].target, retry=NO_RETRY) as admin:
+            admin.add_member(node, self.cluster_address(node))
+        server.wait_healthy(timeout)
         return server
 
     def cluster_address(self, node: str) -> str:

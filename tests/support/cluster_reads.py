@@ -63,3 +63,18 @@ def wait_caught_up(cluster: Cluster, nodes: list[str], timeout: float = 30.0) ->
         assert time.monotonic() < deadline, \
             f"not caught up within {timeout}s with the leader's log to {mark}: {views}"
         time.sleep(0.05)
+
+
+async def assert_stored_once_everywhere(cluster: Cluster,
+                                        acks: list[tuple[float, str, int, int]]) -> None:
+    """Assert that every node stores exactly the acknowledged events.
+
+    Once a leader is agreed and every node caught up: each node stores the
+    events of ``acks`` (``(time, id, partition, offset)``), each once, at its
+    acknowledged position, and nothing else.
+    """
+    cluster.wait_leader()
+    wait_caught_up(cluster, list(cluster.nodes))
+    expected = sorted((partition, offset, event_id) for _, event_id, partition, offset in acks)
+    for node in cluster.nodes:
+        assert await read_stored(cluster, node) == expected, node

@@ -16,6 +16,7 @@ printed) and ``bench/cluster_bench.py --rolling`` (figures recorded).
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,10 +31,15 @@ SAMPLE_SECONDS = 0.02
 """How often :class:`LeaderWatch` asks every node who leads: the resolution of its figures."""
 
 
-def service_target(cluster: Cluster) -> str:
-    """One gRPC target naming every node (pick-first: one connection, moved when it breaks)."""
-    return "ipv4:" + ",".join(f"{server.host}:{server.grpc_port}"
-                              for server in cluster.nodes.values())
+def service_target(cluster: Cluster, first: str | None = None) -> str:
+    """One gRPC target naming every node (pick-first: one connection, moved when it breaks).
+
+    ``first`` puts that node first, so the connection starts there, as a
+    Service picking that pod for it would.
+    """
+    nodes = sorted(cluster.nodes, key=lambda node: node != first)
+    return "ipv4:" + ",".join(f"{cluster.nodes[node].host}:{cluster.nodes[node].grpc_port}"
+                              for node in nodes)
 
 
 class SdkPublisher:
@@ -100,6 +106,59 @@ class SdkPublisher:
         """The longest time between consecutive acknowledgements within [start, end] (seconds)."""
         times = [start, *(at for at, *_ in self.acks if start <= at <= end), end]
         return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+
+class SdkSubscriber:
+    """The SDK client with its default retry policy subscribed to ``pattern`` from the earliest event.
+
+    The subscription resumes after a broken connection from the next offset
+    of every partition it delivered from. Records every event delivered;
+    bounded by ``count`` events and by :meth:`stop`; runs in its own thread.
+
+    Args:
+        target: the gRPC target (a node, or :func:`service_target`).
+        pattern: the topic pattern.
+        count: at most this many events.
+    """
+
+    def __init__(self, target: str, pattern: str, count: int) -> None:
+        self.events: list[tuple[str, int, int]] = []
+        """(id, partition, offset) of every event delivered, in order."""
+        self.errors: list[str] = []
+        self._client = Client(target, timeout=30.0)
+        self._subscription = self._client.subscribe(pattern, start="earliest")
+        self._count = count
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> SdkSubscriber:
+        """Start reading."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for event in self._subscription:
+                self.events.append((event.id, event.partition, event.offset))
+                if len(self.events) >= self._count:
+                    return
+        except Exception as error:  # recorded: the callers assert there is none
+            self.errors.append(repr(error))
+
+    def wait_ids(self, ids: set[str], timeout: float = 60.0) -> None:
+        """Wait until every id in ``ids`` was delivered."""
+        deadline = time.monotonic() + timeout
+        while not ids <= {event_id for event_id, *_ in self.events}:
+            assert time.monotonic() < deadline, (
+                f"{len(ids - {event_id for event_id, *_ in self.events})} events not delivered: "
+                f"{self.errors}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """End the subscription and wait for the thread."""
+        self._subscription.close()
+        self._thread.join(30)
+        self._client.close()
+        assert not self._thread.is_alive(), "the subscriber did not finish in time"
 
 
 class LeaderWatch:
@@ -194,13 +253,20 @@ class RollingFigures:
                 f"{self.longest_ack_gap_seconds:.3f} s")
 
 
+def ordinal(node: str) -> int:
+    """The number a node id ends with: ``n3`` -> 3, ``eventstream-3`` -> 3."""
+    match = re.search(r"(\d+)$", node)
+    assert match is not None, f"{node} ends with no number"
+    return int(match.group(1))
+
+
 def roll(cluster: Cluster, publisher: SdkPublisher, ready_timeout: float = 60.0,
          on_restart: Callable[[ServerProcess], None] | None = None) -> RollingFigures:
     """Replace every node, highest ordinal first, while ``publisher`` publishes (see the module).
 
     ``on_restart`` is called with each node right after its process started again.
     """
-    order = sorted(cluster.nodes, key=lambda node: int(node.lstrip("n")), reverse=True)
+    order = sorted(cluster.nodes, key=ordinal, reverse=True)
     restarts = []
     with LeaderWatch(cluster) as watch:
         started = time.monotonic()
@@ -218,3 +284,19 @@ def roll(cluster: Cluster, publisher: SdkPublisher, ready_timeout: float = 60.0,
     acks = sum(1 for at, *_ in publisher.acks if started <= at <= ended)
     return RollingFigures(restarts, watch.leaders(), total, longest, watch.interval(), acks,
                           publisher.longest_gap(started, ended))
+
+
+def roll_under_load(cluster: Cluster, publisher: SdkPublisher) -> RollingFigures:
+    """Run :func:`roll` once ``publisher`` has 50 acknowledgements.
+
+    It must get 50 more after the update. The publisher is stopped (and
+    joined) in any case.
+    """
+    try:
+        publisher.wait_acks(50)
+        figures = roll(cluster, publisher)
+        publisher.wait_acks(len(publisher.acks) + 50)  # and it goes on after the update
+    finally:
+        publisher.stop()
+        publisher.join(60)
+    return figures

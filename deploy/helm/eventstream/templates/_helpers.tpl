@@ -154,12 +154,32 @@ eventstream.headlessHost
 {{- end }}
 
 {{/*
+eventstream.voters
+  In:  the root context.
+  Out: the voters of the Raft cluster: .Values.cluster.voters, or 1 for a
+       single unreplicated node (cluster.enabled false).
+*/}}
+{{- define "eventstream.voters" -}}
+{{- if .Values.cluster.enabled }}{{ int .Values.cluster.voters }}{{ else }}1{{ end }}
+{{- end }}
+
+{{/*
+eventstream.pods
+  In:  the root context.
+  Out: the pods the release starts with: .Values.replicas, or
+       autoscaling.minReplicas when the autoscaler owns the count.
+*/}}
+{{- define "eventstream.pods" -}}
+{{- if .Values.autoscaling.enabled }}{{ int .Values.autoscaling.minReplicas }}{{ else }}{{ int .Values.replicas }}{{ end }}
+{{- end }}
+
+{{/*
 eventstream.majority
   In:  the root context.
-  Out: the voters that make a quorum of .Values.replicas (replicas / 2 + 1).
+  Out: the voters that make a quorum (voters / 2 + 1).
 */}}
 {{- define "eventstream.majority" -}}
-{{- add (div (int .Values.replicas) 2) 1 }}
+{{- add (div (include "eventstream.voters" . | int) 2) 1 }}
 {{- end }}
 
 {{/*
@@ -167,30 +187,47 @@ eventstream.checkCluster
   In:  the root context.
   Out: nothing; fails the render for what a replicated StatefulSet cannot do:
        the removed independentNodes opt-in, more than one pod without
-       cluster.enabled, and an autoscaler.
+       cluster.enabled, fewer pods than voters, an even number of voters not
+       explicitly allowed, and an autoscaler that could remove a voter.
 */}}
 {{- define "eventstream.checkCluster" -}}
 {{- if hasKey .Values "independentNodes" }}
-{{- fail "independentNodes was removed: the pods now form one replicated cluster (cluster.enabled, replicas voters), so there are no independent nodes to opt in to. Delete the key; for one unreplicated node set replicas: 1 and cluster.enabled: false." }}
+{{- fail "independentNodes was removed: the pods now form one replicated cluster (cluster.enabled, cluster.voters voters), so there are no independent nodes to opt in to. Delete the key; for one unreplicated node set replicas: 1 and cluster.enabled: false." }}
 {{- end }}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.cluster.enabled) }}
-{{- fail (printf "replicas: %d needs cluster.enabled: true. Without it every pod would be an unrelated single node with its own log behind one Service." (int .Values.replicas)) }}
+{{- $voters := int .Values.cluster.voters }}
+{{- $pods := include "eventstream.pods" . | int }}
+{{- if and (gt $pods 1) (not .Values.cluster.enabled) }}
+{{- fail (printf "replicas: %d needs cluster.enabled: true. Without it every pod would be an unrelated single node with its own log behind one Service." $pods) }}
+{{- end }}
+{{- if .Values.cluster.enabled }}
+{{- if and (eq (mod $voters 2) 0) (not .Values.cluster.allowEvenVoters) }}
+{{- $majority := add (div $voters 2) 1 }}
+{{- fail (printf "cluster.voters: %d is even: a majority of it is %d, so it survives %d voter(s) down, no more than %d voters would, and every write waits for one more. Use an odd number (3 or 5), or set cluster.allowEvenVoters: true." $voters $majority (sub $voters $majority) (sub $voters 1)) }}
 {{- end }}
 {{- if .Values.autoscaling.enabled }}
-{{- fail "autoscaling.enabled: an autoscaler cannot scale a Raft StatefulSet. The pods are the cluster's voters, fixed when it first starts: a pod it adds is not a member (it refuses to start) and a pod it removes takes a voter away (a scale-in below a majority stops all writes). Adding members is not implemented; leave autoscaling.enabled false and set replicas." }}
+{{- if lt (int .Values.autoscaling.minReplicas) $voters }}
+{{- fail (printf "autoscaling.minReplicas: %d is below cluster.voters: %d. The autoscaler would remove voters (the highest ordinals go first), and a scale-in below a majority stops all writes. Set minReplicas to at least %d: it scales the read replicas beyond the voters." (int .Values.autoscaling.minReplicas) $voters $voters) }}
+{{- end }}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.maxReplicas: %d is below autoscaling.minReplicas: %d" (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
+{{- end }}
+{{- else if lt $pods $voters }}
+{{- fail (printf "replicas: %d is below cluster.voters: %d. The pods of ordinals 0 to %d are the voters: the StatefulSet must run every one of them (more pods are read replicas). To run fewer voters, install a new release with a smaller cluster.voters; voters are fixed once the cluster has formed." $pods $voters (sub $voters 1)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{/*
 eventstream.staticPeers
   In:  the root context.
-  Out: a YAML list of "host:port" of every pod, by ordinal, through the
-       headless Service (used by cluster.discovery: static).
+  Out: a YAML list of "host:port" of every voter, by ordinal, through the
+       headless Service (used by cluster.discovery: static); read replicas
+       find the voters there and join.
 */}}
 {{- define "eventstream.staticPeers" -}}
 {{- $fullname := include "eventstream.fullname" . }}
 {{- $headless := include "eventstream.headlessName" . }}
-{{- range $ordinal := until (int .Values.replicas) }}
+{{- range $ordinal := until (include "eventstream.voters" . | int) }}
 - {{ printf "%s-%d.%s.%s.svc.%s:%d" $fullname $ordinal $headless $.Release.Namespace $.Values.cluster.clusterDomain (int $.Values.ports.cluster) }}
 {{- end }}
 {{- end }}
@@ -206,7 +243,7 @@ eventstream.config
 {{- define "eventstream.config" -}}
 {{- $config := deepCopy (.Values.config | default dict) }}
 {{- $server := dict "host" "0.0.0.0" "grpc_port" (int .Values.ports.grpc) "tcp_port" (int .Values.ports.tcp) "udp_port" (int .Values.ports.udp) }}
-{{- $cluster := dict "enabled" .Values.cluster.enabled "discovery" .Values.cluster.discovery "namespace" .Release.Namespace "service" (include "eventstream.headlessName" .) "port" (int .Values.ports.cluster) "replicas" (int .Values.replicas) "cluster_domain" .Values.cluster.clusterDomain }}
+{{- $cluster := dict "enabled" .Values.cluster.enabled "discovery" .Values.cluster.discovery "namespace" .Release.Namespace "service" (include "eventstream.headlessName" .) "port" (int .Values.ports.cluster) "replicas" (include "eventstream.voters" . | int) "voters" (include "eventstream.voters" . | int) "cluster_domain" .Values.cluster.clusterDomain }}
 {{- if eq .Values.cluster.discovery "static" }}
 {{- $_ := set $cluster "peers" (include "eventstream.staticPeers" . | fromYamlArray) }}
 {{- end }}
