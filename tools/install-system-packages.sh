@@ -62,6 +62,8 @@ tests  ca-certificates        /etc/ssl/certs/ca-certificates.crt
 tests  openssl                /usr/bin/openssl
 tests  openjdk-17-jdk-headless /usr/lib/jvm/java-17-openjdk-*/bin/javac
 tests  maven                  /usr/share/maven/bin/mvn
+tests  iproute2               /bin/ip
+tests  util-linux             /usr/bin/unshare
 image  docker.io              /usr/sbin/dockerd
 image  docker.io              /usr/bin/docker
 image  containerd             /usr/bin/containerd
