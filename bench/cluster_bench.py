@@ -51,8 +51,8 @@ lose and fail nothing: the run checks it as the cluster test does.
     python bench/cluster_bench.py --profile PREFIX [--duration 4]
 
 ``--profile PREFIX`` runs only the three nodes' batched and pipelined
-publishes, prints the CPU per event and the events per fsync of the leader
-and of one follower, records py-spy of both into
+publishes, prints the CPU per event (user and system) and the events per
+fsync of the leader and of one follower, records py-spy of both into
 PREFIX.<workload>.<role>.txt and keeps the nodes' logs as PREFIX.<node>.log.
 py-spy samples at 200 Hz without stopping the process and only the thread
 holding the GIL (the Python CPU time); with native frames it must stop the
@@ -168,10 +168,16 @@ class FollowerFanoutEndpoint(peer_clients.OursEndpoint):
         await super().close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    return sum(cpu_split(pid))
 
 
 def publish_figures(target: str, ghz: str, workdir: Path, args: argparse.Namespace, pin: bool,
@@ -546,11 +552,13 @@ def run_profile(args: argparse.Namespace) -> int:
             for workload, (mode, streams, window) in runs.items():
                 nodes = {"leader": cluster.nodes[leader], "follower": cluster.nodes[follower]}
                 fsyncs = {role: metric(node, FSYNCS) for role, node in nodes.items()}
-                before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+                before = {role: cpu_split(pid) for role, pid in pids.items()}
                 with profiled(pids, args.profile, workload, args.duration):
                     rate = peers_bench.raw_client(target, mode, SIZE, args.duration, streams, window, pin)
                 events = max(rate * args.duration, 1)
-                cpu = {role: round((cpu_seconds(pid) - before[role]) * 1e6 / events, 2)
+                cpu = {role: "{:.2f} user + {:.2f} system".format(
+                    *((now - then) * 1e6 / events for now, then in zip(cpu_split(pid), before[role],
+                                                                       strict=True)))
                        for role, pid in pids.items()}
                 per_fsync = {role: round(events / max(metric(node, FSYNCS) - fsyncs[role], 1))
                              for role, node in nodes.items()}
