@@ -52,6 +52,15 @@ ordinals are, and the publisher's connection starts on the last of them.
 
     python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
     python bench/cluster_bench.py --rolling [--rolls 3] [--learners 1] [--out DIR]
+    python bench/cluster_bench.py --profile PREFIX [--duration 4]
+
+``--profile PREFIX`` runs only the three nodes' batched and pipelined
+publishes, prints the CPU per event (user and system) and the events per
+fsync of the leader and of one follower, records py-spy of both into
+PREFIX.<workload>.<role>.txt and keeps the nodes' logs as PREFIX.<node>.log.
+py-spy samples at 200 Hz without stopping the process and only the thread
+holding the GIL (the Python CPU time); with native frames it must stop the
+process at every sample, which cuts these runs' rate about twentyfold.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ import dataclasses
 import importlib.metadata
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,7 +88,7 @@ from tests.support import nats_cluster
 from tests.support.cluster import Cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.rolling import RollingFigures, SdkPublisher, roll, service_target
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, metric
 
 SIZE = 100
 BATCH = peers_bench.BATCH
@@ -161,10 +172,16 @@ class FollowerFanoutEndpoint(peer_clients.OursEndpoint):
         await super().close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    return sum(cpu_split(pid))
 
 
 def publish_figures(target: str, ghz: str, workdir: Path, args: argparse.Namespace, pin: bool,
@@ -496,6 +513,69 @@ def rolling_markdown(figures: list[RollingFigures], info: dict[str, str]) -> str
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def profiled(pids: dict[str, int], prefix: str, workload: str, seconds: float):
+    """py-spy (raw collapsed stacks, GIL holder only) of every process in ``pids`` (role -> pid)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    name = workload.split()[1]
+    recorders = {role: subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--output", f"{prefix}.{name}.{role}.txt", "--format", "raw",
+         "--rate", "200", "--nonblocking", "--gil", "--duration", str(int(seconds) + 1)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for role, pid in pids.items()}
+    try:
+        time.sleep(1.0)  # py-spy attaches
+        yield
+        for role, recorder in recorders.items():
+            _, errors = recorder.communicate(timeout=seconds + 60)
+            if recorder.returncode:
+                print(f"py-spy of the {role} failed: {errors.strip()[-400:]}", file=sys.stderr)
+    finally:
+        for recorder in recorders.values():
+            pb.stop_process(recorder)
+
+
+FSYNCS = "eventstream_storage_fsyncs_total"
+"""fdatasync calls of a node's log (one per write round under fsync: always)."""
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """py-spy of the leader and one follower during the three nodes' batched and pipelined runs."""
+    pin = pb.pinning()
+    if pin:
+        os.sched_setaffinity(0, {pb.CLIENT_CORE})
+    with tempfile.TemporaryDirectory(prefix="es-cluster-profile-") as tmp:
+        cluster = Cluster(Path(tmp) / "three-nodes", 3, SERVER_CONFIG)
+        with contextlib.ExitStack() as stack:
+            stack.callback(lambda: [shutil.copy(server.log_path, f"{args.profile}.{node}.log")
+                                    for node, server in cluster.nodes.items()])
+            stack.callback(cluster.stop)
+            cluster.start()
+            for server in cluster.nodes.values():
+                peers_bench.peer_servers._pin(server.process.pid, pin)
+            leader = cluster.wait_leader()
+            follower = next(node for node in cluster.nodes if node != leader)
+            target = cluster.nodes[leader].target
+            pids = {"leader": cluster.nodes[leader].process.pid,
+                    "follower": cluster.nodes[follower].process.pid}
+            runs = {BATCHED: ("batch", 1, BATCH_CONCURRENCY), PIPELINED: ("stream", STREAMS, WINDOW)}
+            for workload, (mode, streams, window) in runs.items():
+                nodes = {"leader": cluster.nodes[leader], "follower": cluster.nodes[follower]}
+                fsyncs = {role: metric(node, FSYNCS) for role, node in nodes.items()}
+                before = {role: cpu_split(pid) for role, pid in pids.items()}
+                with profiled(pids, args.profile, workload, args.duration):
+                    rate = peers_bench.raw_client(target, mode, SIZE, args.duration, streams, window, pin)
+                events = max(rate * args.duration, 1)
+                cpu = {role: "{:.2f} user + {:.2f} system".format(
+                    *((now - then) * 1e6 / events for now, then in zip(cpu_split(pid), before[role],
+                                                                       strict=True)))
+                       for role, pid in pids.items()}
+                per_fsync = {role: round(events / max(metric(node, FSYNCS) - fsyncs[role], 1))
+                             for role, node in nodes.items()}
+                print(f"{workload}: {rate:,.0f} events/s, CPU µs per event {cpu}, "
+                      f"events per fsync {per_fsync}", flush=True)
+    return 0
+
+
 def run_rolling(args: argparse.Namespace) -> int:
     """Measure --rolls rolling updates, print them, write cluster-rolling.md and .json."""
     pin = pb.pinning()
@@ -535,7 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rolls", type=int, default=3, help="rolling updates with --rolling")
     parser.add_argument("--learners", type=int, default=0,
                         help="learners (read replicas) beside the 3 voters with --rolling")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="only py-spy the three nodes' batched and pipelined runs into "
+                             "PREFIX.<workload>.<role>.txt")
     args = parser.parse_args(argv)
+    if args.profile:
+        args.duration = min(max(args.duration, 0.5), 60.0)
+        return run_profile(args)
     if args.rolling:
         args.rolls = min(max(args.rolls, 1), 20)
         args.learners = min(max(args.learners, 0), 4)

@@ -75,3 +75,13 @@ def test_a_node_outside_the_initial_members_must_say_it_joins():
                for problem in _joining("n4", join=False))
     # A member that lost its data dir rejoins under its id (docs/cluster.md).
     assert _joining("n1", join=True) == []
+
+
+def test_a_member_bounds_its_rounds_in_flight_on_its_own():
+    config = load_config(env={})
+    assert (config.cluster.max_rounds_in_flight, config.queues.max_rounds_in_flight) == (2, 16)
+    config = load_config(env={}, overrides={"cluster.max_rounds_in_flight": "3"})
+    assert config.cluster.max_rounds_in_flight == 3
+    with pytest.raises(ConfigError) as refused:
+        load_config(env={}, overrides={"cluster.max_rounds_in_flight": "0"})
+    assert any("cluster.max_rounds_in_flight" in p for p in refused.value.problems)

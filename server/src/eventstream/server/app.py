@@ -216,7 +216,8 @@ class Node:
             self.lanes, sequencer, proposer, self.log, self.applier, NativeWire(),
             drain_batch_events=config.queues.drain_batch_events,
             batch_share=config.queues.batch_lane_share,
-            max_rounds_in_flight=config.queues.max_rounds_in_flight,
+            max_rounds_in_flight=(config.cluster.max_rounds_in_flight if self.member is not None
+                                  else config.queues.max_rounds_in_flight),
             batch_yield_seconds=config.queues.batch_yield_ms / 1000,
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,

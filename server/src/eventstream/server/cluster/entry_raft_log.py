@@ -359,7 +359,9 @@ class EntryRaftLog:
     def _finish(self, encoder: EntryEncoder) -> EntryBatch:
         batch = encoder.finish()
         if EntryKind.EVENTS in batch.kinds:  # a follower's: index its records
-            batch = EntryBatch.decode(batch.data, self._codec, first_index=batch.first_index)
+            # As bytes, which the check keeps as they are (one copy here); the
+            # encoder's bytearray it would slice and copy again.
+            batch = EntryBatch.decode(bytes(batch.data), self._codec, first_index=batch.first_index)
         return batch
 
     async def _install(self, snapshot: Snapshot) -> None:

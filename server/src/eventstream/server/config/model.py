@@ -178,6 +178,12 @@ class ClusterConfig:
     always sent). Default 4 MiB."""
     max_inflight_appends: int = 256
     """Appends sent to a follower and not yet acknowledged, at most. Default 256."""
+    max_rounds_in_flight: int = 2
+    """A replicated member's ``queues.max_rounds_in_flight``: rounds proposed
+    and not yet applied, at most. A round is applied once a follower has
+    acknowledged it, so a small bound lets publishes that arrive meanwhile
+    join the next round: fewer, larger rounds cost every member less (an
+    append, an acknowledgement, a write and a fsync per round). Default 2."""
     send_queue_messages: int = 4096
     """Raft messages queued for one peer at most; one more is dropped (and
     the peer probed again). Default 4096."""
