@@ -1,5 +1,5 @@
 /*
- * Fuzz target: frame parser, topic check and pattern matcher.
+ * Fuzz target: frame parser, topic check, pattern matcher and record selection.
  * Checks the parser's invariants on arbitrary bytes, not just "no crash".
  */
 #include <stdlib.h>
@@ -115,6 +115,32 @@ static void datagrams_accept(const uint8_t *data, size_t size)
     free(bodies);
 }
 
+/* Segment records selected by topic: the input is the block, the first byte's
+ * low bits choose the priority floor; matches stay inside the output, the scan
+ * inside the block, and every match of "#" is a match of everything. */
+static void records_select(const uint8_t *data, size_t size)
+{
+    static const unsigned char pats[] = {3, 0, 'a', '/', '*', 1, 0, '#'};
+    unsigned char *out = malloc(size + 1);
+    if (out == NULL)
+        abort();
+    struct shardq_select_args a = {.size = sizeof a, .limit = 64, .n_patterns = 1, .patterns = pats,
+                                   .patterns_len = 5, .budget = 256};
+    a.min_priority = size ? data[0] & 7 : 0;
+    int rc = shardq_records_select(data, size, &a, out, size);
+    if ((rc != 0 && rc != SHARDQ_EBADMSG) || a.examined > a.limit || a.matched > a.examined ||
+        a.out_len > size || a.end > size)
+        abort();
+    struct shardq_select_args all = a;
+    all.n_patterns = 2;
+    all.patterns_len = sizeof pats;
+    all.budget = UINT64_MAX;
+    int rc_all = shardq_records_select(data, size, &all, out, size);
+    if ((rc_all != rc && !a.full) || all.examined < a.examined || all.matched < a.matched || all.full)
+        abort();
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_parse(data, size, 1u << 20, 0);
@@ -136,5 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frames_accept(data, size, 0);
     frames_accept(data, size, SHARDQ_FRAME_FINAL);
     datagrams_accept(data, size);
+    records_select(data, size);
     return 0;
 }

@@ -393,6 +393,51 @@ int shardq_topic_match(const void *pattern, size_t plen, const void *topic, size
 int shardq_topic_match_batch(const void *pattern, size_t plen, const void *base,
                              const uint32_t *spans, size_t n, uint8_t *out);
 
+/* In/out state of shardq_records_select(); set size = sizeof(struct). */
+struct shardq_select_args {
+    uint32_t size;
+    uint32_t skip;              /* records of the block to pass over first (by length only) */
+    uint32_t limit;             /* most records to examine after them */
+    uint32_t min_priority;      /* records of a lower priority byte do not match */
+    uint32_t match_all;         /* 1: every topic matches (patterns unused) */
+    uint32_t n_patterns;        /* patterns in @patterns (0 with match_all: none match otherwise) */
+    const void *patterns;       /* n_patterns x (u16 little-endian length, the pattern's bytes) */
+    size_t patterns_len;
+    uint64_t budget;            /* most bytes of matches a delivery holds ... */
+    uint64_t held;              /* ... of which the caller holds these already (from other blocks) */
+    uint32_t held_any;          /* 1 when the caller holds a match (0: the first match goes whatever its size) */
+    /* out */
+    uint32_t examined;          /* records examined: the reader's cursor moves on by this many */
+    uint32_t matched;           /* matches written to out */
+    uint32_t full;              /* 1: stopped before a match that would pass the budget */
+    uint64_t out_len;           /* bytes written to out */
+    uint64_t end;               /* position in the block after the last record examined (or skipped) */
+};
+
+/**
+ * shardq_records_select - a subscriber's matches among the records of a block, in one call.
+ * @block/@len: records of the entry log's segment format (little-endian u32 length, u32 crc32c,
+ *              u64 offset, i64 time, u8 priority, u16 topic length, topic, framed event),
+ *              back to back; CRCs are not checked here.
+ * @a:          what to take, and what was taken.
+ * @out/@cap:   receives the framed events of the matching records back to back (the
+ *              stored bytes, unchanged); @cap at least @len always suffices.
+ *
+ * After @a->skip records, examines up to @a->limit records: one matches when its
+ * priority byte is at least @a->min_priority and its topic matches a pattern (see
+ * shardq_topic_match()). A match that would take the delivery past @a->budget stops
+ * the scan before it (it starts the next delivery), unless the delivery holds
+ * nothing yet. Topics repeat, so the answer for a topic is remembered within the call.
+ *
+ * Returns: 0; SHARDQ_EBADMSG when a record runs past the block or its topic past the
+ * record (@a->end says where; what was examined before it is reported);
+ * SHARDQ_ENOBUFS when @cap is too small for the matches; SHARDQ_EINVAL for bad
+ * arguments or an invalid pattern.
+ * Thread-safety: pure.
+ */
+int shardq_records_select(const void *block, size_t len, struct shardq_select_args *a, void *out,
+                          size_t cap);
+
 /* ======================================================================== */
 /* Protobuf wire walking                                                    */
 /* ======================================================================== */

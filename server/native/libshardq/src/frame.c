@@ -218,3 +218,127 @@ int shardq_topic_match_batch(const void *pattern, size_t plen, const void *base,
         out[i] = (uint8_t)match_valid(pattern, plen, b + spans[2 * i], spans[2 * i + 1]);
     return 0;
 }
+
+/* Little-endian reads of the segment record header. */
+static uint64_t le_get(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* 1 when the patterns buffer holds exactly n valid length-prefixed patterns. */
+static int patterns_valid(const unsigned char *p, size_t len, uint32_t n)
+{
+    size_t at = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - at < 2)
+            return 0;
+        size_t plen = (size_t)le_get(p + at, 2);
+        at += 2;
+        if (plen > len - at || !pattern_valid(p + at, plen))
+            return 0;
+        at += plen;
+    }
+    return at == len;
+}
+
+static int matches_any(const unsigned char *p, size_t len, const unsigned char *topic, size_t tlen)
+{
+    size_t at = 0;
+    while (at < len) {
+        size_t plen = (size_t)le_get(p + at, 2);
+        if (match_valid(p + at + 2, plen, topic, tlen))
+            return 1;
+        at += 2 + plen;
+    }
+    return 0;
+}
+
+#define SELECT_MEMO 64 /* remembered topic answers per call (direct-mapped by hash) */
+
+struct memo {
+    uint32_t at;  /* topic position in the block + 1 (0: empty) */
+    uint16_t len;
+    uint8_t hit;
+};
+
+int shardq_records_select(const void *block, size_t len, struct shardq_select_args *a, void *out,
+                          size_t cap)
+{
+    if (a == NULL || a->size < sizeof(*a) || (block == NULL && len != 0) ||
+        (out == NULL && cap != 0) || len > UINT32_MAX)
+        return SHARDQ_EINVAL;
+    if (!a->match_all && a->n_patterns != 0 &&
+        (a->patterns == NULL || !patterns_valid(a->patterns, a->patterns_len, a->n_patterns)))
+        return SHARDQ_EINVAL;
+    const unsigned char *b = block, *pats = a->patterns;
+    unsigned char *o = out;
+    size_t pos = 0, used = 0;
+    uint32_t skipped = 0, examined = 0, matched = 0;
+    struct memo memo[SELECT_MEMO];
+    memset(memo, 0, sizeof memo);
+    a->examined = a->matched = a->full = 0;
+    a->out_len = 0;
+    int rc = 0;
+    while (pos < len && skipped < a->skip) {
+        if (len - pos < 4 || le_get(b + pos, 4) > len - pos - 4) {
+            rc = SHARDQ_EBADMSG;
+            break;
+        }
+        pos += 4 + (size_t)le_get(b + pos, 4);
+        skipped++;
+    }
+    while (rc == 0 && pos < len && examined < a->limit) {
+        if (len - pos < SHARDQ_SEGMENT_HEADER) {
+            rc = SHARDQ_EBADMSG;
+            break;
+        }
+        size_t length = (size_t)le_get(b + pos, 4);
+        size_t tlen = (size_t)le_get(b + pos + 25, 2);
+        if (length > len - pos - 4 || length < SHARDQ_SEGMENT_HEADER - 4 ||
+            tlen > length + 4 - SHARDQ_SEGMENT_HEADER) {
+            rc = SHARDQ_EBADMSG;
+            break;
+        }
+        const unsigned char *topic = b + pos + SHARDQ_SEGMENT_HEADER;
+        size_t event = pos + SHARDQ_SEGMENT_HEADER + tlen, next = pos + 4 + length;
+        int hit = b[pos + 24] >= a->min_priority;
+        if (hit && !a->match_all) {
+            uint32_t h = 2166136261u; /* FNV-1a */
+            for (size_t i = 0; i < tlen; i++)
+                h = (h ^ topic[i]) * 16777619u;
+            struct memo *m = &memo[h % SELECT_MEMO];
+            if (m->at && m->len == tlen && memcmp(b + m->at - 1, topic, tlen) == 0) {
+                hit = m->hit;
+            } else {
+                hit = a->n_patterns != 0 && matches_any(pats, a->patterns_len, topic, tlen);
+                m->at = (uint32_t)(topic - b) + 1;
+                m->len = (uint16_t)tlen;
+                m->hit = (uint8_t)hit;
+            }
+        }
+        if (hit) {
+            size_t size = next - event;
+            if ((a->held_any || matched) && a->held + used + size > a->budget) {
+                a->full = 1;
+                break;
+            }
+            if (size > cap - used) {
+                rc = SHARDQ_ENOBUFS;
+                break;
+            }
+            memcpy(o + used, b + event, size);
+            used += size;
+            matched++;
+        }
+        examined++;
+        pos = next;
+    }
+    a->examined = examined;
+    a->matched = matched;
+    a->out_len = used;
+    a->end = pos;
+    return rc;
+}

@@ -166,6 +166,8 @@ class Node:
                  peers: Mapping[str, str] | None = None, probes: Probes | None = None) -> None:
         self.config = config
         self.started_at = time.monotonic()
+        self.gc_frozen = 0
+        """Objects frozen at start-up (the collector no longer scans them)."""
         storage = config.storage
         probes = probes if probes is not None else Probes.of(config)
         metrics = self.metrics = probes.metrics
@@ -296,7 +298,8 @@ class Node:
         observe_groups(metrics, self.groups, self.log)
         observe_ingest(metrics, self.tcp, self.udp)
         observe_node(metrics, dedup=self.dedup, placement=self.placement,
-                     write_path=self.write_path, started_at=self.started_at)
+                     write_path=self.write_path, started_at=self.started_at,
+                     frozen=lambda: self.gc_frozen)
 
     async def _serve_forwarded(self, kind: int, request: bytes) -> tuple[bytes, int, str, bytes]:
         """Serve a request a follower forwarded: raw frames here, publishes by the publisher."""
@@ -359,6 +362,7 @@ class Node:
         # which cut a full collection under load from 23-57 ms to 1-15 ms.
         gc.collect()
         gc.freeze()
+        self.gc_frozen = gc.get_freeze_count()
         if self.write_path.halted is not None:
             return  # a storage error during the warm-up: it stays NOT_SERVING
         await self.health.set(True, "serving")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import EventStreamError
+from ..native.select import RecordSelector
+from ..storage.block_records import Selection
 from ..storage.log import EventLog
 from .applier import CommitSignal
 from .topics import TopicFilter
@@ -39,8 +41,8 @@ class Subscription:
                  min_priority: int, cursors: list[int], max_batch: int, max_bytes: int) -> None:
         self._log = event_log
         self._signal = signal
-        self._filter = topic_filter
-        self._min_priority = min_priority
+        self._selector = RecordSelector(None if topic_filter.match_all else topic_filter.patterns,
+                                        min_priority)
         self.cursors = cursors
         self._max_batch = max_batch
         self._max_bytes = max_bytes
@@ -62,9 +64,9 @@ class Subscription:
             if self.closed:
                 raise SubscriptionClosed()
             generation = self._signal.generation
-            records, scanned = self._collect()
-            if records:
-                return b"".join(records), len(records)
+            records, count, scanned = self._collect()
+            if count:
+                return b"".join(records), count
             if scanned and self._behind():
                 # A chunk held nothing for us: let others run, then scan on.
                 await asyncio.sleep(0)
@@ -76,68 +78,43 @@ class Subscription:
         log = self._log
         return any(cursor < log.high_watermark(p) for p, cursor in enumerate(self.cursors))
 
-    def _collect(self) -> tuple[list[bytes], int]:
-        """(matching records, records scanned).
+    def _collect(self) -> tuple[list[memoryview], int, int]:
+        """(the matching records' bytes, one chunk per partition read; how many; records scanned).
 
-        At most max_batch records read per partition, so one call's work is bounded, and at most max_bytes of
-        records taken (at least one).
+        At most max_batch records read per partition, so one call's work is
+        bounded, and at most max_bytes of records taken (at least one). The
+        filter runs in libshardq (:class:`..native.select.RecordSelector`):
+        no Python object per record, matching or skipped.
         """
         log = self._log
-        out: list[bytes] = []
-        scanned = size = 0
-        budget = self._max_bytes
+        out: list[memoryview] = []
+        count = scanned = size = 0
         partitions = log.partitions
-        pass_all = self._filter.match_all and self._min_priority == 0
         for step in range(partitions):
             partition = (self._next_partition + step) % partitions
             cursor = self.cursors[partition]
             if cursor >= log.high_watermark(partition):
                 continue
-            room = self._max_batch - len(out)
+            selection = Selection(cursor, self._selector, self._max_bytes, size)
             try:
-                result = log.read(partition, cursor, room)
+                log.select(partition, cursor, self._max_batch - count, selection)
             except LookupError:
                 raise EventStreamError(
                     "OFFSET_OUT_OF_RANGE",
                     f"partition {partition}: offset {cursor} is no longer retained (oldest is "
                     f"{log.start_offset(partition)}); subscribe again from earliest or a time",
                     field="start_offsets") from None
-            records = result.records
-            taken = len(records)
-            if pass_all:
-                total = sum(map(len, records))
-                if size + total > budget:
-                    taken, total = _fitting(records, budget - size, first=not out)
-                out.extend(records[:taken] if taken < len(records) else records)
-                size += total
-            else:
-                matches = self._filter.matches
-                minimum = self._min_priority
-                for index, (topic, priority) in enumerate(zip(result.topics, result.priorities)):
-                    if priority >= minimum and matches(topic):
-                        record = records[index]
-                        if out and size + len(record) > budget:
-                            taken = index   # it starts the next delivery
-                            break
-                        out.append(record)
-                        size += len(record)
-            self.cursors[partition] = cursor + taken
-            scanned += taken
-            if len(out) >= self._max_batch or taken < len(records):
+            if selection.matched:
+                out.append(selection.events)
+                count += selection.matched
+                size += selection.written
+            self.cursors[partition] = cursor + selection.examined
+            scanned += selection.examined
+            if count >= self._max_batch or selection.full:
                 # Start the next batch after this partition so all make progress.
                 self._next_partition = (partition + 1) % partitions
                 break
-        return out, scanned
+        return out, count, scanned
 
 
-def _fitting(records: list[bytes], budget: int, first: bool) -> tuple[int, int]:
-    """(count, bytes) of the leading records that fit in ``budget`` bytes.
-
-    With ``first`` (nothing taken yet) at least one, however large.
-    """
-    size = 0
-    for count, record in enumerate(records):
-        if size + len(record) > budget and (count or not first):
-            return count, size
-        size += len(record)
-    return len(records), size
+__all__ = ["Subscription", "SubscriptionClosed"]

@@ -79,9 +79,12 @@ class TopicFilter:
         self._exact: set[str] = set()
         # (levels before '#' or all levels, whether the pattern ends in '#')
         self._wildcards: list[tuple[tuple[str, ...], bool]] = []
+        self.patterns: list[str] = []
+        """The patterns, in the order given."""
         count = 0
         for index, pattern in enumerate(patterns):
             count += 1
+            self.patterns.append(pattern)
             problem = pattern_problem(pattern, max_bytes)
             if problem is not None:
                 raise invalid("PATTERN_INVALID", f"{field}[{index}]", problem)

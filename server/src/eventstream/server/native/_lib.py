@@ -161,6 +161,19 @@ class SegmentArgs(ctypes.Structure):
     ]
 
 
+class SelectArgs(ctypes.Structure):
+    """``struct shardq_select_args``."""
+
+    _fields_ = [
+        ("size", c_uint32), ("skip", c_uint32), ("limit", c_uint32), ("min_priority", c_uint32),
+        ("match_all", c_uint32), ("n_patterns", c_uint32),
+        ("patterns", c_void_p), ("patterns_len", c_size_t),
+        ("budget", ctypes.c_uint64), ("held", ctypes.c_uint64), ("held_any", c_uint32),
+        ("examined", c_uint32), ("matched", c_uint32), ("full", c_uint32),
+        ("out_len", ctypes.c_uint64), ("end", ctypes.c_uint64),
+    ]
+
+
 SEGMENT_HEADER = 27
 """``SHARDQ_SEGMENT_HEADER``: bytes of a segment record's header."""
 
@@ -233,6 +246,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_entry_encode": (c_int, [POINTER(EntryArgs)]),
     "shardq_entry_scan": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P,
                                   c_void_p, c_size_t, _SIZE_P]),
+    "shardq_records_select": (c_int, [c_void_p, c_size_t, POINTER(SelectArgs), c_void_p, c_size_t]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),
     "shardq_numa_node_cpus": (c_int, [c_char_p, c_int32, POINTER(c_int32), c_size_t, _SIZE_P]),

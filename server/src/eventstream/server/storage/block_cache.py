@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 
-from .block_records import Collected, first_at_or_after
+from .block_records import Collected, Gatherer, first_at_or_after
 from .log import ReadResult
 
 
@@ -130,15 +130,22 @@ class BlockCache:
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         """Kept records from ``offset`` (at least :meth:`start`) on, at most ``max_records``."""
-        part = self._parts[partition]
         out = Collected(offset)
+        self.gather(partition, offset, max_records, out)
+        return out.result()
+
+    def gather(self, partition: int, offset: int, max_records: int, out: Gatherer) -> None:
+        """Have ``out`` take kept records from ``offset`` (at least :meth:`start`) on.
+
+        At most ``max_records``; fewer when ``out`` is full.
+        """
+        part = self._parts[partition]
         slot = max(bisect_right(part.bases, offset, part.head) - 1, part.head)
-        while slot < len(part.blocks) and len(out) < max_records:
+        while slot < len(part.blocks) and len(out) < max_records and not out.full:
             block = part.blocks[slot]
             assert block is not None
             out.take(*block, part.bases[slot], min_offset=offset, limit=max_records - len(out))
             slot += 1
-        return out.result()
 
     def offset_for_time(self, partition: int, time_ns: int) -> int | None:
         """First kept offset at or after ``time_ns``.

@@ -25,11 +25,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .entries import EntryBatch
 from .hard_state import HardState
 from .log import ReadResult
+
+if TYPE_CHECKING:
+    from .block_records import Gatherer
 
 DURABILITY_MEMORY = 1   # eventstream.v1.Durability.DURABILITY_MEMORY
 DURABILITY_WRITTEN = 2  # eventstream.v1.Durability.DURABILITY_WRITTEN
@@ -212,6 +215,17 @@ class EntryLog(Protocol):
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         """Visible records from ``offset`` on (at least one if any are left).
+
+        Raises:
+            LookupError: ``offset`` is older than :meth:`start_offset`.
+        """
+        ...
+
+    def select(self, partition: int, offset: int, max_records: int, out: Gatherer) -> None:
+        """Have ``out`` take visible records from ``offset`` on, block by block.
+
+        At most ``max_records`` are examined; a :class:`.block_records.Selection`
+        may stop sooner (its budget), and takes only its subscriber's records.
 
         Raises:
             LookupError: ``offset`` is older than :meth:`start_offset`.

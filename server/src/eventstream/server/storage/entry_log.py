@@ -35,7 +35,7 @@ from ..config.model import StorageConfig
 from ..errors import EventStreamError
 from . import hard_state as hard_state_file
 from .block_cache import BlockCache
-from .block_records import BlockDamaged, Collected, first_at_or_after
+from .block_records import BlockDamaged, Collected, Gatherer, first_at_or_after
 from .entries import (
     B_COUNT,
     B_ENTRY,
@@ -673,17 +673,24 @@ class DiskEntryLog:
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         """See :meth:`.entry_api.EntryLog.read`."""
+        out = Collected(offset)
+        self.select(partition, offset, max_records, out)
+        return out.result()
+
+    def select(self, partition: int, offset: int, max_records: int, out: Gatherer) -> None:
+        """See :meth:`.entry_api.EntryLog.select`."""
         if offset < self.start_offset(partition):
             raise LookupError(offset)
         visible = self._visible[partition]
         if offset >= visible or max_records <= 0:
-            return ReadResult(offset, [], [], b"")
+            return
         limit = min(max_records, visible - offset)
         cached = self._cache.start(partition)
         if cached is not None and offset >= cached:
-            return self._cache.read(partition, offset, limit)
+            self._cache.gather(partition, offset, limit, out)
+            return
         try:
-            return self._read_files(partition, offset, limit)
+            self._read_files(partition, offset, limit, out)
         except CorruptSegment as exc:
             log.error("%s", exc)
             raise EventStreamError("SEGMENT_CORRUPT", f"partition {partition}: offset {offset} "
@@ -702,19 +709,19 @@ class DiskEntryLog:
         self._sealed_bases = [[segment.base(p) for segment in sealed]
                               for p in range(self.partitions)]
 
-    def _read_files(self, partition: int, offset: int, limit: int) -> ReadResult:
-        """Records from the segment files: one pread per run of nearby blocks."""
-        out = Collected(offset)
+    def _read_files(self, partition: int, offset: int, limit: int, out: Gatherer) -> None:
+        """Have ``out`` take records from the segment files: one pread per run of nearby blocks."""
         number = self._segment_of(partition, offset)
         taken = 0
-        while len(out) < limit and taken < READ_BUDGET and number < len(self._segments):
+        while len(out) < limit and not out.full and taken < READ_BUDGET \
+                and number < len(self._segments):
             segment = self._segments[number]
             if not segment.block_count(partition):
                 number += 1
                 continue
             run = self._run(segment, partition)
             slot = max(run.slot_of(offset), 0)
-            while slot < run.count and len(out) < limit and taken < READ_BUDGET:
+            while slot < run.count and len(out) < limit and not out.full and taken < READ_BUDGET:
                 last = slot  # read nearby blocks with one pread
                 span_end = run.positions[slot] + run.sizes[slot]
                 wanted = run.end_offset(slot) - offset
@@ -738,13 +745,12 @@ class DiskEntryLog:
                     except BlockDamaged as exc:
                         raise CorruptSegment(segment.path, start + exc.position,
                                              exc.reason) from None
-                    if len(out) >= limit:
+                    if len(out) >= limit or out.full:
                         break
                 taken += len(data)
                 offset = out.first_offset + len(out)
                 slot = last + 1
             number += 1
-        return out.result()
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         """See :meth:`.entry_api.EntryLog.offset_for_time`."""

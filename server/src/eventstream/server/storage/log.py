@@ -14,7 +14,10 @@ priority byte and ingest time for filtering and seeking without decoding.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .block_records import Gatherer
 
 
 class ReadResult:
@@ -61,6 +64,17 @@ class EventLog(Protocol):
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         """Visible records from ``offset`` on (at least one if any are left).
+
+        Raises:
+            LookupError: ``offset`` is older than :meth:`start_offset`.
+        """
+        ...
+
+    def select(self, partition: int, offset: int, max_records: int, out: Gatherer) -> None:
+        """Have ``out`` take visible records from ``offset`` on, block by block.
+
+        At most ``max_records`` are examined; a :class:`.block_records.Selection`
+        may stop sooner (its budget), and takes only its subscriber's records.
 
         Raises:
             LookupError: ``offset`` is older than :meth:`start_offset`.

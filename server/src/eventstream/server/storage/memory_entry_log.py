@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from .block_cache import BlockCache
+from .block_records import Collected, Gatherer
 from .entries import (
     B_COUNT,
     B_ENTRY,
@@ -242,12 +243,17 @@ class MemoryEntryLog:
 
     def read(self, partition: int, offset: int, max_records: int) -> ReadResult:
         """See :meth:`.entry_api.EntryLog.read`."""
+        out = Collected(offset)
+        self.select(partition, offset, max_records, out)
+        return out.result()
+
+    def select(self, partition: int, offset: int, max_records: int, out: Gatherer) -> None:
+        """See :meth:`.entry_api.EntryLog.select`."""
         if offset < self._start[partition]:
             raise LookupError(offset)
         visible = self._visible[partition]
-        if offset >= visible or max_records <= 0:
-            return ReadResult(offset, [], [], b"")
-        return self._blocks.read(partition, offset, min(max_records, visible - offset))
+        if offset < visible and max_records > 0:
+            self._blocks.gather(partition, offset, min(max_records, visible - offset), out)
 
     def offset_for_time(self, partition: int, time_ns: int) -> int:
         """See :meth:`.entry_api.EntryLog.offset_for_time`."""
