@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.dns import Responder
 from tests.support.server import ServerProcess
+
+# Property tests assert what holds, never how fast: hypothesis's default 200 ms
+# deadline per example and its too-slow health check fail on a busy 2-core
+# machine, where one example can wait for the CPU far longer.
+settings.register_profile("eventstream", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("eventstream")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
