@@ -19,6 +19,9 @@ settings.register_profile("eventstream", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("eventstream")
 
+PORT_ATTEMPTS = 3
+"""Starts of a server whose free port another process took first, each on new ports."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--rewrite``: golden files (the Raft scripts) take the actual output; review the diff."""
@@ -36,11 +39,17 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
               env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
         nonlocal counter
         counter += 1
-        workdir = tmp_path / f"server-{counter}"
-        workdir.mkdir()
-        server = ServerProcess(workdir, config, args, env)
-        started.append(server)
-        return server.start(wait=wait)
+        for attempt in range(PORT_ATTEMPTS):
+            workdir = tmp_path / (f"server-{counter}" + (f"-retry-{attempt}" if attempt else ""))
+            workdir.mkdir()
+            server = ServerProcess(workdir, config, args, env)
+            started.append(server)
+            try:
+                return server.start(wait=wait)
+            except AssertionError:
+                if not server.lost_a_port() or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     yield start
     for server in started:
