@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.dns import Responder
 from tests.support.server import ServerProcess
+
+# Property tests assert what holds, never how fast: hypothesis's default 200 ms
+# deadline per example and its too-slow health check fail on a busy 2-core
+# machine, where one example can wait for the CPU far longer.
+settings.register_profile("eventstream", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("eventstream")
+
+PORT_ATTEMPTS = 3
+"""Starts of a server whose free port another process took first, each on new ports."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,11 +39,17 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
               env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
         nonlocal counter
         counter += 1
-        workdir = tmp_path / f"server-{counter}"
-        workdir.mkdir()
-        server = ServerProcess(workdir, config, args, env)
-        started.append(server)
-        return server.start(wait=wait)
+        for attempt in range(PORT_ATTEMPTS):
+            workdir = tmp_path / (f"server-{counter}" + (f"-retry-{attempt}" if attempt else ""))
+            workdir.mkdir()
+            server = ServerProcess(workdir, config, args, env)
+            started.append(server)
+            try:
+                return server.start(wait=wait)
+            except AssertionError:
+                if not server.lost_a_port() or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     yield start
     for server in started:

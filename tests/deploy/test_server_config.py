@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.server import free_port
+
 from .rendering import CI_VALUES, REPO, SINGLE_NODE, ci_values, find, helm_template
 
 try:
@@ -66,12 +68,6 @@ def test_configmap_loads_with_the_server_loader(tmp_path: Path, values: str | No
 def test_image_default_config_loads(tmp_path: Path) -> None:
     config = load_config(str(REPO / "deploy" / "docker" / "config.yaml"), env={})
     assert config.storage.data_dir == "/var/lib/eventstream"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30) -> None:

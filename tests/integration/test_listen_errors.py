@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 
+from tests.support import server as server_support
 from tests.support.server import SERVER_COMMAND, ServerProcess, free_port
 
 LISTENERS = {  # name: (port attribute of ServerProcess, socket kind, flag, config key)
@@ -95,3 +96,20 @@ async def test_a_port_taken_after_the_check_is_told_the_same_and_the_rest_releas
         assert word not in logged, (word, logged)
     for name, (_, kind, _, _) in LISTENERS.items():  # every listener let its port go
         occupy(ports[name], kind).close()
+
+
+def test_a_test_server_whose_port_was_taken_starts_again_on_new_ports(start_server, monkeypatch):
+    """free_port checks a port when it picks it; another process can bind it
+    before the server does. The start_server fixture then starts it again on
+    new ports instead of failing the test."""
+    taken = occupy(free_port(), socket.SOCK_STREAM)
+    picks = iter([taken.getsockname()[1]])
+    real_free_port = server_support.free_port
+    monkeypatch.setattr(server_support, "free_port",
+                        lambda kind=socket.SOCK_STREAM: next(picks, None) or real_free_port(kind))
+    with taken:
+        server = start_server()
+        assert server.grpc_port != taken.getsockname()[1]
+        assert server.workdir.name == "server-1-retry-1"
+    lost = server.workdir.parent / "server-1" / "server.log"
+    assert "in use" in lost.read_text()   # the first start did lose its port

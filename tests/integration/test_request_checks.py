@@ -4,6 +4,7 @@ are not protobuf, a config that would hide the health checks, slow HTTP clients.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 
 import grpc
@@ -134,3 +135,35 @@ async def test_slow_http_clients_are_cut_off_and_bounded(start_server):
                   reason="HEADER_TIMEOUT") == timed_out
     assert metric(server, "eventstream_http_connections_closed_total",
                   reason="CONNECTION_LIMIT") == 50 - timed_out
+
+
+
+async def test_a_refused_http_client_reads_its_answer_not_a_reset(start_server):
+    """A connection closed with unread request bytes is reset (RST), and a client
+    that reads after the reset loses the answer: the server must read and discard
+    them (a lingering close) before it closes."""
+    server = start_server({"metrics": {"max_connections": 2, "header_timeout_seconds": 30}})
+    holders = [await asyncio.open_connection("127.0.0.1", server.http_port) for _ in range(2)]
+    refused = []
+    try:
+        for _, writer in holders:
+            writer.write(b"GET /health HTTP/1.1\r\n")   # a head that never ends holds a slot
+        assert http_get(f"{server.http}/health")[0] == 503   # both slots are taken
+        # Stopped, the server accepts nothing: every request is in its socket's
+        # buffer, unread, when it refuses the connection.
+        server.signal(signal.SIGSTOP)
+        try:
+            for _ in range(5):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.http_port)
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                await writer.drain()
+                refused.append((reader, writer))
+        finally:
+            server.signal(signal.SIGCONT)
+        # To the end of each stream: a reset instead of its end raises here.
+        answers = [await reader.read() for reader, _ in refused]
+    finally:
+        for _, writer in holders + refused:
+            writer.close()
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [
+        b"HTTP/1.1 503 Service Unavailable"] * 5

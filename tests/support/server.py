@@ -164,6 +164,15 @@ class ServerProcess:
             time.sleep(0.02)
         raise AssertionError(f"server not healthy ({path}) after {timeout}s:\n{self.log()}")
 
+    def lost_a_port(self) -> bool:
+        """Whether the process exited because a port it was given was taken meanwhile.
+
+        :func:`free_port` checks a port only when it picks it: another process
+        (another test run on the machine) can bind it before this server does.
+        """
+        return (self.process is not None and self.process.poll() == 2
+                and "cannot listen" in (log := self.log()) and "in use" in log)
+
     def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for a process expected to exit by itself (e.g. refusing to start); its code."""
         assert self.process is not None

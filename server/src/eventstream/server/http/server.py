@@ -22,6 +22,13 @@ from ..rpc.health import HealthState
 _HEAD_END = b"\r\n\r\n"
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TOO_SLOW = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_LINGER_SECONDS = 2.0
+"""How long a refused connection is read (and its bytes discarded) after its
+answer, before it is closed: closing with unread bytes sends a reset, and a
+client that reads after the reset loses the answer."""
+_MAX_LINGERING = 256
+"""Connections lingering at once; beyond, a refused one is closed at once (so a
+flood of connections cannot hold more sockets than this for long)."""
 
 
 class HttpServer:
@@ -51,6 +58,8 @@ class HttpServer:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.open_connections = 0
+        self.lingering = 0
+        """Refused connections being read after their answer (at most ``_MAX_LINGERING``)."""
         app = web.Application()
         app.router.add_get("/health", self._ready)
         app.router.add_get("/health/ready", self._ready)
@@ -131,25 +140,25 @@ class _Guard(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""   # the last bytes seen, for a head end split across reads
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)   # uvloop's is not a subclass
         server = self._server
+        self._transport = transport
         if server.open_connections >= server.max_connections:
             self._inner = None
-            transport.write(_BUSY)
-            transport.close()
             server.closed("CONNECTION_LIMIT")
+            self._answer_and_close(_BUSY)
             return
         server.open_connections += 1
-        self._transport = transport
         self._arm()
         assert self._inner is not None
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is None:
-            return
+        if self._inner is None or self._linger is not None:
+            return                     # refused or cut short: read and discarded
         seen = self._tail + data
         end = seen.rfind(_HEAD_END)
         if end == -1:
@@ -163,9 +172,15 @@ class _Guard(asyncio.Protocol):
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._linger is not None:
+            return False               # the client is done too: close
         return self._inner.eof_received() if self._inner is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+            self._server.lingering -= 1
         if self._inner is None:
             return
         self._disarm()
@@ -196,6 +211,21 @@ class _Guard(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(_TOO_SLOW)
-        transport.close()
         self._server.closed("HEADER_TIMEOUT")
+        self._answer_and_close(_TOO_SLOW)   # its slot stays taken until it is closed
+
+    def _answer_and_close(self, answer: bytes) -> None:
+        """Write ``answer`` and end the stream; close when the client ends its own.
+
+        At the latest after ``_LINGER_SECONDS``; bytes read meanwhile are
+        discarded. With ``_MAX_LINGERING`` connections lingering already it closes at once.
+        """
+        transport, server = self._transport, self._server
+        assert transport is not None
+        transport.write(answer)
+        if server.lingering >= _MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        server.lingering += 1
+        self._linger = asyncio.get_running_loop().call_later(_LINGER_SECONDS, transport.close)

@@ -68,6 +68,7 @@ class KubernetesDiscovery:
         self._peers: dict[str, str] = {}
         self._last_error = ""
         self._task: asyncio.Task[None] | None = None
+        self._stream: watch.Watch | None = None  # the watch call in progress
         pod = parse_pod_name(cluster.node_id)
         # Who start() waits for: this node and, when it is a StatefulSet pod, the initial voters.
         self._voters = frozenset(member_names(pod.statefulset, voter_count(cluster)) if pod else ())
@@ -101,10 +102,22 @@ class KubernetesDiscovery:
     async def stop(self) -> None:
         """Cancel the watch and close the client."""
         task, self._task = self._task, None
+        self._abort_watch()
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
         await self._close()
+
+    def _abort_watch(self) -> None:
+        """Drop the watch's connection at once.
+
+        Cancelled, the watch only starts a TLS shutdown that nothing waits
+        for; the socket would stay open past ``stop()``.
+        """
+        response = self._stream.resp if self._stream is not None else None
+        connection = response.connection if response is not None else None
+        if connection is not None and connection.transport is not None:
+            connection.transport.abort()
 
     # -- the API server -------------------------------------------------------
 
@@ -200,20 +213,27 @@ class KubernetesDiscovery:
     async def _follow(self, on_change: PeersChanged | None) -> None:
         """One watch call, until the API server ends it."""
         async with watch.Watch(return_type="object") as stream:
-            async for event in stream.stream(
-                    self._api().list_namespaced_endpoint_slice, self._cluster.namespace,
-                    label_selector=self._selector, resource_version=self._resource_version,
-                    allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS,
-                    _request_timeout=WATCH_SECONDS + REQUEST_SECONDS):
-                item: Slice = event["raw_object"]
-                self._resource_version = item["metadata"]["resourceVersion"]
-                if event["type"] == "BOOKMARK":
-                    continue
-                if event["type"] == "DELETED":
-                    self._slices.pop(item["metadata"]["name"], None)
-                else:
-                    self._slices[item["metadata"]["name"]] = item
-                await self._publish(on_change)
+            self._stream = stream
+            try:
+                await self._follow_events(stream, on_change)
+            finally:
+                self._stream = None
+
+    async def _follow_events(self, stream: watch.Watch, on_change: PeersChanged | None) -> None:
+        async for event in stream.stream(
+                self._api().list_namespaced_endpoint_slice, self._cluster.namespace,
+                label_selector=self._selector, resource_version=self._resource_version,
+                allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS,
+                _request_timeout=WATCH_SECONDS + REQUEST_SECONDS):
+            item: Slice = event["raw_object"]
+            self._resource_version = item["metadata"]["resourceVersion"]
+            if event["type"] == "BOOKMARK":
+                continue
+            if event["type"] == "DELETED":
+                self._slices.pop(item["metadata"]["name"], None)
+            else:
+                self._slices[item["metadata"]["name"]] = item
+            await self._publish(on_change)
 
     async def _publish(self, on_change: PeersChanged | None) -> None:
         peers = peers_of(self._slices.values(), self._cluster.port)
