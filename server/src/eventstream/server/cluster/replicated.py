@@ -383,8 +383,10 @@ class ClusterMember:
         """Whether writes go to another node now (this one does not lead)."""
         return not self.replicated.proposer.is_leader
 
-    async def forward(self, kind: int, request: bytes) -> Answer | None:
+    async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer | None:
         """Forward a public request to the leader; None when this node leads (serve it here).
+
+        ``transport`` says which transport raw frames came in on (``tcp``, ``udp``).
 
         Raises:
             EventStreamError: NOT_LEADER (UNAVAILABLE, retryable) when no leader is
@@ -398,7 +400,7 @@ class ClusterMember:
             self.check_leader()  # raises: no leader known, or this node is not leading yet
             return None
         try:
-            return await self.transport.forward(leader, kind, request)
+            return await self.transport.forward(leader, kind, request, transport)
         except ForwardFailed as error:
             raise EventStreamError(
                 "NOT_LEADER", f"forwarding to the leader {leader} failed ({error}); the "
