@@ -254,7 +254,8 @@ class Node:
         guard = Guard(self.access)
         member = self.member
         admin = MembershipAdmin(self.driver, member.check_leader if member else None,
-                                transfer_timeout=2 * election_seconds(config.cluster))
+                                transfer_timeout=2 * election_seconds(config.cluster),
+                                metrics=metrics)
         if member is not None:
             member.serve_joins(admin, config.cluster.tls is not None, config.cluster)
         self.cluster = cluster.ClusterServicer(
