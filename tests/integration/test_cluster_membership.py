@@ -147,6 +147,11 @@ async def test_a_joiner_is_added_caught_up_promoted_and_votes(cluster: Cluster):
     assert applied(cluster, removed) < applied(cluster, new_leader)
     assert {event_id for *_, event_id in await read_stored(cluster, "n4")} >= set(later)
     assert not {event_id for *_, event_id in await read_stored(cluster, removed)} & set(later)
+    # It applied its own removal: not ready, and says why.
+    wait_for(lambda: http_get(f"{cluster.nodes[removed].http}/health/ready") ==
+             (503, b'{"status": "NOT_SERVING", "phase": "removed (the membership it applied no '
+                   b'longer names it: it serves nothing until added again)"}'),
+             "the removed member reports it is removed")
 
 
 def admin_error(call) -> EventStreamError:
