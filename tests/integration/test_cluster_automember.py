@@ -133,12 +133,14 @@ async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(clust
     assert stored == await read_stored(cluster, leader)
     assert {event_id for *_, event_id in stored} >= set(acked)
     assert metric(replica, "eventstream_cluster_is_learner") == 1
+    assert cluster.membership_changes("add_learner", "join") == 1
 
     # SIGTERM: it asks to be removed before its drain; the quorum never changed.
     replica.stop()
     assert "left the cluster: removed as a learner" in replica.log()
     wait_for(lambda: "eventstream-3" not in roles(cluster, leader), "the learner's removal")
     assert sorted(roles(cluster, leader).values()).count("follower") == 2
+    assert cluster.membership_changes("remove", "leave") == 1
 
     # Started again on its kept data dir: added again, catches up incrementally.
     more = Publisher(cluster.nodes[leader].target, "again", limit=50)
@@ -151,6 +153,8 @@ async def test_a_pod_beyond_the_voters_joins_serves_leaves_and_joins_again(clust
     again = await read_stored(cluster, "eventstream-3")
     assert {event_id for *_, event_id in again} >= set(acked + more_acked)
     assert metric(cluster.nodes[leader], "eventstream_cluster_members", role="voter") == 3
+    assert cluster.membership_changes("add_learner", "join") == 2
+    assert cluster.membership_changes("add_learner", "admin") == 0
 
 
 async def test_implausible_joins_are_refused_and_counted(cluster: Cluster) -> None:
@@ -225,3 +229,6 @@ async def test_a_joiner_is_added_while_a_member_added_through_the_log_leads(clus
     joiner.wait_healthy(90)
     assert roles(cluster, "eventstream-3")["eventstream-4"] == "learner"
     assert "added eventstream-4 at" in cluster.nodes["eventstream-3"].log()
+    assert cluster.membership_changes("promote", "admin") == 1
+    assert metric(cluster.nodes["eventstream-3"], "eventstream_cluster_membership_changes_total",
+                  change="add_learner", origin="join") == 1

@@ -113,6 +113,11 @@ async def test_udp_datagrams_to_a_follower_reach_every_node(cluster: Cluster):
         assert sorted(events.values()) == sorted(b"dgram-%d" % i for i in range(300))
     assert metric(cluster.nodes[follower], "eventstream_ingest_forwarded_total",
                   transport="udp") == 300
+    # The leader counts the forwarded datagrams' events under the transport they came in on.
+    assert metric(cluster.nodes[leader], "eventstream_events_committed_total",
+                  transport="udp") == 300
+    assert metric(cluster.nodes[leader], "eventstream_events_committed_total",
+                  transport="tcp") == 0
     assert metric(cluster.nodes[follower], "eventstream_ingest_datagrams_dropped_total",
                   reason="TOPIC_WILDCARD") == 1
 

@@ -129,6 +129,10 @@ async def test_a_wiped_voter_rejoins_as_a_learner_and_is_promoted_unattended(tmp
         assert f"removed voter {victim}: it lost its data dir" in log()
         assert f"added {victim} at" in log()
         assert "rejoining as a learner" in cluster.nodes[victim].log()
+        # Counted by the leaders that made the changes (the victim made none).
+        assert cluster.membership_changes("remove", "rejoin") == 1
+        assert cluster.membership_changes("add_learner", "rejoin") == 1
+        assert cluster.membership_changes("promote", "auto_promote") == 1
         cluster.wait_voting([victim], timeout=60)
         stop.set()
         publisher.join(60)

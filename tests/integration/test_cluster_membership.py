@@ -13,6 +13,7 @@ docs/cluster.md's grpcurl recipes run as written.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
+from eventstream.peer.v1 import raft_pb2
 from tests.support.cluster import Cluster, running_cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.recipes import grpcurl_recipes
@@ -145,6 +147,11 @@ async def test_a_joiner_is_added_caught_up_promoted_and_votes(cluster: Cluster):
     assert applied(cluster, removed) < applied(cluster, new_leader)
     assert {event_id for *_, event_id in await read_stored(cluster, "n4")} >= set(later)
     assert not {event_id for *_, event_id in await read_stored(cluster, removed)} & set(later)
+    # It applied its own removal: not ready, and says why.
+    wait_for(lambda: http_get(f"{cluster.nodes[removed].http}/health/ready") ==
+             (503, b'{"status": "NOT_SERVING", "phase": "removed (the membership it applied no '
+                   b'longer names it: it serves nothing until added again)"}'),
+             "the removed member reports it is removed")
 
 
 def admin_error(call) -> EventStreamError:
@@ -283,3 +290,29 @@ async def test_a_member_that_lost_its_data_dir_rejoins_as_a_learner(cluster: Clu
     assert roles(cluster, victim) == roles(cluster, leader)
     assert roles(cluster, victim)[victim] in ("follower", "leader")
     assert metric(server, "eventstream_cluster_members", role="voter") == 3
+
+
+async def test_a_removed_members_open_peer_stream_is_ended(cluster: Cluster):
+    leader = cluster.wait_leader()
+    server = cluster.nodes[leader]
+    cluster_id = json.loads((server.workdir / "data" / "cluster.json").read_text())["cluster_id"]
+    with Client(server.target, retry=NO_RETRY) as admin:
+        admin.add_member("ghost", "127.0.0.1:1")  # a learner nobody runs: no quorum change
+        metadata = (("eventstream-cluster-id", cluster_id), ("eventstream-node-id", "ghost"),
+                    ("eventstream-recipient", leader))
+        async with grpc.aio.insecure_channel(cluster.cluster_address(leader)) as channel:
+            call = channel.stream_stream(
+                "/eventstream.peer.v1.PeerService/Forward",
+                request_serializer=raft_pb2.ForwardRequest.SerializeToString,
+                response_deserializer=raft_pb2.ForwardResponse.FromString)(metadata=metadata)
+            # A kind the leader does not serve is answered on the stream: it is open.
+            await call.write(raft_pb2.ForwardRequest(sequence=1))
+            answer = await asyncio.wait_for(call.read(), 30)
+            assert answer.status_code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+            admin.remove_member("ghost")
+            # Ended by the leader once the removal is applied, not left open until "ghost" goes.
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(call.read(), 30)
+            assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "no longer a peer" in (ended.value.details() or "")
+    assert metric(server, "eventstream_cluster_peer_refused_total", reason="unknown_node") >= 1

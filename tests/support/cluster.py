@@ -11,7 +11,7 @@ from typing import Any
 
 from eventstream.client import NO_RETRY, Client
 
-from .server import ServerProcess, free_port, http_get
+from .server import ServerProcess, free_port, http_get, metric
 from .toxiproxy import Mesh, Toxiproxy
 
 
@@ -153,6 +153,14 @@ class Cluster:
         """Ids of the nodes whose process runs."""
         return [node for node, server in self.nodes.items()
                 if server.process is not None and server.process.poll() is None]
+
+    def membership_changes(self, change: str, origin: str) -> float:
+        """``eventstream_cluster_membership_changes_total`` summed over the running nodes.
+
+        Each change is counted by the leader that made it, whichever node led then.
+        """
+        return sum(metric(self.nodes[node], "eventstream_cluster_membership_changes_total",
+                          change=change, origin=origin) for node in self.running())
 
     def wait_leader(self, timeout: float = 30.0, among: list[str] | None = None) -> str:
         """The node that leads, once one running node reports itself leader and the others agree."""

@@ -55,12 +55,15 @@ class HeldRelay:
 
     def __init__(self) -> None:
         self.held: list[tuple[bytes, asyncio.Future[Answer]]] = []
+        self.transports: list[str] = []
+        """The transport each request named (the leader counts its frames under it)."""
 
     def follows(self) -> bool:
         return True
 
-    async def forward(self, kind: int, request: bytes) -> Answer:
+    async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer:
         assert kind == FORWARD_FRAMES
+        self.transports.append(transport)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.held.append((request, answer))
         return await answer
@@ -70,11 +73,12 @@ async def test_at_most_max_in_flight_requests_wait_for_the_leader_and_answers_co
     relay = HeldRelay()
     forwarder = FrameForwarder(relay, None, Metrics("n1"), max_in_flight=2)  # type: ignore[arg-type]
     first = await forwarder.send(b"a", 1, "tcp")
-    second = await forwarder.send(b"b", 1, "tcp")
+    second = await forwarder.send(b"b", 1, "udp")
     third = asyncio.ensure_future(forwarder.send(b"c", 1, "tcp"))
     for _ in range(5):
         await asyncio.sleep(0)
     assert [request for request, _ in relay.held] == [b"a", b"b"] and not third.done()
+    assert relay.transports == ["tcp", "udp"]
     relay.held[0][1].set_result((b"positions-a", 0, "", b""))
     assert await first == b"positions-a"
     started = await third  # room again: the third one goes

@@ -255,7 +255,8 @@ class Node:
         guard = Guard(self.access)
         member = self.member
         admin = MembershipAdmin(self.driver, member.check_leader if member else None,
-                                transfer_timeout=2 * election_seconds(config.cluster))
+                                transfer_timeout=2 * election_seconds(config.cluster),
+                                metrics=metrics)
         if member is not None:
             member.serve_joins(admin, config.cluster.tls is not None, config.cluster)
         self.cluster = cluster.ClusterServicer(
@@ -280,7 +281,8 @@ class Node:
         ], self.health, self.tls)
         decoder = FrameDecoder(self.encoder, config.limits, config.ingest.max_frame_bytes)
         # A follower sends the raw frames it reads to the leader, which queues them.
-        self.forwarded_frames = ForwardedFrames(decoder, BrokerSink(self.broker, "tcp"))
+        self.forwarded_frames = ForwardedFrames(decoder, {
+            transport: BrokerSink(self.broker, transport) for transport in ("tcp", "udp")})
         self.frame_forwarder = None if self.member is None else FrameForwarder(
             self.member, self.forwarded_frames, metrics)
         if self.member is not None:
@@ -310,10 +312,11 @@ class Node:
                      write_path=self.write_path, started_at=self.started_at,
                      frozen=lambda: self.gc_frozen)
 
-    async def _serve_forwarded(self, kind: int, request: bytes) -> tuple[bytes, int, str, bytes]:
+    async def _serve_forwarded(self, kind: int, request: bytes,
+                               transport: str) -> tuple[bytes, int, str, bytes]:
         """Serve a request a follower forwarded: raw frames here, publishes by the publisher."""
         if kind == FORWARD_FRAMES:
-            return await self.forwarded_frames.serve(request)
+            return await self.forwarded_frames.serve(request, transport)
         return await self.publisher.serve_forwarded(kind, request)
 
     def _applied(self) -> None:

@@ -14,6 +14,12 @@ class ForwardKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FORWARD_KIND_PUBLISH_STREAM: _ClassVar[ForwardKind]
     FORWARD_KIND_FRAMES: _ClassVar[ForwardKind]
 
+class FrameTransport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FRAME_TRANSPORT_UNSPECIFIED: _ClassVar[FrameTransport]
+    FRAME_TRANSPORT_TCP: _ClassVar[FrameTransport]
+    FRAME_TRANSPORT_UDP: _ClassVar[FrameTransport]
+
 class JoinIntent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOIN_INTENT_UNSPECIFIED: _ClassVar[JoinIntent]
@@ -25,6 +31,9 @@ FORWARD_KIND_PUBLISH: ForwardKind
 FORWARD_KIND_PUBLISH_BATCH: ForwardKind
 FORWARD_KIND_PUBLISH_STREAM: ForwardKind
 FORWARD_KIND_FRAMES: ForwardKind
+FRAME_TRANSPORT_UNSPECIFIED: FrameTransport
+FRAME_TRANSPORT_TCP: FrameTransport
+FRAME_TRANSPORT_UDP: FrameTransport
 JOIN_INTENT_UNSPECIFIED: JoinIntent
 JOIN_INTENT_JOIN: JoinIntent
 JOIN_INTENT_REJOIN: JoinIntent
@@ -191,16 +200,18 @@ class InstallSnapshotResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("group_id", "sequence", "kind", "request")
+    __slots__ = ("group_id", "sequence", "kind", "request", "frame_transport")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    FRAME_TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     group_id: int
     sequence: int
     kind: ForwardKind
     request: bytes
-    def __init__(self, group_id: _Optional[int] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[ForwardKind, str]] = ..., request: _Optional[bytes] = ...) -> None: ...
+    frame_transport: FrameTransport
+    def __init__(self, group_id: _Optional[int] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[ForwardKind, str]] = ..., request: _Optional[bytes] = ..., frame_transport: _Optional[_Union[FrameTransport, str]] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
     __slots__ = ("sequence", "response", "status_code", "status_message", "status_details", "leader_hint")

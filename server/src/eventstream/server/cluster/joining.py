@@ -54,16 +54,16 @@ MAX_PROMOTE_LAG = 1000
 class Admin(Protocol):
     """The membership changes the leader makes (``rpc.cluster_admin.MembershipAdmin``)."""
 
-    async def add_member(self, node_id: str, address: str) -> int:
-        """Add ``node_id`` as a learner; the entry's index."""
+    async def add_member(self, node_id: str, address: str, origin: str = "admin") -> int:
+        """Add ``node_id`` as a learner; the entry's index (counted under ``origin``)."""
         ...
 
-    async def remove_member(self, node_id: str) -> int:
-        """Remove ``node_id``; the entry's index."""
+    async def remove_member(self, node_id: str, origin: str = "admin") -> int:
+        """Remove ``node_id``; the entry's index (counted under ``origin``)."""
         ...
 
-    async def promote_learner(self, node_id: str, max_lag: int) -> int:
-        """Make learner ``node_id`` a voter; the entry's index."""
+    async def promote_learner(self, node_id: str, max_lag: int, origin: str = "admin") -> int:
+        """Make learner ``node_id`` a voter; the entry's index (counted under ``origin``)."""
         ...
 
 
@@ -166,21 +166,22 @@ class JoinService:
 
     async def _change(self, sender: str, intent: JoinIntent, address: str) -> None:
         membership = self._driver.membership
+        origin = intent.name.lower()  # join, rejoin, leave: the metric's origin label
         if intent is JoinIntent.LEAVE:
             if sender in membership.learners:
-                await self._admin.remove_member(sender)
+                await self._admin.remove_member(sender, origin)
                 log.info("removed learner %s: it left", sender)
             return
         if intent is JoinIntent.REJOIN and sender in membership.voters:
-            await self._admin.remove_member(sender)
+            await self._admin.remove_member(sender, origin)
             log.info("removed voter %s: it lost its data dir and rejoins as a learner", sender)
         elif self._policy.addresses_move and sender in membership.learners and \
                 membership.address_map().get(sender) != address:
             # Back at another address (a pod's new IP): a learner is re-added there.
-            await self._admin.remove_member(sender)
+            await self._admin.remove_member(sender, origin)
             log.info("removed learner %s: it is back at %s", sender, address)
         if sender not in self._driver.membership:
-            await self._admin.add_member(sender, address)
+            await self._admin.add_member(sender, address, origin)
             log.info("added %s at %s as a learner (it asked to %s)", sender, address,
                      intent.name.lower())
 
@@ -350,7 +351,7 @@ class Promoter:
                     progress.match == 0 or status.last_index - progress.match > MAX_PROMOTE_LAG:
                 continue
             try:
-                await self._admin.promote_learner(learner, MAX_PROMOTE_LAG)
+                await self._admin.promote_learner(learner, MAX_PROMOTE_LAG, "auto_promote")
             except EventStreamError as error:  # raced with another change, or fell behind
                 log.info("promoting %s: %s (tried again)", learner, error)
                 return

@@ -108,6 +108,9 @@ class ClusterMember:
     _peer_update: asyncio.Task[None] | None = None
     _following: asyncio.Task[None] | None = None
     _reading: asyncio.Task[None] | None = None
+    removed: bool = False
+    """This node was a member since it started and applied a membership without it."""
+    _was_member: bool = False
     _read_under: str | None = None
     """The leader under which a linearizable read last returned here (None: none since
     this node last knew no leader): this node then held that leader's commit index."""
@@ -126,6 +129,7 @@ class ClusterMember:
             ListenError: the cluster port cannot be bound.
         """
         await self.replicated.driver.start()
+        self._was_member = self.identity.node_id in self.replicated.driver.membership
         self._reading = asyncio.get_running_loop().create_task(
             self._read_each_leader(), name="cluster-leader-read")
         if on_readiness is not None:
@@ -211,6 +215,10 @@ class ClusterMember:
 
     def membership_changed(self, membership: Membership) -> None:
         """The driver applied a new membership: make the links follow it (in order, in the background)."""
+        member = self.identity.node_id in membership
+        if member or self._was_member:  # stays removed over later changes without it
+            self.removed = not member
+        self._was_member = member
         previous = self._peer_update
 
         async def follow() -> None:
@@ -358,6 +366,9 @@ class ClusterMember:
         driver = self.replicated.driver
         waiting = self.requests.waiting_for if self.requests is not None else ""
         if self.identity.node_id not in driver.membership:
+            if self.removed and not waiting:
+                return "removed (the membership it applied no longer names it: it serves " \
+                       "nothing until added again)"
             return f"not a member (waiting to be added: {waiting or 'ClusterService.AddMember'})"
         if waiting:
             return f"rejoining ({waiting})"
@@ -383,8 +394,10 @@ class ClusterMember:
         """Whether writes go to another node now (this one does not lead)."""
         return not self.replicated.proposer.is_leader
 
-    async def forward(self, kind: int, request: bytes) -> Answer | None:
+    async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer | None:
         """Forward a public request to the leader; None when this node leads (serve it here).
+
+        ``transport`` says which transport raw frames came in on (``tcp``, ``udp``).
 
         Raises:
             EventStreamError: NOT_LEADER (UNAVAILABLE, retryable) when no leader is
@@ -398,7 +411,7 @@ class ClusterMember:
             self.check_leader()  # raises: no leader known, or this node is not leading yet
             return None
         try:
-            return await self.transport.forward(leader, kind, request)
+            return await self.transport.forward(leader, kind, request, transport)
         except ForwardFailed as error:
             raise EventStreamError(
                 "NOT_LEADER", f"forwarding to the leader {leader} failed ({error}); the "

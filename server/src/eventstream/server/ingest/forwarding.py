@@ -57,8 +57,10 @@ class Relay(Protocol):
         """Whether writes go to another node now (this one does not lead)."""
         ...
 
-    async def forward(self, kind: int, request: bytes) -> Answer | None:
+    async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer | None:
         """The leader's answer, or None when this node leads.
+
+        ``transport`` says which transport raw frames came in on.
 
         Raises:
             EventStreamError: NOT_LEADER (UNAVAILABLE) when no leader is known
@@ -73,15 +75,18 @@ class ForwardedFrames:
     Args:
         decoder: the frame decoder (the follower validated the frames already;
             they are checked again, as every byte from the network is).
-        sink: the lanes the frames go to.
+        sinks: the lanes the frames go to, by the transport they came in on
+            (``tcp``, ``udp``: the label they are counted under).
     """
 
-    def __init__(self, decoder: FrameDecoder, sink: BrokerSink) -> None:
+    def __init__(self, decoder: FrameDecoder, sinks: dict[str, BrokerSink]) -> None:
         self._decoder = decoder
-        self._sink = sink
+        self._sinks = sinks
 
-    async def positions(self, frames: bytes) -> bytes:
+    async def positions(self, frames: bytes, transport: str) -> bytes:
         """Queue ``frames`` (whole frames, one after another); their encoded positions once committed.
+
+        ``transport`` is the one the frames came in on (the follower's).
 
         Waits while a lane is full.
 
@@ -97,13 +102,13 @@ class ForwardedFrames:
             raise EventStreamError("REQUEST_MALFORMED", f"request: forwarded frames: {problem}")
         if decoded.accepted is None:
             return b""
-        queued = await self._sink.put(decoded.accepted)
+        queued = await self._sinks[transport].put(decoded.accepted)
         return messages.encode_positions(await positions_of(queued))
 
-    async def serve(self, request: bytes) -> Answer:
+    async def serve(self, request: bytes, transport: str) -> Answer:
         """Serve a ``FORWARD_KIND_FRAMES`` request a follower sent: its answer, never an exception."""
         try:
-            return await self.positions(request), 0, "", b""
+            return await self.positions(request, transport), 0, "", b""
         except EventStreamError as error:
             return b"", error.code, error.message, status_details(error)
         except Exception:  # the follower's client must get an answer, not a hang
@@ -158,9 +163,9 @@ class FrameForwarder:
         return task
 
     async def _forward(self, frames: bytes, count: int, transport: str) -> bytes:
-        answer = await self._relay.forward(FORWARD_FRAMES, frames)
+        answer = await self._relay.forward(FORWARD_FRAMES, frames, transport)
         if answer is None:  # this node leads by now
-            return await self._here.positions(frames)
+            return await self._here.positions(frames, transport)
         self._metrics.frames_forwarded.add(count, {"transport": transport})
         body, code, message, details = answer
         if code:

@@ -171,6 +171,12 @@ class Metrics:
             "eventstream.auth.reloads", unit="1",
             description="Changed auth rules or tokens files taken (result=ok) or refused "
                         "(result=error)")
+        self.membership_changes = meter.create_counter(
+            "eventstream.cluster.membership.changes", unit="1",
+            description="Membership changes this node applied as the leader that made them, by "
+                        "change (add_learner, promote, remove) and origin (admin: "
+                        "ClusterService; join, rejoin, leave: a node's own Join request; "
+                        "auto_promote: a rejoined initial voter that caught up)")
         self.datagrams = meter.create_counter(
             "eventstream.ingest.datagrams", unit="1",
             description="UDP datagrams read by the server")

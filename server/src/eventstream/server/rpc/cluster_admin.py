@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import EventStreamError
+from ..observability.metrics import Metrics
 from ..raft import (
     Membership,
     MembershipChange,
@@ -30,6 +31,13 @@ MAX_NODE_ID_BYTES = 255
 """Longest node id accepted (the peer protocol's metadata limit)."""
 MAX_ADDRESS_BYTES = 255
 """Longest cluster address accepted."""
+CHANGES = {MembershipOp.ADD_LEARNER: "add_learner", MembershipOp.PROMOTE_LEARNER: "promote",
+           MembershipOp.REMOVE_NODE: "remove"}
+"""The ``change`` label of each membership operation."""
+ORIGINS = {"admin": ("add_learner", "promote", "remove"), "join": ("add_learner", "remove"),
+           "rejoin": ("remove", "add_learner"), "leave": ("remove",), "auto_promote": ("promote",)}
+"""Who asks for membership changes (the ``origin`` label), and which changes each asks for
+(counted from zero). ``join`` removes a learner back at another address before adding it."""
 DEFAULT_MAX_LAG = 1000
 """Entries a learner may be behind the leader's last index and still be promoted (max_lag 0)."""
 APPLY_TIMEOUT_SECONDS = 10.0
@@ -74,15 +82,21 @@ class MembershipAdmin:
             node takes writes now; None on a node that does not replicate
             (every change is then refused with ``NOT_REPLICATED``).
         transfer_timeout: seconds a transfer may take (an election timeout or two).
+        metrics: counts the changes applied, by change and origin (one of
+            :data:`ORIGINS`, which each change method takes).
     """
 
     def __init__(self, driver: AdminDriver, check_leader: Callable[[], None] | None, *,
-                 transfer_timeout: float) -> None:
+                 transfer_timeout: float, metrics: Metrics) -> None:
         self._driver = driver
         self._check_leader = check_leader
         self._transfer_timeout = transfer_timeout
+        self._changes = metrics.membership_changes
+        for origin, changes in ORIGINS.items():
+            for change in changes:
+                self._changes.add(0, {"change": change, "origin": origin})
 
-    async def add_member(self, node_id: str, address: str) -> int:
+    async def add_member(self, node_id: str, address: str, origin: str = "admin") -> int:
         """Add ``node_id`` (cluster port at ``address``) as a learner; the entry's index."""
         self._check_node_id(node_id)
         host, colon, port = address.rpartition(":")
@@ -94,9 +108,10 @@ class MembershipAdmin:
         if node_id in self._driver.membership:
             raise EventStreamError("MEMBER_EXISTS", f"node_id: {node_id!r} is already a member",
                                    field="node_id")
-        return await self._change(MembershipChange(MembershipOp.ADD_LEARNER, node_id, address))
+        return await self._change(MembershipChange(MembershipOp.ADD_LEARNER, node_id, address),
+                                  origin)
 
-    async def promote_learner(self, node_id: str, max_lag: int) -> int:
+    async def promote_learner(self, node_id: str, max_lag: int, origin: str = "admin") -> int:
         """Make learner ``node_id`` a voter, if at most ``max_lag`` entries behind; the entry's index."""
         self._check_node_id(node_id)
         self._check_change()
@@ -119,9 +134,9 @@ class MembershipAdmin:
                 f"leader (max_lag {allowed}"
                 f"{'; it has not acknowledged any entry yet' if match == 0 else ''}); wait "
                 "until it caught up, then promote it", field="node_id", retry_after=1.0)
-        return await self._change(MembershipChange(MembershipOp.PROMOTE_LEARNER, node_id))
+        return await self._change(MembershipChange(MembershipOp.PROMOTE_LEARNER, node_id), origin)
 
-    async def remove_member(self, node_id: str) -> int:
+    async def remove_member(self, node_id: str, origin: str = "admin") -> int:
         """Remove voter or learner ``node_id``; the entry's index."""
         self._check_node_id(node_id)
         self._check_change()
@@ -131,7 +146,7 @@ class MembershipAdmin:
         if membership.voters == {node_id}:
             raise EventStreamError("LAST_VOTER", f"node_id: {node_id!r} is the last voter; a "
                                    "cluster cannot remove its only voter", field="node_id")
-        return await self._change(MembershipChange(MembershipOp.REMOVE_NODE, node_id))
+        return await self._change(MembershipChange(MembershipOp.REMOVE_NODE, node_id), origin)
 
     async def transfer_leadership(self, node_id: str) -> str:
         """Hand leadership to voter ``node_id`` ("" for the best one); the node that leads after."""
@@ -168,7 +183,7 @@ class MembershipAdmin:
 
     # ------------------------------------------------------------------
 
-    async def _change(self, change: MembershipChange) -> int:
+    async def _change(self, change: MembershipChange, origin: str) -> int:
         driver = self._driver
         try:
             index = driver.propose_membership_change(change)
@@ -187,6 +202,7 @@ class MembershipAdmin:
                 f"but was not applied within {APPLY_TIMEOUT_SECONDS:g}s (no majority reachable?); "
                 "it may still be applied: check GetClusterStatus before retrying",
                 field="node_id") from None
+        self._changes.add(1, {"change": CHANGES[change.op], "origin": origin})
         return index
 
     def _check_change(self) -> None:
@@ -224,4 +240,4 @@ class MembershipAdmin:
                                 retry_after=0.5)
 
 
-__all__ = ["DEFAULT_MAX_LAG", "MembershipAdmin"]
+__all__ = ["CHANGES", "DEFAULT_MAX_LAG", "ORIGINS", "MembershipAdmin"]

@@ -47,8 +47,11 @@ MAX_IN_FLIGHT = 1024
 
 Answer = tuple[bytes, int, str, bytes]
 """A forwarded request's answer: (response bytes, status code (0: OK), message, details)."""
-ForwardTarget = Callable[[int, bytes], Awaitable[Answer]]
-"""Serves one forwarded request of a kind (:data:`KINDS`) on the leader."""
+ForwardTarget = Callable[[int, bytes, str], Awaitable[Answer]]
+"""Serves one forwarded request of a kind (:data:`KINDS`) on the leader, with the
+transport raw frames came in on (``tcp`` or ``udp``)."""
+FRAME_TRANSPORTS = {"tcp": pb.FRAME_TRANSPORT_TCP, "udp": pb.FRAME_TRANSPORT_UDP}
+"""The ``FrameTransport`` of each transport label."""
 
 
 class ForwardFailed(Exception):
@@ -80,8 +83,8 @@ class ForwardStream:
         self.failed: str | None = None
         """Why the stream ended (None while it is open)."""
 
-    async def forward(self, kind: int, request: bytes) -> Answer:
-        """Send one request and wait for its answer.
+    async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer:
+        """Send one request and wait for its answer (``transport``: of raw frames).
 
         Raises:
             ForwardFailed: the stream failed first.
@@ -95,7 +98,8 @@ class ForwardStream:
             async with self._write_lock:
                 await self._call.write(pb.ForwardRequest(
                     group_id=self._group_id, sequence=sequence,
-                    kind=pb.ForwardKind.Name(kind), request=request))
+                    kind=pb.ForwardKind.Name(kind), request=request,
+                    frame_transport=FRAME_TRANSPORTS.get(transport, pb.FRAME_TRANSPORT_TCP)))
         except (grpc.RpcError, asyncio.InvalidStateError, RuntimeError) as error:
             self._fail(f"the stream to the leader {self.leader} failed: {error}")
         try:
@@ -162,7 +166,10 @@ def forward_handler(sender: str, node_id: str, groups: frozenset[int],
                         status_message=f"kind: node {node_id} does not serve forwarded "
                                        f"requests of kind {request.kind}")
                 else:
-                    body, code, message, details = await serving(request.kind, request.request)
+                    transport = ("udp" if request.frame_transport == pb.FRAME_TRANSPORT_UDP
+                                 else "tcp")
+                    body, code, message, details = await serving(request.kind, request.request,
+                                                                  transport)
                     response = pb.ForwardResponse(sequence=request.sequence, response=body,
                                                   status_code=code, status_message=message,
                                                   status_details=details)

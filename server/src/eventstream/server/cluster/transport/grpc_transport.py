@@ -258,8 +258,11 @@ class GrpcTransport:
         """Serve the requests followers forward with ``target`` (on every node: any may lead)."""
         self.handler.forward_target = target
 
-    async def forward(self, leader: str, kind: int, request: bytes) -> Answer:
+    async def forward(self, leader: str, kind: int, request: bytes,
+                      transport: str = "tcp") -> Answer:
         """Forward one public request to ``leader`` on its stream; its answer.
+
+        ``transport`` says which transport raw frames came in on.
 
         Raises:
             ForwardFailed: ``leader`` is not a peer, or its stream failed first.
@@ -271,7 +274,7 @@ class GrpcTransport:
                 raise ForwardFailed(f"{leader} is not a peer of {self.node_id}")
             stream = self._forwards[leader] = ForwardStream(leader, link.channel, link.metadata)
         self.forwarded += 1
-        return await stream.forward(kind, request)
+        return await stream.forward(kind, request, transport)
 
     # ------------------------------------------------------------------
     # Relaying group members (``relay.py``).

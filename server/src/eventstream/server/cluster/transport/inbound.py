@@ -12,10 +12,16 @@ a size bound, and handed over as one message once their CRC-32 holds;
 streams to the consumer groups (``relay.py``); ``Join`` calls, the one
 method a node that is not a peer yet may call when it is plausible, go to
 the membership (``join.py``).
+
+When the peer set changes, the ``Exchange``, ``InstallSnapshot`` and
+``Forward`` streams of a node that is no longer a peer are ended at once
+(PERMISSION_DENIED, counted as ``unknown_node``): a removed member's stream
+opened before its removal does not keep flowing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import tempfile
 from collections.abc import AsyncIterator, Callable, Collection
@@ -79,10 +85,39 @@ class PeerHandler(grpc.GenericRpcHandler):
         """Answers Join calls (None: answered UNAVAILABLE)."""
         self.admit: Admit | None = None
         """Whether a node that is not a peer may call Join (None: none may)."""
+        self._streams: dict[str, set[asyncio.Task[Any]]] = {}
+        """Peer -> the tasks serving its open streams (ended when it stops being a peer)."""
 
     def set_peers(self, peers: Collection[str]) -> None:
-        """Allow calls from ``peers`` only, from now on."""
+        """Allow calls from ``peers`` only, from now on; end the open streams of the others."""
         self._peers = frozenset(peers)
+        for sender, tasks in self._streams.items():
+            if sender not in self._peers:
+                for task in tasks:
+                    task.cancel()
+
+    def _while_peer(self, sender: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """``behaviour`` of a stream from ``sender``, ended with ``unknown_node`` once it is not a peer."""
+        async def serve(requests: AsyncIterator[Any], context: _Context) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self._streams.setdefault(sender, set()).add(task)
+            try:
+                return await behaviour(requests, context)
+            except asyncio.CancelledError:
+                if sender in self._peers:
+                    raise  # the server stops, or the caller went away
+                task.uncancel()
+                await self._abort(context, Refusal(
+                    "unknown_node", grpc.StatusCode.PERMISSION_DENIED,
+                    f"{sender!r} is no longer a peer of {self._node_id!r}"))
+            finally:
+                tasks = self._streams.get(sender)
+                if tasks is not None:
+                    tasks.discard(task)
+                    if not tasks:
+                        del self._streams[sender]
+        return serve
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> _Handler | None:
         """The handler of a call: a refusal, or the method's handler for a checked peer."""
@@ -100,16 +135,19 @@ class PeerHandler(grpc.GenericRpcHandler):
             self.client_addresses[sender] = announced
         if method == _EXCHANGE:
             return grpc.stream_unary_rpc_method_handler(
-                self._exchange_handler(sender), request_deserializer=pb.ExchangeRequest.FromString,
+                self._while_peer(sender, self._exchange_handler(sender)),
+                request_deserializer=pb.ExchangeRequest.FromString,
                 response_serializer=pb.ExchangeResponse.SerializeToString)
         if method == _SNAPSHOT:
             return grpc.stream_unary_rpc_method_handler(
-                self._snapshot_handler(sender), request_deserializer=pb.InstallSnapshotRequest.FromString,
+                self._while_peer(sender, self._snapshot_handler(sender)),
+                request_deserializer=pb.InstallSnapshotRequest.FromString,
                 response_serializer=pb.InstallSnapshotResponse.SerializeToString)
         if method == RELAY_CONSUME:
             return relay_handler(self._node_id, lambda: self.relay_target)
         return grpc.stream_stream_rpc_method_handler(
-            forward_handler(sender, self._node_id, self._groups, lambda: self.forward_target),
+            self._while_peer(sender, forward_handler(sender, self._node_id, self._groups,
+                                                     lambda: self.forward_target)),
             request_deserializer=pb.ForwardRequest.FromString,
             response_serializer=pb.ForwardResponse.SerializeToString)
 
