@@ -2,8 +2,9 @@
 
 The leader hands leadership over first (the term moves by one, before the
 process exits), keeps acknowledging raw gRPC publishes and acknowledged TCP
-frames during ``drain_grace_seconds`` (forwarded to the new leader), and only
-then refuses them with UNAVAILABLE naming the shutdown. Nothing acknowledged
+frames during ``drain_grace_seconds`` (forwarded to the new leader) and keeps
+delivering them to its subscriber, and only then refuses them with UNAVAILABLE
+naming the shutdown and ends the subscription. Nothing acknowledged
 is lost. ``EVENTSTREAM_TEST_SHUTDOWN_ORDER=refuse_first`` (the single node's
 order) makes the same check fail.
 """
@@ -44,6 +45,9 @@ class Observed:
     new_term: int = 0
     leader_changed_before_exit: bool = False
     refused_before_new_leader: bool = False
+    delivered: list[bytes] = field(default_factory=list)
+    delivered_at_sigterm: int = 0
+    subscription_end: grpc.aio.AioRpcError | None = None
 
 
 async def publish_until_refused(target: str, sigterm: threading.Event, seen: Observed,
@@ -62,6 +66,21 @@ async def publish_until_refused(target: str, sigterm: threading.Event, seen: Obs
             seen.grpc_acks.append(payload)
             seen.grpc_acks_after_sigterm += sigterm.is_set()
             await asyncio.sleep(0.005)
+    finally:
+        await stubs.close()
+
+
+async def subscribe_until_ended(target: str, seen: Observed) -> None:
+    """Read the gRPC publisher's topic from the node until its stream ends."""
+    stubs = Stubs(target)
+    try:
+        call = stubs.subscribe.Subscribe(subscribe_request(
+            "sig/grpc", start_from=subscribe_pb2.START_FROM_EARLIEST))
+        try:
+            async for response in call:
+                seen.delivered.extend(event.payload for event in response.events)
+        except grpc.aio.AioRpcError as error:
+            seen.subscription_end = error
     finally:
         await stubs.close()
 
@@ -117,15 +136,18 @@ async def sigterm_leader_under_load(cluster: Cluster) -> tuple[Observed, int, in
                                                             new_leader))
     tcp_task = asyncio.ensure_future(asyncio.to_thread(
         send_frames_until_refused, server.tcp_port, sigterm, seen, new_leader))
+    subscriber = asyncio.ensure_future(subscribe_until_ended(server.target, seen))
     deadline = time.monotonic() + 30
-    while (len(seen.grpc_acks) < 20 or seen.tcp_acks < 20) and time.monotonic() < deadline:
+    while min(len(seen.grpc_acks), len(seen.delivered), seen.tcp_acks) < 20 \
+            and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     watcher = asyncio.ensure_future(asyncio.to_thread(
         watch_leader, cluster, leader, term, seen, new_leader, time.monotonic() + 30))
     server.signal(signal.SIGTERM)
     sigterm.set()
+    seen.delivered_at_sigterm = len(seen.delivered)
     async with asyncio.timeout(60):
-        await asyncio.gather(grpc_task, tcp_task, watcher)
+        await asyncio.gather(grpc_task, tcp_task, watcher, subscriber)
         code = await asyncio.to_thread(server.wait_exit, 30)
     return seen, term, code
 
@@ -153,6 +175,11 @@ def assert_handed_over_then_refused(seen: Observed, term: int) -> None:
     assert seen.grpc_refusal is not None
     assert seen.grpc_refusal.code() == grpc.StatusCode.UNAVAILABLE
     assert "shutting down" in (seen.grpc_refusal.details() or "")
+    # The subscriber on the stopping node saw events published during the grace.
+    assert set(seen.grpc_acks[-seen.grpc_acks_after_sigterm:]) & \
+        set(seen.delivered[seen.delivered_at_sigterm:]), "no event of the grace delivered"
+    assert seen.subscription_end is not None
+    assert seen.subscription_end.code() == grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.fixture
