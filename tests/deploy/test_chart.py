@@ -220,7 +220,8 @@ def test_statefulset_starts_pods_in_parallel_and_drains_fully() -> None:
     pod = spec["template"]["spec"]
     config = find(manifests, "ConfigMap", "eventstream-config")["data"]["config.yaml"]
     server = yaml.safe_load(config)["server"]
-    drain = server["drain_grace_seconds"] + server["drain_timeout_seconds"]
+    # The hand-over of a leader's role (up to 2 s) comes before the grace and the drain.
+    drain = server["drain_grace_seconds"] + server["drain_timeout_seconds"] + 2
     assert pod["terminationGracePeriodSeconds"] > drain
 
 
@@ -476,6 +477,8 @@ def test_schema_rejects_bad_values(setting: str, message: str) -> None:
 
 @pytest.mark.parametrize("settings, message", [
     (("terminationGracePeriodSeconds=20",), "terminationGracePeriodSeconds"),
+    # 5 + 20 of the drain fit, not the 2 s of the hand-over before them.
+    (("terminationGracePeriodSeconds=27",), "leadership hand-over"),
 ])
 def test_inconsistent_values_are_refused(settings: tuple[str, ...], message: str) -> None:
     assert message in helm_template_error(sets=settings)

@@ -275,13 +275,14 @@ eventstream.config
 eventstream.drainSeconds
   In:  the root context.
   Out: drain_grace_seconds + drain_timeout_seconds of the rendered config (the
-       server's defaults, 0 and 20, when they are not set), rounded up.
+       server's defaults, 0 and 20, when they are not set) + 2 (the bound of a
+       member's leadership hand-over, which comes before the grace), rounded up.
 */}}
 {{- define "eventstream.drainSeconds" -}}
 {{- $server := (.Values.config | default dict).server | default dict }}
 {{- $grace := $server.drain_grace_seconds | default 0 | float64 }}
 {{- $timeout := hasKey $server "drain_timeout_seconds" | ternary $server.drain_timeout_seconds 20 | float64 }}
-{{- addf $grace $timeout | ceil | int }}
+{{- addf $grace $timeout 2 | ceil | int }}
 {{- end }}
 
 {{/*

@@ -3,9 +3,13 @@
 The only module that wires concrete classes together. Start-up: HTTP first
 (:class:`Probes`: live, health NOT_SERVING), before discovery and the log's
 recovery; then the write path and the gRPC listener, then SERVING. Shutdown
-(SIGTERM or SIGINT): NOT_SERVING and new publishes refused at once, an
-optional grace period for load balancers, every accepted event committed and
-acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+(SIGTERM or SIGINT) of a single node: NOT_SERVING and new publishes refused at
+once, an optional grace period for load balancers, every accepted event
+committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
+A cluster member turns NOT_SERVING at once too, but first hands leadership over
+(a read replica asks to be removed), then keeps taking publishes during the
+grace (forwarding them to the leader) and serving subscribers, and only then
+refuses and drains as a single node does.
 A storage error halts the write path: health turns NOT_SERVING for good
 (phase ``storage failed``), readers keep reading, and the process exits 1
 when it is stopped.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import time
 import uuid
@@ -87,6 +92,11 @@ LEADERSHIP_SECONDS = 30.0
 """How long the start waits for this node to lead its cluster of one and apply its log."""
 LEAVE_SECONDS = 5.0
 """At SIGTERM: how long a read replica may take to be removed before the drain goes on."""
+HAND_OVER_SECONDS = 2.0
+"""At SIGTERM: how long a leader may take to commit what it accepted and hand leadership over."""
+SHUTDOWN_ORDER_ENV = "EVENTSTREAM_TEST_SHUTDOWN_ORDER"
+"""Test-only: ``refuse_first`` gives a cluster member the single node's order (refuse at
+once, hand leadership over after the drain), so the SIGTERM test can prove it would fail."""
 
 log = logging.getLogger(__name__)
 
@@ -397,18 +407,43 @@ class Node:
         """
         server = self.config.server
         deadline = time.monotonic() + server.drain_grace_seconds + server.drain_timeout_seconds
+        member = self.member
+        if member is not None and os.environ.get(SHUTDOWN_ORDER_ENV) != "refuse_first":
+            deadline += HAND_OVER_SECONDS
+            log.info("shutting down: NOT_SERVING, handing leadership over, serving for %.1fs",
+                     server.drain_grace_seconds)
+            await self.health.set(False, "draining")
+            # A read replica leaves (it joins again when it starts).
+            await member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
+            await member.hand_over(HAND_OVER_SECONDS, self.broker.lanes.wait_idle)
+            if server.drain_grace_seconds:  # publishes are forwarded to the new leader meanwhile
+                await asyncio.sleep(server.drain_grace_seconds)
+            log.info("grace over: refusing new publishes and ingest connections")
+            await self._refuse_publishes(deadline)
+            return await self._drain(deadline)
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
-        if self.member is not None:  # a read replica leaves (it joins again when it starts)
-            await self.member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
-        self.tcp.stop_accepting()
-        self.udp.stop_accepting()
-        # Datagrams already read are queued before publishing closes.
-        await self.udp.finish(max(min(deadline - time.monotonic(), 5.0), 0.1))
-        self.broker.stop_accepting()
-        self.groups.wake_all()  # group members see the drain and end their streams
+        if member is not None:
+            log.warning("%s=refuse_first is set: the single node's order (a test-only setting)",
+                        SHUTDOWN_ORDER_ENV)
+        if member is not None:  # the test-only old order: leave, refuse, drain, then hand over
+            await member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
+        await self._refuse_publishes(deadline)
         await self.health.set(False, "draining")
         if server.drain_grace_seconds:
             await asyncio.sleep(server.drain_grace_seconds)
+        return await self._drain(deadline)
+
+    async def _refuse_publishes(self, deadline: float) -> None:
+        """Stop taking ingest connections and datagrams, then refuse new publishes and subscriptions."""
+        self.tcp.stop_accepting()
+        self.udp.stop_accepting()
+        # Datagrams already read are queued (or forwarded) before publishing closes.
+        await self.udp.finish(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        self.broker.stop_accepting()
+        self.groups.wake_all()  # group members see the drain and end their streams
+
+    async def _drain(self, deadline: float) -> bool:
+        """Commit what was accepted, hand over if still leading, end subscriptions and stop."""
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
         if self.member is not None:  # the others need not wait for an election
             await self.member.hand_over(max(min(deadline - time.monotonic(), 2.0), 0.1))

@@ -111,6 +111,8 @@ class ClusterMember:
     removed: bool = False
     """This node was a member since it started and applied a membership without it."""
     _was_member: bool = False
+    _handing_over: asyncio.Event | None = None
+    """Set while :meth:`hand_over` runs: writes wait in :meth:`forward` for the new leader."""
     _read_under: str | None = None
     """The leader under which a linearizable read last returned here (None: none since
     this node last knew no leader): this node then held that leader's commit index."""
@@ -337,24 +339,34 @@ class ClusterMember:
         await cancel_and_wait(self._peer_update)
         await self.transport.stop(0.5)
 
-    async def hand_over(self, timeout: float) -> None:
-        """Before stopping: hand leadership to the most up-to-date voter, if this node leads.
+    async def hand_over(self, timeout: float,
+                        settle: Callable[[], Awaitable[None]] | None = None) -> None:
+        """At SIGTERM: hand leadership to the most up-to-date voter, if this node leads.
 
-        The others then need not wait out an election timeout. Gives up
-        quietly after ``timeout`` seconds (the stop goes on; they elect).
+        Writes arriving meanwhile wait in :meth:`forward` (and TCP/UDP frames
+        go that way, :meth:`follows`) and then go to the new leader, so a
+        client sees no refusal. ``settle`` runs first: it waits until what
+        this node accepted is committed (a proposal during the transfer would
+        be refused). Gives up quietly after ``timeout`` seconds (the node
+        then goes on leading until it drains; the others elect when it stops).
         """
         driver = self.replicated.driver
         me = self.identity.node_id
         if not driver.running or not driver.is_leader or len(driver.membership.voters) < 2:
             return
+        handing_over = self._handing_over = asyncio.Event()
         try:
-            driver.transfer_leadership()
             async with asyncio.timeout(timeout):
+                if settle is not None:
+                    await settle()
+                driver.transfer_leadership()
                 await driver.wait_until(lambda: driver.leader_id not in (None, me))
             log.info("handed leadership to %s", driver.leader_id)
         except (NotLeaderError, DriverStopped, DriverHalted, TimeoutError) as error:
-            log.info("leadership not handed over before stopping (%s)",
-                     type(error).__name__)
+            log.info("leadership not handed over (%s)", type(error).__name__)
+        finally:
+            self._handing_over = None
+            handing_over.set()
 
     def unready(self) -> str:
         """Why this node cannot serve now ("" when it can): /health/ready's cluster half.
@@ -391,8 +403,8 @@ class ClusterMember:
         return (leader, self.leader_address(leader)) if leader else ("", "")
 
     def follows(self) -> bool:
-        """Whether writes go to another node now (this one does not lead)."""
-        return not self.replicated.proposer.is_leader
+        """Whether writes go to another node now (this one does not lead, or hands over)."""
+        return self._handing_over is not None or not self.replicated.proposer.is_leader
 
     async def forward(self, kind: int, request: bytes, transport: str = "tcp") -> Answer | None:
         """Forward a public request to the leader; None when this node leads (serve it here).
@@ -404,6 +416,9 @@ class ClusterMember:
                 known or the stream to it failed (the outcome is then unknown:
                 a retry with the same event ids is safe).
         """
+        handing_over = self._handing_over
+        if handing_over is not None:  # bounded: hand_over's own timeout ends it
+            await handing_over.wait()
         if self.replicated.proposer.is_leader:
             return None
         leader = self.replicated.driver.leader_id

@@ -29,8 +29,9 @@ class ServerConfig:
     """After start-up: seconds to keep answering NOT_SERVING with every listener
     up, so a node joins load balancing only once it is settled. Default 0."""
     drain_grace_seconds: float = 0.0
-    """After SIGTERM: seconds to keep answering NOT_SERVING (and refusing new
-    publishes) before closing, so load balancers stop routing here. Default 0."""
+    """After SIGTERM: seconds to keep answering NOT_SERVING before closing, so load
+    balancers stop routing here. A single node refuses new publishes meanwhile; a
+    cluster member, after handing leadership over, forwards them. Default 0."""
     drain_timeout_seconds: float = 20.0
     """After SIGTERM: upper bound on committing accepted events and ending
     streams, after which the process exits anyway. Default 20 s."""
