@@ -14,7 +14,9 @@ included: it takes the leader's calls once a Join answer named it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ import yaml
 
 from eventstream.client import NO_RETRY, Client, Event, EventStreamError, RetryPolicy
 from eventstream.peer.v1 import raft_pb2
+from tests.integration.test_cluster_sigterm import Observed, publish_until_refused, read_back
 from tests.support.cluster import Cluster
 from tests.support.cluster_reads import read_stored, wait_caught_up
 from tests.support.dns import Responder
@@ -232,3 +235,37 @@ async def test_a_joiner_is_added_while_a_member_added_through_the_log_leads(clus
     assert cluster.membership_changes("promote", "admin") == 1
     assert metric(cluster.nodes["eventstream-3"], "eventstream_cluster_membership_changes_total",
                   change="add_learner", origin="join") == 1
+
+
+async def test_a_read_replica_serves_its_grace_then_leaves(cluster: Cluster) -> None:
+    """SIGTERM of a learner under a client without retries: it forwards through its grace, then leaves.
+
+    Removed before its grace, it could forward nothing (the leader refuses a removed member's
+    peer calls), so a client still routed to it would fail.
+    """
+    leader = await start_voters(cluster)
+    replica = cluster.nodes["eventstream-3"]
+    config = yaml.safe_load(replica.config_path.read_text())
+    config["server"].update(drain_grace_seconds=3, drain_timeout_seconds=10)
+    replica.config_path.write_text(yaml.safe_dump(config))
+    replica.start(wait=False).wait_healthy(90)
+    seen, sigterm, never_led = Observed(), threading.Event(), threading.Event()
+    never_led.set()  # a learner hands nothing over
+    publishing = asyncio.ensure_future(publish_until_refused(replica.target, sigterm, seen,
+                                                             never_led))
+    deadline = time.monotonic() + 30
+    while len(seen.grpc_acks) < 20 and time.monotonic() < deadline and not publishing.done():
+        await asyncio.sleep(0.01)
+    replica.signal(signal.SIGTERM)
+    sigterm.set()
+    async with asyncio.timeout(60):
+        await publishing
+    assert await asyncio.to_thread(replica.wait_exit, 30) == 0
+    print(f"\n{len(seen.grpc_acks)} acks, {seen.grpc_acks_after_sigterm} after SIGTERM")
+    assert seen.grpc_acks_after_sigterm > 0, seen.grpc_refusal
+    assert seen.grpc_refusal is not None
+    assert seen.grpc_refusal.code() == grpc.StatusCode.UNAVAILABLE
+    assert "shutting down" in (seen.grpc_refusal.details() or ""), seen.grpc_refusal.details()
+    wait_for(lambda: "eventstream-3" not in roles(cluster, leader), "the replica left")
+    stored = await read_back(cluster.nodes[leader].target, "sig/grpc", len(seen.grpc_acks))
+    assert sorted(stored) == sorted(seen.grpc_acks)

@@ -413,14 +413,14 @@ class Node:
             log.info("shutting down: NOT_SERVING, handing leadership over, serving for %.1fs",
                      server.drain_grace_seconds)
             await self.health.set(False, "draining")
-            # A read replica leaves (it joins again when it starts).
-            await member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
             await member.hand_over(HAND_OVER_SECONDS, self.broker.lanes.wait_idle)
             if server.drain_grace_seconds:  # publishes are forwarded to the new leader meanwhile
                 await asyncio.sleep(server.drain_grace_seconds)
             log.info("grace over: refusing new publishes and ingest connections")
             await self._refuse_publishes(deadline)
-            return await self._drain(deadline)
+            # A read replica leaves only now: removed, it could forward nothing during the grace
+            # (it joins again when it starts).
+            return await self._drain(deadline, leave=True)
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
         if member is not None:
             log.warning("%s=refuse_first is set: the single node's order (a test-only setting)",
@@ -442,13 +442,19 @@ class Node:
         self.broker.stop_accepting()
         self.groups.wake_all()  # group members see the drain and end their streams
 
-    async def _drain(self, deadline: float) -> bool:
-        """Commit what was accepted, hand over if still leading, end subscriptions and stop."""
+    async def _drain(self, deadline: float, leave: bool = False) -> bool:
+        """Commit what was accepted, hand over if still leading, end subscriptions and stop.
+
+        ``leave``: a read replica that joined by itself asks to be removed once its
+        connections got their last answers.
+        """
         clean = await self.broker.drain(max(deadline - time.monotonic(), 0.0))
         if self.member is not None:  # the others need not wait for an election
             await self.member.hand_over(max(min(deadline - time.monotonic(), 2.0), 0.1))
         # Committed now: acknowledged-mode connections get their last ACKs.
         await self.tcp.close(max(min(deadline - time.monotonic(), 5.0), 0.1))
+        if leave and self.member is not None:
+            await self.member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
         await self._release(max(min(deadline - time.monotonic(), 5.0), 0.1))
         if self.write_path.halted is not None:
             log.error("stopped after a storage failure: %s", self.write_path.halted)
