@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,11 +61,17 @@ def sdk_lags(server: ServerProcess) -> dict[str, tuple[int | None, float | None]
 
 
 def async_status(target: str) -> ClusterStatus:
-    """GetClusterStatus through the SDK's asyncio client."""
+    """GetClusterStatus through the SDK's asyncio client.
+
+    On a thread of its own: ``asyncio.run()`` on the test's thread would clear the
+    event loop pytest-asyncio left current after an async test, which is then
+    collected unclosed during a later test (a ResourceWarning, an error here).
+    """
     async def call() -> ClusterStatus:
         async with AsyncClient(target) as client:
             return await client.cluster_status()
-    return asyncio.run(call())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, call()).result(60)
 
 
 def wait_until(check, what: str, timeout: float = 30.0):
