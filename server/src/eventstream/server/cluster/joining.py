@@ -342,7 +342,8 @@ class Promoter:
     async def promote_once(self) -> None:
         """Promote the first caught-up learner that is an initial voter, if this node leads."""
         driver = self._driver
-        if not self._is_leader() or driver.membership_pending:
+        # The usual case, checked before the Raft status is built (every half second).
+        if not driver.membership.learners or not self._is_leader() or driver.membership_pending:
             return
         status = driver.status()
         for learner in sorted(driver.membership.learners):
