@@ -6,10 +6,10 @@ recovery; then the write path and the gRPC listener, then SERVING. Shutdown
 (SIGTERM or SIGINT) of a single node: NOT_SERVING and new publishes refused at
 once, an optional grace period for load balancers, every accepted event
 committed and acknowledged, subscriptions ended with UNAVAILABLE, then exit.
-A cluster member turns NOT_SERVING at once too, but first hands leadership over
-(a read replica asks to be removed), then keeps taking publishes during the
-grace (forwarding them to the leader) and serving subscribers, and only then
-refuses and drains as a single node does.
+A cluster member turns NOT_SERVING at once too, but first hands leadership over,
+then keeps taking publishes during the grace (forwarding them to the leader)
+and serving subscribers, and only then refuses and drains as a single node
+does; a read replica asks to be removed last.
 A storage error halts the write path: health turns NOT_SERVING for good
 (phase ``storage failed``), readers keep reading, and the process exits 1
 when it is stopped.
@@ -422,10 +422,9 @@ class Node:
             # (it joins again when it starts).
             return await self._drain(deadline, leave=True)
         log.info("shutting down: NOT_SERVING, refusing new publishes and ingest connections")
-        if member is not None:
+        if member is not None:  # the test-only old order: leave, refuse, drain, then hand over
             log.warning("%s=refuse_first is set: the single node's order (a test-only setting)",
                         SHUTDOWN_ORDER_ENV)
-        if member is not None:  # the test-only old order: leave, refuse, drain, then hand over
             await member.leave(max(min(deadline - time.monotonic(), LEAVE_SECONDS), 0.1))
         await self._refuse_publishes(deadline)
         await self.health.set(False, "draining")
