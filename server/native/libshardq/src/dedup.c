@@ -61,6 +61,8 @@ struct shardq_dedup {
     uint64_t window_bytes;           /* what the window's items take encoded */
     uint32_t *scratch;               /* check(): open-addressed rows seen in this call */
     size_t scratch_cap;
+    uint64_t *hashes;                /* check(), hold(): each row's hash */
+    size_t hashes_cap;
     struct node **sorted;            /* promote(): the entry's nodes to sort */
     size_t sorted_cap;
 };
@@ -289,6 +291,7 @@ void shardq_dedup_destroy(shardq_dedup_t *t)
     clear_all(t);
     free(t->buckets);
     free(t->scratch);
+    free(t->hashes);
     free(t->sorted);
     free(t);
 }
@@ -330,6 +333,30 @@ static int rows_valid(size_t bodies_len, const struct shardq_accepted *rows, siz
     return SHARDQ_OK;
 }
 
+/* Hash every row's id into t->hashes, prefetching the buckets and then the
+ * nodes they lead to: a large table misses the cache on nearly every id, and
+ * this way the misses of a submission overlap instead of following each other. */
+static int hash_rows(struct shardq_dedup *t, const unsigned char *b,
+                     const struct shardq_accepted *rows, size_t n)
+{
+    if (n > t->hashes_cap) {
+        uint64_t *h = realloc(t->hashes, n * sizeof *h);
+        if (!h)
+            return SHARDQ_ENOMEM;
+        t->hashes = h;
+        t->hashes_cap = n;
+    }
+    size_t mask = t->bucket_count - 1;
+    for (size_t i = 0; i < n; i++) {
+        t->hashes[i] = siphash13(t->key, b + rows[i].body_off + rows[i].id_off, rows[i].id_len);
+        __builtin_prefetch(&t->buckets[t->hashes[i] & mask]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].id_len)
+            __builtin_prefetch(t->buckets[t->hashes[i] & mask]);
+    return SHARDQ_OK;
+}
+
 int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
                        const struct shardq_accepted *rows, size_t n, int64_t now_ns,
                        struct shardq_dup *verdicts, size_t *dup_count)
@@ -350,6 +377,8 @@ int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
     }
     memset(t->scratch, 0, cap * sizeof *t->scratch);
     const unsigned char *b = bodies;
+    if (hash_rows(t, b, rows, n))
+        return SHARDQ_ENOMEM;
     int64_t oldest = horizon(t, now_ns);
     size_t dups = 0;
     for (size_t i = 0; i < n; i++) {
@@ -360,7 +389,7 @@ int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
         if (!len)
             continue;
         const unsigned char *id = b + rows[i].body_off + rows[i].id_off;
-        uint64_t hash = siphash13(t->key, id, len);
+        uint64_t hash = t->hashes[i];
         const struct node *held = find(t, hash, id, len);
         if (held && held->on[FLIGHT]) {
             v->partition = held->f_partition;
@@ -409,12 +438,14 @@ int shardq_dedup_hold(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
         if (positions[i] > INT64_MAX)
             return SHARDQ_EINVAL;
     const unsigned char *b = bodies;
+    if (hash_rows(t, b, rows, n))
+        return SHARDQ_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         size_t len = rows[i].id_len;
         if (!len || (verdicts && verdicts[i].partition != -1))
             continue;
         const unsigned char *id = b + rows[i].body_off + rows[i].id_off;
-        struct node *node = find_or_add(t, siphash13(t->key, id, len), id, len);
+        struct node *node = find_or_add(t, t->hashes[i], id, len);
         if (!node)
             return SHARDQ_ENOMEM;
         flight_set(t, node, (int64_t)positions[2 * i], (int64_t)positions[2 * i + 1], time_ns,
@@ -539,6 +570,8 @@ int shardq_dedup_remember(shardq_dedup_t *t, const void *buf, size_t len, const 
 static void forget_oldest(struct shardq_dedup *t)
 {
     struct node *n = t->list[WINDOW].head;
+    if (n->link[WINDOW].next) /* the next one is likely forgotten too */
+        __builtin_prefetch(n->link[WINDOW].next->link[WINDOW].next);
     list_unlink(t, n, WINDOW);
     drop_if_unused(t, n);
 }
