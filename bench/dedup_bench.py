@@ -10,8 +10,9 @@ applier, a follower's (each entry scanned). Each round takes ``--batches``
 ``PublishBatch`` requests of 100 events, every event with a new id (as the
 Python SDK gives them), accepted before the clock starts; the clock is
 ``time.process_time`` of the process, so other work on the machine does not
-count. The window is filled to its default bound (1,000,000 ids) first, so
-every round also forgets as many ids as it adds.
+count. The window is filled to its bound (``--max-ids``, by default the
+configuration's 1,000,000) first, so every round also forgets as many ids as
+it adds.
 
 The code of ``--baseline`` (``git archive``, its native core built) and the
 working tree's are measured alternately, ``--repeat`` times each, each in a
@@ -36,7 +37,7 @@ MAX_IDS = 1_000_000
 WINDOW_NS = 120 * 10**9
 
 
-def child(rounds: int, batches: int) -> dict[str, float]:
+def child(rounds: int, batches: int, max_ids: int) -> dict[str, float]:
     """Run the rounds in this process; return ns of CPU per event, leader and follower."""
     import asyncio
 
@@ -67,7 +68,7 @@ def child(rounds: int, batches: int) -> dict[str, float]:
 
     def node() -> tuple[MemoryEntryLog, EntryApplier]:
         event_log = MemoryEntryLog(partitions, 1 << 40)
-        return event_log, EntryApplier(event_log, NativeWire(), Window(WINDOW_NS, MAX_IDS),
+        return event_log, EntryApplier(event_log, NativeWire(), Window(WINDOW_NS, max_ids),
                                        GroupTable(partitions))
 
     (leader_log, leader), (follower_log, follower) = node(), node()
@@ -76,7 +77,7 @@ def child(rounds: int, batches: int) -> dict[str, float]:
     clock = 10**18
     index = 0
 
-    async def one_round(taken: list, timed: bool) -> tuple[float, float]:
+    async def one_round(taken: list) -> tuple[float, float]:
         nonlocal index, clock
         index += 1
         clock += 1000
@@ -93,14 +94,14 @@ def child(rounds: int, batches: int) -> dict[str, float]:
         return middle - start, end - middle
 
     async def run() -> dict[str, float]:
-        fill = MAX_IDS // (batches * EVENTS_PER_BATCH) + 1
+        fill = max_ids // (batches * EVENTS_PER_BATCH) + 1
         for _ in range(fill):  # the window at its bound
             taken = [s for _ in range(batches) for s in submissions_of(encoder.accept(request(), 1))]
-            await one_round(taken, False)
+            await one_round(taken)
         leader_cpu = follower_cpu = 0.0
         for _ in range(rounds):
             taken = [s for _ in range(batches) for s in submissions_of(encoder.accept(request(), 1))]
-            lead, follow = await one_round(taken, True)
+            lead, follow = await one_round(taken)
             leader_cpu += lead
             follower_cpu += follow
         events = rounds * batches * EVENTS_PER_BATCH
@@ -111,14 +112,14 @@ def child(rounds: int, batches: int) -> dict[str, float]:
     return asyncio.run(run())
 
 
-def measure(source: Path | None, rounds: int, batches: int) -> dict[str, float]:
+def measure(source: Path | None, args: argparse.Namespace) -> dict[str, float]:
     """One child process over ``source`` (None: the working tree)."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source)
-    done = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(rounds),
-                           "--batches", str(batches)], env=env, capture_output=True, text=True,
-                          timeout=1800)
+    done = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(args.rounds),
+                           "--batches", str(args.batches), "--max-ids", str(args.max_ids)],
+                          env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -131,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--batches", type=int, default=4, help="PublishBatch x100 per round")
+    parser.add_argument("--max-ids", type=int, default=MAX_IDS,
+                        help="the window's bound (filled before the clock starts)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.rounds, args.batches)))
+        print(json.dumps(child(args.rounds, args.batches, args.max_ids)))
         return 0
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="es-dedup-") as tmp:
@@ -143,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         from priority_bench import baseline_source
         source = baseline_source(args.baseline, Path(tmp))
         for _ in range(args.repeat):
-            runs["old"].append(measure(source, args.rounds, args.batches))
-            runs["new"].append(measure(None, args.rounds, args.batches))
+            runs["old"].append(measure(source, args))
+            runs["new"].append(measure(None, args))
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     print(f"rounds of {args.batches} x PublishBatch x{EVENTS_PER_BATCH}, every event with an id; "
           f"{args.rounds} rounds per run, {args.repeat} runs each; median ns of CPU per event")

@@ -70,10 +70,10 @@ static void check_rows(shardq_dedup_t *t, const uint8_t *data, size_t size)
         acc[i].id_off = (uint32_t)((uint64_t)rows[4 * i + 2] >> 16 & 0xff);
         acc[i].id_len = (uint32_t)((uint64_t)rows[4 * i + 3] & 0x3f);
     }
-    size_t dups = 0;
-    rc = shardq_dedup_check(t, data, size, acc, n, 6, v, &dups);
+    size_t counts[2] = {0, 0};
+    rc = shardq_dedup_check(t, data, size, acc, n, 6, v, counts);
     if (rc == 0) {
-        if (dups > n)
+        if (counts[0] > counts[1] || counts[1] > n)
             fail();
         for (size_t i = 0; i < n; i++)
             if (v[i].partition < -1 && (size_t)(-2 - v[i].partition) >= i)

@@ -964,14 +964,14 @@ int shardq_dedup_lookup(const shardq_dedup_t *t, const void *id, size_t len, int
  *             part's position if the id has one, else the window part's if
  *             inside the window, else -2 - j when row j of this call (itself
  *             new) has the same id, else new (-1).
- * @dup_count: receives the rows that are not new (usually 0: then @verdicts
- *             need not be passed on).
+ * @counts:    receives [rows that are not new (usually 0: then @verdicts
+ *             need not be passed on), rows with an id (0: nothing to hold)].
  * Returns: 0; SHARDQ_EINVAL (an id outside @bodies or over
  * SHARDQ_DEDUP_ID_MAX); SHARDQ_ENOMEM. Nothing in the table changes.
  */
 int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
                        const struct shardq_accepted *rows, size_t n, int64_t now_ns,
-                       struct shardq_dup *verdicts, size_t *dup_count);
+                       struct shardq_dup *verdicts, size_t counts[2]);
 
 /**
  * shardq_dedup_hold - put the new ids of a placed submission in flight.

@@ -348,6 +348,8 @@ static int hash_rows(struct shardq_dedup *t, const unsigned char *b,
     }
     size_t mask = t->bucket_count - 1;
     for (size_t i = 0; i < n; i++) {
+        if (!rows[i].id_len)
+            continue;
         t->hashes[i] = siphash13(t->key, b + rows[i].body_off + rows[i].id_off, rows[i].id_len);
         __builtin_prefetch(&t->buckets[t->hashes[i] & mask]);
     }
@@ -359,9 +361,9 @@ static int hash_rows(struct shardq_dedup *t, const unsigned char *b,
 
 int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
                        const struct shardq_accepted *rows, size_t n, int64_t now_ns,
-                       struct shardq_dup *verdicts, size_t *dup_count)
+                       struct shardq_dup *verdicts, size_t counts[2])
 {
-    if (!t || !dup_count || (n && (!rows || !verdicts || !bodies)) || n > UINT32_MAX / 4)
+    if (!t || !counts || (n && (!rows || !verdicts || !bodies)) || n > UINT32_MAX / 4)
         return SHARDQ_EINVAL;
     if (rows_valid(bodies_len, rows, n))
         return SHARDQ_EINVAL;
@@ -380,7 +382,7 @@ int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
     if (hash_rows(t, b, rows, n))
         return SHARDQ_ENOMEM;
     int64_t oldest = horizon(t, now_ns);
-    size_t dups = 0;
+    size_t dups = 0, with_id = 0;
     for (size_t i = 0; i < n; i++) {
         struct shardq_dup *v = &verdicts[i];
         v->partition = -1;
@@ -388,6 +390,7 @@ int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
         size_t len = rows[i].id_len;
         if (!len)
             continue;
+        with_id++;
         const unsigned char *id = b + rows[i].body_off + rows[i].id_off;
         uint64_t hash = t->hashes[i];
         const struct node *held = find(t, hash, id, len);
@@ -422,7 +425,8 @@ int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
             at = (at + 1) & (cap - 1);
         }
     }
-    *dup_count = dups;
+    counts[0] = dups;
+    counts[1] = with_id;
     return SHARDQ_OK;
 }
 

@@ -58,9 +58,10 @@ static void check_and_hold(void)
     struct shardq_accepted rows[5];
     size_t len = rows_of(ids, 5, bodies, rows);
     struct shardq_dup v[5];
-    size_t dups = 99;
-    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1000, v, &dups), 0);
-    CHECK_EQ(dups, 1); /* the second "a" repeats row 0 */
+    size_t dups[2] = {99, 99};
+    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1000, v, dups), 0);
+    CHECK_EQ(dups[0], 1); /* the second "a" repeats row 0 */
+    CHECK_EQ(dups[1], 4);
     CHECK_EQ(v[0].partition, -1);
     CHECK_EQ(v[1].partition, -1);
     CHECK_EQ(v[3].partition, -2);
@@ -70,8 +71,8 @@ static void check_and_hold(void)
     CHECK_EQ(count(t, 0), 0);
 
     /* In flight: a duplicate whatever its age, with the held position. */
-    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1 << 30, v, &dups), 0);
-    CHECK_EQ(dups, 4);
+    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1 << 30, v, dups), 0);
+    CHECK_EQ(dups[0], 4);
     CHECK_EQ(v[0].partition, 0);
     CHECK_EQ(v[0].offset, 5);
     CHECK_EQ(v[0].time_ns, 1000);
@@ -102,8 +103,8 @@ static void check_and_hold(void)
     CHECK_EQ(hit[1], 1);
     CHECK_EQ(hit[2], 1000);
     CHECK_EQ(shardq_dedup_lookup(t, "b", 1, 1101, hit), 0);
-    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1101, v, &dups), 0);
-    CHECK_EQ(dups, 1); /* only the repeat inside the call */
+    CHECK_EQ(shardq_dedup_check(t, bodies, len, rows, 5, 1101, v, dups), 0);
+    CHECK_EQ(dups[0], 1); /* only the repeat inside the call */
     shardq_dedup_destroy(t);
 }
 
@@ -142,11 +143,11 @@ static void release_and_server_ids(void)
     bad.id_off = UINT32_MAX;
     bad.id_len = 4;
     struct shardq_dup v[1];
-    size_t dups;
-    CHECK_EQ(shardq_dedup_check(t, buf, len, &bad, 1, 0, v, &dups), SHARDQ_EINVAL);
+    size_t dups[2];
+    CHECK_EQ(shardq_dedup_check(t, buf, len, &bad, 1, 0, v, dups), SHARDQ_EINVAL);
     bad.id_off = 0;
     bad.id_len = SHARDQ_DEDUP_ID_MAX + 1;
-    CHECK_EQ(shardq_dedup_check(t, buf, len, &bad, 1, 0, v, &dups), SHARDQ_EINVAL);
+    CHECK_EQ(shardq_dedup_check(t, buf, len, &bad, 1, 0, v, dups), SHARDQ_EINVAL);
     CHECK_EQ(shardq_dedup_lookup(t, buf, SHARDQ_DEDUP_ID_MAX + 1, 0, (int64_t[3]){0}), SHARDQ_EINVAL);
     shardq_dedup_destroy(t);
 }

@@ -270,7 +270,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_dedup_counts": (c_int, [c_void_p, c_void_p]),
     "shardq_dedup_lookup": (c_int, [c_void_p, c_void_p, c_size_t, c_int64, c_void_p]),
     "shardq_dedup_check": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_int64,
-                                   c_void_p, _SIZE_P]),
+                                   c_void_p, c_void_p]),
     "shardq_dedup_hold": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p,
                                   c_void_p, c_int64, c_uint64]),
     "shardq_dedup_hold_ids": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_int64,

@@ -36,13 +36,15 @@ class DedupCheck:
 
     Attributes:
         count: events that repeat an id (usually 0).
+        ids: events that carry a producer id (0: nothing to hold).
     """
 
-    __slots__ = ("_verdicts", "count")
+    __slots__ = ("_verdicts", "count", "ids")
 
-    def __init__(self, verdicts: ctypes.Array[ctypes.c_char] | None, count: int) -> None:
+    def __init__(self, verdicts: ctypes.Array[ctypes.c_char] | None, count: int, ids: int) -> None:
         self._verdicts = verdicts
         self.count = count
+        self.ids = ids
 
     def encoded(self) -> ctypes.Array[ctypes.c_char] | None:
         """The verdicts as :meth:`.events.EventEncoder.place` takes them (None: no duplicate).
@@ -79,7 +81,7 @@ class DedupTable:
         self._remember = _lib.unchecked(self._lib, "shardq_dedup_remember")
         self._expire = _lib.unchecked(self._lib, "shardq_dedup_expire")
         self._verdicts = ctypes.create_string_buffer(DUP_BYTES * 256)
-        self._dup_count = c_size_t()
+        self._check_counts = (c_size_t * 2)()
         self._counts = (c_uint64 * 3)()
 
     def __del__(self) -> None:
@@ -117,10 +119,11 @@ class DedupTable:
         if ctypes.sizeof(self._verdicts) < DUP_BYTES * n:
             self._verdicts = ctypes.create_string_buffer(DUP_BYTES * n)
         rc = self._check(self._handle, events.bodies, c_size_t(len(events.bodies)), events.rows,
-                         c_size_t(n), c_int64(now_ns), self._verdicts, byref(self._dup_count))
+                         c_size_t(n), c_int64(now_ns), self._verdicts, self._check_counts)
         if rc:
             raise_for(rc, "dedup_check")
-        return DedupCheck(self._verdicts, self._dup_count.value)
+        counts = self._check_counts
+        return DedupCheck(self._verdicts, counts[0], counts[1])
 
     def hold(self, events: AcceptedEvents, check: DedupCheck, placed: PlacedRecords,
              time_ns: int, index: int) -> None:
@@ -133,6 +136,8 @@ class DedupTable:
             time_ns: the round's time.
             index: the round's entry index (not below any held before).
         """
+        if not check.ids:
+            return  # no producer id: nothing to hold (no call)
         positions = _lib.Borrowed(placed.positions)
         try:
             rc = self._hold(self._handle, events.bodies, c_size_t(len(events.bodies)), events.rows,
