@@ -37,7 +37,7 @@ MAX_IDS = 1_000_000
 WINDOW_NS = 120 * 10**9
 
 
-def child(rounds: int, batches: int, max_ids: int) -> dict[str, float]:
+def child(rounds: int, batches: int, max_ids: int, with_ids: bool) -> dict[str, float]:
     """Run the rounds in this process; return ns of CPU per event, leader and follower."""
     import asyncio
 
@@ -62,7 +62,7 @@ def child(rounds: int, batches: int, max_ids: int) -> dict[str, float]:
     def request() -> bytes:
         return publish_pb2.PublishBatchRequest(events=[
             common_pb2.Event(topic="orders/eu", payload=b"x" * 100,
-                             id=f"3f2c9a7e-5b1d-4c8e-9f00-{next(numbers):012d}",
+                             id=f"3f2c9a7e-5b1d-4c8e-9f00-{next(numbers):012d}" if with_ids else "",
                              key=f"customer-{n}")
             for n in range(EVENTS_PER_BATCH)]).SerializeToString()
 
@@ -94,7 +94,7 @@ def child(rounds: int, batches: int, max_ids: int) -> dict[str, float]:
         return middle - start, end - middle
 
     async def run() -> dict[str, float]:
-        fill = max_ids // (batches * EVENTS_PER_BATCH) + 1
+        fill = max_ids // (batches * EVENTS_PER_BATCH) + 1 if with_ids else 10
         for _ in range(fill):  # the window at its bound
             taken = [s for _ in range(batches) for s in submissions_of(encoder.accept(request(), 1))]
             await one_round(taken)
@@ -118,7 +118,8 @@ def measure(source: Path | None, args: argparse.Namespace) -> dict[str, float]:
     if source is not None:
         env["PYTHONPATH"] = str(source)
     done = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(args.rounds),
-                           "--batches", str(args.batches), "--max-ids", str(args.max_ids)],
+                           "--batches", str(args.batches), "--max-ids", str(args.max_ids),
+                           *(["--without-ids"] if args.without_ids else [])],
                           env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
@@ -134,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=4, help="PublishBatch x100 per round")
     parser.add_argument("--max-ids", type=int, default=MAX_IDS,
                         help="the window's bound (filled before the clock starts)")
+    parser.add_argument("--without-ids", action="store_true",
+                        help="events without producer ids (the server assigns them), for comparison")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.rounds, args.batches, args.max_ids)))
+        print(json.dumps(child(args.rounds, args.batches, args.max_ids, not args.without_ids)))
         return 0
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="es-dedup-") as tmp:
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             runs["old"].append(measure(source, args))
             runs["new"].append(measure(None, args))
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    print(f"rounds of {args.batches} x PublishBatch x{EVENTS_PER_BATCH}, every event with an id; "
+    ids = "no event with an id" if args.without_ids else "every event with an id"
+    print(f"rounds of {args.batches} x PublishBatch x{EVENTS_PER_BATCH}, {ids}; "
           f"{args.rounds} rounds per run, {args.repeat} runs each; median ns of CPU per event")
     print("| path | old | new | new / old |\n| --- | ---: | ---: | ---: |")
     for key, name in (("leader_ns_per_event", "leader (sequence, append, apply)"),
