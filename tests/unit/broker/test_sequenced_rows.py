@@ -132,3 +132,49 @@ async def test_no_python_object_per_id_is_kept_in_flight_or_in_the_window():
     assert sequencer.in_flight_ids == 0 and len(applier.window) == 2000
     assert in_flight < 100, f"{in_flight} Python objects held for 1,000 ids in flight"
     assert applied < 100, f"{applied} Python objects held for 1,000 ids in the window"
+
+
+def ids_request(names: list[str]) -> bytes:
+    return publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="rows/a", payload=b"p", id=name, key=name)
+        for name in names]).SerializeToString()
+
+
+async def test_a_new_term_holds_the_ids_of_entries_appended_and_not_applied():
+    """After a leadership change, ids of entries appended but not applied are duplicates.
+
+    They are taken from a scan of those entries (as the write path lists them
+    when it activates the sequencer), answered with their first place, and
+    leave the flight once applied.
+    """
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    event_log = MemoryEntryLog(PARTITIONS, 1 << 30)
+    applier = applier_of(event_log)
+    sequencer = Sequencer(encoder, NativeWire(), applier.window, PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    entries = []
+    for index, names in enumerate((["a", "b"], ["c", "d"], ["e"]), start=1):
+        round_ = sequencer.sequence(submissions_of(encoder.accept(ids_request(names), 1)),
+                                    index, 1, 10**18 + index)
+        await event_log.append(round_.batch)
+        entries += entries_of(round_.batch)
+    await applier.apply(entries[:1])
+    sequencer.applied(1)
+    unapplied = []
+    for entry in entries[1:]:
+        scan = NativeWire().entry_scan(entry.data, PARTITIONS)
+        time_ns = scan.runs()[-1][3]
+        unapplied += [(entry.index, event_id, partition, offset, time_ns)
+                      for event_id, partition, offset in scan.ids()]
+    sequencer.activate(2, [event_log.next_offset(p) for p in range(PARTITIONS)],
+                       10**18 + 3, unapplied)
+    assert sequencer.in_flight_ids == 3
+    round_ = sequencer.sequence(submissions_of(encoder.accept(ids_request(["a", "d", "e", "f"]), 1)),
+                                4, 2, 10**18 + 4)
+    assert round_.results[0].duplicates == 3  # a in the window, d and e in flight
+    await applier.apply(entries[1:])
+    sequencer.applied(3)
+    assert sequencer.in_flight_ids == 1  # f, of the round not applied yet
+    assert applier.window.lookup(b"d", 10**18 + 4) == next(
+        (partition, offset, time_ns) for _, event_id, partition, offset, time_ns in unapplied
+        if event_id == b"d")
