@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from eventstream.server.broker.applier import EntryApplier
-from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.group_state import GroupTable
 from eventstream.server.cluster.entry_raft_log import entries_of
-from eventstream.server.native import NativeWire
+from eventstream.server.native import DedupTable, NativeWire
 from eventstream.server.storage.entries import EntryBatch
 from eventstream.server.storage.entry_api import EntryLog
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
@@ -76,7 +75,7 @@ def cut(batch: EntryBatch, rng: random.Random) -> list[EntryBatch]:
 async def apply_on_a_fresh_node(event_log: EntryLog, entries: EntryBatch,
                                 seed: int) -> EntryApplier:
     """Append and apply ``entries`` as a follower does, in random steps."""
-    applier = EntryApplier(event_log, NativeWire(), DedupWindow(WINDOW_NS, 100_000),
+    applier = EntryApplier(event_log, NativeWire(), DedupTable(WINDOW_NS, 100_000),
                            GroupTable(PARTITIONS))
     rng = random.Random(seed)
     pending: list[EntryBatch] = []

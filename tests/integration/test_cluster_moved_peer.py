@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.cluster.replicated import ClusterMember, join_cluster
 from eventstream.server.config.load import load_config
+from eventstream.server.native import DedupTable
 from eventstream.server.storage.fileops import file_ops
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 from tests.support.server import free_port
@@ -41,7 +41,7 @@ def member(tmp_path: Path, node: str, port: int, peers: dict[str, str]) -> Clust
         "cluster.replicas": 3, "cluster.namespace": "streams", "cluster.port": port,
         "storage.data_dir": str(data)})
     log = LOGS.setdefault(f"{tmp_path}/{node}", MemoryEntryLog(1, 1 << 20))
-    return join_cluster(config, log, DedupWindow(10**9, 1000), file_ops(), discovered=peers)
+    return join_cluster(config, log, DedupTable(10**9, 1000), file_ops(), discovered=peers)
 
 
 async def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -11,8 +11,8 @@ from array import array
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.cluster.one_voter import ReplicatedLog, one_voter
+from eventstream.server.native import DedupTable
 from eventstream.server.raft import Config
 from eventstream.server.storage.entries import ENTRY_HEADER_SIZE, EntryEncoder, EntryKind
 from eventstream.server.storage.entry_api import EntryLog
@@ -22,10 +22,10 @@ LEAD_SECONDS = 30.0
 
 
 @asynccontextmanager
-async def leading(event_log: EntryLog, window: DedupWindow | None = None,
+async def leading(event_log: EntryLog, window: DedupTable | None = None,
                   node_id: str = "n1") -> AsyncIterator[ReplicatedLog]:
     """The replicated log over ``event_log``, leading and with every entry applied; stopped after."""
-    replicated = one_voter(event_log, Config(node_id), window or DedupWindow(10**15, 100_000),
+    replicated = one_voter(event_log, Config(node_id), window or DedupTable(10**15, 100_000),
                            tick_seconds=0.01)
     await replicated.lead(LEAD_SECONDS)
     try:

@@ -1,4 +1,4 @@
-"""Lanes: all-or-nothing offers, realtime first, batch never starved. Dedup window.
+"""Lanes: all-or-nothing offers, realtime first, batch never starved.
 The write path refuses cleanly when it is not running, and holds batch-only rounds
 back for active realtime publishers while the event loop is saturated."""
 
@@ -7,14 +7,13 @@ import time
 
 import pytest
 
-from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submission, UnderShareLanes, lanes
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.sequencer import Sequencer
 from eventstream.server.broker.write_path import WritePath
 from eventstream.server.cluster.one_voter import one_voter
 from eventstream.server.errors import EventStreamError
-from eventstream.server.native import AcceptedEvents, EventEncoder, Limits, NativeWire
+from eventstream.server.native import AcceptedEvents, DedupTable, EventEncoder, Limits, NativeWire
 from eventstream.server.raft import Config
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 
@@ -111,24 +110,9 @@ async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
         lanes(10, 10)
 
 
-def test_dedup_window_expires_by_age_and_count():
-    window = DedupWindow(window_ns=100, max_ids=2)
-    window.remember(b"a", 1, 10, now_ns=0)
-    assert window.lookup(b"a", 50) == (1, 10, 0)
-    assert window.lookup(b"a", 101) is None
-    window.remember(b"b", 0, 1, 200)
-    window.remember(b"c", 0, 2, 200)
-    window.remember(b"d", 0, 3, 200)
-    window.expire(200)
-    assert window.lookup(b"b", 200) is None and window.lookup(b"d", 200) == (0, 3, 200)
-    copy = DedupWindow(window_ns=100, max_ids=2)
-    copy.restore(window.encode())
-    assert copy.encode() == window.encode() and copy.lookup(b"d", 200) == (0, 3, 200)
-
-
 def write_path_of(lanes: Lanes, batch_yield_seconds: float = 0.0) -> WritePath:
     """A write path over a memory log of one voter (its drain not started)."""
-    log, window = MemoryEntryLog(1, 1 << 20), DedupWindow(10**9, 100)
+    log, window = MemoryEntryLog(1, 1 << 20), DedupTable(10**9, 100)
     replicated = one_voter(log, Config("n1"), window, tick_seconds=0.01)
     sequencer = Sequencer(EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"), NativeWire(),
                           window, 1, log.durability)

@@ -10,15 +10,16 @@ only the second may have scanned.
 
 from __future__ import annotations
 
+import gc
 import random
+import sys
 
 from eventstream.server.broker.applier import EntryApplier
-from eventstream.server.broker.dedup import DedupWindow
 from eventstream.server.broker.group_state import GroupTable
 from eventstream.server.broker.lanes import submissions_of
 from eventstream.server.broker.sequencer import Sequencer
 from eventstream.server.cluster.entry_raft_log import entries_of
-from eventstream.server.native import EventEncoder, Limits, NativeWire
+from eventstream.server.native import DedupTable, EventEncoder, Limits, NativeWire
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 from eventstream.v1 import common_pb2, publish_pb2
 
@@ -45,7 +46,7 @@ def request(rng: random.Random, round_number: int) -> bytes:
 
 
 def applier_of(event_log: MemoryEntryLog) -> EntryApplier:
-    return EntryApplier(event_log, NativeWire(), DedupWindow(WINDOW_NS, 150),
+    return EntryApplier(event_log, NativeWire(), DedupTable(WINDOW_NS, 150),
                         GroupTable(PARTITIONS))
 
 
@@ -87,3 +88,93 @@ async def test_rows_of_another_term_are_not_used():
     await applier.apply(entries_of(round_.batch))
     assert applier.scanned == 1
 
+
+
+def unique_ids_request(first: int, count: int) -> bytes:
+    return publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="rows/a", payload=b"p", id=f"order-{n}", key=f"k{n % 7}")
+        for n in range(first, first + count)]).SerializeToString()
+
+
+def allocated_blocks() -> int:
+    gc.collect()
+    return sys.getallocatedblocks()
+
+
+async def test_no_python_object_per_id_is_kept_in_flight_or_in_the_window():
+    """A round of 1,000 new ids leaves fewer than 1 Python object per 10 ids behind.
+
+    The ids live in the native table: after sequencing (in flight) and after
+    applying (in the window) the Python heap holds no object per id.
+    """
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    event_log = MemoryEntryLog(PARTITIONS, 1 << 30)
+    applier = applier_of(event_log)
+    applier.window = DedupTable(WINDOW_NS, 100_000)
+    sequencer = Sequencer(encoder, NativeWire(), applier.window, PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    rounds = []
+
+    async def one_round(index: int) -> tuple[int, int]:
+        before = allocated_blocks()
+        taken = submissions_of(encoder.accept(unique_ids_request(1000 * index, 1000), 1))
+        round_ = sequencer.sequence(taken, index, 1, 10**18 + index)
+        await event_log.append(round_.batch)
+        applier.expect(index, 1, round_.rows)
+        rounds.append(round_)  # what a publisher would wait on: kept in both counts
+        held = allocated_blocks() - before
+        await applier.apply(entries_of(round_.batch))
+        sequencer.applied(index)
+        return held, allocated_blocks() - before
+
+    await one_round(1)  # buffers and caches of a first round
+    in_flight, applied = await one_round(2)
+    assert sequencer.in_flight_ids == 0 and len(applier.window) == 2000
+    assert in_flight < 100, f"{in_flight} Python objects held for 1,000 ids in flight"
+    assert applied < 100, f"{applied} Python objects held for 1,000 ids in the window"
+
+
+def ids_request(names: list[str]) -> bytes:
+    return publish_pb2.PublishBatchRequest(events=[
+        common_pb2.Event(topic="rows/a", payload=b"p", id=name, key=name)
+        for name in names]).SerializeToString()
+
+
+async def test_a_new_term_holds_the_ids_of_entries_appended_and_not_applied():
+    """After a leadership change, ids of entries appended but not applied are duplicates.
+
+    They are taken from a scan of those entries (as the write path lists them
+    when it activates the sequencer), answered with their first place, and
+    leave the flight once applied.
+    """
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    event_log = MemoryEntryLog(PARTITIONS, 1 << 30)
+    applier = applier_of(event_log)
+    sequencer = Sequencer(encoder, NativeWire(), applier.window, PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    entries = []
+    for index, names in enumerate((["a", "b"], ["c", "d"], ["e"]), start=1):
+        round_ = sequencer.sequence(submissions_of(encoder.accept(ids_request(names), 1)),
+                                    index, 1, 10**18 + index)
+        await event_log.append(round_.batch)
+        entries += entries_of(round_.batch)
+    await applier.apply(entries[:1])
+    sequencer.applied(1)
+    unapplied = []
+    for entry in entries[1:]:
+        scan = NativeWire().entry_scan(entry.data, PARTITIONS)
+        time_ns = scan.runs()[-1][3]
+        unapplied += [(entry.index, event_id, partition, offset, time_ns)
+                      for event_id, partition, offset in scan.ids()]
+    sequencer.activate(2, [event_log.next_offset(p) for p in range(PARTITIONS)],
+                       10**18 + 3, unapplied)
+    assert sequencer.in_flight_ids == 3
+    round_ = sequencer.sequence(submissions_of(encoder.accept(ids_request(["a", "d", "e", "f"]), 1)),
+                                4, 2, 10**18 + 4)
+    assert round_.results[0].duplicates == 3  # a in the window, d and e in flight
+    await applier.apply(entries[1:])
+    sequencer.applied(3)
+    assert sequencer.in_flight_ids == 1  # f, of the round not applied yet
+    assert applier.window.lookup(b"d", 10**18 + 4) == next(
+        (partition, offset, time_ns) for _, event_id, partition, offset, time_ns in unapplied
+        if event_id == b"d")

@@ -51,8 +51,9 @@ def test_abi_version_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_exports_are_pinned() -> None:
     assert sorted(package.__all__) == sorted([
         "ABI_VERSION", "ACCEPTED_EVENT_BYTES", "MAX_DATAGRAM", "Accepted", "AcceptedEvents",
-        "BufferTooSmall", "Duplicates", "EntryScan", "EventBatch", "EventEncoder", "EventSpans", "Frame",
-        "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern", "Limits", "RecordArena",
+        "BufferTooSmall", "DedupCheck", "DedupTable", "EntryScan", "EventBatch", "EventEncoder",
+        "EventSpans", "Frame", "FrameBatch", "FrameReason", "InvalidArgument", "InvalidPattern",
+        "Limits", "RecordArena",
         "MalformedInput", "NativeError", "NativeLibraryError", "NativeWire", "NotUtf8", "NumaNode",
         "NumaNodeNotFound", "PlacedRecords", "QueueClosed", "QueueEmpty", "QueueFull",
         "QueueStats", "ReceiverStats", "RecordTooLarge", "Refusal", "Refused", "SegmentProgress",

@@ -904,6 +904,154 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
                       size_t *n_ids);
 
 /* ======================================================================== */
+/* De-duplication table                                                     */
+/* ======================================================================== */
+
+/* Opaque: the producer ids a node remembers, one table per node (dedup.c). */
+typedef struct shardq_dedup shardq_dedup_t;
+
+/* Longest id the table takes (the snapshot stores its length as a u16). */
+#define SHARDQ_DEDUP_ID_MAX 65535u
+
+/*
+ * The table maps an id's bytes to up to two parts:
+ *   - the *window* part (partition, offset, time): ids of applied entries,
+ *     in the order they were remembered, forgotten oldest first beyond
+ *     max_ids and once older than window_ns (shardq_dedup_expire()). It is
+ *     a function of the entries applied only, so every node that applied
+ *     the same entries holds the same window (shardq_dedup_encode());
+ *   - the *in-flight* part (partition, offset, time, entry index): ids of
+ *     rounds the leader sequenced and did not apply yet, in entry order.
+ * Times are passed in; nothing reads a clock. Memory: one allocation per
+ * id (about 120 bytes plus the id), freed when it has neither part.
+ * Thread-safety: none; one thread uses a table at a time.
+ */
+
+/**
+ * shardq_dedup_create - an empty table.
+ * @window_ns: how long an id is remembered (>= 0).
+ * @max_ids:   most ids remembered. With either 0, applied ids are not
+ *             remembered (in-flight ids still are).
+ * Returns: 0; SHARDQ_EINVAL; SHARDQ_ENOMEM. Ownership: the caller ends it
+ * with shardq_dedup_destroy().
+ */
+int shardq_dedup_create(int64_t window_ns, uint64_t max_ids, shardq_dedup_t **out);
+
+/* shardq_dedup_destroy - free the table (NULL: no-op). */
+void shardq_dedup_destroy(shardq_dedup_t *t);
+
+/**
+ * shardq_dedup_counts - @counts receives [ids in the window, ids in flight,
+ * bytes shardq_dedup_encode() writes]. Returns: 0; SHARDQ_EINVAL.
+ */
+int shardq_dedup_counts(const shardq_dedup_t *t, uint64_t counts[3]);
+
+/**
+ * shardq_dedup_lookup - where the first event with this id went, if its
+ * window part is still inside the window at @now_ns (time >= now - window).
+ * @hit: receives partition, offset, time.
+ * Returns: 1 (hit); 0 (miss); SHARDQ_EINVAL (an id over SHARDQ_DEDUP_ID_MAX).
+ */
+int shardq_dedup_lookup(const shardq_dedup_t *t, const void *id, size_t len, int64_t now_ns,
+                        int64_t hit[3]);
+
+/**
+ * shardq_dedup_check - which accepted events of one submission repeat an id.
+ * @bodies/@bodies_len, @rows/@n: accepted rows (shardq_pb_accept()); a row
+ *             with id_len 0 carries no producer id.
+ * @now_ns:    the round's time (the window part's age is measured to it).
+ * @verdicts:  out: one per row, as shardq_stage() takes them: the in-flight
+ *             part's position if the id has one, else the window part's if
+ *             inside the window, else -2 - j when row j of this call (itself
+ *             new) has the same id, else new (-1).
+ * @counts:    receives [rows that are not new (usually 0: then @verdicts
+ *             need not be passed on), rows with an id (0: nothing to hold)].
+ * Returns: 0; SHARDQ_EINVAL (an id outside @bodies or over
+ * SHARDQ_DEDUP_ID_MAX); SHARDQ_ENOMEM. Nothing in the table changes.
+ */
+int shardq_dedup_check(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
+                       const struct shardq_accepted *rows, size_t n, int64_t now_ns,
+                       struct shardq_dup *verdicts, size_t counts[2]);
+
+/**
+ * shardq_dedup_hold - put the new ids of a placed submission in flight.
+ * @bodies, @rows, @n: as for shardq_dedup_check().
+ * @verdicts:  its verdicts (NULL: every row is new); rows not new are skipped.
+ * @positions: two per row, partition and offset (shardq_stage()'s row_positions).
+ * @time_ns, @index: the round's time and entry index (not below the index
+ *             of an id already in flight).
+ * Returns: 0; SHARDQ_EINVAL; SHARDQ_ENOMEM (some ids held).
+ */
+int shardq_dedup_hold(shardq_dedup_t *t, const void *bodies, size_t bodies_len,
+                      const struct shardq_accepted *rows, size_t n, const struct shardq_dup *verdicts,
+                      const uint64_t *positions, int64_t time_ns, uint64_t index);
+
+/**
+ * shardq_dedup_hold_ids - put ids in flight from id rows of one entry.
+ * @buf/@len:  the bytes the rows point into.
+ * @ids/@n:    SHARDQ_ENTRY_ID_FIELDS int64 per id (partition, offset,
+ *             position in @buf, length), as shardq_entry_scan() gives them.
+ * @time_ns, @index: as for shardq_dedup_hold().
+ * Returns: 0; SHARDQ_EINVAL (a row outside @buf, an id over
+ * SHARDQ_DEDUP_ID_MAX, a negative partition or offset: nothing held);
+ * SHARDQ_ENOMEM.
+ */
+int shardq_dedup_hold_ids(shardq_dedup_t *t, const void *buf, size_t len, const int64_t *ids,
+                          size_t n, int64_t time_ns, uint64_t index);
+
+/**
+ * shardq_dedup_release - take ids out of flight: those held for entries up
+ * to @through (0: none) and those held for entries from @from on
+ * (UINT64_MAX: none; a round that was not proposed).
+ * Returns: 0; SHARDQ_EINVAL.
+ */
+int shardq_dedup_release(shardq_dedup_t *t, uint64_t through, uint64_t from);
+
+/**
+ * shardq_dedup_promote - the entry at @index, sequenced here, was applied:
+ * its in-flight ids go into the window with @time_ns, in the entry's order
+ * (partition, then offset), leaving out the ids of the server's form (as
+ * shardq_entry_scan() does), so the window is the one a scan of the entry
+ * gives. They leave the flight.
+ * Returns: 0; SHARDQ_EINVAL; SHARDQ_ENOMEM (nothing changed).
+ */
+int shardq_dedup_promote(shardq_dedup_t *t, uint64_t index, int64_t time_ns);
+
+/**
+ * shardq_dedup_remember - put an applied entry's ids into the window.
+ * @buf, @len, @ids, @n: as for shardq_dedup_hold_ids() (a scan's rows).
+ * @time_ns:   the entry's ingest time.
+ * An id already in the window takes the new position and becomes the youngest.
+ * Returns: 0; SHARDQ_EINVAL (nothing remembered); SHARDQ_ENOMEM.
+ */
+int shardq_dedup_remember(shardq_dedup_t *t, const void *buf, size_t len, const int64_t *ids,
+                          size_t n, int64_t time_ns);
+
+/**
+ * shardq_dedup_expire - forget the oldest window ids beyond max_ids, then
+ * those older than @now_ns - window_ns. Returns: 0; SHARDQ_EINVAL.
+ */
+int shardq_dedup_expire(shardq_dedup_t *t, int64_t now_ns);
+
+/**
+ * shardq_dedup_encode - the window, oldest first: u32 count, then per id
+ * u16 length, u32 partition, u64 offset, i64 time (little-endian), its bytes.
+ * The same bytes for the same window on every node.
+ * @out_len:   receives the size (also with SHARDQ_ENOBUFS).
+ * Returns: 0; SHARDQ_ENOBUFS; SHARDQ_EINVAL.
+ */
+int shardq_dedup_encode(const shardq_dedup_t *t, void *out, size_t cap, size_t *out_len);
+
+/**
+ * shardq_dedup_restore - replace the window by one shardq_dedup_encode()
+ * made (an id twice keeps its first place and its last value). The
+ * in-flight ids stay.
+ * Returns: 0; SHARDQ_EBADMSG (cut short or followed by other bytes: the
+ * window is unchanged); SHARDQ_ENOMEM (the window is left empty); SHARDQ_EINVAL.
+ */
+int shardq_dedup_restore(shardq_dedup_t *t, const void *data, size_t len);
+
+/* ======================================================================== */
 /* CRC32C and hashing                                                       */
 /* ======================================================================== */
 

@@ -21,6 +21,26 @@ static inline uint16_t _shardq_be16(const unsigned char *p)
     return (uint16_t)(((unsigned)p[0] << 8) | (unsigned)p[1]);
 }
 
+/* Little-endian integers of @bytes bytes (the entry log's and snapshots' byte order). */
+static inline void _shardq_put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t _shardq_get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* 1 when [s, s+len) has the form of an id the server makes: 16 lowercase hex
+ * digits, '-', then one or more lowercase hex digits (segment.c). An entry
+ * scan and the de-duplication window leave such ids out. */
+int _shardq_server_made_id(const unsigned char *s, size_t len);
+
 /* 1 when [s, s+len) is well-formed UTF-8 (as Python's strict decoder). */
 int _shardq_utf8_valid(const unsigned char *s, size_t len);
 

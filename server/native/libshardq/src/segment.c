@@ -9,23 +9,17 @@
 
 #include "internal.h"
 
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
                          uint8_t priority, const uint8_t *topic, size_t topic_len)
 {
-    put_le(p, length - 4, 4);
-    put_le(p + 8, offset, 8);
-    put_le(p + 16, (uint64_t)time_ns, 8);
+    _shardq_put_le(p, length - 4, 4);
+    _shardq_put_le(p + 8, offset, 8);
+    _shardq_put_le(p + 16, (uint64_t)time_ns, 8);
     p[24] = priority;
-    put_le(p + 25, topic_len, 2);
+    _shardq_put_le(p + 25, topic_len, 2);
     if (topic_len)
         memcpy(p + SHARDQ_SEGMENT_HEADER, topic, topic_len);
-    put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
+    _shardq_put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
 }
 
 /* Writes one segment record at @p (room and spans checked by the caller). */
@@ -96,13 +90,6 @@ int shardq_segment_encode(struct shardq_segment_args *a)
     return rc;
 }
 
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* Bytes of the segment records of one source's records, or 0 when one is bad. */
 static uint64_t source_bytes(const struct shardq_entry_source *src, uint32_t partitions)
@@ -120,8 +107,8 @@ static uint64_t source_bytes(const struct shardq_entry_source *src, uint32_t par
             topic_off > src->records_len || topic_len > src->records_len - topic_off)
             return 0;
         if (stored && (end - start < SHARDQ_SEGMENT_HEADER + topic_len ||
-                       get_le(src->records + start, 4) != end - start - 4 ||
-                       get_le(src->records + start + 25, 2) != topic_len))
+                       _shardq_get_le(src->records + start, 4) != end - start - 4 ||
+                       _shardq_get_le(src->records + start + 25, 2) != topic_len))
             return 0;
         total += stored ? end - start : SHARDQ_SEGMENT_HEADER + topic_len + (end - start);
     }
@@ -146,7 +133,7 @@ static int stored_records_fit(const struct shardq_entry_args *a)
             }
             for (size_t i = first; i < stop; i++, offset++) {
                 const uint8_t *r = src->records + (i ? src->record_ends[i - 1] : 0);
-                if (get_le(r + 8, 8) != offset || (int64_t)get_le(r + 16, 8) != a->time_ns)
+                if (_shardq_get_le(r + 8, 8) != offset || (int64_t)_shardq_get_le(r + 16, 8) != a->time_ns)
                     return 0;
             }
         }
@@ -233,9 +220,9 @@ int shardq_entry_encode(struct shardq_entry_args *a)
             at = head;
             continue;
         }
-        put_le(out + head, p, 4);
-        put_le(out + head + 4, count, 4);
-        put_le(out + head + 8, at - head - SHARDQ_ENTRY_GROUP_HEADER, 4);
+        _shardq_put_le(out + head, p, 4);
+        _shardq_put_le(out + head + 4, count, 4);
+        _shardq_put_le(out + head + 8, at - head - SHARDQ_ENTRY_GROUP_HEADER, 4);
         int64_t *row = a->blocks + SHARDQ_ENTRY_BLOCK_FIELDS * a->block_count++;
         row[0] = p;
         row[1] = (int64_t)first;
@@ -246,17 +233,15 @@ int shardq_entry_encode(struct shardq_entry_args *a)
         a->next_offsets[p] = first + count;
     }
     free(cursor);
-    put_le(out, at - 4, 4);
-    put_le(out + 8, a->index, 8);
-    put_le(out + 16, a->term, 8);
+    _shardq_put_le(out, at - 4, 4);
+    _shardq_put_le(out + 8, a->index, 8);
+    _shardq_put_le(out + 16, a->term, 8);
     out[24] = SHARDQ_ENTRY_EVENTS;
-    put_le(out + 4, shardq_crc32c(0, out + 8, at - 8), 4);
+    _shardq_put_le(out + 4, shardq_crc32c(0, out + 8, at - 8), 4);
     return SHARDQ_OK;
 }
 
-/* 1 when [s, s+len) has the form of an id the server makes: 16 lowercase hex
- * digits, '-', then one or more lowercase hex digits. */
-static int server_made_id(const unsigned char *s, size_t len)
+int _shardq_server_made_id(const unsigned char *s, size_t len)
 {
     if (len < 18 || s[16] != '-')
         return 0;
@@ -307,8 +292,8 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
     while (at < len) {
         if (len - at < SHARDQ_ENTRY_GROUP_HEADER)
             return SHARDQ_EBADMSG;
-        uint64_t partition = get_le(p + at, 4), count = get_le(p + at + 4, 4);
-        uint64_t bytes = get_le(p + at + 8, 4);
+        uint64_t partition = _shardq_get_le(p + at, 4), count = _shardq_get_le(p + at + 4, 4);
+        uint64_t bytes = _shardq_get_le(p + at + 8, 4);
         size_t start = at + SHARDQ_ENTRY_GROUP_HEADER;
         if ((int64_t)partition <= previous || (partitions && partition >= partitions) ||
             count == 0 || bytes > len - start)
@@ -319,15 +304,15 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
         while (r < end) {
             if (end - r < SHARDQ_SEGMENT_HEADER)
                 return SHARDQ_EBADMSG;
-            uint64_t length = get_le(p + r, 4);
-            size_t topic_len = (size_t)get_le(p + r + 25, 2);
-            uint64_t offset = get_le(p + r + 8, 8);
+            uint64_t length = _shardq_get_le(p + r, 4);
+            size_t topic_len = (size_t)_shardq_get_le(p + r + 25, 2);
+            uint64_t offset = _shardq_get_le(p + r + 8, 8);
             if (length < SHARDQ_SEGMENT_HEADER - 4 || length > end - r - 4 ||
                 topic_len > length + 4 - SHARDQ_SEGMENT_HEADER)
                 return SHARDQ_EBADMSG;
             if (records == 0) {
                 first = offset;
-                time_ns = (int64_t)get_le(p + r + 16, 8);
+                time_ns = (int64_t)_shardq_get_le(p + r + 16, 8);
             } else if (offset != first + records) {
                 return SHARDQ_EBADMSG;
             }
@@ -335,7 +320,7 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
             size_t event_len = r + 4 + (size_t)length - event, id_off = 0, id_len = 0;
             if (framed_event_id(p + event, event_len, &id_off, &id_len))
                 return SHARDQ_EBADMSG;
-            if (id_len && !server_made_id(p + event + id_off, id_len)) {
+            if (id_len && !_shardq_server_made_id(p + event + id_off, id_len)) {
                 if (ni < max_ids) {
                     int64_t *row = ids + 4 * ni;
                     row[0] = (int64_t)partition;

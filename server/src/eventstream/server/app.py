@@ -31,7 +31,6 @@ from pathlib import Path
 from . import __version__
 from .broker.broker import Broker
 from .broker.dead_letter import DeadLetters
-from .broker.dedup import DedupWindow
 from .broker.group_upkeep import GroupUpkeep
 from .broker.groups import GroupCoordinator
 from .broker.lanes import lanes
@@ -52,7 +51,7 @@ from .ingest.sink import BrokerSink
 from .ingest.tcp import TcpIngest
 from .ingest.udp import UdpIngest
 from .listeners import GRPC, HTTP, TCP, UDP, ListenError, listening
-from .native import ABI_VERSION, EventEncoder, NativeWire
+from .native import ABI_VERSION, DedupTable, EventEncoder, NativeWire
 from .observability.cluster_readings import observe_cluster
 from .observability.metrics import Metrics
 from .observability.readings import (
@@ -198,7 +197,7 @@ class Node:
         self.health = probes.health
         # One log, one path: a single node is a Raft group of one voter
         # (the driver, the log adapter, the applier) whose transport has no peers.
-        self.dedup = DedupWindow(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
+        self.dedup = DedupTable(int(config.dedup.window_seconds * 1e9), config.dedup.max_ids)
         # A member of a replicated cluster runs the same parts with peers (cluster.replicated).
         self.member: ClusterMember | None = None
         self.peer_tls: ServerTls | None = None

@@ -7,9 +7,11 @@ followed) only, never of the node's clock or of who sequenced them:
 
 - ``EVENTS``: checks that each partition's records follow on from the last
   applied offset, remembers the producer ids in the de-duplication window
-  (one native call lists them, with their partition and offset; the node
-  that sequenced the entry hands its rows over instead, see
-  :meth:`EntryApplier.expect`, which give the same state) and expires
+  (one native call lists them, with their partition and offset, and one
+  puts them into the window, :meth:`..native.DedupTable.remember`; the node
+  that sequenced the entry promotes the ids it holds in flight for it
+  instead, :meth:`..native.DedupTable.promote`, see
+  :meth:`EntryApplier.expect`, which gives the same window) and expires
   it by the entry's ingest time, then makes the entry visible, wakes readers
   (the commit signal) and reports the entry, so the node that sequenced it
   answers its publishers;
@@ -34,10 +36,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..native import EntryScan
+from ..native import DedupTable, EntryScan
 from ..raft import Entry, EntryKind, Snapshot
 from ..storage.entry_api import EntryLog
-from .dedup import DedupWindow
 from .group_state import GroupTable
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,10 @@ class EntryRows:
 
     runs: list[tuple[int, int, int, int]]
     """(partition, first offset, count, time) of each block, in entry order."""
-    ids: list[tuple[bytes, int, int]]
-    """(id, partition, offset) of each event stored with an id its producer
-    chose (not of the server's form), in entry order."""
+    ids: EntryScan | None
+    """The scan listing the producer ids the entry stores (not of the
+    server's form); None for an entry this node sequenced: its ids are the
+    ones held in flight for its index."""
 
 
 class EntryScanner(Protocol):
@@ -99,13 +101,14 @@ class EntryApplier:
     Args:
         event_log: the entry log (its ``apply`` makes records visible).
         scanner: lists the producer ids of EVENTS payloads.
-        window: the de-duplication window (only this class changes it).
+        window: the node's table of producer ids (only this class changes
+            its window; the sequencer holds the ids in flight there).
         groups: the consumer groups' table (only this class changes it).
         snapshot_bytes: ask for a snapshot after this many bytes of applied
             entries (0: only at retention).
     """
 
-    def __init__(self, event_log: EntryLog, scanner: EntryScanner, window: DedupWindow,
+    def __init__(self, event_log: EntryLog, scanner: EntryScanner, window: DedupTable,
                  groups: GroupTable, *, snapshot_bytes: int = 0) -> None:
         self._log = event_log
         self._scanner = scanner
@@ -186,7 +189,7 @@ class EntryApplier:
         """The rows of an EVENTS entry this node did not sequence (one native call)."""
         self.scanned += 1
         scan = self._scanner.entry_scan(entry.data, self.partitions)
-        return EntryRows(scan.runs(), scan.ids() if scan.id_count else [])
+        return EntryRows(scan.runs(), scan)
 
     def _apply_events(self, entry: Entry, rows: EntryRows) -> None:
         next_offsets = self.next_offsets
@@ -201,10 +204,10 @@ class EntryApplier:
             next_offsets[partition] = first + count
         self.last_time = max(self.last_time, time_ns)
         window = self.window
-        if rows.ids and window.enabled:
-            remember = window.remember
-            for event_id, partition, offset in rows.ids:
-                remember(event_id, partition, offset, time_ns)
+        if rows.ids is None:
+            window.promote(entry.index, time_ns)
+        elif rows.ids.id_count:
+            window.remember(rows.ids, time_ns)
         window.expire(self.last_time)
 
     async def snapshot(self) -> bytes:

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import EventStreamError
+from ..native import DedupTable
 from ..storage.log import EventLog
-from .dedup import DedupWindow
 from .lanes import Lanes, Submission
 from .subscriptions import Subscription
 from .topics import TopicFilter
@@ -37,7 +37,7 @@ class Broker:
         self.write_path = write_path
         self.log: EventLog = write_path.log
         self.lanes: Lanes = write_path.lanes
-        self.dedup: DedupWindow = write_path.dedup
+        self.dedup: DedupTable = write_path.dedup
         self._phase = "starting"  # then "open", then "draining"
         self._max_subscription_batch = max_subscription_batch
         self._max_subscription_bytes = max_subscription_bytes

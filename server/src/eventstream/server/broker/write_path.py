@@ -48,11 +48,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from ..errors import EventStreamError
+from ..native import DedupTable
 from ..storage.entries import ENTRY_HEADER_SIZE, EntryKind
 from ..storage.entry_api import EntryLog
 from ..tasks import cancel_and_wait
 from .applier import CommitSignal, EntryApplier, EntryScanner
-from .dedup import DedupWindow
 from .lanes import Lanes, Submission
 from .priority import Lane
 from .proposals import NotLeader, ProposalRefused, Proposer, WritesHalted
@@ -102,7 +102,7 @@ class WritePath:
             raise ValueError("max_rounds_in_flight must be at least 1")
         self.lanes = lanes
         self.log = event_log
-        self.dedup: DedupWindow = applier.window
+        self.dedup: DedupTable = applier.window
         self.signal: CommitSignal = applier.signal
         self.commit_count = 0
         """Rounds answered since start."""

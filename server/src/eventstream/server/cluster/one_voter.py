@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from eventstream.server.raft import Config, Membership
 
 from ..broker.applier import EntryApplier
-from ..broker.dedup import DedupWindow
 from ..broker.group_state import GroupTable
-from ..native import NativeWire
+from ..native import DedupTable, NativeWire
 from ..storage.entry_api import EntryLog, LogHalted
 from .alone import NoPeers
 from .entry_raft_log import EntryRaftLog
@@ -62,7 +61,7 @@ class ReplicatedLog:
         await self.driver.stop()
 
 
-def one_voter(event_log: EntryLog, raft: Config, window: DedupWindow, *,
+def one_voter(event_log: EntryLog, raft: Config, window: DedupTable, *,
               tick_seconds: float, snapshot_bytes: int = 0,
               on_halt: Callable[[BaseException], None] | None = None,
               transport: Transport | None = None,

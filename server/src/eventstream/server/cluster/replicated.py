@@ -41,10 +41,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..broker.dedup import DedupWindow
 from ..config.model import ClusterConfig, Config
 from ..errors import EventStreamError
 from ..listeners import ListenError, env_name
+from ..native import DedupTable
 from ..raft import Membership, NotLeaderError
 from ..security.tls import ServerTls
 from ..storage.entry_api import EntryLog
@@ -468,7 +468,7 @@ def _leads(replicated: ReplicatedLog) -> bool:
     return replicated.proposer.is_leader
 
 
-def join_cluster(config: Config, event_log: EntryLog, window: DedupWindow, ops: FileOps, *,
+def join_cluster(config: Config, event_log: EntryLog, window: DedupTable, ops: FileOps, *,
                  discovered: Mapping[str, str] | None = None,
                  on_halt: Callable[[BaseException], None] | None = None,
                  tls: ServerTls | None = None) -> ClusterMember:

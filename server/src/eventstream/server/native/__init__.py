@@ -9,6 +9,8 @@ Layout (one package, one shared library, loaded with ctypes):
   (partition, offset, log records and acknowledgements, :class:`PlacedRecords`).
 - ``shardq``: :class:`ShardQueue`, the sharded MPMC record queue;
   ``udp_receiver``: the thread that moves datagrams into one.
+- ``dedup``: :class:`DedupTable`, the node's table of recent producer ids
+  (the de-duplication window and the ids of rounds in flight).
 - ``wire``: frame parsing, topic checks and matching, CRC32C, the partition
   hash, protobuf walking, segment and entry encoding (:class:`NativeWire`).
 - ``numa``: NUMA discovery and thread pinning.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from ._common import QueueStats, encode_records, iter_records
 from ._lib import ABI_VERSION, library_path
+from .dedup import DedupCheck, DedupTable
 from .errors import (
     BufferTooSmall,
     InvalidArgument,
@@ -41,7 +44,6 @@ from .events import (
     ACCEPTED_EVENT_BYTES,
     Accepted,
     AcceptedEvents,
-    Duplicates,
     EventEncoder,
     Limits,
     PlacedRecords,
@@ -70,7 +72,8 @@ __all__ = [
     "Accepted",
     "AcceptedEvents",
     "BufferTooSmall",
-    "Duplicates",
+    "DedupCheck",
+    "DedupTable",
     "EntryScan",
     "EventBatch",
     "EventEncoder",

@@ -14,7 +14,18 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable
-from ctypes import POINTER, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_void_p
+from ctypes import (
+    POINTER,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 from pathlib import Path
 
 from .errors import NativeLibraryError
@@ -254,6 +265,22 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_udp_start": (c_int, [POINTER(UdpOptions), c_void_p, POINTER(c_void_p)]),
     "shardq_udp_stats": (c_int, [c_void_p, POINTER(UdpStats)]),
     "shardq_udp_stop": (None, [c_void_p, POINTER(UdpStats)]),
+    "shardq_dedup_create": (c_int, [c_int64, c_uint64, POINTER(c_void_p)]),
+    "shardq_dedup_destroy": (None, [c_void_p]),
+    "shardq_dedup_counts": (c_int, [c_void_p, c_void_p]),
+    "shardq_dedup_lookup": (c_int, [c_void_p, c_void_p, c_size_t, c_int64, c_void_p]),
+    "shardq_dedup_check": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_int64,
+                                   c_void_p, c_void_p]),
+    "shardq_dedup_hold": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p,
+                                  c_void_p, c_int64, c_uint64]),
+    "shardq_dedup_hold_ids": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_int64,
+                                      c_uint64]),
+    "shardq_dedup_release": (c_int, [c_void_p, c_uint64, c_uint64]),
+    "shardq_dedup_promote": (c_int, [c_void_p, c_uint64, c_int64]),
+    "shardq_dedup_remember": (c_int, [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_int64]),
+    "shardq_dedup_expire": (c_int, [c_void_p, c_int64]),
+    "shardq_dedup_encode": (c_int, [c_void_p, c_void_p, c_size_t, _SIZE_P]),
+    "shardq_dedup_restore": (c_int, [c_void_p, c_void_p, c_size_t]),
 }
 
 _lock = threading.Lock()

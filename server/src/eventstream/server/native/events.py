@@ -138,28 +138,6 @@ class AcceptedEvents:
         """The position of each event in its request (or buffer of frames)."""
         return memoryview(self.rows).cast("I")[R_INDEX::ROW_FIELDS].tolist()
 
-    def producer_ids(self) -> list[bytes] | None:
-        """The producer-given id of each event (``b""`` when the server assigns one).
-
-        Returns:
-            None when no event carries a producer id (the common case, checked
-            without an object per event).
-        """
-        table = memoryview(self.rows).cast("I")
-        id_lengths = table[R_ID_LEN::ROW_FIELDS]
-        if not any(id_lengths):
-            return None
-        bodies = self.bodies
-        ids: list[bytes] = []
-        for row, id_length in enumerate(id_lengths):
-            if not id_length:
-                ids.append(b"")
-                continue
-            base = row * ROW_FIELDS
-            start = table[base + R_BODY_OFF] + table[base + R_ID_OFF]
-            ids.append(bodies[start:start + id_length])
-        return ids
-
     def chunks(self, size: int) -> list[AcceptedEvents]:
         """These events in order, in parts of at most ``size`` events."""
         rows, step = self.rows, size * ROW_BYTES
@@ -285,46 +263,6 @@ def _refused(table: memoryview, row: int) -> Refused:
     base = row * ROW_FIELDS
     return Refused(table[base + R_INDEX], table[base + R_REASON], table[base + R_BODY_OFF],
                    table[base + R_BODY_LEN], table[base + R_ID_OFF])
-
-
-_NEW = (-1, 0, 0)
-
-
-class Duplicates:
-    """Which events of a submission repeat an id, for :meth:`EventEncoder.place`.
-
-    Nothing is allocated until the first duplicate is marked.
-
-    Args:
-        events: events in the submission.
-    """
-
-    __slots__ = ("_events", "_verdicts", "count")
-
-    def __init__(self, events: int) -> None:
-        self._events = events
-        self._verdicts: array[int] | None = None
-        self.count = 0
-        """Events marked as duplicates."""
-
-    def _table(self) -> array[int]:
-        if self._verdicts is None:
-            self._verdicts = array("q", _NEW * self._events)
-        return self._verdicts
-
-    def of_stored(self, event: int, partition: int, offset: int, time_ns: int) -> None:
-        """Event ``event`` repeats one already placed at (``partition``, ``offset``)."""
-        self._table()[3 * event:3 * event + 3] = array("q", (partition, offset, time_ns))
-        self.count += 1
-
-    def of_event(self, event: int, first: int) -> None:
-        """Event ``event`` repeats event ``first`` of the same submission."""
-        self._table()[3 * event] = -2 - first
-        self.count += 1
-
-    def encoded(self) -> bytes | None:
-        """The verdicts as ``place`` takes them (None when there is no duplicate)."""
-        return self._verdicts.tobytes() if self._verdicts is not None else None
 
 
 class RecordArena:
@@ -563,14 +501,15 @@ class EventEncoder:
                         ctypes.string_at(rows, n.value * ROW_BYTES),
                         counts[0], counts[1], counts[2], 0)
 
-    def place(self, events: AcceptedEvents, dups: bytes | None, next_offsets: array[int],
+    def place(self, events: AcceptedEvents, dups: Buffer | ctypes.Array[ctypes.c_char] | None,
+              next_offsets: array[int],
               *, time_ns: int, durability: int, result_tag: int,
               into: RecordArena | None = None) -> PlacedRecords:
         """Give accepted events their partition and offset; encode records and acknowledgements.
 
         Args:
             events: accepted events (a part of an :class:`Accepted`).
-            dups: None, or :meth:`Duplicates.encoded`.
+            dups: None, or :meth:`.dedup.DedupCheck.encoded` (a verdict per event).
             next_offsets: ``array('Q')``, one per partition; advanced in place.
             time_ns: the round's ingest time.
             durability: the ``eventstream.v1.Durability`` written in each ack.
@@ -657,5 +596,5 @@ class EventEncoder:
         return buf
 
 
-__all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "Duplicates",
-           "EventEncoder", "Limits", "PlacedRecords", "RecordArena", "Refusal", "Refused"]
+__all__ = ["ACCEPTED_EVENT_BYTES", "FRAME_REFUSAL_BASE", "Accepted", "AcceptedEvents", "EventEncoder",
+           "Limits", "PlacedRecords", "RecordArena", "Refusal", "Refused"]

@@ -197,6 +197,10 @@ class EntryScan:
         """Events whose id their producer chose."""
         return len(self._ids) // _lib.ENTRY_ID_FIELDS
 
+    def id_rows(self) -> tuple[Buffer, array[int]]:
+        """The payload and the id rows into it, as :class:`.dedup.DedupTable` takes them."""
+        return self._payload, self._ids
+
     def ids(self) -> list[tuple[bytes, int, int]]:
         """(id, partition, offset) of each event whose producer chose its id, in payload order."""
         rows, payload = self._ids, self._payload

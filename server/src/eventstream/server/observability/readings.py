@@ -34,13 +34,13 @@ class RaftView(Protocol):
         ...
 
 if TYPE_CHECKING:
-    from ..broker.dedup import DedupWindow
     from ..broker.groups import Group, GroupCoordinator
     from ..broker.lanes import Lanes, Submission
     from ..broker.sequencer import RoundResult
     from ..broker.write_path import WritePath
     from ..ingest.tcp import TcpIngest
     from ..ingest.udp import UdpIngest
+    from ..native import DedupTable
     from ..placement import Placement
     from ..storage.entry_log import DiskEntryLog
     from ..storage.log import EventLog
@@ -158,7 +158,7 @@ def observe_ingest(metrics: Metrics, tcp: TcpIngest, udp: UdpIngest) -> None:
                     lambda: [(tcp.budget.used, {"transport": "tcp"})])
 
 
-def observe_node(metrics: Metrics, *, dedup: DedupWindow, placement: Placement,
+def observe_node(metrics: Metrics, *, dedup: DedupTable, placement: Placement,
                  write_path: WritePath, started_at: float, frozen: Callable[[], int]) -> None:
     """The rest: dedup window, NUMA, the collector, storage failure, uptime.
 

@@ -1,11 +1,9 @@
-"""The de-duplication window: recent producer ids and where their first event went.
+"""DedupWindow: the plain-Python reference of the window of ``native.DedupTable``.
 
-Pure: times are passed in. Only the applier changes the window, from the
-entries it applies (each id with its partition, offset and the entry's
-ingest time; expiry by the entry's time), so every node that applied the
-same entries holds the same window. The sequencer reads it, together with
-the ids of rounds not applied yet, which it keeps itself. Bounded by age
-and by count; the oldest ids are forgotten first.
+Pure: times are passed in. The server's window before it moved into
+libshardq: a map of id -> (partition, offset, time), oldest first, bounded
+by age and by count; the property tests compare the native table with it
+(same lookups, same expiry, same encoding). Tests only.
 """
 
 from __future__ import annotations
