@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import importlib.metadata
@@ -177,6 +178,25 @@ def cpu_split(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def thread_cpu(pid: int) -> collections.Counter[str]:
+    """CPU seconds (user + system) the threads of a process used so far, by name.
+
+    The main thread (the event loop's) is ``main``; the others go by the
+    name the kernel knows them by (Python's threads keep the process's).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used: collections.Counter[str] = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            head, _, tail = (task / "stat").read_text().rpartition(")")
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = tail.split()
+        name = "main" if task.name == str(pid) else head.partition("(")[2]
+        used[name] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def cpu_seconds(pid: int) -> float:
@@ -562,6 +582,7 @@ def run_profile(args: argparse.Namespace) -> int:
                 nodes = {"leader": cluster.nodes[leader], "follower": cluster.nodes[follower]}
                 fsyncs = {role: metric(node, FSYNCS) for role, node in nodes.items()}
                 before = {role: cpu_split(pid) for role, pid in pids.items()}
+                threads = {role: thread_cpu(pid) for role, pid in pids.items()}
                 with profiled(pids, args.profile, workload, args.duration):
                     rate = peers_bench.raw_client(target, mode, SIZE, args.duration, streams, window, pin)
                 events = max(rate * args.duration, 1)
@@ -573,6 +594,12 @@ def run_profile(args: argparse.Namespace) -> int:
                              for role, node in nodes.items()}
                 print(f"{workload}: {rate:,.0f} events/s, CPU µs per event {cpu}, "
                       f"events per fsync {per_fsync}", flush=True)
+                for role, pid in pids.items():
+                    used = thread_cpu(pid)
+                    used.subtract(threads[role])
+                    print(f"  {role}'s threads, CPU µs per event: " + ", ".join(
+                        f"{name} {seconds * 1e6 / events:.2f}"
+                        for name, seconds in used.most_common() if seconds > 0), flush=True)
     return 0
 
 
