@@ -544,6 +544,6 @@ __all__ = [
     "BLOCK_FIELDS", "B_COUNT", "B_ENTRY", "B_FIRST_OFFSET", "B_PARTITION", "B_POSITION",
     "B_SIZE", "B_TIME", "ENTRY_HEAD", "ENTRY_HEADER_SIZE", "GROUP_HEAD", "MIN_ENTRY_LENGTH",
     "CorruptEntry", "Entry", "EntryBatch", "EntryCodec", "EntryEncoder", "EntryKind",
-    "EntrySource", "Walked", "check_follows", "concat", "with_blocks",
-    "walk",
+    "EntrySource", "Walked", "check_follows", "concat",
+    "walk", "with_blocks",
 ]
