@@ -564,7 +564,12 @@ def run_profile(args: argparse.Namespace) -> int:
     if pin:
         os.sched_setaffinity(0, {pb.CLIENT_CORE})
     with tempfile.TemporaryDirectory(prefix="es-cluster-profile-") as tmp:
-        cluster = Cluster(Path(tmp) / "three-nodes", 3, SERVER_CONFIG)
+        env = None
+        if args.sections:
+            (Path(tmp) / "sections").mkdir()
+            path = [str(SECTIONS), *filter(None, [os.environ.get("PYTHONPATH")])]
+            env = {SECTIONS_ENV: str(Path(tmp) / "sections"), "PYTHONPATH": os.pathsep.join(path)}
+        cluster = Cluster(Path(tmp) / "three-nodes", 3, SERVER_CONFIG, env=env)
         with contextlib.ExitStack() as stack:
             stack.callback(lambda: [shutil.copy(server.log_path, f"{args.profile}.{node}.log")
                                     for node, server in cluster.nodes.items()])
@@ -600,7 +605,30 @@ def run_profile(args: argparse.Namespace) -> int:
                     print(f"  {role}'s threads, CPU µs per event: " + ", ".join(
                         f"{name} {seconds * 1e6 / events:.2f}"
                         for name, seconds in used.most_common() if seconds > 0), flush=True)
+        if args.sections:
+            for role, pid in pids.items():
+                print_sections(role, Path(tmp) / "sections" / f"{pid}.json")
     return 0
+
+
+SECTIONS = Path(__file__).resolve().parent / "cluster_sections"
+"""The directory whose ``sitecustomize`` times the replication path's steps (``--sections``)."""
+SECTIONS_ENV = "EVENTSTREAM_BENCH_SECTIONS"
+
+
+def print_sections(role: str, path: Path) -> None:
+    """Print what ``cluster_sections`` recorded in one server: CPU per call of each step."""
+    if not path.exists():
+        print(f"no sections recorded by the {role} (it did not exit cleanly?)", file=sys.stderr)
+        return
+    found = json.loads(path.read_text())
+    main = found["main_thread_seconds"]
+    print(f"  {role}: main thread {main:.2f} s of CPU from its first peer message on; per step, "
+          "calls, µs per call, share of the main thread:")
+    for label, step in sorted(found["sections"].items(), key=lambda item: -item[1]["seconds"]):
+        share = step["seconds"] / main if main else 0.0
+        print(f"    {label}: {step['calls']:,}, {step['seconds'] * 1e6 / max(step['calls'], 1):.1f}, "
+              f"{share:.1%}")
 
 
 def run_rolling(args: argparse.Namespace) -> int:
@@ -645,6 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="only py-spy the three nodes' batched and pipelined runs into "
                              "PREFIX.<workload>.<role>.txt")
+    parser.add_argument("--sections", action="store_true",
+                        help="with --profile: also time the replication path's steps in the "
+                             "leader and the follower (CPU per call, bench/cluster_sections)")
     args = parser.parse_args(argv)
     if args.profile:
         args.duration = min(max(args.duration, 0.5), 60.0)
