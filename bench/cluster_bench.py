@@ -52,15 +52,17 @@ ordinals are, and the publisher's connection starts on the last of them.
 
     python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
     python bench/cluster_bench.py --rolling [--rolls 3] [--learners 1] [--out DIR]
-    python bench/cluster_bench.py --profile PREFIX [--duration 4]
+    python bench/cluster_bench.py --profile PREFIX [--duration 4] [--sections]
 
 ``--profile PREFIX`` runs only the three nodes' batched and pipelined
-publishes, prints the CPU per event (user and system) and the events per
-fsync of the leader and of one follower, records py-spy of both into
+publishes, prints the CPU per event (user and system, then by thread) and
+the events per fsync of the leader and of one follower, records py-spy of both into
 PREFIX.<workload>.<role>.txt and keeps the nodes' logs as PREFIX.<node>.log.
 py-spy samples at 200 Hz without stopping the process and only the thread
 holding the GIL (the Python CPU time); with native frames it must stop the
 process at every sample, which cuts these runs' rate about twentyfold.
+``--sections`` adds the CPU per call of the replication path's steps in
+both (``bench/cluster_sections``).
 """
 
 from __future__ import annotations
