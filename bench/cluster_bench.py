@@ -52,21 +52,24 @@ ordinals are, and the publisher's connection starts on the last of them.
 
     python bench/cluster_bench.py [--duration 4] [--quick] [--out DIR]
     python bench/cluster_bench.py --rolling [--rolls 3] [--learners 1] [--out DIR]
-    python bench/cluster_bench.py --profile PREFIX [--duration 4]
+    python bench/cluster_bench.py --profile PREFIX [--duration 4] [--sections]
 
 ``--profile PREFIX`` runs only the three nodes' batched and pipelined
-publishes, prints the CPU per event (user and system) and the events per
-fsync of the leader and of one follower, records py-spy of both into
+publishes, prints the CPU per event (user and system, then by thread) and
+the events per fsync of the leader and of one follower, records py-spy of both into
 PREFIX.<workload>.<role>.txt and keeps the nodes' logs as PREFIX.<node>.log.
 py-spy samples at 200 Hz without stopping the process and only the thread
 holding the GIL (the Python CPU time); with native frames it must stop the
 process at every sample, which cuts these runs' rate about twentyfold.
+``--sections`` adds the CPU per call of the replication path's steps in
+both (``bench/cluster_sections``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import importlib.metadata
@@ -177,6 +180,25 @@ def cpu_split(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def thread_cpu(pid: int) -> collections.Counter[str]:
+    """CPU seconds (user + system) the threads of a process used so far, by name.
+
+    The main thread (the event loop's) is ``main``; the others go by the
+    name the kernel knows them by (Python's threads keep the process's).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used: collections.Counter[str] = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            head, _, tail = (task / "stat").read_text().rpartition(")")
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = tail.split()
+        name = "main" if task.name == str(pid) else head.partition("(")[2]
+        used[name] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def cpu_seconds(pid: int) -> float:
@@ -544,7 +566,12 @@ def run_profile(args: argparse.Namespace) -> int:
     if pin:
         os.sched_setaffinity(0, {pb.CLIENT_CORE})
     with tempfile.TemporaryDirectory(prefix="es-cluster-profile-") as tmp:
-        cluster = Cluster(Path(tmp) / "three-nodes", 3, SERVER_CONFIG)
+        env = None
+        if args.sections:
+            (Path(tmp) / "sections").mkdir()
+            path = [str(SECTIONS), *filter(None, [os.environ.get("PYTHONPATH")])]
+            env = {SECTIONS_ENV: str(Path(tmp) / "sections"), "PYTHONPATH": os.pathsep.join(path)}
+        cluster = Cluster(Path(tmp) / "three-nodes", 3, SERVER_CONFIG, env=env)
         with contextlib.ExitStack() as stack:
             stack.callback(lambda: [shutil.copy(server.log_path, f"{args.profile}.{node}.log")
                                     for node, server in cluster.nodes.items()])
@@ -562,6 +589,7 @@ def run_profile(args: argparse.Namespace) -> int:
                 nodes = {"leader": cluster.nodes[leader], "follower": cluster.nodes[follower]}
                 fsyncs = {role: metric(node, FSYNCS) for role, node in nodes.items()}
                 before = {role: cpu_split(pid) for role, pid in pids.items()}
+                threads = {role: thread_cpu(pid) for role, pid in pids.items()}
                 with profiled(pids, args.profile, workload, args.duration):
                     rate = peers_bench.raw_client(target, mode, SIZE, args.duration, streams, window, pin)
                 events = max(rate * args.duration, 1)
@@ -573,7 +601,36 @@ def run_profile(args: argparse.Namespace) -> int:
                              for role, node in nodes.items()}
                 print(f"{workload}: {rate:,.0f} events/s, CPU µs per event {cpu}, "
                       f"events per fsync {per_fsync}", flush=True)
+                for role, pid in pids.items():
+                    used = thread_cpu(pid)
+                    used.subtract(threads[role])
+                    print(f"  {role}'s threads, CPU µs per event: " + ", ".join(
+                        f"{name} {seconds * 1e6 / events:.2f}"
+                        for name, seconds in used.most_common() if seconds > 0), flush=True)
+        if args.sections:
+            for role, pid in pids.items():
+                print_sections(role, Path(tmp) / "sections" / f"{pid}.json")
     return 0
+
+
+SECTIONS = Path(__file__).resolve().parent / "cluster_sections"
+"""The directory whose ``sitecustomize`` times the replication path's steps (``--sections``)."""
+SECTIONS_ENV = "EVENTSTREAM_BENCH_SECTIONS"
+
+
+def print_sections(role: str, path: Path) -> None:
+    """Print what ``cluster_sections`` recorded in one server: CPU per call of each step."""
+    if not path.exists():
+        print(f"no sections recorded by the {role} (it did not exit cleanly?)", file=sys.stderr)
+        return
+    found = json.loads(path.read_text())
+    main = found["main_thread_seconds"]
+    print(f"  {role}: main thread {main:.2f} s of CPU from its first peer message on; per step, "
+          "calls, µs per call, share of the main thread:")
+    for label, step in sorted(found["sections"].items(), key=lambda item: -item[1]["seconds"]):
+        share = step["seconds"] / main if main else 0.0
+        print(f"    {label}: {step['calls']:,}, {step['seconds'] * 1e6 / max(step['calls'], 1):.1f}, "
+              f"{share:.1%}")
 
 
 def run_rolling(args: argparse.Namespace) -> int:
@@ -618,6 +675,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="only py-spy the three nodes' batched and pipelined runs into "
                              "PREFIX.<workload>.<role>.txt")
+    parser.add_argument("--sections", action="store_true",
+                        help="with --profile: also time the replication path's steps in the "
+                             "leader and the follower (CPU per call, bench/cluster_sections)")
     args = parser.parse_args(argv)
     if args.profile:
         args.duration = min(max(args.duration, 0.5), 60.0)

@@ -1,6 +1,7 @@
 """Lanes: all-or-nothing offers, realtime first, batch never starved.
-The write path refuses cleanly when it is not running, and holds batch-only rounds
-back for active realtime publishers while the event loop is saturated."""
+The write path refuses cleanly when it is not running, holds batch-only rounds
+back for active realtime publishers while the event loop is saturated, and with a
+round in flight holds a further one until enough waits to make it large."""
 
 import asyncio
 import time
@@ -11,7 +12,7 @@ from eventstream.server.broker.lanes import LANES_ENV, FifoLanes, Lanes, Submiss
 from eventstream.server.broker.priority import Lane
 from eventstream.server.broker.sequencer import Sequencer
 from eventstream.server.broker.write_path import WritePath
-from eventstream.server.cluster.one_voter import one_voter
+from eventstream.server.cluster.one_voter import ReplicatedLog, one_voter
 from eventstream.server.errors import EventStreamError
 from eventstream.server.native import AcceptedEvents, DedupTable, EventEncoder, Limits, NativeWire
 from eventstream.server.raft import Config
@@ -110,15 +111,63 @@ async def test_the_test_only_fifo_lanes_ignore_priorities(monkeypatch):
         lanes(10, 10)
 
 
-def write_path_of(lanes: Lanes, batch_yield_seconds: float = 0.0) -> WritePath:
+def write_path_of(lanes: Lanes, batch_yield_seconds: float = 0.0, further_round_events: int = 0,
+                  replicated: ReplicatedLog | None = None) -> WritePath:
     """A write path over a memory log of one voter (its drain not started)."""
     log, window = MemoryEntryLog(1, 1 << 20), DedupTable(10**9, 100)
-    replicated = one_voter(log, Config("n1"), window, tick_seconds=0.01)
+    if replicated is None:
+        replicated = one_voter(log, Config("n1"), window, tick_seconds=0.01)
     sequencer = Sequencer(EventEncoder(Limits(255, 1024, 255, 255, 8), b"t-"), NativeWire(),
                           window, 1, log.durability)
     return WritePath(lanes, sequencer, replicated.proposer, log, replicated.applier,
                      NativeWire(), drain_batch_events=10, batch_share=0.25,
-                     max_rounds_in_flight=4, batch_yield_seconds=batch_yield_seconds)
+                     max_rounds_in_flight=4, further_round_events=further_round_events,
+                     batch_yield_seconds=batch_yield_seconds)
+
+
+async def held(waiting: asyncio.Future[None]) -> bool:
+    """Whether ``waiting`` is still pending after 20 turns of the event loop."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return not waiting.done()
+
+
+async def test_a_further_round_waits_until_enough_events_wait_while_one_is_in_flight():
+    lanes = Lanes(100, 100)
+    replicated = one_voter(MemoryEntryLog(1, 1 << 20), Config("n1"), DedupTable(10**9, 100),
+                           tick_seconds=0.01)
+    await replicated.lead(10)
+    write_path = write_path_of(lanes, further_round_events=5, replicated=replicated)
+    in_flight = write_path._pending
+    try:
+        # Nothing in flight: a round goes out at once, however little waits.
+        lanes.offer([submission(Lane.BATCH, 1)])
+        await asyncio.wait_for(write_path._wait_for_room(), 5)
+        # A round in flight: held while fewer than 5 events wait, woken by the offer that makes 5.
+        in_flight.append(None)  # type: ignore[arg-type]
+        waiting = asyncio.ensure_future(write_path._wait_for_room())
+        assert await held(waiting)
+        lanes.offer([submission(Lane.BATCH, 3)])
+        assert await held(waiting)
+        lanes.offer([submission(Lane.BATCH, 1)])
+        await asyncio.wait_for(waiting, 5)
+        # A realtime event is not held for a larger round.
+        lanes.take(100, 0.25)
+        waiting = asyncio.ensure_future(write_path._wait_for_room())
+        assert await held(waiting)
+        lanes.offer([submission(Lane.REALTIME, 1)])
+        await asyncio.wait_for(waiting, 5)
+        # The bound on rounds in flight holds whatever waits.
+        in_flight.extend([None] * 3)  # type: ignore[list-item]
+        lanes.offer([submission(Lane.BATCH, 50)])
+        waiting = asyncio.ensure_future(write_path._wait_for_room())
+        assert await held(waiting)
+        in_flight.clear()
+        write_path._room.set()
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        in_flight.clear()
+        await replicated.stop()
 
 
 async def hog(stop: asyncio.Event) -> None:

@@ -85,3 +85,7 @@ def test_a_member_bounds_its_rounds_in_flight_on_its_own():
     with pytest.raises(ConfigError) as refused:
         load_config(env={}, overrides={"cluster.max_rounds_in_flight": "0"})
     assert any("cluster.max_rounds_in_flight" in p for p in refused.value.problems)
+    assert config.cluster.further_round_share == 0.5
+    with pytest.raises(ConfigError) as refused:
+        load_config(env={}, overrides={"cluster.further_round_share": "1.5"})
+    assert any("cluster.further_round_share" in p for p in refused.value.problems)

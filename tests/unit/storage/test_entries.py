@@ -20,12 +20,14 @@ from eventstream.server.storage.entries import (
     B_POSITION,
     B_SIZE,
     BLOCK_FIELDS,
+    ENTRY_HEADER_SIZE,
     CorruptEntry,
     EntryBatch,
     EntryEncoder,
     EntryKind,
     concat,
     walk,
+    with_blocks,
 )
 from eventstream.server.storage.entry_index import (
     BlockRun,
@@ -154,6 +156,43 @@ def test_a_damaged_or_cut_entry_stops_the_walk_where_it_starts(entries, data):
     assert cut.end == batch.start(bad) and (cut.problem == "truncated" or position == cut.end)
     with pytest.raises(CorruptEntry):
         EntryBatch.decode(bytes(damaged), CHECKSUMS)
+
+
+def reencoded(batch: EntryBatch, damage: tuple[int, int] | None = None) -> EntryBatch:
+    """``batch``'s entries encoded again around their payloads, as a follower does.
+
+    ``damage``: (position in the payloads taken together, bit) flipped first.
+    """
+    encoder = EntryEncoder(CHECKSUMS, batch.first_index)
+    at = 0
+    for number in range(batch.count):
+        payload = bytearray(batch.entry(number).payload)
+        if damage is not None and at <= damage[0] < at + len(payload):
+            payload[damage[0] - at] ^= 1 << damage[1]
+        at += len(payload)
+        encoder.add(batch.terms[number], batch.kinds[number], payload)
+    return encoder.finish()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(entry_strategy, min_size=1, max_size=5), st.data())
+def test_a_followers_entries_are_checked_as_a_decode_checks_them(entries, data):
+    batch, _ = encode_all(entries)
+    again = with_blocks(reencoded(batch), CHECKSUMS)
+    assert bytes(again.data) == bytes(batch.data) and list(again.blocks) == list(batch.blocks)
+    assert (list(again.ends), list(again.terms), again.kinds) == (
+        list(batch.ends), list(batch.terms), batch.kinds)
+    payloads = sum(batch.ends[i] - batch.start(i) - ENTRY_HEADER_SIZE for i in range(batch.count))
+    if not payloads:
+        return
+    damaged = reencoded(batch, (data.draw(st.integers(0, payloads - 1)), data.draw(st.integers(0, 7))))
+    try:
+        decoded = EntryBatch.decode(bytes(damaged.data), CHECKSUMS)
+    except CorruptEntry:
+        with pytest.raises(CorruptEntry):
+            with_blocks(damaged, CHECKSUMS)
+    else:
+        assert list(with_blocks(damaged, CHECKSUMS).blocks) == list(decoded.blocks)
 
 
 def test_entries_out_of_sequence_are_refused():

@@ -227,6 +227,9 @@ class Node:
             batch_share=config.queues.batch_lane_share,
             max_rounds_in_flight=(config.cluster.max_rounds_in_flight if self.member is not None
                                   else config.queues.max_rounds_in_flight),
+            further_round_events=(round(config.cluster.further_round_share
+                                        * config.queues.drain_batch_events)
+                                  if self.member is not None else 0),
             batch_yield_seconds=config.queues.batch_yield_ms / 1000,
             on_commit=CommitRecorder(metrics), on_halt=self.health.storage_failed)
         self.broker = Broker(self.write_path, config.subscribe.max_batch_events,

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..native import Accepted, AcceptedEvents, PlacedRecords
@@ -107,6 +107,8 @@ class Lanes:
         self._took = asyncio.Event()   # pulsed at each take: wakes wait_waiting_at_most
         self._idle = asyncio.Event()
         self._idle.set()
+        self._fill_mark = 0
+        self._on_fill: Callable[[], None] | None = None
 
     def offer(self, submissions: list[Submission]) -> Lane | None:
         """Enqueue all submissions, or none of them.
@@ -136,7 +138,21 @@ class Lanes:
         if submissions:
             self._idle.clear()
             self._ready.set()
+            on_fill = self._on_fill
+            if on_fill is not None and (wanted[Lane.REALTIME] or
+                                        waiting[Lane.REALTIME] + waiting[Lane.BATCH] >= self._fill_mark):
+                on_fill()
         return None
+
+    def watch_fill(self, mark: int, on_fill: Callable[[], None]) -> None:
+        """Call ``on_fill`` after each offer that leaves ``mark`` events waiting or adds realtime ones."""
+        self._fill_mark = mark
+        self._on_fill = on_fill
+
+    def filled(self, mark: int) -> bool:
+        """Whether a realtime event or ``mark`` events or more wait to be taken."""
+        waiting = self._waiting
+        return bool(waiting[Lane.REALTIME]) or waiting[Lane.REALTIME] + waiting[Lane.BATCH] >= mark
 
     def take(self, budget: int, batch_share: float) -> list[Submission]:
         """Dequeue up to ``budget`` events' worth of submissions, realtime first.

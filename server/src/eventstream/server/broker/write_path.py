@@ -7,7 +7,11 @@ Owns the drain task. Each round it takes submissions from the lanes
 and commits it; a single node is a cluster of one voter, where commit
 follows local durability). Up to ``max_rounds_in_flight`` rounds may be
 between proposed and applied; a new round is formed once the previous one
-was handed to the log, so everything that arrived meanwhile joins it. The
+was handed to the log, so everything that arrived meanwhile joins it. With
+``further_round_events``, a leader with a round in flight proposes another
+only once that many events (or a realtime one) wait: on a busy or shared
+core rounds then grow rather than multiply, while an idle leader still
+proposes at once and a busy one with a core to spare still pipelines. The
 applier (:mod:`.applier`) reports each applied entry in index order; the
 round sequenced at that index and term gets its acknowledgements then,
 never before it is visible, so acknowledgements follow entry order. A round
@@ -84,6 +88,8 @@ class WritePath:
         drain_batch_events: most events per round.
         batch_share: batch lane's reserved share of a round (see Lanes.take).
         max_rounds_in_flight: most rounds proposed and not yet applied.
+        further_round_events: while a round is in flight, another is proposed
+            only once this many events, or a realtime one, wait (0: at once).
         batch_yield_seconds: most time a round of only batch events is held
             back while realtime publishers are active and the loop is saturated (0: never).
         on_commit: called after each answered round with its submissions and results.
@@ -94,7 +100,7 @@ class WritePath:
     def __init__(self, lanes: Lanes, sequencer: Sequencer, proposer: Proposer,
                  event_log: EntryLog, applier: EntryApplier, scanner: EntryScanner, *,
                  drain_batch_events: int, batch_share: float, max_rounds_in_flight: int,
-                 batch_yield_seconds: float = 0.0,
+                 further_round_events: int = 0, batch_yield_seconds: float = 0.0,
                  on_commit: Callable[[list[Submission], list[RoundResult]], None] | None = None,
                  on_halt: Callable[[str, str], None] | None = None,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
@@ -115,6 +121,7 @@ class WritePath:
         self._drain_batch_events = drain_batch_events
         self._batch_share = batch_share
         self._max_rounds = max_rounds_in_flight
+        self._further_round = further_round_events
         self._batch_yield = batch_yield_seconds
         self.yielded_seconds = 0.0
         """Time batch rounds were held back for realtime publishers, since start."""
@@ -130,6 +137,8 @@ class WritePath:
         """The short name (an errno name) of the error that halted it ("" while none did)."""
         self._task: asyncio.Task[None] | None = None
         applier.on_entry = self._applied
+        if further_round_events > 0:
+            lanes.watch_fill(further_round_events, self._room.set)
 
     @property
     def applied_index(self) -> int:
@@ -223,18 +232,26 @@ class WritePath:
 
         That is: this node leads, the sequencer is active for its term, the
         previous round was handed to the log and fewer than the most rounds
-        are in flight.
+        are in flight; and, while this node leads with a round in flight,
+        enough waits for a further one (``further_round_events``).
         """
         proposer = self._proposer
         try:
             if proposer.is_leader and self._sequencer.term != proposer.term:
                 await self._activate()
             await proposer.wait_appended(self._last_proposed)
-            while len(self._pending) >= self._max_rounds and self.halted is None:
+            while self.halted is None and self._hold_round():
                 self._room.clear()
                 await self._room.wait()
         except WritesHalted:
             pass  # the halt is reported on its own; this round is refused
+
+    def _hold_round(self) -> bool:
+        """Whether the next round waits for room (see :meth:`_wait_for_room`)."""
+        in_flight = len(self._pending)
+        return in_flight >= self._max_rounds or (
+            in_flight > 0 and self._further_round > 0 and self._proposer.is_leader
+            and not self.lanes.filled(self._further_round))
 
     async def _yield_to_realtime(self) -> None:
         """Hold a round of only batch events back while realtime publishers need the loop.

@@ -55,7 +55,7 @@ from eventstream.server.raft import (
 from eventstream.server.raft.records import limit_size
 
 from ..storage import hard_state as stored_state
-from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder
+from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder, with_blocks
 from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
 from ..storage.segment import Checksums
 from .errors import SnapshotUnavailable
@@ -358,10 +358,8 @@ class EntryRaftLog:
 
     def _finish(self, encoder: EntryEncoder) -> EntryBatch:
         batch = encoder.finish()
-        if EntryKind.EVENTS in batch.kinds:  # a follower's: index its records
-            # As bytes, which the check keeps as they are (one copy here); the
-            # encoder's bytearray it would slice and copy again.
-            batch = EntryBatch.decode(bytes(batch.data), self._codec, first_index=batch.first_index)
+        if EntryKind.EVENTS in batch.kinds:  # a follower's: check and index its records
+            batch = with_blocks(batch, self._codec)
         return batch
 
     async def _install(self, snapshot: Snapshot) -> None:

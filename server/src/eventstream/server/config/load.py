@@ -128,6 +128,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "cluster.max_append_bytes": _between(1024, 2**31 - 1),
     "cluster.max_inflight_appends": _between(1, 65536),
     "cluster.max_rounds_in_flight": _between(1, 1024),
+    "cluster.further_round_share": _between(0, 1),
     "cluster.send_queue_messages": _between(16, 2**20),
     "cluster.max_batch_bytes": _between(1024, 2**31 - 1),
     "cluster.max_message_bytes": _between(1024 * 1024, 2**31 - 1),

@@ -185,6 +185,13 @@ class ClusterConfig:
     acknowledged it, so a small bound lets publishes that arrive meanwhile
     join the next round: fewer, larger rounds cost every member less (an
     append, an acknowledgement, a write and a fsync per round). Default 2."""
+    further_round_share: float = 0.5
+    """While a round is in flight, the leader proposes a further one only once
+    this share of ``queues.drain_batch_events`` waits (or a realtime event
+    does); until then what arrives joins the round after the one in flight.
+    On a busy or shared core rounds grow instead of multiplying; an idle
+    leader still proposes at once, and a loaded one with a core of its own
+    still pipelines. 0: a further round goes out at once. Default 0.5."""
     send_queue_messages: int = 4096
     """Raft messages queued for one peer at most; one more is dropped (and
     the peer probed again). Default 4096."""

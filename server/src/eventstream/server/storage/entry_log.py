@@ -641,7 +641,9 @@ class DiskEntryLog:
             _, partition, first, count, time_ns, data, start, size = self._unapplied.popleft()
             self._unapplied_bytes -= size
             # A copy of its own: evicting it frees it, and it pins no entry buffer.
-            cache.add(partition, first, count, time_ns, bytes(data[start:start + size]), 0, size)
+            # Sliced through a view: one copy, from a bytearray (a follower's) too.
+            cache.add(partition, first, count, time_ns,
+                      bytes(memoryview(data)[start:start + size]), 0, size)
 
     def _next_at(self, partition: int, index: int) -> int:
         """One past the partition's last offset in entries up to ``index``."""
