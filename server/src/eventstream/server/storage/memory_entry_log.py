@@ -109,28 +109,7 @@ class MemoryEntryLog:
     def append(self, batch: EntryBatch) -> asyncio.Future[int]:
         """See :meth:`.entry_api.EntryLog.append`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if batch.count:
-            check_follows(batch, self.last_index(), self._terms.last_term, self._next,
-                          self._last_times)
-            data = batch.data if isinstance(batch.data, bytes) else bytes(batch.data)
-            batch = EntryBatch(data, batch.first_index, batch.ends, batch.terms, batch.kinds,
-                               batch.blocks)
-            self._chunks.append(batch)
-            self._firsts.append(batch.first_index)
-            self._bytes += len(batch.data)
-            for index, term in zip(range(batch.first_index, batch.last_index + 1), batch.terms):
-                self._terms.note(index, term)
-            rows = batch.blocks
-            for row in range(0, len(rows), BLOCK_FIELDS):
-                partition, first, count = (rows[row + B_PARTITION], rows[row + B_FIRST_OFFSET],
-                                           rows[row + B_COUNT])
-                self._next[partition] = first + count
-                self._last_times[partition] = rows[row + B_TIME]
-                self._block_starts[partition].append((batch.first_index + rows[row + B_ENTRY],
-                                                      first))
-                self._unapplied.append((batch.first_index + rows[row + B_ENTRY], partition, first,
-                                        count, rows[row + B_TIME], data,
-                                        rows[row + B_POSITION], rows[row + B_SIZE]))
+        self._append(batch)
         future.set_result(self.last_index())
         return future
 
@@ -138,9 +117,39 @@ class MemoryEntryLog:
         """See :meth:`.entry_api.EntryLog.append_many`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         for batch in batches:
-            self.append(batch)
+            self._append(batch)
         future.set_result(self.last_index())
         return future
+
+    def _append(self, batch: EntryBatch) -> None:
+        if not batch.count:
+            return
+        first_index = batch.first_index
+        check_follows(batch, self.last_index(), self._terms.last_term, self._next,
+                      self._last_times)
+        data = batch.data
+        if not isinstance(data, bytes):  # kept as it is: no one changes a bytes
+            data = bytes(data)
+            batch = EntryBatch(data, first_index, batch.ends, batch.terms, batch.kinds,
+                               batch.blocks)
+        self._chunks.append(batch)
+        self._firsts.append(first_index)
+        self._bytes += len(data)
+        note = self._terms.note
+        for index, term in enumerate(batch.terms, first_index):
+            note(index, term)
+        rows = batch.blocks
+        next_offsets, last_times = self._next, self._last_times
+        block_starts, unapplied = self._block_starts, self._unapplied
+        for row in range(0, len(rows), BLOCK_FIELDS):
+            partition, first, count, time_ns = (rows[row + B_PARTITION], rows[row + B_FIRST_OFFSET],
+                                                rows[row + B_COUNT], rows[row + B_TIME])
+            index = first_index + rows[row + B_ENTRY]
+            next_offsets[partition] = first + count
+            last_times[partition] = time_ns
+            block_starts[partition].append((index, first))
+            unapplied.append((index, partition, first, count, time_ns, data,
+                              rows[row + B_POSITION], rows[row + B_SIZE]))
 
     def truncate_after(self, index: int) -> asyncio.Future[int]:
         """See :meth:`.entry_api.EntryLog.truncate_after`."""
