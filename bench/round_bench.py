@@ -111,6 +111,7 @@ async def measure(sizes: list[int], rounds: int, profile: bool) -> list[dict[str
                     stats = pstats.Stats(profiler, stream=sys.stderr)
                     stats.sort_stats("tottime").print_stats(30)
                     stats.sort_stats("cumulative").print_stats(40)
+                    stats.sort_stats("ncalls").print_stats(50)
         finally:
             await node.write_path.stop()
             await node.replicated.stop()
