@@ -355,8 +355,9 @@ class EntryRaftLog:
             encoder.add(entry.term, entry.kind, entry.data)
         if encoder is not None:
             out.append(self._finish(encoder))
-        for index in [i for i in staged if i <= entries[-1].index]:
-            del staged[index]  # proposals that lost their index
+        if staged:
+            for index in [i for i in staged if i <= entries[-1].index]:
+                del staged[index]  # proposals that lost their index
         return out
 
     def _finish(self, encoder: EntryEncoder) -> EntryBatch:
