@@ -4,7 +4,9 @@ Pure apart from the event loop's futures. For tests and ``storage.engine:
 memory``. Every append is "durable" at once (its future is already
 resolved; acknowledgements say DURABILITY_MEMORY). Each appended batch is one
 retention unit; once the log holds more than ``max_bytes``, the oldest applied
-units are dropped as :meth:`MemoryEntryLog.drop_before` would. Partition
+units are dropped as :meth:`MemoryEntryLog.drop_before` would, down to
+:data:`EVICT_TO` of ``max_bytes`` at once (each drop moves the lists of the
+units kept: one unit per round would cost a pass over the whole log per round). Partition
 reads take records straight from the entries' buffers (no copy).
 """
 
@@ -36,6 +38,8 @@ from .hard_state import HardState
 from .log import ReadResult
 
 _UNBOUNDED = 1 << 62
+EVICT_TO = 15 / 16
+"""Share of ``max_bytes`` an eviction brings the log down to."""
 
 
 class MemoryEntryLog:
@@ -226,10 +230,20 @@ class MemoryEntryLog:
             self._blocks.add(partition, first, count, time_ns, data, start, start + size)
             self._visible[partition] = first + count
         self._applied = index
-        while self._bytes > self.max_bytes and len(self._chunks) > 1 and \
-                self._chunks[0].last_index <= index:
+        if self._bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the oldest applied units down to :data:`EVICT_TO` of ``max_bytes`` (never the newest)."""
+        chunks = self._chunks
+        excess = self._bytes - int(self.max_bytes * EVICT_TO)
+        drop = 0
+        while drop < len(chunks) - 1 and excess > 0 and chunks[drop].last_index <= self._applied:
+            excess -= len(chunks[drop].data)
+            drop += 1
+        if drop:
             before = sum(self._start)
-            self.drop_before(self._chunks[0].last_index + 1)
+            self.drop_before(chunks[drop - 1].last_index + 1)
             self.evicted += sum(self._start) - before
 
     # -- one partition, for subscribers ---------------------------------------
@@ -299,10 +313,10 @@ class MemoryEntryLog:
 
     def drop_before(self, index: int) -> int:
         """See :meth:`.entry_api.EntryLog.drop_before`."""
+        chunks = self._chunks
         drop = 0
-        for chunk in self._chunks[:-1]:
-            if chunk.last_index >= index or chunk.last_index > self._applied:
-                break
+        while drop < len(chunks) - 1 and chunks[drop].last_index < index and \
+                chunks[drop].last_index <= self._applied:
             drop += 1
         if not drop:
             return self._first
