@@ -36,3 +36,20 @@ async def test_entries_not_applied_are_never_evicted():
     assert log.first_index() == 4 and log.start_offset(0) == 12 and log.high_watermark(0) == 12
     log.apply(5)
     assert log.high_watermark(0) == 20 and len(log.read(0, log.start_offset(0), 100).records) >= 4
+
+
+async def test_eviction_drops_down_to_a_share_of_the_bound_at_once_not_a_unit_per_round():
+    # One unit per round moved the lists of every unit kept, each round: a pass over
+    # the whole log per round once the bound was reached.
+    log = MemoryEntryLog(1, 20_000)
+    rounds = Rounds.following(log)
+    drops = 0
+    for number in range(400):
+        first = log.first_index()
+        await log.append(rounds.events(1, {0: 1}, 1000 + number))
+        log.apply(log.last_index())
+        drops += log.first_index() != first
+        assert log.segment_count() == 1 or sum(info.bytes for info in log.segments()) <= 20_000
+    assert log.evicted > 0
+    units = log.first_index() - 1
+    assert units >= 5 * drops  # several units per eviction (1/16 of the bound each time)

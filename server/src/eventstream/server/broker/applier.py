@@ -57,17 +57,24 @@ class CommitSignal:
     def __init__(self) -> None:
         self.generation = 0
         self._event = asyncio.Event()
+        self._waiting = 0
+        """Callers of :meth:`wait` waiting on ``_event``."""
 
     def fire(self) -> None:
         """Announce newly visible records."""
         self.generation += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        if self._waiting:  # (with no subscriber waiting, no new Event per round)
+            event, self._event = self._event, asyncio.Event()
+            event.set()
 
     async def wait(self, seen_generation: int) -> None:
         """Return once a commit newer than ``seen_generation`` happened."""
         if self.generation == seen_generation:
-            await self._event.wait()
+            self._waiting += 1
+            try:
+                await self._event.wait()
+            finally:
+                self._waiting -= 1
 
 
 @dataclass(frozen=True, slots=True)

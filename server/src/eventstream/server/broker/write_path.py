@@ -239,7 +239,8 @@ class WritePath:
         try:
             if proposer.is_leader and self._sequencer.term != proposer.term:
                 await self._activate()
-            await proposer.wait_appended(self._last_proposed)
+            if proposer.appended_index < self._last_proposed:  # (mostly it is handed over)
+                await proposer.wait_appended(self._last_proposed)
             while self.halted is None and self._hold_round():
                 self._room.clear()
                 await self._room.wait()
@@ -262,9 +263,9 @@ class WritePath:
         thread's CPU time during it) finds it no longer saturated, a realtime event arrives,
         or ``batch_yield_seconds`` passed.
         """
-        if self._batch_yield <= 0:
-            return
         lanes = self.lanes
+        if self._batch_yield <= 0 or not lanes.realtime_active():
+            return
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._batch_yield

@@ -315,8 +315,8 @@ class EntryRaftLog:
                 waits.append(event_log.truncate_after(first - 1))
             waits.append(event_log.append_many(self._batches(entries)))
         hard = ready.hard_state
-        if hard is not None and (hard.term, hard.vote or "") != (self._saved.term,
-                                                                  self._saved.vote):
+        if hard is not None and (hard.term != self._saved.term
+                                 or (hard.vote or "") != self._saved.vote):
             self._saved = stored_state.HardState(hard.term, hard.vote or "", hard.commit)
             waits.append(event_log.set_hard_state(self._saved))
         if entries:
@@ -325,6 +325,9 @@ class EntryRaftLog:
             self._appended.set()
             if self.on_appended is not None:
                 self.on_appended(self.appended_index)
+        if len(waits) == 1:  # the usual round: one append
+            await waits[0]
+            return
         failed: BaseException | None = None
         for wait in waits:  # every one awaited: a failure is reported once, by the first
             try:
@@ -352,8 +355,9 @@ class EntryRaftLog:
             encoder.add(entry.term, entry.kind, entry.data)
         if encoder is not None:
             out.append(self._finish(encoder))
-        for index in [i for i in staged if i <= entries[-1].index]:
-            del staged[index]  # proposals that lost their index
+        if staged:
+            for index in [i for i in staged if i <= entries[-1].index]:
+                del staged[index]  # proposals that lost their index
         return out
 
     def _finish(self, encoder: EntryEncoder) -> EntryBatch:

@@ -114,6 +114,8 @@ class RaftDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
+        self._watchers = 0
+        """Callers of :meth:`wait_until` waiting on ``_changed``."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._halted: BaseException | None = None
@@ -285,7 +287,11 @@ class RaftDriver:
         """
         while not predicate():
             self._check_running()
-            await self._changed.wait()
+            self._watchers += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._watchers -= 1
 
     # ------------------------------------------------------------------
     # Introspection (for /status, metrics and tests).
@@ -492,7 +498,7 @@ class RaftDriver:
 
     def _membership_changed(self) -> None:
         membership = self._node.membership
-        if membership != self._membership_seen:
+        if membership is not self._membership_seen and membership != self._membership_seen:
             self._membership_seen = membership
             if self.on_membership is not None:
                 self.on_membership(membership)
@@ -533,6 +539,8 @@ class RaftDriver:
         await self._log.save_snapshot(snapshot)
 
     def _notify(self) -> None:
+        if not self._watchers:  # (after most turns: a new Event for no one is not made)
+            return
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

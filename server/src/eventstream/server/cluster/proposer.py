@@ -74,7 +74,10 @@ class LogProposer:
         payload = memoryview(batch.data)[ENTRY_HEADER_SIZE:batch.ends[0]]
         self._raft_log.stage(batch)
         try:
-            self._call(lambda: driver.propose_many([(RaftKind.EVENTS, payload)]))
+            driver.propose_many(((RaftKind.EVENTS, payload),))
+        except (NotLeaderError, DriverStopped) as error:
+            self._raft_log.unstage(index)
+            raise self._refusal(error) from None
         except BaseException:
             self._raft_log.unstage(index)
             raise
@@ -98,10 +101,15 @@ class LogProposer:
     def _call(propose: Callable[[], range]) -> range:
         try:
             return propose()
-        except NotLeaderError as error:
-            raise NotLeader(error.leader_hint) from None
-        except DriverStopped as error:
-            raise WritesHalted(str(error)) from None
+        except (NotLeaderError, DriverStopped) as error:
+            raise LogProposer._refusal(error) from None
+
+    @staticmethod
+    def _refusal(error: NotLeaderError | DriverStopped) -> NotLeader | WritesHalted:
+        """The broker's error for the driver's."""
+        if isinstance(error, NotLeaderError):
+            return NotLeader(error.leader_hint)
+        return WritesHalted(str(error))
 
 
 __all__ = ["LogProposer"]

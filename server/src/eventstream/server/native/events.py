@@ -393,6 +393,10 @@ class EventEncoder:
                                          limits.max_headers, limits.max_event)
         self._args = _lib.StageArgs()
         self._args.size = ctypes.sizeof(_lib.StageArgs)
+        self._args_ref = byref(self._args)
+        self._staged = _lib.Staged()
+        self._staged.size = ctypes.sizeof(_lib.Staged)
+        self._staged_ref = byref(self._staged)
         self._args.id_prefix_len = len(id_prefix)
         ctypes.memmove(self._args.id_prefix, id_prefix, len(id_prefix))
         self._local = threading.local()
@@ -541,35 +545,37 @@ class EventEncoder:
                 "records", len(bodies) + n * (ID_PREFIX_MAX + 16 + RECORD_MAX_OVERHEAD))
             records_at, records_cap = ctypes.addressof(records), ctypes.sizeof(records)
         size = max(n, 1)  # never an empty array: its address would be NULL
+        # New arrays per call: the PlacedRecords returned keeps views of them.
         ends = array("I", bytes(4 * size))
         topics = array("I", bytes(8 * size))
-        priorities = (ctypes.c_uint8 * size)()
+        priorities = array("B", bytes(size))
         part_counts = array("I", bytes(4 * partitions))
         positions = array("Q", bytes(16 * size))
-        out = _lib.Staged()
-        out.size = ctypes.sizeof(_lib.Staged)
+        # One output struct, reused (this method runs on one thread, as _args shows):
+        # each call sets every field C reads.
+        out = self._staged
         out.records = records_at
         out.records_cap = records_cap
         out.results = ctypes.addressof(results)
         out.results_cap = results_cap
-        offsets, _ = next_offsets.buffer_info()
-        out.record_ends, _ = ends.buffer_info()
-        out.record_topics, _ = topics.buffer_info()
-        out.part_counts, _ = part_counts.buffer_info()
-        out.row_positions, _ = positions.buffer_info()
-        out.record_priorities = ctypes.addressof(priorities)
-        rc = self._place(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
-                         dups, ctypes.c_void_p(offsets), byref(out))
+        out.record_ends = ends.buffer_info()[0]
+        out.record_topics = topics.buffer_info()[0]
+        out.part_counts = part_counts.buffer_info()[0]
+        out.row_positions = positions.buffer_info()[0]
+        priorities_at = out.record_priorities = priorities.buffer_info()[0]
+        offsets = next_offsets.buffer_info()[0]
+        rc = self._place(self._args_ref, bodies, c_size_t(len(bodies)), rows, c_size_t(n),
+                         dups, ctypes.c_void_p(offsets), self._staged_ref)
         if rc == ENOBUFS and into is not None:  # a block with the room it needs, once
             records, start = into.room(out.records_len)
             out.records = ctypes.addressof(records) + start
             out.records_cap = ctypes.sizeof(records) - start
-            rc = self._place(byref(args), bodies, c_size_t(len(bodies)), rows, c_size_t(n),
-                             dups, ctypes.c_void_p(offsets), byref(out))
+            rc = self._place(self._args_ref, bodies, c_size_t(len(bodies)), rows, c_size_t(n),
+                             dups, ctypes.c_void_p(offsets), self._staged_ref)
         if rc:
             raise_for(rc, "place")
         count = out.record_count
-        kinds = ctypes.string_at(priorities, count)
+        kinds = ctypes.string_at(priorities_at, count)
         placed: bytes | memoryview
         if into is not None:
             into.take(out.records_len)

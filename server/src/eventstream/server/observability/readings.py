@@ -55,18 +55,34 @@ class CommitRecorder:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._attrs: dict[str, dict[str, str]] = {}
+        """One attribute dictionary per transport, made once (never changed)."""
 
     def __call__(self, taken: list[Submission], results: list[RoundResult]) -> None:
-        """Record one round (the write path's ``on_commit``)."""
+        """Record one round (the write path's ``on_commit``).
+
+        The counters are added once per transport of the round, the latency
+        recorded per submission (each is one request's).
+        """
         metrics = self._metrics
+        record = metrics.publish_latency.record
         now = time.time_ns()
+        committed: dict[str, int] = {}
+        duplicated: dict[str, int] = {}
         for submission, result in zip(taken, results):
-            attrs = {"transport": submission.transport}
+            transport = submission.transport
+            attrs = self._attrs.get(transport)
+            if attrs is None:
+                attrs = self._attrs[transport] = {"transport": transport}
             duplicates = result.duplicates
-            metrics.committed.add(result.count - duplicates, attrs)
+            committed[transport] = committed.get(transport, 0) + result.count - duplicates
             if duplicates:
-                metrics.duplicates.add(duplicates, attrs)
-            metrics.publish_latency.record((now - submission.received_ns) / 1e9, attrs)
+                duplicated[transport] = duplicated.get(transport, 0) + duplicates
+            record((now - submission.received_ns) / 1e9, attrs)
+        for transport, count in committed.items():
+            metrics.committed.add(count, self._attrs[transport])
+        for transport, count in duplicated.items():
+            metrics.duplicates.add(count, self._attrs[transport])
         metrics.commits.add(1)
 
 

@@ -293,8 +293,9 @@ class RaftNode:
         Same contract as :meth:`propose`; all or nothing.
         """
         self._check_can_propose()
-        if not _RESERVED_KINDS.isdisjoint(set(map(operator.itemgetter(0), items))):
-            raise ValueError("NOOP and MEMBERSHIP entries are written by the core itself")
+        for kind, _ in items:
+            if kind in _RESERVED_KINDS:
+                raise ValueError("NOOP and MEMBERSHIP entries are written by the core itself")
         first = self._log.last_index() + 1
         if items:
             term = self._term
@@ -416,11 +417,12 @@ class RaftNode:
             raise RuntimeError("ready() called again before advance()")
         self._flush()
         log = self._log
+        # Each is the previous object itself when nothing changed (else a new, different one).
         hard = self._hard_state()
         prev = self._prev_hard
-        hard_out = hard if hard != prev else None
+        hard_out = hard if hard is not prev else None
         soft = self._soft_state()
-        soft_out = soft if soft != self._prev_soft else None
+        soft_out = soft if soft is not self._prev_soft else None
         snapshot = log.pending_snapshot
         entries = log.unstable_entries()
         must_sync = bool(entries) or snapshot is not None or (

@@ -30,8 +30,8 @@ def committed_index(voters: Collection[str], acked: Callable[[str], int]) -> int
     ``acked(voter)`` is the highest index that voter is known to store.
     No voters commit nothing (0).
     """
-    if not voters:
-        return 0
+    if len(voters) <= 1:  # no voters commit nothing; one voter, what it stores
+        return next(map(acked, voters), 0)
     indexes = sorted(map(acked, voters), reverse=True)
     return indexes[majority(len(indexes)) - 1]
 

@@ -4,7 +4,9 @@ Pure apart from the event loop's futures. For tests and ``storage.engine:
 memory``. Every append is "durable" at once (its future is already
 resolved; acknowledgements say DURABILITY_MEMORY). Each appended batch is one
 retention unit; once the log holds more than ``max_bytes``, the oldest applied
-units are dropped as :meth:`MemoryEntryLog.drop_before` would. Partition
+units are dropped as :meth:`MemoryEntryLog.drop_before` would, down to
+:data:`EVICT_TO` of ``max_bytes`` at once (each drop moves the lists of the
+units kept: one unit per round would cost a pass over the whole log per round). Partition
 reads take records straight from the entries' buffers (no copy).
 """
 
@@ -36,6 +38,8 @@ from .hard_state import HardState
 from .log import ReadResult
 
 _UNBOUNDED = 1 << 62
+EVICT_TO = 15 / 16
+"""Share of ``max_bytes`` an eviction brings the log down to."""
 
 
 class MemoryEntryLog:
@@ -109,28 +113,7 @@ class MemoryEntryLog:
     def append(self, batch: EntryBatch) -> asyncio.Future[int]:
         """See :meth:`.entry_api.EntryLog.append`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if batch.count:
-            check_follows(batch, self.last_index(), self._terms.last_term, self._next,
-                          self._last_times)
-            data = batch.data if isinstance(batch.data, bytes) else bytes(batch.data)
-            batch = EntryBatch(data, batch.first_index, batch.ends, batch.terms, batch.kinds,
-                               batch.blocks)
-            self._chunks.append(batch)
-            self._firsts.append(batch.first_index)
-            self._bytes += len(batch.data)
-            for index, term in zip(range(batch.first_index, batch.last_index + 1), batch.terms):
-                self._terms.note(index, term)
-            rows = batch.blocks
-            for row in range(0, len(rows), BLOCK_FIELDS):
-                partition, first, count = (rows[row + B_PARTITION], rows[row + B_FIRST_OFFSET],
-                                           rows[row + B_COUNT])
-                self._next[partition] = first + count
-                self._last_times[partition] = rows[row + B_TIME]
-                self._block_starts[partition].append((batch.first_index + rows[row + B_ENTRY],
-                                                      first))
-                self._unapplied.append((batch.first_index + rows[row + B_ENTRY], partition, first,
-                                        count, rows[row + B_TIME], data,
-                                        rows[row + B_POSITION], rows[row + B_SIZE]))
+        self._append(batch)
         future.set_result(self.last_index())
         return future
 
@@ -138,9 +121,39 @@ class MemoryEntryLog:
         """See :meth:`.entry_api.EntryLog.append_many`."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         for batch in batches:
-            self.append(batch)
+            self._append(batch)
         future.set_result(self.last_index())
         return future
+
+    def _append(self, batch: EntryBatch) -> None:
+        if not batch.count:
+            return
+        first_index = batch.first_index
+        check_follows(batch, self.last_index(), self._terms.last_term, self._next,
+                      self._last_times)
+        data = batch.data
+        if not isinstance(data, bytes):  # kept as it is: no one changes a bytes
+            data = bytes(data)
+            batch = EntryBatch(data, first_index, batch.ends, batch.terms, batch.kinds,
+                               batch.blocks)
+        self._chunks.append(batch)
+        self._firsts.append(first_index)
+        self._bytes += len(data)
+        note = self._terms.note
+        for index, term in enumerate(batch.terms, first_index):
+            note(index, term)
+        rows = batch.blocks
+        next_offsets, last_times = self._next, self._last_times
+        block_starts, unapplied = self._block_starts, self._unapplied
+        for row in range(0, len(rows), BLOCK_FIELDS):
+            partition, first, count, time_ns = (rows[row + B_PARTITION], rows[row + B_FIRST_OFFSET],
+                                                rows[row + B_COUNT], rows[row + B_TIME])
+            index = first_index + rows[row + B_ENTRY]
+            next_offsets[partition] = first + count
+            last_times[partition] = time_ns
+            block_starts[partition].append((index, first))
+            unapplied.append((index, partition, first, count, time_ns, data,
+                              rows[row + B_POSITION], rows[row + B_SIZE]))
 
     def truncate_after(self, index: int) -> asyncio.Future[int]:
         """See :meth:`.entry_api.EntryLog.truncate_after`."""
@@ -217,10 +230,20 @@ class MemoryEntryLog:
             self._blocks.add(partition, first, count, time_ns, data, start, start + size)
             self._visible[partition] = first + count
         self._applied = index
-        while self._bytes > self.max_bytes and len(self._chunks) > 1 and \
-                self._chunks[0].last_index <= index:
+        if self._bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the oldest applied units down to :data:`EVICT_TO` of ``max_bytes`` (never the newest)."""
+        chunks = self._chunks
+        excess = self._bytes - int(self.max_bytes * EVICT_TO)
+        drop = 0
+        while drop < len(chunks) - 1 and excess > 0 and chunks[drop].last_index <= self._applied:
+            excess -= len(chunks[drop].data)
+            drop += 1
+        if drop:
             before = sum(self._start)
-            self.drop_before(self._chunks[0].last_index + 1)
+            self.drop_before(chunks[drop - 1].last_index + 1)
             self.evicted += sum(self._start) - before
 
     # -- one partition, for subscribers ---------------------------------------
@@ -290,10 +313,10 @@ class MemoryEntryLog:
 
     def drop_before(self, index: int) -> int:
         """See :meth:`.entry_api.EntryLog.drop_before`."""
+        chunks = self._chunks
         drop = 0
-        for chunk in self._chunks[:-1]:
-            if chunk.last_index >= index or chunk.last_index > self._applied:
-                break
+        while drop < len(chunks) - 1 and chunks[drop].last_index < index and \
+                chunks[drop].last_index <= self._applied:
             drop += 1
         if not drop:
             return self._first
