@@ -521,15 +521,19 @@ class NativeWire:
         del blocks[_lib.ENTRY_BLOCK_FIELDS * a.block_count:]
         return ctypes.string_at(scratch, a.out_len), blocks
 
-    def entry_scan(self, payload: Buffer, partitions: int = 0) -> EntryScan:
+    def entry_scan(self, payload: Buffer, partitions: int = 0, *, check: bool = False
+                   ) -> EntryScan:
         """Blocks and producer-chosen ids of an EVENTS entry's payload (one call).
 
         Ids the server made (16 lowercase hex digits, ``-``, hex digits) and
-        empty ones are left out. CRCs are not checked (the log did).
+        empty ones are left out. Records' CRCs are checked only with
+        ``check`` (a payload from a peer; the log checked its own).
 
         Raises:
-            MalformedInput: the payload is not groups of records of framed events.
+            MalformedInput: the payload is not groups of records of framed
+                events, or (``check``) a record's CRC does not match.
         """
+        scan = self._lib.shardq_entry_check if check else self._lib.shardq_entry_scan
         block_cap = max(partitions, 1)
         # Enough for most rounds; a larger one is scanned again with the totals found.
         id_cap = min(len(payload) // (_lib.SEGMENT_HEADER + 2) + 1, 4096)
@@ -539,7 +543,7 @@ class NativeWire:
             n_blocks, n_ids = c_size_t(0), c_size_t(0)
             held = _lib.Borrowed(payload)
             try:
-                rc = self._lib.shardq_entry_scan(
+                rc = scan(
                     held.ptr, len(payload), partitions, blocks.buffer_info()[0], block_cap,
                     byref(n_blocks), ids.buffer_info()[0], id_cap, byref(n_ids))
             finally:
