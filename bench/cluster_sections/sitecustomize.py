@@ -67,6 +67,7 @@ def _install(out_dir: str) -> None:
     timed(entry_raft_log.EntryRaftLog, "_batches", "persist: entries encoded")
     timed(entries.EntryEncoder, "add", "persist: encoder add")
     timed(entries, "_walk_blocks", "persist: blocks checked")
+    timed(entry_raft_log.EntryRaftLog, "_scanned", "persist: payloads checked and scanned")
     timed_coroutine(applier.EntryApplier, "apply", "apply")
     timed(applier.EntryApplier, "_scan", "apply: entry scan")
     timed(entry_log.DiskEntryLog, "apply", "apply: log apply")

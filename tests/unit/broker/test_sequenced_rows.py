@@ -4,8 +4,10 @@ Rounds with repeated producer ids (within a submission, across submissions
 and rounds), ids of the server's form, server-assigned ids and keys over
 four partitions are sequenced once; one applier takes them with the
 sequencer's rows (as the leader does), the other scans every entry (as a
-follower does). Both must end with byte-identical state and windows, and
-only the second may have scanned.
+follower without a scanning persist does), a third takes the rows its
+persist's checking scan handed over (as a follower does). All must end with
+byte-identical state, windows and stored blocks, and only the second may
+have scanned.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import gc
 import random
 import sys
 
+import pytest
+
 from eventstream.server.broker.applier import EntryApplier
 from eventstream.server.broker.group_state import GroupTable
 from eventstream.server.broker.lanes import submissions_of
 from eventstream.server.broker.sequencer import Sequencer
-from eventstream.server.cluster.entry_raft_log import entries_of
+from eventstream.server.cluster.entry_raft_log import EntryRaftLog, entries_of
 from eventstream.server.native import DedupTable, EventEncoder, Limits, NativeWire
+from eventstream.server.raft import Entry, Membership, Ready
+from eventstream.server.storage.entries import CorruptEntry
 from eventstream.server.storage.memory_entry_log import MemoryEntryLog
 from eventstream.v1 import common_pb2, publish_pb2
 
@@ -73,6 +79,69 @@ async def test_applying_with_the_sequencers_rows_gives_the_state_a_scan_gives():
     assert len(follower.window) > 50
     assert leader.window.encode() == follower.window.encode()
     assert leader.state() == follower.state()
+
+
+def received(entries: list[Entry]) -> Ready:
+    """What a follower's driver persists: the entries as the network gave them (bytes)."""
+    copies = [Entry(e.index, e.term, e.kind, bytes(e.data)) for e in entries]
+    return Ready(None, None, None, copies, True, [], [], [], False)
+
+
+def receiving(partitions: int = PARTITIONS) -> tuple[EntryRaftLog, EntryApplier]:
+    """A follower's log port and applier, wired as a node wires them."""
+    event_log = MemoryEntryLog(partitions, 1 << 30)
+    applier = applier_of(event_log)
+    raft_log = EntryRaftLog(event_log, NativeWire(), Membership(frozenset({"n1", "n2"})))
+    raft_log.scanner, raft_log.on_scanned = NativeWire(), applier.expect_scanned
+    return raft_log, applier
+
+
+async def test_a_follower_applies_from_its_persists_scan_with_the_state_a_scan_gives():
+    rng = random.Random(11)
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    leader_log = MemoryEntryLog(PARTITIONS, 1 << 30)
+    leader = applier_of(leader_log)
+    raft_log, follower = receiving()
+    sequencer = Sequencer(encoder, NativeWire(), leader.window, PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    for index in range(1, 31):
+        taken = []
+        for _ in range(rng.randint(1, 4)):
+            taken += submissions_of(encoder.accept(request(rng, index), 1))
+        round_ = sequencer.sequence(taken, index, 1, 10**18 + index)
+        await leader_log.append(round_.batch)
+        leader.expect(index, 1, round_.rows)
+        await leader.apply(entries_of(round_.batch))
+        sequencer.applied(index)
+        await raft_log.persist(received(entries_of(round_.batch)))
+        await follower.apply(raft_log.storage.entries(index, index + 1))
+    assert follower.scanned == 0
+    assert len(follower.window) > 50
+    assert leader.state() == follower.state()
+    stored, expected = raft_log.event_log.entries(1, 31, 1 << 62), leader_log.entries(1, 31, 1 << 62)
+    assert bytes(stored.data) == bytes(expected.data)
+    assert list(stored.blocks) == list(expected.blocks)
+
+
+@pytest.mark.parametrize("scanning", [True, False])
+async def test_a_follower_refuses_a_payload_damaged_in_a_record(scanning):
+    encoder = EventEncoder(Limits(255, 1024, 255, 255, 8), PREFIX)
+    raft_log, _ = receiving()
+    if not scanning:
+        raft_log.scanner = None
+    sequencer = Sequencer(encoder, NativeWire(), applier_of(MemoryEntryLog(PARTITIONS, 1 << 30)).window,
+                          PARTITIONS, 0)
+    sequencer.activate(1, [0] * PARTITIONS, 0, [])
+    round_ = sequencer.sequence(submissions_of(encoder.accept(request(random.Random(5), 1), 1)),
+                                1, 1, 10**18)
+    (entry,) = entries_of(round_.batch)
+    damaged = bytearray(entry.data)
+    damaged[-1] ^= 0x20  # the last record's payload: its record CRC no longer matches
+    with pytest.raises(CorruptEntry, match="check out"):
+        await raft_log.persist(received([Entry(1, 1, entry.kind, bytes(damaged))]))
+    assert raft_log.event_log.last_index() == 0
+    await raft_log.persist(received([entry]))  # the undamaged entry is taken
+    assert raft_log.event_log.last_index() == 1
 
 
 async def test_rows_of_another_term_are_not_used():

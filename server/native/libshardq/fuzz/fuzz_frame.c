@@ -141,6 +141,29 @@ static void records_select(const uint8_t *data, size_t size)
     free(out);
 }
 
+/* An EVENTS payload from a peer: the scan and the checked scan stay in
+ * bounds, give the same rows, and the check accepts nothing the scan refuses. */
+static void entry_scan(const uint8_t *data, size_t size)
+{
+    int64_t blocks[8 * SHARDQ_ENTRY_BLOCK_FIELDS], ids[8 * SHARDQ_ENTRY_ID_FIELDS];
+    int64_t cblocks[8 * SHARDQ_ENTRY_BLOCK_FIELDS], cids[8 * SHARDQ_ENTRY_ID_FIELDS];
+    size_t nb = 0, ni = 0, cb = 0, ci = 0;
+    int rc = shardq_entry_scan(data, size, 0, blocks, 8, &nb, ids, 8, &ni);
+    int crc = shardq_entry_check(data, size, 0, cblocks, 8, &cb, cids, 8, &ci);
+    if ((rc != 0 && rc != SHARDQ_EBADMSG && rc != SHARDQ_ENOBUFS) || (crc != 0 && crc != rc &&
+        crc != SHARDQ_EBADMSG))
+        fail();
+    if (crc == 0 && (rc != 0 || cb != nb || ci != ni ||
+                     memcmp(cblocks, blocks, nb * sizeof blocks[0] * SHARDQ_ENTRY_BLOCK_FIELDS) ||
+                     memcmp(cids, ids, ni * sizeof ids[0] * SHARDQ_ENTRY_ID_FIELDS)))
+        fail();
+    for (size_t i = 0; rc == 0 && i < ni; i++) {
+        const int64_t *row = ids + SHARDQ_ENTRY_ID_FIELDS * i;
+        if (row[2] < 0 || row[3] <= 0 || (uint64_t)(row[2] + row[3]) > size)
+            fail();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_parse(data, size, 1u << 20, 0);
@@ -163,5 +186,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frames_accept(data, size, SHARDQ_FRAME_FINAL);
     datagrams_accept(data, size);
     records_select(data, size);
+    entry_scan(data, size);
     return 0;
 }

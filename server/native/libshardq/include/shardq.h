@@ -903,6 +903,19 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
                       size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
                       size_t *n_ids);
 
+/**
+ * shardq_entry_check - shardq_entry_scan() that also checks each record's CRC32C.
+ *
+ * For a payload from a peer (a follower's append): one pass checks what
+ * storing it needs (records tiling each group, their CRCs) and lists what
+ * applying it needs (blocks, producer-chosen ids). Arguments, results and
+ * ownership as shardq_entry_scan(); a record whose CRC does not match is
+ * SHARDQ_EBADMSG.
+ */
+int shardq_entry_check(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+                       size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
+                       size_t *n_ids);
+
 /* ======================================================================== */
 /* De-duplication table                                                     */
 /* ======================================================================== */

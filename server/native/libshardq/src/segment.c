@@ -279,9 +279,10 @@ static int framed_event_id(const unsigned char *p, size_t len, size_t *id_off, s
     return 0;
 }
 
-int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+/* shardq_entry_scan(), and with @check_crc each record's CRC32C checked too. */
+static int entry_scan(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
                       size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
-                      size_t *n_ids)
+                      size_t *n_ids, int check_crc)
 {
     if ((payload == NULL && len) || n_blocks == NULL || n_ids == NULL ||
         (blocks == NULL && max_blocks) || (ids == NULL && max_ids))
@@ -309,6 +310,9 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
             uint64_t offset = _shardq_get_le(p + r + 8, 8);
             if (length < SHARDQ_SEGMENT_HEADER - 4 || length > end - r - 4 ||
                 topic_len > length + 4 - SHARDQ_SEGMENT_HEADER)
+                return SHARDQ_EBADMSG;
+            if (check_crc && shardq_crc32c(0, p + r + 8, (size_t)length - 4) !=
+                                 (uint32_t)_shardq_get_le(p + r + 4, 4))
                 return SHARDQ_EBADMSG;
             if (records == 0) {
                 first = offset;
@@ -351,4 +355,20 @@ int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int6
     *n_blocks = nb;
     *n_ids = ni;
     return nb > max_blocks || ni > max_ids ? SHARDQ_ENOBUFS : SHARDQ_OK;
+}
+
+int shardq_entry_scan(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+                      size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
+                      size_t *n_ids)
+{
+    return entry_scan(payload, len, partitions, blocks, max_blocks, n_blocks, ids, max_ids,
+                      n_ids, 0);
+}
+
+int shardq_entry_check(const void *payload, size_t len, uint32_t partitions, int64_t *blocks,
+                       size_t max_blocks, size_t *n_blocks, int64_t *ids, size_t max_ids,
+                       size_t *n_ids)
+{
+    return entry_scan(payload, len, partitions, blocks, max_blocks, n_blocks, ids, max_ids,
+                      n_ids, 1);
 }

@@ -151,6 +151,13 @@ class EntryApplier:
         """
         self._expected[index] = (term, rows)
 
+    def expect_scanned(self, index: int, term: int, scan: EntryScan) -> None:
+        """The entry at ``(index, term)`` was received and checked with ``scan``: apply it from it.
+
+        A follower's hand-over from its persist (the same matching as :meth:`expect`).
+        """
+        self._expected[index] = (term, EntryRows(scan.runs(), scan))
+
     # -- the Applier port ------------------------------------------------------
 
     async def apply(self, entries: Sequence[Entry]) -> None:

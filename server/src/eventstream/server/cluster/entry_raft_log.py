@@ -39,8 +39,10 @@ import asyncio
 import json
 import logging
 import struct
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from eventstream.server.raft import (
     CompactedError,
@@ -54,8 +56,18 @@ from eventstream.server.raft import (
 )
 from eventstream.server.raft.records import limit_size
 
+from ..native.errors import MalformedInput
+from ..native.wire import EntryScan
 from ..storage import hard_state as stored_state
-from ..storage.entries import ENTRY_HEADER_SIZE, EntryBatch, EntryCodec, EntryEncoder, with_blocks
+from ..storage.entries import (
+    ENTRY_HEADER_SIZE,
+    CorruptEntry,
+    EntryBatch,
+    EntryCodec,
+    EntryEncoder,
+    add_native_blocks,
+    with_blocks,
+)
 from ..storage.entry_api import Compacted, EntryLog, LogHalted, Unavailable
 from ..storage.segment import Checksums
 from .errors import SnapshotUnavailable
@@ -71,6 +83,15 @@ _CRC = struct.Struct("<I")
 
 RECENT_BYTES = 8 << 20
 """Bytes of the newest appended entries the Raft log adapter keeps to serve reads back."""
+
+
+class PayloadScanner(Protocol):
+    """Checks and lists an EVENTS payload in one call (libshardq's wire backend)."""
+
+    def entry_scan(self, payload: memoryview, partitions: int = 0, *, check: bool = False
+                   ) -> EntryScan:
+        """See ``native.NativeWire.entry_scan``."""
+        ...
 
 
 class SnapshotRefused(Exception):
@@ -258,6 +279,12 @@ class EntryRaftLog:
         self.max_transfer_bytes = 1 << 30
         """Most bytes of a snapshot transfer (``cluster.max_snapshot_bytes``)."""
         self._too_large = -1
+        self.scanner: PayloadScanner | None = None
+        """Checks a follower's EVENTS payloads and lists their rows in one native pass
+        (none: :func:`~..storage.entries.with_blocks` checks them, the applier scans)."""
+        self.on_scanned: Callable[[int, int, EntryScan], None] | None = None
+        """Called with (index, term, scan) of each EVENTS entry :attr:`scanner` checked
+        (the applier's hand-over: it applies the entry from its scan)."""
 
     @property
     def storage(self) -> EntryStorage:
@@ -362,9 +389,42 @@ class EntryRaftLog:
 
     def _finish(self, encoder: EntryEncoder) -> EntryBatch:
         batch = encoder.finish()
-        if EntryKind.EVENTS in batch.kinds:  # a follower's: check and index its records
-            batch = with_blocks(batch, self._codec)
-        return batch
+        if EntryKind.EVENTS not in batch.kinds:
+            return batch
+        # A follower's entries: check and index their records.
+        if self.scanner is None:
+            return with_blocks(batch, self._codec)
+        return self._scanned(batch, self.scanner)
+
+    def _scanned(self, batch: EntryBatch, scanner: PayloadScanner) -> EntryBatch:
+        """``batch`` with its EVENTS blocks listed by one checking scan per payload.
+
+        The scan checks what :func:`~..storage.entries.with_blocks` checks
+        (groups, records tiling them, record CRCs) and the framing the
+        applier needs; its rows go to :attr:`on_scanned`, so applying the
+        entry scans nothing again.
+
+        Raises:
+            CorruptEntry: an EVENTS payload that does not check out.
+        """
+        blocks: array[int] = array("q")
+        data = memoryview(batch.data)
+        partitions = self._log.partitions
+        for number, kind in enumerate(batch.kinds):
+            if kind != EntryKind.EVENTS:
+                continue
+            start = batch.start(number)
+            try:
+                scan = scanner.entry_scan(data[start + ENTRY_HEADER_SIZE:batch.ends[number]],
+                                          partitions, check=True)
+            except MalformedInput as error:
+                raise CorruptEntry(start, f"the EVENTS payload does not check out: {error}"
+                                   ) from None
+            add_native_blocks(blocks, scan.blocks, number, start + ENTRY_HEADER_SIZE)
+            if self.on_scanned is not None:
+                self.on_scanned(batch.first_index + number, batch.terms[number], scan)
+        return EntryBatch(batch.data, batch.first_index, batch.ends, batch.terms, batch.kinds,
+                          blocks)
 
     async def _install(self, snapshot: Snapshot) -> None:
         """Start the log over with a leader's transfer (see the module docstring)."""

@@ -85,6 +85,7 @@ def one_voter(event_log: EntryLog, raft: Config, window: DedupTable, *,
     applier = EntryApplier(event_log, wire, window, GroupTable(event_log.partitions),
                            snapshot_bytes=snapshot_bytes)
     raft_log = EntryRaftLog(event_log, wire, Membership(voters or frozenset({raft.node_id})))
+    raft_log.scanner, raft_log.on_scanned = wire, applier.expect_scanned
     driver = RaftDriver(raft, raft_log, transport or NoPeers(), applier, tick_seconds=tick_seconds,
                         on_halt=on_halt, expected_errors=(LogHalted,))
     applier.request_snapshot = driver.request_snapshot

@@ -257,6 +257,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "shardq_entry_encode": (c_int, [POINTER(EntryArgs)]),
     "shardq_entry_scan": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P,
                                   c_void_p, c_size_t, _SIZE_P]),
+    "shardq_entry_check": (c_int, [c_void_p, c_size_t, c_uint32, c_void_p, c_size_t, _SIZE_P,
+                                   c_void_p, c_size_t, _SIZE_P]),
     "shardq_records_select": (c_int, [c_void_p, c_size_t, POINTER(SelectArgs), c_void_p, c_size_t]),
     "shardq_hash": (c_uint32, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "shardq_numa_nodes": (c_int, [c_char_p, POINTER(c_int32), c_size_t, _SIZE_P]),

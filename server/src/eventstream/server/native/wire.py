@@ -521,25 +521,29 @@ class NativeWire:
         del blocks[_lib.ENTRY_BLOCK_FIELDS * a.block_count:]
         return ctypes.string_at(scratch, a.out_len), blocks
 
-    def entry_scan(self, payload: Buffer, partitions: int = 0) -> EntryScan:
+    def entry_scan(self, payload: Buffer, partitions: int = 0, *, check: bool = False
+                   ) -> EntryScan:
         """Blocks and producer-chosen ids of an EVENTS entry's payload (one call).
 
         Ids the server made (16 lowercase hex digits, ``-``, hex digits) and
-        empty ones are left out. CRCs are not checked (the log did).
+        empty ones are left out. Records' CRCs are checked only with
+        ``check`` (a payload from a peer; the log checked its own).
 
         Raises:
-            MalformedInput: the payload is not groups of records of framed events.
+            MalformedInput: the payload is not groups of records of framed
+                events, or (``check``) a record's CRC does not match.
         """
+        scan = self._lib.shardq_entry_check if check else self._lib.shardq_entry_scan
         block_cap = max(partitions, 1)
         # Enough for most rounds; a larger one is scanned again with the totals found.
         id_cap = min(len(payload) // (_lib.SEGMENT_HEADER + 2) + 1, 4096)
         while True:
             blocks = array("q", [0]) * (_lib.ENTRY_BLOCK_FIELDS * block_cap)
-            ids = array("q", [0]) * (_lib.ENTRY_ID_FIELDS * id_cap)
+            ids = self._id_rows(_lib.ENTRY_ID_FIELDS * id_cap)
             n_blocks, n_ids = c_size_t(0), c_size_t(0)
             held = _lib.Borrowed(payload)
             try:
-                rc = self._lib.shardq_entry_scan(
+                rc = scan(
                     held.ptr, len(payload), partitions, blocks.buffer_info()[0], block_cap,
                     byref(n_blocks), ids.buffer_info()[0], id_cap, byref(n_ids))
             finally:
@@ -550,8 +554,18 @@ class NativeWire:
         if rc:
             raise_for(rc, "entry_scan")
         del blocks[_lib.ENTRY_BLOCK_FIELDS * n_blocks.value:]
-        del ids[_lib.ENTRY_ID_FIELDS * n_ids.value:]
-        return EntryScan(blocks, ids, payload)
+        return EntryScan(blocks, ids[:_lib.ENTRY_ID_FIELDS * n_ids.value], payload)
+
+    def _id_rows(self, values: int) -> array[int]:
+        """This thread's reusable id rows of :meth:`entry_scan`: at least ``values`` int64.
+
+        The rows found are copied out, so a scan neither allocates nor zero-fills
+        room for the worst case (128 kB) each time.
+        """
+        rows: array[int] | None = getattr(self._local, "id_rows", None)
+        if rows is None or len(rows) < values:
+            rows = self._local.id_rows = array("q", bytes(8 * max(values, 4 * 4096)))
+        return rows
 
     def hash(self, key: str | Buffer, topic: str | Buffer) -> int:
         """Partition hash: CRC32C of the key, or of the topic when the key is empty."""

@@ -216,6 +216,19 @@ def with_blocks(batch: EntryBatch, checksums: Checksums) -> EntryBatch:
     return EntryBatch(data, batch.first_index, ends, batch.terms, batch.kinds, blocks)
 
 
+def add_native_blocks(blocks: array[int], rows: array[int], entry: int, shift: int) -> None:
+    """Add the native encoder's or scanner's block ``rows`` of entry number ``entry`` to ``blocks``.
+
+    ``shift`` is added to their positions (where the rows' positions count
+    from in the batch's data).
+    """
+    for row in range(0, len(rows), _NATIVE_BLOCK_FIELDS):
+        blocks.append(entry)
+        blocks.extend(rows[row:row + B_POSITION - 1])
+        blocks.append(rows[row + B_POSITION - 1] + shift)
+        blocks.extend(rows[row + B_POSITION:row + _NATIVE_BLOCK_FIELDS])
+
+
 def _first_block_row(blocks: array[int], entry: int) -> int:
     """Number of the first block row of entry ``entry`` or later."""
     column = blocks[B_ENTRY::BLOCK_FIELDS]
@@ -333,13 +346,7 @@ class EntryEncoder:
             self._grown().extend(entry)
         else:
             self._data = entry
-        number = len(self._ends)
-        blocks = self._blocks
-        for row in range(0, len(rows), _NATIVE_BLOCK_FIELDS):
-            blocks.append(number)
-            blocks.extend(rows[row:row + B_POSITION - 1])
-            blocks.append(rows[row + B_POSITION - 1] + start)
-            blocks.extend(rows[row + B_POSITION:row + _NATIVE_BLOCK_FIELDS])
+        add_native_blocks(self._blocks, rows, len(self._ends), start)
         self._ends.append(len(self._data))
         self._terms.append(term)
         self._kinds.append(EntryKind.EVENTS)
@@ -544,6 +551,6 @@ __all__ = [
     "BLOCK_FIELDS", "B_COUNT", "B_ENTRY", "B_FIRST_OFFSET", "B_PARTITION", "B_POSITION",
     "B_SIZE", "B_TIME", "ENTRY_HEAD", "ENTRY_HEADER_SIZE", "GROUP_HEAD", "MIN_ENTRY_LENGTH",
     "CorruptEntry", "Entry", "EntryBatch", "EntryCodec", "EntryEncoder", "EntryKind",
-    "EntrySource", "Walked", "check_follows", "concat",
+    "EntrySource", "Walked", "add_native_blocks", "check_follows", "concat",
     "walk", "with_blocks",
 ]
