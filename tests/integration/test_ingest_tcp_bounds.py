@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from eventstream.client.frames import FrameError, TcpFrameSender, encode_frame
+from eventstream.server.config.model import IngestConfig
 from tests.support.server import ServerProcess, metric, wait_for_metric
 
 from .test_ingest_tcp import SOCKET_TIMEOUT, connect, parse_error, read_message
@@ -222,8 +223,8 @@ def test_greedy_connections_wait_for_the_budget_instead_of_filling_memory(
             pusher.close()
     # Before the budget the server held every byte it was sent: 8 x 16 MiB
     # (~130 MiB more resident) and 96 x 1 MiB (~100 MiB). Now: the budget,
-    # a 64 KiB receive buffer per connection, and room for the allocator.
-    allowed = budget + connections * 64 * 1024 + 24 * MIB
+    # a receive buffer per connection, and room for the allocator.
+    allowed = budget + connections * IngestConfig().receive_buffer_bytes + 24 * MIB
     assert grown < allowed, f"resident memory grew by {grown / MIB:.1f} MiB"
     assert 0 < held <= budget + 2 * MIB
     assert waiting > 0, "every connection was read: the budget held nothing back"

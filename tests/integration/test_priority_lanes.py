@@ -47,7 +47,6 @@ from dataclasses import dataclass
 import pytest
 
 from eventstream.client.frames import Priority, encode_frame
-from eventstream.server.ingest.tcp import RECEIVE_BYTES
 from eventstream.v1 import common_pb2, publish_pb2, subscribe_pb2
 from tests.support.client import Stubs, collect, event, subscribe_request
 from tests.support.server import ServerProcess, http_get, metric
@@ -55,8 +54,10 @@ from tests.support.server import ServerProcess, http_get, metric
 # One partition; a batch lane that holds the whole flood, so the LOW events of the key
 # producer are never refused as LANE_FULL, read ahead of the drain (no ingest mark) so the
 # lane is deep when the realtime events go: the drain's order is what the scenario checks;
-# the durable log with fsync always (the default).
-CONFIG = {"storage": {"partitions": 1},
+# the durable log with fsync always (the default); reads of 64 KiB, which the sizes below
+# (a read against a round's batch share, the pacing bound) are made for.
+RECEIVE_BYTES = 64 * 1024
+CONFIG = {"storage": {"partitions": 1}, "ingest": {"receive_buffer_bytes": RECEIVE_BYTES},
           "queues": {"batch_capacity": 262_144, "batch_ingest_mark": 0}}
 FLOOD_FRAMES = 150_000
 KEY_BATCHES, KEY_BATCH_EVENTS = 10, 50    # LOW events of one key, one request after another

@@ -68,6 +68,15 @@ int _shardq_pb_timestamp(const unsigned char *p, size_t len, int64_t *seconds, i
 void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
                          uint8_t priority, const uint8_t *topic, size_t topic_len);
 
+/* Writes the segment record header and topic of the record of @length bytes
+ * at @p, all but its CRC32C (_shardq_record_seal without the checksum). */
+void _shardq_record_head(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                         uint8_t priority, const uint8_t *topic, size_t topic_len);
+
+/* The CRC32C (from 0) of each of three buffers, computed together: as fast
+ * as one for buffers too short for the three lanes of shardq_crc32c(). */
+void _shardq_crc32c_three(const unsigned char *const buf[3], const size_t len[3], uint32_t crc[3]);
+
 /* Both CRC32C implementations, exposed for the unit tests. */
 uint32_t _shardq_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t _shardq_crc32c_hw(uint32_t crc, const void *buf, size_t len);

@@ -9,7 +9,7 @@
 
 #include "internal.h"
 
-void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+void _shardq_record_head(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
                          uint8_t priority, const uint8_t *topic, size_t topic_len)
 {
     _shardq_put_le(p, length - 4, 4);
@@ -19,6 +19,12 @@ void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64
     _shardq_put_le(p + 25, topic_len, 2);
     if (topic_len)
         memcpy(p + SHARDQ_SEGMENT_HEADER, topic, topic_len);
+}
+
+void _shardq_record_seal(unsigned char *p, size_t length, uint64_t offset, int64_t time_ns,
+                         uint8_t priority, const uint8_t *topic, size_t topic_len)
+{
+    _shardq_record_head(p, length, offset, time_ns, priority, topic, topic_len);
     _shardq_put_le(p + 4, shardq_crc32c(0, p + 8, length - 8), 4);
 }
 

@@ -568,6 +568,38 @@ static size_t row_id(const struct shardq_stage_args *a, const unsigned char *bod
     return a->id_prefix_len + put_hex(buf + a->id_prefix_len, generated);
 }
 
+/* Records whose header is written and whose CRC32C is not yet: sealed three
+ * at a time (_shardq_crc32c_three), while their bytes are still in cache. */
+struct unsealed {
+    unsigned char *record[3];
+    size_t length[3];
+    int count;
+};
+
+/* Queues the record of @length bytes at @p; seals the three queued once full. */
+static void unseal(struct unsealed *u, unsigned char *p, size_t length)
+{
+    u->record[u->count] = p;
+    u->length[u->count++] = length;
+    if (u->count < 3)
+        return;
+    const unsigned char *spans[3] = {u->record[0] + 8, u->record[1] + 8, u->record[2] + 8};
+    size_t lengths[3] = {u->length[0] - 8, u->length[1] - 8, u->length[2] - 8};
+    uint32_t crc[3];
+    _shardq_crc32c_three(spans, lengths, crc);
+    for (int i = 0; i < 3; i++)
+        _shardq_put_le(u->record[i] + 4, crc[i], 4);
+    u->count = 0;
+}
+
+/* Seals the records still queued (fewer than three), one at a time. */
+static void seal_rest(struct unsealed *u)
+{
+    for (int i = 0; i < u->count; i++)
+        _shardq_put_le(u->record[i] + 4, shardq_crc32c(0, u->record[i] + 8, u->length[i] - 8), 4);
+    u->count = 0;
+}
+
 int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_len,
                  const struct shardq_accepted *rows, size_t n, const struct shardq_dup *dups,
                  uint64_t *next_offsets, struct shardq_staged *out)
@@ -650,6 +682,7 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
     size_t time_len = put_timestamp(time_field, 0x42, a->time_ns);
     unsigned char *rec = out->records;
     size_t w = 0;
+    struct unsealed unsealed = {.count = 0};
     for (size_t k = 0; k < count; k++) {
         size_t i = order[k];
         const struct shardq_accepted *r = &rows[i];
@@ -683,12 +716,15 @@ int shardq_stage(struct shardq_stage_args *a, const void *bodies, size_t bodies_
         w += put_varint(rec + w, partition);
         rec[w++] = 0x50; /* Event.offset */
         w += put_varint(rec + w, offset);
-        if (stored)
-            _shardq_record_seal(rec + head, w - head, offset, a->time_ns, (uint8_t)r->priority,
+        if (stored) {
+            _shardq_record_head(rec + head, w - head, offset, a->time_ns, (uint8_t)r->priority,
                                 b + r->body_off + r->topic_off, r->topic_len);
+            unseal(&unsealed, rec + head, w - head);
+        }
         out->record_ends[k] = (uint32_t)w;
         out->record_priorities[k] = (uint8_t)r->priority;
     }
+    seal_rest(&unsealed);
     out->records_len = w;
     out->record_count = count;
     /* Acknowledgements, in row order. */

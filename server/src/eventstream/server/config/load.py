@@ -163,6 +163,7 @@ RULES: dict[str, tuple[Check, str]] = {
     "ingest.max_connections": _between(1, 1_000_000),
     "ingest.idle_timeout_seconds": _between(0, 7 * 24 * 3600),
     "ingest.frame_timeout_seconds": _between(0.01, 3600),
+    "ingest.receive_buffer_bytes": _between(4096, 16 * 1024 * 1024),
     "ingest.max_buffered_bytes": _between(1024 * 1024, 2**40),
     "ingest.udp_receive_buffer_bytes": _between(4096, 2**31 - 1),
     "ingest.udp_queue_bytes": _between(1024 * 1024, 2**40),

@@ -15,6 +15,12 @@ import typing
 from collections.abc import Callable
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    """A wait of :meth:`TcpChannel.fill` reached its deadline."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class TcpChannel(asyncio.BufferedProtocol):
     """The protocol of one accepted connection.
 
@@ -118,15 +124,18 @@ class TcpChannel(asyncio.BufferedProtocol):
             if self._start + count > self.capacity:
                 self._compact()
             self._flow()
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # A timer that fails the waiter, not an asyncio.timeout per wait:
+            # this runs once per read, and the context manager cost several
+            # times the timer (its own object, the task's cancel bookkeeping).
+            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                if deadline is None:
-                    await self._waiter
-                else:
-                    async with asyncio.timeout_at(deadline):
-                        await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         if self.pending < count and self._error is not None:
             raise ConnectionResetError(str(self._error) or type(self._error).__name__)
         return self.view()

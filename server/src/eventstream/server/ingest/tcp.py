@@ -8,7 +8,7 @@ length-delimited batches and the server answers each, in order, with an ACK
 (partition and offset per frame) once the batch is committed, or an ERROR.
 
 Memory and time are bounded per connection and in total. The socket is read
-into the connection's own receive buffer (:data:`RECEIVE_BYTES`,
+into the connection's own receive buffer (``ingest.receive_buffer_bytes``,
 :mod:`.channel`), which is validated as it arrives, one native call per
 read; a frame larger than that buffer gets a buffer of its own size for as
 long as it takes to arrive. What a connection holds beyond its receive
@@ -66,8 +66,6 @@ from .sink import BrokerSink, positions_of
 
 log = logging.getLogger(__name__)
 
-RECEIVE_BYTES = 64 * 1024
-"""Receive buffer of a connection: the socket is read into it, and it is validated in place."""
 ACK_WINDOW = 64
 """Acknowledged batches of one connection committing at once; more waits."""
 HELD_FRAME_BYTES = ACCEPTED_EVENT_BYTES + 8
@@ -136,7 +134,7 @@ class TcpIngest:
         backlog = min(self._config.max_connections, 4096)
         if self._tls is None:
             self._server = await loop.create_server(
-                lambda: TcpChannel(RECEIVE_BYTES, self._accept), host, port, backlog=backlog)
+                self._new_channel, host, port, backlog=backlog)
             self.port = self._server.sockets[0].getsockname()[1]
             return
         # TLS: sockets are accepted here and handed to the loop with the
@@ -209,7 +207,7 @@ class TcpIngest:
             return
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: TcpChannel(RECEIVE_BYTES, self._accept), sock, ssl=self._tls.context(),
+                self._new_channel, sock, ssl=self._tls.context(),
                 ssl_handshake_timeout=config.frame_timeout_seconds)
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
             reason = _handshake_reason(error)
@@ -217,6 +215,10 @@ class TcpIngest:
             self._metrics.ingest_closed.add(1, {"transport": "tcp", "reason": reason})
             log.info("tcp ingest: TLS handshake with %s failed: %s: %s", peer, reason, error)
             sock.close()
+
+    def _new_channel(self) -> TcpChannel:
+        """A new connection's protocol, with its receive buffer (``ingest.receive_buffer_bytes``)."""
+        return TcpChannel(self._config.receive_buffer_bytes, self._accept)
 
     def _accept(self, channel: TcpChannel) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(channel))
@@ -295,6 +297,8 @@ class _Connection:
         config = ingest._config
         self._idle = config.idle_timeout_seconds or None
         self._frame_timeout = config.frame_timeout_seconds
+        self._receive = config.receive_buffer_bytes
+        """Bytes of the receive buffer when it is not grown for a large frame or batch."""
         self._deadline: float | None = None   # of the frame or batch being received
         self._grown = 0        # budget bytes held for a receive buffer grown for a large frame
         self._accepted = 0     # frames queued (fire-and-forget position)
@@ -677,8 +681,8 @@ class _Connection:
     def _shrink(self) -> None:
         """Give a grown receive buffer back once its frame or batch is consumed."""
         channel = self._channel
-        if channel.capacity > RECEIVE_BYTES and channel.pending <= RECEIVE_BYTES:
-            channel.resize(RECEIVE_BYTES)
+        if channel.capacity > self._receive and channel.pending <= self._receive:
+            channel.resize(self._receive)
             self._budget.give(self._grown)
             self._grown = 0
 
@@ -690,7 +694,7 @@ class _Connection:
         """
         self._shrink()
         capacity = self._channel.capacity
-        keep = max(0, capacity - self._grown) if capacity > RECEIVE_BYTES else 0
+        keep = max(0, capacity - self._grown) if capacity > self._receive else 0
         self._grown += keep
         return keep
 
@@ -706,7 +710,7 @@ class _Connection:
         Its validated frames, and a receive buffer grown for a large frame.
         """
         frames = min(size // SMALLEST_FRAME + 1, self._ingest._limits.max_batch_events + 1)
-        grown = min(size, self._ingest._decoder.max_frame + 4) if size > RECEIVE_BYTES else 0
+        grown = min(size, self._ingest._decoder.max_frame + 4) if size > self._receive else 0
         return size + frames * HELD_FRAME_BYTES + grown
 
     async def _discard(self, count: int) -> None:
@@ -786,7 +790,7 @@ class _Connection:
         channel = self._channel
         channel.write_eof()
         channel.consume(channel.pending)
-        channel.resize(RECEIVE_BYTES)
+        channel.resize(self._receive)
         deadline = self._loop.time() + min(LINGER_SECONDS, self._frame_timeout)
         try:
             while data := await channel.fill(1, deadline):
@@ -847,4 +851,4 @@ def _as_closed(error: ConnectionError | EventStreamError) -> _Closed:
     return _Closed("CONNECTION_RESET", str(error) or type(error).__name__)
 
 
-__all__ = ["ACK_WINDOW", "RECEIVE_BYTES", "TcpIngest"]
+__all__ = ["ACK_WINDOW", "TcpIngest"]
