@@ -471,6 +471,13 @@ static int id_rows_valid(size_t len, const int64_t *ids, size_t n)
     return SHARDQ_OK;
 }
 
+/* The node of an id row (partition, offset, id start, id length) over buf, added if new. */
+static struct node *node_of_row(struct shardq_dedup *t, const void *buf, const int64_t *row)
+{
+    const unsigned char *id = (const unsigned char *)buf + row[2];
+    return find_or_add(t, siphash13(t->key, id, (size_t)row[3]), id, (size_t)row[3]);
+}
+
 int shardq_dedup_hold_ids(shardq_dedup_t *t, const void *buf, size_t len, const int64_t *ids,
                           size_t n, int64_t time_ns, uint64_t index)
 {
@@ -478,11 +485,9 @@ int shardq_dedup_hold_ids(shardq_dedup_t *t, const void *buf, size_t len, const 
         return SHARDQ_EINVAL;
     if (id_rows_valid(len, ids, n) || (t->list[FLIGHT].tail && t->list[FLIGHT].tail->f_index > index))
         return SHARDQ_EINVAL;
-    const unsigned char *b = buf;
     for (size_t i = 0; i < n; i++) {
         const int64_t *row = ids + SHARDQ_ENTRY_ID_FIELDS * i;
-        const unsigned char *id = b + row[2];
-        struct node *node = find_or_add(t, siphash13(t->key, id, (size_t)row[3]), id, (size_t)row[3]);
+        struct node *node = node_of_row(t, buf, row);
         if (!node)
             return SHARDQ_ENOMEM;
         flight_set(t, node, row[0], row[1], time_ns, index);
@@ -559,11 +564,9 @@ int shardq_dedup_remember(shardq_dedup_t *t, const void *buf, size_t len, const 
         return SHARDQ_EINVAL;
     if (!enabled(t))
         return SHARDQ_OK;
-    const unsigned char *b = buf;
     for (size_t i = 0; i < n; i++) {
         const int64_t *row = ids + SHARDQ_ENTRY_ID_FIELDS * i;
-        const unsigned char *id = b + row[2];
-        struct node *node = find_or_add(t, siphash13(t->key, id, (size_t)row[3]), id, (size_t)row[3]);
+        struct node *node = node_of_row(t, buf, row);
         if (!node)
             return SHARDQ_ENOMEM;
         window_set(t, node, row[0], row[1], time_ns);
