@@ -139,20 +139,19 @@ class Lanes:
             self._idle.clear()
             self._ready.set()
             on_fill = self._on_fill
-            if on_fill is not None and (wanted[Lane.REALTIME] or
-                                        waiting[Lane.REALTIME] + waiting[Lane.BATCH] >= self._fill_mark):
+            if on_fill is not None and self.filled(self._fill_mark):
                 on_fill()
         return None
 
     def watch_fill(self, mark: int, on_fill: Callable[[], None]) -> None:
-        """Call ``on_fill`` after each offer that leaves ``mark`` events waiting or adds realtime ones."""
+        """Call ``on_fill`` after each offer that leaves the lanes :meth:`filled` to ``mark``."""
         self._fill_mark = mark
         self._on_fill = on_fill
 
     def filled(self, mark: int) -> bool:
         """Whether a realtime event or ``mark`` events or more wait to be taken."""
         waiting = self._waiting
-        return bool(waiting[Lane.REALTIME]) or waiting[Lane.REALTIME] + waiting[Lane.BATCH] >= mark
+        return bool(waiting[Lane.REALTIME]) or waiting[Lane.BATCH] >= mark
 
     def take(self, budget: int, batch_share: float) -> list[Submission]:
         """Dequeue up to ``budget`` events' worth of submissions, realtime first.
